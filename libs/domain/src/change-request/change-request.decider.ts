@@ -1,0 +1,495 @@
+import { type Actor, type Role, actorRef, hasAnyRole } from '../shared/actor';
+import { canonicalJson } from '../shared/canonical-json';
+import type { Decider, DecisionContext } from '../shared/decider';
+import {
+  forbidden,
+  invalidState,
+  notFound,
+  ruleViolation,
+  segregationOfDuties,
+  validationFailed,
+} from '../shared/domain-error';
+import type { StandardTemplateState } from '../standard-template/standard-template.state';
+import type {
+  AmendChange,
+  ChangeRequestCommand,
+  ChangeRequestCommandType,
+  RecordReview,
+  SubmitChange,
+} from './change-request.commands';
+import type { ChangeRequestEvent } from './change-request.events';
+import { type ChangeRequestState, evolveChangeRequest, initialChangeRequestState } from './change-request.state';
+import {
+  type ApprovalLevel,
+  type ChangeRequestFields,
+  type ChangeStatus,
+  type ChangeType,
+  CHECKLIST_ITEMS,
+  type ChecklistItem,
+  LATER_FIELDS,
+  REVIEW_CRITERIA,
+  REVIEW_KINDS,
+  type RiskLevel,
+} from './change-request.types';
+
+export interface ChangeRequestContext extends DecisionContext {
+  /** The template a standard submission names, loaded by the caller (undefined if none exists). */
+  readonly template?: StandardTemplateState;
+}
+
+type Actionable = Exclude<ChangeRequestCommandType, 'SubmitChange'>;
+
+/**
+ * Who may send each command, and in which statuses. This table is the contract's
+ * "Commands" table; `decide` applies it before the command-specific rules.
+ */
+interface CommandPolicy {
+  readonly roles: readonly Role[] | 'original-requester';
+  /** Others than `roles` who may also act: the original requester (for cancel). */
+  readonly alsoOriginalRequester?: boolean;
+  readonly allowedIn: (state: ChangeRequestState) => readonly ChangeStatus[];
+}
+
+const PRE_IMPLEMENTATION: readonly ChangeStatus[] = [
+  'in-review',
+  'changes-requested',
+  'awaiting-approval',
+  'approved',
+  'scheduled',
+];
+const always =
+  (...statuses: ChangeStatus[]) =>
+  (): readonly ChangeStatus[] =>
+    statuses;
+
+export const COMMAND_POLICIES: Record<Actionable, CommandPolicy> = {
+  AmendChange: {
+    roles: 'original-requester',
+    allowedIn: (s) =>
+      s.type === 'emergency'
+        ? ['in-progress', 'implemented']
+        : ['in-review', 'changes-requested', 'awaiting-approval'],
+  },
+  RecordReview: {
+    roles: ['technical-reviewer', 'business-reviewer', 'security-reviewer'],
+    allowedIn: always('in-review'),
+  },
+  ApproveChange: { roles: ['infrastructure-lead', 'management'], allowedIn: always('awaiting-approval') },
+  RejectChange: { roles: ['infrastructure-lead', 'management'], allowedIn: always('awaiting-approval') },
+  ScheduleChange: { roles: ['implementer', 'infrastructure-lead'], allowedIn: always('approved', 'scheduled') },
+  CompleteChecklistItem: {
+    roles: ['implementer'],
+    allowedIn: always('approved', 'scheduled', 'in-progress'),
+  },
+  StartImplementation: { roles: ['implementer'], allowedIn: always('scheduled') },
+  RecordImplementationStep: { roles: ['implementer'], allowedIn: always('in-progress') },
+  RecordImplementationIssue: { roles: ['implementer'], allowedIn: always('in-progress', 'implemented') },
+  RecordVerification: { roles: ['implementer'], allowedIn: always('in-progress') },
+  CompleteImplementation: { roles: ['implementer'], allowedIn: always('in-progress') },
+  RecordPostImplementationReview: {
+    roles: ['implementer', 'infrastructure-lead', 'management'],
+    allowedIn: always('implemented'),
+  },
+  RecordRetrospectiveDecision: {
+    roles: ['management'],
+    allowedIn: (s) => (s.type === 'emergency' ? ['implemented'] : []),
+  },
+  CloseChange: { roles: ['implementer', 'infrastructure-lead', 'management'], allowedIn: always('implemented') },
+  CancelChange: {
+    roles: ['infrastructure-lead', 'management'],
+    alsoOriginalRequester: true,
+    allowedIn: always(...PRE_IMPLEMENTATION),
+  },
+};
+
+export const requiredApprovalFor = (risk: RiskLevel): ApprovalLevel =>
+  risk === 'high' ? 'management' : 'infrastructure-lead';
+
+export const requiredChecklistItems = (state: ChangeRequestState): ChecklistItem[] =>
+  CHECKLIST_ITEMS.filter(
+    (item) => item !== 'maintenance-window-scheduled' || state.schedule?.maintenanceWindow === true,
+  );
+
+/** What an emergency change still lacks to be a complete change request. */
+export const missingRequestFields = (request: ChangeRequestFields): string[] =>
+  LATER_FIELDS.filter((field) => {
+    const value = request[field];
+    return value === undefined || (Array.isArray(value) && value.length === 0);
+  });
+
+const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
+
+const describeRoles = (roles: readonly string[]) => roles.join(' or ');
+
+const checkTimes = (start: string, end: string, what: string) => {
+  if (!(Date.parse(end) > Date.parse(start))) {
+    throw validationFailed(`${what}: the end must come after the start`, 'time-range');
+  }
+};
+
+const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
+  if (type !== 'emergency') {
+    const missing = missingRequestFields(request);
+    if (missing.length > 0) {
+      throw validationFailed(`a ${type} change needs ${missing.join(', ')}`, 'complete-request');
+    }
+    if (request.emergency !== undefined) {
+      throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
+    }
+  } else if (request.emergency === undefined) {
+    throw validationFailed('an emergency change needs emergency details (category, justification)', 'emergency-details');
+  }
+  const window = request.timeline?.maintenanceWindow;
+  if (window) checkTimes(window.start, window.end, 'timeline.maintenanceWindow');
+};
+
+const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: ChangeRequestContext) => {
+  const { actor, now } = ctx;
+  const allowed: Role[] = command.changeType === 'emergency' ? ['requester', 'implementer'] : ['requester'];
+  if (!hasAnyRole(actor, allowed)) {
+    throw forbidden(`submitting a ${command.changeType} change needs the role ${describeRoles(allowed)}`);
+  }
+  if (state.exists) throw invalidState(`change ${state.id} already exists`);
+  validateRequest(command.changeType, command.fields);
+  const by = actorRef(actor);
+  if (command.changeType === 'standard') {
+    const templateId = command.standardTemplateId;
+    if (!templateId) throw validationFailed('a standard change must name standardTemplateId', 'standard-template');
+    const template = ctx.template;
+    if (!template?.exists || template.id !== templateId) {
+      throw ruleViolation(`standard template ${templateId} does not exist`, 'standard-template-active');
+    }
+    if (!template.active) {
+      throw ruleViolation(`standard template ${templateId} is retired`, 'standard-template-active');
+    }
+    if (command.fields.risk?.level !== 'low') {
+      throw ruleViolation(
+        `a standard change must be low risk (this one is ${command.fields.risk?.level ?? 'unassessed'})`,
+        'standard-change-low-risk',
+      );
+    }
+    return [
+      {
+        type: 'ChangeSubmitted',
+        data: {
+          changeId: command.changeId,
+          changeType: 'standard',
+          request: command.fields,
+          standardTemplate: { id: template.id, name: template.name, version: template.version },
+          by,
+          at: now,
+        },
+      },
+      { type: 'ChangePreApproved', data: { templateId: template.id, rule: 'standard-change-template', by, at: now } },
+    ] satisfies ChangeRequestEvent[];
+  }
+  if (command.standardTemplateId !== undefined) {
+    throw validationFailed('only standard changes name a standard template', 'standard-template');
+  }
+  const submitted: ChangeRequestEvent = {
+    type: 'ChangeSubmitted',
+    data: { changeId: command.changeId, changeType: command.changeType, request: command.fields, by, at: now },
+  };
+  if (command.changeType === 'emergency') {
+    // The process says "implement immediately": the declaration starts the implementation.
+    return [submitted, { type: 'ImplementationStarted', data: { emergency: true, by, at: now } }] satisfies ChangeRequestEvent[];
+  }
+  return [submitted];
+};
+
+const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: ChangeRequestContext) => {
+  if ('emergency' in command.fields && command.fields.emergency !== undefined && state.type !== 'emergency') {
+    throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
+  }
+  const changes: Record<string, unknown> = {};
+  const previous: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(command.fields)) {
+    if (value === undefined) continue;
+    const before = (state.request as unknown as Record<string, unknown>)[key];
+    if (canonicalJson(before) !== canonicalJson(value)) {
+      changes[key] = value;
+      previous[key] = before;
+    }
+  }
+  if (Object.keys(changes).length === 0) {
+    throw validationFailed('the amendment changes nothing', 'amendment-changes-something');
+  }
+  const amended = { ...state.request, ...changes } as ChangeRequestFields;
+  validateRequest(state.type, amended);
+  const voidsReviews = state.type === 'normal';
+  const voidedReviews = voidsReviews ? REVIEW_KINDS.filter((k) => state.reviews[k] !== undefined) : [];
+  return [
+    {
+      type: 'ChangeAmended',
+      data: {
+        changes: changes as Partial<ChangeRequestFields>,
+        previous: previous as Partial<ChangeRequestFields>,
+        voidedReviews,
+        statusBefore: state.status,
+        statusAfter: voidsReviews ? 'in-review' : state.status,
+        by: actorRef(ctx.actor),
+        at: ctx.now,
+      },
+    },
+  ] satisfies ChangeRequestEvent[];
+};
+
+const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: ChangeRequestContext) => {
+  const role = `${command.kind}-reviewer` as Role;
+  if (!ctx.actor.roles.includes(role)) {
+    throw forbidden(`a ${command.kind} review needs the role ${role}`);
+  }
+  const expected = REVIEW_CRITERIA[command.kind];
+  const given = Object.keys(command.criteria);
+  const missing = expected.filter((k) => typeof command.criteria[k] !== 'string' || command.criteria[k].trim() === '');
+  const unknown = given.filter((k) => !expected.includes(k));
+  if (missing.length > 0 || unknown.length > 0) {
+    throw validationFailed(
+      [
+        missing.length > 0 ? `criteria missing: ${missing.join(', ')}` : '',
+        unknown.length > 0 ? `criteria not part of a ${command.kind} review: ${unknown.join(', ')}` : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
+      'review-criteria',
+    );
+  }
+  if (state.reviews[command.kind] !== undefined) {
+    throw ruleViolation(`the ${command.kind} review is already recorded`, 'one-review-per-kind');
+  }
+  const by = actorRef(ctx.actor);
+  const at = ctx.now;
+  const recorded: ChangeRequestEvent = {
+    type: 'ReviewRecorded',
+    data: { kind: command.kind, verdict: command.verdict, notes: command.notes, criteria: command.criteria, by, at },
+  };
+  if (command.verdict === 'reject') {
+    return [
+      recorded,
+      { type: 'ChangeRejected', data: { stage: 'review', kind: command.kind, reason: command.notes, by, at } },
+    ] satisfies ChangeRequestEvent[];
+  }
+  if (command.verdict === 'request-changes') {
+    return [
+      recorded,
+      { type: 'ChangesRequested', data: { kind: command.kind, notes: command.notes, by, at } },
+    ] satisfies ChangeRequestEvent[];
+  }
+  const approvedKinds = REVIEW_KINDS.filter(
+    (k) => k === command.kind || state.reviews[k]?.verdict === 'approve',
+  );
+  if (approvedKinds.length < REVIEW_KINDS.length) return [recorded];
+  const riskLevel = state.request.risk?.level ?? 'high';
+  const requiredApproval = requiredApprovalFor(riskLevel);
+  return [
+    recorded,
+    {
+      type: 'ReviewsCompleted',
+      data: {
+        riskLevel,
+        requiredApproval,
+        rule: requiredApproval === 'management' ? 'high-risk-needs-management' : 'normal-change-needs-infrastructure-lead',
+        by,
+        at,
+      },
+    },
+  ] satisfies ChangeRequestEvent[];
+};
+
+const checkPolicy = (command: Exclude<ChangeRequestCommand, SubmitChange>, state: ChangeRequestState, actor: Actor) => {
+  const policy = COMMAND_POLICIES[command.type];
+  if (policy.roles === 'original-requester') {
+    if (!isOriginalRequester(state, actor)) {
+      throw forbidden(`only the original requester (${state.requestedBy?.name ?? 'unknown'}) may do this`);
+    }
+  } else if (command.type !== 'RecordReview') {
+    const allowed = hasAnyRole(actor, policy.roles) || (policy.alsoOriginalRequester === true && isOriginalRequester(state, actor));
+    if (!allowed) {
+      const who = describeRoles([...(policy.alsoOriginalRequester ? ['the original requester'] : []), ...policy.roles]);
+      throw forbidden(`${command.type} needs ${who}`);
+    }
+  } else if (!hasAnyRole(actor, policy.roles)) {
+    throw forbidden(`a review needs a reviewer role`);
+  }
+  const allowedIn = policy.allowedIn(state);
+  if (!allowedIn.includes(state.status)) {
+    const where =
+      allowedIn.length === 0 ? `never for a ${state.type} change` : `only in status ${allowedIn.join(', ')}`;
+    throw invalidState(`${command.type} is not allowed in status ${state.status} (${where})`);
+  }
+};
+
+const decideChangeRequest = (
+  command: ChangeRequestCommand,
+  state: ChangeRequestState,
+  ctx: ChangeRequestContext,
+): ChangeRequestEvent[] => {
+  if (command.type === 'SubmitChange') return decideSubmit(command, state, ctx);
+  if (!state.exists) throw notFound('no such change request');
+  checkPolicy(command, state, ctx.actor);
+  const by = actorRef(ctx.actor);
+  const at = ctx.now;
+  const notRequester = (what: string) => {
+    if (isOriginalRequester(state, ctx.actor)) {
+      throw segregationOfDuties(`nobody ${what} a change they requested`, 'requester-is-not-approver');
+    }
+  };
+
+  switch (command.type) {
+    case 'AmendChange':
+      return decideAmend(command, state, ctx);
+    case 'RecordReview':
+      notRequester('reviews');
+      return decideReview(command, state, ctx);
+    case 'ApproveChange':
+    case 'RejectChange': {
+      const level = state.requiredApproval ?? requiredApprovalFor(state.request.risk?.level ?? 'high');
+      if (level === 'management' && !ctx.actor.roles.includes('management')) {
+        throw forbidden('a high-risk change needs management approval', 'high-risk-needs-management');
+      }
+      notRequester(command.type === 'ApproveChange' ? 'approves' : 'rejects');
+      const riskLevel = state.request.risk?.level ?? 'high';
+      if (command.type === 'ApproveChange') {
+        return [{ type: 'ChangeApproved', data: { level, riskLevel, comment: command.comment, by, at } }];
+      }
+      return [{ type: 'ChangeRejected', data: { stage: 'approval', reason: command.reason, by, at } }];
+    }
+    case 'ScheduleChange':
+      checkTimes(command.plannedStart, command.plannedEnd, 'schedule');
+      return [
+        {
+          type: 'ChangeScheduled',
+          data: {
+            plannedStart: command.plannedStart,
+            plannedEnd: command.plannedEnd,
+            maintenanceWindow: command.maintenanceWindow,
+            rescheduled: state.status === 'scheduled',
+            by,
+            at,
+          },
+        },
+      ];
+    case 'CompleteChecklistItem':
+      return [{ type: 'ChecklistItemCompleted', data: { item: command.item, note: command.note, by, at } }];
+    case 'StartImplementation': {
+      if (state.approval?.by && state.approval.by.id === ctx.actor.id) {
+        throw segregationOfDuties('the approver of a change does not start its implementation', 'approver-is-not-implementer');
+      }
+      const missing = requiredChecklistItems(state).filter((item) => state.checklist[item] === undefined);
+      if (missing.length > 0) {
+        throw ruleViolation(`pre-implementation checklist incomplete: ${missing.join(', ')}`, 'checklist-complete');
+      }
+      return [
+        {
+          type: 'ImplementationStarted',
+          data: {
+            emergency: false,
+            scheduledStart: state.schedule?.plannedStart,
+            scheduledEnd: state.schedule?.plannedEnd,
+            by,
+            at,
+          },
+        },
+      ];
+    }
+    case 'RecordImplementationStep':
+      return [
+        {
+          type: 'ImplementationStepRecorded',
+          data: { sequence: state.implementation.steps.length + 1, description: command.description, by, at },
+        },
+      ];
+    case 'RecordImplementationIssue':
+      return [
+        {
+          type: 'ImplementationIssueRecorded',
+          data: { description: command.description, severity: command.severity, by, at },
+        },
+      ];
+    case 'RecordVerification': {
+      const passed = command.functionalityTested && command.systemHealthVerified && command.logsChecked;
+      return [
+        {
+          type: 'VerificationRecorded',
+          data: {
+            functionalityTested: command.functionalityTested,
+            systemHealthVerified: command.systemHealthVerified,
+            logsChecked: command.logsChecked,
+            passed,
+            notes: command.notes,
+            by,
+            at,
+          },
+        },
+      ];
+    }
+    case 'CompleteImplementation':
+      if (command.outcome === 'successful' && state.implementation.verification?.passed !== true) {
+        throw ruleViolation(
+          state.implementation.verification
+            ? 'a successful outcome needs a verification with functionality tested, system health verified and logs checked'
+            : 'a successful outcome needs a passing verification; none is recorded',
+          'successful-needs-verification',
+        );
+      }
+      return [{ type: 'ImplementationCompleted', data: { outcome: command.outcome, notes: command.notes, by, at } }];
+    case 'RecordPostImplementationReview':
+      if (state.postImplementationReview) {
+        throw ruleViolation('the post-implementation review is already recorded', 'one-post-implementation-review');
+      }
+      return [
+        {
+          type: 'PostImplementationReviewRecorded',
+          data: {
+            documentationUpdated: command.documentationUpdated,
+            issues: command.issues,
+            lessonsLearned: command.lessonsLearned,
+            improvements: command.improvements,
+            by,
+            at,
+          },
+        },
+      ];
+    case 'RecordRetrospectiveDecision': {
+      notRequester('retrospectively approves');
+      if (state.retrospectiveDecision) {
+        throw ruleViolation('the retrospective decision is already recorded', 'one-retrospective-decision');
+      }
+      const missing: string[] = [];
+      if (!state.postImplementationReview) missing.push('post-implementation review');
+      const fields = missingRequestFields(state.request);
+      if (fields.length > 0) missing.push(`complete change request (${fields.join(', ')})`);
+      if (missing.length > 0) {
+        throw ruleViolation(`retrospective approval needs: ${missing.join('; ')}`, 'retrospective-prerequisites');
+      }
+      return [{ type: 'RetrospectiveDecisionRecorded', data: { decision: command.decision, comment: command.comment, by, at } }];
+    }
+    case 'CloseChange': {
+      const missing: string[] = [];
+      if (!state.postImplementationReview) missing.push('post-implementation review');
+      if (state.type === 'emergency' && !state.retrospectiveDecision) missing.push('retrospective decision');
+      if (missing.length > 0) throw ruleViolation(`closing needs: ${missing.join('; ')}`, 'close-prerequisites');
+      return [{ type: 'ChangeClosed', data: { by, at } }];
+    }
+    case 'CancelChange':
+      return [{ type: 'ChangeCancelled', data: { reason: command.reason, statusBefore: state.status, by, at } }];
+    default: {
+      const _exhaustive: never = command;
+      throw validationFailed(`unknown command ${(_exhaustive as { type: string }).type}`);
+    }
+  }
+};
+
+export const changeRequestDecider: Decider<
+  ChangeRequestCommand,
+  ChangeRequestEvent,
+  ChangeRequestState,
+  ChangeRequestContext
+> = {
+  initialState: initialChangeRequestState,
+  decide: decideChangeRequest,
+  evolve: evolveChangeRequest,
+};
+
+export const changeRequestStreamId = (changeId: string) => `changeRequest-${changeId}`;
+export const formatChangeId = (n: number) => `CHG-${String(n).padStart(3, '0')}`;

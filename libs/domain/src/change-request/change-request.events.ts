@@ -1,0 +1,177 @@
+import type { ActorRef } from '../shared/actor';
+import type { DomainEvent } from '../shared/decider';
+import type {
+  ApprovalLevel,
+  ChangeRequestFields,
+  ChangeStatus,
+  ChangeType,
+  ChecklistItem,
+  IssueSeverity,
+  Outcome,
+  RetrospectiveDecision,
+  ReviewKind,
+  ReviewVerdict,
+  RiskLevel,
+} from './change-request.types';
+
+/** Every change event says who and when inside its data, so the record reads on its own. */
+interface Stamped {
+  by: ActorRef;
+  at: string;
+}
+
+export type ChangeSubmitted = DomainEvent<
+  'ChangeSubmitted',
+  Stamped & {
+    changeId: string;
+    changeType: ChangeType;
+    request: ChangeRequestFields;
+    standardTemplate?: { id: string; name: string; version: number };
+  }
+>;
+/** A standard change is approved by its template, not by a person. */
+export type ChangePreApproved = DomainEvent<
+  'ChangePreApproved',
+  Stamped & { templateId: string; rule: 'standard-change-template' }
+>;
+export type ChangeAmended = DomainEvent<
+  'ChangeAmended',
+  Stamped & {
+    changes: Partial<ChangeRequestFields>;
+    previous: Partial<ChangeRequestFields>;
+    /** Reviews made void by this amendment (normal changes must be reviewed again). */
+    voidedReviews: ReviewKind[];
+    statusBefore: ChangeStatus;
+    statusAfter: ChangeStatus;
+  }
+>;
+export type ReviewRecorded = DomainEvent<
+  'ReviewRecorded',
+  Stamped & {
+    kind: ReviewKind;
+    verdict: ReviewVerdict;
+    notes: string;
+    criteria: Record<string, string>;
+  }
+>;
+export type ReviewsCompleted = DomainEvent<
+  'ReviewsCompleted',
+  Stamped & { riskLevel: RiskLevel; requiredApproval: ApprovalLevel; rule: string }
+>;
+export type ChangesRequested = DomainEvent<
+  'ChangesRequested',
+  Stamped & { kind: ReviewKind; notes: string }
+>;
+export type ChangeRejected = DomainEvent<
+  'ChangeRejected',
+  Stamped & { stage: 'review' | 'approval'; kind?: ReviewKind; reason: string }
+>;
+export type ChangeApproved = DomainEvent<
+  'ChangeApproved',
+  Stamped & { level: ApprovalLevel; riskLevel: RiskLevel; comment?: string }
+>;
+export type ChangeScheduled = DomainEvent<
+  'ChangeScheduled',
+  Stamped & {
+    plannedStart: string;
+    plannedEnd: string;
+    maintenanceWindow: boolean;
+    rescheduled: boolean;
+  }
+>;
+export type ChecklistItemCompleted = DomainEvent<
+  'ChecklistItemCompleted',
+  Stamped & { item: ChecklistItem; note?: string }
+>;
+export type ImplementationStarted = DomainEvent<
+  'ImplementationStarted',
+  Stamped & { emergency: boolean; scheduledStart?: string; scheduledEnd?: string }
+>;
+export type ImplementationStepRecorded = DomainEvent<
+  'ImplementationStepRecorded',
+  Stamped & { sequence: number; description: string }
+>;
+export type ImplementationIssueRecorded = DomainEvent<
+  'ImplementationIssueRecorded',
+  Stamped & { description: string; severity: IssueSeverity }
+>;
+export type VerificationRecorded = DomainEvent<
+  'VerificationRecorded',
+  Stamped & {
+    functionalityTested: boolean;
+    systemHealthVerified: boolean;
+    logsChecked: boolean;
+    passed: boolean;
+    notes?: string;
+  }
+>;
+export type ImplementationCompleted = DomainEvent<
+  'ImplementationCompleted',
+  Stamped & { outcome: Outcome; notes?: string }
+>;
+export type PostImplementationReviewRecorded = DomainEvent<
+  'PostImplementationReviewRecorded',
+  Stamped & {
+    documentationUpdated: boolean;
+    issues?: string;
+    lessonsLearned: string;
+    improvements: string[];
+  }
+>;
+export type RetrospectiveDecisionRecorded = DomainEvent<
+  'RetrospectiveDecisionRecorded',
+  Stamped & { decision: RetrospectiveDecision; comment: string }
+>;
+export type ChangeClosed = DomainEvent<'ChangeClosed', Stamped>;
+export type ChangeCancelled = DomainEvent<
+  'ChangeCancelled',
+  Stamped & { reason: string; statusBefore: ChangeStatus }
+>;
+
+export type ChangeRequestEvent =
+  | ChangeSubmitted
+  | ChangePreApproved
+  | ChangeAmended
+  | ReviewRecorded
+  | ReviewsCompleted
+  | ChangesRequested
+  | ChangeRejected
+  | ChangeApproved
+  | ChangeScheduled
+  | ChecklistItemCompleted
+  | ImplementationStarted
+  | ImplementationStepRecorded
+  | ImplementationIssueRecorded
+  | VerificationRecorded
+  | ImplementationCompleted
+  | PostImplementationReviewRecorded
+  | RetrospectiveDecisionRecorded
+  | ChangeClosed
+  | ChangeCancelled;
+
+export type ChangeRequestEventType = ChangeRequestEvent['type'];
+
+export const CHANGE_REQUEST_EVENT_TYPES: readonly ChangeRequestEventType[] = [
+  'ChangeSubmitted',
+  'ChangePreApproved',
+  'ChangeAmended',
+  'ReviewRecorded',
+  'ReviewsCompleted',
+  'ChangesRequested',
+  'ChangeRejected',
+  'ChangeApproved',
+  'ChangeScheduled',
+  'ChecklistItemCompleted',
+  'ImplementationStarted',
+  'ImplementationStepRecorded',
+  'ImplementationIssueRecorded',
+  'VerificationRecorded',
+  'ImplementationCompleted',
+  'PostImplementationReviewRecorded',
+  'RetrospectiveDecisionRecorded',
+  'ChangeClosed',
+  'ChangeCancelled',
+];
+
+/** Bumped when an event's data changes shape; stored in every event's metadata. */
+export const CHANGE_REQUEST_SCHEMA_VERSION = 1;

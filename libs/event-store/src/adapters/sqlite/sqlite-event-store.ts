@@ -1,0 +1,291 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { chainMetadata, GENESIS_HASH, hashOf } from '../../event-hash';
+import { ConcurrencyError } from '../../event-store.errors';
+import type {
+  AppendResult,
+  EventMetadata,
+  EventStore,
+  EventSubscription,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  RecordedEvent,
+  SequencedStream,
+  SubscribeOptions,
+} from '../../event-store.port';
+
+interface EventRow {
+  position: bigint;
+  event_id: string;
+  stream_id: string;
+  revision: bigint;
+  type: string;
+  data: string;
+  metadata: string;
+}
+
+export interface SqliteEventStoreOptions {
+  /** How often a caught-up subscription looks for events written by another process. */
+  readonly pollIntervalMs?: number;
+  /** Rows per read while catching up. */
+  readonly batchSize?: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  position  INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id  TEXT    NOT NULL,
+  stream_id TEXT    NOT NULL,
+  revision  INTEGER NOT NULL,
+  type      TEXT    NOT NULL,
+  data      TEXT    NOT NULL,
+  metadata  TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream_revision ON events (stream_id, revision);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE TABLE IF NOT EXISTS sequences (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+`;
+
+const toRecorded = (row: EventRow): RecordedEvent => ({
+  eventId: row.event_id,
+  streamId: row.stream_id,
+  revision: row.revision,
+  position: row.position,
+  type: row.type,
+  data: JSON.parse(row.data) as Record<string, unknown>,
+  metadata: JSON.parse(row.metadata) as EventMetadata,
+});
+
+/**
+ * The embedded event store: one SQLite file in WAL mode with synchronous=FULL, so an
+ * acknowledged append is on disk. Appends of one call share one IMMEDIATE transaction,
+ * which also serialises writers from other processes on the same file.
+ */
+export class SqliteEventStore implements EventStore {
+  private readonly db: Database.Database;
+  private readonly appended = new EventEmitter();
+  private readonly subscriptions = new Set<{ close(): Promise<void> }>();
+  private readonly pollIntervalMs: number;
+  private readonly batchSize: number;
+  private closed = false;
+
+  private readonly stmts: {
+    last: Database.Statement<[string], { revision: bigint; metadata: string }>;
+    byEventId: Database.Statement<[string], { stream_id: string; revision: bigint; position: bigint }>;
+    insert: Database.Statement<[string, string, bigint, string, string, string]>;
+    readStream: Database.Statement<[string, bigint], EventRow>;
+    readAll: Database.Statement<[bigint, number], EventRow>;
+    head: Database.Statement<[], { head: bigint | null }>;
+    sequence: Database.Statement<[string], { value: bigint }>;
+    setSequence: Database.Statement<[string, number]>;
+  };
+  private readonly appendTx: (streamId: string, events: readonly NewEvent[], expected: ExpectedRevision) => AppendResult;
+  private readonly sequenceTx: (spec: SequencedStream) => AppendResult & { number: number; streamId: string };
+
+  constructor(readonly file: string, options: SqliteEventStoreOptions = {}) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 200;
+    this.batchSize = options.batchSize ?? 1000;
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.appended.setMaxListeners(0);
+    const safe = <T extends Database.Statement<never[]>>(s: T) => s.safeIntegers(true) as T;
+    this.stmts = {
+      last: safe(this.db.prepare('SELECT revision, metadata FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1')),
+      byEventId: safe(this.db.prepare('SELECT stream_id, revision, position FROM events WHERE event_id = ?')),
+      insert: safe(
+        this.db.prepare(
+          'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
+        ),
+      ),
+      readStream: safe(
+        this.db.prepare('SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision'),
+      ),
+      readAll: safe(this.db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?')),
+      head: safe(this.db.prepare('SELECT max(position) AS head FROM events')),
+      sequence: safe(this.db.prepare('SELECT value FROM sequences WHERE name = ?')),
+      setSequence: this.db.prepare(
+        'INSERT INTO sequences (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      ),
+    };
+    const appendTx = this.db.transaction((streamId: string, events: readonly NewEvent[], expected: ExpectedRevision) =>
+      this.appendInTransaction(streamId, events, expected),
+    );
+    this.appendTx = (s, e, x) => appendTx.immediate(s, e, x);
+    const sequenceTx = this.db.transaction((spec: SequencedStream) => {
+      const current = this.stmts.sequence.get(spec.sequence);
+      const number = Number(current?.value ?? 0n) + 1;
+      const { streamId, events } = spec.build(number);
+      const result = this.appendInTransaction(streamId, events, 'no-stream');
+      this.stmts.setSequence.run(spec.sequence, number);
+      return { ...result, number, streamId };
+    });
+    this.sequenceTx = (spec) => sequenceTx.immediate(spec);
+  }
+
+  async append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    this.assertOpen();
+    const result = this.appendTx(streamId, events, expected);
+    this.appended.emit('append');
+    return result;
+  }
+
+  async appendWithSequence(spec: SequencedStream) {
+    this.assertOpen();
+    const result = this.sequenceTx(spec);
+    this.appended.emit('append');
+    return result;
+  }
+
+  async readStream(streamId: string, options: { fromRevision?: bigint } = {}): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    return this.stmts.readStream.all(streamId, options.fromRevision ?? 0n).map(toRecorded);
+  }
+
+  async readAll({ after, limit }: ReadAllOptions): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    return this.stmts.readAll.all(after ?? 0n, limit).map(toRecorded);
+  }
+
+  async headPosition(): Promise<bigint> {
+    this.assertOpen();
+    return this.stmts.head.get()?.head ?? 0n;
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    this.stmts.head.get();
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): EventSubscription {
+    this.assertOpen();
+    const prefixes = options.streamPrefixes;
+    let cursor = options.after ?? 0n;
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    const onAppend = () => wake?.();
+    this.appended.on('append', onAppend);
+    const waitForMore = () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.pollIntervalMs);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    const subscription = {
+      close: async () => {
+        stopped = true;
+        this.appended.off('append', onAppend);
+        this.subscriptions.delete(subscription);
+        wake?.();
+      },
+    };
+    this.subscriptions.add(subscription);
+    const store = this;
+    async function* events(): AsyncGenerator<RecordedEvent> {
+      try {
+        while (!stopped && !store.closed) {
+          const batch = store.stmts.readAll.all(cursor, store.batchSize);
+          if (batch.length === 0) {
+            await waitForMore();
+            continue;
+          }
+          for (const row of batch) {
+            if (stopped) return;
+            cursor = row.position;
+            if (prefixes && !prefixes.some((p) => row.stream_id.startsWith(p))) continue;
+            yield toRecorded(row);
+          }
+        }
+      } finally {
+        await subscription.close();
+      }
+    }
+    const iterator = events();
+    return { close: subscription.close, [Symbol.asyncIterator]: () => iterator };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.closed = true;
+    this.db.close();
+  }
+
+  private appendInTransaction(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): AppendResult {
+    const last = this.stmts.last.get(streamId);
+    const actual: bigint | 'no-stream' = last ? last.revision : 'no-stream';
+    if (events.length > 0) {
+      const repeat = this.idempotentRepeat(streamId, events, expected);
+      if (repeat) return repeat;
+    }
+    const matches =
+      expected === 'any' || (expected === 'no-stream' ? actual === 'no-stream' : actual === expected);
+    if (!matches) throw new ConcurrencyError(streamId, expected, actual);
+    let revision = last ? last.revision : -1n;
+    let previousHash = last ? (hashOf(JSON.parse(last.metadata) as EventMetadata) ?? GENESIS_HASH) : GENESIS_HASH;
+    let position = 0n;
+    for (const event of events) {
+      revision += 1n;
+      const metadata = chainMetadata({ streamId, revision, type: event.type, data: event.data, metadata: event.metadata }, previousHash);
+      previousHash = metadata.hash as string;
+      const info = this.stmts.insert.run(
+        event.eventId,
+        streamId,
+        revision,
+        event.type,
+        JSON.stringify(event.data),
+        JSON.stringify(metadata),
+      );
+      position = BigInt(info.lastInsertRowid);
+    }
+    if (events.length === 0) {
+      return { nextExpectedRevision: last ? last.revision : -1n, position: 0n };
+    }
+    return { nextExpectedRevision: revision, position };
+  }
+
+  /**
+   * EventStoreDB's rule: the same event ids appended again at the same expected revision are a
+   * no-op that answers like the first append; the same ids elsewhere are a conflict.
+   */
+  private idempotentRepeat(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): AppendResult | undefined {
+    const first = this.stmts.byEventId.get(events[0].eventId);
+    if (!first) return undefined;
+    const startOk =
+      first.stream_id === streamId &&
+      (expected === 'any' ||
+        (expected === 'no-stream' ? first.revision === 0n : first.revision === expected + 1n));
+    let lastPosition = first.position;
+    let lastRevision = first.revision;
+    const sameBatch =
+      startOk &&
+      events.every((event, i) => {
+        const found = i === 0 ? first : this.stmts.byEventId.get(event.eventId);
+        if (!found || found.stream_id !== streamId || found.revision !== first.revision + BigInt(i)) return false;
+        lastPosition = found.position;
+        lastRevision = found.revision;
+        return true;
+      });
+    if (!sameBatch) {
+      throw new ConcurrencyError(streamId, expected, this.stmts.last.get(streamId)?.revision ?? 'no-stream');
+    }
+    return { nextExpectedRevision: lastRevision, position: lastPosition };
+  }
+
+  private assertOpen() {
+    if (this.closed) throw new Error('the event store is closed');
+  }
+}

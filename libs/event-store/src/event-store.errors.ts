@@ -1,0 +1,26 @@
+import type { ExpectedRevision } from './event-store.port';
+
+/** The stream moved on: the expected revision was not the actual one. */
+export class ConcurrencyError extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedRevision,
+    readonly actual: bigint | 'no-stream',
+  ) {
+    super(
+      `stream ${streamId}: expected ${typeof expected === 'bigint' ? `revision ${expected}` : expected}, ` +
+        `but it is at ${typeof actual === 'bigint' ? `revision ${actual}` : actual}`,
+    );
+    this.name = 'ConcurrencyError';
+  }
+}
+
+/** The store cannot be reached or answered with a fault that a retry might cure. */
+export class EventStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EventStoreUnavailableError';
+  }
+}
+
+export const revisionToString = (r: ExpectedRevision) => (typeof r === 'bigint' ? r.toString() : r);

@@ -1,0 +1,95 @@
+/** DI token for the EventStore port. */
+export const EVENT_STORE = Symbol('EVENT_STORE');
+
+export interface EventActor {
+  readonly id: string;
+  readonly name: string;
+  readonly roles: readonly string[];
+}
+
+export interface EventMetadata {
+  readonly actor: EventActor;
+  readonly occurredAt: string;
+  readonly correlationId: string;
+  readonly causationId: string | null;
+  readonly schemaVersion: number;
+  /** Set by the client when the command carried an Idempotency-Key. */
+  readonly idempotencyKey?: string;
+  readonly [extra: string]: unknown;
+}
+
+/** An event about to be appended. `eventId` makes re-appends idempotent. */
+export interface NewEvent<TData = Record<string, unknown>> {
+  readonly eventId: string;
+  readonly type: string;
+  readonly data: TData;
+  readonly metadata: EventMetadata;
+}
+
+export interface RecordedEvent<TData = Record<string, unknown>> extends NewEvent<TData> {
+  readonly streamId: string;
+  /** 0-based position inside its stream. */
+  readonly revision: bigint;
+  /** Position in the global log: only grows, need not be dense, 64-bit. */
+  readonly position: bigint;
+}
+
+/**
+ * Optimistic concurrency, as EventStoreDB defines it:
+ * 'any' appends whatever the stream holds, 'no-stream' only to a stream that does not exist,
+ * a bigint only when the stream's last revision is exactly that.
+ */
+export type ExpectedRevision = 'any' | 'no-stream' | bigint;
+
+export interface AppendResult {
+  /** Revision of the last event now in the stream. */
+  readonly nextExpectedRevision: bigint;
+  /** Global position of the last event appended (or of the original, for an idempotent repeat). */
+  readonly position: bigint;
+}
+
+export interface ReadAllOptions {
+  /** Exclusive lower bound; omit to start at the beginning. */
+  readonly after?: bigint;
+  readonly limit: number;
+}
+
+export interface SubscribeOptions {
+  /** Exclusive: the subscription yields events whose position is greater than this. */
+  readonly after?: bigint;
+  /** Stream-id prefixes to deliver (e.g. 'changeRequest-'); omit for every stream. */
+  readonly streamPrefixes?: readonly string[];
+}
+
+/**
+ * Pull-based: the store reads the next batch only when the consumer asks, which is the
+ * back-pressure. Catches up from `after`, then waits for live events. `close()` ends it.
+ */
+export interface EventSubscription extends AsyncIterable<RecordedEvent> {
+  close(): Promise<void>;
+}
+
+/** A counter for human-readable ids (CHG-001), allocated together with the stream it names. */
+export interface SequencedStream {
+  readonly sequence: string;
+  /** Builds the stream id and its first events from the allocated number (1, 2, ...). */
+  readonly build: (n: number) => { streamId: string; events: NewEvent[] };
+}
+
+export interface EventStore {
+  append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
+  /**
+   * Allocates the next number of `sequence` and creates the stream it names. Gap-free:
+   * a number is used only when its stream is written.
+   */
+  appendWithSequence(spec: SequencedStream): Promise<AppendResult & { number: number; streamId: string }>;
+  /** All events of a stream in order; [] when the stream does not exist. */
+  readStream(streamId: string, options?: { fromRevision?: bigint }): Promise<RecordedEvent[]>;
+  readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
+  subscribeToAll(options?: SubscribeOptions): EventSubscription;
+  /** Position of the newest event, 0n when empty. */
+  headPosition(): Promise<bigint>;
+  /** Cheap liveness probe for /health. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
