@@ -17,7 +17,18 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['@nestjs/*', 'node:*', 'fs', 'crypto', 'better-sqlite3', 'mongodb', '@eventstore/*', '@changeledger/*'] },
+        {
+          patterns: [
+            '@nestjs/*',
+            'node:*',
+            'fs',
+            'crypto',
+            'better-sqlite3',
+            'mongodb',
+            '@eventstore/*',
+            '@changeledger/*',
+          ],
+        },
       ],
     },
   },

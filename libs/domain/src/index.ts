@@ -11,3 +11,4 @@ export * from './standard-template/standard-template.commands';
 export * from './standard-template/standard-template.events';
 export * from './standard-template/standard-template.state';
 export * from './standard-template/standard-template.decider';
+export * from './change-request/change-request.view';

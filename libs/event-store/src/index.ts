@@ -2,3 +2,10 @@ export * from './event-store.port';
 export * from './event-store.errors';
 export * from './event-hash';
 export * from './adapters/sqlite/sqlite-event-store';
+export * from './adapters/eventstoredb/eventstoredb-event-store';
+export {
+  DEFAULT_CATEGORIES,
+  SEQUENCE_STREAM_PREFIX,
+  sequenceStreamId,
+  redactConnectionString,
+} from './adapters/eventstoredb/eventstoredb-mapping';

@@ -18,7 +18,11 @@ import type {
   SubmitChange,
 } from './change-request.commands';
 import type { ChangeRequestEvent } from './change-request.events';
-import { type ChangeRequestState, evolveChangeRequest, initialChangeRequestState } from './change-request.state';
+import {
+  type ChangeRequestState,
+  evolveChangeRequest,
+  initialChangeRequestState,
+} from './change-request.state';
 import {
   type ApprovalLevel,
   type ChangeRequestFields,
@@ -76,7 +80,10 @@ export const COMMAND_POLICIES: Record<Actionable, CommandPolicy> = {
   },
   ApproveChange: { roles: ['infrastructure-lead', 'management'], allowedIn: always('awaiting-approval') },
   RejectChange: { roles: ['infrastructure-lead', 'management'], allowedIn: always('awaiting-approval') },
-  ScheduleChange: { roles: ['implementer', 'infrastructure-lead'], allowedIn: always('approved', 'scheduled') },
+  ScheduleChange: {
+    roles: ['implementer', 'infrastructure-lead'],
+    allowedIn: always('approved', 'scheduled'),
+  },
   CompleteChecklistItem: {
     roles: ['implementer'],
     allowedIn: always('approved', 'scheduled', 'in-progress'),
@@ -94,7 +101,10 @@ export const COMMAND_POLICIES: Record<Actionable, CommandPolicy> = {
     roles: ['management'],
     allowedIn: (s) => (s.type === 'emergency' ? ['implemented'] : []),
   },
-  CloseChange: { roles: ['implementer', 'infrastructure-lead', 'management'], allowedIn: always('implemented') },
+  CloseChange: {
+    roles: ['implementer', 'infrastructure-lead', 'management'],
+    allowedIn: always('implemented'),
+  },
   CancelChange: {
     roles: ['infrastructure-lead', 'management'],
     alsoOriginalRequester: true,
@@ -137,7 +147,10 @@ const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
       throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
     }
   } else if (request.emergency === undefined) {
-    throw validationFailed('an emergency change needs emergency details (category, justification)', 'emergency-details');
+    throw validationFailed(
+      'an emergency change needs emergency details (category, justification)',
+      'emergency-details',
+    );
   }
   const window = request.timeline?.maintenanceWindow;
   if (window) checkTimes(window.start, window.end, 'timeline.maintenanceWindow');
@@ -154,7 +167,8 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
   const by = actorRef(actor);
   if (command.changeType === 'standard') {
     const templateId = command.standardTemplateId;
-    if (!templateId) throw validationFailed('a standard change must name standardTemplateId', 'standard-template');
+    if (!templateId)
+      throw validationFailed('a standard change must name standardTemplateId', 'standard-template');
     const template = ctx.template;
     if (!template?.exists || template.id !== templateId) {
       throw ruleViolation(`standard template ${templateId} does not exist`, 'standard-template-active');
@@ -180,7 +194,10 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
           at: now,
         },
       },
-      { type: 'ChangePreApproved', data: { templateId: template.id, rule: 'standard-change-template', by, at: now } },
+      {
+        type: 'ChangePreApproved',
+        data: { templateId: template.id, rule: 'standard-change-template', by, at: now },
+      },
     ] satisfies ChangeRequestEvent[];
   }
   if (command.standardTemplateId !== undefined) {
@@ -188,11 +205,20 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
   }
   const submitted: ChangeRequestEvent = {
     type: 'ChangeSubmitted',
-    data: { changeId: command.changeId, changeType: command.changeType, request: command.fields, by, at: now },
+    data: {
+      changeId: command.changeId,
+      changeType: command.changeType,
+      request: command.fields,
+      by,
+      at: now,
+    },
   };
   if (command.changeType === 'emergency') {
     // The process says "implement immediately": the declaration starts the implementation.
-    return [submitted, { type: 'ImplementationStarted', data: { emergency: true, by, at: now } }] satisfies ChangeRequestEvent[];
+    return [
+      submitted,
+      { type: 'ImplementationStarted', data: { emergency: true, by, at: now } },
+    ] satisfies ChangeRequestEvent[];
   }
   return [submitted];
 };
@@ -241,7 +267,9 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
   }
   const expected = REVIEW_CRITERIA[command.kind];
   const given = Object.keys(command.criteria);
-  const missing = expected.filter((k) => typeof command.criteria[k] !== 'string' || command.criteria[k].trim() === '');
+  const missing = expected.filter(
+    (k) => typeof command.criteria[k] !== 'string' || command.criteria[k].trim() === '',
+  );
   const unknown = given.filter((k) => !expected.includes(k));
   if (missing.length > 0 || unknown.length > 0) {
     throw validationFailed(
@@ -261,12 +289,22 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
   const at = ctx.now;
   const recorded: ChangeRequestEvent = {
     type: 'ReviewRecorded',
-    data: { kind: command.kind, verdict: command.verdict, notes: command.notes, criteria: command.criteria, by, at },
+    data: {
+      kind: command.kind,
+      verdict: command.verdict,
+      notes: command.notes,
+      criteria: command.criteria,
+      by,
+      at,
+    },
   };
   if (command.verdict === 'reject') {
     return [
       recorded,
-      { type: 'ChangeRejected', data: { stage: 'review', kind: command.kind, reason: command.notes, by, at } },
+      {
+        type: 'ChangeRejected',
+        data: { stage: 'review', kind: command.kind, reason: command.notes, by, at },
+      },
     ] satisfies ChangeRequestEvent[];
   }
   if (command.verdict === 'request-changes') {
@@ -288,7 +326,10 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
       data: {
         riskLevel,
         requiredApproval,
-        rule: requiredApproval === 'management' ? 'high-risk-needs-management' : 'normal-change-needs-infrastructure-lead',
+        rule:
+          requiredApproval === 'management'
+            ? 'high-risk-needs-management'
+            : 'normal-change-needs-infrastructure-lead',
         by,
         at,
       },
@@ -296,16 +337,25 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
   ] satisfies ChangeRequestEvent[];
 };
 
-const checkPolicy = (command: Exclude<ChangeRequestCommand, SubmitChange>, state: ChangeRequestState, actor: Actor) => {
+const checkPolicy = (
+  command: Exclude<ChangeRequestCommand, SubmitChange>,
+  state: ChangeRequestState,
+  actor: Actor,
+) => {
   const policy = COMMAND_POLICIES[command.type];
   if (policy.roles === 'original-requester') {
     if (!isOriginalRequester(state, actor)) {
       throw forbidden(`only the original requester (${state.requestedBy?.name ?? 'unknown'}) may do this`);
     }
   } else if (command.type !== 'RecordReview') {
-    const allowed = hasAnyRole(actor, policy.roles) || (policy.alsoOriginalRequester === true && isOriginalRequester(state, actor));
+    const allowed =
+      hasAnyRole(actor, policy.roles) ||
+      (policy.alsoOriginalRequester === true && isOriginalRequester(state, actor));
     if (!allowed) {
-      const who = describeRoles([...(policy.alsoOriginalRequester ? ['the original requester'] : []), ...policy.roles]);
+      const who = describeRoles([
+        ...(policy.alsoOriginalRequester ? ['the original requester'] : []),
+        ...policy.roles,
+      ]);
       throw forbidden(`${command.type} needs ${who}`);
     }
   } else if (!hasAnyRole(actor, policy.roles)) {
@@ -373,11 +423,17 @@ const decideChangeRequest = (
       return [{ type: 'ChecklistItemCompleted', data: { item: command.item, note: command.note, by, at } }];
     case 'StartImplementation': {
       if (state.approval?.by && state.approval.by.id === ctx.actor.id) {
-        throw segregationOfDuties('the approver of a change does not start its implementation', 'approver-is-not-implementer');
+        throw segregationOfDuties(
+          'the approver of a change does not start its implementation',
+          'approver-is-not-implementer',
+        );
       }
       const missing = requiredChecklistItems(state).filter((item) => state.checklist[item] === undefined);
       if (missing.length > 0) {
-        throw ruleViolation(`pre-implementation checklist incomplete: ${missing.join(', ')}`, 'checklist-complete');
+        throw ruleViolation(
+          `pre-implementation checklist incomplete: ${missing.join(', ')}`,
+          'checklist-complete',
+        );
       }
       return [
         {
@@ -432,10 +488,15 @@ const decideChangeRequest = (
           'successful-needs-verification',
         );
       }
-      return [{ type: 'ImplementationCompleted', data: { outcome: command.outcome, notes: command.notes, by, at } }];
+      return [
+        { type: 'ImplementationCompleted', data: { outcome: command.outcome, notes: command.notes, by, at } },
+      ];
     case 'RecordPostImplementationReview':
       if (state.postImplementationReview) {
-        throw ruleViolation('the post-implementation review is already recorded', 'one-post-implementation-review');
+        throw ruleViolation(
+          'the post-implementation review is already recorded',
+          'one-post-implementation-review',
+        );
       }
       return [
         {
@@ -460,19 +521,30 @@ const decideChangeRequest = (
       const fields = missingRequestFields(state.request);
       if (fields.length > 0) missing.push(`complete change request (${fields.join(', ')})`);
       if (missing.length > 0) {
-        throw ruleViolation(`retrospective approval needs: ${missing.join('; ')}`, 'retrospective-prerequisites');
+        throw ruleViolation(
+          `retrospective approval needs: ${missing.join('; ')}`,
+          'retrospective-prerequisites',
+        );
       }
-      return [{ type: 'RetrospectiveDecisionRecorded', data: { decision: command.decision, comment: command.comment, by, at } }];
+      return [
+        {
+          type: 'RetrospectiveDecisionRecorded',
+          data: { decision: command.decision, comment: command.comment, by, at },
+        },
+      ];
     }
     case 'CloseChange': {
       const missing: string[] = [];
       if (!state.postImplementationReview) missing.push('post-implementation review');
       if (state.type === 'emergency' && !state.retrospectiveDecision) missing.push('retrospective decision');
-      if (missing.length > 0) throw ruleViolation(`closing needs: ${missing.join('; ')}`, 'close-prerequisites');
+      if (missing.length > 0)
+        throw ruleViolation(`closing needs: ${missing.join('; ')}`, 'close-prerequisites');
       return [{ type: 'ChangeClosed', data: { by, at } }];
     }
     case 'CancelChange':
-      return [{ type: 'ChangeCancelled', data: { reason: command.reason, statusBefore: state.status, by, at } }];
+      return [
+        { type: 'ChangeCancelled', data: { reason: command.reason, statusBefore: state.status, by, at } },
+      ];
     default: {
       const _exhaustive: never = command;
       throw validationFailed(`unknown command ${(_exhaustive as { type: string }).type}`);

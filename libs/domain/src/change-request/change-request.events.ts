@@ -58,10 +58,7 @@ export type ReviewsCompleted = DomainEvent<
   'ReviewsCompleted',
   Stamped & { riskLevel: RiskLevel; requiredApproval: ApprovalLevel; rule: string }
 >;
-export type ChangesRequested = DomainEvent<
-  'ChangesRequested',
-  Stamped & { kind: ReviewKind; notes: string }
->;
+export type ChangesRequested = DomainEvent<'ChangesRequested', Stamped & { kind: ReviewKind; notes: string }>;
 export type ChangeRejected = DomainEvent<
   'ChangeRejected',
   Stamped & { stage: 'review' | 'approval'; kind?: ReviewKind; reason: string }

@@ -47,7 +47,13 @@ export interface ChangeRequestState {
     comment?: string;
   };
   rejection?: { stage: 'review' | 'approval'; kind?: ReviewKind; reason: string; by: ActorRef; at: string };
-  schedule?: { plannedStart: string; plannedEnd: string; maintenanceWindow: boolean; by: ActorRef; at: string };
+  schedule?: {
+    plannedStart: string;
+    plannedEnd: string;
+    maintenanceWindow: boolean;
+    by: ActorRef;
+    at: string;
+  };
   checklist: Partial<Record<ChecklistItem, { by: ActorRef; at: string; note?: string }>>;
   implementation: {
     startedBy?: ActorRef;
@@ -109,7 +115,8 @@ export const evolveChangeRequest = (
         exists: true,
         id: d.changeId,
         type: d.changeType,
-        status: d.changeType === 'normal' ? 'in-review' : d.changeType === 'standard' ? 'approved' : 'in-progress',
+        status:
+          d.changeType === 'normal' ? 'in-review' : d.changeType === 'standard' ? 'approved' : 'in-progress',
         request: d.request,
         standardTemplate: d.standardTemplate,
         requestedBy: d.by,
@@ -160,7 +167,11 @@ export const evolveChangeRequest = (
     }
     case 'ChangeScheduled': {
       const { plannedStart, plannedEnd, maintenanceWindow, by, at } = event.data;
-      return { ...next, status: 'scheduled', schedule: { plannedStart, plannedEnd, maintenanceWindow, by, at } };
+      return {
+        ...next,
+        status: 'scheduled',
+        schedule: { plannedStart, plannedEnd, maintenanceWindow, by, at },
+      };
     }
     case 'ChecklistItemCompleted': {
       const { item, note, by, at } = event.data;

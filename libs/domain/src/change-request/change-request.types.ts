@@ -50,12 +50,7 @@ export type IssueSeverity = (typeof ISSUE_SEVERITIES)[number];
 export const OUTCOMES = ['successful', 'failed', 'rolled-back'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
-export const EMERGENCY_CATEGORIES = [
-  'security',
-  'outage',
-  'data-loss-prevention',
-  'regulatory',
-] as const;
+export const EMERGENCY_CATEGORIES = ['security', 'outage', 'data-loss-prevention', 'regulatory'] as const;
 export type EmergencyCategory = (typeof EMERGENCY_CATEGORIES)[number];
 
 export const RETROSPECTIVE_DECISIONS = ['approve', 'reject'] as const;

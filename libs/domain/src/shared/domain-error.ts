@@ -26,8 +26,7 @@ export const forbidden = (detail: string, rule?: string) => new DomainError('FOR
 export const segregationOfDuties = (detail: string, rule?: string) =>
   new DomainError('SEGREGATION_OF_DUTIES', detail, rule);
 export const notFound = (detail: string) => new DomainError('NOT_FOUND', detail);
-export const invalidState = (detail: string, rule?: string) =>
-  new DomainError('INVALID_STATE', detail, rule);
+export const invalidState = (detail: string, rule?: string) => new DomainError('INVALID_STATE', detail, rule);
 export const ruleViolation = (detail: string, rule?: string) =>
   new DomainError('RULE_VIOLATION', detail, rule);
 export const validationFailed = (detail: string, rule?: string) =>

@@ -17,6 +17,18 @@ import type {
   SubscribeOptions,
 } from '../../event-store.port';
 
+/** How far back an 'any' append looks for its own earlier copy (EventStoreDB keeps a cache too). */
+const ANY_REPEAT_WINDOW = 64;
+
+interface PendingWrite {
+  readonly run: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type Outcome =
+  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
+
 interface EventRow {
   position: bigint;
   event_id: string;
@@ -45,7 +57,6 @@ CREATE TABLE IF NOT EXISTS events (
   metadata  TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_revision ON events (stream_id, revision);
-CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id);
 CREATE TABLE IF NOT EXISTS sequences (
   name  TEXT PRIMARY KEY,
   value INTEGER NOT NULL
@@ -77,7 +88,11 @@ export class SqliteEventStore implements EventStore {
 
   private readonly stmts: {
     last: Database.Statement<[string], { revision: bigint; metadata: string }>;
-    byEventId: Database.Statement<[string], { stream_id: string; revision: bigint; position: bigint }>;
+    recent: Database.Statement<[string, number], { event_id: string; revision: bigint }>;
+    range: Database.Statement<
+      [string, bigint, bigint],
+      { event_id: string; revision: bigint; position: bigint }
+    >;
     insert: Database.Statement<[string, string, bigint, string, string, string]>;
     readStream: Database.Statement<[string, bigint], EventRow>;
     readAll: Database.Statement<[bigint, number], EventRow>;
@@ -85,10 +100,21 @@ export class SqliteEventStore implements EventStore {
     sequence: Database.Statement<[string], { value: bigint }>;
     setSequence: Database.Statement<[string, number]>;
   };
-  private readonly appendTx: (streamId: string, events: readonly NewEvent[], expected: ExpectedRevision) => AppendResult;
+  private readonly appendTx: (
+    streamId: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+  ) => AppendResult;
   private readonly sequenceTx: (spec: SequencedStream) => AppendResult & { number: number; streamId: string };
+  /** Group commit: writes queued in one turn of the event loop share one transaction (one fsync). */
+  private readonly groupTx: (writes: readonly PendingWrite[]) => Outcome[];
+  private queue: PendingWrite[] = [];
+  private flushScheduled = false;
 
-  constructor(readonly file: string, options: SqliteEventStoreOptions = {}) {
+  constructor(
+    readonly file: string,
+    options: SqliteEventStoreOptions = {},
+  ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.batchSize = options.batchSize ?? 1000;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -100,8 +126,21 @@ export class SqliteEventStore implements EventStore {
     this.appended.setMaxListeners(0);
     const safe = <T extends Database.Statement<never[]>>(s: T) => s.safeIntegers(true) as T;
     this.stmts = {
-      last: safe(this.db.prepare('SELECT revision, metadata FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1')),
-      byEventId: safe(this.db.prepare('SELECT stream_id, revision, position FROM events WHERE event_id = ?')),
+      last: safe(
+        this.db.prepare(
+          'SELECT revision, metadata FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1',
+        ),
+      ),
+      recent: safe(
+        this.db.prepare(
+          'SELECT event_id, revision FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT ?',
+        ),
+      ),
+      range: safe(
+        this.db.prepare(
+          'SELECT event_id, revision, position FROM events WHERE stream_id = ? AND revision BETWEEN ? AND ? ORDER BY revision',
+        ),
+      ),
       insert: safe(
         this.db.prepare(
           'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
@@ -117,11 +156,12 @@ export class SqliteEventStore implements EventStore {
         'INSERT INTO sequences (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
       ),
     };
-    const appendTx = this.db.transaction((streamId: string, events: readonly NewEvent[], expected: ExpectedRevision) =>
-      this.appendInTransaction(streamId, events, expected),
+    // Inside the group transaction these run as SAVEPOINTs: a refused write rolls back alone.
+    this.appendTx = this.db.transaction(
+      (streamId: string, events: readonly NewEvent[], expected: ExpectedRevision) =>
+        this.appendInTransaction(streamId, events, expected),
     );
-    this.appendTx = (s, e, x) => appendTx.immediate(s, e, x);
-    const sequenceTx = this.db.transaction((spec: SequencedStream) => {
+    this.sequenceTx = this.db.transaction((spec: SequencedStream) => {
       const current = this.stmts.sequence.get(spec.sequence);
       const number = Number(current?.value ?? 0n) + 1;
       const { streamId, events } = spec.build(number);
@@ -129,21 +169,58 @@ export class SqliteEventStore implements EventStore {
       this.stmts.setSequence.run(spec.sequence, number);
       return { ...result, number, streamId };
     });
-    this.sequenceTx = (spec) => sequenceTx.immediate(spec);
+    const group = this.db.transaction((writes: readonly PendingWrite[]): Outcome[] =>
+      writes.map((write) => {
+        try {
+          return { ok: true, value: write.run() };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
+    this.groupTx = (writes) => group.immediate(writes);
   }
 
-  async append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
-    this.assertOpen();
-    const result = this.appendTx(streamId, events, expected);
-    this.appended.emit('append');
-    return result;
+  append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    return this.enqueue(() => this.appendTx(streamId, events, expected));
   }
 
-  async appendWithSequence(spec: SequencedStream) {
-    this.assertOpen();
-    const result = this.sequenceTx(spec);
-    this.appended.emit('append');
-    return result;
+  appendWithSequence(spec: SequencedStream): Promise<AppendResult & { number: number; streamId: string }> {
+    return this.enqueue(() => this.sequenceTx(spec));
+  }
+
+  /** Resolves once the write's transaction is committed (synchronous=FULL: on disk). */
+  private enqueue<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.closed) {
+        reject(new Error('the event store is closed'));
+        return;
+      }
+      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush() {
+    this.flushScheduled = false;
+    const writes = this.queue;
+    this.queue = [];
+    if (writes.length === 0) return;
+    let outcomes: Outcome[];
+    try {
+      outcomes = this.groupTx(writes);
+    } catch (error) {
+      // The commit itself failed (disk full, I/O error): nothing of the group is stored.
+      for (const write of writes) write.reject(error);
+      return;
+    }
+    if (outcomes.some((o) => o.ok)) this.appended.emit('append');
+    outcomes.forEach((outcome, i) =>
+      outcome.ok ? writes[i].resolve(outcome.value) : writes[i].reject(outcome.error),
+    );
   }
 
   async readStream(streamId: string, options: { fromRevision?: bigint } = {}): Promise<RecordedEvent[]> {
@@ -193,8 +270,7 @@ export class SqliteEventStore implements EventStore {
       },
     };
     this.subscriptions.add(subscription);
-    const store = this;
-    async function* events(): AsyncGenerator<RecordedEvent> {
+    async function* events(store: SqliteEventStore): AsyncGenerator<RecordedEvent> {
       try {
         while (!stopped && !store.closed) {
           const batch = store.stmts.readAll.all(cursor, store.batchSize);
@@ -213,18 +289,23 @@ export class SqliteEventStore implements EventStore {
         await subscription.close();
       }
     }
-    const iterator = events();
+    const iterator = events(this);
     return { close: subscription.close, [Symbol.asyncIterator]: () => iterator };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush(); // writes already accepted are committed before the file closes
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.closed = true;
     this.db.close();
   }
 
-  private appendInTransaction(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): AppendResult {
+  private appendInTransaction(
+    streamId: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+  ): AppendResult {
     const last = this.stmts.last.get(streamId);
     const actual: bigint | 'no-stream' = last ? last.revision : 'no-stream';
     if (events.length > 0) {
@@ -235,11 +316,16 @@ export class SqliteEventStore implements EventStore {
       expected === 'any' || (expected === 'no-stream' ? actual === 'no-stream' : actual === expected);
     if (!matches) throw new ConcurrencyError(streamId, expected, actual);
     let revision = last ? last.revision : -1n;
-    let previousHash = last ? (hashOf(JSON.parse(last.metadata) as EventMetadata) ?? GENESIS_HASH) : GENESIS_HASH;
+    let previousHash = last
+      ? (hashOf(JSON.parse(last.metadata) as EventMetadata) ?? GENESIS_HASH)
+      : GENESIS_HASH;
     let position = 0n;
     for (const event of events) {
       revision += 1n;
-      const metadata = chainMetadata({ streamId, revision, type: event.type, data: event.data, metadata: event.metadata }, previousHash);
+      const metadata = chainMetadata(
+        { streamId, revision, type: event.type, data: event.data, metadata: event.metadata },
+        previousHash,
+      );
       previousHash = metadata.hash as string;
       const info = this.stmts.insert.run(
         event.eventId,
@@ -259,30 +345,33 @@ export class SqliteEventStore implements EventStore {
 
   /**
    * EventStoreDB's rule: the same event ids appended again at the same expected revision are a
-   * no-op that answers like the first append; the same ids elsewhere are a conflict.
+   * no-op that answers like the first append. Ids are looked up where that append would have put
+   * them (right after the expected revision; for 'any', among the stream's recent events), so no
+   * global index on event ids is needed.
    */
-  private idempotentRepeat(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): AppendResult | undefined {
-    const first = this.stmts.byEventId.get(events[0].eventId);
-    if (!first) return undefined;
-    const startOk =
-      first.stream_id === streamId &&
-      (expected === 'any' ||
-        (expected === 'no-stream' ? first.revision === 0n : first.revision === expected + 1n));
-    let lastPosition = first.position;
-    let lastRevision = first.revision;
-    const sameBatch =
-      startOk &&
-      events.every((event, i) => {
-        const found = i === 0 ? first : this.stmts.byEventId.get(event.eventId);
-        if (!found || found.stream_id !== streamId || found.revision !== first.revision + BigInt(i)) return false;
-        lastPosition = found.position;
-        lastRevision = found.revision;
-        return true;
-      });
-    if (!sameBatch) {
+  private idempotentRepeat(
+    streamId: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+  ): AppendResult | undefined {
+    let start: bigint | undefined;
+    if (expected === 'no-stream') start = 0n;
+    else if (typeof expected === 'bigint') start = expected + 1n;
+    else
+      start = this.stmts.recent
+        .all(streamId, ANY_REPEAT_WINDOW)
+        .find((r) => r.event_id === events[0].eventId)?.revision;
+    if (start === undefined) return undefined;
+    const stored = this.stmts.range.all(streamId, start, start + BigInt(events.length) - 1n);
+    if (stored.length === 0 || stored[0].event_id !== events[0].eventId) return undefined;
+    const same =
+      stored.length === events.length && stored.every((row, i) => row.event_id === events[i].eventId);
+    if (!same) {
+      // A partial overlap is not the same append: refuse it rather than guess.
       throw new ConcurrencyError(streamId, expected, this.stmts.last.get(streamId)?.revision ?? 'no-stream');
     }
-    return { nextExpectedRevision: lastRevision, position: lastPosition };
+    const last = stored[stored.length - 1];
+    return { nextExpectedRevision: last.revision, position: last.position };
   }
 
   private assertOpen() {

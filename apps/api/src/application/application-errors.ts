@@ -1,0 +1,45 @@
+/** Errors of the application layer (the domain's own are DomainError). */
+export class PreconditionFailedError extends Error {
+  constructor(
+    readonly expectedVersion: number,
+    readonly actualVersion?: number,
+  ) {
+    super(
+      actualVersion === undefined
+        ? `If-Match names version ${expectedVersion}, but the stream moved on while the command ran`
+        : `If-Match names version ${expectedVersion}, but the current version is ${actualVersion}`,
+    );
+    this.name = 'PreconditionFailedError';
+  }
+}
+
+export class ConcurrencyConflictError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'ConcurrencyConflictError';
+  }
+}
+
+export class IdempotencyKeyReusedError extends Error {
+  constructor() {
+    super('this Idempotency-Key was used with a different request in the last 24 hours');
+    this.name = 'IdempotencyKeyReusedError';
+  }
+}
+
+export class RequestValidationError extends Error {
+  constructor(
+    detail: string,
+    readonly errors: { field: string; message: string }[] = [],
+  ) {
+    super(detail);
+    this.name = 'RequestValidationError';
+  }
+}
+
+export class ProjectionLaggingError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'ProjectionLaggingError';
+  }
+}

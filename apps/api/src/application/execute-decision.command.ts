@@ -1,0 +1,29 @@
+import type { Actor } from '@changeledger/domain';
+import type { AnyAggregateOf } from './aggregates';
+
+export interface CommandOptions {
+  readonly actor: Actor;
+  readonly correlationId: string;
+  /** From If-Match: the version the client saw. Without it, conflicts are re-run. */
+  readonly expectedVersion?: number;
+  readonly idempotencyKey?: string;
+}
+
+export interface CommandResult {
+  readonly id: string;
+  readonly version: number;
+  readonly status?: string;
+  readonly position: bigint;
+}
+
+/** The one command that carries every domain command to the generic handler. */
+export class ExecuteDecision<C = unknown> {
+  constructor(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any aggregate state
+    readonly aggregate: AnyAggregateOf<any>,
+    /** Undefined for creation commands: the handler allocates the id. */
+    readonly id: string | undefined,
+    readonly command: C,
+    readonly options: CommandOptions,
+  ) {}
+}

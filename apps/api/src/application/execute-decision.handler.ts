@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject } from '@nestjs/common';
+import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import { type DecisionContext, type DomainEvent, fold, notFound } from '@changeledger/domain';
+import {
+  ConcurrencyError,
+  EVENT_STORE,
+  type EventMetadata,
+  type EventStore,
+  type NewEvent,
+} from '@changeledger/event-store';
+import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
+import { AggregateLoader } from './aggregate-loader';
+import type { AnyAggregate } from './aggregates';
+import { ConcurrencyConflictError, PreconditionFailedError } from './application-errors';
+import { type CommandOptions, type CommandResult, ExecuteDecision } from './execute-decision.command';
+
+/**
+ * The one command handler: load the stream, fold, decide, append with the expected version.
+ * Without If-Match a lost race is re-run on the new state; with it, the client gets 412.
+ */
+@CommandHandler(ExecuteDecision)
+export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, CommandResult> {
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+    private readonly loader: AggregateLoader,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async execute({ aggregate, id, command, options }: ExecuteDecision): Promise<CommandResult> {
+    const definition: AnyAggregate = aggregate;
+    if (definition.sequence?.isCreation(command)) return this.create(definition, command, options);
+    if (id === undefined) throw notFound(`no ${definition.name} id given`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.decideAndAppend(definition, id, command, options);
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        if (options.expectedVersion !== undefined) {
+          throw new PreconditionFailedError(options.expectedVersion);
+        }
+        if (attempt >= this.config.commandMaxAttempts) {
+          throw new ConcurrencyConflictError(
+            `${id} kept changing while the command ran (${attempt} attempts); send it again`,
+          );
+        }
+        await sleep(Math.random() * 3 * attempt);
+      }
+    }
+  }
+
+  private async decideAndAppend(
+    aggregate: AnyAggregate,
+    id: string,
+    command: unknown,
+    options: CommandOptions,
+  ): Promise<CommandResult> {
+    const streamId = aggregate.streamId(id);
+    const { state } = await this.loader.loadWithEvents(aggregate, id);
+    const version = aggregate.version(state);
+    if (options.idempotencyKey) {
+      const replay = await this.previousAnswer(aggregate, id, options);
+      if (replay) return replay;
+    }
+    if (options.expectedVersion !== undefined && version !== options.expectedVersion && version > 0) {
+      throw new PreconditionFailedError(options.expectedVersion, version);
+    }
+    const context = await this.contextFor(aggregate, command, options);
+    const events = aggregate.decider.decide(command, state, context);
+    const result = await this.store.append(
+      streamId,
+      this.toNewEvents(aggregate, events, options, context.now),
+      version === 0 ? 'no-stream' : BigInt(version - 1),
+    );
+    const after = fold(aggregate.decider.evolve, state, events);
+    this.loader.remember(streamId, after, aggregate.version(after));
+    return {
+      id,
+      version: aggregate.version(after),
+      status: aggregate.status?.(after),
+      position: result.position,
+    };
+  }
+
+  private async create(
+    aggregate: AnyAggregate,
+    command: unknown,
+    options: CommandOptions,
+  ): Promise<CommandResult> {
+    const sequence = aggregate.sequence!;
+    const { decide, initialState, evolve } = aggregate.decider;
+    const context = await this.contextFor(aggregate, command, options);
+    // Decide once before allocating, so that a refused command consumes no number.
+    decide(sequence.withId(command, sequence.format(0)), initialState(), context);
+    let events: DomainEvent[] = [];
+    const result = await this.store.appendWithSequence({
+      sequence: sequence.name,
+      build: (n) => {
+        const id = sequence.format(n);
+        events = decide(sequence.withId(command, id), initialState(), context);
+        return {
+          streamId: aggregate.streamId(id),
+          events: this.toNewEvents(aggregate, events, options, context.now),
+        };
+      },
+    });
+    const after = fold(evolve, initialState(), events);
+    this.loader.remember(result.streamId, after, aggregate.version(after));
+    return {
+      id: sequence.format(result.number),
+      version: aggregate.version(after),
+      status: aggregate.status?.(after),
+      position: result.position,
+    };
+  }
+
+  private async contextFor(aggregate: AnyAggregate, command: unknown, options: CommandOptions) {
+    const base: DecisionContext = { actor: options.actor, now: this.clock.now().toISOString() };
+    return aggregate.context ? aggregate.context(command, base, this.loader.load) : base;
+  }
+
+  /**
+   * A command whose Idempotency-Key already appears in the stream was applied before (its
+   * answer was lost, e.g. in a crash): answer as then instead of applying it twice.
+   */
+  private async previousAnswer(
+    aggregate: AnyAggregate,
+    id: string,
+    options: CommandOptions,
+  ): Promise<CommandResult | undefined> {
+    const recorded = await this.store.readStream(aggregate.streamId(id));
+    const lastIndex = recorded.findLastIndex(
+      (e) => e.metadata.idempotencyKey === options.idempotencyKey && e.metadata.actor.id === options.actor.id,
+    );
+    if (lastIndex < 0) return undefined;
+    const upTo = recorded.slice(0, lastIndex + 1);
+    const state = this.loader.fold(aggregate, upTo);
+    return {
+      id,
+      version: aggregate.version(state),
+      status: aggregate.status?.(state),
+      position: upTo[lastIndex].position,
+    };
+  }
+
+  private toNewEvents(
+    aggregate: AnyAggregate,
+    events: DomainEvent[],
+    options: CommandOptions,
+    now: string,
+  ): NewEvent[] {
+    const causationId = randomUUID();
+    const metadata: EventMetadata = {
+      actor: { id: options.actor.id, name: options.actor.name, roles: [...options.actor.roles] },
+      occurredAt: now,
+      correlationId: options.correlationId,
+      causationId,
+      schemaVersion: aggregate.schemaVersion,
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+    };
+    return events.map((e) => ({
+      eventId: randomUUID(),
+      type: e.type,
+      data: e.data as Record<string, unknown>,
+      metadata,
+    }));
+  }
+}

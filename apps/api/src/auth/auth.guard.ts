@@ -1,0 +1,32 @@
+import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import type { Actor } from '@changeledger/domain';
+import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from './jwt-verifier';
+
+const IS_PUBLIC = 'changeledger:public';
+/** Marks an endpoint that needs no token (health, OpenAPI document). */
+export const Public = () => SetMetadata(IS_PUBLIC, true);
+
+export type AuthenticatedRequest = FastifyRequest & { actor?: Actor };
+
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    @Inject(JWT_VERIFIER) private readonly verifier: JwtVerifier,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) {
+      return true;
+    }
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const header = request.headers.authorization;
+    if (!header) throw new AuthenticationError('an Authorization: Bearer <token> header is required');
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
+    request.actor = await this.verifier.verify(match[1]);
+    return true;
+  }
+}

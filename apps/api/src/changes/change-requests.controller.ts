@@ -1,0 +1,240 @@
+import { Body, Controller, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import {
+  type Actor,
+  type ChangeRequestCommand,
+  type ChangeRequestFields,
+  type ChangeView,
+  notFound,
+} from '@changeledger/domain';
+import { CurrentActor } from '../auth/current-actor.decorator';
+import { changeRequestAggregate } from '../application/aggregates';
+import {
+  type CommandOptions,
+  type CommandResult,
+  ExecuteDecision,
+} from '../application/execute-decision.command';
+import { GetChange } from '../application/get-change.query';
+import { CommandOptionsParam } from '../http/command-options.decorator';
+import { type CommandResponse, toCommandResponse } from '../http/command-response';
+import { ChangeIdParam } from '../http/id-params';
+import {
+  AmendChangeDto,
+  ApproveChangeDto,
+  ChecklistItemDto,
+  CompleteImplementationDto,
+  DescriptionDto,
+  EmptyDto,
+  PostImplementationReviewDto,
+  ReasonDto,
+  RecordIssueDto,
+  RecordReviewDto,
+  RecordVerificationDto,
+  RetrospectiveDecisionDto,
+  ScheduleChangeDto,
+} from './dto/commands.dto';
+import { SubmitChangeDto } from './dto/submit-change.dto';
+
+/** Only what the client sent: class instances may carry undefined keys. */
+const definedOnly = <T extends object>(value: T): T =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+
+const toFields = (dto: SubmitChangeDto | AmendChangeDto): Partial<ChangeRequestFields> => {
+  const { type: _t, standardTemplateId: _s, ...fields } = dto as SubmitChangeDto;
+  return JSON.parse(JSON.stringify(definedOnly(fields))) as Partial<ChangeRequestFields>;
+};
+
+@ApiTags('changes')
+@ApiBearerAuth()
+@Controller('changes')
+export class ChangeRequestsController {
+  constructor(
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+  ) {}
+
+  private async run(
+    id: string | undefined,
+    command: ChangeRequestCommand,
+    options: CommandOptions,
+  ): Promise<CommandResponse> {
+    const result = await this.commandBus.execute<ExecuteDecision<ChangeRequestCommand>, CommandResult>(
+      new ExecuteDecision(changeRequestAggregate, id, command, options),
+    );
+    return toCommandResponse(result);
+  }
+
+  @Post()
+  @HttpCode(201)
+  submit(@Body() dto: SubmitChangeDto, @CommandOptionsParam() options: CommandOptions) {
+    return this.run(
+      undefined,
+      {
+        type: 'SubmitChange',
+        changeId: '',
+        changeType: dto.type,
+        fields: toFields(dto) as ChangeRequestFields,
+        standardTemplateId: dto.standardTemplateId,
+      },
+      options,
+    );
+  }
+
+  @Get(':id')
+  async get(@Param() { id }: ChangeIdParam, @CurrentActor() actor: Actor): Promise<ChangeView> {
+    const view = await this.queryBus.execute<GetChange, ChangeView | undefined>(new GetChange(id, actor));
+    if (!view) throw notFound(`no change request ${id}`);
+    return view;
+  }
+
+  @Patch(':id')
+  @HttpCode(200)
+  amend(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: AmendChangeDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'AmendChange', fields: toFields(dto) }, options);
+  }
+
+  @Post(':id/reviews')
+  @HttpCode(200)
+  review(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: RecordReviewDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordReview', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/approve')
+  @HttpCode(200)
+  approve(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: ApproveChangeDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'ApproveChange', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/reject')
+  @HttpCode(200)
+  reject(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: ReasonDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RejectChange', reason: dto.reason }, options);
+  }
+
+  @Post(':id/schedule')
+  @HttpCode(200)
+  schedule(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: ScheduleChangeDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'ScheduleChange', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/checklist')
+  @HttpCode(200)
+  checklist(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: ChecklistItemDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'CompleteChecklistItem', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/start')
+  @HttpCode(200)
+  start(
+    @Param() { id }: ChangeIdParam,
+    @Body() _dto: EmptyDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'StartImplementation' }, options);
+  }
+
+  @Post(':id/steps')
+  @HttpCode(200)
+  step(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: DescriptionDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordImplementationStep', description: dto.description }, options);
+  }
+
+  @Post(':id/issues')
+  @HttpCode(200)
+  issue(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: RecordIssueDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordImplementationIssue', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/verification')
+  @HttpCode(200)
+  verification(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: RecordVerificationDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordVerification', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/complete')
+  @HttpCode(200)
+  complete(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: CompleteImplementationDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'CompleteImplementation', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/post-implementation-review')
+  @HttpCode(200)
+  postImplementationReview(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: PostImplementationReviewDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordPostImplementationReview', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/retrospective-approval')
+  @HttpCode(200)
+  retrospective(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: RetrospectiveDecisionDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RecordRetrospectiveDecision', ...definedOnly(dto) }, options);
+  }
+
+  @Post(':id/close')
+  @HttpCode(200)
+  close(
+    @Param() { id }: ChangeIdParam,
+    @Body() _dto: EmptyDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'CloseChange' }, options);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  cancel(
+    @Param() { id }: ChangeIdParam,
+    @Body() dto: ReasonDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'CancelChange', reason: dto.reason }, options);
+  }
+}

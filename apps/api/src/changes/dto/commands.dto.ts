@@ -1,0 +1,119 @@
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsISO8601,
+  IsNotEmpty,
+  IsObject,
+  IsOptional,
+  IsString,
+  MaxLength,
+} from 'class-validator';
+import {
+  CHECKLIST_ITEMS,
+  type ChecklistItem,
+  ISSUE_SEVERITIES,
+  type IssueSeverity,
+  OUTCOMES,
+  type Outcome,
+  RETROSPECTIVE_DECISIONS,
+  type RetrospectiveDecision,
+  REVIEW_KINDS,
+  REVIEW_VERDICTS,
+  type ReviewKind,
+  type ReviewVerdict,
+} from '@changeledger/domain';
+import { LIST_MAX, TEXT_MAX } from './change-request-fields.dto';
+import { ChangeRequestFieldsDto } from './change-request-fields.dto';
+
+const ISO = { strict: true, strictSeparator: true } as const;
+
+export class AmendChangeDto extends ChangeRequestFieldsDto {}
+
+export class RecordReviewDto {
+  @IsIn(REVIEW_KINDS) kind!: ReviewKind;
+  @IsIn(REVIEW_VERDICTS) verdict!: ReviewVerdict;
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) notes!: string;
+  /** Keys depend on `kind`; the domain checks them (see the contract). */
+  @IsObject() criteria!: Record<string, string>;
+}
+
+export class ApproveChangeDto {
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) comment?: string;
+}
+
+export class ReasonDto {
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) reason!: string;
+}
+
+export class ScheduleChangeDto {
+  @IsISO8601(ISO) plannedStart!: string;
+  @IsISO8601(ISO) plannedEnd!: string;
+  @IsBoolean() maintenanceWindow!: boolean;
+}
+
+export class ChecklistItemDto {
+  @IsIn(CHECKLIST_ITEMS) item!: ChecklistItem;
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) note?: string;
+}
+
+export class EmptyDto {}
+
+export class DescriptionDto {
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) description!: string;
+}
+
+export class RecordIssueDto extends DescriptionDto {
+  @IsIn(ISSUE_SEVERITIES) severity!: IssueSeverity;
+}
+
+export class RecordVerificationDto {
+  @IsBoolean() functionalityTested!: boolean;
+  @IsBoolean() systemHealthVerified!: boolean;
+  @IsBoolean() logsChecked!: boolean;
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) notes?: string;
+}
+
+export class CompleteImplementationDto {
+  @IsIn(OUTCOMES) outcome!: Outcome;
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) notes?: string;
+}
+
+export class PostImplementationReviewDto {
+  @IsBoolean() documentationUpdated!: boolean;
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) issues?: string;
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) lessonsLearned!: string;
+  @IsArray()
+  @ArrayMaxSize(LIST_MAX)
+  @IsString({ each: true })
+  @IsNotEmpty({ each: true })
+  improvements!: string[];
+}
+
+export class RetrospectiveDecisionDto {
+  @IsIn(RETROSPECTIVE_DECISIONS) decision!: RetrospectiveDecision;
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) comment!: string;
+}
+
+export class CreateStandardTemplateDto {
+  @IsString() @IsNotEmpty() @MaxLength(200) name!: string;
+  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) description!: string;
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(LIST_MAX)
+  @IsString({ each: true })
+  @IsNotEmpty({ each: true })
+  procedure!: string[];
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(LIST_MAX)
+  @IsString({ each: true })
+  @IsNotEmpty({ each: true })
+  systemsScope!: string[];
+}
+
+export class RetireStandardTemplateDto {
+  @IsOptional() @IsString() @MaxLength(TEXT_MAX) reason?: string;
+}

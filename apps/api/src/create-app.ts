@@ -1,0 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import { Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { AppConfig, Clock } from '@changeledger/platform';
+import { AppModule } from './app.module';
+import { buildOpenApiDocument } from './openapi/openapi';
+
+export const API_PREFIX = 'api/v1';
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+// Nest's own start-up chatter (one line per route) is 'log'; ours is printed by main.ts.
+const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
+  error: ['fatal', 'error'],
+  warn: ['fatal', 'error', 'warn'],
+  log: ['fatal', 'error', 'warn'],
+  debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+};
+
+/** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
+export const createApp = async (
+  config: AppConfig,
+  options: { clock?: Clock } = {},
+): Promise<NestFastifyApplication> => {
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.register({ config, clock: options.clock }),
+    adapter,
+    { logger: LEVELS[config.logLevel], bufferLogs: false },
+  );
+  app.setGlobalPrefix(API_PREFIX);
+  // Any answer that carries a single resource's `version` also carries `ETag: "<version>"`.
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('preSerialization', async (_request, reply, payload) => {
+    const version = (payload as { version?: unknown } | null)?.version;
+    if (typeof version === 'number' && reply.statusCode < 300) void reply.header('ETag', `"${version}"`);
+    return payload;
+  });
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  await app.init();
+  const document = buildOpenApiDocument(app);
+  fastify.get(`/${API_PREFIX}/openapi.json`, async () => document);
+  new Logger('changeledger').debug(`event store: ${config.eventStore}, data dir: ${config.dataDir}`);
+  return app;
+};

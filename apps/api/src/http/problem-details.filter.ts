@@ -1,0 +1,123 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '@changeledger/domain';
+import { ConcurrencyError, EventStoreUnavailableError } from '@changeledger/event-store';
+import { AuthenticationError } from '../auth/jwt-verifier';
+import {
+  ConcurrencyConflictError,
+  IdempotencyKeyReusedError,
+  PreconditionFailedError,
+  ProjectionLaggingError,
+  RequestValidationError,
+} from '../application/application-errors';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  errors?: { field: string; message: string }[];
+  rule?: string;
+  instance?: string;
+}
+
+const TITLES: Record<string, [number, string]> = {
+  VALIDATION_FAILED: [400, 'The request is not valid'],
+  UNAUTHENTICATED: [401, 'Authentication required'],
+  FORBIDDEN: [403, 'Not allowed for your roles'],
+  SEGREGATION_OF_DUTIES: [403, 'Segregation of duties'],
+  NOT_FOUND: [404, 'Not found'],
+  METHOD_NOT_ALLOWED: [405, 'Method not allowed'],
+  INVALID_STATE: [409, 'Not allowed in the current status'],
+  CONCURRENCY_CONFLICT: [409, 'Concurrent modification'],
+  IDEMPOTENCY_KEY_REUSED: [409, 'Idempotency-Key reused'],
+  PRECONDITION_FAILED: [412, 'Version precondition failed'],
+  PAYLOAD_TOO_LARGE: [413, 'Request body too large'],
+  RULE_VIOLATION: [422, 'A process rule forbids this'],
+  PROJECTION_LAGGING: [503, 'Read models are behind'],
+  SERVICE_UNAVAILABLE: [503, 'A dependency is unavailable'],
+  INTERNAL: [500, 'Internal error'],
+};
+
+export const problem = (
+  code: keyof typeof TITLES | string,
+  detail: string,
+  extra: Partial<Problem> = {},
+): Problem => {
+  const [status, title] = TITLES[code] ?? TITLES.INTERNAL;
+  return {
+    type: `https://changeledger.dev/problems/${code.toLowerCase().replace(/_/g, '-')}`,
+    title,
+    status,
+    detail,
+    code,
+    ...extra,
+  };
+};
+
+/** Turns any error into application/problem+json with the contract's codes. */
+export const toProblem = (error: unknown): Problem => {
+  if (error instanceof DomainError)
+    return problem(error.code, error.detail, error.rule ? { rule: error.rule } : {});
+  if (error instanceof RequestValidationError) {
+    return problem('VALIDATION_FAILED', error.message, error.errors.length ? { errors: error.errors } : {});
+  }
+  if (error instanceof AuthenticationError) return problem('UNAUTHENTICATED', error.message);
+  if (error instanceof PreconditionFailedError) return problem('PRECONDITION_FAILED', error.message);
+  if (error instanceof ConcurrencyConflictError || error instanceof ConcurrencyError) {
+    return problem('CONCURRENCY_CONFLICT', error.message);
+  }
+  if (error instanceof IdempotencyKeyReusedError) return problem('IDEMPOTENCY_KEY_REUSED', error.message);
+  if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
+  if (error instanceof EventStoreUnavailableError) return problem('SERVICE_UNAVAILABLE', error.message);
+  if (error instanceof HttpException) return fromHttpException(error);
+  const fastify = error as { statusCode?: number; code?: string; message?: string };
+  if (typeof fastify.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
+    return fromFastifyError(fastify.statusCode, fastify.code, fastify.message ?? 'bad request');
+  }
+  return problem('INTERNAL', 'an unexpected error occurred; it has been logged');
+};
+
+const fromHttpException = (error: HttpException): Problem => {
+  const status = error.getStatus();
+  if (status === 404) return problem('NOT_FOUND', error.message);
+  if (status === 405) return problem('METHOD_NOT_ALLOWED', error.message);
+  if (status === 413) return problem('PAYLOAD_TOO_LARGE', 'the request body is larger than 1 MiB');
+  if (status === 401) return problem('UNAUTHENTICATED', error.message);
+  if (status === 403) return problem('FORBIDDEN', error.message);
+  if (status >= 400 && status < 500) return problem('VALIDATION_FAILED', error.message);
+  return problem('INTERNAL', 'an unexpected error occurred; it has been logged');
+};
+
+const fromFastifyError = (status: number, code: string | undefined, message: string): Problem => {
+  if (status === 413 || code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return problem('PAYLOAD_TOO_LARGE', 'the request body is larger than 1 MiB');
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return problem('VALIDATION_FAILED', 'send the body as application/json');
+  }
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return problem('VALIDATION_FAILED', 'the body is empty but Content-Type says application/json; send {}');
+  }
+  if (status === 404) return problem('NOT_FOUND', message);
+  return problem('VALIDATION_FAILED', `the body is not valid JSON: ${message}`);
+};
+
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetails');
+
+  catch(error: unknown, host: ArgumentsHost) {
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
+    const request = http.getRequest<FastifyRequest>();
+    const body = toProblem(error);
+    if (body.status >= 500) {
+      this.logger.error(`${request.method} ${request.url}: ${(error as Error)?.stack ?? String(error)}`);
+    }
+    if (body.code === 'PROJECTION_LAGGING') reply.header('Retry-After', '1');
+    if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
+    void reply.status(body.status).header('Content-Type', 'application/problem+json').send(body);
+  }
+}

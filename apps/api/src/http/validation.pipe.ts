@@ -1,0 +1,65 @@
+import { type ArgumentMetadata, Injectable, type PipeTransform } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validate, type ValidationError } from 'class-validator';
+import { notFound } from '@changeledger/domain';
+import { RequestValidationError } from '../application/application-errors';
+
+const PRIMITIVES = new Set<unknown>([String, Boolean, Number, Array, Object]);
+
+/** Flattens class-validator's tree into the contract's `[{ field, message }]`. */
+export const flattenValidationErrors = (
+  errors: ValidationError[],
+  parent = '',
+): { field: string; message: string }[] =>
+  errors.flatMap((error) => {
+    const field = parent ? `${parent}.${error.property}` : error.property;
+    const own = Object.values(error.constraints ?? {}).map((message) => ({
+      field,
+      message: message.replace(/^property (\S+) should not exist$/, 'unknown field'),
+    }));
+    return [...own, ...flattenValidationErrors(error.children ?? [], field)];
+  });
+
+/**
+ * Strict DTO validation: unknown fields are refused (not stripped), types are not coerced,
+ * and a missing body counts as `{}` so that optional-only commands need no body.
+ */
+@Injectable()
+export class StrictValidationPipe implements PipeTransform {
+  async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const metatype = metadata.metatype;
+    if (!metatype || PRIMITIVES.has(metatype)) return value;
+    if (metadata.type === 'param') {
+      const params = plainToInstance(metatype as new () => object, value);
+      const errors = await validate(params);
+      // An id that cannot exist names nothing: 404 rather than a validation error.
+      if (errors.length > 0)
+        throw notFound(
+          flattenValidationErrors(errors)
+            .map((e) => e.message)
+            .join('; '),
+        );
+      return params;
+    }
+    if (metadata.type !== 'body') return value;
+    const body = value ?? {};
+    if (typeof body !== 'object' || Array.isArray(body)) {
+      throw new RequestValidationError('the body must be a JSON object');
+    }
+    const instance = plainToInstance(metatype as new () => object, body, { enableImplicitConversion: false });
+    const errors = await validate(instance, {
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      // Classes without decorators (EmptyDto) are fine; their unknown fields are still refused.
+      forbidUnknownValues: false,
+      stopAtFirstError: true,
+      validationError: { target: false, value: false },
+    });
+    if (errors.length > 0) {
+      const list = flattenValidationErrors(errors);
+      const fields = [...new Set(list.map((e) => e.field))];
+      throw new RequestValidationError(`invalid field(s): ${fields.join(', ')}`, list);
+    }
+    return instance;
+  }
+}

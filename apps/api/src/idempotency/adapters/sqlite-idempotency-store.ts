@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  IDEMPOTENCY_TTL_MS,
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  type StoredResponse,
+} from '../idempotency-store.port';
+
+interface Row {
+  fingerprint: string;
+  state: 'pending' | 'done';
+  status_code: number | null;
+  body: string | null;
+  created_at: number;
+}
+
+export class SqliteIdempotencyStore implements IdempotencyStore {
+  private readonly db: Database.Database;
+  private readonly claimTx: (scope: string, fingerprint: string, now: number) => IdempotencyClaim;
+  private readonly completeStmt: Database.Statement<[number, string, string]>;
+  private readonly releaseStmt: Database.Statement<[string]>;
+  private readonly purgeStmt: Database.Statement<[number]>;
+  private claimsSincePurge = 0;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
+      scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
+      status_code INTEGER, body TEXT, created_at INTEGER NOT NULL)`);
+    const get = this.db.prepare<[string], Row>('SELECT * FROM idempotency WHERE scope = ?');
+    const put = this.db.prepare<[string, string, number]>(
+      `INSERT INTO idempotency (scope, fingerprint, state, created_at) VALUES (?, ?, 'pending', ?)
+       ON CONFLICT (scope) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'pending',
+         status_code = NULL, body = NULL, created_at = excluded.created_at`,
+    );
+    const tx = this.db.transaction((scope: string, fingerprint: string, now: number): IdempotencyClaim => {
+      const row = get.get(scope);
+      if (row && row.created_at > now - IDEMPOTENCY_TTL_MS) {
+        if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+        if (row.state === 'pending') return { kind: 'in-flight' };
+        return {
+          kind: 'replay',
+          response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
+        };
+      }
+      put.run(scope, fingerprint, now);
+      return { kind: 'claimed' };
+    });
+    this.claimTx = (s, f, n) => tx.immediate(s, f, n);
+    this.completeStmt = this.db.prepare(
+      `UPDATE idempotency SET state = 'done', status_code = ?, body = ? WHERE scope = ?`,
+    );
+    this.releaseStmt = this.db.prepare(`DELETE FROM idempotency WHERE scope = ? AND state = 'pending'`);
+    this.purgeStmt = this.db.prepare('DELETE FROM idempotency WHERE created_at <= ?');
+  }
+
+  async claim(scope: string, fingerprint: string, now: Date): Promise<IdempotencyClaim> {
+    if (++this.claimsSincePurge >= 1000) {
+      this.claimsSincePurge = 0;
+      this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS);
+    }
+    return this.claimTx(scope, fingerprint, now.getTime());
+  }
+
+  async complete(scope: string, response: StoredResponse): Promise<void> {
+    this.completeStmt.run(response.statusCode, JSON.stringify(response.body), scope);
+  }
+
+  async release(scope: string): Promise<void> {
+    this.releaseStmt.run(scope);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

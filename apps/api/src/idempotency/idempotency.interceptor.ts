@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type CallHandler,
+  type ExecutionContext,
+  HttpStatus,
+  Inject,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
+import type { FastifyReply } from 'fastify';
+import { from, lastValueFrom, type Observable } from 'rxjs';
+import { canonicalJson } from '@changeledger/domain';
+import { CLOCK, type Clock } from '@changeledger/platform';
+import type { AuthenticatedRequest } from '../auth/auth.guard';
+import {
+  ConcurrencyConflictError,
+  IdempotencyKeyReusedError,
+  RequestValidationError,
+} from '../application/application-errors';
+import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const IN_FLIGHT_WAIT_MS = 5000;
+
+export const readIdempotencyKey = (request: AuthenticatedRequest): string | undefined => {
+  const raw = request.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (!KEY_PATTERN.test(key)) {
+    throw new RequestValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters', [
+      { field: 'Idempotency-Key', message: 'invalid header' },
+    ]);
+  }
+  return key;
+};
+
+/**
+ * `Idempotency-Key` on a POST: the first answer is stored and returned again for a repeat with
+ * the same body within 24 h; the same key with another body is refused. Keys are per user.
+ */
+@Injectable()
+export class IdempotencyInterceptor implements NestInterceptor {
+  constructor(
+    @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+    private readonly reflector: Reflector,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    if (request.method !== 'POST' || !request.actor) return next.handle();
+    const key = readIdempotencyKey(request);
+    if (key === undefined) return next.handle();
+    const statusCode =
+      this.reflector.get<number>(HTTP_CODE_METADATA, context.getHandler()) ?? HttpStatus.CREATED;
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    return from(this.run(request, reply, key, statusCode, next));
+  }
+
+  private async run(
+    request: AuthenticatedRequest,
+    reply: FastifyReply,
+    key: string,
+    statusCode: number,
+    next: CallHandler,
+  ): Promise<unknown> {
+    const scope = `${request.actor!.id}\u0000${key}`;
+    const route = request.routeOptions?.url ?? request.url;
+    const fingerprint = createHash('sha256')
+      .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
+      .digest('hex');
+    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    for (;;) {
+      const claim = await this.store.claim(scope, fingerprint, this.clock.now());
+      if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
+      if (claim.kind === 'replay') {
+        void reply.header('Idempotent-Replayed', 'true');
+        void reply.status(claim.response.statusCode);
+        return claim.response.body;
+      }
+      if (claim.kind === 'claimed') break;
+      // The same request is being processed right now: wait for its answer.
+      if (Date.now() > deadline) {
+        throw new ConcurrencyConflictError('a request with this Idempotency-Key is still being processed');
+      }
+      await sleep(25);
+    }
+    try {
+      const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+      await this.store.complete(scope, { statusCode, body });
+      return body;
+    } catch (error) {
+      await this.store.release(scope);
+      throw error;
+    }
+  }
+}

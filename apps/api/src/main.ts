@@ -1,0 +1,18 @@
+import 'reflect-metadata';
+import { loadConfig } from '@changeledger/platform';
+import { createApp } from './create-app';
+
+const bootstrap = async () => {
+  const config = loadConfig();
+  const app = await createApp(config);
+  await app.listen({ port: config.port, host: config.host });
+  console.log(
+    `changeledger listening on http://${config.host}:${config.port}/api/v1 (event store: ${config.eventStore}, data: ${config.dataDir})`,
+  );
+};
+
+bootstrap().catch((error: unknown) => {
+  // A clear line for the operator, not a stack of framework frames.
+  console.error(`changeledger failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

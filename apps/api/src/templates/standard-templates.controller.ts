@@ -1,0 +1,56 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { StandardTemplateCommand } from '@changeledger/domain';
+import { standardTemplateAggregate } from '../application/aggregates';
+import {
+  type CommandOptions,
+  type CommandResult,
+  ExecuteDecision,
+} from '../application/execute-decision.command';
+import {
+  ListStandardTemplates,
+  type StandardTemplateView,
+} from '../application/list-standard-templates.query';
+import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
+import { CommandOptionsParam } from '../http/command-options.decorator';
+import { toCommandResponse } from '../http/command-response';
+import { TemplateIdParam } from '../http/id-params';
+
+@ApiTags('standard-templates')
+@ApiBearerAuth()
+@Controller('standard-templates')
+export class StandardTemplatesController {
+  constructor(
+    private readonly commandBus: CommandBus,
+    private readonly queryBus: QueryBus,
+  ) {}
+
+  private async run(id: string | undefined, command: StandardTemplateCommand, options: CommandOptions) {
+    const result = await this.commandBus.execute<ExecuteDecision<StandardTemplateCommand>, CommandResult>(
+      new ExecuteDecision(standardTemplateAggregate, id, command, options),
+    );
+    return toCommandResponse(result);
+  }
+
+  @Post()
+  @HttpCode(201)
+  create(@Body() dto: CreateStandardTemplateDto, @CommandOptionsParam() options: CommandOptions) {
+    return this.run(undefined, { type: 'CreateStandardTemplate', templateId: '', ...dto }, options);
+  }
+
+  @Post(':id/retire')
+  @HttpCode(200)
+  retire(
+    @Param() { id }: TemplateIdParam,
+    @Body() dto: RetireStandardTemplateDto,
+    @CommandOptionsParam() options: CommandOptions,
+  ) {
+    return this.run(id, { type: 'RetireStandardTemplate', reason: dto.reason }, options);
+  }
+
+  @Get()
+  async list(): Promise<{ items: StandardTemplateView[] }> {
+    return { items: await this.queryBus.execute(new ListStandardTemplates()) };
+  }
+}

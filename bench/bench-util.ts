@@ -1,0 +1,20 @@
+import { cpus, totalmem } from 'node:os';
+
+export const percentile = (sorted: number[], p: number): number => {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+};
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export const machine = () => ({
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  memoryGiB: round(totalmem() / 2 ** 30, 1),
+  node: process.version,
+  platform: `${process.platform}-${process.arch}`,
+});
+
+/** One line per phase on stderr, so stdout stays the JSON summary. */
+export const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);

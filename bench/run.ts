@@ -1,0 +1,36 @@
+import { machine, progress } from './bench-util';
+import { benchHttpLifecycles } from './http-lifecycles.bench';
+import { benchStoreAppends } from './store-appends.bench';
+
+/** `npm run bench`: every figure next to a baseline measured in the same run; JSON on stdout. */
+const main = async () => {
+  const only = process.argv[2];
+  const summary: Record<string, unknown> = { machine: machine(), startedAt: new Date().toISOString() };
+  if (!only || only === 'store') {
+    const appends = await benchStoreAppends();
+    summary.storeAppends = {
+      figures: appends,
+      target: 'store appends >= 0.5x plain better-sqlite3 inserts',
+      met: appends.every((f) => f.ratio >= 0.5),
+    };
+  }
+  if (!only || only === 'http') {
+    const http = await benchHttpLifecycles();
+    summary.httpLifecycles = {
+      ...http,
+      targets: { commandsPerSecond: 2000, ratioToHealth: 0.3, p99Ms: 25 },
+      met:
+        http.commandsPerSecond >= 2000 &&
+        http.ratioToHealth >= 0.3 &&
+        http.commandLatencyMs.p99 <= 25 &&
+        http.errors === 0,
+    };
+  }
+  progress('done');
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+};
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,1327 @@
+/**
+ * Given/when/then tests of the change-request decider.
+ *
+ * The expectations come from the HTTP contract (`api-contract.md`, "Commands" and "Process
+ * rules") and the seed process, written down here independently of the decider's own
+ * COMMAND_POLICIES table, so that a wrong policy entry makes a test fail.
+ */
+import type { Actor, Role } from '../shared/actor';
+import { fold } from '../shared/decider';
+import { DomainError, type DomainErrorCode } from '../shared/domain-error';
+import type { StandardTemplateState } from '../standard-template/standard-template.state';
+import type { ChangeRequestCommand, ChangeRequestCommandType, SubmitChange } from './change-request.commands';
+import { changeRequestDecider } from './change-request.decider';
+import type { ChangeRequestEvent, ChangeRequestEventType } from './change-request.events';
+import {
+  BASE_CHECKLIST,
+  CHANGE_ID,
+  EMERGENCY_STATUSES,
+  type EmergencyStatus,
+  NORMAL_STATUSES,
+  NOW,
+  type NormalStatus,
+  PLANNED_END,
+  PLANNED_START,
+  STANDARD_STATUSES,
+  type StandardStatus,
+  TEMPLATE_ID,
+  activeTemplate,
+  actors,
+  checklistDone,
+  criteriaFor,
+  emergencyHistory,
+  emergencyRequest,
+  event,
+  everyRoleExcept,
+  incompleteEmergencyRequest,
+  laterFields,
+  normalHistory,
+  normalRequest,
+  postImplementationReviewed,
+  retiredTemplate,
+  retrospectiveDecided,
+  reviewed,
+  reviewerFor,
+  scheduledEvent,
+  standardHistory,
+  standardRequest,
+  started,
+  submitted,
+  templateRef,
+  templateState,
+  verified,
+  withRoles,
+} from './change-request.fixtures';
+import type { ChangeStatus, ReviewKind, RiskLevel } from './change-request.types';
+
+// ---------------------------------------------------------------------------------------------
+// given / when / then
+
+interface Context {
+  actor: Actor;
+  now?: string;
+  template?: StandardTemplateState;
+}
+
+type Outcome =
+  { events: { type: string; data: unknown }[] } | { error: { code: DomainErrorCode; detail: string } };
+
+const stripped = (events: readonly ChangeRequestEvent[]) => events.map(({ type, data }) => ({ type, data }));
+
+const given = (history: readonly ChangeRequestEvent[]) => {
+  const state = fold(changeRequestDecider.evolve, changeRequestDecider.initialState(), history);
+  return {
+    state,
+    when: (command: ChangeRequestCommand, context: Context) => {
+      const attempt = (): Outcome => {
+        try {
+          return { events: stripped(changeRequestDecider.decide(command, state, { now: NOW, ...context })) };
+        } catch (error) {
+          if (error instanceof DomainError) return { error: { code: error.code, detail: error.detail } };
+          throw error;
+        }
+      };
+      return {
+        /** The exact events (type and data). */
+        then: (expected: readonly ChangeRequestEvent[]) => {
+          expect(attempt()).toEqual({ events: stripped(expected) });
+        },
+        /** Only the event types, in order. */
+        thenTypes: (types: readonly ChangeRequestEventType[]) => {
+          const outcome = attempt();
+          expect('events' in outcome ? { types: outcome.events.map((e) => e.type) } : outcome).toEqual({
+            types,
+          });
+        },
+        /** Refused with this code (and a detail matching `detail`, if given). */
+        thenError: (code: DomainErrorCode, detail?: RegExp) => {
+          expect(attempt()).toMatchObject({
+            error: { code, ...(detail ? { detail: expect.stringMatching(detail) } : {}) },
+          });
+        },
+        /** The events, folded onto the history, for follow-up checks. */
+        events: (): ChangeRequestEvent[] =>
+          changeRequestDecider.decide(command, state, { now: NOW, ...context }),
+      };
+    },
+  };
+};
+
+/** An event as the command under test should stamp it: at NOW. */
+const expected = <T extends ChangeRequestEventType>(
+  type: T,
+  by: Actor,
+  data: Parameters<typeof event<T>>[2],
+): ChangeRequestEvent => event(type, by, data, NOW);
+
+// ---------------------------------------------------------------------------------------------
+// The contract's command table, independently of the decider
+
+type Kind = 'normal' | 'emergency' | 'standard';
+type ActionableType = Exclude<ChangeRequestCommandType, 'SubmitChange'>;
+type Actionable = Exclude<ChangeRequestCommand, SubmitChange>;
+
+const historyOf = (kind: Kind, status: ChangeStatus): ChangeRequestEvent[] =>
+  kind === 'normal'
+    ? normalHistory(status as NormalStatus)
+    : kind === 'emergency'
+      ? emergencyHistory(status as EmergencyStatus)
+      : standardHistory(status as StandardStatus);
+
+const STATUSES_BY_KIND: Record<Kind, readonly ChangeStatus[]> = {
+  normal: NORMAL_STATUSES,
+  emergency: EMERGENCY_STATUSES,
+  standard: STANDARD_STATUSES,
+};
+
+/**
+ * "any status before `in-progress`" (cancel): the statuses a change passes through before its
+ * implementation starts. `rejected` is an end state, not a step towards `in-progress`, so it is
+ * not among them (contract ambiguity, decided this way).
+ */
+const BEFORE_IN_PROGRESS: readonly ChangeStatus[] = [
+  'in-review',
+  'changes-requested',
+  'awaiting-approval',
+  'approved',
+  'scheduled',
+];
+/** "emergency: any status before `closed`": an emergency change lives in in-progress → implemented → closed. */
+const EMERGENCY_BEFORE_CLOSED: readonly ChangeStatus[] = ['in-progress', 'implemented'];
+
+interface Row {
+  command: Actionable;
+  /** Holds the role the command needs and is neither the requester nor the approver (unless the row needs the requester). */
+  actor: Actor;
+  /** The roles the contract names; an actor with every other role (and not the requester) gets FORBIDDEN. */
+  roles: readonly Role[] | 'original-requester';
+  allowedIn: (kind: Kind) => readonly ChangeStatus[];
+  emits: readonly ChangeRequestEventType[];
+  /** Prerequisites added to the history so that an allowed command can go through. */
+  prerequisites?: (kind: Kind, status: ChangeStatus) => ChangeRequestEvent[];
+}
+
+const ROWS: Record<ActionableType, Row> = {
+  AmendChange: {
+    command: { type: 'AmendChange', fields: { title: 'Move VM and backup traffic to VLAN 20' } },
+    actor: actors.alice,
+    roles: 'original-requester',
+    allowedIn: (kind) =>
+      kind === 'emergency'
+        ? EMERGENCY_BEFORE_CLOSED
+        : ['in-review', 'changes-requested', 'awaiting-approval'],
+    emits: ['ChangeAmended'],
+  },
+  RecordReview: {
+    command: {
+      type: 'RecordReview',
+      kind: 'technical',
+      verdict: 'approve',
+      notes: 'Feasible',
+      criteria: criteriaFor('technical'),
+    },
+    actor: actors.tom,
+    roles: ['technical-reviewer'],
+    allowedIn: () => ['in-review'],
+    emits: ['ReviewRecorded'],
+  },
+  ApproveChange: {
+    command: { type: 'ApproveChange', comment: 'Go ahead' },
+    actor: actors.lena,
+    roles: ['infrastructure-lead', 'management'],
+    allowedIn: () => ['awaiting-approval'],
+    emits: ['ChangeApproved'],
+  },
+  RejectChange: {
+    command: { type: 'RejectChange', reason: 'Too risky this week' },
+    actor: actors.lena,
+    roles: ['infrastructure-lead', 'management'],
+    allowedIn: () => ['awaiting-approval'],
+    emits: ['ChangeRejected'],
+  },
+  ScheduleChange: {
+    command: {
+      type: 'ScheduleChange',
+      plannedStart: '2026-01-12T22:00:00.000Z',
+      plannedEnd: '2026-01-12T23:30:00.000Z',
+      maintenanceWindow: false,
+    },
+    actor: actors.ines,
+    roles: ['implementer', 'infrastructure-lead'],
+    allowedIn: () => ['approved', 'scheduled'],
+    emits: ['ChangeScheduled'],
+  },
+  CompleteChecklistItem: {
+    command: { type: 'CompleteChecklistItem', item: 'maintenance-window-scheduled', note: 'Sunday 22:00' },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['approved', 'scheduled', 'in-progress'],
+    emits: ['ChecklistItemCompleted'],
+  },
+  StartImplementation: {
+    command: { type: 'StartImplementation' },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['scheduled'],
+    emits: ['ImplementationStarted'],
+  },
+  RecordImplementationStep: {
+    command: { type: 'RecordImplementationStep', description: 'Saved the switch configuration' },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['in-progress'],
+    emits: ['ImplementationStepRecorded'],
+  },
+  RecordImplementationIssue: {
+    command: { type: 'RecordImplementationIssue', description: 'One VM lost its lease', severity: 'low' },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['in-progress', 'implemented'],
+    emits: ['ImplementationIssueRecorded'],
+  },
+  RecordVerification: {
+    command: {
+      type: 'RecordVerification',
+      functionalityTested: true,
+      systemHealthVerified: true,
+      logsChecked: true,
+    },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['in-progress'],
+    emits: ['VerificationRecorded'],
+  },
+  CompleteImplementation: {
+    command: { type: 'CompleteImplementation', outcome: 'successful', notes: 'All VMs reachable' },
+    actor: actors.ines,
+    roles: ['implementer'],
+    allowedIn: () => ['in-progress'],
+    emits: ['ImplementationCompleted'],
+  },
+  RecordPostImplementationReview: {
+    command: {
+      type: 'RecordPostImplementationReview',
+      documentationUpdated: true,
+      lessonsLearned: 'Keep console access open',
+      improvements: ['Script the bridge move'],
+    },
+    actor: actors.ines,
+    roles: ['implementer', 'infrastructure-lead', 'management'],
+    allowedIn: () => ['implemented'],
+    emits: ['PostImplementationReviewRecorded'],
+  },
+  RecordRetrospectiveDecision: {
+    command: { type: 'RecordRetrospectiveDecision', decision: 'approve', comment: 'The outage justified it' },
+    actor: actors.max,
+    roles: ['management'],
+    allowedIn: (kind) => (kind === 'emergency' ? ['implemented'] : []),
+    emits: ['RetrospectiveDecisionRecorded'],
+    prerequisites: (_kind, status) => (status === 'implemented' ? [postImplementationReviewed()] : []),
+  },
+  CloseChange: {
+    command: { type: 'CloseChange' },
+    actor: actors.lena,
+    roles: ['implementer', 'infrastructure-lead', 'management'],
+    allowedIn: () => ['implemented'],
+    emits: ['ChangeClosed'],
+    prerequisites: (kind, status) =>
+      status !== 'implemented'
+        ? []
+        : kind === 'emergency'
+          ? [postImplementationReviewed(), retrospectiveDecided()]
+          : [postImplementationReviewed()],
+  },
+  CancelChange: {
+    command: { type: 'CancelChange', reason: 'Superseded' },
+    actor: actors.lena,
+    roles: ['infrastructure-lead', 'management'],
+    allowedIn: () => BEFORE_IN_PROGRESS,
+    emits: ['ChangeCancelled'],
+  },
+};
+
+const ROW_ENTRIES = Object.entries(ROWS) as [ActionableType, Row][];
+
+const prepared = (row: Row, kind: Kind, status: ChangeStatus) => [
+  ...historyOf(kind, status),
+  ...(row.prerequisites?.(kind, status) ?? []),
+];
+
+/** A kind and status in which the contract allows the command. */
+const allowedSetting = (row: Row): { kind: Kind; status: ChangeStatus } => {
+  for (const kind of ['normal', 'emergency', 'standard'] as const) {
+    const status = STATUSES_BY_KIND[kind].find((s) => row.allowedIn(kind).includes(s));
+    if (status) return { kind, status };
+  }
+  throw new Error('the command is allowed nowhere');
+};
+
+// ---------------------------------------------------------------------------------------------
+
+describe('change-request decider', () => {
+  describe('fixtures', () => {
+    it.each([
+      ...NORMAL_STATUSES.map((s) => ['normal', s] as const),
+      ...EMERGENCY_STATUSES.map((s) => ['emergency', s] as const),
+      ...STANDARD_STATUSES.map((s) => ['standard', s] as const),
+    ])('the %s history for %s reaches that status', (kind, status) => {
+      const { state } = given(historyOf(kind, status));
+      expect(state).toMatchObject({ exists: true, id: CHANGE_ID, type: kind, status });
+    });
+  });
+
+  describe('status table: every command in every status (contract "Commands")', () => {
+    const cases = ROW_ENTRIES.flatMap(([type, row]) =>
+      (['normal', 'emergency', 'standard'] as const).flatMap((kind) =>
+        STATUSES_BY_KIND[kind].map((status) => {
+          const allowed = row.allowedIn(kind).includes(status);
+          return {
+            title: `${type} on a ${kind} change in ${status} → ${allowed ? row.emits.join(' + ') : 'INVALID_STATE'}`,
+            type,
+            row,
+            kind,
+            status,
+            allowed,
+          };
+        }),
+      ),
+    );
+
+    it.each(cases)('$title', ({ row, kind, status, allowed }) => {
+      const when = given(prepared(row, kind, status)).when(row.command, { actor: row.actor });
+      if (allowed) when.thenTypes(row.emits);
+      else when.thenError('INVALID_STATE');
+    });
+
+    it.each([
+      ...NORMAL_STATUSES.map((s) => ['normal', s] as const),
+      ...EMERGENCY_STATUSES.map((s) => ['emergency', s] as const),
+      ...STANDARD_STATUSES.map((s) => ['standard', s] as const),
+    ])('SubmitChange onto an existing %s change in %s → INVALID_STATE', (kind, status) => {
+      given(historyOf(kind, status))
+        .when(
+          { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'normal', fields: normalRequest() },
+          { actor: actors.rita },
+        )
+        .thenError('INVALID_STATE');
+    });
+  });
+
+  describe('each command, where allowed, records exactly these events', () => {
+    const ines = actors.ines;
+    it.each<[string, ChangeRequestEvent[], Actionable, Actor, ChangeRequestEvent[]]>([
+      [
+        'AmendChange (normal, in review)',
+        normalHistory('in-review'),
+        { type: 'AmendChange', fields: { priority: 'high' } },
+        actors.alice,
+        [
+          expected('ChangeAmended', actors.alice, {
+            changes: { priority: 'high' },
+            previous: { priority: 'medium' },
+            voidedReviews: [],
+            statusBefore: 'in-review',
+            statusAfter: 'in-review',
+          }),
+        ],
+      ],
+      [
+        'RecordReview',
+        normalHistory('in-review'),
+        ROWS.RecordReview.command,
+        actors.tom,
+        [
+          expected('ReviewRecorded', actors.tom, {
+            kind: 'technical',
+            verdict: 'approve',
+            notes: 'Feasible',
+            criteria: criteriaFor('technical'),
+          }),
+        ],
+      ],
+      [
+        'ApproveChange',
+        normalHistory('awaiting-approval'),
+        ROWS.ApproveChange.command,
+        actors.lena,
+        [
+          expected('ChangeApproved', actors.lena, {
+            level: 'infrastructure-lead',
+            riskLevel: 'low',
+            comment: 'Go ahead',
+          }),
+        ],
+      ],
+      [
+        'RejectChange',
+        normalHistory('awaiting-approval'),
+        ROWS.RejectChange.command,
+        actors.lena,
+        [expected('ChangeRejected', actors.lena, { stage: 'approval', reason: 'Too risky this week' })],
+      ],
+      [
+        'ScheduleChange (first time)',
+        normalHistory('approved'),
+        ROWS.ScheduleChange.command,
+        ines,
+        [
+          expected('ChangeScheduled', ines, {
+            plannedStart: '2026-01-12T22:00:00.000Z',
+            plannedEnd: '2026-01-12T23:30:00.000Z',
+            maintenanceWindow: false,
+            rescheduled: false,
+          }),
+        ],
+      ],
+      [
+        'ScheduleChange (again)',
+        normalHistory('scheduled'),
+        ROWS.ScheduleChange.command,
+        actors.lena,
+        [
+          expected('ChangeScheduled', actors.lena, {
+            plannedStart: '2026-01-12T22:00:00.000Z',
+            plannedEnd: '2026-01-12T23:30:00.000Z',
+            maintenanceWindow: false,
+            rescheduled: true,
+          }),
+        ],
+      ],
+      [
+        'CompleteChecklistItem',
+        normalHistory('approved'),
+        ROWS.CompleteChecklistItem.command,
+        ines,
+        [
+          expected('ChecklistItemCompleted', ines, {
+            item: 'maintenance-window-scheduled',
+            note: 'Sunday 22:00',
+          }),
+        ],
+      ],
+      [
+        'StartImplementation',
+        normalHistory('scheduled'),
+        ROWS.StartImplementation.command,
+        ines,
+        [
+          expected('ImplementationStarted', ines, {
+            emergency: false,
+            scheduledStart: PLANNED_START,
+            scheduledEnd: PLANNED_END,
+          }),
+        ],
+      ],
+      [
+        'RecordImplementationStep (numbered in order)',
+        [
+          ...normalHistory('in-progress'),
+          event('ImplementationStepRecorded', ines, { sequence: 1, description: 'Saved the configuration' }),
+        ],
+        { type: 'RecordImplementationStep', description: 'Added VLAN 20' },
+        ines,
+        [expected('ImplementationStepRecorded', ines, { sequence: 2, description: 'Added VLAN 20' })],
+      ],
+      [
+        'RecordImplementationIssue (after completion)',
+        normalHistory('implemented'),
+        ROWS.RecordImplementationIssue.command,
+        ines,
+        [
+          expected('ImplementationIssueRecorded', ines, {
+            description: 'One VM lost its lease',
+            severity: 'low',
+          }),
+        ],
+      ],
+      [
+        'RecordVerification (failing)',
+        normalHistory('in-progress'),
+        {
+          type: 'RecordVerification',
+          functionalityTested: true,
+          systemHealthVerified: true,
+          logsChecked: false,
+          notes: 'x',
+        },
+        ines,
+        [
+          expected('VerificationRecorded', ines, {
+            functionalityTested: true,
+            systemHealthVerified: true,
+            logsChecked: false,
+            passed: false,
+            notes: 'x',
+          }),
+        ],
+      ],
+      [
+        'CompleteImplementation',
+        normalHistory('in-progress'),
+        ROWS.CompleteImplementation.command,
+        ines,
+        [expected('ImplementationCompleted', ines, { outcome: 'successful', notes: 'All VMs reachable' })],
+      ],
+      [
+        'RecordPostImplementationReview',
+        normalHistory('implemented'),
+        ROWS.RecordPostImplementationReview.command,
+        actors.max,
+        [
+          expected('PostImplementationReviewRecorded', actors.max, {
+            documentationUpdated: true,
+            lessonsLearned: 'Keep console access open',
+            improvements: ['Script the bridge move'],
+          }),
+        ],
+      ],
+      [
+        'RecordRetrospectiveDecision',
+        [...emergencyHistory('implemented'), postImplementationReviewed()],
+        { type: 'RecordRetrospectiveDecision', decision: 'reject', comment: 'Could have waited' },
+        actors.max,
+        [
+          expected('RetrospectiveDecisionRecorded', actors.max, {
+            decision: 'reject',
+            comment: 'Could have waited',
+          }),
+        ],
+      ],
+      [
+        'CloseChange',
+        [...normalHistory('implemented'), postImplementationReviewed()],
+        ROWS.CloseChange.command,
+        ines,
+        [expected('ChangeClosed', ines, {})],
+      ],
+      [
+        'CancelChange',
+        normalHistory('scheduled'),
+        ROWS.CancelChange.command,
+        actors.max,
+        [expected('ChangeCancelled', actors.max, { reason: 'Superseded', statusBefore: 'scheduled' })],
+      ],
+    ])('%s', (_name, history, command, actor, events) => {
+      given(history).when(command, { actor }).then(events);
+    });
+  });
+
+  describe('NOT_FOUND: a command on a change that does not exist', () => {
+    it.each(ROW_ENTRIES)('%s', (_type, row) => {
+      given([]).when(row.command, { actor: row.actor }).thenError('NOT_FOUND');
+    });
+  });
+
+  describe('FORBIDDEN: the actor lacks the role the command needs', () => {
+    it.each(ROW_ENTRIES)('%s by someone with every other role', (_type, row) => {
+      const { kind, status } = allowedSetting(row);
+      const actor = row.roles === 'original-requester' ? everyRoleExcept() : everyRoleExcept(...row.roles);
+      // Sanity: the right actor would get through here.
+      given(prepared(row, kind, status))
+        .when(row.command, { actor: row.actor })
+        .thenTypes(row.emits);
+      given(prepared(row, kind, status))
+        .when(row.command, { actor })
+        .thenError('FORBIDDEN');
+    });
+
+    it.each([
+      ['an auditor', actors.audrey],
+      ['a different reviewer', actors.bea],
+    ])('RecordReview by %s', (_name, actor) => {
+      given(normalHistory('in-review')).when(ROWS.RecordReview.command, { actor }).thenError('FORBIDDEN');
+    });
+
+    it.each<[string, Actor]>([
+      ['normal by a non-requester', everyRoleExcept('requester')],
+      ['standard by a non-requester', everyRoleExcept('requester')],
+      ['emergency by neither requester nor implementer', everyRoleExcept('requester', 'implementer')],
+    ])('SubmitChange %s', (name, actor) => {
+      const changeType = name.split(' ')[0] as 'normal' | 'standard' | 'emergency';
+      const fields =
+        changeType === 'emergency'
+          ? emergencyRequest()
+          : changeType === 'standard'
+            ? standardRequest()
+            : normalRequest();
+      given([])
+        .when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType,
+            fields,
+            ...(changeType === 'standard' ? { standardTemplateId: TEMPLATE_ID } : {}),
+          },
+          { actor, template: activeTemplate() },
+        )
+        .thenError('FORBIDDEN');
+    });
+  });
+
+  describe('submission', () => {
+    it('a normal change → ChangeSubmitted (in review)', () => {
+      const events = given([])
+        .when(
+          { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'normal', fields: normalRequest() },
+          { actor: actors.alice },
+        )
+        .events();
+      expect(stripped(events)).toEqual(
+        stripped([
+          expected('ChangeSubmitted', actors.alice, {
+            changeId: CHANGE_ID,
+            changeType: 'normal',
+            request: normalRequest(),
+          }),
+        ]),
+      );
+      expect(given(events).state.status).toBe('in-review');
+    });
+
+    it('a standard change → ChangeSubmitted + ChangePreApproved (approved, no person approves)', () => {
+      const when = given([]).when(
+        {
+          type: 'SubmitChange',
+          changeId: CHANGE_ID,
+          changeType: 'standard',
+          fields: standardRequest(),
+          standardTemplateId: TEMPLATE_ID,
+        },
+        { actor: actors.alice, template: activeTemplate() },
+      );
+      when.then([
+        expected('ChangeSubmitted', actors.alice, {
+          changeId: CHANGE_ID,
+          changeType: 'standard',
+          request: standardRequest(),
+          standardTemplate: templateRef,
+        }),
+        expected('ChangePreApproved', actors.alice, {
+          templateId: TEMPLATE_ID,
+          rule: 'standard-change-template',
+        }),
+      ]);
+      const state = given(when.events()).state;
+      expect(state.status).toBe('approved');
+      expect(state.approval).toMatchObject({ by: null, level: 'standard-template' });
+    });
+
+    it.each<[string, StandardTemplateState | undefined, string]>([
+      ['a retired template', retiredTemplate(), TEMPLATE_ID],
+      ['an unknown template', undefined, 'STD-404'],
+      ['a template other than the one named', activeTemplate(), 'STD-002'],
+      ['a template that never existed (empty state)', templateState([]), TEMPLATE_ID],
+    ])('a standard change naming %s → RULE_VIOLATION', (_name, template, standardTemplateId) => {
+      given([])
+        .when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'standard',
+            fields: standardRequest(),
+            standardTemplateId,
+          },
+          { actor: actors.alice, template },
+        )
+        .thenError('RULE_VIOLATION');
+    });
+
+    it.each<RiskLevel>(['medium', 'high'])('a standard change of %s risk → RULE_VIOLATION', (risk) => {
+      given([])
+        .when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'standard',
+            fields: standardRequest(risk),
+            standardTemplateId: TEMPLATE_ID,
+          },
+          { actor: actors.alice, template: activeTemplate() },
+        )
+        .thenError('RULE_VIOLATION', /low risk/);
+    });
+
+    it('a standard change without a template id → VALIDATION_FAILED', () => {
+      given([])
+        .when(
+          { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'standard', fields: standardRequest() },
+          { actor: actors.alice, template: activeTemplate() },
+        )
+        .thenError('VALIDATION_FAILED');
+    });
+
+    it.each<[string, Actor]>([
+      ['a requester', actors.alice],
+      ['an implementer', actors.ivan],
+    ])(
+      'an emergency change by %s → ChangeSubmitted + ImplementationStarted (in progress)',
+      (_name, actor) => {
+        const when = given([]).when(
+          { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'emergency', fields: emergencyRequest() },
+          { actor },
+        );
+        when.then([
+          expected('ChangeSubmitted', actor, {
+            changeId: CHANGE_ID,
+            changeType: 'emergency',
+            request: emergencyRequest(),
+          }),
+          expected('ImplementationStarted', actor, { emergency: true }),
+        ]);
+        expect(given(when.events()).state.status).toBe('in-progress');
+      },
+    );
+
+    it('an emergency change may leave out the "later" fields', () => {
+      given([])
+        .when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'emergency',
+            fields: incompleteEmergencyRequest(),
+          },
+          { actor: actors.alice },
+        )
+        .thenTypes(['ChangeSubmitted', 'ImplementationStarted']);
+    });
+
+    it.each([
+      [
+        'a normal change without a rollback plan',
+        'normal',
+        normalRequest('low', { rollbackPlan: undefined }),
+      ],
+      ['a normal change without a risk assessment', 'normal', normalRequest('low', { risk: undefined })],
+      ['a normal change with emergency details', 'normal', emergencyRequest()],
+      ['an emergency change without emergency details', 'emergency', normalRequest()],
+    ] as const)('%s → VALIDATION_FAILED', (_name, changeType, fields) => {
+      given([])
+        .when({ type: 'SubmitChange', changeId: CHANGE_ID, changeType, fields }, { actor: actors.alice })
+        .thenError('VALIDATION_FAILED');
+    });
+  });
+
+  describe('reviews', () => {
+    it.each<[RiskLevel, 'infrastructure-lead' | 'management', string]>([
+      ['low', 'infrastructure-lead', 'normal-change-needs-infrastructure-lead'],
+      ['medium', 'infrastructure-lead', 'normal-change-needs-infrastructure-lead'],
+      ['high', 'management', 'high-risk-needs-management'],
+    ])(
+      'the third approving review of a %s-risk change → ReviewsCompleted needing %s',
+      (risk, requiredApproval, rule) => {
+        const history = [
+          ...normalHistory('in-review', { risk }),
+          reviewed('technical'),
+          reviewed('business'),
+        ];
+        const when = given(history).when(
+          {
+            type: 'RecordReview',
+            kind: 'security',
+            verdict: 'approve',
+            notes: 'ok',
+            criteria: criteriaFor('security'),
+          },
+          { actor: actors.sid },
+        );
+        when.then([
+          expected('ReviewRecorded', actors.sid, {
+            kind: 'security',
+            verdict: 'approve',
+            notes: 'ok',
+            criteria: criteriaFor('security'),
+          }),
+          expected('ReviewsCompleted', actors.sid, { riskLevel: risk, requiredApproval, rule }),
+        ]);
+        expect(given([...history, ...when.events()]).state).toMatchObject({
+          status: 'awaiting-approval',
+          requiredApproval,
+        });
+      },
+    );
+
+    it('two approving reviews leave the change in review', () => {
+      given([...normalHistory('in-review'), reviewed('security')])
+        .when(
+          {
+            type: 'RecordReview',
+            kind: 'business',
+            verdict: 'approve',
+            notes: 'ok',
+            criteria: criteriaFor('business'),
+          },
+          { actor: actors.bea },
+        )
+        .thenTypes(['ReviewRecorded']);
+    });
+
+    it.each<ReviewKind>(['technical', 'business', 'security'])(
+      'a %s review "reject" → ChangeRejected (rejected)',
+      (kind) => {
+        const reviewer = reviewerFor[kind];
+        const history = [
+          ...normalHistory('in-review'),
+          ...(kind === 'technical' ? [] : [reviewed('technical')]),
+        ];
+        const when = given(history).when(
+          {
+            type: 'RecordReview',
+            kind,
+            verdict: 'reject',
+            notes: 'Not acceptable',
+            criteria: criteriaFor(kind),
+          },
+          { actor: reviewer },
+        );
+        when.then([
+          expected('ReviewRecorded', reviewer, {
+            kind,
+            verdict: 'reject',
+            notes: 'Not acceptable',
+            criteria: criteriaFor(kind),
+          }),
+          expected('ChangeRejected', reviewer, { stage: 'review', kind, reason: 'Not acceptable' }),
+        ]);
+        expect(given([...history, ...when.events()]).state.status).toBe('rejected');
+      },
+    );
+
+    it('a "request-changes" review → ChangesRequested (changes-requested)', () => {
+      const history = [...normalHistory('in-review'), reviewed('technical')];
+      const when = given(history).when(
+        {
+          type: 'RecordReview',
+          kind: 'business',
+          verdict: 'request-changes',
+          notes: 'Pick a quieter week',
+          criteria: criteriaFor('business'),
+        },
+        { actor: actors.bea },
+      );
+      when.then([
+        expected('ReviewRecorded', actors.bea, {
+          kind: 'business',
+          verdict: 'request-changes',
+          notes: 'Pick a quieter week',
+          criteria: criteriaFor('business'),
+        }),
+        expected('ChangesRequested', actors.bea, { kind: 'business', notes: 'Pick a quieter week' }),
+      ]);
+      expect(given([...history, ...when.events()]).state.status).toBe('changes-requested');
+    });
+
+    it.each<[string, ReviewKind, Record<string, string>]>([
+      ['no criteria', 'technical', {}],
+      ['a criterion missing', 'technical', { feasibility: 'ok', impactAssessment: 'ok' }],
+      ['a criterion left blank', 'security', { ...criteriaFor('security'), riskAssessment: '  ' }],
+      ['an unknown criterion', 'business', { ...criteriaFor('business'), vibes: 'good' }],
+      ['the criteria of another kind', 'technical', criteriaFor('security')],
+    ])('a review with %s → VALIDATION_FAILED', (_name, kind, criteria) => {
+      given(normalHistory('in-review'))
+        .when(
+          { type: 'RecordReview', kind, verdict: 'approve', notes: 'ok', criteria },
+          { actor: reviewerFor[kind] },
+        )
+        .thenError('VALIDATION_FAILED');
+    });
+  });
+
+  describe('approval levels', () => {
+    it.each<[RiskLevel, string, Actor, 'infrastructure-lead' | 'management']>([
+      ['low', 'the infrastructure lead', actors.lena, 'infrastructure-lead'],
+      ['low', 'management', actors.max, 'infrastructure-lead'],
+      ['medium', 'the infrastructure lead', actors.lena, 'infrastructure-lead'],
+      ['medium', 'management', actors.max, 'infrastructure-lead'],
+      ['high', 'management', actors.max, 'management'],
+    ])('a %s-risk change may be approved by %s', (risk, _who, approver, level) => {
+      const history = normalHistory('awaiting-approval', { risk });
+      const when = given(history).when({ type: 'ApproveChange' }, { actor: approver });
+      when.then([expected('ChangeApproved', approver, { level, riskLevel: risk })]);
+      expect(given([...history, ...when.events()]).state).toMatchObject({
+        status: 'approved',
+        approval: { by: { id: approver.id }, level },
+      });
+    });
+
+    it.each<[RiskLevel, string, Actor]>([
+      ['low', 'the infrastructure lead', actors.lena],
+      ['low', 'management', actors.max],
+      ['high', 'management', actors.max],
+    ])('a %s-risk change may be rejected by %s', (risk, _who, actor) => {
+      given(normalHistory('awaiting-approval', { risk }))
+        .when({ type: 'RejectChange', reason: 'No' }, { actor })
+        .then([expected('ChangeRejected', actor, { stage: 'approval', reason: 'No' })]);
+    });
+
+    it.each<[string, Actionable]>([
+      ['ApproveChange', { type: 'ApproveChange' }],
+      ['RejectChange', { type: 'RejectChange', reason: 'No' }],
+    ])('a high-risk change: %s by the infrastructure lead → FORBIDDEN', (_name, command) => {
+      given(normalHistory('awaiting-approval', { risk: 'high' }))
+        .when(command, { actor: actors.lena })
+        .thenError('FORBIDDEN');
+    });
+  });
+
+  describe('segregation of duties', () => {
+    it.each<[string, ChangeRequestEvent[], Actionable, Actor]>([
+      [
+        'reviewing own change',
+        normalHistory('in-review'),
+        ROWS.RecordReview.command,
+        withRoles(actors.alice, 'requester', 'technical-reviewer'),
+      ],
+      [
+        'approving own change',
+        normalHistory('awaiting-approval'),
+        { type: 'ApproveChange' },
+        withRoles(actors.alice, 'requester', 'infrastructure-lead'),
+      ],
+      [
+        'approving own high-risk change as management',
+        normalHistory('awaiting-approval', { risk: 'high' }),
+        { type: 'ApproveChange' },
+        withRoles(actors.alice, 'management'),
+      ],
+      [
+        'rejecting own change',
+        normalHistory('awaiting-approval'),
+        { type: 'RejectChange', reason: 'x' },
+        withRoles(actors.alice, 'management'),
+      ],
+      [
+        'retrospectively approving own emergency change',
+        [...emergencyHistory('implemented'), postImplementationReviewed()],
+        ROWS.RecordRetrospectiveDecision.command,
+        withRoles(actors.alice, 'requester', 'management'),
+      ],
+      [
+        'retrospectively rejecting own emergency change',
+        [...emergencyHistory('implemented'), postImplementationReviewed()],
+        { type: 'RecordRetrospectiveDecision', decision: 'reject', comment: 'x' },
+        withRoles(actors.alice, 'management'),
+      ],
+      [
+        'the approver starting the implementation',
+        normalHistory('scheduled'),
+        { type: 'StartImplementation' },
+        withRoles(actors.lena, 'implementer'),
+      ],
+      [
+        'the management approver of a high-risk change starting it',
+        normalHistory('scheduled', { risk: 'high' }),
+        { type: 'StartImplementation' },
+        withRoles(actors.max, 'implementer', 'management'),
+      ],
+    ])('%s → SEGREGATION_OF_DUTIES', (_name, history, command, actor) => {
+      given(history).when(command, { actor }).thenError('SEGREGATION_OF_DUTIES');
+    });
+
+    it('the requester may implement an approved change (only the approver may not)', () => {
+      given(normalHistory('scheduled'))
+        .when({ type: 'StartImplementation' }, { actor: withRoles(actors.alice, 'requester', 'implementer') })
+        .thenTypes(['ImplementationStarted']);
+    });
+
+    it('a standard change has no approver, so anyone with the implementer role may start it', () => {
+      given(standardHistory('scheduled'))
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenTypes(['ImplementationStarted']);
+    });
+  });
+
+  describe('amendments', () => {
+    it.each<['changes-requested' | 'awaiting-approval', ReviewKind[]]>([
+      ['changes-requested', ['technical']],
+      ['awaiting-approval', ['technical', 'business', 'security']],
+    ])('of a normal change in %s void its reviews and return it to in-review', (status, voidedReviews) => {
+      const history = normalHistory(status);
+      const when = given(history).when(
+        {
+          type: 'AmendChange',
+          fields: { rollbackPlan: 'Restore from the nightly backup', priority: 'medium' },
+        },
+        { actor: actors.alice },
+      );
+      when.then([
+        expected('ChangeAmended', actors.alice, {
+          // priority is unchanged, so it is not part of the amendment
+          changes: { rollbackPlan: 'Restore from the nightly backup' },
+          previous: { rollbackPlan: normalRequest().rollbackPlan },
+          voidedReviews,
+          statusBefore: status,
+          statusAfter: 'in-review',
+        }),
+      ]);
+      const after = [...history, ...when.events()];
+      const state = given(after).state;
+      expect(state).toMatchObject({ status: 'in-review', reviews: {}, requiredApproval: undefined });
+      expect(state.voidedReviews.map((r) => r.kind)).toEqual(voidedReviews);
+      expect(state.request.rollbackPlan).toBe('Restore from the nightly backup');
+      // It must be reviewed again: the voided kinds can be reviewed anew.
+      given(after).when(ROWS.RecordReview.command, { actor: actors.tom }).thenTypes(['ReviewRecorded']);
+    });
+
+    it('of a normal change in review with one review voids that review', () => {
+      given([...normalHistory('in-review'), reviewed('security')])
+        .when({ type: 'AmendChange', fields: { title: 'New title' } }, { actor: actors.alice })
+        .then([
+          expected('ChangeAmended', actors.alice, {
+            changes: { title: 'New title' },
+            previous: { title: normalRequest().title },
+            voidedReviews: ['security'],
+            statusBefore: 'in-review',
+            statusAfter: 'in-review',
+          }),
+        ]);
+    });
+
+    it.each<EmergencyStatus>(['in-progress', 'implemented'])(
+      'of an emergency change in %s keep its status',
+      (status) => {
+        const history = emergencyHistory(status);
+        const when = given(history).when(
+          { type: 'AmendChange', fields: { testingPlan: 'Run the ssh audit' } },
+          { actor: actors.alice },
+        );
+        when.then([
+          expected('ChangeAmended', actors.alice, {
+            changes: { testingPlan: 'Run the ssh audit' },
+            previous: { testingPlan: emergencyRequest().testingPlan },
+            voidedReviews: [],
+            statusBefore: status,
+            statusAfter: status,
+          }),
+        ]);
+        expect(given([...history, ...when.events()]).state.status).toBe(status);
+      },
+    );
+
+    it.each<[string, Actor]>([
+      ['another requester', actors.rita],
+      ['the infrastructure lead', actors.lena],
+      ['management', actors.max],
+      ['a reviewer', actors.tom],
+    ])('by %s (not the original requester) → FORBIDDEN', (_name, actor) => {
+      given(normalHistory('changes-requested'))
+        .when({ type: 'AmendChange', fields: { title: 'Hijacked' } }, { actor })
+        .thenError('FORBIDDEN');
+    });
+
+    it('of an emergency change by someone else than its declarer → FORBIDDEN', () => {
+      given(emergencyHistory('implemented'))
+        .when({ type: 'AmendChange', fields: laterFields() }, { actor: actors.ivan })
+        .thenError('FORBIDDEN');
+    });
+
+    it('of an emergency change declared by an implementer, by that implementer', () => {
+      const history = [
+        submitted('emergency', incompleteEmergencyRequest(), actors.ivan),
+        event('ImplementationStarted', actors.ivan, { emergency: true }),
+      ];
+      given(history)
+        .when({ type: 'AmendChange', fields: laterFields() }, { actor: actors.ivan })
+        .thenTypes(['ChangeAmended']);
+    });
+  });
+
+  describe('emergency changes: the "later" fields and the retrospective', () => {
+    const incomplete = () => [
+      ...emergencyHistory('implemented', incompleteEmergencyRequest()),
+      postImplementationReviewed(),
+    ];
+
+    it('an incomplete emergency change cannot be decided retrospectively, until amended', () => {
+      given(incomplete())
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('RULE_VIOLATION', /complete change request/);
+
+      const amendment = given(incomplete())
+        .when({ type: 'AmendChange', fields: laterFields() }, { actor: actors.alice })
+        .events();
+      expect(amendment.map((e) => e.type)).toEqual(['ChangeAmended']);
+      const amended = [...incomplete(), ...amendment];
+
+      const decision = given(amended)
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .events();
+      expect(decision.map((e) => e.type)).toEqual(['RetrospectiveDecisionRecorded']);
+
+      given([...amended, ...decision])
+        .when({ type: 'CloseChange' }, { actor: actors.lena })
+        .thenTypes(['ChangeClosed']);
+    });
+
+    it('a partly completed emergency change is still refused', () => {
+      const { risk, timeline } = laterFields();
+      given([
+        ...incomplete(),
+        event('ChangeAmended', actors.alice, {
+          changes: { risk, timeline },
+          previous: {},
+          voidedReviews: [],
+          statusBefore: 'implemented',
+          statusAfter: 'implemented',
+        }),
+      ])
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('RULE_VIOLATION');
+    });
+
+    it('the retrospective decision needs the post-implementation review', () => {
+      given(emergencyHistory('implemented'))
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('RULE_VIOLATION', /post-implementation review/);
+    });
+
+    it('an emergency change cannot be closed without the retrospective decision', () => {
+      given([...emergencyHistory('implemented'), postImplementationReviewed()])
+        .when({ type: 'CloseChange' }, { actor: actors.lena })
+        .thenError('RULE_VIOLATION', /retrospective decision/);
+    });
+
+    it('retrospective approval is for emergency changes only', () => {
+      given([...normalHistory('implemented'), postImplementationReviewed()])
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('INVALID_STATE');
+    });
+  });
+
+  describe('implementation prerequisites', () => {
+    const approvedThenScheduled = (maintenanceWindow: boolean) => [
+      ...normalHistory('approved'),
+      scheduledEvent(maintenanceWindow),
+    ];
+
+    it.each([
+      ['no checklist item', []],
+      ['backups not verified', ['rollback-plan-prepared', 'stakeholders-notified']],
+      ['stakeholders not notified', ['backups-verified', 'rollback-plan-prepared']],
+    ] as const)('start with %s → RULE_VIOLATION', (_name, items) => {
+      given([...approvedThenScheduled(false), ...checklistDone(items)])
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenError('RULE_VIOLATION');
+    });
+
+    it('start with a maintenance window but without its checklist item → RULE_VIOLATION', () => {
+      given([...approvedThenScheduled(true), ...checklistDone(BASE_CHECKLIST)])
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenError('RULE_VIOLATION', /maintenance-window-scheduled/);
+    });
+
+    it('start with a maintenance window and every item → ImplementationStarted', () => {
+      given(normalHistory('scheduled', { maintenanceWindow: true }))
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenTypes(['ImplementationStarted']);
+    });
+
+    it('start without a maintenance window needs no maintenance-window item', () => {
+      given([...approvedThenScheduled(false), ...checklistDone(BASE_CHECKLIST)])
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenTypes(['ImplementationStarted']);
+    });
+
+    it('a checklist done before a rescheduling still counts', () => {
+      given([...normalHistory('approved'), ...checklistDone(BASE_CHECKLIST), scheduledEvent(false)])
+        .when({ type: 'StartImplementation' }, { actor: actors.ivan })
+        .thenTypes(['ImplementationStarted']);
+    });
+
+    const inProgressWithout = () => [...normalHistory('scheduled'), started()];
+
+    it.each<[string, ChangeRequestEvent[]]>([
+      ['no verification', []],
+      ['a failing verification', [verified(false)]],
+      ['a passing verification followed by a failing one', [verified(true), verified(false)]],
+    ])('complete "successful" with %s → RULE_VIOLATION', (_name, extra) => {
+      given([...inProgressWithout(), ...extra])
+        .when({ type: 'CompleteImplementation', outcome: 'successful' }, { actor: actors.ivan })
+        .thenError('RULE_VIOLATION');
+    });
+
+    it.each(['failed', 'rolled-back'] as const)('complete "%s" needs no passing verification', (outcome) => {
+      const history = [...inProgressWithout(), verified(false)];
+      const when = given(history).when({ type: 'CompleteImplementation', outcome }, { actor: actors.ivan });
+      when.then([expected('ImplementationCompleted', actors.ivan, { outcome })]);
+      expect(given([...history, ...when.events()]).state).toMatchObject({
+        status: 'implemented',
+        implementation: { outcome },
+      });
+    });
+
+    it('an emergency change completes "successful" after a passing verification', () => {
+      given([
+        submitted('emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true }),
+        verified(),
+      ])
+        .when({ type: 'CompleteImplementation', outcome: 'successful' }, { actor: actors.ivan })
+        .thenTypes(['ImplementationCompleted']);
+    });
+
+    it('an emergency change cannot complete "successful" without verification', () => {
+      given([
+        submitted('emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true }),
+      ])
+        .when({ type: 'CompleteImplementation', outcome: 'successful' }, { actor: actors.ivan })
+        .thenError('RULE_VIOLATION');
+    });
+
+    it.each<[string, ChangeRequestEvent[]]>([
+      ['a normal change', normalHistory('implemented')],
+      ['a standard change', standardHistory('implemented')],
+      ['an emergency change', emergencyHistory('implemented')],
+      [
+        'an emergency change with its retrospective decision',
+        [...emergencyHistory('implemented'), retrospectiveDecided()],
+      ],
+    ])('close %s without post-implementation review → RULE_VIOLATION', (_name, history) => {
+      given(history)
+        .when({ type: 'CloseChange' }, { actor: actors.ivan })
+        .thenError('RULE_VIOLATION', /post-implementation review/);
+    });
+
+    it.each<[string, Actor]>([
+      ['an implementer', actors.ivan],
+      ['the infrastructure lead', actors.lena],
+      ['management', actors.max],
+    ])('close after the post-implementation review by %s → ChangeClosed', (_name, actor) => {
+      given([...standardHistory('implemented'), postImplementationReviewed()])
+        .when({ type: 'CloseChange' }, { actor })
+        .then([expected('ChangeClosed', actor, {})]);
+    });
+  });
+
+  describe('cancellation', () => {
+    it.each<[string, Actor]>([
+      ['the original requester', actors.alice],
+      ['the infrastructure lead', actors.lena],
+      ['management', actors.max],
+    ])('by %s → ChangeCancelled', (_name, actor) => {
+      const history = normalHistory('awaiting-approval');
+      const when = given(history).when({ type: 'CancelChange', reason: 'Not needed' }, { actor });
+      when.then([
+        expected('ChangeCancelled', actor, { reason: 'Not needed', statusBefore: 'awaiting-approval' }),
+      ]);
+      expect(given([...history, ...when.events()]).state.status).toBe('cancelled');
+    });
+
+    it.each<[string, Actor]>([
+      ['another requester', actors.rita],
+      ['an implementer', actors.ivan],
+      ['a reviewer', actors.tom],
+      ['an auditor', actors.audrey],
+    ])('by %s → FORBIDDEN', (_name, actor) => {
+      given(normalHistory('approved'))
+        .when({ type: 'CancelChange', reason: 'Not needed' }, { actor })
+        .thenError('FORBIDDEN');
+    });
+
+    it('a standard change may be cancelled by its requester before it starts', () => {
+      given(standardHistory('scheduled'))
+        .when({ type: 'CancelChange', reason: 'Done another way' }, { actor: actors.alice })
+        .thenTypes(['ChangeCancelled']);
+    });
+  });
+
+  describe('one-off records', () => {
+    it('a review kind already recorded cannot be recorded twice → RULE_VIOLATION', () => {
+      given([...normalHistory('in-review'), reviewed('technical')])
+        .when(ROWS.RecordReview.command, { actor: withRoles(actors.ines, 'technical-reviewer') })
+        .thenError('RULE_VIOLATION');
+    });
+
+    it('an amendment that changes nothing → VALIDATION_FAILED', () => {
+      given(normalHistory('in-review'))
+        .when({ type: 'AmendChange', fields: { title: normalRequest().title } }, { actor: actors.alice })
+        .thenError('VALIDATION_FAILED');
+    });
+
+    it('a schedule that ends before it starts → VALIDATION_FAILED', () => {
+      given(normalHistory('approved'))
+        .when(
+          {
+            type: 'ScheduleChange',
+            plannedStart: PLANNED_END,
+            plannedEnd: PLANNED_START,
+            maintenanceWindow: false,
+          },
+          { actor: actors.ivan },
+        )
+        .thenError('VALIDATION_FAILED');
+    });
+  });
+
+  it('a closed normal change keeps who approved and who implemented it', () => {
+    expect(given(normalHistory('closed')).state).toMatchObject({
+      status: 'closed',
+      approval: { by: { id: actors.lena.id }, level: 'infrastructure-lead' },
+      implementation: { startedBy: { id: actors.ivan.id }, outcome: 'successful' },
+      postImplementationReview: { by: { id: actors.ivan.id } },
+      closedBy: { id: actors.lena.id },
+    });
+  });
+});

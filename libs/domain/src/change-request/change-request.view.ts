@@ -1,0 +1,56 @@
+import { requiredChecklistItems, missingRequestFields } from './change-request.decider';
+import type { ChangeRequestState } from './change-request.state';
+import { CHECKLIST_ITEMS } from './change-request.types';
+
+/**
+ * The whole change as clients see it (GET /changes/:id): the template's fields at the top level,
+ * then everything the process recorded. Pure, so the read model and the stream fold agree.
+ */
+export const toChangeView = (s: ChangeRequestState) => {
+  const required = requiredChecklistItems(s);
+  return {
+    id: s.id,
+    type: s.type,
+    status: s.status,
+    version: s.version,
+    ...s.request,
+    standardTemplate: s.standardTemplate ?? null,
+    requestedBy: s.requestedBy ?? null,
+    reviews: Object.values(s.reviews),
+    voidedReviews: s.voidedReviews,
+    requiredApproval: s.type === 'normal' ? (s.requiredApproval ?? null) : null,
+    approval: s.approval ?? null,
+    approvedBy: s.approval?.by ?? null,
+    rejection: s.rejection ?? null,
+    schedule: s.schedule ?? null,
+    checklist: CHECKLIST_ITEMS.map((item) => ({
+      item,
+      required: required.includes(item),
+      done: s.checklist[item] !== undefined,
+      ...(s.checklist[item] ?? {}),
+    })),
+    implementedBy: s.implementation.startedBy ?? null,
+    steps: s.implementation.steps,
+    issues: s.implementation.issues,
+    verification: s.implementation.verification ?? null,
+    outcome: s.implementation.outcome ?? null,
+    outcomeNotes: s.implementation.outcomeNotes ?? null,
+    postImplementationReview: s.postImplementationReview ?? null,
+    retrospectiveDecision: s.retrospectiveDecision ?? null,
+    missingRequestFields: s.type === 'emergency' ? missingRequestFields(s.request) : [],
+    cancellation: s.cancellation ?? null,
+    timestamps: {
+      submittedAt: s.submittedAt ?? null,
+      awaitingApprovalSince: s.awaitingApprovalSince ?? null,
+      approvedAt: s.approval?.at ?? null,
+      scheduledAt: s.schedule?.at ?? null,
+      implementationStartedAt: s.implementation.startedAt ?? null,
+      implementedAt: s.implementation.completedAt ?? null,
+      closedAt: s.closedAt ?? null,
+      cancelledAt: s.cancellation?.at ?? null,
+      updatedAt: s.updatedAt ?? null,
+    },
+  };
+};
+
+export type ChangeView = ReturnType<typeof toChangeView>;

@@ -1,0 +1,551 @@
+/**
+ * The adapter's own logic (hash chain, retries, sequences, subscriptions) on an in-memory double
+ * of the client. What EventStoreDB itself does is for the contract suite against a real server
+ * (test/contract/eventstoredb-event-store.spec.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { AccessDeniedError, UnavailableError } from '@eventstore/db-client';
+import { computeEventHash, GENESIS_HASH } from '../../event-hash';
+import { ConcurrencyError, EventStoreUnavailableError } from '../../event-store.errors';
+import type { NewEvent, RecordedEvent, SequencedStream } from '../../event-store.port';
+import {
+  EventStoreDbEventStore,
+  type EventStoreDbClient,
+  type EventStoreDbEventStoreOptions,
+} from './eventstoredb-event-store';
+import { SEQUENCE_NUMBER_ALLOCATED, SEQUENCE_NUMBER_RELEASED } from './eventstoredb-mapping';
+import {
+  InMemoryEventStoreDbClient,
+  type InMemoryEventStoreDbClientOptions,
+} from './testing/in-memory-eventstoredb-client';
+
+const newEvent = (type = 'ChangeRequestUpdated', data: Record<string, unknown> = {}): NewEvent => ({
+  eventId: randomUUID(),
+  type,
+  data,
+  metadata: {
+    actor: { id: 'user-1', name: 'Ada', roles: ['requester'] },
+    occurredAt: '2030-01-01T00:00:00.000Z',
+    correlationId: randomUUID(),
+    causationId: null,
+    schemaVersion: 1,
+  },
+});
+const newEvents = (n: number) => Array.from({ length: n }, (_, i) => newEvent('ChangeRequestUpdated', { i }));
+const streamId = () => `changeRequest-T${randomUUID()}`;
+const revisions = (events: readonly RecordedEvent[]) => events.map((e) => e.revision);
+
+const expectValidChain = (events: readonly RecordedEvent[]) => {
+  events.forEach((event, i) => {
+    expect(event.metadata.previousHash).toBe(i === 0 ? GENESIS_HASH : events[i - 1].metadata.hash);
+    expect(computeEventHash(event, event.metadata.previousHash as string)).toBe(event.metadata.hash);
+  });
+};
+
+/** Pulls `count` events without ending the subscription (a for-await `break` would). */
+const take = async (
+  subscription: AsyncIterable<RecordedEvent>,
+  count: number,
+  into: RecordedEvent[] = [],
+) => {
+  const iterator = subscription[Symbol.asyncIterator]();
+  while (into.length < count) {
+    const next = await iterator.next();
+    if (next.done) break;
+    into.push(next.value);
+  }
+  return into;
+};
+
+const waitUntil = async (condition: () => boolean, what: string, timeoutMs = 2_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+};
+
+describe('EventStoreDbEventStore (on an in-memory double of the client)', () => {
+  let server: InMemoryEventStoreDbClient;
+  let logger: { warn: jest.Mock; error: jest.Mock };
+  let sleeps: number[];
+  const stores: EventStoreDbEventStore[] = [];
+
+  const open = (
+    options: EventStoreDbEventStoreOptions = {},
+    client: EventStoreDbClient = server.connection(),
+  ) => {
+    const store = new EventStoreDbEventStore(client, {
+      logger,
+      sleep: async (ms) => void sleeps.push(ms),
+      ...options,
+    });
+    stores.push(store);
+    return store;
+  };
+  const newServer = (options: InMemoryEventStoreDbClientOptions = {}) => {
+    server = new InMemoryEventStoreDbClient(options);
+    return server;
+  };
+
+  beforeEach(() => {
+    newServer();
+    logger = { warn: jest.fn(), error: jest.fn() };
+    sleeps = [];
+  });
+
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  describe('append', () => {
+    it('chains every stream from genesis, across appends, with positions beyond 2^53', async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(2), 'no-stream');
+      await store.append(id, newEvents(1), 1n);
+      await store.append(id, newEvents(2), 'any');
+      const read = await store.readStream(id);
+      expect(revisions(read)).toEqual([0n, 1n, 2n, 3n, 4n]);
+      expectValidChain(read);
+      expect(read.every((e) => e.position >= 2n ** 60n)).toBe(true);
+    });
+
+    it("sends 'any' at the revision it read, so racing writers cannot fork the chain", async () => {
+      const id = streamId();
+      // two processes; the loser of a race backs off for real (jitter), as in production
+      const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+      const a = open({ sleep: realSleep });
+      const b = open({ sleep: realSleep });
+      await a.append(id, [newEvent('Start')], 'no-stream');
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).append(id, [newEvent('Race', { i })], 'any')),
+      );
+      const read = await a.readStream(id);
+      expect(revisions(read)).toEqual(Array.from({ length: 21 }, (_, i) => BigInt(i)));
+      expectValidChain(read);
+      expect(logger.error).not.toHaveBeenCalled();
+    });
+
+    it("gives up an 'any' append that keeps losing the race, with a ConcurrencyError", async () => {
+      const id = streamId();
+      const store = open({ anyAttempts: 3 });
+      await store.append(id, [newEvent()], 'no-stream');
+      // another writer appends between every read and write of ours
+      const client = server.connection();
+      const racing: EventStoreDbClient = {
+        ...client,
+        appendToStream: (async (stream: string, events: never, options: never) => {
+          if (stream === id)
+            await server
+              .asClient()
+              .appendToStream(stream, [
+                { id: randomUUID(), contentType: 'application/json', type: 'Other', data: {}, metadata: {} },
+              ]);
+          return client.appendToStream(stream, events, options);
+        }) as EventStoreDbClient['appendToStream'],
+      };
+      const loser = open({ anyAttempts: 3 }, racing);
+      const error = await loser.append(id, [newEvent()], 'any').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(error).toMatchObject({ streamId: id, expected: 'any', actual: 3n });
+      expect(logger.error).toHaveBeenCalledWith(expect.stringContaining('lost the race'));
+    });
+
+    it("answers a repeated 'any' append from the stream's tail, and refuses the same first id with other events", async () => {
+      const store = open();
+      const id = streamId();
+      const batch = newEvents(2);
+      const first = await store.append(id, batch, 'any');
+      await store.append(id, newEvents(3), 'any');
+      expect(await store.append(id, batch, 'any')).toEqual(first);
+      await expect(store.append(id, [batch[0], newEvent()], 'any')).rejects.toBeInstanceOf(ConcurrencyError);
+      expect(revisions(await store.readStream(id))).toEqual([0n, 1n, 2n, 3n, 4n]);
+    });
+
+    it('retries a transient failure with the very same events: a lost answer writes nothing twice', async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, [newEvent()], 'no-stream');
+      server.failNext('append', () => new UnavailableError(undefined, 'connection reset'), {
+        afterWrite: true,
+      });
+      const result = await store.append(id, newEvents(2), 0n);
+      const read = await store.readStream(id);
+      expect(revisions(read)).toEqual([0n, 1n, 2n]);
+      expect(result).toEqual({ nextExpectedRevision: 2n, position: read[2].position });
+      expectValidChain(read);
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+      expect(logger.warn.mock.calls[0][0]).toMatch(
+        /append to changeRequest-T.* failed \(Error \[unavailable\]: connection reset\); retry 1 of 3 in \d+ ms/,
+      );
+    });
+
+    it('retries raw gRPC unavailability (the client does not convert every error)', async () => {
+      const store = open();
+      server.failNext(
+        'append',
+        () => Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14 }),
+        { times: 2 },
+      );
+      await store.append(streamId(), [newEvent()], 'no-stream');
+      expect(sleeps).toHaveLength(2);
+      expect(sleeps[1]).toBeGreaterThanOrEqual(sleeps[0]);
+    });
+
+    it('surfaces EventStoreUnavailableError after the last attempt, and logs it', async () => {
+      const store = open({ retry: { maxAttempts: 3 } });
+      const id = streamId();
+      server.failNext('append', () => new UnavailableError(undefined, 'down'), { times: 3 });
+      const error = await store.append(id, [newEvent()], 'no-stream').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EventStoreUnavailableError);
+      expect((error as Error).message).toMatch(
+        /is unavailable: append to changeRequest-T.* failed after 3 attempt\(s\)/,
+      );
+      expect((error as Error & { cause?: unknown }).cause).toBeInstanceOf(UnavailableError);
+      expect(logger.warn).toHaveBeenCalledTimes(2);
+      expect(logger.error).toHaveBeenCalledTimes(1);
+      expect(await store.readStream(id)).toEqual([]);
+    });
+
+    it('does not retry permanent errors', async () => {
+      const store = open();
+      server.failNext('append', () => new AccessDeniedError(undefined, 'no write access'));
+      await expect(store.append(streamId(), [newEvent()], 'no-stream')).rejects.toBeInstanceOf(
+        AccessDeniedError,
+      );
+      expect(server.calls.append).toBe(1);
+      expect(logger.warn).not.toHaveBeenCalled();
+    });
+
+    it('turns a client that answers instead of throwing (throwOnAppendFailure=false) into ConcurrencyError with the real revision', async () => {
+      newServer({ throwOnAppendFailure: false });
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(3), 'no-stream');
+      await expect(store.append(id, [newEvent()], 0n)).rejects.toMatchObject({
+        streamId: id,
+        expected: 0n,
+        actual: 2n,
+      });
+    });
+
+    it('an append of no events only checks the expected revision', async () => {
+      const store = open();
+      const id = streamId();
+      expect(await store.append(id, [], 'no-stream')).toEqual({ nextExpectedRevision: -1n, position: 0n });
+      await store.append(id, newEvents(2), 'no-stream');
+      expect(await store.append(id, [], 1n)).toEqual({ nextExpectedRevision: 1n, position: 0n });
+      expect(await store.append(id, [], 'any')).toEqual({ nextExpectedRevision: 1n, position: 0n });
+      await expect(store.append(id, [], 0n)).rejects.toMatchObject({ expected: 0n, actual: 1n });
+      await expect(store.append(id, [], 'no-stream')).rejects.toBeInstanceOf(ConcurrencyError);
+    });
+
+    it('refuses event ids that are no UUID before writing anything', async () => {
+      const store = open();
+      const id = streamId();
+      await expect(store.append(id, [{ ...newEvent(), eventId: 'evt-1' }], 'no-stream')).rejects.toThrow(
+        /must be a UUID/,
+      );
+      expect(server.calls.append).toBe(0);
+    });
+  });
+
+  describe('reads', () => {
+    it('readAll and headPosition see only our categories: no system events, links or counter streams', async () => {
+      const store = open({ pageSize: 2 });
+      expect(await store.headPosition()).toBe(0n);
+      server.writeRaw('$stats-127.0.0.1:2113', '$statsCollected');
+      server.writeRaw('other-app-1', 'Foreign');
+      expect(await store.headPosition()).toBe(0n);
+      expect(await store.readAll({ limit: 10 })).toEqual([]);
+
+      const id = streamId();
+      await store.append(id, newEvents(2), 'no-stream');
+      await store.appendWithSequence({
+        sequence: 'change-request',
+        build: (n) => ({ streamId: `changeRequest-CHG-${n}`, events: [newEvent()] }),
+      });
+      server.writeRaw(id, '$streamDeleted');
+      server.writeRaw('other-app-1', 'Foreign');
+
+      const all = await store.readAll({ limit: 100 });
+      expect(
+        all.map((e) => `${e.streamId.startsWith('changeRequest-T') ? 'T' : e.streamId}@${e.revision}`),
+      ).toEqual(['T@0', 'T@1', 'changeRequest-CHG-1@0']);
+      expect(await store.headPosition()).toBe(all[2].position);
+      expect(
+        server.log.some(
+          (e) => e.streamId === 'sequence-change-request' && e.type === SEQUENCE_NUMBER_ALLOCATED,
+        ),
+      ).toBe(true);
+      expect(server.log.filter((e) => e.streamId.startsWith('$ce-')).length).toBeGreaterThan(0);
+
+      // after is exclusive; pages of two events still find the next one past the noise
+      expect(await store.readAll({ after: all[0].position, limit: 1 })).toEqual([all[1]]);
+      expect(await store.readAll({ after: all[2].position, limit: 5 })).toEqual([]);
+      expect(await store.readAll({ after: 0n, limit: 2 })).toEqual(all.slice(0, 2));
+      expect(await store.readAll({ limit: 0 })).toEqual([]);
+    });
+
+    it('answers an empty list for a missing stream, and retries a transient read failure', async () => {
+      const store = open();
+      expect(await store.readStream(streamId())).toEqual([]);
+      const id = streamId();
+      await store.append(id, newEvents(3), 'no-stream');
+      server.failNext('readStream', () => new UnavailableError());
+      expect(revisions(await store.readStream(id, { fromRevision: 1n }))).toEqual([1n, 2n]);
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+    });
+
+    it('warns once when the server reports no positions on stream reads (before 22.6)', async () => {
+      newServer({ streamReadPositions: false });
+      const store = open();
+      const id = streamId();
+      const result = await store.append(id, newEvents(2), 'no-stream');
+      const read = await store.readStream(id);
+      expect(read.map((e) => e.position)).toEqual([0n, 0n]);
+      expect((await store.readAll({ limit: 10 })).map((e) => e.position).at(-1)).toBe(result.position);
+      await store.readStream(id);
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+      expect(logger.warn.mock.calls[0][0]).toMatch(/no \$all position on stream reads/);
+    });
+
+    it('finds the position of an idempotent repeat the server answered without one', async () => {
+      newServer({ idempotentPositions: false });
+      const store = open();
+      const id = streamId();
+      const batch = newEvents(2);
+      const first = await store.append(id, batch, 'no-stream');
+      await store.append(id, newEvents(1), 1n);
+      expect(await store.append(id, batch, 'no-stream')).toEqual(first);
+    });
+  });
+
+  describe('appendWithSequence', () => {
+    const spec = (sequence: string, prefix: string, events = 1): SequencedStream => ({
+      sequence,
+      build: (n) => ({
+        streamId: `${prefix}${n}`,
+        events: Array.from({ length: events }, () => newEvent('Raised', { n })),
+      }),
+    });
+
+    it('keeps one chained allocation event per number in sequence-<name>', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const results = [];
+      for (let i = 0; i < 3; i++) results.push(await store.appendWithSequence(spec('cr', prefix, 2)));
+      expect(results.map((r) => [r.number, r.streamId, r.nextExpectedRevision])).toEqual([
+        [1, `${prefix}1`, 1n],
+        [2, `${prefix}2`, 1n],
+        [3, `${prefix}3`, 1n],
+      ]);
+      const counter = await store.readStream('sequence-cr');
+      expect(counter.map((e) => [e.type, e.data])).toEqual(
+        [1, 2, 3].map((n) => [SEQUENCE_NUMBER_ALLOCATED, { number: n, streamId: `${prefix}${n}` }]),
+      );
+      expectValidChain(counter);
+      expect(counter[0].metadata.actor).toEqual(newEvent().metadata.actor);
+    });
+
+    it('hands a number back when its stream exists already', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('squat', prefix));
+      await store.append(`${prefix}2`, [newEvent('Squatter')], 'no-stream');
+      await expect(store.appendWithSequence(spec('squat', prefix))).rejects.toMatchObject({
+        streamId: `${prefix}2`,
+        expected: 'no-stream',
+        actual: 0n,
+      });
+      expect((await store.readStream('sequence-squat')).map((e) => [e.type, e.data.number])).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+        [SEQUENCE_NUMBER_RELEASED, 2],
+      ]);
+      const elsewhere = `changeRequest-T${randomUUID()}-`;
+      expect(await store.appendWithSequence(spec('squat', elsewhere))).toMatchObject({
+        number: 2,
+        streamId: `${elsewhere}2`,
+      });
+      expectValidChain(await store.readStream('sequence-squat'));
+      expect(logger.error).not.toHaveBeenCalled();
+    });
+
+    it('numbers are unique and gap-free across processes racing for the counter', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const processes = [open(), open(), open()];
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => processes[i % 3].appendWithSequence(spec('race', prefix))),
+      );
+      expect(results.map((r) => r.number).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      );
+      for (const r of results) expect(revisions(await processes[0].readStream(r.streamId))).toEqual([0n]);
+      expect(sleeps.length).toBeGreaterThan(0); // conflicts on the counter were retried
+    });
+
+    it('builds nothing and writes nothing when build() throws', async () => {
+      const store = open();
+      await expect(
+        store.appendWithSequence({
+          sequence: 'refused',
+          build: () => {
+            throw new Error('refused by the domain');
+          },
+        }),
+      ).rejects.toThrow('refused by the domain');
+      expect(await store.readStream('sequence-refused')).toEqual([]);
+    });
+
+    it('says so when a number is lost: its stream failed and another process took the next number', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const other = open();
+      const client = server.connection();
+      const failing: EventStoreDbClient = {
+        ...client,
+        appendToStream: (async (stream: string, events: never, options: never) => {
+          if (stream === `${prefix}1`) {
+            await other.appendWithSequence(spec('lost', `changeRequest-T${randomUUID()}-`));
+            throw new AccessDeniedError(undefined, 'no write access');
+          }
+          return client.appendToStream(stream, events, options);
+        }) as EventStoreDbClient['appendToStream'],
+      };
+      const store = open({}, failing);
+      await expect(store.appendWithSequence(spec('lost', prefix))).rejects.toBeInstanceOf(AccessDeniedError);
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringMatching(/sequence lost: number 1 is lost \(a gap\)/),
+      );
+      expect((await store.appendWithSequence(spec('lost', prefix))).number).toBe(3);
+    });
+
+    it('does not hand a number back when it cannot know whether the stream was written', async () => {
+      const store = open({ retry: { maxAttempts: 2 } });
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('unknown', prefix));
+      const client = server.connection();
+      const flaky = open(
+        { retry: { maxAttempts: 2 } },
+        {
+          ...client,
+          appendToStream: (async (stream: string, events: never, options: never) => {
+            if (stream === `${prefix}2`) throw new UnavailableError(undefined, 'timed out');
+            return client.appendToStream(stream, events, options);
+          }) as EventStoreDbClient['appendToStream'],
+        },
+      );
+      await expect(flaky.appendWithSequence(spec('unknown', prefix))).rejects.toBeInstanceOf(
+        EventStoreUnavailableError,
+      );
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringMatching(/number 2 was allocated, but whether .*2 was written is unknown/),
+      );
+      expect((await store.readStream('sequence-unknown')).map((e) => e.type)).toEqual([
+        SEQUENCE_NUMBER_ALLOCATED,
+        SEQUENCE_NUMBER_ALLOCATED,
+      ]);
+    });
+  });
+
+  describe('subscribeToAll', () => {
+    it('resumes after a dropped connection from the last position, without losing or repeating events', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.append(`${prefix}a`, newEvents(3), 'no-stream');
+      const subscription = store.subscribeToAll({ streamPrefixes: [prefix] });
+      const received = await take(subscription, 2);
+      server.dropSubscriptions(new UnavailableError(undefined, 'connection lost'));
+      await store.append(`${prefix}a`, newEvents(2), 2n);
+      await take(subscription, 5, received);
+      expect(revisions(received)).toEqual([0n, 1n, 2n, 3n, 4n]);
+      expect(server.calls.subscribe).toBe(2);
+      expect(logger.warn).toHaveBeenCalledWith(
+        expect.stringMatching(/subscription to \$all .* dropped .*; resubscribing after position \d+/),
+      );
+      await subscription.close();
+    });
+
+    it('ends the loop with the error when the failure is permanent', async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(1), 'no-stream');
+      const subscription = store.subscribeToAll({ streamPrefixes: [id] });
+      const received: RecordedEvent[] = [];
+      const loop = (async () => {
+        for await (const event of subscription) {
+          received.push(event);
+          server.dropSubscriptions(new AccessDeniedError(undefined, 'read access revoked'));
+        }
+      })();
+      await expect(loop).rejects.toBeInstanceOf(AccessDeniedError);
+      expect(received).toHaveLength(1);
+      expect(server.subscriptionCount).toBe(0);
+    });
+
+    it('close() ends a waiting loop; closing the store closes its subscriptions', async () => {
+      const store = open();
+      const one = store.subscribeToAll();
+      const two = store.subscribeToAll({ streamPrefixes: [] });
+      const loops = [one, two].map(async (s) => {
+        const got: RecordedEvent[] = [];
+        for await (const event of s) got.push(event);
+        return got;
+      });
+      await waitUntil(() => server.subscriptionCount === 1, 'the server-side subscription');
+      await one.close();
+      expect(await loops[0]).toEqual([]);
+      await store.close();
+      expect(await loops[1]).toEqual([]);
+      expect(server.subscriptionCount).toBe(0);
+      await expect(store.readStream(streamId())).rejects.toThrow('the event store is closed');
+      expect(() => store.subscribeToAll()).toThrow('the event store is closed');
+    });
+  });
+
+  describe('connecting', () => {
+    it('connect() names the unreachable server without its credentials', async () => {
+      const error = await EventStoreDbEventStore.connect('esdb://admin:s3cret-pw@127.0.0.1:1?tls=false', {
+        logger,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(EventStoreUnavailableError);
+      expect((error as Error).message).toMatch(
+        /^cannot reach EventStoreDB at esdb:\/\/127\.0\.0\.1:1\?tls=false: /,
+      );
+      expect((error as Error).message).toMatch(/: Error \[unavailable\]: 14 UNAVAILABLE: .*ECONNREFUSED/);
+      expect((error as Error).message).not.toContain('s3cret');
+    });
+
+    it('refuses a malformed connection string without echoing its credentials', () => {
+      expect(() => new EventStoreDbEventStore('esdb://admin:s3cret-pw@localhost:2113?tls=maybe')).toThrow(
+        /^invalid EventStoreDB connection string esdb:\/\/localhost:2113\?tls=maybe: .*true or false/,
+      );
+      expect(() => new EventStoreDbEventStore('esdb://admin:s3cret-pw@localhost:2113?tls=maybe')).not.toThrow(
+        /s3cret/,
+      );
+      expect(() => new EventStoreDbEventStore('http://localhost:2113')).toThrow(/esdb:\/\//);
+    });
+
+    it('ping() reports a server that does not answer in time', async () => {
+      const client = server.connection();
+      const never = () =>
+        Object.assign(new Readable({ objectMode: true, read: () => undefined }), {
+          cancel: async () => undefined,
+        });
+      const silent: EventStoreDbClient = { ...client, readAll: never as never };
+      const store = open({ pingTimeoutMs: 20 }, silent);
+      await expect(store.ping()).rejects.toThrow(/did not answer within 20 ms/);
+      const connectSilent = jest.spyOn(EventStoreDbEventStore.prototype, 'ping').mockRejectedValueOnce(
+        new EventStoreUnavailableError('EventStoreDB at x did not answer within 5 ms', {
+          cause: new Error('no answer within 5 ms'),
+        }),
+      );
+      await expect(EventStoreDbEventStore.connect('esdb://localhost:2113?tls=false')).rejects.toThrow(
+        /^cannot reach EventStoreDB at esdb:\/\/localhost:2113\?tls=false: Error: no answer within 5 ms$/,
+      );
+      connectSilent.mockRestore();
+    });
+  });
+});

@@ -1,0 +1,833 @@
+import { randomUUID } from 'node:crypto';
+import {
+  BACKWARDS,
+  END,
+  EventStoreDBClient,
+  FORWARDS,
+  START,
+  type AllStreamResolvedEvent,
+  type AllStreamSubscription,
+  type AppendResult as ClientAppendResult,
+  type EventData,
+  type Position,
+  type ReadPosition,
+  type ReadStreamOptions,
+  type ResolvedEvent,
+  type StreamingRead,
+} from '@eventstore/db-client';
+import { chainMetadata, GENESIS_HASH } from '../../event-hash';
+import { ConcurrencyError, EventStoreUnavailableError } from '../../event-store.errors';
+import type {
+  AppendResult,
+  EventMetadata,
+  EventStore,
+  EventSubscription,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  RecordedEvent,
+  SequencedStream,
+  SubscribeOptions,
+} from '../../event-store.port';
+import {
+  backoffDelay,
+  chainHashOf,
+  comparePositions,
+  counterStateOf,
+  DEFAULT_CATEGORIES,
+  describeError,
+  isDefiniteRejection,
+  isStreamDeleted,
+  isStreamNotFound,
+  isSystemEventType,
+  isTransientError,
+  isVisibleEvent,
+  isWrongExpectedVersion,
+  positionOf,
+  readStartAfter,
+  redactConnectionString,
+  SEQUENCE_NUMBER_ALLOCATED,
+  SEQUENCE_NUMBER_RELEASED,
+  sequenceStreamId,
+  streamPrefixFilter,
+  toClientExpectedRevision,
+  toConcurrencyError,
+  toEventData,
+  toPortPosition,
+  toRecordedEvent,
+  UNKNOWN_POSITION,
+  type RetryPolicy,
+} from './eventstoredb-mapping';
+
+/** The part of the client this adapter uses (an in-memory double can stand in for it in tests). */
+export type EventStoreDbClient = Pick<
+  EventStoreDBClient,
+  'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'
+>;
+
+export interface EventStoreDbLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface EventStoreDbEventStoreOptions {
+  /**
+   * Stream-id prefixes `readAll`, `headPosition` and an unfiltered `subscribeToAll` deliver.
+   * Default: `changeRequest-` and `standardTemplate-`. System streams and `$` event types are
+   * never delivered; the `sequence-` counter streams only when a subscription asks for them.
+   */
+  readonly categories?: readonly string[];
+  /** Where retries and lost sequence numbers are reported. Default: console. */
+  readonly logger?: EventStoreDbLogger;
+  /** Retries of an operation that failed with a transient error. Default: 4 attempts, 100 ms .. 2 s. */
+  readonly retry?: Partial<RetryPolicy>;
+  /** Resubscriptions after a subscription dropped with a transient error. Default: 10 attempts, 200 ms .. 5 s. */
+  readonly subscriptionRetry?: Partial<RetryPolicy>;
+  /** Attempts of an 'any' append that keeps losing the race for the stream's next revision. Default: 10. */
+  readonly anyAttempts?: number;
+  /** Attempts to allocate a sequence number against writers in other processes. Default: 50. */
+  readonly sequenceAttempts?: number;
+  /** Events per `$all` read page (readAll, headPosition). Default: 500. */
+  readonly pageSize?: number;
+  /** Events a subscription buffers ahead of its consumer. Default: 64. */
+  readonly subscriptionBufferSize?: number;
+  /** How long `ping()` (and `connect()`) waits for the server. Default: 5 s. */
+  readonly pingTimeoutMs?: number;
+  /** Name of an injected client in messages (a connection string names itself). */
+  readonly name?: string;
+  /** For tests: the clock of the backoff waits, and the jitter source. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2_000 };
+const DEFAULT_SUBSCRIPTION_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 200, maxDelayMs: 5_000 };
+/** Backoff between optimistic-concurrency retries ('any' appends, sequence allocation). */
+const CONFLICT_BACKOFF = { baseDelayMs: 5, maxDelayMs: 250 } as const;
+/** How far back an 'any' append looks for its own events (an idempotent repeat). */
+const REPEAT_WINDOW = 32;
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** One subscription: what it delivers, where it is, and how it stops. */
+interface FollowState {
+  readonly prefixes: readonly string[];
+  readonly filter: ReturnType<typeof streamPrefixFilter> | undefined;
+  /** The position of the last event seen (delivered or filtered out). */
+  cursor: bigint;
+  stopped: boolean;
+  /** The client's subscription now open, if any. */
+  current: AllStreamSubscription | undefined;
+  readonly whenStopped: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Parses a connection string, with an error message that does not leak its credentials. */
+const clientFor = (connectionString: string): EventStoreDBClient => {
+  try {
+    return EventStoreDBClient.connectionString(connectionString);
+  } catch (error) {
+    const redacted = redactConnectionString(connectionString);
+    let reason = redacted === connectionString ? describeError(error) : 'its credentials part is malformed';
+    if (redacted !== connectionString) {
+      try {
+        void EventStoreDBClient.connectionString(redacted).dispose();
+      } catch (withoutCredentials) {
+        reason = describeError(withoutCredentials);
+      }
+    }
+    throw new TypeError(`invalid EventStoreDB connection string ${redacted}: ${reason}`);
+  }
+};
+
+/**
+ * The EventStore port on EventStoreDB (gRPC client v6, server 22.6 or later: older servers do
+ * not report positions on stream reads).
+ *
+ * - Optimistic concurrency is EventStoreDB's own (expected revision mapped one to one), and so is
+ *   idempotency: event ids are passed through, and a repeat at the same expected revision is a
+ *   no-op that answers like the first append.
+ * - The hash chain: before an append the stream's last event is read for its hash, and every new
+ *   event gets `previousHash`/`hash` (as in the SQLite adapter). An 'any' append is sent with the
+ *   revision it read as its expected revision, so two writers cannot fork the chain; the loser
+ *   re-reads and retries (bounded).
+ * - Positions are commit positions (see `toStorePosition`). Reads of `$all` are filtered to the
+ *   categories on the client side: `readAll` of client v6 has no server-side filter.
+ * - Transient failures (unavailable, deadline, not leader) are retried with exponential backoff
+ *   and logged; after the last attempt they surface as EventStoreUnavailableError. Retrying an
+ *   append resends the very same events at the same expected revision, which the server
+ *   deduplicates if the first attempt landed after all.
+ */
+export class EventStoreDbEventStore implements EventStore {
+  /** The server, without credentials, for messages. */
+  readonly target: string;
+  private readonly client: EventStoreDbClient;
+  private readonly categories: readonly string[];
+  private readonly logger: EventStoreDbLogger;
+  private readonly retry: RetryPolicy;
+  private readonly subscriptionRetry: RetryPolicy;
+  private readonly anyAttempts: number;
+  private readonly sequenceAttempts: number;
+  private readonly pageSize: number;
+  private readonly subscriptionBufferSize: number;
+  private readonly pingTimeoutMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly subscriptions = new Set<{ close(): Promise<void> }>();
+  /** Per sequence (allocations) and per stream ('any' appends): the tail of this process's queue. */
+  private readonly queues = new Map<string, Promise<void>>();
+  private warnedUnknownPosition = false;
+  private closed = false;
+
+  /**
+   * Probes the server once (`ping`) and answers a store that can reach it, or throws an
+   * EventStoreUnavailableError naming the server (without credentials).
+   */
+  static async connect(
+    connectionString: string,
+    options: EventStoreDbEventStoreOptions = {},
+  ): Promise<EventStoreDbEventStore> {
+    const store = new EventStoreDbEventStore(connectionString, options);
+    try {
+      await store.ping();
+      return store;
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      const cause =
+        error instanceof EventStoreUnavailableError && error.cause !== undefined ? error.cause : error;
+      throw new EventStoreUnavailableError(
+        `cannot reach EventStoreDB at ${store.target}: ${describeError(cause)}`,
+        { cause },
+      );
+    }
+  }
+
+  /** From a connection string (`esdb://host:2113?tls=false`) or a client. Does not connect yet. */
+  constructor(connection: string | EventStoreDbClient, options: EventStoreDbEventStoreOptions = {}) {
+    if (typeof connection === 'string') {
+      this.target = redactConnectionString(connection);
+      this.client = clientFor(connection);
+    } else {
+      this.target = options.name ?? 'an injected EventStoreDB client';
+      this.client = connection;
+    }
+    this.categories = [...(options.categories ?? DEFAULT_CATEGORIES)];
+    streamPrefixFilter(this.categories); // validates them
+    this.logger = options.logger ?? console;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.subscriptionRetry = { ...DEFAULT_SUBSCRIPTION_RETRY, ...options.subscriptionRetry };
+    this.anyAttempts = options.anyAttempts ?? 10;
+    this.sequenceAttempts = options.sequenceAttempts ?? 50;
+    this.pageSize = options.pageSize ?? 500;
+    this.subscriptionBufferSize = options.subscriptionBufferSize ?? 64;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? 5_000;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.random = options.random ?? Math.random;
+    for (const [name, value] of Object.entries({
+      'retry.maxAttempts': this.retry.maxAttempts,
+      'subscriptionRetry.maxAttempts': this.subscriptionRetry.maxAttempts,
+      anyAttempts: this.anyAttempts,
+      sequenceAttempts: this.sequenceAttempts,
+      pageSize: this.pageSize,
+      subscriptionBufferSize: this.subscriptionBufferSize,
+    })) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new TypeError(`${name} must be a positive integer, got ${value}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // append
+
+  async append(
+    streamId: string,
+    events: readonly NewEvent[],
+    expected: ExpectedRevision,
+  ): Promise<AppendResult> {
+    this.assertOpen();
+    toClientExpectedRevision(expected); // validates it
+    if (events.length === 0) return this.checkRevision(streamId, expected);
+    // 'any' appends to one stream from this process would only race each other: queue them.
+    if (expected === 'any') return this.queued(`stream:${streamId}`, () => this.appendAny(streamId, events));
+    return this.appendExpected(streamId, events, expected);
+  }
+
+  /**
+   * Counter stream `sequence-<name>` holds one `SequenceNumberAllocated { number, streamId }`
+   * per number. To allocate: read its last event, n = last + 1, build the stream for n, append
+   * the allocation at the revision read (another allocator got there first: re-read and retry,
+   * bounded), then create the stream with 'no-stream'. Allocations of one sequence are queued
+   * within this process, so they only race with other processes. Numbers are unique: the
+   * counter stream's expected revision admits one allocation per revision.
+   *
+   * Gap-free as far as EventStoreDB allows without multi-stream transactions: when the stream
+   * cannot be created (it exists already: ConcurrencyError), a `SequenceNumberReleased` event
+   * hands the number back and the next allocation reuses it. What remains: a crash (or a
+   * connection lost for good) between the allocation and the stream's append leaves a number
+   * without its stream, and so does a failed stream append whose number cannot be handed back
+   * because another process allocated the next one meanwhile. Both are logged where they can be
+   * seen; neither can ever give one number to two streams.
+   */
+  async appendWithSequence(
+    spec: SequencedStream,
+  ): Promise<AppendResult & { number: number; streamId: string }> {
+    this.assertOpen();
+    return this.queued(`sequence:${spec.sequence}`, () => this.allocateAndAppend(spec));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // read
+
+  async readStream(streamId: string, options: { fromRevision?: bigint } = {}): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    const resolved = await this.readStreamResolved(`read ${streamId}`, streamId, {
+      direction: FORWARDS,
+      fromRevision: options.fromRevision ?? START,
+    });
+    return resolved.filter((r) => r.event && !isSystemEventType(r.event.type)).map((r) => this.toRecorded(r));
+  }
+
+  /**
+   * The global log after `after` (exclusive), only the categories' events, in pages of `$all`.
+   * A forward read from `{ commit: after, prepare: after }` starts at the event at `after`,
+   * which is skipped; every page after the first starts at the last event of the one before.
+   */
+  async readAll({ after, limit }: ReadAllOptions): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    const out: RecordedEvent[] = [];
+    if (limit <= 0) return out;
+    const lower = after ?? 0n;
+    const start = readStartAfter(after);
+    let last: Position | undefined = start === START ? undefined : (start as Position);
+    let from: ReadPosition = start;
+    // At least 2: a page that starts at `after` holds that event again, and needs room for one more.
+    let maxCount = Math.max(2, Math.min(this.pageSize, limit + 16));
+    for (;;) {
+      const page = await this.readAllPage('readAll', from, FORWARDS, maxCount);
+      let moved = false;
+      for (const resolved of page) {
+        const position = resolved.event?.position;
+        if (!resolved.event || !position || (last && comparePositions(position, last) <= 0)) continue;
+        last = position;
+        moved = true;
+        if (toPortPosition(position) <= lower) continue;
+        if (!isVisibleEvent(this.categories, resolved.event.streamId, resolved.event.type)) continue;
+        out.push(this.toRecorded(resolved));
+        if (out.length >= limit) return out;
+      }
+      if (page.length < maxCount || !moved || !last) return out;
+      from = last;
+      maxCount = Math.max(2, Math.min(this.pageSize, maxCount * 2));
+    }
+  }
+
+  /**
+   * The position of the newest event `readAll` would answer (so a reader that got there has
+   * caught up), 0n when there is none: `$all` backwards, skipping system and foreign events.
+   */
+  async headPosition(): Promise<bigint> {
+    this.assertOpen();
+    let before: Position | undefined;
+    let maxCount = Math.min(this.pageSize, 32);
+    for (;;) {
+      const page = await this.readAllPage('headPosition', before ?? END, BACKWARDS, maxCount);
+      for (const resolved of page) {
+        const position = resolved.event?.position;
+        if (!resolved.event || !position) continue;
+        if (before && comparePositions(position, before) >= 0) continue;
+        if (isVisibleEvent(this.categories, resolved.event.streamId, resolved.event.type))
+          return toPortPosition(position);
+      }
+      const oldest = page.at(-1)?.event?.position;
+      if (page.length < maxCount || !oldest) return 0n;
+      before = oldest;
+      maxCount = Math.min(this.pageSize, maxCount * 4);
+    }
+  }
+
+  /**
+   * Catch-up then live, from `after` (exclusive), through a server-side stream-prefix filter.
+   * The client's subscription is a Node Readable read as an async iterable: the server sends
+   * more only as the consumer pulls (back-pressure). A subscription dropped by a transient error
+   * is resumed from the last position seen (bounded retries with backoff, logged).
+   */
+  subscribeToAll(options: SubscribeOptions = {}): EventSubscription {
+    this.assertOpen();
+    const prefixes = [...(options.streamPrefixes ?? this.categories)];
+    const filter = prefixes.length > 0 ? streamPrefixFilter(prefixes) : undefined;
+    let onStop: () => void = () => undefined;
+    const state: FollowState = {
+      prefixes,
+      filter,
+      cursor: options.after ?? 0n,
+      stopped: false,
+      current: undefined,
+      whenStopped: new Promise<void>((resolve) => (onStop = resolve)),
+      close: async () => {
+        if (state.stopped) return;
+        state.stopped = true;
+        this.subscriptions.delete(state);
+        onStop();
+        const subscription = state.current;
+        state.current = undefined;
+        await subscription?.unsubscribe().catch(() => undefined);
+      },
+    };
+    this.subscriptions.add(state);
+    const iterator = this.follow(state);
+    return { close: state.close, [Symbol.asyncIterator]: () => iterator };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // lifecycle
+
+  /** A cheap read of `$all` (backwards, one event), bounded by `pingTimeoutMs`; not retried. */
+  async ping(): Promise<void> {
+    this.assertOpen();
+    const read = this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 });
+    let timer: NodeJS.Timeout | undefined;
+    const drained = drain(read);
+    try {
+      await Promise.race([
+        drained,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            void read.cancel().catch(() => undefined);
+            const cause = new Error(`no answer within ${this.pingTimeoutMs} ms`);
+            reject(
+              new EventStoreUnavailableError(
+                `EventStoreDB at ${this.target} did not answer within ${this.pingTimeoutMs} ms`,
+                { cause },
+              ),
+            );
+          }, this.pingTimeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      drained.catch(() => undefined);
+      if (error instanceof EventStoreUnavailableError || !isTransientError(error)) throw error;
+      throw new EventStoreUnavailableError(
+        `EventStoreDB at ${this.target} is unavailable: ${describeError(error)}`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await this.client.dispose();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // subscription internals
+
+  private async *follow(state: FollowState): AsyncGenerator<RecordedEvent> {
+    try {
+      if (!state.filter) return await state.whenStopped; // no prefix: nothing to deliver until closed
+      let failures = 0;
+      while (!state.stopped) {
+        const subscription = this.client.subscribeToAll(
+          { fromPosition: readStartAfter(state.cursor), filter: state.filter },
+          { highWaterMark: this.subscriptionBufferSize },
+        );
+        state.current = subscription;
+        try {
+          for await (const resolved of subscription) {
+            if (state.stopped) return;
+            const position = positionOf(resolved);
+            if (!resolved.event || position === undefined || position <= state.cursor) continue;
+            state.cursor = position;
+            failures = 0;
+            if (!isVisibleEvent(state.prefixes, resolved.event.streamId, resolved.event.type)) continue;
+            yield this.toRecorded(resolved);
+            if (state.stopped) return;
+          }
+          if (state.stopped) return;
+          throw new EventStoreUnavailableError('the server ended the subscription');
+        } catch (error) {
+          if (state.stopped) return;
+          failures += 1;
+          const transient = isTransientError(error) || error instanceof EventStoreUnavailableError;
+          if (!transient || failures >= this.subscriptionRetry.maxAttempts) {
+            this.logger.error(
+              `EventStoreDB subscription to $all at ${this.target} failed after ${failures} attempt(s): ${describeError(error)}`,
+            );
+            throw transient ? this.unavailable('subscribeToAll', failures, error) : error;
+          }
+          const delay = backoffDelay(failures, this.subscriptionRetry, this.random);
+          this.logger.warn(
+            `EventStoreDB subscription to $all at ${this.target} dropped (${describeError(error)}); ` +
+              `resubscribing after position ${state.cursor} in ${delay} ms (retry ${failures} of ${this.subscriptionRetry.maxAttempts - 1})`,
+          );
+          await Promise.race([this.sleep(delay), state.whenStopped]);
+        } finally {
+          if (state.current === subscription) state.current = undefined;
+          await subscription.unsubscribe().catch(() => undefined);
+        }
+      }
+    } finally {
+      await state.close();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // append internals
+
+  /** An append of no events only checks the expected revision, as the SQLite adapter does. */
+  private async checkRevision(streamId: string, expected: ExpectedRevision): Promise<AppendResult> {
+    const last = await this.lastEvent(streamId);
+    const actual = last?.event ? last.event.revision : 'no-stream';
+    const matches =
+      expected === 'any' || (expected === 'no-stream' ? actual === 'no-stream' : actual === expected);
+    if (!matches) throw new ConcurrencyError(streamId, expected, actual);
+    return { nextExpectedRevision: actual === 'no-stream' ? -1n : actual, position: 0n };
+  }
+
+  /**
+   * 'no-stream' needs no read (the chain starts at genesis). For an exact revision the last
+   * event gives the previous hash; if the stream is not at that revision the server rejects the
+   * append or finds it a repeat, and either way writes nothing, so the chain is never stored.
+   */
+  private async appendExpected(
+    streamId: string,
+    events: readonly NewEvent[],
+    expected: 'no-stream' | bigint,
+  ): Promise<AppendResult> {
+    let previousHash = GENESIS_HASH;
+    if (expected !== 'no-stream') previousHash = chainHashOf(await this.lastEvent(streamId)) ?? GENESIS_HASH;
+    const firstRevision = expected === 'no-stream' ? 0n : expected + 1n;
+    const { data } = this.chain(streamId, events, firstRevision, previousHash);
+    return this.appendChained(streamId, data, expected);
+  }
+
+  /**
+   * 'any' on the server would let two writers chain onto the same last event. Instead: read the
+   * stream's tail, append at the revision read, and on a conflict (a writer in another process)
+   * start over (bounded). The
+   * tail also answers a repeat of a recent append (same event ids: no-op, like the first answer;
+   * the same first id with other events: ConcurrencyError), which the server's own 'any'
+   * deduplication would have caught and an exact revision no longer does.
+   */
+  private async appendAny(streamId: string, events: readonly NewEvent[]): Promise<AppendResult> {
+    for (let attempt = 1; ; attempt++) {
+      const tail = await this.tailOf(streamId, events.length + REPEAT_WINDOW);
+      const last = tail.at(-1);
+      const actual = last?.event ? last.event.revision : 'no-stream';
+      const repeat = findRepeat(tail, events);
+      if (repeat === 'conflict') throw new ConcurrencyError(streamId, 'any', actual);
+      if (repeat)
+        return {
+          nextExpectedRevision: repeat.revision,
+          position: repeat.position ?? (await this.positionAt(streamId, repeat.revision)),
+        };
+      const firstRevision = actual === 'no-stream' ? 0n : actual + 1n;
+      const { data } = this.chain(streamId, events, firstRevision, chainHashOf(last) ?? GENESIS_HASH);
+      try {
+        return await this.appendChained(streamId, data, actual);
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        if (attempt >= this.anyAttempts) {
+          this.logger.error(
+            `EventStoreDB append to ${streamId} with 'any' lost the race for the next revision ${attempt} times; giving up`,
+          );
+          throw new ConcurrencyError(streamId, 'any', error.actual);
+        }
+        await this.sleep(backoffDelay(attempt, CONFLICT_BACKOFF, this.random));
+      }
+    }
+  }
+
+  /** Adds `previousHash`/`hash` to each event's metadata, from `previousHash` at `firstRevision`. */
+  private chain(streamId: string, events: readonly NewEvent[], firstRevision: bigint, previousHash: string) {
+    let hash = previousHash;
+    let revision = firstRevision;
+    const data: EventData[] = events.map((event) => {
+      const metadata = chainMetadata(
+        { streamId, revision, type: event.type, data: event.data, metadata: event.metadata },
+        hash,
+      );
+      hash = metadata.hash as string;
+      revision += 1n;
+      return toEventData({ ...event, metadata });
+    });
+    return { data, lastHash: hash };
+  }
+
+  /** Sends chained events at an exact expected revision; retries transient failures with the same events. */
+  private async appendChained(
+    streamId: string,
+    data: EventData[],
+    expected: 'no-stream' | bigint,
+  ): Promise<AppendResult> {
+    const expectedRevision = toClientExpectedRevision(expected);
+    let result: ClientAppendResult;
+    try {
+      result = await this.withRetry(`append to ${streamId}`, () =>
+        this.client.appendToStream(streamId, data, { expectedRevision }),
+      );
+    } catch (error) {
+      if (isWrongExpectedVersion(error)) throw toConcurrencyError(error, streamId, expected);
+      throw error;
+    }
+    if (!result.success) {
+      // Only with throwOnAppendFailure=false in the connection string. The client then answers
+      // instead of throwing, and its batch-append path misreports the current revision (6.2.1),
+      // so the stream is asked.
+      const last = await this.lastEvent(streamId);
+      throw new ConcurrencyError(streamId, expected, last?.event ? last.event.revision : 'no-stream');
+    }
+    const position = result.position
+      ? toPortPosition(result.position)
+      : await this.positionAt(streamId, result.nextExpectedRevision);
+    return { nextExpectedRevision: result.nextExpectedRevision, position };
+  }
+
+  private async allocateAndAppend(
+    spec: SequencedStream,
+  ): Promise<AppendResult & { number: number; streamId: string }> {
+    const counterStream = sequenceStreamId(spec.sequence);
+    for (let attempt = 1; ; attempt++) {
+      const counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
+      const number = counter.value + 1;
+      const { streamId, events } = spec.build(number); // may throw: nothing is written yet
+      if (events.length === 0)
+        throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
+      events.forEach(toEventData); // invalid events fail here, before a number is taken
+      const metadata = bookkeepingMetadata(events[0].metadata);
+      const allocationRevision = counter.revision === 'no-stream' ? 0n : counter.revision + 1n;
+      const allocation = this.chain(
+        counterStream,
+        [{ eventId: randomUUID(), type: SEQUENCE_NUMBER_ALLOCATED, data: { number, streamId }, metadata }],
+        allocationRevision,
+        counter.hash ?? GENESIS_HASH,
+      );
+      try {
+        await this.appendChained(counterStream, allocation.data, counter.revision);
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        if (attempt >= this.sequenceAttempts) {
+          this.logger.error(
+            `EventStoreDB sequence ${spec.sequence}: no number allocated after ${attempt} attempts (contention)`,
+          );
+          throw error;
+        }
+        await this.sleep(backoffDelay(attempt, CONFLICT_BACKOFF, this.random));
+        continue;
+      }
+      try {
+        const result = await this.appendExpected(streamId, events, 'no-stream');
+        return { ...result, number, streamId };
+      } catch (error) {
+        if (isDefiniteRejection(error)) {
+          await this.releaseNumber(
+            spec.sequence,
+            number,
+            streamId,
+            allocationRevision,
+            allocation.lastHash,
+            metadata,
+            error,
+          );
+        } else {
+          this.logger.error(
+            `EventStoreDB sequence ${spec.sequence}: number ${number} was allocated, but whether ${streamId} was written is unknown ` +
+              `(${describeError(error)}); if it was not, the number is lost (a gap)`,
+          );
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** Hands a number back, possible only while its allocation is still the counter's last event. */
+  private async releaseNumber(
+    sequence: string,
+    number: number,
+    streamId: string,
+    allocationRevision: bigint,
+    allocationHash: string,
+    metadata: EventMetadata,
+    cause: unknown,
+  ): Promise<void> {
+    const counterStream = sequenceStreamId(sequence);
+    const release = this.chain(
+      counterStream,
+      [
+        {
+          eventId: randomUUID(),
+          type: SEQUENCE_NUMBER_RELEASED,
+          data: { number, streamId, reason: describeError(cause) },
+          metadata,
+        },
+      ],
+      allocationRevision + 1n,
+      allocationHash,
+    );
+    try {
+      await this.appendChained(counterStream, release.data, allocationRevision);
+    } catch (error) {
+      this.logger.error(
+        `EventStoreDB sequence ${sequence}: number ${number} is lost (a gap): ${streamId} was not written ` +
+          `(${describeError(cause)}) and the number could not be handed back (${describeError(error)})`,
+      );
+    }
+  }
+
+  /** Runs `task` after every earlier task of the same key in this process has finished. */
+  private async queued<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    let done: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const tail = previous.then(() => mine);
+    this.queues.set(key, tail);
+    try {
+      await previous;
+      return await task();
+    } finally {
+      done();
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // read internals
+
+  private async readStreamResolved(
+    operation: string,
+    streamId: string,
+    options: ReadStreamOptions,
+  ): Promise<ResolvedEvent[]> {
+    return this.withRetry(operation, async () => {
+      try {
+        return await drain(this.client.readStream(streamId, options));
+      } catch (error) {
+        if (isStreamNotFound(error) || isStreamDeleted(error)) return [];
+        throw error;
+      }
+    });
+  }
+
+  private async lastEvent(streamId: string): Promise<ResolvedEvent | undefined> {
+    const [last] = await this.readStreamResolved(`read the last event of ${streamId}`, streamId, {
+      direction: BACKWARDS,
+      fromRevision: END,
+      maxCount: 1,
+    });
+    return last;
+  }
+
+  /** The stream's last `count` events, oldest first. */
+  private async tailOf(streamId: string, count: number): Promise<ResolvedEvent[]> {
+    const newestFirst = await this.readStreamResolved(`read the tail of ${streamId}`, streamId, {
+      direction: BACKWARDS,
+      fromRevision: END,
+      maxCount: count,
+    });
+    return newestFirst.reverse();
+  }
+
+  /** The position of the event at `revision`, for answers the server gave without one. */
+  private async positionAt(streamId: string, revision: bigint): Promise<bigint> {
+    const [event] = await this.readStreamResolved(`read ${streamId}@${revision}`, streamId, {
+      direction: BACKWARDS,
+      fromRevision: revision,
+      maxCount: 1,
+    });
+    return event ? this.toRecorded(event).position : UNKNOWN_POSITION;
+  }
+
+  private readAllPage(
+    operation: string,
+    fromPosition: ReadPosition,
+    direction: typeof FORWARDS | typeof BACKWARDS,
+    maxCount: number,
+  ) {
+    return this.withRetry(operation, () => drain(this.client.readAll({ fromPosition, direction, maxCount })));
+  }
+
+  private toRecorded(resolved: ResolvedEvent | AllStreamResolvedEvent): RecordedEvent {
+    if (positionOf(resolved) === undefined && !this.warnedUnknownPosition) {
+      this.warnedUnknownPosition = true;
+      this.logger.warn(
+        `EventStoreDB at ${this.target} reports no $all position on stream reads (servers before 22.6); ` +
+          `such events carry position ${UNKNOWN_POSITION}`,
+      );
+    }
+    return toRecordedEvent(resolved);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // retries
+
+  private async withRetry<T>(operation: string, action: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await action();
+      } catch (error) {
+        if (!isTransientError(error)) throw error;
+        if (attempt >= this.retry.maxAttempts || this.closed) {
+          this.logger.error(
+            `EventStoreDB ${operation} at ${this.target} failed after ${attempt} attempt(s): ${describeError(error)}`,
+          );
+          throw this.unavailable(operation, attempt, error);
+        }
+        const delay = backoffDelay(attempt, this.retry, this.random);
+        this.logger.warn(
+          `EventStoreDB ${operation} at ${this.target} failed (${describeError(error)}); ` +
+            `retry ${attempt} of ${this.retry.maxAttempts - 1} in ${delay} ms`,
+        );
+        await this.sleep(delay);
+        this.assertOpen();
+      }
+    }
+  }
+
+  private unavailable(operation: string, attempts: number, cause: unknown) {
+    return new EventStoreUnavailableError(
+      `EventStoreDB at ${this.target} is unavailable: ${operation} failed after ${attempts} attempt(s) (${describeError(cause)})`,
+      { cause },
+    );
+  }
+
+  private assertOpen() {
+    if (this.closed) throw new Error('the event store is closed');
+  }
+}
+
+async function drain<E>(read: StreamingRead<E>): Promise<E[]> {
+  const out: E[] = [];
+  for await (const item of read) out.push(item);
+  return out;
+}
+
+/**
+ * Looks for `events` in a stream's tail (oldest first) by event id: all of them in a row is a
+ * repeat (answers its last event), the first one without the rest a conflict.
+ */
+function findRepeat(
+  tail: readonly ResolvedEvent[],
+  events: readonly NewEvent[],
+): { revision: bigint; position: bigint | undefined } | 'conflict' | undefined {
+  const idOf = (i: number) => tail[i]?.event?.id.toLowerCase();
+  const start = tail.findIndex((r) => r.event?.id.toLowerCase() === events[0].eventId.toLowerCase());
+  if (start < 0) return undefined;
+  const same = events.every((event, i) => idOf(start + i) === event.eventId.toLowerCase());
+  if (!same) return 'conflict';
+  const last = tail[start + events.length - 1];
+  return { revision: last.event!.revision, position: positionOf(last) };
+}
+
+/** Metadata of the adapter's own counter events: who caused the allocation, and when. */
+function bookkeepingMetadata(cause: EventMetadata): EventMetadata {
+  return {
+    actor: cause.actor,
+    occurredAt: cause.occurredAt,
+    correlationId: cause.correlationId,
+    causationId: null,
+    schemaVersion: 1,
+  };
+}

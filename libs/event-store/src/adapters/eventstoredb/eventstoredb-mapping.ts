@@ -1,0 +1,411 @@
+/**
+ * Pure translation between the EventStore port and the EventStoreDB gRPC client (v6): revisions,
+ * positions, events, errors, filters and retry classification. Nothing here talks to a server.
+ */
+import {
+  ANY,
+  ErrorType,
+  NO_STREAM,
+  START,
+  isCommandError,
+  jsonEvent,
+  streamNameFilter,
+  type AllStreamResolvedEvent,
+  type AppendExpectedRevision,
+  type CurrentRevision,
+  type EventData,
+  type ExpectedRevision as ClientExpectedRevision,
+  type Position,
+  type PrefixesFilter,
+  type ReadPosition,
+  type ResolvedEvent,
+} from '@eventstore/db-client';
+import { ConcurrencyError } from '../../event-store.errors';
+import type { EventMetadata, ExpectedRevision, NewEvent, RecordedEvent } from '../../event-store.port';
+
+// ---------------------------------------------------------------------------------------------
+// stream categories
+
+/** The stream categories this application writes; reads and subscriptions see only these by default. */
+export const DEFAULT_CATEGORIES: readonly string[] = ['changeRequest-', 'standardTemplate-'];
+
+/**
+ * Counter streams of `appendWithSequence` are `sequence-<name>`. Not `$sequence-<name>`: streams
+ * whose name starts with `$` are EventStoreDB system streams (ACL-protected, hidden by the
+ * system-event filters). They are bookkeeping, not domain events, so the default categories leave
+ * them out, as the SQLite adapter keeps its counters outside the event log.
+ */
+export const SEQUENCE_STREAM_PREFIX = 'sequence-';
+export const sequenceStreamId = (sequence: string): string => `${SEQUENCE_STREAM_PREFIX}${sequence}`;
+
+/** One event per allocated number: `{ number, streamId }`. */
+export const SEQUENCE_NUMBER_ALLOCATED = 'SequenceNumberAllocated';
+/** Hands a number back when the stream it was allocated for could not be written. */
+export const SEQUENCE_NUMBER_RELEASED = 'SequenceNumberReleased';
+
+/** EventStoreDB system streams (`$all` internals, projections, `$$metadata`) start with `$`. */
+export const isSystemStream = (streamId: string): boolean => streamId.startsWith('$');
+/** System event types (`$>` links, `$metadata`, `$streamDeleted`, ...) start with `$`. */
+export const isSystemEventType = (type: string): boolean => type.startsWith('$');
+
+/**
+ * The server-side filter of a subscription to `$all`: stream names starting with one of the
+ * prefixes. None of our prefixes starts with `$`, so system streams never match.
+ */
+export const streamPrefixFilter = (prefixes: readonly string[]): PrefixesFilter => {
+  if (prefixes.length === 0) throw new TypeError('a stream-prefix filter needs at least one prefix');
+  for (const prefix of prefixes) {
+    if (prefix.length === 0)
+      throw new TypeError('an empty stream prefix would match every stream, system streams included');
+    if (isSystemStream(prefix))
+      throw new TypeError(`stream prefix ${JSON.stringify(prefix)} names system streams`);
+  }
+  return streamNameFilter({ prefixes: [...prefixes] });
+};
+
+/**
+ * The same rule on the client side: `readAll` of client v6 cannot filter on the server, and a
+ * subscription's events are checked again (system event types inside our streams, e.g. a
+ * tombstone's `$streamDeleted`, pass a stream-name filter).
+ */
+export const isVisibleEvent = (prefixes: readonly string[], streamId: string, type: string): boolean =>
+  !isSystemStream(streamId) &&
+  !isSystemEventType(type) &&
+  prefixes.some((prefix) => streamId.startsWith(prefix));
+
+// ---------------------------------------------------------------------------------------------
+// revisions
+
+/** The port's expected revision as the client spells it: 'any' → ANY, 'no-stream' → NO_STREAM, n → n. */
+export const toClientExpectedRevision = (expected: ExpectedRevision): ClientExpectedRevision => {
+  if (expected === 'any') return ANY;
+  if (expected === 'no-stream') return NO_STREAM;
+  if (typeof expected !== 'bigint' || expected < 0n) {
+    throw new TypeError(
+      `expected revision must be 'any', 'no-stream' or a bigint >= 0, got ${String(expected)}`,
+    );
+  }
+  return expected;
+};
+
+/** The inverse, for what an error reports; 'stream_exists' has no port equivalent (undefined). */
+export const fromClientExpectedRevision = (
+  expected: AppendExpectedRevision | undefined,
+): ExpectedRevision | undefined => {
+  if (expected === ANY) return 'any';
+  if (expected === NO_STREAM) return 'no-stream';
+  if (typeof expected === 'bigint') {
+    // Errors built from gRPC trailers carry the legacy numbers: -1 no stream, -2 any, -4 stream exists.
+    if (expected === -1n) return 'no-stream';
+    if (expected === -2n) return 'any';
+    return expected >= 0n ? expected : undefined;
+  }
+  return undefined;
+};
+
+/** The stream's actual revision as an error reports it: 'no_stream', a revision, or -1 for none. */
+export const toActualRevision = (current: CurrentRevision | undefined): bigint | 'no-stream' => {
+  if (typeof current === 'bigint' && current >= 0n) return current;
+  return 'no-stream';
+};
+
+// ---------------------------------------------------------------------------------------------
+// positions
+
+/**
+ * The port's position is the event's commit position in the transaction log (64-bit, only grows,
+ * not dense). Every event appended through gRPC is committed implicitly, so its commit position
+ * equals its prepare position (its own log position) and is unique per event: that is what makes
+ * a single bigint enough. The way back is `{ commit: p, prepare: p }`; a forward read from there
+ * starts AT that event (inclusive), so `readAll` skips the event whose position equals `after`.
+ *
+ * (Events written by the legacy TCP API inside explicit transactions share their commit's
+ * position; this adapter never writes such events.)
+ */
+export const toStorePosition = (position: bigint): Position => {
+  if (!isRealPosition(position)) {
+    throw new TypeError(`a log position must be a bigint in [0, 2^63), got ${String(position)}`);
+  }
+  return { commit: position, prepare: position };
+};
+export const toPortPosition = (position: Position): bigint => position.commit;
+
+/** Where a forward read or subscription starts for an exclusive lower bound `after`. */
+export const readStartAfter = (after: bigint | undefined): ReadPosition =>
+  after === undefined || after <= 0n ? START : toStorePosition(after);
+
+/** Orders two `$all` positions as the server does: by commit, then by prepare. */
+export const comparePositions = (a: Position, b: Position): number =>
+  a.commit !== b.commit
+    ? a.commit < b.commit
+      ? -1
+      : 1
+    : a.prepare === b.prepare
+      ? 0
+      : a.prepare < b.prepare
+        ? -1
+        : 1;
+
+/**
+ * The server keeps log positions as signed 64-bit integers. Servers before 22.6 answer stream
+ * reads with "no position", sent as 2^64-1 (or not at all).
+ */
+function isRealPosition(commit: unknown): commit is bigint {
+  return typeof commit === 'bigint' && commit >= 0n && commit < 1n << 63n;
+}
+
+/** Used when the server does not report a position (stream reads on servers older than 22.6). */
+export const UNKNOWN_POSITION = 0n;
+
+/** The event's commit position, or undefined when the server did not report one. */
+export const positionOf = (resolved: ResolvedEvent | AllStreamResolvedEvent): bigint | undefined => {
+  const commit = resolved.event?.position?.commit ?? resolved.commitPosition;
+  return isRealPosition(commit) ? commit : undefined;
+};
+
+// ---------------------------------------------------------------------------------------------
+// events
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A port event as the client's JSON event. The eventId is passed through (EventStoreDB
+ * deduplicates re-appends by it, and it must be a UUID); `metadata` is expected to carry the
+ * hash chain already (see `chainMetadata`).
+ */
+export const toEventData = (event: NewEvent): EventData => {
+  if (!UUID.test(event.eventId)) {
+    throw new TypeError(
+      `eventId must be a UUID for EventStoreDB, got ${JSON.stringify(event.eventId)} (${event.type})`,
+    );
+  }
+  return jsonEvent({ id: event.eventId, type: event.type, data: event.data, metadata: event.metadata });
+};
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+
+const decodeJsonObject = (value: unknown, what: string): Record<string, unknown> => {
+  if (isPlainObject(value)) return value;
+  if (value instanceof Uint8Array) {
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(value).toString('utf8'));
+      if (isPlainObject(parsed)) return parsed;
+    } catch {
+      // fall through to the error below
+    }
+  }
+  throw new TypeError(`${what} is not a JSON object`);
+};
+
+/**
+ * A resolved event from a stream read, a `$all` read or a subscription as a port event.
+ * `position` is the commit position, or `fallbackPosition` when the server did not report one.
+ */
+export const toRecordedEvent = (
+  resolved: ResolvedEvent | AllStreamResolvedEvent,
+  fallbackPosition: bigint = UNKNOWN_POSITION,
+): RecordedEvent => {
+  const event = resolved.event;
+  if (!event) throw new TypeError('a resolved event without an event (an unresolved link?)');
+  const where = `event ${event.id} (${event.type}) at ${event.streamId}@${event.revision}`;
+  return {
+    eventId: event.id,
+    streamId: event.streamId,
+    revision: event.revision,
+    position: positionOf(resolved) ?? fallbackPosition,
+    type: event.type,
+    data: decodeJsonObject(event.data, `the data of ${where}`),
+    metadata: decodeJsonObject(event.metadata, `the metadata of ${where}`) as unknown as EventMetadata,
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+/** gRPC status codes (from @grpc/grpc-js, which this package does not depend on directly). */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_ABORTED = 10;
+const GRPC_UNAVAILABLE = 14;
+
+const errorType = (error: unknown): ErrorType | undefined =>
+  error instanceof Error && isCommandError(error) ? error.type : undefined;
+
+/** The client's WrongExpectedVersionError, or anything shaped like it. */
+export interface WrongExpectedVersionLike {
+  readonly type: ErrorType.WRONG_EXPECTED_VERSION;
+  readonly streamName?: string;
+  readonly expectedVersion?: AppendExpectedRevision;
+  readonly actualVersion?: CurrentRevision;
+}
+
+export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVersionLike =>
+  typeof error === 'object' &&
+  error !== null &&
+  (error as { type?: unknown }).type === ErrorType.WRONG_EXPECTED_VERSION;
+
+export const isStreamNotFound = (error: unknown): boolean =>
+  typeof error === 'object' &&
+  error !== null &&
+  (error as { type?: unknown }).type === ErrorType.STREAM_NOT_FOUND;
+
+export const isStreamDeleted = (error: unknown): boolean =>
+  typeof error === 'object' &&
+  error !== null &&
+  (error as { type?: unknown }).type === ErrorType.STREAM_DELETED;
+
+/**
+ * WrongExpectedVersion as the port's ConcurrencyError. The stream id and expected revision are
+ * the caller's (the error's `streamName` is the server's spelling, and its expected revision may
+ * be a legacy number); `actual` is what the server reported.
+ */
+export const toConcurrencyError = (
+  error: WrongExpectedVersionLike,
+  streamId: string,
+  expected: ExpectedRevision,
+): ConcurrencyError => {
+  const concurrency = new ConcurrencyError(streamId, expected, toActualRevision(error.actualVersion));
+  (concurrency as Error & { cause?: unknown }).cause = error;
+  return concurrency;
+};
+
+const TRANSIENT_TYPES: ReadonlySet<ErrorType> = new Set([
+  ErrorType.UNAVAILABLE,
+  ErrorType.DEADLINE_EXCEEDED,
+  ErrorType.TIMEOUT,
+  ErrorType.NOT_LEADER,
+  // Server-side cancellation (shutdown, leader change); the client drops its own cancellations.
+  ErrorType.CANCELLED,
+]);
+
+const TRANSIENT_SYSTEM_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Whether a retry might cure the error: the server or the network is (briefly) unavailable, a
+ * deadline passed, or the node is not the leader (the client reconnects to the leader). Raw gRPC
+ * errors count too: the client does not convert every error (an append whose capability probe
+ * fails rejects with the raw `14 UNAVAILABLE`).
+ */
+export const isTransientError = (error: unknown): boolean => {
+  if (typeof error !== 'object' || error === null) return false;
+  const type = errorType(error);
+  if (type !== undefined) return TRANSIENT_TYPES.has(type);
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'number')
+    return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_ABORTED;
+  if (typeof code === 'string') return TRANSIENT_SYSTEM_CODES.has(code);
+  const message = (error as { message?: unknown }).message;
+  return typeof message === 'string' && /^Failed to discover after \d+ attempts/.test(message);
+};
+
+const DEFINITE_REJECTIONS: ReadonlySet<ErrorType> = new Set([
+  ErrorType.WRONG_EXPECTED_VERSION,
+  ErrorType.ACCESS_DENIED,
+  ErrorType.INVALID_ARGUMENT,
+  ErrorType.MAXIMUM_APPEND_SIZE_EXCEEDED,
+  ErrorType.STREAM_DELETED,
+]);
+
+/**
+ * Whether an append that failed with this error certainly wrote nothing. Transient and unknown
+ * failures do not qualify: the write may have landed before the answer was lost.
+ */
+export const isDefiniteRejection = (error: unknown): boolean => {
+  if (error instanceof ConcurrencyError) return true;
+  const type =
+    errorType(error) ?? (isWrongExpectedVersion(error) ? ErrorType.WRONG_EXPECTED_VERSION : undefined);
+  return type !== undefined && DEFINITE_REJECTIONS.has(type);
+};
+
+/** A short, single-line description of an error for log lines. */
+export const describeError = (error: unknown): string => {
+  if (error instanceof Error) {
+    const type = errorType(error);
+    const message = error.message.split('\n')[0].trim();
+    return `${error.name}${type ? ` [${type}]` : ''}: ${message}`;
+  }
+  return String(error);
+};
+
+// ---------------------------------------------------------------------------------------------
+// retries
+
+export interface RetryPolicy {
+  /** Attempts in total, the first included. */
+  readonly maxAttempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/**
+ * Exponential backoff with jitter: the n-th retry (1-based) waits between half and all of
+ * min(max, base * 2^(n-1)). The jitter spreads competing writers apart.
+ */
+export const backoffDelay = (
+  retry: number,
+  policy: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>,
+  random = Math.random,
+): number => {
+  const exponent = Math.min(Math.max(retry - 1, 0), 30);
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+};
+
+// ---------------------------------------------------------------------------------------------
+// connection strings
+
+/**
+ * The connection string without its credentials, for messages and logs:
+ * `esdb://admin:changeit@host:2113?tls=false` → `esdb://host:2113?tls=false`.
+ */
+export const redactConnectionString = (connectionString: string): string =>
+  connectionString.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1');
+
+// ---------------------------------------------------------------------------------------------
+// hash chain and counter streams
+
+/** The `hash` a stored event carries in its metadata, whatever else the event holds. */
+export const chainHashOf = (
+  resolved: ResolvedEvent | AllStreamResolvedEvent | undefined,
+): string | undefined => {
+  const metadata: unknown = resolved?.event?.metadata;
+  if (!isPlainObject(metadata)) return undefined;
+  return typeof metadata.hash === 'string' ? metadata.hash : undefined;
+};
+
+/** Where a counter stream stands: its last revision, the last number in use and the chain hash. */
+export interface CounterState {
+  readonly revision: bigint | 'no-stream';
+  /** The highest number in use: 0 for a fresh sequence. */
+  readonly value: number;
+  readonly hash: string | undefined;
+}
+
+/**
+ * Reads a counter stream's state off its last event: `SequenceNumberAllocated { number }` means
+ * `number` is in use, `SequenceNumberReleased { number }` hands it back (so `number - 1` is).
+ */
+export const counterStateOf = (last: ResolvedEvent | undefined, counterStream: string): CounterState => {
+  const event = last?.event;
+  if (!event) return { revision: 'no-stream', value: 0, hash: undefined };
+  const number = isPlainObject(event.data) ? event.data.number : undefined;
+  const valid = typeof number === 'number' && Number.isSafeInteger(number) && number >= 1;
+  if (valid && event.type === SEQUENCE_NUMBER_ALLOCATED) {
+    return { revision: event.revision, value: number, hash: chainHashOf(last) };
+  }
+  if (valid && event.type === SEQUENCE_NUMBER_RELEASED) {
+    return { revision: event.revision, value: number - 1, hash: chainHashOf(last) };
+  }
+  throw new Error(
+    `counter stream ${counterStream} ends with an event this adapter did not write: ${event.type} at revision ${event.revision}`,
+  );
+};

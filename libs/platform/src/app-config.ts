@@ -1,0 +1,92 @@
+import { resolve } from 'node:path';
+
+/** DI token for the AppConfig. */
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
+export type EventStoreKind = 'sqlite' | 'eventstoredb';
+export type ReadModelStoreKind = 'sqlite' | 'mongodb';
+
+/** Every setting the service reads, from the environment only (see the README's table). */
+export interface AppConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly eventStore: EventStoreKind;
+  readonly eventStoreConnectionString?: string;
+  readonly readModelStore: ReadModelStoreKind;
+  readonly mongodbUrl?: string;
+  readonly mongodbDb: string;
+  readonly auth: {
+    readonly jwtSecret?: string;
+    readonly jwksUrl?: string;
+    readonly issuer?: string;
+    readonly audience?: string;
+  };
+  readonly retrospectiveDueBusinessDays: number;
+  /** How often a command is run against the newest state when a concurrent write wins. */
+  readonly commandMaxAttempts: number;
+  readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+}
+
+const oneOf = <T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T => {
+  if (value === undefined || value === '') return fallback;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+};
+
+const integer = (name: string, value: string | undefined, fallback: number, min = 0): number => {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name} must be an integer >= ${min} (got "${value}")`);
+  return n;
+};
+
+const optional = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
+
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
+  const eventStore = oneOf('EVENT_STORE', env.EVENT_STORE, ['sqlite', 'eventstoredb'] as const, 'sqlite');
+  const readModelStore = oneOf(
+    'READ_MODEL_STORE',
+    env.READ_MODEL_STORE,
+    ['sqlite', 'mongodb'] as const,
+    'sqlite',
+  );
+  const config: AppConfig = {
+    port: integer('PORT', env.PORT, 3000),
+    host: env.HOST ?? '0.0.0.0',
+    dataDir: resolve(env.DATA_DIR ?? './data'),
+    eventStore,
+    eventStoreConnectionString: optional(env.EVENTSTORE_CONNECTION_STRING),
+    readModelStore,
+    mongodbUrl: optional(env.MONGODB_URL),
+    mongodbDb: env.MONGODB_DB ?? 'changeledger',
+    auth: {
+      jwtSecret: optional(env.AUTH_JWT_SECRET),
+      jwksUrl: optional(env.AUTH_JWKS_URL),
+      issuer: optional(env.AUTH_ISSUER),
+      audience: optional(env.AUTH_AUDIENCE),
+    },
+    retrospectiveDueBusinessDays: integer(
+      'RETROSPECTIVE_DUE_BUSINESS_DAYS',
+      env.RETROSPECTIVE_DUE_BUSINESS_DAYS,
+      2,
+    ),
+    commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
+    logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
+  };
+  if (eventStore === 'eventstoredb' && !config.eventStoreConnectionString) {
+    throw new Error(
+      'EVENT_STORE=eventstoredb needs EVENTSTORE_CONNECTION_STRING (e.g. esdb://localhost:2113?tls=false)',
+    );
+  }
+  if (readModelStore === 'mongodb' && !config.mongodbUrl) {
+    throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
+  }
+  return config;
+};

@@ -1,0 +1,4 @@
+export * from './app-config';
+export * from './jwt-secret';
+export * from './clock';
+export * from './token-signer';

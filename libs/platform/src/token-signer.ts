@@ -1,0 +1,23 @@
+import { SignJWT } from 'jose';
+
+export interface TokenClaims {
+  readonly sub: string;
+  readonly name: string;
+  readonly roles: readonly string[];
+}
+
+/** Signs an HS256 token the way local deployments and tests expect. */
+export const signToken = async (
+  claims: TokenClaims,
+  secret: string,
+  options: { issuer?: string; audience?: string; expiresIn?: string | number } = {},
+): Promise<string> => {
+  let jwt = new SignJWT({ name: claims.name, roles: [...claims.roles] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '12h');
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+};

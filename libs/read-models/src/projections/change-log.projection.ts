@@ -1,0 +1,160 @@
+import type { ChangeStatus, ChangeType, Outcome } from '@changeledger/domain';
+import type { ReadModelDocument } from '../read-model-store.port';
+import { changeIdOf, dayOf, type Projection } from './projection';
+
+/** One row of the seed's change log, with what it needs to keep its words right. */
+export interface ChangeLogDocument extends ReadModelDocument {
+  readonly date: string;
+  readonly changeId: string;
+  readonly description: string;
+  readonly type: string;
+  readonly status: string;
+  readonly implementedBy: string;
+  readonly submittedDay: string;
+  readonly startedDay: string | null;
+  readonly endedDay: string | null;
+  readonly outcome: Outcome | null;
+  readonly changeStatus: ChangeStatus;
+}
+
+const TYPE_WORDS: Record<ChangeType, string> = {
+  standard: 'Standard',
+  normal: 'Normal',
+  emergency: 'Emergency',
+};
+
+const STATUS_WORDS: Record<ChangeStatus, string> = {
+  'in-review': 'In review',
+  'changes-requested': 'Changes requested',
+  'awaiting-approval': 'Pending approval',
+  approved: 'Approved',
+  rejected: 'Rejected',
+  scheduled: 'Scheduled',
+  'in-progress': 'In progress',
+  implemented: 'In progress',
+  closed: 'In progress',
+  cancelled: 'Cancelled',
+};
+
+const OUTCOME_WORDS: Record<Outcome, string> = {
+  successful: 'Completed',
+  failed: 'Failed',
+  'rolled-back': 'Rolled back',
+};
+
+/** The contract's words: the outcome once implementation ended (and after close), else the status. */
+const finish = (
+  row: Omit<ChangeLogDocument, 'date' | 'status' | '_position'>,
+): Omit<ChangeLogDocument, '_position'> => ({
+  ...row,
+  status: row.outcome ? OUTCOME_WORDS[row.outcome] : STATUS_WORDS[row.changeStatus],
+  date: row.endedDay ?? row.startedDay ?? row.submittedDay,
+});
+
+const STATUS_AFTER: Partial<Record<string, ChangeStatus>> = {
+  ChangePreApproved: 'approved',
+  ReviewsCompleted: 'awaiting-approval',
+  ChangesRequested: 'changes-requested',
+  ChangeRejected: 'rejected',
+  ChangeApproved: 'approved',
+  ChangeScheduled: 'scheduled',
+  ImplementationStarted: 'in-progress',
+  ImplementationCompleted: 'implemented',
+  ChangeClosed: 'closed',
+  ChangeCancelled: 'cancelled',
+};
+
+export const changeLogProjection: Projection<ChangeLogDocument> = {
+  collection: {
+    name: 'change_log',
+    fields: { date: 'string', changeId: 'string', type: 'string', status: 'string' },
+    indexes: [['date']],
+  },
+  documentId: changeIdOf,
+  evolve: (row, event) => {
+    const d = event.data as Record<string, unknown>;
+    if (event.type === 'ChangeSubmitted') {
+      const type = d.changeType as ChangeType;
+      return finish({
+        id: d.changeId as string,
+        changeId: d.changeId as string,
+        description: (d.request as { title: string }).title,
+        type: TYPE_WORDS[type],
+        implementedBy: '',
+        submittedDay: dayOf(d.at as string),
+        startedDay: null,
+        endedDay: null,
+        outcome: null,
+        changeStatus: type === 'normal' ? 'in-review' : type === 'standard' ? 'approved' : 'in-progress',
+      });
+    }
+    if (!row) return undefined;
+    if (event.type === 'ChangeAmended') {
+      const title = (d.changes as { title?: string }).title;
+      return finish({
+        ...row,
+        description: title ?? row.description,
+        changeStatus: d.statusAfter as ChangeStatus,
+      });
+    }
+    const changeStatus = STATUS_AFTER[event.type];
+    if (!changeStatus) return undefined;
+    if (event.type === 'ImplementationStarted') {
+      return finish({
+        ...row,
+        changeStatus,
+        startedDay: dayOf(d.at as string),
+        implementedBy: (d.by as { name: string }).name,
+      });
+    }
+    if (event.type === 'ImplementationCompleted') {
+      return finish({ ...row, changeStatus, endedDay: dayOf(d.at as string), outcome: d.outcome as Outcome });
+    }
+    return finish({ ...row, changeStatus });
+  },
+};
+
+export const CHANGE_LOG_COLUMNS = [
+  'Date',
+  'Change ID',
+  'Description',
+  'Type',
+  'Status',
+  'Implemented By',
+] as const;
+
+export const toChangeLogRow = (row: ChangeLogDocument) => ({
+  date: row.date,
+  changeId: row.changeId,
+  description: row.description,
+  type: row.type,
+  status: row.status,
+  implementedBy: row.implementedBy,
+});
+
+export type ChangeLogRow = ReturnType<typeof toChangeLogRow>;
+
+const markdownCell = (text: string) =>
+  text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+
+/** Exactly the seed's table layout: header, the dashed separator row, one row per change. */
+export const changeLogMarkdown = (rows: readonly ChangeLogRow[]): string => {
+  const header = `| ${CHANGE_LOG_COLUMNS.join(' | ')} |`;
+  const separator = `|${CHANGE_LOG_COLUMNS.map((c) => '-'.repeat(c.length + 2)).join('|')}|`;
+  const lines = rows.map(
+    (r) =>
+      `| ${[r.date, r.changeId, r.description, r.type, r.status, r.implementedBy].map(markdownCell).join(' | ')} |`,
+  );
+  return `${[header, separator, ...lines].join('\n')}\n`;
+};
+
+const csvCell = (text: string) => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
+
+/** RFC 4180 CSV. */
+export const changeLogCsv = (rows: readonly ChangeLogRow[]): string =>
+  [
+    ['date', 'changeId', 'description', 'type', 'status', 'implementedBy'].join(','),
+    ...rows.map((r) =>
+      [r.date, r.changeId, r.description, r.type, r.status, r.implementedBy].map(csvCell).join(','),
+    ),
+  ].join('\r\n') + '\r\n';

@@ -1,0 +1,28 @@
+import type { Projection } from './projection';
+import { changeLogProjection } from './change-log.projection';
+import { changeRequestsProjection } from './change-requests.projection';
+import { pendingApprovalsProjection } from './pending-approvals.projection';
+import { retrospectiveQueueProjection } from './retrospective-queue.projection';
+import { standardTemplatesProjection } from './standard-templates.projection';
+
+export * from './projection';
+export * from './business-days';
+export * from './change-log.projection';
+export * from './change-requests.projection';
+export * from './pending-approvals.projection';
+export * from './retrospective-queue.projection';
+export * from './standard-templates.projection';
+
+export interface ProjectionSettings {
+  readonly retrospectiveDueBusinessDays: number;
+}
+
+/** Every read model the projector keeps. */
+export const allProjections = (settings: ProjectionSettings): Projection[] =>
+  [
+    changeRequestsProjection,
+    changeLogProjection,
+    pendingApprovalsProjection,
+    retrospectiveQueueProjection(settings.retrospectiveDueBusinessDays),
+    standardTemplatesProjection,
+  ] as unknown as Projection[];

@@ -1,0 +1,62 @@
+/** DI token for the ReadModelStore port. */
+export const READ_MODEL_STORE = Symbol('READ_MODEL_STORE');
+
+/**
+ * A read-model document. `_position` is the global position of the last event applied to it:
+ * an event at or below it is skipped, so replays and crashes never apply anything twice.
+ */
+export interface ReadModelDocument {
+  readonly id: string;
+  readonly _position: string;
+}
+
+export type FieldType = 'string' | 'number' | 'boolean';
+
+/** The fields a collection is filtered or sorted on; adapters index exactly these. */
+export interface CollectionSpec {
+  readonly name: string;
+  readonly fields: Readonly<Record<string, FieldType | 'string[]'>>;
+  /** Index definitions: each a list of fields (compound), in order. */
+  readonly indexes: readonly (readonly string[])[];
+}
+
+export type Condition =
+  | { readonly field: string; readonly op: 'eq'; readonly value: string | number | boolean }
+  | { readonly field: string; readonly op: 'gte' | 'lt'; readonly value: string | number }
+  /** The array field contains the value. */
+  | { readonly field: string; readonly op: 'contains'; readonly value: string };
+
+export interface Query {
+  readonly where: readonly Condition[];
+  /** Ties are broken by `id` in the same direction. */
+  readonly orderBy: { readonly field: string; readonly direction: 'asc' | 'desc' };
+  readonly limit: number;
+  /** Keyset cursor: rows strictly after this (sort value, id) pair. */
+  readonly after?: { readonly value: string | number | boolean | null; readonly id: string };
+}
+
+export interface CommitBatch {
+  readonly documents: readonly { readonly collection: string; readonly document: ReadModelDocument }[];
+  readonly checkpoint: { readonly name: string; readonly position: bigint };
+}
+
+export interface ReadModelStore {
+  /** Creates collections and their indexes (idempotent). */
+  init(collections: readonly CollectionSpec[]): Promise<void>;
+  getMany<D extends ReadModelDocument>(collection: string, ids: readonly string[]): Promise<Map<string, D>>;
+  get<D extends ReadModelDocument>(collection: string, id: string): Promise<D | undefined>;
+  find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]>;
+  /**
+   * Writes documents and then the checkpoint. A document is written only if its stored
+   * `_position` is lower (guarded upsert), so a repeated batch changes nothing.
+   */
+  commit(batch: CommitBatch): Promise<void>;
+  checkpoint(name: string): Promise<bigint>;
+  /**
+   * A fresh, empty copy of the store for a rebuild: written while the live one keeps serving,
+   * then `promote`d in one step.
+   */
+  createShadow(): Promise<ReadModelStore & { promote(): Promise<void>; discard(): Promise<void> }>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

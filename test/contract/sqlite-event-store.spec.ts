@@ -1,0 +1,392 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import {
+  ConcurrencyError,
+  computeEventHash,
+  SqliteEventStore,
+  type EventStore,
+  type NewEvent,
+  type RecordedEvent,
+  type SqliteEventStoreOptions,
+} from '@changeledger/event-store';
+import { eventStoreContract, type EventStoreFixture } from './event-store.contract';
+
+/** A temp directory per test, created lazily on open(), holding `events.sqlite`. */
+const sqliteFixture = (options?: SqliteEventStoreOptions) => {
+  let dir: string | undefined;
+  const stores: SqliteEventStore[] = [];
+  const file = () => {
+    dir ??= mkdtempSync(join(tmpdir(), 'changeledger-es-'));
+    return join(dir, 'events.sqlite');
+  };
+  const track = (store: SqliteEventStore) => {
+    stores.push(store);
+    return store;
+  };
+  return {
+    file,
+    /** Another handle on the same file: a second "process". */
+    another: (more?: SqliteEventStoreOptions) => track(new SqliteEventStore(file(), { ...options, ...more })),
+    async open() {
+      return track(new SqliteEventStore(file(), options));
+    },
+    reopen: async (previous: EventStore) =>
+      track(new SqliteEventStore((previous as SqliteEventStore).file, options)),
+    async cleanup() {
+      await Promise.all(stores.map((s) => s.close()));
+      stores.length = 0;
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+    },
+  } satisfies EventStoreFixture & Record<string, unknown>;
+};
+
+eventStoreContract('sqlite', () => sqliteFixture());
+
+// ---------------------------------------------------------------------------------------------
+
+const event = (type = 'ChangeRequestUpdated', data: Record<string, unknown> = {}): NewEvent => ({
+  eventId: randomUUID(),
+  type,
+  data,
+  metadata: {
+    actor: { id: 'user-1', name: 'Test', roles: ['requester'] },
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    causationId: null,
+    schemaVersion: 1,
+  },
+});
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** The promise, or a rejection after `ms` (well below the 3 s poll interval the timing tests use). */
+const within = <T>(promise: Promise<T>, ms: number, what: string) => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+};
+const expectValidChain = (events: readonly RecordedEvent[]) =>
+  events.forEach((e, i) => {
+    expect(e.metadata.previousHash).toBe(i === 0 ? '0'.repeat(64) : events[i - 1].metadata.hash);
+    expect(computeEventHash(e, e.metadata.previousHash as string)).toBe(e.metadata.hash);
+  });
+
+/**
+ * A real second (and third) writer: a worker thread with its own SqliteEventStore on the file, so
+ * the transactions truly overlap. The adapter's TypeScript is compiled in the worker with swc.
+ */
+const WORKER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const Module = require('node:module');
+const fs = require('node:fs');
+const path = require('node:path');
+const { randomUUID } = require('node:crypto');
+const swc = require(workerData.swc);
+Module._extensions['.ts'] = (m, filename) => {
+  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
+    filename,
+    jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true } },
+    module: { type: 'commonjs' },
+  });
+  m._compile(code, filename);
+};
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, ...rest) {
+  const alias = /^@changeledger\\/([\\w-]+)$/.exec(request);
+  return resolve.call(this, alias ? path.join(workerData.root, 'libs', alias[1], 'src') : request, ...rest);
+};
+const { SqliteEventStore, ConcurrencyError } = require(path.join(workerData.root, 'libs/event-store/src'));
+const event = (type, data) => ({
+  eventId: randomUUID(), type, data,
+  metadata: { actor: { id: workerData.name, name: workerData.name, roles: [] }, occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(), causationId: null, schemaVersion: 1 },
+});
+(async () => {
+  const store = new SqliteEventStore(workerData.file);
+  const go = new Int32Array(workerData.go);
+  Atomics.add(go, 1, 1);
+  Atomics.wait(go, 0, 0);
+  const out = { created: [], createLost: 0, hotWins: 0, hotConflicts: 0, numbers: [], errors: [] };
+  const fail = (e) => out.errors.push(String(e && e.stack || e));
+  // a short pause now and then lets the other writers in, so their transactions really overlap
+  const pause = () => (Math.random() < 0.3 ? new Promise((r) => setTimeout(r, 1)) : undefined);
+  while (out.hotWins < workerData.hot) {
+    try {
+      const events = await store.readStream('hot');
+      const expected = events.length ? events[events.length - 1].revision : 'no-stream';
+      await new Promise((r) => setTimeout(r, 1)); // read, think, then write: a window for the others
+      await store.append('hot', [event('Hot', { by: workerData.name }), event('Hot', { by: workerData.name })], expected);
+      out.hotWins++;
+    } catch (e) {
+      if (e instanceof ConcurrencyError) out.hotConflicts++; else { fail(e); break; }
+    }
+  }
+  for (let i = 0; i < workerData.streams; i++) {
+    try {
+      await store.append('race-' + i, [event('Created', { by: workerData.name })], 'no-stream');
+      out.created.push(i);
+    } catch (e) {
+      if (e instanceof ConcurrencyError) out.createLost++; else fail(e);
+    }
+    await pause();
+  }
+  for (let i = 0; i < workerData.sequences; i++) {
+    try {
+      const r = await store.appendWithSequence({ sequence: 'cr', build: (n) => ({ streamId: 'CHG-' + n, events: [event('Raised', { n })] }) });
+      out.numbers.push(r.number);
+    } catch (e) { fail(e); }
+  }
+  await store.close();
+  parentPort.postMessage(out);
+})().catch((e) => parentPort.postMessage({ errors: [String(e && e.stack || e)] }));
+`;
+
+interface WorkerResult {
+  created: number[];
+  createLost: number;
+  hotWins: number;
+  hotConflicts: number;
+  numbers: number[];
+  errors: string[];
+}
+
+describe('SqliteEventStore specifics', () => {
+  let fx: ReturnType<typeof sqliteFixture>;
+  beforeEach(() => {
+    fx = sqliteFixture();
+  });
+  afterEach(() => fx.cleanup());
+
+  it('a fresh file is empty: head 0n, readAll [], a subscription without `after` starts at the beginning', async () => {
+    const store = await fx.open();
+    expect(await store.headPosition()).toBe(0n);
+    expect(await store.readAll({ limit: 10 })).toEqual([]);
+    await store.append('s-1', [event(), event()], 'no-stream');
+    const all = await store.readAll({ limit: 10 });
+    expect(all.map((e) => e.position)).toEqual([1n, 2n]);
+    const subscription = store.subscribeToAll();
+    const received: RecordedEvent[] = [];
+    for await (const e of subscription) {
+      received.push(e);
+      if (received.length === 2) break;
+    }
+    expect(received).toEqual(all);
+  });
+
+  it('an append that fails half-way (an event that cannot be serialised) leaves nothing behind', async () => {
+    const store = await fx.open();
+    await store.append('s-1', [event()], 'no-stream');
+    const batch = [event(), event(), event('Bad', { n: 1n })];
+    await expect(store.append('s-1', batch, 0n)).rejects.toThrow();
+    expect((await store.readStream('s-1')).length).toBe(1);
+    expect(await store.headPosition()).toBe(1n);
+    const fixed = [batch[0], batch[1], event()];
+    expect((await store.append('s-1', fixed, 0n)).nextExpectedRevision).toBe(3n);
+    expectValidChain(await store.readStream('s-1'));
+  });
+
+  it('live events of the same process arrive at once, and close() ends the loop at once (no waiting for a poll)', async () => {
+    const store = fx.another({ pollIntervalMs: 3000 });
+    await store.append('s-1', [event()], 'no-stream');
+    const subscription = store.subscribeToAll({ after: 1n });
+    const received: RecordedEvent[] = [];
+    const loop = (async () => {
+      for await (const e of subscription) {
+        received.push(e);
+        if (received.length > 100) throw new Error('runaway subscription');
+      }
+    })();
+    loop.catch(() => undefined); // reported where the test awaits `loop`
+    await sleep(30); // caught up: waiting
+    const started = Date.now();
+    await store.append('s-1', [event('Live')], 0n);
+    while (received.length < 1 && Date.now() - started < 2000) await sleep(2);
+    expect(received.map((e) => e.type)).toEqual(['Live']);
+    expect(Date.now() - started).toBeLessThan(1000);
+
+    await sleep(30); // waiting again
+    const closing = Date.now();
+    await subscription.close();
+    await within(loop, 1000, 'the for-await loop after close()');
+    expect(Date.now() - closing).toBeLessThan(1000);
+    expect(received).toHaveLength(1);
+  });
+
+  it('a closed store refuses work, and closing it ends its subscriptions', async () => {
+    const store = fx.another({ pollIntervalMs: 3000 });
+    const subscription = store.subscribeToAll();
+    const loop = (async () => {
+      const got: RecordedEvent[] = [];
+      for await (const e of subscription) {
+        got.push(e);
+        if (got.length > 100) throw new Error('runaway subscription');
+      }
+      return got;
+    })();
+    loop.catch(() => undefined); // reported where the test awaits `loop`
+    await store.append('s-1', [event()], 'no-stream');
+    await sleep(20);
+    const closing = Date.now();
+    await store.close();
+    expect(await within(loop, 1000, 'the for-await loop after the store closed')).toHaveLength(1);
+    expect(Date.now() - closing).toBeLessThan(1000);
+    await expect(store.append('s-1', [event()], 'any')).rejects.toThrow(/closed/);
+    await expect(store.readStream('s-1')).rejects.toThrow(/closed/);
+  });
+
+  describe('two stores on the same file (two processes)', () => {
+    it('concurrent appends with the same expected revision: exactly one wins', async () => {
+      const a = await fx.open();
+      const b = fx.another();
+      for (let round = 0; round < 20; round++) {
+        const streamId = `cr-${round}`;
+        const created = await Promise.allSettled([
+          a.append(streamId, [event('FromA')], 'no-stream'),
+          b.append(streamId, [event('FromB')], 'no-stream'),
+        ]);
+        expect(created.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const lost = created.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        expect(lost.reason).toBeInstanceOf(ConcurrencyError);
+
+        const next = await Promise.allSettled([
+          b.append(streamId, [event('FromB'), event('FromB')], 0n),
+          a.append(streamId, [event('FromA')], 0n),
+        ]);
+        expect(next.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect((next.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(
+          ConcurrencyError,
+        );
+
+        const [viaA, viaB] = [await a.readStream(streamId), await b.readStream(streamId)];
+        expect(viaA).toEqual(viaB);
+        expect(viaA.map((e) => e.revision)).toEqual(viaA.map((_, i) => BigInt(i)));
+        expect(new Set(viaA.slice(1).map((e) => e.type)).size).toBe(1);
+        expectValidChain(viaA);
+      }
+    });
+
+    it("interleaved 'any' appends and sequences through both stores keep one dense, chained history", async () => {
+      const a = await fx.open();
+      const b = fx.another();
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          (i % 2 ? a : b).append('shared', [event('E', { i }), event('E', { i })], 'any'),
+        ),
+      );
+      const read = await a.readStream('shared');
+      expect(read.map((e) => e.revision)).toEqual(Array.from({ length: 80 }, (_, i) => BigInt(i)));
+      expectValidChain(read);
+
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          (i % 2 ? a : b).appendWithSequence({
+            sequence: 'cr',
+            build: (n) => ({ streamId: `CHG-${n}`, events: [event('Raised', { n })] }),
+          }),
+        ),
+      );
+      expect(results.map((r) => r.number).sort((x, y) => x - y)).toEqual(
+        Array.from({ length: 30 }, (_, i) => i + 1),
+      );
+      expect(await b.headPosition()).toBe(110n);
+      expect(await a.headPosition()).toBe(110n);
+    });
+
+    it('three threads writing at the same time: one winner per race, a dense chained stream, gap-free numbers', async () => {
+      const store = await fx.open(); // creates the schema
+      const go = new SharedArrayBuffer(8);
+      const flags = new Int32Array(go);
+      const settings = {
+        root: join(__dirname, '..', '..'),
+        swc: require.resolve('@swc/core'),
+        file: fx.file(),
+        go,
+        streams: 150,
+        hot: 20,
+        sequences: 30,
+      };
+      const workers = ['w1', 'w2', 'w3'].map(
+        (name) => new Worker(WORKER, { eval: true, workerData: { ...settings, name } }),
+      );
+      try {
+        const results = workers.map(
+          (w) =>
+            new Promise<WorkerResult>((resolve, reject) => {
+              w.once('message', resolve);
+              w.once('error', reject);
+            }),
+        );
+        const deadline = Date.now() + 15_000;
+        while (Atomics.load(flags, 1) < workers.length) {
+          if (Date.now() > deadline) throw new Error('the workers did not start');
+          await sleep(5);
+        }
+        Atomics.store(flags, 0, 1);
+        Atomics.notify(flags, 0);
+        const outs = await Promise.all(results);
+
+        expect(outs.flatMap((o) => o.errors)).toEqual([]);
+        // every stream was created by exactly one writer, the others got a ConcurrencyError
+        const created = outs.flatMap((o) => o.created).sort((x, y) => x - y);
+        expect(created).toEqual(Array.from({ length: 150 }, (_, i) => i));
+        expect(outs.reduce((n, o) => n + o.createLost, 0)).toBe(300);
+        for (const i of [0, 75, 149]) expect(await store.readStream(`race-${i}`)).toHaveLength(1);
+        // optimistic writers to one stream: no lost update, no duplicate revision, an intact chain
+        const hot = await store.readStream('hot');
+        expect(hot.map((e) => e.revision)).toEqual(Array.from({ length: 120 }, (_, i) => BigInt(i)));
+        expectValidChain(hot);
+        for (let i = 0; i < hot.length; i += 2)
+          expect(hot[i].metadata.actor.id).toBe(hot[i + 1].metadata.actor.id);
+        // sequence numbers from three writers: 1..90, no duplicate, no gap
+        expect(outs.flatMap((o) => o.numbers).sort((x, y) => x - y)).toEqual(
+          Array.from({ length: 90 }, (_, i) => i + 1),
+        );
+        const positions = (await store.readAll({ limit: 10_000 })).map((e) => e.position);
+        expect(positions).toHaveLength(150 + 120 + 90);
+        expect(new Set(positions).size).toBe(positions.length);
+      } finally {
+        await Promise.all(workers.map((w) => w.terminate()));
+      }
+    }, 30_000);
+
+    it('a subscription on one store sees events appended through the other (polling)', async () => {
+      const a = fx.another({ pollIntervalMs: 20 });
+      const b = await fx.open();
+      await b.append('cr-1', [event('Before')], 'no-stream');
+      const subscription = a.subscribeToAll({ streamPrefixes: ['cr-'] });
+      const received: RecordedEvent[] = [];
+      const loop = (async () => {
+        for await (const e of subscription) {
+          received.push(e);
+          if (received.length > 100) throw new Error('runaway subscription');
+        }
+      })();
+      loop.catch(() => undefined); // reported where the test awaits `loop`
+      const waitFor = async (n: number) => {
+        const deadline = Date.now() + 3000;
+        while (received.length < n) {
+          if (Date.now() > deadline) throw new Error(`got ${received.length} of ${n}`);
+          await sleep(5);
+        }
+      };
+      try {
+        await waitFor(1);
+        await sleep(50); // now caught up and polling
+        await b.append('cr-1', [event('Live1')], 0n);
+        await b.append('other-1', [event('Other')], 'no-stream');
+        await b.append('cr-2', [event('Live2'), event('Live3')], 'no-stream');
+        await waitFor(4);
+        await sleep(50);
+        expect(received.map((e) => e.type)).toEqual(['Before', 'Live1', 'Live2', 'Live3']);
+        expect(received.map((e) => e.position)).toEqual([1n, 2n, 4n, 5n]);
+      } finally {
+        await subscription.close();
+      }
+      await loop;
+    });
+  });
+});

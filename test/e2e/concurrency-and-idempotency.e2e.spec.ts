@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppHarness, USERS } from './support/app-harness';
+import { expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
+
+describe('concurrency and idempotency', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('allocates CHG ids in order, unique and gap-free under 50 concurrent submissions', async () => {
+    const before = await app.store.headPosition();
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        app.post('/changes', normalChange('low', { title: `Concurrent change ${i}` })),
+      ),
+    );
+    for (const r of results) expectStatus(r, 201);
+    const ids = results.map((r) => r.body.id as string).sort();
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => `CHG-${String(i + 1).padStart(3, '0')}`));
+    // Each id names exactly one stream, holding exactly its own submission.
+    for (const r of results) {
+      const events = await app.eventsOf(r.body.id as string);
+      expect(events.map((e) => e.type)).toEqual(['ChangeSubmitted']);
+      expect(events[0].data).toMatchObject({ changeId: r.body.id });
+      expect(BigInt(r.body.position as string)).toBe(events[0].position);
+      expect(events[0].position).toBeGreaterThan(before);
+    }
+  });
+
+  it('20 concurrent approvals of one change store exactly one approval; the others get 409 or 412', async () => {
+    const { id } = await submit(app, normalChange('low'));
+    await reviewAll(app, id);
+    const { version } = expectStatus(await app.get(`/changes/${id}`), 200).body as { version: number };
+    const approvers = [USERS.lead, USERS.manager];
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        app.post(
+          `/changes/${id}/approve`,
+          { comment: `approval ${i}` },
+          approvers[i % 2],
+          i % 3 === 0 ? { 'if-match': `"${version}"` } : {},
+        ),
+      ),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    for (const r of results.filter((x) => x.status !== 200)) {
+      expect([409, 412]).toContain(r.status);
+      expect(['INVALID_STATE', 'PRECONDITION_FAILED']).toContain(r.body.code);
+    }
+    const approvals = (await app.eventsOf(id)).filter((e) => e.type === 'ChangeApproved');
+    expect(approvals).toHaveLength(1);
+  });
+
+  it('the same Idempotency-Key sent twice stores one set of events and answers the same', async () => {
+    const headers = { 'idempotency-key': 'submit-vlan-20-once' };
+    const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    const head = await app.store.headPosition();
+    const second = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers.get('etag')).toBe(first.headers.get('etag'));
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(await app.store.headPosition()).toBe(head);
+
+    // On a command too, and concurrently.
+    const id = first.body.id as string;
+    const stepHeaders = { 'idempotency-key': 'cancel-once' };
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        app.post(`/changes/${id}/cancel`, { reason: 'duplicate' }, USERS.requester, stepHeaders),
+      ),
+    );
+    for (const r of results) expect(r.body).toEqual(results[0].body);
+    expect(results[0].status).toBe(200);
+    expect((await app.eventsOf(id)).filter((e) => e.type === 'ChangeCancelled')).toHaveLength(1);
+  });
+
+  it('keys are per user: another user with the same key is a different request', async () => {
+    const headers = { 'idempotency-key': 'shared-key' };
+    const a = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    const b = expectStatus(await app.post('/changes', normalChange(), USERS.otherRequester, headers), 201);
+    expect(a.body.id).not.toBe(b.body.id);
+  });
+
+  it('a refused command with a key can be corrected and sent again with the same key', async () => {
+    const headers = { 'idempotency-key': 'fix-and-retry' };
+    expectStatus(
+      await app.post('/changes', { ...normalChange(), priority: 'urgent' }, USERS.requester, headers),
+      400,
+    );
+    // A different body under the same key after a failure is a new attempt, not a reuse.
+    expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+  });
+});
+
+describe('bad input stores nothing', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it.each([
+    ['malformed JSON', { rawBody: '{"type": "normal", ' }],
+    ['a JSON array', { rawBody: '[1,2,3]' }],
+    ['a JSON string', { rawBody: '"hello"' }],
+    ['wrong types', { body: { ...normalChange(), systemsAffected: 'pve1', priority: 3, risk: 'low' } }],
+    ['unknown fields', { body: { ...normalChange(), approvedBy: 'me' } }],
+    ['an unknown change type', { body: { ...normalChange(), type: 'urgent' } }],
+    ['an empty systems list', { body: { ...normalChange(), systemsAffected: [] } }],
+    ['a title over 200 characters', { body: { ...normalChange(), title: 'x'.repeat(201) } }],
+    [
+      'a date that is not ISO 8601',
+      { body: { ...normalChange(), timeline: { proposedStart: 'tomorrow', estimatedDurationMinutes: 5 } } },
+    ],
+    [
+      'a maintenance window that ends before it starts',
+      {
+        body: normalChange('low', {
+          timeline: {
+            proposedStart: '2026-12-01T22:00:00Z',
+            estimatedDurationMinutes: 5,
+            maintenanceWindow: { start: '2026-12-02T00:00:00Z', end: '2026-12-01T00:00:00Z' },
+          },
+        }),
+      },
+    ],
+    [
+      'emergency details on a normal change',
+      { body: { ...normalChange(), emergency: { category: 'security', justification: 'x' } } },
+    ],
+    [
+      'a huge body',
+      { rawBody: JSON.stringify({ ...normalChange(), description: 'y'.repeat(2 * 1024 * 1024) }) },
+    ],
+    ['a body that is not JSON', { rawBody: 'type=normal', headers: { 'content-type': 'text/plain' } }],
+  ] as const)('%s → 4xx problem+json and nothing stored', async (_name, request) => {
+    const before = await app.store.headPosition();
+    const result = await app.request('POST', '/changes', request as never);
+    expect(result.status).toBeGreaterThanOrEqual(400);
+    expect(result.status).toBeLessThan(500);
+    expect(result.headers.get('content-type')).toContain('application/problem+json');
+    expect(result.body).toMatchObject({ code: expect.any(String), status: result.status });
+    expect(await app.store.headPosition()).toBe(before);
+  });
+
+  it('refuses unknown fields on an empty command body and on nested objects', async () => {
+    const { id } = await submit(app);
+    const before = await app.store.headPosition();
+    expectStatus(
+      await app.post(`/changes/${id}/cancel`, { reason: 'x', force: true }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expectStatus(
+      await app.post(`/changes/${id}/close`, { now: true }, USERS.implementer),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, {
+        body: { timeline: { proposedStart: '2026-12-01T22:00:00Z', estimatedDurationMinutes: 5, note: 'x' } },
+      }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(await app.store.headPosition()).toBe(before);
+  });
+
+  it('serves the OpenAPI document generated from the DTOs', async () => {
+    const doc = expectStatus(await app.request('GET', '/openapi.json', { as: null }), 200).body as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/changes', '/api/v1/changes/{id}/approve']),
+    );
+    expect(doc.components.schemas.SubmitChangeDto.properties).toHaveProperty('systemsAffected');
+    expect(doc.components.schemas.ScheduleChangeDto.required).toEqual(
+      expect.arrayContaining(['plannedStart', 'plannedEnd', 'maintenanceWindow']),
+    );
+  });
+});

@@ -1,0 +1,287 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { signToken } from '@changeledger/platform';
+import { AppHarness, USERS } from './support/app-harness';
+import {
+  CRITERIA,
+  emergencyChange,
+  expectStatus,
+  normalChange,
+  reviewAll,
+  submit,
+} from './support/change-fixtures';
+
+const problemShape = {
+  type: expect.stringMatching(/^https:\/\//),
+  title: expect.any(String),
+  status: expect.any(Number),
+  detail: expect.any(String),
+  code: expect.any(String),
+};
+
+describe('every error code of the contract, as problem+json', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('400 VALIDATION_FAILED names each bad field, including unknown and nested ones', async () => {
+    const result = expectStatus(
+      await app.post('/changes', {
+        ...normalChange(),
+        priority: 'urgent',
+        risk: { level: 'low', potentialImpact: 'x', mitigation: 'y', extra: 1 },
+        colour: 'red',
+      }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(result.headers.get('content-type')).toContain('application/problem+json');
+    expect(result.body).toMatchObject(problemShape);
+    const fields = (result.body.errors as { field: string }[]).map((e) => e.field).sort();
+    expect(fields).toEqual(['colour', 'priority', 'risk.extra']);
+  });
+
+  it('400 VALIDATION_FAILED for review criteria that do not match the review kind', async () => {
+    const { id } = await submit(app);
+    const result = expectStatus(
+      await app.post(
+        `/changes/${id}/reviews`,
+        { kind: 'technical', verdict: 'approve', notes: 'n', criteria: CRITERIA.business },
+        USERS.technical,
+      ),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(result.body.detail).toContain('feasibility');
+  });
+
+  it('401 UNAUTHENTICATED: no token, bad signature, expired, garbage', async () => {
+    for (const headers of [
+      {} as Record<string, string>,
+      {
+        authorization: `Bearer ${await signToken(USERS.requester, 'another-secret-that-is-long-enough-000000000')}`,
+      },
+      { authorization: `Bearer ${await app.token(USERS.requester, { expiresIn: -60 })}` },
+      { authorization: 'Bearer not.a.jwt' },
+      { authorization: 'Basic dXNlcjpwYXNz' },
+    ]) {
+      const result = expectStatus(
+        await app.request('GET', '/changes/CHG-001', { as: null, headers }),
+        401,
+        'UNAUTHENTICATED',
+      );
+      expect(result.body).toMatchObject(problemShape);
+    }
+    expectStatus(await app.request('GET', '/health', { as: null }), 200);
+  });
+
+  it('403 FORBIDDEN when the role is missing (an auditor changes nothing)', async () => {
+    expectStatus(await app.post('/changes', normalChange(), USERS.auditor), 403, 'FORBIDDEN');
+    expectStatus(await app.post('/changes', normalChange(), USERS.implementer), 403, 'FORBIDDEN');
+    const { id } = await submit(app);
+    expectStatus(await app.post(`/changes/${id}/cancel`, { reason: 'no' }, USERS.auditor), 403, 'FORBIDDEN');
+    expectStatus(
+      await app.post(`/changes/${id}/cancel`, { reason: 'not mine' }, USERS.otherRequester),
+      403,
+      'FORBIDDEN',
+    );
+  });
+
+  it('403 SEGREGATION_OF_DUTIES: nobody reviews or approves their own request; the approver does not implement', async () => {
+    const selfReviewer = {
+      sub: USERS.requester.sub,
+      name: USERS.requester.name,
+      roles: ['requester', 'technical-reviewer'] as const,
+    };
+    const { id } = await submit(app, normalChange('low'), selfReviewer);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/reviews`,
+        { kind: 'technical', verdict: 'approve', notes: 'mine', criteria: CRITERIA.technical },
+        selfReviewer,
+      ),
+      403,
+      'SEGREGATION_OF_DUTIES',
+    );
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.leadImplementer), 200);
+    await app.post(
+      `/changes/${id}/schedule`,
+      { plannedStart: '2026-12-01T22:00:00Z', plannedEnd: '2026-12-01T23:00:00Z', maintenanceWindow: false },
+      USERS.implementer,
+    );
+    for (const item of ['backups-verified', 'rollback-plan-prepared', 'stakeholders-notified']) {
+      await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer);
+    }
+    expectStatus(
+      await app.post(`/changes/${id}/start`, {}, USERS.leadImplementer),
+      403,
+      'SEGREGATION_OF_DUTIES',
+    );
+    expectStatus(await app.post(`/changes/${id}/start`, {}, USERS.implementer), 200);
+  });
+
+  it('404 NOT_FOUND for a change or template that does not exist', async () => {
+    expectStatus(await app.get('/changes/CHG-99999'), 404, 'NOT_FOUND');
+    expectStatus(await app.get('/changes/not-an-id'), 404, 'NOT_FOUND');
+    expectStatus(await app.post('/changes/CHG-99999/approve', {}, USERS.lead), 404, 'NOT_FOUND');
+    expectStatus(await app.post('/standard-templates/STD-999/retire', {}, USERS.lead), 404, 'NOT_FOUND');
+    expectStatus(await app.get('/no-such-endpoint'), 404, 'NOT_FOUND');
+  });
+
+  it('409 INVALID_STATE for a command the status does not allow', async () => {
+    const { id } = await submit(app);
+    const result = expectStatus(
+      await app.post(`/changes/${id}/start`, {}, USERS.implementer),
+      409,
+      'INVALID_STATE',
+    );
+    expect(result.body.detail).toContain('in-review');
+  });
+
+  it('409 IDEMPOTENCY_KEY_REUSED for the same key with another body', async () => {
+    const headers = { 'idempotency-key': 'reuse-1' };
+    expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expectStatus(
+      await app.post('/changes', normalChange('high'), USERS.requester, headers),
+      409,
+      'IDEMPOTENCY_KEY_REUSED',
+    );
+  });
+
+  it('412 PRECONDITION_FAILED when If-Match names an old version; the current one works', async () => {
+    const { id, version } = await submit(app);
+    expectStatus(
+      await app.post(`/changes/${id}/cancel`, { reason: 'x' }, USERS.requester, {
+        'if-match': `"${version + 5}"`,
+      }),
+      412,
+      'PRECONDITION_FAILED',
+    );
+    const ok = expectStatus(
+      await app.post(`/changes/${id}/cancel`, { reason: 'x' }, USERS.requester, {
+        'if-match': `"${version}"`,
+      }),
+      200,
+    );
+    expect(ok.headers.get('etag')).toBe(`"${version + 1}"`);
+  });
+
+  it('422 RULE_VIOLATION names what is missing', async () => {
+    expectStatus(
+      await app.post(
+        '/standard-templates',
+        { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['s'] },
+        USERS.lead,
+      ),
+      201,
+    );
+    const result = expectStatus(
+      await app.post('/changes', normalChange('medium', { type: 'standard', standardTemplateId: 'STD-001' })),
+      422,
+      'RULE_VIOLATION',
+    );
+    expect(result.body.detail).toMatch(/low risk/);
+    const emergency = await submit(app, emergencyChange(), USERS.implementer);
+    const complete = expectStatus(
+      await app.post(`/changes/${emergency.id}/complete`, { outcome: 'successful' }, USERS.implementer),
+      422,
+      'RULE_VIOLATION',
+    );
+    expect(complete.body.detail).toMatch(/verification/);
+  });
+
+  it('413 PAYLOAD_TOO_LARGE (or 400) for a body over 1 MiB', async () => {
+    const result = await app.request('POST', '/changes', {
+      rawBody: JSON.stringify({ ...normalChange(), description: 'x'.repeat(1024 * 1024 + 10) }),
+    });
+    expect([400, 413]).toContain(result.status);
+    expect(result.body).toMatchObject({
+      ...problemShape,
+      code: expect.stringMatching(/^(PAYLOAD_TOO_LARGE|VALIDATION_FAILED)$/),
+    });
+  });
+});
+
+describe('409 CONCURRENCY_CONFLICT when retries cannot resolve a race', () => {
+  let app: AppHarness;
+  /** Writes that "another API instance" makes while a command runs, the moment it reads the clock. */
+  let interfere: (() => void)[] = [];
+  const clock = {
+    now: () => {
+      interfere.shift()?.();
+      return new Date();
+    },
+  };
+  beforeAll(async () => {
+    app = await AppHarness.start({ COMMAND_MAX_ATTEMPTS: '2' }, { clock });
+  });
+  afterAll(async () => app.close());
+
+  const concurrentStep = (id: string, description: string) => () => {
+    void app.store.append(
+      `changeRequest-${id}`,
+      [
+        {
+          eventId: randomUUID(),
+          type: 'ImplementationStepRecorded',
+          data: {
+            sequence: 0,
+            description,
+            by: { id: 'u-other', name: 'Other' },
+            at: new Date().toISOString(),
+          },
+          metadata: {
+            actor: { id: 'u-other', name: 'Other', roles: ['implementer'] },
+            occurredAt: new Date().toISOString(),
+            correlationId: randomUUID(),
+            causationId: null,
+            schemaVersion: 1,
+          },
+        },
+      ],
+      'any',
+    );
+  };
+
+  it('re-runs a command whose stream moved on, and succeeds when the retry is not overtaken', async () => {
+    const { id } = await submit(app, emergencyChange(), USERS.implementer);
+    interfere = [concurrentStep(id, 'racing write')];
+    const result = expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'mine' }, USERS.implementer),
+      200,
+    );
+    const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
+    expect(steps.map((s) => s.data.description)).toEqual(['racing write', 'mine']);
+    expect(result.body.version).toBe(4);
+  });
+
+  it('answers 409 CONCURRENCY_CONFLICT when every attempt is overtaken, and stores nothing of the command', async () => {
+    const { id } = await submit(app, emergencyChange(), USERS.implementer);
+    interfere = [concurrentStep(id, 'race 1'), concurrentStep(id, 'race 2')];
+    const result = expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'mine' }, USERS.implementer),
+      409,
+      'CONCURRENCY_CONFLICT',
+    );
+    expect(result.body.detail).toMatch(/2 attempts/);
+    const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
+    expect(steps.map((s) => s.data.description)).toEqual(['race 1', 'race 2']);
+  });
+
+  it('answers 412 instead of re-running when the client sent If-Match', async () => {
+    const { id, version } = await submit(app, emergencyChange(), USERS.implementer);
+    interfere = [concurrentStep(id, 'racing write')];
+    expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'mine' }, USERS.implementer, {
+        'if-match': `"${version}"`,
+      }),
+      412,
+      'PRECONDITION_FAILED',
+    );
+    const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
+    expect(steps.map((s) => s.data.description)).toEqual(['racing write']);
+  });
+});

@@ -1,0 +1,266 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppHarness, USERS } from './support/app-harness';
+import {
+  emergencyChange,
+  expectStatus,
+  implementSuccessfully,
+  normalChange,
+  postImplementationReview,
+  prepareAndStart,
+  reviewAll,
+  submit,
+} from './support/change-fixtures';
+
+describe('change lifecycles over HTTP (embedded SQLite)', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('takes a standard change from its template to close', async () => {
+    const template = expectStatus(
+      await app.post(
+        '/standard-templates',
+        {
+          name: 'Deploy a container from the golden image',
+          description: 'LXC from the approved template',
+          procedure: ['pct create from golden image', 'attach to VLAN 30', 'register in monitoring'],
+          systemsScope: ['pve1', 'pve2'],
+        },
+        USERS.lead,
+      ),
+      201,
+    ).body;
+    expect(template).toMatchObject({ id: 'STD-001', version: 1 });
+
+    const created = await submit(
+      app,
+      normalChange('low', { type: 'standard', standardTemplateId: 'STD-001', title: 'New monitoring LXC' }),
+    );
+    expect(created).toMatchObject({ id: 'CHG-001', status: 'approved', version: 2 });
+    expect(BigInt(created.position)).toBeGreaterThan(0n);
+
+    const started = await prepareAndStart(app, created.id, false);
+    expect(started.body).toMatchObject({ status: 'in-progress' });
+    await implementSuccessfully(app, created.id);
+    expectStatus(
+      await app.post(`/changes/${created.id}/close`, {}, USERS.implementer),
+      422,
+      'RULE_VIOLATION',
+    );
+    expectStatus(
+      await app.post(
+        `/changes/${created.id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    const closed = expectStatus(await app.post(`/changes/${created.id}/close`, {}, USERS.implementer), 200);
+    expect(closed.body).toMatchObject({ status: 'closed' });
+
+    const view = expectStatus(await app.get(`/changes/${created.id}`), 200);
+    expect(view.headers.get('etag')).toBe(`"${(view.body as { version: number }).version}"`);
+    expect(view.body).toMatchObject({
+      id: 'CHG-001',
+      type: 'standard',
+      status: 'closed',
+      standardTemplate: { id: 'STD-001' },
+      approval: { level: 'standard-template', by: null },
+      implementedBy: { id: USERS.implementer.sub, name: USERS.implementer.name },
+      outcome: 'successful',
+    });
+
+    const templates = expectStatus(await app.get('/standard-templates'), 200).body as { items: unknown[] };
+    expect(templates.items).toEqual([
+      expect.objectContaining({ id: 'STD-001', active: true, usageCount: 1 }),
+    ]);
+  });
+
+  it('takes a low-risk normal change through reviews, infrastructure-lead approval and implementation', async () => {
+    const { id } = await submit(app, normalChange('low'));
+    expect(id).toMatch(/^CHG-\d{3}$/);
+    await reviewAll(app, id);
+    const view = expectStatus(await app.get(`/changes/${id}`), 200).body;
+    expect(view).toMatchObject({ status: 'awaiting-approval', requiredApproval: 'infrastructure-lead' });
+    const approved = expectStatus(
+      await app.post(`/changes/${id}/approve`, { comment: 'go' }, USERS.lead),
+      200,
+    );
+    expect(approved.body).toMatchObject({ status: 'approved' });
+    await prepareAndStart(app, id);
+    await implementSuccessfully(app, id);
+    expectStatus(
+      await app.post(`/changes/${id}/post-implementation-review`, postImplementationReview, USERS.lead),
+      200,
+    );
+    expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.lead), 200);
+    const final = expectStatus(await app.get(`/changes/${id}`), 200).body;
+    expect(final).toMatchObject({
+      status: 'closed',
+      approvedBy: { id: USERS.lead.sub, name: USERS.lead.name },
+      requestedBy: { id: USERS.requester.sub },
+      reviews: expect.arrayContaining([expect.objectContaining({ kind: 'security', verdict: 'approve' })]),
+    });
+    const types = (await app.eventsOf(id)).map((e) => e.type);
+    expect(types).toEqual([
+      'ChangeSubmitted',
+      'ReviewRecorded',
+      'ReviewRecorded',
+      'ReviewRecorded',
+      'ReviewsCompleted',
+      'ChangeApproved',
+      'ChangeScheduled',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ImplementationStarted',
+      'ImplementationStepRecorded',
+      'VerificationRecorded',
+      'ImplementationCompleted',
+      'PostImplementationReviewRecorded',
+      'ChangeClosed',
+    ]);
+  });
+
+  it('needs management for a high-risk normal change: the infrastructure lead gets 403', async () => {
+    const { id } = await submit(app, normalChange('high'));
+    await reviewAll(app, id);
+    const pending = expectStatus(await app.get(`/changes/${id}`), 200).body;
+    expect(pending).toMatchObject({ requiredApproval: 'management' });
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 403, 'FORBIDDEN');
+    const approved = expectStatus(
+      await app.post(`/changes/${id}/approve`, { comment: 'accepted risk' }, USERS.manager),
+      200,
+    );
+    expect(approved.body).toMatchObject({ status: 'approved' });
+    const events = await app.eventsOf(id);
+    expect(events.filter((e) => e.type === 'ChangeApproved')).toHaveLength(1);
+    expect(events.at(-1)?.data).toMatchObject({ level: 'management', riskLevel: 'high' });
+    expect(events.at(-1)?.metadata).toMatchObject({
+      actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
+      schemaVersion: 1,
+    });
+  });
+
+  it('takes an emergency change through documentation, review, retrospective approval and close', async () => {
+    const declared = await submit(app, emergencyChange(), USERS.implementer);
+    expect(declared).toMatchObject({ status: 'in-progress', version: 2 });
+    const { id } = declared;
+    expectStatus(
+      await app.post(
+        `/changes/${id}/steps`,
+        { description: 'apt upgrade openssh-server' },
+        USERS.implementer,
+      ),
+      200,
+    );
+    expectStatus(
+      await app.post(
+        `/changes/${id}/issues`,
+        { description: 'pve3 needed a reboot', severity: 'low' },
+        USERS.implementer,
+      ),
+      200,
+    );
+    await implementSuccessfully(app, id);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+
+    // The request is incomplete: the retrospective approval names what is missing.
+    const early = expectStatus(
+      await app.post(
+        `/changes/${id}/retrospective-approval`,
+        { decision: 'approve', comment: 'ok' },
+        USERS.manager,
+      ),
+      422,
+      'RULE_VIOLATION',
+    );
+    expect((early.body as { detail: string }).detail).toContain('rollbackPlan');
+    expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 422, 'RULE_VIOLATION');
+
+    // Only the declarer completes the request.
+    const completion = {
+      expectedImpact: 'sshd restarts',
+      implementationPlan: ['apt update', 'apt install openssh-server', 'systemctl restart ssh'],
+      rollbackPlan: 'apt install the previous version',
+      testingPlan: 'ssh into every node',
+      risk: { level: 'medium', potentialImpact: 'lockout', mitigation: 'console access ready' },
+      timeline: { proposedStart: '2026-11-26T08:00:00Z', estimatedDurationMinutes: 30 },
+    };
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: completion, as: USERS.requester }),
+      403,
+      'FORBIDDEN',
+    );
+    const amended = expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: completion, as: USERS.implementer }),
+      200,
+    );
+    expect(amended.body).toMatchObject({ status: 'implemented' });
+
+    // The declarer may not approve their own emergency retrospectively; management may.
+    const declarerManager = {
+      sub: USERS.implementer.sub,
+      name: USERS.implementer.name,
+      roles: ['implementer', 'management'] as const,
+    };
+    expectStatus(
+      await app.post(
+        `/changes/${id}/retrospective-approval`,
+        { decision: 'approve', comment: 'mine' },
+        declarerManager,
+      ),
+      403,
+      'SEGREGATION_OF_DUTIES',
+    );
+    expectStatus(
+      await app.post(
+        `/changes/${id}/retrospective-approval`,
+        { decision: 'approve', comment: 'justified' },
+        USERS.manager,
+      ),
+      200,
+    );
+    const closed = expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.manager), 200);
+    expect(closed.body).toMatchObject({ status: 'closed' });
+    const view = expectStatus(await app.get(`/changes/${id}`), 200).body;
+    expect(view).toMatchObject({
+      type: 'emergency',
+      emergency: { category: 'security' },
+      rollbackPlan: 'apt install the previous version',
+      retrospectiveDecision: { decision: 'approve', by: { id: USERS.manager.sub } },
+      missingRequestFields: [],
+      issues: [expect.objectContaining({ severity: 'low' })],
+    });
+  });
+
+  it('voids reviews when a normal change is amended and sends it back to review', async () => {
+    const { id } = await submit(app, normalChange('medium'));
+    await reviewAll(app, id);
+    const amended = expectStatus(
+      await app.request('PATCH', `/changes/${id}`, {
+        body: { title: 'Reconfigure VLAN 21' },
+        as: USERS.requester,
+      }),
+      200,
+    );
+    expect(amended.body).toMatchObject({ status: 'in-review' });
+    const view = expectStatus(await app.get(`/changes/${id}`), 200).body as {
+      reviews: unknown[];
+      voidedReviews: unknown[];
+    };
+    expect(view.reviews).toHaveLength(0);
+    expect(view.voidedReviews).toHaveLength(3);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 409, 'INVALID_STATE');
+  });
+});

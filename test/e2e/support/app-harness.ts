@@ -1,0 +1,141 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type Role } from '@changeledger/domain';
+import { EVENT_STORE, type EventStore, type RecordedEvent } from '@changeledger/event-store';
+import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
+import { createApp } from '../../../apps/api/src/create-app';
+
+export interface TestUser {
+  readonly sub: string;
+  readonly name: string;
+  readonly roles: readonly Role[];
+}
+
+export const USERS = {
+  requester: { sub: 'u-rita', name: 'Rita Requester', roles: ['requester'] },
+  otherRequester: { sub: 'u-otto', name: 'Otto Requester', roles: ['requester'] },
+  technical: { sub: 'u-tess', name: 'Tess Technical', roles: ['technical-reviewer'] },
+  business: { sub: 'u-bob', name: 'Bob Business', roles: ['business-reviewer'] },
+  security: { sub: 'u-sam', name: 'Sam Security', roles: ['security-reviewer'] },
+  lead: { sub: 'u-lena', name: 'Lena Lead', roles: ['infrastructure-lead'] },
+  manager: { sub: 'u-max', name: 'Max Manager', roles: ['management'] },
+  implementer: { sub: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] },
+  auditor: { sub: 'u-ada', name: 'Ada Auditor', roles: ['auditor'] },
+  leadImplementer: { sub: 'u-lia', name: 'Lia LeadImpl', roles: ['infrastructure-lead', 'implementer'] },
+} as const satisfies Record<string, TestUser>;
+
+export interface HttpResult<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+
+export interface RequestOptions {
+  readonly as?: TestUser | null;
+  readonly body?: unknown;
+  /** Sent as is (for malformed JSON tests). */
+  readonly rawBody?: string;
+  readonly headers?: Record<string, string>;
+}
+
+/** A real app on a real SQLite file in a temp folder, listening on a free loopback port. */
+export class AppHarness {
+  private tokens = new Map<string, string>();
+
+  private constructor(
+    readonly app: NestFastifyApplication,
+    readonly baseUrl: string,
+    readonly config: AppConfig,
+    private readonly dir: string,
+    private readonly ownsDir: boolean,
+  ) {}
+
+  static async start(
+    env: Record<string, string> = {},
+    options: { dataDir?: string; clock?: Clock } = {},
+  ): Promise<AppHarness> {
+    const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'changeledger-e2e-'));
+    const config = loadConfig({
+      DATA_DIR: dir,
+      AUTH_JWT_SECRET: 'e2e-secret-that-is-long-enough-for-hs256-0123456789',
+      LOG_LEVEL: 'error',
+      ...env,
+    });
+    const app = await createApp(config, { clock: options.clock });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.getHttpServer().address() as { port: number };
+    return new AppHarness(app, `http://127.0.0.1:${address.port}/api/v1`, config, dir, !options.dataDir);
+  }
+
+  get dataDir() {
+    return this.dir;
+  }
+
+  get store(): EventStore {
+    return this.app.get<EventStore>(EVENT_STORE);
+  }
+
+  async token(
+    user: TestUser,
+    options: { issuer?: string; audience?: string; expiresIn?: string | number } = {},
+  ) {
+    const cacheKey = `${user.sub}|${user.roles.join(',')}|${JSON.stringify(options)}`;
+    let token = this.tokens.get(cacheKey);
+    if (!token) {
+      token = await signToken(user, this.config.auth.jwtSecret!, {
+        issuer: options.issuer ?? this.config.auth.issuer,
+        audience: options.audience ?? this.config.auth.audience,
+        expiresIn: options.expiresIn,
+      });
+      this.tokens.set(cacheKey, token);
+    }
+    return token;
+  }
+
+  async request<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<HttpResult<T>> {
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    const as = options.as === undefined ? USERS.requester : options.as;
+    if (as) headers.authorization ??= `Bearer ${await this.token(as)}`;
+    let body: string | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body: parsed as T, headers: response.headers };
+  }
+
+  post<T = Record<string, unknown>>(
+    path: string,
+    body: unknown,
+    as: TestUser | null = USERS.requester,
+    headers?: Record<string, string>,
+  ) {
+    return this.request<T>('POST', path, { body, as, headers });
+  }
+
+  get<T = Record<string, unknown>>(path: string, as: TestUser | null = USERS.requester) {
+    return this.request<T>('GET', path, { as });
+  }
+
+  async eventsOf(changeId: string): Promise<RecordedEvent[]> {
+    return this.store.readStream(`changeRequest-${changeId}`);
+  }
+
+  async close() {
+    await this.app.close();
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
