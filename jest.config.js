@@ -21,10 +21,15 @@ const base = {
   moduleNameMapper,
   testEnvironment: 'node',
 };
+const e2e = { ...base, testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'] };
 module.exports = {
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
     { ...base, displayName: 'contract', testMatch: ['<rootDir>/test/contract/**/*.spec.ts'] },
-    { ...base, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'] },
+    { ...e2e, displayName: 'e2e' },
+    // The same end-to-end suite with the read models in MongoDB, whenever a server is given.
+    ...(process.env.MONGODB_URL
+      ? [{ ...e2e, displayName: 'e2e-mongodb', setupFiles: ['<rootDir>/test/e2e/support/use-mongodb.ts'] }]
+      : []),
   ],
 };

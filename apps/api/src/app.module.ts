@@ -8,19 +8,23 @@ import {
 } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
-import { EVENT_STORE, type EventStore, SqliteEventStore } from '@changeledger/event-store';
+import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
+import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import {
   APP_CONFIG,
   type AppConfig,
   CLOCK,
   type Clock,
+  openEventStore,
+  openReadModelStore,
   resolveJwtSecret,
   systemClock,
 } from '@changeledger/platform';
 import { AggregateLoader } from './application/aggregate-loader';
 import { ExecuteDecisionHandler } from './application/execute-decision.handler';
-import { GetChangeHandler } from './application/get-change.query';
-import { ListStandardTemplatesHandler } from './application/list-standard-templates.query';
+import { READ_MODEL_QUERY_HANDLERS } from './read-models/read-model.queries';
+import { ReadModelsController } from './read-models/read-models.controller';
+import { ProjectorService, ReadPosition } from './read-models/read-position';
 import { AuthGuard } from './auth/auth.guard';
 import { JWT_VERIFIER, JwtVerifier } from './auth/jwt-verifier';
 import { ChangeRequestsController } from './changes/change-requests.controller';
@@ -41,13 +45,13 @@ export interface AppModuleOptions {
 const eventStoreProvider: Provider = {
   provide: EVENT_STORE,
   inject: [APP_CONFIG],
-  useFactory: async (config: AppConfig): Promise<EventStore> => {
-    if (config.eventStore === 'eventstoredb') {
-      const { EventStoreDbEventStore } = await import('@changeledger/event-store');
-      return EventStoreDbEventStore.connect(config.eventStoreConnectionString!);
-    }
-    return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
-  },
+  useFactory: (config: AppConfig) => openEventStore(config),
+};
+
+const readModelStoreProvider: Provider = {
+  provide: READ_MODEL_STORE,
+  inject: [APP_CONFIG],
+  useFactory: (config: AppConfig) => openReadModelStore(config),
 };
 
 /** Closes the stores after Nest has stopped taking requests (graceful shutdown). */
@@ -55,10 +59,12 @@ class StoreLifecycle implements OnApplicationShutdown {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(IDEMPOTENCY_STORE) private readonly idempotency: IdempotencyStore,
+    @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
   ) {}
 
   async onApplicationShutdown() {
     await this.idempotency.close();
+    await this.readModels.close();
     await this.store.close();
   }
 }
@@ -69,7 +75,12 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CqrsModule.forRoot()],
-      controllers: [ChangeRequestsController, StandardTemplatesController, HealthController],
+      controllers: [
+        ChangeRequestsController,
+        StandardTemplatesController,
+        ReadModelsController,
+        HealthController,
+      ],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock ?? systemClock },
@@ -100,8 +111,10 @@ export class AppModule {
         { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         AggregateLoader,
         ExecuteDecisionHandler,
-        GetChangeHandler,
-        ListStandardTemplatesHandler,
+        ...READ_MODEL_QUERY_HANDLERS,
+        ProjectorService,
+        ReadPosition,
+        readModelStoreProvider,
         StoreLifecycle,
       ],
     };

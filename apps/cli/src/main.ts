@@ -1,6 +1,14 @@
 import { parseArgs } from 'node:util';
 import { ROLES } from '@changeledger/domain';
-import { loadConfig, resolveJwtSecret, signToken } from '@changeledger/platform';
+import { allProjections, replayInto } from '@changeledger/read-models';
+import {
+  loadConfig,
+  openEventStore,
+  openReadModelStore,
+  resolveJwtSecret,
+  signToken,
+} from '@changeledger/platform';
+import { ProgressBar } from './progress-bar';
 
 const USAGE = `usage: npm run token -- --sub ID --name NAME --roles role1,role2 [--expires 12h]
 roles: ${ROLES.join(', ')}`;
@@ -34,7 +42,46 @@ const token = async (args: string[]) => {
   );
 };
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { token };
+/**
+ * `rebuild`: replays the whole log into fresh read models next to the live ones, then swaps
+ * them in at once, so clients never see a half-built model.
+ */
+const rebuild = async () => {
+  const config = loadConfig();
+  const events = await openEventStore(config);
+  const live = await openReadModelStore(config);
+  const projections = allProjections(config);
+  try {
+    await live.init(projections.map((p) => p.collection));
+    const shadow = await live.createShadow();
+    const head = await events.headPosition();
+    const bar = new ProgressBar('rebuild', 'events');
+    const started = Date.now();
+    try {
+      // Positions need not be dense: progress is measured in log positions, rate in events.
+      let applied = 0;
+      await replayInto(events, shadow, projections, {
+        until: head,
+        onProgress: (p) => {
+          applied = p.events;
+          bar.update(Number(p.position), Number(head));
+        },
+      });
+      await shadow.promote();
+      bar.done(
+        `${applied} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
+      );
+    } catch (error) {
+      await shadow.discard();
+      throw error;
+    }
+  } finally {
+    await live.close();
+    await events.close();
+  }
+};
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { token, rebuild };
 
 const main = async () => {
   const [command, ...args] = process.argv.slice(2);

@@ -25,6 +25,8 @@ export interface AppConfig {
   readonly retrospectiveDueBusinessDays: number;
   /** How often a command is run against the newest state when a concurrent write wins. */
   readonly commandMaxAttempts: number;
+  /** Whether this process also runs the projector (one active projector per read-model store). */
+  readonly runProjector: boolean;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
 }
 
@@ -77,6 +79,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       env.RETROSPECTIVE_DUE_BUSINESS_DAYS,
       2,
     ),
+    runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };

@@ -2,3 +2,4 @@ export * from './app-config';
 export * from './jwt-secret';
 export * from './clock';
 export * from './token-signer';
+export * from './open-stores';

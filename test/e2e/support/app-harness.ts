@@ -38,11 +38,15 @@ export interface RequestOptions {
   /** Sent as is (for malformed JSON tests). */
   readonly rawBody?: string;
   readonly headers?: Record<string, string>;
+  /** GETs add `minPosition` of the newest command answer unless this is false. */
+  readonly readYourWrites?: boolean;
 }
 
 /** A real app on a real SQLite file in a temp folder, listening on a free loopback port. */
 export class AppHarness {
   private tokens = new Map<string, string>();
+  /** The newest position a command answered: reads wait for it, as a careful client would. */
+  private lastPosition = 0n;
 
   private constructor(
     readonly app: NestFastifyApplication,
@@ -57,7 +61,16 @@ export class AppHarness {
     options: { dataDir?: string; clock?: Clock } = {},
   ): Promise<AppHarness> {
     const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'changeledger-e2e-'));
+    const mongo =
+      process.env.E2E_READ_MODEL_STORE === 'mongodb'
+        ? {
+            READ_MODEL_STORE: 'mongodb',
+            MONGODB_URL: process.env.MONGODB_URL ?? '',
+            MONGODB_DB: `e2e_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`,
+          }
+        : {};
     const config = loadConfig({
+      ...mongo,
       DATA_DIR: dir,
       AUTH_JWT_SECRET: 'e2e-secret-that-is-long-enough-for-hs256-0123456789',
       LOG_LEVEL: 'error',
@@ -106,13 +119,31 @@ export class AppHarness {
     if (options.rawBody !== undefined) body = options.rawBody;
     else if (options.body !== undefined) body = JSON.stringify(options.body);
     if (body !== undefined) headers['content-type'] ??= 'application/json';
-    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body });
+    let url = `${this.baseUrl}${path}`;
+    if (
+      method === 'GET' &&
+      options.readYourWrites !== false &&
+      this.lastPosition > 0n &&
+      !/[?&]minPosition=/.test(path)
+    ) {
+      url += `${path.includes('?') ? '&' : '?'}minPosition=${this.lastPosition}`;
+    }
+    const response = await fetch(url, { method, headers, body });
     const text = await response.text();
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       // not JSON: keep the text
+    }
+    const position = (parsed as { position?: unknown } | undefined)?.position;
+    if (
+      method !== 'GET' &&
+      response.status < 300 &&
+      typeof position === 'string' &&
+      BigInt(position) > this.lastPosition
+    ) {
+      this.lastPosition = BigInt(position);
     }
     return { status: response.status, body: parsed as T, headers: response.headers };
   }
@@ -136,6 +167,12 @@ export class AppHarness {
 
   async close() {
     await this.app.close();
+    if (this.config.readModelStore === 'mongodb') {
+      const { MongoClient } = await import('mongodb');
+      const client = await MongoClient.connect(this.config.mongodbUrl!);
+      await client.db(this.config.mongodbDb).dropDatabase();
+      await client.close();
+    }
     if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,21 +1,23 @@
-import { Body, Controller, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import {
-  type Actor,
   type ChangeRequestCommand,
   type ChangeRequestFields,
   type ChangeView,
   notFound,
 } from '@changeledger/domain';
-import { CurrentActor } from '../auth/current-actor.decorator';
 import { changeRequestAggregate } from '../application/aggregates';
 import {
   type CommandOptions,
   type CommandResult,
   ExecuteDecision,
 } from '../application/execute-decision.command';
-import { GetChange } from '../application/get-change.query';
+import { parsePosition } from '../read-models/parse-position';
+import { decodeCursor, parseLimit } from '../read-models/paging';
+import { GetChange, ListChanges } from '../read-models/read-model.queries';
+import { ReadPosition } from '../read-models/read-position';
+import { ListChangesQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
 import { CommandOptionsParam } from '../http/command-options.decorator';
 import { type CommandResponse, toCommandResponse } from '../http/command-response';
 import { ChangeIdParam } from '../http/id-params';
@@ -52,6 +54,7 @@ export class ChangeRequestsController {
   constructor(
     private readonly commandBus: CommandBus,
     private readonly queryBus: QueryBus,
+    private readonly readPosition: ReadPosition,
   ) {}
 
   private async run(
@@ -81,9 +84,19 @@ export class ChangeRequestsController {
     );
   }
 
+  @Get()
+  async list(@Query() query: ListChangesQueryDto) {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    const { minPosition: _m, limit, cursor, ...filters } = query;
+    return this.queryBus.execute(
+      new ListChanges(filters, { limit: parseLimit(limit), after: decodeCursor(cursor) }),
+    );
+  }
+
   @Get(':id')
-  async get(@Param() { id }: ChangeIdParam, @CurrentActor() actor: Actor): Promise<ChangeView> {
-    const view = await this.queryBus.execute<GetChange, ChangeView | undefined>(new GetChange(id, actor));
+  async get(@Param() { id }: ChangeIdParam, @Query() query: ReadQueryDto): Promise<ChangeView> {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    const view = await this.queryBus.execute<GetChange, ChangeView | undefined>(new GetChange(id));
     if (!view) throw notFound(`no change request ${id}`);
     return view;
   }

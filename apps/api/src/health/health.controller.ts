@@ -2,29 +2,50 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
+import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { Public } from '../auth/auth.guard';
+import { ReadPosition } from '../read-models/read-position';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
   eventStore: 'up' | 'down';
-  readModels: 'up' | 'down' | 'not-configured';
+  readModels: 'up' | 'down';
+  /** How far the read models are behind the log, in log positions (0 = caught up). */
   projectionLag: number | null;
+  eventStorePosition: string | null;
+  readModelPosition: string | null;
 }
+
+const up = (probe: Promise<unknown>) =>
+  probe.then(
+    () => 'up' as const,
+    () => 'down' as const,
+  );
 
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
+    private readonly readPosition: ReadPosition,
+  ) {}
 
   @Public()
   @Get()
   async health(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthReport> {
-    const eventStore = await this.store.ping().then(
-      () => 'up' as const,
-      () => 'down' as const,
-    );
-    const status = eventStore === 'up' ? 'ok' : 'degraded';
+    const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
+    const head = eventStore === 'up' ? await this.store.headPosition().catch(() => null) : null;
+    const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
+    const status = eventStore === 'up' && readModels === 'up' ? 'ok' : 'degraded';
     if (status !== 'ok') void reply.status(503);
-    return { status, eventStore, readModels: 'not-configured', projectionLag: null };
+    return {
+      status,
+      eventStore,
+      readModels,
+      projectionLag: head !== null && applied !== null ? Number(head > applied ? head - applied : 0n) : null,
+      eventStorePosition: head?.toString() ?? null,
+      readModelPosition: applied?.toString() ?? null,
+    };
   }
 }

@@ -41,6 +41,18 @@ export class StrictValidationPipe implements PipeTransform {
         );
       return params;
     }
+    if (metadata.type === 'query') {
+      const query = plainToInstance(metatype as new () => object, value ?? {});
+      const errors = await validate(query, { whitelist: true, stopAtFirstError: true });
+      if (errors.length > 0) {
+        const list = flattenValidationErrors(errors);
+        throw new RequestValidationError(
+          `invalid query parameter(s): ${[...new Set(list.map((e) => e.field))].join(', ')}`,
+          list,
+        );
+      }
+      return query;
+    }
     if (metadata.type !== 'body') return value;
     const body = value ?? {};
     if (typeof body !== 'object' || Array.isArray(body)) {

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { StandardTemplateCommand } from '@changeledger/domain';
@@ -8,10 +8,10 @@ import {
   type CommandResult,
   ExecuteDecision,
 } from '../application/execute-decision.command';
-import {
-  ListStandardTemplates,
-  type StandardTemplateView,
-} from '../application/list-standard-templates.query';
+import { parsePosition } from '../read-models/parse-position';
+import { ListStandardTemplates } from '../read-models/read-model.queries';
+import { ReadPosition } from '../read-models/read-position';
+import { ReadQueryDto } from '../read-models/read-query.dto';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
 import { CommandOptionsParam } from '../http/command-options.decorator';
 import { toCommandResponse } from '../http/command-response';
@@ -24,6 +24,7 @@ export class StandardTemplatesController {
   constructor(
     private readonly commandBus: CommandBus,
     private readonly queryBus: QueryBus,
+    private readonly readPosition: ReadPosition,
   ) {}
 
   private async run(id: string | undefined, command: StandardTemplateCommand, options: CommandOptions) {
@@ -50,7 +51,8 @@ export class StandardTemplatesController {
   }
 
   @Get()
-  async list(): Promise<{ items: StandardTemplateView[] }> {
+  async list(@Query() query: ReadQueryDto) {
+    await this.readPosition.await(parsePosition(query.minPosition));
     return { items: await this.queryBus.execute(new ListStandardTemplates()) };
   }
 }

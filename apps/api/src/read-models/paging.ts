@@ -1,0 +1,46 @@
+import { RequestValidationError } from '../application/application-errors';
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 500;
+
+export interface Cursor {
+  readonly value: string | number | boolean | null;
+  readonly id: string;
+}
+
+export const parseLimit = (limit: string | undefined): number => {
+  const n = limit === undefined ? DEFAULT_LIMIT : Number(limit);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) {
+    throw new RequestValidationError(`limit must be an integer from 1 to ${MAX_LIMIT}`, [
+      { field: 'limit', message: 'out of range' },
+    ]);
+  }
+  return n;
+};
+
+/** Opaque to clients: the sort value and id of the last row served. */
+export const encodeCursor = (cursor: Cursor): string =>
+  Buffer.from(JSON.stringify([cursor.value, cursor.id])).toString('base64url');
+
+export const decodeCursor = (cursor: string | undefined): Cursor | undefined => {
+  if (cursor === undefined) return undefined;
+  try {
+    const [value, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [
+      Cursor['value'],
+      unknown,
+    ];
+    if (typeof id !== 'string') throw new Error('bad cursor');
+    return { value, id };
+  } catch {
+    throw new RequestValidationError('cursor is not one this API handed out', [
+      { field: 'cursor', message: 'invalid' },
+    ]);
+  }
+};
+
+/** Fetches one more row than asked to know whether a next page exists. */
+export const page = <T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor) => {
+  const items = rows.slice(0, limit);
+  const nextCursor = rows.length > limit ? encodeCursor(cursorOf(items[items.length - 1])) : null;
+  return { items, nextCursor };
+};

@@ -1,0 +1,191 @@
+import { Inject } from '@nestjs/common';
+import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import { type ChangeView, toChangeView } from '@changeledger/domain';
+import {
+  type ChangeLogDocument,
+  type ChangeLogRow,
+  type ChangeRequestDocument,
+  changeLogProjection,
+  changeRequestsProjection,
+  type Condition,
+  type PendingApprovalDocument,
+  pendingApprovalsProjection,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+  type RetrospectiveDocument,
+  type StandardTemplateDocument,
+  standardTemplatesProjection,
+  toChangeLogRow,
+  toChangeSummary,
+  toPendingApproval,
+  toRetrospectiveItem,
+  toTemplateView,
+} from '@changeledger/read-models';
+import { CLOCK, type Clock } from '@changeledger/platform';
+import { type Cursor, page } from './paging';
+
+export interface PageRequest {
+  readonly limit: number;
+  readonly after?: Cursor;
+}
+
+const RETROSPECTIVE_QUEUE = 'retrospective_queue';
+
+export class GetChange {
+  constructor(readonly id: string) {}
+}
+
+@QueryHandler(GetChange)
+export class GetChangeHandler implements IQueryHandler<GetChange, ChangeView | undefined> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute({ id }: GetChange) {
+    const doc = await this.store.get<ChangeRequestDocument>(changeRequestsProjection.collection.name, id);
+    return doc ? toChangeView(doc.state) : undefined;
+  }
+}
+
+export interface ChangeFilters {
+  readonly status?: string;
+  readonly type?: string;
+  readonly riskLevel?: string;
+  readonly system?: string;
+  readonly requestedBy?: string;
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export class ListChanges {
+  constructor(
+    readonly filters: ChangeFilters,
+    readonly page: PageRequest,
+  ) {}
+}
+
+@QueryHandler(ListChanges)
+export class ListChangesHandler implements IQueryHandler<ListChanges> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute({ filters, page: request }: ListChanges) {
+    const where: Condition[] = [];
+    for (const field of ['status', 'type', 'riskLevel', 'requestedBy'] as const) {
+      const value = filters[field];
+      if (value !== undefined) where.push({ field, op: 'eq', value });
+    }
+    if (filters.system !== undefined) where.push({ field: 'systems', op: 'contains', value: filters.system });
+    if (filters.from !== undefined)
+      where.push({ field: 'submittedAt', op: 'gte', value: new Date(filters.from).toISOString() });
+    if (filters.to !== undefined)
+      where.push({ field: 'submittedAt', op: 'lt', value: new Date(filters.to).toISOString() });
+    const rows = await this.store.find<ChangeRequestDocument>(changeRequestsProjection.collection.name, {
+      where,
+      orderBy: { field: 'submittedAt', direction: 'desc' },
+      limit: request.limit + 1,
+      after: request.after,
+    });
+    const result = page(rows, request.limit, (d) => ({ value: d.submittedAt, id: d.id }));
+    return { items: result.items.map(toChangeSummary), nextCursor: result.nextCursor };
+  }
+}
+
+export class GetChangeLog {
+  constructor(readonly page: PageRequest) {}
+}
+
+/** Newest first: by the row's date, then by change id. */
+@QueryHandler(GetChangeLog)
+export class GetChangeLogHandler implements IQueryHandler<
+  GetChangeLog,
+  { items: ChangeLogRow[]; nextCursor: string | null }
+> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute({ page: request }: GetChangeLog) {
+    const rows = await this.store.find<ChangeLogDocument>(changeLogProjection.collection.name, {
+      where: [],
+      orderBy: { field: 'date', direction: 'desc' },
+      limit: request.limit + 1,
+      after: request.after,
+    });
+    const result = page(rows, request.limit, (d) => ({ value: d.date, id: d.id }));
+    return { items: result.items.map(toChangeLogRow), nextCursor: result.nextCursor };
+  }
+}
+
+export class ListPendingApprovals {
+  constructor(
+    readonly requiredApproval: string | undefined,
+    readonly page: PageRequest,
+  ) {}
+}
+
+/** Oldest first: the queue an approver works through. */
+@QueryHandler(ListPendingApprovals)
+export class ListPendingApprovalsHandler implements IQueryHandler<ListPendingApprovals> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute({ requiredApproval, page: request }: ListPendingApprovals) {
+    const where: Condition[] = [{ field: 'pending', op: 'eq', value: true }];
+    if (requiredApproval) where.push({ field: 'requiredApproval', op: 'eq', value: requiredApproval });
+    const rows = await this.store.find<PendingApprovalDocument>(pendingApprovalsProjection.collection.name, {
+      where,
+      orderBy: { field: 'awaitingSince', direction: 'asc' },
+      limit: request.limit + 1,
+      after: request.after,
+    });
+    const result = page(rows, request.limit, (d) => ({ value: d.awaitingSince, id: d.id }));
+    return { items: result.items.map(toPendingApproval), nextCursor: result.nextCursor };
+  }
+}
+
+export class GetRetrospectiveQueue {
+  constructor(readonly page: PageRequest) {}
+}
+
+@QueryHandler(GetRetrospectiveQueue)
+export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospectiveQueue> {
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  async execute({ page: request }: GetRetrospectiveQueue) {
+    const rows = await this.store.find<RetrospectiveDocument>(RETROSPECTIVE_QUEUE, {
+      where: [{ field: 'open', op: 'eq', value: true }],
+      orderBy: { field: 'declaredAt', direction: 'asc' },
+      limit: request.limit + 1,
+      after: request.after,
+    });
+    const now = this.clock.now();
+    const result = page(rows, request.limit, (d) => ({ value: d.declaredAt, id: d.id }));
+    return { items: result.items.map((d) => toRetrospectiveItem(d, now)), nextCursor: result.nextCursor };
+  }
+}
+
+export class ListStandardTemplates {}
+
+@QueryHandler(ListStandardTemplates)
+export class ListStandardTemplatesHandler implements IQueryHandler<ListStandardTemplates> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute() {
+    const rows = await this.store.find<StandardTemplateDocument>(
+      standardTemplatesProjection.collection.name,
+      {
+        where: [],
+        orderBy: { field: 'id', direction: 'asc' },
+        limit: 10_000,
+      },
+    );
+    return rows.map(toTemplateView);
+  }
+}
+
+export const READ_MODEL_QUERY_HANDLERS = [
+  GetChangeHandler,
+  ListChangesHandler,
+  GetChangeLogHandler,
+  ListPendingApprovalsHandler,
+  GetRetrospectiveQueueHandler,
+  ListStandardTemplatesHandler,
+];

@@ -1,0 +1,79 @@
+import { Controller, Get, Header, Query, Res } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { type ChangeLogRow, changeLogCsv, changeLogMarkdown } from '@changeledger/read-models';
+import { decodeCursor, MAX_LIMIT, parseLimit } from './paging';
+import { parsePosition } from './parse-position';
+import { GetChangeLog, GetRetrospectiveQueue, ListPendingApprovals } from './read-model.queries';
+import { ReadPosition } from './read-position';
+import { ChangeLogQueryDto, PagedQueryDto, PendingApprovalsQueryDto } from './read-query.dto';
+
+@ApiTags('read models')
+@ApiBearerAuth()
+@Controller()
+export class ReadModelsController {
+  constructor(
+    private readonly queryBus: QueryBus,
+    private readonly readPosition: ReadPosition,
+  ) {}
+
+  /**
+   * The seed's change log. JSON is paged; CSV and Markdown are the whole table (or, with
+   * `limit`/`cursor`, one page of it), Markdown exactly in the seed's layout.
+   */
+  @Get('change-log')
+  async changeLog(@Query() query: ChangeLogQueryDto, @Res({ passthrough: true }) reply: FastifyReply) {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    const format = query.format ?? 'json';
+    if (format === 'json') {
+      return this.queryBus.execute(
+        new GetChangeLog({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
+      );
+    }
+    const rows: ChangeLogRow[] = [];
+    const whole = query.limit === undefined && query.cursor === undefined;
+    let after = decodeCursor(query.cursor);
+    for (;;) {
+      const limit = whole ? MAX_LIMIT : parseLimit(query.limit);
+      const pageResult = await this.queryBus.execute<
+        GetChangeLog,
+        { items: ChangeLogRow[]; nextCursor: string | null }
+      >(new GetChangeLog({ limit, after }));
+      rows.push(...pageResult.items);
+      if (!whole) {
+        if (pageResult.nextCursor) void reply.header('Next-Cursor', pageResult.nextCursor);
+        break;
+      }
+      if (!pageResult.nextCursor) break;
+      after = decodeCursor(pageResult.nextCursor);
+    }
+    if (format === 'csv') {
+      void reply.header('Content-Type', 'text/csv; charset=utf-8');
+      void reply.header('Content-Disposition', 'attachment; filename="change-log.csv"');
+      return changeLogCsv(rows);
+    }
+    void reply.header('Content-Type', 'text/markdown; charset=utf-8');
+    return changeLogMarkdown(rows);
+  }
+
+  @Get('approvals/pending')
+  async pendingApprovals(@Query() query: PendingApprovalsQueryDto) {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    return this.queryBus.execute(
+      new ListPendingApprovals(query.requiredApproval, {
+        limit: parseLimit(query.limit),
+        after: decodeCursor(query.cursor),
+      }),
+    );
+  }
+
+  @Get('retrospectives/queue')
+  @Header('Cache-Control', 'no-store')
+  async retrospectiveQueue(@Query() query: PagedQueryDto) {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    return this.queryBus.execute(
+      new GetRetrospectiveQueue({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
+    );
+  }
+}

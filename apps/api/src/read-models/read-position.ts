@@ -1,0 +1,80 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  Optional,
+} from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  Projector,
+  PROJECTOR_CHECKPOINT,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+} from '@changeledger/read-models';
+import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
+import { ProjectionLaggingError } from '../application/application-errors';
+
+export const MIN_POSITION_WAIT_MS = 5000;
+
+/** The projector inside the API process (embedded mode, or RUN_PROJECTOR=true). */
+@Injectable()
+export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  readonly projector?: Projector;
+
+  constructor(
+    @Inject(EVENT_STORE) events: EventStore,
+    @Inject(READ_MODEL_STORE) store: ReadModelStore,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    if (config.runProjector) {
+      this.projector = new Projector(events, store, allProjections(config), {
+        logger: new Logger('Projector'),
+      });
+    }
+  }
+
+  async onApplicationBootstrap() {
+    await this.projector?.start();
+  }
+
+  /** Before the stores close (they close in onApplicationShutdown). */
+  async beforeApplicationShutdown() {
+    await this.projector?.stop();
+  }
+}
+
+/** Read-your-writes: waits until the read models include a position, or answers 503. */
+@Injectable()
+export class ReadPosition {
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    @Optional() private readonly projectorService?: ProjectorService,
+  ) {}
+
+  async applied(): Promise<bigint> {
+    return this.projectorService?.projector?.position ?? (await this.store.checkpoint(PROJECTOR_CHECKPOINT));
+  }
+
+  async await(minPosition: bigint | undefined): Promise<void> {
+    if (minPosition === undefined) return;
+    const projector = this.projectorService?.projector;
+    if (projector) {
+      if (await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS)) return;
+    } else {
+      // The projector runs in another process: watch the checkpoint it writes.
+      const deadline = Date.now() + MIN_POSITION_WAIT_MS;
+      for (;;) {
+        if ((await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition) return;
+        if (Date.now() >= deadline) break;
+        await sleep(20);
+      }
+    }
+    throw new ProjectionLaggingError(
+      `the read models have not reached position ${minPosition} within ${MIN_POSITION_WAIT_MS / 1000} s; retry shortly`,
+    );
+  }
+}

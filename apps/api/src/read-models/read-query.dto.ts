@@ -1,0 +1,36 @@
+import { IsIn, IsISO8601, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
+
+const POSITION = /^\d{1,20}$/;
+
+/** What every read endpoint accepts. */
+export class ReadQueryDto {
+  @IsOptional()
+  @Matches(POSITION, { message: 'minPosition must be a position (decimal digits)' })
+  minPosition?: string;
+}
+
+export class PagedQueryDto extends ReadQueryDto {
+  @IsOptional()
+  @Matches(/^([1-9]\d{0,2})$/, { message: 'limit must be an integer from 1 to 500' })
+  limit?: string;
+  @IsOptional() @IsString() @MaxLength(512) cursor?: string;
+}
+
+export class ListChangesQueryDto extends PagedQueryDto {
+  @IsOptional() @IsIn(CHANGE_STATUSES) status?: string;
+  @IsOptional() @IsIn(CHANGE_TYPES) type?: string;
+  @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
+  @IsOptional() @IsString() @MaxLength(500) system?: string;
+  @IsOptional() @IsString() @MaxLength(200) requestedBy?: string;
+  @IsOptional() @IsISO8601({ strict: true }) from?: string;
+  @IsOptional() @IsISO8601({ strict: true }) to?: string;
+}
+
+export class ChangeLogQueryDto extends PagedQueryDto {
+  @IsOptional() @IsIn(['json', 'csv', 'markdown']) format?: 'json' | 'csv' | 'markdown';
+}
+
+export class PendingApprovalsQueryDto extends PagedQueryDto {
+  @IsOptional() @IsIn(['infrastructure-lead', 'management']) requiredApproval?: string;
+}

@@ -1,0 +1,639 @@
+import {
+  type AnyBulkWriteOperation,
+  type Collection,
+  type Db,
+  type Document,
+  type Filter,
+  MongoBulkWriteError,
+  MongoClient,
+  type MongoClientOptions,
+  MongoServerError,
+  type Sort,
+  type WriteError,
+} from 'mongodb';
+import { comparablePosition } from '../../position';
+import type {
+  CollectionSpec,
+  CommitBatch,
+  Condition,
+  Query,
+  ReadModelDocument,
+  ReadModelStore,
+} from '../../read-model-store.port';
+
+/** Collections of a rebuild (`createShadow`) are the live names behind this prefix. */
+export const MONGO_SHADOW_PREFIX = 'rebuild__';
+/** Where `promote` parks a live collection while the shadow takes its name (no `dropTarget`). */
+const RETIRED_PREFIX = 'retired__';
+const CHECKPOINTS = 'checkpoints';
+const RESERVED_PREFIXES = [MONGO_SHADOW_PREFIX, RETIRED_PREFIX, 'system.'];
+
+const DUPLICATE_KEY = 11000;
+const NAMESPACE_EXISTS = 48;
+const NAMESPACE_NOT_FOUND = 26;
+const NOT_IMPLEMENTED = 238;
+
+const COLLECTION_NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+const DATABASE_NAME = /^[A-Za-z0-9_-]{1,63}$/;
+/** The port's positions: canonical unsigned decimals (no sign, no leading zero), at most 64-bit. */
+const CANONICAL_POSITION = /^(0|[1-9][0-9]{0,19})$/;
+
+export interface MongoReadModelStoreOptions {
+  /** How long `connect` (and every later operation) waits for a server. Default 5000 ms. */
+  readonly serverSelectionTimeoutMS?: number;
+  /** More driver options (they win over the defaults above). */
+  readonly clientOptions?: MongoClientOptions;
+}
+
+/** Drops the user:password part of a MongoDB URL and blanks secrets in its query string. */
+export const redactMongoUrl = (url: string): string =>
+  url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1')
+    .replace(/([?&](?:[^=&#]*(?:password|secret|token)[^=&#]*|authMechanismProperties)=)[^&#]*/gi, '$1***');
+
+/** A stored `_position`/checkpoint: 20 digits, zero-padded, so string order is numeric order. */
+const storedPosition = (position: string, what: string): string => {
+  if (typeof position !== 'string' || !CANONICAL_POSITION.test(position)) {
+    throw new RangeError(
+      `${what}: a position must be a canonical unsigned decimal string, got ${String(position)}`,
+    );
+  }
+  return comparablePosition(position); // also rejects anything above 2^64 - 1
+};
+
+const portPosition = (stored: unknown): unknown =>
+  typeof stored === 'string' && /^[0-9]{1,20}$/.test(stored) ? BigInt(stored).toString() : stored;
+
+const isServerError = (error: unknown, code: number): boolean =>
+  error instanceof MongoServerError && error.code === code;
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+type Stored = Document & { _id: string; _position: string };
+interface Checkpoint {
+  _id: string;
+  position: string;
+}
+type Scalar = string | number | boolean;
+
+/** What a live store and its shadows share: one client, one database. */
+interface Connection {
+  readonly client: MongoClient;
+  readonly db: Db;
+  readonly target: string;
+  ownsClient: boolean;
+  closed: boolean;
+  /** Unknown until tried: MongoDB has `renameCollection … dropTarget`, FerretDB 1.x does not. */
+  dropTargetRename?: boolean;
+}
+
+export type MongoShadowReadModelStore = MongoReadModelStore & {
+  promote(): Promise<void>;
+  discard(): Promise<void>;
+};
+
+/**
+ * Read models in a MongoDB database (or FerretDB, over the wire protocol): one collection per
+ * read model, documents stored as they are with `_id = id` and `_position` zero-padded to 20
+ * digits, and a `checkpoints` collection of `{ _id: name, position }` (padded the same way).
+ *
+ * No transactions (FerretDB has none): `commit` writes the documents, each only over a lower
+ * `_position`, and then moves the checkpoint forward. A crash in between leaves documents ahead of
+ * the checkpoint, and the replay that follows is skipped document by document by the same guard.
+ *
+ * Sorting follows the server: a null or missing sort value is the lowest of all (below ''), so it
+ * comes first ascending and last descending; `false` sorts before `true`. Keyset cursors follow
+ * the same order (an `after.value` of null means "among the nulls").
+ */
+export class MongoReadModelStore implements ReadModelStore {
+  private readonly specs = new Map<string, CollectionSpec>();
+  private connection: Connection;
+  private prefix = '';
+  private finished?: 'promoted' | 'discarded' | 'closed';
+
+  /** Over a client someone else owns (and closes); `connect` is the usual way in. */
+  constructor(client: MongoClient, dbName: string, target = `MongoDB database ${dbName}`) {
+    if (!DATABASE_NAME.test(dbName)) throw new Error(`not a valid database name: ${dbName}`);
+    // undefined fields are left out, as JSON leaves them out: the same documents as the other adapters
+    const db = client.db(dbName, { ignoreUndefined: true });
+    this.connection = { client, db, target, ownsClient: false, closed: false };
+  }
+
+  /** Connects and pings once; an unreachable server is an error naming the URL (credentials left out). */
+  static async connect(
+    url: string,
+    dbName: string,
+    options: MongoReadModelStoreOptions = {},
+  ): Promise<MongoReadModelStore> {
+    const target = redactMongoUrl(url);
+    const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(url)?.[1];
+    const scrub = (message: string) => (userinfo ? message.split(userinfo).join('***') : message);
+    let client: MongoClient;
+    try {
+      client = new MongoClient(url, {
+        serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000,
+        ...options.clientOptions,
+      });
+    } catch (error) {
+      throw new Error(`invalid MongoDB URL ${target}: ${scrub(messageOf(error))}`);
+    }
+    const store = new MongoReadModelStore(client, dbName, `${target} (database ${dbName})`);
+    store.connection.ownsClient = true;
+    try {
+      await store.ping();
+      return store;
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw new Error(`cannot reach MongoDB at ${target} (database ${dbName}): ${scrub(messageOf(error))}`, {
+        cause: error,
+      });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // names
+
+  private usable() {
+    if (this.connection.closed)
+      throw new Error(`MongoReadModelStore over ${this.connection.target} is closed`);
+    if (this.finished) throw new Error(`this read-model store was ${this.finished}`);
+    return this.connection.db;
+  }
+
+  private name(collection: string): string {
+    if (
+      typeof collection !== 'string' ||
+      !COLLECTION_NAME.test(collection) ||
+      collection === CHECKPOINTS ||
+      RESERVED_PREFIXES.some((p) => collection.startsWith(p))
+    ) {
+      throw new Error(`not a valid read-model collection name: ${String(collection)}`);
+    }
+    return `${this.prefix}${collection}`;
+  }
+
+  private collection(collection: string): Collection<Stored> {
+    return this.usable().collection<Stored>(this.name(collection));
+  }
+
+  private checkpoints(): Collection<Checkpoint> {
+    return this.usable().collection<Checkpoint>(`${this.prefix}${CHECKPOINTS}`);
+  }
+
+  private async collectionNames(): Promise<string[]> {
+    const listed = await this.usable().listCollections({}, { nameOnly: true }).toArray();
+    return listed.map((c) => c.name);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // schema
+
+  async init(collections: readonly CollectionSpec[]): Promise<void> {
+    const db = this.usable();
+    for (const spec of collections) {
+      this.name(spec.name);
+      for (const fields of spec.indexes) fields.forEach((f) => storedField(f));
+    }
+    const existing = new Set(await this.collectionNames());
+    const create = async (name: string) => {
+      if (existing.has(name)) return;
+      await db.createCollection(name).catch((error: unknown) => {
+        if (!isServerError(error, NAMESPACE_EXISTS)) throw error;
+      });
+      existing.add(name);
+    };
+    await create(`${this.prefix}${CHECKPOINTS}`);
+    for (const spec of collections) {
+      this.specs.set(spec.name, spec);
+      const name = this.name(spec.name);
+      await create(name);
+      const indexes = spec.indexes.filter((fields) => fields.length > 0).map(indexOf);
+      if (indexes.length === 0) continue;
+      try {
+        await this.ensureIndexes(db.collection(name), indexes);
+      } catch (error) {
+        throw new Error(`cannot create the indexes of ${name}: ${messageOf(error)}`, { cause: error });
+      }
+    }
+  }
+
+  /**
+   * Only the missing indexes, one `createIndexes` each: FerretDB 1.24 drops the connection
+   * (a server-side panic) when one `createIndexes` names two or more indexes that already exist.
+   * An index under our name with another key (the spec changed) is dropped and made again.
+   */
+  private async ensureIndexes(target: Collection, indexes: readonly IndexSpec[]) {
+    const existing = new Map(
+      (await target.listIndexes().toArray()).map((i) => [i.name as string, i.key as Document]),
+    );
+    for (const index of indexes) {
+      const present = existing.get(index.name);
+      if (present && JSON.stringify(present) === JSON.stringify(index.key)) continue;
+      if (present) await target.dropIndex(index.name);
+      await target.createIndexes([index]);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // reads
+
+  async get<D extends ReadModelDocument>(collection: string, id: string): Promise<D | undefined> {
+    const found = await this.collection(collection).findOne({ _id: documentId(id) });
+    return found ? fromStored<D>(found) : undefined;
+  }
+
+  async getMany<D extends ReadModelDocument>(
+    collection: string,
+    ids: readonly string[],
+  ): Promise<Map<string, D>> {
+    const wanted = [...new Set(ids.map(documentId))];
+    const found = new Map<string, D>();
+    if (wanted.length === 0) {
+      this.collection(collection); // still refuses a bad name or a closed store
+      return found;
+    }
+    for await (const stored of this.collection(collection).find({ _id: { $in: wanted } })) {
+      found.set(stored._id, fromStored<D>(stored));
+    }
+    return found;
+  }
+
+  async find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]> {
+    const target = this.collection(collection);
+    const { limit } = query;
+    if (!Number.isSafeInteger(limit) || limit < 0)
+      throw new RangeError(`limit must be a whole number ≥ 0, got ${limit}`);
+    const filters = query.where.map(conditionFilter);
+    const field = storedField(query.orderBy.field);
+    const direction = query.orderBy.direction;
+    if (direction !== 'asc' && direction !== 'desc')
+      throw new Error(`not a sort direction: ${String(direction)}`);
+    if (query.after) filters.push(keysetFilter(field, direction, query.after));
+    if (limit === 0) return [];
+    const order = direction === 'asc' ? 1 : -1;
+    const sort: Sort =
+      field === '_id'
+        ? [['_id', order]]
+        : [
+            [field, order],
+            ['_id', order],
+          ];
+    const filter: Filter<Stored> =
+      filters.length === 0 ? {} : filters.length === 1 ? filters[0] : { $and: filters };
+    const rows = await target.find(filter, { sort, limit }).toArray();
+    return rows.map((row) => fromStored<D>(row));
+  }
+
+  async checkpoint(name: string): Promise<bigint> {
+    const found = await this.checkpoints().findOne({ _id: checkpointName(name) });
+    return found ? BigInt(found.position) : 0n;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writes
+
+  async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
+    this.usable();
+    const name = checkpointName(checkpoint.name);
+    if (typeof checkpoint.position !== 'bigint') throw new TypeError('checkpoint.position must be a bigint');
+    const position = comparablePosition(checkpoint.position);
+
+    // per collection, per id: the highest position of the batch (an equal one never overwrites)
+    const groups = new Map<string, Map<string, Stored>>();
+    for (const { collection, document } of documents) {
+      const stored = toStored(document);
+      this.name(collection);
+      let byId = groups.get(collection);
+      if (!byId) groups.set(collection, (byId = new Map()));
+      const seen = byId.get(stored._id);
+      if (!seen || seen._position < stored._position) byId.set(stored._id, stored);
+    }
+    for (const [collection, byId] of groups) await this.writeGuarded(collection, [...byId.values()]);
+
+    try {
+      await this.checkpoints().updateOne(
+        { _id: name, position: { $lt: position } },
+        { $set: { position } },
+        { upsert: true },
+      );
+    } catch (error) {
+      // the checkpoint is already there and not lower: it only moves forward
+      if (!isServerError(error, DUPLICATE_KEY)) throw error;
+    }
+  }
+
+  /** The stored `_position`s of these ids (absent ids are not in the map). */
+  private async storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>> {
+    const positions = new Map<string, string>();
+    const cursor = this.collection(collection).find(
+      { _id: { $in: [...ids] } },
+      { projection: { _position: 1 } },
+    );
+    for await (const row of cursor)
+      positions.set(row._id, typeof row._position === 'string' ? row._position : '');
+    return positions;
+  }
+
+  /**
+   * Guarded upserts in one unordered bulkWrite: an id not there yet is inserted, one stored with
+   * a lower `_position` is replaced under the guard `_position < new`, anything else is skipped
+   * (so a repeated batch writes nothing). An insert that loses a race with another writer (E11000)
+   * becomes a guarded replace. Why not `replaceOne(guard, { upsert: true })` for everything:
+   * FerretDB 1.24 stops an unordered `update` at its first E11000, dropping the rest of the batch.
+   */
+  private async writeGuarded(collection: string, documents: readonly Stored[]): Promise<void> {
+    const target = this.collection(collection);
+    const stored = await this.storedPositions(
+      collection,
+      documents.map((d) => d._id),
+    );
+    const replace = (document: Stored) => {
+      const { _id, ...replacement } = document;
+      return { filter: { _id, _position: { $lt: document._position } }, replacement };
+    };
+    const writes: { document: Stored; operation: AnyBulkWriteOperation<Stored> }[] = [];
+    for (const document of documents) {
+      const current = stored.get(document._id);
+      if (current === undefined) writes.push({ document, operation: { insertOne: { document } } });
+      else if (current < document._position)
+        writes.push({ document, operation: { replaceOne: replace(document) } });
+    }
+    if (writes.length === 0) return;
+
+    const raced: Stored[] = [];
+    try {
+      await target.bulkWrite(
+        writes.map((w) => w.operation),
+        { ordered: false },
+      );
+    } catch (error) {
+      if (!(error instanceof MongoBulkWriteError) || error.writeConcernError) throw error;
+      const failures: WriteError[] = Array.isArray(error.writeErrors)
+        ? error.writeErrors
+        : [error.writeErrors];
+      if (failures.length === 0) throw error;
+      for (const failure of failures) {
+        const write = writes[failure.index];
+        if (failure.code !== DUPLICATE_KEY || !write || !('insertOne' in write.operation)) throw error;
+        raced.push(write.document);
+      }
+    }
+    // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
+    for (const document of raced) {
+      const { filter, replacement } = replace(document);
+      await target.replaceOne(filter, replacement);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // rebuilds
+
+  /**
+   * A fresh, empty store over `rebuild__<name>` collections of the same database (leftovers of an
+   * earlier rebuild are dropped), initialised with this store's collections. One rebuild at a time.
+   */
+  async createShadow(): Promise<MongoShadowReadModelStore> {
+    this.usable();
+    if (this.prefix) throw new Error('a shadow store cannot have a shadow of its own');
+    await this.dropPrefixed(MONGO_SHADOW_PREFIX);
+    const shadow = new MongoReadModelStore(this.connection.client, this.connection.db.databaseName);
+    shadow.connection = this.connection;
+    shadow.prefix = MONGO_SHADOW_PREFIX;
+    await shadow.init([...this.specs.values()]);
+    return Object.assign(shadow, {
+      promote: () => this.promoteShadow(shadow),
+      discard: () => this.discardShadow(shadow),
+    });
+  }
+
+  /**
+   * Moves every shadow collection over its live one, the checkpoints last (so a crash half-way
+   * leaves new documents under an older checkpoint: the replay is skipped by the guard). The live
+   * checkpoints become exactly the shadow's. Per collection this is one `renameCollection` with
+   * `dropTarget` on MongoDB; FerretDB 1.x has no `dropTarget`, so there the live collection is
+   * renamed aside, the shadow renamed in and the old one dropped: a reader can find that one
+   * collection missing (so empty) for that moment. Stop the live projector while promoting.
+   */
+  private async promoteShadow(shadow: MongoReadModelStore): Promise<void> {
+    this.usable();
+    if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
+      throw new Error(`this shadow store was already ${shadow.finished}`);
+    }
+    const names = (await this.collectionNames()).filter((n) => n.startsWith(MONGO_SHADOW_PREFIX));
+    const checkpoints = `${MONGO_SHADOW_PREFIX}${CHECKPOINTS}`;
+    const order = [...names.filter((n) => n !== checkpoints).sort(), checkpoints];
+    if (!names.includes(checkpoints)) await this.connection.db.createCollection(checkpoints);
+    for (const from of order) await this.moveOver(from, from.slice(MONGO_SHADOW_PREFIX.length));
+    for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
+    shadow.finished = 'promoted';
+  }
+
+  private async discardShadow(shadow: MongoReadModelStore): Promise<void> {
+    if (shadow.finished === 'promoted' || shadow.finished === 'discarded') return; // nothing left
+    this.usable();
+    await this.dropPrefixed(MONGO_SHADOW_PREFIX);
+    shadow.finished = 'discarded';
+  }
+
+  private async dropPrefixed(prefix: string) {
+    for (const name of await this.collectionNames()) {
+      if (name.startsWith(prefix)) await this.drop(name);
+    }
+  }
+
+  private async drop(name: string) {
+    await this.connection.db.dropCollection(name).catch((error: unknown) => {
+      if (!isServerError(error, NAMESPACE_NOT_FOUND)) throw error;
+    });
+  }
+
+  private async moveOver(from: string, to: string) {
+    const { db } = this.connection;
+    if (this.connection.dropTargetRename !== false) {
+      try {
+        await db.renameCollection(from, to, { dropTarget: true });
+        this.connection.dropTargetRename = true;
+        return;
+      } catch (error) {
+        if (!isServerError(error, NOT_IMPLEMENTED)) throw error;
+        this.connection.dropTargetRename = false;
+      }
+    }
+    const parked = `${RETIRED_PREFIX}${to}`;
+    await this.drop(parked);
+    let parkedLive = true;
+    try {
+      await db.renameCollection(to, parked);
+    } catch (error) {
+      if (!isServerError(error, NAMESPACE_NOT_FOUND)) throw error;
+      parkedLive = false;
+    }
+    try {
+      await db.renameCollection(from, to);
+    } catch (error) {
+      if (parkedLive) await db.renameCollection(parked, to).catch(() => undefined); // put it back
+      throw error;
+    }
+    if (parkedLive) await this.drop(parked);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    await this.usable().command({ ping: 1 });
+  }
+
+  /** Closes the client if this store opened it (`connect`); a shadow's close leaves the live store be. */
+  async close(): Promise<void> {
+    if (this.prefix) {
+      this.finished ??= 'closed';
+      return;
+    }
+    if (this.connection.closed) return;
+    this.connection.closed = true;
+    if (this.connection.ownsClient) await this.connection.client.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// mapping
+
+const documentId = (id: string): string => {
+  if (typeof id !== 'string' || id.length === 0)
+    throw new TypeError(`a document id must be a non-empty string`);
+  return id;
+};
+
+const checkpointName = (name: string): string => {
+  if (typeof name !== 'string' || name.length === 0)
+    throw new TypeError('a checkpoint name must be a non-empty string');
+  return name;
+};
+
+/** `id` is the `_id`; any other field (or dotted path) is stored as is. */
+const storedField = (field: string): string => {
+  if (field === 'id') return '_id';
+  if (typeof field !== 'string' || !FIELD_PATH.test(field) || field === '_id') {
+    throw new Error(`not a queryable field: ${String(field)}`);
+  }
+  return field;
+};
+
+/**
+ * An array directly inside an array is stored as `{ [NESTED_ARRAY]: [...] }`: FerretDB 1.x
+ * refuses nested arrays ("nested arrays are not supported"). Done on every server, so the stored
+ * form does not depend on it; top-level arrays (the ones `contains` looks into) stay as they are.
+ */
+export const NESTED_ARRAY = '__nested_array__';
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  return prototype === Object.prototype || prototype === null;
+};
+
+const encode = (value: unknown, id: string): unknown => {
+  if (Array.isArray(value)) {
+    return value.map((element) =>
+      Array.isArray(element) ? { [NESTED_ARRAY]: encode(element, id) } : encode(element, id),
+    );
+  }
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === NESTED_ARRAY) throw new Error(`document ${id}: the field name ${NESTED_ARRAY} is reserved`);
+    out[key] = encode(inner, id);
+  }
+  return out;
+};
+
+const decode = (value: unknown): unknown => {
+  if (Array.isArray(value)) return value.map(decode);
+  if (!isPlainObject(value)) return value;
+  const keys = Object.keys(value);
+  if (keys.length === 1 && keys[0] === NESTED_ARRAY && Array.isArray(value[NESTED_ARRAY])) {
+    return decode(value[NESTED_ARRAY]);
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of keys) out[key] = decode(value[key]);
+  return out;
+};
+
+const toStored = (document: ReadModelDocument): Stored => {
+  if (!isPlainObject(document)) throw new TypeError('a read-model document must be a plain object');
+  const id = documentId(document.id);
+  if ('_id' in document) throw new Error(`document ${id}: the field _id is reserved`);
+  const fields = encode(document, id) as Record<string, unknown>;
+  return { _id: id, ...fields, _position: storedPosition(document._position, `document ${id}`) };
+};
+
+/** The document as committed: without `_id`, `_position` back to its plain decimal. */
+const fromStored = <D>(stored: Document): D => {
+  const document: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(stored)) {
+    if (key === '_id') continue;
+    document[key] = key === '_position' ? portPosition(value) : decode(value);
+  }
+  return document as D;
+};
+
+interface IndexSpec {
+  readonly key: Record<string, 1>;
+  readonly name: string;
+}
+
+const indexOf = (fields: readonly string[]): IndexSpec => {
+  const key: Record<string, 1> = {};
+  for (const field of [...fields.map(storedField), '_id']) key[field] = 1; // `_id` breaks sort ties
+  return { key, name: `by_${fields.join('_').replace(/\./g, '_')}` };
+};
+
+/** A query value as stored: `_position` padded; nothing but plain scalars (no operator objects). */
+const queryValue = (field: string, value: unknown, allowed: readonly string[]): Scalar => {
+  const type = typeof value;
+  if (!allowed.includes(type) || (type === 'number' && !Number.isFinite(value as number))) {
+    throw new TypeError(`${field}: not a valid value for this condition: ${String(value)}`);
+  }
+  if (field === '_position') return storedPosition(value as string, 'query on _position');
+  return value as Scalar;
+};
+
+const conditionFilter = (condition: Condition): Filter<Stored> => {
+  const field = storedField(condition.field);
+  switch (condition.op) {
+    case 'eq':
+      return { [field]: queryValue(field, condition.value, ['string', 'number', 'boolean']) };
+    case 'gte':
+      return { [field]: { $gte: queryValue(field, condition.value, ['string', 'number']) } };
+    case 'lt':
+      return { [field]: { $lt: queryValue(field, condition.value, ['string', 'number']) } };
+    case 'contains':
+      // an array field holding the value (MongoDB matches array elements by equality)
+      return { [field]: queryValue(field, condition.value, ['string']) };
+    default:
+      throw new Error(`not a query operator: ${String((condition as { op: unknown }).op)}`);
+  }
+};
+
+/**
+ * Rows strictly after (value, id) in the sort order, nulls (and missing) lowest. A typed field
+ * holds one type, and `$gt`/`$lt` compare within that type, so nulls are added back by hand.
+ */
+const keysetFilter = (
+  field: string,
+  direction: 'asc' | 'desc',
+  after: NonNullable<Query['after']>,
+): Filter<Stored> => {
+  const id = documentId(after.id);
+  const beyond = direction === 'asc' ? '$gt' : '$lt';
+  if (field === '_id') return { _id: { [beyond]: id } };
+  if (after.value === null || after.value === undefined) {
+    const amongNulls = { [field]: null, _id: { [beyond]: id } };
+    return direction === 'asc' ? { $or: [amongNulls, { [field]: { $ne: null } }] } : amongNulls;
+  }
+  const value = queryValue(field, after.value, ['string', 'number', 'boolean']);
+  const or: Filter<Stored>[] = [{ [field]: { [beyond]: value } }, { [field]: value, _id: { [beyond]: id } }];
+  if (direction === 'desc') or.push({ [field]: null });
+  return { $or: or };
+};

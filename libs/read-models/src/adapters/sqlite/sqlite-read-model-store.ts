@@ -1,0 +1,246 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type {
+  CollectionSpec,
+  CommitBatch,
+  Condition,
+  Query,
+  ReadModelDocument,
+  ReadModelStore,
+} from '../../read-model-store.port';
+import { comparablePosition } from '../../position';
+
+const LIVE = 'rm_';
+const SHADOW = 'rb_';
+const IDENT = /^[a-z][a-z0-9_]*$/i;
+
+const quote = (name: string) => {
+  if (!IDENT.test(name)) throw new Error(`not a valid collection or field name: ${name}`);
+  return `"${name}"`;
+};
+
+const toSql = (value: unknown) => (typeof value === 'boolean' ? (value ? 1 : 0) : (value ?? null));
+
+/**
+ * Read models in one SQLite file (separate from the event store): a table per collection with
+ * the document as JSON plus a column per queried field, indexed as the collection asks.
+ * Documents and checkpoint of a batch are written in one transaction.
+ */
+export class SqliteReadModelStore implements ReadModelStore {
+  private readonly specs = new Map<string, CollectionSpec>();
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly prefix: string,
+    private readonly ownsDb: boolean,
+  ) {}
+
+  static open(file: string): SqliteReadModelStore {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    // A lost tail after a power cut is replayed from the event store: NORMAL is enough here.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    return new SqliteReadModelStore(db, LIVE, true);
+  }
+
+  private table(collection: string) {
+    return quote(`${this.prefix}${collection}`);
+  }
+
+  private get checkpoints() {
+    return quote(`${this.prefix}checkpoints`);
+  }
+
+  private statement(sql: string) {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  async init(collections: readonly CollectionSpec[]): Promise<void> {
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS ${this.checkpoints} (name TEXT PRIMARY KEY, position TEXT NOT NULL)`,
+    );
+    for (const spec of collections) {
+      this.specs.set(spec.name, spec);
+      const columns = this.columnsOf(spec).map((field) => `${quote(field)} ${sqlType(spec.fields[field])}`);
+      this.db.exec(
+        `CREATE TABLE IF NOT EXISTS ${this.table(spec.name)} (id TEXT PRIMARY KEY, position TEXT NOT NULL, doc TEXT NOT NULL${columns.map((c) => `, ${c}`).join('')})`,
+      );
+      this.createIndexes(spec);
+    }
+  }
+
+  private createIndexes(spec: CollectionSpec) {
+    for (const fields of spec.indexes) {
+      const name = quote(`${this.prefix}${spec.name}__${fields.join('_')}`);
+      this.db.exec(
+        `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(spec.name)} (${[...fields.map(quote), 'id'].join(', ')})`,
+      );
+    }
+  }
+
+  /** Scalar fields get a column; array fields are searched in the JSON. */
+  private columnsOf(spec: CollectionSpec) {
+    return Object.keys(spec.fields).filter((f) => spec.fields[f] !== 'string[]');
+  }
+
+  private spec(collection: string): CollectionSpec {
+    const spec = this.specs.get(collection);
+    if (!spec) throw new Error(`collection ${collection} was not initialised`);
+    return spec;
+  }
+
+  async get<D extends ReadModelDocument>(collection: string, id: string): Promise<D | undefined> {
+    const row = this.statement(`SELECT doc FROM ${this.table(collection)} WHERE id = ?`).get(id) as
+      { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as D) : undefined;
+  }
+
+  async getMany<D extends ReadModelDocument>(
+    collection: string,
+    ids: readonly string[],
+  ): Promise<Map<string, D>> {
+    const found = new Map<string, D>();
+    if (ids.length === 0) return found;
+    const rows = this.statement(
+      `SELECT doc FROM ${this.table(collection)} WHERE id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(ids)) as { doc: string }[];
+    for (const row of rows) {
+      const doc = JSON.parse(row.doc) as D;
+      found.set(doc.id, doc);
+    }
+    return found;
+  }
+
+  async find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]> {
+    const spec = this.spec(collection);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const condition of query.where) {
+      where.push(this.conditionSql(spec, condition));
+      params.push(toSql(condition.value));
+    }
+    const { field, direction } = query.orderBy;
+    const sortColumn = field === 'id' ? 'id' : `coalesce(${quote(field)}, '')`;
+    if (query.after) {
+      const op = direction === 'asc' ? '>' : '<';
+      where.push(`(${sortColumn} ${op} ? OR (${sortColumn} = ? AND id ${op} ?))`);
+      const value = toSql(query.after.value) ?? '';
+      params.push(value, value, query.after.id);
+    }
+    const sql =
+      `SELECT doc FROM ${this.table(collection)}` +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ` ORDER BY ${sortColumn} ${direction}, id ${direction} LIMIT ?`;
+    params.push(query.limit);
+    return (this.statement(sql).all(...params) as { doc: string }[]).map((r) => JSON.parse(r.doc) as D);
+  }
+
+  private conditionSql(spec: CollectionSpec, condition: Condition): string {
+    const type = spec.fields[condition.field];
+    if (condition.field !== 'id' && !type)
+      throw new Error(`${spec.name}.${condition.field} is not a queryable field`);
+    const column = condition.field === 'id' ? 'id' : quote(condition.field);
+    switch (condition.op) {
+      case 'eq':
+        return `${column} = ?`;
+      case 'gte':
+        return `${column} >= ?`;
+      case 'lt':
+        return `${column} < ?`;
+      case 'contains':
+        return `EXISTS (SELECT 1 FROM json_each(doc, '$.${condition.field}') WHERE value = ?)`;
+    }
+  }
+
+  async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
+    const write = this.db.transaction(() => {
+      for (const { collection, document } of documents) {
+        const spec = this.spec(collection);
+        const columns = this.columnsOf(spec);
+        const sql =
+          `INSERT INTO ${this.table(collection)} (id, position, doc${columns.map((c) => `, ${quote(c)}`).join('')}) ` +
+          `VALUES (?, ?, ?${columns.map(() => ', ?').join('')}) ON CONFLICT (id) DO UPDATE SET ` +
+          ['position', 'doc', ...columns]
+            .map(
+              (c) =>
+                `${c === 'position' || c === 'doc' ? c : quote(c)} = excluded.${c === 'position' || c === 'doc' ? c : quote(c)}`,
+            )
+            .join(', ') +
+          ` WHERE excluded.position > ${this.table(collection)}.position`;
+        const record = document as unknown as Record<string, unknown>;
+        this.statement(sql).run(
+          document.id,
+          comparablePosition(document._position),
+          JSON.stringify(document),
+          ...columns.map((c) => toSql(record[c])),
+        );
+      }
+      this.statement(
+        `INSERT INTO ${this.checkpoints} (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE excluded.position > ${this.checkpoints}.position`,
+      ).run(checkpoint.name, comparablePosition(checkpoint.position));
+    });
+    write();
+  }
+
+  async checkpoint(name: string): Promise<bigint> {
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS ${this.checkpoints} (name TEXT PRIMARY KEY, position TEXT NOT NULL)`,
+    );
+    const row = this.statement(`SELECT position FROM ${this.checkpoints} WHERE name = ?`).get(name) as
+      { position: string } | undefined;
+    return row ? BigInt(row.position) : 0n;
+  }
+
+  async createShadow() {
+    const shadow = new SqliteReadModelStore(this.db, SHADOW, false);
+    for (const spec of this.specs.values()) shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
+    shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+    await shadow.init([...this.specs.values()]);
+    return Object.assign(shadow, {
+      promote: () => this.promote(shadow),
+      discard: async () => {
+        for (const spec of shadow.specs.values())
+          this.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
+        this.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+      },
+    });
+  }
+
+  /** One transaction: readers see the old models or the new ones, never a mix. */
+  private async promote(shadow: SqliteReadModelStore) {
+    this.db.transaction(() => {
+      for (const spec of shadow.specs.values()) {
+        this.db.exec(`DROP TABLE IF EXISTS ${this.table(spec.name)}`);
+        for (const fields of spec.indexes) {
+          this.db.exec(`DROP INDEX IF EXISTS ${quote(`${SHADOW}${spec.name}__${fields.join('_')}`)}`);
+        }
+        this.db.exec(`ALTER TABLE ${shadow.table(spec.name)} RENAME TO ${quote(`${LIVE}${spec.name}`)}`);
+        this.createIndexes(spec);
+      }
+      this.db.exec(`DROP TABLE IF EXISTS ${this.checkpoints}`);
+      this.db.exec(`ALTER TABLE ${shadow.checkpoints} RENAME TO ${quote(`${LIVE}checkpoints`)}`);
+    })();
+    this.statements.clear();
+    shadow.statements.clear();
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+}
+
+const sqlType = (type: CollectionSpec['fields'][string]) =>
+  type === 'number' ? 'REAL' : type === 'boolean' ? 'INTEGER' : 'TEXT';

@@ -1,0 +1,173 @@
+/**
+ * `GET /changes/:id` and `GET /changes`: the folded change plus the fields lists filter and
+ * sort on (status, type, riskLevel, system, requestedBy, submission time).
+ */
+import {
+  type ChangeRequestEvent,
+  evolveChangeRequest,
+  fold,
+  initialChangeRequestState,
+} from '@changeledger/domain';
+import {
+  EMERGENCY_STATUSES,
+  NORMAL_STATUSES,
+  STANDARD_STATUSES,
+  actors,
+  approvedBy,
+  emergencyHistory,
+  event,
+  incompleteEmergencyRequest,
+  laterFields,
+  normalHistory,
+  standardHistory,
+} from '../../../domain/src/change-request/change-request.fixtures';
+import {
+  type ChangeRequestDocument,
+  changeRequestsProjection,
+  toChangeSummary,
+} from './change-requests.projection';
+import {
+  type DomainEventLike,
+  at,
+  changeStream,
+  eventLog,
+  project,
+  recordedEvent,
+  templateStream,
+} from './recorded-events.fixtures';
+
+const docAfter = (...events: DomainEventLike[]): ChangeRequestDocument | undefined =>
+  project(changeRequestsProjection, eventLog().append(changeStream('CHG-001'), ...events)).get('CHG-001');
+
+const timed = (events: ChangeRequestEvent[]) =>
+  events.map((e, i) => at(e, new Date(Date.parse('2026-01-05T09:00:00.000Z') + i * 60_000).toISOString()));
+
+describe('change requests projection', () => {
+  it('documentId is the change id of a change stream, nothing for template streams', () => {
+    const [submitted] = normalHistory('in-review');
+    expect(changeRequestsProjection.documentId(recordedEvent(changeStream('CHG-123'), submitted))).toBe(
+      'CHG-123',
+    );
+    expect(
+      changeRequestsProjection.documentId(
+        recordedEvent(templateStream('STD-001'), { type: 'StandardTemplateCreated', data: {} }),
+      ),
+    ).toBeUndefined();
+  });
+
+  it('a submission makes the document with its list fields', () => {
+    const doc = docAfter(...normalHistory('in-review', { risk: 'medium' }));
+    expect(doc).toMatchObject({
+      id: 'CHG-001',
+      status: 'in-review',
+      type: 'normal',
+      riskLevel: 'medium',
+      priority: 'medium',
+      systems: ['core-switch-01', 'pve-node-02'],
+      requestedBy: 'u-alice',
+      submittedAt: '2026-01-05T09:00:00.000Z',
+      updatedAt: '2026-01-05T09:00:00.000Z',
+    });
+    expect(doc?.state).toMatchObject({
+      exists: true,
+      version: 1,
+      requestedBy: { id: 'u-alice', name: 'Alice Requester' },
+    });
+  });
+
+  it('an emergency declared without a risk assessment has riskLevel null', () => {
+    const doc = docAfter(...emergencyHistory('in-progress', incompleteEmergencyRequest()));
+    expect(doc).toMatchObject({
+      type: 'emergency',
+      status: 'in-progress',
+      riskLevel: null,
+      priority: 'critical',
+    });
+  });
+
+  describe.each([
+    ['normal', NORMAL_STATUSES as readonly string[], (s: string) => normalHistory(s as never)],
+    ['emergency', EMERGENCY_STATUSES as readonly string[], (s: string) => emergencyHistory(s as never)],
+    ['standard', STANDARD_STATUSES as readonly string[], (s: string) => standardHistory(s as never)],
+  ])('%s histories', (type, statuses, history) => {
+    it.each(statuses.map((s) => [s]))('→ %s: the domain fold, its status and version', (status) => {
+      const events = timed(history(status));
+      const doc = docAfter(...events);
+      const state = fold(evolveChangeRequest, initialChangeRequestState(), events);
+      expect(doc?.state).toEqual(state);
+      expect(doc).toMatchObject({
+        type,
+        status,
+        updatedAt: events.at(-1)!.data.at,
+        submittedAt: events[0].data.at,
+      });
+      expect(doc?.state.version).toBe(events.length);
+    });
+  });
+
+  it('every event of the change makes a new document (the version moves)', () => {
+    const events = eventLog().append(changeStream('CHG-001'), ...normalHistory('closed'));
+    let doc: ChangeRequestDocument | undefined;
+    for (const e of events) {
+      const next = changeRequestsProjection.evolve(doc, e);
+      expect(next).toBeDefined();
+      expect(next!.state.version).toBe(Number(e.revision) + 1);
+      doc = { ...next!, _position: e.position.toString() };
+    }
+  });
+
+  it('an amendment updates the list fields', () => {
+    const { risk, ...rest } = laterFields();
+    const doc = docAfter(
+      ...emergencyHistory('in-progress', incompleteEmergencyRequest()),
+      at(
+        event('ChangeAmended', actors.alice, {
+          changes: {
+            ...rest,
+            risk: { ...risk!, level: 'medium' },
+            priority: 'high',
+            systemsAffected: ['pve-node-03', 'nas-01'],
+          },
+          previous: {},
+          voidedReviews: [],
+          statusBefore: 'in-progress',
+          statusAfter: 'in-progress',
+        }),
+        '2026-01-05T11:00:00.000Z',
+      ),
+    );
+    expect(doc).toMatchObject({
+      riskLevel: 'medium',
+      priority: 'high',
+      systems: ['pve-node-03', 'nas-01'],
+      updatedAt: '2026-01-05T11:00:00.000Z',
+      submittedAt: '2026-01-05T09:00:00.000Z',
+    });
+  });
+
+  it('an event of a change with no document (no submission seen) → undefined', () => {
+    expect(
+      changeRequestsProjection.evolve(
+        undefined,
+        recordedEvent(changeStream('CHG-001'), approvedBy(actors.lena, 'low')),
+      ),
+    ).toBeUndefined();
+  });
+
+  it('toChangeSummary: the list row', () => {
+    const doc = docAfter(...normalHistory('approved', { risk: 'high' }))!;
+    expect(toChangeSummary(doc)).toEqual({
+      id: 'CHG-001',
+      title: 'Move VM traffic to VLAN 20',
+      type: 'normal',
+      status: 'approved',
+      priority: 'medium',
+      riskLevel: 'high',
+      systemsAffected: ['core-switch-01', 'pve-node-02'],
+      requestedBy: { id: 'u-alice', name: 'Alice Requester' },
+      submittedAt: '2026-01-05T09:00:00.000Z',
+      updatedAt: '2026-01-05T09:00:00.000Z',
+      version: 6,
+    });
+  });
+});

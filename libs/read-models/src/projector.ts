@@ -1,0 +1,219 @@
+import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
+import { CHANGE_STREAM_PREFIX, type Projection, TEMPLATE_STREAM_PREFIX } from './projections/projection';
+import type { ReadModelDocument, ReadModelStore } from './read-model-store.port';
+
+export const PROJECTOR_CHECKPOINT = 'read-models';
+export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
+
+export interface ProjectorOptions {
+  /** Most events folded into one read-model write while catching up. */
+  readonly batchSize?: number;
+  readonly logger?: { error(message: string): void; log?(message: string): void };
+}
+
+/**
+ * Applies a batch: loads the documents it touches, evolves each with every event whose
+ * position is above the document's `_position` (so a replayed event is a no-op), and commits
+ * the changed documents together with the checkpoint.
+ */
+export const applyBatch = async (
+  store: ReadModelStore,
+  projections: readonly Projection[],
+  events: readonly RecordedEvent[],
+  checkpointName = PROJECTOR_CHECKPOINT,
+): Promise<number> => {
+  if (events.length === 0) return 0;
+  const wanted = new Map<string, Set<string>>();
+  for (const event of events) {
+    for (const projection of projections) {
+      const id = projection.documentId(event);
+      if (id === undefined) continue;
+      const name = projection.collection.name;
+      let ids = wanted.get(name);
+      if (!ids) wanted.set(name, (ids = new Set()));
+      ids.add(id);
+    }
+  }
+  const documents = new Map<string, Map<string, ReadModelDocument>>();
+  await Promise.all(
+    [...wanted].map(async ([name, ids]) => documents.set(name, await store.getMany(name, [...ids]))),
+  );
+  const changed = new Map<string, Map<string, ReadModelDocument>>();
+  for (const event of events) {
+    for (const projection of projections) {
+      const id = projection.documentId(event);
+      if (id === undefined) continue;
+      const name = projection.collection.name;
+      const current = documents.get(name)!.get(id);
+      if (current && BigInt(current._position) >= event.position) continue;
+      const next = projection.evolve(current, event);
+      if (!next) continue;
+      const document = { ...next, _position: event.position.toString() } as ReadModelDocument;
+      documents.get(name)!.set(id, document);
+      let dirty = changed.get(name);
+      if (!dirty) changed.set(name, (dirty = new Map()));
+      dirty.set(id, document);
+    }
+  }
+  await store.commit({
+    documents: [...changed].flatMap(([collection, docs]) =>
+      [...docs.values()].map((document) => ({ collection, document })),
+    ),
+    checkpoint: { name: checkpointName, position: events[events.length - 1].position },
+  });
+  return events.length;
+};
+
+interface Waiter {
+  readonly position: bigint;
+  readonly resolve: (reached: boolean) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Follows the event store's global log and keeps the read models and their checkpoint. */
+export class Projector {
+  private subscription?: EventSubscription;
+  private loop?: Promise<void>;
+  private applied = 0n;
+  private waiters: Waiter[] = [];
+  private stopped = false;
+  private readonly batchSize: number;
+
+  constructor(
+    private readonly events: EventStore,
+    private readonly store: ReadModelStore,
+    private readonly projections: readonly Projection[],
+    private readonly options: ProjectorOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  /** The position of the last event applied to the read models. */
+  get position(): bigint {
+    return this.applied;
+  }
+
+  async start(): Promise<void> {
+    await this.store.init(this.projections.map((p) => p.collection));
+    this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+    this.subscription = this.events.subscribeToAll({
+      after: this.applied,
+      streamPrefixes: PROJECTED_STREAM_PREFIXES,
+    });
+    this.loop = this.run(this.subscription).catch((error: unknown) => {
+      this.options.logger?.error(
+        `projector stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+    });
+  }
+
+  private async run(subscription: EventSubscription): Promise<void> {
+    const iterator = subscription[Symbol.asyncIterator]();
+    let pending: Promise<IteratorResult<RecordedEvent>> | undefined;
+    let batch: RecordedEvent[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const events = batch;
+      batch = [];
+      await applyBatch(this.store, this.projections, events);
+      this.advance(events[events.length - 1].position);
+    };
+    while (!this.stopped) {
+      pending ??= iterator.next();
+      // Flush as soon as the log has nothing more right now, or the batch is full.
+      const next = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
+      if (next === IDLE) {
+        await flush();
+        continue;
+      }
+      pending = undefined;
+      if (next.done) break;
+      batch.push(next.value);
+      if (batch.length >= this.batchSize) await flush();
+    }
+    await flush();
+  }
+
+  private advance(position: bigint) {
+    this.applied = position;
+    const [reached, waiting] = partition(this.waiters, (w) => w.position <= position);
+    this.waiters = waiting;
+    for (const waiter of reached) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(true);
+    }
+  }
+
+  /** Resolves true once the read models include `position`, false after `timeoutMs`. */
+  waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
+    if (position <= this.applied) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        position,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.subscription?.close();
+    await this.loop;
+    for (const waiter of this.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(false);
+    }
+    this.waiters = [];
+  }
+}
+
+export interface RebuildProgress {
+  readonly events: number;
+  readonly position: bigint;
+  readonly head: bigint;
+}
+
+/**
+ * Replays the whole log into `target` (a fresh store) in large batches, reading ahead while
+ * the previous batch is written. Returns the number of events applied.
+ */
+export const replayInto = async (
+  events: EventStore,
+  target: ReadModelStore,
+  projections: readonly Projection[],
+  options: { batchSize?: number; onProgress?: (progress: RebuildProgress) => void; until?: bigint } = {},
+): Promise<number> => {
+  const batchSize = options.batchSize ?? 5000;
+  await target.init(projections.map((p) => p.collection));
+  const head = options.until ?? (await events.headPosition());
+  let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
+  let applied = 0;
+  let page = events.readAll({ after, limit: batchSize });
+  for (;;) {
+    const batch = await page;
+    if (batch.length === 0) break;
+    after = batch[batch.length - 1].position;
+    page = events.readAll({ after, limit: batchSize });
+    const projected = batch.filter((e) => PROJECTED_STREAM_PREFIXES.some((p) => e.streamId.startsWith(p)));
+    if (projected.length > 0) applied += await applyBatch(target, projections, projected);
+    options.onProgress?.({ events: applied, position: after, head });
+    if (batch.length < batchSize) break;
+  }
+  await page.catch(() => undefined);
+  return applied;
+};
+
+const IDLE = Symbol('idle');
+const nextTurn = () => new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)));
+
+const partition = <T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] => {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (test(item) ? yes : no).push(item);
+  return [yes, no];
+};

@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  applyBatch,
+  PROJECTOR_CHECKPOINT,
+  Projector,
+  type ReadModelDocument,
+  type ReadModelStore,
+  replayInto,
+  SqliteReadModelStore,
+} from '@changeledger/read-models';
+import { seededRandom, writeRandomLifecycles } from '../support/random-lifecycles';
+
+const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+const SEED = Number(process.env.CONVERGENCE_SEED ?? 20261126);
+const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
+
+/** Every document of every read model, in id order: what "identical" compares. */
+const snapshot = async (store: ReadModelStore) => {
+  const all: Record<string, ReadModelDocument[]> = {};
+  for (const p of projections) {
+    all[p.collection.name] = await store.find(p.collection.name, {
+      where: [],
+      orderBy: { field: 'id', direction: 'asc' },
+      limit: 1_000_000,
+    });
+  }
+  return all;
+};
+
+export interface ReadModelStoreFactory {
+  readonly name: string;
+  /** FerretDB (SQLite handler) writes far slower than SQLite itself: fewer lifecycles there. */
+  readonly lifecycles: number;
+  /** Longest a restarted projector runs before it is stopped again. */
+  readonly pauseMs: number;
+  open(label: string): Promise<ReadModelStore>;
+  cleanup(): Promise<void>;
+}
+
+const sqliteFactory = (dir: () => string): ReadModelStoreFactory => ({
+  name: 'sqlite',
+  lifecycles: LIFECYCLES,
+  pauseMs: 30,
+  open: async (label) => SqliteReadModelStore.open(join(dir(), `${label}.sqlite`)),
+  cleanup: async () => undefined,
+});
+
+const factories: ReadModelStoreFactory[] = [];
+let dir = '';
+factories.push(sqliteFactory(() => dir));
+if (process.env.MONGODB_URL) {
+  const databases: string[] = [];
+  factories.push({
+    name: 'mongodb',
+    lifecycles: Number(process.env.CONVERGENCE_LIFECYCLES_MONGODB ?? 60),
+    pauseMs: 400,
+    open: async (label) => {
+      const db = `conv_${label}_${process.pid}_${Date.now()}`;
+      databases.push(db);
+      const { MongoReadModelStore } = await import('@changeledger/read-models');
+      return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
+    },
+    cleanup: async () => {
+      const { MongoClient } = await import('mongodb');
+      const client = await MongoClient.connect(process.env.MONGODB_URL!);
+      for (const db of databases) await client.db(db).dropDatabase();
+      await client.close();
+    },
+  });
+}
+
+describe.each(factories)('projector convergence on $name read models', (factory) => {
+  let events: SqliteEventStore;
+  let written = 0;
+  let reference: Record<string, ReadModelDocument[]>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-convergence-'));
+    events = new SqliteEventStore(join(dir, 'events.sqlite'));
+    written = await writeRandomLifecycles(events, { seed: SEED, count: factory.lifecycles });
+  }, 120_000);
+
+  afterAll(async () => {
+    await events.close();
+    await factory.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`projects random lifecycles live, and a rebuild from scratch gives identical read models`, async () => {
+    expect(written).toBeGreaterThan(factory.lifecycles * 5);
+    const liveStore = await factory.open('live');
+    const projector = new Projector(events, liveStore, projections, { batchSize: 200 });
+    await projector.start();
+    expect(await projector.waitFor(await events.headPosition(), 60_000)).toBe(true);
+    await projector.stop();
+    reference = await snapshot(liveStore);
+    expect(reference.change_requests).toHaveLength(factory.lifecycles);
+
+    const rebuilt = await factory.open('rebuilt');
+    const applied = await replayInto(events, rebuilt, projections, { batchSize: 1000 });
+    expect(applied).toBe(written);
+    expect(await snapshot(rebuilt)).toEqual(reference);
+    expect(await rebuilt.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await events.headPosition());
+    await liveStore.close();
+    await rebuilt.close();
+  }, 300_000);
+
+  it('stays identical when the projector is killed between a write and its checkpoint, at random points', async () => {
+    const store = await factory.open('crashy');
+    await store.init(projections.map((p) => p.collection));
+    const rnd = seededRandom(SEED + 1);
+    const head = await events.headPosition();
+    let crashes = 0;
+    for (;;) {
+      const checkpoint = await store.checkpoint(PROJECTOR_CHECKPOINT);
+      if (checkpoint >= head) break;
+      const batch = await events.readAll({
+        after: checkpoint,
+        limit: 1 + Math.floor(rnd() * Math.min(400, written / 20)),
+      });
+      if (rnd() < 0.4) {
+        // Crash after writing documents, before the checkpoint: the documents are written
+        // (under a throw-away checkpoint name), the real checkpoint stays where it was.
+        await applyBatch(store, projections, batch, 'crashed-before-checkpoint');
+        crashes++;
+        continue;
+      }
+      // Restart from the checkpoint with a different batch size: the overlap must be a no-op.
+      await applyBatch(store, projections, batch);
+    }
+    expect(crashes).toBeGreaterThan(5);
+    expect(await snapshot(store)).toEqual(reference);
+
+    // A running projector stopped abruptly and restarted, several times.
+    const restarted = await factory.open('restarted');
+    for (let round = 0; ; round++) {
+      const projector = new Projector(events, restarted, projections, {
+        batchSize: 1 + Math.floor(rnd() * 300),
+      });
+      await projector.start();
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * factory.pauseMs)));
+      await projector.stop();
+      if ((await restarted.checkpoint(PROJECTOR_CHECKPOINT)) >= head || round > 200) break;
+    }
+    expect(await restarted.checkpoint(PROJECTOR_CHECKPOINT)).toBe(head);
+    expect(await snapshot(restarted)).toEqual(reference);
+    await store.close();
+    await restarted.close();
+  }, 300_000);
+});

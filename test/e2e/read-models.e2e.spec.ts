@@ -1,0 +1,264 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppHarness, USERS } from './support/app-harness';
+import {
+  emergencyChange,
+  expectStatus,
+  implementSuccessfully,
+  normalChange,
+  postImplementationReview,
+  prepareAndStart,
+  reviewAll,
+  submit,
+} from './support/change-fixtures';
+
+type Page<T> = { items: T[]; nextCursor: string | null };
+
+describe('read models over HTTP', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('a command followed by a read with its minPosition always sees the write', async () => {
+    for (let i = 0; i < 30; i++) {
+      const created = await submit(app, normalChange('low', { title: `Read my write ${i}` }));
+      const read = expectStatus(
+        await app.request('GET', `/changes/${created.id}?minPosition=${created.position}`, {
+          readYourWrites: false,
+        }),
+        200,
+      );
+      expect(read.body).toMatchObject({
+        id: created.id,
+        title: `Read my write ${i}`,
+        version: created.version,
+      });
+      const cancelled = expectStatus(
+        await app.post(`/changes/${created.id}/cancel`, { reason: 'test' }),
+        200,
+      ).body;
+      const list = expectStatus(
+        await app.request('GET', `/changes?status=cancelled&limit=500&minPosition=${cancelled.position}`, {
+          readYourWrites: false,
+        }),
+        200,
+      ).body as Page<{ id: string }>;
+      expect(list.items.map((c) => c.id)).toContain(created.id);
+    }
+  });
+
+  it('answers 503 PROJECTION_LAGGING when minPosition is not reached within 5 s', async () => {
+    const head = await app.store.headPosition();
+    const started = Date.now();
+    const result = expectStatus(
+      await app.request('GET', `/changes?minPosition=${head + 1000n}`, { readYourWrites: false }),
+      503,
+      'PROJECTION_LAGGING',
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
+    expect(result.headers.get('retry-after')).toBe('1');
+    expectStatus(
+      await app.request('GET', '/changes?minPosition=12x', { readYourWrites: false }),
+      400,
+      'VALIDATION_FAILED',
+    );
+  }, 15_000);
+
+  it('filters GET /changes and pages through it with opaque cursors', async () => {
+    const mine = { sub: 'u-filter', name: 'Filter Requester', roles: ['requester'] as const };
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const risk = i % 2 === 0 ? 'high' : 'low';
+      const created = await submit(
+        app,
+        normalChange(risk, { systemsAffected: i < 3 ? ['nas-01'] : ['pve9'] }),
+        mine,
+      );
+      ids.push(created.id);
+    }
+    const all = expectStatus(await app.get(`/changes?requestedBy=u-filter&limit=500`), 200).body as Page<{
+      id: string;
+    }>;
+    expect(all.items.map((c) => c.id)).toEqual([...ids].reverse()); // newest first
+    const high = expectStatus(await app.get(`/changes?requestedBy=u-filter&riskLevel=high`), 200)
+      .body as Page<{ riskLevel: string }>;
+    expect(high.items).toHaveLength(4);
+    expect(high.items.every((c) => c.riskLevel === 'high')).toBe(true);
+    const nas = expectStatus(await app.get(`/changes?system=nas-01&requestedBy=u-filter`), 200).body as Page<{
+      id: string;
+    }>;
+    expect(nas.items.map((c) => c.id).sort()).toEqual(ids.slice(0, 3).sort());
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = `/changes?requestedBy=u-filter&limit=3${cursor ? `&cursor=${cursor}` : ''}`;
+      const page = expectStatus(await app.get(query), 200).body as Page<{ id: string }>;
+      expect(page.items.length).toBeLessThanOrEqual(3);
+      seen.push(...page.items.map((c) => c.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+
+    const future = expectStatus(await app.get(`/changes?requestedBy=u-filter&from=2999-01-01T00:00:00Z`), 200)
+      .body as Page<unknown>;
+    expect(future.items).toHaveLength(0);
+    expectStatus(await app.get('/changes?limit=501'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/changes?status=done'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/changes?cursor=not-a-cursor'), 400, 'VALIDATION_FAILED');
+  });
+
+  it('lists pending approvals with the required approval level, oldest first', async () => {
+    const low = await submit(app, normalChange('low', { title: 'Pending low' }));
+    const high = await submit(app, normalChange('high', { title: 'Pending high' }));
+    await reviewAll(app, low.id);
+    await reviewAll(app, high.id);
+    const pending = expectStatus(await app.get('/approvals/pending?limit=500'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    const mine = pending.items.filter((p) => p.changeId === low.id || p.changeId === high.id);
+    expect(mine).toEqual([
+      expect.objectContaining({
+        changeId: low.id,
+        requiredApproval: 'infrastructure-lead',
+        riskLevel: 'low',
+        title: 'Pending low',
+        requestedBy: { id: USERS.requester.sub, name: USERS.requester.name },
+      }),
+      expect.objectContaining({
+        changeId: high.id,
+        requiredApproval: 'management',
+        riskLevel: 'high',
+        awaitingSince: expect.any(String),
+        proposedStart: '2026-12-01T22:00:00Z',
+      }),
+    ]);
+    const managementOnly = expectStatus(
+      await app.get('/approvals/pending?requiredApproval=management&limit=500'),
+      200,
+    ).body as Page<Record<string, unknown>>;
+    expect(managementOnly.items.every((p) => p.requiredApproval === 'management')).toBe(true);
+    expectStatus(await app.post(`/changes/${low.id}/approve`, {}, USERS.lead), 200);
+    const after = expectStatus(await app.get('/approvals/pending?limit=500'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    expect(after.items.map((p) => p.changeId)).not.toContain(low.id);
+    expect(after.items.map((p) => p.changeId)).toContain(high.id);
+  });
+
+  it('keeps the retrospective queue of emergency changes with outstanding items and a due date', async () => {
+    const declared = await submit(app, emergencyChange({ title: 'Restore storage' }), USERS.implementer);
+    let queue = expectStatus(await app.get('/retrospectives/queue?limit=500'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    expect(queue.items.find((q) => q.changeId === declared.id)).toMatchObject({
+      title: 'Restore storage',
+      category: 'security',
+      outstanding: ['complete-request', 'post-implementation-review', 'retrospective-approval'],
+      dueAt: null,
+      overdue: false,
+    });
+    await implementSuccessfully(app, declared.id);
+    expectStatus(
+      await app.post(
+        `/changes/${declared.id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    queue = expectStatus(await app.get('/retrospectives/queue?limit=500'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    const item = queue.items.find((q) => q.changeId === declared.id)!;
+    expect(item.outstanding).toEqual(['complete-request', 'retrospective-approval']);
+    expect(typeof item.implementedAt).toBe('string');
+    const due = new Date(item.dueAt as string);
+    expect(due.getTime()).toBeGreaterThan(
+      new Date(item.implementedAt as string).getTime() + 2 * 86_400_000 - 1,
+    );
+    expect([0, 6]).not.toContain(due.getUTCDay());
+  });
+
+  it("serves the change log as JSON, CSV and the seed's Markdown table", async () => {
+    const { id } = await submit(app, normalChange('low', { title: 'Log | me' }));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
+    await prepareAndStart(app, id);
+    await implementSuccessfully(app, id);
+    const json = expectStatus(await app.get('/change-log?limit=500'), 200).body as Page<
+      Record<string, string>
+    >;
+    const row = json.items.find((r) => r.changeId === id);
+    const today = new Date().toISOString().slice(0, 10);
+    expect(row).toEqual({
+      date: today,
+      changeId: id,
+      description: 'Log | me',
+      type: 'Normal',
+      status: 'Completed',
+      implementedBy: USERS.implementer.name,
+    });
+    const dates = json.items.map((r) => r.date);
+    expect([...dates].sort().reverse()).toEqual(dates);
+
+    const markdown = await app.request<string>('GET', '/change-log?format=markdown');
+    expect(markdown.headers.get('content-type')).toContain('text/markdown');
+    const lines = (markdown.body as string).split('\n');
+    expect(lines[0]).toBe('| Date | Change ID | Description | Type | Status | Implemented By |');
+    expect(lines[1]).toBe('|------|-----------|-------------|------|--------|----------------|');
+    expect(lines).toContain(
+      `| ${today} | ${id} | Log \\| me | Normal | Completed | ${USERS.implementer.name} |`,
+    );
+    expect(lines.length - 3).toBe(json.items.length);
+
+    const csv = await app.request<string>('GET', '/change-log?format=csv');
+    expect(csv.headers.get('content-type')).toContain('text/csv');
+    expect((csv.body as string).split('\r\n')[0]).toBe('date,changeId,description,type,status,implementedBy');
+    expect(csv.body as string).toContain(
+      `${today},${id},Log | me,Normal,Completed,${USERS.implementer.name}`,
+    );
+    expectStatus(await app.get('/change-log?format=pdf'), 400, 'VALIDATION_FAILED');
+  });
+
+  it('lists standard templates with their usage counts', async () => {
+    const t = expectStatus(
+      await app.post(
+        '/standard-templates',
+        { name: 'Add a VM disk', description: 'd', procedure: ['qm set'], systemsScope: ['pve1'] },
+        USERS.manager,
+      ),
+      201,
+    ).body;
+    await submit(app, normalChange('low', { type: 'standard', standardTemplateId: t.id }));
+    await submit(app, normalChange('low', { type: 'standard', standardTemplateId: t.id }));
+    expectStatus(
+      await app.post(`/standard-templates/${t.id}/retire`, { reason: 'replaced' }, USERS.lead),
+      200,
+    );
+    const templates = expectStatus(await app.get('/standard-templates'), 200).body as {
+      items: Record<string, unknown>[];
+    };
+    expect(templates.items.find((x) => x.id === t.id)).toMatchObject({
+      active: false,
+      usageCount: 2,
+      retirementReason: 'replaced',
+    });
+    expectStatus(
+      await app.post('/changes', normalChange('low', { type: 'standard', standardTemplateId: t.id })),
+      422,
+      'RULE_VIOLATION',
+    );
+  });
+
+  it('reports health with the projection lag', async () => {
+    const health = expectStatus(await app.request('GET', '/health', { as: null }), 200).body;
+    expect(health).toMatchObject({
+      status: 'ok',
+      eventStore: 'up',
+      readModels: 'up',
+      projectionLag: expect.any(Number),
+    });
+  });
+});
