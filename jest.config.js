@@ -31,5 +31,15 @@ module.exports = {
     ...(process.env.MONGODB_URL
       ? [{ ...e2e, displayName: 'e2e-mongodb', setupFiles: ['<rootDir>/test/e2e/support/use-mongodb.ts'] }]
       : []),
+    // And with the events in EventStoreDB, whenever a server is given.
+    ...(process.env.EVENTSTORE_CONNECTION_STRING
+      ? [
+          {
+            ...e2e,
+            displayName: 'e2e-eventstoredb',
+            setupFiles: ['<rootDir>/test/e2e/support/use-eventstoredb.ts'],
+          },
+        ]
+      : []),
   ],
 };

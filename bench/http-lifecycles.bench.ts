@@ -6,7 +6,7 @@ import { Pool } from 'undici';
 import { signToken } from '@changeledger/platform';
 import { percentile, progress, round } from './bench-util';
 
-const SECRET = 'bench-secret-that-is-long-enough-for-hs256-000000';
+export const SECRET = 'bench-secret-that-is-long-enough-for-hs256-000000';
 const CLIENTS = 32;
 
 interface Step {
@@ -90,7 +90,7 @@ const LIFECYCLE: Step[] = [
   { method: 'POST', path: (id) => `/api/v1/changes/${id}/close`, as: 'implementer', body: {} },
 ];
 
-const startServer = async (dataDir: string, port: number): Promise<ChildProcess> => {
+export const startServer = async (dataDir: string, port: number): Promise<ChildProcess> => {
   const child = spawn(
     process.execPath,
     [
@@ -118,7 +118,7 @@ const startServer = async (dataDir: string, port: number): Promise<ChildProcess>
   return child;
 };
 
-const stopServer = (child: ChildProcess) =>
+export const stopServer = (child: ChildProcess) =>
   new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');

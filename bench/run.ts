@@ -1,5 +1,6 @@
 import { machine, progress } from './bench-util';
 import { benchHttpLifecycles } from './http-lifecycles.bench';
+import { benchRebuild } from './rebuild.bench';
 import { benchStoreAppends } from './store-appends.bench';
 
 /** `npm run bench`: every figure next to a baseline measured in the same run; JSON on stdout. */
@@ -24,6 +25,19 @@ const main = async () => {
         http.ratioToHealth >= 0.3 &&
         http.commandLatencyMs.p99 <= 25 &&
         http.errors === 0,
+    };
+  }
+  if (!only || only === 'rebuild') {
+    const rebuild = await benchRebuild();
+    const worstQuery = Math.max(...Object.values(rebuild.queryLatencyMs).map((q) => q.p99));
+    summary.readModels = {
+      ...rebuild,
+      targets: { ratio: 0.3, rebuildSeconds: 60, queryP99Ms: 20, liveLagP99Ms: 50 },
+      met:
+        rebuild.ratio >= 0.3 &&
+        rebuild.rebuildSeconds < 60 &&
+        worstQuery <= 20 &&
+        rebuild.liveLagMs.p99 <= 50,
     };
   }
   progress('done');

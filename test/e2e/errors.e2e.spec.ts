@@ -170,16 +170,19 @@ describe('every error code of the contract, as problem+json', () => {
   });
 
   it('422 RULE_VIOLATION names what is missing', async () => {
-    expectStatus(
+    const template = expectStatus(
       await app.post(
         '/standard-templates',
         { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['s'] },
         USERS.lead,
       ),
       201,
-    );
+    ).body;
     const result = expectStatus(
-      await app.post('/changes', normalChange('medium', { type: 'standard', standardTemplateId: 'STD-001' })),
+      await app.post(
+        '/changes',
+        normalChange('medium', { type: 'standard', standardTemplateId: template.id }),
+      ),
       422,
       'RULE_VIOLATION',
     );

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ROLES } from '@changeledger/domain';
-import { allProjections, replayInto } from '@changeledger/read-models';
+import { allProjections, rebuildReadModels } from '@changeledger/read-models';
 import {
   loadConfig,
   openEventStore,
@@ -50,31 +50,17 @@ const rebuild = async () => {
   const config = loadConfig();
   const events = await openEventStore(config);
   const live = await openReadModelStore(config);
-  const projections = allProjections(config);
+  const bar = new ProgressBar('rebuild', 'events');
+  const started = Date.now();
   try {
-    await live.init(projections.map((p) => p.collection));
-    const shadow = await live.createShadow();
-    const head = await events.headPosition();
-    const bar = new ProgressBar('rebuild', 'events');
-    const started = Date.now();
-    try {
-      // Positions need not be dense: progress is measured in log positions, rate in events.
-      let applied = 0;
-      await replayInto(events, shadow, projections, {
-        until: head,
-        onProgress: (p) => {
-          applied = p.events;
-          bar.update(Number(p.position), Number(head));
-        },
-      });
-      await shadow.promote();
-      bar.done(
-        `${applied} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
-      );
-    } catch (error) {
-      await shadow.discard();
-      throw error;
-    }
+    const projections = allProjections(config);
+    // Positions need not be dense: progress is measured in log positions, the rate in events.
+    const result = await rebuildReadModels(events, live, projections, (p) =>
+      bar.update(p.events, Number(p.position), Number(p.head)),
+    );
+    bar.done(
+      `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
+    );
   } finally {
     await live.close();
     await events.close();

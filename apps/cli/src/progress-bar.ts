@@ -12,19 +12,21 @@ export class ProgressBar {
     private readonly stream: NodeJS.WriteStream = process.stderr,
   ) {}
 
-  update(done: number, total: number) {
+  /** `count` items done so far; `done` of `total` measures how far along (e.g. log positions). */
+  update(count: number, done: number, total: number) {
     const now = Date.now();
     const tty = this.stream.isTTY === true;
     if (now - this.lastPrint < (tty ? 100 : 3000) && done < total) return;
     this.lastPrint = now;
     const seconds = Math.max((now - this.started) / 1000, 0.001);
-    const rate = done / seconds;
+    const rate = count / seconds;
     const fraction = total > 0 ? Math.min(done / total, 1) : 1;
-    const eta = rate > 0 && total > done ? Math.round((total - done) / rate) : 0;
+    const progressRate = done / seconds;
+    const eta = progressRate > 0 && total > done ? Math.round((total - done) / progressRate) : 0;
     const width = 30;
     const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '.');
     const line =
-      `${this.label} [${bar}] ${(fraction * 100).toFixed(1)}% ${done.toLocaleString('en')}/${total.toLocaleString('en')} ${this.unit}` +
+      `${this.label} [${bar}] ${(fraction * 100).toFixed(1)}% ${count.toLocaleString('en')} ${this.unit}` +
       ` ${Math.round(rate).toLocaleString('en')} ${this.unit}/s ETA ${eta}s`;
     this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
   }

@@ -217,3 +217,26 @@ const partition = <T>(items: readonly T[], test: (item: T) => boolean): [T[], T[
   for (const item of items) (test(item) ? yes : no).push(item);
   return [yes, no];
 };
+
+/**
+ * `projections:rebuild`: replays the whole log into a shadow of `live` while `live` keeps
+ * serving, then promotes the shadow in one step. A failure leaves `live` untouched.
+ */
+export const rebuildReadModels = async (
+  events: EventStore,
+  live: ReadModelStore,
+  projections: readonly Projection[],
+  onProgress?: (progress: RebuildProgress) => void,
+): Promise<{ events: number; head: bigint }> => {
+  await live.init(projections.map((p) => p.collection));
+  const shadow = await live.createShadow();
+  const head = await events.headPosition();
+  try {
+    const applied = await replayInto(events, shadow, projections, { until: head, onProgress });
+    await shadow.promote();
+    return { events: applied, head };
+  } catch (error) {
+    await shadow.discard();
+    throw error;
+  }
+};

@@ -69,8 +69,16 @@ export class AppHarness {
             MONGODB_DB: `e2e_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`,
           }
         : {};
+    const eventstore =
+      process.env.E2E_EVENT_STORE === 'eventstoredb'
+        ? {
+            EVENT_STORE: 'eventstoredb',
+            EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING ?? '',
+          }
+        : {};
     const config = loadConfig({
       ...mongo,
+      ...eventstore,
       DATA_DIR: dir,
       AUTH_JWT_SECRET: 'e2e-secret-that-is-long-enough-for-hs256-0123456789',
       LOG_LEVEL: 'error',

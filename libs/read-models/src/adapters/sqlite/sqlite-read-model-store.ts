@@ -129,12 +129,24 @@ export class SqliteReadModelStore implements ReadModelStore {
       params.push(toSql(condition.value));
     }
     const { field, direction } = query.orderBy;
-    const sortColumn = field === 'id' ? 'id' : `coalesce(${quote(field)}, '')`;
+    // The bare column (NULLs lowest, as in MongoDB), so that the (field, id) index serves the sort.
+    const sortColumn = field === 'id' ? 'id' : quote(field);
     if (query.after) {
       const op = direction === 'asc' ? '>' : '<';
-      where.push(`(${sortColumn} ${op} ? OR (${sortColumn} = ? AND id ${op} ?))`);
-      const value = toSql(query.after.value) ?? '';
-      params.push(value, value, query.after.id);
+      const value = toSql(query.after.value);
+      if (value === null) {
+        where.push(
+          direction === 'asc'
+            ? `(${sortColumn} IS NOT NULL OR (${sortColumn} IS NULL AND id > ?))`
+            : `(${sortColumn} IS NULL AND id < ?)`,
+        );
+        params.push(query.after.id);
+      } else {
+        where.push(
+          `(${sortColumn} ${op} ?${direction === 'desc' ? ` OR ${sortColumn} IS NULL` : ''} OR (${sortColumn} = ? AND id ${op} ?))`,
+        );
+        params.push(value, value, query.after.id);
+      }
     }
     const sql =
       `SELECT doc FROM ${this.table(collection)}` +

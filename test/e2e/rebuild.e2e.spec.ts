@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  allProjections,
+  rebuildReadModels,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+} from '@changeledger/read-models';
+import { AppHarness, USERS } from './support/app-harness';
+import { emergencyChange, expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
+
+describe('projections:rebuild while the API serves', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('replays the log into shadow read models and swaps them in; reads answer the same before, during and after', async () => {
+    for (let i = 0; i < 40; i++) {
+      const { id } = await submit(
+        app,
+        i % 4 === 0 ? emergencyChange() : normalChange(i % 2 ? 'low' : 'high'),
+        i % 4 === 0 ? USERS.implementer : USERS.requester,
+      );
+      if (i % 3 === 0 && i % 4 !== 0) await reviewAll(app, id);
+    }
+    const read = async () => ({
+      changes: expectStatus(await app.get('/changes?limit=500'), 200).body,
+      log: expectStatus(await app.get('/change-log?format=markdown'), 200).body,
+      pending: expectStatus(await app.get('/approvals/pending?limit=500'), 200).body,
+      queue: expectStatus(await app.get('/retrospectives/queue?limit=500'), 200).body,
+    });
+    const before = await read();
+    const store = app.app.get<ReadModelStore>(READ_MODEL_STORE);
+    const progress: bigint[] = [];
+    const rebuilding = rebuildReadModels(app.store, store, allProjections(app.config), (p) =>
+      progress.push(p.position),
+    );
+    const during = await read(); // served from the live models while the shadow fills
+    const result = await rebuilding;
+    expect(result.events).toBe(Number(await app.store.headPosition()));
+    expect(progress.at(-1)).toBe(result.head);
+    expect(during).toEqual(before);
+    expect(await read()).toEqual(before);
+
+    // The projector keeps working on the swapped-in models.
+    const { id } = await submit(app, normalChange('low', { title: 'After the rebuild' }));
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      title: 'After the rebuild',
+    });
+  });
+});
