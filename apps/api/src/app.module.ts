@@ -21,6 +21,7 @@ import {
   systemClock,
 } from '@changeledger/platform';
 import { AggregateLoader } from './application/aggregate-loader';
+import { AuditController } from './audit/audit.controller';
 import { ExecuteDecisionHandler } from './application/execute-decision.handler';
 import { READ_MODEL_QUERY_HANDLERS } from './read-models/read-model.queries';
 import { ReadModelsController } from './read-models/read-models.controller';
@@ -76,6 +77,7 @@ export class AppModule {
       module: AppModule,
       imports: [CqrsModule.forRoot()],
       controllers: [
+        AuditController,
         ChangeRequestsController,
         StandardTemplatesController,
         ReadModelsController,

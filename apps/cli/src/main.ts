@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ROLES } from '@changeledger/domain';
+import { verifyHashChains } from '@changeledger/event-store';
 import { allProjections, rebuildReadModels } from '@changeledger/read-models';
 import {
   loadConfig,
@@ -67,7 +68,31 @@ const rebuild = async () => {
   }
 };
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { token, rebuild };
+/** `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event. */
+const verify = async () => {
+  const config = loadConfig();
+  const events = await openEventStore(config);
+  const bar = new ProgressBar('verify', 'events');
+  try {
+    const report = await verifyHashChains(events, {
+      onProgress: (checked, position, head) => bar.update(checked, Number(position), Number(head)),
+    });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.valid) {
+      bar.done(
+        `${report.checkedEvents} events in ${report.checkedStreams} streams: every hash chain is intact`,
+      );
+    } else {
+      const f = report.firstInvalid!;
+      bar.done(`BROKEN at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}`);
+      process.exitCode = 1;
+    }
+  } finally {
+    await events.close();
+  }
+};
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { token, rebuild, verify };
 
 const main = async () => {
   const [command, ...args] = process.argv.slice(2);

@@ -9,3 +9,4 @@ export {
   sequenceStreamId,
   redactConnectionString,
 } from './adapters/eventstoredb/eventstoredb-mapping';
+export * from './audit/verify-chain';

@@ -1,0 +1,139 @@
+import { Readable } from 'node:stream';
+import { Controller, Get, Headers, Inject, Param, Query, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsISO8601, IsOptional, Matches } from 'class-validator';
+import type { FastifyReply } from 'fastify';
+import {
+  type Actor,
+  changeRequestStreamId,
+  type ChangeRequestEvent,
+  evolveChangeRequest,
+  initialChangeRequestState,
+  notFound,
+  toChangeView,
+} from '@changeledger/domain';
+import {
+  EVENT_STORE,
+  type EventStore,
+  type RecordedEvent,
+  verifyHashChains,
+} from '@changeledger/event-store';
+import { CurrentActor } from '../auth/current-actor.decorator';
+import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
+import { ChangeIdParam } from '../http/id-params';
+
+export class AsOfQueryDto {
+  @IsISO8601({ strict: true }) at!: string;
+}
+
+export class AuditEventsQueryDto {
+  @IsOptional()
+  @Matches(/^\d{1,20}$/, { message: 'after must be a position (decimal digits)' })
+  after?: string;
+  @IsOptional()
+  @Matches(/^([1-9]\d{0,3}|10000)$/, { message: 'limit must be an integer from 1 to 10000' })
+  limit?: string;
+}
+
+/** An event as auditors see it: positions as decimal strings, the chain fields at the top. */
+export const toAuditEvent = (e: RecordedEvent) => {
+  const { hash, previousHash, ...metadata } = e.metadata as typeof e.metadata & {
+    hash?: string;
+    previousHash?: string;
+  };
+  return {
+    position: e.position.toString(),
+    streamId: e.streamId,
+    revision: Number(e.revision),
+    eventId: e.eventId,
+    type: e.type,
+    occurredAt: metadata.occurredAt,
+    actor: metadata.actor,
+    data: e.data,
+    metadata,
+    hash: hash ?? null,
+    previousHash: previousHash ?? null,
+  };
+};
+
+const STREAM_PAGE = 1000;
+
+@ApiTags('audit')
+@ApiBearerAuth()
+@Controller()
+export class AuditController {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  private async changeEvents(id: string) {
+    const events = await this.store.readStream(changeRequestStreamId(id));
+    if (events.length === 0) throw notFound(`no change request ${id}`);
+    return events;
+  }
+
+  @Get('changes/:id/history')
+  async history(@Param() { id }: ChangeIdParam, @CurrentActor() actor: Actor) {
+    requireRoles(actor, AUDIT_ROLES);
+    return { changeId: id, items: (await this.changeEvents(id)).map(toAuditEvent) };
+  }
+
+  @Get('changes/:id/as-of')
+  async asOf(@Param() { id }: ChangeIdParam, @Query() { at }: AsOfQueryDto, @CurrentActor() actor: Actor) {
+    requireRoles(actor, AUDIT_ROLES);
+    const limit = Date.parse(at);
+    const events = (await this.changeEvents(id)).filter((e) => Date.parse(e.metadata.occurredAt) <= limit);
+    if (events.length === 0) throw notFound(`change request ${id} did not exist at ${at}`);
+    const state = events.reduce(
+      (s, e) => evolveChangeRequest(s, { type: e.type, data: e.data } as unknown as ChangeRequestEvent),
+      initialChangeRequestState(),
+    );
+    return {
+      asOf: new Date(limit).toISOString(),
+      position: events[events.length - 1].position.toString(),
+      ...toChangeView(state),
+    };
+  }
+
+  /**
+   * The global log in order. JSON pages by default; with `Accept: application/x-ndjson` a
+   * stream of one event per line, read page by page as the client consumes it.
+   */
+  @Get('audit/events')
+  async events(
+    @Query() query: AuditEventsQueryDto,
+    @Headers('accept') accept: string | undefined,
+    @CurrentActor() actor: Actor,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    requireRoles(actor, AUDIT_ROLES);
+    const after = BigInt(query.after ?? '0');
+    if (accept?.includes('application/x-ndjson')) {
+      const store = this.store;
+      const max = query.limit === undefined ? Infinity : Number(query.limit);
+      async function* lines() {
+        let cursor = after;
+        let sent = 0;
+        while (sent < max) {
+          const page = await store.readAll({ after: cursor, limit: Math.min(STREAM_PAGE, max - sent) });
+          if (page.length === 0) return;
+          for (const e of page) yield `${JSON.stringify(toAuditEvent(e))}\n`;
+          sent += page.length;
+          cursor = page[page.length - 1].position;
+        }
+      }
+      void reply.header('Content-Type', 'application/x-ndjson; charset=utf-8');
+      return Readable.from(lines(), { objectMode: false, highWaterMark: 16 });
+    }
+    const limit = query.limit === undefined ? 100 : Number(query.limit);
+    const page = await this.store.readAll({ after, limit });
+    return {
+      items: page.map(toAuditEvent),
+      nextAfter: page.length === limit ? page[page.length - 1].position.toString() : null,
+    };
+  }
+
+  @Get('audit/verify')
+  async verify(@CurrentActor() actor: Actor) {
+    requireRoles(actor, AUDIT_ROLES);
+    return verifyHashChains(this.store);
+  }
+}

@@ -1,0 +1,161 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
+import { AppHarness, USERS } from './support/app-harness';
+import {
+  expectStatus,
+  implementSuccessfully,
+  normalChange,
+  prepareAndStart,
+  reviewAll,
+  submit,
+} from './support/change-fixtures';
+
+type AuditEvent = {
+  position: string;
+  revision: number;
+  type: string;
+  occurredAt: string;
+  actor: { id: string };
+  hash: string;
+  previousHash: string;
+};
+
+describe('audit: history, time travel, the global log and tamper evidence', () => {
+  let app: AppHarness;
+  let now = Date.parse('2026-11-02T09:00:00.000Z');
+  /** A clock the test moves: one hour per command, so as-of points are unambiguous. */
+  const clock = { now: () => new Date((now += 3_600_000)) };
+  let id: string;
+
+  beforeAll(async () => {
+    app = await AppHarness.start({}, { clock });
+    ({ id } = await submit(app, normalChange('low')));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
+    await prepareAndStart(app, id);
+    await implementSuccessfully(app, id);
+  });
+  afterAll(async () => app.close());
+
+  it('GET /changes/:id/history lists every event in order with its actor and hash chain', async () => {
+    const history = expectStatus(await app.get(`/changes/${id}/history`, USERS.auditor), 200).body as {
+      items: AuditEvent[];
+    };
+    const types = history.items.map((e) => e.type);
+    expect(types[0]).toBe('ChangeSubmitted');
+    expect(types.at(-1)).toBe('ImplementationCompleted');
+    expect(history.items.map((e) => e.revision)).toEqual(history.items.map((_, i) => i));
+    expect(history.items[0].previousHash).toBe('0'.repeat(64));
+    for (let i = 1; i < history.items.length; i++)
+      expect(history.items[i].previousHash).toBe(history.items[i - 1].hash);
+    expect(history.items.find((e) => e.type === 'ChangeApproved')?.actor.id).toBe(USERS.lead.sub);
+    expectStatus(await app.get(`/changes/${id}/history`, USERS.requester), 403, 'FORBIDDEN');
+    expectStatus(await app.get(`/changes/CHG-9999/history`, USERS.auditor), 404, 'NOT_FOUND');
+  });
+
+  it('GET /changes/:id/as-of folds the events up to that time', async () => {
+    const history = (
+      expectStatus(await app.get(`/changes/${id}/history`, USERS.auditor), 200).body as {
+        items: AuditEvent[];
+      }
+    ).items;
+    const when = (type: string) => history.find((e) => e.type === type)!.occurredAt;
+    const asOf = async (at: string) =>
+      expectStatus(await app.get(`/changes/${id}/as-of?at=${encodeURIComponent(at)}`, USERS.auditor), 200)
+        .body;
+    expect(await asOf(when('ChangeSubmitted'))).toMatchObject({
+      status: 'in-review',
+      version: 1,
+      reviews: [],
+    });
+    expect(await asOf(when('ReviewsCompleted'))).toMatchObject({
+      status: 'awaiting-approval',
+      requiredApproval: 'infrastructure-lead',
+    });
+    const approvedAt = new Date(Date.parse(when('ChangeApproved')) + 1000).toISOString();
+    expect(await asOf(approvedAt)).toMatchObject({ status: 'approved', approvedBy: { id: USERS.lead.sub } });
+    expect(await asOf(when('ImplementationCompleted'))).toMatchObject({
+      status: 'implemented',
+      outcome: 'successful',
+    });
+    expectStatus(
+      await app.get(`/changes/${id}/as-of?at=2020-01-01T00:00:00Z`, USERS.auditor),
+      404,
+      'NOT_FOUND',
+    );
+    expectStatus(await app.get(`/changes/${id}/as-of?at=yesterday`, USERS.auditor), 400, 'VALIDATION_FAILED');
+  });
+
+  it('GET /audit/events pages the global log, and streams it as NDJSON', async () => {
+    const head = await app.store.headPosition();
+    const first = expectStatus(await app.get('/audit/events?limit=5', USERS.manager), 200).body as {
+      items: AuditEvent[];
+      nextAfter: string;
+    };
+    expect(first.items).toHaveLength(5);
+    const second = expectStatus(
+      await app.get(`/audit/events?after=${first.nextAfter}&limit=5`, USERS.manager),
+      200,
+    ).body as { items: AuditEvent[] };
+    expect(BigInt(second.items[0].position)).toBeGreaterThan(BigInt(first.items[4].position));
+    const response = await fetch(`${app.baseUrl}/audit/events`, {
+      headers: { authorization: `Bearer ${await app.token(USERS.auditor)}`, accept: 'application/x-ndjson' },
+    });
+    expect(response.headers.get('content-type')).toContain('application/x-ndjson');
+    const lines = (await response.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditEvent);
+    expect(lines).toHaveLength(Number(head));
+    expect(lines.map((l) => BigInt(l.position))).toEqual(
+      [...lines.map((l) => BigInt(l.position))].sort((a, b) => (a < b ? -1 : 1)),
+    );
+  });
+
+  it('verifies an untouched store as valid, and names the stream and revision that was edited, deleted or reordered', async () => {
+    const valid = expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body;
+    expect(valid).toMatchObject({ valid: true, checkedEvents: Number(await app.store.headPosition()) });
+    expectStatus(await app.get('/audit/verify', USERS.implementer), 403, 'FORBIDDEN');
+
+    const file = join(app.dataDir, 'events.sqlite');
+    const stream = `changeRequest-${id}`;
+    const tamper = (sql: string, ...params: unknown[]) => {
+      const db = new Database(file);
+      db.prepare(sql).run(...params);
+      db.close();
+    };
+    const report = async () =>
+      expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body as {
+        valid: boolean;
+        firstInvalid?: { streamId: string; revision: string };
+      };
+
+    // Edit: someone rewrites who approved.
+    tamper(
+      `UPDATE events SET data = json_set(data, '$.by.name', 'Someone Else') WHERE stream_id = ? AND revision = 5`,
+      stream,
+    );
+    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '5' } });
+    tamper(
+      `UPDATE events SET data = json_set(data, '$.by.name', ?) WHERE stream_id = ? AND revision = 5`,
+      USERS.lead.name,
+      stream,
+    );
+    expect((await report()).valid).toBe(true);
+
+    // Reorder: two events swap places (their revisions swap).
+    tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
+    tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
+    tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
+    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '8' } });
+    tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
+    tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
+    tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
+    expect((await report()).valid).toBe(true);
+
+    // Delete: an event disappears from the middle.
+    tamper(`DELETE FROM events WHERE stream_id = ? AND revision = 3`, stream);
+    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '4' } });
+  });
+});
