@@ -115,7 +115,21 @@ export class Projector {
       if (batch.length === 0) return;
       const events = batch;
       batch = [];
-      await applyBatch(this.store, this.projections, events);
+      // A store that is down (MongoDB failover, disk full) must not end the projector: retry the
+      // same batch with backoff; the position guard makes a partly written batch safe to repeat.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await applyBatch(this.store, this.projections, events);
+          break;
+        } catch (error) {
+          if (this.stopped) throw error;
+          const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+          this.options.logger?.error(
+            `projector: writing ${events.length} events failed (attempt ${attempt}, retrying in ${delay} ms): ${error instanceof Error ? error.message : String(error)}`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
       this.advance(events[events.length - 1].position);
     };
     while (!this.stopped) {
