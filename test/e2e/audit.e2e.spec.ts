@@ -159,3 +159,49 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '4' } });
   });
 });
+
+describe('evidence bundle', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('fills in the seed template, lists the history and checks the chain (markdown and JSON)', async () => {
+    const { id } = await submit(app, normalChange('high', { title: 'Replace core switch' }));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, { comment: 'accepted' }, USERS.manager), 200);
+    const markdown = await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, {
+      as: USERS.auditor,
+    });
+    expect(markdown.status).toBe(200);
+    expect(markdown.headers.get('content-type')).toContain('text/markdown');
+    const text = markdown.body;
+    for (const expected of [
+      '# Change Request',
+      '## Change Information',
+      `- **Requestor:** ${USERS.requester.name}`,
+      '- **Change Type:** Normal',
+      '- **Priority:** Medium',
+      '## Systems Affected\n- pve1\n- pve2\n- switch-core',
+      '## Implementation Plan\n1. Drain pve1',
+      '- **Risk Level:** High',
+      '- **Estimated Duration:** 90 minutes',
+      `- **Approved By:** ${USERS.manager.name} (management)`,
+      '| Position | Revision | Time | Event | Actor | Hash |',
+      'Intact: 6 events',
+    ]) {
+      expect(text).toContain(expected);
+    }
+    expect(text).toMatch(new RegExp(`Reviewed By:\\*\\* .*${USERS.technical.name} \\(technical: approve\\)`));
+    const json = expectStatus(await app.get(`/changes/${id}/evidence?format=json`, USERS.auditor), 200)
+      .body as {
+      change: { id: string };
+      history: unknown[];
+      hashChain: { valid: boolean };
+    };
+    expect(json).toMatchObject({ change: { id }, hashChain: { valid: true, checkedEvents: 6 } });
+    expect(json.history).toHaveLength(6);
+    expectStatus(await app.get(`/changes/${id}/evidence`, USERS.requester), 403, 'FORBIDDEN');
+  });
+});

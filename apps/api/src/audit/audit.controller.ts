@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Controller, Get, Headers, Inject, Param, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { IsISO8601, IsOptional, Matches } from 'class-validator';
+import { IsIn, IsISO8601, IsOptional, Matches } from 'class-validator';
 import type { FastifyReply } from 'fastify';
 import {
   type Actor,
@@ -17,14 +17,26 @@ import {
   type EventStore,
   type RecordedEvent,
   verifyHashChains,
+  verifyStreamChain,
 } from '@changeledger/event-store';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { ChangeIdParam } from '../http/id-params';
+import { evidenceMarkdown } from './evidence';
 
 export class AsOfQueryDto {
   @IsISO8601({ strict: true }) at!: string;
 }
+
+export class EvidenceQueryDto {
+  @IsOptional() @IsIn(['markdown', 'json']) format?: 'markdown' | 'json';
+}
+
+const fold = (events: readonly RecordedEvent[]) =>
+  events.reduce(
+    (s, e) => evolveChangeRequest(s, { type: e.type, data: e.data } as unknown as ChangeRequestEvent),
+    initialChangeRequestState(),
+  );
 
 export class AuditEventsQueryDto {
   @IsOptional()
@@ -76,16 +88,33 @@ export class AuditController {
     return { changeId: id, items: (await this.changeEvents(id)).map(toAuditEvent) };
   }
 
+  /** The sample an auditor files: the filled-in request template, its history, its chain check. */
+  @Get('changes/:id/evidence')
+  async evidence(
+    @Param() { id }: ChangeIdParam,
+    @Query() { format }: EvidenceQueryDto,
+    @CurrentActor() actor: Actor,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    requireRoles(actor, AUDIT_ROLES);
+    const events = await this.changeEvents(id);
+    const view = toChangeView(fold(events));
+    const history = events.map(toAuditEvent);
+    const chain = verifyStreamChain(events);
+    const generatedAt = new Date().toISOString();
+    if (format === 'json') return { generatedAt, change: view, history, hashChain: chain };
+    void reply.header('Content-Type', 'text/markdown; charset=utf-8');
+    void reply.header('Content-Disposition', `inline; filename="${id}-evidence.md"`);
+    return evidenceMarkdown(view, history, chain, generatedAt);
+  }
+
   @Get('changes/:id/as-of')
   async asOf(@Param() { id }: ChangeIdParam, @Query() { at }: AsOfQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     const limit = Date.parse(at);
     const events = (await this.changeEvents(id)).filter((e) => Date.parse(e.metadata.occurredAt) <= limit);
     if (events.length === 0) throw notFound(`change request ${id} did not exist at ${at}`);
-    const state = events.reduce(
-      (s, e) => evolveChangeRequest(s, { type: e.type, data: e.data } as unknown as ChangeRequestEvent),
-      initialChangeRequestState(),
-    );
+    const state = fold(events);
     return {
       asOf: new Date(limit).toISOString(),
       position: events[events.length - 1].position.toString(),

@@ -15,6 +15,42 @@ export interface ChainReport {
   readonly firstInvalid?: ChainBreak;
 }
 
+interface ChainLink {
+  readonly revision: bigint;
+  readonly hash: string;
+}
+
+/** Why `event` does not continue a stream whose last verified event is `last` (undefined: it does). */
+export const chainFault = (last: ChainLink | undefined, event: RecordedEvent): string | undefined => {
+  const expectedRevision = last ? last.revision + 1n : 0n;
+  if (event.revision !== expectedRevision) {
+    return `revision ${event.revision} where ${expectedRevision} was due: an event is missing or out of order`;
+  }
+  const previousHash = last?.hash ?? GENESIS_HASH;
+  const stored = event.metadata as { hash?: unknown; previousHash?: unknown };
+  if (stored.previousHash !== previousHash) return 'previousHash does not match the hash of the previous event';
+  if (stored.hash !== computeEventHash(event, previousHash)) return 'hash does not match the event: its content was changed';
+  return undefined;
+};
+
+/** The chain check of one stream's events (in revision order), e.g. for an evidence bundle. */
+export const verifyStreamChain = (events: readonly RecordedEvent[]): ChainReport => {
+  let last: ChainLink | undefined;
+  for (const [index, event] of events.entries()) {
+    const reason = chainFault(last, event);
+    if (reason) {
+      return {
+        valid: false,
+        checkedEvents: index + 1,
+        checkedStreams: 1,
+        firstInvalid: { streamId: event.streamId, revision: event.revision.toString(), position: event.position.toString(), reason },
+      };
+    }
+    last = { revision: event.revision, hash: String(event.metadata.hash) };
+  }
+  return { valid: true, checkedEvents: events.length, checkedStreams: events.length > 0 ? 1 : 0 };
+};
+
 /**
  * Checks every stream's hash chain in one pass over the global log: revisions must follow
  * 0, 1, 2… in log order, each `previousHash` must be the hash of the stream's previous event,
@@ -28,7 +64,7 @@ export const verifyHashChains = async (
 ): Promise<ChainReport> => {
   const pageSize = options.pageSize ?? 5000;
   const head = await store.headPosition();
-  const streams = new Map<string, { revision: bigint; hash: string }>();
+  const streams = new Map<string, ChainLink>();
   let checked = 0;
   let after = 0n;
   const broken = (event: RecordedEvent, reason: string): ChainReport => ({
