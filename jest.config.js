@@ -21,11 +21,17 @@ const base = {
   moduleNameMapper,
   testEnvironment: 'node',
 };
-const e2e = { ...base, testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'] };
+// End-to-end tests make many real HTTP round trips; on FerretDB under load 5 s is too tight.
+const e2e = { ...base, testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'], testTimeout: 30_000 };
 module.exports = {
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
-    { ...base, displayName: 'contract', testMatch: ['<rootDir>/test/contract/**/*.spec.ts'] },
+    {
+      ...base,
+      displayName: 'contract',
+      testMatch: ['<rootDir>/test/contract/**/*.spec.ts'],
+      testTimeout: 30_000,
+    },
     { ...e2e, displayName: 'e2e' },
     // The same end-to-end suite with the read models in MongoDB, whenever a server is given.
     ...(process.env.MONGODB_URL

@@ -113,8 +113,10 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();
     const body = toProblem(error);
-    if (body.status >= 500) {
+    if (body.code === 'INTERNAL') {
       this.logger.error(`${request.method} ${request.url}: ${(error as Error)?.stack ?? String(error)}`);
+    } else if (body.status >= 500) {
+      this.logger.warn(`${request.method} ${request.url}: ${body.code}: ${body.detail}`);
     }
     if (body.code === 'PROJECTION_LAGGING') reply.header('Retry-After', '1');
     if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
