@@ -28,8 +28,10 @@ export const chainFault = (last: ChainLink | undefined, event: RecordedEvent): s
   }
   const previousHash = last?.hash ?? GENESIS_HASH;
   const stored = event.metadata as { hash?: unknown; previousHash?: unknown };
-  if (stored.previousHash !== previousHash) return 'previousHash does not match the hash of the previous event';
-  if (stored.hash !== computeEventHash(event, previousHash)) return 'hash does not match the event: its content was changed';
+  if (stored.previousHash !== previousHash)
+    return 'previousHash does not match the hash of the previous event';
+  if (stored.hash !== computeEventHash(event, previousHash))
+    return 'hash does not match the event: its content was changed';
   return undefined;
 };
 
@@ -43,7 +45,12 @@ export const verifyStreamChain = (events: readonly RecordedEvent[]): ChainReport
         valid: false,
         checkedEvents: index + 1,
         checkedStreams: 1,
-        firstInvalid: { streamId: event.streamId, revision: event.revision.toString(), position: event.position.toString(), reason },
+        firstInvalid: {
+          streamId: event.streamId,
+          revision: event.revision.toString(),
+          position: event.position.toString(),
+          reason,
+        },
       };
     }
     last = { revision: event.revision, hash: String(event.metadata.hash) };
