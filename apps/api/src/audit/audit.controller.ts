@@ -3,15 +3,7 @@ import { Controller, Get, Headers, Inject, Param, Query, Res } from '@nestjs/com
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsISO8601, IsOptional, Matches } from 'class-validator';
 import type { FastifyReply } from 'fastify';
-import {
-  type Actor,
-  changeRequestStreamId,
-  type ChangeRequestEvent,
-  evolveChangeRequest,
-  initialChangeRequestState,
-  notFound,
-  toChangeView,
-} from '@changeledger/domain';
+import { type Actor, changeRequestStreamId, notFound, toChangeView } from '@changeledger/domain';
 import {
   EVENT_STORE,
   type EventStore,
@@ -19,6 +11,8 @@ import {
   verifyHashChains,
   verifyStreamChain,
 } from '@changeledger/event-store';
+import { AggregateLoader } from '../application/aggregate-loader';
+import { changeRequestAggregate } from '../application/aggregates';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { ChangeIdParam } from '../http/id-params';
@@ -31,12 +25,6 @@ export class AsOfQueryDto {
 export class EvidenceQueryDto {
   @IsOptional() @IsIn(['markdown', 'json']) format?: 'markdown' | 'json';
 }
-
-const fold = (events: readonly RecordedEvent[]) =>
-  events.reduce(
-    (s, e) => evolveChangeRequest(s, { type: e.type, data: e.data } as unknown as ChangeRequestEvent),
-    initialChangeRequestState(),
-  );
 
 export class AuditEventsQueryDto {
   @IsOptional()
@@ -74,7 +62,10 @@ const STREAM_PAGE = 1000;
 @ApiBearerAuth()
 @Controller()
 export class AuditController {
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly loader: AggregateLoader,
+  ) {}
 
   private async changeEvents(id: string) {
     const events = await this.store.readStream(changeRequestStreamId(id));
@@ -98,7 +89,7 @@ export class AuditController {
   ) {
     requireRoles(actor, AUDIT_ROLES);
     const events = await this.changeEvents(id);
-    const view = toChangeView(fold(events));
+    const view = toChangeView(this.loader.fold(changeRequestAggregate, events));
     const history = events.map(toAuditEvent);
     const chain = verifyStreamChain(events);
     const generatedAt = new Date().toISOString();
@@ -114,7 +105,7 @@ export class AuditController {
     const limit = Date.parse(at);
     const events = (await this.changeEvents(id)).filter((e) => Date.parse(e.metadata.occurredAt) <= limit);
     if (events.length === 0) throw notFound(`change request ${id} did not exist at ${at}`);
-    const state = fold(events);
+    const state = this.loader.fold(changeRequestAggregate, events);
     return {
       asOf: new Date(limit).toISOString(),
       position: events[events.length - 1].position.toString(),
