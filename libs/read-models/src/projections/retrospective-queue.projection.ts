@@ -1,4 +1,4 @@
-import { type ChangeRequestFields, type EmergencyCategory, LATER_FIELDS } from '@changeledger/domain';
+import { type ChangeRequestFields, type EmergencyCategory, missingRequestFields } from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { addBusinessDays } from './business-days';
 import { changeIdOf, type Projection } from './projection';
@@ -28,11 +28,6 @@ const outstandingOf = (
   ...(doc.decided ? [] : (['retrospective-approval'] as const)),
 ];
 
-const missingOf = (request: Partial<ChangeRequestFields>) =>
-  LATER_FIELDS.filter(
-    (f) => request[f] === undefined || (Array.isArray(request[f]) && request[f].length === 0),
-  );
-
 /** `dueBusinessDays`: RETROSPECTIVE_DUE_BUSINESS_DAYS, counted from the end of implementation. */
 export const retrospectiveQueueProjection = (dueBusinessDays: number): Projection<RetrospectiveDocument> => ({
   collection: {
@@ -57,7 +52,7 @@ export const retrospectiveQueueProjection = (dueBusinessDays: number): Projectio
         category: request.emergency!.category,
         declaredAt: d.at as string,
         implementedAt: null,
-        missingFields: missingOf(request),
+        missingFields: missingRequestFields(request),
         reviewed: false,
         decided: false,
         dueAt: null,
