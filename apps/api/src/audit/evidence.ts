@@ -1,5 +1,6 @@
 import type { ChangeView } from '@changeledger/domain';
 import type { ChainReport } from '@changeledger/event-store';
+import { markdownCell } from '@changeledger/read-models';
 import type { toAuditEvent } from './audit.controller';
 
 type AuditEvent = ReturnType<typeof toAuditEvent>;
@@ -8,7 +9,6 @@ const word = (value: string | null | undefined) =>
   value ? value.charAt(0).toUpperCase() + value.slice(1) : '—';
 const day = (iso: string | null | undefined) => (iso ? iso.slice(0, 10) : '—');
 const text = (value: string | null | undefined) => (value && value.trim() ? value : '_(not recorded)_');
-const cell = (value: string) => value.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
 /** Who approved, in the words an auditor expects, whatever the change type. */
 const approvedBy = (v: ChangeView) => {
@@ -85,7 +85,7 @@ export const evidenceMarkdown = (
     '|----------|----------|------|-------|-------|------|',
     ...history.map(
       (e) =>
-        `| ${e.position} | ${e.revision} | ${e.occurredAt} | ${e.type} | ${cell(`${e.actor.name} (${e.actor.roles.join(', ')})`)} | ${(e.hash ?? '').slice(0, 16)}… |`,
+        `| ${e.position} | ${e.revision} | ${e.occurredAt} | ${e.type} | ${markdownCell(`${e.actor.name} (${e.actor.roles.join(', ')})`)} | ${(e.hash ?? '').slice(0, 16)}… |`,
     ),
     '',
     '## Hash chain',

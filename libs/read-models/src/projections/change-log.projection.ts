@@ -134,7 +134,8 @@ export const toChangeLogRow = (row: ChangeLogDocument) => ({
 
 export type ChangeLogRow = ReturnType<typeof toChangeLogRow>;
 
-const markdownCell = (text: string) =>
+/** Text safe inside a Markdown table cell (pipes and backslashes escaped, one line). */
+export const markdownCell = (text: string) =>
   text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
 /** Exactly the seed's table layout: header, the dashed separator row, one row per change. */
