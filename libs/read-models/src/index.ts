@@ -4,3 +4,4 @@ export * from './projections';
 export * from './projector';
 export * from './adapters/sqlite/sqlite-read-model-store';
 export * from './adapters/mongodb/mongodb-read-model-store';
+export * from './reports';

@@ -2,7 +2,14 @@ import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger
 import { CHANGE_STREAM_PREFIX, type Projection, TEMPLATE_STREAM_PREFIX } from './projections/projection';
 import type { ReadModelDocument, ReadModelStore } from './read-model-store.port';
 
-export const PROJECTOR_CHECKPOINT = 'read-models';
+/**
+ * Named after the set of read models: adding one renames it, so an installation upgraded to a
+ * new read model replays the log once from the start. Documents already up to date skip every
+ * event they have seen (the `_position` guard); the new read model fills up. (A changed
+ * `evolve` of an existing read model needs `projections:rebuild` instead.)
+ * v2: compliance_facts added.
+ */
+export const PROJECTOR_CHECKPOINT = 'read-models@v2';
 export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
 
 export interface ProjectorOptions {

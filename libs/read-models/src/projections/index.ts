@@ -1,5 +1,6 @@
 import type { Projection } from './projection';
 import { changeLogProjection } from './change-log.projection';
+import { complianceFactsProjection } from './compliance-facts.projection';
 import { changeRequestsProjection } from './change-requests.projection';
 import { pendingApprovalsProjection } from './pending-approvals.projection';
 import { retrospectiveQueueProjection } from './retrospective-queue.projection';
@@ -9,6 +10,7 @@ export * from './projection';
 export * from './business-days';
 export * from './change-log.projection';
 export * from './change-requests.projection';
+export * from './compliance-facts.projection';
 export * from './pending-approvals.projection';
 export * from './retrospective-queue.projection';
 export * from './standard-templates.projection';
@@ -25,4 +27,5 @@ export const allProjections = (settings: ProjectionSettings): Projection[] =>
     pendingApprovalsProjection,
     retrospectiveQueueProjection(settings.retrospectiveDueBusinessDays),
     standardTemplatesProjection,
+    complianceFactsProjection(settings.retrospectiveDueBusinessDays),
   ] as unknown as Projection[];

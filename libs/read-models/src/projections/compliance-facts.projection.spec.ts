@@ -1,0 +1,237 @@
+/**
+ * `compliance_facts`: the times and actors of every control-relevant step of a change, and the
+ * segregation-of-duties rules checked against the events themselves.
+ */
+import type { ChangeRequestEvent } from '@changeledger/domain';
+import {
+  actors,
+  allReviewsApproved,
+  approvedBy,
+  closed,
+  completed,
+  emergencyHistory,
+  event,
+  normalHistory,
+  normalRequest,
+  postImplementationReviewed,
+  standardHistory,
+  started,
+  submitted,
+  templateCreated,
+} from '../../../domain/src/change-request/change-request.fixtures';
+import { type ComplianceFactsDocument, complianceFactsProjection } from './compliance-facts.projection';
+import { at, changeStream, eventLog, project, templateStream } from './recorded-events.fixtures';
+
+const projection = complianceFactsProjection(2);
+
+/** The events, one hour apart from Monday 2026-10-05 09:00 UTC. */
+const hourly = (events: readonly ChangeRequestEvent[], start = '2026-10-05T09:00:00.000Z') =>
+  events.map((e, i) => at(e, new Date(Date.parse(start) + i * 3_600_000).toISOString()));
+
+const hour = (n: number, start = '2026-10-05T09:00:00.000Z') =>
+  new Date(Date.parse(start) + n * 3_600_000).toISOString();
+
+const factsOf = (events: readonly ChangeRequestEvent[]): ComplianceFactsDocument => {
+  const log = eventLog();
+  const docs = project(projection, log.append(changeStream('CHG-001'), ...events));
+  const doc = docs.get('CHG-001');
+  if (!doc) throw new Error('no document');
+  return doc;
+};
+
+describe('compliance facts projection', () => {
+  it('records every step of a closed normal change with its time and actor', () => {
+    const doc = factsOf(hourly(normalHistory('closed', { risk: 'medium' })));
+    // submitted(0) 3 reviews(1-3) completed(4) approved(5) scheduled(6) checklist(7-9) started(10)
+    // verified(11) completed(12) PIR(13) closed(14)
+    expect(doc).toMatchObject({
+      changeId: 'CHG-001',
+      type: 'normal',
+      status: 'closed',
+      riskLevel: 'medium',
+      requestedBy: { id: actors.alice.id },
+      submittedAt: hour(0),
+      approval: { at: hour(5), by: { id: actors.lena.id }, level: 'infrastructure-lead' },
+      schedule: { plannedStart: '2026-01-10T22:00:00.000Z', plannedEnd: '2026-01-10T23:00:00.000Z' },
+      implementationStart: { at: hour(10), by: { id: actors.ivan.id } },
+      completion: { at: hour(12), outcome: 'successful' },
+      postImplementationReview: {
+        at: hour(13),
+        lessonsLearned: 'Save the switch configuration before every change',
+        improvements: ['Automate the connectivity check'],
+      },
+      retrospective: null,
+      retrospectiveDueAt: null,
+      reviewIntervals: [{ from: hour(0), to: hour(4) }],
+      dutyExceptions: [],
+      closedAt: hour(14),
+      lastActivityAt: hour(14),
+      open: false,
+    });
+  });
+
+  it('keeps a change open until it is closed, cancelled or rejected', () => {
+    expect(factsOf(hourly(normalHistory('implemented'))).open).toBe(true);
+    expect(factsOf(hourly(normalHistory('cancelled'))).open).toBe(false);
+    const rejected = factsOf(hourly(normalHistory('rejected')));
+    expect(rejected.open).toBe(false);
+    expect(rejected.rejection).toEqual({ at: hour(5), stage: 'approval' });
+  });
+
+  it('counts changes requested as part of the review wait, and a re-review after amendment as a new wait', () => {
+    const history = hourly([
+      ...normalHistory('changes-requested'), // 0 submit, 1 review, 2 changes requested
+      event('ChangeAmended', actors.alice, {
+        changes: { description: 'More detail' },
+        previous: {},
+        voidedReviews: ['technical'],
+        statusBefore: 'changes-requested',
+        statusAfter: 'in-review',
+      }), // 3
+      ...allReviewsApproved('low'), // 4-7
+      event('ChangeAmended', actors.alice, {
+        changes: { title: 'Renamed' },
+        previous: {},
+        voidedReviews: ['technical', 'business', 'security'],
+        statusBefore: 'awaiting-approval',
+        statusAfter: 'in-review',
+      }), // 8
+    ]);
+    const doc = factsOf(history);
+    expect(doc.reviewIntervals).toEqual([
+      { from: hour(0), to: hour(7) },
+      { from: hour(8), to: null },
+    ]);
+    expect(doc.title).toBe('Renamed');
+    expect(doc.status).toBe('in-review');
+  });
+
+  it('gives an implemented emergency its retrospective due time in business days', () => {
+    // Completed on a Friday: two business days later is the Tuesday.
+    const history = emergencyHistory('closed').map((e, i) =>
+      at(e, i < 4 ? `2026-10-09T1${i}:00:00.000Z` : `2026-10-14T1${i}:00:00.000Z`),
+    );
+    const doc = factsOf(history);
+    expect(doc).toMatchObject({
+      type: 'emergency',
+      category: 'security',
+      completion: { at: '2026-10-09T13:00:00.000Z', outcome: 'successful' },
+      retrospectiveDueAt: '2026-10-13T13:00:00.000Z',
+      retrospective: { at: '2026-10-14T15:00:00.000Z', decision: 'approve', by: { id: actors.max.id } },
+      reviewIntervals: [],
+      dutyExceptions: [],
+    });
+  });
+
+  it('records a standard change as approved by its template, with no review wait', () => {
+    const doc = factsOf(hourly(standardHistory('closed')));
+    expect(doc.approval).toEqual({ at: hour(1), by: null, level: 'standard-template' });
+    expect(doc.reviewIntervals).toEqual([]);
+    expect(doc.dutyExceptions).toEqual([]);
+  });
+
+  it.each([
+    [
+      'requester-reviewed',
+      [
+        submitted('normal', normalRequest()),
+        event('ReviewRecorded', actors.alice, {
+          kind: 'technical',
+          verdict: 'approve',
+          notes: 'mine',
+          criteria: {},
+        }),
+      ],
+      'ReviewRecorded',
+      1,
+      actors.alice.id,
+    ],
+    [
+      'requester-reviewed',
+      [
+        submitted('normal', normalRequest()),
+        event('ChangeRejected', actors.alice, { stage: 'review', kind: 'business', reason: 'x' }),
+      ],
+      'ChangeRejected',
+      1,
+      actors.alice.id,
+    ],
+    [
+      'requester-decided-approval',
+      [...normalHistory('awaiting-approval'), approvedBy(actors.alice, 'low')],
+      'ChangeApproved',
+      5,
+      actors.alice.id,
+    ],
+    [
+      'requester-decided-approval',
+      [
+        ...normalHistory('awaiting-approval'),
+        event('ChangeRejected', actors.alice, { stage: 'approval', reason: 'x' }),
+      ],
+      'ChangeRejected',
+      5,
+      actors.alice.id,
+    ],
+    [
+      'approver-started-implementation',
+      [...normalHistory('approved'), started(actors.lena)],
+      'ImplementationStarted',
+      6,
+      actors.lena.id,
+    ],
+    [
+      'requester-decided-retrospective',
+      [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.alice, { decision: 'approve', comment: 'fine by me' }),
+      ],
+      'RetrospectiveDecisionRecorded',
+      5,
+      actors.alice.id,
+    ],
+  ] as const)(
+    'finds the segregation-of-duties exception %s (%#)',
+    (rule, history, eventType, revision, actorId) => {
+      const doc = factsOf(hourly(history as readonly ChangeRequestEvent[]));
+      expect(doc.dutyExceptions).toEqual([
+        {
+          rule,
+          actor: { id: actorId, name: expect.any(String) },
+          eventType,
+          revision: String(revision),
+          at: hour(revision),
+        },
+      ]);
+    },
+  );
+
+  it('finds no exception when the same people act on other people’s changes', () => {
+    // Lena approved CHG-001; starting the implementation of a change she did not approve is fine.
+    const history = hourly([
+      ...normalHistory('approved'),
+      started(actors.ivan),
+      completed('failed'),
+      postImplementationReviewed(),
+      closed(),
+    ]);
+    expect(factsOf(history).dutyExceptions).toEqual([]);
+  });
+
+  it('ignores template streams and events of changes it never saw submitted', () => {
+    const log = eventLog();
+    const docs = project(projection, [
+      ...log.append(templateStream('STD-001'), templateCreated()),
+      ...log.append(changeStream('CHG-009'), completed()),
+    ]);
+    expect(docs.size).toBe(0);
+  });
+
+  it('applies a replayed log once: the same documents', () => {
+    const log = eventLog();
+    const events = log.append(changeStream('CHG-001'), ...hourly(normalHistory('closed')));
+    const once = project(projection, events);
+    expect(project(projection, events, once)).toEqual(once);
+  });
+});

@@ -1,0 +1,288 @@
+import type {
+  ActorRef,
+  ApprovalLevel,
+  ChangeRequestFields,
+  ChangeStatus,
+  ChangeType,
+  EmergencyCategory,
+  Outcome,
+  RetrospectiveDecision,
+  RiskLevel,
+} from '@changeledger/domain';
+import type { RecordedEvent } from '@changeledger/event-store';
+import type { ReadModelDocument } from '../read-model-store.port';
+import { addBusinessDays } from './business-days';
+import { changeIdOf, type Draft, type Projection } from './projection';
+
+/**
+ * A segregation-of-duties rule of the contract, checked here against the recorded events on
+ * their own (not trusting the decider that should have refused them), so the report can prove
+ * that none was broken — or name the event that broke it.
+ */
+export type DutyRule =
+  | 'requester-reviewed'
+  | 'requester-decided-approval'
+  | 'requester-decided-retrospective'
+  | 'approver-started-implementation';
+
+export interface DutyException {
+  readonly rule: DutyRule;
+  readonly actor: ActorRef;
+  readonly eventType: string;
+  readonly revision: string;
+  readonly at: string;
+}
+
+/** A stretch of time the change spent in review (`in-review` or `changes-requested`). */
+export interface ReviewInterval {
+  readonly from: string;
+  readonly to: string | null;
+}
+
+/**
+ * The compliance report's facts about one change: when each control-relevant step happened and
+ * who did it. Times are kept (not verdicts) so a report can be computed for any period and as
+ * of any moment without reading the event store.
+ */
+export interface ComplianceFactsDocument extends ReadModelDocument {
+  readonly changeId: string;
+  readonly title: string;
+  readonly type: ChangeType;
+  readonly category: EmergencyCategory | null;
+  readonly status: ChangeStatus;
+  readonly riskLevel: RiskLevel | null;
+  readonly requestedBy: ActorRef;
+  readonly submittedAt: string;
+  readonly approval: {
+    readonly at: string;
+    readonly by: ActorRef | null;
+    readonly level: ApprovalLevel | 'standard-template';
+  } | null;
+  readonly rejection: { readonly at: string; readonly stage: 'review' | 'approval' } | null;
+  readonly cancelledAt: string | null;
+  readonly schedule: { readonly plannedStart: string; readonly plannedEnd: string } | null;
+  readonly implementationStart: { readonly at: string; readonly by: ActorRef } | null;
+  readonly completion: { readonly at: string; readonly outcome: Outcome } | null;
+  readonly postImplementationReview: {
+    readonly at: string;
+    readonly by: ActorRef;
+    readonly lessonsLearned: string;
+    readonly improvements: readonly string[];
+    readonly issues: string | null;
+    readonly documentationUpdated: boolean;
+  } | null;
+  readonly retrospective: {
+    readonly at: string;
+    readonly by: ActorRef;
+    readonly decision: RetrospectiveDecision;
+  } | null;
+  /** Emergency changes: implementation end + RETROSPECTIVE_DUE_BUSINESS_DAYS. */
+  readonly retrospectiveDueAt: string | null;
+  readonly reviewIntervals: readonly ReviewInterval[];
+  readonly dutyExceptions: readonly DutyException[];
+  readonly closedAt: string | null;
+  /** The newest event's time: a report only needs changes active in its period, or still open. */
+  readonly lastActivityAt: string;
+  /** Not yet closed, cancelled or rejected: it may still be a finding in a later period. */
+  readonly open: boolean;
+}
+
+const REVIEW_STAGE: readonly ChangeStatus[] = ['in-review', 'changes-requested'];
+const FINAL: readonly ChangeStatus[] = ['closed', 'cancelled', 'rejected'];
+
+/** The status an event leaves the change in; undefined when it does not move it. */
+const statusAfter = (event: RecordedEvent, d: Record<string, unknown>): ChangeStatus | undefined => {
+  switch (event.type) {
+    case 'ChangePreApproved':
+    case 'ChangeApproved':
+      return 'approved';
+    case 'ChangeAmended':
+      return d.statusAfter as ChangeStatus;
+    case 'ReviewsCompleted':
+      return 'awaiting-approval';
+    case 'ChangesRequested':
+      return 'changes-requested';
+    case 'ChangeRejected':
+      return 'rejected';
+    case 'ChangeScheduled':
+      return 'scheduled';
+    case 'ImplementationStarted':
+      return 'in-progress';
+    case 'ImplementationCompleted':
+      return 'implemented';
+    case 'ChangeClosed':
+      return 'closed';
+    case 'ChangeCancelled':
+      return 'cancelled';
+    default:
+      return undefined;
+  }
+};
+
+const dutyExceptionOf = (
+  doc: ComplianceFactsDocument,
+  event: RecordedEvent,
+  by: ActorRef,
+): DutyRule | undefined => {
+  const d = event.data as Record<string, unknown>;
+  const byRequester = by.id === doc.requestedBy.id;
+  switch (event.type) {
+    case 'ReviewRecorded':
+      return byRequester ? 'requester-reviewed' : undefined;
+    case 'ChangeApproved':
+      return byRequester ? 'requester-decided-approval' : undefined;
+    case 'ChangeRejected':
+      if (!byRequester) return undefined;
+      return d.stage === 'approval' ? 'requester-decided-approval' : 'requester-reviewed';
+    case 'RetrospectiveDecisionRecorded':
+      return byRequester ? 'requester-decided-retrospective' : undefined;
+    case 'ImplementationStarted':
+      return doc.approval?.by && doc.approval.by.id === by.id ? 'approver-started-implementation' : undefined;
+    default:
+      return undefined;
+  }
+};
+
+/** Opens or closes the review interval when the status enters or leaves the review stage. */
+const reviewIntervalsAfter = (
+  intervals: readonly ReviewInterval[],
+  before: ChangeStatus | undefined,
+  after: ChangeStatus,
+  at: string,
+): readonly ReviewInterval[] => {
+  const wasInReview = before !== undefined && REVIEW_STAGE.includes(before);
+  const isInReview = REVIEW_STAGE.includes(after);
+  if (!wasInReview && isInReview) return [...intervals, { from: at, to: null }];
+  if (wasInReview && !isInReview) {
+    const last = intervals[intervals.length - 1];
+    return [...intervals.slice(0, -1), { from: last.from, to: at }];
+  }
+  return intervals;
+};
+
+const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<ComplianceFactsDocument> => {
+  const request = d.request as ChangeRequestFields;
+  const type = d.changeType as ChangeType;
+  const at = d.at as string;
+  const status: ChangeStatus =
+    type === 'normal' ? 'in-review' : type === 'standard' ? 'approved' : 'in-progress';
+  return {
+    id: d.changeId as string,
+    changeId: d.changeId as string,
+    title: request.title,
+    type,
+    category: request.emergency?.category ?? null,
+    status,
+    riskLevel: request.risk?.level ?? null,
+    requestedBy: d.by as ActorRef,
+    submittedAt: at,
+    approval: null,
+    rejection: null,
+    cancelledAt: null,
+    schedule: null,
+    implementationStart: null,
+    completion: null,
+    postImplementationReview: null,
+    retrospective: null,
+    retrospectiveDueAt: null,
+    reviewIntervals: reviewIntervalsAfter([], undefined, status, at),
+    dutyExceptions: [],
+    closedAt: null,
+    lastActivityAt: at,
+    open: true,
+  };
+};
+
+/** The facts one event adds, before the status and interval bookkeeping common to all. */
+const factsOf = (
+  doc: ComplianceFactsDocument,
+  event: RecordedEvent,
+  d: Record<string, unknown>,
+  dueBusinessDays: number,
+): Partial<ComplianceFactsDocument> => {
+  const at = d.at as string;
+  const by = d.by as ActorRef;
+  switch (event.type) {
+    case 'ChangeAmended': {
+      const changes = d.changes as Partial<ChangeRequestFields>;
+      return {
+        title: changes.title ?? doc.title,
+        riskLevel: changes.risk?.level ?? doc.riskLevel,
+        category: changes.emergency?.category ?? doc.category,
+      };
+    }
+    case 'ChangePreApproved':
+      return { approval: { at, by: null, level: 'standard-template' } };
+    case 'ChangeApproved':
+      return { approval: { at, by, level: d.level as ApprovalLevel }, riskLevel: d.riskLevel as RiskLevel };
+    case 'ReviewsCompleted':
+      return { riskLevel: d.riskLevel as RiskLevel };
+    case 'ChangeRejected':
+      return { rejection: { at, stage: d.stage as 'review' | 'approval' } };
+    case 'ChangeScheduled':
+      return { schedule: { plannedStart: d.plannedStart as string, plannedEnd: d.plannedEnd as string } };
+    case 'ImplementationStarted':
+      return { implementationStart: { at, by } };
+    case 'ImplementationCompleted':
+      return {
+        completion: { at, outcome: d.outcome as Outcome },
+        retrospectiveDueAt: doc.type === 'emergency' ? addBusinessDays(at, dueBusinessDays) : null,
+      };
+    case 'PostImplementationReviewRecorded':
+      return {
+        postImplementationReview: {
+          at,
+          by,
+          lessonsLearned: d.lessonsLearned as string,
+          improvements: (d.improvements as string[] | undefined) ?? [],
+          issues: (d.issues as string | undefined) ?? null,
+          documentationUpdated: d.documentationUpdated as boolean,
+        },
+      };
+    case 'RetrospectiveDecisionRecorded':
+      return { retrospective: { at, by, decision: d.decision as RetrospectiveDecision } };
+    case 'ChangeClosed':
+      return { closedAt: at };
+    case 'ChangeCancelled':
+      return { cancelledAt: at };
+    default:
+      return {};
+  }
+};
+
+/**
+ * `compliance_facts`: one document per change request, the source of
+ * `GET /reports/compliance` (never a scan of the event store at request time).
+ * `dueBusinessDays`: RETROSPECTIVE_DUE_BUSINESS_DAYS, as for the retrospective queue.
+ */
+export const complianceFactsProjection = (dueBusinessDays: number): Projection<ComplianceFactsDocument> => ({
+  collection: {
+    name: 'compliance_facts',
+    fields: { lastActivityAt: 'string', open: 'boolean' },
+    indexes: [['lastActivityAt'], ['open', 'lastActivityAt']],
+  },
+  documentId: changeIdOf,
+  evolve: (doc, event) => {
+    const d = event.data as Record<string, unknown>;
+    if (event.type === 'ChangeSubmitted') return doc ? undefined : submitted(event, d);
+    if (!doc || typeof d.at !== 'string') return undefined;
+    const by = d.by as ActorRef | undefined;
+    const rule = by ? dutyExceptionOf(doc, event, by) : undefined;
+    const next = { ...doc, ...factsOf(doc, event, d, dueBusinessDays) };
+    const status = statusAfter(event, d) ?? doc.status;
+    return {
+      ...next,
+      status,
+      reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
+      dutyExceptions:
+        rule && by
+          ? [
+              ...doc.dutyExceptions,
+              { rule, actor: by, eventType: event.type, revision: event.revision.toString(), at: d.at },
+            ]
+          : doc.dutyExceptions,
+      lastActivityAt: d.at > doc.lastActivityAt ? d.at : doc.lastActivityAt,
+      open: !FINAL.includes(status),
+    };
+  },
+});

@@ -1,0 +1,340 @@
+/**
+ * The compliance report as a pure function of `compliance_facts` documents, a period and the
+ * time of the question; and its CSV and HTML renderings.
+ */
+import type { ChangeRequestEvent } from '@changeledger/domain';
+import {
+  actors,
+  approvedBy,
+  completed,
+  emergencyHistory,
+  event,
+  normalHistory,
+  postImplementationReviewed,
+  started,
+} from '../../../domain/src/change-request/change-request.fixtures';
+import {
+  type ComplianceFactsDocument,
+  complianceFactsProjection,
+} from '../projections/compliance-facts.projection';
+import { at, changeStream, eventLog, project } from '../projections/recorded-events.fixtures';
+import { buildComplianceReport, percentile } from './compliance-report';
+import { complianceReportCsv } from './compliance-report.csv';
+import { complianceReportHtml } from './compliance-report.html';
+import { monthsOf, parsePeriodLabel, ReportPeriodError, resolveReportPeriod } from './report-period';
+
+const projection = complianceFactsProjection(2);
+const Q4 = parsePeriodLabel('2026-Q4');
+
+/** A history whose events happen at the given times (one per event, in order). */
+const timed = (events: readonly ChangeRequestEvent[], times: readonly string[]) => {
+  if (times.length !== events.length) throw new Error(`${events.length} events, ${times.length} times`);
+  return events.map((e, i) => at(e, times[i]));
+};
+/** `n` times, `stepHours` apart from `start`. */
+const times = (start: string, n: number, stepHours = 1) =>
+  Array.from({ length: n }, (_, i) => new Date(Date.parse(start) + i * stepHours * 3_600_000).toISOString());
+
+const facts = (...changes: (readonly ChangeRequestEvent[])[]): ComplianceFactsDocument[] => {
+  const log = eventLog();
+  const recorded = changes.flatMap((events, i) => {
+    const id = `CHG-${String(i + 1).padStart(3, '0')}`;
+    return log.append(
+      changeStream(id),
+      ...events.map((e) => (e.type === 'ChangeSubmitted' ? { ...e, data: { ...e.data, changeId: id } } : e)),
+    );
+  });
+  return [...project(projection, recorded).values()];
+};
+
+const report = (documents: ComplianceFactsDocument[], now = '2027-01-15T00:00:00.000Z', period = Q4) =>
+  buildComplianceReport({ documents, period, now: new Date(now), readModelPosition: 42n });
+
+describe('report periods', () => {
+  it.each([
+    ['2026-Q4', '2026-10-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
+    ['2026-Q1', '2026-01-01T00:00:00.000Z', '2026-04-01T00:00:00.000Z'],
+    ['2026-11', '2026-11-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z'],
+    ['2026-12', '2026-12-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
+    ['2026', '2026-01-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
+  ])('%s is [%s, %s)', (label, from, to) => {
+    expect(parsePeriodLabel(label)).toEqual({ label, from, to });
+  });
+
+  it.each(['2026-Q5', '2026-13', '26-Q1', 'Q4', '2026-Q4 ', ''])('refuses the label %j', (label) => {
+    expect(() => parsePeriodLabel(label)).toThrow(ReportPeriodError);
+  });
+
+  it('takes from/to dates with the end day included, and instants as they are', () => {
+    expect(resolveReportPeriod({ from: '2026-10-01', to: '2026-12-31' })).toMatchObject({
+      from: '2026-10-01T00:00:00.000Z',
+      to: '2027-01-01T00:00:00.000Z',
+    });
+    expect(
+      resolveReportPeriod({ from: '2026-10-01T00:00:00+02:00', to: '2026-10-02T00:00:00Z' }),
+    ).toMatchObject({
+      from: '2026-09-30T22:00:00.000Z',
+      to: '2026-10-02T00:00:00.000Z',
+    });
+  });
+
+  it.each([
+    [{}, 'from'],
+    [{ from: '2026-10-01' }, 'to'],
+    [{ period: '2026-Q4', from: '2026-10-01' }, 'period'],
+    [{ from: '2026-02-30', to: '2026-03-01' }, 'from'],
+    [{ from: '2026-10-01', to: 'tomorrow' }, 'to'],
+    [{ from: '2026-10-01T10:00:00', to: '2026-10-02' }, 'from'],
+    [{ from: '2026-10-02', to: '2026-10-01' }, 'to'],
+  ])('refuses %j, naming the field %s', (input, field) => {
+    expect(() => resolveReportPeriod(input)).toThrow(expect.objectContaining({ field }));
+  });
+
+  it('lists the calendar months a period touches', () => {
+    expect(monthsOf(Q4)).toEqual(['2026-10', '2026-11', '2026-12']);
+    expect(monthsOf(resolveReportPeriod({ from: '2026-10-20', to: '2026-11-03' }))).toEqual([
+      '2026-10',
+      '2026-11',
+    ]);
+  });
+});
+
+describe('percentile', () => {
+  it('interpolates between ranks like PERCENTILE.INC', () => {
+    expect(percentile([], 50)).toBeNull();
+    expect(percentile([7], 90)).toBe(7);
+    expect(percentile([4, 1, 3, 2], 50)).toBe(2.5);
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90)).toBeCloseTo(9.1);
+    expect(percentile([10, 20], 90)).toBe(19);
+  });
+});
+
+describe('compliance report', () => {
+  const closedNormal = (start: string, outcome: 'successful' | 'failed' = 'successful') => {
+    const h = normalHistory('closed');
+    const events =
+      outcome === 'successful'
+        ? h
+        : h.map((e) => (e.type === 'ImplementationCompleted' ? completed('failed') : e));
+    return timed(events, times(start, events.length));
+  };
+
+  it('counts volumes by type and month, outcomes, rates and lead times of the period only', () => {
+    const docs = facts(
+      closedNormal('2026-10-05T09:00:00.000Z'), // approved 5 h after submission, started 5 h after approval
+      closedNormal('2026-11-02T09:00:00.000Z', 'failed'),
+      timed(emergencyHistory('closed'), [
+        '2026-12-01T01:00:00.000Z',
+        '2026-12-01T01:10:00.000Z',
+        '2026-12-01T02:00:00.000Z',
+        '2026-12-01T03:00:00.000Z', // completed Tuesday → due Thursday 03:00
+        '2026-12-02T09:00:00.000Z',
+        '2026-12-02T10:00:00.000Z', // retrospective approval 33 h after declaration
+        '2026-12-02T11:00:00.000Z',
+      ]),
+      closedNormal('2026-09-01T09:00:00.000Z'), // before the period: in no figure
+      timed(normalHistory('cancelled'), times('2026-12-20T09:00:00.000Z', 7)),
+    );
+    const r = report(docs);
+    expect(r.asOf).toBe('2026-12-31T23:59:59.999Z');
+    expect(r.volumes.submitted).toEqual({ total: 4, standard: 0, normal: 3, emergency: 1 });
+    expect(r.volumes.byMonth).toEqual([
+      { month: '2026-10', standard: 0, normal: 1, emergency: 0 },
+      { month: '2026-11', standard: 0, normal: 1, emergency: 0 },
+      { month: '2026-12', standard: 0, normal: 1, emergency: 1 },
+    ]);
+    expect(r.volumes.outcomes).toEqual({ successful: 2, failed: 1, 'rolled-back': 0 });
+    expect(r.volumes.cancelled).toBe(1);
+    expect(r.successRate).toBe(0.6667);
+    expect(r.emergencyShare).toBe(0.25);
+    // Three human approvals in Q4 (the cancelled change was approved too), each 5 h after submission.
+    expect(r.leadTimes.submittedToApproved).toEqual({ count: 3, medianHours: 5, p90Hours: 5 });
+    expect(r.leadTimes.approvedToImplementationStart).toEqual({ count: 2, medianHours: 5, p90Hours: 5 });
+    expect(r.leadTimes.emergencyDeclaredToRetrospectiveApproval).toEqual({
+      count: 1,
+      medianHours: 33,
+      p90Hours: 33,
+    });
+    expect(r.findings.lateRetrospectives).toEqual([]);
+    expect(r.lessonsLearned.map((l) => l.changeId)).toEqual(['CHG-001', 'CHG-002', 'CHG-003']);
+    expect(r.readModelPosition).toBe('42');
+  });
+
+  it('reads facts as of the period end: what happened later does not clear a finding', () => {
+    const failedLate = timed(
+      [...normalHistory('in-progress'), completed('rolled-back'), postImplementationReviewed()],
+      [...times('2026-12-28T09:00:00.000Z', 13), '2027-01-04T09:00:00.000Z'],
+    );
+    const emergency = timed(
+      [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'ok' }),
+      ],
+      [
+        '2026-12-28T01:00:00.000Z',
+        '2026-12-28T02:00:00.000Z',
+        '2026-12-28T03:00:00.000Z',
+        '2026-12-28T04:00:00.000Z',
+        '2027-01-05T01:00:00.000Z',
+        '2027-01-05T02:00:00.000Z',
+      ],
+    );
+    const docs = facts(failedLate, emergency);
+    const q4 = report(docs, '2027-02-01T00:00:00.000Z');
+    expect(q4.findings.failedWithoutReview).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-001',
+        outcome: 'rolled-back',
+        completedAt: '2026-12-28T21:00:00.000Z',
+      }),
+    ]);
+    // Completed Monday 04:00 → due Wednesday 04:00, undecided at the end of December.
+    expect(q4.findings.overdueRetrospectives).toEqual([
+      expect.objectContaining({ changeId: 'CHG-002', dueAt: '2026-12-30T04:00:00.000Z' }),
+    ]);
+    // In the next quarter the review and the late decision are seen.
+    const q1 = report(docs, '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1'));
+    expect(q1.findings.failedWithoutReview).toEqual([]);
+    expect(q1.findings.overdueRetrospectives).toEqual([]);
+    expect(q1.findings.lateRetrospectives).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-002',
+        dueAt: '2026-12-30T04:00:00.000Z',
+        decidedAt: '2027-01-05T02:00:00.000Z',
+      }),
+    ]);
+  });
+
+  it('reports a report of the running quarter as of now', () => {
+    const docs = facts(timed(emergencyHistory('implemented'), times('2026-11-02T09:00:00.000Z', 4)));
+    // Completed Monday 12:00 → due Wednesday 12:00.
+    expect(report(docs, '2026-11-04T11:59:00.000Z').findings.overdueRetrospectives).toEqual([]);
+    const later = report(docs, '2026-11-04T12:01:00.000Z');
+    expect(later.asOf).toBe('2026-11-04T12:01:00.000Z');
+    expect(later.findings.overdueRetrospectives.map((f) => f.changeId)).toEqual(['CHG-001']);
+  });
+
+  it('finds implementations outside their window, with the reason', () => {
+    // The histories' window is 2026-01-10 22:00–23:00; move it into Q4 by scheduling explicitly.
+    const withWindow = (startedAt: string, completedAt: string | null) => {
+      const h = normalHistory('in-progress');
+      const scheduled = h.map((e) =>
+        e.type === 'ChangeScheduled'
+          ? {
+              ...e,
+              data: {
+                ...e.data,
+                plannedStart: '2026-10-10T22:00:00.000Z',
+                plannedEnd: '2026-10-10T23:00:00.000Z',
+              },
+            }
+          : e,
+      );
+      const before = scheduled.slice(0, 10); // up to the checklist
+      const events = [...before, started(), ...(completedAt ? [completed()] : [])];
+      return timed(events, [
+        ...times('2026-10-05T09:00:00.000Z', 10),
+        startedAt,
+        ...(completedAt ? [completedAt] : []),
+      ]);
+    };
+    const docs = facts(
+      withWindow('2026-10-10T22:05:00.000Z', '2026-10-10T22:50:00.000Z'), // inside
+      withWindow('2026-10-10T21:00:00.000Z', '2026-10-10T22:30:00.000Z'), // early
+      withWindow('2026-10-11T08:00:00.000Z', '2026-10-11T09:00:00.000Z'), // late
+      withWindow('2026-10-10T22:30:00.000Z', '2026-10-11T01:00:00.000Z'), // overran
+      withWindow('2026-10-10T22:30:00.000Z', null), // still running after the window
+    );
+    expect(
+      report(docs).findings.implementedOutsideWindow.map((f) => [f.changeId, f.reasons, f.completedAt]),
+    ).toEqual([
+      ['CHG-002', ['started-early'], '2026-10-10T22:30:00.000Z'],
+      ['CHG-003', ['started-late'], '2026-10-11T09:00:00.000Z'],
+      ['CHG-004', ['overran'], '2026-10-11T01:00:00.000Z'],
+      ['CHG-005', ['overran'], null],
+    ]);
+  });
+
+  it('lists segregation-of-duties exceptions of the period, and stale review waits overlapping it', () => {
+    const selfApproved = timed(
+      [...normalHistory('awaiting-approval'), approvedBy(actors.alice, 'low')],
+      times('2026-10-05T09:00:00.000Z', 6),
+    );
+    const stuck = timed(normalHistory('in-review'), ['2026-12-01T09:00:00.000Z']);
+    const slowButDone = timed(normalHistory('awaiting-approval'), [
+      '2026-09-20T09:00:00.000Z',
+      ...times('2026-10-06T09:00:00.000Z', 4),
+    ]);
+    const quick = timed(normalHistory('awaiting-approval'), times('2026-10-06T09:00:00.000Z', 5, 24));
+    const r = report(facts(selfApproved, stuck, slowButDone, quick));
+    expect(r.findings.segregationOfDutiesExceptions).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-001',
+        rule: 'requester-decided-approval',
+        revision: '5',
+        eventType: 'ChangeApproved',
+      }),
+    ]);
+    expect(r.findings.staleInReview.map((f) => [f.changeId, f.since, f.until, f.days])).toEqual([
+      ['CHG-002', '2026-12-01T09:00:00.000Z', null, 30.6],
+      ['CHG-003', '2026-09-20T09:00:00.000Z', '2026-10-06T12:00:00.000Z', 16.1],
+    ]);
+    // The same exception is not in the next quarter's report.
+    expect(
+      report(facts(selfApproved), '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1')).findings
+        .segregationOfDutiesExceptions,
+    ).toEqual([]);
+  });
+
+  it('renders CSV for spreadsheets without letting a typed formula run', () => {
+    const evil = normalHistory('closed').map((e) =>
+      e.type === 'PostImplementationReviewRecorded'
+        ? {
+            ...e,
+            data: { ...e.data, lessonsLearned: '=HYPERLINK("http://x","y")', improvements: ['+1, "quoted"'] },
+          }
+        : e,
+    );
+    const csv = complianceReportCsv(
+      report(facts(timed(evil, times('2026-10-05T09:00:00.000Z', evil.length)))),
+    );
+    const lines = csv.split('\r\n');
+    expect(lines[0]).toBe('section,metric,value,changeId,detail');
+    expect(lines).toContain('volume,submitted.total,1,,');
+    expect(lines).toContain('rate,success-rate,1,,');
+    expect(lines).toContain(
+      `lesson,lessons-learned,2026-10-05T22:00:00.000Z,CHG-001,"'=HYPERLINK(""http://x"",""y"")"`,
+    );
+    expect(lines).toContain(`lesson,improvement,2026-10-05T22:00:00.000Z,CHG-001,"'+1, ""quoted"""`);
+    expect(lines).toContain('finding-count,segregationOfDutiesExceptions,0,,');
+  });
+
+  it('renders a self-contained HTML page with two charts and the users’ text escaped', () => {
+    const docs = facts(
+      timed(
+        normalHistory('closed').map((e): ChangeRequestEvent =>
+          e.type === 'ChangeSubmitted'
+            ? {
+                ...e,
+                data: {
+                  ...e.data,
+                  request: { ...e.data.request, title: '<script>alert(1)</script>' },
+                },
+              }
+            : e,
+        ),
+        times('2026-10-05T09:00:00.000Z', 15),
+      ),
+    );
+    const html = complianceReportHtml(report(docs));
+    expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).not.toMatch(/<script/i);
+    expect(html).not.toMatch(/(src|href)=["']?https?:/i);
+    expect(html.match(/<svg /g)).toHaveLength(2);
+    expect(html).toContain('id="chart-changes-per-month"');
+    expect(html).toContain('id="chart-outcomes"');
+    expect(html).toContain('Change compliance report: 2026-Q4');
+  });
+});

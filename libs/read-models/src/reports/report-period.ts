@@ -1,0 +1,96 @@
+/** The time span a report covers: `from` inclusive, `to` exclusive, both UTC instants. */
+export interface ReportPeriod {
+  /** `2026-Q4`, `2026-11`, `2026`, or `from … to` for a custom span. */
+  readonly label: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+/** Bad period input, with the query field it concerns (the API answers 400 with it). */
+export class ReportPeriodError extends Error {
+  constructor(
+    readonly field: 'period' | 'from' | 'to',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReportPeriodError';
+  }
+}
+
+const utc = (year: number, monthIndex: number, day = 1) => new Date(Date.UTC(year, monthIndex, day));
+
+const span = (label: string, from: Date, to: Date): ReportPeriod => ({
+  label,
+  from: from.toISOString(),
+  to: to.toISOString(),
+});
+
+/** `2026-Q4` (quarter), `2026-11` (month) or `2026` (year), in UTC. */
+export const parsePeriodLabel = (label: string): ReportPeriod => {
+  const quarter = /^(\d{4})-Q([1-4])$/.exec(label);
+  if (quarter) {
+    const year = Number(quarter[1]);
+    const first = (Number(quarter[2]) - 1) * 3;
+    return span(label, utc(year, first), utc(year, first + 3));
+  }
+  const month = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(label);
+  if (month) {
+    const year = Number(month[1]);
+    const index = Number(month[2]) - 1;
+    return span(label, utc(year, index), utc(year, index + 1));
+  }
+  if (/^\d{4}$/.test(label)) return span(label, utc(Number(label), 0), utc(Number(label) + 1, 0));
+  throw new ReportPeriodError('period', 'must be a quarter (2026-Q4), a month (2026-11) or a year (2026)');
+};
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A bound given as a date or an instant. A date-only `to` means the end of that day, so
+ * `from=2026-10-01&to=2026-12-31` covers the whole of 31 December.
+ */
+const parseBound = (field: 'from' | 'to', value: string): Date => {
+  if (DATE_ONLY.test(value)) {
+    const day = new Date(`${value}T00:00:00.000Z`);
+    if (!Number.isNaN(day.getTime()) && day.toISOString().startsWith(value)) {
+      return field === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+    }
+  } else if (DATE_TIME.test(value)) {
+    const instant = new Date(value);
+    if (!Number.isNaN(instant.getTime())) return instant;
+  }
+  throw new ReportPeriodError(field, 'must be a date (2026-10-01) or an ISO 8601 instant with a time zone');
+};
+
+/** The period of a report request: a `period` label, or `from` and `to`; never both. */
+export const resolveReportPeriod = (input: { period?: string; from?: string; to?: string }): ReportPeriod => {
+  if (input.period !== undefined) {
+    if (input.from !== undefined || input.to !== undefined) {
+      throw new ReportPeriodError('period', 'give either period or from/to, not both');
+    }
+    return parsePeriodLabel(input.period);
+  }
+  if (input.from === undefined || input.to === undefined) {
+    const missing = input.from === undefined ? 'from' : 'to';
+    throw new ReportPeriodError(missing, 'period, or both from and to, must be given');
+  }
+  const from = parseBound('from', input.from);
+  const to = parseBound('to', input.to);
+  if (to.getTime() <= from.getTime()) throw new ReportPeriodError('to', 'must be after from');
+  return span(`${input.from} … ${input.to}`, from, to);
+};
+
+/** The calendar months (`YYYY-MM`, UTC) a period touches, in order. */
+export const monthsOf = (period: ReportPeriod): string[] => {
+  const months: string[] = [];
+  const end = Date.parse(period.to);
+  const cursor = new Date(period.from);
+  cursor.setUTCDate(1);
+  cursor.setUTCHours(0, 0, 0, 0);
+  while (cursor.getTime() < end) {
+    months.push(cursor.toISOString().slice(0, 7));
+    cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  }
+  return months;
+};
