@@ -25,6 +25,8 @@ import { AuditController } from './audit/audit.controller';
 import { ExecuteDecisionHandler } from './application/execute-decision.handler';
 import { READ_MODEL_QUERY_HANDLERS } from './read-models/read-model.queries';
 import { ReadModelsController } from './read-models/read-models.controller';
+import { GetComplianceReportHandler } from './reports/compliance-report.query';
+import { ReportsController } from './reports/reports.controller';
 import { ProjectorService, ReadPosition } from './read-models/read-position';
 import { AuthGuard } from './auth/auth.guard';
 import { JWT_VERIFIER, JwtVerifier } from './auth/jwt-verifier';
@@ -81,6 +83,7 @@ export class AppModule {
         ChangeRequestsController,
         StandardTemplatesController,
         ReadModelsController,
+        ReportsController,
         HealthController,
       ],
       providers: [
@@ -114,6 +117,7 @@ export class AppModule {
         AggregateLoader,
         ExecuteDecisionHandler,
         ...READ_MODEL_QUERY_HANDLERS,
+        GetComplianceReportHandler,
         ProjectorService,
         ReadPosition,
         readModelStoreProvider,

@@ -1,0 +1,34 @@
+import { Inject } from '@nestjs/common';
+import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
+import {
+  buildComplianceReport,
+  type ComplianceReport,
+  loadComplianceFacts,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+  type ReportPeriod,
+} from '@changeledger/read-models';
+import { CLOCK, type Clock } from '@changeledger/platform';
+import { ReadPosition } from '../read-models/read-position';
+
+export class GetComplianceReport {
+  constructor(readonly period: ReportPeriod) {}
+}
+
+/** Built from the `compliance_facts` read model only: never a scan of the event store. */
+@QueryHandler(GetComplianceReport)
+export class GetComplianceReportHandler implements IQueryHandler<GetComplianceReport, ComplianceReport> {
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+    private readonly readPosition: ReadPosition,
+  ) {}
+
+  async execute({ period }: GetComplianceReport) {
+    // Read first: the documents loaded next include at least everything up to this position.
+    const readModelPosition = await this.readPosition.applied();
+    const documents = [];
+    for await (const doc of loadComplianceFacts(this.store, period)) documents.push(doc);
+    return buildComplianceReport({ documents, period, now: this.clock.now(), readModelPosition });
+  }
+}

@@ -1,0 +1,79 @@
+import { Controller, Get, Header, Query, Res } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import type { FastifyReply } from 'fastify';
+import type { Actor } from '@changeledger/domain';
+import {
+  type ComplianceReport,
+  complianceReportCsv,
+  complianceReportHtml,
+  ReportPeriodError,
+  resolveReportPeriod,
+} from '@changeledger/read-models';
+import { RequestValidationError } from '../application/application-errors';
+import { CurrentActor } from '../auth/current-actor.decorator';
+import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
+import { parsePosition } from '../read-models/parse-position';
+import { ReadQueryDto } from '../read-models/read-query.dto';
+import { ReadPosition } from '../read-models/read-position';
+import { GetComplianceReport } from './compliance-report.query';
+
+export class ComplianceReportQueryDto extends ReadQueryDto {
+  /** `2026-Q4`, `2026-11` or `2026`. */
+  @IsOptional() @IsString() @MaxLength(20) period?: string;
+  /** A date (`2026-10-01`) or an ISO 8601 instant; inclusive. */
+  @IsOptional() @IsString() @MaxLength(40) from?: string;
+  /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive). */
+  @IsOptional() @IsString() @MaxLength(40) to?: string;
+  @IsOptional() @IsIn(['json', 'csv', 'html']) format?: 'json' | 'csv' | 'html';
+}
+
+const fileName = (label: string) => `compliance-${label.replace(/[^0-9A-Za-z-]+/g, '_')}`;
+
+@ApiTags('reports')
+@ApiBearerAuth()
+@Controller('reports')
+export class ReportsController {
+  constructor(
+    private readonly queryBus: QueryBus,
+    private readonly readPosition: ReadPosition,
+  ) {}
+
+  @Get('compliance')
+  @Header('Cache-Control', 'no-store')
+  async compliance(
+    @Query() query: ComplianceReportQueryDto,
+    @CurrentActor() actor: Actor,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    requireRoles(actor, AUDIT_ROLES);
+    let period;
+    try {
+      period = resolveReportPeriod(query);
+    } catch (error) {
+      if (error instanceof ReportPeriodError) {
+        throw new RequestValidationError('the report period is invalid', [
+          { field: error.field, message: `${error.field} ${error.message}` },
+        ]);
+      }
+      throw error;
+    }
+    await this.readPosition.await(parsePosition(query.minPosition));
+    const report = await this.queryBus.execute<GetComplianceReport, ComplianceReport>(
+      new GetComplianceReport(period),
+    );
+    switch (query.format ?? 'json') {
+      case 'csv':
+        void reply.header('Content-Type', 'text/csv; charset=utf-8');
+        void reply.header('Content-Disposition', `attachment; filename="${fileName(period.label)}.csv"`);
+        return complianceReportCsv(report);
+      case 'html':
+        void reply.header('Content-Type', 'text/html; charset=utf-8');
+        void reply.header('Content-Disposition', `inline; filename="${fileName(period.label)}.html"`);
+        return complianceReportHtml(report);
+      default:
+        return report;
+    }
+  }
+}
