@@ -139,19 +139,39 @@ describe('compliance report', () => {
             plan.selfReviewAt === undefined
               ? (['technical', 'business', 'security'] as const)
               : (['technical', 'business'] as const);
-          kinds.forEach((kind, i) => {
-            const user = { technical: USERS.technical, business: USERS.business, security: USERS.security }[
-              kind
-            ];
-            at(plan, i === kinds.length - 1 ? reviewEnd : t + (i + 1) * HOUR, (p) =>
-              post(
-                `/changes/${p.id}/reviews`,
-                { kind, verdict: 'approve', notes: 'ok', criteria: CRITERIA[kind] },
-                user,
+          const users = { technical: USERS.technical, business: USERS.business, security: USERS.security };
+          const review = (kind: (typeof kinds)[number], verdict: string) => (p: Plan) =>
+            post(
+              `/changes/${p.id}/reviews`,
+              { kind, verdict, notes: verdict, criteria: CRITERIA[kind] },
+              users[kind],
+            );
+          let first = t;
+          if (plan.selfReviewAt === undefined && index % 5 === 1 && reviewHours > 6) {
+            // Changes requested, amended (which voids the reviews), reviewed again: one long wait.
+            at(plan, t + HOUR, review('technical', 'approve'));
+            at(plan, t + 2 * HOUR, review('security', 'request-changes'));
+            at(plan, t + 3 * HOUR, async (p) =>
+              expectStatus(
+                await app.request('PATCH', `/changes/${p.id}`, {
+                  as: USERS.requester,
+                  body: { description: 'With the details asked for' },
+                }),
+                200,
               ),
             );
-          });
+            first = t + 3 * HOUR;
+          }
+          kinds.forEach((kind, i) =>
+            at(
+              plan,
+              i === kinds.length - 1 ? reviewEnd : first + (i + 1) * (HOUR / 4),
+              review(kind, 'approve'),
+            ),
+          );
           t = reviewEnd + between(1, 48) * HOUR;
+          // The wait for review and approval ends with the approval decision.
+          plan.reviewEndAt = t;
           const approver = risk === 'high' || rnd() < 0.5 ? USERS.manager : USERS.lead;
           if (rnd() < 0.1) {
             plan.rejectAt = t;
@@ -174,12 +194,19 @@ describe('compliance report', () => {
 
       if (implementable) {
         const scheduledAt = t + HOUR;
-        const start = scheduledAt + between(24, 96) * HOUR;
+        // Whole seconds: every other schedule is sent with a +02:00 offset and no milliseconds.
+        const start = Math.floor((scheduledAt + between(24, 96) * HOUR) / 1000) * 1000;
         plan.window = { start, end: start + 2 * HOUR };
+        const withOffset = (ms: number) => `${new Date(ms + 2 * HOUR).toISOString().slice(0, 19)}+02:00`;
+        const asSent = index % 2 === 1 ? withOffset : iso;
         at(plan, scheduledAt, (p) =>
           post(
             `/changes/${p.id}/schedule`,
-            { plannedStart: iso(p.window!.start), plannedEnd: iso(p.window!.end), maintenanceWindow: false },
+            {
+              plannedStart: asSent(p.window!.start),
+              plannedEnd: asSent(p.window!.end),
+              maintenanceWindow: false,
+            },
             USERS.implementer,
           ),
         );
@@ -189,8 +216,15 @@ describe('compliance report', () => {
           ),
         );
         const timing = rnd();
+        // On time means exactly at the window's start for some: that is inside the window.
         plan.startAt =
-          timing < 0.1 ? start - HOUR : timing < 0.2 ? plan.window.end + HOUR : start + 10 * 60_000;
+          timing < 0.1
+            ? start - HOUR
+            : timing < 0.2
+              ? plan.window.end + HOUR
+              : timing < 0.4
+                ? start
+                : start + 10 * 60_000;
         plan.completeAt = timing >= 0.2 && timing < 0.3 ? plan.window.end + HOUR : plan.startAt + HOUR;
         at(plan, plan.startAt, (p) => post(`/changes/${p.id}/start`, {}, USERS.implementer));
       } else if (type === 'emergency') {
@@ -390,8 +424,8 @@ describe('compliance report', () => {
         ),
         approvedToImplementationStart: lead(
           plans
-            .filter((p) => p.type !== 'emergency' && inPeriod(p.startAt))
-            .map((p) => (p.startAt! - (p.type === 'standard' ? p.submitAt : p.approveAt!)) / HOUR),
+            .filter((p) => p.type === 'normal' && inPeriod(p.startAt))
+            .map((p) => (p.startAt! - p.approveAt!) / HOUR),
         ),
         emergencyDeclaredToRetrospectiveApproval: lead(
           plans
@@ -662,6 +696,12 @@ describe('compliance report', () => {
         // Bar areas are proportional to the counts they stand for.
         expect(normal / standard).toBeGreaterThan((e.normal / e.standard) * 0.9);
         expect(normal / standard).toBeLessThan((e.normal / e.standard) * 1.1);
+        // And the outcome bars: the same height, widths proportional to the counts.
+        const v = expected().volumes;
+        const cancelled = countPixels(image, '#b279a2');
+        expect(v.cancelled).toBeGreaterThan(0);
+        expect(successful / cancelled).toBeGreaterThan((v.outcomes.successful / v.cancelled) * 0.9);
+        expect(successful / cancelled).toBeLessThan((v.outcomes.successful / v.cancelled) * 1.1);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

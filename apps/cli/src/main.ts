@@ -12,6 +12,7 @@ import {
   PROJECTOR_CHECKPOINT,
   rebuildReadModels,
   replayInto,
+  ReportPeriodError,
   resolveReportPeriod,
 } from '@changeledger/read-models';
 import {
@@ -113,23 +114,29 @@ const REPORT_USAGE =
  * service is stopped is still complete.
  */
 const report = async (args: string[]) => {
-  const { values } = parseArgs({
-    args,
-    options: {
-      period: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      format: { type: 'string', default: 'html' },
-      out: { type: 'string' },
-    },
-  });
+  const options = {
+    period: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    format: { type: 'string', default: 'html' },
+    out: { type: 'string' },
+  } as const;
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options }));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${REPORT_USAGE}`);
+  }
   if (!['json', 'csv', 'html'].includes(values.format!))
     throw new Error(`unknown format ${values.format}\n${REPORT_USAGE}`);
   let period;
   try {
     period = resolveReportPeriod(values);
   } catch (error) {
-    throw new Error(`${(error as Error).message}\n${REPORT_USAGE}`);
+    if (!(error instanceof ReportPeriodError)) throw error;
+    throw new Error(
+      `--${error.field}: ${error.message.replace(/\b(from|to|period)\b/g, '--$1')}\n${REPORT_USAGE}`,
+    );
   }
   const config = loadConfig();
   const events = await openEventStore(config);
@@ -147,7 +154,13 @@ const report = async (args: string[]) => {
       documents.push(doc);
       if (documents.length % 500 === 0) loading.update(documents.length, 0, 1);
     }
-    const built = buildComplianceReport({ documents, period, now: new Date(), readModelPosition });
+    const built = buildComplianceReport({
+      documents,
+      period,
+      now: new Date(),
+      readModelPosition,
+      settings: config,
+    });
     const output =
       values.format === 'json'
         ? `${JSON.stringify(built, null, 2)}\n`

@@ -1,14 +1,14 @@
 import { Inject } from '@nestjs/common';
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import {
-  buildComplianceReport,
+  ComplianceReportBuilder,
   type ComplianceReport,
   loadComplianceFacts,
   READ_MODEL_STORE,
   type ReadModelStore,
   type ReportPeriod,
 } from '@changeledger/read-models';
-import { CLOCK, type Clock } from '@changeledger/platform';
+import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 import { ReadPosition } from '../read-models/read-position';
 
 export class GetComplianceReport {
@@ -21,14 +21,15 @@ export class GetComplianceReportHandler implements IQueryHandler<GetComplianceRe
   constructor(
     @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly readPosition: ReadPosition,
   ) {}
 
   async execute({ period }: GetComplianceReport) {
     // Read first: the documents loaded next include at least everything up to this position.
     const readModelPosition = await this.readPosition.applied();
-    const documents = [];
-    for await (const doc of loadComplianceFacts(this.store, period)) documents.push(doc);
-    return buildComplianceReport({ documents, period, now: this.clock.now(), readModelPosition });
+    const builder = new ComplianceReportBuilder(period, this.clock.now(), this.config);
+    for await (const doc of loadComplianceFacts(this.store, period)) builder.add(doc);
+    return builder.build(readModelPosition);
   }
 }

@@ -11,7 +11,6 @@ import type {
 } from '@changeledger/domain';
 import type { RecordedEvent } from '@changeledger/event-store';
 import type { ReadModelDocument } from '../read-model-store.port';
-import { addBusinessDays } from './business-days';
 import { changeIdOf, type Draft, type Projection } from './projection';
 
 /**
@@ -23,7 +22,9 @@ export type DutyRule =
   | 'requester-reviewed'
   | 'requester-decided-approval'
   | 'requester-decided-retrospective'
-  | 'approver-started-implementation';
+  | 'approver-started-implementation'
+  /** The person the event names is not the authenticated sender: the record contradicts itself. */
+  | 'recorded-actor-mismatch';
 
 export interface DutyException {
   readonly rule: DutyRule;
@@ -33,7 +34,7 @@ export interface DutyException {
   readonly at: string;
 }
 
-/** A stretch of time the change spent in review (`in-review` or `changes-requested`). */
+/** A stretch of time the change waited for review or approval (in review, changes requested, awaiting approval). */
 export interface ReviewInterval {
   readonly from: string;
   readonly to: string | null;
@@ -76,9 +77,9 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
     readonly by: ActorRef;
     readonly decision: RetrospectiveDecision;
   } | null;
-  /** Emergency changes: implementation end + RETROSPECTIVE_DUE_BUSINESS_DAYS. */
-  readonly retrospectiveDueAt: string | null;
   readonly reviewIntervals: readonly ReviewInterval[];
+  /** Times of the events a segregation-of-duties rule applies to: what the check covered. */
+  readonly controlEvents: readonly string[];
   readonly dutyExceptions: readonly DutyException[];
   readonly closedAt: string | null;
   /** The newest event's time: a report only needs changes active in its period, or still open. */
@@ -87,7 +88,17 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly open: boolean;
 }
 
-const REVIEW_STAGE: readonly ChangeStatus[] = ['in-review', 'changes-requested'];
+const REVIEW_STAGE: readonly ChangeStatus[] = ['in-review', 'changes-requested', 'awaiting-approval'];
+const CONTROL_EVENTS = [
+  'ReviewRecorded',
+  'ChangeApproved',
+  'ChangeRejected',
+  'RetrospectiveDecisionRecorded',
+  'ImplementationStarted',
+];
+
+/** Schedules keep the instant the user gave in any ISO form; compare them in one form. */
+const instant = (iso: string) => new Date(iso).toISOString();
 const FINAL: readonly ChangeStatus[] = ['closed', 'cancelled', 'rejected'];
 
 /** The status an event leaves the change in; undefined when it does not move it. */
@@ -119,25 +130,33 @@ const statusAfter = (event: RecordedEvent, d: Record<string, unknown>): ChangeSt
   }
 };
 
+/**
+ * The rule an event breaks, judged by who really sent it (the authenticated actor in the
+ * metadata), not by the name the decider wrote into the data.
+ */
 const dutyExceptionOf = (
   doc: ComplianceFactsDocument,
   event: RecordedEvent,
-  by: ActorRef,
+  sender: ActorRef,
 ): DutyRule | undefined => {
   const d = event.data as Record<string, unknown>;
-  const byRequester = by.id === doc.requestedBy.id;
+  const named = d.by as ActorRef | undefined;
+  if (named && named.id !== sender.id) return 'recorded-actor-mismatch';
+  const byRequester = sender.id === doc.requestedBy.id;
   switch (event.type) {
     case 'ReviewRecorded':
       return byRequester ? 'requester-reviewed' : undefined;
     case 'ChangeApproved':
       return byRequester ? 'requester-decided-approval' : undefined;
     case 'ChangeRejected':
-      if (!byRequester) return undefined;
-      return d.stage === 'approval' ? 'requester-decided-approval' : 'requester-reviewed';
+      // A rejecting review is recorded as ReviewRecorded as well: that one counts.
+      return byRequester && d.stage === 'approval' ? 'requester-decided-approval' : undefined;
     case 'RetrospectiveDecisionRecorded':
       return byRequester ? 'requester-decided-retrospective' : undefined;
     case 'ImplementationStarted':
-      return doc.approval?.by && doc.approval.by.id === by.id ? 'approver-started-implementation' : undefined;
+      return doc.approval?.by && doc.approval.by.id === sender.id
+        ? 'approver-started-implementation'
+        : undefined;
     default:
       return undefined;
   }
@@ -184,8 +203,8 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     completion: null,
     postImplementationReview: null,
     retrospective: null,
-    retrospectiveDueAt: null,
     reviewIntervals: reviewIntervalsAfter([], undefined, status, at),
+    controlEvents: [],
     dutyExceptions: [],
     closedAt: null,
     lastActivityAt: at,
@@ -198,7 +217,6 @@ const factsOf = (
   doc: ComplianceFactsDocument,
   event: RecordedEvent,
   d: Record<string, unknown>,
-  dueBusinessDays: number,
 ): Partial<ComplianceFactsDocument> => {
   const at = d.at as string;
   const by = d.by as ActorRef;
@@ -220,14 +238,16 @@ const factsOf = (
     case 'ChangeRejected':
       return { rejection: { at, stage: d.stage as 'review' | 'approval' } };
     case 'ChangeScheduled':
-      return { schedule: { plannedStart: d.plannedStart as string, plannedEnd: d.plannedEnd as string } };
+      return {
+        schedule: {
+          plannedStart: instant(d.plannedStart as string),
+          plannedEnd: instant(d.plannedEnd as string),
+        },
+      };
     case 'ImplementationStarted':
       return { implementationStart: { at, by } };
     case 'ImplementationCompleted':
-      return {
-        completion: { at, outcome: d.outcome as Outcome },
-        retrospectiveDueAt: doc.type === 'emergency' ? addBusinessDays(at, dueBusinessDays) : null,
-      };
+      return { completion: { at, outcome: d.outcome as Outcome } };
     case 'PostImplementationReviewRecorded':
       return {
         postImplementationReview: {
@@ -253,12 +273,11 @@ const factsOf = (
 /**
  * `compliance_facts`: one document per change request, the source of
  * `GET /reports/compliance` (never a scan of the event store at request time).
- * `dueBusinessDays`: RETROSPECTIVE_DUE_BUSINESS_DAYS, as for the retrospective queue.
  */
-export const complianceFactsProjection = (dueBusinessDays: number): Projection<ComplianceFactsDocument> => ({
+export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   collection: {
     name: 'compliance_facts',
-    fields: { lastActivityAt: 'string', open: 'boolean' },
+    fields: { lastActivityAt: 'string', submittedAt: 'string', open: 'boolean' },
     indexes: [['lastActivityAt'], ['open', 'lastActivityAt']],
   },
   documentId: changeIdOf,
@@ -266,23 +285,30 @@ export const complianceFactsProjection = (dueBusinessDays: number): Projection<C
     const d = event.data as Record<string, unknown>;
     if (event.type === 'ChangeSubmitted') return doc ? undefined : submitted(event, d);
     if (!doc || typeof d.at !== 'string') return undefined;
-    const by = d.by as ActorRef | undefined;
-    const rule = by ? dutyExceptionOf(doc, event, by) : undefined;
-    const next = { ...doc, ...factsOf(doc, event, d, dueBusinessDays) };
+    const sender = event.metadata.actor;
+    const rule = sender ? dutyExceptionOf(doc, event, { id: sender.id, name: sender.name }) : undefined;
+    const next = { ...doc, ...factsOf(doc, event, d) };
     const status = statusAfter(event, d) ?? doc.status;
     return {
       ...next,
       status,
       reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
+      controlEvents: CONTROL_EVENTS.includes(event.type) ? [...doc.controlEvents, d.at] : doc.controlEvents,
       dutyExceptions:
-        rule && by
+        rule && sender
           ? [
               ...doc.dutyExceptions,
-              { rule, actor: by, eventType: event.type, revision: event.revision.toString(), at: d.at },
+              {
+                rule,
+                actor: { id: sender.id, name: sender.name },
+                eventType: event.type,
+                revision: event.revision.toString(),
+                at: d.at,
+              },
             ]
           : doc.dutyExceptions,
       lastActivityAt: d.at > doc.lastActivityAt ? d.at : doc.lastActivityAt,
       open: !FINAL.includes(status),
     };
   },
-});
+};

@@ -27,5 +27,5 @@ export const allProjections = (settings: ProjectionSettings): Projection[] =>
     pendingApprovalsProjection,
     retrospectiveQueueProjection(settings.retrospectiveDueBusinessDays),
     standardTemplatesProjection,
-    complianceFactsProjection(settings.retrospectiveDueBusinessDays),
+    complianceFactsProjection,
   ] as unknown as Projection[];

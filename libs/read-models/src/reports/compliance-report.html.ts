@@ -22,7 +22,8 @@ const TYPES: readonly ChangeType[] = ['standard', 'normal', 'emergency'];
 
 const percent = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)} %`);
 const hours = (value: number | null) => (value === null ? '–' : `${value.toFixed(1)} h`);
-const day = (iso: string | null) => (iso ? iso.slice(0, 16).replace('T', ' ') : '–');
+/** Minutes are enough to read; the JSON has the exact instants. */
+const day = (iso: string | null) => (iso ? esc(`${String(iso).slice(0, 16).replace('T', ' ')} UTC`) : '–');
 
 /** A nice upper bound for an axis: 1, 2, 5 × 10^n. */
 const niceMax = (max: number) => {
@@ -78,8 +79,8 @@ const outcomesChart = (report: ComplianceReport): string => {
     ['Successful', v.outcomes.successful, '#54a24b'],
     ['Failed', v.outcomes.failed, '#e45756'],
     ['Rolled back', v.outcomes['rolled-back'], '#eeca3b'],
-    ['Cancelled', v.cancelled, '#9d9da1'],
-    ['Rejected', v.rejected.total, '#79706e'],
+    ['Cancelled', v.cancelled, '#b279a2'],
+    ['Rejected', v.rejected.total, '#ff9da6'],
   ];
   const width = 640;
   const rowHeight = 30;
@@ -139,7 +140,7 @@ th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-al
 tr { page-break-inside: avoid; } td.num, th.num { text-align: right; }
 .kpis { display: flex; flex-wrap: wrap; gap: 8px; } .kpi { border: 1px solid #bbb; padding: 6px 10px; min-width: 28mm; }
 .kpi b { display: block; font-size: 15pt; } .count { border-radius: 8px; padding: 0 6px; color: #fff; }
-.count.zero { background: #54a24b; } .count.some { background: #e45756; } .none { color: #555; }
+.count.zero { background: #2e7d32; } .count.some { background: #e45756; } .none { color: #555; }
 svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { font-weight: bold; } svg .grid { stroke: #ddd; }
 .definitions { font-size: 9pt; color: #444; } .finding, figure { page-break-inside: avoid; }
 </style>

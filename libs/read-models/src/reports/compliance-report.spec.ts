@@ -23,7 +23,7 @@ import { complianceReportCsv } from './compliance-report.csv';
 import { complianceReportHtml } from './compliance-report.html';
 import { monthsOf, parsePeriodLabel, ReportPeriodError, resolveReportPeriod } from './report-period';
 
-const projection = complianceFactsProjection(2);
+const projection = complianceFactsProjection;
 const Q4 = parsePeriodLabel('2026-Q4');
 
 /** A history whose events happen at the given times (one per event, in order). */
@@ -262,11 +262,11 @@ describe('compliance report', () => {
       times('2026-10-05T09:00:00.000Z', 6),
     );
     const stuck = timed(normalHistory('in-review'), ['2026-12-01T09:00:00.000Z']);
-    const slowButDone = timed(normalHistory('awaiting-approval'), [
+    const slowButDone = timed(normalHistory('approved'), [
       '2026-09-20T09:00:00.000Z',
-      ...times('2026-10-06T09:00:00.000Z', 4),
+      ...times('2026-10-06T09:00:00.000Z', 5),
     ]);
-    const quick = timed(normalHistory('awaiting-approval'), times('2026-10-06T09:00:00.000Z', 5, 24));
+    const quick = timed(normalHistory('approved'), times('2026-10-06T09:00:00.000Z', 6, 24));
     const r = report(facts(selfApproved, stuck, slowButDone, quick));
     expect(r.findings.segregationOfDutiesExceptions).toEqual([
       expect.objectContaining({
@@ -278,8 +278,10 @@ describe('compliance report', () => {
     ]);
     expect(r.findings.staleInReview.map((f) => [f.changeId, f.since, f.until, f.days])).toEqual([
       ['CHG-002', '2026-12-01T09:00:00.000Z', null, 30.6],
-      ['CHG-003', '2026-09-20T09:00:00.000Z', '2026-10-06T12:00:00.000Z', 16.1],
+      ['CHG-003', '2026-09-20T09:00:00.000Z', '2026-10-06T13:00:00.000Z', 16.2],
     ]);
+    // What the check covered: three reviews and an approval each (the stuck change has none yet).
+    expect(r.segregationOfDutiesChecks).toEqual({ changes: 3, controlEvents: 4 + 4 + 4 });
     // The same exception is not in the next quarter's report.
     expect(
       report(facts(selfApproved), '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1')).findings

@@ -1,8 +1,9 @@
 import type { ActorRef, ChangeType, Outcome } from '@changeledger/domain';
 import type { ComplianceFactsDocument, DutyRule } from '../projections/compliance-facts.projection';
+import { addBusinessDays } from '../projections/business-days';
 import { monthsOf, type ReportPeriod } from './report-period';
 
-/** A change waiting in review longer than this is a finding (the issue's 14 days). */
+/** A change waiting for review or approval longer than this is a finding (the issue's 14 days). */
 export const STALE_REVIEW_DAYS = 14;
 
 const HOUR = 3_600_000;
@@ -45,6 +46,8 @@ export interface ComplianceReport {
     readonly approvedToImplementationStart: LeadTime;
     readonly emergencyDeclaredToRetrospectiveApproval: LeadTime;
   };
+  /** What the segregation-of-duties check covered: a zero means something only next to these. */
+  readonly segregationOfDutiesChecks: { readonly changes: number; readonly controlEvents: number };
   readonly findings: {
     readonly overdueRetrospectives: readonly (ChangeRef & {
       readonly dueAt: string;
@@ -96,7 +99,7 @@ export interface ComplianceReport {
 
 export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   period: 'From the first instant of the period (inclusive) to its end (exclusive), UTC.',
-  asOf: 'Facts are taken as they stood at the end of the period, or at the time of the report if earlier.',
+  asOf: 'Facts are taken as they stood at the end of the period, or at the time of the report if earlier, by the time each event records (an event recorded late, e.g. imported, changes the report of its period; readModelPosition says which events a report includes).',
   submitted: 'Changes submitted (emergencies: declared) in the period, by type and by calendar month.',
   outcomes: 'Implementations that ended in the period, by outcome.',
   cancelled: 'Changes cancelled in the period.',
@@ -104,22 +107,20 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   successRate: 'Successful implementations / all implementations that ended in the period.',
   emergencyShare: 'Emergency changes / all changes submitted in the period.',
   leadTimes:
-    'Hours, median and 90th percentile (linear interpolation between ranks). Submitted → approved: human approvals in the period. Approved → implementation start: starts in the period. Emergency declared → retrospective approval: approvals in the period.',
-  overdueRetrospectives: `Emergency changes whose retrospective was due (implementation end + the configured business days) before the as-of time and had no decision by then, whatever period they were implemented in.`,
+    'Hours, median and 90th percentile (linear interpolation between ranks, PERCENTILE.INC). Submitted → approved: normal changes approved in the period. Approved → implementation start: normal changes started in the period (standard changes are approved by their template at submission and are left out). Emergency declared → retrospective approval: approvals in the period.',
+  overdueRetrospectives:
+    'Emergency changes whose retrospective approval was due (implementation end + RETROSPECTIVE_DUE_BUSINESS_DAYS business days) before the as-of time and had no decision by then, whichever period they were implemented in.',
   lateRetrospectives: 'Retrospective decisions recorded in the period after their due time.',
   retrospectivelyRejected: 'Emergency changes retrospectively rejected in the period.',
   implementedOutsideWindow:
     'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end.',
   failedWithoutReview:
-    'Failed or rolled-back implementations ended in the period with no post-implementation review by the as-of time.',
+    'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
   segregationOfDutiesExceptions:
-    'Events in the period that break a segregation-of-duties rule, found by checking the recorded events themselves: the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation. Zero is expected.',
-  staleInReview: `Changes that waited in review (in review or changes requested) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null.`,
+    'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many events were checked.',
+  staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null.`,
   lessonsLearned: 'Post-implementation reviews recorded in the period.',
 };
-
-const inPeriod = (at: string | null | undefined, period: ReportPeriod, asOf: string): at is string =>
-  typeof at === 'string' && at >= period.from && at < period.to && at <= asOf;
 
 const hoursBetween = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / HOUR;
 
@@ -159,72 +160,99 @@ const refOf = (doc: ComplianceFactsDocument): ChangeRef => ({
   type: doc.type,
 });
 
+type Findings = {
+  -readonly [K in keyof ComplianceReport['findings']]: ComplianceReport['findings'][K][number][];
+};
+
+export interface ReportSettings {
+  /** RETROSPECTIVE_DUE_BUSINESS_DAYS. */
+  readonly retrospectiveDueBusinessDays: number;
+}
+
 /**
- * The compliance report of a period from the `compliance_facts` read model: a pure function of
- * the documents (those active in the period or still open), the period and the as-of time.
+ * Folds `compliance_facts` documents one at a time into the report of a period as of a time, so
+ * a long period never holds all its changes in memory: only the findings and the lead times.
  */
-export const buildComplianceReport = (input: {
-  readonly documents: Iterable<ComplianceFactsDocument>;
-  readonly period: ReportPeriod;
-  readonly now: Date;
-  readonly readModelPosition: bigint;
-}): ComplianceReport => {
-  const { period } = input;
-  const nowIso = input.now.toISOString();
-  const asOf = nowIso < period.to ? nowIso : new Date(Date.parse(period.to) - 1).toISOString();
-  const within = (at: string | null | undefined): at is string => inPeriod(at, period, asOf);
-  const happened = (at: string | null | undefined): at is string => typeof at === 'string' && at <= asOf;
-
-  const months = monthsOf(period);
-  const byMonth = new Map(months.map((m) => [m, { standard: 0, normal: 0, emergency: 0 }]));
-  const submitted = { standard: 0, normal: 0, emergency: 0 };
-  const outcomes: Record<Outcome, number> = { successful: 0, failed: 0, 'rolled-back': 0 };
-  let cancelled = 0;
-  const rejected = { total: 0, inReview: 0, atApproval: 0 };
-  const toApproval: number[] = [];
-  const toStart: number[] = [];
-  const toRetrospective: number[] = [];
-  const findings = {
-    overdueRetrospectives: [] as ComplianceReport['findings']['overdueRetrospectives'][number][],
-    lateRetrospectives: [] as ComplianceReport['findings']['lateRetrospectives'][number][],
-    retrospectivelyRejected: [] as ComplianceReport['findings']['retrospectivelyRejected'][number][],
-    implementedOutsideWindow: [] as ComplianceReport['findings']['implementedOutsideWindow'][number][],
-    failedWithoutReview: [] as ComplianceReport['findings']['failedWithoutReview'][number][],
-    segregationOfDutiesExceptions:
-      [] as ComplianceReport['findings']['segregationOfDutiesExceptions'][number][],
-    staleInReview: [] as ComplianceReport['findings']['staleInReview'][number][],
+export class ComplianceReportBuilder {
+  private readonly asOf: string;
+  private readonly months: string[];
+  private readonly byMonth: Map<string, Record<ChangeType, number>>;
+  private readonly submitted: Record<ChangeType, number> = { standard: 0, normal: 0, emergency: 0 };
+  private readonly outcomes: Record<Outcome, number> = { successful: 0, failed: 0, 'rolled-back': 0 };
+  private cancelled = 0;
+  private readonly rejected = { total: 0, inReview: 0, atApproval: 0 };
+  private readonly toApproval: number[] = [];
+  private readonly toStart: number[] = [];
+  private readonly toRetrospective: number[] = [];
+  private readonly checks = { changes: 0, controlEvents: 0 };
+  private readonly findings: Findings = {
+    overdueRetrospectives: [],
+    lateRetrospectives: [],
+    retrospectivelyRejected: [],
+    implementedOutsideWindow: [],
+    failedWithoutReview: [],
+    segregationOfDutiesExceptions: [],
+    staleInReview: [],
   };
-  const lessons: ComplianceReport['lessonsLearned'][number][] = [];
+  private readonly lessons: ComplianceReport['lessonsLearned'][number][] = [];
+  private readonly seen = new Set<string>();
 
-  for (const doc of input.documents) {
+  constructor(
+    private readonly period: ReportPeriod,
+    private readonly now: Date,
+    private readonly settings: ReportSettings,
+  ) {
+    const nowIso = now.toISOString();
+    this.asOf = nowIso < period.to ? nowIso : new Date(Date.parse(period.to) - 1).toISOString();
+    this.months = monthsOf(period);
+    this.byMonth = new Map(this.months.map((m) => [m, { standard: 0, normal: 0, emergency: 0 }]));
+  }
+
+  /** In the period and not after the as-of time. */
+  private within(at: string | null | undefined): at is string {
+    return typeof at === 'string' && at >= this.period.from && at < this.period.to && at <= this.asOf;
+  }
+
+  private happened(at: string | null | undefined): at is string {
+    return typeof at === 'string' && at <= this.asOf;
+  }
+
+  /** Adds one change; a change seen before is ignored (the loader may meet it twice). */
+  add(doc: ComplianceFactsDocument): void {
+    if (this.seen.has(doc.id)) return;
+    this.seen.add(doc.id);
+    if (doc.submittedAt > this.asOf) return;
     const ref = refOf(doc);
-    if (within(doc.submittedAt)) {
-      submitted[doc.type] += 1;
-      byMonth.get(doc.submittedAt.slice(0, 7))![doc.type] += 1;
+    const { findings } = this;
+    if (this.within(doc.submittedAt)) {
+      this.submitted[doc.type] += 1;
+      this.byMonth.get(doc.submittedAt.slice(0, 7))![doc.type] += 1;
     }
-    if (within(doc.cancelledAt)) cancelled += 1;
-    if (doc.rejection && within(doc.rejection.at)) {
-      rejected.total += 1;
-      rejected[doc.rejection.stage === 'review' ? 'inReview' : 'atApproval'] += 1;
+    if (this.within(doc.cancelledAt)) this.cancelled += 1;
+    if (doc.rejection && this.within(doc.rejection.at)) {
+      this.rejected.total += 1;
+      this.rejected[doc.rejection.stage === 'review' ? 'inReview' : 'atApproval'] += 1;
     }
 
-    const approval = doc.approval && happened(doc.approval.at) ? doc.approval : null;
-    if (approval && approval.level !== 'standard-template' && within(approval.at)) {
-      toApproval.push(hoursBetween(doc.submittedAt, approval.at));
+    const approval = doc.approval && this.happened(doc.approval.at) ? doc.approval : null;
+    if (approval && doc.type === 'normal' && this.within(approval.at)) {
+      this.toApproval.push(hoursBetween(doc.submittedAt, approval.at));
     }
 
     const start =
-      doc.implementationStart && happened(doc.implementationStart.at) ? doc.implementationStart : null;
-    const completion = doc.completion && happened(doc.completion.at) ? doc.completion : null;
-    if (start && within(start.at) && doc.type !== 'emergency') {
-      if (approval) toStart.push(hoursBetween(approval.at, start.at));
+      doc.implementationStart && this.happened(doc.implementationStart.at) ? doc.implementationStart : null;
+    const completion = doc.completion && this.happened(doc.completion.at) ? doc.completion : null;
+    if (start && this.within(start.at) && doc.type !== 'emergency') {
+      if (approval && doc.type === 'normal') this.toStart.push(hoursBetween(approval.at, start.at));
       const window = doc.schedule;
       if (window) {
+        const startMs = Date.parse(start.at);
+        const plannedStart = Date.parse(window.plannedStart);
+        const plannedEnd = Date.parse(window.plannedEnd);
         const reasons: ('started-early' | 'started-late' | 'overran')[] = [];
-        if (start.at < window.plannedStart) reasons.push('started-early');
-        if (start.at > window.plannedEnd) reasons.push('started-late');
-        const endedOrNow = completion?.at ?? asOf;
-        if (endedOrNow > window.plannedEnd && !reasons.includes('started-late')) reasons.push('overran');
+        if (startMs < plannedStart) reasons.push('started-early');
+        if (startMs > plannedEnd) reasons.push('started-late');
+        else if (Date.parse(completion?.at ?? this.asOf) > plannedEnd) reasons.push('overran');
         if (reasons.length > 0) {
           findings.implementedOutsideWindow.push({
             ...ref,
@@ -239,21 +267,15 @@ export const buildComplianceReport = (input: {
     }
 
     const review =
-      doc.postImplementationReview && happened(doc.postImplementationReview.at)
+      doc.postImplementationReview && this.happened(doc.postImplementationReview.at)
         ? doc.postImplementationReview
         : null;
-    if (completion && within(completion.at)) {
-      outcomes[completion.outcome] += 1;
-      if (completion.outcome !== 'successful' && !review) {
-        findings.failedWithoutReview.push({
-          ...ref,
-          outcome: completion.outcome,
-          completedAt: completion.at,
-        });
-      }
+    if (completion && this.within(completion.at)) this.outcomes[completion.outcome] += 1;
+    if (completion && completion.outcome !== 'successful' && !review) {
+      findings.failedWithoutReview.push({ ...ref, outcome: completion.outcome, completedAt: completion.at });
     }
-    if (review && within(review.at)) {
-      lessons.push({
+    if (review && this.within(review.at)) {
+      this.lessons.push({
         ...ref,
         at: review.at,
         by: review.by,
@@ -263,35 +285,40 @@ export const buildComplianceReport = (input: {
       });
     }
 
-    const decision = doc.retrospective && happened(doc.retrospective.at) ? doc.retrospective : null;
-    if (doc.type === 'emergency' && completion && doc.retrospectiveDueAt) {
-      const dueAt = doc.retrospectiveDueAt;
-      if (!decision && dueAt < asOf) {
+    const decision = doc.retrospective && this.happened(doc.retrospective.at) ? doc.retrospective : null;
+    if (doc.type === 'emergency' && completion) {
+      const dueAt = addBusinessDays(completion.at, this.settings.retrospectiveDueBusinessDays);
+      if (!decision && dueAt < this.asOf) {
         findings.overdueRetrospectives.push({ ...ref, dueAt, implementedAt: completion.at });
       }
-      if (decision && within(decision.at) && decision.at > dueAt) {
+      if (decision && this.within(decision.at) && decision.at > dueAt) {
         findings.lateRetrospectives.push({ ...ref, dueAt, decidedAt: decision.at });
       }
     }
-    if (decision && within(decision.at)) {
+    if (decision && this.within(decision.at)) {
       if (decision.decision === 'reject') {
         findings.retrospectivelyRejected.push({ ...ref, decidedAt: decision.at, by: decision.by });
       } else {
-        toRetrospective.push(hoursBetween(doc.submittedAt, decision.at));
+        this.toRetrospective.push(hoursBetween(doc.submittedAt, decision.at));
       }
     }
 
+    const checked = doc.controlEvents.filter((at) => this.within(at)).length;
+    if (checked > 0) {
+      this.checks.changes += 1;
+      this.checks.controlEvents += checked;
+    }
     for (const exception of doc.dutyExceptions) {
-      if (within(exception.at)) findings.segregationOfDutiesExceptions.push({ ...ref, ...exception });
+      if (this.within(exception.at)) findings.segregationOfDutiesExceptions.push({ ...ref, ...exception });
     }
 
-    // The longest review wait overlapping the period, if it passed the threshold.
-    let stale: ComplianceReport['findings']['staleInReview'][number] | undefined;
+    // The longest wait overlapping the period, if it passed the threshold.
+    let stale: Findings['staleInReview'][number] | undefined;
     for (const interval of doc.reviewIntervals) {
-      if (interval.from > asOf) continue;
-      const until = interval.to !== null && interval.to <= asOf ? interval.to : null;
-      const end = until ?? asOf;
-      if (end < period.from) continue;
+      if (interval.from > this.asOf) continue;
+      const until = interval.to !== null && interval.to <= this.asOf ? interval.to : null;
+      const end = until ?? this.asOf;
+      if (end < this.period.from) continue;
       const days = (Date.parse(end) - Date.parse(interval.from)) / DAY;
       if (days > STALE_REVIEW_DAYS && (!stale || days > stale.days)) {
         stale = { ...ref, since: interval.from, until, days: Math.round(days * 10) / 10 };
@@ -300,42 +327,66 @@ export const buildComplianceReport = (input: {
     if (stale) findings.staleInReview.push(stale);
   }
 
-  const total = submitted.standard + submitted.normal + submitted.emergency;
-  const ended = outcomes.successful + outcomes.failed + outcomes['rolled-back'];
-  return {
-    period,
-    asOf,
-    generatedAt: nowIso,
-    readModelPosition: input.readModelPosition.toString(),
-    volumes: {
-      submitted: { total, ...submitted },
-      byMonth: months.map((month) => ({ month, ...byMonth.get(month)! })),
-      outcomes,
-      cancelled,
-      rejected,
-      retrospectivelyRejected: findings.retrospectivelyRejected.length,
-    },
-    successRate: ratio(outcomes.successful, ended),
-    emergencyShare: ratio(submitted.emergency, total),
-    leadTimes: {
-      submittedToApproved: leadTime(toApproval),
-      approvedToImplementationStart: leadTime(toStart),
-      emergencyDeclaredToRetrospectiveApproval: leadTime(toRetrospective),
-    },
-    findings: {
-      overdueRetrospectives: findings.overdueRetrospectives.sort(byChangeId),
-      lateRetrospectives: findings.lateRetrospectives.sort(byChangeId),
-      retrospectivelyRejected: findings.retrospectivelyRejected.sort(byChangeId),
-      implementedOutsideWindow: findings.implementedOutsideWindow.sort(byChangeId),
-      failedWithoutReview: findings.failedWithoutReview.sort(byChangeId),
-      segregationOfDutiesExceptions: findings.segregationOfDutiesExceptions.sort(
-        (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
-      ),
-      staleInReview: findings.staleInReview.sort(byChangeId),
-    },
-    lessonsLearned: lessons.sort((a, b) => a.at.localeCompare(b.at) || byChangeId(a, b)),
-    definitions: REPORT_DEFINITIONS,
-  };
+  build(readModelPosition: bigint): ComplianceReport {
+    const { submitted, outcomes, findings } = this;
+    const total = submitted.standard + submitted.normal + submitted.emergency;
+    const ended = outcomes.successful + outcomes.failed + outcomes['rolled-back'];
+    return {
+      period: this.period,
+      asOf: this.asOf,
+      generatedAt: this.now.toISOString(),
+      readModelPosition: readModelPosition.toString(),
+      volumes: {
+        submitted: { total, ...submitted },
+        byMonth: this.months.map((month) => ({ month, ...this.byMonth.get(month)! })),
+        outcomes: { ...outcomes },
+        cancelled: this.cancelled,
+        rejected: { ...this.rejected },
+        retrospectivelyRejected: findings.retrospectivelyRejected.length,
+      },
+      successRate: ratio(outcomes.successful, ended),
+      emergencyShare: ratio(submitted.emergency, total),
+      leadTimes: {
+        submittedToApproved: leadTime(this.toApproval),
+        approvedToImplementationStart: leadTime(this.toStart),
+        emergencyDeclaredToRetrospectiveApproval: leadTime(this.toRetrospective),
+      },
+      segregationOfDutiesChecks: { ...this.checks },
+      findings: {
+        overdueRetrospectives: [...findings.overdueRetrospectives].sort(byChangeId),
+        lateRetrospectives: [...findings.lateRetrospectives].sort(byChangeId),
+        retrospectivelyRejected: [...findings.retrospectivelyRejected].sort(byChangeId),
+        implementedOutsideWindow: [...findings.implementedOutsideWindow].sort(byChangeId),
+        failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
+        segregationOfDutiesExceptions: [...findings.segregationOfDutiesExceptions].sort(
+          (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
+        ),
+        staleInReview: [...findings.staleInReview].sort(byChangeId),
+      },
+      lessonsLearned: [...this.lessons].sort((a, b) => a.at.localeCompare(b.at) || byChangeId(a, b)),
+      definitions: REPORT_DEFINITIONS,
+    };
+  }
+}
+
+/**
+ * The compliance report of a period from the `compliance_facts` read model: a pure function of
+ * the documents (those active in the period or still open), the period and the as-of time.
+ */
+export const buildComplianceReport = (input: {
+  readonly documents: Iterable<ComplianceFactsDocument>;
+  readonly period: ReportPeriod;
+  readonly now: Date;
+  readonly readModelPosition: bigint;
+  readonly settings?: ReportSettings;
+}): ComplianceReport => {
+  const builder = new ComplianceReportBuilder(
+    input.period,
+    input.now,
+    input.settings ?? { retrospectiveDueBusinessDays: 2 },
+  );
+  for (const doc of input.documents) builder.add(doc);
+  return builder.build(input.readModelPosition);
 };
 
 export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'], string>> = {
@@ -345,5 +396,5 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
-  staleInReview: `Changes stale in review for more than ${STALE_REVIEW_DAYS} days`,
+  staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
 };

@@ -27,21 +27,24 @@ const span = (label: string, from: Date, to: Date): ReportPeriod => ({
 
 /** `2026-Q4` (quarter), `2026-11` (month) or `2026` (year), in UTC. */
 export const parsePeriodLabel = (label: string): ReportPeriod => {
-  const quarter = /^(\d{4})-Q([1-4])$/.exec(label);
+  const quarter = /^([1-9]\d{3})-Q([1-4])$/.exec(label);
   if (quarter) {
     const year = Number(quarter[1]);
     const first = (Number(quarter[2]) - 1) * 3;
     return span(label, utc(year, first), utc(year, first + 3));
   }
-  const month = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(label);
+  const month = /^([1-9]\d{3})-(0[1-9]|1[0-2])$/.exec(label);
   if (month) {
     const year = Number(month[1]);
     const index = Number(month[2]) - 1;
     return span(label, utc(year, index), utc(year, index + 1));
   }
-  if (/^\d{4}$/.test(label)) return span(label, utc(Number(label), 0), utc(Number(label) + 1, 0));
+  if (/^[1-9]\d{3}$/.test(label)) return span(label, utc(Number(label), 0), utc(Number(label) + 1, 0));
   throw new ReportPeriodError('period', 'must be a quarter (2026-Q4), a month (2026-11) or a year (2026)');
 };
+
+/** Ten years: a report's charts and tables have one column per month. */
+const MAX_SPAN_DAYS = 3660;
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
@@ -78,6 +81,9 @@ export const resolveReportPeriod = (input: { period?: string; from?: string; to?
   const from = parseBound('from', input.from);
   const to = parseBound('to', input.to);
   if (to.getTime() <= from.getTime()) throw new ReportPeriodError('to', 'must be after from');
+  if (to.getTime() - from.getTime() > MAX_SPAN_DAYS * 86_400_000) {
+    throw new ReportPeriodError('to', `must be at most ${MAX_SPAN_DAYS / 366} years after from`);
+  }
   return span(`${input.from} … ${input.to}`, from, to);
 };
 
