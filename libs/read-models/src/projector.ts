@@ -11,6 +11,12 @@ import type { ReadModelDocument, ReadModelStore } from './read-model-store.port'
  */
 export const PROJECTOR_CHECKPOINT = 'read-models@v2';
 export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
+/** Written by a rebuild into its shadow: a new value each time the read models are swapped. */
+export const REBUILD_GENERATION = `${PROJECTOR_CHECKPOINT}:generation`;
+/** Written with it: the position the rebuilt models were replayed through. */
+export const REBUILT_THROUGH = `${PROJECTOR_CHECKPOINT}:rebuilt-through`;
+/** How often an idle projector looks for a rebuild swapped in under it. */
+const REBUILD_CHECK_MS = 1000;
 
 export interface ProjectorOptions {
   /** Most events folded into one read-model write while catching up. */
@@ -85,6 +91,10 @@ export class Projector {
   private waiters: Waiter[] = [];
   private stopped = false;
   private readonly batchSize: number;
+  /** The rebuild generation the documents this projector writes belong to. */
+  private generation = 0n;
+  private lock: Promise<unknown> = Promise.resolve();
+  private rebuildCheck?: NodeJS.Timeout;
 
   constructor(
     private readonly events: EventStore,
@@ -102,7 +112,14 @@ export class Projector {
 
   async start(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
+    this.generation = await this.store.checkpoint(REBUILD_GENERATION);
     this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+    this.rebuildCheck = setInterval(() => {
+      this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) =>
+        this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`),
+      );
+    }, REBUILD_CHECK_MS);
+    this.rebuildCheck.unref();
     this.subscription = this.events.subscribeToAll({
       after: this.applied,
       streamPrefixes: PROJECTED_STREAM_PREFIXES,
@@ -126,7 +143,10 @@ export class Projector {
       // same batch with backoff; the position guard makes a partly written batch safe to repeat.
       for (let attempt = 1; ; attempt++) {
         try {
-          await applyBatch(this.store, this.projections, events);
+          await this.exclusive(async () => {
+            await this.healAfterRebuild();
+            await applyBatch(this.store, this.projections, events);
+          });
           break;
         } catch (error) {
           if (this.stopped) throw error;
@@ -153,6 +173,41 @@ export class Projector {
       if (batch.length >= this.batchSize) await flush();
     }
     await flush();
+  }
+
+  /** One store operation sequence at a time: the batch loop and the rebuild check share the store. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(work);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * A rebuild (`projections:rebuild`, maybe in another process) swapped in read models replayed
+   * only through the position it last read; what this projector applied after that went into the
+   * models it replaced. Re-apply that stretch from the log (the position guard skips what the new
+   * models already have). Checked before every write and, when idle, every second.
+   */
+  private async healAfterRebuild(): Promise<void> {
+    if (this.stopped) return;
+    const generation = await this.store.checkpoint(REBUILD_GENERATION);
+    if (generation === this.generation) return;
+    let after = await this.store.checkpoint(REBUILT_THROUGH);
+    const until = this.applied;
+    let reapplied = 0;
+    while (after < until) {
+      const page = await this.events.readAll({ after, limit: this.batchSize });
+      if (page.length === 0) break;
+      after = page[page.length - 1].position;
+      const wanted = page.filter(
+        (e) => e.position <= until && PROJECTED_STREAM_PREFIXES.some((p) => e.streamId.startsWith(p)),
+      );
+      if (wanted.length > 0) reapplied += await applyBatch(this.store, this.projections, wanted);
+    }
+    this.generation = generation;
+    this.options.logger?.log?.(
+      `projector: rebuilt read models swapped in; re-applied ${reapplied} later events`,
+    );
   }
 
   private advance(position: bigint) {
@@ -183,6 +238,7 @@ export class Projector {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.rebuildCheck);
     await this.subscription?.close();
     await this.loop;
     for (const waiter of this.waiters) {
@@ -254,6 +310,11 @@ export const rebuildReadModels = async (
   const head = await events.headPosition();
   try {
     const applied = await replayInto(events, shadow, projections, { until: head, onProgress });
+    // Tell a live projector (maybe in another process) which stretch of the log to re-apply.
+    const through = await shadow.checkpoint(PROJECTOR_CHECKPOINT);
+    const generation = BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000));
+    await shadow.commit({ documents: [], checkpoint: { name: REBUILT_THROUGH, position: through } });
+    await shadow.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: generation } });
     await shadow.promote();
     return { events: applied, head };
   } catch (error) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   type AnyBulkWriteOperation,
   type Collection,
@@ -21,8 +22,13 @@ import type {
   ReadModelStore,
 } from '../../read-model-store.port';
 
-/** Collections of a rebuild (`createShadow`) are the live names behind this prefix. */
-export const MONGO_SHADOW_PREFIX = 'rebuild__';
+/**
+ * Collections of a rebuild (`createShadow`) are the live names behind `rebuild_<stamp>__`: a new
+ * stamp per rebuild, because FerretDB 1.24 names a collection's SQL indexes after the collection
+ * it was created as and keeps those names through a rename, so a second `rebuild__x` would
+ * collide with the indexes of the `x` that the first rebuild promoted.
+ */
+export const MONGO_SHADOW_PREFIX = 'rebuild_';
 /** Where `promote` parks a live collection while the shadow takes its name (no `dropTarget`). */
 const RETIRED_PREFIX = 'retired__';
 const CHECKPOINTS = 'checkpoints';
@@ -390,7 +396,7 @@ export class MongoReadModelStore implements ReadModelStore {
   // rebuilds
 
   /**
-   * A fresh, empty store over `rebuild__<name>` collections of the same database (leftovers of an
+   * A fresh, empty store over `rebuild_<stamp>__<name>` collections of the same database (leftovers of an
    * earlier rebuild are dropped), initialised with this store's collections. One rebuild at a time.
    */
   async createShadow(): Promise<MongoShadowReadModelStore> {
@@ -399,7 +405,7 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.dropPrefixed(MONGO_SHADOW_PREFIX);
     const shadow = new MongoReadModelStore(this.connection.client, this.connection.db.databaseName);
     shadow.connection = this.connection;
-    shadow.prefix = MONGO_SHADOW_PREFIX;
+    shadow.prefix = `${MONGO_SHADOW_PREFIX}${Date.now().toString(36)}${randomBytes(2).toString('hex')}__`;
     await shadow.init([...this.specs.values()]);
     return Object.assign(shadow, {
       promote: () => this.promoteShadow(shadow),
@@ -413,18 +419,20 @@ export class MongoReadModelStore implements ReadModelStore {
    * checkpoints become exactly the shadow's. Per collection this is one `renameCollection` with
    * `dropTarget` on MongoDB; FerretDB 1.x has no `dropTarget`, so there the live collection is
    * renamed aside, the shadow renamed in and the old one dropped: a reader can find that one
-   * collection missing (so empty) for that moment. Stop the live projector while promoting.
+   * collection missing (so empty) for that moment. A live projector writing meanwhile may write
+   * into a collection on its way out; it notices the new rebuild generation in the checkpoints
+   * (moved last) and re-applies everything after the rebuild's last position (`Projector`).
    */
   private async promoteShadow(shadow: MongoReadModelStore): Promise<void> {
     this.usable();
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
-    const names = (await this.collectionNames()).filter((n) => n.startsWith(MONGO_SHADOW_PREFIX));
-    const checkpoints = `${MONGO_SHADOW_PREFIX}${CHECKPOINTS}`;
+    const names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix));
+    const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     const order = [...names.filter((n) => n !== checkpoints).sort(), checkpoints];
     if (!names.includes(checkpoints)) await this.connection.db.createCollection(checkpoints);
-    for (const from of order) await this.moveOver(from, from.slice(MONGO_SHADOW_PREFIX.length));
+    for (const from of order) await this.moveOver(from, from.slice(shadow.prefix.length));
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
     shadow.finished = 'promoted';
   }
@@ -469,11 +477,20 @@ export class MongoReadModelStore implements ReadModelStore {
       if (!isServerError(error, NAMESPACE_NOT_FOUND)) throw error;
       parkedLive = false;
     }
-    try {
-      await db.renameCollection(from, to);
-    } catch (error) {
-      if (parkedLive) await db.renameCollection(parked, to).catch(() => undefined); // put it back
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.renameCollection(from, to);
+        break;
+      } catch (error) {
+        // A live projector's upsert re-created `to` after it was parked: drop that one and go
+        // on; the projector re-applies what it wrote once it sees the new rebuild generation.
+        if (attempt < 5 && isServerError(error, NAMESPACE_EXISTS)) {
+          await this.drop(to);
+          continue;
+        }
+        if (parkedLive) await db.renameCollection(parked, to).catch(() => undefined); // put it back
+        throw error;
+      }
     }
     if (parkedLive) await this.drop(parked);
   }
