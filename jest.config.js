@@ -24,6 +24,8 @@ const base = {
 // End-to-end tests make many real HTTP round trips; on FerretDB under load 5 s is too tight.
 const e2e = { ...base, testMatch: ['<rootDir>/test/e2e/**/*.spec.ts'], testTimeout: 30_000 };
 module.exports = {
+  // Jest reads testTimeout globally, not per project: 30 s for the real-server suites on 2 cores.
+  testTimeout: 30_000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
     {

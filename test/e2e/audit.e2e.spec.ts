@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { AppHarness, USERS } from './support/app-harness';
 import {
+  CRITERIA,
   expectStatus,
   implementSuccessfully,
   normalChange,
@@ -52,6 +53,64 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     expect(history.items.find((e) => e.type === 'ChangeApproved')?.actor.id).toBe(USERS.lead.sub);
     expectStatus(await app.get(`/changes/${id}/history`, USERS.requester), 403, 'FORBIDDEN');
     expectStatus(await app.get(`/changes/CHG-9999/history`, USERS.auditor), 404, 'NOT_FOUND');
+  });
+
+  it('an auditor reads everything and changes nothing: 403 on every command, nothing stored', async () => {
+    const before = (await app.eventsOf(id)).length;
+    const commands: [string, string, unknown][] = [
+      ['POST', '/changes', normalChange('low')],
+      ['PATCH', `/changes/${id}`, { description: 'edited by the auditor' }],
+      [
+        'POST',
+        `/changes/${id}/reviews`,
+        { kind: 'technical', verdict: 'approve', notes: 'n', criteria: CRITERIA.technical },
+      ],
+      ['POST', `/changes/${id}/approve`, { comment: 'ok' }],
+      ['POST', `/changes/${id}/reject`, { reason: 'no' }],
+      [
+        'POST',
+        `/changes/${id}/schedule`,
+        {
+          plannedStart: '2026-12-01T22:00:00Z',
+          plannedEnd: '2026-12-01T23:00:00Z',
+          maintenanceWindow: false,
+        },
+      ],
+      ['POST', `/changes/${id}/checklist`, { item: 'backups-verified' }],
+      ['POST', `/changes/${id}/start`, {}],
+      ['POST', `/changes/${id}/steps`, { description: 'step' }],
+      ['POST', `/changes/${id}/issues`, { description: 'issue', severity: 'low' }],
+      [
+        'POST',
+        `/changes/${id}/verification`,
+        { functionalityTested: true, systemHealthVerified: true, logsChecked: true },
+      ],
+      ['POST', `/changes/${id}/complete`, { outcome: 'successful' }],
+      [
+        'POST',
+        `/changes/${id}/post-implementation-review`,
+        { documentationUpdated: true, lessonsLearned: 'l', improvements: [] },
+      ],
+      ['POST', `/changes/${id}/retrospective-approval`, { decision: 'approve', comment: 'c' }],
+      ['POST', `/changes/${id}/close`, {}],
+      ['POST', `/changes/${id}/cancel`, { reason: 'no' }],
+      [
+        'POST',
+        '/standard-templates',
+        { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['pve1'] },
+      ],
+    ];
+    for (const [method, path, body] of commands) {
+      const result = await app.request(method, path, { as: USERS.auditor, body });
+      expect(`${method} ${path} ${result.status} ${(result.body as { code?: string }).code}`).toBe(
+        `${method} ${path} 403 FORBIDDEN`,
+      );
+    }
+    expect((await app.eventsOf(id)).length).toBe(before);
+    const listed = expectStatus(await app.get('/changes?limit=500', USERS.auditor), 200).body as {
+      items: unknown[];
+    };
+    expect(listed.items).toHaveLength(1);
   });
 
   it('GET /changes/:id/as-of folds the events up to that time', async () => {

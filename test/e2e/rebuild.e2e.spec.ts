@@ -91,7 +91,7 @@ describe('projections:rebuild while the API serves', () => {
       }
       const { stderr } = await rebuild;
       expect(stderr).toMatch(/rebuild: \d+ events into \d+ read models in [\d.]+ s; swapped in/);
-      // A projector looks for a swapped-in rebuild before each write and every second when idle.
+      // A projector looks for a swapped-in rebuild every second.
       await new Promise((resolve) => setTimeout(resolve, 2500));
       const listed = expectStatus(await app.get('/changes?limit=500'), 200).body as {
         items: { id: string }[];

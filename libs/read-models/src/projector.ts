@@ -15,7 +15,7 @@ export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_
 export const REBUILD_GENERATION = `${PROJECTOR_CHECKPOINT}:generation`;
 /** Written with it: the position the rebuilt models were replayed through. */
 export const REBUILT_THROUGH = `${PROJECTOR_CHECKPOINT}:rebuilt-through`;
-/** How often an idle projector looks for a rebuild swapped in under it. */
+/** How often the projector looks for a rebuild swapped in under it. */
 const REBUILD_CHECK_MS = 1000;
 
 export interface ProjectorOptions {
@@ -143,10 +143,7 @@ export class Projector {
       // same batch with backoff; the position guard makes a partly written batch safe to repeat.
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.exclusive(async () => {
-            await this.healAfterRebuild();
-            await applyBatch(this.store, this.projections, events);
-          });
+          await this.exclusive(() => applyBatch(this.store, this.projections, events));
           break;
         } catch (error) {
           if (this.stopped) throw error;
@@ -186,7 +183,8 @@ export class Projector {
    * A rebuild (`projections:rebuild`, maybe in another process) swapped in read models replayed
    * only through the position it last read; what this projector applied after that went into the
    * models it replaced. Re-apply that stretch from the log (the position guard skips what the new
-   * models already have). Checked before every write and, when idle, every second.
+   * models already have). Checked every second (not per write: that would cost a round trip per
+   * command on MongoDB), so a swap is healed within about a second.
    */
   private async healAfterRebuild(): Promise<void> {
     if (this.stopped) return;
