@@ -90,7 +90,11 @@ const LIFECYCLE: Step[] = [
   { method: 'POST', path: (id) => `/api/v1/changes/${id}/close`, as: 'implementer', body: {} },
 ];
 
-export const startServer = async (dataDir: string, port: number): Promise<ChildProcess> => {
+export const startServer = async (
+  dataDir: string,
+  port: number,
+  env: Record<string, string> = {},
+): Promise<ChildProcess> => {
   const child = spawn(
     process.execPath,
     [
@@ -105,6 +109,7 @@ export const startServer = async (dataDir: string, port: number): Promise<ChildP
         HOST: '127.0.0.1',
         AUTH_JWT_SECRET: SECRET,
         LOG_LEVEL: 'error',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
