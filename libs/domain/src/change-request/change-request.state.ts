@@ -88,6 +88,10 @@ export interface ChangeRequestState {
   cancellation?: { reason: string; by: ActorRef; at: string; statusBefore: ChangeStatus };
 }
 
+/** Normal changes go to review; standard ones are approved by their template; emergencies are under way. */
+export const statusOnSubmission = (type: ChangeType): ChangeStatus =>
+  type === 'normal' ? 'in-review' : type === 'standard' ? 'approved' : 'in-progress';
+
 export const initialChangeRequestState = (): ChangeRequestState => ({
   exists: false,
   id: '',
@@ -115,8 +119,7 @@ export const evolveChangeRequest = (
         exists: true,
         id: d.changeId,
         type: d.changeType,
-        status:
-          d.changeType === 'normal' ? 'in-review' : d.changeType === 'standard' ? 'approved' : 'in-progress',
+        status: statusOnSubmission(d.changeType),
         request: d.request,
         standardTemplate: d.standardTemplate,
         requestedBy: d.by,

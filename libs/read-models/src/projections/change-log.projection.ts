@@ -1,5 +1,6 @@
-import type { ChangeStatus, ChangeType, Outcome } from '@changeledger/domain';
+import { type ChangeStatus, type ChangeType, type Outcome, statusOnSubmission } from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
+import { statusAfterEvent } from './change-status';
 import { changeIdOf, dayOf, type Projection } from './projection';
 
 /** One row of the seed's change log, with what it needs to keep its words right. */
@@ -51,19 +52,6 @@ const finish = (
   date: row.endedDay ?? row.startedDay ?? row.submittedDay,
 });
 
-const STATUS_AFTER: Partial<Record<string, ChangeStatus>> = {
-  ChangePreApproved: 'approved',
-  ReviewsCompleted: 'awaiting-approval',
-  ChangesRequested: 'changes-requested',
-  ChangeRejected: 'rejected',
-  ChangeApproved: 'approved',
-  ChangeScheduled: 'scheduled',
-  ImplementationStarted: 'in-progress',
-  ImplementationCompleted: 'implemented',
-  ChangeClosed: 'closed',
-  ChangeCancelled: 'cancelled',
-};
-
 export const changeLogProjection: Projection<ChangeLogDocument> = {
   collection: {
     name: 'change_log',
@@ -85,7 +73,7 @@ export const changeLogProjection: Projection<ChangeLogDocument> = {
         startedDay: null,
         endedDay: null,
         outcome: null,
-        changeStatus: type === 'normal' ? 'in-review' : type === 'standard' ? 'approved' : 'in-progress',
+        changeStatus: statusOnSubmission(type),
       });
     }
     if (!row) return undefined;
@@ -94,10 +82,10 @@ export const changeLogProjection: Projection<ChangeLogDocument> = {
       return finish({
         ...row,
         description: title ?? row.description,
-        changeStatus: d.statusAfter as ChangeStatus,
+        changeStatus: statusAfterEvent(event)!,
       });
     }
-    const changeStatus = STATUS_AFTER[event.type];
+    const changeStatus = statusAfterEvent(event);
     if (!changeStatus) return undefined;
     if (event.type === 'ImplementationStarted') {
       return finish({

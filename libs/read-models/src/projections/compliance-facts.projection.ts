@@ -1,16 +1,18 @@
-import type {
-  ActorRef,
-  ApprovalLevel,
-  ChangeRequestFields,
-  ChangeStatus,
-  ChangeType,
-  EmergencyCategory,
-  Outcome,
-  RetrospectiveDecision,
-  RiskLevel,
+import {
+  type ActorRef,
+  type ApprovalLevel,
+  type ChangeRequestFields,
+  type ChangeStatus,
+  type ChangeType,
+  type EmergencyCategory,
+  type Outcome,
+  type RetrospectiveDecision,
+  type RiskLevel,
+  statusOnSubmission,
 } from '@changeledger/domain';
 import type { RecordedEvent } from '@changeledger/event-store';
 import type { ReadModelDocument } from '../read-model-store.port';
+import { statusAfterEvent } from './change-status';
 import { changeIdOf, type Draft, type Projection } from './projection';
 
 /**
@@ -101,35 +103,6 @@ const CONTROL_EVENTS = [
 const instant = (iso: string) => new Date(iso).toISOString();
 const FINAL: readonly ChangeStatus[] = ['closed', 'cancelled', 'rejected'];
 
-/** The status an event leaves the change in; undefined when it does not move it. */
-const statusAfter = (event: RecordedEvent, d: Record<string, unknown>): ChangeStatus | undefined => {
-  switch (event.type) {
-    case 'ChangePreApproved':
-    case 'ChangeApproved':
-      return 'approved';
-    case 'ChangeAmended':
-      return d.statusAfter as ChangeStatus;
-    case 'ReviewsCompleted':
-      return 'awaiting-approval';
-    case 'ChangesRequested':
-      return 'changes-requested';
-    case 'ChangeRejected':
-      return 'rejected';
-    case 'ChangeScheduled':
-      return 'scheduled';
-    case 'ImplementationStarted':
-      return 'in-progress';
-    case 'ImplementationCompleted':
-      return 'implemented';
-    case 'ChangeClosed':
-      return 'closed';
-    case 'ChangeCancelled':
-      return 'cancelled';
-    default:
-      return undefined;
-  }
-};
-
 /**
  * The rule an event breaks, judged by who really sent it (the authenticated actor in the
  * metadata), not by the name the decider wrote into the data.
@@ -183,8 +156,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
   const request = d.request as ChangeRequestFields;
   const type = d.changeType as ChangeType;
   const at = d.at as string;
-  const status: ChangeStatus =
-    type === 'normal' ? 'in-review' : type === 'standard' ? 'approved' : 'in-progress';
+  const status = statusOnSubmission(type);
   return {
     id: d.changeId as string,
     changeId: d.changeId as string,
@@ -288,7 +260,7 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
     const sender = event.metadata.actor;
     const rule = sender ? dutyExceptionOf(doc, event, { id: sender.id, name: sender.name }) : undefined;
     const next = { ...doc, ...factsOf(doc, event, d) };
-    const status = statusAfter(event, d) ?? doc.status;
+    const status = statusAfterEvent(event) ?? doc.status;
     return {
       ...next,
       status,

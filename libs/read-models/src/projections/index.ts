@@ -8,6 +8,7 @@ import { standardTemplatesProjection } from './standard-templates.projection';
 
 export * from './projection';
 export * from './business-days';
+export * from './change-status';
 export * from './change-log.projection';
 export * from './change-requests.projection';
 export * from './compliance-facts.projection';
