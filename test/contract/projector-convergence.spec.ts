@@ -14,23 +14,13 @@ import {
   SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { seededRandom, writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelSnapshot } from '../support/read-model-snapshot';
 
 const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
 const SEED = Number(process.env.CONVERGENCE_SEED ?? 20261126);
 const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
 
-/** Every document of every read model, in id order: what "identical" compares. */
-const snapshot = async (store: ReadModelStore) => {
-  const all: Record<string, ReadModelDocument[]> = {};
-  for (const p of projections) {
-    all[p.collection.name] = await store.find(p.collection.name, {
-      where: [],
-      orderBy: { field: 'id', direction: 'asc' },
-      limit: 1_000_000,
-    });
-  }
-  return all;
-};
+const snapshot = (store: ReadModelStore) => readModelSnapshot(store, projections);
 
 export interface ReadModelStoreFactory {
   readonly name: string;

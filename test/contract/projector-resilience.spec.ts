@@ -8,13 +8,13 @@ import {
   allProjections,
   Projector,
   PROJECTOR_CHECKPOINT,
-  type ReadModelDocument,
   type ReadModelStore,
   rebuildReadModels,
   replayInto,
   SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelSnapshot } from '../support/read-model-snapshot';
 
 describe('projector resilience', () => {
   let dir: string;
@@ -83,17 +83,7 @@ describe('projector resilience', () => {
     'loses nothing over repeated rebuilds swapped in beside the live projector (%s)',
     async (name, open, initial) => {
       const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
-      const snapshot = async (store: ReadModelStore) => {
-        const all: Record<string, ReadModelDocument[]> = {};
-        for (const p of projections) {
-          all[p.collection.name] = await store.find(p.collection.name, {
-            where: [],
-            orderBy: { field: 'id', direction: 'asc' },
-            limit: 1_000_000,
-          });
-        }
-        return all;
-      };
+      const snapshot = (store: ReadModelStore) => readModelSnapshot(store, projections);
       const events = new SqliteEventStore(join(dir, `events-race-${name}.sqlite`));
       const live = await open('live');
       const errors: string[] = [];

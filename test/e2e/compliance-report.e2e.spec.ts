@@ -15,6 +15,7 @@ import { decodePng, countPixels } from '../support/png';
 import { seededRandom } from '../support/random-lifecycles';
 import { AppHarness, type TestUser, USERS } from './support/app-harness';
 import { CRITERIA, expectStatus, normalChange } from './support/change-fixtures';
+import { cliBuilt, runCli } from './support/cli';
 
 const run = promisify(execFile);
 const HOUR = 3_600_000;
@@ -589,10 +590,8 @@ describe('compliance report', () => {
     expect((result.body as { errors: { field: string }[] }).errors.map((e) => e.field)).toContain(field);
   });
 
-  // The CLI runs the built code (CI builds before testing); without dist/ it cannot run.
-  const CLI = join(__dirname, '..', '..', 'dist', 'apps', 'cli', 'src', 'main.js');
-  const whenBuilt = existsSync(CLI) ? it : it.skip;
-  if (!existsSync(CLI))
+  const whenBuilt = cliBuilt ? it : it.skip;
+  if (!cliBuilt)
     console.log('compliance report CLI test skipped: dist/ is missing (run `npm run build` first)');
 
   whenBuilt(
@@ -601,29 +600,15 @@ describe('compliance report', () => {
       const dir = mkdtempSync(join(tmpdir(), 'changeledger-report-'));
       try {
         const out = join(dir, 'report.json');
-        const c = app.config;
-        const { stderr } = await run(
-          process.execPath,
-          [CLI, 'report', '--period', '2026-Q3', '--format', 'json', '--out', out],
-          {
-            env: {
-              PATH: process.env.PATH,
-              DATA_DIR: c.dataDir,
-              AUTH_JWT_SECRET: c.auth.jwtSecret,
-              READ_MODEL_STORE: c.readModelStore,
-              ...(c.readModelStore === 'mongodb'
-                ? { MONGODB_URL: c.mongodbUrl, MONGODB_DB: c.mongodbDb }
-                : {}),
-              ...(process.env.E2E_EVENT_STORE === 'eventstoredb'
-                ? {
-                    EVENT_STORE: 'eventstoredb',
-                    EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING,
-                  }
-                : {}),
-              LOG_LEVEL: 'error',
-            },
-          },
-        );
+        const { stderr } = await runCli(app.config, [
+          'report',
+          '--period',
+          '2026-Q3',
+          '--format',
+          'json',
+          '--out',
+          out,
+        ]);
         const fromCli = JSON.parse(readFileSync(out, 'utf8')) as Report & { generatedAt: string };
         const fromApi = await fetchReport();
         expect({ ...fromCli, generatedAt: undefined }).toEqual({ ...fromApi, generatedAt: undefined });

@@ -1,7 +1,3 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   allProjections,
@@ -10,6 +6,7 @@ import {
   type ReadModelStore,
 } from '@changeledger/read-models';
 import { AppHarness, USERS } from './support/app-harness';
+import { cliBuilt, runCli } from './support/cli';
 import { emergencyChange, expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
 
 describe('projections:rebuild while the API serves', () => {
@@ -54,31 +51,13 @@ describe('projections:rebuild while the API serves', () => {
     });
   });
 
-  // The CLI runs the built code (CI builds before testing); without dist/ it cannot run.
-  const CLI = join(__dirname, '..', '..', 'dist', 'apps', 'cli', 'src', 'main.js');
-  const whenBuilt = existsSync(CLI) ? it : it.skip;
-  if (!existsSync(CLI)) console.log('rebuild CLI test skipped: dist/ is missing (run `npm run build` first)');
+  const whenBuilt = cliBuilt ? it : it.skip;
+  if (!cliBuilt) console.log('rebuild CLI test skipped: dist/ is missing (run `npm run build` first)');
 
   whenBuilt(
     '`npm run projections:rebuild` in another process, while the API serves and takes writes, loses nothing',
     async () => {
-      const c = app.config;
-      const rebuild = promisify(execFile)(process.execPath, [CLI, 'rebuild'], {
-        env: {
-          PATH: process.env.PATH,
-          DATA_DIR: c.dataDir,
-          AUTH_JWT_SECRET: c.auth.jwtSecret,
-          READ_MODEL_STORE: c.readModelStore,
-          ...(c.readModelStore === 'mongodb' ? { MONGODB_URL: c.mongodbUrl, MONGODB_DB: c.mongodbDb } : {}),
-          ...(process.env.E2E_EVENT_STORE === 'eventstoredb'
-            ? {
-                EVENT_STORE: 'eventstoredb',
-                EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING,
-              }
-            : {}),
-          LOG_LEVEL: 'error',
-        },
-      });
+      const rebuild = runCli(app.config, ['rebuild']);
       // Writes while the other process replays and swaps: the API's projector applies them to
       // models that may be on their way out, and must re-apply them to the new ones.
       const written: string[] = [];

@@ -4,11 +4,9 @@ import { ROLES } from '@changeledger/domain';
 import { verifyHashChains } from '@changeledger/event-store';
 import {
   allProjections,
-  buildComplianceReport,
-  type ComplianceFactsDocument,
   complianceReportCsv,
+  complianceReportFromStore,
   complianceReportHtml,
-  loadComplianceFacts,
   PROJECTOR_CHECKPOINT,
   rebuildReadModels,
   replayInto,
@@ -149,17 +147,13 @@ const report = async (args: string[]) => {
     catchUp.done(`up to date (${applied} events applied now)`);
     const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
     const loading = new ProgressBar('report', 'changes');
-    const documents: ComplianceFactsDocument[] = [];
-    for await (const doc of loadComplianceFacts(store, period)) {
-      documents.push(doc);
-      if (documents.length % 500 === 0) loading.update(documents.length, 0, 1);
-    }
-    const built = buildComplianceReport({
-      documents,
-      period,
+    const { documentsRead, ...built } = await complianceReportFromStore(store, period, {
       now: new Date(),
-      readModelPosition,
       settings: config,
+      readModelPosition,
+      onDocument: (count) => {
+        if (count % 500 === 0) loading.update(count, 0, 1);
+      },
     });
     const output =
       values.format === 'json'
@@ -171,7 +165,7 @@ const report = async (args: string[]) => {
     if (values.out) writeFileSync(values.out, output);
     else process.stdout.write(output);
     loading.done(
-      `${period.label}: ${built.volumes.submitted.total} changes submitted, ${findings} findings, from ${documents.length} changes` +
+      `${period.label}: ${built.volumes.submitted.total} changes submitted, ${findings} findings, from ${documentsRead} changes` +
         (values.out ? `; written to ${values.out}` : ''),
     );
   } finally {

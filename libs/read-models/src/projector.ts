@@ -11,6 +11,8 @@ import type { ReadModelDocument, ReadModelStore } from './read-model-store.port'
  */
 export const PROJECTOR_CHECKPOINT = 'read-models@v2';
 export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
+const isProjected = (event: RecordedEvent) =>
+  PROJECTED_STREAM_PREFIXES.some((p) => event.streamId.startsWith(p));
 /** Written by a rebuild into its shadow: a new value each time the read models are swapped. */
 export const REBUILD_GENERATION = `${PROJECTOR_CHECKPOINT}:generation`;
 /** Written with it: the position the rebuilt models were replayed through. */
@@ -197,9 +199,7 @@ export class Projector {
       const page = await this.events.readAll({ after, limit: this.batchSize });
       if (page.length === 0) break;
       after = page[page.length - 1].position;
-      const wanted = page.filter(
-        (e) => e.position <= until && PROJECTED_STREAM_PREFIXES.some((p) => e.streamId.startsWith(p)),
-      );
+      const wanted = page.filter((e) => e.position <= until && isProjected(e));
       if (wanted.length > 0) reapplied += await applyBatch(this.store, this.projections, wanted);
     }
     this.generation = generation;
@@ -274,7 +274,7 @@ export const replayInto = async (
     if (batch.length === 0) break;
     after = batch[batch.length - 1].position;
     page = events.readAll({ after, limit: batchSize });
-    const projected = batch.filter((e) => PROJECTED_STREAM_PREFIXES.some((p) => e.streamId.startsWith(p)));
+    const projected = batch.filter(isProjected);
     if (projected.length > 0) applied += await applyBatch(target, projections, projected);
     options.onProgress?.({ events: applied, position: after, head });
     if (batch.length < batchSize) break;

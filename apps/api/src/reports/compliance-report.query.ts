@@ -1,9 +1,8 @@
 import { Inject } from '@nestjs/common';
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import {
-  ComplianceReportBuilder,
   type ComplianceReport,
-  loadComplianceFacts,
+  complianceReportFromStore,
   READ_MODEL_STORE,
   type ReadModelStore,
   type ReportPeriod,
@@ -28,8 +27,11 @@ export class GetComplianceReportHandler implements IQueryHandler<GetComplianceRe
   async execute({ period }: GetComplianceReport) {
     // Read first: the documents loaded next include at least everything up to this position.
     const readModelPosition = await this.readPosition.applied();
-    const builder = new ComplianceReportBuilder(period, this.clock.now(), this.config);
-    for await (const doc of loadComplianceFacts(this.store, period)) builder.add(doc);
-    return builder.build(readModelPosition);
+    const { documentsRead: _, ...report } = await complianceReportFromStore(this.store, period, {
+      now: this.clock.now(),
+      settings: this.config,
+      readModelPosition,
+    });
+    return report;
   }
 }

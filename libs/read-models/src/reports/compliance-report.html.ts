@@ -1,4 +1,4 @@
-import type { ChangeType } from '@changeledger/domain';
+import { CHANGE_TYPES, type ChangeType } from '@changeledger/domain';
 import { type ComplianceReport, FINDING_TITLES, type LeadTime } from './compliance-report';
 
 /** Everything users typed goes through this: the page must never run or load anything. */
@@ -18,7 +18,6 @@ const TYPE_WORDS: Record<ChangeType, string> = {
   normal: 'Normal',
   emergency: 'Emergency',
 };
-const TYPES: readonly ChangeType[] = ['standard', 'normal', 'emergency'];
 
 const percent = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)} %`);
 const hours = (value: number | null) => (value === null ? '–' : `${value.toFixed(1)} h`);
@@ -49,7 +48,7 @@ const monthsChart = (report: ComplianceReport): string => {
   const bars = months.map((m, i) => {
     const x = left + slot * i + (slot - barWidth) / 2;
     let base = 0;
-    const segments = TYPES.map((type) => {
+    const segments = CHANGE_TYPES.map((type) => {
       const value = m[type];
       if (value === 0) return '';
       const rect = `<rect x="${x.toFixed(1)}" y="${y(base + value).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(y(base) - y(base + value)).toFixed(1)}" fill="${TYPE_COLOURS[type]}"><title>${esc(`${m.month} ${TYPE_WORDS[type]}: ${value}`)}</title></rect>`;
@@ -59,7 +58,7 @@ const monthsChart = (report: ComplianceReport): string => {
     const total = m.standard + m.normal + m.emergency;
     return `${segments}<text x="${(x + barWidth / 2).toFixed(1)}" y="${(y(total) - 4).toFixed(1)}" text-anchor="middle" class="value">${total}</text><text x="${(x + barWidth / 2).toFixed(1)}" y="${height - bottom + 16}" text-anchor="middle">${esc(m.month)}</text>`;
   });
-  const legend = TYPES.map(
+  const legend = CHANGE_TYPES.map(
     (type, i) =>
       `<rect x="${left + i * 110}" y="6" width="12" height="12" fill="${TYPE_COLOURS[type]}"/><text x="${left + i * 110 + 16}" y="16">${TYPE_WORDS[type]}</text>`,
   ).join('');
@@ -162,7 +161,7 @@ svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { fon
 <figure><figcaption>Changes per month by type</figcaption>${monthsChart(report)}</figure>
 ${table(
   ['Type', 'Submitted'],
-  TYPES.map((t) => [TYPE_WORDS[t], String(v.submitted[t])]),
+  CHANGE_TYPES.map((t) => [TYPE_WORDS[t], String(v.submitted[t])]),
 )}
 <figure><figcaption>Outcomes of implementations ended in the period, and changes that did not get there</figcaption>${outcomesChart(report)}</figure>
 <h2>Lead times</h2>

@@ -1,4 +1,5 @@
 import type { ComplianceFactsDocument } from '../projections/compliance-facts.projection';
+import { type ComplianceReport, ComplianceReportBuilder, type ReportSettings } from './compliance-report';
 import type { Condition, ReadModelStore } from '../read-model-store.port';
 import type { ReportPeriod } from './report-period';
 
@@ -41,3 +42,27 @@ export async function* loadComplianceFacts(
     }
   }
 }
+
+/**
+ * The report of `period` from the read-model store: the documents are folded one at a time as
+ * they are read. `readModelPosition` is where the store stood before reading (the report includes
+ * at least every event up to it); `onDocument` counts them, for a progress display.
+ */
+export const complianceReportFromStore = async (
+  store: ReadModelStore,
+  period: ReportPeriod,
+  options: {
+    readonly now: Date;
+    readonly settings: ReportSettings;
+    readonly readModelPosition: bigint;
+    readonly onDocument?: (count: number) => void;
+  },
+): Promise<ComplianceReport & { readonly documentsRead: number }> => {
+  const builder = new ComplianceReportBuilder(period, options.now, options.settings);
+  let count = 0;
+  for await (const doc of loadComplianceFacts(store, period)) {
+    builder.add(doc);
+    options.onDocument?.(++count);
+  }
+  return Object.assign(builder.build(options.readModelPosition), { documentsRead: count });
+};

@@ -1,0 +1,26 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { AppConfig } from '@changeledger/platform';
+
+/** The built CLI: CI builds before testing; without dist/ the CLI tests cannot run. */
+export const CLI_MAIN = join(__dirname, '..', '..', '..', 'dist', 'apps', 'cli', 'src', 'main.js');
+export const cliBuilt = existsSync(CLI_MAIN);
+
+/** The environment that points the CLI at the same stores as an app started with `config`. */
+const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  DATA_DIR: c.dataDir,
+  AUTH_JWT_SECRET: c.auth.jwtSecret,
+  READ_MODEL_STORE: c.readModelStore,
+  ...(c.readModelStore === 'mongodb' ? { MONGODB_URL: c.mongodbUrl, MONGODB_DB: c.mongodbDb } : {}),
+  ...(process.env.E2E_EVENT_STORE === 'eventstoredb'
+    ? { EVENT_STORE: 'eventstoredb', EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING }
+    : {}),
+  LOG_LEVEL: 'error',
+});
+
+/** Runs `changeledger <args>` in its own process against the stores of `config`. */
+export const runCli = (config: AppConfig, args: readonly string[]) =>
+  promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { env: cliEnv(config) });
