@@ -22,7 +22,7 @@ import {
   MongoReadModelStore,
   type ReadModelDocument,
   type ReadModelStore,
-  replayInto,
+  rebuildReadModels,
   SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { signToken } from '@changeledger/platform';
@@ -186,8 +186,9 @@ export const benchRebuild = async (
       target === 'mongodb'
         ? await MongoReadModelStore.connect(mongoUrl, mongoDb)
         : SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
+    // What `npm run projections:rebuild` runs: replay into a shadow, build its indexes, swap it in.
     const started = process.hrtime.bigint();
-    const applied = await replayInto(events, readModels, projections, { batchSize: 10_000 });
+    const { events: applied } = await rebuildReadModels(events, readModels, projections);
     const rebuildSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 
     progress('rebuild: baseline, plain inserts of the same documents');
@@ -243,6 +244,10 @@ export const benchRebuild = async (
     }
     await readModels.close();
     await events.close();
+    // Let the 400,000 documents go before timing HTTP: this (client) process collecting them
+    // would show up as server latency.
+    const documentCount = documents.length;
+    documents.length = 0;
 
     progress('rebuild: query latency and live lag through HTTP at that size');
     const port = 40_000 + Math.floor(Math.random() * 1000);
@@ -313,9 +318,9 @@ export const benchRebuild = async (
         generateSeconds: round(generateSeconds, 1),
         rebuildSeconds: round(rebuildSeconds, 1),
         rebuildEventsPerSecond: round(applied / rebuildSeconds, 0),
-        documents: documents.length,
+        documents: documentCount,
         baselineSeconds: round(baselineSeconds, 2),
-        baselineDocumentsPerSecond: round(documents.length / baselineSeconds, 0),
+        baselineDocumentsPerSecond: round(documentCount / baselineSeconds, 0),
         ratio: round(baselineSeconds / rebuildSeconds),
         queryLatencyMs,
         liveLagMs: { p50: round(percentile(lags, 50)), p99: round(percentile(lags, 99)) },

@@ -595,6 +595,63 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
           }),
         ).toEqual([]);
       });
+
+      it('select: only the chosen fields and nested paths (with id and _position), under the same filter, order and limit', async () => {
+        const detailed = all.map((d, i) => ({
+          ...d,
+          _position: String(300 + i),
+          detail: {
+            title: `T-${d.id}`,
+            owner: { id: `u-${i}`, roles: ['a', 'b'] },
+            steps: [{ n: 1 }, { n: 2 }],
+            big: 'x'.repeat(4000),
+            note: null,
+          },
+        }));
+        await put(store, into(items, ...detailed), 300n);
+        const query: Query = {
+          where: [{ field: 'status', op: 'eq', value: 'open' }],
+          orderBy: { field: 'at', direction: 'desc' },
+          limit: 4,
+          select: ['at', 'detail.title', 'detail.owner', 'detail.note', 'detail.missing'],
+        };
+        const expected = expectedOrder(
+          detailed.filter((d) => d.status === 'open'),
+          'at',
+          'desc',
+        ).slice(0, 4);
+        expect(expected.length).toBe(4);
+        const found = await store.find<Item>(items, query);
+        expect(ids(found)).toEqual(ids(expected));
+        found.forEach((row, i) => {
+          const { missing, ...detail } = row.detail as Record<string, unknown>;
+          // a path the document lacks: absent or null, depending on the adapter
+          expect(missing ?? null).toBeNull();
+          expect({ ...row, detail }).toStrictEqual({
+            id: expected[i].id,
+            _position: expected[i]._position,
+            at: expected[i].at,
+            detail: { title: expected[i].detail.title, owner: expected[i].detail.owner, note: null },
+          });
+        });
+        // a whole object and a path inside it: the whole object
+        const [whole] = await store.find<Item>(items, {
+          ...query,
+          limit: 1,
+          select: ['detail', 'detail.title'],
+        });
+        expect(whole).toStrictEqual({
+          id: expected[0].id,
+          _position: expected[0]._position,
+          detail: expected[0].detail,
+        });
+        await expect(store.find(items, { ...query, select: ['detail.$where'] })).rejects.toThrow(
+          /not a valid field path/,
+        );
+        await expect(store.find(items, { ...query, select: ["a') FROM x --"] })).rejects.toThrow(
+          /not a valid field path/,
+        );
+      });
     });
 
     // -------------------------------------------------------------------------------------------

@@ -33,6 +33,12 @@ export interface Query {
   readonly limit: number;
   /** Keyset cursor: rows strictly after this (sort value, id) pair. */
   readonly after?: { readonly value: string | number | boolean | null; readonly id: string };
+  /**
+   * Only these fields (dotted paths into nested objects) besides `id` and `_position`: list
+   * endpoints read a few fields of large documents. A selected path the document lacks comes
+   * back absent or null, depending on the adapter.
+   */
+  readonly select?: readonly string[];
 }
 
 export interface CommitBatch {

@@ -2,6 +2,7 @@ import { Inject } from '@nestjs/common';
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { type ChangeView, toChangeView } from '@changeledger/domain';
 import {
+  CHANGE_SUMMARY_FIELDS,
   type ChangeLogDocument,
   type ChangeLogRow,
   type ChangeRequestDocument,
@@ -82,6 +83,7 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
       orderBy: { field: 'submittedAt', direction: 'desc' },
       limit: request.limit + 1,
       after: request.after,
+      select: CHANGE_SUMMARY_FIELDS,
     });
     const result = page(rows, request.limit, (d) => ({ value: d.submittedAt, id: d.id }));
     return { items: result.items.map(toChangeSummary), nextCursor: result.nextCursor };

@@ -110,12 +110,13 @@ export const evolveChangeRequest = (
   state: ChangeRequestState,
   event: ChangeRequestEvent,
 ): ChangeRequestState => {
+  // One copy of the state per event (folded for every command and by every replay); each case
+  // then sets its fields on that fresh copy.
   const next: ChangeRequestState = { ...state, version: state.version + 1, updatedAt: event.data.at };
   switch (event.type) {
     case 'ChangeSubmitted': {
       const d = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         exists: true,
         id: d.changeId,
         type: d.changeType,
@@ -124,101 +125,94 @@ export const evolveChangeRequest = (
         standardTemplate: d.standardTemplate,
         requestedBy: d.by,
         submittedAt: d.at,
-      };
+      });
     }
     case 'ChangePreApproved':
-      return {
-        ...next,
+      return Object.assign(next, {
         status: 'approved',
         approval: { by: null, at: event.data.at, level: 'standard-template' },
-      };
+      });
     case 'ChangeAmended': {
       const d = event.data;
       const voided = d.voidedReviews
         .map((kind) => state.reviews[kind])
         .filter((r): r is ReviewRecord => r !== undefined);
-      return {
-        ...next,
+      return Object.assign(next, {
         request: { ...state.request, ...d.changes },
         status: d.statusAfter,
         reviews: d.voidedReviews.length > 0 ? {} : state.reviews,
         voidedReviews: [...state.voidedReviews, ...voided],
         requiredApproval: d.statusAfter === 'in-review' ? undefined : state.requiredApproval,
         awaitingApprovalSince: d.statusAfter === 'in-review' ? undefined : state.awaitingApprovalSince,
-      };
+      });
     }
     case 'ReviewRecorded': {
       const { kind, verdict, notes, criteria, by, at } = event.data;
-      return { ...next, reviews: { ...state.reviews, [kind]: { kind, verdict, notes, criteria, by, at } } };
+      return Object.assign(next, {
+        reviews: { ...state.reviews, [kind]: { kind, verdict, notes, criteria, by, at } },
+      });
     }
     case 'ReviewsCompleted':
-      return {
-        ...next,
+      return Object.assign(next, {
         status: 'awaiting-approval',
         requiredApproval: event.data.requiredApproval,
         awaitingApprovalSince: event.data.at,
-      };
+      });
     case 'ChangesRequested':
-      return { ...next, status: 'changes-requested' };
+      return Object.assign(next, { status: 'changes-requested' });
     case 'ChangeRejected': {
       const { stage, kind, reason, by, at } = event.data;
-      return { ...next, status: 'rejected', rejection: { stage, kind, reason, by, at } };
+      return Object.assign(next, { status: 'rejected', rejection: { stage, kind, reason, by, at } });
     }
     case 'ChangeApproved': {
       const { by, at, level, comment } = event.data;
-      return { ...next, status: 'approved', approval: { by, at, level, comment } };
+      return Object.assign(next, { status: 'approved', approval: { by, at, level, comment } });
     }
     case 'ChangeScheduled': {
       const { plannedStart, plannedEnd, maintenanceWindow, by, at } = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         status: 'scheduled',
         schedule: { plannedStart, plannedEnd, maintenanceWindow, by, at },
-      };
+      });
     }
     case 'ChecklistItemCompleted': {
       const { item, note, by, at } = event.data;
-      return { ...next, checklist: { ...state.checklist, [item]: { by, at, note } } };
+      return Object.assign(next, { checklist: { ...state.checklist, [item]: { by, at, note } } });
     }
     case 'ImplementationStarted':
-      return {
-        ...next,
+      return Object.assign(next, {
         status: 'in-progress',
         implementation: { ...state.implementation, startedBy: event.data.by, startedAt: event.data.at },
-      };
+      });
     case 'ImplementationStepRecorded': {
       const { sequence, description, by, at } = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         implementation: {
           ...state.implementation,
           steps: [...state.implementation.steps, { sequence, description, by, at }],
         },
-      };
+      });
     }
     case 'ImplementationIssueRecorded': {
       const { description, severity, by, at } = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         implementation: {
           ...state.implementation,
           issues: [...state.implementation.issues, { description, severity, by, at }],
         },
-      };
+      });
     }
     case 'VerificationRecorded': {
       const { functionalityTested, systemHealthVerified, logsChecked, passed, notes, by, at } = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         implementation: {
           ...state.implementation,
           verification: { functionalityTested, systemHealthVerified, logsChecked, passed, notes, by, at },
         },
-      };
+      });
     }
     case 'ImplementationCompleted':
-      return {
-        ...next,
+      return Object.assign(next, {
         status: 'implemented',
         implementation: {
           ...state.implementation,
@@ -227,23 +221,22 @@ export const evolveChangeRequest = (
           completedBy: event.data.by,
           completedAt: event.data.at,
         },
-      };
+      });
     case 'PostImplementationReviewRecorded': {
       const { documentationUpdated, issues, lessonsLearned, improvements, by, at } = event.data;
-      return {
-        ...next,
+      return Object.assign(next, {
         postImplementationReview: { documentationUpdated, issues, lessonsLearned, improvements, by, at },
-      };
+      });
     }
     case 'RetrospectiveDecisionRecorded': {
       const { decision, comment, by, at } = event.data;
-      return { ...next, retrospectiveDecision: { decision, comment, by, at } };
+      return Object.assign(next, { retrospectiveDecision: { decision, comment, by, at } });
     }
     case 'ChangeClosed':
-      return { ...next, status: 'closed', closedAt: event.data.at, closedBy: event.data.by };
+      return Object.assign(next, { status: 'closed', closedAt: event.data.at, closedBy: event.data.by });
     case 'ChangeCancelled': {
       const { reason, by, at, statusBefore } = event.data;
-      return { ...next, status: 'cancelled', cancellation: { reason, by, at, statusBefore } };
+      return Object.assign(next, { status: 'cancelled', cancellation: { reason, by, at, statusBefore } });
     }
     default: {
       // Unknown event types (from a newer schema) still count towards the version.

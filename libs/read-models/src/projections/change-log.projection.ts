@@ -43,14 +43,17 @@ const OUTCOME_WORDS: Record<Outcome, string> = {
   'rolled-back': 'Rolled back',
 };
 
-/** The contract's words: the outcome once implementation ended (and after close), else the status. */
+/**
+ * The contract's words: the outcome once implementation ended (and after close), else the status.
+ * `row` is always a fresh object made by the caller, so it is completed in place.
+ */
 const finish = (
   row: Omit<ChangeLogDocument, 'date' | 'status' | '_position'>,
-): Omit<ChangeLogDocument, '_position'> => ({
-  ...row,
-  status: row.outcome ? OUTCOME_WORDS[row.outcome] : STATUS_WORDS[row.changeStatus],
-  date: row.endedDay ?? row.startedDay ?? row.submittedDay,
-});
+): Omit<ChangeLogDocument, '_position'> =>
+  Object.assign(row, {
+    status: row.outcome ? OUTCOME_WORDS[row.outcome] : STATUS_WORDS[row.changeStatus],
+    date: row.endedDay ?? row.startedDay ?? row.submittedDay,
+  });
 
 export const changeLogProjection: Projection<ChangeLogDocument> = {
   collection: {

@@ -65,6 +65,26 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
 };
 
 /** The list row of `GET /changes`. */
+/**
+ * What `toChangeSummary` reads (plus the sort key of the list): a list of 50 changes selects
+ * these instead of 50 whole folded states.
+ */
+export const CHANGE_SUMMARY_FIELDS = [
+  'submittedAt',
+  'state.id',
+  'state.request.title',
+  'state.type',
+  'state.status',
+  'state.request.priority',
+  'state.request.risk.level',
+  'state.request.systemsAffected',
+  'state.requestedBy',
+  'state.submittedAt',
+  'state.updatedAt',
+  'state.version',
+] as const;
+
+/** The list row of a change; from a whole document or one with only `CHANGE_SUMMARY_FIELDS`. */
 export const toChangeSummary = (document: ChangeRequestDocument) => {
   const s = document.state;
   return {

@@ -13,7 +13,7 @@ import {
 import type { RecordedEvent } from '@changeledger/event-store';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
-import { changeIdOf, type Draft, type Projection } from './projection';
+import { changeIdOf, type Draft, instantOf, type Projection } from './projection';
 
 /**
  * A segregation-of-duties rule of the contract, checked here against the recorded events on
@@ -100,7 +100,7 @@ const CONTROL_EVENTS = [
 ];
 
 /** Schedules keep the instant the user gave in any ISO form; compare them in one form. */
-const instant = (iso: string) => new Date(iso).toISOString();
+const instant = instantOf;
 const FINAL: readonly ChangeStatus[] = ['closed', 'cancelled', 'rejected'];
 
 /**
@@ -259,10 +259,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
     if (!doc || typeof d.at !== 'string') return undefined;
     const sender = event.metadata.actor;
     const rule = sender ? dutyExceptionOf(doc, event, { id: sender.id, name: sender.name }) : undefined;
-    const next = { ...doc, ...factsOf(doc, event, d) };
     const status = statusAfterEvent(event) ?? doc.status;
-    return {
-      ...next,
+    // one fresh copy per event (this runs for every event of every replay)
+    return Object.assign({ ...doc }, factsOf(doc, event, d), {
       status,
       reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
       controlEvents: CONTROL_EVENTS.includes(event.type) ? [...doc.controlEvents, d.at] : doc.controlEvents,
@@ -281,6 +280,6 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
           : doc.dutyExceptions,
       lastActivityAt: d.at > doc.lastActivityAt ? d.at : doc.lastActivityAt,
       open: !FINAL.includes(status),
-    };
+    });
   },
 };

@@ -17,15 +17,31 @@ export interface Projection<D extends ReadModelDocument = ReadModelDocument> {
 export const CHANGE_STREAM_PREFIX = 'changeRequest-';
 export const TEMPLATE_STREAM_PREFIX = 'standardTemplate-';
 
-export const changeIdOf = (event: RecordedEvent): string | undefined =>
-  event.streamId.startsWith(CHANGE_STREAM_PREFIX)
-    ? event.streamId.slice(CHANGE_STREAM_PREFIX.length)
-    : undefined;
+// Every projection asks for the id of the same event in turn: remember the last answer, so a
+// replay of millions of events does not cut (and hash) the same string seven times over.
+let lastStreamId: string | undefined;
+let lastChangeId: string | undefined;
+export const changeIdOf = (event: RecordedEvent): string | undefined => {
+  if (event.streamId !== lastStreamId) {
+    lastStreamId = event.streamId;
+    lastChangeId = event.streamId.startsWith(CHANGE_STREAM_PREFIX)
+      ? event.streamId.slice(CHANGE_STREAM_PREFIX.length)
+      : undefined;
+  }
+  return lastChangeId;
+};
 
 export const templateIdOf = (event: RecordedEvent): string | undefined =>
   event.streamId.startsWith(TEMPLATE_STREAM_PREFIX)
     ? event.streamId.slice(TEMPLATE_STREAM_PREFIX.length)
     : undefined;
 
+/** Already `YYYY-MM-DDTHH:mm:ss.sssZ`, as the domain writes every time: nothing to convert. */
+export const CANONICAL_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** An instant as `toISOString` writes it (UTC, milliseconds). */
+export const instantOf = (iso: string): string =>
+  CANONICAL_INSTANT.test(iso) ? iso : new Date(iso).toISOString();
+
 /** `2026-11-26T10:00:00.000Z` → `2026-11-26` (UTC day). */
-export const dayOf = (iso: string): string => new Date(iso).toISOString().slice(0, 10);
+export const dayOf = (iso: string): string => instantOf(iso).slice(0, 10);

@@ -92,6 +92,12 @@ interface Connection {
   closed: boolean;
   /** Unknown until tried: MongoDB has `renameCollection … dropTarget`, FerretDB 1.x does not. */
   dropTargetRename?: boolean;
+  /**
+   * FerretDB 1.x (`buildInfo.ferretdbVersion`): its SQLite backend turns only a bare
+   * `{ _id: "…" }` filter into SQL; `$in` lists and guarded filters read the whole collection.
+   * There the adapter reads and writes by `_id` alone (see `writeGuarded`). Asked once, in `init`.
+   */
+  idLookupsOnly?: Promise<boolean>;
 }
 
 export type MongoShadowReadModelStore = MongoReadModelStore & {
@@ -117,6 +123,8 @@ export class MongoReadModelStore implements ReadModelStore {
   private connection: Connection;
   private prefix = '';
   private finished?: 'promoted' | 'discarded' | 'closed';
+  /** A rebuild's shadow fills without secondary indexes; `promote` builds them once, at the end. */
+  private deferIndexes = false;
 
   /** Over a client someone else owns (and closes); `connect` is the usual way in. */
   constructor(client: MongoClient, dbName: string, target = `MongoDB database ${dbName}`) {
@@ -212,15 +220,19 @@ export class MongoReadModelStore implements ReadModelStore {
     await create(`${this.prefix}${CHECKPOINTS}`);
     for (const spec of collections) {
       this.specs.set(spec.name, spec);
-      const name = this.name(spec.name);
-      await create(name);
-      const indexes = spec.indexes.filter((fields) => fields.length > 0).map(indexOf);
-      if (indexes.length === 0) continue;
-      try {
-        await this.ensureIndexes(db.collection(name), indexes);
-      } catch (error) {
-        throw new Error(`cannot create the indexes of ${name}: ${messageOf(error)}`, { cause: error });
-      }
+      await create(this.name(spec.name));
+      if (!this.deferIndexes) await this.indexCollection(spec);
+    }
+  }
+
+  private async indexCollection(spec: CollectionSpec) {
+    const name = this.name(spec.name);
+    const indexes = spec.indexes.filter((fields) => fields.length > 0).map(indexOf);
+    if (indexes.length === 0) return;
+    try {
+      await this.ensureIndexes(this.usable().collection(name), indexes);
+    } catch (error) {
+      throw new Error(`cannot create the indexes of ${name}: ${messageOf(error)}`, { cause: error });
     }
   }
 
@@ -259,10 +271,25 @@ export class MongoReadModelStore implements ReadModelStore {
       this.collection(collection); // still refuses a bad name or a closed store
       return found;
     }
-    for await (const stored of this.collection(collection).find({ _id: { $in: wanted } })) {
+    const target = this.collection(collection);
+    if (await this.idLookupsOnly()) {
+      const rows = await inParallel(wanted, (_id) => target.findOne({ _id }));
+      for (const stored of rows) if (stored) found.set(stored._id, fromStored<D>(stored));
+      return found;
+    }
+    for await (const stored of target.find({ _id: { $in: wanted } })) {
       found.set(stored._id, fromStored<D>(stored));
     }
     return found;
+  }
+
+  private idLookupsOnly(): Promise<boolean> {
+    this.connection.idLookupsOnly ??= this.connection.db
+      .admin()
+      .command({ buildInfo: 1 })
+      .then((info) => typeof info.ferretdbVersion === 'string')
+      .catch(() => false);
+    return this.connection.idLookupsOnly;
   }
 
   async find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]> {
@@ -287,7 +314,8 @@ export class MongoReadModelStore implements ReadModelStore {
           ];
     const filter: Filter<Stored> =
       filters.length === 0 ? {} : filters.length === 1 ? filters[0] : { $and: filters };
-    const rows = await target.find(filter, { sort, limit }).toArray();
+    const projection = query.select ? projectionOf(query.select) : undefined;
+    const rows = await target.find(filter, { sort, limit, ...(projection && { projection }) }).toArray();
     return rows.map((row) => fromStored<D>(row));
   }
 
@@ -332,12 +360,13 @@ export class MongoReadModelStore implements ReadModelStore {
   /** The stored `_position`s of these ids (absent ids are not in the map). */
   private async storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>> {
     const positions = new Map<string, string>();
-    const cursor = this.collection(collection).find(
-      { _id: { $in: [...ids] } },
-      { projection: { _position: 1 } },
-    );
-    for await (const row of cursor)
-      positions.set(row._id, typeof row._position === 'string' ? row._position : '');
+    const target = this.collection(collection);
+    const options = { projection: { _position: 1 } };
+    const rows = (await this.idLookupsOnly())
+      ? await inParallel(ids, (_id) => target.findOne({ _id }, options))
+      : await target.find({ _id: { $in: [...ids] } }, options).toArray();
+    for (const row of rows)
+      if (row) positions.set(row._id, typeof row._position === 'string' ? row._position : '');
     return positions;
   }
 
@@ -354,9 +383,13 @@ export class MongoReadModelStore implements ReadModelStore {
       collection,
       documents.map((d) => d._id),
     );
+    // On FerretDB the guard is the positions just read (one active projector writes a live
+    // collection, one rebuild its shadow); on MongoDB it is also in the filter, atomically.
+    const atomicGuard = !(await this.idLookupsOnly());
     const replace = (document: Stored) => {
       const { _id, ...replacement } = document;
-      return { filter: { _id, _position: { $lt: document._position } }, replacement };
+      const filter: Filter<Stored> = atomicGuard ? { _id, _position: { $lt: document._position } } : { _id };
+      return { filter, replacement };
     };
     const writes: { document: Stored; operation: AnyBulkWriteOperation<Stored> }[] = [];
     for (const document of documents) {
@@ -386,9 +419,10 @@ export class MongoReadModelStore implements ReadModelStore {
       }
     }
     // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
+    // (rare: guarded in the filter on every server, even where that filter reads the collection)
     for (const document of raced) {
-      const { filter, replacement } = replace(document);
-      await target.replaceOne(filter, replacement);
+      const { _id, ...replacement } = document;
+      await target.replaceOne({ _id, _position: { $lt: document._position } }, replacement);
     }
   }
 
@@ -406,6 +440,7 @@ export class MongoReadModelStore implements ReadModelStore {
     const shadow = new MongoReadModelStore(this.connection.client, this.connection.db.databaseName);
     shadow.connection = this.connection;
     shadow.prefix = `${MONGO_SHADOW_PREFIX}${Date.now().toString(36)}${randomBytes(2).toString('hex')}__`;
+    shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
     return Object.assign(shadow, {
       promote: () => this.promoteShadow(shadow),
@@ -428,6 +463,8 @@ export class MongoReadModelStore implements ReadModelStore {
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
+    // Indexes built once over the full collections, before any of them is visible.
+    for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     const names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix));
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     const order = [...names.filter((n) => n !== checkpoints).sort(), checkpoints];
@@ -593,6 +630,35 @@ const fromStored = <D>(stored: Document): D => {
     document[key] = key === '_position' ? portPosition(value) : decode(value);
   }
   return document as D;
+};
+
+/** A find projection of these paths (a path inside another selected one is left to it). */
+const projectionOf = (paths: readonly string[]): Document => {
+  // the stored document keeps its own `id` next to `_id`
+  const projection: Document = { id: 1, _position: 1 };
+  const wanted = paths.map((path) => {
+    if (typeof path !== 'string' || !FIELD_PATH.test(path) || path === '_id')
+      throw new Error(`not a valid field path: ${String(path)}`);
+    return path;
+  });
+  for (const path of wanted) {
+    if (!wanted.some((other) => path.startsWith(`${other}.`))) projection[path] = 1;
+  }
+  return projection;
+};
+
+/** `work` for every item, at most 32 at a time (the driver's pool is 100 connections). */
+const inParallel = async <T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> => {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, items.length) }, worker));
+  return results;
 };
 
 interface IndexSpec {
