@@ -30,10 +30,11 @@ export const canonicalJson = (value: unknown): string => {
       const item: unknown = value[i];
       out += item === undefined || typeof item === 'function' ? 'null' : canonicalJson(item);
     }
-    return `${out}]`;
+    return out + ']';
   }
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record).sort();
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
   let out = '{';
   let first = true;
   for (const key of keys) {
@@ -41,7 +42,18 @@ export const canonicalJson = (value: unknown): string => {
     if (item === undefined || typeof item === 'function') continue;
     if (!first) out += ',';
     first = false;
-    out += `${JSON.stringify(key)}:${canonicalJson(item)}`;
+    out += quotedKey(key) + ':' + canonicalJson(item);
   }
-  return `${out}}`;
+  return out + '}';
+};
+
+// The same few dozen keys come back in every event: quote each once (bounded, in case of not).
+const QUOTED_KEYS = new Map<string, string>();
+const quotedKey = (key: string): string => {
+  let quoted = QUOTED_KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (QUOTED_KEYS.size < 10_000) QUOTED_KEYS.set(key, quoted);
+  }
+  return quoted;
 };

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { chainMetadata, GENESIS_HASH, hashOf } from '../../event-hash';
+import { chainMetadata, GENESIS_HASH } from '../../event-hash';
 import { ConcurrencyError } from '../../event-store.errors';
 import type {
   AppendResult,
@@ -97,7 +97,7 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
 
   private readonly stmts: {
-    last: Database.Statement<[string], { revision: bigint; metadata: string }>;
+    last: Database.Statement<[string], { revision: bigint; hash: unknown }>;
     recent: Database.Statement<[string, number], { event_id: string; revision: bigint }>;
     range: Database.Statement<
       [string, bigint, bigint],
@@ -138,7 +138,8 @@ export class SqliteEventStore implements EventStore {
     this.stmts = {
       last: safe(
         this.db.prepare(
-          'SELECT revision, metadata FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1',
+          // the previous hash without parsing the whole metadata in JavaScript
+          "SELECT revision, json_extract(metadata, '$.hash') AS hash FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1",
         ),
       ),
       recent: safe(
@@ -331,9 +332,7 @@ export class SqliteEventStore implements EventStore {
       expected === 'any' || (expected === 'no-stream' ? actual === 'no-stream' : actual === expected);
     if (!matches) throw new ConcurrencyError(streamId, expected, actual);
     let revision = last ? last.revision : -1n;
-    let previousHash = last
-      ? (hashOf(JSON.parse(last.metadata) as EventMetadata) ?? GENESIS_HASH)
-      : GENESIS_HASH;
+    let previousHash = typeof last?.hash === 'string' ? last.hash : GENESIS_HASH;
     let position = 0n;
     for (const event of events) {
       revision += 1n;

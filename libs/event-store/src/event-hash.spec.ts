@@ -1,0 +1,71 @@
+import { chainMetadata, computeEventHash, GENESIS_HASH } from './event-hash';
+
+/**
+ * Every stored chain was hashed by this function: its output for a given event must never
+ * change, however it is rewritten. The expected values were computed by the first version.
+ */
+describe('computeEventHash', () => {
+  const event = {
+    streamId: 'changeRequest-CHG-007',
+    revision: 3n,
+    type: 'ReviewRecorded',
+    data: {
+      kind: 'technical',
+      verdict: 'approve',
+      notes: 'Zürich "quoted" \u2028 line',
+      criteria: { b: 'ok', a: 'fine', '10': 'x', '9': 'y' },
+      by: { id: 'u-1', name: 'Ana' },
+      at: '2026-11-26T10:00:00.000Z',
+      when: new Date('2026-01-02T03:04:05.000Z'),
+      nothing: undefined,
+      list: [1, undefined, 2.5, -0, null, true],
+    },
+    metadata: {
+      actor: { id: 'u-1', name: 'Ana', roles: ['technical-reviewer'] },
+      occurredAt: '2026-11-26T10:00:00.000Z',
+      correlationId: 'c-1',
+      causationId: null,
+      schemaVersion: 1,
+      previousHash: 'ab'.repeat(32),
+      hash: 'ignored',
+    },
+  };
+
+  it('gives the same hash as it always has (sorted keys, own hash left out, previous hash in)', () => {
+    expect(computeEventHash(event, 'ab'.repeat(32))).toBe(
+      '5a70481ea943f0f59f70b55419f8ba2fb5ba565856070da4d107775910e23893',
+    );
+    expect(
+      computeEventHash(
+        { ...event, revision: 0n, metadata: { ...event.metadata, previousHash: GENESIS_HASH } },
+        GENESIS_HASH,
+      ),
+    ).toBe('86384b56739682929df1cb29c6fc17c9143ab060323807873bc5e3999387e5df');
+  });
+
+  it('changes when anything hashed changes, not when the stored hash does', () => {
+    const base = computeEventHash(event, 'ab'.repeat(32));
+    expect(
+      computeEventHash({ ...event, metadata: { ...event.metadata, hash: 'other' } }, 'ab'.repeat(32)),
+    ).toBe(base);
+    expect(computeEventHash({ ...event, revision: 4n }, 'ab'.repeat(32))).not.toBe(base);
+    expect(computeEventHash({ ...event, type: 'ReviewRecordeD' }, 'ab'.repeat(32))).not.toBe(base);
+    expect(computeEventHash(event, 'cd'.repeat(32))).not.toBe(base);
+    expect(
+      computeEventHash(
+        { ...event, data: { ...event.data, notes: 'Zürich "quoted"  line' } },
+        'ab'.repeat(32),
+      ),
+    ).not.toBe(base);
+  });
+
+  it('chainMetadata adds previousHash and the hash of the event with it', () => {
+    const { hash: _hash, previousHash: _previous, ...plain } = event.metadata;
+    const chained = chainMetadata({ ...event, metadata: plain }, 'ab'.repeat(32));
+    expect(chained).toEqual({
+      ...plain,
+      previousHash: 'ab'.repeat(32),
+      hash: computeEventHash(event, 'ab'.repeat(32)),
+    });
+  });
+});
