@@ -182,6 +182,44 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
         expect(await store.get(other, 'b')).toStrictEqual(b);
         expect(await store.checkpoint(cp)).toBe(2n);
       });
+
+      it('a field added to a collection later (an upgrade): old documents lack it, new ones have it, both stay readable', async () => {
+        await store.init([itemsSpec(items)]);
+        const old = item('old', '1', { at: '2030-01-01' });
+        await put(store, into(items, old), 1n);
+        const grown: CollectionSpec = {
+          ...itemsSpec(items),
+          fields: { ...itemsSpec(items).fields, owner: 'string', row: 'json' },
+          indexes: [...itemsSpec(items).indexes, ['owner']],
+        };
+        await store.init([grown]);
+        const fresh = {
+          ...item('new', '2', { at: '2030-01-02' }),
+          owner: 'ana',
+          row: { title: 'T', n: [1, 2] },
+        };
+        await put(store, into(items, fresh), 2n);
+        expect(await store.get(items, 'old')).toStrictEqual(old);
+        expect(await store.get(items, 'new')).toStrictEqual(fresh);
+        const rows = await store.find<Item>(items, {
+          where: [],
+          orderBy: { field: 'at', direction: 'asc' },
+          limit: 10,
+          select: ['row', 'owner'],
+        });
+        expect(ids(rows)).toEqual(['old', 'new']);
+        expect(rows[0].row ?? null).toBeNull();
+        expect(rows[1]).toStrictEqual({ id: 'new', _position: '2', row: fresh.row, owner: 'ana' });
+        expect(
+          ids(
+            await store.find(items, {
+              where: [{ field: 'owner', op: 'eq', value: 'ana' }],
+              orderBy: { field: 'id', direction: 'asc' },
+              limit: 10,
+            }),
+          ),
+        ).toEqual(['new']);
+      });
     });
 
     // -------------------------------------------------------------------------------------------
@@ -650,6 +688,45 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
         );
         await expect(store.find(items, { ...query, select: ["a') FROM x --"] })).rejects.toThrow(
           /not a valid field path/,
+        );
+      });
+
+      it('select of top-level fields, `json` ones included: exactly those values, nothing else of the document', async () => {
+        const spec: CollectionSpec = {
+          ...itemsSpec(other),
+          fields: { ...itemsSpec(other).fields, row: 'json' },
+        };
+        await store.init([spec]);
+        const rows = all.map((d, i) => ({
+          ...d,
+          _position: String(400 + i),
+          row: i % 5 === 0 ? null : { title: `T-${d.id}`, tags: d.tags, nested: { ok: i % 2 === 0 } },
+          big: 'y'.repeat(3000),
+        }));
+        await put(store, into(other, ...rows), 400n);
+        const query: Query = {
+          where: [{ field: 'active', op: 'eq', value: true }],
+          orderBy: { field: 'rank', direction: 'desc' },
+          limit: 7,
+          select: ['row', 'active', 'rank', 'label', 'at'],
+        };
+        const expected = expectedOrder(
+          rows.filter((d) => d.active),
+          'rank',
+          'desc',
+        ).slice(0, 7);
+        expect(expected.some((d) => d.row === null)).toBe(true);
+        const found = await store.find<Item>(other, query);
+        expect(found).toStrictEqual(
+          expected.map((d) => ({
+            id: d.id,
+            _position: d._position,
+            row: d.row,
+            active: d.active,
+            rank: d.rank,
+            label: d.label,
+            at: d.at,
+          })),
         );
       });
     });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type ChangeRequestDocument, READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   emergencyChange,
@@ -107,6 +108,57 @@ describe('read models over HTTP', () => {
     expectStatus(await app.get('/changes?limit=501'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?status=done'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?cursor=not-a-cursor'), 400, 'VALIDATION_FAILED');
+  });
+
+  it('GET /changes rows agree with GET /changes/:id, also for documents stored before rows were kept apart', async () => {
+    const mine = { sub: 'u-rows', name: 'Row Requester', roles: ['requester'] as const };
+    const fresh = await submit(app, normalChange('high', { title: 'Row fresh' }), mine);
+    const old = await submit(app, normalChange('low', { title: 'Row old' }), mine);
+    await reviewAll(app, fresh.id);
+    // An installation upgraded without a rebuild: the document as an older version wrote it.
+    expectStatus(await app.get(`/changes/${old.id}`), 200); // projected (the read waits for it)
+    const readModels = app.app.get<ReadModelStore>(READ_MODEL_STORE);
+    const stored = (await readModels.get<ChangeRequestDocument>('change_requests', old.id))!;
+    const { summary: _summary, ...before } = stored;
+    await readModels.commit({
+      documents: [
+        {
+          collection: 'change_requests',
+          document: { ...before, _position: (BigInt(stored._position) + 1n).toString() },
+        },
+      ],
+      checkpoint: { name: 'e2e-untouched', position: 1n },
+    });
+    expect((await readModels.get<ChangeRequestDocument>('change_requests', old.id))!.summary).toBeUndefined();
+
+    const rows = expectStatus(await app.get('/changes?requestedBy=u-rows&limit=10'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    expect(rows.items.map((r) => r.id)).toEqual([old.id, fresh.id]);
+    for (const row of rows.items) {
+      const view = expectStatus(await app.get(`/changes/${row.id as string}`), 200).body as Record<
+        string,
+        unknown
+      >;
+      expect(row).toEqual({
+        id: view.id,
+        title: view.title,
+        type: view.type,
+        status: view.status,
+        priority: view.priority,
+        riskLevel: (view.risk as { level: string } | null)?.level ?? null,
+        systemsAffected: view.systemsAffected,
+        requestedBy: view.requestedBy,
+        submittedAt: (view.timestamps as { submittedAt: string }).submittedAt,
+        updatedAt: (view.timestamps as { updatedAt: string }).updatedAt,
+        version: view.version,
+      });
+    }
+    expect(rows.items[1]).toMatchObject({
+      status: 'awaiting-approval',
+      riskLevel: 'high',
+      title: 'Row fresh',
+    });
   });
 
   it('lists pending approvals with the required approval level, oldest first', async () => {

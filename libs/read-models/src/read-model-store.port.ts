@@ -12,10 +12,14 @@ export interface ReadModelDocument {
 
 export type FieldType = 'string' | 'number' | 'boolean';
 
-/** The fields a collection is filtered or sorted on; adapters index exactly these. */
+/**
+ * The fields a collection is filtered or sorted on (adapters index exactly the `indexes`), and
+ * `json` fields: any JSON value that is only ever `select`ed (a list row kept beside a large
+ * document), which an adapter may store apart so that reading it skips the rest.
+ */
 export interface CollectionSpec {
   readonly name: string;
-  readonly fields: Readonly<Record<string, FieldType | 'string[]'>>;
+  readonly fields: Readonly<Record<string, FieldType | 'string[]' | 'json'>>;
   /** Index definitions: each a list of fields (compound), in order. */
   readonly indexes: readonly (readonly string[])[];
 }

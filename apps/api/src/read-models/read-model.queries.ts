@@ -2,10 +2,10 @@ import { Inject } from '@nestjs/common';
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
 import { type ChangeView, toChangeView } from '@changeledger/domain';
 import {
-  CHANGE_SUMMARY_FIELDS,
   type ChangeLogDocument,
   type ChangeLogRow,
   type ChangeRequestDocument,
+  type ChangeSummary,
   changeLogProjection,
   changeRequestsProjection,
   type Condition,
@@ -83,10 +83,21 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
       orderBy: { field: 'submittedAt', direction: 'desc' },
       limit: request.limit + 1,
       after: request.after,
-      select: CHANGE_SUMMARY_FIELDS,
+      select: ['submittedAt', 'summary'],
     });
     const result = page(rows, request.limit, (d) => ({ value: d.submittedAt, id: d.id }));
-    return { items: result.items.map(toChangeSummary), nextCursor: result.nextCursor };
+    // Documents from before `summary` existed (not yet rebuilt): their row from the whole state.
+    const missing = result.items.filter((d) => !d.summary).map((d) => d.id);
+    const whole = missing.length
+      ? await this.store.getMany<ChangeRequestDocument>(changeRequestsProjection.collection.name, missing)
+      : undefined;
+    const items: ChangeSummary[] = [];
+    for (const d of result.items) {
+      const state = whole?.get(d.id)?.state;
+      if (d.summary) items.push(d.summary);
+      else if (state) items.push(toChangeSummary(state)); // else gone: a rebuild swapped in between
+    }
+    return { items, nextCursor: result.nextCursor };
   }
 }
 

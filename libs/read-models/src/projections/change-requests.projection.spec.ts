@@ -156,7 +156,8 @@ describe('change requests projection', () => {
 
   it('toChangeSummary: the list row', () => {
     const doc = docAfter(...normalHistory('approved', { risk: 'high' }))!;
-    expect(toChangeSummary(doc)).toEqual({
+    expect(doc.summary).toEqual(toChangeSummary(doc.state));
+    expect(toChangeSummary(doc.state)).toEqual({
       id: 'CHG-001',
       title: 'Move VM traffic to VLAN 20',
       type: 'normal',

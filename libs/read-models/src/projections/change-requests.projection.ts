@@ -7,9 +7,14 @@ import {
 import type { ReadModelDocument } from '../read-model-store.port';
 import { changeIdOf, type Projection } from './projection';
 
-/** The whole change (its folded state) plus the fields that lists filter and sort on. */
+/**
+ * The whole change (its folded state), the fields that lists filter and sort on, and its list
+ * row (`summary`), which `GET /changes` selects without reading the state. Documents written
+ * before `summary` existed lack it until they change again or the read models are rebuilt.
+ */
 export interface ChangeRequestDocument extends ReadModelDocument {
   readonly state: ChangeRequestState;
+  readonly summary?: ChangeSummary;
   readonly status: string;
   readonly type: string;
   readonly riskLevel: string | null;
@@ -32,6 +37,7 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       requestedBy: 'string',
       submittedAt: 'string',
       updatedAt: 'string',
+      summary: 'json',
     },
     indexes: [
       ['submittedAt'],
@@ -60,33 +66,27 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       requestedBy: state.requestedBy?.id ?? '',
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
+      summary: toChangeSummary(state),
     };
   },
 };
 
-/** The list row of `GET /changes`. */
-/**
- * What `toChangeSummary` reads (plus the sort key of the list): a list of 50 changes selects
- * these instead of 50 whole folded states.
- */
-export const CHANGE_SUMMARY_FIELDS = [
-  'submittedAt',
-  'state.id',
-  'state.request.title',
-  'state.type',
-  'state.status',
-  'state.request.priority',
-  'state.request.risk.level',
-  'state.request.systemsAffected',
-  'state.requestedBy',
-  'state.submittedAt',
-  'state.updatedAt',
-  'state.version',
-] as const;
+export interface ChangeSummary {
+  readonly id: string;
+  readonly title: string;
+  readonly type: string;
+  readonly status: string;
+  readonly priority: string;
+  readonly riskLevel: string | null;
+  readonly systemsAffected: readonly string[];
+  readonly requestedBy: { readonly id: string; readonly name: string } | null;
+  readonly submittedAt: string | null;
+  readonly updatedAt: string | null;
+  readonly version: number;
+}
 
-/** The list row of a change; from a whole document or one with only `CHANGE_SUMMARY_FIELDS`. */
-export const toChangeSummary = (document: ChangeRequestDocument) => {
-  const s = document.state;
+/** The list row of `GET /changes`. */
+export const toChangeSummary = (s: ChangeRequestState): ChangeSummary => {
   return {
     id: s.id,
     title: s.request.title,

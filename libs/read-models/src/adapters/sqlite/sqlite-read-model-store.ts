@@ -30,7 +30,7 @@ const toSql = (value: unknown) => (typeof value === 'boolean' ? (value ? 1 : 0) 
 export class SqliteReadModelStore implements ReadModelStore {
   private readonly specs = new Map<string, CollectionSpec>();
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly upserts = new Map<string, { sql: string; columns: string[] }>();
+  private readonly upserts = new Map<string, { sql: string; columns: string[]; json: boolean[] }>();
 
   /**
    * `deferIndexes` (a rebuild's shadow): tables without their secondary indexes while they fill;
@@ -78,9 +78,25 @@ export class SqliteReadModelStore implements ReadModelStore {
     for (const spec of collections) {
       this.specs.set(spec.name, spec);
       const columns = this.columnsOf(spec).map((field) => `${quote(field)} ${sqlType(spec.fields[field])}`);
+      // The document last: a row longer than a page spills into overflow pages, and a column
+      // stored after it would be reached only by walking them.
       this.db.exec(
-        `CREATE TABLE IF NOT EXISTS ${this.table(spec.name)} (id TEXT PRIMARY KEY, position TEXT NOT NULL, doc TEXT NOT NULL${columns.map((c) => `, ${c}`).join('')})`,
+        `CREATE TABLE IF NOT EXISTS ${this.table(spec.name)} (id TEXT PRIMARY KEY, position TEXT NOT NULL${columns.map((c) => `, ${c}`).join('')}, doc TEXT NOT NULL)`,
       );
+      // A field added to a collection since its table was made: a new, empty column (documents
+      // written before it have NULL there until they are written again or rebuilt).
+      const present = new Set(
+        (this.db.prepare(`PRAGMA table_info(${this.table(spec.name)})`).all() as { name: string }[]).map(
+          (c) => c.name,
+        ),
+      );
+      for (const field of this.columnsOf(spec)) {
+        if (!present.has(field))
+          this.db.exec(
+            `ALTER TABLE ${this.table(spec.name)} ADD COLUMN ${quote(field)} ${sqlType(spec.fields[field])}`,
+          );
+      }
+      this.upserts.delete(spec.name);
       if (!this.deferIndexes) this.createIndexes(spec);
     }
   }
@@ -136,6 +152,7 @@ export class SqliteReadModelStore implements ReadModelStore {
       params.push(toSql(condition.value));
     }
     const { field, direction } = query.orderBy;
+    if (spec.fields[field] === 'json') throw new Error(`${spec.name}.${field} is not a sortable field`);
     // The bare column (NULLs lowest, as in MongoDB), so that the (field, id) index serves the sort.
     const sortColumn = field === 'id' ? 'id' : quote(field);
     if (query.after) {
@@ -155,17 +172,36 @@ export class SqliteReadModelStore implements ReadModelStore {
         params.push(value, value, query.after.id);
       }
     }
+    // Only columns selected: read them, not the document.
+    const fromColumns = query.select?.every((f) => f in spec.fields && spec.fields[f] !== 'string[]')
+      ? query.select
+      : undefined;
+    const selected = fromColumns
+      ? ['id', 'position', ...fromColumns.map(quote)].join(', ')
+      : query.select
+        ? selectSql(query.select)
+        : 'doc';
     const sql =
-      `SELECT ${query.select ? selectSql(query.select) : 'doc'} FROM ${this.table(collection)}` +
+      `SELECT ${selected} FROM ${this.table(collection)}` +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY ${sortColumn} ${direction}, id ${direction} LIMIT ?`;
     params.push(query.limit);
+    if (fromColumns) {
+      return (this.statement(sql).all(...params) as Record<string, unknown>[]).map((row) => {
+        const document: Record<string, unknown> = {
+          id: row.id,
+          _position: plainPosition(row.position as string),
+        };
+        for (const field of fromColumns) document[field] = fromSql(spec.fields[field], row[field]);
+        return document as unknown as D;
+      });
+    }
     return (this.statement(sql).all(...params) as { doc: string }[]).map((r) => JSON.parse(r.doc) as D);
   }
 
   private conditionSql(spec: CollectionSpec, condition: Condition): string {
     const type = spec.fields[condition.field];
-    if (condition.field !== 'id' && !type)
+    if (condition.field !== 'id' && (!type || type === 'json'))
       throw new Error(`${spec.name}.${condition.field} is not a queryable field`);
     const column = condition.field === 'id' ? 'id' : quote(condition.field);
     switch (condition.op) {
@@ -191,7 +227,8 @@ export class SqliteReadModelStore implements ReadModelStore {
         `INSERT INTO ${table} (id, ${assigned.join(', ')}) VALUES (?, ?, ?${columns.map(() => ', ?').join('')}) ` +
         `ON CONFLICT (id) DO UPDATE SET ${assigned.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
         `WHERE excluded.position > ${table}.position`;
-      upsert = { sql, columns };
+      const spec = this.spec(collection);
+      upsert = { sql, columns, json: columns.map((c) => spec.fields[c] === 'json') };
       this.upserts.set(collection, upsert);
     }
     return upsert;
@@ -200,13 +237,13 @@ export class SqliteReadModelStore implements ReadModelStore {
   async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
     const write = this.db.transaction(() => {
       for (const { collection, document } of documents) {
-        const { sql, columns } = this.upsertOf(collection);
+        const { sql, columns, json } = this.upsertOf(collection);
         const record = document as unknown as Record<string, unknown>;
         this.statement(sql).run(
           document.id,
           comparablePosition(document._position),
           JSON.stringify(document),
-          ...columns.map((c) => toSql(record[c])),
+          ...columns.map((c, i) => (json[i] ? jsonColumn(record[c]) : toSql(record[c]))),
         );
       }
       this.statement(
@@ -302,6 +339,19 @@ const selectSql = (paths: readonly string[]): string => {
       .join(', ')})`;
   return `${emit(tree)} AS doc`;
 };
+
+const jsonColumn = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+
+/** A column's value as the document holds it. */
+const fromSql = (type: CollectionSpec['fields'][string], value: unknown): unknown => {
+  if (value === null) return null;
+  if (type === 'json') return JSON.parse(value as string);
+  if (type === 'boolean') return value === 1;
+  return value;
+};
+
+/** The zero-padded position column back to the document's plain decimal. */
+const plainPosition = (padded: string) => padded.replace(/^0+(?=\d)/, '');
 
 const sqlType = (type: CollectionSpec['fields'][string]) =>
   type === 'number' ? 'REAL' : type === 'boolean' ? 'INTEGER' : 'TEXT';
