@@ -80,8 +80,11 @@ export const applyBatch = async (
   await store.commit({
     documents: projections.flatMap((projection, p) =>
       [...changed[p]].map((id) => {
-        // A changed document is an object evolve made for this batch: stamped in place.
-        const document = documents[p].get(id) as { _position: string } & ReadModelDocument;
+        // A changed document is an object evolve (or finish) made for this batch: stamped in place.
+        const folded = documents[p].get(id)!;
+        const document = (projection.finish ? projection.finish(folded) : folded) as {
+          _position: string;
+        } & ReadModelDocument;
         document._position = positions[p].get(id)!.toString();
         return { collection: projection.collection.name, document };
       }),

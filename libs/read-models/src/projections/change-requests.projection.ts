@@ -66,9 +66,9 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       requestedBy: state.requestedBy?.id ?? '',
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
-      summary: toChangeSummary(state),
     };
   },
+  finish: (document) => ({ ...document, summary: toChangeSummary(document.state) }),
 };
 
 export interface ChangeSummary {

@@ -12,6 +12,11 @@ export interface Projection<D extends ReadModelDocument = ReadModelDocument> {
   readonly collection: CollectionSpec;
   readonly documentId: (event: RecordedEvent) => string | undefined;
   readonly evolve: (document: D | undefined, event: RecordedEvent) => Draft<D> | undefined;
+  /**
+   * Completes a document once before it is stored (not after every event: a replay folds
+   * hundreds of events between two writes of a document). Pure, like `evolve`.
+   */
+  readonly finish?: (document: Draft<D>) => Draft<D>;
 }
 
 export const CHANGE_STREAM_PREFIX = 'changeRequest-';

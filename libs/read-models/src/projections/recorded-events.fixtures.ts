@@ -71,7 +71,8 @@ export const recordedEvent = (
 
 /**
  * Folds events into a projection's documents the way the projector does (documentId, evolve,
- * `_position` stamped, events at or below a document's `_position` skipped), in memory.
+ * `_position` stamped, events at or below a document's `_position` skipped, `finish` before
+ * storing), in memory.
  */
 export const project = <D extends ReadModelDocument>(
   projection: Projection<D>,
@@ -87,6 +88,9 @@ export const project = <D extends ReadModelDocument>(
     const next = projection.evolve(current, event);
     if (!next) continue;
     documents.set(id, { ...next, _position: event.position.toString() } as D);
+  }
+  if (projection.finish) {
+    for (const [id, document] of documents) documents.set(id, projection.finish(document) as D);
   }
   return documents;
 };
