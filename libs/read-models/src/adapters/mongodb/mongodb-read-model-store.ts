@@ -92,12 +92,6 @@ interface Connection {
   closed: boolean;
   /** Unknown until tried: MongoDB has `renameCollection … dropTarget`, FerretDB 1.x does not. */
   dropTargetRename?: boolean;
-  /**
-   * FerretDB 1.x (`buildInfo.ferretdbVersion`): its SQLite backend turns only a bare
-   * `{ _id: "…" }` filter into SQL; `$in` lists and guarded filters read the whole collection.
-   * There the adapter reads and writes by `_id` alone (see `writeGuarded`). Asked once, in `init`.
-   */
-  idLookupsOnly?: Promise<boolean>;
 }
 
 export type MongoShadowReadModelStore = MongoReadModelStore & {
@@ -271,25 +265,10 @@ export class MongoReadModelStore implements ReadModelStore {
       this.collection(collection); // still refuses a bad name or a closed store
       return found;
     }
-    const target = this.collection(collection);
-    if (await this.idLookupsOnly()) {
-      const rows = await inParallel(wanted, (_id) => target.findOne({ _id }));
-      for (const stored of rows) if (stored) found.set(stored._id, fromStored<D>(stored));
-      return found;
-    }
-    for await (const stored of target.find({ _id: { $in: wanted } })) {
+    for await (const stored of this.collection(collection).find({ _id: { $in: wanted } })) {
       found.set(stored._id, fromStored<D>(stored));
     }
     return found;
-  }
-
-  private idLookupsOnly(): Promise<boolean> {
-    this.connection.idLookupsOnly ??= this.connection.db
-      .admin()
-      .command({ buildInfo: 1 })
-      .then((info) => typeof info.ferretdbVersion === 'string')
-      .catch(() => false);
-    return this.connection.idLookupsOnly;
   }
 
   async find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]> {
@@ -360,13 +339,12 @@ export class MongoReadModelStore implements ReadModelStore {
   /** The stored `_position`s of these ids (absent ids are not in the map). */
   private async storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>> {
     const positions = new Map<string, string>();
-    const target = this.collection(collection);
-    const options = { projection: { _position: 1 } };
-    const rows = (await this.idLookupsOnly())
-      ? await inParallel(ids, (_id) => target.findOne({ _id }, options))
-      : await target.find({ _id: { $in: [...ids] } }, options).toArray();
-    for (const row of rows)
-      if (row) positions.set(row._id, typeof row._position === 'string' ? row._position : '');
+    const cursor = this.collection(collection).find(
+      { _id: { $in: [...ids] } },
+      { projection: { _position: 1 } },
+    );
+    for await (const row of cursor)
+      positions.set(row._id, typeof row._position === 'string' ? row._position : '');
     return positions;
   }
 
@@ -383,13 +361,9 @@ export class MongoReadModelStore implements ReadModelStore {
       collection,
       documents.map((d) => d._id),
     );
-    // On FerretDB the guard is the positions just read (one active projector writes a live
-    // collection, one rebuild its shadow); on MongoDB it is also in the filter, atomically.
-    const atomicGuard = !(await this.idLookupsOnly());
     const replace = (document: Stored) => {
       const { _id, ...replacement } = document;
-      const filter: Filter<Stored> = atomicGuard ? { _id, _position: { $lt: document._position } } : { _id };
-      return { filter, replacement };
+      return { filter: { _id, _position: { $lt: document._position } }, replacement };
     };
     const writes: { document: Stored; operation: AnyBulkWriteOperation<Stored> }[] = [];
     for (const document of documents) {
@@ -419,10 +393,9 @@ export class MongoReadModelStore implements ReadModelStore {
       }
     }
     // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
-    // (rare: guarded in the filter on every server, even where that filter reads the collection)
     for (const document of raced) {
-      const { _id, ...replacement } = document;
-      await target.replaceOne({ _id, _position: { $lt: document._position } }, replacement);
+      const { filter, replacement } = replace(document);
+      await target.replaceOne(filter, replacement);
     }
   }
 
@@ -645,20 +618,6 @@ const projectionOf = (paths: readonly string[]): Document => {
     if (!wanted.some((other) => path.startsWith(`${other}.`))) projection[path] = 1;
   }
   return projection;
-};
-
-/** `work` for every item, at most 32 at a time (the driver's pool is 100 connections). */
-const inParallel = async <T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> => {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(32, items.length) }, worker));
-  return results;
 };
 
 interface IndexSpec {
