@@ -100,6 +100,17 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     await rebuilt.close();
   }, 300_000);
 
+  it('a replay holding documents in memory (as rebuilds do) gives the same read models, however small the memory', async () => {
+    for (const keepInMemory of [7, 500]) {
+      const held = await factory.open(`held${keepInMemory}`);
+      const applied = await replayInto(events, held, projections, { batchSize: 150, keepInMemory });
+      expect(applied).toBe(written);
+      expect(await snapshot(held)).toEqual(reference);
+      expect(await held.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await events.headPosition());
+      await held.close();
+    }
+  }, 300_000);
+
   it('stays identical when the projector is killed between a write and its checkpoint, at random points', async () => {
     const store = await factory.open('crashy');
     await store.init(projections.map((p) => p.collection));
