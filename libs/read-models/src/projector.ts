@@ -41,23 +41,10 @@ export const applyBatch = async (
 ): Promise<number> => {
   if (events.length === 0) return 0;
   const width = projections.length;
-  // ids[e * width + p]: the document of projection p that event e touches
-  const ids: (string | undefined)[] = new Array<string | undefined>(events.length * width);
+  const ids = documentIds(projections, events);
   const wanted = projections.map(() => new Set<string>());
-  for (let e = 0; e < events.length; e++) {
-    for (let p = 0; p < width; p++) {
-      const id = projections[p].documentId(events[e]);
-      ids[e * width + p] = id;
-      if (id !== undefined) wanted[p].add(id);
-    }
-  }
-  const documents = await Promise.all(
-    projections.map((projection, p) =>
-      wanted[p].size === 0
-        ? new Map<string, ReadModelDocument>()
-        : store.getMany(projection.collection.name, [...wanted[p]]),
-    ),
-  );
+  ids.forEach((id, i) => id !== undefined && wanted[i % width].add(id));
+  const documents = await loadDocuments(store, projections, wanted);
   // Positions as numbers, and `_position` stamped once per written document, not once per event.
   const positions = documents.map((docs) => {
     const byId = new Map<string, bigint>();
@@ -95,6 +82,31 @@ export const applyBatch = async (
   });
   return events.length;
 };
+
+/** ids[e * projections.length + p]: the document of projection p that event e touches. */
+const documentIds = (projections: readonly Projection[], events: readonly RecordedEvent[]) => {
+  const ids = new Array<string | undefined>(events.length * projections.length);
+  for (let e = 0; e < events.length; e++) {
+    for (let p = 0; p < projections.length; p++) {
+      ids[e * projections.length + p] = projections[p].documentId(events[e]);
+    }
+  }
+  return ids;
+};
+
+/** The stored documents of these ids, per projection. */
+const loadDocuments = (
+  store: ReadModelStore,
+  projections: readonly Projection[],
+  ids: readonly Set<string>[],
+): Promise<Map<string, ReadModelDocument>[]> =>
+  Promise.all(
+    projections.map((projection, p) =>
+      ids[p].size === 0
+        ? new Map<string, ReadModelDocument>()
+        : store.getMany(projection.collection.name, [...ids[p]]),
+    ),
+  );
 
 interface Waiter {
   readonly position: bigint;
@@ -346,26 +358,13 @@ class WriteBehind {
   async apply(events: readonly RecordedEvent[]): Promise<number> {
     const { projections, held } = this;
     const width = projections.length;
-    const keys: (string | undefined)[] = new Array<string | undefined>(events.length * width);
+    const ids = documentIds(projections, events);
+    const keys = ids.map((id, i) => (id === undefined ? undefined : `${i % width}\u0000${id}`));
     const missing = projections.map(() => new Set<string>());
-    for (let e = 0; e < events.length; e++) {
-      for (let p = 0; p < width; p++) {
-        const id = projections[p].documentId(events[e]);
-        if (id === undefined) continue;
-        const key = `${p}\u0000${id}`;
-        keys[e * width + p] = key;
-        if (!held.has(key)) missing[p].add(id);
-      }
-    }
-    const loaded = await Promise.all(
-      projections.map((projection, p) =>
-        missing[p].size === 0
-          ? new Map<string, ReadModelDocument>()
-          : this.store.getMany(projection.collection.name, [...missing[p]]),
-      ),
-    );
-    missing.forEach((ids, p) => {
-      for (const id of ids) {
+    ids.forEach((id, i) => id !== undefined && !held.has(keys[i]!) && missing[i % width].add(id));
+    const loaded = await loadDocuments(this.store, projections, missing);
+    missing.forEach((looked, p) => {
+      for (const id of looked) {
         const document = loaded[p].get(id);
         held.set(`${p}\u0000${id}`, {
           projection: p,
