@@ -450,5 +450,22 @@ describe('change log projection', () => {
         '',
       ]);
     });
+
+    it('CSV defuses cells a spreadsheet would run as formulas (a leading apostrophe)', () => {
+      const csv = changeLogCsv([
+        row('=HYPERLINK("http://x","click")', '@SUM(A1)'),
+        row('+1-2'),
+        row('-rf'),
+        row('a=b'),
+      ]);
+      expect(csv.split('\r\n')).toEqual([
+        'date,changeId,description,type,status,implementedBy',
+        `2026-01-05,CHG-003,"'=HYPERLINK(""http://x"",""click"")",Normal,In review,'@SUM(A1)`,
+        "2026-01-05,CHG-003,'+1-2,Normal,In review,",
+        "2026-01-05,CHG-003,'-rf,Normal,In review,",
+        '2026-01-05,CHG-003,a=b,Normal,In review,',
+        '',
+      ]);
+    });
   });
 });

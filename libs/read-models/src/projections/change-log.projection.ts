@@ -1,6 +1,7 @@
 import { type ChangeStatus, type ChangeType, type Outcome, statusOnSubmission } from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
+import { csvCell } from '../csv';
 import { changeIdOf, dayOf, type Projection } from './projection';
 
 /** One row of the seed's change log, with what it needs to keep its words right. */
@@ -140,9 +141,7 @@ export const changeLogMarkdown = (rows: readonly ChangeLogRow[]): string => {
   return `${[header, separator, ...lines].join('\n')}\n`;
 };
 
-const csvCell = (text: string) => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
-
-/** RFC 4180 CSV. */
+/** RFC 4180 CSV; cells that would start a spreadsheet formula are defused (`csvCell`). */
 export const changeLogCsv = (rows: readonly ChangeLogRow[]): string =>
   [
     ['date', 'changeId', 'description', 'type', 'status', 'implementedBy'].join(','),

@@ -1,15 +1,5 @@
+import { csvCell as cell } from '../csv';
 import { type ComplianceReport, FINDING_TITLES, type LeadTime } from './compliance-report';
-
-/**
- * RFC 4180 cell. Text that a spreadsheet would run as a formula (= + - @ at the start) gets a
- * leading apostrophe: the report carries free text typed by users (titles, lessons learned).
- */
-const cell = (value: string | number | null): string => {
-  if (value === null) return '';
-  let text = String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-};
 
 type Row = [
   section: string,
