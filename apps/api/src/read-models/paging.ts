@@ -1,3 +1,4 @@
+import type { Query, ReadModelDocument, ReadModelStore } from '@changeledger/read-models';
 import { RequestValidationError } from '../application/application-errors';
 
 export const DEFAULT_LIMIT = 50;
@@ -43,4 +44,26 @@ export const page = <T>(rows: T[], limit: number, cursorOf: (row: T) => Cursor) 
   const items = rows.slice(0, limit);
   const nextCursor = rows.length > limit ? encodeCursor(cursorOf(items[items.length - 1])) : null;
   return { items, nextCursor };
+};
+
+export interface PageRequest {
+  readonly limit: number;
+  readonly after?: Cursor;
+}
+
+/**
+ * One page of a list: the query with the request's cursor and one row more than asked, cut to
+ * the limit; the next cursor is the last row's sort value (the query's `orderBy`) and id.
+ */
+export const findPage = async <D extends ReadModelDocument>(
+  store: ReadModelStore,
+  collection: string,
+  query: Omit<Query, 'limit' | 'after'>,
+  request: PageRequest,
+) => {
+  const rows = await store.find<D>(collection, { ...query, limit: request.limit + 1, after: request.after });
+  return page(rows, request.limit, (d) => ({
+    value: (d as unknown as Record<string, Cursor['value']>)[query.orderBy.field] ?? null,
+    id: d.id,
+  }));
 };

@@ -23,12 +23,7 @@ import {
   toTemplateView,
 } from '@changeledger/read-models';
 import { CLOCK, type Clock } from '@changeledger/platform';
-import { type Cursor, page } from './paging';
-
-export interface PageRequest {
-  readonly limit: number;
-  readonly after?: Cursor;
-}
+import { findPage, type PageRequest } from './paging';
 
 const RETROSPECTIVE_QUEUE = 'retrospective_queue';
 
@@ -78,14 +73,12 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
       where.push({ field: 'submittedAt', op: 'gte', value: new Date(filters.from).toISOString() });
     if (filters.to !== undefined)
       where.push({ field: 'submittedAt', op: 'lt', value: new Date(filters.to).toISOString() });
-    const rows = await this.store.find<ChangeRequestDocument>(changeRequestsProjection.collection.name, {
-      where,
-      orderBy: { field: 'submittedAt', direction: 'desc' },
-      limit: request.limit + 1,
-      after: request.after,
-      select: ['submittedAt', 'summary'],
-    });
-    const result = page(rows, request.limit, (d) => ({ value: d.submittedAt, id: d.id }));
+    const result = await findPage<ChangeRequestDocument>(
+      this.store,
+      changeRequestsProjection.collection.name,
+      { where, orderBy: { field: 'submittedAt', direction: 'desc' }, select: ['submittedAt', 'summary'] },
+      request,
+    );
     // Documents from before `summary` existed (not yet rebuilt): their row from the whole state.
     const missing = result.items.filter((d) => !d.summary).map((d) => d.id);
     const whole = missing.length
@@ -114,13 +107,12 @@ export class GetChangeLogHandler implements IQueryHandler<
   constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
 
   async execute({ page: request }: GetChangeLog) {
-    const rows = await this.store.find<ChangeLogDocument>(changeLogProjection.collection.name, {
-      where: [],
-      orderBy: { field: 'date', direction: 'desc' },
-      limit: request.limit + 1,
-      after: request.after,
-    });
-    const result = page(rows, request.limit, (d) => ({ value: d.date, id: d.id }));
+    const result = await findPage<ChangeLogDocument>(
+      this.store,
+      changeLogProjection.collection.name,
+      { where: [], orderBy: { field: 'date', direction: 'desc' } },
+      request,
+    );
     return { items: result.items.map(toChangeLogRow), nextCursor: result.nextCursor };
   }
 }
@@ -140,13 +132,12 @@ export class ListPendingApprovalsHandler implements IQueryHandler<ListPendingApp
   async execute({ requiredApproval, page: request }: ListPendingApprovals) {
     const where: Condition[] = [{ field: 'pending', op: 'eq', value: true }];
     if (requiredApproval) where.push({ field: 'requiredApproval', op: 'eq', value: requiredApproval });
-    const rows = await this.store.find<PendingApprovalDocument>(pendingApprovalsProjection.collection.name, {
-      where,
-      orderBy: { field: 'awaitingSince', direction: 'asc' },
-      limit: request.limit + 1,
-      after: request.after,
-    });
-    const result = page(rows, request.limit, (d) => ({ value: d.awaitingSince, id: d.id }));
+    const result = await findPage<PendingApprovalDocument>(
+      this.store,
+      pendingApprovalsProjection.collection.name,
+      { where, orderBy: { field: 'awaitingSince', direction: 'asc' } },
+      request,
+    );
     return { items: result.items.map(toPendingApproval), nextCursor: result.nextCursor };
   }
 }
@@ -163,14 +154,16 @@ export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospect
   ) {}
 
   async execute({ page: request }: GetRetrospectiveQueue) {
-    const rows = await this.store.find<RetrospectiveDocument>(RETROSPECTIVE_QUEUE, {
-      where: [{ field: 'open', op: 'eq', value: true }],
-      orderBy: { field: 'declaredAt', direction: 'asc' },
-      limit: request.limit + 1,
-      after: request.after,
-    });
+    const result = await findPage<RetrospectiveDocument>(
+      this.store,
+      RETROSPECTIVE_QUEUE,
+      {
+        where: [{ field: 'open', op: 'eq', value: true }],
+        orderBy: { field: 'declaredAt', direction: 'asc' },
+      },
+      request,
+    );
     const now = this.clock.now();
-    const result = page(rows, request.limit, (d) => ({ value: d.declaredAt, id: d.id }));
     return { items: result.items.map((d) => toRetrospectiveItem(d, now)), nextCursor: result.nextCursor };
   }
 }
