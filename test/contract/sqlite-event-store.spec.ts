@@ -177,6 +177,27 @@ describe('SqliteEventStore specifics', () => {
     expect(received).toEqual(all);
   });
 
+  it('a subscription skipping a long run of other streams lets the event loop run between batches', async () => {
+    const store = fx.another({ batchSize: 50 });
+    for (let i = 0; i < 20; i++) {
+      await store.append(
+        `other-${i}`,
+        Array.from({ length: 50 }, () => event()),
+        'no-stream',
+      );
+    }
+    await store.append('wanted-1', [event('Wanted')], 'no-stream');
+    const iterator = store.subscribeToAll({ streamPrefixes: ['wanted-'] })[Symbol.asyncIterator]();
+    let ticked = false;
+    const first = iterator.next();
+    setImmediate(() => (ticked = true));
+    const { value } = await first;
+    expect(value).toMatchObject({ streamId: 'wanted-1', type: 'Wanted', position: 1001n });
+    // 1,000 skipped events in 20 reads: without a pause between reads this resolves before any timer
+    expect(ticked).toBe(true);
+    await iterator.return?.(undefined);
+  });
+
   it('an append that fails half-way (an event that cannot be serialised) leaves nothing behind', async () => {
     const store = await fx.open();
     await store.append('s-1', [event()], 'no-stream');

@@ -293,13 +293,17 @@ export class SqliteEventStore implements EventStore {
             await waitForMore();
             continue;
           }
+          let delivered = false;
           for (const row of batch) {
             if (stopped) return;
             const [position, , streamId] = row;
             cursor = position;
             if (prefixes && !prefixes.some((p) => streamId.startsWith(p))) continue;
+            delivered = true;
             yield toRecorded(row);
           }
+          // A long run of filtered-out events must not hold the event loop for the whole scan.
+          if (!delivered) await new Promise((resolve) => setImmediate(resolve));
         }
       } finally {
         await subscription.close();
