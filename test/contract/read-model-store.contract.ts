@@ -644,6 +644,8 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
             steps: [{ n: 1 }, { n: 2 }],
             big: 'x'.repeat(4000),
             note: null,
+            flag: i % 2 === 0,
+            count: i,
           },
         }));
         await put(store, into(items, ...detailed), 300n);
@@ -651,7 +653,15 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
           where: [{ field: 'status', op: 'eq', value: 'open' }],
           orderBy: { field: 'at', direction: 'desc' },
           limit: 4,
-          select: ['at', 'detail.title', 'detail.owner', 'detail.note', 'detail.missing'],
+          select: [
+            'at',
+            'detail.title',
+            'detail.owner',
+            'detail.note',
+            'detail.flag',
+            'detail.count',
+            'detail.missing',
+          ],
         };
         const expected = expectedOrder(
           detailed.filter((d) => d.status === 'open'),
@@ -669,7 +679,13 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
             id: expected[i].id,
             _position: expected[i]._position,
             at: expected[i].at,
-            detail: { title: expected[i].detail.title, owner: expected[i].detail.owner, note: null },
+            detail: {
+              title: expected[i].detail.title,
+              owner: expected[i].detail.owner,
+              note: null,
+              flag: expected[i].detail.flag,
+              count: expected[i].detail.count,
+            },
           });
         });
         // a whole object and a path inside it: the whole object

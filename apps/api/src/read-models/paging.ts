@@ -61,9 +61,18 @@ export const findPage = async <D extends ReadModelDocument>(
   query: Omit<Query, 'limit' | 'after'>,
   request: PageRequest,
 ) => {
-  const rows = await store.find<D>(collection, { ...query, limit: request.limit + 1, after: request.after });
+  const sortField = query.orderBy.field;
+  // the cursor needs the sort value of the last row, selected or not
+  const select =
+    query.select && !query.select.includes(sortField) ? [...query.select, sortField] : query.select;
+  const rows = await store.find<D>(collection, {
+    ...query,
+    select,
+    limit: request.limit + 1,
+    after: request.after,
+  });
   return page(rows, request.limit, (d) => ({
-    value: (d as unknown as Record<string, Cursor['value']>)[query.orderBy.field] ?? null,
+    value: (d as unknown as Record<string, Cursor['value']>)[sortField] ?? null,
     id: d.id,
   }));
 };

@@ -42,7 +42,8 @@ export const templateIdOf = (event: RecordedEvent): string | undefined =>
     : undefined;
 
 /** Already `YYYY-MM-DDTHH:mm:ss.sssZ`, as the domain writes every time: nothing to convert. */
-export const CANONICAL_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const CANONICAL_INSTANT =
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
 
 /** An instant as `toISOString` writes it (UTC, milliseconds). */
 export const instantOf = (iso: string): string =>

@@ -91,10 +91,15 @@ export class SqliteReadModelStore implements ReadModelStore {
         ),
       );
       for (const field of this.columnsOf(spec)) {
-        if (!present.has(field))
+        if (present.has(field)) continue;
+        try {
           this.db.exec(
             `ALTER TABLE ${this.table(spec.name)} ADD COLUMN ${quote(field)} ${sqlType(spec.fields[field])}`,
           );
+        } catch (error) {
+          // another process starting at the same moment added it first
+          if (!/duplicate column name/i.test(String(error))) throw error;
+        }
       }
       this.upserts.delete(spec.name);
       if (!this.deferIndexes) this.createIndexes(spec);
@@ -173,7 +178,9 @@ export class SqliteReadModelStore implements ReadModelStore {
       }
     }
     // Only columns selected: read them, not the document.
-    const fromColumns = query.select?.every((f) => f in spec.fields && spec.fields[f] !== 'string[]')
+    const fromColumns = query.select?.every(
+      (f) => Object.hasOwn(spec.fields, f) && spec.fields[f] !== 'string[]',
+    )
       ? query.select
       : undefined;
     const selected = fromColumns
@@ -291,6 +298,7 @@ export class SqliteReadModelStore implements ReadModelStore {
       this.db.exec(`DROP TABLE IF EXISTS ${this.checkpoints}`);
       this.db.exec(`ALTER TABLE ${shadow.checkpoints} RENAME TO ${quote(`${LIVE}checkpoints`)}`);
     })();
+    for (const [name, spec] of shadow.specs) this.specs.set(name, spec); // the live tables are the shadow's now
     this.statements.clear();
     this.upserts.clear();
     shadow.statements.clear();
@@ -334,7 +342,8 @@ const selectSql = (paths: readonly string[]): string => {
     `json_object(${Object.entries(node)
       .map(
         ([key, value]) =>
-          `'${key}', ${typeof value === 'string' ? `json_extract(doc, '${value}')` : emit(value)}`,
+          // `->` gives JSON (true stays true; json_extract would give 1)
+          `'${key}', ${typeof value === 'string' ? `doc -> '${value}'` : emit(value)}`,
       )
       .join(', ')})`;
   return `${emit(tree)} AS doc`;
