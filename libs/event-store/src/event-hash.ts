@@ -39,6 +39,3 @@ export const chainMetadata = (
   const hash = computeEventHash({ ...event, metadata }, previousHash);
   return { ...metadata, hash };
 };
-
-export const hashOf = (metadata: EventMetadata): string | undefined =>
-  typeof metadata.hash === 'string' ? metadata.hash : undefined;

@@ -68,19 +68,23 @@ export const applyBatch = async (
   }
   await store.commit({
     documents: projections.flatMap((projection, p) =>
-      [...changed[p]].map((id) => {
-        // A changed document is an object evolve (or finish) made for this batch: stamped in place.
-        const folded = documents[p].get(id)!;
-        const document = (projection.finish ? projection.finish(folded) : folded) as {
-          _position: string;
-        } & ReadModelDocument;
-        document._position = positions[p].get(id)!.toString();
-        return { collection: projection.collection.name, document };
-      }),
+      [...changed[p]].map((id) => toWrite(projection, documents[p].get(id)!, positions[p].get(id)!)),
     ),
     checkpoint: { name: checkpointName, position: events[events.length - 1].position },
   });
   return events.length;
+};
+
+/**
+ * A folded document as it is written: finished, stamped with the position of the last event it
+ * applied. It is an object evolve (or finish) made for this write, so it is stamped in place.
+ */
+const toWrite = (projection: Projection, folded: ReadModelDocument, position: bigint) => {
+  const document = (projection.finish ? projection.finish(folded) : folded) as {
+    _position: string;
+  } & ReadModelDocument;
+  document._position = position.toString();
+  return { collection: projection.collection.name, document };
 };
 
 /** ids[e * projections.length + p]: the document of projection p that event e touches. */
@@ -414,14 +418,9 @@ class WriteBehind {
     }
     const documents = leaving
       .filter((entry) => entry.dirty)
-      .map(({ projection: p, document, position }) => {
-        const projection = this.projections[p];
-        const finished = (projection.finish ? projection.finish(document!) : document!) as {
-          _position: string;
-        } & ReadModelDocument;
-        finished._position = position.toString();
-        return { collection: projection.collection.name, document: finished };
-      });
+      .map(({ projection, document, position }) =>
+        toWrite(this.projections[projection], document!, position),
+      );
     // No checkpoint moves here (position 0 never moves one): only `flush` sets it.
     for (let i = 0; i < documents.length; i += 2000) {
       await this.store.commit({

@@ -30,7 +30,7 @@ const toSql = (value: unknown) => (typeof value === 'boolean' ? (value ? 1 : 0) 
 export class SqliteReadModelStore implements ReadModelStore {
   private readonly specs = new Map<string, CollectionSpec>();
   private readonly statements = new Map<string, Database.Statement>();
-  private readonly upserts = new Map<string, { sql: string; columns: string[]; json: boolean[] }>();
+  private readonly upserts = new Map<string, { sql: string; columns: string[] }>();
 
   /**
    * `deferIndexes` (a rebuild's shadow): tables without their secondary indexes while they fill;
@@ -234,8 +234,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         `INSERT INTO ${table} (id, ${assigned.join(', ')}) VALUES (?, ?, ?${columns.map(() => ', ?').join('')}) ` +
         `ON CONFLICT (id) DO UPDATE SET ${assigned.map((c) => `${c} = excluded.${c}`).join(', ')} ` +
         `WHERE excluded.position > ${table}.position`;
-      const spec = this.spec(collection);
-      upsert = { sql, columns, json: columns.map((c) => spec.fields[c] === 'json') };
+      upsert = { sql, columns };
       this.upserts.set(collection, upsert);
     }
     return upsert;
@@ -244,13 +243,14 @@ export class SqliteReadModelStore implements ReadModelStore {
   async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
     const write = this.db.transaction(() => {
       for (const { collection, document } of documents) {
-        const { sql, columns, json } = this.upsertOf(collection);
+        const { fields } = this.spec(collection);
+        const { sql, columns } = this.upsertOf(collection);
         const record = document as unknown as Record<string, unknown>;
         this.statement(sql).run(
           document.id,
           comparablePosition(document._position),
           JSON.stringify(document),
-          ...columns.map((c, i) => (json[i] ? jsonColumn(record[c]) : toSql(record[c]))),
+          ...columns.map((c) => toColumn(fields[c], record[c])),
         );
       }
       this.statement(
@@ -349,7 +349,9 @@ const selectSql = (paths: readonly string[]): string => {
   return `${emit(tree)} AS doc`;
 };
 
-const jsonColumn = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+/** A document's value as its column holds it (the inverse of `fromSql`). */
+const toColumn = (type: CollectionSpec['fields'][string], value: unknown): unknown =>
+  type === 'json' ? (value === undefined ? null : JSON.stringify(value)) : toSql(value);
 
 /** A column's value as the document holds it. */
 const fromSql = (type: CollectionSpec['fields'][string], value: unknown): unknown => {
