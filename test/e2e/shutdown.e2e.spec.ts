@@ -17,21 +17,26 @@ if (!existsSync(MAIN))
 /** The built server as a child process on a fresh data folder. */
 const startBuiltServer = async (prefix: string) => {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  const port = 41_000 + Math.floor(Math.random() * 2000);
   const child = spawn(process.execPath, [MAIN], {
     env: {
       ...process.env,
       DATA_DIR: dir,
-      PORT: String(port),
+      // The system picks a free port (a random one can be taken by another test's connections).
+      PORT: '0',
       HOST: '127.0.0.1',
       AUTH_JWT_SECRET: SECRET,
       LOG_LEVEL: 'error',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited early with ${code}`)));
-    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('listening') && resolve());
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server exited early with ${code}: ${stderr}`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const listening = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(chunk.toString());
+      if (listening) resolve(Number(listening[1]));
+    });
   });
   const headers = {
     authorization: `Bearer ${await signToken({ sub: 'u1', name: 'U One', roles: ['requester'] }, SECRET)}`,
