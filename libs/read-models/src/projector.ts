@@ -178,7 +178,13 @@ export class Projector {
       // same batch with backoff; the position guard makes a partly written batch safe to repeat.
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.exclusive(() => applyBatch(this.store, this.projections, events));
+          // A rebuild swapped in since the last batch is healed before anything is written over
+          // it: a write first would stamp documents with later positions, and the guard would
+          // then skip the events the heal has to re-apply.
+          await this.exclusive(async () => {
+            await this.healAfterRebuild();
+            return applyBatch(this.store, this.projections, events);
+          });
           break;
         } catch (error) {
           if (this.stopped) throw error;
@@ -218,8 +224,9 @@ export class Projector {
    * A rebuild (`projections:rebuild`, maybe in another process) swapped in read models replayed
    * only through the position it last read; what this projector applied after that went into the
    * models it replaced. Re-apply that stretch from the log (the position guard skips what the new
-   * models already have). Checked every second (not per write: that would cost a round trip per
-   * command on MongoDB), so a swap is healed within about a second.
+   * models already have). Checked before every batch (one checkpoint read) and, while idle, every
+   * second. A swap between that check and the batch's write can still be missed (no transactions
+   * across the two on MongoDB).
    */
   private async healAfterRebuild(): Promise<void> {
     if (this.stopped) return;
