@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SqliteEventStore } from '@changeledger/event-store';
+import { type RecordedEvent, SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
   applyBatch,
+  prepareRebuild,
   PROJECTOR_CHECKPOINT,
   Projector,
   type ReadModelDocument,
@@ -152,5 +153,74 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(await snapshot(restarted)).toEqual(reference);
     await store.close();
     await restarted.close();
+  }, 300_000);
+
+  it('loses nothing when a rebuild is swapped in between the rebuild check of a live batch and its write', async () => {
+    // A log in three stretches: the rebuild replays the first; the live projector applies the
+    // second to the old models; the swap lands while it loads the documents of the third.
+    const source = await events.readAll({ after: 0n, limit: 6000 });
+    const log = new SqliteEventStore(join(dir, `swap-${factory.name}-events.sqlite`));
+    const copy = async (slice: readonly RecordedEvent[]) => {
+      for (let i = 0; i < slice.length; i += 250) {
+        // appended in one turn: one group-commit transaction, in this order
+        await Promise.all(
+          slice
+            .slice(i, i + 250)
+            .map((e) =>
+              log.append(
+                e.streamId,
+                [{ eventId: e.eventId, type: e.type, data: e.data, metadata: e.metadata }],
+                e.revision === 0n ? 'no-stream' : e.revision - 1n,
+              ),
+            ),
+        );
+      }
+    };
+    const [rebuilt, live] = [Math.floor(source.length * 0.4), Math.floor(source.length * 0.7)];
+    await copy(source.slice(0, rebuilt));
+
+    const store = await factory.open('swap-live');
+    const prepared = await prepareRebuild(log, store, projections);
+    let swapDuringNextLoad = false;
+    // The real store, with the swap run inside the projector's next document load.
+    const swapping: ReadModelStore = {
+      init: (collections) => store.init(collections),
+      getMany: (async (collection: string, ids: readonly string[]) => {
+        if (swapDuringNextLoad) {
+          swapDuringNextLoad = false;
+          await prepared.promote();
+        }
+        return store.getMany(collection, ids);
+      }) as ReadModelStore['getMany'],
+      get: (collection, id) => store.get(collection, id),
+      find: (collection, query) => store.find(collection, query),
+      commit: (batch) => store.commit(batch),
+      checkpoint: (name) => store.checkpoint(name),
+      createShadow: () => store.createShadow(),
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    const logged: string[] = [];
+    const projector = new Projector(log, swapping, projections, {
+      batchSize: 5000,
+      logger: { error: (m) => logged.push(m), log: (m) => logged.push(m) },
+    });
+    await projector.start();
+    expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
+    await copy(source.slice(rebuilt, live));
+    expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
+    swapDuringNextLoad = true;
+    await copy(source.slice(live));
+    expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
+    await projector.stop();
+    expect(swapDuringNextLoad).toBe(false);
+
+    const replayed = await factory.open('swap-replayed');
+    await replayInto(log, replayed, projections);
+    const expected = await snapshot(replayed);
+    expect(expected.change_requests.length).toBeGreaterThan(10);
+    expect(await snapshot(store)).toEqual(expected);
+    expect(logged.some((m) => m.includes('swapped in during a write'))).toBe(true);
+    await Promise.all([store.close(), replayed.close(), log.close()]);
   }, 300_000);
 });

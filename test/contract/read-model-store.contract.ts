@@ -9,12 +9,13 @@
  * (adapters may treat a null like '' there); `false` sorts before `true`.
  */
 import { randomUUID } from 'node:crypto';
-import type {
-  CollectionSpec,
-  Condition,
-  Query,
-  ReadModelDocument,
-  ReadModelStore,
+import {
+  CheckpointMovedError,
+  type CollectionSpec,
+  type Condition,
+  type Query,
+  type ReadModelDocument,
+  type ReadModelStore,
 } from '@changeledger/read-models';
 
 export interface ReadModelStoreFixture {
@@ -401,6 +402,41 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
 
         await put(store, [], MAX_U64, `${cp}_top`);
         expect(await store.checkpoint(`${cp}_top`)).toBe(18_446_744_073_709_551_615n);
+      });
+
+      it('commit with `expect`: writes when that checkpoint holds the value (0n when absent), else writes nothing and says so', async () => {
+        const generation = `${cp}_generation`;
+        await store.commit({
+          documents: into(items, item('a', '1')),
+          checkpoint: { name: cp, position: 1n },
+          expect: { name: generation, position: 0n },
+        });
+        expect((await store.get(items, 'a'))?._position).toBe('1');
+        await put(store, [], 7n, generation);
+
+        const refused = store.commit({
+          documents: into(items, item('a', '2'), item('b', '2')),
+          checkpoint: { name: cp, position: 2n },
+          expect: { name: generation, position: 6n },
+        });
+        await expect(refused).rejects.toThrow(CheckpointMovedError);
+        await expect(refused).rejects.toMatchObject({
+          checkpoint: generation,
+          expected: 6n,
+          found: 7n,
+          maybeWritten: false,
+        });
+        expect(ids(await everything(store, items))).toEqual(['a']);
+        expect((await store.get(items, 'a'))?._position).toBe('1');
+        expect(await store.checkpoint(cp)).toBe(1n);
+
+        await store.commit({
+          documents: into(items, item('a', '2'), item('b', '2')),
+          checkpoint: { name: cp, position: 2n },
+          expect: { name: generation, position: 7n },
+        });
+        expect(ids(await everything(store, items))).toEqual(['a', 'b']);
+        expect(await store.checkpoint(cp)).toBe(2n);
       });
     });
 

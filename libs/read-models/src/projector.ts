@@ -1,6 +1,11 @@
 import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
 import { CHANGE_STREAM_PREFIX, type Projection, TEMPLATE_STREAM_PREFIX } from './projections/projection';
-import type { ReadModelDocument, ReadModelStore } from './read-model-store.port';
+import {
+  type CommitBatch,
+  CheckpointMovedError,
+  type ReadModelDocument,
+  type ReadModelStore,
+} from './read-model-store.port';
 
 /**
  * Named after the set of read models: adding one renames it, so an installation upgraded to a
@@ -38,6 +43,7 @@ export const applyBatch = async (
   projections: readonly Projection[],
   events: readonly RecordedEvent[],
   checkpointName = PROJECTOR_CHECKPOINT,
+  expect?: CommitBatch['expect'],
 ): Promise<number> => {
   if (events.length === 0) return 0;
   const width = projections.length;
@@ -71,6 +77,7 @@ export const applyBatch = async (
       [...changed[p]].map((id) => toWrite(projection, documents[p].get(id)!, positions[p].get(id)!)),
     ),
     checkpoint: { name: checkpointName, position: events[events.length - 1].position },
+    expect,
   });
   return events.length;
 };
@@ -178,13 +185,7 @@ export class Projector {
       // same batch with backoff; the position guard makes a partly written batch safe to repeat.
       for (let attempt = 1; ; attempt++) {
         try {
-          // A rebuild swapped in since the last batch is healed before anything is written over
-          // it: a write first would stamp documents with later positions, and the guard would
-          // then skip the events the heal has to re-apply.
-          await this.exclusive(async () => {
-            await this.healAfterRebuild();
-            return applyBatch(this.store, this.projections, events);
-          });
+          await this.exclusive(() => this.applyLive(events));
           break;
         } catch (error) {
           if (this.stopped) throw error;
@@ -220,32 +221,66 @@ export class Projector {
     return run;
   }
 
+  /** The write of a live batch expects the rebuild generation its documents were loaded from. */
+  private generationGuard(): CommitBatch['expect'] {
+    return { name: REBUILD_GENERATION, position: this.generation };
+  }
+
+  /**
+   * A live batch. A rebuild swapped in since the last one is healed first: a write first would
+   * stamp documents with later positions, and the guard would then skip the events the heal has
+   * to re-apply. A swap after that check is caught by the commit's expected generation: nothing
+   * was written (SQLite checks it in the write's transaction), or, on MongoDB, what was written
+   * holds all the batch's events on documents loaded before the swap. Either way, healing through
+   * the batch's last event makes the new models complete.
+   */
+  private async applyLive(events: readonly RecordedEvent[]): Promise<void> {
+    await this.healAfterRebuild(this.applied);
+    try {
+      await applyBatch(this.store, this.projections, events, PROJECTOR_CHECKPOINT, this.generationGuard());
+    } catch (error) {
+      if (!(error instanceof CheckpointMovedError)) throw error;
+      this.options.logger?.log?.(`projector: a rebuild was swapped in during a write (${error.message})`);
+      await this.healAfterRebuild(events[events.length - 1].position);
+    }
+  }
+
   /**
    * A rebuild (`projections:rebuild`, maybe in another process) swapped in read models replayed
    * only through the position it last read; what this projector applied after that went into the
    * models it replaced. Re-apply that stretch from the log (the position guard skips what the new
-   * models already have). Checked before every batch (one checkpoint read) and, while idle, every
-   * second. A swap between that check and the batch's write can still be missed (no transactions
-   * across the two on MongoDB).
+   * models already have), expecting the new generation: another swap meanwhile starts it again.
+   * Checked before every batch (one checkpoint read) and, while idle, every second.
    */
-  private async healAfterRebuild(): Promise<void> {
-    if (this.stopped) return;
-    const generation = await this.store.checkpoint(REBUILD_GENERATION);
-    if (generation === this.generation) return;
-    let after = await this.store.checkpoint(REBUILT_THROUGH);
-    const until = this.applied;
-    let reapplied = 0;
-    while (after < until) {
-      const page = await this.events.readAll({ after, limit: this.batchSize });
-      if (page.length === 0) break;
-      after = page[page.length - 1].position;
-      const wanted = page.filter((e) => e.position <= until && isProjected(e));
-      if (wanted.length > 0) reapplied += await applyBatch(this.store, this.projections, wanted);
+  private async healAfterRebuild(until: bigint = this.applied): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const generation = await this.store.checkpoint(REBUILD_GENERATION);
+      if (generation === this.generation) return;
+      let after = await this.store.checkpoint(REBUILT_THROUGH);
+      let reapplied = 0;
+      try {
+        while (after < until) {
+          const page = await this.events.readAll({ after, limit: this.batchSize });
+          if (page.length === 0) break;
+          after = page[page.length - 1].position;
+          const wanted = page.filter((e) => e.position <= until && isProjected(e));
+          if (wanted.length === 0) continue;
+          reapplied += await applyBatch(this.store, this.projections, wanted, PROJECTOR_CHECKPOINT, {
+            name: REBUILD_GENERATION,
+            position: generation,
+          });
+        }
+      } catch (error) {
+        if (error instanceof CheckpointMovedError) continue; // swapped again: heal from the newer one
+        throw error;
+      }
+      this.generation = generation;
+      this.options.logger?.log?.(
+        `projector: rebuilt read models swapped in; re-applied ${reapplied} later events`,
+      );
+      return;
     }
-    this.generation = generation;
-    this.options.logger?.log?.(
-      `projector: rebuilt read models swapped in; re-applied ${reapplied} later events`,
-    );
   }
 
   private advance(position: bigint) {
@@ -448,16 +483,26 @@ const partition = <T>(items: readonly T[], test: (item: T) => boolean): [T[], T[
   return [yes, no];
 };
 
+/** Read models replayed into a shadow of the live ones, not yet serving. */
+export interface PreparedRebuild {
+  /** Events applied, and the log position the replay went through. */
+  readonly events: number;
+  readonly head: bigint;
+  /** Swaps the rebuilt models in, in one step; a live projector re-applies what they lack. */
+  promote(): Promise<void>;
+  discard(): Promise<void>;
+}
+
 /**
- * `projections:rebuild`: replays the whole log into a shadow of `live` while `live` keeps
- * serving, then promotes the shadow in one step. A failure leaves `live` untouched.
+ * Replays the whole log into a shadow of `live` while `live` keeps serving, and marks it with a
+ * new rebuild generation and the position it went through, for live projectors to heal from.
  */
-export const rebuildReadModels = async (
+export const prepareRebuild = async (
   events: EventStore,
   live: ReadModelStore,
   projections: readonly Projection[],
   onProgress?: (progress: RebuildProgress) => void,
-): Promise<{ events: number; head: bigint }> => {
+): Promise<PreparedRebuild> => {
   await live.init(projections.map((p) => p.collection));
   const shadow = await live.createShadow();
   const head = await events.headPosition();
@@ -472,10 +517,29 @@ export const rebuildReadModels = async (
     const generation = BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000));
     await shadow.commit({ documents: [], checkpoint: { name: REBUILT_THROUGH, position: through } });
     await shadow.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: generation } });
-    await shadow.promote();
-    return { events: applied, head };
+    return { events: applied, head, promote: () => shadow.promote(), discard: () => shadow.discard() };
   } catch (error) {
     await shadow.discard();
     throw error;
   }
+};
+
+/**
+ * `projections:rebuild`: replays the whole log into a shadow of `live` while `live` keeps
+ * serving, then promotes the shadow in one step. A failure leaves `live` untouched.
+ */
+export const rebuildReadModels = async (
+  events: EventStore,
+  live: ReadModelStore,
+  projections: readonly Projection[],
+  onProgress?: (progress: RebuildProgress) => void,
+): Promise<{ events: number; head: bigint }> => {
+  const prepared = await prepareRebuild(events, live, projections, onProgress);
+  try {
+    await prepared.promote();
+  } catch (error) {
+    await prepared.discard();
+    throw error;
+  }
+  return { events: prepared.events, head: prepared.head };
 };

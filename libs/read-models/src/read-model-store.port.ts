@@ -48,6 +48,31 @@ export interface Query {
 export interface CommitBatch {
   readonly documents: readonly { readonly collection: string; readonly document: ReadModelDocument }[];
   readonly checkpoint: { readonly name: string; readonly position: bigint };
+  /**
+   * Write only if checkpoint `name` holds `position` (0 when absent): a live projector's writes
+   * belong to the read models it loaded from, not to rebuilt ones swapped in meanwhile.
+   */
+  readonly expect?: { readonly name: string; readonly position: bigint };
+}
+
+/**
+ * A commit's `expect`ed checkpoint had moved. `maybeWritten` is false when nothing was written
+ * (checked atomically with the write, or before it began); true when an adapter without
+ * transactions saw it move while it was writing, so some documents may have gone to the new models.
+ */
+export class CheckpointMovedError extends Error {
+  constructor(
+    readonly checkpoint: string,
+    readonly expected: bigint,
+    readonly found: bigint,
+    readonly maybeWritten: boolean,
+  ) {
+    super(
+      `checkpoint ${checkpoint} is ${found}, not ${expected}` +
+        (maybeWritten ? ' (it moved while the documents were being written)' : ''),
+    );
+    this.name = 'CheckpointMovedError';
+  }
 }
 
 export interface ReadModelStore {
@@ -58,7 +83,8 @@ export interface ReadModelStore {
   find<D extends ReadModelDocument>(collection: string, query: Query): Promise<D[]>;
   /**
    * Writes documents and then the checkpoint. A document is written only if its stored
-   * `_position` is lower (guarded upsert), so a repeated batch changes nothing.
+   * `_position` is lower (guarded upsert), so a repeated batch changes nothing. With `expect`,
+   * rejects with `CheckpointMovedError` when that checkpoint is not as expected.
    */
   commit(batch: CommitBatch): Promise<void>;
   checkpoint(name: string): Promise<bigint>;

@@ -13,13 +13,14 @@ import {
   type WriteError,
 } from 'mongodb';
 import { comparablePosition } from '../../position';
-import type {
-  CollectionSpec,
-  CommitBatch,
-  Condition,
-  Query,
-  ReadModelDocument,
-  ReadModelStore,
+import {
+  CheckpointMovedError,
+  type CollectionSpec,
+  type CommitBatch,
+  type Condition,
+  type Query,
+  type ReadModelDocument,
+  type ReadModelStore,
 } from '../../read-model-store.port';
 
 /**
@@ -306,11 +307,21 @@ export class MongoReadModelStore implements ReadModelStore {
   // -------------------------------------------------------------------------------------------
   // writes
 
-  async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
+  async commit({ documents, checkpoint, expect }: CommitBatch): Promise<void> {
     this.usable();
     const name = checkpointName(checkpoint.name);
     if (typeof checkpoint.position !== 'bigint') throw new TypeError('checkpoint.position must be a bigint');
     const position = comparablePosition(checkpoint.position);
+    // No transactions: the expectation is checked before the write and again after it. `promote`
+    // moves the checkpoints first, so an unchanged one after the write means every document of
+    // the batch went to the collections the expectation was about.
+    const verify = async (maybeWritten: boolean) => {
+      if (!expect) return;
+      const found = await this.checkpoint(expect.name);
+      if (found !== expect.position)
+        throw new CheckpointMovedError(expect.name, expect.position, found, maybeWritten);
+    };
+    await verify(false);
 
     // per collection, per id: the highest position of the batch (an equal one never overwrites)
     const groups = new Map<string, Map<string, Stored>>();
@@ -334,6 +345,7 @@ export class MongoReadModelStore implements ReadModelStore {
       // the checkpoint is already there and not lower: it only moves forward
       if (!isServerError(error, DUPLICATE_KEY)) throw error;
     }
+    await verify(true);
   }
 
   /** The stored `_position`s of these ids (absent ids are not in the map). */
@@ -422,14 +434,16 @@ export class MongoReadModelStore implements ReadModelStore {
   }
 
   /**
-   * Moves every shadow collection over its live one, the checkpoints last (so a crash half-way
-   * leaves new documents under an older checkpoint: the replay is skipped by the guard). The live
-   * checkpoints become exactly the shadow's. Per collection this is one `renameCollection` with
-   * `dropTarget` on MongoDB; FerretDB 1.x has no `dropTarget`, so there the live collection is
-   * renamed aside, the shadow renamed in and the old one dropped: a reader can find that one
-   * collection missing (so empty) for that moment. A live projector writing meanwhile may write
-   * into a collection on its way out; it notices the new rebuild generation in the checkpoints
-   * (moved last) and re-applies everything after the rebuild's last position (`Projector`).
+   * Moves every shadow collection over its live one, the checkpoints first. The live checkpoints
+   * become exactly the shadow's: a new rebuild generation, and the position it was replayed
+   * through. Per collection this is one `renameCollection` with `dropTarget` on MongoDB; FerretDB
+   * 1.x has no `dropTarget`, so there the live collection is renamed aside, the shadow renamed in
+   * and the old one dropped: a reader can find that one collection missing (so empty) for that
+   * moment. Checkpoints first, so that a live projector whose commit `expect`s the old generation
+   * and still finds it after writing knows that none of its documents went to a new collection
+   * (`commit`); one that finds the new generation re-applies what the rebuild missed, or rebuilds
+   * again if its write may have landed in the new models (`Projector`). A crash half-way leaves
+   * the new generation over some old collections, which hold everything the new ones would.
    */
   private async promoteShadow(shadow: MongoReadModelStore): Promise<void> {
     this.usable();
@@ -440,7 +454,7 @@ export class MongoReadModelStore implements ReadModelStore {
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     const names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix));
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
-    const order = [...names.filter((n) => n !== checkpoints).sort(), checkpoints];
+    const order = [checkpoints, ...names.filter((n) => n !== checkpoints).sort()];
     if (!names.includes(checkpoints)) await this.connection.db.createCollection(checkpoints);
     for (const from of order) await this.moveOver(from, from.slice(shadow.prefix.length));
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);

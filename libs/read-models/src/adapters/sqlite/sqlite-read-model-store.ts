@@ -1,13 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type {
-  CollectionSpec,
-  CommitBatch,
-  Condition,
-  Query,
-  ReadModelDocument,
-  ReadModelStore,
+import {
+  CheckpointMovedError,
+  type CollectionSpec,
+  type CommitBatch,
+  type Condition,
+  type Query,
+  type ReadModelDocument,
+  type ReadModelStore,
 } from '../../read-model-store.port';
 import { comparablePosition } from '../../position';
 
@@ -240,8 +241,13 @@ export class SqliteReadModelStore implements ReadModelStore {
     return upsert;
   }
 
-  async commit({ documents, checkpoint }: CommitBatch): Promise<void> {
+  async commit({ documents, checkpoint, expect }: CommitBatch): Promise<void> {
     const write = this.db.transaction(() => {
+      if (expect) {
+        const found = this.checkpointIn(expect.name);
+        if (found !== expect.position)
+          throw new CheckpointMovedError(expect.name, expect.position, found, false);
+      }
       for (const { collection, document } of documents) {
         const { fields } = this.spec(collection);
         const { sql, columns } = this.upsertOf(collection);
@@ -257,10 +263,16 @@ export class SqliteReadModelStore implements ReadModelStore {
         `INSERT INTO ${this.checkpoints} (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE excluded.position > ${this.checkpoints}.position`,
       ).run(checkpoint.name, comparablePosition(checkpoint.position));
     });
-    write();
+    // IMMEDIATE: the expectation is read under the write lock, so no swap can come in between.
+    if (expect) write.immediate();
+    else write();
   }
 
   async checkpoint(name: string): Promise<bigint> {
+    return this.checkpointIn(name);
+  }
+
+  private checkpointIn(name: string): bigint {
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS ${this.checkpoints} (name TEXT PRIMARY KEY, position TEXT NOT NULL)`,
     );
