@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
 import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
@@ -35,7 +35,6 @@ import { HealthController } from './health/health.controller';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { StrictValidationPipe } from './http/validation.pipe';
 import { SqliteIdempotencyStore } from './idempotency/adapters/sqlite-idempotency-store';
-import { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency/idempotency-store.port';
 import { StandardTemplatesController } from './templates/standard-templates.controller';
 
@@ -72,20 +71,22 @@ class StoreLifecycle implements OnApplicationShutdown {
   }
 }
 
+export const API_CONTROLLERS = [
+  AuditController,
+  ChangeRequestsController,
+  StandardTemplatesController,
+  ReadModelsController,
+  ReportsController,
+  HealthController,
+] as const;
+
 @Module({})
 export class AppModule {
   static register({ config, clock }: AppModuleOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [CqrsModule.forRoot()],
-      controllers: [
-        AuditController,
-        ChangeRequestsController,
-        StandardTemplatesController,
-        ReadModelsController,
-        ReportsController,
-        HealthController,
-      ],
+      controllers: [...API_CONTROLLERS],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock ?? systemClock },
@@ -113,7 +114,6 @@ export class AppModule {
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemDetailsFilter },
         { provide: APP_PIPE, useClass: StrictValidationPipe },
-        { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
         AggregateLoader,
         ExecuteDecisionHandler,
         ...READ_MODEL_QUERY_HANDLERS,

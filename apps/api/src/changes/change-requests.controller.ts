@@ -19,6 +19,7 @@ import { GetChange, ListChanges } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
 import { ListChangesQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
 import { CommandOptionsParam } from '../http/command-options.decorator';
+import { Idempotent } from '../idempotency/idempotency.interceptor';
 import { type CommandResponse, toCommandResponse } from '../http/command-response';
 import { ChangeIdParam } from '../http/id-params';
 import {
@@ -68,6 +69,7 @@ export class ChangeRequestsController {
     return toCommandResponse(result);
   }
 
+  @Idempotent()
   @Post()
   @HttpCode(201)
   submit(@Body() dto: SubmitChangeDto, @CommandOptionsParam() options: CommandOptions) {
@@ -111,6 +113,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'AmendChange', fields: toFields(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/reviews')
   @HttpCode(200)
   review(
@@ -121,6 +124,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordReview', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/approve')
   @HttpCode(200)
   approve(
@@ -131,6 +135,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'ApproveChange', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/reject')
   @HttpCode(200)
   reject(
@@ -141,6 +146,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RejectChange', reason: dto.reason }, options);
   }
 
+  @Idempotent()
   @Post(':id/schedule')
   @HttpCode(200)
   schedule(
@@ -151,6 +157,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'ScheduleChange', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/checklist')
   @HttpCode(200)
   checklist(
@@ -161,6 +168,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'CompleteChecklistItem', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/start')
   @HttpCode(200)
   start(
@@ -171,6 +179,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'StartImplementation' }, options);
   }
 
+  @Idempotent()
   @Post(':id/steps')
   @HttpCode(200)
   step(
@@ -181,6 +190,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordImplementationStep', description: dto.description }, options);
   }
 
+  @Idempotent()
   @Post(':id/issues')
   @HttpCode(200)
   issue(
@@ -191,6 +201,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordImplementationIssue', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/verification')
   @HttpCode(200)
   verification(
@@ -201,6 +212,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordVerification', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/complete')
   @HttpCode(200)
   complete(
@@ -211,6 +223,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'CompleteImplementation', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/post-implementation-review')
   @HttpCode(200)
   postImplementationReview(
@@ -221,6 +234,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordPostImplementationReview', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/retrospective-approval')
   @HttpCode(200)
   retrospective(
@@ -231,6 +245,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'RecordRetrospectiveDecision', ...definedOnly(dto) }, options);
   }
 
+  @Idempotent()
   @Post(':id/close')
   @HttpCode(200)
   close(
@@ -241,6 +256,7 @@ export class ChangeRequestsController {
     return this.run(id, { type: 'CloseChange' }, options);
   }
 
+  @Idempotent()
   @Post(':id/cancel')
   @HttpCode(200)
   cancel(

@@ -14,6 +14,7 @@ import { ReadPosition } from '../read-models/read-position';
 import { ReadQueryDto } from '../read-models/read-query.dto';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
 import { CommandOptionsParam } from '../http/command-options.decorator';
+import { Idempotent } from '../idempotency/idempotency.interceptor';
 import { toCommandResponse } from '../http/command-response';
 import { TemplateIdParam } from '../http/id-params';
 
@@ -34,12 +35,14 @@ export class StandardTemplatesController {
     return toCommandResponse(result);
   }
 
+  @Idempotent()
   @Post()
   @HttpCode(201)
   create(@Body() dto: CreateStandardTemplateDto, @CommandOptionsParam() options: CommandOptions) {
     return this.run(undefined, { type: 'CreateStandardTemplate', templateId: '', ...dto }, options);
   }
 
+  @Idempotent()
   @Post(':id/retire')
   @HttpCode(200)
   retire(
