@@ -6,8 +6,10 @@ import { type RecordedEvent, SqliteEventStore } from '@changeledger/event-store'
 import {
   allProjections,
   applyBatch,
+  type CommitBatch,
   prepareRebuild,
   PROJECTOR_CHECKPOINT,
+  REBUILD_PROMOTING,
   Projector,
   type ReadModelDocument,
   type ReadModelStore,
@@ -155,11 +157,14 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     await restarted.close();
   }, 300_000);
 
-  it('loses nothing when a rebuild is swapped in between the rebuild check of a live batch and its write', async () => {
-    // A log in three stretches: the rebuild replays the first; the live projector applies the
-    // second to the old models; the swap lands while it loads the documents of the third.
+  /**
+   * A log in three stretches: a rebuild replays the first; a live projector applies the second
+   * to the old models; the third arrives around the swap. The live projector must re-apply the
+   * second stretch to the new models, and write nothing in between that would hide it.
+   */
+  const threeStretches = async (label: string) => {
     const source = await events.readAll({ after: 0n, limit: 6000 });
-    const log = new SqliteEventStore(join(dir, `swap-${factory.name}-events.sqlite`));
+    const log = new SqliteEventStore(join(dir, `${label}-${factory.name}-events.sqlite`));
     const copy = async (slice: readonly RecordedEvent[]) => {
       for (let i = 0; i < slice.length; i += 250) {
         // appended in one turn: one group-commit transaction, in this order
@@ -176,13 +181,37 @@ describe.each(factories)('projector convergence on $name read models', (factory)
         );
       }
     };
-    const [rebuilt, live] = [Math.floor(source.length * 0.4), Math.floor(source.length * 0.7)];
-    await copy(source.slice(0, rebuilt));
-
-    const store = await factory.open('swap-live');
+    const [first, second] = [Math.floor(source.length * 0.4), Math.floor(source.length * 0.7)];
+    await copy(source.slice(0, first));
+    const store = await factory.open(`${label}-live`);
     const prepared = await prepareRebuild(log, store, projections);
+    const logged: string[] = [];
+    const logger = { error: (m: string) => logged.push(m), log: (m: string) => logged.push(m) };
+    return {
+      log,
+      store,
+      prepared,
+      logged,
+      logger,
+      copySecond: () => copy(source.slice(first, second)),
+      copyThird: () => copy(source.slice(second)),
+      /** The read models equal a replay of the whole log from scratch. */
+      expectConverged: async () => {
+        const replayed = await factory.open(`${label}-replayed`);
+        await replayInto(log, replayed, projections);
+        const expected = await snapshot(replayed);
+        expect(expected.change_requests.length).toBeGreaterThan(10);
+        expect(await snapshot(store)).toEqual(expected);
+        await Promise.all([store.close(), replayed.close(), log.close()]);
+      },
+    };
+  };
+
+  it('loses nothing when a rebuild is swapped in between the rebuild check of a live batch and its write', async () => {
+    const { log, store, prepared, logged, logger, copySecond, copyThird, expectConverged } =
+      await threeStretches('swap-in-load');
     let swapDuringNextLoad = false;
-    // The real store, with the swap run inside the projector's next document load.
+    // The real store, with the whole swap run inside the projector's next document load.
     const swapping: ReadModelStore = {
       init: (collections) => store.init(collections),
       getMany: (async (collection: string, ids: readonly string[]) => {
@@ -200,27 +229,77 @@ describe.each(factories)('projector convergence on $name read models', (factory)
       ping: () => store.ping(),
       close: () => store.close(),
     };
-    const logged: string[] = [];
-    const projector = new Projector(log, swapping, projections, {
-      batchSize: 5000,
-      logger: { error: (m) => logged.push(m), log: (m) => logged.push(m) },
-    });
+    const projector = new Projector(log, swapping, projections, { batchSize: 5000, logger });
     await projector.start();
     expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
-    await copy(source.slice(rebuilt, live));
+    await copySecond();
     expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
     swapDuringNextLoad = true;
-    await copy(source.slice(live));
+    await copyThird();
     expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
     await projector.stop();
     expect(swapDuringNextLoad).toBe(false);
+    await expectConverged();
+    expect(logged.some((m) => m.includes('swap began during a write'))).toBe(true);
+  }, 300_000);
 
-    const replayed = await factory.open('swap-replayed');
-    await replayInto(log, replayed, projections);
-    const expected = await snapshot(replayed);
-    expect(expected.change_requests.length).toBeGreaterThan(10);
-    expect(await snapshot(store)).toEqual(expected);
-    expect(logged.some((m) => m.includes('swapped in during a write'))).toBe(true);
-    await Promise.all([store.close(), replayed.close(), log.close()]);
+  it('writes nothing while a swap is announced and not done (collections moving one by one), then heals', async () => {
+    const { log, store, prepared, logged, logger, copySecond, copyThird, expectConverged } =
+      await threeStretches('swap-announced');
+    const projector = new Projector(log, store, projections, { batchSize: 5000, logger });
+    await projector.start();
+    await copySecond();
+    expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
+    const applied = projector.position;
+    // What a promote that cannot swap in one step writes before it moves anything.
+    await store.commit({
+      documents: [],
+      checkpoint: { name: REBUILD_PROMOTING, position: prepared.generation },
+    });
+    const before = await snapshot(store);
+    await copyThird();
+    // Longer than the idle rebuild check (1 s): neither it nor the batch loop may write.
+    expect(await projector.waitFor(await log.headPosition(), 1500)).toBe(false);
+    expect(projector.position).toBe(applied);
+    expect(await snapshot(store)).toEqual(before);
+    expect(logged.some((m) => m.includes('waiting for the swap'))).toBe(true);
+
+    await prepared.promote();
+    expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
+    await projector.stop();
+    await expectConverged();
+  }, 300_000);
+
+  it('a projector that stopped before healing a swap heals when it starts again', async () => {
+    const { log, store, prepared, logger, copySecond, copyThird, expectConverged } =
+      await threeStretches('swap-crash');
+    const first = new Projector(log, store, projections, { batchSize: 5000, logger });
+    await first.start();
+    await copySecond();
+    expect(await first.waitFor(await log.headPosition(), 60_000)).toBe(true);
+    await first.stop();
+    // A write that raced the swap (as on MongoDB: documents loaded from the old models before the
+    // announcement, written after the swap) lands in the new models and moves their checkpoint
+    // past the second stretch; then the projector dies before it heals.
+    const applied = first.position;
+    await copyThird();
+    const third = await log.readAll({ after: applied, limit: 100_000 });
+    let raced: CommitBatch | undefined;
+    const loadingOld = {
+      getMany: store.getMany.bind(store),
+      commit: async (batch: CommitBatch) => {
+        raced = batch;
+      },
+    } as unknown as ReadModelStore;
+    await applyBatch(loadingOld, projections, third);
+    await prepared.promote();
+    await store.commit(raced!);
+    expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await log.headPosition());
+
+    const restarted = new Projector(log, store, projections, { batchSize: 5000, logger });
+    await restarted.start();
+    expect(await restarted.waitFor(await log.headPosition(), 120_000)).toBe(true);
+    await restarted.stop();
+    await expectConverged();
   }, 300_000);
 });

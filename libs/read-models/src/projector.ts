@@ -22,10 +22,29 @@ const isProjected = (event: RecordedEvent) =>
 export const REBUILD_GENERATION = `${PROJECTOR_CHECKPOINT}:generation`;
 /** Written with it: the position the rebuilt models were replayed through. */
 export const REBUILT_THROUGH = `${PROJECTOR_CHECKPOINT}:rebuilt-through`;
+/**
+ * The generation being swapped in: announced in the live models before a swap that is not one
+ * transaction (MongoDB renames collections one by one) and equal to the generation once it is
+ * done. Live writes expect it unchanged, so none lands while some collections are new and some old.
+ */
+export const REBUILD_PROMOTING = `${PROJECTOR_CHECKPOINT}:promoting`;
+/** The generation a projector finished healing: one that crashed half-way heals again at start. */
+export const REBUILD_HEALED = `${PROJECTOR_CHECKPOINT}:healed`;
 /** A rebuild holds this many documents in memory (about 100 MB of change requests). */
 const REBUILD_DOCUMENTS_IN_MEMORY = 20_000;
 /** How often the projector looks for a rebuild swapped in under it. */
 const REBUILD_CHECK_MS = 1000;
+/** How long a projector waits before looking again at a swap under way, and how often it says so. */
+const SWAP_WAIT_MS = 100;
+const SWAP_WAIT_LOG_MS = 30_000;
+
+/** A rebuild's swap was announced and is not done: the live projector writes nothing meanwhile. */
+export class RebuildSwapInProgressError extends Error {
+  constructor(readonly generation: bigint) {
+    super(`the swap of rebuild generation ${generation} is under way`);
+    this.name = 'RebuildSwapInProgressError';
+  }
+}
 
 export interface ProjectorOptions {
   /** Most events folded into one read-model write while catching up. */
@@ -133,8 +152,12 @@ export class Projector {
   private waiters: Waiter[] = [];
   private stopped = false;
   private readonly batchSize: number;
-  /** The rebuild generation the documents this projector writes belong to. */
+  /** The rebuild generation the documents this projector writes belong to (healed for). */
   private generation = 0n;
+  /** The `REBUILD_PROMOTING` value this projector's writes expect (no swap since). */
+  private promoting = 0n;
+  private waitingSince?: number;
+  private lastWaitLog = 0;
   private lock: Promise<unknown> = Promise.resolve();
   private rebuildCheck?: NodeJS.Timeout;
 
@@ -154,12 +177,20 @@ export class Projector {
 
   async start(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
-    this.generation = await this.store.checkpoint(REBUILD_GENERATION);
+    // A rebuild swapped in while no projector ran, or one whose heal a crash cut short, is
+    // healed before the first batch: the generation differs from the one last healed.
+    this.generation = await this.store.checkpoint(REBUILD_HEALED);
+    this.promoting = await this.store.checkpoint(REBUILD_PROMOTING);
     this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+    await this.healAfterRebuild().catch((error: unknown) => {
+      if (!(error instanceof RebuildSwapInProgressError)) throw error;
+      this.logWaiting(error); // the batch loop and the idle check try again
+    });
     this.rebuildCheck = setInterval(() => {
-      this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) =>
-        this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`),
-      );
+      this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) => {
+        if (error instanceof RebuildSwapInProgressError) this.logWaiting(error);
+        else this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`);
+      });
     }, REBUILD_CHECK_MS);
     this.rebuildCheck.unref();
     this.subscription = this.events.subscribeToAll({
@@ -189,6 +220,11 @@ export class Projector {
           break;
         } catch (error) {
           if (this.stopped) throw error;
+          if (error instanceof RebuildSwapInProgressError) {
+            this.logWaiting(error);
+            await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
+            continue;
+          }
           const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
           this.options.logger?.error(
             `projector: writing ${events.length} events failed (attempt ${attempt}, retrying in ${delay} ms): ${error instanceof Error ? error.message : String(error)}`,
@@ -196,7 +232,6 @@ export class Projector {
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
       }
-      this.advance(events[events.length - 1].position);
     };
     while (!this.stopped) {
       pending ??= iterator.next();
@@ -221,42 +256,56 @@ export class Projector {
     return run;
   }
 
-  /** The write of a live batch expects the rebuild generation its documents were loaded from. */
-  private generationGuard(): CommitBatch['expect'] {
-    return { name: REBUILD_GENERATION, position: this.generation };
+  /** What a live write expects: no rebuild swap announced or done since this projector looked. */
+  private swapGuard(promoting = this.promoting): CommitBatch['expect'] {
+    return { name: REBUILD_PROMOTING, position: promoting };
   }
 
   /**
    * A live batch. A rebuild swapped in since the last one is healed first: a write first would
    * stamp documents with later positions, and the guard would then skip the events the heal has
-   * to re-apply. A swap after that check is caught by the commit's expected generation: nothing
-   * was written (SQLite checks it in the write's transaction), or, on MongoDB, what was written
-   * holds all the batch's events on documents loaded before the swap. Either way, healing through
-   * the batch's last event makes the new models complete.
+   * to re-apply. A swap after that check is caught by the commit's expectation: nothing was
+   * written (SQLite checks it in the write's transaction; MongoDB before writing), or, on
+   * MongoDB, documents loaded before the swap was announced went out whole, to either models.
+   * Either way: heal, then apply the batch again (the position guard skips what is there).
    */
   private async applyLive(events: readonly RecordedEvent[]): Promise<void> {
-    await this.healAfterRebuild(this.applied);
-    try {
-      await applyBatch(this.store, this.projections, events, PROJECTOR_CHECKPOINT, this.generationGuard());
-    } catch (error) {
-      if (!(error instanceof CheckpointMovedError)) throw error;
-      this.options.logger?.log?.(`projector: a rebuild was swapped in during a write (${error.message})`);
-      await this.healAfterRebuild(events[events.length - 1].position);
+    for (;;) {
+      await this.healAfterRebuild(this.applied);
+      try {
+        await applyBatch(this.store, this.projections, events, PROJECTOR_CHECKPOINT, this.swapGuard());
+        break;
+      } catch (error) {
+        if (!(error instanceof CheckpointMovedError)) throw error;
+        this.options.logger?.log?.(`projector: a rebuild swap began during a write (${error.message})`);
+      }
     }
+    this.advance(events[events.length - 1].position);
   }
 
   /**
    * A rebuild (`projections:rebuild`, maybe in another process) swapped in read models replayed
    * only through the position it last read; what this projector applied after that went into the
    * models it replaced. Re-apply that stretch from the log (the position guard skips what the new
-   * models already have), expecting the new generation: another swap meanwhile starts it again.
-   * Checked before every batch (one checkpoint read) and, while idle, every second.
+   * models already have), then record the generation as healed. Checked before every batch (two
+   * checkpoint reads) and, while idle, every second. While a swap is under way (announced, not
+   * done: some collections may be new, some old) nothing is written: it throws
+   * `RebuildSwapInProgressError` for the caller to wait.
    */
   private async healAfterRebuild(until: bigint = this.applied): Promise<void> {
     for (;;) {
       if (this.stopped) return;
+      const promoting = await this.store.checkpoint(REBUILD_PROMOTING);
       const generation = await this.store.checkpoint(REBUILD_GENERATION);
-      if (generation === this.generation) return;
+      // Generations only grow: a lower one than healed is a checkpoints collection caught mid-swap.
+      if (promoting > generation || generation < this.generation) {
+        throw new RebuildSwapInProgressError(promoting > generation ? promoting : generation);
+      }
+      this.waitingSince = undefined;
+      if (generation === this.generation) {
+        this.promoting = promoting;
+        return;
+      }
       let after = await this.store.checkpoint(REBUILT_THROUGH);
       let reapplied = 0;
       try {
@@ -266,21 +315,48 @@ export class Projector {
           after = page[page.length - 1].position;
           const wanted = page.filter((e) => e.position <= until && isProjected(e));
           if (wanted.length === 0) continue;
-          reapplied += await applyBatch(this.store, this.projections, wanted, PROJECTOR_CHECKPOINT, {
-            name: REBUILD_GENERATION,
-            position: generation,
-          });
+          reapplied += await applyBatch(
+            this.store,
+            this.projections,
+            wanted,
+            PROJECTOR_CHECKPOINT,
+            this.swapGuard(promoting),
+          );
         }
+        await this.store.commit({
+          documents: [],
+          checkpoint: { name: REBUILD_HEALED, position: generation },
+          expect: this.swapGuard(promoting),
+        });
       } catch (error) {
         if (error instanceof CheckpointMovedError) continue; // swapped again: heal from the newer one
         throw error;
       }
       this.generation = generation;
+      this.promoting = promoting;
       this.options.logger?.log?.(
         `projector: rebuilt read models swapped in; re-applied ${reapplied} later events`,
       );
       return;
     }
+  }
+
+  /** A swap takes moments; one still under way after SWAP_WAIT_LOG_MS is worth an error. */
+  private logWaiting(error: RebuildSwapInProgressError) {
+    const now = Date.now();
+    if (this.waitingSince === undefined) {
+      this.waitingSince = now;
+      this.lastWaitLog = now;
+      this.options.logger?.log?.(`projector: waiting for the swap of rebuild generation ${error.generation}`);
+      return;
+    }
+    if (now - this.lastWaitLog < SWAP_WAIT_LOG_MS) return;
+    this.lastWaitLog = now;
+    this.options.logger?.error(
+      `projector: the swap of rebuild generation ${error.generation} has not finished after ` +
+        `${Math.round((now - this.waitingSince) / 1000)} s; nothing is projected meanwhile. If ` +
+        '`projections:rebuild` failed while swapping, run it again',
+    );
   }
 
   private advance(position: bigint) {
@@ -488,6 +564,8 @@ export interface PreparedRebuild {
   /** Events applied, and the log position the replay went through. */
   readonly events: number;
   readonly head: bigint;
+  /** The rebuild generation the swap brings (`REBUILD_GENERATION`). */
+  readonly generation: bigint;
   /** Swaps the rebuilt models in, in one step; a live projector re-applies what they lack. */
   promote(): Promise<void>;
   discard(): Promise<void>;
@@ -514,10 +592,27 @@ export const prepareRebuild = async (
     });
     // Tell a live projector (maybe in another process) which stretch of the log to re-apply.
     const through = await shadow.checkpoint(PROJECTOR_CHECKPOINT);
-    const generation = BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000));
-    await shadow.commit({ documents: [], checkpoint: { name: REBUILT_THROUGH, position: through } });
-    await shadow.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: generation } });
-    return { events: applied, head, promote: () => shadow.promote(), discard: () => shadow.discard() };
+    // Generations only grow (a live projector waits while one lower than it healed shows), also
+    // when this machine's clock is behind the one that made the last.
+    const generation = [
+      BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000)),
+      (await live.checkpoint(REBUILD_GENERATION)) + 1n,
+      (await live.checkpoint(REBUILD_PROMOTING)) + 1n,
+    ].reduce((a, b) => (a > b ? a : b));
+    for (const [name, position] of [
+      [REBUILT_THROUGH, through],
+      [REBUILD_PROMOTING, generation],
+      [REBUILD_GENERATION, generation],
+    ] as const) {
+      await shadow.commit({ documents: [], checkpoint: { name, position } });
+    }
+    return {
+      events: applied,
+      head,
+      generation,
+      promote: () => shadow.promote({ name: REBUILD_PROMOTING, position: generation }),
+      discard: () => shadow.discard(),
+    };
   } catch (error) {
     await shadow.discard();
     throw error;

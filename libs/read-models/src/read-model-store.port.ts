@@ -45,14 +45,24 @@ export interface Query {
   readonly select?: readonly string[];
 }
 
+export interface CheckpointMark {
+  readonly name: string;
+  readonly position: bigint;
+}
+
+export type ShadowReadModelStore = ReadModelStore & {
+  promote(announce?: CheckpointMark): Promise<void>;
+  discard(): Promise<void>;
+};
+
 export interface CommitBatch {
   readonly documents: readonly { readonly collection: string; readonly document: ReadModelDocument }[];
-  readonly checkpoint: { readonly name: string; readonly position: bigint };
+  readonly checkpoint: CheckpointMark;
   /**
    * Write only if checkpoint `name` holds `position` (0 when absent): a live projector's writes
    * belong to the read models it loaded from, not to rebuilt ones swapped in meanwhile.
    */
-  readonly expect?: { readonly name: string; readonly position: bigint };
+  readonly expect?: CheckpointMark;
 }
 
 /**
@@ -90,9 +100,11 @@ export interface ReadModelStore {
   checkpoint(name: string): Promise<bigint>;
   /**
    * A fresh, empty copy of the store for a rebuild: written while the live one keeps serving,
-   * then `promote`d in one step.
+   * then `promote`d: afterwards the live store holds exactly the shadow's documents and
+   * checkpoints. An adapter that cannot swap in one transaction first writes `announce` into the
+   * live checkpoints, so that live writers can tell a swap is under way.
    */
-  createShadow(): Promise<ReadModelStore & { promote(): Promise<void>; discard(): Promise<void> }>;
+  createShadow(): Promise<ShadowReadModelStore>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import {
 } from 'mongodb';
 import { comparablePosition } from '../../position';
 import {
+  type CheckpointMark,
   CheckpointMovedError,
   type CollectionSpec,
   type CommitBatch,
@@ -96,7 +97,7 @@ interface Connection {
 }
 
 export type MongoShadowReadModelStore = MongoReadModelStore & {
-  promote(): Promise<void>;
+  promote(announce?: CheckpointMark): Promise<void>;
   discard(): Promise<void>;
 };
 
@@ -312,9 +313,8 @@ export class MongoReadModelStore implements ReadModelStore {
     const name = checkpointName(checkpoint.name);
     if (typeof checkpoint.position !== 'bigint') throw new TypeError('checkpoint.position must be a bigint');
     const position = comparablePosition(checkpoint.position);
-    // No transactions: the expectation is checked before the write and again after it. `promote`
-    // moves the checkpoints first, so an unchanged one after the write means every document of
-    // the batch went to the collections the expectation was about.
+    // No transactions: the expectation is checked before the write and again after it, so that
+    // a writer learns of a change (a swap announced by `promote`) that came while it wrote.
     const verify = async (maybeWritten: boolean) => {
       if (!expect) return;
       const found = await this.checkpoint(expect.name);
@@ -428,35 +428,42 @@ export class MongoReadModelStore implements ReadModelStore {
     shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
     return Object.assign(shadow, {
-      promote: () => this.promoteShadow(shadow),
+      promote: (announce?: CheckpointMark) => this.promoteShadow(shadow, announce),
       discard: () => this.discardShadow(shadow),
     });
   }
 
   /**
-   * Moves every shadow collection over its live one, the checkpoints first. The live checkpoints
-   * become exactly the shadow's: a new rebuild generation, and the position it was replayed
-   * through. Per collection this is one `renameCollection` with `dropTarget` on MongoDB; FerretDB
-   * 1.x has no `dropTarget`, so there the live collection is renamed aside, the shadow renamed in
-   * and the old one dropped: a reader can find that one collection missing (so empty) for that
-   * moment. Checkpoints first, so that a live projector whose commit `expect`s the old generation
-   * and still finds it after writing knows that none of its documents went to a new collection
-   * (`commit`); one that finds the new generation re-applies what the rebuild missed, or rebuilds
-   * again if its write may have landed in the new models (`Projector`). A crash half-way leaves
-   * the new generation over some old collections, which hold everything the new ones would.
+   * Moves every shadow collection over its live one, then makes the live checkpoints exactly the
+   * shadow's. Not one step (no transactions): `announce`, a checkpoint written into the live
+   * store before anything moves, tells live writers that a swap is under way (`Projector`
+   * writes nothing from then until the shadow's generation is in). Per collection this is one
+   * `renameCollection` with `dropTarget` on MongoDB; FerretDB 1.x has no `dropTarget`, so there
+   * the live collection is renamed aside, the shadow renamed in and the old one dropped: a reader
+   * can find that one collection missing (so empty) for that moment. The checkpoints are written
+   * in place, not renamed, so they are never missing: a checkpoint read mid-swap finds the old or
+   * the new value. A crash half-way leaves the announcement without its generation; the next
+   * rebuild completes it.
    */
-  private async promoteShadow(shadow: MongoReadModelStore): Promise<void> {
+  private async promoteShadow(shadow: MongoReadModelStore, announce?: CheckpointMark): Promise<void> {
     this.usable();
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
-    const names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix));
+    if (announce) await this.commit({ documents: [], checkpoint: announce });
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
-    const order = [checkpoints, ...names.filter((n) => n !== checkpoints).sort()];
-    if (!names.includes(checkpoints)) await this.connection.db.createCollection(checkpoints);
-    for (const from of order) await this.moveOver(from, from.slice(shadow.prefix.length));
+    const names = (await this.collectionNames()).filter(
+      (n) => n.startsWith(shadow.prefix) && n !== checkpoints,
+    );
+    for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
+    const rebuilt = await shadow.checkpoints().find({}).toArray();
+    await this.checkpoints().deleteMany({ _id: { $nin: rebuilt.map((c) => c._id) } });
+    for (const { _id, position } of rebuilt) {
+      await this.checkpoints().replaceOne({ _id }, { position }, { upsert: true });
+    }
+    await this.drop(checkpoints);
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
     shadow.finished = 'promoted';
   }
@@ -506,8 +513,9 @@ export class MongoReadModelStore implements ReadModelStore {
         await db.renameCollection(from, to);
         break;
       } catch (error) {
-        // A live projector's upsert re-created `to` after it was parked: drop that one and go
-        // on; the projector re-applies what it wrote once it sees the new rebuild generation.
+        // A live write that began before the swap was announced re-created `to` after it was
+        // parked: drop that one and go on (the writer finds the announcement when it checks
+        // after writing, and applies its batch again once the swap is done).
         if (attempt < 5 && isServerError(error, NAMESPACE_EXISTS)) {
           await this.drop(to);
           continue;

@@ -9,6 +9,7 @@ import {
   type Query,
   type ReadModelDocument,
   type ReadModelStore,
+  type ShadowReadModelStore,
 } from '../../read-model-store.port';
 import { comparablePosition } from '../../position';
 
@@ -281,7 +282,8 @@ export class SqliteReadModelStore implements ReadModelStore {
     return row ? BigInt(row.position) : 0n;
   }
 
-  async createShadow(): Promise<ReadModelStore & { promote(): Promise<void>; discard(): Promise<void> }> {
+  /** The swap is one transaction: no announcement needed (`promote` takes none). */
+  async createShadow(): Promise<ShadowReadModelStore> {
     const shadow = new SqliteReadModelStore(this.db, SHADOW, false, true);
     for (const spec of this.specs.values()) shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
     shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
