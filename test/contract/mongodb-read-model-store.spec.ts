@@ -180,6 +180,66 @@ if (url) {
       }
     });
 
+    it('promote with options: announces, awaits the acknowledgement before anything moves, writes the announced checkpoints last', async () => {
+      // A client of our own, to watch the commands it sends.
+      const client = await MongoClient.connect(url, {
+        monitorCommands: true,
+        serverSelectionTimeoutMS: 5000,
+      });
+      const store = new MongoReadModelStore(client, fx.dbName);
+      await store.init([spec]);
+      await store.commit({
+        documents: [{ collection: 'things', document: doc('old', '5') }],
+        checkpoint: { name: 'extra', position: 3n },
+      });
+      const shadow = await store.createShadow();
+      await shadow.commit({
+        documents: [{ collection: 'things', document: doc('new', '2') }],
+        checkpoint: { name: 'cp', position: 2n },
+      });
+      for (const name of ['done-a', 'done-b'])
+        await shadow.commit({ documents: [], checkpoint: { name, position: 90n } });
+      await shadow.commit({ documents: [], checkpoint: { name: 'other', position: 7n } });
+
+      const seen: unknown[] = [];
+      // Checkpoint writes in order, as the server received them.
+      const writes: string[] = [];
+      const onCommand = (event: { commandName: string; command: Record<string, unknown> }) => {
+        const target = event.command[event.commandName];
+        if (target !== 'checkpoints' || !['update', 'insert'].includes(event.commandName)) return;
+        const updates = (event.command.updates ?? []) as { q: { _id: string } }[];
+        writes.push(...updates.map((u) => u.q._id));
+      };
+      client.on('commandStarted', onCommand);
+      try {
+        await shadow.promote({
+          announce: { name: 'done-a', position: 90n },
+          acknowledged: async () => {
+            seen.push(await store.checkpoint('done-a'), (await store.get('things', 'old'))?.id);
+          },
+        });
+      } finally {
+        client.off('commandStarted', onCommand);
+      }
+      expect(seen).toEqual([90n, 'old']); // announced, nothing moved yet
+      expect(await store.get('things', 'old')).toBeUndefined();
+      expect(await store.get('things', 'new')).toEqual(doc('new', '2'));
+      for (const [name, position] of [
+        ['cp', 2n],
+        ['other', 7n],
+        ['done-a', 90n],
+        ['done-b', 90n],
+        ['extra', 0n],
+      ] as const)
+        expect(await store.checkpoint(name)).toBe(position);
+      // the announcement first; in the copy, the checkpoints holding its value after all others
+      expect(writes[0]).toBe('done-a');
+      const copy = writes.slice(1);
+      expect(copy.slice(-2).sort()).toEqual(['done-a', 'done-b']);
+      expect(copy.slice(0, -2).sort()).toEqual(['cp', 'other']);
+      await client.close();
+    });
+
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
       await commit([doc('a', '5', 'a5'), doc('b', '5', 'b5'), doc('c', '5', 'c5')], 5n);
       // pretend a and c were not there yet when the batch looked (so their inserts collide), and b

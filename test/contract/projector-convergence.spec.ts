@@ -9,6 +9,7 @@ import {
   type CommitBatch,
   prepareRebuild,
   PROJECTOR_CHECKPOINT,
+  REBUILD_PAUSED,
   REBUILD_PROMOTING,
   Projector,
   type ReadModelDocument,
@@ -263,10 +264,18 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(projector.position).toBe(applied);
     expect(await snapshot(store)).toEqual(before);
     expect(logged.some((m) => m.includes('waiting for the swap'))).toBe(true);
+    // It has told the swap that it paused, and stops without writing the batch it holds.
+    expect(await store.checkpoint(REBUILD_PAUSED)).toBe(prepared.generation);
+    const stopping = Date.now();
+    await projector.stop();
+    expect(Date.now() - stopping).toBeLessThan(2000);
+    expect(await snapshot(store)).toEqual(before);
 
     await prepared.promote();
-    expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
-    await projector.stop();
+    const restarted = new Projector(log, store, projections, { batchSize: 5000, logger });
+    await restarted.start();
+    expect(await restarted.waitFor(await log.headPosition(), 120_000)).toBe(true);
+    await restarted.stop();
     await expectConverged();
   }, 300_000);
 

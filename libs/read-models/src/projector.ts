@@ -30,6 +30,11 @@ export const REBUILT_THROUGH = `${PROJECTOR_CHECKPOINT}:rebuilt-through`;
 export const REBUILD_PROMOTING = `${PROJECTOR_CHECKPOINT}:promoting`;
 /** The generation a projector finished healing: one that crashed half-way heals again at start. */
 export const REBUILD_HEALED = `${PROJECTOR_CHECKPOINT}:healed`;
+/**
+ * Written by a live projector that saw a swap announced, between two writes: the swap waits for
+ * it (or SWAP_ACK_TIMEOUT_MS, when no projector runs), so no write begun earlier is still landing.
+ */
+export const REBUILD_PAUSED = `${PROJECTOR_CHECKPOINT}:paused-for`;
 /** A rebuild holds this many documents in memory (about 100 MB of change requests). */
 const REBUILD_DOCUMENTS_IN_MEMORY = 20_000;
 /** How often the projector looks for a rebuild swapped in under it. */
@@ -37,6 +42,8 @@ const REBUILD_CHECK_MS = 1000;
 /** How long a projector waits before looking again at a swap under way, and how often it says so. */
 const SWAP_WAIT_MS = 100;
 const SWAP_WAIT_LOG_MS = 30_000;
+/** How long an announced swap waits for a live projector to pause (the idle check runs each second). */
+const SWAP_ACK_TIMEOUT_MS = 10_000;
 
 /** A rebuild's swap was announced and is not done: the live projector writes nothing meanwhile. */
 export class RebuildSwapInProgressError extends Error {
@@ -154,8 +161,9 @@ export class Projector {
   private readonly batchSize: number;
   /** The rebuild generation the documents this projector writes belong to (healed for). */
   private generation = 0n;
-  /** The `REBUILD_PROMOTING` value this projector's writes expect (no swap since). */
-  private promoting = 0n;
+  /** The `REBUILD_PROMOTING` value this projector's writes expect; -1 (none) until it has looked. */
+  private promoting = -1n;
+  private pausedFor = 0n;
   private waitingSince?: number;
   private lastWaitLog = 0;
   private lock: Promise<unknown> = Promise.resolve();
@@ -179,8 +187,11 @@ export class Projector {
     await this.store.init(this.projections.map((p) => p.collection));
     // A rebuild swapped in while no projector ran, or one whose heal a crash cut short, is
     // healed before the first batch: the generation differs from the one last healed.
-    this.generation = await this.store.checkpoint(REBUILD_HEALED);
-    this.promoting = await this.store.checkpoint(REBUILD_PROMOTING);
+    // Models last rebuilt before heals were recorded (no `promoting`, no `healed`): as then, the
+    // generation in them counts as healed, rather than re-reading the log since that rebuild.
+    const healed = await this.store.checkpoint(REBUILD_HEALED);
+    const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
+    this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
     this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
     await this.healAfterRebuild().catch((error: unknown) => {
       if (!(error instanceof RebuildSwapInProgressError)) throw error;
@@ -219,6 +230,8 @@ export class Projector {
           await this.exclusive(() => this.applyLive(events));
           break;
         } catch (error) {
+          // Stopping: the batch is left to the next start (the checkpoint is not past it).
+          if (this.stopped && error instanceof RebuildSwapInProgressError) return;
           if (this.stopped) throw error;
           if (error instanceof RebuildSwapInProgressError) {
             this.logWaiting(error);
@@ -293,14 +306,25 @@ export class Projector {
    * `RebuildSwapInProgressError` for the caller to wait.
    */
   private async healAfterRebuild(until: bigint = this.applied): Promise<void> {
+    // Runs to the end also while stopping: a write after a swap must follow a heal, and a heal
+    // only ends in success, a swap under way, or an error.
     for (;;) {
-      if (this.stopped) return;
       const promoting = await this.store.checkpoint(REBUILD_PROMOTING);
       const generation = await this.store.checkpoint(REBUILD_GENERATION);
-      // Generations only grow: a lower one than healed is a checkpoints collection caught mid-swap.
-      if (promoting > generation || generation < this.generation) {
-        throw new RebuildSwapInProgressError(promoting > generation ? promoting : generation);
+      if (promoting > generation) {
+        // No write of this projector is under way here (one at a time): tell the swap to go on.
+        if (this.pausedFor !== promoting) {
+          await this.store.commit({
+            documents: [],
+            checkpoint: { name: REBUILD_PAUSED, position: promoting },
+          });
+          this.pausedFor = promoting;
+        }
+        throw new RebuildSwapInProgressError(promoting);
       }
+      // Generations only grow: one lower than healed means models replaced under the projector
+      // (restored from a backup?); wait for a rebuild or a restart rather than write into them.
+      if (generation < this.generation) throw new RebuildSwapInProgressError(generation);
       this.waitingSince = undefined;
       if (generation === this.generation) {
         this.promoting = promoting;
@@ -610,12 +634,34 @@ export const prepareRebuild = async (
       events: applied,
       head,
       generation,
-      promote: () => shadow.promote({ name: REBUILD_PROMOTING, position: generation }),
+      promote: async () => {
+        // (An announcement of this very generation is a promote tried again.)
+        const newer =
+          (await live.checkpoint(REBUILD_GENERATION)) >= generation ||
+          (await live.checkpoint(REBUILD_PROMOTING)) > generation;
+        if (newer) {
+          throw new Error(
+            'another rebuild was swapped in since this one began: run projections:rebuild again',
+          );
+        }
+        await shadow.promote({
+          announce: { name: REBUILD_PROMOTING, position: generation },
+          acknowledged: () => waitForPause(live, generation),
+        });
+      },
       discard: () => shadow.discard(),
     };
   } catch (error) {
     await shadow.discard();
     throw error;
+  }
+};
+
+/** Until a live projector has paused for this swap, or SWAP_ACK_TIMEOUT_MS (none is running). */
+const waitForPause = async (live: ReadModelStore, generation: bigint) => {
+  const deadline = Date.now() + SWAP_ACK_TIMEOUT_MS;
+  while (Date.now() < deadline && (await live.checkpoint(REBUILD_PAUSED)) < generation) {
+    await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
   }
 };
 

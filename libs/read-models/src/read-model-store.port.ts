@@ -50,8 +50,16 @@ export interface CheckpointMark {
   readonly position: bigint;
 }
 
+/** For adapters whose swap is not one transaction; one that is may ignore them. */
+export interface PromoteOptions {
+  /** Written into the live checkpoints before anything moves, so live writers can tell. */
+  readonly announce: CheckpointMark;
+  /** Awaited after the announcement, before anything moves (a live writer pausing). */
+  readonly acknowledged?: () => Promise<void>;
+}
+
 export type ShadowReadModelStore = ReadModelStore & {
-  promote(announce?: CheckpointMark): Promise<void>;
+  promote(options?: PromoteOptions): Promise<void>;
   discard(): Promise<void>;
 };
 
@@ -102,7 +110,8 @@ export interface ReadModelStore {
    * A fresh, empty copy of the store for a rebuild: written while the live one keeps serving,
    * then `promote`d: afterwards the live store holds exactly the shadow's documents and
    * checkpoints. An adapter that cannot swap in one transaction first writes `announce` into the
-   * live checkpoints, so that live writers can tell a swap is under way.
+   * live checkpoints and awaits `acknowledged`, and writes the checkpoints holding the announced
+   * value last, so that a checkpoint equal to the announcement means the swap is done.
    */
   createShadow(): Promise<ShadowReadModelStore>;
   ping(): Promise<void>;

@@ -14,13 +14,13 @@ import {
 } from 'mongodb';
 import { comparablePosition } from '../../position';
 import {
-  type CheckpointMark,
   CheckpointMovedError,
   type CollectionSpec,
   type CommitBatch,
   type Condition,
   type Query,
   type ReadModelDocument,
+  type PromoteOptions,
   type ReadModelStore,
 } from '../../read-model-store.port';
 
@@ -97,7 +97,7 @@ interface Connection {
 }
 
 export type MongoShadowReadModelStore = MongoReadModelStore & {
-  promote(announce?: CheckpointMark): Promise<void>;
+  promote(options?: PromoteOptions): Promise<void>;
   discard(): Promise<void>;
 };
 
@@ -428,7 +428,7 @@ export class MongoReadModelStore implements ReadModelStore {
     shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
     return Object.assign(shadow, {
-      promote: (announce?: CheckpointMark) => this.promoteShadow(shadow, announce),
+      promote: (options?: PromoteOptions) => this.promoteShadow(shadow, options),
       discard: () => this.discardShadow(shadow),
     });
   }
@@ -436,8 +436,9 @@ export class MongoReadModelStore implements ReadModelStore {
   /**
    * Moves every shadow collection over its live one, then makes the live checkpoints exactly the
    * shadow's. Not one step (no transactions): `announce`, a checkpoint written into the live
-   * store before anything moves, tells live writers that a swap is under way (`Projector`
-   * writes nothing from then until the shadow's generation is in). Per collection this is one
+   * store before anything moves, tells live writers that a swap is under way, and
+   * `acknowledged` waits for them to pause (`Projector` writes nothing from then until the
+   * shadow's generation is in). Per collection this is one
    * `renameCollection` with `dropTarget` on MongoDB; FerretDB 1.x has no `dropTarget`, so there
    * the live collection is renamed aside, the shadow renamed in and the old one dropped: a reader
    * can find that one collection missing (so empty) for that moment. The checkpoints are written
@@ -445,20 +446,26 @@ export class MongoReadModelStore implements ReadModelStore {
    * the new value. A crash half-way leaves the announcement without its generation; the next
    * rebuild completes it.
    */
-  private async promoteShadow(shadow: MongoReadModelStore, announce?: CheckpointMark): Promise<void> {
+  private async promoteShadow(shadow: MongoReadModelStore, options?: PromoteOptions): Promise<void> {
     this.usable();
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
-    if (announce) await this.commit({ documents: [], checkpoint: announce });
+    if (options) {
+      await this.commit({ documents: [], checkpoint: options.announce });
+      await options.acknowledged?.();
+    }
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     const names = (await this.collectionNames()).filter(
       (n) => n.startsWith(shadow.prefix) && n !== checkpoints,
     );
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
     const rebuilt = await shadow.checkpoints().find({}).toArray();
+    // The ones holding the announced value last: once one of them is in, the swap is done.
+    const done = options && comparablePosition(options.announce.position);
+    rebuilt.sort((a, b) => Number(a.position === done) - Number(b.position === done));
     await this.checkpoints().deleteMany({ _id: { $nin: rebuilt.map((c) => c._id) } });
     for (const { _id, position } of rebuilt) {
       await this.checkpoints().replaceOne({ _id }, { position }, { upsert: true });
