@@ -9,6 +9,7 @@ import {
   type CommitBatch,
   prepareRebuild,
   PROJECTOR_CHECKPOINT,
+  REBUILD_GENERATION,
   REBUILD_PAUSED,
   REBUILD_PROMOTING,
   Projector,
@@ -244,7 +245,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(logged.some((m) => m.includes('swap began during a write'))).toBe(true);
   }, 300_000);
 
-  it('writes nothing while a swap is announced and not done (collections moving one by one), then heals', async () => {
+  it('writes nothing while a swap is announced and not yet done, stops promptly meanwhile, and heals once it is done', async () => {
     const { log, store, prepared, logged, logger, copySecond, copyThird, expectConverged } =
       await threeStretches('swap-announced');
     const projector = new Projector(log, store, projections, { batchSize: 5000, logger });
@@ -277,6 +278,23 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(await restarted.waitFor(await log.headPosition(), 120_000)).toBe(true);
     await restarted.stop();
     await expectConverged();
+  }, 300_000);
+
+  it('models rebuilt before heals were recorded (a generation, no `promoting` or `healed`) start without a heal', async () => {
+    const store = await factory.open('upgraded');
+    await replayInto(events, store, projections);
+    // What a rebuild of the previous version left next to the checkpoint.
+    await store.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: 123n } });
+    const logged: string[] = [];
+    const projector = new Projector(events, store, projections, {
+      logger: { error: (m) => logged.push(m), log: (m) => logged.push(m) },
+    });
+    await projector.start();
+    expect(projector.position).toBe(await events.headPosition());
+    await projector.stop();
+    expect(logged).toEqual([]);
+    expect(await snapshot(store)).toEqual(reference);
+    await store.close();
   }, 300_000);
 
   it('a projector that stopped before healing a swap heals when it starts again', async () => {
