@@ -32,9 +32,11 @@ export const REBUILD_PROMOTING = `${PROJECTOR_CHECKPOINT}:promoting`;
 export const REBUILD_HEALED = `${PROJECTOR_CHECKPOINT}:healed`;
 /**
  * Written by a live projector that saw a swap announced, between two writes: the swap waits for
- * it (or SWAP_ACK_TIMEOUT_MS, when no projector runs), so no write begun earlier is still landing.
+ * it, so no write begun earlier is still landing when collections move.
  */
 export const REBUILD_PAUSED = `${PROJECTOR_CHECKPOINT}:paused-for`;
+/** A running projector's heartbeat (its clock, each second, also while a write takes long). */
+export const PROJECTOR_ALIVE = `${PROJECTOR_CHECKPOINT}:alive`;
 /** A rebuild holds this many documents in memory (about 100 MB of change requests). */
 const REBUILD_DOCUMENTS_IN_MEMORY = 20_000;
 /** How often the projector looks for a rebuild swapped in under it. */
@@ -42,8 +44,11 @@ const REBUILD_CHECK_MS = 1000;
 /** How long a projector waits before looking again at a swap under way, and how often it says so. */
 const SWAP_WAIT_MS = 100;
 const SWAP_WAIT_LOG_MS = 30_000;
-/** How long an announced swap waits for a live projector to pause (the idle check runs each second). */
-const SWAP_ACK_TIMEOUT_MS = 10_000;
+/** An announced swap that sees no heartbeat move for this long goes on: no projector runs. */
+const NO_PROJECTOR_AFTER_MS = 3_000;
+
+/** The projector was stopped in the middle of a heal: what is left of it waits for the next start. */
+class ProjectorStoppedError extends Error {}
 
 /** A rebuild's swap was announced and is not done: the live projector writes nothing meanwhile. */
 export class RebuildSwapInProgressError extends Error {
@@ -168,6 +173,7 @@ export class Projector {
   private lastWaitLog = 0;
   private lock: Promise<unknown> = Promise.resolve();
   private rebuildCheck?: NodeJS.Timeout;
+  private heartbeat?: NodeJS.Timeout;
 
   constructor(
     private readonly events: EventStore,
@@ -200,10 +206,18 @@ export class Projector {
     this.rebuildCheck = setInterval(() => {
       this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) => {
         if (error instanceof RebuildSwapInProgressError) this.logWaiting(error);
-        else this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`);
+        else if (!(error instanceof ProjectorStoppedError))
+          this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`);
       });
     }, REBUILD_CHECK_MS);
     this.rebuildCheck.unref();
+    // Outside `exclusive`: it beats while a long write runs, so a swap keeps waiting for that.
+    this.heartbeat = setInterval(() => {
+      this.store
+        .commit({ documents: [], checkpoint: { name: PROJECTOR_ALIVE, position: BigInt(Date.now()) } })
+        .catch(() => undefined); // a store that is down shows up in the batch loop
+    }, REBUILD_CHECK_MS);
+    this.heartbeat.unref();
     this.subscription = this.events.subscribeToAll({
       after: this.applied,
       streamPrefixes: PROJECTED_STREAM_PREFIXES,
@@ -231,7 +245,9 @@ export class Projector {
           break;
         } catch (error) {
           // Stopping: the batch is left to the next start (the checkpoint is not past it).
-          if (this.stopped && error instanceof RebuildSwapInProgressError) return;
+          const waiting =
+            error instanceof RebuildSwapInProgressError || error instanceof ProjectorStoppedError;
+          if (this.stopped && waiting) return;
           if (this.stopped) throw error;
           if (error instanceof RebuildSwapInProgressError) {
             this.logWaiting(error);
@@ -334,6 +350,8 @@ export class Projector {
       let reapplied = 0;
       try {
         while (after < until) {
+          // Not healed yet, so no write may follow: the next start heals again.
+          if (this.stopped) throw new ProjectorStoppedError();
           const page = await this.events.readAll({ after, limit: this.batchSize });
           if (page.length === 0) break;
           after = page[page.length - 1].position;
@@ -412,8 +430,10 @@ export class Projector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.rebuildCheck);
+    clearInterval(this.heartbeat);
     await this.subscription?.close();
     await this.loop;
+    await this.lock; // a rebuild check under way
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.resolve(false);
@@ -657,10 +677,19 @@ export const prepareRebuild = async (
   }
 };
 
-/** Until a live projector has paused for this swap, or SWAP_ACK_TIMEOUT_MS (none is running). */
+/**
+ * Until the live projector has paused for this swap (it does so between two writes, within a
+ * second when idle). While its heartbeat moves it is running, however long its write takes; when
+ * the heartbeat has not moved for NO_PROJECTOR_AFTER_MS, none runs. (Heartbeats are compared with
+ * each other, not with this machine's clock.)
+ */
 const waitForPause = async (live: ReadModelStore, generation: bigint) => {
-  const deadline = Date.now() + SWAP_ACK_TIMEOUT_MS;
-  while (Date.now() < deadline && (await live.checkpoint(REBUILD_PAUSED)) < generation) {
+  let beat = await live.checkpoint(PROJECTOR_ALIVE);
+  let beatSeenAt = Date.now();
+  while ((await live.checkpoint(REBUILD_PAUSED)) < generation) {
+    const latest = await live.checkpoint(PROJECTOR_ALIVE);
+    if (latest !== beat) [beat, beatSeenAt] = [latest, Date.now()];
+    else if (Date.now() - beatSeenAt > NO_PROJECTOR_AFTER_MS) return;
     await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
   }
 };

@@ -454,8 +454,16 @@ export class MongoReadModelStore implements ReadModelStore {
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     if (options) {
+      const { name, position } = options.announce;
+      // A shadow whose collections a later `createShadow` dropped would swap in nothing.
+      if ((await shadow.checkpoint(name)) !== position) {
+        throw new Error(`this shadow does not hold ${name} = ${position}: was another rebuild started?`);
+      }
       await this.commit({ documents: [], checkpoint: options.announce });
       await options.acknowledged?.();
+      if ((await this.checkpoint(name)) !== position) {
+        throw new Error(`another swap was announced over this one (${name}); nothing was moved`);
+      }
     }
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     const names = (await this.collectionNames()).filter(
