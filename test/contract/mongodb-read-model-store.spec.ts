@@ -240,6 +240,29 @@ if (url) {
       await client.close();
     });
 
+    it('a shadow dropped by a later rebuild refuses to promote, and its discard leaves the later one be', async () => {
+      await commit([doc('live', '1')], 1n);
+      const first = await store.createShadow();
+      const second = await store.createShadow(); // drops the first one's collections
+      // the first rebuild writes on: the driver re-creates its collections, empty of what it had
+      await first.commit({
+        documents: [{ collection: 'things', document: doc('f', '2') }],
+        checkpoint: { name: 'cp', position: 2n },
+      });
+      await expect(first.promote()).rejects.toThrow(/dropped/);
+      expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
+      await first.discard();
+      await second.commit({
+        documents: [{ collection: 'things', document: doc('s', '3') }],
+        checkpoint: { name: 'cp', position: 3n },
+      });
+      await second.promote();
+      expect(await store.get('things', 's')).toEqual(doc('s', '3'));
+      expect(await store.get('things', 'live')).toBeUndefined();
+      expect(await store.checkpoint('cp')).toBe(3n);
+      expect(await store.checkpoint('__shadow')).toBe(0n);
+    });
+
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
       await commit([doc('a', '5', 'a5'), doc('b', '5', 'b5'), doc('c', '5', 'c5')], 5n);
       // pretend a and c were not there yet when the batch looked (so their inserts collide), and b

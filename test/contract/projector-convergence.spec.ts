@@ -213,7 +213,9 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     const { log, store, prepared, logged, logger, copySecond, copyThird, expectConverged } =
       await threeStretches('swap-in-load');
     let swapDuringNextLoad = false;
-    let swapped: Promise<void> | undefined;
+    let swapped!: Promise<void>;
+    let swapStarted!: () => void;
+    const started = new Promise<void>((resolve) => (swapStarted = resolve));
     // The real store, with the swap begun inside the projector's next document load.
     const swapping: ReadModelStore = {
       init: (collections) => store.init(collections),
@@ -221,6 +223,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
         if (swapDuringNextLoad) {
           swapDuringNextLoad = false;
           swapped = prepared.promote();
+          swapStarted();
           // On SQLite the load then reads the new models; MongoDB's swap cannot go on before the
           // projector pauses (awaiting it here would deadlock).
           if (factory.name === 'sqlite') await swapped;
@@ -242,6 +245,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(await projector.waitFor(await log.headPosition(), 60_000)).toBe(true);
     swapDuringNextLoad = true;
     await copyThird();
+    await started;
     await swapped;
     expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
     await projector.stop();

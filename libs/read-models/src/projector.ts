@@ -45,7 +45,7 @@ const REBUILD_CHECK_MS = 1000;
 const SWAP_WAIT_MS = 100;
 const SWAP_WAIT_LOG_MS = 30_000;
 /** An announced swap that sees no heartbeat move for this long goes on: no projector runs. */
-const NO_PROJECTOR_AFTER_MS = 3_000;
+const NO_PROJECTOR_AFTER_MS = 5_000;
 
 /** The projector was stopped in the middle of a heal: what is left of it waits for the next start. */
 class ProjectorStoppedError extends Error {}
@@ -174,6 +174,7 @@ export class Projector {
   private lock: Promise<unknown> = Promise.resolve();
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
+  private beat = 0n;
 
   constructor(
     private readonly events: EventStore,
@@ -191,42 +192,59 @@ export class Projector {
 
   async start(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
-    // A rebuild swapped in while no projector ran, or one whose heal a crash cut short, is
-    // healed before the first batch: the generation differs from the one last healed.
-    // Models last rebuilt before heals were recorded (no `promoting`, no `healed`): as then, the
-    // generation in them counts as healed, rather than re-reading the log since that rebuild.
-    const healed = await this.store.checkpoint(REBUILD_HEALED);
-    const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
-    this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
-    this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
-    await this.healAfterRebuild().catch((error: unknown) => {
-      if (!(error instanceof RebuildSwapInProgressError)) throw error;
-      this.logWaiting(error); // the batch loop and the idle check try again
-    });
-    this.rebuildCheck = setInterval(() => {
-      this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) => {
-        if (error instanceof RebuildSwapInProgressError) this.logWaiting(error);
-        else if (!(error instanceof ProjectorStoppedError))
-          this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`);
-      });
-    }, REBUILD_CHECK_MS);
-    this.rebuildCheck.unref();
-    // Outside `exclusive`: it beats while a long write runs, so a swap keeps waiting for that.
-    this.heartbeat = setInterval(() => {
-      this.store
-        .commit({ documents: [], checkpoint: { name: PROJECTOR_ALIVE, position: BigInt(Date.now()) } })
-        .catch(() => undefined); // a store that is down shows up in the batch loop
-    }, REBUILD_CHECK_MS);
+    // From here on it beats, also through a long heal below: a swap waits while it does.
+    this.beat = await this.store.checkpoint(PROJECTOR_ALIVE);
+    this.heartbeat = setInterval(() => this.beatOnce(), REBUILD_CHECK_MS);
     this.heartbeat.unref();
-    this.subscription = this.events.subscribeToAll({
-      after: this.applied,
-      streamPrefixes: PROJECTED_STREAM_PREFIXES,
-    });
+    try {
+      // A rebuild swapped in while no projector ran, or one whose heal a crash cut short, is
+      // healed before the first batch: the generation differs from the one last healed.
+      // Models last rebuilt before heals were recorded (no `promoting`, no `healed`): as then, the
+      // generation in them counts as healed, rather than re-reading the log since that rebuild.
+      const healed = await this.store.checkpoint(REBUILD_HEALED);
+      const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
+      this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
+      this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+      await this.healAfterRebuild().catch((error: unknown) => {
+        if (!(error instanceof RebuildSwapInProgressError)) throw error;
+        this.logWaiting(error); // the batch loop and the idle check try again
+      });
+      if (this.stopped) return;
+      this.rebuildCheck = setInterval(() => {
+        this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) => {
+          if (error instanceof RebuildSwapInProgressError) this.logWaiting(error);
+          else if (!(error instanceof ProjectorStoppedError))
+            this.options.logger?.error(`projector: checking for a rebuild failed: ${String(error)}`);
+        });
+      }, REBUILD_CHECK_MS);
+      this.rebuildCheck.unref();
+      this.subscription = this.events.subscribeToAll({
+        after: this.applied,
+        streamPrefixes: PROJECTED_STREAM_PREFIXES,
+      });
+    } catch (error) {
+      clearInterval(this.heartbeat);
+      clearInterval(this.rebuildCheck);
+      throw error;
+    }
     this.loop = this.run(this.subscription).catch((error: unknown) => {
       this.options.logger?.error(
         `projector stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     });
+  }
+
+  /**
+   * Outside `exclusive`, so it beats while a long write runs. Always higher than the last beat
+   * (checkpoints only move forward): a clock stepping back does not freeze it.
+   */
+  private beatOnce() {
+    if (this.stopped) return;
+    const now = BigInt(Date.now());
+    this.beat = now > this.beat ? now : this.beat + 1n;
+    this.store
+      .commit({ documents: [], checkpoint: { name: PROJECTOR_ALIVE, position: this.beat } })
+      .catch(() => undefined); // a store that is down shows up in the batch loop
   }
 
   private async run(subscription: EventSubscription): Promise<void> {
@@ -680,16 +698,16 @@ export const prepareRebuild = async (
 /**
  * Until the live projector has paused for this swap (it does so between two writes, within a
  * second when idle). While its heartbeat moves it is running, however long its write takes; when
- * the heartbeat has not moved for NO_PROJECTOR_AFTER_MS, none runs. (Heartbeats are compared with
+ * the heartbeat has not moved for NO_PROJECTOR_AFTER_MS (five beats), none runs. (Heartbeats are compared with
  * each other, not with this machine's clock.)
  */
 const waitForPause = async (live: ReadModelStore, generation: bigint) => {
   let beat = await live.checkpoint(PROJECTOR_ALIVE);
-  let beatSeenAt = Date.now();
+  let beatSeenAt = performance.now(); // a monotonic clock: a stepped wall clock ends no wait
   while ((await live.checkpoint(REBUILD_PAUSED)) < generation) {
     const latest = await live.checkpoint(PROJECTOR_ALIVE);
-    if (latest !== beat) [beat, beatSeenAt] = [latest, Date.now()];
-    else if (Date.now() - beatSeenAt > NO_PROJECTOR_AFTER_MS) return;
+    if (latest !== beat) [beat, beatSeenAt] = [latest, performance.now()];
+    else if (performance.now() - beatSeenAt > NO_PROJECTOR_AFTER_MS) return;
     await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
   }
 };

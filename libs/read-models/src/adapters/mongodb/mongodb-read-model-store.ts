@@ -34,6 +34,8 @@ export const MONGO_SHADOW_PREFIX = 'rebuild_';
 /** Where `promote` parks a live collection while the shadow takes its name (no `dropTarget`). */
 const RETIRED_PREFIX = 'retired__';
 const CHECKPOINTS = 'checkpoints';
+/** A shadow's own mark in its checkpoints (never copied to the live ones). */
+const SHADOW_INTACT = '__shadow';
 const RESERVED_PREFIXES = [MONGO_SHADOW_PREFIX, RETIRED_PREFIX, 'system.'];
 
 const DUPLICATE_KEY = 11000;
@@ -427,6 +429,8 @@ export class MongoReadModelStore implements ReadModelStore {
     shadow.prefix = `${MONGO_SHADOW_PREFIX}${Date.now().toString(36)}${randomBytes(2).toString('hex')}__`;
     shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
+    // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
+    await shadow.checkpoints().insertOne({ _id: SHADOW_INTACT, position: shadow.prefix });
     return Object.assign(shadow, {
       promote: (options?: PromoteOptions) => this.promoteShadow(shadow, options),
       discard: () => this.discardShadow(shadow),
@@ -451,6 +455,9 @@ export class MongoReadModelStore implements ReadModelStore {
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
+    if (!(await shadow.checkpoints().findOne({ _id: SHADOW_INTACT, position: shadow.prefix }))) {
+      throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was moved');
+    }
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     if (options) {
@@ -470,7 +477,10 @@ export class MongoReadModelStore implements ReadModelStore {
       (n) => n.startsWith(shadow.prefix) && n !== checkpoints,
     );
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
-    const rebuilt = await shadow.checkpoints().find({}).toArray();
+    const rebuilt = await shadow
+      .checkpoints()
+      .find({ _id: { $ne: SHADOW_INTACT } })
+      .toArray();
     // The ones holding the announced value last: once one of them is in, the swap is done.
     const done = options && comparablePosition(options.announce.position);
     rebuilt.sort((a, b) => Number(a.position === done) - Number(b.position === done));
@@ -486,7 +496,7 @@ export class MongoReadModelStore implements ReadModelStore {
   private async discardShadow(shadow: MongoReadModelStore): Promise<void> {
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') return; // nothing left
     this.usable();
-    await this.dropPrefixed(MONGO_SHADOW_PREFIX);
+    await this.dropPrefixed(shadow.prefix); // its own: not those of a rebuild started after it
     shadow.finished = 'discarded';
   }
 
