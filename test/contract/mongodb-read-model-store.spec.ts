@@ -260,7 +260,31 @@ if (url) {
       expect(await store.get('things', 's')).toEqual(doc('s', '3'));
       expect(await store.get('things', 'live')).toBeUndefined();
       expect(await store.checkpoint('cp')).toBe(3n);
-      expect(await store.checkpoint('__shadow')).toBe(0n);
+      await expect(store.checkpoint('__shadow')).rejects.toThrow(/reserved/);
+      expect(
+        (await raw.db(fx.dbName).collection('checkpoints').find({}).toArray()).map((c) => c._id),
+      ).toEqual(['cp']);
+    });
+
+    it('a shadow dropped while its promote waits for the acknowledgement moves nothing', async () => {
+      await commit([doc('live', '1')], 1n);
+      const first = await store.createShadow();
+      await first.commit({
+        documents: [{ collection: 'things', document: doc('f', '2') }],
+        checkpoint: { name: 'cp', position: 2n },
+      });
+      await first.commit({ documents: [], checkpoint: { name: 'generation', position: 9n } });
+      const promoting = first.promote({
+        announce: { name: 'generation', position: 9n },
+        acknowledged: async () => {
+          await store.createShadow(); // another rebuild starts and drops this one's collections
+        },
+      });
+      await expect(promoting).rejects.toThrow(/dropped/);
+      expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
+      expect(await store.get('things', 'f')).toBeUndefined();
+      expect(await store.checkpoint('cp')).toBe(1n);
+      expect(await store.checkpoint('generation')).toBe(9n); // the announcement stays (the later rebuild completes it)
     });
 
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {

@@ -209,7 +209,10 @@ export class Projector {
         if (!(error instanceof RebuildSwapInProgressError)) throw error;
         this.logWaiting(error); // the batch loop and the idle check try again
       });
-      if (this.stopped) return;
+      if (this.stopped) {
+        clearInterval(this.heartbeat);
+        return;
+      }
       this.rebuildCheck = setInterval(() => {
         this.exclusive(() => this.healAfterRebuild()).catch((error: unknown) => {
           if (error instanceof RebuildSwapInProgressError) this.logWaiting(error);

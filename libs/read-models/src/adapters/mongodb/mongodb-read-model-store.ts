@@ -84,6 +84,8 @@ type Stored = Document & { _id: string; _position: string };
 interface Checkpoint {
   _id: string;
   position: string;
+  /** Only on a shadow's mark. */
+  prefix?: string;
 }
 type Scalar = string | number | boolean;
 
@@ -430,7 +432,9 @@ export class MongoReadModelStore implements ReadModelStore {
     shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
     // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
-    await shadow.checkpoints().insertOne({ _id: SHADOW_INTACT, position: shadow.prefix });
+    await shadow
+      .checkpoints()
+      .insertOne({ _id: SHADOW_INTACT, position: comparablePosition(0n), prefix: shadow.prefix });
     return Object.assign(shadow, {
       promote: (options?: PromoteOptions) => this.promoteShadow(shadow, options),
       discard: () => this.discardShadow(shadow),
@@ -455,9 +459,7 @@ export class MongoReadModelStore implements ReadModelStore {
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
-    if (!(await shadow.checkpoints().findOne({ _id: SHADOW_INTACT, position: shadow.prefix }))) {
-      throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was moved');
-    }
+    await this.intactCheckpoints(shadow); // fail fast, before building indexes
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     if (options) {
@@ -472,15 +474,13 @@ export class MongoReadModelStore implements ReadModelStore {
         throw new Error(`another swap was announced over this one (${name}); nothing was moved`);
       }
     }
+    // Read again just before anything moves: the indexes and the wait took time.
+    const rebuilt = await this.intactCheckpoints(shadow);
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     const names = (await this.collectionNames()).filter(
       (n) => n.startsWith(shadow.prefix) && n !== checkpoints,
     );
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
-    const rebuilt = await shadow
-      .checkpoints()
-      .find({ _id: { $ne: SHADOW_INTACT } })
-      .toArray();
     // The ones holding the announced value last: once one of them is in, the swap is done.
     const done = options && comparablePosition(options.announce.position);
     rebuilt.sort((a, b) => Number(a.position === done) - Number(b.position === done));
@@ -491,6 +491,20 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.drop(checkpoints);
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
     shadow.finished = 'promoted';
+  }
+
+  /**
+   * The shadow's checkpoints, without its mark; refuses a shadow whose collections a later
+   * `createShadow` dropped (writes re-create them empty, the mark does not come back).
+   */
+  private async intactCheckpoints(shadow: MongoReadModelStore): Promise<Checkpoint[]> {
+    const all = await shadow.checkpoints().find({}).toArray();
+    const intact = all.some((c) => c._id === SHADOW_INTACT && c.prefix === shadow.prefix);
+    const rebuilt = all.filter((c) => c._id !== SHADOW_INTACT);
+    if (!intact || rebuilt.length === 0) {
+      throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was moved');
+    }
+    return rebuilt;
   }
 
   private async discardShadow(shadow: MongoReadModelStore): Promise<void> {
@@ -582,6 +596,7 @@ const documentId = (id: string): string => {
 const checkpointName = (name: string): string => {
   if (typeof name !== 'string' || name.length === 0)
     throw new TypeError('a checkpoint name must be a non-empty string');
+  if (name === SHADOW_INTACT) throw new TypeError(`${SHADOW_INTACT} is a reserved checkpoint name`);
   return name;
 };
 
