@@ -197,6 +197,13 @@ describe.each(factories)('projector convergence on $name read models', (factory)
       logger,
       copySecond: () => copy(source.slice(first, second)),
       copyThird: () => copy(source.slice(second)),
+      /** A projector started now brings the read models to the log's head. */
+      projectToHead: async () => {
+        const projector = new Projector(log, store, projections, { batchSize: 5000, logger });
+        await projector.start();
+        expect(await projector.waitFor(await log.headPosition(), 120_000)).toBe(true);
+        await projector.stop();
+      },
       /** The read models equal a replay of the whole log from scratch. */
       expectConverged: async () => {
         const replayed = await factory.open(`${label}-replayed`);
@@ -257,7 +264,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
   }, 300_000);
 
   it('writes nothing while a swap is announced and not yet done, stops promptly meanwhile, and heals once it is done', async () => {
-    const { log, store, prepared, logged, logger, copySecond, copyThird, expectConverged } =
+    const { log, store, prepared, logged, logger, copySecond, copyThird, projectToHead, expectConverged } =
       await threeStretches('swap-announced');
     const projector = new Projector(log, store, projections, { batchSize: 5000, logger });
     await projector.start();
@@ -284,10 +291,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(await snapshot(store)).toEqual(before);
 
     await prepared.promote();
-    const restarted = new Projector(log, store, projections, { batchSize: 5000, logger });
-    await restarted.start();
-    expect(await restarted.waitFor(await log.headPosition(), 120_000)).toBe(true);
-    await restarted.stop();
+    await projectToHead();
     await expectConverged();
   }, 300_000);
 
@@ -309,7 +313,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
   }, 300_000);
 
   it('a projector that stopped before healing a swap heals when it starts again', async () => {
-    const { log, store, prepared, logger, copySecond, copyThird, expectConverged } =
+    const { log, store, prepared, logger, copySecond, copyThird, projectToHead, expectConverged } =
       await threeStretches('swap-crash');
     const first = new Projector(log, store, projections, { batchSize: 5000, logger });
     await first.start();
@@ -334,10 +338,7 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     await store.commit(raced!);
     expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await log.headPosition());
 
-    const restarted = new Projector(log, store, projections, { batchSize: 5000, logger });
-    await restarted.start();
-    expect(await restarted.waitFor(await log.headPosition(), 120_000)).toBe(true);
-    await restarted.stop();
+    await projectToHead();
     await expectConverged();
   }, 300_000);
 });

@@ -1,6 +1,7 @@
 import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
 import { CHANGE_STREAM_PREFIX, type Projection, TEMPLATE_STREAM_PREFIX } from './projections/projection';
 import {
+  type CheckpointMark,
   type CommitBatch,
   CheckpointMovedError,
   type ReadModelDocument,
@@ -586,7 +587,7 @@ class WriteBehind {
   }
 
   /** Writes everything still held, then the checkpoint. */
-  async flush(checkpoint: { name: string; position: bigint }): Promise<void> {
+  async flush(checkpoint: CheckpointMark): Promise<void> {
     await this.write(this.held.size);
     await this.store.commit({ documents: [], checkpoint });
   }
@@ -717,7 +718,8 @@ const waitForPause = async (live: ReadModelStore, generation: bigint) => {
 
 /**
  * `projections:rebuild`: replays the whole log into a shadow of `live` while `live` keeps
- * serving, then promotes the shadow in one step. A failure leaves `live` untouched.
+ * serving, then promotes the shadow. A failure before the swap leaves `live` untouched (on
+ * MongoDB, one after the announcement leaves it announced: the next rebuild completes it).
  */
 export const rebuildReadModels = async (
   events: EventStore,

@@ -22,6 +22,7 @@ import {
   type ReadModelDocument,
   type PromoteOptions,
   type ReadModelStore,
+  type ShadowReadModelStore,
 } from '../../read-model-store.port';
 
 /**
@@ -100,10 +101,7 @@ interface Connection {
   dropTargetRename?: boolean;
 }
 
-export type MongoShadowReadModelStore = MongoReadModelStore & {
-  promote(options?: PromoteOptions): Promise<void>;
-  discard(): Promise<void>;
-};
+export type MongoShadowReadModelStore = MongoReadModelStore & ShadowReadModelStore;
 
 /**
  * Read models in a MongoDB database (or FerretDB, over the wire protocol): one collection per
@@ -459,15 +457,18 @@ export class MongoReadModelStore implements ReadModelStore {
     if (shadow.finished === 'promoted' || shadow.finished === 'discarded') {
       throw new Error(`this shadow store was already ${shadow.finished}`);
     }
-    await this.intactCheckpoints(shadow); // fail fast, before building indexes
+    const held = await this.intactCheckpoints(shadow); // fail fast, before building indexes
+    if (options) {
+      // Copying the announced value in is what marks the swap done: the shadow must hold it.
+      const { name, position } = options.announce;
+      if (!held.some((c) => c._id === name && c.position === comparablePosition(position))) {
+        throw new Error(`this shadow does not hold ${name} = ${position}: was another rebuild started?`);
+      }
+    }
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
     if (options) {
       const { name, position } = options.announce;
-      // A shadow whose collections a later `createShadow` dropped would swap in nothing.
-      if ((await shadow.checkpoint(name)) !== position) {
-        throw new Error(`this shadow does not hold ${name} = ${position}: was another rebuild started?`);
-      }
       await this.commit({ documents: [], checkpoint: options.announce });
       await options.acknowledged?.();
       if ((await this.checkpoint(name)) !== position) {
