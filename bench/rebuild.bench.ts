@@ -25,7 +25,7 @@ import {
   rebuildReadModels,
   SqliteReadModelStore,
 } from '@changeledger/read-models';
-import { signToken } from '@changeledger/platform';
+import { loadConfig, signToken } from '@changeledger/platform';
 import { percentile, progress, round } from './bench-util';
 import { SECRET, startServer, stopServer } from './http-lifecycles.bench';
 
@@ -188,7 +188,11 @@ export const benchRebuild = async (
         : SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
     // What `npm run projections:rebuild` runs: replay into a shadow, build its indexes, swap it in.
     const started = process.hrtime.bigint();
-    const { events: applied } = await rebuildReadModels(events, readModels, projections);
+    // With as many worker threads as the CLI's default (REBUILD_WORKERS) on this machine.
+    const { events: applied } = await rebuildReadModels(events, readModels, projections, undefined, {
+      workers: loadConfig({ REBUILD_WORKERS: process.env.REBUILD_WORKERS }).rebuildWorkers,
+      settings: { retrospectiveDueBusinessDays: 2 },
+    });
     const rebuildSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 
     progress('rebuild: baseline, plain inserts of the same documents');

@@ -177,6 +177,20 @@ describe('SqliteEventStore specifics', () => {
     expect(received).toEqual(all);
   });
 
+  it('readAllDeferred reads what readAll reads, parsing data and metadata only when they are first read', async () => {
+    const store = await fx.open();
+    await store.append('s-1', [event('A', { n: 1, nested: { list: [1, 'two'] } }), event('B')], 'no-stream');
+    await store.append('s-2', [event('C', { n: 3 })], 'no-stream');
+    const plain = await store.readAll({ after: 1n, limit: 10 });
+    const deferred = await store.readAllDeferred({ after: 1n, limit: 10 });
+    expect(deferred.map((e) => [e.eventId, e.streamId, e.revision, e.position, e.type])).toEqual(
+      plain.map((e) => [e.eventId, e.streamId, e.revision, e.position, e.type]),
+    );
+    expect(deferred.map((e) => [e.data, e.metadata])).toEqual(plain.map((e) => [e.data, e.metadata]));
+    expect(deferred[0].data).toBe(deferred[0].data); // parsed once, then the same object
+    expect(await store.readAllDeferred({ after: 0n, limit: 1 })).toHaveLength(1);
+  });
+
   it('a subscription skipping a long run of other streams lets the event loop run between batches', async () => {
     const store = fx.another({ batchSize: 50 });
     for (let i = 0; i < 20; i++) {

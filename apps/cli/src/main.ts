@@ -67,8 +67,12 @@ const rebuild = async () => {
   try {
     const projections = allProjections(config);
     // Positions need not be dense: progress is measured in log positions, the rate in events.
-    const result = await rebuildReadModels(events, live, projections, (p) =>
-      bar.update(p.events, Number(p.position), Number(p.head)),
+    const result = await rebuildReadModels(
+      events,
+      live,
+      projections,
+      (p) => bar.update(p.events, Number(p.position), Number(p.head)),
+      { workers: config.rebuildWorkers, settings: config },
     );
     bar.done(
       `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,

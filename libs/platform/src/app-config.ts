@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 /** DI token for the AppConfig. */
@@ -27,6 +28,8 @@ export interface AppConfig {
   readonly commandMaxAttempts: number;
   /** Whether this process also runs the projector (one active projector per read-model store). */
   readonly runProjector: boolean;
+  /** Worker threads `projections:rebuild` replays with (embedded stores only; 1: the main thread). */
+  readonly rebuildWorkers: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
 }
 
@@ -80,6 +83,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       2,
     ),
     runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
+    rebuildWorkers: integer('REBUILD_WORKERS', env.REBUILD_WORKERS, Math.min(4, availableParallelism()), 1),
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };

@@ -5,3 +5,4 @@ export * from './projector';
 export * from './adapters/sqlite/sqlite-read-model-store';
 export * from './adapters/mongodb/mongodb-read-model-store';
 export * from './reports';
+export * from './rebuild-shards';

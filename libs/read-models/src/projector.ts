@@ -7,6 +7,7 @@ import {
   type ReadModelDocument,
   type ReadModelStore,
 } from './read-model-store.port';
+import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
  * Named after the set of read models: adding one renames it, so an installation upgraded to a
@@ -17,7 +18,7 @@ import {
  */
 export const PROJECTOR_CHECKPOINT = 'read-models@v2';
 export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
-const isProjected = (event: RecordedEvent) =>
+export const isProjected = (event: RecordedEvent) =>
   PROJECTED_STREAM_PREFIXES.some((p) => event.streamId.startsWith(p));
 /** Written by a rebuild into its shadow: a new value each time the read models are swapped. */
 export const REBUILD_GENERATION = `${PROJECTOR_CHECKPOINT}:generation`;
@@ -139,7 +140,7 @@ const documentIds = (projections: readonly Projection[], events: readonly Record
 
 /** The stored documents of these ids, per projection. */
 const loadDocuments = (
-  store: ReadModelStore,
+  store: Pick<ReadModelStore, 'getMany'>,
   projections: readonly Projection[],
   ids: readonly Set<string>[],
 ): Promise<Map<string, ReadModelDocument>[]> =>
@@ -533,20 +534,27 @@ interface HeldDocument {
   readonly dirty: boolean;
 }
 
-/** The documents of a replay kept in memory, in order of their last change (oldest first). */
-class WriteBehind {
+/**
+ * The documents of a replay kept in memory, in order of their last change (oldest first).
+ * With `owns`, only the documents it accepts (one shard of a parallel rebuild; see rebuild-shards).
+ */
+export class WriteBehind {
   private readonly held = new Map<string, HeldDocument>();
 
   constructor(
-    private readonly store: ReadModelStore,
+    private readonly store: Pick<ReadModelStore, 'getMany' | 'commit'>,
     private readonly projections: readonly Projection[],
     private readonly capacity: number,
+    private readonly owns?: (documentId: string) => boolean,
   ) {}
 
   async apply(events: readonly RecordedEvent[]): Promise<number> {
-    const { projections, held } = this;
+    const { projections, held, owns } = this;
     const width = projections.length;
     const ids = documentIds(projections, events);
+    if (owns) {
+      for (let i = 0; i < ids.length; i++) if (ids[i] !== undefined && !owns(ids[i]!)) ids[i] = undefined;
+    }
     const keys = ids.map((id, i) => (id === undefined ? undefined : `${i % width}\u0000${id}`));
     const missing = projections.map(() => new Set<string>());
     ids.forEach((id, i) => id !== undefined && !held.has(keys[i]!) && missing[i % width].add(id));
@@ -588,8 +596,13 @@ class WriteBehind {
 
   /** Writes everything still held, then the checkpoint. */
   async flush(checkpoint: CheckpointMark): Promise<void> {
-    await this.write(this.held.size);
+    await this.drain();
     await this.store.commit({ documents: [], checkpoint });
+  }
+
+  /** Writes everything still held (no checkpoint). */
+  async drain(): Promise<void> {
+    await this.write(this.held.size);
   }
 
   /** Writes (and lets go of) the `count` least recently changed documents. */
@@ -646,16 +659,24 @@ export const prepareRebuild = async (
   live: ReadModelStore,
   projections: readonly Projection[],
   onProgress?: (progress: RebuildProgress) => void,
+  parallel?: ParallelReplay,
 ): Promise<PreparedRebuild> => {
   await live.init(projections.map((p) => p.collection));
   const shadow = await live.createShadow();
   const head = await events.headPosition();
   try {
-    const applied = await replayInto(events, shadow, projections, {
-      until: head,
-      onProgress,
-      keepInMemory: REBUILD_DOCUMENTS_IN_MEMORY,
-    });
+    const files = parallel && parallel.workers > 1 ? shardableFiles(events, live) : undefined;
+    const applied =
+      parallel && files
+        ? await replayInShards(shadow, projections, parallel, files, head, {
+            onProgress,
+            keepInMemory: REBUILD_DOCUMENTS_IN_MEMORY,
+          })
+        : await replayInto(events, shadow, projections, {
+            until: head,
+            onProgress,
+            keepInMemory: REBUILD_DOCUMENTS_IN_MEMORY,
+          });
     // Tell a live projector (maybe in another process) which stretch of the log to re-apply.
     const through = await shadow.checkpoint(PROJECTOR_CHECKPOINT);
     // Generations only grow (a live projector waits while one lower than it healed shows), also
@@ -726,8 +747,9 @@ export const rebuildReadModels = async (
   live: ReadModelStore,
   projections: readonly Projection[],
   onProgress?: (progress: RebuildProgress) => void,
+  parallel?: ParallelReplay,
 ): Promise<{ events: number; head: bigint }> => {
-  const prepared = await prepareRebuild(events, live, projections, onProgress);
+  const prepared = await prepareRebuild(events, live, projections, onProgress, parallel);
   try {
     await prepared.promote();
   } catch (error) {

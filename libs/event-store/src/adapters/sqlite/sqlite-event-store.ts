@@ -84,6 +84,42 @@ const toRecorded = ([
 });
 
 /**
+ * An event whose data and metadata are parsed when first read: a reader that looks only at the
+ * stream, type and position of most events (one shard of a parallel rebuild) skips their JSON.
+ * The parsed values live on the prototype's getters, not as own properties: spread or
+ * JSON.stringify such an event and they are missing. Only `readAllDeferred` makes them.
+ */
+class DeferredEvent implements RecordedEvent {
+  #data: Record<string, unknown> | undefined;
+  #metadata: EventMetadata | undefined;
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly revision: bigint;
+  readonly position: bigint;
+  readonly type: string;
+  readonly #rawData: string;
+  readonly #rawMetadata: string;
+
+  constructor([position, eventId, streamId, revision, type, data, metadata]: EventRow) {
+    this.eventId = eventId;
+    this.streamId = streamId;
+    this.revision = revision;
+    this.position = position;
+    this.type = type;
+    this.#rawData = data;
+    this.#rawMetadata = metadata;
+  }
+
+  get data(): Record<string, unknown> {
+    return (this.#data ??= JSON.parse(this.#rawData) as Record<string, unknown>);
+  }
+
+  get metadata(): EventMetadata {
+    return (this.#metadata ??= JSON.parse(this.#rawMetadata) as EventMetadata);
+  }
+}
+
+/**
  * The embedded event store: one SQLite file in WAL mode with synchronous=FULL, so an
  * acknowledged append is on disk. Appends of one call share one IMMEDIATE transaction,
  * which also serialises writers from other processes on the same file.
@@ -246,6 +282,15 @@ export class SqliteEventStore implements EventStore {
   async readAll({ after, limit }: ReadAllOptions): Promise<RecordedEvent[]> {
     this.assertOpen();
     return this.stmts.readAll.all(after ?? 0n, limit).map(toRecorded);
+  }
+
+  /**
+   * `readAll` with each event's data and metadata parsed only when first read (see
+   * DeferredEvent): for readers that skip most events, not for events handed on.
+   */
+  async readAllDeferred({ after, limit }: ReadAllOptions): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    return this.stmts.readAll.all(after ?? 0n, limit).map((row) => new DeferredEvent(row));
   }
 
   async headPosition(): Promise<bigint> {

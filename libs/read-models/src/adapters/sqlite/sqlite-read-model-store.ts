@@ -56,6 +56,25 @@ export class SqliteReadModelStore implements ReadModelStore {
     return new SqliteReadModelStore(db, LIVE, true);
   }
 
+  /**
+   * A rebuild's shadow tables (made by `createShadow` on another connection) over a connection
+   * of its own: one shard of a parallel rebuild writes its documents there.
+   */
+  static async openShadow(
+    file: string,
+    collections: readonly CollectionSpec[],
+  ): Promise<SqliteReadModelStore> {
+    const live = SqliteReadModelStore.open(file);
+    const shadow = new SqliteReadModelStore(live.db, SHADOW, true, true);
+    await shadow.init(collections);
+    return shadow;
+  }
+
+  /** The database file (`:memory:` for an in-memory one). */
+  get file(): string {
+    return this.db.name;
+  }
+
   private table(collection: string) {
     return quote(`${this.prefix}${collection}`);
   }

@@ -1,0 +1,189 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  PROJECTOR_CHECKPOINT,
+  type ReadModelDocument,
+  rebuildReadModels,
+  replayInShards,
+  replayInto,
+  runShard,
+  type ShardHandle,
+  type ShardRequest,
+  spawnShardWorker,
+  SqliteReadModelStore,
+} from '@changeledger/read-models';
+import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelSnapshot } from '../support/read-model-snapshot';
+
+const settings = { retrospectiveDueBusinessDays: 2 };
+const projections = allProjections(settings);
+const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
+
+/** A shard on this thread behind a real MessageChannel, as a worker thread talks to its parent. */
+const inThread = (request: ShardRequest): ShardHandle => {
+  const { port1, port2 } = new MessageChannel();
+  let crashed: (error: Error) => void = () => undefined;
+  let stopped = false;
+  const running = runShard(port2, request, () => stopped).catch((error: Error) => crashed(error));
+  return {
+    onMessage: (listener) => port1.on('message', listener),
+    onCrash: (listener) => (crashed = listener),
+    // like a worker's terminate: resolves once the shard has stopped
+    terminate: async () => {
+      stopped = true;
+      await running;
+      port1.close();
+      port2.close();
+    },
+  };
+};
+
+/** The compiled worker (CI builds before it tests); from sources, shards run on this thread. */
+const DIST_WORKER = join(
+  __dirname,
+  '..',
+  '..',
+  'dist',
+  'libs',
+  'read-models',
+  'src',
+  'rebuild-shard.worker.js',
+);
+const workersBuilt = existsSync(DIST_WORKER);
+if (!workersBuilt)
+  console.log('worker-thread rebuild test skipped: dist/ is missing (run `npm run build` first)');
+
+describe('a rebuild replayed in parallel shards (embedded stores)', () => {
+  let dir: string;
+  let events: SqliteEventStore;
+  let written: number;
+  let reference: Record<string, ReadModelDocument[]>;
+  const snapshot = (store: SqliteReadModelStore) => readModelSnapshot(store, projections);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-parallel-rebuild-'));
+    events = new SqliteEventStore(join(dir, 'events.sqlite'));
+    written = await writeRandomLifecycles(events, { seed: 20261127, count: LIFECYCLES });
+    const single = SqliteReadModelStore.open(join(dir, 'single.sqlite'));
+    expect(await replayInto(events, single, projections)).toBe(written);
+    reference = await snapshot(single);
+    expect(reference.change_requests).toHaveLength(LIFECYCLES);
+    // Standard changes move a template's usage count: a document that events of many changes touch.
+    expect(reference.standard_templates.length).toBeGreaterThan(0);
+    await single.close();
+  }, 120_000);
+
+  afterAll(async () => {
+    await events.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([2, 3])(
+    'with %i shards gives the read models of a single-threaded replay, swapped in, with its checkpoint and progress',
+    async (workers) => {
+      const live = SqliteReadModelStore.open(join(dir, `live-${workers}.sqlite`));
+      const progress: bigint[] = [];
+      const result = await rebuildReadModels(events, live, projections, (p) => progress.push(p.position), {
+        workers,
+        settings,
+        spawn: inThread,
+      });
+      const head = await events.headPosition();
+      expect(result).toEqual({ events: written, head });
+      expect(progress.at(-1)).toBe(head);
+      expect(progress).toEqual([...progress].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(head);
+      expect(await snapshot(live)).toEqual(reference);
+      await live.close();
+    },
+    120_000,
+  );
+
+  it('gives the same read models when each shard holds only a few documents in memory (written out and read back)', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'small-memory.sqlite'));
+    await live.init(projections.map((p) => p.collection));
+    const shadow = await live.createShadow();
+    const head = await events.headPosition();
+    const applied = await replayInShards(
+      shadow,
+      projections,
+      { workers: 2, settings, spawn: inThread },
+      { eventStoreFile: events.file, readModelFile: live.file },
+      head,
+      { keepInMemory: 10, batchSize: 300 },
+    );
+    expect(applied).toBe(written);
+    await shadow.promote();
+    expect(await snapshot(live)).toEqual(reference);
+    await live.close();
+  }, 120_000);
+
+  it('replays through the head it began at: events appended meanwhile are left to the live projector', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'until.sqlite'));
+    await live.init(projections.map((p) => p.collection));
+    const shadow = await live.createShadow();
+    const until = (await events.readAll({ after: 0n, limit: 1000 })).at(-1)!.position;
+    const half = SqliteReadModelStore.open(join(dir, 'until-single.sqlite'));
+    const upTo = {
+      ...events,
+      headPosition: async () => until,
+      readAll: async (o: { after?: bigint; limit: number }) =>
+        (await events.readAll(o)).filter((e) => e.position <= until),
+    } as unknown as SqliteEventStore;
+    await replayInto(upTo, half, projections);
+    const applied = await replayInShards(
+      shadow,
+      projections,
+      { workers: 2, settings, spawn: inThread },
+      { eventStoreFile: events.file, readModelFile: live.file },
+      until,
+      { keepInMemory: 1000 },
+    );
+    expect(applied).toBe(1000);
+    await shadow.promote();
+    expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(until);
+    expect(await snapshot(live)).toEqual(await snapshot(half));
+    await Promise.all([live.close(), half.close()]);
+  }, 120_000);
+
+  it('fails as a whole when a shard fails: the error names the shard, the live read models are untouched and the shadow is gone', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'failing.sqlite'));
+    await replayInto(events, live, projections);
+    const before = await snapshot(live);
+    const failing = (request: ShardRequest) =>
+      inThread(request.shard === 1 ? { ...request, eventStoreFile: dir } : request);
+    await expect(
+      rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: failing }),
+    ).rejects.toThrow(/rebuild shard 1: /);
+    expect(await snapshot(live)).toEqual(before);
+    const probe = new Database(join(dir, 'failing.sqlite'), { readonly: true });
+    const tables = probe
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'")
+      .all();
+    probe.close();
+    expect(tables).toEqual([]);
+    await live.close();
+  }, 120_000);
+
+  (workersBuilt ? it : it.skip)(
+    'runs its shards in worker threads (the built worker) with the same result',
+    async () => {
+      const live = SqliteReadModelStore.open(join(dir, 'threads.sqlite'));
+      const result = await rebuildReadModels(events, live, projections, undefined, {
+        workers: 2,
+        settings,
+        spawn: (request) => spawnShardWorker(request, DIST_WORKER),
+      });
+      expect(result.events).toBe(written);
+      expect(await snapshot(live)).toEqual(reference);
+      await live.close();
+    },
+    120_000,
+  );
+});
