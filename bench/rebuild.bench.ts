@@ -121,6 +121,7 @@ export interface RebuildFigures {
   events: number;
   generateSeconds: number;
   rebuildSeconds: number;
+  rebuildWorkers: number;
   rebuildEventsPerSecond: number;
   documents: number;
   baselineSeconds: number;
@@ -188,9 +189,10 @@ export const benchRebuild = async (
         : SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
     // What `npm run projections:rebuild` runs: replay into a shadow, build its indexes, swap it in.
     const started = process.hrtime.bigint();
-    // With as many worker threads as the CLI's default (REBUILD_WORKERS) on this machine.
+    // With as many worker threads as the CLI would use (REBUILD_WORKERS) on this machine.
+    const rebuildWorkers = loadConfig({ REBUILD_WORKERS: process.env.REBUILD_WORKERS }).rebuildWorkers;
     const { events: applied } = await rebuildReadModels(events, readModels, projections, undefined, {
-      workers: loadConfig({ REBUILD_WORKERS: process.env.REBUILD_WORKERS }).rebuildWorkers,
+      workers: rebuildWorkers,
       settings: { retrospectiveDueBusinessDays: 2 },
     });
     const rebuildSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -321,6 +323,8 @@ export const benchRebuild = async (
         events: applied,
         generateSeconds: round(generateSeconds, 1),
         rebuildSeconds: round(rebuildSeconds, 1),
+        // worker threads of the replay (SQLite only; the baseline is one thread)
+        rebuildWorkers: target === 'sqlite' ? rebuildWorkers : 1,
         rebuildEventsPerSecond: round(applied / rebuildSeconds, 0),
         documents: documentCount,
         baselineSeconds: round(baselineSeconds, 2),

@@ -105,6 +105,27 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     120_000,
   );
 
+  it('folds and writes each document in one shard only, and every shard gets a share', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'once.sqlite'));
+    await live.init(projections.map((p) => p.collection));
+    const shadow = await live.createShadow();
+    let perShard: readonly number[] = [];
+    await replayInShards(
+      shadow,
+      projections,
+      { workers: 3, settings, spawn: inThread },
+      { eventStoreFile: events.file, readModelFile: live.file },
+      await events.headPosition(),
+      { keepInMemory: 1_000_000, onDocuments: (written) => (perShard = written) },
+    );
+    const documents = Object.values(reference).reduce((n, docs) => n + docs.length, 0);
+    expect(perShard).toHaveLength(3);
+    expect(perShard.reduce((a, b) => a + b, 0)).toBe(documents);
+    for (const written of perShard) expect(written).toBeGreaterThan(documents / 6);
+    await shadow.discard();
+    await live.close();
+  }, 120_000);
+
   it('gives the same read models when each shard holds only a few documents in memory (written out and read back)', async () => {
     const live = SqliteReadModelStore.open(join(dir, 'small-memory.sqlite'));
     await live.init(projections.map((p) => p.collection));
@@ -163,6 +184,42 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     ).rejects.toThrow(/rebuild shard 1: /);
     expect(await snapshot(live)).toEqual(before);
     const probe = new Database(join(dir, 'failing.sqlite'), { readonly: true });
+    const tables = probe
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'")
+      .all();
+    probe.close();
+    expect(tables).toEqual([]);
+    await live.close();
+  }, 120_000);
+
+  it('fails as a whole when a shard dies near its end, after the others wrote everything: nothing is swapped', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'crashing.sqlite'));
+    await replayInto(events, live, projections);
+    const before = await snapshot(live);
+    const head = await events.headPosition();
+    const dying = (request: ShardRequest): ShardHandle => {
+      const handle = inThread(request);
+      if (request.shard !== 1) return handle;
+      let crash: (error: Error) => void = () => undefined;
+      return {
+        ...handle,
+        onCrash: (listener) => {
+          crash = listener;
+          handle.onCrash(listener);
+        },
+        // as a worker thread that dies: its last words never arrive, its exit does
+        onMessage: (listener) =>
+          handle.onMessage((message) => {
+            if (message.kind === 'progress' && message.position === head) crash(new Error('worker died'));
+            else if (message.kind !== 'done') listener(message);
+          }),
+      };
+    };
+    await expect(
+      rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: dying }),
+    ).rejects.toThrow('worker died');
+    expect(await snapshot(live)).toEqual(before);
+    const probe = new Database(join(dir, 'crashing.sqlite'), { readonly: true });
     const tables = probe
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'")
       .all();

@@ -44,11 +44,19 @@ const oneOf = <T extends string>(
   throw new Error(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
 };
 
-const integer = (name: string, value: string | undefined, fallback: number, min = 0): number => {
+const integer = (
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number => {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`${name} must be an integer >= ${min} (got "${value}")`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(
+      `${name} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''} (got "${value}")`,
+    );
   return n;
 };
 

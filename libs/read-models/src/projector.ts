@@ -540,6 +540,8 @@ interface HeldDocument {
  */
 export class WriteBehind {
   private readonly held = new Map<string, HeldDocument>();
+  /** Documents written so far. */
+  written = 0;
 
   constructor(
     private readonly store: Pick<ReadModelStore, 'getMany' | 'commit'>,
@@ -618,6 +620,7 @@ export class WriteBehind {
       .map(({ projection, document, position }) =>
         toWrite(this.projections[projection], document!, position),
       );
+    this.written += documents.length;
     // No checkpoint moves here (position 0 never moves one): only `flush` sets it.
     for (let i = 0; i < documents.length; i += 2000) {
       await this.store.commit({
@@ -665,7 +668,7 @@ export const prepareRebuild = async (
   const shadow = await live.createShadow();
   const head = await events.headPosition();
   try {
-    const files = parallel && parallel.workers > 1 ? shardableFiles(events, live) : undefined;
+    const files = shardableFiles(parallel, events, live);
     const applied =
       parallel && files
         ? await replayInShards(shadow, projections, parallel, files, head, {

@@ -41,7 +41,13 @@ export interface ShardRequest {
 /** Shard → main thread. */
 export type ShardMessage =
   | { readonly kind: 'progress'; readonly events: number; readonly position: bigint }
-  | { readonly kind: 'done'; readonly events: number; readonly last: bigint | undefined }
+  | {
+      readonly kind: 'done';
+      readonly events: number;
+      readonly last: bigint | undefined;
+      /** Document writes. */
+      readonly documents: number;
+    }
   | { readonly kind: 'failed'; readonly message: string; readonly stack?: string };
 
 /** A shard's end of its channel: a worker's `parentPort`, or a MessagePort in tests. */
@@ -67,11 +73,19 @@ export const shardOf = (documentId: string, shards: number): number => {
   return (hash >>> 0) % shards;
 };
 
-/** The files a parallel rebuild needs, or undefined when these stores cannot replay in shards. */
+/**
+ * The files a parallel rebuild of `target` from `events` needs, or undefined when it replays on
+ * one thread: fewer than 2 workers, stores other than the embedded ones (or in memory), or no
+ * compiled worker to start (running from TypeScript sources: the result is the same, only slower).
+ */
 export const shardableFiles = (
+  parallel: ParallelReplay | undefined,
   events: unknown,
   target: unknown,
 ): { eventStoreFile: string; readModelFile: string } | undefined =>
+  parallel &&
+  parallel.workers > 1 &&
+  (parallel.spawn !== undefined || existsSync(SHARD_WORKER_FILE)) &&
   events instanceof SqliteEventStore &&
   target instanceof SqliteReadModelStore &&
   events.file !== ':memory:' &&
@@ -126,7 +140,7 @@ export const runShard = async (
       if (batch.length < request.batchSize || after >= request.until) break;
     }
     await memory.drain();
-    port.postMessage({ kind: 'done', events: applied, last });
+    port.postMessage({ kind: 'done', events: applied, last, documents: memory.written });
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
     port.postMessage({ kind: 'failed', message: e.message, stack: e.stack });
@@ -169,6 +183,8 @@ export const replayInShards = async (
     readonly batchSize?: number;
     readonly keepInMemory: number;
     readonly onProgress?: (progress: RebuildProgress) => void;
+    /** The documents each shard wrote (a document evicted and changed again counts twice). */
+    readonly onDocuments?: (perShard: readonly number[]) => void;
   },
 ): Promise<number> => {
   const names = (ps: readonly Projection[]) => ps.map((p) => p.collection.name).join(',');
@@ -179,24 +195,36 @@ export const replayInShards = async (
   const spawn = parallel.spawn ?? ((request: ShardRequest) => spawnShardWorker(request));
   const shards = Math.max(1, Math.floor(parallel.workers));
   const progress = Array.from({ length: shards }, () => ({ events: 0, position: 0n }));
-  const finished: { events: number; last: bigint | undefined }[] = [];
+  const finished: { events: number; last: bigint | undefined; documents: number }[] = [];
   const handles: ShardHandle[] = [];
+  let settled = false;
   let settle!: (error?: Error) => void;
   const outcome = new Promise<void>((resolve, reject) => {
-    settle = (error) => (error ? reject(error) : resolve());
+    // The first word counts: shards stopped after a failure (or after all are done) report
+    // their exits too, and those must neither win nor reject a promise nobody awaits.
+    settle = (error) => {
+      if (settled) return;
+      settled = true;
+      if (error) reject(error);
+      else resolve();
+    };
   });
   const onMessage = (shard: number, message: ShardMessage) => {
     switch (message.kind) {
       case 'progress':
         progress[shard] = { events: message.events, position: message.position };
-        options.onProgress?.({
-          events: Math.min(...progress.map((p) => p.events)),
-          position: progress.reduce((a, p) => (p.position < a ? p.position : a), until),
-          head: until,
-        });
+        try {
+          options.onProgress?.({
+            events: Math.min(...progress.map((p) => p.events)),
+            position: progress.reduce((a, p) => (p.position < a ? p.position : a), until),
+            head: until,
+          });
+        } catch (error) {
+          settle(error instanceof Error ? error : new Error(String(error)));
+        }
         return;
       case 'done':
-        finished[shard] = { events: message.events, last: message.last };
+        finished[shard] = { events: message.events, last: message.last, documents: message.documents };
         if (finished.filter(Boolean).length === shards) settle();
         return;
       case 'failed': {
@@ -221,17 +249,27 @@ export const replayInShards = async (
       handle.onMessage((message) => onMessage(shard, message));
       handle.onCrash((error) => finished[shard] === undefined && settle(error));
     }
+  } catch (error) {
+    // a shard that could not start: the ones started are stopped below
+    settle(error instanceof Error ? error : new Error(String(error)));
+  }
+  try {
     await outcome;
   } finally {
+    settle(new Error('stopped')); // (no-op when settled) later exits are not failures
     await Promise.all(handles.map((h) => h.terminate().catch(() => undefined)));
   }
-  const last = finished.reduce<bigint | undefined>(
-    (a, f) => (f.last !== undefined && (a === undefined || f.last > a) ? f.last : a),
-    undefined,
-  );
-  if (last !== undefined) {
-    await target.commit({ documents: [], checkpoint: { name: PROJECTOR_CHECKPOINT, position: last } });
+  // Every shard read the same events through the same position: anything else is a bug that
+  // would leave documents short of what the checkpoint claims.
+  const [first] = finished;
+  if (finished.some((f) => f.events !== first.events || f.last !== first.last)) {
+    throw new Error(
+      `rebuild shards disagree on what they replayed: ${finished.map((f) => `${f.events} events through ${f.last}`).join('; ')}`,
+    );
   }
-  // Every shard read the same events and counts them all.
-  return Math.max(0, ...finished.map((f) => f.events));
+  if (first.last !== undefined) {
+    await target.commit({ documents: [], checkpoint: { name: PROJECTOR_CHECKPOINT, position: first.last } });
+  }
+  options.onDocuments?.(finished.map((f) => f.documents));
+  return first.events;
 };

@@ -19,6 +19,8 @@ const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
     ? { EVENT_STORE: 'eventstoredb', EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING }
     : {}),
   LOG_LEVEL: 'error',
+  // A rebuild on the embedded stores replays in worker threads, on any machine
+  REBUILD_WORKERS: '2',
 });
 
 /** Runs `changeledger <args>` in its own process against the stores of `config`. */

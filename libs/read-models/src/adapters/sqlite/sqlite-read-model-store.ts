@@ -65,6 +65,9 @@ export class SqliteReadModelStore implements ReadModelStore {
     collections: readonly CollectionSpec[],
   ): Promise<SqliteReadModelStore> {
     const live = SqliteReadModelStore.open(file);
+    // Shards and a live projector take turns at the write lock, each for a batch: a shard
+    // waits as long as it must rather than fail a long rebuild near its end.
+    live.db.pragma('busy_timeout = 60000');
     const shadow = new SqliteReadModelStore(live.db, SHADOW, true, true);
     await shadow.init(collections);
     return shadow;
