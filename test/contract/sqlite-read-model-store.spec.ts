@@ -50,6 +50,36 @@ describe('SqliteReadModelStore specifics', () => {
     }
   };
 
+  it('a shadow replaced by a later rebuild refuses to promote, and its discard leaves the later one be', async () => {
+    const store = SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
+    await store.init([spec]);
+    const doc = (id: string, position: string) => ({ id, _position: position, status: 'a', at: position });
+    const put = (target: { commit: SqliteReadModelStore['commit'] }, id: string, position: bigint) =>
+      target.commit({
+        documents: [{ collection: 'things', document: doc(id, String(position)) }],
+        checkpoint: { name: 'cp', position },
+      });
+    await put(store, 'live', 1n);
+    const first = await store.createShadow();
+    await put(first, 'f', 2n); // gone with the first one's tables
+    const second = await store.createShadow(); // the same table names: drops and re-makes them
+    // the first rebuild writes on, into what are now the second one's tables
+    await put(first, 'g', 3n);
+    await expect(first.promote()).rejects.toThrow(/dropped/);
+    expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
+    expect(await store.get('things', 'g')).toBeUndefined();
+    await first.discard();
+    await put(second, 's', 4n);
+    await second.promote();
+    expect(await store.get('things', 's')).toEqual(doc('s', '4'));
+    expect(await store.get('things', 'f')).toBeUndefined();
+    expect(await store.get('things', 'live')).toBeUndefined();
+    expect(await store.checkpoint('cp')).toBe(4n);
+    expect(await store.checkpoint('__shadow')).toBe(0n); // the mark stays behind
+    await expect(second.promote()).rejects.toThrow(/dropped/); // nothing left to swap in twice
+    await store.close();
+  });
+
   it('a shadow fills without secondary indexes; promote gives the live table every index, and queries use them', async () => {
     const file = join(dir, 'read-models.sqlite');
     const store = SqliteReadModelStore.open(file);

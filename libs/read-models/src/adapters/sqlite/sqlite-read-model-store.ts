@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -15,6 +16,8 @@ import { comparablePosition } from '../../position';
 
 const LIVE = 'rm_';
 const SHADOW = 'rb_';
+/** A shadow's mark in its checkpoints (removed when it is swapped in). */
+const SHADOW_MARK = '__shadow';
 const IDENT = /^[a-z][a-z0-9_]*$/i;
 
 const quote = (name: string) => {
@@ -304,36 +307,69 @@ export class SqliteReadModelStore implements ReadModelStore {
     return row ? BigInt(row.position) : 0n;
   }
 
-  /** The swap is one transaction: no announcement needed (`promote` takes none). */
+  /**
+   * The swap is one transaction: no announcement needed (`promote` takes none). A shadow carries
+   * a random mark in its checkpoints: a later `createShadow` (another rebuild) drops and re-makes
+   * the same tables, and the earlier one must then neither swap in nor drop what is now the
+   * later one's.
+   */
   async createShadow(): Promise<ShadowReadModelStore> {
     const shadow = new SqliteReadModelStore(this.db, SHADOW, false, true);
-    for (const spec of this.specs.values()) shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
-    shadow.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+    const mark = comparablePosition(BigInt.asUintN(63, randomBytes(8).readBigUInt64BE()));
+    this.db.transaction(() => {
+      for (const spec of this.specs.values()) this.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
+      this.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+    })();
     await shadow.init([...this.specs.values()]);
+    this.statement(`INSERT INTO ${shadow.checkpoints} (name, position) VALUES (?, ?)`).run(SHADOW_MARK, mark);
     return Object.assign(shadow, {
-      promote: () => this.promoteShadow(shadow),
+      promote: () => this.promoteShadow(shadow, mark),
       discard: async () => {
-        for (const spec of shadow.specs.values())
-          this.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
-        this.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+        this.db
+          .transaction(() => {
+            if (!this.isIntact(shadow, mark)) return; // another rebuild's now
+            for (const spec of shadow.specs.values())
+              this.db.exec(`DROP TABLE IF EXISTS ${shadow.table(spec.name)}`);
+            this.db.exec(`DROP TABLE IF EXISTS ${shadow.checkpoints}`);
+          })
+          .immediate();
       },
     });
   }
 
+  private isIntact(shadow: SqliteReadModelStore, mark: string): boolean {
+    const exists = this.db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+      .get(`${SHADOW}checkpoints`);
+    if (!exists) return false;
+    const row = this.db
+      .prepare(`SELECT position FROM ${shadow.checkpoints} WHERE name = ?`)
+      .get(SHADOW_MARK) as { position: string } | undefined;
+    return row?.position === mark;
+  }
+
   /** One transaction: readers see the old models or the new ones, never a mix. */
-  private async promoteShadow(shadow: SqliteReadModelStore) {
-    this.db.transaction(() => {
-      for (const spec of shadow.specs.values()) {
-        this.db.exec(`DROP TABLE IF EXISTS ${this.table(spec.name)}`);
-        for (const fields of spec.indexes) {
-          this.db.exec(`DROP INDEX IF EXISTS ${quote(`${SHADOW}${spec.name}__${fields.join('_')}`)}`);
+  private async promoteShadow(shadow: SqliteReadModelStore, mark: string) {
+    this.db
+      .transaction(() => {
+        if (!this.isIntact(shadow, mark)) {
+          throw new Error(
+            'this shadow was dropped (by another rebuild started meanwhile?); nothing was moved',
+          );
         }
-        this.db.exec(`ALTER TABLE ${shadow.table(spec.name)} RENAME TO ${quote(`${LIVE}${spec.name}`)}`);
-        this.createIndexes(spec);
-      }
-      this.db.exec(`DROP TABLE IF EXISTS ${this.checkpoints}`);
-      this.db.exec(`ALTER TABLE ${shadow.checkpoints} RENAME TO ${quote(`${LIVE}checkpoints`)}`);
-    })();
+        for (const spec of shadow.specs.values()) {
+          this.db.exec(`DROP TABLE IF EXISTS ${this.table(spec.name)}`);
+          for (const fields of spec.indexes) {
+            this.db.exec(`DROP INDEX IF EXISTS ${quote(`${SHADOW}${spec.name}__${fields.join('_')}`)}`);
+          }
+          this.db.exec(`ALTER TABLE ${shadow.table(spec.name)} RENAME TO ${quote(`${LIVE}${spec.name}`)}`);
+          this.createIndexes(spec);
+        }
+        this.db.exec(`DROP TABLE IF EXISTS ${this.checkpoints}`);
+        this.db.exec(`ALTER TABLE ${shadow.checkpoints} RENAME TO ${quote(`${LIVE}checkpoints`)}`);
+        this.db.prepare(`DELETE FROM ${this.checkpoints} WHERE name = ?`).run(SHADOW_MARK);
+      })
+      .immediate();
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec); // the live tables are the shadow's now
     this.statements.clear();
     this.upserts.clear();
