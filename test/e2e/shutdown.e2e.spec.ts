@@ -110,3 +110,29 @@ describe('stopping the server', () => {
     }
   });
 });
+
+describe('the built server', () => {
+  whenBuilt(
+    'projects in a worker thread (the embedded default): each write is visible to a read with its minPosition',
+    async () => {
+      const server = await startBuiltServer('changeledger-thread-');
+      try {
+        for (let i = 0; i < 25; i++) {
+          const created = await server.submit(`threaded ${i}`);
+          const read = await fetch(`${server.base}/changes/${created.id}?minPosition=${created.position}`, {
+            headers: server.headers,
+          });
+          expect(read.status).toBe(200);
+          expect(((await read.json()) as { title: string }).title).toBe(`threaded ${i}`);
+        }
+        const health = (await (await fetch(`${server.base}/health`)).json()) as { projectionLag: number };
+        expect(health.projectionLag).toBe(0);
+        server.child.kill('SIGTERM');
+        const { code, signal } = await server.exited;
+        expect(code === 0 || signal === 'SIGTERM').toBe(true);
+      } finally {
+        server.stop();
+      }
+    },
+  );
+});

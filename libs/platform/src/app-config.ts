@@ -28,6 +28,8 @@ export interface AppConfig {
   readonly commandMaxAttempts: number;
   /** Whether this process also runs the projector (one active projector per read-model store). */
   readonly runProjector: boolean;
+  /** Whether an in-process projector on the embedded stores runs in a worker thread. */
+  readonly projectorThread: boolean;
   /** Worker threads `projections:rebuild` replays with (embedded stores only; 1: the main thread). */
   readonly rebuildWorkers: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
@@ -91,6 +93,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       2,
     ),
     runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
+    projectorThread:
+      oneOf('PROJECTOR_THREAD', env.PROJECTOR_THREAD, ['true', 'false'] as const, 'true') === 'true',
     rebuildWorkers: integer('REBUILD_WORKERS', env.REBUILD_WORKERS, Math.min(4, availableParallelism()), 1),
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),

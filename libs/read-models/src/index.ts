@@ -6,3 +6,4 @@ export * from './adapters/sqlite/sqlite-read-model-store';
 export * from './adapters/mongodb/mongodb-read-model-store';
 export * from './reports';
 export * from './rebuild-shards';
+export * from './projector-thread';

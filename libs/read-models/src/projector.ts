@@ -64,6 +64,18 @@ export interface ProjectorOptions {
   /** Most events folded into one read-model write while catching up. */
   readonly batchSize?: number;
   readonly logger?: { error(message: string): void; log?(message: string): void };
+  /** Called each time the read models include more of the log (a projector thread reports it). */
+  readonly onAdvance?: (position: bigint) => void;
+}
+
+/** What the API needs of a running projector, in its process or in a worker thread. */
+export interface LiveProjector {
+  /** The position of the last event applied to the read models. */
+  readonly position: bigint;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves true once the read models include `position`, false after `timeoutMs`. */
+  waitFor(position: bigint, timeoutMs: number): Promise<boolean>;
 }
 
 /**
@@ -159,7 +171,7 @@ interface Waiter {
 }
 
 /** Follows the event store's global log and keeps the read models and their checkpoint. */
-export class Projector {
+export class Projector implements LiveProjector {
   private subscription?: EventSubscription;
   private loop?: Promise<void>;
   private applied = 0n;
@@ -426,6 +438,7 @@ export class Projector {
 
   private advance(position: bigint) {
     this.applied = position;
+    this.options.onAdvance?.(position);
     const [reached, waiting] = partition(this.waiters, (w) => w.position <= position);
     this.waiters = waiting;
     for (const waiter of reached) {

@@ -7,37 +7,52 @@ import {
   Optional,
 } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
+import { EVENT_STORE, type EventStore, type SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
+  type LiveProjector,
   Projector,
   PROJECTOR_CHECKPOINT,
+  projectorThreadFiles,
   READ_MODEL_STORE,
   type ReadModelStore,
+  ThreadedProjector,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
 import { ProjectionLaggingError } from '../application/application-errors';
 
 export const MIN_POSITION_WAIT_MS = 5000;
 
-/** The projector inside the API process (embedded mode, or RUN_PROJECTOR=true). */
+/**
+ * The projector inside the API process (embedded mode, or RUN_PROJECTOR=true): on the embedded
+ * stores in a worker thread of its own (PROJECTOR_THREAD), otherwise on the main thread.
+ */
 @Injectable()
 export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  readonly projector?: Projector;
+  readonly projector?: LiveProjector;
+  private readonly projections;
 
   constructor(
     @Inject(EVENT_STORE) events: EventStore,
-    @Inject(READ_MODEL_STORE) store: ReadModelStore,
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    if (config.runProjector) {
-      this.projector = new Projector(events, store, allProjections(config), {
-        logger: new Logger('Projector'),
-      });
-    }
+    this.projections = allProjections(config);
+    if (!config.runProjector) return;
+    const logger = new Logger('Projector');
+    const files = config.projectorThread ? projectorThreadFiles(events, store) : undefined;
+    this.projector = files
+      ? new ThreadedProjector(
+          events as SqliteEventStore,
+          { ...files, settings: { retrospectiveDueBusinessDays: config.retrospectiveDueBusinessDays } },
+          logger,
+        )
+      : new Projector(events, store, this.projections, { logger });
   }
 
   async onApplicationBootstrap() {
+    // The queries' own handle on the read models (a projector thread or process has another).
+    await this.store.init(this.projections.map((p) => p.collection));
     await this.projector?.start();
   }
 

@@ -293,6 +293,23 @@ export class SqliteEventStore implements EventStore {
     return this.stmts.readAll.all(after ?? 0n, limit).map((row) => new DeferredEvent(row));
   }
 
+  /**
+   * Calls `listener` after each write of this handle that stored something. Returns the
+   * unsubscribe. (A projector in a worker thread is woken this way: see `notifyAppended`.)
+   */
+  onAppended(listener: () => void): () => void {
+    this.appended.on('append', listener);
+    return () => this.appended.off('append', listener);
+  }
+
+  /**
+   * Another handle on the same file (another thread) wrote: wakes this handle's caught-up
+   * subscriptions now instead of at their next poll.
+   */
+  notifyAppended(): void {
+    this.appended.emit('append');
+  }
+
   async headPosition(): Promise<bigint> {
     this.assertOpen();
     return this.stmts.head.get()?.head ?? 0n;

@@ -1,0 +1,106 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  PROJECTOR_CHECKPOINT,
+  replayInto,
+  SqliteReadModelStore,
+  ThreadedProjector,
+} from '@changeledger/read-models';
+import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelSnapshot } from '../support/read-model-snapshot';
+
+const settings = { retrospectiveDueBusinessDays: 2 };
+const projections = allProjections(settings);
+/** The compiled thread entry (CI builds before it tests). */
+const WORKER = join(__dirname, '..', '..', 'dist', 'libs', 'read-models', 'src', 'projector.worker.js');
+const built = existsSync(WORKER);
+if (!built) console.log('projector thread tests skipped: dist/ is missing (run `npm run build` first)');
+const whenBuilt = built ? it : it.skip;
+
+describe('the API projector in a worker thread (embedded stores)', () => {
+  let dir: string;
+  let events: SqliteEventStore;
+  const logged: string[] = [];
+  const logger = { error: (m: string) => logged.push(`error: ${m}`), log: (m: string) => logged.push(m) };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-projector-thread-'));
+    events = new SqliteEventStore(join(dir, 'events.sqlite'));
+    await writeRandomLifecycles(events, { seed: 20261128, count: 300 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await events.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  whenBuilt(
+    'catches up from its checkpoint, is woken by this thread’s appends (not its poll), and stops cleanly',
+    async () => {
+      const file = join(dir, 'read-models.sqlite');
+      // A poll of a minute: only the wake-up after each append can bring new events in time.
+      const projector = new ThreadedProjector(
+        events,
+        { eventStoreFile: events.file, readModelFile: file, settings, pollIntervalMs: 60_000 },
+        logger,
+        WORKER,
+      );
+      await projector.start();
+      try {
+        await catchUpWakeAndStop(projector, file);
+      } finally {
+        await projector.stop(); // also when an expectation failed: the thread would keep jest alive
+      }
+    },
+    120_000,
+  );
+
+  const catchUpWakeAndStop = async (projector: ThreadedProjector, file: string) => {
+    expect(await projector.waitFor(await events.headPosition(), 30_000)).toBe(true);
+    expect(projector.position).toBe(await events.headPosition());
+
+    const more = await writeRandomLifecycles(events, { seed: 7, count: 20, idOffset: 10_000 });
+    expect(more).toBeGreaterThan(20);
+    const head = await events.headPosition();
+    expect(await projector.waitFor(head, 5_000)).toBe(true);
+
+    // The thread's read models equal a replay of the whole log on this thread.
+    const live = SqliteReadModelStore.open(file);
+    const replayed = SqliteReadModelStore.open(join(dir, 'replayed.sqlite'));
+    await replayInto(events, replayed, projections);
+    await live.init(projections.map((p) => p.collection));
+    expect(await readModelSnapshot(live, projections)).toEqual(
+      await readModelSnapshot(replayed, projections),
+    );
+    expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(head);
+
+    // stop: a pending wait answers false, nothing is projected afterwards, a second stop is a no-op
+    const pending = projector.waitFor(head + 1_000n, 30_000);
+    await projector.stop();
+    expect(await pending).toBe(false);
+    await projector.stop();
+    await writeRandomLifecycles(events, { seed: 8, count: 3, idOffset: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(head);
+    expect(projector.position).toBe(head);
+    expect(logged.filter((m) => m.startsWith('error'))).toEqual([]);
+    await Promise.all([live.close(), replayed.close()]);
+  };
+
+  whenBuilt('a thread that cannot open its stores fails the start with the reason', async () => {
+    const notAFile = join(dir, 'a-folder');
+    mkdirSync(notAFile);
+    const projector = new ThreadedProjector(
+      events,
+      { eventStoreFile: events.file, readModelFile: notAFile, settings },
+      logger,
+      WORKER,
+    );
+    await expect(projector.start()).rejects.toThrow(/^projector thread: /);
+    await projector.stop(); // nothing to stop: returns
+  });
+});
