@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 
 export const percentile = (sorted: number[], p: number): number => {
@@ -18,3 +19,16 @@ export const machine = () => ({
 
 /** One line per phase on stderr, so stdout stays the JSON summary. */
 export const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+/**
+ * Writes the page cache's dirty pages out (sync(1)) before a timed phase, so that it is not
+ * charged for the writeback of what the phase before it wrote (a rebuild right after writing a
+ * gigabyte of events, a baseline right after a rebuild wrote its read models).
+ */
+export const flushPageCache = () => {
+  try {
+    execFileSync('sync');
+  } catch {
+    // no sync(1) here (not Linux or macOS): timed as it comes
+  }
+};

@@ -91,6 +91,45 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     await Promise.all([live.close(), replayed.close()]);
   };
 
+  whenBuilt(
+    'a thread that dies is started again and goes on from its checkpoint',
+    async () => {
+      const file = join(dir, 'restarted.sqlite');
+      const died: string[] = [];
+      const projector = new ThreadedProjector(
+        events,
+        { eventStoreFile: events.file, readModelFile: file, settings },
+        { error: (m) => died.push(m), log: () => undefined },
+        WORKER,
+      );
+      await projector.start();
+      try {
+        expect(await projector.waitFor(await events.headPosition(), 30_000)).toBe(true);
+        expect(projector.running).toBe(true);
+        // as if the thread crashed (the handle is private: this test reaches in)
+        await (projector as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+        expect(projector.running).toBe(false);
+        await writeRandomLifecycles(events, { seed: 9, count: 5, idOffset: 30_000 });
+        expect(await projector.waitFor(await events.headPosition(), 10_000)).toBe(true);
+        expect(projector.running).toBe(true);
+        expect(died).toEqual([
+          expect.stringMatching(/^projector thread died \(exit code 1\); starting it again in 1 s$/),
+        ]);
+        const live = SqliteReadModelStore.open(file);
+        const replayed = SqliteReadModelStore.open(join(dir, 'restarted-replay.sqlite'));
+        await replayInto(events, replayed, projections);
+        await live.init(projections.map((p) => p.collection));
+        expect(await readModelSnapshot(live, projections)).toEqual(
+          await readModelSnapshot(replayed, projections),
+        );
+        await Promise.all([live.close(), replayed.close()]);
+      } finally {
+        await projector.stop();
+      }
+    },
+    120_000,
+  );
+
   whenBuilt('a thread that cannot open its stores fails the start with the reason', async () => {
     const notAFile = join(dir, 'a-folder');
     mkdirSync(notAFile);

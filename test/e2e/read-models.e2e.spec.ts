@@ -311,6 +311,7 @@ describe('read models over HTTP', () => {
       eventStore: 'up',
       readModels: 'up',
       projectionLag: expect.any(Number),
+      projector: 'main-thread', // from TypeScript sources there is no compiled projector thread
     });
   });
 });

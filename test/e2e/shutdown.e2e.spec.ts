@@ -26,6 +26,7 @@ const startBuiltServer = async (prefix: string) => {
       HOST: '127.0.0.1',
       AUTH_JWT_SECRET: SECRET,
       LOG_LEVEL: 'error',
+      PROJECTOR_THREAD: 'true',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -125,8 +126,11 @@ describe('the built server', () => {
           expect(read.status).toBe(200);
           expect(((await read.json()) as { title: string }).title).toBe(`threaded ${i}`);
         }
-        const health = (await (await fetch(`${server.base}/health`)).json()) as { projectionLag: number };
-        expect(health.projectionLag).toBe(0);
+        const health = (await (await fetch(`${server.base}/health`)).json()) as {
+          projectionLag: number;
+          projector: string;
+        };
+        expect(health).toMatchObject({ status: 'ok', projectionLag: 0, projector: 'thread' });
         server.child.kill('SIGTERM');
         const { code, signal } = await server.exited;
         expect(code === 0 || signal === 'SIGTERM').toBe(true);

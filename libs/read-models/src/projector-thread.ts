@@ -107,14 +107,29 @@ interface Waiter {
   readonly timer: NodeJS.Timeout;
 }
 
-/** The main thread's handle on a projector thread. */
+/** A thread that died is started again after this long (doubling up to the cap). */
+const RESTART_AFTER_MS = 1000;
+const RESTART_AFTER_MAX_MS = 30_000;
+/** How long `stop` lets the thread finish its batch before it ends the thread. */
+const STOP_DEADLINE_MS = 20_000;
+
+/**
+ * The main thread's handle on a projector thread. A thread that dies (a bug: the projector
+ * retries store errors itself) is logged and started again, from its checkpoint (idempotent);
+ * meanwhile `running` is false and `minPosition` reads wait or answer 503.
+ */
 export class ThreadedProjector implements LiveProjector {
   private applied = 0n;
   private waiters: Waiter[] = [];
   private worker?: Worker;
   private unsubscribe?: () => void;
+  private starting?: Promise<void>;
   private stopping?: Promise<void>;
-  private exited = false;
+  private restartDelay = RESTART_AFTER_MS;
+  private restartTimer?: NodeJS.Timeout;
+  private readonly exited = new WeakSet<Worker>();
+  /** Whether a thread is up and projecting. */
+  running = false;
 
   constructor(
     /** The main thread's handle on the event store: its appends wake the thread. */
@@ -129,23 +144,29 @@ export class ThreadedProjector implements LiveProjector {
   }
 
   start(): Promise<void> {
+    this.starting ??= this.startThread();
+    return this.starting;
+  }
+
+  private startThread(): Promise<void> {
     const worker = new Worker(this.file, { workerData: this.request });
     this.worker = worker;
+    // Subscribed before the thread reads anything: an append while it starts still wakes it
+    // (messages wait in its port until it listens).
+    this.unsubscribe?.();
+    this.unsubscribe = this.events.onAppended(() =>
+      worker.postMessage({ kind: 'appended' } satisfies ToProjectorThread),
+    );
     return new Promise<void>((resolve, rejectStart) => {
       let started = false;
-      const reject = (error: Error) => {
-        rejectStart(error);
-        void worker.terminate();
-      };
+      let failure: Error | undefined;
       worker.on('message', (message: FromProjectorThread) => {
         switch (message.kind) {
           case 'started':
             started = true;
+            this.running = true;
+            this.restartDelay = RESTART_AFTER_MS;
             this.advance(message.position);
-            // Woken after every append of this process, not at the thread's next poll.
-            this.unsubscribe = this.events.onAppended(() =>
-              worker.postMessage({ kind: 'appended' } satisfies ToProjectorThread),
-            );
             resolve();
             return;
           case 'position':
@@ -156,30 +177,42 @@ export class ThreadedProjector implements LiveProjector {
             else this.logger.log(message.message);
             return;
           case 'failed': {
-            const error = new Error(`projector thread: ${message.message}`);
-            if (message.stack) error.stack = message.stack;
-            if (started) this.logger.error(error.stack ?? error.message);
-            else reject(error);
+            failure = new Error(`projector thread: ${message.message}`);
+            if (message.stack) failure.stack = message.stack;
+            if (started) this.logger.error(failure.stack ?? failure.message);
+            else void worker.terminate();
             return;
           }
           case 'stopped':
             return; // (stop waits for the thread's exit)
         }
       });
-      worker.on('error', (error) => {
-        if (!started) reject(error);
-        else this.logger.error(`projector thread died: ${error.stack ?? error.message}`);
-      });
+      worker.on('error', (error) => (failure ??= error));
       worker.on('exit', (code) => {
-        this.exited = true;
-        if (!started) reject(new Error(`projector thread exited (${code}) before it started`));
-        else if (!this.stopping) {
-          // Nothing is projected from here on: reads with minPosition answer 503 and health
-          // shows the lag grow. A bug, not a condition to retry blindly.
-          this.logger.error(`projector thread exited (${code}); read models are no longer updated`);
+        this.running = false;
+        this.exited.add(worker);
+        if (this.worker === worker) this.unsubscribe?.();
+        if (!started) {
+          rejectStart(failure ?? new Error(`projector thread exited (${code}) before it started`));
+          return;
         }
+        if (!this.stopping) this.restartLater(failure?.stack ?? `exit code ${code}`);
       });
     });
+  }
+
+  private restartLater(reason: string) {
+    this.logger.error(
+      `projector thread died (${reason}); starting it again in ${this.restartDelay / 1000} s`,
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping) return;
+      this.startThread().catch((error: Error) => {
+        if (!this.stopping) this.restartLater(error.message);
+      });
+    }, this.restartDelay);
+    this.restartDelay = Math.min(this.restartDelay * 2, RESTART_AFTER_MAX_MS);
   }
 
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
@@ -197,25 +230,34 @@ export class ThreadedProjector implements LiveProjector {
     });
   }
 
-  /** Lets the thread finish its batch and close its stores, then ends it. */
+  /**
+   * Lets the thread finish its batch and close its stores, then ends it; ends it anyway after
+   * STOP_DEADLINE_MS (its writes are transactions, and the next start goes on from the checkpoint).
+   */
   stop(): Promise<void> {
     this.stopping ??= this.stopThread();
     return this.stopping;
   }
 
   private async stopThread() {
+    clearTimeout(this.restartTimer);
     this.unsubscribe?.();
+    await this.starting?.catch(() => undefined);
     const worker = this.worker;
-    if (worker && !this.exited) {
-      const exited = new Promise<void>((resolve) => {
-        worker.once('exit', () => resolve());
-        worker.on('message', (message: FromProjectorThread) => {
-          if (message.kind === 'stopped' || message.kind === 'failed') void worker.terminate();
-        });
+    if (worker && !this.exited.has(worker)) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.on('message', (message: FromProjectorThread) => {
+        if (message.kind === 'stopped' || message.kind === 'failed') void worker.terminate();
       });
+      const deadline = setTimeout(() => {
+        this.logger.error(`projector thread did not stop within ${STOP_DEADLINE_MS / 1000} s; ended it`);
+        void worker.terminate();
+      }, STOP_DEADLINE_MS);
       worker.postMessage({ kind: 'stop' } satisfies ToProjectorThread);
       await exited;
+      clearTimeout(deadline);
     }
+    this.running = false;
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.resolve(false);
@@ -226,9 +268,11 @@ export class ThreadedProjector implements LiveProjector {
   private advance(position: bigint) {
     if (position <= this.applied) return;
     this.applied = position;
-    const reached = this.waiters.filter((w) => w.position <= position);
+    const reached: Waiter[] = [];
+    const waiting: Waiter[] = [];
+    for (const w of this.waiters) (w.position <= position ? reached : waiting).push(w);
     if (reached.length === 0) return;
-    this.waiters = this.waiters.filter((w) => w.position > position);
+    this.waiters = waiting;
     for (const waiter of reached) {
       clearTimeout(waiter.timer);
       waiter.resolve(true);

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
 import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { Public } from '../auth/auth.guard';
-import { ReadPosition } from '../read-models/read-position';
+import { ProjectorService, ReadPosition } from '../read-models/read-position';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -14,6 +14,12 @@ export interface HealthReport {
   projectionLag: number | null;
   eventStorePosition: string | null;
   readModelPosition: string | null;
+  /**
+   * Where the read models are projected: this process's main thread, a worker thread of it,
+   * elsewhere (RUN_PROJECTOR=false: another process), or down (its thread died and is being
+   * started again: degraded).
+   */
+  projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
 }
 
 const up = (probe: Promise<unknown>) =>
@@ -29,6 +35,7 @@ export class HealthController {
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
     private readonly readPosition: ReadPosition,
+    private readonly projectorService: ProjectorService,
   ) {}
 
   @Public()
@@ -37,7 +44,8 @@ export class HealthController {
     const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
     const head = eventStore === 'up' ? await this.store.headPosition().catch(() => null) : null;
     const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
-    const status = eventStore === 'up' && readModels === 'up' ? 'ok' : 'degraded';
+    const projector = this.projectorService.mode;
+    const status = eventStore === 'up' && readModels === 'up' && projector !== 'down' ? 'ok' : 'degraded';
     if (status !== 'ok') void reply.status(503);
     return {
       status,
@@ -46,6 +54,7 @@ export class HealthController {
       projectionLag: head !== null && applied !== null ? Number(head > applied ? head - applied : 0n) : null,
       eventStorePosition: head?.toString() ?? null,
       readModelPosition: applied?.toString() ?? null,
+      projector,
     };
   }
 }

@@ -16,6 +16,7 @@ import {
   projectorThreadFiles,
   READ_MODEL_STORE,
   type ReadModelStore,
+  SqliteReadModelStore,
   ThreadedProjector,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
@@ -51,9 +52,21 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   async onApplicationBootstrap() {
-    // The queries' own handle on the read models (a projector thread or process has another).
-    await this.store.init(this.projections.map((p) => p.collection));
+    // The SQLite adapter answers lists from the collections' settings that `init` records; the
+    // queries' handle needs them when no projector on this handle calls it (a projector thread,
+    // or RUN_PROJECTOR=false). Not on MongoDB: there `init` changes the schema, which is the
+    // projector's job, not every API instance's.
+    if (this.store instanceof SqliteReadModelStore) {
+      await this.store.init(this.projections.map((p) => p.collection));
+    }
     await this.projector?.start();
+  }
+
+  /** Where this process projects: for health. */
+  get mode(): 'main-thread' | 'thread' | 'elsewhere' | 'down' {
+    if (!this.projector) return 'elsewhere';
+    if (this.projector instanceof ThreadedProjector) return this.projector.running ? 'thread' : 'down';
+    return 'main-thread';
   }
 
   /** Before the stores close (they close in onApplicationShutdown). */
