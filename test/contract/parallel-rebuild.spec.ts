@@ -44,6 +44,16 @@ const inThread = (request: ShardRequest): ShardHandle => {
   };
 };
 
+/** The rebuild shadow's tables left in a read-model file. */
+const shadowTables = (file: string) => {
+  const probe = new Database(file, { readonly: true });
+  try {
+    return probe.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'").all();
+  } finally {
+    probe.close();
+  }
+};
+
 /** The compiled worker (CI builds before it tests); from sources, shards run on this thread. */
 const DIST_WORKER = join(
   __dirname,
@@ -183,12 +193,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
       rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: failing }),
     ).rejects.toThrow(/rebuild shard 1: /);
     expect(await snapshot(live)).toEqual(before);
-    const probe = new Database(join(dir, 'failing.sqlite'), { readonly: true });
-    const tables = probe
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'")
-      .all();
-    probe.close();
-    expect(tables).toEqual([]);
+    expect(shadowTables(join(dir, 'failing.sqlite'))).toEqual([]);
     await live.close();
   }, 120_000);
 
@@ -219,12 +224,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
       rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: dying }),
     ).rejects.toThrow('worker died');
     expect(await snapshot(live)).toEqual(before);
-    const probe = new Database(join(dir, 'crashing.sqlite'), { readonly: true });
-    const tables = probe
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rb%'")
-      .all();
-    probe.close();
-    expect(tables).toEqual([]);
+    expect(shadowTables(join(dir, 'crashing.sqlite'))).toEqual([]);
     await live.close();
   }, 120_000);
 

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { SqliteReadModelStore } from './adapters/sqlite/sqlite-read-model-store';
+import { type EmbeddedFiles, embeddedFiles } from './embedded-files';
 import { allProjections, type ProjectionSettings } from './projections';
+import { PositionWaiters } from './position-waiters';
 import { type LiveProjector, Projector } from './projector';
 
 /**
@@ -92,20 +94,7 @@ export const projectorThreadFiles = (
   events: unknown,
   store: unknown,
   file = PROJECTOR_WORKER_FILE,
-): { eventStoreFile: string; readModelFile: string } | undefined =>
-  existsSync(file) &&
-  events instanceof SqliteEventStore &&
-  store instanceof SqliteReadModelStore &&
-  events.file !== ':memory:' &&
-  store.file !== ':memory:'
-    ? { eventStoreFile: events.file, readModelFile: store.file }
-    : undefined;
-
-interface Waiter {
-  readonly position: bigint;
-  readonly resolve: (reached: boolean) => void;
-  readonly timer: NodeJS.Timeout;
-}
+): EmbeddedFiles | undefined => (existsSync(file) ? embeddedFiles(events, store) : undefined);
 
 /** A thread that died is started again after this long (doubling up to the cap). */
 const RESTART_AFTER_MS = 1000;
@@ -120,7 +109,7 @@ const STOP_DEADLINE_MS = 20_000;
  */
 export class ThreadedProjector implements LiveProjector {
   private applied = 0n;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private worker?: Worker;
   private unsubscribe?: () => void;
   private starting?: Promise<void>;
@@ -216,18 +205,7 @@ export class ThreadedProjector implements LiveProjector {
   }
 
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
-    if (position <= this.applied) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        position,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
+    return position <= this.applied ? Promise.resolve(true) : this.waiters.wait(position, timeoutMs);
   }
 
   /**
@@ -258,24 +236,12 @@ export class ThreadedProjector implements LiveProjector {
       clearTimeout(deadline);
     }
     this.running = false;
-    for (const waiter of this.waiters) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
-    this.waiters = [];
+    this.waiters.cancelAll();
   }
 
   private advance(position: bigint) {
     if (position <= this.applied) return;
     this.applied = position;
-    const reached: Waiter[] = [];
-    const waiting: Waiter[] = [];
-    for (const w of this.waiters) (w.position <= position ? reached : waiting).push(w);
-    if (reached.length === 0) return;
-    this.waiters = waiting;
-    for (const waiter of reached) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(true);
-    }
+    this.waiters.reached(position);
   }
 }

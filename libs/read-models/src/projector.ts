@@ -7,6 +7,7 @@ import {
   type ReadModelDocument,
   type ReadModelStore,
 } from './read-model-store.port';
+import { PositionWaiters } from './position-waiters';
 import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
@@ -164,18 +165,12 @@ const loadDocuments = (
     ),
   );
 
-interface Waiter {
-  readonly position: bigint;
-  readonly resolve: (reached: boolean) => void;
-  readonly timer: NodeJS.Timeout;
-}
-
 /** Follows the event store's global log and keeps the read models and their checkpoint. */
 export class Projector implements LiveProjector {
   private subscription?: EventSubscription;
   private loop?: Promise<void>;
   private applied = 0n;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private stopped = false;
   private readonly batchSize: number;
   /** The rebuild generation the documents this projector writes belong to (healed for). */
@@ -439,28 +434,12 @@ export class Projector implements LiveProjector {
   private advance(position: bigint) {
     this.applied = position;
     this.options.onAdvance?.(position);
-    const [reached, waiting] = partition(this.waiters, (w) => w.position <= position);
-    this.waiters = waiting;
-    for (const waiter of reached) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(true);
-    }
+    this.waiters.reached(position);
   }
 
   /** Resolves true once the read models include `position`, false after `timeoutMs`. */
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
-    if (position <= this.applied) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        position,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
+    return position <= this.applied ? Promise.resolve(true) : this.waiters.wait(position, timeoutMs);
   }
 
   async stop(): Promise<void> {
@@ -470,11 +449,7 @@ export class Projector implements LiveProjector {
     await this.subscription?.close();
     await this.loop;
     await this.lock; // a rebuild check under way
-    for (const waiter of this.waiters) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
-    this.waiters = [];
+    this.waiters.cancelAll();
   }
 }
 
@@ -646,13 +621,6 @@ export class WriteBehind {
 
 const IDLE = Symbol('idle');
 const nextTurn = () => new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)));
-
-const partition = <T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] => {
-  const yes: T[] = [];
-  const no: T[] = [];
-  for (const item of items) (test(item) ? yes : no).push(item);
-  return [yes, no];
-};
 
 /** Read models replayed into a shadow of the live ones, not yet serving. */
 export interface PreparedRebuild {

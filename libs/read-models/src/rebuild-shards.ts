@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { SqliteReadModelStore } from './adapters/sqlite/sqlite-read-model-store';
+import { type EmbeddedFiles, embeddedFiles } from './embedded-files';
 import { allProjections, type Projection, type ProjectionSettings } from './projections';
 import { isProjected, PROJECTOR_CHECKPOINT, type RebuildProgress, WriteBehind } from './projector';
 import type { ReadModelStore } from './read-model-store.port';
@@ -82,15 +83,9 @@ export const shardableFiles = (
   parallel: ParallelReplay | undefined,
   events: unknown,
   target: unknown,
-): { eventStoreFile: string; readModelFile: string } | undefined =>
-  parallel &&
-  parallel.workers > 1 &&
-  (parallel.spawn !== undefined || existsSync(SHARD_WORKER_FILE)) &&
-  events instanceof SqliteEventStore &&
-  target instanceof SqliteReadModelStore &&
-  events.file !== ':memory:' &&
-  target.file !== ':memory:'
-    ? { eventStoreFile: events.file, readModelFile: target.file }
+): EmbeddedFiles | undefined =>
+  parallel && parallel.workers > 1 && (parallel.spawn !== undefined || existsSync(SHARD_WORKER_FILE))
+    ? embeddedFiles(events, target)
     : undefined;
 
 /**
