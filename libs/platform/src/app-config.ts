@@ -95,7 +95,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
     projectorThread:
       oneOf('PROJECTOR_THREAD', env.PROJECTOR_THREAD, ['true', 'false'] as const, 'true') === 'true',
-    rebuildWorkers: integer('REBUILD_WORKERS', env.REBUILD_WORKERS, Math.min(4, availableParallelism()), 1),
+    rebuildWorkers: integer(
+      'REBUILD_WORKERS',
+      env.REBUILD_WORKERS,
+      Math.min(4, availableParallelism()),
+      1,
+      16,
+    ),
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };

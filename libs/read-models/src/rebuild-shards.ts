@@ -172,7 +172,7 @@ export const replayInShards = async (
   target: ReadModelStore,
   projections: readonly Projection[],
   parallel: ParallelReplay,
-  files: { eventStoreFile: string; readModelFile: string },
+  files: EmbeddedFiles,
   until: bigint,
   options: {
     readonly batchSize?: number;

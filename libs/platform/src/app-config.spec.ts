@@ -1,0 +1,33 @@
+import { availableParallelism } from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { loadConfig } from './app-config';
+
+describe('loadConfig: worker threads', () => {
+  it('REBUILD_WORKERS defaults to one per core (at most 4) and takes 1 to 16', () => {
+    expect(loadConfig({}).rebuildWorkers).toBe(Math.min(4, availableParallelism()));
+    expect(loadConfig({ REBUILD_WORKERS: '1' }).rebuildWorkers).toBe(1);
+    expect(loadConfig({ REBUILD_WORKERS: '16' }).rebuildWorkers).toBe(16);
+    expect(() => loadConfig({ REBUILD_WORKERS: '0' })).toThrow(
+      'REBUILD_WORKERS must be an integer >= 1 and <= 16 (got "0")',
+    );
+    expect(() => loadConfig({ REBUILD_WORKERS: '17' })).toThrow(
+      'REBUILD_WORKERS must be an integer >= 1 and <= 16 (got "17")',
+    );
+    expect(() => loadConfig({ REBUILD_WORKERS: '2.5' })).toThrow(/REBUILD_WORKERS must be an integer/);
+  });
+
+  it('PROJECTOR_THREAD is true unless set to false, and nothing else', () => {
+    expect(loadConfig({}).projectorThread).toBe(true);
+    expect(loadConfig({ PROJECTOR_THREAD: 'false' }).projectorThread).toBe(false);
+    expect(() => loadConfig({ PROJECTOR_THREAD: 'no' })).toThrow(
+      'PROJECTOR_THREAD must be one of true, false (got "no")',
+    );
+  });
+
+  it('bounds nothing else it did not bound before', () => {
+    expect(() => loadConfig({ COMMAND_MAX_ATTEMPTS: '0' })).toThrow(
+      'COMMAND_MAX_ATTEMPTS must be an integer >= 1 (got "0")',
+    );
+    expect(loadConfig({ COMMAND_MAX_ATTEMPTS: '1000' }).commandMaxAttempts).toBe(1000);
+  });
+});
