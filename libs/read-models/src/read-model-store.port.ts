@@ -58,6 +58,12 @@ export interface PromoteOptions {
   readonly acknowledged?: () => Promise<void>;
 }
 
+/**
+ * The checkpoint in which an adapter marks a shadow as its own rebuild's: a later `createShadow`
+ * drops it with the shadow's collections, and a promote that finds it gone refuses.
+ */
+export const SHADOW_MARK = '__shadow';
+
 export type ShadowReadModelStore = ReadModelStore & {
   promote(options?: PromoteOptions): Promise<void>;
   discard(): Promise<void>;

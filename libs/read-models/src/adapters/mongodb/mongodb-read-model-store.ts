@@ -22,6 +22,7 @@ import {
   type ReadModelDocument,
   type PromoteOptions,
   type ReadModelStore,
+  SHADOW_MARK,
   type ShadowReadModelStore,
 } from '../../read-model-store.port';
 
@@ -35,8 +36,6 @@ export const MONGO_SHADOW_PREFIX = 'rebuild_';
 /** Where `promote` parks a live collection while the shadow takes its name (no `dropTarget`). */
 const RETIRED_PREFIX = 'retired__';
 const CHECKPOINTS = 'checkpoints';
-/** A shadow's own mark in its checkpoints (never copied to the live ones). */
-const SHADOW_INTACT = '__shadow';
 const RESERVED_PREFIXES = [MONGO_SHADOW_PREFIX, RETIRED_PREFIX, 'system.'];
 
 const DUPLICATE_KEY = 11000;
@@ -432,7 +431,7 @@ export class MongoReadModelStore implements ReadModelStore {
     // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
     await shadow
       .checkpoints()
-      .insertOne({ _id: SHADOW_INTACT, position: comparablePosition(0n), prefix: shadow.prefix });
+      .insertOne({ _id: SHADOW_MARK, position: comparablePosition(0n), prefix: shadow.prefix });
     return Object.assign(shadow, {
       promote: (options?: PromoteOptions) => this.promoteShadow(shadow, options),
       discard: () => this.discardShadow(shadow),
@@ -500,8 +499,8 @@ export class MongoReadModelStore implements ReadModelStore {
    */
   private async intactCheckpoints(shadow: MongoReadModelStore): Promise<Checkpoint[]> {
     const all = await shadow.checkpoints().find({}).toArray();
-    const intact = all.some((c) => c._id === SHADOW_INTACT && c.prefix === shadow.prefix);
-    const rebuilt = all.filter((c) => c._id !== SHADOW_INTACT);
+    const intact = all.some((c) => c._id === SHADOW_MARK && c.prefix === shadow.prefix);
+    const rebuilt = all.filter((c) => c._id !== SHADOW_MARK);
     if (!intact || rebuilt.length === 0) {
       throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was moved');
     }
@@ -597,7 +596,7 @@ const documentId = (id: string): string => {
 const checkpointName = (name: string): string => {
   if (typeof name !== 'string' || name.length === 0)
     throw new TypeError('a checkpoint name must be a non-empty string');
-  if (name === SHADOW_INTACT) throw new TypeError(`${SHADOW_INTACT} is a reserved checkpoint name`);
+  if (name === SHADOW_MARK) throw new TypeError(`${SHADOW_MARK} is a reserved checkpoint name`);
   return name;
 };
 

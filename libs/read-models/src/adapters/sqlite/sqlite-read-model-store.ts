@@ -10,14 +10,13 @@ import {
   type Query,
   type ReadModelDocument,
   type ReadModelStore,
+  SHADOW_MARK,
   type ShadowReadModelStore,
 } from '../../read-model-store.port';
 import { comparablePosition } from '../../position';
 
 const LIVE = 'rm_';
 const SHADOW = 'rb_';
-/** A shadow's mark in its checkpoints (removed when it is swapped in). */
-const SHADOW_MARK = '__shadow';
 const IDENT = /^[a-z][a-z0-9_]*$/i;
 
 const quote = (name: string) => {
