@@ -315,3 +315,25 @@ describe('read models over HTTP', () => {
     });
   });
 });
+
+describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
+  it('answers lists, with read-your-writes, from the read models another instance projects', async () => {
+    const projecting = await AppHarness.start();
+    const serving = await AppHarness.start(
+      { RUN_PROJECTOR: 'false', MONGODB_DB: projecting.config.mongodbDb },
+      { dataDir: projecting.dataDir },
+    );
+    try {
+      const { id, position } = await submit(projecting, normalChange('low', { title: 'Seen elsewhere' }));
+      const listed = expectStatus(await serving.get(`/changes?limit=50&minPosition=${position}`), 200)
+        .body as Page<{ id: string }>;
+      expect(listed.items.map((item) => item.id)).toEqual([id]);
+      expect(expectStatus(await serving.request('GET', '/health', { as: null }), 200).body).toMatchObject({
+        projector: 'elsewhere',
+      });
+    } finally {
+      await serving.close();
+      await projecting.close();
+    }
+  });
+});

@@ -56,7 +56,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     // queries' handle needs them when no projector on this handle calls it (a projector thread,
     // or RUN_PROJECTOR=false). Not on MongoDB: there `init` changes the schema, which is the
     // projector's job, not every API instance's.
-    if (this.store instanceof SqliteReadModelStore) {
+    if (this.store instanceof SqliteReadModelStore && !(this.projector instanceof Projector)) {
       await this.store.init(this.projections.map((p) => p.collection));
     }
     await this.projector?.start();
