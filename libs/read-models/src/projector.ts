@@ -513,21 +513,24 @@ export const replayInto = async (
   return applied;
 };
 
+/** One projection's document of an id, as a replay holds it. */
 interface HeldDocument {
-  readonly projection: number;
-  readonly id: string;
   /** undefined: the document does not exist (yet). */
-  readonly document: ReadModelDocument | undefined;
-  readonly position: bigint;
-  readonly dirty: boolean;
+  document: ReadModelDocument | undefined;
+  position: bigint;
+  dirty: boolean;
 }
 
 /**
  * The documents of a replay kept in memory, in order of their last change (oldest first).
  * With `owns`, only the documents it accepts (one shard of a parallel rebuild; see rebuild-shards).
+ * Held by document id, one slot per projection: every event asks about one id in every
+ * projection, and a key per (projection, id) pair cost a string per pair and event.
  */
 export class WriteBehind {
-  private readonly held = new Map<string, HeldDocument>();
+  private readonly held = new Map<string, (HeldDocument | undefined)[]>();
+  /** Documents (slots) held. */
+  private size = 0;
   /** Documents written so far. */
   written = 0;
 
@@ -545,42 +548,43 @@ export class WriteBehind {
     if (owns) {
       for (let i = 0; i < ids.length; i++) if (ids[i] !== undefined && !owns(ids[i]!)) ids[i] = undefined;
     }
-    const keys = ids.map((id, i) => (id === undefined ? undefined : `${i % width}\u0000${id}`));
     const missing = projections.map(() => new Set<string>());
-    ids.forEach((id, i) => id !== undefined && !held.has(keys[i]!) && missing[i % width].add(id));
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (id !== undefined && held.get(id)?.[i % width] === undefined) missing[i % width].add(id);
+    }
     const loaded = await loadDocuments(this.store, projections, missing);
     missing.forEach((looked, p) => {
       for (const id of looked) {
+        let slots = held.get(id);
+        if (!slots) held.set(id, (slots = new Array<HeldDocument | undefined>(width).fill(undefined)));
         const document = loaded[p].get(id);
-        held.set(`${p}\u0000${id}`, {
-          projection: p,
-          id,
-          document,
-          position: document ? BigInt(document._position) : -1n,
-          dirty: false,
-        });
+        slots[p] = { document, position: document ? BigInt(document._position) : -1n, dirty: false };
+        this.size += 1;
       }
     });
     for (let e = 0; e < events.length; e++) {
       const event = events[e];
+      let moved: string | undefined;
       for (let p = 0; p < width; p++) {
-        const key = keys[e * width + p];
-        if (key === undefined) continue;
-        const current = held.get(key)!;
+        const id = ids[e * width + p];
+        if (id === undefined) continue;
+        const slots = held.get(id)!;
+        const current = slots[p]!;
         if (current.position >= event.position) continue;
         const next = projections[p].evolve(current.document, event);
         if (!next) continue;
-        held.delete(key); // to the end of the order: changed most recently
-        held.set(key, {
-          projection: p,
-          id: current.id,
-          document: next as ReadModelDocument,
-          position: event.position,
-          dirty: true,
-        });
+        current.document = next as ReadModelDocument;
+        current.position = event.position;
+        current.dirty = true;
+        if (id !== moved) {
+          held.delete(id); // to the end of the order: changed most recently
+          held.set(id, slots);
+          moved = id;
+        }
       }
     }
-    if (held.size > this.capacity) await this.write(held.size - this.capacity);
+    if (this.size > this.capacity) await this.write(this.size - this.capacity);
     return events.length;
   }
 
@@ -592,22 +596,23 @@ export class WriteBehind {
 
   /** Writes everything still held (no checkpoint). */
   async drain(): Promise<void> {
-    await this.write(this.held.size);
+    await this.write(this.size);
   }
 
-  /** Writes (and lets go of) the `count` least recently changed documents. */
+  /** Writes (and lets go of) at least `count` documents, those of the least recently changed ids. */
   private async write(count: number) {
-    const leaving: HeldDocument[] = [];
-    for (const [key, entry] of this.held) {
-      if (leaving.length >= count) break;
-      leaving.push(entry);
-      this.held.delete(key);
+    const documents: ReturnType<typeof toWrite>[] = [];
+    let released = 0;
+    for (const [id, slots] of this.held) {
+      if (released >= count) break;
+      this.held.delete(id);
+      slots.forEach((slot, p) => {
+        if (!slot) return;
+        released += 1;
+        if (slot.dirty) documents.push(toWrite(this.projections[p], slot.document!, slot.position));
+      });
     }
-    const documents = leaving
-      .filter((entry) => entry.dirty)
-      .map(({ projection, document, position }) =>
-        toWrite(this.projections[projection], document!, position),
-      );
+    this.size -= released;
     this.written += documents.length;
     // No checkpoint moves here (position 0 never moves one): only `flush` sets it.
     for (let i = 0; i < documents.length; i += 2000) {
