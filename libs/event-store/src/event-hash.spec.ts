@@ -1,4 +1,4 @@
-import { chainMetadata, computeEventHash, GENESIS_HASH } from './event-hash';
+import { chainMetadata, computeEventHash, GENESIS_HASH, sealEvent } from './event-hash';
 
 /**
  * Every stored chain was hashed by this function: its output for a given event must never
@@ -66,6 +66,29 @@ describe('computeEventHash', () => {
       ...plain,
       previousHash: 'ab'.repeat(32),
       hash: computeEventHash(event, 'ab'.repeat(32)),
+    });
+  });
+
+  it('sealEvent stores the texts the hash covers: parsed, what JSON of the data and of chainMetadata give', () => {
+    const { hash: _hash, previousHash: _previous, ...plain } = event.metadata;
+    const input = { ...event, metadata: plain };
+    const sealed = sealEvent(input, 'ab'.repeat(32));
+    expect(sealed.hash).toBe(computeEventHash(event, 'ab'.repeat(32)));
+    expect(JSON.parse(sealed.data)).toEqual(JSON.parse(JSON.stringify(event.data)));
+    expect(JSON.parse(sealed.metadata)).toEqual(
+      JSON.parse(JSON.stringify(chainMetadata(input, 'ab'.repeat(32)))),
+    );
+    // what a verifier reads back hashes to what was stored
+    expect(
+      computeEventHash(
+        { ...event, data: JSON.parse(sealed.data), metadata: JSON.parse(sealed.metadata) },
+        'ab'.repeat(32),
+      ),
+    ).toBe(sealed.hash);
+    // a caller's own hash fields are replaced, as chainMetadata replaces them
+    expect(JSON.parse(sealEvent(event, GENESIS_HASH).metadata)).toMatchObject({
+      previousHash: GENESIS_HASH,
+      hash: computeEventHash(event, GENESIS_HASH),
     });
   });
 });

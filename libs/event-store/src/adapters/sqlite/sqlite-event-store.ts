@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { chainMetadata, GENESIS_HASH } from '../../event-hash';
+import { GENESIS_HASH, sealEvent } from '../../event-hash';
 import { ConcurrencyError } from '../../event-store.errors';
 import type {
   AppendResult,
@@ -402,18 +402,18 @@ export class SqliteEventStore implements EventStore {
     let position = 0n;
     for (const event of events) {
       revision += 1n;
-      const metadata = chainMetadata(
+      const sealed = sealEvent(
         { streamId, revision, type: event.type, data: event.data, metadata: event.metadata },
         previousHash,
       );
-      previousHash = metadata.hash as string;
+      previousHash = sealed.hash;
       const info = this.stmts.insert.run(
         event.eventId,
         streamId,
         revision,
         event.type,
-        JSON.stringify(event.data),
-        JSON.stringify(metadata),
+        sealed.data,
+        sealed.metadata,
       );
       position = BigInt(info.lastInsertRowid);
     }
