@@ -26,7 +26,7 @@ import {
   SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { loadConfig, signToken } from '@changeledger/platform';
-import { flushPageCache, percentile, progress, round } from './bench-util';
+import { collectGarbage, flushPageCache, percentile, progress, round } from './bench-util';
 import { SECRET, startServer, stopServer } from './http-lifecycles.bench';
 
 const who = (id: string, roles: Actor['roles']): Actor => ({ id, name: `Bench ${id}`, roles });
@@ -189,6 +189,7 @@ export const benchRebuild = async (
         : SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
     // What `npm run projections:rebuild` runs: replay into a shadow, build its indexes, swap it in.
     flushPageCache();
+    collectGarbage();
     const started = process.hrtime.bigint();
     // With as many worker threads as the CLI would use (REBUILD_WORKERS) on this machine.
     const rebuildWorkers = loadConfig({ REBUILD_WORKERS: process.env.REBUILD_WORKERS }).rebuildWorkers;
@@ -241,6 +242,7 @@ export const benchRebuild = async (
         ]),
       );
       flushPageCache();
+      collectGarbage();
       const baselineStarted = process.hrtime.bigint();
       const insertAll = plain.transaction(() => {
         for (const { collection, doc } of documents)

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
-import { progress, round } from './bench-util';
+import { collectGarbage, progress, round } from './bench-util';
 
 const sampleEvent = (): NewEvent => ({
   eventId: randomUUID(),
@@ -61,6 +61,7 @@ const baseline = (
         rowSize.metadata,
       );
   });
+  collectGarbage();
   const started = process.hrtime.bigint();
   for (let t = 0; t < transactions; t++) tx(`changeRequest-CHG-${t % 1000}`, t * perTx);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -72,6 +73,7 @@ const measureStore = async (dir: string, perTx: number, transactions: number) =>
   const store = new SqliteEventStore(join(dir, `store-${perTx}.sqlite`));
   const revisions = new Map<string, bigint>();
   const batches = Array.from({ length: transactions }, () => Array.from({ length: perTx }, sampleEvent));
+  collectGarbage();
   const started = process.hrtime.bigint();
   for (let t = 0; t < transactions; t++) {
     const stream = `changeRequest-CHG-${t % 1000}`;
