@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { SqliteEventStore } from '@changeledger/event-store';
+import { UnavailableError } from '@eventstore/db-client';
+import { EventStoreDbEventStore, SqliteEventStore } from '@changeledger/event-store';
+import { InMemoryEventStoreDbClient } from '../../libs/event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import {
   allProjections,
   Projector,
@@ -48,6 +50,49 @@ describe('projector resilience', () => {
     await projector.stop();
     await store.close();
     await events.close();
+  }, 30_000);
+
+  it('subscribes again when the event store subscription fails for good, and is not running meanwhile', async () => {
+    // EventStoreDB's client is outside the system: an in-memory double of it, whose subscription
+    // the adapter gives up on at the first drop (maxAttempts 1), as after a long outage.
+    const server = new InMemoryEventStoreDbClient();
+    const quiet = { error: () => undefined, warn: () => undefined, log: () => undefined };
+    const events = new EventStoreDbEventStore(server.connection(), {
+      subscriptionRetry: { maxAttempts: 1 },
+      logger: quiet,
+    });
+    const store = SqliteReadModelStore.open(join(dir, 'resubscribe.sqlite'));
+    const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+    const errors: string[] = [];
+    const projector = new Projector(events, store, projections, { logger: { error: (m) => errors.push(m) } });
+    await projector.start();
+    await writeRandomLifecycles(events, { seed: 11, count: 4 });
+    expect(await projector.waitFor(await events.headPosition(), 5_000)).toBe(true);
+    expect(projector.running).toBe(true);
+
+    server.dropSubscriptions(new UnavailableError(undefined, 'connection lost'));
+    const deadline = Date.now() + 2_000;
+    while (projector.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(projector.running).toBe(false);
+    expect(errors.join('\n')).toMatch(
+      /subscription failed .*; subscribing again after position \d+ in 1000 ms/,
+    );
+
+    // written while it waits: projected once it is subscribed again
+    await writeRandomLifecycles(events, { seed: 12, count: 4, idOffset: 100 });
+    const head = await events.headPosition();
+    expect(await projector.waitFor(head, 10_000)).toBe(true);
+    expect(projector.running).toBe(true);
+    expect(server.calls.subscribe).toBe(2);
+    // nothing lost, nothing applied twice: the same models as one replay of the log
+    const reference = SqliteReadModelStore.open(join(dir, 'resubscribe-reference.sqlite'));
+    await replayInto(events, reference, projections);
+    expect(await readModelSnapshot(store, projections)).toEqual(
+      await readModelSnapshot(reference, projections),
+    );
+    await projector.stop();
+    expect(projector.running).toBe(false);
+    await Promise.all([store.close(), reference.close(), events.close()]);
   }, 30_000);
 
   // Writers append while rebuilds replay the log into a shadow and swap it in. What the live

@@ -73,6 +73,8 @@ export interface ProjectorOptions {
 export interface LiveProjector {
   /** The position of the last event applied to the read models. */
   readonly position: bigint;
+  /** Projecting now (false while it is being started again, and once stopped): for health. */
+  readonly running: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Resolves true once the read models include `position`, false after `timeoutMs`. */
@@ -184,6 +186,9 @@ export class Projector implements LiveProjector {
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private beat = 0n;
+  private following = true;
+  /** Ends the pause before subscribing again (stop). */
+  private wakeFromPause?: () => void;
 
   constructor(
     private readonly events: EventStore,
@@ -239,11 +244,62 @@ export class Projector implements LiveProjector {
       clearInterval(this.rebuildCheck);
       throw error;
     }
-    this.loop = this.run(this.subscription).catch((error: unknown) => {
+    this.loop = this.follow().catch((error: unknown) => {
+      this.following = false;
       this.options.logger?.error(
         `projector stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     });
+  }
+
+  /**
+   * False while the event store's subscription is down and the projector waits to subscribe
+   * again, and once it stopped: health reports it.
+   */
+  get running(): boolean {
+    return this.following && !this.stopped;
+  }
+
+  /**
+   * Runs the batch loop; when the subscription fails (the event store unreachable for longer
+   * than the adapter's own retries), subscribes again from the last applied position after a
+   * pause (1 s, doubling to 30 s; back to 1 s once events flow again), for as long as it runs.
+   * Events delivered but not yet written are simply delivered again.
+   */
+  private async follow(): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      const before = this.applied;
+      try {
+        await this.run(this.subscription!);
+        return; // stopped, or the log ended (a closed store)
+      } catch (error) {
+        if (this.stopped) return;
+        if (this.applied !== before) failures = 0;
+        failures += 1;
+        this.following = false;
+        const delay = Math.min(RESUBSCRIBE_MAX_MS, RESUBSCRIBE_FIRST_MS * 2 ** (failures - 1));
+        this.options.logger?.error(
+          `projector: the event store subscription failed (${error instanceof Error ? error.message : String(error)}); ` +
+            `subscribing again after position ${this.applied} in ${delay} ms`,
+        );
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.wakeFromPause = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeFromPause = undefined;
+        if (this.stopped) return;
+        await this.subscription?.close().catch(() => undefined);
+        this.subscription = this.events.subscribeToAll({
+          after: this.applied,
+          streamPrefixes: PROJECTED_STREAM_PREFIXES,
+        });
+        this.following = true;
+      }
+    }
   }
 
   /**
@@ -446,6 +502,7 @@ export class Projector implements LiveProjector {
     this.stopped = true;
     clearInterval(this.rebuildCheck);
     clearInterval(this.heartbeat);
+    this.wakeFromPause?.();
     await this.subscription?.close();
     await this.loop;
     await this.lock; // a rebuild check under way
@@ -623,6 +680,10 @@ export class WriteBehind {
     }
   }
 }
+
+/** Pauses before subscribing again after the event store's subscription failed. */
+const RESUBSCRIBE_FIRST_MS = 1_000;
+const RESUBSCRIBE_MAX_MS = 30_000;
 
 const IDLE = Symbol('idle');
 const nextTurn = () => new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)));

@@ -17,7 +17,8 @@ export interface HealthReport {
   /**
    * Where the read models are projected: this process's main thread, a worker thread of it,
    * elsewhere (RUN_PROJECTOR=false: another process), or down (its thread died and is being
-   * started again: degraded).
+   * started again, or its event-store subscription failed and it waits to subscribe again:
+   * degraded).
    */
   projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
 }

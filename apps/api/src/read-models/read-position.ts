@@ -65,8 +65,8 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   /** Where this process projects: for health. */
   get mode(): 'main-thread' | 'thread' | 'elsewhere' | 'down' {
     if (!this.projector) return 'elsewhere';
-    if (this.projector instanceof ThreadedProjector) return this.projector.running ? 'thread' : 'down';
-    return 'main-thread';
+    if (!this.projector.running) return 'down';
+    return this.projector instanceof ThreadedProjector ? 'thread' : 'main-thread';
   }
 
   /** Before the stores close (they close in onApplicationShutdown). */
