@@ -450,7 +450,55 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     });
   });
 
+  it('readAll after a position where no event begins reads on from the next event (the server refuses such a start)', async () => {
+    const store = open();
+    const stream = streamId();
+    await store.append(stream, newEvents(3), 'no-stream');
+    const mine = (await store.readAll({ limit: 10_000 })).filter((e) => e.streamId === stream);
+    const between = mine[0].position + 1n; // inside the first event's record
+    const after = (await store.readAll({ after: between, limit: 10_000 })).filter(
+      (e) => e.streamId === stream,
+    );
+    expect(revisions(after)).toEqual([1n, 2n]);
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.stringMatching(
+        /refused to read \$all from position \d+ .*reading from the start of the log instead/,
+      ),
+    );
+    // a position where an event begins is read from directly
+    logger.warn.mockClear();
+    expect(
+      revisions(
+        (await store.readAll({ after: mine[0].position, limit: 10_000 })).filter(
+          (e) => e.streamId === stream,
+        ),
+      ),
+    ).toEqual([1n, 2n]);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
   describe('subscribeToAll', () => {
+    it('counts drops anew once the server confirms a subscription: more drops than maxAttempts on a quiet log do not end it', async () => {
+      const store = open({ subscriptionRetry: { maxAttempts: 2 } });
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.append(`${prefix}a`, newEvents(1), 'no-stream');
+      const subscription = store.subscribeToAll({ streamPrefixes: [prefix] });
+      const received = await take(subscription, 1);
+      const second = take(subscription, 2, received); // waiting on a quiet log
+      for (let drop = 1; drop <= 3; drop++) {
+        // each time: subscribed again and confirmed, then dropped, with no event in between
+        await waitUntil(() => server.subscriptionCount === 1, 'a confirmed subscription');
+        await new Promise((resolve) => setImmediate(resolve));
+        server.dropSubscriptions(new UnavailableError(undefined, 'connection lost'));
+      }
+      await waitUntil(() => server.subscriptionCount === 1, 'the fourth subscription');
+      await store.append(`${prefix}a`, newEvents(1), 0n);
+      await second;
+      expect(revisions(received)).toEqual([0n, 1n]);
+      expect(server.calls.subscribe).toBe(4);
+      await subscription.close();
+    });
+
     it('resumes after a dropped connection from the last position, without losing or repeating events', async () => {
       const store = open();
       const prefix = `changeRequest-T${randomUUID()}-`;

@@ -303,7 +303,23 @@ export class EventStoreDbEventStore implements EventStore {
     // At least 2: a page that starts at `after` holds that event again, and needs room for one more.
     let maxCount = Math.max(2, Math.min(this.pageSize, limit + 16));
     for (;;) {
-      const page = await this.readAllPage('readAll', from, FORWARDS, maxCount);
+      let page: AllStreamResolvedEvent[];
+      try {
+        page = await this.readAllPage('readAll', from, FORWARDS, maxCount);
+      } catch (error) {
+        // The server reads the log from a byte offset and refuses one that is not where an event
+        // begins: `after` from a caller (GET /audit/events?after=) that is not an event's
+        // position. Events after it are then found from the start of the log (slow, but right).
+        const unreachable = isTransientError(error) || error instanceof EventStoreUnavailableError;
+        if (from === START || from !== start || unreachable) throw error;
+        this.logger.warn(
+          `EventStoreDB at ${this.target} refused to read $all from position ${lower} ` +
+            `(${describeError(error)}); reading from the start of the log instead`,
+        );
+        from = START;
+        last = undefined;
+        continue;
+      }
       let moved = false;
       for (const resolved of page) {
         const position = resolved.event?.position;
@@ -435,6 +451,11 @@ export class EventStoreDbEventStore implements EventStore {
           { highWaterMark: this.subscriptionBufferSize },
         );
         state.current = subscription;
+        // Confirmed by the server: the connection works again, so a later drop starts the count
+        // anew (else drops on a quiet log, with no event in between, would add up to giving up).
+        subscription.on('confirmation', () => {
+          failures = 0;
+        });
         try {
           for await (const resolved of subscription) {
             if (state.stopped) return;

@@ -306,7 +306,8 @@ export class InMemoryEventStoreDbClient {
       );
     this.appended.on('append', onAppend);
     this.liveSubscriptions.add(subscription);
-    if (fault) setImmediate(() => subscription.destroy(fault.error()));
+    // The real client emits 'confirmation' once the server has accepted the subscription.
+    setImmediate(() => (fault ? subscription.destroy(fault.error()) : subscription.emit('confirmation')));
     return subscription;
   }
 
