@@ -158,6 +158,18 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       200,
     ).body as { items: AuditEvent[] };
     expect(BigInt(second.items[0].position)).toBeGreaterThan(BigInt(first.items[4].position));
+    // positions are signed 64-bit: the highest reads nothing, one more is refused (it was a 500)
+    const last = expectStatus(await app.get('/audit/events?after=9223372036854775807', USERS.manager), 200)
+      .body as { items: AuditEvent[] };
+    expect(last.items).toEqual([]);
+    for (const after of ['9223372036854775808', '99999999999999999999', '1x']) {
+      const refused = expectStatus(
+        await app.get(`/audit/events?after=${after}`, USERS.manager),
+        400,
+        'VALIDATION_FAILED',
+      ).body as { errors: { field: string }[] };
+      expect(refused.errors.map((e) => e.field)).toEqual(['after']);
+    }
     const response = await fetch(`${app.baseUrl}/audit/events`, {
       headers: { authorization: `Bearer ${await app.token(USERS.auditor)}`, accept: 'application/x-ndjson' },
     });

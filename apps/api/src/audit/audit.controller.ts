@@ -16,6 +16,7 @@ import { changeRequestAggregate } from '../application/aggregates';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { ChangeIdParam } from '../http/id-params';
+import { IsLogPosition } from '../http/log-position.validator';
 import { evidenceMarkdown } from './evidence';
 
 export class AsOfQueryDto {
@@ -28,7 +29,7 @@ export class EvidenceQueryDto {
 
 export class AuditEventsQueryDto {
   @IsOptional()
-  @Matches(/^\d{1,20}$/, { message: 'after must be a position (decimal digits)' })
+  @IsLogPosition('after')
   after?: string;
   @IsOptional()
   @Matches(/^([1-9]\d{0,3}|10000)$/, { message: 'limit must be an integer from 1 to 10000' })

@@ -1,12 +1,11 @@
 import { IsIn, IsISO8601, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
-
-const POSITION = /^\d{1,20}$/;
+import { IsLogPosition } from '../http/log-position.validator';
 
 /** What every read endpoint accepts. */
 export class ReadQueryDto {
   @IsOptional()
-  @Matches(POSITION, { message: 'minPosition must be a position (decimal digits)' })
+  @IsLogPosition('minPosition')
   minPosition?: string;
 }
 
