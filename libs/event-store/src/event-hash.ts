@@ -59,8 +59,11 @@ export interface SealedEvent {
 /**
  * `chainMetadata` and the JSON of data and metadata in one go, for an adapter that stores text:
  * the canonical texts the hash is computed over are the texts stored, instead of serialising
- * each event twice (this runs for every appended event). Keys come out sorted, `hash` last;
- * parsed, both equal what `JSON.stringify` of the data and of `chainMetadata`'s result give.
+ * each event twice (this runs for every appended event). Keys come out sorted, `hash` last.
+ * For JSON data (what deciders emit) both parse to what `JSON.stringify` of the data and of
+ * `chainMetadata`'s result give. Where canonicalJson and JSON.stringify differ (symbols, boxed
+ * primitives, a toJSON returning undefined or another toJSON-able value) the stored text is
+ * the hashed one, so the chain verifies; JSON.stringify's text would not have.
  */
 export const sealEvent = (
   event: HashableEvent & { readonly data: Record<string, unknown> },
