@@ -450,6 +450,22 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     });
   });
 
+  it('cancels a read the server does not answer within readTimeoutMs and retries it like a dropped connection', async () => {
+    const store = open({ readTimeoutMs: 30, retry: { maxAttempts: 2 } });
+    const stream = streamId();
+    await store.append(stream, newEvents(2), 'no-stream');
+    server.stallNextReads(1);
+    expect(revisions(await store.readStream(stream))).toEqual([0n, 1n]);
+    expect(server.cancelledReads).toBe(1);
+    server.stallNextReads(2);
+    await expect(store.readAll({ limit: 10 })).rejects.toThrow(EventStoreUnavailableError);
+    expect(server.cancelledReads).toBe(3);
+    // an append reads the stream's last event first: it no longer waits for ever either
+    server.stallNextReads(2);
+    await expect(store.append(stream, newEvents(1), 1n)).rejects.toThrow(EventStoreUnavailableError);
+    expect(revisions(await store.readStream(stream))).toEqual([0n, 1n]);
+  });
+
   it('readAll after a position where no event begins reads on from the next event (the server refuses such a start)', async () => {
     const store = open();
     const stream = streamId();

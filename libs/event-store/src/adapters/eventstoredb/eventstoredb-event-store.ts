@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   BACKWARDS,
+  DeadlineExceededError,
   END,
   EventStoreDBClient,
   FORWARDS,
@@ -93,6 +94,12 @@ export interface EventStoreDbEventStoreOptions {
   readonly subscriptionBufferSize?: number;
   /** How long `ping()` (and `connect()`) waits for the server. Default: 5 s. */
   readonly pingTimeoutMs?: number;
+  /**
+   * How long one read may take before it is cancelled and retried like a dropped connection
+   * (the client gives reads no deadline: an overloaded or leaderless server would hold every
+   * append, which reads first, for ever). Default: 30 s.
+   */
+  readonly readTimeoutMs?: number;
   /** Name of an injected client in messages (a connection string names itself). */
   readonly name?: string;
   /** For tests: the clock of the backoff waits, and the jitter source. */
@@ -171,6 +178,7 @@ export class EventStoreDbEventStore implements EventStore {
   private readonly pageSize: number;
   private readonly subscriptionBufferSize: number;
   private readonly pingTimeoutMs: number;
+  private readonly readTimeoutMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly subscriptions = new Set<{ close(): Promise<void> }>();
@@ -221,6 +229,7 @@ export class EventStoreDbEventStore implements EventStore {
     this.pageSize = options.pageSize ?? 500;
     this.subscriptionBufferSize = options.subscriptionBufferSize ?? 64;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 5_000;
+    this.readTimeoutMs = options.readTimeoutMs ?? 30_000;
     this.sleep = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
     for (const [name, value] of Object.entries({
@@ -724,7 +733,7 @@ export class EventStoreDbEventStore implements EventStore {
   ): Promise<ResolvedEvent[]> {
     return this.withRetry(operation, async () => {
       try {
-        return await drain(this.client.readStream(streamId, options));
+        return await this.drainWithin(this.client.readStream(streamId, options));
       } catch (error) {
         if (isStreamNotFound(error) || isStreamDeleted(error)) return [];
         throw error;
@@ -767,7 +776,34 @@ export class EventStoreDbEventStore implements EventStore {
     direction: typeof FORWARDS | typeof BACKWARDS,
     maxCount: number,
   ) {
-    return this.withRetry(operation, () => drain(this.client.readAll({ fromPosition, direction, maxCount })));
+    return this.withRetry(operation, () =>
+      this.drainWithin(this.client.readAll({ fromPosition, direction, maxCount })),
+    );
+  }
+
+  /**
+   * Drains a read, cancelling it after `readTimeoutMs` with the client's DeadlineExceededError
+   * (transient: `withRetry` tries again, then reports the server unavailable).
+   */
+  private async drainWithin<E>(read: StreamingRead<E>): Promise<E[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const drained = drain(read);
+    try {
+      return await Promise.race([
+        drained,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            void read.cancel().catch(() => undefined);
+            reject(new DeadlineExceededError(undefined, `no answer within ${this.readTimeoutMs} ms`));
+          }, this.readTimeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      drained.catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private toRecorded(resolved: ResolvedEvent | AllStreamResolvedEvent): RecordedEvent {

@@ -85,6 +85,7 @@ export class InMemoryEventStoreDbClient {
   private readonly appended = new EventEmitter();
   private readonly liveSubscriptions = new Set<FakeSubscription>();
   private readonly faults: Fault[] = [];
+  private stalledReads = 0;
   private nextPosition: bigint;
   private readonly options: Required<InMemoryEventStoreDbClientOptions>;
   /** Number of calls per operation. */
@@ -134,6 +135,14 @@ export class InMemoryEventStoreDbClient {
   failNext(operation: FakeOperation, error: () => Error, { times = 1, afterWrite = false } = {}): void {
     this.faults.push({ operation, error, afterWrite, remaining: times });
   }
+
+  /** The next `times` reads (stream or $all) never answer (an overloaded or leaderless server). */
+  stallNextReads(times = 1): void {
+    this.stalledReads += times;
+  }
+
+  /** Reads that were cancelled by the caller. */
+  cancelledReads = 0;
 
   /** Ends every live subscription with `error` (a dropped connection). */
   dropSubscriptions(error: Error): void {
@@ -461,10 +470,12 @@ export class InMemoryEventStoreDbClient {
 
   private readable(produce: () => unknown[]): FakeReadable<unknown> {
     let started = false;
+    const stalled = this.stalledReads > 0;
+    if (stalled) this.stalledReads -= 1;
     const readable = new Readable({
       objectMode: true,
       read: () => {
-        if (started) return;
+        if (started || stalled) return;
         started = true;
         setImmediate(() => {
           try {
@@ -478,6 +489,7 @@ export class InMemoryEventStoreDbClient {
       },
     }) as FakeReadable<unknown>;
     readable.cancel = async () => {
+      this.cancelledReads += 1;
       readable.destroy();
     };
     return readable;
