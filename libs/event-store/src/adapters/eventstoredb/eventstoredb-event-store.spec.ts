@@ -450,6 +450,21 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     });
   });
 
+  it('reads what an append chains onto from the leader only (requiresLeader)', async () => {
+    const store = open();
+    const stream = streamId();
+    await store.append(stream, newEvents(2), 'no-stream');
+    await store.append(stream, newEvents(1), 1n);
+    await store.append(stream, newEvents(1), 'any');
+    await store.appendWithSequence({
+      sequence: 'changeRequest',
+      build: (n) => ({ streamId: `changeRequest-L${n}-${randomUUID()}`, events: newEvents(1) }),
+    });
+    expect(server.calls.readStream).toBeGreaterThan(0);
+    expect(server.streamReadsFromAnyNode).toBe(0);
+    expectValidChain(await store.readStream(stream));
+  });
+
   it('cancels a read the server does not answer within readTimeoutMs and retries it like a dropped connection', async () => {
     const store = open({ readTimeoutMs: 30, retry: { maxAttempts: 2 } });
     const stream = streamId();

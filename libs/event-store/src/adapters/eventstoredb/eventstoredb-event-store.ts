@@ -741,21 +741,28 @@ export class EventStoreDbEventStore implements EventStore {
     });
   }
 
+  /**
+   * The stream's last event, from the leader (`requiresLeader`): appends chain onto it, and a
+   * follower that lags (nodePreference=follower) would answer an older one, which the leader
+   * would then accept at the right expected revision with a wrong previous hash.
+   */
   private async lastEvent(streamId: string): Promise<ResolvedEvent | undefined> {
     const [last] = await this.readStreamResolved(`read the last event of ${streamId}`, streamId, {
       direction: BACKWARDS,
       fromRevision: END,
       maxCount: 1,
+      requiresLeader: true,
     });
     return last;
   }
 
-  /** The stream's last `count` events, oldest first. */
+  /** The stream's last `count` events, oldest first, from the leader (see `lastEvent`). */
   private async tailOf(streamId: string, count: number): Promise<ResolvedEvent[]> {
     const newestFirst = await this.readStreamResolved(`read the tail of ${streamId}`, streamId, {
       direction: BACKWARDS,
       fromRevision: END,
       maxCount: count,
+      requiresLeader: true,
     });
     return newestFirst.reverse();
   }

@@ -143,6 +143,8 @@ export class InMemoryEventStoreDbClient {
 
   /** Reads that were cancelled by the caller. */
   cancelledReads = 0;
+  /** Stream reads without `requiresLeader` (a follower may answer them with an older state). */
+  streamReadsFromAnyNode = 0;
 
   /** Ends every live subscription with `error` (a dropped connection). */
   dropSubscriptions(error: Error): void {
@@ -194,9 +196,16 @@ export class InMemoryEventStoreDbClient {
       fromRevision = START,
       direction = 'forwards',
       maxCount = Number.MAX_SAFE_INTEGER,
-    }: { fromRevision?: ReadRevision; direction?: Direction; maxCount?: number | bigint } = {},
+      requiresLeader = false,
+    }: {
+      fromRevision?: ReadRevision;
+      direction?: Direction;
+      maxCount?: number | bigint;
+      requiresLeader?: boolean;
+    } = {},
   ): FakeReadable<unknown> {
     this.calls.readStream += 1;
+    if (!requiresLeader) this.streamReadsFromAnyNode += 1;
     return this.readable(() => {
       const fault = this.takeFault('readStream');
       if (fault) throw fault.error();
