@@ -162,6 +162,17 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     const last = expectStatus(await app.get('/audit/events?after=9223372036854775807', USERS.manager), 200)
       .body as { items: AuditEvent[] };
     expect(last.items).toEqual([]);
+    // a JSON page: 50 unless asked, at most 500, as every list of the contract
+    const byDefault = expectStatus(await app.get('/audit/events', USERS.manager), 200).body as {
+      items: AuditEvent[];
+    };
+    expect(byDefault.items).toHaveLength(Math.min(50, Number(head)));
+    const tooMany = expectStatus(
+      await app.get('/audit/events?limit=501', USERS.manager),
+      400,
+      'VALIDATION_FAILED',
+    ).body as { errors: { field: string }[] };
+    expect(tooMany.errors.map((e) => e.field)).toEqual(['limit']);
     for (const after of ['9223372036854775808', '99999999999999999999', '1x']) {
       const refused = expectStatus(
         await app.get(`/audit/events?after=${after}`, USERS.manager),

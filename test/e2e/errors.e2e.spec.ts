@@ -43,6 +43,84 @@ describe('every error code of the contract, as problem+json', () => {
     expect(fields).toEqual(['colour', 'priority', 'risk.extra']);
   });
 
+  it('400 VALIDATION_FAILED for a missing or null required field, a null optional one, and a bad "later" field of an emergency; nothing stored', async () => {
+    const headBefore = await app.store.headPosition();
+    const fieldsOf = (body: Record<string, unknown>) =>
+      (body.errors as { field: string }[]).map((e) => e.field).sort();
+    const { title: _t, ...untitled } = normalChange();
+    const refused: [Record<string, unknown>, string[]][] = [
+      [untitled, ['title']],
+      [emergencyChange({ systemsAffected: null, description: null }), ['description', 'systemsAffected']],
+      [emergencyChange({ priority: undefined, emergency: undefined }), ['emergency', 'priority']],
+      // an emergency may leave the plan for later; what it sends is checked like any other
+      [
+        emergencyChange({
+          implementationPlan: 'x',
+          risk: { level: 'extreme', potentialImpact: 'p', mitigation: 'm', foo: 1 },
+        }),
+        ['implementationPlan', 'risk.foo', 'risk.level'],
+      ],
+      [emergencyChange({ rollbackPlan: null }), ['rollbackPlan']],
+      [normalChange('low', { standardTemplateId: null }), ['standardTemplateId']],
+    ];
+    for (const [body, fields] of refused) {
+      const result = expectStatus(await app.post('/changes', body), 400, 'VALIDATION_FAILED');
+      expect(fieldsOf(result.body)).toEqual(fields);
+    }
+    const { id } = await submit(app);
+    const afterSubmit = await app.store.headPosition();
+    for (const [path, body, as] of [
+      [`/changes/${id}`, { systemsAffected: null }, USERS.requester],
+      [`/changes/${id}`, { risk: null }, USERS.requester],
+    ] as const) {
+      const result = expectStatus(await app.request('PATCH', path, { body, as }), 400, 'VALIDATION_FAILED');
+      expect(fieldsOf(result.body)).toEqual(Object.keys(body));
+    }
+    const review = expectStatus(
+      await app.post(
+        `/changes/${id}/reviews`,
+        { kind: 'technical', verdict: 'approve', notes: null, criteria: CRITERIA.technical },
+        USERS.technical,
+      ),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(fieldsOf(review.body)).toEqual(['notes']);
+    expect(await app.store.headPosition()).toBe(afterSubmit);
+    expect(afterSubmit).toBeGreaterThan(headBefore);
+  });
+
+  it('400 VALIDATION_FAILED for times that are not an instant: week dates, no zone, no such day', async () => {
+    for (const from of ['2026-W05', '2026-001', '2026-11-01T10:00', '2026-02-30']) {
+      expectStatus(await app.get(`/changes?from=${from}`), 400, 'VALIDATION_FAILED'); // 2026-W05 was a 500
+    }
+    expectStatus(await app.get('/changes?from=2026-11-01&to=2026-11-02T00:00:00%2B02:00'), 200);
+    const { id } = await submit(app);
+    expectStatus(await app.get(`/changes/${id}/as-of?at=2026-W05`, USERS.auditor), 400, 'VALIDATION_FAILED');
+    for (const proposedStart of ['2026-12-01T22:00:00', '2026-12-01', '2026-12-01T22:00:00.000+25:00']) {
+      const result = expectStatus(
+        await app.post(
+          '/changes',
+          normalChange('low', { timeline: { proposedStart, estimatedDurationMinutes: 30 } }),
+        ),
+        400,
+        'VALIDATION_FAILED',
+      );
+      expect((result.body.errors as { field: string }[]).map((e) => e.field)).toEqual([
+        'timeline.proposedStart',
+      ]);
+    }
+    expectStatus(
+      await app.post(
+        '/changes',
+        normalChange('low', {
+          timeline: { proposedStart: '2026-12-01T22:00:00+01:00', estimatedDurationMinutes: 30 },
+        }),
+      ),
+      201,
+    );
+  });
+
   it('400 VALIDATION_FAILED for review criteria that do not match the review kind', async () => {
     const { id } = await submit(app);
     const result = expectStatus(

@@ -70,6 +70,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       id: created.id,
       type: 'standard',
       status: 'closed',
+      standardTemplateId: template.id,
       standardTemplate: { id: template.id },
       approval: { level: 'standard-template', by: null },
       implementedBy: { id: USERS.implementer.sub, name: USERS.implementer.name },

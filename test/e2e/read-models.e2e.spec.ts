@@ -107,9 +107,31 @@ describe('read models over HTTP', () => {
     const future = expectStatus(await app.get(`/changes?requestedBy=u-filter&from=2999-01-01T00:00:00Z`), 200)
       .body as Page<unknown>;
     expect(future.items).toHaveLength(0);
+    // a date-only `to` takes in that whole day (as the compliance report's); an instant does not
+    const filtered = expectStatus(await app.get(`/changes?requestedBy=u-filter&limit=500`), 200)
+      .body as Page<{
+      submittedAt: string;
+    }>;
+    const day = filtered.items[0].submittedAt.slice(0, 10);
+    const sameDay = filtered.items.filter((c) => c.submittedAt.startsWith(day)).length;
+    const throughDay = expectStatus(await app.get(`/changes?requestedBy=u-filter&limit=500&to=${day}`), 200)
+      .body as Page<unknown>;
+    expect(throughDay.items.length).toBeGreaterThanOrEqual(sameDay);
+    const beforeDay = expectStatus(
+      await app.get(`/changes?requestedBy=u-filter&limit=500&to=${day}T00:00:00Z`),
+      200,
+    ).body as Page<unknown>;
+    expect(throughDay.items.length - beforeDay.items.length).toBe(sameDay);
     expectStatus(await app.get('/changes?limit=501'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?status=done'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?cursor=not-a-cursor'), 400, 'VALIDATION_FAILED');
+    // well-formed, but not one this API made: a sort value no column holds (it was a 500)
+    for (const forged of [[{}, 'CHG-001'], [[1], 'CHG-001'], ['x', 5], 7]) {
+      const cursor = Buffer.from(JSON.stringify(forged)).toString('base64url');
+      for (const list of ['/changes', '/change-log', '/approvals/pending', '/retrospectives/queue']) {
+        expectStatus(await app.get(`${list}?cursor=${cursor}`), 400, 'VALIDATION_FAILED');
+      }
+    }
   });
 
   it('GET /changes rows agree with GET /changes/:id, also for documents stored before rows were kept apart', async () => {

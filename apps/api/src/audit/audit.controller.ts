@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Controller, Get, Headers, Inject, Param, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { IsIn, IsISO8601, IsOptional, Matches } from 'class-validator';
+import { IsIn, IsOptional, Matches } from 'class-validator';
 import type { FastifyReply } from 'fastify';
 import { type Actor, changeRequestStreamId, notFound, toChangeView } from '@changeledger/domain';
 import {
@@ -17,10 +17,12 @@ import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { ChangeIdParam } from '../http/id-params';
 import { IsLogPosition } from '../http/log-position.validator';
+import { IsTimestamp } from '../http/timestamp.validator';
+import { parseLimit } from '../read-models/paging';
 import { evidenceMarkdown } from './evidence';
 
 export class AsOfQueryDto {
-  @IsISO8601({ strict: true }) at!: string;
+  @IsTimestamp({ dateOnly: true }) at!: string;
 }
 
 export class EvidenceQueryDto {
@@ -32,7 +34,8 @@ export class AuditEventsQueryDto {
   @IsLogPosition('after')
   after?: string;
   @IsOptional()
-  @Matches(/^([1-9]\d{0,3}|10000)$/, { message: 'limit must be an integer from 1 to 10000' })
+  // A JSON page takes at most 500 (the contract's lists); an NDJSON stream as many as asked.
+  @Matches(/^[1-9]\d{0,8}$/, { message: 'limit must be a positive integer' })
   limit?: string;
 }
 
@@ -144,7 +147,7 @@ export class AuditController {
       void reply.header('Content-Type', 'application/x-ndjson; charset=utf-8');
       return Readable.from(lines(), { objectMode: false, highWaterMark: 16 });
     }
-    const limit = query.limit === undefined ? 100 : Number(query.limit);
+    const limit = parseLimit(query.limit); // default 50, at most 500, as every list
     const page = await this.store.readAll({ after, limit });
     return {
       items: page.map(toAuditEvent),

@@ -23,6 +23,13 @@ export const parseLimit = (limit: string | undefined): number => {
 export const encodeCursor = (cursor: Cursor): string =>
   Buffer.from(JSON.stringify([cursor.value, cursor.id])).toString('base64url');
 
+/** What a sort column holds: anything else in a cursor was not made here (stores would throw). */
+const isSortValue = (value: unknown): value is Cursor['value'] =>
+  value === null ||
+  typeof value === 'string' ||
+  typeof value === 'boolean' ||
+  (typeof value === 'number' && Number.isFinite(value));
+
 export const decodeCursor = (cursor: string | undefined): Cursor | undefined => {
   if (cursor === undefined) return undefined;
   try {
@@ -30,7 +37,7 @@ export const decodeCursor = (cursor: string | undefined): Cursor | undefined => 
       Cursor['value'],
       unknown,
     ];
-    if (typeof id !== 'string') throw new Error('bad cursor');
+    if (typeof id !== 'string' || !isSortValue(value)) throw new Error('bad cursor');
     return { value, id };
   } catch {
     throw new RequestValidationError('cursor is not one this API handed out', [

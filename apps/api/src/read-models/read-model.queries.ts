@@ -11,6 +11,7 @@ import {
   type Condition,
   type PendingApprovalDocument,
   pendingApprovalsProjection,
+  parseBound,
   READ_MODEL_STORE,
   type ReadModelStore,
   type RetrospectiveDocument,
@@ -69,10 +70,11 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
       if (value !== undefined) where.push({ field, op: 'eq', value });
     }
     if (filters.system !== undefined) where.push({ field: 'systems', op: 'contains', value: filters.system });
+    // A date-only `to` takes in that whole day, as the compliance report's does.
     if (filters.from !== undefined)
-      where.push({ field: 'submittedAt', op: 'gte', value: new Date(filters.from).toISOString() });
+      where.push({ field: 'submittedAt', op: 'gte', value: parseBound('from', filters.from).toISOString() });
     if (filters.to !== undefined)
-      where.push({ field: 'submittedAt', op: 'lt', value: new Date(filters.to).toISOString() });
+      where.push({ field: 'submittedAt', op: 'lt', value: parseBound('to', filters.to).toISOString() });
     const result = await findPage<ChangeRequestDocument>(
       this.store,
       changeRequestsProjection.collection.name,

@@ -1,6 +1,7 @@
-import { IsIn, IsISO8601, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
 import { IsLogPosition } from '../http/log-position.validator';
+import { IsTimestamp } from '../http/timestamp.validator';
 
 /** What every read endpoint accepts. */
 export class ReadQueryDto {
@@ -22,8 +23,8 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
   @IsOptional() @IsString() @MaxLength(500) system?: string;
   @IsOptional() @IsString() @MaxLength(200) requestedBy?: string;
-  @IsOptional() @IsISO8601({ strict: true }) from?: string;
-  @IsOptional() @IsISO8601({ strict: true }) to?: string;
+  @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
+  @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
 }
 
 export class ChangeLogQueryDto extends PagedQueryDto {

@@ -756,6 +756,15 @@ describe('change-request decider', () => {
       ['a normal change without a risk assessment', 'normal', normalRequest('low', { risk: undefined })],
       ['a normal change with emergency details', 'normal', emergencyRequest()],
       ['an emergency change without emergency details', 'emergency', normalRequest()],
+      // every type needs the base fields (the API's DTOs check them too: this is the rule)
+      ['a normal change without a title', 'normal', normalRequest('low', { title: undefined })],
+      ['an emergency change without systems', 'emergency', { ...emergencyRequest(), systemsAffected: [] }],
+      [
+        'an emergency change with a null description',
+        'emergency',
+        { ...incompleteEmergencyRequest(), description: null as unknown as string },
+      ],
+      ['a normal change with a null risk', 'normal', normalRequest('low', { risk: null as never })],
     ] as const)('%s → VALIDATION_FAILED', (_name, changeType, fields) => {
       given([])
         .when({ type: 'SubmitChange', changeId: CHANGE_ID, changeType, fields }, { actor: actors.alice })
@@ -1092,6 +1101,18 @@ describe('change-request decider', () => {
       ...emergencyHistory('implemented', incompleteEmergencyRequest()),
       postImplementationReviewed(),
     ];
+
+    it('a "later" field amended to null counts as missing, not as filled in', () => {
+      const nulled = given(incomplete())
+        .when(
+          { type: 'AmendChange', fields: { ...laterFields(), rollbackPlan: null as unknown as string } },
+          { actor: actors.alice },
+        )
+        .events();
+      given([...incomplete(), ...nulled])
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('RULE_VIOLATION', /complete change request.*rollbackPlan/);
+    });
 
     it('an incomplete emergency change cannot be decided retrospectively, until amended', () => {
       given(incomplete())

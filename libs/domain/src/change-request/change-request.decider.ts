@@ -30,6 +30,7 @@ import {
   type ChangeType,
   CHECKLIST_ITEMS,
   type ChecklistItem,
+  BASE_FIELDS,
   LATER_FIELDS,
   REVIEW_CRITERIA,
   REVIEW_KINDS,
@@ -120,12 +121,13 @@ export const requiredChecklistItems = (state: ChangeRequestState): ChecklistItem
     (item) => item !== 'maintenance-window-scheduled' || state.schedule?.maintenanceWindow === true,
   );
 
+/** A field not filled in: absent, null, empty text or an empty list. */
+const isBlank = (value: unknown) =>
+  value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0);
+
 /** What an emergency change still lacks to be a complete change request. */
 export const missingRequestFields = (request: ChangeRequestFields): string[] =>
-  LATER_FIELDS.filter((field) => {
-    const value = request[field];
-    return value === undefined || (Array.isArray(value) && value.length === 0);
-  });
+  LATER_FIELDS.filter((field) => isBlank(request[field]));
 
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
 
@@ -138,6 +140,11 @@ const checkTimes = (start: string, end: string, what: string) => {
 };
 
 const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
+  // The API's DTOs check this too; the rule lives here, so that no other door lets it through.
+  const missingBase = BASE_FIELDS.filter((field) => isBlank(request[field]));
+  if (missingBase.length > 0) {
+    throw validationFailed(`a change request needs ${missingBase.join(', ')}`, 'complete-request');
+  }
   if (type !== 'emergency') {
     const missing = missingRequestFields(request);
     if (missing.length > 0) {

@@ -93,6 +93,15 @@ export interface ChangeRequestFields {
 
 export type AmendableField = keyof ChangeRequestFields;
 
+/** What every change request carries from its submission on, whatever its type. */
+export const BASE_FIELDS = [
+  'title',
+  'description',
+  'reason',
+  'priority',
+  'systemsAffected',
+] as const satisfies readonly AmendableField[];
+
 /** Fields an emergency change may declare without, but must have before retrospective approval. */
 export const LATER_FIELDS = [
   'expectedImpact',

@@ -14,6 +14,8 @@ export const toChangeView = (s: ChangeRequestState) => {
     status: s.status,
     version: s.version,
     ...s.request,
+    // the template field as submitted (the contract's `standardTemplateId`), and what it named
+    standardTemplateId: s.standardTemplate?.id ?? null,
     standardTemplate: s.standardTemplate ?? null,
     requestedBy: s.requestedBy ?? null,
     reviews: Object.values(s.reviews),

@@ -51,9 +51,9 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{
 
 /**
  * A bound given as a date or an instant. A date-only `to` means the end of that day, so
- * `from=2026-10-01&to=2026-12-31` covers the whole of 31 December.
+ * `from=2026-10-01&to=2026-12-31` covers the whole of 31 December (reports and `GET /changes`).
  */
-const parseBound = (field: 'from' | 'to', value: string): Date => {
+export const parseBound = (field: 'from' | 'to', value: string): Date => {
   if (DATE_ONLY.test(value)) {
     const day = new Date(`${value}T00:00:00.000Z`);
     if (!Number.isNaN(day.getTime()) && day.toISOString().startsWith(value)) {

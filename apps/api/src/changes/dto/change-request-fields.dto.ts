@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -5,10 +6,8 @@ import {
   IsArray,
   IsIn,
   IsInt,
-  IsISO8601,
   IsNotEmpty,
   IsObject,
-  IsOptional,
   IsString,
   Max,
   MaxLength,
@@ -23,10 +22,11 @@ import {
   RISK_LEVELS,
   type RiskLevel,
 } from '@changeledger/domain';
+import { OptionalNotNull } from '../../http/optional-not-null.validator';
+import { IsTimestamp } from '../../http/timestamp.validator';
 
 export const TEXT_MAX = 20_000;
 export const LIST_MAX = 200;
-const ISO = { strict: true, strictSeparator: true } as const;
 
 export class RiskDto {
   @IsIn(RISK_LEVELS) level!: RiskLevel;
@@ -35,14 +35,14 @@ export class RiskDto {
 }
 
 export class MaintenanceWindowDto {
-  @IsISO8601(ISO) start!: string;
-  @IsISO8601(ISO) end!: string;
+  @IsTimestamp() start!: string;
+  @IsTimestamp() end!: string;
 }
 
 export class TimelineDto {
-  @IsISO8601(ISO) proposedStart!: string;
+  @IsTimestamp() proposedStart!: string;
   @IsInt() @Min(1) @Max(525_600) estimatedDurationMinutes!: number;
-  @IsOptional()
+  @OptionalNotNull()
   @IsObject()
   @ValidateNested()
   @Type(() => MaintenanceWindowDto)
@@ -55,34 +55,69 @@ export class EmergencyDto {
 }
 
 /**
- * Every field of the seed's template, all optional: PATCH uses it as is; POST /changes
- * (SubmitChangeDto) adds the requirements that depend on the change type.
+ * The seed template's fields: each one's value rules, without saying whether it must be sent
+ * (the DTOs do: PATCH takes any of them, POST /changes requires some by change type). Kept
+ * apart because class-validator merges a subclass's rules with its parent's: a field optional
+ * in a parent stays optional whatever the subclass adds.
  */
+export const TemplateField = {
+  title: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(200)),
+  description: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  reason: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  expectedImpact: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  priority: () => IsIn(PRIORITIES),
+  systemsAffected: () =>
+    applyDecorators(
+      IsArray(),
+      ArrayMinSize(1),
+      ArrayMaxSize(LIST_MAX),
+      IsString({ each: true }),
+      IsNotEmpty({ each: true }),
+      MaxLength(500, { each: true }),
+    ),
+  implementationPlan: () =>
+    applyDecorators(
+      IsArray(),
+      ArrayMinSize(1),
+      ArrayMaxSize(LIST_MAX),
+      IsString({ each: true }),
+      IsNotEmpty({ each: true }),
+      MaxLength(TEXT_MAX, { each: true }),
+    ),
+  rollbackPlan: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  testingPlan: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  risk: () =>
+    applyDecorators(
+      IsObject(),
+      ValidateNested(),
+      Type(() => RiskDto),
+    ),
+  timeline: () =>
+    applyDecorators(
+      IsObject(),
+      ValidateNested(),
+      Type(() => TimelineDto),
+    ),
+  emergency: () =>
+    applyDecorators(
+      IsObject(),
+      ValidateNested(),
+      Type(() => EmergencyDto),
+    ),
+};
+
+/** PATCH /changes/:id: any of the template's fields, each checked when sent; none erased. */
 export class ChangeRequestFieldsDto {
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(200) title?: string;
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) description?: string;
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) reason?: string;
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) expectedImpact?: string;
-  @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
-  @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(LIST_MAX)
-  @IsString({ each: true })
-  @IsNotEmpty({ each: true })
-  @MaxLength(500, { each: true })
-  systemsAffected?: string[];
-  @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(LIST_MAX)
-  @IsString({ each: true })
-  @IsNotEmpty({ each: true })
-  @MaxLength(TEXT_MAX, { each: true })
-  implementationPlan?: string[];
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) rollbackPlan?: string;
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) testingPlan?: string;
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => RiskDto) risk?: RiskDto;
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => TimelineDto) timeline?: TimelineDto;
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => EmergencyDto) emergency?: EmergencyDto;
+  @OptionalNotNull() @TemplateField.title() title?: string;
+  @OptionalNotNull() @TemplateField.description() description?: string;
+  @OptionalNotNull() @TemplateField.reason() reason?: string;
+  @OptionalNotNull() @TemplateField.expectedImpact() expectedImpact?: string;
+  @OptionalNotNull() @TemplateField.priority() priority?: Priority;
+  @OptionalNotNull() @TemplateField.systemsAffected() systemsAffected?: string[];
+  @OptionalNotNull() @TemplateField.implementationPlan() implementationPlan?: string[];
+  @OptionalNotNull() @TemplateField.rollbackPlan() rollbackPlan?: string;
+  @OptionalNotNull() @TemplateField.testingPlan() testingPlan?: string;
+  @OptionalNotNull() @TemplateField.risk() risk?: RiskDto;
+  @OptionalNotNull() @TemplateField.timeline() timeline?: TimelineDto;
+  @OptionalNotNull() @TemplateField.emergency() emergency?: EmergencyDto;
 }

@@ -4,10 +4,8 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
-  IsISO8601,
   IsNotEmpty,
   IsObject,
-  IsOptional,
   IsString,
   MaxLength,
 } from 'class-validator';
@@ -25,10 +23,10 @@ import {
   type ReviewKind,
   type ReviewVerdict,
 } from '@changeledger/domain';
+import { OptionalNotNull } from '../../http/optional-not-null.validator';
+import { IsTimestamp } from '../../http/timestamp.validator';
 import { LIST_MAX, TEXT_MAX } from './change-request-fields.dto';
 import { ChangeRequestFieldsDto } from './change-request-fields.dto';
-
-const ISO = { strict: true, strictSeparator: true } as const;
 
 export class AmendChangeDto extends ChangeRequestFieldsDto {}
 
@@ -41,7 +39,7 @@ export class RecordReviewDto {
 }
 
 export class ApproveChangeDto {
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) comment?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) comment?: string;
 }
 
 export class ReasonDto {
@@ -49,14 +47,14 @@ export class ReasonDto {
 }
 
 export class ScheduleChangeDto {
-  @IsISO8601(ISO) plannedStart!: string;
-  @IsISO8601(ISO) plannedEnd!: string;
+  @IsTimestamp() plannedStart!: string;
+  @IsTimestamp() plannedEnd!: string;
   @IsBoolean() maintenanceWindow!: boolean;
 }
 
 export class ChecklistItemDto {
   @IsIn(CHECKLIST_ITEMS) item!: ChecklistItem;
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) note?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) note?: string;
 }
 
 export class EmptyDto {}
@@ -73,17 +71,17 @@ export class RecordVerificationDto {
   @IsBoolean() functionalityTested!: boolean;
   @IsBoolean() systemHealthVerified!: boolean;
   @IsBoolean() logsChecked!: boolean;
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) notes?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) notes?: string;
 }
 
 export class CompleteImplementationDto {
   @IsIn(OUTCOMES) outcome!: Outcome;
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) notes?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) notes?: string;
 }
 
 export class PostImplementationReviewDto {
   @IsBoolean() documentationUpdated!: boolean;
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) issues?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) issues?: string;
   @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) lessonsLearned!: string;
   @IsArray()
   @ArrayMaxSize(LIST_MAX)
@@ -115,5 +113,5 @@ export class CreateStandardTemplateDto {
 }
 
 export class RetireStandardTemplateDto {
-  @IsOptional() @IsString() @MaxLength(TEXT_MAX) reason?: string;
+  @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) reason?: string;
 }

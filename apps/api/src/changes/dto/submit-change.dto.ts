@@ -1,28 +1,52 @@
-import { IsDefined, IsIn, IsOptional, Matches, ValidateIf } from 'class-validator';
-import { CHANGE_TYPES, type ChangeType } from '@changeledger/domain';
-import { ChangeRequestFieldsDto } from './change-request-fields.dto';
+import { applyDecorators } from '@nestjs/common';
+import { IsDefined, IsIn, Matches, ValidateIf, type ValidationArguments } from 'class-validator';
+import { CHANGE_TYPES, type ChangeType, type Priority } from '@changeledger/domain';
+import {
+  type EmergencyDto,
+  type RiskDto,
+  TemplateField,
+  type TimelineDto,
+} from './change-request-fields.dto';
+import { OptionalNotNull } from '../../http/optional-not-null.validator';
 
-const notEmergency = (o: SubmitChangeDto) => o.type !== 'emergency';
-const REQUIRED = { message: '$property is required' };
+const REQUIRED = {
+  message: ({ property, value }: ValidationArguments) =>
+    value === null ? `${property} must not be null` : `${property} is required`,
+};
+/** Required of every change type. */
+const Required = () => IsDefined(REQUIRED);
+/**
+ * Required unless the change is an emergency, whose plan, risk and timeline come after the fact
+ * (before its retrospective approval); sent with an emergency, checked all the same.
+ */
+const RequiredUnlessEmergency = () =>
+  applyDecorators(
+    ValidateIf((o: SubmitChangeDto, value: unknown) => o.type !== 'emergency' || value !== undefined),
+    IsDefined(REQUIRED),
+  );
 
-/** POST /changes: the template, with what each change type must fill in at submission. */
-export class SubmitChangeDto extends ChangeRequestFieldsDto {
+/**
+ * POST /changes: the template, with what each change type must fill in at submission. Not a
+ * subclass of the PATCH DTO: its optional fields would stay optional here (see TemplateField).
+ */
+export class SubmitChangeDto {
   @IsIn(CHANGE_TYPES) type!: ChangeType;
-  @IsDefined(REQUIRED) declare title: string;
-  @IsDefined(REQUIRED) declare description: string;
-  @IsDefined(REQUIRED) declare reason: string;
-  @IsDefined(REQUIRED) declare priority: NonNullable<ChangeRequestFieldsDto['priority']>;
-  @IsDefined(REQUIRED) declare systemsAffected: string[];
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare expectedImpact?: string;
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare implementationPlan?: string[];
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare rollbackPlan?: string;
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare testingPlan?: string;
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare risk?: ChangeRequestFieldsDto['risk'];
-  @ValidateIf(notEmergency) @IsDefined(REQUIRED) declare timeline?: ChangeRequestFieldsDto['timeline'];
-  @ValidateIf((o: SubmitChangeDto) => o.type === 'emergency')
+  @Required() @TemplateField.title() title!: string;
+  @Required() @TemplateField.description() description!: string;
+  @Required() @TemplateField.reason() reason!: string;
+  @Required() @TemplateField.priority() priority!: Priority;
+  @Required() @TemplateField.systemsAffected() systemsAffected!: string[];
+  @RequiredUnlessEmergency() @TemplateField.expectedImpact() expectedImpact?: string;
+  @RequiredUnlessEmergency() @TemplateField.implementationPlan() implementationPlan?: string[];
+  @RequiredUnlessEmergency() @TemplateField.rollbackPlan() rollbackPlan?: string;
+  @RequiredUnlessEmergency() @TemplateField.testingPlan() testingPlan?: string;
+  @RequiredUnlessEmergency() @TemplateField.risk() risk?: RiskDto;
+  @RequiredUnlessEmergency() @TemplateField.timeline() timeline?: TimelineDto;
+  @ValidateIf((o: SubmitChangeDto, value: unknown) => o.type === 'emergency' || value !== undefined)
   @IsDefined(REQUIRED)
-  declare emergency?: ChangeRequestFieldsDto['emergency'];
-  @IsOptional()
+  @TemplateField.emergency()
+  emergency?: EmergencyDto;
+  @OptionalNotNull()
   @Matches(/^STD-\d{3,}$/, { message: 'standardTemplateId must look like STD-001' })
   standardTemplateId?: string;
 }
