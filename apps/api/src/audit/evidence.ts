@@ -51,10 +51,10 @@ export const evidenceMarkdown = (
     text(v.reason),
     '',
     '## Systems Affected',
-    ...v.systemsAffected.map((s) => `- ${s}`),
+    ...(v.systemsAffected ?? []).map((s) => `- ${s}`),
     '',
     '## Implementation Plan',
-    ...(v.implementationPlan?.length
+    ...(Array.isArray(v.implementationPlan) && v.implementationPlan.length
       ? v.implementationPlan.map((step, i) => `${i + 1}. ${step}`)
       : [text(undefined)]),
     '',

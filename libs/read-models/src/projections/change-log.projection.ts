@@ -127,8 +127,8 @@ export const toChangeLogRow = (row: ChangeLogDocument) => ({
 export type ChangeLogRow = ReturnType<typeof toChangeLogRow>;
 
 /** Text safe inside a Markdown table cell (pipes and backslashes escaped, one line). */
-export const markdownCell = (text: string) =>
-  text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+export const markdownCell = (text: string | undefined) =>
+  (text ?? '').replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
 /** Exactly the seed's table layout: header, the dashed separator row, one row per change. */
 export const changeLogMarkdown = (rows: readonly ChangeLogRow[]): string => {

@@ -105,6 +105,12 @@ describe('change requests projection', () => {
     });
   });
 
+  it('a submission stored without systemsAffected (before submissions were fully validated) does not stop the projector', () => {
+    const { systemsAffected: _dropped, ...withoutSystems } = incompleteEmergencyRequest();
+    const doc = docAfter(...emergencyHistory('in-progress', withoutSystems as never));
+    expect(doc).toMatchObject({ status: 'in-progress', systems: [] });
+  });
+
   it('every event of the change makes a new document (the version moves)', () => {
     const events = eventLog().append(changeStream('CHG-001'), ...normalHistory('closed'));
     let doc: ChangeRequestDocument | undefined;

@@ -62,7 +62,9 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       type: state.type,
       riskLevel: state.request.risk?.level ?? null,
       priority: state.request.priority,
-      systems: [...state.request.systemsAffected],
+      // `?? []`: a change stored before submissions were fully validated may lack it, and a
+      // projection that throws stops every read model (the batch is retried for ever)
+      systems: [...(state.request.systemsAffected ?? [])],
       requestedBy: state.requestedBy?.id ?? '',
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
