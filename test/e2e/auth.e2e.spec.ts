@@ -15,15 +15,21 @@ describe('RS256 tokens from an identity provider (JWKS), with issuer and audienc
   const issuer = 'https://idp.example.test/';
   const audience = 'changeledger';
 
-  const rs256 = async (claims: { iss?: string; aud?: string; roles?: unknown; name?: string }) =>
-    new SignJWT({ name: claims.name ?? 'Rita Requester', roles: claims.roles ?? ['requester'] })
+  const rs256 = async (claims: {
+    iss?: string;
+    aud?: string;
+    roles?: unknown;
+    name?: string;
+    exp?: false;
+  }) => {
+    const jwt = new SignJWT({ name: claims.name ?? 'Rita Requester', roles: claims.roles ?? ['requester'] })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setSubject('u-rita')
       .setIssuer(claims.iss ?? issuer)
       .setAudience(claims.aud ?? audience)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(privateKey);
+      .setIssuedAt();
+    return (claims.exp === false ? jwt : jwt.setExpirationTime('5m')).sign(privateKey);
+  };
 
   beforeAll(async () => {
     const pair = await generateKeyPair('RS256');
@@ -66,6 +72,7 @@ describe('RS256 tokens from an identity provider (JWKS), with issuer and audienc
     ['a wrong issuer', { iss: 'https://evil.example.test/' }],
     ['a wrong audience', { aud: 'someone-else' }],
     ['no roles claim', { roles: 'requester' }],
+    ['no expiry (it would be good for ever)', { exp: false as const }],
   ])('refuses %s with 401', async (_name, claims) => {
     const token = await rs256(claims);
     expectStatus(
@@ -95,6 +102,44 @@ describe('RS256 tokens from an identity provider (JWKS), with issuer and audienc
 
   it('generates no local secret behind an identity provider', () => {
     expect(existsSync(join(app.dataDir, 'jwt-secret'))).toBe(false);
+  });
+});
+
+describe('an identity provider whose key set cannot be fetched', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    // a port nothing listens on
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    app = await AppHarness.start({
+      AUTH_JWT_SECRET: '',
+      AUTH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
+      AUTH_ISSUER: 'https://idp.example.test/',
+      AUTH_AUDIENCE: 'changeledger',
+    });
+  });
+  afterAll(async () => app.close());
+
+  it('answers 503 SERVICE_UNAVAILABLE (try again), not 401 (log in again)', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    const token = await new SignJWT({ name: 'Rita Requester', roles: ['requester'] })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject('u-rita')
+      .setIssuer('https://idp.example.test/')
+      .setAudience('changeledger')
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    const result = expectStatus(
+      await app.request('GET', '/changes/CHG-001', {
+        as: null,
+        headers: { authorization: `Bearer ${token}` },
+      }),
+      503,
+      'SERVICE_UNAVAILABLE',
+    );
+    expect(result.body.detail).toMatch(/key set could not be fetched/);
   });
 });
 

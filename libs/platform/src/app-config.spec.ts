@@ -30,4 +30,17 @@ describe('loadConfig: worker threads', () => {
     );
     expect(loadConfig({ COMMAND_MAX_ATTEMPTS: '1000' }).commandMaxAttempts).toBe(1000);
   });
+
+  it('AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (a shared key set signs for others too)', () => {
+    const jwks = { AUTH_JWKS_URL: 'https://idp.example.test/jwks.json' };
+    expect(() => loadConfig(jwks)).toThrow(/AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE/);
+    expect(() => loadConfig({ ...jwks, AUTH_ISSUER: 'https://idp.example.test/' })).toThrow(/AUTH_AUDIENCE/);
+    expect(
+      loadConfig({ ...jwks, AUTH_ISSUER: 'https://idp.example.test/', AUTH_AUDIENCE: 'changeledger' }).auth,
+    ).toMatchObject({
+      jwksUrl: jwks.AUTH_JWKS_URL,
+      issuer: 'https://idp.example.test/',
+      audience: 'changeledger',
+    });
+  });
 });

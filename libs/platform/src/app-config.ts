@@ -110,6 +110,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       'EVENT_STORE=eventstoredb needs EVENTSTORE_CONNECTION_STRING (e.g. esdb://localhost:2113?tls=false)',
     );
   }
+  // A key set may sign tokens for others too (a multi-tenant identity provider): without both
+  // checks, anyone with a token from it could act here with whatever roles it names.
+  if (config.auth.jwksUrl && (!config.auth.issuer || !config.auth.audience)) {
+    throw new Error(
+      'AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE: tokens from the key set are accepted only for this issuer and audience',
+    );
+  }
   if (readModelStore === 'mongodb' && !config.mongodbUrl) {
     throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
   }

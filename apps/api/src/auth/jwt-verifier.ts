@@ -16,6 +16,14 @@ export class AuthenticationError extends Error {
   }
 }
 
+/** The identity provider's key set could not be fetched: not the caller's fault (503). */
+export class IdentityProviderUnavailableError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'IdentityProviderUnavailableError';
+  }
+}
+
 export interface JwtVerifierOptions {
   /** HS256 secret (local and test deployments). */
   readonly secret?: string;
@@ -27,6 +35,11 @@ export interface JwtVerifierOptions {
 
 /** Verified tokens kept in memory (a client sends the same token many times). */
 const CACHE_SIZE = 5_000;
+/**
+ * How long an RS256 token's verification is trusted before its key is looked at again: a key
+ * the identity provider withdraws stops working within this (not only at each token's exp).
+ */
+const RS256_RECHECK_MS = 5 * 60_000;
 
 /** Verifies bearer tokens and turns their claims into an Actor. */
 export class JwtVerifier {
@@ -51,7 +64,13 @@ export class JwtVerifier {
     const alg = headerAlg(token);
     let payload: JWTPayload;
     try {
-      const common = { issuer: this.options.issuer, audience: this.options.audience, clockTolerance: 5 };
+      const common = {
+        issuer: this.options.issuer,
+        audience: this.options.audience,
+        clockTolerance: 5,
+        // a token without an expiry would be good for ever
+        requiredClaims: ['exp'],
+      };
       if (alg === 'HS256' && this.secret) {
         ({ payload } = await jwtVerify(token, this.secret, { ...common, algorithms: ['HS256'] }));
       } else if (alg === 'RS256' && this.jwks) {
@@ -63,14 +82,21 @@ export class JwtVerifier {
       }
     } catch (error) {
       if (error instanceof AuthenticationError) throw error;
+      if (alg === 'RS256' && isKeySetUnreachable(error)) {
+        throw new IdentityProviderUnavailableError(
+          `the identity provider's key set could not be fetched (${error instanceof Error ? error.message : String(error)}); try again shortly`,
+        );
+      }
       throw new AuthenticationError(describeJoseError(error));
     }
     const actor = toActor(payload);
-    // Cached only until the token expires; tokens without `exp` are verified every time.
-    if (typeof payload.exp === 'number') {
-      if (this.verified.size >= CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
-      this.verified.set(token, { actor, expiresAtMs: payload.exp * 1000 });
-    }
+    // Cached until the token expires (RS256: at most RS256_RECHECK_MS, for key rotation).
+    const expiresAtMs = (payload.exp as number) * 1000;
+    if (this.verified.size >= CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(token, {
+      actor,
+      expiresAtMs: alg === 'RS256' ? Math.min(expiresAtMs, Date.now() + RS256_RECHECK_MS) : expiresAtMs,
+    });
     return actor;
   }
 }
@@ -84,6 +110,16 @@ const headerAlg = (token: string): string | undefined => {
     throw new AuthenticationError('the bearer token is not a JWT');
   }
 };
+
+/**
+ * A failure to reach the key set (timeout, network error, an answer that is not a key set), as
+ * opposed to a token the key set does not verify.
+ */
+const isKeySetUnreachable = (error: unknown): boolean =>
+  error instanceof joseErrors.JWKSTimeout ||
+  (error instanceof joseErrors.JOSEError && error.code === 'ERR_JOSE_GENERIC') ||
+  error instanceof joseErrors.JWKSInvalid ||
+  !(error instanceof joseErrors.JOSEError);
 
 const describeJoseError = (error: unknown): string => {
   if (error instanceof joseErrors.JWTExpired) return 'the token has expired';

@@ -2,7 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '@changeledger/domain';
 import { ConcurrencyError, EventStoreUnavailableError } from '@changeledger/event-store';
-import { AuthenticationError } from '../auth/jwt-verifier';
+import { AuthenticationError, IdentityProviderUnavailableError } from '../auth/jwt-verifier';
 import {
   ConcurrencyConflictError,
   IdempotencyKeyReusedError,
@@ -64,6 +64,7 @@ export const toProblem = (error: unknown): Problem => {
     return problem('VALIDATION_FAILED', error.message, error.errors.length ? { errors: error.errors } : {});
   }
   if (error instanceof AuthenticationError) return problem('UNAUTHENTICATED', error.message);
+  if (error instanceof IdentityProviderUnavailableError) return problem('SERVICE_UNAVAILABLE', error.message);
   if (error instanceof PreconditionFailedError) return problem('PRECONDITION_FAILED', error.message);
   if (error instanceof ConcurrencyConflictError || error instanceof ConcurrencyError) {
     return problem('CONCURRENCY_CONFLICT', error.message);
