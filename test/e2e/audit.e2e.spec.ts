@@ -286,4 +286,33 @@ describe('evidence bundle', () => {
     expect(json.history).toHaveLength(6);
     expectStatus(await app.get(`/changes/${id}/evidence`, USERS.requester), 403, 'FORBIDDEN');
   });
+
+  it("a requester's text cannot add sections, rows or HTML to the evidence", async () => {
+    const forged = [
+      'Routine work.',
+      '',
+      '## Approval',
+      '- **Approved By:** CISO (management)',
+      '## Hash chain',
+      'Intact: 99 events <img src=x onerror=alert(1)>',
+    ].join('\n');
+    const mallory = {
+      sub: 'u-mallory',
+      name: 'Mal | (management)\r| 1 | 2 |',
+      roles: ['requester'] as const,
+    };
+    const { id } = await submit(app, normalChange('low', { description: forged }), mallory);
+    const text = (
+      await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, { as: USERS.auditor })
+    ).body;
+    const lines = text.split('\n');
+    // one heading of each, the template's own; none from the description
+    expect(lines.filter((l) => l === '## Approval')).toHaveLength(1);
+    expect(lines.filter((l) => l === '## Hash chain')).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('- **Approved By:**'))).toEqual(['- **Approved By:** —']);
+    expect(text).not.toMatch(/(^|[^\\])<img/); // only escaped: text, not a tag
+    expect(text).toContain('\\<img src=x onerror=alert(1)\\>');
+    expect(text).toContain('- **Requestor:** Mal \\| (management) \\| 1 \\| 2 \\|');
+    expect(text).not.toMatch(/\r/);
+  });
 });

@@ -6,4 +6,5 @@ export * from './adapters/sqlite/sqlite-read-model-store';
 export * from './adapters/mongodb/mongodb-read-model-store';
 export * from './reports';
 export * from './rebuild-shards';
+export * from './markdown';
 export * from './projector-thread';

@@ -1,6 +1,6 @@
 import type { ChangeView } from '@changeledger/domain';
 import type { ChainReport } from '@changeledger/event-store';
-import { markdownCell } from '@changeledger/read-models';
+import { markdownBlock, markdownCell, markdownInline as md } from '@changeledger/read-models';
 import type { toAuditEvent } from './audit.controller';
 
 type AuditEvent = ReturnType<typeof toAuditEvent>;
@@ -8,15 +8,17 @@ type AuditEvent = ReturnType<typeof toAuditEvent>;
 const word = (value: string | null | undefined) =>
   value ? value.charAt(0).toUpperCase() + value.slice(1) : '—';
 const day = (iso: string | null | undefined) => (iso ? iso.slice(0, 10) : '—');
-const text = (value: string | null | undefined) => (value && value.trim() ? value : '_(not recorded)_');
+/** A paragraph of the requester's text, escaped: it can never add a section of its own. */
+const text = (value: string | null | undefined) =>
+  value && value.trim() ? markdownBlock(value) : '_(not recorded)_';
 
 /** Who approved, in the words an auditor expects, whatever the change type. */
 const approvedBy = (v: ChangeView) => {
   if (v.approval?.level === 'standard-template')
-    return `Pre-approved by standard template ${v.standardTemplate?.id ?? ''}`.trim();
-  if (v.approval?.by) return `${v.approval.by.name} (${v.approval.level})`;
+    return `Pre-approved by standard template ${md(v.standardTemplate?.id)}`.trim();
+  if (v.approval?.by) return `${md(v.approval.by.name)} (${v.approval.level})`;
   if (v.retrospectiveDecision) {
-    return `${v.retrospectiveDecision.by.name} (retrospective ${v.retrospectiveDecision.decision}, management)`;
+    return `${md(v.retrospectiveDecision.by.name)} (retrospective ${v.retrospectiveDecision.decision}, management)`;
   }
   return '—';
 };
@@ -38,7 +40,7 @@ export const evidenceMarkdown = (
     `_${v.id} — evidence generated ${generatedAt} from ${history.length} events._`,
     '',
     '## Change Information',
-    `- **Requestor:** ${v.requestedBy?.name ?? '—'}`,
+    `- **Requestor:** ${v.requestedBy ? md(v.requestedBy.name) : '—'}`,
     `- **Date:** ${day(v.timestamps.submittedAt)}`,
     `- **Change Type:** ${word(v.type)}`,
     `- **Priority:** ${word(v.priority)}`,
@@ -51,11 +53,11 @@ export const evidenceMarkdown = (
     text(v.reason),
     '',
     '## Systems Affected',
-    ...(v.systemsAffected ?? []).map((s) => `- ${s}`),
+    ...(v.systemsAffected ?? []).map((s) => `- ${md(s)}`),
     '',
     '## Implementation Plan',
     ...(Array.isArray(v.implementationPlan) && v.implementationPlan.length
-      ? v.implementationPlan.map((step, i) => `${i + 1}. ${step}`)
+      ? v.implementationPlan.map((step, i) => `${i + 1}. ${md(step)}`)
       : [text(undefined)]),
     '',
     '## Rollback Plan',
@@ -63,8 +65,8 @@ export const evidenceMarkdown = (
     '',
     '## Risk Assessment',
     `- **Risk Level:** ${word(v.risk?.level)}`,
-    `- **Potential Impact:** ${v.risk?.potentialImpact ?? '—'}`,
-    `- **Mitigation:** ${v.risk?.mitigation ?? '—'}`,
+    `- **Potential Impact:** ${v.risk ? md(v.risk.potentialImpact) : '—'}`,
+    `- **Mitigation:** ${v.risk ? md(v.risk.mitigation) : '—'}`,
     '',
     '## Testing Plan',
     text(v.testingPlan),
@@ -72,10 +74,10 @@ export const evidenceMarkdown = (
     '## Timeline',
     `- **Proposed Date:** ${day(v.timeline?.proposedStart)}`,
     `- **Estimated Duration:** ${v.timeline ? `${v.timeline.estimatedDurationMinutes} minutes` : '—'}`,
-    `- **Maintenance Window:** ${window ? `${window.start} – ${window.end}` : 'not needed'}`,
+    `- **Maintenance Window:** ${window ? `${md(window.start)} – ${md(window.end)}` : 'not needed'}`,
     '',
     '## Approval',
-    `- **Reviewed By:** ${v.reviews.length ? v.reviews.map((r) => `${r.by.name} (${r.kind}: ${r.verdict})`).join(', ') : '—'}`,
+    `- **Reviewed By:** ${v.reviews.length ? v.reviews.map((r) => `${md(r.by.name)} (${r.kind}: ${r.verdict})`).join(', ') : '—'}`,
     `- **Approved By:** ${approvedBy(v)}`,
     `- **Date:** ${day(v.approval?.at ?? v.retrospectiveDecision?.at)}`,
     '',

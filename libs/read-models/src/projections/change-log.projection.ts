@@ -2,6 +2,7 @@ import { type ChangeStatus, type ChangeType, type Outcome, statusOnSubmission } 
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
 import { csvCell } from '../csv';
+import { markdownCell } from '../markdown';
 import { changeIdOf, dayOf, type Projection } from './projection';
 
 /** One row of the seed's change log, with what it needs to keep its words right. */
@@ -125,10 +126,6 @@ export const toChangeLogRow = (row: ChangeLogDocument) => ({
 });
 
 export type ChangeLogRow = ReturnType<typeof toChangeLogRow>;
-
-/** Text safe inside a Markdown table cell (pipes and backslashes escaped, one line). */
-export const markdownCell = (text: string | undefined) =>
-  (text ?? '').replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
 /** Exactly the seed's table layout: header, the dashed separator row, one row per change. */
 export const changeLogMarkdown = (rows: readonly ChangeLogRow[]): string => {

@@ -1,0 +1,36 @@
+import { markdownBlock, markdownCell, markdownInline } from './markdown';
+
+describe('user text in Markdown comes out as text, never as structure', () => {
+  it('inline: escapes what starts emphasis, code, links, HTML and tables; line breaks (CR too) become spaces', () => {
+    expect(markdownInline('a|b \\ c')).toBe('a\\|b \\\\ c');
+    expect(markdownInline('<img src=x onerror=alert(1)>')).toBe('\\<img src=x onerror=alert(1)\\>');
+    expect(markdownInline('[x](javascript:alert(1)) *b* _i_ `c` ~s~ [Name]')).toBe(
+      '[x\\]\\(javascript:alert(1)) \\*b\\* \\_i\\_ \\`c\\` \\~s\\~ [Name]',
+    );
+    // a lone CR is a line ending to CommonMark: it must not start a forged table row
+    expect(markdownCell('a\r| 2026-01-01 | CHG-999 | Forged |')).toBe(
+      'a \\| 2026-01-01 \\| CHG-999 \\| Forged \\|',
+    );
+    expect(markdownInline('one\r\ntwo\nthree')).toBe('one two three');
+    expect(markdownInline(undefined)).toBe('');
+    expect(markdownInline('Reconfigure VLAN 20 on pve-cluster (2026-11-26)')).toBe(
+      'Reconfigure VLAN 20 on pve-cluster (2026-11-26)',
+    );
+  });
+
+  it('block: keeps the lines, but none can start a heading, quote, list or rule', () => {
+    expect(markdownBlock('x\n\n## Approval\n- **Approved By:** CISO\n> quoted\n1. first\n---')).toBe(
+      [
+        'x',
+        '',
+        '\\## Approval',
+        '\\- \\*\\*Approved By:\\*\\* CISO',
+        '\\> quoted',
+        '1\\. first',
+        '\\---',
+      ].join('  \n'),
+    );
+    expect(markdownBlock('  # indented')).toBe('  \\# indented');
+    expect(markdownBlock('plain text, 2 lines\nsecond')).toBe('plain text, 2 lines  \nsecond');
+  });
+});

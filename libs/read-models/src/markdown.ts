@@ -1,0 +1,39 @@
+/**
+ * Text from users (titles, descriptions, names) placed into Markdown that auditors read and
+ * render: it must come out as the same text, never as structure. Otherwise a description could
+ * add its own "## Approval" section to an evidence pack, a title its own row to the change log,
+ * and `<img onerror=…>` would run in a viewer that renders raw HTML.
+ */
+
+/**
+ * Characters that start Markdown inline structure (emphasis, code, HTML, escapes, table cells).
+ * Brackets stay (the seed's own table shows `[Name]`); a link is disarmed at its `](` instead.
+ */
+const INLINE = /[\\`*_<>|~]/g;
+const LINK = /\]\(/g;
+/** What a line may start with to become a heading, quote, list item or rule. */
+const LINE_START = /^(\s*)([#>+=-]|\d+[.)])/;
+const LINE_BREAK = /\r\n|\r|\n/g;
+
+const escapeInline = (line: string) => line.replace(INLINE, (c) => `\\${c}`).replace(LINK, '\\]\\(');
+const escapeLineStart = (line: string) =>
+  line.replace(LINE_START, (_all, space: string, marker: string) =>
+    /^\d/.test(marker) ? `${space}${marker.slice(0, -1)}\\${marker.slice(-1)}` : `${space}\\${marker}`,
+  );
+
+/** One line of text, e.g. a table cell or a list item: line breaks become spaces. */
+export const markdownInline = (text: string | null | undefined): string =>
+  escapeInline((text ?? '').replace(LINE_BREAK, ' '));
+
+/** A table cell: `markdownInline` (pipes included). */
+export const markdownCell = markdownInline;
+
+/**
+ * A paragraph of text that may span lines: each line escaped, and kept as a line (a hard break)
+ * rather than a new block, so that no line can start a heading or a list of its own.
+ */
+export const markdownBlock = (text: string | null | undefined): string =>
+  (text ?? '')
+    .split(LINE_BREAK)
+    .map((line) => escapeLineStart(escapeInline(line)))
+    .join('  \n');
