@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES } from '@changeledger/domain';
 import { verifyHashChains } from '@changeledger/event-store';
 import {
@@ -25,17 +25,27 @@ import { ProgressBar } from './progress-bar';
 const USAGE = `usage: npm run token -- --sub ID --name NAME --roles role1,role2 [--expires 12h]
 roles: ${ROLES.join(', ')}`;
 
+/** Parses a command's options, refusing unknown ones with the command's usage. */
+const options = <O extends ParseArgsConfig['options']>(args: string[], spec: O, usage: string) => {
+  try {
+    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${usage}`);
+  }
+};
+
 /** `token`: prints an HS256 token signed with the configured (or generated) secret. */
 const token = async (args: string[]) => {
-  const { values } = parseArgs({
+  const values = options(
     args,
-    options: {
+    {
       sub: { type: 'string' },
       name: { type: 'string' },
       roles: { type: 'string' },
       expires: { type: 'string', default: '12h' },
     },
-  });
+    USAGE,
+  );
   if (!values.sub || !values.name || !values.roles) throw new Error(USAGE);
   const roles = values.roles
     .split(',')
@@ -44,6 +54,12 @@ const token = async (args: string[]) => {
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length > 0) throw new Error(`unknown role(s): ${unknown.join(', ')}\n${USAGE}`);
   const config = loadConfig();
+  if (config.auth.jwksUrl && !config.auth.jwtSecret) {
+    // The service then accepts only its identity provider's RS256 tokens (and keeps no secret).
+    throw new Error(
+      'AUTH_JWKS_URL is set: the service accepts tokens from that identity provider only; get one there (npm run token signs with AUTH_JWT_SECRET)',
+    );
+  }
   const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir);
   process.stdout.write(
     `${await signToken({ sub: values.sub, name: values.name, roles }, secret, {
@@ -58,7 +74,10 @@ const token = async (args: string[]) => {
  * `rebuild`: replays the whole log into fresh read models next to the live ones, then swaps
  * them in at once, so clients never see a half-built model.
  */
-const rebuild = async () => {
+const REBUILD_USAGE =
+  'usage: npm run projections:rebuild (no options; REBUILD_WORKERS sets the worker threads)';
+const rebuild = async (args: string[]) => {
+  options(args, {}, REBUILD_USAGE); // a typo or --help must not start a rebuild and swap
   const config = loadConfig();
   const events = await openEventStore(config);
   const live = await openReadModelStore(config);
@@ -84,7 +103,9 @@ const rebuild = async () => {
 };
 
 /** `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event. */
-const verify = async () => {
+const VERIFY_USAGE = 'usage: npm run audit:verify (no options; exits 1 naming the first broken event)';
+const verify = async (args: string[]) => {
+  options(args, {}, VERIFY_USAGE);
   const config = loadConfig();
   const events = await openEventStore(config);
   const bar = new ProgressBar('verify', 'events');
@@ -116,19 +137,17 @@ const REPORT_USAGE =
  * service is stopped is still complete.
  */
 const report = async (args: string[]) => {
-  const options = {
-    period: { type: 'string' },
-    from: { type: 'string' },
-    to: { type: 'string' },
-    format: { type: 'string', default: 'html' },
-    out: { type: 'string' },
-  } as const;
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options }));
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n${REPORT_USAGE}`);
-  }
+  const values = options(
+    args,
+    {
+      period: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      format: { type: 'string', default: 'html' },
+      out: { type: 'string' },
+    },
+    REPORT_USAGE,
+  );
   if (!['json', 'csv', 'html'].includes(values.format!))
     throw new Error(`unknown format ${values.format}\n${REPORT_USAGE}`);
   let period;
@@ -155,9 +174,7 @@ const report = async (args: string[]) => {
       now: new Date(),
       settings: config,
       readModelPosition,
-      onDocument: (count) => {
-        if (count % 500 === 0) loading.update(count, 0, 1);
-      },
+      onDocument: (count) => loading.tally(count),
     });
     const output =
       values.format === 'json'
@@ -178,16 +195,33 @@ const report = async (args: string[]) => {
   }
 };
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { token, rebuild, verify, report };
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
+  token: { run: token, usage: USAGE },
+  rebuild: { run: rebuild, usage: REBUILD_USAGE },
+  verify: { run: verify, usage: VERIFY_USAGE },
+  report: { run: report, usage: REPORT_USAGE },
+};
+const MAIN_USAGE = `usage: changeledger <${Object.keys(COMMANDS).join('|')}> [options] (--help for a command's)`;
 
 const main = async () => {
   const [command, ...args] = process.argv.slice(2);
-  const run = command ? COMMANDS[command] : undefined;
-  if (!run) throw new Error(`usage: changeledger <${Object.keys(COMMANDS).join('|')}> [options]`);
-  await run(args);
+  if (command === undefined || command === '--help' || command === '-h') {
+    process.stdout.write(`${MAIN_USAGE}\n`);
+    if (command === undefined) process.exitCode = 1;
+    return;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) throw new Error(`unknown command ${command}\n${MAIN_USAGE}`);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${entry.usage}\n`);
+    return;
+  }
+  await entry.run(args);
 };
 
 main().catch((error: unknown) => {
+  // end a progress line drawn in place before the message
+  if (process.stderr.isTTY) process.stderr.write('\n');
   console.error(error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

@@ -31,6 +31,17 @@ export class ProgressBar {
     this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
   }
 
+  /** `count` items done when the total is not known: the count and the rate, no bar or ETA. */
+  tally(count: number) {
+    const now = Date.now();
+    const tty = this.stream.isTTY === true;
+    if (now - this.lastPrint < (tty ? 100 : 3000)) return;
+    this.lastPrint = now;
+    const rate = count / Math.max((now - this.started) / 1000, 0.001);
+    const line = `${this.label} ${count.toLocaleString('en')} ${this.unit} ${Math.round(rate).toLocaleString('en')} ${this.unit}/s`;
+    this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+  }
+
   done(summary: string) {
     this.stream.write(`${this.stream.isTTY ? '\n' : ''}${this.label}: ${summary}\n`);
   }

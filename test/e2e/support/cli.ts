@@ -24,5 +24,20 @@ const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
 });
 
 /** Runs `changeledger <args>` in its own process against the stores of `config`. */
-export const runCli = (config: AppConfig, args: readonly string[]) =>
-  promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { env: cliEnv(config) });
+export const runCli = (config: AppConfig, args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
+  promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { env: { ...cliEnv(config), ...env } });
+
+/** `runCli` that resolves with the exit code and output instead of rejecting on a failure. */
+export const runCliSettled = async (
+  config: AppConfig,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+) => {
+  try {
+    const { stdout, stderr } = await runCli(config, args, env);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+};

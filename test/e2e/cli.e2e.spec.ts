@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppHarness } from './support/app-harness';
+import { expectStatus, submit } from './support/change-fixtures';
+import { cliBuilt, runCliSettled } from './support/cli';
+
+/** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
+describe('the changeledger CLI', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  const whenBuilt = cliBuilt ? it : it.skip;
+  if (!cliBuilt) console.log('CLI tests skipped: dist/ is missing (run `npm run build` first)');
+
+  whenBuilt('token prints a token the API accepts, with the roles asked for', async () => {
+    const made = await runCliSettled(app.config, [
+      'token',
+      '--sub',
+      'u-cli',
+      '--name',
+      'Cli User',
+      '--roles',
+      'requester,auditor',
+    ]);
+    expect(made.code).toBe(0);
+    const token = made.stdout.trim();
+    const read = await app.request('GET', '/audit/verify', {
+      as: null,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(read.status).toBe(200);
+    const { id } = await submit(app);
+    expect(id).toMatch(/^CHG-/);
+  });
+
+  whenBuilt('token refuses missing or unknown options and unknown roles, with its usage', async () => {
+    for (const args of [
+      ['token', '--sub', 'u-1'],
+      ['token', '--sub', 'u-1', '--name', 'N', '--roles', 'requester', '--admin'],
+      ['token', '--sub', 'u-1', '--name', 'N', '--roles', 'root'],
+    ]) {
+      const result = await runCliSettled(app.config, args);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/usage: npm run token -- --sub ID --name NAME --roles/);
+    }
+  });
+
+  whenBuilt(
+    'token behind an identity provider says where tokens come from instead of signing one the API refuses',
+    async () => {
+      const result = await runCliSettled(
+        app.config,
+        ['token', '--sub', 'u-1', '--name', 'N', '--roles', 'requester'],
+        {
+          AUTH_JWT_SECRET: '',
+          AUTH_JWKS_URL: 'https://idp.example.test/jwks.json',
+          AUTH_ISSUER: 'https://idp.example.test/',
+          AUTH_AUDIENCE: 'changeledger',
+        },
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/AUTH_JWKS_URL is set: .*identity provider/);
+      expect(result.stdout).toBe('');
+    },
+  );
+
+  whenBuilt(
+    '--help prints a usage and does nothing else; unknown options and commands are refused',
+    async () => {
+      const head = await app.store.headPosition();
+      const help = await runCliSettled(app.config, ['rebuild', '--help']);
+      expect(help).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(/usage: npm run projections:rebuild/),
+      });
+      expect(help.stderr).not.toMatch(/swapped in/);
+      const typo = await runCliSettled(app.config, ['rebuild', '--now']);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toMatch(/usage: npm run projections:rebuild/);
+      expect((await runCliSettled(app.config, ['verify', 'extra'])).code).toBe(1);
+      expect((await runCliSettled(app.config, ['--help'])).code).toBe(0);
+      const unknown = await runCliSettled(app.config, ['rebiuld']);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(
+        /unknown command rebiuld\nusage: changeledger <token\|rebuild\|verify\|report>/,
+      );
+      expect(await app.store.headPosition()).toBe(head);
+    },
+  );
+
+  whenBuilt('verify checks every chain and exits 0 when intact', async () => {
+    const result = await runCliSettled(app.config, ['verify']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ valid: true });
+    expect(result.stderr).toMatch(/every hash chain is intact/);
+    expectStatus(await app.get('/changes?limit=1'), 200);
+  });
+});
