@@ -43,4 +43,11 @@ describe('loadConfig: worker threads', () => {
       audience: 'changeledger',
     });
   });
+
+  it('an empty HOST, DATA_DIR or MONGODB_DB counts as unset, as every other variable', () => {
+    const config = loadConfig({ HOST: '', DATA_DIR: '', MONGODB_DB: '' });
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.dataDir).toMatch(/[/\\]data$/);
+    expect(config.mongodbDb).toBe('changeledger');
+  });
 });

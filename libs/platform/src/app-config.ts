@@ -74,13 +74,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   );
   const config: AppConfig = {
     port: integer('PORT', env.PORT, 3000),
-    host: env.HOST ?? '0.0.0.0',
-    dataDir: resolve(env.DATA_DIR ?? './data'),
+    host: optional(env.HOST) ?? '0.0.0.0',
+    dataDir: resolve(optional(env.DATA_DIR) ?? './data'),
     eventStore,
     eventStoreConnectionString: optional(env.EVENTSTORE_CONNECTION_STRING),
     readModelStore,
     mongodbUrl: optional(env.MONGODB_URL),
-    mongodbDb: env.MONGODB_DB ?? 'changeledger',
+    mongodbDb: optional(env.MONGODB_DB) ?? 'changeledger',
     auth: {
       jwtSecret: optional(env.AUTH_JWT_SECRET),
       jwksUrl: optional(env.AUTH_JWKS_URL),
