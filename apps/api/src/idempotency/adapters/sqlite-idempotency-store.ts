@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  IDEMPOTENCY_IN_FLIGHT_LEASE_MS,
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
   type IdempotencyStore,
@@ -41,7 +42,8 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     );
     const tx = this.db.transaction((scope: string, fingerprint: string, now: number): IdempotencyClaim => {
       const row = get.get(scope);
-      if (row && row.created_at > now - IDEMPOTENCY_TTL_MS) {
+      const abandoned = row?.state === 'pending' && row.created_at <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+      if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
         if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
         if (row.state === 'pending') return { kind: 'in-flight' };
         return {
