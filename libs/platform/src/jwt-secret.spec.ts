@@ -25,7 +25,8 @@ describe('resolveJwtSecret', () => {
     );
   });
 
-  if (!existsSync(BUILT)) console.log('secret race test skipped: dist/ is missing (run `npm run build` first)');
+  if (!existsSync(BUILT))
+    console.log('secret race test skipped: dist/ is missing (run `npm run build` first)');
   // Processes, since the function is synchronous: the API and `npm run token` started together.
   (existsSync(BUILT) ? it : it.skip)(
     'processes starting at once on a fresh DATA_DIR all get the same secret',
