@@ -86,6 +86,21 @@ describe('concurrency and idempotency', () => {
     expect(a.body.id).not.toBe(b.body.id);
   });
 
+  it('where the key store does not answer (PATCH; an expired row, another instance, a crash), the stream does: the same request replays, another one is refused', async () => {
+    const { id } = await submit(app);
+    const headers = { 'idempotency-key': 'amend-once' };
+    const amend = (title: string) =>
+      app.request('PATCH', `/changes/${id}`, { body: { title }, as: USERS.requester, headers });
+    const first = expectStatus(await amend('Amended once'), 200);
+    const head = await app.store.headPosition();
+    // the same request again: the answer as then, nothing stored (not "an amendment that changes nothing")
+    expect(expectStatus(await amend('Amended once'), 200).body).toEqual(first.body);
+    // the same key with another request: refused, and not silently answered as the first
+    expectStatus(await amend('Amended twice'), 409, 'IDEMPOTENCY_KEY_REUSED');
+    expect(await app.store.headPosition()).toBe(head);
+    expect((await app.eventsOf(id)).filter((e) => e.type === 'ChangeAmended')).toHaveLength(1);
+  });
+
   it('a refused command with a key can be corrected and sent again with the same key', async () => {
     const headers = { 'idempotency-key': 'fix-and-retry' };
     expectStatus(

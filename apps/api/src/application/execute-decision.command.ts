@@ -7,6 +7,8 @@ export interface CommandOptions {
   /** From If-Match: the version the client saw. Without it, conflicts are re-run. */
   readonly expectedVersion?: number;
   readonly idempotencyKey?: string;
+  /** With a key: what identifies the request (a reused key with another request is refused). */
+  readonly requestFingerprint?: string;
 }
 
 export interface CommandResult {

@@ -13,7 +13,12 @@ import {
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 import { AggregateLoader } from './aggregate-loader';
 import type { AnyAggregate } from './aggregates';
-import { ConcurrencyConflictError, PreconditionFailedError } from './application-errors';
+import {
+  ConcurrencyConflictError,
+  IdempotencyKeyReusedError,
+  PreconditionFailedError,
+} from './application-errors';
+import { IDEMPOTENCY_TTL_MS } from '../idempotency/idempotency-store.port';
 import { type CommandOptions, type CommandResult, ExecuteDecision } from './execute-decision.command';
 
 /**
@@ -122,8 +127,10 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
   }
 
   /**
-   * A command whose Idempotency-Key already appears in the stream was applied before (its
-   * answer was lost, e.g. in a crash): answer as then instead of applying it twice.
+   * A command whose Idempotency-Key already appears in the stream (from this user, in the last
+   * 24 h) was applied before and its answer lost (a crash, another instance, an expired store
+   * row): answer as then instead of applying it twice; the same key with another request is
+   * refused (409), as the key store refuses it.
    */
   private async previousAnswer(
     aggregate: AnyAggregate,
@@ -131,10 +138,17 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     options: CommandOptions,
   ): Promise<CommandResult | undefined> {
     const recorded = await this.store.readStream(aggregate.streamId(id));
+    const since = this.clock.now().getTime() - IDEMPOTENCY_TTL_MS;
     const lastIndex = recorded.findLastIndex(
-      (e) => e.metadata.idempotencyKey === options.idempotencyKey && e.metadata.actor.id === options.actor.id,
+      (e) =>
+        e.metadata.idempotencyKey === options.idempotencyKey &&
+        e.metadata.actor.id === options.actor.id &&
+        Date.parse(e.metadata.occurredAt) > since,
     );
     if (lastIndex < 0) return undefined;
+    const stored = recorded[lastIndex].metadata.requestFingerprint;
+    // Events recorded before fingerprints were kept carry none: taken as the same request.
+    if (stored !== undefined && stored !== options.requestFingerprint) throw new IdempotencyKeyReusedError();
     const upTo = recorded.slice(0, lastIndex + 1);
     const state = this.loader.fold(aggregate, upTo);
     return {
@@ -158,7 +172,9 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       correlationId: options.correlationId,
       causationId,
       schemaVersion: aggregate.schemaVersion,
-      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      ...(options.idempotencyKey
+        ? { idempotencyKey: options.idempotencyKey, requestFingerprint: options.requestFingerprint }
+        : {}),
     };
     return events.map((e) => ({
       eventId: randomUUID(),

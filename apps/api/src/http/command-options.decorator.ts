@@ -3,7 +3,7 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
 import { RequestValidationError } from '../application/application-errors';
 import type { CommandOptions } from '../application/execute-decision.command';
-import { readIdempotencyKey } from '../idempotency/idempotency.interceptor';
+import { readIdempotencyKey, requestFingerprint } from '../idempotency/idempotency.interceptor';
 
 /** `If-Match: "7"` (W/ and bare numbers tolerated) → 7. */
 export const parseIfMatch = (header: string | string[] | undefined): number | undefined => {
@@ -32,7 +32,13 @@ export const CommandOptionsParam = createParamDecorator(
       actor,
       correlationId,
       expectedVersion: parseIfMatch(request.headers['if-match']),
-      idempotencyKey: readIdempotencyKey(request),
+      ...idempotencyOf(request),
     };
   },
 );
+
+/** The Idempotency-Key, and with it the fingerprint of the request it came with. */
+const idempotencyOf = (request: AuthenticatedRequest) => {
+  const idempotencyKey = readIdempotencyKey(request);
+  return idempotencyKey ? { idempotencyKey, requestFingerprint: requestFingerprint(request) } : {};
+};

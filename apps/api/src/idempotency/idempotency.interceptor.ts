@@ -38,6 +38,14 @@ export const readIdempotencyKey = (request: AuthenticatedRequest): string | unde
   return key;
 };
 
+/** What makes two requests the same request: method, URL, route and the body's canonical JSON. */
+export const requestFingerprint = (request: AuthenticatedRequest): string => {
+  const route = request.routeOptions?.url ?? request.url;
+  return createHash('sha256')
+    .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
+    .digest('hex');
+};
+
 /**
  * `Idempotency-Key` on a POST: the first answer is stored and returned again for a repeat with
  * the same body within 24 h; the same key with another body is refused. Keys are per user.
@@ -69,10 +77,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     next: CallHandler,
   ): Promise<unknown> {
     const scope = `${request.actor!.id}\u0000${key}`;
-    const route = request.routeOptions?.url ?? request.url;
-    const fingerprint = createHash('sha256')
-      .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
-      .digest('hex');
+    const fingerprint = requestFingerprint(request);
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
     for (;;) {
       const claim = await this.store.claim(scope, fingerprint, this.clock.now());
