@@ -311,7 +311,7 @@ describe('evidence bundle', () => {
     expect(lines.filter((l) => l === '## Hash chain')).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith('- **Approved By:**'))).toEqual(['- **Approved By:** —']);
     expect(text).not.toMatch(/(^|[^\\])<img/); // only escaped: text, not a tag
-    expect(text).toContain('\\<img src=x onerror=alert(1)\\>');
+    expect(text).toContain('\\<img src=x onerror=alert(1)>');
     expect(text).toContain('- **Requestor:** Mal \\| (management) \\| 1 \\| 2 \\|');
     expect(text).not.toMatch(/\r/);
   });

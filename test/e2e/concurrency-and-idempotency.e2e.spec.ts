@@ -195,6 +195,18 @@ describe('bad input stores nothing', () => {
       expect.arrayContaining(['/api/v1/changes', '/api/v1/changes/{id}/approve']),
     );
     expect(doc.components.schemas.SubmitChangeDto.properties).toHaveProperty('systemsAffected');
+    // what POST /changes requires of every type; the rest depends on the type (or is optional)
+    expect([...(doc.components.schemas.SubmitChangeDto.required ?? [])].sort()).toEqual(
+      ['description', 'priority', 'reason', 'systemsAffected', 'title', 'type'].sort(),
+    );
+    // PATCH's body: every template field, none required
+    const patch = (doc.paths['/api/v1/changes/{id}'] as Record<string, { requestBody?: unknown }>).patch;
+    const ref = JSON.stringify(patch.requestBody).match(/#\/components\/schemas\/(\w+)/)?.[1];
+    expect(ref).toBeDefined();
+    expect(Object.keys(doc.components.schemas[ref!].properties ?? {})).toEqual(
+      expect.arrayContaining(['title', 'systemsAffected', 'risk', 'timeline', 'emergency']),
+    );
+    expect(doc.components.schemas[ref!].required ?? []).toEqual([]);
     expect(doc.components.schemas.ScheduleChangeDto.required).toEqual(
       expect.arrayContaining(['plannedStart', 'plannedEnd', 'maintenanceWindow']),
     );

@@ -95,6 +95,7 @@ describe('every error code of the contract, as problem+json', () => {
       expectStatus(await app.get(`/changes?from=${from}`), 400, 'VALIDATION_FAILED'); // 2026-W05 was a 500
     }
     expectStatus(await app.get('/changes?from=2026-11-01&to=2026-11-02T00:00:00%2B02:00'), 200);
+    expectStatus(await app.get('/changes?from=2026-01-01T00:00:00.123456789Z'), 200); // was a 500
     const { id } = await submit(app);
     expectStatus(await app.get(`/changes/${id}/as-of?at=2026-W05`, USERS.auditor), 400, 'VALIDATION_FAILED');
     for (const proposedStart of ['2026-12-01T22:00:00', '2026-12-01', '2026-12-01T22:00:00.000+25:00']) {

@@ -3,7 +3,14 @@ import { markdownBlock, markdownCell, markdownInline } from './markdown';
 describe('user text in Markdown comes out as text, never as structure', () => {
   it('inline: escapes what starts emphasis, code, links, HTML and tables; line breaks (CR too) become spaces', () => {
     expect(markdownInline('a|b \\ c')).toBe('a\\|b \\\\ c');
-    expect(markdownInline('<img src=x onerror=alert(1)>')).toBe('\\<img src=x onerror=alert(1)\\>');
+    expect(markdownInline('<img src=x onerror=alert(1)>')).toBe('\\<img src=x onerror=alert(1)>');
+    // ordinary titles keep their bytes: the change log stays the seed's table
+    for (const title of [
+      'Upgrade node_exporter on pve1',
+      'Scale to > 3 replicas',
+      "O'Brien & Anne-Marie: 50% (v2.1)",
+    ])
+      expect(markdownInline(title)).toBe(title);
     expect(markdownInline('[x](javascript:alert(1)) *b* _i_ `c` ~s~ [Name]')).toBe(
       '[x\\]\\(javascript:alert(1)) \\*b\\* \\_i\\_ \\`c\\` \\~s\\~ [Name]',
     );
@@ -31,6 +38,7 @@ describe('user text in Markdown comes out as text, never as structure', () => {
       ].join('  \n'),
     );
     expect(markdownBlock('  # indented')).toBe('  \\# indented');
+    expect(markdownBlock('[1]: https://evil.example/')).toBe('\\[1]: https://evil.example/');
     expect(markdownBlock('plain text, 2 lines\nsecond')).toBe('plain text, 2 lines  \nsecond');
   });
 });

@@ -6,13 +6,15 @@
  */
 
 /**
- * Characters that start Markdown inline structure (emphasis, code, HTML, escapes, table cells).
- * Brackets stay (the seed's own table shows `[Name]`); a link is disarmed at its `](` instead.
+ * Characters that start Markdown inline structure: code, emphasis, HTML, escapes, table cells,
+ * strikethrough. An underscore only where it could open or close emphasis (not inside a word:
+ * `node_exporter` stays as written); `>` only at a line's start (a quote), below. Brackets
+ * stay (the seed's own table shows `[Name]`); a link is disarmed at its `](` instead.
  */
-const INLINE = /[\\`*_<>|~]/g;
+const INLINE = /[\\`*<|~]|(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])/gu;
 const LINK = /\]\(/g;
-/** What a line may start with to become a heading, quote, list item or rule. */
-const LINE_START = /^(\s*)([#>+=-]|\d+[.)])/;
+/** What a line may start with to become a heading, quote, list item, rule or link definition. */
+const LINE_START = /^(\s*)([#>+=[-]|\d+[.)])/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
 const escapeInline = (line: string) => line.replace(INLINE, (c) => `\\${c}`).replace(LINK, '\\]\\(');

@@ -293,6 +293,7 @@ export class Projector implements LiveProjector {
         this.wakeFromPause = undefined;
         if (this.stopped) return;
         await this.subscription?.close().catch(() => undefined);
+        if (this.stopped) return; // stop() came while the old one closed: open nothing new
         this.subscription = this.events.subscribeToAll({
           after: this.applied,
           streamPrefixes: PROJECTED_STREAM_PREFIXES,

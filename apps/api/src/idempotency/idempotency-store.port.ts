@@ -5,8 +5,10 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /**
  * How long a claim may stay in flight. A process that dies between claim and answer leaves its
- * claim pending; after this the key can be claimed again (the command handler's check of the
- * stream for events with this key still keeps a command that did land from landing twice).
+ * claim pending; after this the key can be claimed again where the caller allows it: commands
+ * on an existing change or template, whose stream the command handler checks for events with
+ * this key (a command that did land does not land twice). Not for creations: one that landed
+ * before the crash would be made a second time, so those keys stay in flight (409) for 24 h.
  */
 export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 
@@ -16,7 +18,8 @@ export interface StoredResponse {
 }
 
 export type IdempotencyClaim =
-  | { readonly kind: 'claimed' }
+  /** `claimedAt` identifies this claim to `complete` and `release` (another may replace it). */
+  | { readonly kind: 'claimed'; readonly claimedAt: number }
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   | { readonly kind: 'mismatch' }
   | { readonly kind: 'in-flight' };
@@ -24,12 +27,19 @@ export type IdempotencyClaim =
 /** Remembers the first answer to each (client, Idempotency-Key). */
 export interface IdempotencyStore {
   /**
-   * Claims the key for a request with this fingerprint, unless it was seen in the last 24 h (a
-   * claim still pending after IDEMPOTENCY_IN_FLIGHT_LEASE_MS counts as abandoned).
+   * Claims the key for a request with this fingerprint, unless it was seen in the last 24 h.
+   * With `reclaimAbandoned`, a claim still pending after IDEMPOTENCY_IN_FLIGHT_LEASE_MS counts
+   * as abandoned.
    */
-  claim(scope: string, fingerprint: string, now: Date): Promise<IdempotencyClaim>;
-  complete(scope: string, response: StoredResponse): Promise<void>;
+  claim(
+    scope: string,
+    fingerprint: string,
+    now: Date,
+    options?: { readonly reclaimAbandoned?: boolean },
+  ): Promise<IdempotencyClaim>;
+  /** Stores the answer, if the claim is still this one (not reclaimed meanwhile). */
+  complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /** Frees a claim whose request failed, so the client may retry with the same key. */
-  release(scope: string): Promise<void>;
+  release(scope: string, claimedAt: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -79,15 +79,23 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const scope = `${request.actor!.id}\u0000${key}`;
     const fingerprint = requestFingerprint(request);
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    // A command on an existing change or template: the handler's check of its stream keeps a
+    // command that landed before a crash from landing twice, so an abandoned claim may be taken
+    // over. A creation has no stream to check yet: its key stays claimed.
+    const reclaimAbandoned = (request.routeOptions?.url ?? '').includes('/:id');
+    let claimedAt: number;
     for (;;) {
-      const claim = await this.store.claim(scope, fingerprint, this.clock.now());
+      const claim = await this.store.claim(scope, fingerprint, this.clock.now(), { reclaimAbandoned });
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
         void reply.header('Idempotent-Replayed', 'true');
         void reply.status(claim.response.statusCode);
         return claim.response.body;
       }
-      if (claim.kind === 'claimed') break;
+      if (claim.kind === 'claimed') {
+        claimedAt = claim.claimedAt;
+        break;
+      }
       // The same request is being processed right now: wait for its answer.
       if (Date.now() > deadline) {
         throw new ConcurrencyConflictError('a request with this Idempotency-Key is still being processed');
@@ -96,10 +104,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     try {
       const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
-      await this.store.complete(scope, { statusCode, body });
+      await this.store.complete(scope, claimedAt, { statusCode, body });
       return body;
     } catch (error) {
-      await this.store.release(scope);
+      await this.store.release(scope, claimedAt);
       throw error;
     }
   }

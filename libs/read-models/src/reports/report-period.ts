@@ -47,7 +47,7 @@ export const parsePeriodLabel = (label: string): ReportPeriod => {
 const MAX_SPAN_DAYS = 3660;
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
  * A bound given as a date or an instant. A date-only `to` means the end of that day, so

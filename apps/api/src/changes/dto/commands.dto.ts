@@ -26,9 +26,13 @@ import {
 import { OptionalNotNull } from '../../http/optional-not-null.validator';
 import { IsTimestamp } from '../../http/timestamp.validator';
 import { LIST_MAX, TEXT_MAX } from './change-request-fields.dto';
-import { ChangeRequestFieldsDto } from './change-request-fields.dto';
 
-export class AmendChangeDto extends ChangeRequestFieldsDto {}
+/**
+ * PATCH /changes/:id: the template's fields, each optional. The same class, not a subclass: the
+ * OpenAPI schemas come from class-validator's metadata, which a subclass without rules of its
+ * own has none of (PATCH's body was documented as an empty object).
+ */
+export { ChangeRequestFieldsDto as AmendChangeDto } from './change-request-fields.dto';
 
 export class RecordReviewDto {
   @IsIn(REVIEW_KINDS) kind!: ReviewKind;

@@ -19,9 +19,14 @@ interface Row {
 
 export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly db: Database.Database;
-  private readonly claimTx: (scope: string, fingerprint: string, now: number) => IdempotencyClaim;
-  private readonly completeStmt: Database.Statement<[number, string, string]>;
-  private readonly releaseStmt: Database.Statement<[string]>;
+  private readonly claimTx: (
+    scope: string,
+    fingerprint: string,
+    now: number,
+    reclaimAbandoned: boolean,
+  ) => IdempotencyClaim;
+  private readonly completeStmt: Database.Statement<[number, string, string, number]>;
+  private readonly releaseStmt: Database.Statement<[string, number]>;
   private readonly purgeStmt: Database.Statement<[number]>;
   private claimsSincePurge = 0;
 
@@ -40,42 +45,57 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
        ON CONFLICT (scope) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'pending',
          status_code = NULL, body = NULL, created_at = excluded.created_at`,
     );
-    const tx = this.db.transaction((scope: string, fingerprint: string, now: number): IdempotencyClaim => {
-      const row = get.get(scope);
-      const abandoned = row?.state === 'pending' && row.created_at <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
-      if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
-        if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-        if (row.state === 'pending') return { kind: 'in-flight' };
-        return {
-          kind: 'replay',
-          response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
-        };
-      }
-      put.run(scope, fingerprint, now);
-      return { kind: 'claimed' };
-    });
-    this.claimTx = (s, f, n) => tx.immediate(s, f, n);
-    this.completeStmt = this.db.prepare(
-      `UPDATE idempotency SET state = 'done', status_code = ?, body = ? WHERE scope = ?`,
+    const tx = this.db.transaction(
+      (scope: string, fingerprint: string, now: number, reclaimAbandoned: boolean): IdempotencyClaim => {
+        const row = get.get(scope);
+        const abandoned =
+          reclaimAbandoned &&
+          row?.state === 'pending' &&
+          row.created_at <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+        if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
+          if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+          if (row.state === 'pending') return { kind: 'in-flight' };
+          return {
+            kind: 'replay',
+            response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
+          };
+        }
+        // A claim of the same millisecond as the one it replaces would share its identity.
+        const claimedAt = row && row.created_at >= now ? row.created_at + 1 : now;
+        put.run(scope, fingerprint, claimedAt);
+        return { kind: 'claimed', claimedAt };
+      },
     );
-    this.releaseStmt = this.db.prepare(`DELETE FROM idempotency WHERE scope = ? AND state = 'pending'`);
+    this.claimTx = (s, f, n, r) => tx.immediate(s, f, n, r);
+    this.completeStmt = this.db.prepare(
+      `UPDATE idempotency SET state = 'done', status_code = ?, body = ?
+       WHERE scope = ? AND created_at = ? AND state = 'pending'`,
+    );
+    this.releaseStmt = this.db.prepare(
+      `DELETE FROM idempotency WHERE scope = ? AND created_at = ? AND state = 'pending'`,
+    );
     this.purgeStmt = this.db.prepare('DELETE FROM idempotency WHERE created_at <= ?');
   }
 
-  async claim(scope: string, fingerprint: string, now: Date): Promise<IdempotencyClaim> {
+  async claim(
+    scope: string,
+    fingerprint: string,
+    now: Date,
+    options: { readonly reclaimAbandoned?: boolean } = {},
+  ): Promise<IdempotencyClaim> {
     if (++this.claimsSincePurge >= 1000) {
       this.claimsSincePurge = 0;
       this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS);
     }
-    return this.claimTx(scope, fingerprint, now.getTime());
+    return this.claimTx(scope, fingerprint, now.getTime(), options.reclaimAbandoned === true);
   }
 
-  async complete(scope: string, response: StoredResponse): Promise<void> {
-    this.completeStmt.run(response.statusCode, JSON.stringify(response.body), scope);
+  async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
+    this.completeStmt.run(response.statusCode, JSON.stringify(response.body), scope, claimedAt);
   }
 
-  async release(scope: string): Promise<void> {
-    this.releaseStmt.run(scope);
+  async release(scope: string, claimedAt: number): Promise<void> {
+    this.releaseStmt.run(scope, claimedAt);
   }
 
   async close(): Promise<void> {
