@@ -284,7 +284,29 @@ if (url) {
       expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
       expect(await store.get('things', 'f')).toBeUndefined();
       expect(await store.checkpoint('cp')).toBe(1n);
-      expect(await store.checkpoint('generation')).toBe(9n); // the announcement stays (the later rebuild completes it)
+      // nothing moved: the announcement is withdrawn, so live projectors go on writing
+      expect(await store.checkpoint('generation')).toBe(0n);
+    });
+
+    it('a promote that fails before anything moved withdraws its announcement (live projectors would wait for ever)', async () => {
+      await commit([doc('live', '1')], 1n);
+      await store.commit({ documents: [], checkpoint: { name: 'generation', position: 4n } });
+      const shadow = await store.createShadow();
+      await shadow.commit({
+        documents: [{ collection: 'things', document: doc('s', '2') }],
+        checkpoint: { name: 'generation', position: 9n },
+      });
+      await expect(
+        shadow.promote({
+          announce: { name: 'generation', position: 9n },
+          acknowledged: async () => {
+            throw new Error('interrupted while waiting for the projector');
+          },
+        }),
+      ).rejects.toThrow(/interrupted/);
+      expect(await store.checkpoint('generation')).toBe(4n);
+      expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
+      expect(await store.get('things', 's')).toBeUndefined();
     });
 
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {

@@ -143,7 +143,15 @@ export class MongoReadModelStore implements ReadModelStore {
     let client: MongoClient;
     try {
       client = new MongoClient(url, {
-        serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000,
+        // The driver lets these options win over the URL's: only defaults for what it leaves out.
+        // 5 s to find a server unless the URL says otherwise (an election takes up to ~12 s:
+        // set serverSelectionTimeoutMS in MONGODB_URL to ride one out).
+        ...(/[?&]serverSelectionTimeoutMS=/i.test(url)
+          ? {}
+          : { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000 }),
+        // A write acknowledged by a majority, journaled: not rolled back by a failover (the
+        // projector would never re-apply what it believes written). The URL's w/journal win.
+        ...(/[?&](w|journal)=/i.test(url) ? {} : { writeConcern: { w: 'majority', journal: true } }),
         ...options.clientOptions,
       });
     } catch (error) {
@@ -343,8 +351,10 @@ export class MongoReadModelStore implements ReadModelStore {
         { upsert: true },
       );
     } catch (error) {
-      // the checkpoint is already there and not lower: it only moves forward
       if (!isServerError(error, DUPLICATE_KEY)) throw error;
+      // It exists: either not lower (it only moves forward), or another writer inserted it
+      // between this write's miss and its insert, maybe lower: try the guarded update again.
+      await this.checkpoints().updateOne({ _id: name, position: { $lt: position } }, { $set: { position } });
     }
     await verify(true);
   }
@@ -466,20 +476,41 @@ export class MongoReadModelStore implements ReadModelStore {
     }
     // Indexes built once over the full collections, before any of them is visible.
     for (const spec of shadow.specs.values()) await shadow.indexCollection(spec);
+    let withdraw: (() => Promise<void>) | undefined;
     if (options) {
       const { name, position } = options.announce;
+      const previous = await this.checkpoint(name);
       await this.commit({ documents: [], checkpoint: options.announce });
-      await options.acknowledged?.();
-      if ((await this.checkpoint(name)) !== position) {
-        throw new Error(`another swap was announced over this one (${name}); nothing was moved`);
-      }
+      // Until something moves, a failure (the wait, a read, an interrupt) withdraws the
+      // announcement, or live projectors would wait for a swap that never comes. Only ours: a
+      // checkpoint still holding our value (another rebuild's announcement stays).
+      withdraw = async () => {
+        await this.checkpoints()
+          .updateOne(
+            { _id: name, position: comparablePosition(position) },
+            { $set: { position: comparablePosition(previous) } },
+          )
+          .catch(() => undefined);
+      };
     }
-    // Read again just before anything moves: the indexes and the wait took time.
-    const rebuilt = await this.intactCheckpoints(shadow);
+    let rebuilt: Checkpoint[];
+    let names: string[];
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
-    const names = (await this.collectionNames()).filter(
-      (n) => n.startsWith(shadow.prefix) && n !== checkpoints,
-    );
+    try {
+      if (options) {
+        const { name, position } = options.announce;
+        await options.acknowledged?.();
+        if ((await this.checkpoint(name)) !== position) {
+          throw new Error(`another swap was announced over this one (${name}); nothing was moved`);
+        }
+      }
+      // Read again just before anything moves: the indexes and the wait took time.
+      rebuilt = await this.intactCheckpoints(shadow);
+      names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix) && n !== checkpoints);
+    } catch (error) {
+      await withdraw?.();
+      throw error;
+    }
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
     // The ones holding the announced value last: once one of them is in, the swap is done.
     const done = options && comparablePosition(options.announce.position);
