@@ -60,32 +60,29 @@ export class EmergencyDto {
  * apart because class-validator merges a subclass's rules with its parent's: a field optional
  * in a parent stays optional whatever the subclass adds.
  */
+/** Non-empty text of at most `max` characters. */
+const text = (max: number) => applyDecorators(IsString(), IsNotEmpty(), MaxLength(max));
+/** A non-empty list of non-empty texts of at most `max` characters each. */
+const textList = (max: number) =>
+  applyDecorators(
+    IsArray(),
+    ArrayMinSize(1),
+    ArrayMaxSize(LIST_MAX),
+    IsString({ each: true }),
+    IsNotEmpty({ each: true }),
+    MaxLength(max, { each: true }),
+  );
+
 export const TemplateField = {
-  title: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(200)),
-  description: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
-  reason: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
-  expectedImpact: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  title: () => text(200),
+  description: () => text(TEXT_MAX),
+  reason: () => text(TEXT_MAX),
+  expectedImpact: () => text(TEXT_MAX),
   priority: () => IsIn(PRIORITIES),
-  systemsAffected: () =>
-    applyDecorators(
-      IsArray(),
-      ArrayMinSize(1),
-      ArrayMaxSize(LIST_MAX),
-      IsString({ each: true }),
-      IsNotEmpty({ each: true }),
-      MaxLength(500, { each: true }),
-    ),
-  implementationPlan: () =>
-    applyDecorators(
-      IsArray(),
-      ArrayMinSize(1),
-      ArrayMaxSize(LIST_MAX),
-      IsString({ each: true }),
-      IsNotEmpty({ each: true }),
-      MaxLength(TEXT_MAX, { each: true }),
-    ),
-  rollbackPlan: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
-  testingPlan: () => applyDecorators(IsString(), IsNotEmpty(), MaxLength(TEXT_MAX)),
+  systemsAffected: () => textList(500),
+  implementationPlan: () => textList(TEXT_MAX),
+  rollbackPlan: () => text(TEXT_MAX),
+  testingPlan: () => text(TEXT_MAX),
   risk: () =>
     applyDecorators(
       IsObject(),
