@@ -224,6 +224,31 @@ describe('SqliteEventStore specifics', () => {
     expectValidChain(await store.readStream('s-1'));
   });
 
+  it('when SQLite rolls back the whole group itself (disk full, I/O error), every write of the group fails and none is stored', async () => {
+    const store = (await fx.open()) as SqliteEventStore;
+    await store.append('s-0', [event()], 'no-stream');
+    const db = (store as unknown as { db: { exec(sql: string): void } }).db;
+    // Three writes in one group (one turn of the event loop); the second meets what SQLite does
+    // on SQLITE_FULL or SQLITE_IOERR: the transaction is rolled back under it.
+    const first = store.append('s-1', [event()], 'no-stream');
+    const failing = store.appendWithSequence({
+      sequence: 'faulty',
+      build: () => {
+        db.exec('ROLLBACK');
+        throw new Error('SQLITE_FULL: database or disk is full');
+      },
+    });
+    const third = store.append('s-3', [event()], 'no-stream');
+    const outcomes = await Promise.allSettled([first, failing, third]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    // nothing of the group is stored: a write reported failed must not be there
+    expect(await store.readStream('s-1')).toEqual([]);
+    expect(await store.readStream('s-3')).toEqual([]);
+    expect(await store.headPosition()).toBe(1n);
+    // and the store goes on
+    expect((await store.append('s-3', [event()], 'no-stream')).nextExpectedRevision).toBe(0n);
+  });
+
   it('live events of the same process arrive at once, and close() ends the loop at once (no waiting for a poll)', async () => {
     const store = fx.another({ pollIntervalMs: 3000 });
     await store.append('s-1', [event()], 'no-stream');

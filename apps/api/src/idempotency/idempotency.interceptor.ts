@@ -6,6 +6,7 @@ import {
   HttpStatus,
   Inject,
   Injectable,
+  Logger,
   type NestInterceptor,
   UseInterceptors,
 } from '@nestjs/common';
@@ -52,6 +53,8 @@ export const requestFingerprint = (request: AuthenticatedRequest): string => {
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('Idempotency');
+
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(CLOCK) private readonly clock: Clock,
@@ -102,14 +105,22 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       await sleep(25);
     }
+    let body: unknown;
     try {
-      const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
-      await this.store.complete(scope, claimedAt, { statusCode, body });
-      return body;
+      body = await lastValueFrom(next.handle(), { defaultValue: undefined });
     } catch (error) {
+      // The command failed and stored nothing: the client may retry with the same key.
       await this.store.release(scope, claimedAt);
       throw error;
     }
+    // The command is stored. If its answer cannot be kept, the claim stays in flight rather
+    // than freed (freed, a retried creation would be made twice): the client still gets it now.
+    await this.store.complete(scope, claimedAt, { statusCode, body }).catch((error: unknown) => {
+      this.logger.error(
+        `Idempotency-Key answer not stored (the key stays in flight): ${error instanceof Error ? error.message : String(error)}`,
+      );
+    });
+    return body;
   }
 }
 

@@ -225,6 +225,10 @@ export class SqliteEventStore implements EventStore {
         try {
           return { ok: true, value: write.run() };
         } catch (error) {
+          // Disk full, an I/O error or no memory may make SQLite roll back the whole
+          // transaction itself: the writes after this one would then each commit on their own
+          // while the group is reported failed. The whole group fails instead, nothing stored.
+          if (!this.db.inTransaction) throw error;
           return { ok: false, error };
         }
       }),
