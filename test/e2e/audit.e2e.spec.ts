@@ -242,6 +242,37 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
   });
 });
 
+describe('as-of when the instances that recorded a change had clocks that differ', () => {
+  it('folds a prefix of the stream (the change as it stood), never a state that did not exist', async () => {
+    let current = '2026-11-02T12:00:00.000Z';
+    const app = await AppHarness.start({}, { clock: { now: () => new Date(current) } });
+    try {
+      const { id } = await submit(app, normalChange('low'));
+      current = '2026-11-02T10:00:00.000Z'; // the next command on an instance two hours behind
+      expectStatus(
+        await app.post(
+          `/changes/${id}/reviews`,
+          { kind: 'technical', verdict: 'approve', notes: 'ok', criteria: CRITERIA.technical },
+          USERS.technical,
+        ),
+        200,
+      );
+      // at 11:00 the review's time has passed but the submission's has not: no such change yet
+      // (folding the review alone would show a change that never existed)
+      expectStatus(
+        await app.get(`/changes/${id}/as-of?at=2026-11-02T11:00:00Z`, USERS.auditor),
+        404,
+        'NOT_FOUND',
+      );
+      expect(
+        expectStatus(await app.get(`/changes/${id}/as-of?at=2026-11-02T12:00:00Z`, USERS.auditor), 200).body,
+      ).toMatchObject({ version: 2 });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('evidence bundle', () => {
   let app: AppHarness;
   beforeAll(async () => {

@@ -15,7 +15,8 @@ export interface HashableEvent {
 
 /**
  * SHA-256 over a canonical JSON of the event (metadata without its own `hash`) and the previous
- * hash, so editing, deleting or reordering any event breaks the chain from that point on:
+ * hash, so editing, reordering or deleting any event but a stream's last breaks the chain from
+ * that point on (not a keyed hash: whoever rewrites all later hashes too is not caught):
  * `canonicalJson({ streamId, revision, type, data, metadata: { ...metadata, previousHash },
  * previousHash })`, assembled here from its parts (it runs for every appended event; the
  * golden test in event-hash.spec.ts pins the bytes).

@@ -107,7 +107,11 @@ export class AuditController {
   async asOf(@Param() { id }: ChangeIdParam, @Query() { at }: AsOfQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     const limit = Date.parse(at);
-    const events = (await this.changeEvents(id)).filter((e) => Date.parse(e.metadata.occurredAt) <= limit);
+    // The stream up to its first event after `at`: a prefix, never a state that did not exist
+    // (instances whose clocks differ can record a later revision with an earlier time).
+    const all = await this.changeEvents(id);
+    const after = all.findIndex((e) => Date.parse(e.metadata.occurredAt) > limit);
+    const events = after < 0 ? all : all.slice(0, after);
     if (events.length === 0) throw notFound(`change request ${id} did not exist at ${at}`);
     const state = this.loader.fold(changeRequestAggregate, events);
     return {

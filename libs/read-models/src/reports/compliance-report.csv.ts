@@ -53,6 +53,9 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       'emergency-declared-to-retrospective-approval',
       report.leadTimes.emergencyDeclaredToRetrospectiveApproval,
     ),
+    // what the segregation-of-duties finding looked at: zero exceptions means something only with it
+    ['sod-checked', 'changes', report.segregationOfDutiesChecks.changes],
+    ['sod-checked', 'control-events', report.segregationOfDutiesChecks.controlEvents],
     ...(Object.keys(FINDING_TITLES) as (keyof typeof FINDING_TITLES)[]).map((key): Row => [
       'finding-count',
       key,

@@ -219,6 +219,7 @@ ${findingSection(
     day(x.at),
   ]),
 )}
+<p class="checked">Checked: ${report.segregationOfDutiesChecks.controlEvents} control events of ${report.segregationOfDutiesChecks.changes} changes in the period.</p>
 ${findingSection(
   'staleInReview',
   ['Change', 'In review since', 'Until', 'Days'],

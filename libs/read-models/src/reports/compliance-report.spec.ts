@@ -310,6 +310,9 @@ describe('compliance report', () => {
     );
     expect(lines).toContain(`lesson,improvement,2026-10-05T22:00:00.000Z,CHG-001,"'+1, ""quoted"""`);
     expect(lines).toContain('finding-count,segregationOfDutiesExceptions,0,,');
+    // zero exceptions, and what was checked to find them
+    expect(lines).toContain('sod-checked,changes,1,,');
+    expect(lines.some((l) => /^sod-checked,control-events,[1-9]\d*,,$/.test(l))).toBe(true);
   });
 
   it('renders a self-contained HTML page with two charts and the users’ text escaped', () => {
@@ -338,5 +341,6 @@ describe('compliance report', () => {
     expect(html).toContain('id="chart-changes-per-month"');
     expect(html).toContain('id="chart-outcomes"');
     expect(html).toContain('Change compliance report: 2026-Q4');
+    expect(html).toMatch(/Checked: [1-9]\d* control events of 1 changes in the period\./);
   });
 });
