@@ -256,6 +256,35 @@ describe('compliance report', () => {
     ]);
   });
 
+  it('an overrun that crosses into the next period is reported there, once', () => {
+    // window 2026-09-30 20:00 – 2026-10-01 02:00, started inside it in Q3, completed in Q4 at 06:00
+    const h = normalHistory('in-progress').map((e) =>
+      e.type === 'ChangeScheduled'
+        ? {
+            ...e,
+            data: {
+              ...e.data,
+              plannedStart: '2026-09-30T20:00:00.000Z',
+              plannedEnd: '2026-10-01T02:00:00.000Z',
+            },
+          }
+        : e,
+    );
+    const events = [...h.slice(0, 10), started(), completed()];
+    const docs = facts(
+      timed(events, [
+        ...times('2026-09-28T09:00:00.000Z', 10),
+        '2026-09-30T20:05:00.000Z',
+        '2026-10-01T06:00:00.000Z',
+      ]),
+    );
+    const q3 = report(docs, '2027-01-15T00:00:00.000Z', parsePeriodLabel('2026-Q3'));
+    expect(q3.findings.implementedOutsideWindow).toEqual([]); // at the end of Q3 it was still inside its window
+    expect(report(docs).findings.implementedOutsideWindow.map((f) => [f.changeId, f.reasons])).toEqual([
+      ['CHG-001', ['overran']],
+    ]);
+  });
+
   it('lists segregation-of-duties exceptions of the period, and stale review waits overlapping it', () => {
     const selfApproved = timed(
       [...normalHistory('awaiting-approval'), approvedBy(actors.alice, 'low')],

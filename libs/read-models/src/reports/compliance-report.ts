@@ -264,6 +264,29 @@ export class ComplianceReportBuilder {
           });
         }
       }
+    } else if (
+      start &&
+      completion &&
+      doc.type !== 'emergency' &&
+      doc.schedule &&
+      this.within(completion.at) &&
+      !this.within(start.at)
+    ) {
+      // Started in an earlier period, inside its window, and ran past the window's end into this
+      // one: the start's report could not see the overrun (its as-of came before the planned end).
+      // An end that fell in an earlier period was seen there, at its period's end.
+      const { plannedStart, plannedEnd } = doc.schedule;
+      const end = Date.parse(plannedEnd);
+      if (Date.parse(start.at) <= end && plannedEnd >= this.period.from && Date.parse(completion.at) > end) {
+        findings.implementedOutsideWindow.push({
+          ...ref,
+          plannedStart,
+          plannedEnd,
+          startedAt: start.at,
+          completedAt: completion.at,
+          reasons: ['overran'],
+        });
+      }
     }
 
     const review =
