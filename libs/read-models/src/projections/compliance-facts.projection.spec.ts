@@ -72,6 +72,26 @@ describe('compliance facts projection', () => {
     });
   });
 
+  it('counts as control events only those a segregation-of-duties rule judges', () => {
+    // a review that rejects: ReviewRecorded (judged) and ChangeRejected at stage review (not again)
+    const rejectedInReview = factsOf(
+      hourly([
+        submitted('normal', normalRequest('low')),
+        event('ReviewRecorded', actors.tom, {
+          kind: 'technical',
+          verdict: 'reject',
+          notes: 'no',
+          criteria: { feasibility: 'no', impactAssessment: 'no', riskEvaluation: 'no' },
+        }),
+        event('ChangeRejected', actors.tom, { stage: 'review', reason: 'no' }),
+      ]),
+    );
+    expect(rejectedInReview.controlEvents).toEqual([hour(1)]);
+    // an emergency's start has no approver to compare with; a standard change's neither
+    expect(factsOf(hourly(emergencyHistory('in-progress'))).controlEvents).toEqual([]);
+    expect(factsOf(hourly(standardHistory('in-progress'))).controlEvents).toEqual([]);
+  });
+
   it('keeps a change open until it is closed, cancelled or rejected', () => {
     expect(factsOf(hourly(normalHistory('implemented'))).open).toBe(true);
     expect(factsOf(hourly(normalHistory('cancelled'))).open).toBe(false);

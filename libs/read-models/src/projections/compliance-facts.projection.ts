@@ -99,6 +99,23 @@ const CONTROL_EVENTS = [
   'ImplementationStarted',
 ];
 
+/**
+ * An event a segregation-of-duties rule judges (what `segregationOfDutiesChecks` counts): not a
+ * review's rejection (its ReviewRecorded is the one judged), nor a start without an approver to
+ * compare with (emergencies, standard changes).
+ */
+const isJudgedControlEvent = (
+  doc: ComplianceFactsDocument,
+  event: RecordedEvent,
+  d: Record<string, unknown>,
+) => {
+  if (!CONTROL_EVENTS.includes(event.type)) return false;
+  if (event.type === 'ChangeRejected') return d.stage === 'approval';
+  if (event.type === 'ImplementationStarted')
+    return doc.approval?.by !== undefined && doc.approval?.by !== null;
+  return true;
+};
+
 /** Schedules keep the instant the user gave in any ISO form; compare them in one form. */
 const instant = instantOf;
 const FINAL: readonly ChangeStatus[] = ['closed', 'cancelled', 'rejected'];
@@ -264,7 +281,7 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
     return Object.assign({ ...doc }, factsOf(doc, event, d), {
       status,
       reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
-      controlEvents: CONTROL_EVENTS.includes(event.type) ? [...doc.controlEvents, d.at] : doc.controlEvents,
+      controlEvents: isJudgedControlEvent(doc, event, d) ? [...doc.controlEvents, d.at] : doc.controlEvents,
       dutyExceptions:
         rule && sender
           ? [
