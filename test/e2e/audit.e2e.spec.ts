@@ -242,6 +242,31 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
   });
 });
 
+describe('verify: a whole stream removed', () => {
+  it('names the missing stream when its number lies between numbers in use', async () => {
+    const app = await AppHarness.start();
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push((await submit(app, normalChange('low'))).id);
+      expect(expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body).toMatchObject({
+        valid: true,
+      });
+      const db = new Database(join(app.dataDir, 'events.sqlite'));
+      db.prepare('DELETE FROM events WHERE stream_id = ?').run(`changeRequest-${ids[1]}`);
+      db.close();
+      expect(expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body).toMatchObject({
+        valid: false,
+        firstInvalid: {
+          streamId: `changeRequest-${ids[1]}`,
+          reason: expect.stringMatching(/^the stream is missing/),
+        },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('as-of when the instances that recorded a change had clocks that differ', () => {
   it('folds a prefix of the stream (the change as it stood), never a state that did not exist', async () => {
     let current = '2026-11-02T12:00:00.000Z';

@@ -62,8 +62,9 @@ export const verifyStreamChain = (events: readonly RecordedEvent[]): ChainReport
  * Checks every stream's hash chain in one pass over the global log: revisions must follow
  * 0, 1, 2… in log order, each `previousHash` must be the hash of the stream's previous event,
  * and each `hash` must be recomputable from the event. Reports the first break in log order.
- * (Removing a stream's newest events leaves a shorter valid chain: that needs an outside
- * anchor, such as a periodically published head hash.)
+ * Then that no numbered stream is missing from between others. (Removing a stream's newest
+ * events, or the newest stream, leaves a shorter valid log: that needs an outside anchor, such
+ * as a periodically published head hash.)
  */
 export const verifyHashChains = async (
   store: EventStore,
@@ -113,5 +114,50 @@ export const verifyHashChains = async (
     }
     if (page.length < pageSize) break;
   }
+  const missing = missingNumberedStream(streams.keys());
+  if (missing) {
+    return {
+      valid: false,
+      checkedEvents: checked,
+      checkedStreams: streams.size,
+      firstInvalid: {
+        streamId: missing,
+        revision: '0',
+        position: 'none',
+        reason:
+          'the stream is missing: its number lies between numbers in use, and numbers are allocated ' +
+          'without gaps, so it was removed (on EventStoreDB a crash between allocating a number and ' +
+          'writing its stream can also leave one; the service logged it then)',
+      },
+    };
+  }
   return { valid: true, checkedEvents: checked, checkedStreams: streams.size };
+};
+
+/** A stream named `<category>-<PREFIX>-<number>` (changeRequest-CHG-001, standardTemplate-STD-001). */
+const NUMBERED = /^(.+-[A-Z]+-)(\d+)$/;
+
+/**
+ * The first stream missing from a family of numbered streams (`appendWithSequence` allocates
+ * 1, 2, 3… without gaps): a whole stream removed from between others leaves no broken chain,
+ * only a missing number. (The newest stream removed leaves none: that needs an outside anchor.)
+ */
+const missingNumberedStream = (streamIds: Iterable<string>): string | undefined => {
+  const families = new Map<string, { numbers: Set<number>; width: number }>();
+  for (const id of streamIds) {
+    const match = NUMBERED.exec(id);
+    if (!match) continue;
+    const [, family, digits] = match;
+    const entry = families.get(family) ?? { numbers: new Set<number>(), width: digits.length };
+    entry.numbers.add(Number(digits));
+    entry.width = Math.min(entry.width, digits.length);
+    families.set(family, entry);
+  }
+  for (const [family, { numbers, width }] of [...families].sort(([a], [b]) => a.localeCompare(b))) {
+    const highest = Math.max(...numbers);
+    for (let n = 1; n < highest; n++) {
+      if (!numbers.has(n)) return `${family}${String(n).padStart(width, '0')}`;
+    }
+  }
+  return undefined;
 };
