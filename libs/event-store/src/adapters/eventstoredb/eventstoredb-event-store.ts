@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   BACKWARDS,
-  DeadlineExceededError,
   END,
   EventStoreDBClient,
   FORWARDS,
@@ -410,33 +409,20 @@ export class EventStoreDbEventStore implements EventStore {
   async ping(): Promise<void> {
     this.assertOpen();
     const read = this.client.readAll({ direction: BACKWARDS, fromPosition: END, maxCount: 1 });
-    let timer: NodeJS.Timeout | undefined;
-    const drained = drain(read);
     try {
-      await Promise.race([
-        drained,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            void read.cancel().catch(() => undefined);
-            const cause = new Error(`no answer within ${this.pingTimeoutMs} ms`);
-            reject(
-              new EventStoreUnavailableError(
-                `EventStoreDB at ${this.target} did not answer within ${this.pingTimeoutMs} ms`,
-                { cause },
-              ),
-            );
-          }, this.pingTimeoutMs);
-        }),
-      ]);
+      await this.drainWithin(read, this.pingTimeoutMs);
     } catch (error) {
-      drained.catch(() => undefined);
-      if (error instanceof EventStoreUnavailableError || !isTransientError(error)) throw error;
+      if (error instanceof ReadTimeoutError) {
+        throw new EventStoreUnavailableError(
+          `EventStoreDB at ${this.target} did not answer within ${this.pingTimeoutMs} ms`,
+          { cause: error },
+        );
+      }
+      if (!isTransientError(error)) throw error;
       throw new EventStoreUnavailableError(
         `EventStoreDB at ${this.target} is unavailable: ${describeError(error)}`,
         { cause: error },
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -789,10 +775,11 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   /**
-   * Drains a read, cancelling it after `readTimeoutMs` with the client's DeadlineExceededError
-   * (transient: `withRetry` tries again, then reports the server unavailable).
+   * Drains a read, cancelling it after `timeoutMs` (the client gives reads no deadline) with a
+   * ReadTimeoutError: `withRetry` tries again, then reports the server unavailable; `ping`
+   * names the wait instead.
    */
-  private async drainWithin<E>(read: StreamingRead<E>): Promise<E[]> {
+  private async drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
     let timer: NodeJS.Timeout | undefined;
     const drained = drain(read);
     try {
@@ -801,8 +788,8 @@ export class EventStoreDbEventStore implements EventStore {
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             void read.cancel().catch(() => undefined);
-            reject(new DeadlineExceededError(undefined, `no answer within ${this.readTimeoutMs} ms`));
-          }, this.readTimeoutMs);
+            reject(new ReadTimeoutError(timeoutMs));
+          }, timeoutMs);
         }),
       ]);
     } catch (error) {
@@ -859,6 +846,17 @@ export class EventStoreDbEventStore implements EventStore {
 
   private assertOpen() {
     if (this.closed) throw new Error('the event store is closed');
+  }
+}
+
+/**
+ * A read this adapter cancelled for taking too long: transient (`ETIMEDOUT`, as a socket
+ * timeout), so `withRetry` tries again.
+ */
+class ReadTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
   }
 }
 
