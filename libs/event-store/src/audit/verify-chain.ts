@@ -90,23 +90,9 @@ export const verifyHashChains = async (
     const page = await store.readAll({ after, limit: pageSize });
     for (const event of page) {
       checked++;
-      const last = streams.get(event.streamId);
-      const expectedRevision = last ? last.revision + 1n : 0n;
-      if (event.revision !== expectedRevision) {
-        return broken(
-          event,
-          `revision ${event.revision} where ${expectedRevision} was due: an event is missing or out of order`,
-        );
-      }
-      const previousHash = last?.hash ?? GENESIS_HASH;
-      const stored = event.metadata as { hash?: unknown; previousHash?: unknown };
-      if (stored.previousHash !== previousHash) {
-        return broken(event, 'previousHash does not match the hash of the previous event');
-      }
-      if (stored.hash !== computeEventHash(event, previousHash)) {
-        return broken(event, 'hash does not match the event: its content was changed');
-      }
-      streams.set(event.streamId, { revision: event.revision, hash: stored.hash as string });
+      const reason = chainFault(streams.get(event.streamId), event);
+      if (reason) return broken(event, reason);
+      streams.set(event.streamId, { revision: event.revision, hash: String(event.metadata.hash) });
     }
     if (page.length > 0) {
       after = page[page.length - 1].position;
