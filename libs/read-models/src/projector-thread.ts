@@ -6,7 +6,7 @@ import { SqliteReadModelStore } from './adapters/sqlite/sqlite-read-model-store'
 import { type EmbeddedFiles, embeddedFiles } from './embedded-files';
 import { allProjections, type ProjectionSettings } from './projections';
 import { PositionWaiters } from './position-waiters';
-import { type LiveProjector, Projector } from './projector';
+import { type LiveProjector, Projector, restartPause } from './projector';
 
 /**
  * The projector of the embedded default in a worker thread of the API process: folding events
@@ -96,9 +96,6 @@ export const projectorThreadFiles = (
   file = PROJECTOR_WORKER_FILE,
 ): EmbeddedFiles | undefined => (existsSync(file) ? embeddedFiles(events, store) : undefined);
 
-/** A thread that died is started again after this long (doubling up to the cap). */
-const RESTART_AFTER_MS = 1000;
-const RESTART_AFTER_MAX_MS = 30_000;
 /** How long `stop` lets the thread finish its batch before it ends the thread. */
 const STOP_DEADLINE_MS = 20_000;
 
@@ -114,7 +111,8 @@ export class ThreadedProjector implements LiveProjector {
   private unsubscribe?: () => void;
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
-  private restartDelay = RESTART_AFTER_MS;
+  /** Deaths since the thread last started: a thread that died is started again after `restartPause`. */
+  private restarts = 0;
   private restartTimer?: NodeJS.Timeout;
   private readonly exited = new WeakSet<Worker>();
   /** Whether a thread is up and projecting. */
@@ -154,7 +152,7 @@ export class ThreadedProjector implements LiveProjector {
           case 'started':
             started = true;
             this.running = true;
-            this.restartDelay = RESTART_AFTER_MS;
+            this.restarts = 0;
             this.advance(message.position);
             resolve();
             return;
@@ -191,17 +189,16 @@ export class ThreadedProjector implements LiveProjector {
   }
 
   private restartLater(reason: string) {
-    this.logger.error(
-      `projector thread died (${reason}); starting it again in ${this.restartDelay / 1000} s`,
-    );
+    this.restarts += 1;
+    const delay = restartPause(this.restarts);
+    this.logger.error(`projector thread died (${reason}); starting it again in ${delay / 1000} s`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;
       this.startThread().catch((error: Error) => {
         if (!this.stopping) this.restartLater(error.message);
       });
-    }, this.restartDelay);
-    this.restartDelay = Math.min(this.restartDelay * 2, RESTART_AFTER_MAX_MS);
+    }, delay);
   }
 
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {

@@ -278,7 +278,7 @@ export class Projector implements LiveProjector {
         if (this.applied !== before) failures = 0;
         failures += 1;
         this.following = false;
-        const delay = Math.min(RESUBSCRIBE_MAX_MS, RESUBSCRIBE_FIRST_MS * 2 ** (failures - 1));
+        const delay = restartPause(failures);
         this.options.logger?.error(
           `projector: the event store subscription failed (${error instanceof Error ? error.message : String(error)}); ` +
             `subscribing again after position ${this.applied} in ${delay} ms`,
@@ -682,9 +682,11 @@ export class WriteBehind {
   }
 }
 
-/** Pauses before subscribing again after the event store's subscription failed. */
-const RESUBSCRIBE_FIRST_MS = 1_000;
-const RESUBSCRIBE_MAX_MS = 30_000;
+/**
+ * The pause before starting live projection again after its `failures`-th failure in a row (a
+ * subscription that failed for good, a projector thread that died): 1 s, doubling up to 30 s.
+ */
+export const restartPause = (failures: number): number => Math.min(30_000, 1_000 * 2 ** (failures - 1));
 
 const IDLE = Symbol('idle');
 const nextTurn = () => new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)));
