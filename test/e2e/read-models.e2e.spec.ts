@@ -125,6 +125,13 @@ describe('read models over HTTP', () => {
     expectStatus(await app.get('/changes?limit=501'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?status=done'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?cursor=not-a-cursor'), 400, 'VALIDATION_FAILED');
+    // a misspelt filter is refused, not ignored (it answered the unfiltered list)
+    const misspelt = expectStatus(await app.get('/changes?stauts=closed'), 400, 'VALIDATION_FAILED').body as {
+      errors: { field: string; message: string }[];
+    };
+    expect(misspelt.errors).toEqual([{ field: 'stauts', message: 'unknown query parameter' }]);
+    expectStatus(await app.get('/standard-templates?limit=5'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/changes/CHG-001?minPositon=1'), 400, 'VALIDATION_FAILED');
     // well-formed, but not one this API made: a sort value no column holds (it was a 500)
     for (const forged of [[{}, 'CHG-001'], [[1], 'CHG-001'], ['x', 5], 7]) {
       const cursor = Buffer.from(JSON.stringify(forged)).toString('base64url');

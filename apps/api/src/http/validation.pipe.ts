@@ -21,8 +21,8 @@ export const flattenValidationErrors = (
   });
 
 /**
- * Strict DTO validation: unknown fields are refused (not stripped), types are not coerced,
- * and a missing body counts as `{}` so that optional-only commands need no body.
+ * Strict DTO validation: unknown fields and query parameters are refused (not stripped), types
+ * are not coerced, and a missing body counts as `{}` so that optional-only commands need no body.
  */
 @Injectable()
 export class StrictValidationPipe implements PipeTransform {
@@ -43,9 +43,18 @@ export class StrictValidationPipe implements PipeTransform {
     }
     if (metadata.type === 'query') {
       const query = plainToInstance(metatype as new () => object, value ?? {});
-      const errors = await validate(query, { whitelist: true, stopAtFirstError: true });
+      // Unknown parameters are refused as in bodies: a misspelt filter (`stauts=closed`)
+      // would otherwise answer an unfiltered list that looks like an answer.
+      const errors = await validate(query, {
+        whitelist: true,
+        forbidNonWhitelisted: true,
+        forbidUnknownValues: false,
+        stopAtFirstError: true,
+      });
       if (errors.length > 0) {
-        const list = flattenValidationErrors(errors);
+        const list = flattenValidationErrors(errors).map((e) =>
+          e.message === 'unknown field' ? { ...e, message: 'unknown query parameter' } : e,
+        );
         throw new RequestValidationError(
           `invalid query parameter(s): ${[...new Set(list.map((e) => e.field))].join(', ')}`,
           list,
