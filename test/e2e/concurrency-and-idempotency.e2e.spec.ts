@@ -128,6 +128,8 @@ describe('bad input stores nothing', () => {
     ['an unknown change type', { body: { ...normalChange(), type: 'urgent' } }],
     ['an empty systems list', { body: { ...normalChange(), systemsAffected: [] } }],
     ['a title over 200 characters', { body: { ...normalChange(), title: 'x'.repeat(201) } }],
+    ['a title of only spaces', { body: { ...normalChange(), title: '   ' } }],
+    ['a plan with a blank step', { body: { ...normalChange(), implementationPlan: ['Drain pve1', ' \t'] } }],
     [
       'a date that is not ISO 8601',
       { body: { ...normalChange(), timeline: { proposedStart: 'tomorrow', estimatedDurationMinutes: 5 } } },

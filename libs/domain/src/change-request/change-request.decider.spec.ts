@@ -592,6 +592,13 @@ describe('change-request decider', () => {
       given(normalHistory('in-review')).when(ROWS.RecordReview.command, { actor }).thenError('FORBIDDEN');
     });
 
+    it('RecordReview of another kind by the requester who is a reviewer: FORBIDDEN, not SoD', () => {
+      // the role is missing whoever asks; segregation of duties is only the next question
+      given(normalHistory('in-review'))
+        .when(ROWS.RecordReview.command, { actor: withRoles(actors.alice, 'requester', 'security-reviewer') })
+        .thenError('FORBIDDEN', /technical review needs the role technical-reviewer/);
+    });
+
     it.each<[string, Actor]>([
       ['normal by a non-requester', everyRoleExcept('requester')],
       ['standard by a non-requester', everyRoleExcept('requester')],
@@ -1112,6 +1119,40 @@ describe('change-request decider', () => {
       given([...incomplete(), ...nulled])
         .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
         .thenError('RULE_VIOLATION', /complete change request.*rollbackPlan/);
+    });
+
+    it.each<[string, Record<string, unknown>, RegExp]>([
+      ['text of only spaces', { rollbackPlan: '   ' }, /rollbackPlan/],
+      ['a plan of blank steps', { implementationPlan: [' ', '\t'] }, /implementationPlan/],
+      ['a plan with one blank step', { implementationPlan: ['Drain pve1', ' '] }, /implementationPlan/],
+      [
+        'a risk with blank impact and mitigation',
+        { risk: { level: 'low', potentialImpact: ' ', mitigation: '\n' } },
+        /risk/,
+      ],
+    ])('a "later" field amended to %s counts as missing, not as filled in', (_name, blanks, field) => {
+      const blanked = given(incomplete())
+        .when({ type: 'AmendChange', fields: { ...laterFields(), ...blanks } }, { actor: actors.alice })
+        .events();
+      given([...incomplete(), ...blanked])
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .thenError('RULE_VIOLATION', new RegExp(`complete change request.*${field.source}`));
+    });
+
+    it('a normal change with a blank base or later field is refused at submission', () => {
+      for (const blanks of [{ title: ' ' }, { testingPlan: '\t' }, { systemsAffected: [' '] }]) {
+        given([])
+          .when(
+            {
+              type: 'SubmitChange',
+              changeId: CHANGE_ID,
+              changeType: 'normal',
+              fields: { ...normalRequest(), ...blanks },
+            },
+            { actor: actors.rita },
+          )
+          .thenError('VALIDATION_FAILED', /needs (title|testingPlan|systemsAffected)/);
+      }
     });
 
     it('an incomplete emergency change cannot be decided retrospectively, until amended', () => {

@@ -121,9 +121,20 @@ export const requiredChecklistItems = (state: ChangeRequestState): ChecklistItem
     (item) => item !== 'maintenance-window-scheduled' || state.schedule?.maintenanceWindow === true,
   );
 
-/** A field not filled in: absent, null, empty text or an empty list. */
-const isBlank = (value: unknown) =>
-  value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0);
+/**
+ * A field not filled in: absent, null, text of only white space, an empty list, or a list or
+ * object with such a part (an optional member left out is fine). Blanks must not pass for the
+ * "complete change request" an emergency needs before its retrospective approval.
+ */
+const isBlank = (value: unknown): boolean => {
+  if (value === undefined || value === null) return true;
+  if (typeof value === 'string') return value.trim() === '';
+  if (Array.isArray(value)) return value.length === 0 || value.some(isBlank);
+  if (typeof value === 'object') {
+    return Object.values(value).some((member) => member !== undefined && isBlank(member));
+  }
+  return false;
+};
 
 /** What an emergency change still lacks to be a complete change request. */
 export const missingRequestFields = (request: ChangeRequestFields): string[] =>
@@ -268,10 +279,6 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
 };
 
 const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: ChangeRequestContext) => {
-  const role = `${command.kind}-reviewer` as Role;
-  if (!ctx.actor.roles.includes(role)) {
-    throw forbidden(`a ${command.kind} review needs the role ${role}`);
-  }
   const expected = REVIEW_CRITERIA[command.kind];
   const given = Object.keys(command.criteria);
   const missing = expected.filter(
@@ -365,8 +372,11 @@ const checkPolicy = (
       ]);
       throw forbidden(`${command.type} needs ${who}`);
     }
-  } else if (!hasAnyRole(actor, policy.roles)) {
-    throw forbidden(`a review needs a reviewer role`);
+  } else {
+    // The kind's own role, before any segregation-of-duties check: a requester who is a
+    // technical reviewer lacks the role for a security review (403 FORBIDDEN, not SoD).
+    const role = `${command.kind}-reviewer` as Role;
+    if (!actor.roles.includes(role)) throw forbidden(`a ${command.kind} review needs the role ${role}`);
   }
   const allowedIn = policy.allowedIn(state);
   if (!allowedIn.includes(state.status)) {

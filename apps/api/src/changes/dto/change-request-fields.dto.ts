@@ -6,7 +6,6 @@ import {
   IsArray,
   IsIn,
   IsInt,
-  IsNotEmpty,
   IsObject,
   IsString,
   Max,
@@ -14,6 +13,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
+import { HasText } from '../../http/has-text.validator';
 import {
   EMERGENCY_CATEGORIES,
   type EmergencyCategory,
@@ -30,8 +30,8 @@ export const LIST_MAX = 200;
 
 export class RiskDto {
   @IsIn(RISK_LEVELS) level!: RiskLevel;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) potentialImpact!: string;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) mitigation!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) potentialImpact!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) mitigation!: string;
 }
 
 export class MaintenanceWindowDto {
@@ -51,7 +51,7 @@ export class TimelineDto {
 
 export class EmergencyDto {
   @IsIn(EMERGENCY_CATEGORIES) category!: EmergencyCategory;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) justification!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) justification!: string;
 }
 
 /**
@@ -61,7 +61,7 @@ export class EmergencyDto {
  * in a parent stays optional whatever the subclass adds.
  */
 /** Non-empty text of at most `max` characters. */
-const text = (max: number) => applyDecorators(IsString(), IsNotEmpty(), MaxLength(max));
+const text = (max: number) => applyDecorators(IsString(), HasText(), MaxLength(max));
 /** A non-empty list of non-empty texts of at most `max` characters each. */
 const textList = (max: number) =>
   applyDecorators(
@@ -69,7 +69,7 @@ const textList = (max: number) =>
     ArrayMinSize(1),
     ArrayMaxSize(LIST_MAX),
     IsString({ each: true }),
-    IsNotEmpty({ each: true }),
+    HasText({ each: true }),
     MaxLength(max, { each: true }),
   );
 

@@ -4,11 +4,11 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
-  IsNotEmpty,
   IsObject,
   IsString,
   MaxLength,
 } from 'class-validator';
+import { HasText } from '../../http/has-text.validator';
 import {
   CHECKLIST_ITEMS,
   type ChecklistItem,
@@ -37,7 +37,7 @@ export { ChangeRequestFieldsDto as AmendChangeDto } from './change-request-field
 export class RecordReviewDto {
   @IsIn(REVIEW_KINDS) kind!: ReviewKind;
   @IsIn(REVIEW_VERDICTS) verdict!: ReviewVerdict;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) notes!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) notes!: string;
   /** Keys depend on `kind`; the domain checks them (see the contract). */
   @IsObject() criteria!: Record<string, string>;
 }
@@ -47,7 +47,7 @@ export class ApproveChangeDto {
 }
 
 export class ReasonDto {
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) reason!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) reason!: string;
 }
 
 export class ScheduleChangeDto {
@@ -64,7 +64,7 @@ export class ChecklistItemDto {
 export class EmptyDto {}
 
 export class DescriptionDto {
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) description!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) description!: string;
 }
 
 export class RecordIssueDto extends DescriptionDto {
@@ -86,33 +86,33 @@ export class CompleteImplementationDto {
 export class PostImplementationReviewDto {
   @IsBoolean() documentationUpdated!: boolean;
   @OptionalNotNull() @IsString() @MaxLength(TEXT_MAX) issues?: string;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) lessonsLearned!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) lessonsLearned!: string;
   @IsArray()
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
-  @IsNotEmpty({ each: true })
+  @HasText({ each: true })
   improvements!: string[];
 }
 
 export class RetrospectiveDecisionDto {
   @IsIn(RETROSPECTIVE_DECISIONS) decision!: RetrospectiveDecision;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) comment!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) comment!: string;
 }
 
 export class CreateStandardTemplateDto {
-  @IsString() @IsNotEmpty() @MaxLength(200) name!: string;
-  @IsString() @IsNotEmpty() @MaxLength(TEXT_MAX) description!: string;
+  @IsString() @HasText() @MaxLength(200) name!: string;
+  @IsString() @HasText() @MaxLength(TEXT_MAX) description!: string;
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
-  @IsNotEmpty({ each: true })
+  @HasText({ each: true })
   procedure!: string[];
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
-  @IsNotEmpty({ each: true })
+  @HasText({ each: true })
   systemsScope!: string[];
 }
 
