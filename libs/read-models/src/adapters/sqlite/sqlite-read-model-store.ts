@@ -109,8 +109,10 @@ export class SqliteReadModelStore implements ReadModelStore {
       this.db.exec(
         `CREATE TABLE IF NOT EXISTS ${this.table(spec.name)} (id TEXT PRIMARY KEY, position TEXT NOT NULL${columns.map((c) => `, ${c}`).join('')}, doc TEXT NOT NULL)`,
       );
-      // A field added to a collection since its table was made: a new, empty column (documents
-      // written before it have NULL there until they are written again or rebuilt).
+      // A field added to a collection since its table was made: a new column, filled from the
+      // documents in the same transaction (a document written before may already hold the field,
+      // and a change closed long ago is never written again: a NULL there would drop it from
+      // every filter on the field, where MongoDB reads the document itself).
       const present = new Set(
         (this.db.prepare(`PRAGMA table_info(${this.table(spec.name)})`).all() as { name: string }[]).map(
           (c) => c.name,
@@ -118,10 +120,17 @@ export class SqliteReadModelStore implements ReadModelStore {
       );
       for (const field of this.columnsOf(spec)) {
         if (present.has(field)) continue;
+        const table = this.table(spec.name);
+        const column = quote(field); // checks the name before it goes into the JSON path too
+        // JSON columns hold the JSON text (`->`), the others the SQL value (`->>`: true is 1)
+        const fromDoc = `doc ${spec.fields[field] === 'json' ? '->' : '->>'} '$.${field}'`;
         try {
-          this.db.exec(
-            `ALTER TABLE ${this.table(spec.name)} ADD COLUMN ${quote(field)} ${sqlType(spec.fields[field])}`,
-          );
+          this.db
+            .transaction(() => {
+              this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${sqlType(spec.fields[field])}`);
+              this.db.exec(`UPDATE ${table} SET ${column} = ${fromDoc}`);
+            })
+            .immediate();
         } catch (error) {
           // another process starting at the same moment added it first
           if (!/duplicate column name/i.test(String(error))) throw error;
