@@ -133,7 +133,15 @@ describe('read models over HTTP', () => {
     expectStatus(await app.get('/standard-templates?limit=5'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes/CHG-001?minPositon=1'), 400, 'VALIDATION_FAILED');
     // well-formed, but not one this API made: a sort value no column holds (it was a 500)
-    for (const forged of [[{}, 'CHG-001'], [[1], 'CHG-001'], ['x', 5], 7]) {
+    for (const forged of [
+      [{}, 'CHG-001'],
+      [[1], 'CHG-001'],
+      ['x', 5],
+      7,
+      [0, 'x'],
+      [true, 'x'],
+      ['2026-01-01', ''],
+    ]) {
       const cursor = Buffer.from(JSON.stringify(forged)).toString('base64url');
       for (const list of ['/changes', '/change-log', '/approvals/pending', '/retrospectives/queue']) {
         expectStatus(await app.get(`${list}?cursor=${cursor}`), 400, 'VALIDATION_FAILED');

@@ -37,7 +37,8 @@ export const decodeCursor = (cursor: string | undefined): Cursor | undefined => 
       Cursor['value'],
       unknown,
     ];
-    if (typeof id !== 'string' || !isSortValue(value)) throw new Error('bad cursor');
+    // ids are never empty (a store refuses one: it was a 500 on MongoDB)
+    if (typeof id !== 'string' || id.length === 0 || !isSortValue(value)) throw new Error('bad cursor');
     return { value, id };
   } catch {
     throw new RequestValidationError('cursor is not one this API handed out', [
@@ -69,6 +70,14 @@ export const findPage = async <D extends ReadModelDocument>(
   request: PageRequest,
 ) => {
   const sortField = query.orderBy.field;
+  // Every paged list sorts on a text field (times, ids) that may be missing: a number or a
+  // boolean was not made here, and the stores compare mixed types differently (SQLite's text
+  // affinity served page 1 again, MongoDB nothing).
+  if (request.after && request.after.value !== null && typeof request.after.value !== 'string') {
+    throw new RequestValidationError('cursor is not one this API handed out', [
+      { field: 'cursor', message: 'invalid' },
+    ]);
+  }
   // the cursor needs the sort value of the last row, selected or not
   const select =
     query.select && !query.select.includes(sortField) ? [...query.select, sortField] : query.select;
