@@ -1155,6 +1155,19 @@ describe('change-request decider', () => {
       }
     });
 
+    it.each(['approve', 'reject'] as const)(
+      'after the retrospective decision (%s) the request can no longer be amended → RULE_VIOLATION',
+      (decision) => {
+        given([
+          ...emergencyHistory('implemented'),
+          postImplementationReviewed(),
+          event('RetrospectiveDecisionRecorded', actors.max, { decision, comment: 'seen' }),
+        ])
+          .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
+          .thenError('RULE_VIOLATION', /retrospective decision is recorded/);
+      },
+    );
+
     it('an incomplete emergency change cannot be decided retrospectively, until amended', () => {
       given(incomplete())
         .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })

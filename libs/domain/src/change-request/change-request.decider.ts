@@ -245,6 +245,14 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
   if ('emergency' in command.fields && command.fields.emergency !== undefined && state.type !== 'emergency') {
     throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
   }
+  if (state.retrospectiveDecision) {
+    // The decision judged this request: amending it afterwards would leave an approval standing
+    // for a record it never saw (a normal change's amendment voids its reviews instead).
+    throw ruleViolation(
+      'the retrospective decision is recorded: the request it judged can no longer be amended',
+      'amend-before-retrospective-decision',
+    );
+  }
   const changes: Record<string, unknown> = {};
   const previous: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(command.fields)) {
