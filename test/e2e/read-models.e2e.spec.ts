@@ -303,6 +303,8 @@ describe('read models over HTTP', () => {
       `| ${today} | ${id} | Log \\| me | Normal | Completed | ${USERS.implementer.name} |`,
     );
     expect(lines.length - 3).toBe(json.items.length);
+    // the whole table is read in id order and sorted here: the same order as the pages
+    expect(lines.slice(2, -1).map((line) => line.split(' | ')[1])).toEqual(json.items.map((r) => r.changeId));
 
     const csv = await app.request<string>('GET', '/change-log?format=csv');
     expect(csv.headers.get('content-type')).toContain('text/csv');

@@ -97,7 +97,15 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
 }
 
 export class GetChangeLog {
-  constructor(readonly page: PageRequest) {}
+  /**
+   * `byChangeId`: in change-id order instead of newest first. A row's date moves forward as
+   * its change goes on, so a reader paging through the whole log by date while the projector
+   * writes could step over a row that moved above its cursor; ids never move.
+   */
+  constructor(
+    readonly page: PageRequest,
+    readonly byChangeId = false,
+  ) {}
 }
 
 /** Newest first: by the row's date, then by change id. */
@@ -108,11 +116,14 @@ export class GetChangeLogHandler implements IQueryHandler<
 > {
   constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
 
-  async execute({ page: request }: GetChangeLog) {
+  async execute({ page: request, byChangeId }: GetChangeLog) {
     const result = await findPage<ChangeLogDocument>(
       this.store,
       changeLogProjection.collection.name,
-      { where: [], orderBy: { field: 'date', direction: 'desc' } },
+      {
+        where: [],
+        orderBy: byChangeId ? { field: 'id', direction: 'asc' } : { field: 'date', direction: 'desc' },
+      },
       request,
     );
     return { items: result.items.map(toChangeLogRow), nextCursor: result.nextCursor };

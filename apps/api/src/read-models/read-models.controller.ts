@@ -36,10 +36,12 @@ export class ReadModelsController {
     let after = decodeCursor(query.cursor);
     for (;;) {
       const limit = whole ? MAX_LIMIT : parseLimit(query.limit);
+      // The whole table is read in id order (rows cannot move past the cursor while the
+      // projector writes) and sorted newest first here, as the pages are.
       const pageResult = await this.queryBus.execute<
         GetChangeLog,
         { items: ChangeLogRow[]; nextCursor: string | null }
-      >(new GetChangeLog({ limit, after }));
+      >(new GetChangeLog({ limit, after }, whole));
       rows.push(...pageResult.items);
       if (!whole) {
         if (pageResult.nextCursor) void reply.header('Next-Cursor', pageResult.nextCursor);
@@ -48,6 +50,7 @@ export class ReadModelsController {
       if (!pageResult.nextCursor) break;
       after = decodeCursor(pageResult.nextCursor);
     }
+    if (whole) rows.sort(newestFirst);
     if (format === 'csv') {
       void reply.header('Content-Type', 'text/csv; charset=utf-8');
       void reply.header('Content-Disposition', 'attachment; filename="change-log.csv"');
@@ -77,3 +80,15 @@ export class ReadModelsController {
     );
   }
 }
+
+/** The paged order: date descending, ties by change id descending (as the stores compare text). */
+const newestFirst = (a: ChangeLogRow, b: ChangeLogRow) =>
+  a.date !== b.date
+    ? a.date < b.date
+      ? 1
+      : -1
+    : a.changeId < b.changeId
+      ? 1
+      : a.changeId > b.changeId
+        ? -1
+        : 0;
