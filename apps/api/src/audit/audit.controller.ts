@@ -19,17 +19,22 @@ import { ChangeIdParam } from '../http/id-params';
 import { IsLogPosition } from '../http/log-position.validator';
 import { IsTimestamp } from '../http/timestamp.validator';
 import { parseLimit } from '../read-models/paging';
+import { ReadQueryDto } from '../read-models/read-query.dto';
 import { evidenceMarkdown } from './evidence';
 
-export class AsOfQueryDto {
+/**
+ * Audit reads come straight from the event store, so every position a command answered is
+ * already in them: `minPosition` is accepted (clients send it to every read) and always met.
+ */
+export class AsOfQueryDto extends ReadQueryDto {
   @IsTimestamp({ dateOnly: true }) at!: string;
 }
 
-export class EvidenceQueryDto {
+export class EvidenceQueryDto extends ReadQueryDto {
   @IsOptional() @IsIn(['markdown', 'json']) format?: 'markdown' | 'json';
 }
 
-export class AuditEventsQueryDto {
+export class AuditEventsQueryDto extends ReadQueryDto {
   @IsOptional()
   @IsLogPosition('after')
   after?: string;

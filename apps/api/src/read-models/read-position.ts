@@ -89,12 +89,14 @@ export class ReadPosition {
 
   async await(minPosition: bigint | undefined): Promise<void> {
     if (minPosition === undefined) return;
+    const deadline = Date.now() + MIN_POSITION_WAIT_MS;
     const projector = this.projectorService?.projector;
-    if (projector) {
-      if (await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS)) return;
-    } else {
-      // The projector runs in another process: watch the checkpoint it writes.
-      const deadline = Date.now() + MIN_POSITION_WAIT_MS;
+    // This process's projector first (woken as it applies, no polling)...
+    if (!projector || (await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS))) {
+      // ...then the checkpoint stored with the models, which is what a read sees: a rebuild
+      // swapped in brings its own, lower one, and until the projector notices the swap (within
+      // a second) and applies the rest again, its position runs ahead of the models. Without a
+      // projector here (another process projects), this is the only measure.
       for (;;) {
         if ((await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition) return;
         if (Date.now() >= deadline) break;
