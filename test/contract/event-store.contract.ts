@@ -580,6 +580,42 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         expect(r.streamId).toBe(`${elsewhere}CHG-002`);
       });
 
+      it('creates the stream only while the streams the decision read are unchanged', async () => {
+        const sequence = `change-request-T${uid()}`;
+        const prefix = newPrefix();
+        const template = `${newPrefix()}STD-001`;
+        const absent = `${newPrefix()}STD-002`;
+        await store.append(template, [newEvent('TemplateCreated', { n: 1 })], 'no-stream');
+        const guarded = (revision: bigint | 'no-stream'): SequencedStream => ({
+          ...sequenced(sequence, prefix),
+          unchanged: [
+            { streamId: template, revision },
+            { streamId: absent, revision: 'no-stream' },
+          ],
+        });
+        expect((await store.appendWithSequence(guarded(0n))).number).toBe(1);
+
+        // the template moved on (retired) after the decision read it at revision 0
+        await store.append(template, [newEvent('TemplateRetired', { n: 2 })], 0n);
+        const refused = await store.appendWithSequence(guarded(0n)).catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(ConcurrencyError);
+        expect(refused).toMatchObject({ streamId: template, actual: 1n });
+        expect(await store.readStream(`${prefix}CHG-002`)).toEqual([]);
+        // a stream that had to be absent now exists: refused too
+        await store.append(absent, [newEvent('TemplateCreated', { n: 3 })], 'no-stream');
+        await conflict(store.appendWithSequence({ ...guarded(1n) }));
+        // no number was taken by the refused calls
+        const r = await store.appendWithSequence({
+          ...sequenced(sequence, prefix),
+          unchanged: [
+            { streamId: template, revision: 1n },
+            { streamId: absent, revision: 0n },
+          ],
+        });
+        expect(r.number).toBe(2);
+        expect(r.streamId).toBe(`${prefix}CHG-002`);
+      });
+
       it('50 concurrent calls get exactly 1..50 and each writes its stream', async () => {
         const sequence = `change-request-T${uid()}`;
         const prefix = newPrefix();

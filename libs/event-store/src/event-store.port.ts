@@ -74,6 +74,18 @@ export interface SequencedStream {
   readonly sequence: string;
   /** Builds the stream id and its first events from the allocated number (1, 2, ...). */
   readonly build: (n: number) => { streamId: string; events: NewEvent[] };
+  /**
+   * Streams the decision read (a standard change reads its template): the stream is created
+   * only while each is still at this revision, else ConcurrencyError naming it and nothing is
+   * written (no number taken). SQLite checks in the creating transaction; EventStoreDB, which
+   * has no transaction across streams, just before the append (a narrow window remains).
+   */
+  readonly unchanged?: readonly StreamRevision[];
+}
+
+export interface StreamRevision {
+  readonly streamId: string;
+  readonly revision: bigint | 'no-stream';
 }
 
 export interface EventStore {

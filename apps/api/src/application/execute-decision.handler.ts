@@ -9,6 +9,7 @@ import {
   type EventMetadata,
   type EventStore,
   type NewEvent,
+  type StreamRevision,
 } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 import { AggregateLoader } from './aggregate-loader';
@@ -36,11 +37,13 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
 
   async execute({ aggregate, id, command, options }: ExecuteDecision): Promise<CommandResult> {
     const definition: AnyAggregate = aggregate;
-    if (definition.sequence?.isCreation(command)) return this.create(definition, command, options);
-    if (id === undefined) throw notFound(`no ${definition.name} id given`);
+    const creation = definition.sequence?.isCreation(command) === true;
+    if (!creation && id === undefined) throw notFound(`no ${definition.name} id given`);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.decideAndAppend(definition, id, command, options);
+        return creation
+          ? await this.create(definition, command, options)
+          : await this.decideAndAppend(definition, id!, command, options);
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         if (options.expectedVersion !== undefined) {
@@ -48,7 +51,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
         }
         if (attempt >= this.config.commandMaxAttempts) {
           throw new ConcurrencyConflictError(
-            `${id} kept changing while the command ran (${attempt} attempts); send it again`,
+            `${creation ? error.streamId : id} kept changing while the command ran (${attempt} attempts); send it again`,
           );
         }
         await sleep(Math.random() * 3 * attempt);
@@ -96,12 +99,16 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
   ): Promise<CommandResult> {
     const sequence = aggregate.sequence!;
     const { decide, initialState, evolve } = aggregate.decider;
-    const context = await this.contextFor(aggregate, command, options);
+    // What the decision reads besides its own stream (a standard change: its template) must
+    // not move before the stream is created: a template retired meanwhile is seen on the re-run.
+    const reads: StreamRevision[] = [];
+    const context = await this.contextFor(aggregate, command, options, reads);
     // Decide once before allocating, so that a refused command consumes no number.
     decide(sequence.withId(command, sequence.format(0)), initialState(), context);
     let events: DomainEvent[] = [];
     const result = await this.store.appendWithSequence({
       sequence: sequence.name,
+      unchanged: reads,
       build: (n) => {
         const id = sequence.format(n);
         events = decide(sequence.withId(command, id), initialState(), context);
@@ -121,9 +128,25 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     };
   }
 
-  private async contextFor(aggregate: AnyAggregate, command: unknown, options: CommandOptions) {
+  /** `reads`, when given, collects the streams the context loaded, at the revision it folded. */
+  private async contextFor(
+    aggregate: AnyAggregate,
+    command: unknown,
+    options: CommandOptions,
+    reads?: StreamRevision[],
+  ) {
     const base: DecisionContext = { actor: options.actor, now: this.clock.now().toISOString() };
-    return aggregate.context ? aggregate.context(command, base, this.loader.load) : base;
+    if (!aggregate.context) return base;
+    const load: typeof this.loader.load = async (other, otherId) => {
+      const state = await this.loader.load(other, otherId);
+      const version = other.version(state);
+      reads?.push({
+        streamId: other.streamId(otherId),
+        revision: version === 0 ? 'no-stream' : BigInt(version - 1),
+      });
+      return state;
+    };
+    return aggregate.context(command, base, load);
   }
 
   /**

@@ -350,6 +350,26 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(counter[0].metadata.actor).toEqual(newEvent().metadata.actor);
     });
 
+    it('refuses, taking no number, when a stream the decision read has moved on', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const template = `standardTemplate-T${randomUUID()}`;
+      await store.append(template, [newEvent('Created')], 'no-stream');
+      const guarded = (revision: bigint): SequencedStream => ({
+        ...spec('guarded', prefix),
+        unchanged: [{ streamId: template, revision }],
+      });
+      expect((await store.appendWithSequence(guarded(0n))).number).toBe(1);
+      await store.append(template, [newEvent('Retired')], 0n);
+      await expect(store.appendWithSequence(guarded(0n))).rejects.toMatchObject({
+        streamId: template,
+        expected: 0n,
+        actual: 1n,
+      });
+      expect((await store.readStream('sequence-guarded')).map((e) => e.data.number)).toEqual([1]);
+      expect((await store.appendWithSequence(guarded(1n))).number).toBe(2);
+    });
+
     it('hands a number back when its stream exists already', async () => {
       const store = open();
       const prefix = `changeRequest-T${randomUUID()}-`;

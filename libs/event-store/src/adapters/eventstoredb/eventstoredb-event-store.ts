@@ -607,6 +607,12 @@ export class EventStoreDbEventStore implements EventStore {
   ): Promise<AppendResult & { number: number; streamId: string }> {
     const counterStream = sequenceStreamId(spec.sequence);
     for (let attempt = 1; ; attempt++) {
+      // No transaction spans streams here: checked just before the number is taken.
+      for (const read of spec.unchanged ?? []) {
+        const last = await this.lastEvent(read.streamId);
+        const actual = last?.event ? last.event.revision : 'no-stream';
+        if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
+      }
       const counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
       const number = counter.value + 1;
       const { streamId, events } = spec.build(number); // may throw: nothing is written yet

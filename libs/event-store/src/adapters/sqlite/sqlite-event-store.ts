@@ -213,6 +213,10 @@ export class SqliteEventStore implements EventStore {
         this.appendInTransaction(streamId, events, expected),
     );
     this.sequenceTx = this.db.transaction((spec: SequencedStream) => {
+      for (const read of spec.unchanged ?? []) {
+        const actual = this.stmts.last.get(read.streamId)?.revision ?? 'no-stream';
+        if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
+      }
       const current = this.stmts.sequence.get(spec.sequence);
       const number = Number(current?.value ?? 0n) + 1;
       const { streamId, events } = spec.build(number);
