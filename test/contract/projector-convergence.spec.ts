@@ -48,6 +48,7 @@ const sqliteFactory = (dir: () => string): ReadModelStoreFactory => ({
 const factories: ReadModelStoreFactory[] = [];
 let dir = '';
 factories.push(sqliteFactory(() => dir));
+if (!process.env.MONGODB_URL) console.log('projector convergence on MongoDB skipped: MONGODB_URL is not set');
 if (process.env.MONGODB_URL) {
   const databases: string[] = [];
   factories.push({

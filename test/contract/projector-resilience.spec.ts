@@ -39,7 +39,9 @@ describe('projector resilience', () => {
     blocker.exec('BEGIN EXCLUSIVE');
     await writeRandomLifecycles(events, { seed: 7, count: 5 });
     const head = await events.headPosition();
-    await new Promise((resolve) => setTimeout(resolve, 6000));
+    // until the projector gave up waiting for the lock (SQLite's busy timeout is 5 s) and said so
+    const deadline = Date.now() + 20_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(errors.length).toBeGreaterThan(0);
     expect(errors[0]).toMatch(/retrying/);
     expect(projector.position).toBeLessThan(head);
@@ -104,6 +106,8 @@ describe('projector resilience', () => {
     ['sqlite', async (label) => SqliteReadModelStore.open(join(dir, `${label}.sqlite`)), 200],
   ];
   const mongoDatabases: string[] = [];
+  if (!process.env.MONGODB_URL)
+    console.log('projector resilience on MongoDB skipped: MONGODB_URL is not set');
   if (process.env.MONGODB_URL) {
     stores.push([
       'mongodb',

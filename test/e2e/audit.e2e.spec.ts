@@ -1,6 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
+import { RequestMethod } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { API_CONTROLLERS } from '../../apps/api/src/app.module';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
@@ -99,7 +102,13 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
         '/standard-templates',
         { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['pve1'] },
       ],
+      ['POST', '/standard-templates/STD-001/retire', { reason: 'replaced' }],
     ];
+    // every command route of the API is in the list (a new one must not be forgotten here)
+    const tried = commands.map(([method, path]) =>
+      `${method} ${path.replace(id, ':id').replace('STD-001', ':id')}`.replace(/^(\S+) \//, '$1 '),
+    );
+    expect(new Set(tried)).toEqual(new Set(commandRoutes()));
     for (const [method, path, body] of commands) {
       const result = await app.request(method, path, { as: USERS.auditor, body });
       expect(`${method} ${path} ${result.status} ${(result.body as { code?: string }).code}`).toBe(
@@ -372,3 +381,16 @@ describe('evidence bundle', () => {
     expect(text).not.toMatch(/\r/);
   });
 });
+
+/** `METHOD path` of every route that is not a GET, from the controllers' metadata. */
+const commandRoutes = () =>
+  API_CONTROLLERS.flatMap((controller) => {
+    const prefix = Reflect.getMetadata(PATH_METADATA, controller) as string;
+    return Object.getOwnPropertyNames(controller.prototype).flatMap((name) => {
+      const handler = (controller.prototype as unknown as Record<string, object>)[name];
+      const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+      if (name === 'constructor' || path === undefined || method === RequestMethod.GET) return [];
+      return [`${RequestMethod[method!]} ${[prefix, path].filter((p) => p && p !== '/').join('/')}`];
+    });
+  });

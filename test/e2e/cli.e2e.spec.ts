@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppHarness } from './support/app-harness';
-import { expectStatus, submit } from './support/change-fixtures';
+import { expectStatus, normalChange } from './support/change-fixtures';
 import { cliBuilt, runCliSettled } from './support/cli';
 
 /** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
@@ -31,8 +31,16 @@ describe('the changeledger CLI', () => {
       headers: { authorization: `Bearer ${token}` },
     });
     expect(read.status).toBe(200);
-    const { id } = await submit(app);
-    expect(id).toMatch(/^CHG-/);
+    const bearer = { as: null, headers: { authorization: `Bearer ${token}` } };
+    // requester: may submit, and the change names the token's user
+    const submitted = await app.request('POST', '/changes', { ...bearer, body: normalChange() });
+    expect(submitted.status).toBe(201);
+    const { id } = submitted.body as { id: string };
+    const change = await app.request('GET', `/changes/${id}`, bearer);
+    expect(change.body).toMatchObject({ requestedBy: { id: 'u-cli', name: 'Cli User' } });
+    // a role not asked for is not there
+    const approval = await app.request('POST', `/changes/${id}/approve`, { ...bearer, body: {} });
+    expect(approval.status).toBe(403);
   });
 
   whenBuilt('token refuses missing or unknown options and unknown roles, with its usage', async () => {

@@ -17,9 +17,14 @@ describe('concurrency and idempotency', () => {
       ),
     );
     for (const r of results) expectStatus(r, 201);
-    // In order and gap-free: 50 consecutive numbers (from 1 on a fresh store).
+    // Gap-free: 50 consecutive numbers (from 1 on a fresh store)...
     const numbers = results.map((r) => Number((r.body.id as string).slice(4))).sort((a, b) => a - b);
     expect(numbers).toEqual(Array.from({ length: 50 }, (_, i) => numbers[0] + i));
+    // ...allocated in order: a higher number is a later submission in the log
+    const byPosition = [...results].sort((a, b) =>
+      BigInt(a.body.position as string) < BigInt(b.body.position as string) ? -1 : 1,
+    );
+    expect(byPosition.map((r) => Number((r.body.id as string).slice(4)))).toEqual(numbers);
     for (const r of results) expect(r.body.id).toMatch(/^CHG-\d{3,}$/);
     // Each id names exactly one stream, holding exactly its own submission.
     for (const r of results) {
@@ -28,6 +33,47 @@ describe('concurrency and idempotency', () => {
       expect(events[0].data).toMatchObject({ changeId: r.body.id });
       expect(BigInt(r.body.position as string)).toBe(events[0].position);
       expect(events[0].position).toBeGreaterThan(before);
+    }
+  });
+
+  it('a template retired while a standard change that uses it is being submitted: the submission is decided again and refused', async () => {
+    const template = expectStatus(
+      await app.post(
+        '/standard-templates',
+        { name: 'Resize a VM disk', description: 'd', procedure: ['qm resize'], systemsScope: ['pve1'] },
+        USERS.lead,
+      ),
+      201,
+    ).body as { id: string };
+    // The race, forced: the retire lands after the submission read the template as active and
+    // before its stream is created (inside the real store's creating call).
+    const store = app.store;
+    const appendWithSequence = store.appendWithSequence.bind(store);
+    let raced = 0;
+    store.appendWithSequence = async (spec) => {
+      if (raced++ === 0) {
+        expectStatus(
+          await app.post(`/standard-templates/${template.id}/retire`, { reason: 'replaced' }, USERS.lead),
+          200,
+        );
+      }
+      return appendWithSequence(spec);
+    };
+    try {
+      const before = await store.headPosition();
+      const refused = await app.post(
+        '/changes',
+        normalChange('low', { type: 'standard', standardTemplateId: template.id }),
+      );
+      expectStatus(refused, 422, 'RULE_VIOLATION');
+      expect(JSON.stringify(refused.body)).toMatch(/retired/);
+      // the first decision passed and reached the store; the second, on the retired template, did not
+      expect(raced).toBe(1);
+      // only the retirement was stored
+      const stored = await store.readAll({ after: before, limit: 10 });
+      expect(stored.map((e) => e.type)).toEqual(['StandardTemplateRetired']);
+    } finally {
+      store.appendWithSequence = appendWithSequence;
     }
   });
 

@@ -230,6 +230,9 @@ describe('read models over HTTP', () => {
       200,
     ).body as Page<Record<string, unknown>>;
     expect(managementOnly.items.every((p) => p.requiredApproval === 'management')).toBe(true);
+    const managementIds = managementOnly.items.map((p) => p.changeId);
+    expect(managementIds).toContain(high.id);
+    expect(managementIds).not.toContain(low.id);
     expectStatus(await app.post(`/changes/${low.id}/approve`, {}, USERS.lead), 200);
     const after = expectStatus(await app.get('/approvals/pending?limit=500'), 200).body as Page<
       Record<string, unknown>

@@ -5,7 +5,9 @@ import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { lastValueFrom, of, throwError } from 'rxjs';
 import { SqliteIdempotencyStore } from './adapters/sqlite-idempotency-store';
-import { IdempotencyInterceptor } from './idempotency.interceptor';
+import { IDEMPOTENCY_IN_FLIGHT_LEASE_MS } from './idempotency-store.port';
+import { IdempotencyInterceptor, requestFingerprint } from './idempotency.interceptor';
+import type { AuthenticatedRequest } from '../auth/auth.guard';
 
 /** The interceptor over a real store; Nest's request context is a stand-in (the framework's, not ours). */
 describe('IdempotencyInterceptor', () => {
@@ -51,9 +53,15 @@ describe('IdempotencyInterceptor', () => {
       },
     };
     await expect(run({ title: 'x' }, handler)).resolves.toEqual({ id: 'CHG-001' });
-    // reopened: the key is still claimed (in flight), so a retry waits and is refused, not re-created
+    // reopened: the same request finds its key still claimed (in flight, not freed and not
+    // answered), so a retry waits and is refused instead of creating the change again; even
+    // long after, as a creation's claim is never taken over
     store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
-    expect(await store.claim('u-1\u0000create-once', 'whatever', clock.now())).toEqual({ kind: 'mismatch' });
+    const request = context({ title: 'x' }).switchToHttp().getRequest<AuthenticatedRequest>();
+    const later = new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS * 2);
+    expect(await store.claim('u-1\u0000create-once', requestFingerprint(request), later)).toEqual({
+      kind: 'in-flight',
+    });
     expect(created).toBe(1);
   });
 
