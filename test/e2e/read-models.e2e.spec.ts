@@ -149,6 +149,42 @@ describe('read models over HTTP', () => {
     }
   });
 
+  it('times sent with an offset are kept in UTC (the contract); UTC ones keep their text', async () => {
+    const { id } = await submit(
+      app,
+      normalChange('low', {
+        title: 'Offset times',
+        timeline: {
+          proposedStart: '2026-12-01T23:30:00-05:00',
+          estimatedDurationMinutes: 60,
+          maintenanceWindow: { start: '2026-12-02T05:00:00+01:00', end: '2026-12-02T06:00:00Z' },
+        },
+      }),
+    );
+    const change = expectStatus(await app.get(`/changes/${id}`), 200).body as {
+      timeline: { proposedStart: string; maintenanceWindow: { start: string; end: string } };
+    };
+    expect(change.timeline).toMatchObject({
+      proposedStart: '2026-12-02T04:30:00.000Z',
+      maintenanceWindow: { start: '2026-12-02T04:00:00.000Z', end: '2026-12-02T06:00:00Z' },
+    });
+    await reviewAll(app, id);
+    const pending = expectStatus(await app.get('/approvals/pending?limit=500'), 200).body as Page<
+      Record<string, unknown>
+    >;
+    expect(pending.items.find((p) => p.changeId === id)).toMatchObject({
+      proposedStart: '2026-12-02T04:30:00.000Z',
+    });
+    // an invalid time with an offset is refused, not converted into a valid one
+    const refused = await app.post(
+      '/changes',
+      normalChange('low', {
+        timeline: { proposedStart: '2026-02-30T10:00:00+02:00', estimatedDurationMinutes: 5 },
+      }),
+    );
+    expectStatus(refused, 400, 'VALIDATION_FAILED');
+  });
+
   it('GET /changes rows agree with GET /changes/:id, also for documents stored before rows were kept apart', async () => {
     const mine = { sub: 'u-rows', name: 'Row Requester', roles: ['requester'] as const };
     const fresh = await submit(app, normalChange('high', { title: 'Row fresh' }), mine);

@@ -1,5 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
-import { IsISO8601, Matches } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { IsISO8601, isISO8601, Matches } from 'class-validator';
 
 const DATE = '\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])';
 const TIME = '([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?';
@@ -22,3 +23,23 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
         : '$property must be an ISO 8601 time with its zone, e.g. 2026-12-01T22:00:00Z',
     }),
   );
+
+/**
+ * A time in a request body, kept in UTC as the contract has it: one sent with an offset
+ * (`2026-12-01T23:30:00-05:00`) becomes `2026-12-02T04:30:00.000Z` before it reaches a command;
+ * one in UTC keeps its text. Anything that is not a valid time passes unchanged, for IsTimestamp
+ * to refuse (Date.parse would turn 30 February into 2 March).
+ */
+export const IsUtcTimestamp = () =>
+  applyDecorators(
+    Transform(({ value }: { value: unknown }) => toUtc(value)),
+    IsTimestamp(),
+  );
+
+const toUtc = (value: unknown): unknown =>
+  typeof value === 'string' &&
+  !value.endsWith('Z') &&
+  DATE_TIME.test(value) &&
+  isISO8601(value, { strict: true, strictSeparator: true })
+    ? new Date(Date.parse(value)).toISOString()
+    : value;

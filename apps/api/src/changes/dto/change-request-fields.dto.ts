@@ -23,7 +23,7 @@ import {
   type RiskLevel,
 } from '@changeledger/domain';
 import { OptionalNotNull } from '../../http/optional-not-null.validator';
-import { IsTimestamp } from '../../http/timestamp.validator';
+import { IsUtcTimestamp } from '../../http/timestamp.validator';
 
 export const TEXT_MAX = 20_000;
 export const LIST_MAX = 200;
@@ -35,12 +35,12 @@ export class RiskDto {
 }
 
 export class MaintenanceWindowDto {
-  @IsTimestamp() start!: string;
-  @IsTimestamp() end!: string;
+  @IsUtcTimestamp() start!: string;
+  @IsUtcTimestamp() end!: string;
 }
 
 export class TimelineDto {
-  @IsTimestamp() proposedStart!: string;
+  @IsUtcTimestamp() proposedStart!: string;
   @IsInt() @Min(1) @Max(525_600) estimatedDurationMinutes!: number;
   @OptionalNotNull()
   @IsObject()

@@ -24,7 +24,7 @@ import {
   type ReviewVerdict,
 } from '@changeledger/domain';
 import { OptionalNotNull } from '../../http/optional-not-null.validator';
-import { IsTimestamp } from '../../http/timestamp.validator';
+import { IsUtcTimestamp } from '../../http/timestamp.validator';
 import { LIST_MAX, TEXT_MAX } from './change-request-fields.dto';
 
 /**
@@ -51,8 +51,8 @@ export class ReasonDto {
 }
 
 export class ScheduleChangeDto {
-  @IsTimestamp() plannedStart!: string;
-  @IsTimestamp() plannedEnd!: string;
+  @IsUtcTimestamp() plannedStart!: string;
+  @IsUtcTimestamp() plannedEnd!: string;
   @IsBoolean() maintenanceWindow!: boolean;
 }
 
