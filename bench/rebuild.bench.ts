@@ -182,7 +182,7 @@ export const benchRebuild = async (
     const generateSeconds = Number(process.hrtime.bigint() - genStarted) / 1e9;
 
     progress(`rebuild: replaying ${written} events into fresh ${target} read models`);
-    const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+    const projections = allProjections();
     const readModels: ReadModelStore =
       target === 'mongodb'
         ? await MongoReadModelStore.connect(mongoUrl, mongoDb)
@@ -195,7 +195,6 @@ export const benchRebuild = async (
     const rebuildWorkers = loadConfig({ REBUILD_WORKERS: process.env.REBUILD_WORKERS }).rebuildWorkers;
     const { events: applied } = await rebuildReadModels(events, readModels, projections, undefined, {
       workers: rebuildWorkers,
-      settings: { retrospectiveDueBusinessDays: 2 },
     });
     const rebuildSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 

@@ -21,8 +21,7 @@ import {
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
 
-const settings = { retrospectiveDueBusinessDays: 2 };
-const projections = allProjections(settings);
+const projections = allProjections();
 const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
 
 /** A shard on this thread behind a real MessageChannel, as a worker thread talks to its parent. */
@@ -101,7 +100,6 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
       const progress: bigint[] = [];
       const result = await rebuildReadModels(events, live, projections, (p) => progress.push(p.position), {
         workers,
-        settings,
         spawn: inThread,
       });
       const head = await events.headPosition();
@@ -123,7 +121,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     await replayInShards(
       shadow,
       projections,
-      { workers: 3, settings, spawn: inThread },
+      { workers: 3, spawn: inThread },
       { eventStoreFile: events.file, readModelFile: live.file },
       await events.headPosition(),
       { keepInMemory: 1_000_000, onDocuments: (written) => (perShard = written) },
@@ -144,7 +142,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     const applied = await replayInShards(
       shadow,
       projections,
-      { workers: 2, settings, spawn: inThread },
+      { workers: 2, spawn: inThread },
       { eventStoreFile: events.file, readModelFile: live.file },
       head,
       { keepInMemory: 10, batchSize: 300 },
@@ -171,7 +169,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     const applied = await replayInShards(
       shadow,
       projections,
-      { workers: 2, settings, spawn: inThread },
+      { workers: 2, spawn: inThread },
       { eventStoreFile: events.file, readModelFile: live.file },
       until,
       { keepInMemory: 1000 },
@@ -190,7 +188,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     const failing = (request: ShardRequest) =>
       inThread(request.shard === 1 ? { ...request, eventStoreFile: dir } : request);
     await expect(
-      rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: failing }),
+      rebuildReadModels(events, live, projections, undefined, { workers: 2, spawn: failing }),
     ).rejects.toThrow(/rebuild shard 1: /);
     expect(await snapshot(live)).toEqual(before);
     expect(shadowTables(join(dir, 'failing.sqlite'))).toEqual([]);
@@ -221,7 +219,7 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
       };
     };
     await expect(
-      rebuildReadModels(events, live, projections, undefined, { workers: 2, settings, spawn: dying }),
+      rebuildReadModels(events, live, projections, undefined, { workers: 2, spawn: dying }),
     ).rejects.toThrow('worker died');
     expect(await snapshot(live)).toEqual(before);
     expect(shadowTables(join(dir, 'crashing.sqlite'))).toEqual([]);
@@ -234,7 +232,6 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
       const live = SqliteReadModelStore.open(join(dir, 'threads.sqlite'));
       const result = await rebuildReadModels(events, live, projections, undefined, {
         workers: 2,
-        settings,
         spawn: (request) => spawnShardWorker(request, DIST_WORKER),
       });
       expect(result.events).toBe(written);

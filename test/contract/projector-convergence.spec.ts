@@ -21,7 +21,7 @@ import {
 import { seededRandom, writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
 
-const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+const projections = allProjections();
 const SEED = Number(process.env.CONVERGENCE_SEED ?? 20261126);
 const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
 

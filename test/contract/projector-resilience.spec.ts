@@ -30,7 +30,7 @@ describe('projector resilience', () => {
     const file = join(dir, 'read-models.sqlite');
     const store = SqliteReadModelStore.open(file);
     const errors: string[] = [];
-    const projector = new Projector(events, store, allProjections({ retrospectiveDueBusinessDays: 2 }), {
+    const projector = new Projector(events, store, allProjections(), {
       logger: { error: (m) => errors.push(m) },
     });
     await projector.start();
@@ -64,7 +64,7 @@ describe('projector resilience', () => {
       logger: quiet,
     });
     const store = SqliteReadModelStore.open(join(dir, 'resubscribe.sqlite'));
-    const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+    const projections = allProjections();
     const errors: string[] = [];
     const projector = new Projector(events, store, projections, { logger: { error: (m) => errors.push(m) } });
     await projector.start();
@@ -131,7 +131,7 @@ describe('projector resilience', () => {
   it.each(stores)(
     'loses nothing over repeated rebuilds swapped in beside the live projector (%s)',
     async (name, open, initial) => {
-      const projections = allProjections({ retrospectiveDueBusinessDays: 2 });
+      const projections = allProjections();
       const snapshot = (store: ReadModelStore) => readModelSnapshot(store, projections);
       const events = new SqliteEventStore(join(dir, `events-race-${name}.sqlite`));
       const live = await open('live');

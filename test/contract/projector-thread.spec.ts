@@ -13,8 +13,7 @@ import {
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
 
-const settings = { retrospectiveDueBusinessDays: 2 };
-const projections = allProjections(settings);
+const projections = allProjections();
 /** The compiled thread entry (CI builds before it tests). */
 const WORKER = join(__dirname, '..', '..', 'dist', 'libs', 'read-models', 'src', 'projector.worker.js');
 const built = existsSync(WORKER);
@@ -45,7 +44,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
       // A poll of a minute: only the wake-up after each append can bring new events in time.
       const projector = new ThreadedProjector(
         events,
-        { eventStoreFile: events.file, readModelFile: file, settings, pollIntervalMs: 60_000 },
+        { eventStoreFile: events.file, readModelFile: file, pollIntervalMs: 60_000 },
         logger,
         WORKER,
       );
@@ -98,7 +97,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
       const died: string[] = [];
       const projector = new ThreadedProjector(
         events,
-        { eventStoreFile: events.file, readModelFile: file, settings },
+        { eventStoreFile: events.file, readModelFile: file },
         { error: (m) => died.push(m), log: () => undefined },
         WORKER,
       );
@@ -135,7 +134,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     mkdirSync(notAFile);
     const projector = new ThreadedProjector(
       events,
-      { eventStoreFile: events.file, readModelFile: notAFile, settings },
+      { eventStoreFile: events.file, readModelFile: notAFile },
       logger,
       WORKER,
     );

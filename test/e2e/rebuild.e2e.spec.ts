@@ -34,7 +34,7 @@ describe('projections:rebuild while the API serves', () => {
     const before = await read();
     const store = app.app.get<ReadModelStore>(READ_MODEL_STORE);
     const progress: bigint[] = [];
-    const rebuilding = rebuildReadModels(app.store, store, allProjections(app.config), (p) =>
+    const rebuilding = rebuildReadModels(app.store, store, allProjections(), (p) =>
       progress.push(p.position),
     );
     const during = await read(); // served from the live models while the shadow fills

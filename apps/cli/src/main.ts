@@ -84,14 +84,14 @@ const rebuild = async (args: string[]) => {
   const bar = new ProgressBar('rebuild', 'events');
   const started = Date.now();
   try {
-    const projections = allProjections(config);
+    const projections = allProjections();
     // Positions need not be dense: progress is measured in log positions, the rate in events.
     const result = await rebuildReadModels(
       events,
       live,
       projections,
       (p) => bar.update(p.events, Number(p.position), Number(p.head)),
-      { workers: config.rebuildWorkers, settings: config },
+      { workers: config.rebuildWorkers },
     );
     bar.done(
       `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
@@ -164,7 +164,7 @@ const report = async (args: string[]) => {
   const store = await openReadModelStore(config);
   try {
     const catchUp = new ProgressBar('read models', 'events');
-    const applied = await replayInto(events, store, allProjections(config), {
+    const applied = await replayInto(events, store, allProjections(), {
       onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head)),
     });
     catchUp.done(`up to date (${applied} events applied now)`);

@@ -9,7 +9,7 @@ const main = async () => {
   const config = loadConfig();
   const events = await openEventStore(config);
   const readModels = await openReadModelStore(config);
-  const projector = new Projector(events, readModels, allProjections(config), {
+  const projector = new Projector(events, readModels, allProjections(), {
     logger: { error: (message) => console.error(`[projector] ${message}`) },
   });
   await projector.start();

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { SqliteReadModelStore } from './adapters/sqlite/sqlite-read-model-store';
 import { type EmbeddedFiles, embeddedFiles } from './embedded-files';
-import { allProjections, type ProjectionSettings } from './projections';
+import { allProjections } from './projections';
 import { PositionWaiters } from './position-waiters';
 import { type LiveProjector, Projector, restartPause } from './projector';
 
@@ -18,7 +18,6 @@ import { type LiveProjector, Projector, restartPause } from './projector';
 export interface ProjectorThreadRequest {
   readonly eventStoreFile: string;
   readonly readModelFile: string;
-  readonly settings: ProjectionSettings;
   /** How often the thread looks for appends it was not told about (another process's). */
   readonly pollIntervalMs?: number;
 }
@@ -55,7 +54,7 @@ export const runProjectorThread = async (
     events = new SqliteEventStore(request.eventStoreFile, { pollIntervalMs: request.pollIntervalMs });
     store = SqliteReadModelStore.open(request.readModelFile);
     const log = events;
-    const projector = new Projector(log, store, allProjections(request.settings), {
+    const projector = new Projector(log, store, allProjections(), {
       logger: {
         error: (message) => send({ kind: 'log', level: 'error', message }),
         log: (message) => send({ kind: 'log', level: 'log', message }),

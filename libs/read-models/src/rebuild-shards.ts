@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { SqliteReadModelStore } from './adapters/sqlite/sqlite-read-model-store';
 import { type EmbeddedFiles, embeddedFiles } from './embedded-files';
-import { allProjections, type Projection, type ProjectionSettings } from './projections';
+import { allProjections, type Projection } from './projections';
 import { isProjected, PROJECTOR_CHECKPOINT, type RebuildProgress, WriteBehind } from './projector';
 import type { ReadModelStore } from './read-model-store.port';
 
@@ -20,8 +20,6 @@ import type { ReadModelStore } from './read-model-store.port';
 export interface ParallelReplay {
   /** Shards (worker threads); below 2 the replay runs on the calling thread. */
   readonly workers: number;
-  /** The workers build their projections from these: `allProjections(settings)`. */
-  readonly settings: ProjectionSettings;
   /** How a shard starts: a worker thread (tests also run shards on their own thread). */
   readonly spawn?: (request: ShardRequest) => ShardHandle;
 }
@@ -30,7 +28,6 @@ export interface ParallelReplay {
 export interface ShardRequest {
   readonly eventStoreFile: string;
   readonly readModelFile: string;
-  readonly settings: ProjectionSettings;
   readonly shard: number;
   readonly shards: number;
   /** The log position the rebuild replays through (the head when it began). */
@@ -102,7 +99,7 @@ export const runShard = async (
   let store: SqliteReadModelStore | undefined;
   try {
     events = new SqliteEventStore(request.eventStoreFile);
-    const projections = allProjections(request.settings);
+    const projections = allProjections();
     store = await SqliteReadModelStore.openShadow(
       request.readModelFile,
       projections.map((p) => p.collection),
@@ -183,8 +180,8 @@ export const replayInShards = async (
   },
 ): Promise<number> => {
   const names = (ps: readonly Projection[]) => ps.map((p) => p.collection.name).join(',');
-  if (names(projections) !== names(allProjections(parallel.settings))) {
-    throw new Error('a parallel rebuild replays allProjections(settings): the projections differ');
+  if (names(projections) !== names(allProjections())) {
+    throw new Error('a parallel rebuild replays allProjections(): the projections differ');
   }
   await target.init(projections.map((p) => p.collection));
   const spawn = parallel.spawn ?? ((request: ShardRequest) => spawnShardWorker(request));
@@ -233,7 +230,6 @@ export const replayInShards = async (
     for (let shard = 0; shard < shards; shard++) {
       const handle = spawn({
         ...files,
-        settings: parallel.settings,
         shard,
         shards,
         until,

@@ -23,7 +23,7 @@ import {
   toRetrospectiveItem,
   toTemplateView,
 } from '@changeledger/read-models';
-import { CLOCK, type Clock } from '@changeledger/platform';
+import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 import { findPage, type PageRequest } from './paging';
 
 const RETROSPECTIVE_QUEUE = 'retrospective_queue';
@@ -164,6 +164,7 @@ export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospect
   constructor(
     @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async execute({ page: request }: GetRetrospectiveQueue) {
@@ -177,7 +178,11 @@ export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospect
       request,
     );
     const now = this.clock.now();
-    return { items: result.items.map((d) => toRetrospectiveItem(d, now)), nextCursor: result.nextCursor };
+    const due = this.config.retrospectiveDueBusinessDays;
+    return {
+      items: result.items.map((d) => toRetrospectiveItem(d, now, due)),
+      nextCursor: result.nextCursor,
+    };
   }
 }
 

@@ -38,16 +38,12 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    this.projections = allProjections(config);
+    this.projections = allProjections();
     if (!config.runProjector) return;
     const logger = new Logger('Projector');
     const files = config.projectorThread ? projectorThreadFiles(events, store) : undefined;
     this.projector = files
-      ? new ThreadedProjector(
-          events as SqliteEventStore,
-          { ...files, settings: { retrospectiveDueBusinessDays: config.retrospectiveDueBusinessDays } },
-          logger,
-        )
+      ? new ThreadedProjector(events as SqliteEventStore, files, logger)
       : new Projector(events, store, this.projections, { logger });
   }
 

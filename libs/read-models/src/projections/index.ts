@@ -16,17 +16,13 @@ export * from './pending-approvals.projection';
 export * from './retrospective-queue.projection';
 export * from './standard-templates.projection';
 
-export interface ProjectionSettings {
-  readonly retrospectiveDueBusinessDays: number;
-}
-
 /** Every read model the projector keeps. */
-export const allProjections = (settings: ProjectionSettings): Projection[] =>
+export const allProjections = (): Projection[] =>
   [
     changeRequestsProjection,
     changeLogProjection,
     pendingApprovalsProjection,
-    retrospectiveQueueProjection(settings.retrospectiveDueBusinessDays),
+    retrospectiveQueueProjection,
     standardTemplatesProjection,
     complianceFactsProjection,
   ] as unknown as Projection[];

@@ -16,7 +16,6 @@ export interface RetrospectiveDocument extends ReadModelDocument {
   readonly reviewed: boolean;
   readonly decided: boolean;
   readonly outstanding: OutstandingItem[];
-  readonly dueAt: string | null;
   readonly open: boolean;
 }
 
@@ -28,11 +27,15 @@ const outstandingOf = (
   ...(doc.decided ? [] : (['retrospective-approval'] as const)),
 ];
 
-/** `dueBusinessDays`: RETROSPECTIVE_DUE_BUSINESS_DAYS, counted from the end of implementation. */
-export const retrospectiveQueueProjection = (dueBusinessDays: number): Projection<RetrospectiveDocument> => ({
+/**
+ * The facts only: when the retrospective is due depends on RETROSPECTIVE_DUE_BUSINESS_DAYS, so
+ * it is computed when asked (`toRetrospectiveItem`), as the compliance report does, and the
+ * queue and the report agree whatever the setting was when an event was projected.
+ */
+export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
   collection: {
     name: 'retrospective_queue',
-    fields: { open: 'boolean', declaredAt: 'string', dueAt: 'string' },
+    fields: { open: 'boolean', declaredAt: 'string' },
     indexes: [['open', 'declaredAt']],
   },
   documentId: changeIdOf,
@@ -55,7 +58,6 @@ export const retrospectiveQueueProjection = (dueBusinessDays: number): Projectio
         missingFields: missingRequestFields(request),
         reviewed: false,
         decided: false,
-        dueAt: null,
         open: true,
       });
     }
@@ -71,11 +73,7 @@ export const retrospectiveQueueProjection = (dueBusinessDays: number): Projectio
         });
       }
       case 'ImplementationCompleted':
-        return withOutstanding({
-          ...doc,
-          implementedAt: d.at as string,
-          dueAt: addBusinessDays(d.at as string, dueBusinessDays),
-        });
+        return withOutstanding({ ...doc, implementedAt: d.at as string });
       case 'PostImplementationReviewRecorded':
         return withOutstanding({ ...doc, reviewed: true });
       case 'RetrospectiveDecisionRecorded':
@@ -86,16 +84,22 @@ export const retrospectiveQueueProjection = (dueBusinessDays: number): Projectio
         return undefined;
     }
   },
-});
+};
 
-/** `overdue` depends on the time of the question, so it is computed when asked. */
-export const toRetrospectiveItem = (doc: RetrospectiveDocument, now: Date) => ({
-  changeId: doc.changeId,
-  title: doc.title,
-  category: doc.category,
-  declaredAt: doc.declaredAt,
-  implementedAt: doc.implementedAt ?? undefined,
-  outstanding: doc.outstanding,
-  dueAt: doc.dueAt,
-  overdue: doc.dueAt !== null && doc.outstanding.length > 0 && Date.parse(doc.dueAt) < now.getTime(),
-});
+/**
+ * The queue's item: `dueAt` = implementation end + `dueBusinessDays` (RETROSPECTIVE_DUE_BUSINESS_DAYS)
+ * business days; `overdue` depends on the time of the question too.
+ */
+export const toRetrospectiveItem = (doc: RetrospectiveDocument, now: Date, dueBusinessDays: number) => {
+  const dueAt = doc.implementedAt === null ? null : addBusinessDays(doc.implementedAt, dueBusinessDays);
+  return {
+    changeId: doc.changeId,
+    title: doc.title,
+    category: doc.category,
+    declaredAt: doc.declaredAt,
+    implementedAt: doc.implementedAt ?? undefined,
+    outstanding: doc.outstanding,
+    dueAt,
+    overdue: dueAt !== null && doc.outstanding.length > 0 && Date.parse(dueAt) < now.getTime(),
+  };
+};
