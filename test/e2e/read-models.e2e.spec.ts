@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type ChangeRequestDocument, READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, BUILT_PROJECTOR_WORKER, USERS } from './support/app-harness';
 import {
   emergencyChange,
   expectStatus,
@@ -391,7 +392,12 @@ describe('read models over HTTP', () => {
       eventStore: 'up',
       readModels: 'up',
       projectionLag: expect.any(Number),
-      projector: 'main-thread', // from TypeScript sources there is no compiled projector thread
+      // the embedded default projects in a worker thread (the built one: see the harness);
+      // MongoDB read models, and a run without dist/, on the main thread
+      projector:
+        process.env.E2E_READ_MODEL_STORE === 'mongodb' || !existsSync(BUILT_PROJECTOR_WORKER)
+          ? 'main-thread'
+          : 'thread',
     });
   });
 });

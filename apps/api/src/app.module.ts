@@ -9,7 +9,7 @@ import {
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
-import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
+import { PROJECTOR_WORKER_FILE, READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import {
   APP_CONFIG,
   type AppConfig,
@@ -27,7 +27,7 @@ import { READ_MODEL_QUERY_HANDLERS } from './read-models/read-model.queries';
 import { ReadModelsController } from './read-models/read-models.controller';
 import { GetComplianceReportHandler } from './reports/compliance-report.query';
 import { ReportsController } from './reports/reports.controller';
-import { ProjectorService, ReadPosition } from './read-models/read-position';
+import { PROJECTOR_WORKER, ProjectorService, ReadPosition } from './read-models/read-position';
 import { AuthGuard } from './auth/auth.guard';
 import { JWT_VERIFIER, JwtVerifier } from './auth/jwt-verifier';
 import { ChangeRequestsController } from './changes/change-requests.controller';
@@ -42,6 +42,12 @@ export interface AppModuleOptions {
   readonly config: AppConfig;
   /** Tests pass a fixed clock; production uses the system clock. */
   readonly clock?: Clock;
+  /**
+   * The compiled projector thread entry. By default the one next to the code (absent when
+   * running from TypeScript sources: the projector then runs on the main thread); tests that run
+   * from sources pass the built one, so that they project as the embedded default does.
+   */
+  readonly projectorWorkerFile?: string;
 }
 
 const eventStoreProvider: Provider = {
@@ -82,7 +88,7 @@ export const API_CONTROLLERS = [
 
 @Module({})
 export class AppModule {
-  static register({ config, clock }: AppModuleOptions): DynamicModule {
+  static register({ config, clock, projectorWorkerFile }: AppModuleOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [CqrsModule.forRoot()],
@@ -90,6 +96,7 @@ export class AppModule {
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock ?? systemClock },
+        { provide: PROJECTOR_WORKER, useValue: projectorWorkerFile ?? PROJECTOR_WORKER_FILE },
         eventStoreProvider,
         {
           provide: IDEMPOTENCY_STORE,

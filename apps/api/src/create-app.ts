@@ -20,7 +20,7 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
 /** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
 export const createApp = async (
   config: AppConfig,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; projectorWorkerFile?: string } = {},
 ): Promise<NestFastifyApplication> => {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
@@ -28,7 +28,7 @@ export const createApp = async (
     return503OnClosing: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.register({ config, clock: options.clock }),
+    AppModule.register({ config, clock: options.clock, projectorWorkerFile: options.projectorWorkerFile }),
     adapter,
     { logger: LEVELS[config.logLevel], bufferLogs: false },
   );

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -42,6 +42,25 @@ export interface RequestOptions {
   readonly readYourWrites?: boolean;
 }
 
+/**
+ * The built projector thread: the e2e suites run the API from TypeScript sources, where the
+ * projector would run on the main thread; with this they project as the embedded default does,
+ * in a worker thread (with `npm test`, which builds first). MongoDB read models project on the
+ * main thread anyway.
+ */
+export const BUILT_PROJECTOR_WORKER = join(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'dist',
+  'libs',
+  'read-models',
+  'src',
+  'projector.worker.js',
+);
+const projectorWorkerFile = existsSync(BUILT_PROJECTOR_WORKER) ? BUILT_PROJECTOR_WORKER : undefined;
+
 /** A real app on a real SQLite file in a temp folder, listening on a free loopback port. */
 export class AppHarness {
   private tokens = new Map<string, string>();
@@ -84,7 +103,7 @@ export class AppHarness {
       LOG_LEVEL: 'error',
       ...env,
     });
-    const app = await createApp(config, { clock: options.clock });
+    const app = await createApp(config, { clock: options.clock, projectorWorkerFile });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.getHttpServer().address() as { port: number };
     return new AppHarness(app, `http://127.0.0.1:${address.port}/api/v1`, config, dir, !options.dataDir);

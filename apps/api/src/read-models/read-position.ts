@@ -24,6 +24,9 @@ import { ProjectionLaggingError } from '../application/application-errors';
 
 export const MIN_POSITION_WAIT_MS = 5000;
 
+/** The file the projector thread runs (see AppModuleOptions.projectorWorkerFile). */
+export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
+
 /**
  * The projector inside the API process (embedded mode, or RUN_PROJECTOR=true): on the embedded
  * stores in a worker thread of its own (PROJECTOR_THREAD), otherwise on the main thread.
@@ -37,13 +40,14 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(EVENT_STORE) events: EventStore,
     @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(PROJECTOR_WORKER) workerFile: string,
   ) {
     this.projections = allProjections();
     if (!config.runProjector) return;
     const logger = new Logger('Projector');
-    const files = config.projectorThread ? projectorThreadFiles(events, store) : undefined;
+    const files = config.projectorThread ? projectorThreadFiles(events, store, workerFile) : undefined;
     this.projector = files
-      ? new ThreadedProjector(events as SqliteEventStore, files, logger)
+      ? new ThreadedProjector(events as SqliteEventStore, files, logger, workerFile)
       : new Projector(events, store, this.projections, { logger });
   }
 
