@@ -8,3 +8,4 @@ export * from './reports';
 export * from './rebuild-shards';
 export * from './markdown';
 export * from './projector-thread';
+export * from './projection-versions';

@@ -8,6 +8,7 @@ import {
   type ReadModelStore,
 } from './read-model-store.port';
 import { PositionWaiters } from './position-waiters';
+import { describeStale, recordProjectionVersions, staleReadModels } from './projection-versions';
 import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
@@ -219,6 +220,12 @@ export class Projector implements LiveProjector {
       const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
       this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
       this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+      if (this.applied === 0n) {
+        await recordProjectionVersions(this.store, this.projections); // built from the first event on
+      } else {
+        const stale = await staleReadModels(this.store, this.projections, this.applied);
+        if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
+      }
       await this.healAfterRebuild().catch((error: unknown) => {
         if (!(error instanceof RebuildSwapInProgressError)) throw error;
         this.logWaiting(error); // the batch loop and the idle check try again
@@ -730,6 +737,8 @@ export const prepareRebuild = async (
             onProgress,
             keepInMemory: REBUILD_DOCUMENTS_IN_MEMORY,
           });
+    // Built by these projections from the first event: no read model of the swap is stale.
+    await recordProjectionVersions(shadow, projections);
     // Tell a live projector (maybe in another process) which stretch of the log to re-apply.
     const through = await shadow.checkpoint(PROJECTOR_CHECKPOINT);
     // Generations only grow (a live projector waits while one lower than it healed shows), also

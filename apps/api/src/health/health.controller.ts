@@ -2,7 +2,13 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
-import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
+import {
+  allProjections,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+  type StaleReadModel,
+  staleReadModels,
+} from '@changeledger/read-models';
 import { Public } from '../auth/auth.guard';
 import { ProjectorService, ReadPosition } from '../read-models/read-position';
 
@@ -21,7 +27,15 @@ export interface HealthReport {
    * degraded).
    */
   projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
+  /**
+   * Read models whose documents were written by an older version of their projection (after an
+   * upgrade that changed it): served, but with the old meaning until `projections:rebuild`.
+   */
+  staleReadModels: StaleReadModel[];
 }
+
+/** How long a look at the projection versions is reused (health is polled; they rarely change). */
+const STALE_CHECK_MS = 10_000;
 
 const up = (probe: Promise<unknown>) =>
   probe.then(
@@ -39,6 +53,19 @@ export class HealthController {
     private readonly projectorService: ProjectorService,
   ) {}
 
+  private stale: { at: number; models: Promise<StaleReadModel[]> } | undefined;
+  private readonly projections = allProjections();
+
+  private staleModels(applied: bigint | null): Promise<StaleReadModel[]> {
+    const now = performance.now();
+    if (applied === null) return Promise.resolve([]);
+    if (!this.stale || now - this.stale.at > STALE_CHECK_MS) {
+      const models = staleReadModels(this.readModels, this.projections, applied).catch(() => []);
+      this.stale = { at: now, models };
+    }
+    return this.stale.models;
+  }
+
   @Public()
   @Get()
   async health(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthReport> {
@@ -46,6 +73,7 @@ export class HealthController {
     const head = eventStore === 'up' ? await this.store.headPosition().catch(() => null) : null;
     const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
     const projector = this.projectorService.mode;
+    const stale = await this.staleModels(applied);
     const status = eventStore === 'up' && readModels === 'up' && projector !== 'down' ? 'ok' : 'degraded';
     if (status !== 'ok') void reply.status(503);
     return {
@@ -56,6 +84,7 @@ export class HealthController {
       eventStorePosition: head?.toString() ?? null,
       readModelPosition: applied?.toString() ?? null,
       projector,
+      staleReadModels: stale,
     };
   }
 }

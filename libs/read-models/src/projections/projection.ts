@@ -17,6 +17,12 @@ export interface Projection<D extends ReadModelDocument = ReadModelDocument> {
    * hundreds of events between two writes of a document). Pure, like `evolve`.
    */
   readonly finish?: (document: Draft<D>) => Draft<D>;
+  /**
+   * Raised (from 1) when `evolve` changes what it writes for events already projected: the
+   * documents written before keep the old meaning until `projections:rebuild`, and the
+   * projector and `/health` name the read model until then (see projection-versions.ts).
+   */
+  readonly version?: number;
 }
 
 export const CHANGE_STREAM_PREFIX = 'changeRequest-';

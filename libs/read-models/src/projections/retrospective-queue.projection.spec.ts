@@ -132,6 +132,18 @@ describe('retrospective queue projection', () => {
       expect(doc?.outstanding).toEqual(['post-implementation-review', 'retrospective-approval']);
     });
 
+    it('an amendment with blank text leaves the field missing, and blanking a filled field makes it missing', () => {
+      const { timeline, ...rest } = laterFields();
+      const doc = docAfter(
+        declared(incompleteEmergencyRequest()),
+        startedNow(),
+        amended({ ...rest, rollbackPlan: '   ' }),
+        amended({ timeline, testingPlan: '\t' }),
+      );
+      expect(doc?.missingFields).toEqual(['rollbackPlan', 'testingPlan']);
+      expect(doc?.outstanding).toContain('complete-request');
+    });
+
     it('an amendment updates title and category', () => {
       const doc = docAfter(
         declared(),

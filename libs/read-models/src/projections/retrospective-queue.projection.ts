@@ -1,4 +1,9 @@
-import { type ChangeRequestFields, type EmergencyCategory, missingRequestFields } from '@changeledger/domain';
+import {
+  type ChangeRequestFields,
+  type EmergencyCategory,
+  LATER_FIELDS,
+  missingRequestFields,
+} from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { addBusinessDays } from './business-days';
 import { changeIdOf, type Projection } from './projection';
@@ -19,6 +24,18 @@ export interface RetrospectiveDocument extends ReadModelDocument {
   readonly open: boolean;
 }
 
+/**
+ * What is still missing after an amendment: an amended field by its new value (blank text still
+ * counts as missing, as the decider judges it), the others as they were.
+ */
+const missingAfter = (missing: readonly string[], changes: Partial<ChangeRequestFields>): string[] => {
+  const probe: Record<string, unknown> = {};
+  for (const field of LATER_FIELDS) {
+    probe[field] = field in changes ? changes[field] : missing.includes(field) ? undefined : 'filled in';
+  }
+  return missingRequestFields(probe as unknown as ChangeRequestFields);
+};
+
 const outstandingOf = (
   doc: Pick<RetrospectiveDocument, 'missingFields' | 'reviewed' | 'decided'>,
 ): OutstandingItem[] => [
@@ -38,6 +55,8 @@ export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
     fields: { open: 'boolean', declaredAt: 'string' },
     indexes: [['open', 'declaredAt']],
   },
+  // 2: text of only white space counts as missing (version 1 counted it as filled in)
+  version: 2,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
@@ -69,7 +88,7 @@ export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
           ...doc,
           title: changes.title ?? doc.title,
           category: changes.emergency?.category ?? doc.category,
-          missingFields: doc.missingFields.filter((f) => !(f in changes)),
+          missingFields: missingAfter(doc.missingFields, changes),
         });
       }
       case 'ImplementationCompleted':

@@ -1,0 +1,109 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  type Projection,
+  projectionVersionCheckpoint,
+  Projector,
+  PROJECTOR_CHECKPOINT,
+  type ReadModelStore,
+  rebuildReadModels,
+  recordProjectionVersions,
+  SqliteReadModelStore,
+  staleReadModels,
+} from '@changeledger/read-models';
+import { writeRandomLifecycles } from '../support/random-lifecycles';
+
+/**
+ * After an upgrade that changes a projection, the documents it wrote keep their old meaning
+ * until a rebuild: the read models remember which projection versions built them.
+ */
+describe('projection versions', () => {
+  let dir: string;
+  const databases: string[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-versions-'));
+  });
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (databases.length === 0) return;
+    const { MongoClient } = await import('mongodb');
+    const client = await MongoClient.connect(process.env.MONGODB_URL!);
+    for (const db of databases) await client.db(db).dropDatabase();
+    await client.close();
+  });
+
+  const stores: [string, (label: string) => Promise<ReadModelStore>][] = [
+    ['sqlite', async (label) => SqliteReadModelStore.open(join(dir, `${label}.sqlite`))],
+  ];
+  if (!process.env.MONGODB_URL) console.log('projection versions on MongoDB skipped: MONGODB_URL is not set');
+  else
+    stores.push([
+      'mongodb',
+      async (label) => {
+        const db = `versions_${label}_${process.pid}_${Date.now()}`;
+        databases.push(db);
+        const { MongoReadModelStore } = await import('@changeledger/read-models');
+        return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
+      },
+    ]);
+
+  it.each(stores)(
+    'models built before versions were kept are named until a rebuild; fresh and rebuilt ones are current (%s)',
+    async (name, open) => {
+      const projections = allProjections();
+      const raised = projections.filter((p) => (p.version ?? 1) > 1).map((p) => p.collection.name);
+      expect(raised).toContain('compliance_facts');
+      const events = new SqliteEventStore(join(dir, `events-${name}.sqlite`));
+      await writeRandomLifecycles(events, { seed: 3, count: 4 });
+      const head = await events.headPosition();
+
+      // Models projected from the first event by this code: current.
+      const fresh = await open('fresh');
+      const errors: string[] = [];
+      const projector = new Projector(events, fresh, projections, {
+        logger: { error: (m) => errors.push(m) },
+      });
+      await projector.start();
+      expect(await projector.waitFor(head, 10_000)).toBe(true);
+      await projector.stop();
+      expect(await staleReadModels(fresh, projections, head)).toEqual([]);
+      expect(errors).toEqual([]);
+
+      // Models an older release built (a checkpoint, no versions): the raised ones are stale, and
+      // a projector starting on them says so.
+      const old = await open('old');
+      await old.init(projections.map((p) => p.collection));
+      await old.commit({ documents: [], checkpoint: { name: PROJECTOR_CHECKPOINT, position: head } });
+      expect((await staleReadModels(old, projections, head)).map((s) => s.readModel)).toEqual(raised);
+      expect(await staleReadModels(old, projections, head)).toContainEqual({
+        readModel: 'compliance_facts',
+        builtBy: 1,
+        current: 2,
+      });
+      const starting = new Projector(events, old, projections, { logger: { error: (m) => errors.push(m) } });
+      await starting.start();
+      await starting.stop();
+      expect(errors).toEqual([
+        expect.stringMatching(/compliance_facts \(version 1, now 2\).*projections:rebuild/),
+      ]);
+
+      // An older process cannot mark newer models old (checkpoints only move forward).
+      const older = projections.map((p) => ({ ...p, version: 1 }) as Projection);
+      await recordProjectionVersions(fresh, older);
+      expect(await staleReadModels(fresh, projections, head)).toEqual([]);
+
+      // A rebuild records the versions that built it: swapped in, nothing is stale.
+      await rebuildReadModels(events, old, projections);
+      expect(await staleReadModels(old, projections, await old.checkpoint(PROJECTOR_CHECKPOINT))).toEqual([]);
+      expect(
+        await old.checkpoint(projectionVersionCheckpoint(projections.find((p) => p.version === 2)!)),
+      ).toBe(2n);
+      await Promise.all([fresh.close(), old.close(), events.close()]);
+    },
+    60_000,
+  );
+});
