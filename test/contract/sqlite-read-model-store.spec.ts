@@ -50,6 +50,40 @@ describe('SqliteReadModelStore specifics', () => {
     }
   };
 
+  it('a column an earlier release added without filling it is filled from the documents once, at the next start', async () => {
+    const file = join(dir, 'read-models.sqlite');
+    let store = SqliteReadModelStore.open(file);
+    await store.init([spec]);
+    await store.commit({
+      documents: [
+        {
+          collection: 'things',
+          document: { id: 'old', _position: '1', status: 'closed', at: '2026-01-01' } as never,
+        },
+      ],
+      checkpoint: { name: 'cp', position: 1n },
+    });
+    await store.close();
+    // what that release left: NULL in the column, the field in the document, no record of a fill
+    const raw = new Database(file);
+    const table = raw
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%things'")
+      .pluck()
+      .get() as string;
+    raw.prepare(`UPDATE "${table}" SET status = NULL`).run();
+    raw.prepare(`DELETE FROM "${table.replace(/things$/, 'filled_columns')}"`).run();
+    raw.close();
+    store = SqliteReadModelStore.open(file);
+    await store.init([spec]);
+    const closed = await store.find('things', {
+      where: [{ field: 'status', op: 'eq', value: 'closed' }],
+      orderBy: { field: 'id', direction: 'asc' },
+      limit: 10,
+    });
+    expect(closed.map((d) => d.id)).toEqual(['old']);
+    await store.close();
+  });
+
   it('a shadow replaced by a later rebuild refuses to promote, and its discard leaves the later one be', async () => {
     const store = SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
     await store.init([spec]);

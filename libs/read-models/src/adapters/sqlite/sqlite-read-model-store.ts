@@ -33,6 +33,7 @@ const toSql = (value: unknown) => (typeof value === 'boolean' ? (value ? 1 : 0) 
  */
 export class SqliteReadModelStore implements ReadModelStore {
   private readonly specs = new Map<string, CollectionSpec>();
+  private checkpointsMade = false;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly upserts = new Map<string, { sql: string; columns: string[] }>();
 
@@ -109,35 +110,55 @@ export class SqliteReadModelStore implements ReadModelStore {
       this.db.exec(
         `CREATE TABLE IF NOT EXISTS ${this.table(spec.name)} (id TEXT PRIMARY KEY, position TEXT NOT NULL${columns.map((c) => `, ${c}`).join('')}, doc TEXT NOT NULL)`,
       );
-      // A field added to a collection since its table was made: a new column, filled from the
-      // documents in the same transaction (a document written before may already hold the field,
-      // and a change closed long ago is never written again: a NULL there would drop it from
-      // every filter on the field, where MongoDB reads the document itself).
-      const present = new Set(
-        (this.db.prepare(`PRAGMA table_info(${this.table(spec.name)})`).all() as { name: string }[]).map(
-          (c) => c.name,
-        ),
-      );
-      for (const field of this.columnsOf(spec)) {
-        if (present.has(field)) continue;
-        const table = this.table(spec.name);
-        const column = quote(field); // checks the name before it goes into the JSON path too
-        // JSON columns hold the JSON text (`->`), the others the SQL value (`->>`: true is 1)
-        const fromDoc = `doc ${spec.fields[field] === 'json' ? '->' : '->>'} '$.${field}'`;
-        try {
-          this.db
-            .transaction(() => {
-              this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${sqlType(spec.fields[field])}`);
-              this.db.exec(`UPDATE ${table} SET ${column} = ${fromDoc}`);
-            })
-            .immediate();
-        } catch (error) {
-          // another process starting at the same moment added it first
-          if (!/duplicate column name/i.test(String(error))) throw error;
-        }
-      }
+      this.fillColumns(spec);
       this.upserts.delete(spec.name);
       if (!this.deferIndexes) this.createIndexes(spec);
+    }
+  }
+
+  /**
+   * A field added to a collection's queried fields since its table was made gets its column
+   * filled from the documents, in the transaction that adds it: a document written before may
+   * hold the field already, and a change closed long ago is never written again, so a NULL there
+   * would drop it from every filter on the field (MongoDB reads the document itself). Columns
+   * added by a release that did not fill them (before this existed) are filled once, recorded in
+   * `filled_columns`. The migration waits for another process doing the same (a busy file).
+   */
+  private fillColumns(spec: CollectionSpec) {
+    const table = this.table(spec.name);
+    const present = new Set(
+      (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name),
+    );
+    const filled = quote(`${this.prefix}filled_columns`);
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS ${filled} (tbl TEXT NOT NULL, col TEXT NOT NULL, PRIMARY KEY (tbl, col))`,
+    );
+    const isFilled = this.db.prepare(`SELECT 1 FROM ${filled} WHERE tbl = ? AND col = ?`);
+    const markFilled = this.db.prepare(`INSERT OR IGNORE INTO ${filled} (tbl, col) VALUES (?, ?)`);
+    for (const field of this.columnsOf(spec)) {
+      const column = quote(field); // checks the name before it goes into the JSON path too
+      const isNew = !present.has(field);
+      // A fresh table (all its columns from the start) or a shadow: nothing written before.
+      if (!isNew && (this.deferIndexes || isFilled.get(spec.name, field))) continue;
+      // JSON columns hold the JSON text (`->`), the others the SQL value (`->>`: true is 1)
+      const fromDoc = `doc ${spec.fields[field] === 'json' ? '->' : '->>'} '$.${field}'`;
+      withBusyRetries(() =>
+        this.db
+          .transaction(() => {
+            const added = Boolean(
+              (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).find(
+                (c) => c.name === field,
+              ),
+            );
+            if (!added)
+              this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${sqlType(spec.fields[field])}`);
+            this.db.exec(
+              `UPDATE ${table} SET ${column} = ${fromDoc} WHERE ${column} IS NULL AND ${fromDoc} IS NOT NULL`,
+            );
+            markFilled.run(spec.name, field);
+          })
+          .immediate(),
+      );
     }
   }
 
@@ -307,9 +328,13 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   private checkpointIn(name: string): bigint {
-    this.db.exec(
-      `CREATE TABLE IF NOT EXISTS ${this.checkpoints} (name TEXT PRIMARY KEY, position TEXT NOT NULL)`,
-    );
+    // Once per handle: a swap replaces the table in one transaction, it is never missing after.
+    if (!this.checkpointsMade) {
+      this.db.exec(
+        `CREATE TABLE IF NOT EXISTS ${this.checkpoints} (name TEXT PRIMARY KEY, position TEXT NOT NULL)`,
+      );
+      this.checkpointsMade = true;
+    }
     const row = this.statement(`SELECT position FROM ${this.checkpoints} WHERE name = ?`).get(name) as
       { position: string } | undefined;
     return row ? BigInt(row.position) : 0n;
@@ -430,6 +455,22 @@ const selectSql = (paths: readonly string[]): string => {
 };
 
 /** A document's value as its column holds it (the inverse of `fromSql`). */
+/**
+ * Runs a write that may meet another process's migration of the same file: SQLite's busy
+ * timeout (5 s) can be shorter than a large table's fill, so it waits on for up to a minute.
+ */
+const withBusyRetries = (write: () => void) => {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      write();
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+    }
+  }
+};
+
 const toColumn = (type: CollectionSpec['fields'][string], value: unknown): unknown =>
   type === 'json' ? (value === undefined ? null : JSON.stringify(value)) : toSql(value);
 
