@@ -159,13 +159,20 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     const shadow = await live.createShadow();
     const until = (await events.readAll({ after: 0n, limit: 1000 })).at(-1)!.position;
     const half = SqliteReadModelStore.open(join(dir, 'until-single.sqlite'));
-    const upTo = {
-      ...events,
-      headPosition: async () => until,
-      readAll: async (o: { after?: bigint; limit: number }) =>
-        (await events.readAll(o)).filter((e) => e.position <= until),
-    } as unknown as SqliteEventStore;
+    // The reference: a single-threaded replay of a real store holding the log up to `until`
+    // (the same events, appended in log order: the same positions)
+    const upTo = new SqliteEventStore(join(dir, 'until-events.sqlite'));
+    for (const e of await events.readAll({ after: 0n, limit: 1000 })) {
+      const { eventId, type, data, metadata } = e;
+      await upTo.append(
+        e.streamId,
+        [{ eventId, type, data, metadata }],
+        e.revision === 0n ? 'no-stream' : e.revision - 1n,
+      );
+    }
+    expect(await upTo.headPosition()).toBe(until);
     await replayInto(upTo, half, projections);
+    await upTo.close();
     const applied = await replayInShards(
       shadow,
       projections,

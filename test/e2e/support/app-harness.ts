@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -59,7 +59,28 @@ export const BUILT_PROJECTOR_WORKER = join(
   'src',
   'projector.worker.js',
 );
-const projectorWorkerFile = existsSync(BUILT_PROJECTOR_WORKER) ? BUILT_PROJECTOR_WORKER : undefined;
+/** The newest modification time of the TypeScript sources under `dir`. */
+const newestSource = (dir: string): number =>
+  readdirSync(dir, { withFileTypes: true }).reduce((newest, entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return Math.max(newest, newestSource(path));
+    return entry.name.endsWith('.ts') ? Math.max(newest, statSync(path).mtimeMs) : newest;
+  }, 0);
+
+/**
+ * The built thread, when it is not older than the sources it runs (`npm test` builds first; a
+ * bare `npx jest` after an edit would otherwise run the API from today's sources and the
+ * projector from yesterday's build): else undefined, and the projector runs on the main thread.
+ */
+export const projectorWorkerFile = (() => {
+  if (!existsSync(BUILT_PROJECTOR_WORKER)) return undefined;
+  const built = statSync(BUILT_PROJECTOR_WORKER).mtimeMs;
+  const root = join(__dirname, '..', '..', '..');
+  const sources = Math.max(newestSource(join(root, 'libs')), newestSource(join(root, 'apps')));
+  if (built >= sources) return BUILT_PROJECTOR_WORKER;
+  console.log('e2e: dist/ is older than the sources (run `npm run build`): projecting on the main thread');
+  return undefined;
+})();
 
 /** A real app on a real SQLite file in a temp folder, listening on a free loopback port. */
 export class AppHarness {

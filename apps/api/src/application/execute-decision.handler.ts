@@ -46,7 +46,8 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
           : await this.decideAndAppend(definition, id!, command, options);
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
-        if (options.expectedVersion !== undefined) {
+        // (a creation has no version to match: it is decided again)
+        if (options.expectedVersion !== undefined && !creation) {
           throw new PreconditionFailedError(options.expectedVersion);
         }
         if (attempt >= this.config.commandMaxAttempts) {

@@ -83,7 +83,8 @@ export class AuditController {
   }
 
   @Get('changes/:id/history')
-  async history(@Param() { id }: ChangeIdParam, @CurrentActor() actor: Actor) {
+  // (the query is validated only: unknown parameters are refused, minPosition is always met)
+  async history(@Param() { id }: ChangeIdParam, @Query() _query: ReadQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     return { changeId: id, items: (await this.changeEvents(id)).map(toAuditEvent) };
   }
@@ -165,7 +166,7 @@ export class AuditController {
   }
 
   @Get('audit/verify')
-  async verify(@CurrentActor() actor: Actor) {
+  async verify(@Query() _query: ReadQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     return verifyHashChains(this.store);
   }

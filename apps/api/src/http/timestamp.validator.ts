@@ -26,9 +26,11 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
 
 /**
  * A time in a request body, kept in UTC as the contract has it: one sent with an offset
- * (`2026-12-01T23:30:00-05:00`) becomes `2026-12-02T04:30:00.000Z` before it reaches a command;
+ * (`2026-12-01T23:30:00.5-05:00`) becomes its UTC time with the same seconds and fraction as
+ * sent (`2026-12-02T04:30:00.5Z`: an offset moves whole minutes) before it reaches a command;
  * one in UTC keeps its text. Anything that is not a valid time passes unchanged, for IsTimestamp
- * to refuse (Date.parse would turn 30 February into 2 March).
+ * to refuse (Date.parse would turn 30 February into 2 March), and so does one whose UTC time
+ * would leave the years 0000–9999.
  */
 export const IsUtcTimestamp = () =>
   applyDecorators(
@@ -36,10 +38,18 @@ export const IsUtcTimestamp = () =>
     IsTimestamp(),
   );
 
-const toUtc = (value: unknown): unknown =>
-  typeof value === 'string' &&
-  !value.endsWith('Z') &&
-  DATE_TIME.test(value) &&
-  isISO8601(value, { strict: true, strictSeparator: true })
-    ? new Date(Date.parse(value)).toISOString()
-    : value;
+const toUtc = (value: unknown): unknown => {
+  if (
+    typeof value !== 'string' ||
+    value.endsWith('Z') ||
+    !DATE_TIME.test(value) ||
+    !isISO8601(value, { strict: true, strictSeparator: true })
+  ) {
+    return value;
+  }
+  const utc = new Date(Date.parse(value)).toISOString();
+  if (!/^\d{4}-/.test(utc)) return value;
+  const minutes = utc.slice(0, 16); // YYYY-MM-DDTHH:MM
+  const rest = /T\d\d:\d\d(:\d\d(\.\d+)?)?/.exec(value)![1] ?? '';
+  return `${minutes}${rest}Z`;
+};
