@@ -25,6 +25,11 @@ type AuditEvent = {
   previousHash: string;
 };
 
+// Tampering is done in the SQLite file: on EventStoreDB events cannot be changed or removed.
+const onSqliteEvents = process.env.E2E_EVENT_STORE === 'eventstoredb' ? it.skip : it;
+if (process.env.E2E_EVENT_STORE === 'eventstoredb')
+  console.log('tampering tests skipped on EventStoreDB: they edit the SQLite event store file');
+
 describe('audit: history, time travel, the global log and tamper evidence', () => {
   let app: AppHarness;
   let now = Date.parse('2026-11-02T09:00:00.000Z');
@@ -204,55 +209,67 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     );
   });
 
-  it('verifies an untouched store as valid, and names the stream and revision that was edited, deleted or reordered', async () => {
-    const valid = expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body;
-    expect(valid).toMatchObject({ valid: true, checkedEvents: Number(await app.store.headPosition()) });
-    expectStatus(await app.get('/audit/verify', USERS.implementer), 403, 'FORBIDDEN');
+  onSqliteEvents(
+    'verifies an untouched store as valid, and names the stream and revision that was edited, deleted or reordered',
+    async () => {
+      const valid = expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body;
+      expect(valid).toMatchObject({ valid: true, checkedEvents: Number(await app.store.headPosition()) });
+      expectStatus(await app.get('/audit/verify', USERS.implementer), 403, 'FORBIDDEN');
 
-    const file = join(app.dataDir, 'events.sqlite');
-    const stream = `changeRequest-${id}`;
-    const tamper = (sql: string, ...params: unknown[]) => {
-      const db = new Database(file);
-      db.prepare(sql).run(...params);
-      db.close();
-    };
-    const report = async () =>
-      expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body as {
-        valid: boolean;
-        firstInvalid?: { streamId: string; revision: string };
+      const file = join(app.dataDir, 'events.sqlite');
+      const stream = `changeRequest-${id}`;
+      const tamper = (sql: string, ...params: unknown[]) => {
+        const db = new Database(file);
+        db.prepare(sql).run(...params);
+        db.close();
       };
+      const report = async () =>
+        expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body as {
+          valid: boolean;
+          firstInvalid?: { streamId: string; revision: string };
+        };
 
-    // Edit: someone rewrites who approved.
-    tamper(
-      `UPDATE events SET data = json_set(data, '$.by.name', 'Someone Else') WHERE stream_id = ? AND revision = 5`,
-      stream,
-    );
-    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '5' } });
-    tamper(
-      `UPDATE events SET data = json_set(data, '$.by.name', ?) WHERE stream_id = ? AND revision = 5`,
-      USERS.lead.name,
-      stream,
-    );
-    expect((await report()).valid).toBe(true);
+      // Edit: someone rewrites who approved.
+      tamper(
+        `UPDATE events SET data = json_set(data, '$.by.name', 'Someone Else') WHERE stream_id = ? AND revision = 5`,
+        stream,
+      );
+      expect(await report()).toMatchObject({
+        valid: false,
+        firstInvalid: { streamId: stream, revision: '5' },
+      });
+      tamper(
+        `UPDATE events SET data = json_set(data, '$.by.name', ?) WHERE stream_id = ? AND revision = 5`,
+        USERS.lead.name,
+        stream,
+      );
+      expect((await report()).valid).toBe(true);
 
-    // Reorder: two events swap places (their revisions swap).
-    tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
-    tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
-    tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
-    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '8' } });
-    tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
-    tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
-    tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
-    expect((await report()).valid).toBe(true);
+      // Reorder: two events swap places (their revisions swap).
+      tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
+      tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
+      tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
+      expect(await report()).toMatchObject({
+        valid: false,
+        firstInvalid: { streamId: stream, revision: '8' },
+      });
+      tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
+      tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
+      tamper(`UPDATE events SET revision = 8 WHERE stream_id = ? AND revision = -1`, stream);
+      expect((await report()).valid).toBe(true);
 
-    // Delete: an event disappears from the middle.
-    tamper(`DELETE FROM events WHERE stream_id = ? AND revision = 3`, stream);
-    expect(await report()).toMatchObject({ valid: false, firstInvalid: { streamId: stream, revision: '4' } });
-  });
+      // Delete: an event disappears from the middle.
+      tamper(`DELETE FROM events WHERE stream_id = ? AND revision = 3`, stream);
+      expect(await report()).toMatchObject({
+        valid: false,
+        firstInvalid: { streamId: stream, revision: '4' },
+      });
+    },
+  );
 });
 
 describe('verify: a whole stream removed', () => {
-  it('names the missing stream when its number lies between numbers in use', async () => {
+  onSqliteEvents('names the missing stream when its number lies between numbers in use', async () => {
     const app = await AppHarness.start();
     try {
       const ids = [];
@@ -274,6 +291,73 @@ describe('verify: a whole stream removed', () => {
       await app.close();
     }
   });
+});
+
+describe('verify with an anchor: what the chains alone cannot show', () => {
+  onSqliteEvents(
+    'an anchor from an earlier verify catches the newest stream removed and the last events cut off',
+    async () => {
+      const app = await AppHarness.start();
+      try {
+        const first = await submit(app, normalChange('low'));
+        await reviewAll(app, first.id);
+        const newest = await submit(app, normalChange('low'));
+        type Verified = {
+          valid: boolean;
+          anchor?: { position: string; digest: string };
+          firstInvalid?: object;
+        };
+        const verify = async (anchor?: string) =>
+          expectStatus(await app.get(`/audit/verify${anchor ? `?anchor=${anchor}` : ''}`, USERS.auditor), 200)
+            .body as Verified;
+        const taken = (await verify()).anchor!;
+        expect(taken).toEqual({ position: newest.position, digest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+        const anchor = `${taken.position}:${taken.digest}`;
+        // the log goes on: the anchor still holds for the log up to its position
+        await submit(app, normalChange('low'));
+        expect(await verify(anchor)).toMatchObject({ valid: true });
+        expectStatus(
+          await app.get('/audit/verify?anchor=12:nothex', USERS.auditor),
+          400,
+          'VALIDATION_FAILED',
+        );
+
+        const file = join(app.dataDir, 'events.sqlite');
+        const db = new Database(file);
+        // the newest anchored stream removed: every chain holds, the numbering has no gap below the top
+        const removed = db
+          .prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY position')
+          .all(`changeRequest-${newest.id}`) as Record<string, unknown>[];
+        db.prepare('DELETE FROM events WHERE stream_id = ?').run(`changeRequest-${newest.id}`);
+        db.prepare('DELETE FROM events WHERE position > ?').run(BigInt(taken.position));
+        expect(await verify()).toMatchObject({ valid: true }); // what the chains alone say
+        expect(await verify(anchor)).toMatchObject({
+          valid: false,
+          firstInvalid: {
+            position: taken.position,
+            reason: expect.stringMatching(/not the one the anchor was taken of/),
+          },
+        });
+        // put back: the anchor holds again
+        const insert = db.prepare(
+          'INSERT INTO events (position, event_id, stream_id, revision, type, data, metadata) VALUES (@position, @event_id, @stream_id, @revision, @type, @data, @metadata)',
+        );
+        for (const row of removed) insert.run(row);
+        db.close();
+        expect(await verify(anchor)).toMatchObject({ valid: true });
+        // the first stream's last events cut off
+        const cut = new Database(file);
+        cut
+          .prepare('DELETE FROM events WHERE stream_id = ? AND revision >= 3')
+          .run(`changeRequest-${first.id}`);
+        cut.close();
+        expect(await verify()).toMatchObject({ valid: true });
+        expect(await verify(anchor)).toMatchObject({ valid: false });
+      } finally {
+        await app.close();
+      }
+    },
+  );
 });
 
 describe('as-of when the instances that recorded a change had clocks that differ', () => {

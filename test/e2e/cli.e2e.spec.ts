@@ -104,5 +104,23 @@ describe('the changeledger CLI', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ valid: true });
     expect(result.stderr).toMatch(/every hash chain is intact/);
     expectStatus(await app.get('/changes?limit=1'), 200);
+    // the anchor it printed proves the log up to there unchanged at a later verify
+    const { anchor } = JSON.parse(result.stdout) as { anchor: { position: string; digest: string } };
+    expect(result.stderr).toContain(`anchor ${anchor.position}:${anchor.digest}`);
+    const later = await runCliSettled(app.config, [
+      'verify',
+      '--anchor',
+      `${anchor.position}:${anchor.digest}`,
+    ]);
+    expect(later.code).toBe(0);
+    expect(later.stderr).toMatch(new RegExp(`the log up to position ${anchor.position} is the one anchored`));
+    const wrong = await runCliSettled(app.config, [
+      'verify',
+      '--anchor',
+      `${anchor.position}:${'0'.repeat(64)}`,
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/BROKEN .*not the one the anchor was taken of/);
+    expect((await runCliSettled(app.config, ['verify', '--anchor', 'yesterday'])).code).toBe(1);
   });
 });

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES } from '@changeledger/domain';
-import { verifyHashChains } from '@changeledger/event-store';
+import { parseLogAnchor, verifyHashChains } from '@changeledger/event-store';
 import {
   allProjections,
   complianceReportCsv,
@@ -103,20 +103,32 @@ const rebuild = async (args: string[]) => {
 };
 
 /** `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event. */
-const VERIFY_USAGE = 'usage: npm run audit:verify (no options; exits 1 naming the first broken event)';
+const VERIFY_USAGE =
+  'usage: npm run audit:verify [-- --anchor POSITION:DIGEST] (exits 1 naming the first broken event; ' +
+  'the anchor of an earlier verify proves the log up to its position unchanged)';
 const verify = async (args: string[]) => {
-  options(args, {}, VERIFY_USAGE);
+  const values = options(args, { anchor: { type: 'string' } }, VERIFY_USAGE);
+  const anchor = values.anchor === undefined ? undefined : parseLogAnchor(values.anchor);
+  if (values.anchor !== undefined && !anchor) {
+    throw new Error(`--anchor must be POSITION:DIGEST, as a verify printed it\n${VERIFY_USAGE}`);
+  }
   const config = loadConfig();
   const events = await openEventStore(config);
   const bar = new ProgressBar('verify', 'events');
   try {
     const report = await verifyHashChains(events, {
+      anchor,
       onProgress: (checked, position, head) => bar.update(checked, Number(position), Number(head)),
     });
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     if (report.valid) {
       bar.done(
-        `${report.checkedEvents} events in ${report.checkedStreams} streams: every hash chain is intact`,
+        `${report.checkedEvents} events in ${report.checkedStreams} streams: every hash chain is intact` +
+          (anchor ? `, and the log up to position ${anchor.position} is the one anchored` : '') +
+          (report.anchor
+            ? `\nanchor ${report.anchor.position}:${report.anchor.digest} (keep it apart from the data: ` +
+              '`npm run audit:verify -- --anchor` with it proves later that the log up to here is unchanged)'
+            : ''),
       );
     } else {
       const f = report.firstInvalid!;

@@ -554,6 +554,7 @@ export const replayInto = async (
   await target.init(projections.map((p) => p.collection));
   const head = options.until ?? (await events.headPosition());
   let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
+  if (after === 0n) await recordProjectionVersions(target, projections); // built from the first event on
   const memory = options.keepInMemory
     ? new WriteBehind(target, projections, options.keepInMemory)
     : undefined;

@@ -8,6 +8,7 @@ import {
   EVENT_STORE,
   type EventStore,
   type RecordedEvent,
+  parseLogAnchor,
   verifyHashChains,
   verifyStreamChain,
 } from '@changeledger/event-store';
@@ -32,6 +33,15 @@ export class AsOfQueryDto extends ReadQueryDto {
 
 export class EvidenceQueryDto extends ReadQueryDto {
   @IsOptional() @IsIn(['markdown', 'json']) format?: 'markdown' | 'json';
+}
+
+export class AuditVerifyQueryDto extends ReadQueryDto {
+  /** `<position>:<digest>` from an earlier verify: the log up to there must be unchanged. */
+  @IsOptional()
+  @Matches(/^\d{1,20}:[0-9a-f]{64}$/, {
+    message: 'anchor must be <position>:<sha-256 hex>, as a verify gave it',
+  })
+  anchor?: string;
 }
 
 export class AuditEventsQueryDto extends ReadQueryDto {
@@ -166,8 +176,8 @@ export class AuditController {
   }
 
   @Get('audit/verify')
-  async verify(@Query() _query: ReadQueryDto, @CurrentActor() actor: Actor) {
+  async verify(@Query() query: AuditVerifyQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
-    return verifyHashChains(this.store);
+    return verifyHashChains(this.store, { anchor: query.anchor ? parseLogAnchor(query.anchor) : undefined });
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { computeEventHash, GENESIS_HASH } from '../event-hash';
 import type { EventStore, RecordedEvent } from '../event-store.port';
 
@@ -13,6 +14,37 @@ export interface ChainReport {
   readonly checkedEvents: number;
   readonly checkedStreams: number;
   readonly firstInvalid?: ChainBreak;
+  /**
+   * Of a valid log: a digest of every event hash up to `position`, in log order. Kept where the
+   * data's administrators cannot change it (with a quarter's report, in a ticket), it lets a
+   * later verify prove the log up to there unchanged: also its last events and newest streams,
+   * which the chains alone cannot vouch for.
+   */
+  readonly anchor?: LogAnchor;
+}
+
+/** `<position>:<digest>` on the command line and in `?anchor=`. */
+export interface LogAnchor {
+  readonly position: string;
+  readonly digest: string;
+}
+
+/** Reads `<position>:<sha-256 hex>`; undefined when it is not one. */
+export const parseLogAnchor = (text: string): LogAnchor | undefined => {
+  const match = /^(\d{1,20}):([0-9a-f]{64})$/.exec(text);
+  return match ? { position: BigInt(match[1]).toString(), digest: match[2] } : undefined;
+};
+
+/** The running digest of a log: SHA-256 over `<streamId> <revision> <hash>\n` per event, in log order. */
+class LogDigest {
+  private readonly hasher = createHash('sha256');
+  add(event: RecordedEvent) {
+    this.hasher.update(`${event.streamId} ${event.revision} ${String(event.metadata.hash)}\n`);
+  }
+  /** The digest so far (the running one goes on). */
+  current(): string {
+    return this.hasher.copy().digest('hex');
+  }
 }
 
 interface ChainLink {
@@ -63,18 +95,46 @@ export const verifyStreamChain = (events: readonly RecordedEvent[]): ChainReport
  * 0, 1, 2… in log order, each `previousHash` must be the hash of the stream's previous event,
  * and each `hash` must be recomputable from the event. Reports the first break in log order.
  * Then that no numbered stream is missing from between others. (Removing a stream's newest
- * events, or the newest stream, leaves a shorter valid log: that needs an outside anchor, such
- * as a periodically published head hash.)
+ * events, or the newest stream, leaves a shorter valid log: that needs an outside anchor, the
+ * `anchor` of an earlier verify, kept apart from the data.)
  */
 export const verifyHashChains = async (
   store: EventStore,
-  options: { pageSize?: number; onProgress?: (checked: number, position: bigint, head: bigint) => void } = {},
+  options: {
+    pageSize?: number;
+    onProgress?: (checked: number, position: bigint, head: bigint) => void;
+    /** An anchor an earlier verify gave: the log up to its position must digest to the same. */
+    anchor?: LogAnchor;
+  } = {},
 ): Promise<ChainReport> => {
   const pageSize = options.pageSize ?? 5000;
   const head = await store.headPosition();
   const streams = new Map<string, ChainLink>();
+  const digest = new LogDigest();
+  const anchorAt = options.anchor ? BigInt(options.anchor.position) : undefined;
+  let anchorChecked = options.anchor === undefined;
   let checked = 0;
   let after = 0n;
+  let last: RecordedEvent | undefined;
+  /** At the first event past the anchor (or the end of the log): the log up to it is compared. */
+  const anchorFault = (): ChainReport | undefined => {
+    anchorChecked = true;
+    if (digest.current() === options.anchor!.digest) return undefined;
+    return {
+      valid: false,
+      checkedEvents: checked,
+      checkedStreams: streams.size,
+      firstInvalid: {
+        streamId: last?.streamId ?? '(none)',
+        revision: last?.revision.toString() ?? 'none',
+        position: options.anchor!.position,
+        reason:
+          `the log up to position ${options.anchor!.position} is not the one the anchor was taken of: ` +
+          'events up to there were removed, added or changed (each chain may still hold: removed ' +
+          'last events or newest streams, or every later hash recomputed)',
+      },
+    };
+  };
   const broken = (event: RecordedEvent, reason: string): ChainReport => ({
     valid: false,
     checkedEvents: checked,
@@ -89,16 +149,26 @@ export const verifyHashChains = async (
   for (;;) {
     const page = await store.readAll({ after, limit: pageSize });
     for (const event of page) {
+      if (!anchorChecked && event.position > anchorAt!) {
+        const fault = anchorFault();
+        if (fault) return fault;
+      }
       checked++;
       const reason = chainFault(streams.get(event.streamId), event);
       if (reason) return broken(event, reason);
       streams.set(event.streamId, { revision: event.revision, hash: String(event.metadata.hash) });
+      digest.add(event);
+      last = event;
     }
     if (page.length > 0) {
       after = page[page.length - 1].position;
       options.onProgress?.(checked, after, head);
     }
     if (page.length < pageSize) break;
+  }
+  if (!anchorChecked) {
+    const fault = anchorFault(); // the log ends at or before the anchor
+    if (fault) return fault;
   }
   const missing = missingNumberedStream(streams.keys());
   if (missing) {
@@ -117,7 +187,12 @@ export const verifyHashChains = async (
       },
     };
   }
-  return { valid: true, checkedEvents: checked, checkedStreams: streams.size };
+  return {
+    valid: true,
+    checkedEvents: checked,
+    checkedStreams: streams.size,
+    ...(last ? { anchor: { position: last.position.toString(), digest: digest.current() } } : {}),
+  };
 };
 
 /** A stream named `<category>-<PREFIX>-<number>` (changeRequest-CHG-001, standardTemplate-STD-001). */
@@ -126,7 +201,7 @@ const NUMBERED = /^(.+-[A-Z]+-)(\d+)$/;
 /**
  * The first stream missing from a family of numbered streams (`appendWithSequence` allocates
  * 1, 2, 3… without gaps): a whole stream removed from between others leaves no broken chain,
- * only a missing number. (The newest stream removed leaves none: that needs an outside anchor.)
+ * only a missing number. (The newest stream removed leaves none: that needs an anchor.)
  */
 const missingNumberedStream = (streamIds: Iterable<string>): string | undefined => {
   const families = new Map<string, { numbers: Set<number>; width: number }>();

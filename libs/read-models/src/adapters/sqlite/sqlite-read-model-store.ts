@@ -125,6 +125,7 @@ export class SqliteReadModelStore implements ReadModelStore {
    * `filled_columns`. The migration waits for another process doing the same (a busy file).
    */
   private fillColumns(spec: CollectionSpec) {
+    if (this.deferIndexes) return; // a rebuild's shadow: its tables are made new, with every column
     const table = this.table(spec.name);
     const present = new Set(
       (this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name),
@@ -138,8 +139,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     for (const field of this.columnsOf(spec)) {
       const column = quote(field); // checks the name before it goes into the JSON path too
       const isNew = !present.has(field);
-      // A fresh table (all its columns from the start) or a shadow: nothing written before.
-      if (!isNew && (this.deferIndexes || isFilled.get(spec.name, field))) continue;
+      if (!isNew && isFilled.get(spec.name, field)) continue;
       // JSON columns hold the JSON text (`->`), the others the SQL value (`->>`: true is 1)
       const fromDoc = `doc ${spec.fields[field] === 'json' ? '->' : '->>'} '$.${field}'`;
       withBusyRetries(() =>
