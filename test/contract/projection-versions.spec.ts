@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
+  complianceReportFromStore,
   type Projection,
   projectionVersionCheckpoint,
   Projector,
@@ -12,6 +13,7 @@ import {
   type ReadModelStore,
   rebuildReadModels,
   recordProjectionVersions,
+  resolveReportPeriod,
   SqliteReadModelStore,
   staleReadModels,
 } from '@changeledger/read-models';
@@ -83,7 +85,18 @@ describe('projection versions', () => {
         readModel: 'compliance_facts',
         builtBy: 1,
         current: 2,
+        mixed: false,
       });
+      // and the compliance report built from such facts says so to its reader
+      const report = () =>
+        complianceReportFromStore(old, resolveReportPeriod({ period: '2026' }), {
+          now: new Date(),
+          settings: { retrospectiveDueBusinessDays: 2 },
+          readModelPosition: head,
+        });
+      expect((await report()).warnings).toEqual([
+        expect.stringMatching(/compliance_facts \(version 1, now 2\)/),
+      ]);
       const starting = new Projector(events, old, projections, { logger: { error: (m) => errors.push(m) } });
       await starting.start();
       await starting.stop();
@@ -91,14 +104,27 @@ describe('projection versions', () => {
         expect.stringMatching(/compliance_facts \(version 1, now 2\).*projections:rebuild/),
       ]);
 
-      // An older process cannot mark newer models old (checkpoints only move forward).
+      // An older process cannot mark newer models old (checkpoints only move forward)...
       const older = projections.map((p) => ({ ...p, version: 1 }) as Projection);
       await recordProjectionVersions(fresh, older);
       expect(await staleReadModels(fresh, projections, head)).toEqual([]);
+      // ...but one that projects into them (a downgrade without a rebuild) leaves documents of
+      // two versions: named from then on, also once this version runs again, until a rebuild
+      const downgraded = new Projector(events, fresh, older, { logger: { error: () => undefined } });
+      await downgraded.start();
+      await downgraded.stop();
+      expect(await staleReadModels(fresh, projections, head)).toEqual(
+        raised.map((readModel) => ({ readModel, builtBy: 2, current: 2, mixed: true })),
+      );
+      await rebuildReadModels(events, fresh, projections);
+      expect(await staleReadModels(fresh, projections, await fresh.checkpoint(PROJECTOR_CHECKPOINT))).toEqual(
+        [],
+      );
 
       // A rebuild records the versions that built it: swapped in, nothing is stale.
       await rebuildReadModels(events, old, projections);
       expect(await staleReadModels(old, projections, await old.checkpoint(PROJECTOR_CHECKPOINT))).toEqual([]);
+      expect((await report()).warnings).toEqual([]);
       expect(
         await old.checkpoint(projectionVersionCheckpoint(projections.find((p) => p.version === 2)!)),
       ).toBe(2n);

@@ -120,7 +120,7 @@ describe('the changeledger CLI', () => {
       `${anchor.position}:${'0'.repeat(64)}`,
     ]);
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toMatch(/BROKEN .*not the one the anchor was taken of/);
+    expect(wrong.stderr).toMatch(/BROKEN: the log up to position \d+ is not the one the anchor was taken of/);
     expect((await runCliSettled(app.config, ['verify', '--anchor', 'yesterday'])).code).toBe(1);
   });
 });

@@ -104,7 +104,7 @@ const rebuild = async (args: string[]) => {
 
 /** `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event. */
 const VERIFY_USAGE =
-  'usage: npm run audit:verify [-- --anchor POSITION:DIGEST] (exits 1 naming the first broken event; ' +
+  'usage: npm run audit:verify [-- --anchor POSITION:DIGEST] (exits 1 naming the first broken event, or the anchor not met; ' +
   'the anchor of an earlier verify proves the log up to its position unchanged)';
 const verify = async (args: string[]) => {
   const values = options(args, { anchor: { type: 'string' } }, VERIFY_USAGE);
@@ -132,7 +132,11 @@ const verify = async (args: string[]) => {
       );
     } else {
       const f = report.firstInvalid!;
-      bar.done(`BROKEN at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}`);
+      bar.done(
+        f.streamId
+          ? `BROKEN at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}`
+          : `BROKEN: ${f.reason}`,
+      );
       process.exitCode = 1;
     }
   } finally {

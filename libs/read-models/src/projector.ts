@@ -8,7 +8,13 @@ import {
   type ReadModelStore,
 } from './read-model-store.port';
 import { PositionWaiters } from './position-waiters';
-import { describeStale, recordProjectionVersions, staleReadModels } from './projection-versions';
+import {
+  describeStale,
+  markOlderWriters,
+  recordProjectionVersions,
+  recordVersionsOfEmptyModels,
+  staleReadModels,
+} from './projection-versions';
 import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
@@ -220,12 +226,10 @@ export class Projector implements LiveProjector {
       const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
       this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
       this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
-      if (this.applied === 0n) {
-        await recordProjectionVersions(this.store, this.projections); // built from the first event on
-      } else {
-        const stale = await staleReadModels(this.store, this.projections, this.applied);
-        if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
-      }
+      if (this.applied === 0n) await recordVersionsOfEmptyModels(this.store, this.projections);
+      await markOlderWriters(this.store, this.projections);
+      const stale = await staleReadModels(this.store, this.projections, this.applied);
+      if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
       await this.healAfterRebuild().catch((error: unknown) => {
         if (!(error instanceof RebuildSwapInProgressError)) throw error;
         this.logWaiting(error); // the batch loop and the idle check try again
@@ -554,7 +558,8 @@ export const replayInto = async (
   await target.init(projections.map((p) => p.collection));
   const head = options.until ?? (await events.headPosition());
   let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
-  if (after === 0n) await recordProjectionVersions(target, projections); // built from the first event on
+  if (after === 0n) await recordVersionsOfEmptyModels(target, projections); // built from the first event on
+  await markOlderWriters(target, projections);
   const memory = options.keepInMemory
     ? new WriteBehind(target, projections, options.keepInMemory)
     : undefined;

@@ -59,25 +59,28 @@ export const BUILT_PROJECTOR_WORKER = join(
   'src',
   'projector.worker.js',
 );
-/** The newest modification time of the TypeScript sources under `dir`. */
+/** The newest modification time of the TypeScript sources the build compiles, under `dir`. */
 const newestSource = (dir: string): number =>
   readdirSync(dir, { withFileTypes: true }).reduce((newest, entry) => {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) return Math.max(newest, newestSource(path));
-    return entry.name.endsWith('.ts') ? Math.max(newest, statSync(path).mtimeMs) : newest;
+    if (entry.isDirectory()) return entry.name === 'testing' ? newest : Math.max(newest, newestSource(path));
+    const built = entry.name.endsWith('.ts') && !/\.(spec|fixtures)\.ts$/.test(entry.name);
+    return built ? Math.max(newest, statSync(path).mtimeMs) : newest;
   }, 0);
 
 /**
- * The built thread, when it is not older than the sources it runs (`npm test` builds first; a
- * bare `npx jest` after an edit would otherwise run the API from today's sources and the
- * projector from yesterday's build): else undefined, and the projector runs on the main thread.
+ * The built thread, when the last build is not older than the sources it compiles (`npm test`
+ * builds first; a bare `npx jest` after an edit would otherwise run the API from today's sources
+ * and the projector from yesterday's build): else undefined, and the projector runs on the main
+ * thread. The build writes `dist/.build-stamp` (tsc's incremental build leaves unchanged files,
+ * the worker among them, with their old times).
  */
 export const projectorWorkerFile = (() => {
-  if (!existsSync(BUILT_PROJECTOR_WORKER)) return undefined;
-  const built = statSync(BUILT_PROJECTOR_WORKER).mtimeMs;
+  const stamp = join(__dirname, '..', '..', '..', 'dist', '.build-stamp');
+  if (!existsSync(BUILT_PROJECTOR_WORKER) || !existsSync(stamp)) return undefined;
   const root = join(__dirname, '..', '..', '..');
   const sources = Math.max(newestSource(join(root, 'libs')), newestSource(join(root, 'apps')));
-  if (built >= sources) return BUILT_PROJECTOR_WORKER;
+  if (statSync(stamp).mtimeMs >= sources) return BUILT_PROJECTOR_WORKER;
   console.log('e2e: dist/ is older than the sources (run `npm run build`): projecting on the main thread');
   return undefined;
 })();

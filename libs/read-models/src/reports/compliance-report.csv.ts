@@ -28,6 +28,7 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
     ['period', 'to', report.period.to],
     ['period', 'as-of', report.asOf],
     ['period', 'read-model-position', report.readModelPosition],
+    ...report.warnings.map((text): Row => ['warning', 'read-models', text]),
     ['volume', 'submitted.total', v.submitted.total],
     ['volume', 'submitted.standard', v.submitted.standard],
     ['volume', 'submitted.normal', v.submitted.normal],

@@ -141,6 +141,7 @@ tr { page-break-inside: avoid; } td.num, th.num { text-align: right; }
 .kpi b { display: block; font-size: 15pt; } .count { border-radius: 8px; padding: 0 6px; color: #fff; }
 .count.zero { background: #2e7d32; } .count.some { background: #e45756; } .none { color: #555; }
 svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { font-weight: bold; } svg .grid { stroke: #ddd; }
+.warning { border: 2px solid #e45756; padding: 6px 10px; }
 .definitions { font-size: 9pt; color: #444; } .finding, figure { page-break-inside: avoid; }
 </style>
 </head>
@@ -148,6 +149,7 @@ svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { fon
 <header>
 <h1>Change compliance report: ${esc(report.period.label)}</h1>
 <p class="meta">Period ${esc(report.period.from)} to ${esc(report.period.to)} (end exclusive) · facts as of ${esc(report.asOf)} · generated ${esc(report.generatedAt)} from read models at log position ${esc(report.readModelPosition)}</p>
+${report.warnings.map((w) => `<p class="warning" role="alert"><b>Warning:</b> ${esc(w)}</p>`).join('\n')}
 </header>
 <h2>Volumes</h2>
 <div class="kpis">

@@ -29,6 +29,11 @@ export interface ComplianceReport {
   readonly generatedAt: string;
   /** The global log position the read models had reached: the report reflects every event up to it. */
   readonly readModelPosition: string;
+  /**
+   * What the reader must know about the figures, e.g. facts written by an older version of
+   * their projection (counted by another definition until `projections:rebuild`).
+   */
+  readonly warnings: readonly string[];
   readonly volumes: {
     readonly submitted: Readonly<Record<ChangeType, number>> & { readonly total: number };
     readonly byMonth: readonly ({ readonly month: string } & Readonly<Record<ChangeType, number>>)[];
@@ -359,6 +364,7 @@ export class ComplianceReportBuilder {
       asOf: this.asOf,
       generatedAt: this.now.toISOString(),
       readModelPosition: readModelPosition.toString(),
+      warnings: [],
       volumes: {
         submitted: { total, ...submitted },
         byMonth: this.months.map((month) => ({ month, ...this.byMonth.get(month)! })),

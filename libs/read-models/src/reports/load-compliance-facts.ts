@@ -1,4 +1,8 @@
-import type { ComplianceFactsDocument } from '../projections/compliance-facts.projection';
+import {
+  type ComplianceFactsDocument,
+  complianceFactsProjection,
+} from '../projections/compliance-facts.projection';
+import { describeStale, staleReadModels } from '../projection-versions';
 import { type ComplianceReport, ComplianceReportBuilder, type ReportSettings } from './compliance-report';
 import type { Condition, ReadModelStore } from '../read-model-store.port';
 import type { ReportPeriod } from './report-period';
@@ -64,5 +68,10 @@ export const complianceReportFromStore = async (
     builder.add(doc);
     options.onDocument?.(++count);
   }
-  return Object.assign(builder.build(options.readModelPosition), { documentsRead: count });
+  const stale = await staleReadModels(store, [complianceFactsProjection], options.readModelPosition);
+  return {
+    ...builder.build(options.readModelPosition),
+    warnings: stale.length > 0 ? [describeStale(stale)] : [],
+    documentsRead: count,
+  };
 };

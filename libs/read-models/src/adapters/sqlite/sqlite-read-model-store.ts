@@ -150,6 +150,7 @@ export class SqliteReadModelStore implements ReadModelStore {
                 (c) => c.name === field,
               ),
             );
+            if (added && isFilled.get(spec.name, field)) return; // another process did it meanwhile
             if (!added)
               this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${sqlType(spec.fields[field])}`);
             this.db.exec(
