@@ -50,7 +50,7 @@ if (url) {
     const spec: CollectionSpec = {
       name: 'things',
       fields: { status: 'string', at: 'string', tags: 'string[]', active: 'boolean' },
-      indexes: [['status', 'at'], ['active']],
+      indexes: [['status', 'at'], ['active'], ['tags', 'at']],
     };
     const doc = (id: string, position: string, status = 'open') => ({
       id,
@@ -138,6 +138,12 @@ if (url) {
         ],
         by_active: [
           ['active', 1],
+          ['_id', 1],
+        ],
+        // over an array field: multikey
+        by_tags_at: [
+          ['tags', 1],
+          ['at', 1],
           ['_id', 1],
         ],
       };

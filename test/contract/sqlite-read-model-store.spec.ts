@@ -31,8 +31,9 @@ describe('SqliteReadModelStore specifics', () => {
 
   const spec = {
     name: 'things',
-    fields: { status: 'string', at: 'string' },
-    indexes: [['status', 'at'], ['at']],
+    fields: { status: 'string', at: 'string', tags: 'string[]' },
+    // ['tags']: an array field has no column here, so no index (MongoDB makes it multikey)
+    indexes: [['status', 'at'], ['at'], ['tags']],
   } as const;
   /** The secondary indexes of a table, each as its column list. */
   const indexColumns = (file: string, table: string) => {

@@ -45,6 +45,8 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       ['type', 'submittedAt'],
       ['requestedBy', 'submittedAt'],
       ['riskLevel', 'submittedAt'],
+      // GET /changes?system=pve1: a multikey index on MongoDB (SQLite searches the JSON)
+      ['systems', 'submittedAt'],
     ],
   },
   documentId: changeIdOf,

@@ -164,7 +164,9 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   private createIndexes(spec: CollectionSpec) {
-    for (const fields of spec.indexes) {
+    const columns = new Set(this.columnsOf(spec));
+    // An array field has no column (`contains` searches the document): no index over it here.
+    for (const fields of spec.indexes.filter((index) => index.every((f) => f === 'id' || columns.has(f)))) {
       const name = quote(`${this.prefix}${spec.name}__${fields.join('_')}`);
       this.db.exec(
         `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(spec.name)} (${[...fields.map(quote), 'id'].join(', ')})`,
