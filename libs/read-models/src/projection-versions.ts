@@ -15,6 +15,10 @@ export const projectionVersionCheckpoint = (projection: Versioned) =>
  */
 const mixedCheckpoint = (projection: Versioned) => `projection-mixed:${projection.collection.name}`;
 
+/** The version recorded for a read model (1: built before versions were recorded). */
+const builtByOf = async (store: ReadModelStore, projection: Versioned): Promise<number> =>
+  Number(await store.checkpoint(projectionVersionCheckpoint(projection))) || 1;
+
 export interface StaleReadModel {
   readonly readModel: string;
   /** The version of the projection the documents were written by (1: before versions were kept). */
@@ -38,7 +42,7 @@ export const staleReadModels = async (
   const stale: StaleReadModel[] = [];
   for (const projection of projections) {
     const current = projection.version ?? 1;
-    const builtBy = Number(await store.checkpoint(projectionVersionCheckpoint(projection))) || 1;
+    const builtBy = await builtByOf(store, projection);
     const mixed = (await store.checkpoint(mixedCheckpoint(projection))) > 0n;
     if (builtBy !== current || mixed) {
       stale.push({ readModel: projection.collection.name, builtBy, current, mixed });
@@ -68,12 +72,25 @@ export const recordProjectionVersions = async (
 };
 
 /**
- * Before a projector or a catch-up writes from the first event: records the versions of the
- * read models that hold no documents yet (built from the start by this code). A model that
- * already holds documents (its checkpoint's name changed when a read model was added) keeps
- * what it has: unrecorded, it counts as version 1, and is named if this code is newer.
+ * Before a projector or a catch-up writes, from the position it starts at: from the first event
+ * (`projected` 0) it records the versions of the read models that hold no documents yet (built
+ * from the start by this code; one that already holds documents, its checkpoint's name having
+ * changed when a read model was added, keeps what it has: unrecorded, it counts as version 1,
+ * and is named if this code is newer); and it marks the models mixed where this code is older
+ * than the version recorded. Answers the read models that are stale from then on.
  */
-export const recordVersionsOfEmptyModels = async (
+export const settleProjectionVersions = async (
+  store: ReadModelStore,
+  projections: readonly Versioned[],
+  projected: bigint,
+): Promise<StaleReadModel[]> => {
+  if (projected === 0n) await recordVersionsOfEmptyModels(store, projections);
+  await markOlderWriters(store, projections);
+  return staleReadModels(store, projections, projected);
+};
+
+/** The read models that hold no documents yet get this code's versions recorded. */
+const recordVersionsOfEmptyModels = async (
   store: ReadModelStore,
   projections: readonly Versioned[],
 ): Promise<void> => {
@@ -90,13 +107,9 @@ export const recordVersionsOfEmptyModels = async (
 };
 
 /** A projector older than the models' recorded version is about to write: marks them mixed. */
-export const markOlderWriters = async (
-  store: ReadModelStore,
-  projections: readonly Versioned[],
-): Promise<void> => {
+const markOlderWriters = async (store: ReadModelStore, projections: readonly Versioned[]): Promise<void> => {
   for (const projection of projections) {
-    const builtBy = Number(await store.checkpoint(projectionVersionCheckpoint(projection))) || 1;
-    if (builtBy > (projection.version ?? 1)) {
+    if ((await builtByOf(store, projection)) > (projection.version ?? 1)) {
       await store.commit({ documents: [], checkpoint: { name: mixedCheckpoint(projection), position: 1n } });
     }
   }

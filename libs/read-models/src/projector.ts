@@ -8,13 +8,7 @@ import {
   type ReadModelStore,
 } from './read-model-store.port';
 import { PositionWaiters } from './position-waiters';
-import {
-  describeStale,
-  markOlderWriters,
-  recordProjectionVersions,
-  recordVersionsOfEmptyModels,
-  staleReadModels,
-} from './projection-versions';
+import { describeStale, recordProjectionVersions, settleProjectionVersions } from './projection-versions';
 import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
@@ -226,9 +220,7 @@ export class Projector implements LiveProjector {
       const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
       this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
       this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
-      if (this.applied === 0n) await recordVersionsOfEmptyModels(this.store, this.projections);
-      await markOlderWriters(this.store, this.projections);
-      const stale = await staleReadModels(this.store, this.projections, this.applied);
+      const stale = await settleProjectionVersions(this.store, this.projections, this.applied);
       if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
       await this.healAfterRebuild().catch((error: unknown) => {
         if (!(error instanceof RebuildSwapInProgressError)) throw error;
@@ -558,8 +550,7 @@ export const replayInto = async (
   await target.init(projections.map((p) => p.collection));
   const head = options.until ?? (await events.headPosition());
   let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
-  if (after === 0n) await recordVersionsOfEmptyModels(target, projections); // built from the first event on
-  await markOlderWriters(target, projections);
+  await settleProjectionVersions(target, projections, after);
   const memory = options.keepInMemory
     ? new WriteBehind(target, projections, options.keepInMemory)
     : undefined;
