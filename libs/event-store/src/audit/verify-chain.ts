@@ -116,37 +116,34 @@ export const verifyHashChains = async (
   let checked = 0;
   let after = 0n;
   let last: RecordedEvent | undefined;
-  /** At the first event past the anchor (or the end of the log): the log up to it is compared. */
-  const anchorFault = (): ChainReport | undefined => {
-    anchorChecked = true;
-    if (digest.current() === options.anchor!.digest) return undefined;
-    return {
-      valid: false,
-      checkedEvents: checked,
-      checkedStreams: streams.size,
-      // No one event can be named: the digest covers them all.
-      firstInvalid: {
-        streamId: '',
-        revision: '',
-        position: options.anchor!.position,
-        reason:
-          `the log up to position ${options.anchor!.position} is not the one the anchor was taken of: ` +
-          'events up to there were removed, added or changed (each chain may still hold: removed ' +
-          'last events or newest streams, or every later hash recomputed)',
-      },
-    };
-  };
-  const broken = (event: RecordedEvent, reason: string): ChainReport => ({
+  const invalid = (firstInvalid: ChainBreak): ChainReport => ({
     valid: false,
     checkedEvents: checked,
     checkedStreams: streams.size,
-    firstInvalid: {
+    firstInvalid,
+  });
+  const broken = (event: RecordedEvent, reason: string): ChainReport =>
+    invalid({
       streamId: event.streamId,
       revision: event.revision.toString(),
       position: event.position.toString(),
       reason,
-    },
-  });
+    });
+  /** At the first event past the anchor (or the end of the log): the log up to it is compared. */
+  const anchorFault = (): ChainReport | undefined => {
+    anchorChecked = true;
+    if (digest.current() === options.anchor!.digest) return undefined;
+    // No one event can be named: the digest covers them all.
+    return invalid({
+      streamId: '',
+      revision: '',
+      position: options.anchor!.position,
+      reason:
+        `the log up to position ${options.anchor!.position} is not the one the anchor was taken of: ` +
+        'events up to there were removed, added or changed (each chain may still hold: removed ' +
+        'last events or newest streams, or every later hash recomputed)',
+    });
+  };
   for (;;) {
     const page = await store.readAll({ after, limit: pageSize });
     for (const event of page) {
@@ -173,20 +170,15 @@ export const verifyHashChains = async (
   }
   const missing = missingNumberedStream(streams.keys());
   if (missing) {
-    return {
-      valid: false,
-      checkedEvents: checked,
-      checkedStreams: streams.size,
-      firstInvalid: {
-        streamId: missing,
-        revision: '0',
-        position: 'none',
-        reason:
-          'the stream is missing: its number lies between numbers in use, and numbers are allocated ' +
-          'without gaps, so it was removed (on EventStoreDB a crash between allocating a number and ' +
-          'writing its stream can also leave one; the service logged it then)',
-      },
-    };
+    return invalid({
+      streamId: missing,
+      revision: '0',
+      position: 'none',
+      reason:
+        'the stream is missing: its number lies between numbers in use, and numbers are allocated ' +
+        'without gaps, so it was removed (on EventStoreDB a crash between allocating a number and ' +
+        'writing its stream can also leave one; the service logged it then)',
+    });
   }
   return {
     valid: true,
