@@ -39,12 +39,22 @@ export const readIdempotencyKey = (request: AuthenticatedRequest): string | unde
   return key;
 };
 
-/** What makes two requests the same request: method, URL, route and the body's canonical JSON. */
+const fingerprints = new WeakMap<object, string>();
+
+/**
+ * What makes two requests the same request: method, URL, route and the body's canonical JSON.
+ * Once per request: the interceptor's claim and the command's metadata both need it.
+ */
 export const requestFingerprint = (request: AuthenticatedRequest): string => {
-  const route = request.routeOptions?.url ?? request.url;
-  return createHash('sha256')
-    .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
-    .digest('hex');
+  let fingerprint = fingerprints.get(request);
+  if (fingerprint === undefined) {
+    const route = request.routeOptions?.url ?? request.url;
+    fingerprint = createHash('sha256')
+      .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
+      .digest('hex');
+    fingerprints.set(request, fingerprint);
+  }
+  return fingerprint;
 };
 
 /**
