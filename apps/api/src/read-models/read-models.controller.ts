@@ -81,14 +81,9 @@ export class ReadModelsController {
   }
 }
 
-/** The paged order: date descending, ties by change id descending (as the stores compare text). */
+/** Text compared as the stores compare it, greatest first. */
+const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+
+/** The paged order: date descending, ties by change id descending. */
 const newestFirst = (a: ChangeLogRow, b: ChangeLogRow) =>
-  a.date !== b.date
-    ? a.date < b.date
-      ? 1
-      : -1
-    : a.changeId < b.changeId
-      ? 1
-      : a.changeId > b.changeId
-        ? -1
-        : 0;
+  descending(a.date, b.date) || descending(a.changeId, b.changeId);
