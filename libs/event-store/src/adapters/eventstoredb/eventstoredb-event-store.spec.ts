@@ -370,28 +370,119 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect((await store.appendWithSequence(guarded(1n))).number).toBe(2);
     });
 
-    it('hands a number back when its stream exists already', async () => {
+    /**
+     * A connection whose appends to `stream` wait for `gate` and then do what it answers;
+     * `reached` resolves when the first such append arrives (its number is allocated by then).
+     */
+    const heldAt = (stream: string, gate: Promise<'write' | Error>) => {
+      const client = server.connection();
+      let arrived: () => void = () => undefined;
+      const reached = new Promise<void>((resolve) => (arrived = resolve));
+      const held: EventStoreDbClient = {
+        ...client,
+        appendToStream: (async (target: string, events: never, options: never) => {
+          if (target === stream) {
+            arrived();
+            const verdict = await gate;
+            if (verdict instanceof Error) throw verdict;
+          }
+          return client.appendToStream(target, events, options);
+        }) as EventStoreDbClient['appendToStream'],
+      };
+      return { client: held, reached };
+    };
+    const counterOf = async (store: EventStoreDbEventStore, sequence: string) =>
+      (await store.readStream(`sequence-${sequence}`)).map((e) => [e.type, e.data.number]);
+
+    it('skips a number whose stream exists already (written outside the sequence)', async () => {
       const store = open();
       const prefix = `changeRequest-T${randomUUID()}-`;
       await store.appendWithSequence(spec('squat', prefix));
       await store.append(`${prefix}2`, [newEvent('Squatter')], 'no-stream');
-      await expect(store.appendWithSequence(spec('squat', prefix))).rejects.toMatchObject({
-        streamId: `${prefix}2`,
-        expected: 'no-stream',
-        actual: 0n,
+      expect(await store.appendWithSequence(spec('squat', prefix))).toMatchObject({
+        number: 3,
+        streamId: `${prefix}3`,
       });
-      expect((await store.readStream('sequence-squat')).map((e) => [e.type, e.data.number])).toEqual([
+      expect(await counterOf(store, 'squat')).toEqual([
         [SEQUENCE_NUMBER_ALLOCATED, 1],
         [SEQUENCE_NUMBER_ALLOCATED, 2],
-        [SEQUENCE_NUMBER_RELEASED, 2],
+        [SEQUENCE_NUMBER_ALLOCATED, 3],
       ]);
-      const elsewhere = `changeRequest-T${randomUUID()}-`;
-      expect(await store.appendWithSequence(spec('squat', elsewhere))).toMatchObject({
-        number: 2,
-        streamId: `${elsewhere}2`,
-      });
+      expect((await store.readStream(`${prefix}2`)).map((e) => e.type)).toEqual(['Squatter']);
       expectValidChain(await store.readStream('sequence-squat'));
       expect(logger.error).not.toHaveBeenCalled();
+    });
+
+    it('hands a number back when its stream is refused, and the next allocation takes it', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const refused = open(
+        {},
+        heldAt(`${prefix}1`, Promise.resolve(new AccessDeniedError(undefined, 'no'))).client,
+      );
+      await expect(refused.appendWithSequence(spec('refused-once', prefix))).rejects.toBeInstanceOf(
+        AccessDeniedError,
+      );
+      const store = open();
+      expect(await counterOf(store, 'refused-once')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_RELEASED, 1],
+      ]);
+      expect((await store.appendWithSequence(spec('refused-once', prefix))).number).toBe(1);
+      expectValidChain(await store.readStream('sequence-refused-once'));
+      expect(logger.error).not.toHaveBeenCalled();
+    });
+
+    it('takes a number again when its allocator never wrote the stream (it crashed): no gap', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const crash = heldAt(`${prefix}1`, new Promise(() => undefined)); // never answers
+      void open({}, crash.client).appendWithSequence(spec('crash', prefix));
+      await crash.reached;
+      const store = open();
+      expect(await store.appendWithSequence(spec('crash', prefix))).toMatchObject({
+        number: 1,
+        streamId: `${prefix}1`,
+      });
+      expect((await store.appendWithSequence(spec('crash', prefix))).number).toBe(2);
+      expect(await counterOf(store, 'crash')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+      ]);
+      expectValidChain(await store.readStream('sequence-crash'));
+    });
+
+    it('a slow allocator whose number was taken again moves on to the next number', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      let letThrough: (verdict: 'write' | Error) => void = () => undefined;
+      const slow = heldAt(`${prefix}1`, new Promise((resolve) => (letThrough = resolve)));
+      const slowResult = open({}, slow.client).appendWithSequence(spec('slow', prefix));
+      await slow.reached;
+      const store = open();
+      expect((await store.appendWithSequence(spec('slow', prefix))).number).toBe(1);
+      letThrough('write'); // its 'no-stream' append of the same stream now fails
+      expect(await slowResult).toMatchObject({ number: 2, streamId: `${prefix}2` });
+      expect((await store.readStream(`${prefix}1`)).map((e) => e.data.n)).toEqual([1]);
+      expect(await counterOf(store, 'slow')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+      ]);
+      expectValidChain(await store.readStream('sequence-slow'));
+      expect(logger.error).not.toHaveBeenCalled();
+    });
+
+    it("does not call a number lost when a refused stream's number was taken again meanwhile", async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      let answer: (verdict: 'write' | Error) => void = () => undefined;
+      const refused = heldAt(`${prefix}1`, new Promise((resolve) => (answer = resolve)));
+      const refusedResult = open({}, refused.client).appendWithSequence(spec('meanwhile', prefix));
+      await refused.reached;
+      const store = open();
+      expect((await store.appendWithSequence(spec('meanwhile', prefix))).number).toBe(1);
+      answer(new AccessDeniedError(undefined, 'no write access'));
+      await expect(refusedResult).rejects.toBeInstanceOf(AccessDeniedError);
+      expect(logger.error).not.toHaveBeenCalled();
+      expect((await store.appendWithSequence(spec('meanwhile', prefix))).number).toBe(2);
     });
 
     it('numbers are unique and gap-free across processes racing for the counter', async () => {
@@ -461,12 +552,16 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
         EventStoreUnavailableError,
       );
       expect(logger.error).toHaveBeenCalledWith(
-        expect.stringMatching(/number 2 was allocated, but whether .*2 was written is unknown/),
+        expect.stringMatching(
+          /number 2 was allocated, but whether .*2 was written is unknown .*; if it was not, the next allocation takes the number again/,
+        ),
       );
       expect((await store.readStream('sequence-unknown')).map((e) => e.type)).toEqual([
         SEQUENCE_NUMBER_ALLOCATED,
         SEQUENCE_NUMBER_ALLOCATED,
       ]);
+      // It was not written: the next allocation takes 2 again.
+      expect((await store.appendWithSequence(spec('unknown', prefix))).number).toBe(2);
     });
   });
 

@@ -56,6 +56,7 @@ import {
   toPortPosition,
   toRecordedEvent,
   UNKNOWN_POSITION,
+  type CounterState,
   type RetryPolicy,
 } from './eventstoredb-mapping';
 
@@ -602,10 +603,27 @@ export class EventStoreDbEventStore implements EventStore {
     return { nextExpectedRevision: result.nextExpectedRevision, position };
   }
 
+  /**
+   * Takes the counter's next number with an allocation event, then writes the number's stream
+   * with 'no-stream': that append is what makes a number unique. No transaction spans the two,
+   * so an allocation can be left without its stream (the process crashed, or could not know
+   * whether the stream was written): the next allocation then takes that number again, so the
+   * crash leaves no gap. If the first allocator was only slow, one of the two streams' appends
+   * fails, and its allocator moves on to the next number.
+   */
   private async allocateAndAppend(
     spec: SequencedStream,
   ): Promise<AppendResult & { number: number; streamId: string }> {
     const counterStream = sequenceStreamId(spec.sequence);
+    const retryOrGiveUp = async (attempt: number, error: unknown, why: string) => {
+      if (attempt >= this.sequenceAttempts) {
+        this.logger.error(
+          `EventStoreDB sequence ${spec.sequence}: no number allocated after ${attempt} attempts (${why})`,
+        );
+        throw error;
+      }
+      await this.sleep(backoffDelay(attempt, CONFLICT_BACKOFF, this.random));
+    };
     for (let attempt = 1; ; attempt++) {
       // No transaction spans streams here: checked just before the number is taken.
       for (const read of spec.unchanged ?? []) {
@@ -614,8 +632,7 @@ export class EventStoreDbEventStore implements EventStore {
         if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
       }
       const counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
-      const number = counter.value + 1;
-      const { streamId, events } = spec.build(number); // may throw: nothing is written yet
+      const { number, streamId, events } = await this.nextNumber(spec, counter);
       if (events.length === 0)
         throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
       events.forEach(toEventData); // invalid events fail here, before a number is taken
@@ -631,19 +648,19 @@ export class EventStoreDbEventStore implements EventStore {
         await this.appendChained(counterStream, allocation.data, counter.revision);
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
-        if (attempt >= this.sequenceAttempts) {
-          this.logger.error(
-            `EventStoreDB sequence ${spec.sequence}: no number allocated after ${attempt} attempts (contention)`,
-          );
-          throw error;
-        }
-        await this.sleep(backoffDelay(attempt, CONFLICT_BACKOFF, this.random));
+        await retryOrGiveUp(attempt, error, 'contention');
         continue;
       }
       try {
         const result = await this.appendExpected(streamId, events, 'no-stream');
         return { ...result, number, streamId };
       } catch (error) {
+        if (error instanceof ConcurrencyError) {
+          // The number's stream exists: written by an allocator that was slow, not gone (or
+          // outside the sequence). The number is used; the next attempt takes the one after it.
+          await retryOrGiveUp(attempt, error, `${streamId} exists`);
+          continue;
+        }
         if (isDefiniteRejection(error)) {
           await this.releaseNumber(
             spec.sequence,
@@ -657,12 +674,28 @@ export class EventStoreDbEventStore implements EventStore {
         } else {
           this.logger.error(
             `EventStoreDB sequence ${spec.sequence}: number ${number} was allocated, but whether ${streamId} was written is unknown ` +
-              `(${describeError(error)}); if it was not, the number is lost (a gap)`,
+              `(${describeError(error)}); if it was not, the next allocation takes the number again`,
           );
         }
         throw error;
       }
     }
+  }
+
+  /**
+   * The number to allocate and its stream: the last allocated number again when its stream was
+   * never written (and `build` names the same stream for it), else the next one.
+   */
+  private async nextNumber(
+    spec: SequencedStream,
+    counter: CounterState,
+  ): Promise<{ number: number; streamId: string; events: readonly NewEvent[] }> {
+    if (counter.allocatedTo !== undefined && !(await this.lastEvent(counter.allocatedTo))) {
+      const again = spec.build(counter.value); // may throw: nothing is written yet
+      if (again.streamId === counter.allocatedTo) return { number: counter.value, ...again };
+    }
+    const number = counter.value + 1;
+    return { number, ...spec.build(number) };
   }
 
   /** Hands a number back, possible only while its allocation is still the counter's last event. */
@@ -692,9 +725,16 @@ export class EventStoreDbEventStore implements EventStore {
     try {
       await this.appendChained(counterStream, release.data, allocationRevision);
     } catch (error) {
+      // Another allocation came first: it took this number again, or (its stream named
+      // otherwise) the next one, which leaves this number a gap.
+      const later = await this.readStream(counterStream, { fromRevision: allocationRevision + 1n }).catch(
+        () => undefined,
+      );
+      const takenAgain = later?.some((e) => e.type === SEQUENCE_NUMBER_ALLOCATED && e.data.number === number);
+      if (takenAgain) return;
       this.logger.error(
-        `EventStoreDB sequence ${sequence}: number ${number} is lost (a gap): ${streamId} was not written ` +
-          `(${describeError(cause)}) and the number could not be handed back (${describeError(error)})`,
+        `EventStoreDB sequence ${sequence}: number ${number} ${later ? 'is lost (a gap)' : 'may be lost (a gap)'}: ` +
+          `${streamId} was not written (${describeError(cause)}) and the number could not be handed back (${describeError(error)})`,
       );
     }
   }

@@ -445,23 +445,21 @@ describe('EventStoreDB mapping', () => {
       });
     });
 
-    it('reads the last allocation, and a release hands its number back', () => {
+    it('reads the last allocation and its stream, and a release hands its number back', () => {
       expect(
         counterStateOf(counterEvent(SEQUENCE_NUMBER_ALLOCATED, { number: 7, streamId: 'x' }), 'sequence-s'),
       ).toEqual({
         revision: 4n,
         value: 7,
         hash: 'a'.repeat(64),
+        allocatedTo: 'x',
       });
-      expect(
-        counterStateOf(
-          counterEvent(SEQUENCE_NUMBER_RELEASED, { number: 7, streamId: 'x' }, 5n),
-          'sequence-s',
-        ),
-      ).toMatchObject({
-        revision: 5n,
-        value: 6,
-      });
+      const released = counterStateOf(
+        counterEvent(SEQUENCE_NUMBER_RELEASED, { number: 7, streamId: 'x' }, 5n),
+        'sequence-s',
+      );
+      expect(released).toMatchObject({ revision: 5n, value: 6 });
+      expect(released.allocatedTo).toBeUndefined();
     });
 
     it('refuses a counter stream that ends with something else', () => {

@@ -388,11 +388,14 @@ export interface CounterState {
   /** The highest number in use: 0 for a fresh sequence. */
   readonly value: number;
   readonly hash: string | undefined;
+  /** The stream the last event allocated `value` to, when the last event is an allocation. */
+  readonly allocatedTo?: string;
 }
 
 /**
  * Reads a counter stream's state off its last event: `SequenceNumberAllocated { number }` means
- * `number` is in use, `SequenceNumberReleased { number }` hands it back (so `number - 1` is).
+ * `number` is taken (for `streamId`, which may not be written yet), `SequenceNumberReleased
+ * { number }` hands it back (so `number - 1` is the highest taken).
  */
 export const counterStateOf = (last: ResolvedEvent | undefined, counterStream: string): CounterState => {
   const event = last?.event;
@@ -400,7 +403,13 @@ export const counterStateOf = (last: ResolvedEvent | undefined, counterStream: s
   const number = isPlainObject(event.data) ? event.data.number : undefined;
   const valid = typeof number === 'number' && Number.isSafeInteger(number) && number >= 1;
   if (valid && event.type === SEQUENCE_NUMBER_ALLOCATED) {
-    return { revision: event.revision, value: number, hash: chainHashOf(last) };
+    const streamId = (event.data as Record<string, unknown>).streamId;
+    return {
+      revision: event.revision,
+      value: number,
+      hash: chainHashOf(last),
+      ...(typeof streamId === 'string' && streamId !== '' ? { allocatedTo: streamId } : {}),
+    };
   }
   if (valid && event.type === SEQUENCE_NUMBER_RELEASED) {
     return { revision: event.revision, value: number - 1, hash: chainHashOf(last) };
