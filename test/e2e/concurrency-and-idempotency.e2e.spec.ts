@@ -158,6 +158,8 @@ describe('concurrency and idempotency', () => {
   });
 });
 
+const DEEP_BODY = `{"type":"normal","title":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+
 describe('bad input stores nothing', () => {
   let app: AppHarness;
   beforeAll(async () => {
@@ -201,6 +203,12 @@ describe('bad input stores nothing', () => {
       { rawBody: JSON.stringify({ ...normalChange(), description: 'y'.repeat(2 * 1024 * 1024) }) },
     ],
     ['a body that is not JSON', { rawBody: 'type=normal', headers: { 'content-type': 'text/plain' } }],
+    // 40 KB of brackets: deeper than the recursive walks of a body (fingerprint, class-transformer) go
+    ['JSON nested 20,000 levels deep', { rawBody: DEEP_BODY }],
+    [
+      'JSON nested 20,000 levels deep, with an Idempotency-Key',
+      { rawBody: DEEP_BODY, headers: { 'idempotency-key': 'deep' } },
+    ],
   ] as const)('%s → 4xx problem+json and nothing stored', async (_name, request) => {
     const before = await app.store.headPosition();
     const result = await app.request('POST', '/changes', request as never);

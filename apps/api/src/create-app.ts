@@ -4,6 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig, Clock } from '@changeledger/platform';
 import { AppModule } from './app.module';
+import { RequestValidationError } from './application/application-errors';
+import { MAX_BODY_DEPTH, nestsDeeperThan } from './http/body-depth';
 import { buildOpenApiDocument } from './openapi/openapi';
 
 export const API_PREFIX = 'api/v1';
@@ -39,6 +41,13 @@ export const createApp = async (
     const version = (payload as { version?: unknown } | null)?.version;
     if (typeof version === 'number' && reply.statusCode < 300) void reply.header('ETag', `"${version}"`);
     return payload;
+  });
+  fastify.addHook('preValidation', async (request) => {
+    if (nestsDeeperThan(request.body, MAX_BODY_DEPTH)) {
+      throw new RequestValidationError(
+        `the body nests objects and arrays deeper than ${MAX_BODY_DEPTH} levels`,
+      );
+    }
   });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.init();

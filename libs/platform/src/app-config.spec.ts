@@ -31,6 +31,12 @@ describe('loadConfig: worker threads', () => {
     expect(loadConfig({ COMMAND_MAX_ATTEMPTS: '1000' }).commandMaxAttempts).toBe(1000);
   });
 
+  it('refuses an AUTH_JWT_SECRET shorter than 32 characters (guessable offline from any token)', () => {
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'changeme' })).toThrow(/at least 32 characters/);
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(31) })).toThrow(/at least 32 characters/);
+    expect(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).auth.jwtSecret).toBe('x'.repeat(32));
+  });
+
   it('AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (a shared key set signs for others too)', () => {
     const jwks = { AUTH_JWKS_URL: 'https://idp.example.test/jwks.json' };
     expect(() => loadConfig(jwks)).toThrow(/AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE/);

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { MIN_JWT_SECRET_LENGTH } from './jwt-secret';
 
 /** DI token for the AppConfig. */
 export const APP_CONFIG = Symbol('APP_CONFIG');
@@ -108,6 +109,12 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   if (eventStore === 'eventstoredb' && !config.eventStoreConnectionString) {
     throw new Error(
       'EVENT_STORE=eventstoredb needs EVENTSTORE_CONNECTION_STRING (e.g. esdb://localhost:2113?tls=false)',
+    );
+  }
+  // Anyone holding one token can test guesses of an HS256 secret offline, as fast as they hash.
+  if (config.auth.jwtSecret !== undefined && config.auth.jwtSecret.length < MIN_JWT_SECRET_LENGTH) {
+    throw new Error(
+      `AUTH_JWT_SECRET must be at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. openssl rand -base64 48): a short secret can be guessed from any token it signed`,
     );
   }
   // A key set may sign tokens for others too (a multi-tenant identity provider): without both

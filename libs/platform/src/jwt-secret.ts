@@ -4,13 +4,14 @@ import { join } from 'node:path';
 
 export const JWT_SECRET_FILE = 'jwt-secret';
 
-const MIN_LENGTH = 32;
+/** The shortest HS256 secret accepted, configured or stored. */
+export const MIN_JWT_SECRET_LENGTH = 32;
 
 const readStored = (file: string): string => {
   const stored = readFileSync(file, 'utf8').trim();
-  if (stored.length >= MIN_LENGTH) return stored;
+  if (stored.length >= MIN_JWT_SECRET_LENGTH) return stored;
   throw new Error(
-    `${file} holds a secret shorter than ${MIN_LENGTH} characters; delete it or set AUTH_JWT_SECRET`,
+    `${file} holds a secret shorter than ${MIN_JWT_SECRET_LENGTH} characters; delete it or set AUTH_JWT_SECRET`,
   );
 };
 

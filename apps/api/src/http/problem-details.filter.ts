@@ -64,14 +64,22 @@ export const toProblem = (error: unknown): Problem => {
     return problem('VALIDATION_FAILED', error.message, error.errors.length ? { errors: error.errors } : {});
   }
   if (error instanceof AuthenticationError) return problem('UNAUTHENTICATED', error.message);
-  if (error instanceof IdentityProviderUnavailableError) return problem('SERVICE_UNAVAILABLE', error.message);
+  // What failed where (hosts, ports, the client's error text) goes to the log, not to clients.
+  if (error instanceof IdentityProviderUnavailableError) {
+    return problem(
+      'SERVICE_UNAVAILABLE',
+      "the identity provider's key set could not be fetched; try again shortly",
+    );
+  }
   if (error instanceof PreconditionFailedError) return problem('PRECONDITION_FAILED', error.message);
   if (error instanceof ConcurrencyConflictError || error instanceof ConcurrencyError) {
     return problem('CONCURRENCY_CONFLICT', error.message);
   }
   if (error instanceof IdempotencyKeyReusedError) return problem('IDEMPOTENCY_KEY_REUSED', error.message);
   if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
-  if (error instanceof EventStoreUnavailableError) return problem('SERVICE_UNAVAILABLE', error.message);
+  if (error instanceof EventStoreUnavailableError) {
+    return problem('SERVICE_UNAVAILABLE', 'the event store is unavailable; try again shortly');
+  }
   if (error instanceof HttpException) return fromHttpException(error);
   const fastify = error as { statusCode?: number; code?: string; message?: string };
   if (typeof fastify.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
@@ -117,7 +125,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (body.code === 'INTERNAL') {
       this.logger.error(`${request.method} ${request.url}: ${(error as Error)?.stack ?? String(error)}`);
     } else if (body.status >= 500) {
-      this.logger.warn(`${request.method} ${request.url}: ${body.code}: ${body.detail}`);
+      const cause = error instanceof Error ? error.message : String(error);
+      this.logger.warn(`${request.method} ${request.url}: ${body.code}: ${cause}`);
     }
     if (body.code === 'PROJECTION_LAGGING') reply.header('Retry-After', '1');
     if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');

@@ -1,0 +1,27 @@
+import { EventStoreUnavailableError } from '@changeledger/event-store';
+import { IdentityProviderUnavailableError } from '../auth/jwt-verifier';
+import { toProblem } from './problem-details.filter';
+
+describe('toProblem', () => {
+  it('tells clients a dependency is down without naming where it runs', () => {
+    const store = toProblem(
+      new EventStoreUnavailableError('EventStoreDB at esdb-0.internal:2113 is unreachable: 14 UNAVAILABLE'),
+    );
+    expect(store).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
+    expect(store.detail).not.toMatch(/esdb-0|2113|UNAVAILABLE/);
+    const keys = toProblem(
+      new IdentityProviderUnavailableError(
+        "the identity provider's key set could not be fetched (connect ECONNREFUSED 10.0.0.7:443); try again shortly",
+      ),
+    );
+    expect(keys).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
+    expect(keys.detail).toMatch(/key set could not be fetched/);
+    expect(keys.detail).not.toMatch(/10\.0\.0\.7|ECONNREFUSED/);
+  });
+
+  it('answers an unexpected error with a fixed text, not its message', () => {
+    const problem = toProblem(new Error('SQLITE_CORRUPT at /var/lib/changeledger/events.sqlite'));
+    expect(problem).toMatchObject({ status: 500, code: 'INTERNAL' });
+    expect(problem.detail).not.toMatch(/SQLITE|var\/lib/);
+  });
+});
