@@ -32,6 +32,7 @@ const TITLES: Record<string, [number, string]> = {
   INVALID_STATE: [409, 'Not allowed in the current status'],
   CONCURRENCY_CONFLICT: [409, 'Concurrent modification'],
   IDEMPOTENCY_KEY_REUSED: [409, 'Idempotency-Key reused'],
+  IDEMPOTENCY_OUTCOME_UNKNOWN: [409, 'Outcome of the first request unknown'],
   PRECONDITION_FAILED: [412, 'Version precondition failed'],
   PAYLOAD_TOO_LARGE: [413, 'Request body too large'],
   RULE_VIOLATION: [422, 'A process rule forbids this'],

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { lastValueFrom, of, throwError } from 'rxjs';
+import { EventStoreUnavailableError } from '@changeledger/event-store';
+import { RequestValidationError } from '../application/application-errors';
 import { SqliteIdempotencyStore } from './adapters/sqlite-idempotency-store';
 import { IDEMPOTENCY_IN_FLIGHT_LEASE_MS } from './idempotency-store.port';
 import { IdempotencyInterceptor, requestFingerprint } from './idempotency.interceptor';
@@ -23,24 +25,34 @@ describe('IdempotencyInterceptor', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const context = (body: unknown) => {
+  /** The status the last request was answered with, when the interceptor set one. */
+  let answeredStatus: number | undefined;
+  const context = (body: unknown, route = '/api/v1/changes', url = route) => {
     const request = {
       method: 'POST',
-      url: '/api/v1/changes',
-      routeOptions: { url: '/api/v1/changes' },
+      url,
+      routeOptions: { url: route },
       headers: { 'idempotency-key': 'create-once' },
       body,
       actor: { id: 'u-1', name: 'Ada', roles: ['requester'] },
     };
-    const reply = { header: () => reply, status: () => reply };
+    const reply = {
+      header: () => reply,
+      status: (code: number) => {
+        answeredStatus = code;
+        return reply;
+      },
+    };
     return {
       switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }),
       getHandler: () => () => undefined,
     } as unknown as ExecutionContext;
   };
   const interceptor = () => new IdempotencyInterceptor(store, clock, new Reflector());
-  const run = (body: unknown, handler: CallHandler) =>
-    lastValueFrom(interceptor().intercept(context(body), handler));
+  const run = (body: unknown, handler: CallHandler, route?: string, url?: string) => {
+    answeredStatus = undefined;
+    return lastValueFrom(interceptor().intercept(context(body, route, url), handler));
+  };
 
   it('a command that was stored answers its client even when its answer cannot be kept, and its key is not freed for a second creation', async () => {
     let created = 0;
@@ -65,12 +77,45 @@ describe('IdempotencyInterceptor', () => {
     expect(created).toBe(1);
   });
 
-  it('a command that failed frees its key: the client may correct it and send it again', async () => {
+  it('a command that was refused frees its key: the client may correct it and send it again', async () => {
     await expect(
-      run({ title: 'x' }, { handle: () => throwError(() => new Error('refused')) }),
+      run({ title: 'x' }, { handle: () => throwError(() => new RequestValidationError('refused')) }),
     ).rejects.toThrow('refused');
     await expect(run({ title: 'y' }, { handle: () => of({ id: 'CHG-002' }) })).resolves.toEqual({
       id: 'CHG-002',
+    });
+  });
+
+  it('a creation that failed without proof that nothing was stored keeps its key: a retry is told so, not created twice', async () => {
+    const unreachable = new EventStoreUnavailableError('EventStoreDB unreachable while appending CHG-007');
+    await expect(run({ title: 'x' }, { handle: () => throwError(() => unreachable) })).rejects.toBe(
+      unreachable,
+    );
+    let created = 0;
+    const retry = await run({ title: 'x' }, { handle: () => ((created += 1), of({ id: 'CHG-008' })) });
+    expect(created).toBe(0);
+    expect(answeredStatus).toBe(409);
+    expect(retry).toMatchObject({ status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN' });
+  });
+
+  it('nor is an unexpected error (a bug after the append) proof that a creation stored nothing', async () => {
+    await expect(run({ title: 'y' }, { handle: () => throwError(() => new Error('bug')) })).rejects.toThrow(
+      'bug',
+    );
+    expect(await run({ title: 'y' }, { handle: () => of({ id: 'CHG-009' }) })).toMatchObject({
+      code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
+    });
+  });
+
+  it('a command on an existing change frees its key after any failure (its stream tells a retry whether it landed)', async () => {
+    const route = '/api/v1/changes/:id/approve';
+    const url = '/api/v1/changes/CHG-001/approve';
+    await expect(
+      run({}, { handle: () => throwError(() => new EventStoreUnavailableError('unreachable')) }, route, url),
+    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    expect(await run({}, { handle: () => of({ id: 'CHG-001', version: 5 }) }, route, url)).toEqual({
+      id: 'CHG-001',
+      version: 5,
     });
   });
 });

@@ -22,9 +22,17 @@ import {
   IdempotencyKeyReusedError,
   RequestValidationError,
 } from '../application/application-errors';
+import { problem, toProblem } from '../http/problem-details.filter';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/** The answer kept for a creation whose first attempt may or may not have been stored. */
+const OUTCOME_UNKNOWN = problem(
+  'IDEMPOTENCY_OUTCOME_UNKNOWN',
+  'the first request with this Idempotency-Key failed while it was being stored, so whether it was created is unknown; ' +
+    'look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
+);
 const IN_FLIGHT_WAIT_MS = 5000;
 
 export const readIdempotencyKey = (request: AuthenticatedRequest): string | undefined => {
@@ -102,6 +110,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
         void reply.header('Idempotent-Replayed', 'true');
+        if (claim.response.statusCode >= 400) void reply.header('Content-Type', 'application/problem+json');
         void reply.status(claim.response.statusCode);
         return claim.response.body;
       }
@@ -119,8 +128,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       body = await lastValueFrom(next.handle(), { defaultValue: undefined });
     } catch (error) {
-      // The command failed and stored nothing: the client may retry with the same key.
-      await this.store.release(scope, claimedAt);
+      if (reclaimAbandoned || toProblem(error).status < 500) {
+        // Refused (4xx): nothing stored, the client may correct it and retry with the same key.
+        // A command on an existing change may be retried after any failure: the handler finds
+        // it in the change's stream if it landed after all.
+        await this.store.release(scope, claimedAt);
+      } else {
+        // A creation that failed without proof that nothing was stored (the event store
+        // unreachable while it was written): freed, a retry could create a second one.
+        await this.store
+          .complete(scope, claimedAt, { statusCode: OUTCOME_UNKNOWN.status, body: OUTCOME_UNKNOWN })
+          .catch(() => undefined); // then the claim stays in flight: no second creation either
+      }
       throw error;
     }
     // The command is stored. If its answer cannot be kept, the claim stays in flight rather
