@@ -10,13 +10,24 @@ import {
   allProjections,
   Projector,
   PROJECTOR_CHECKPOINT,
+  PROJECTOR_STALLED_SINCE,
+  type Projection,
   type ReadModelStore,
   rebuildReadModels,
   replayInto,
   SqliteReadModelStore,
+  storedStall,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
+
+const waitFor = async (condition: () => Promise<boolean>, timeoutMs = 5_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
 
 describe('projector resilience', () => {
   let dir: string;
@@ -45,6 +56,7 @@ describe('projector resilience', () => {
     expect(errors.length).toBeGreaterThan(0);
     expect(errors[0]).toMatch(/retrying/);
     expect(projector.position).toBeLessThan(head);
+    expect(projector.stalledSince).toBeDefined();
     blocker.exec('ROLLBACK');
     blocker.close();
     expect(await projector.waitFor(head, 10_000)).toBe(true);
@@ -53,6 +65,64 @@ describe('projector resilience', () => {
     await store.close();
     await events.close();
   }, 30_000);
+
+  it('a projection that throws on an event stalls the projector visibly (here and for an API elsewhere) until it works again', async () => {
+    const events = new SqliteEventStore(join(dir, 'poison-events.sqlite'));
+    const store = SqliteReadModelStore.open(join(dir, 'poison-read-models.sqlite'));
+    let poisoned = true;
+    const projections = allProjections().map((projection): Projection => ({
+      ...projection,
+      evolve: (document, event) => {
+        if (poisoned && event.type === 'ChangeSubmitted') throw new Error('a bug in evolve');
+        return projection.evolve(document, event);
+      },
+    }));
+    const stalls: (number | undefined)[] = [];
+    const errors: string[] = [];
+    const projector = new Projector(events, store, projections, {
+      logger: { error: (m) => errors.push(m) },
+      onStall: (since) => stalls.push(since),
+    });
+    await projector.start();
+    expect(projector.stalledSince).toBeUndefined();
+    expect(await storedStall(store)).toBeUndefined();
+    const before = Date.now();
+    await writeRandomLifecycles(events, { seed: 11, count: 2 });
+    const head = await events.headPosition();
+    const deadline = Date.now() + 10_000;
+    while (projector.stalledSince === undefined && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(projector.stalledSince).toBeGreaterThanOrEqual(before);
+    expect(projector.running).toBe(true); // running, but getting nowhere: only the stall says so
+    expect(errors[0]).toMatch(/a bug in evolve/);
+    await waitFor(async () => (await storedStall(store)) !== undefined);
+    expect(await storedStall(store)).toBe(projector.stalledSince);
+    poisoned = false; // the fixed code (in production: a restart with it)
+    expect(await projector.waitFor(head, 10_000)).toBe(true);
+    await waitFor(async () => projector.stalledSince === undefined); // once its write returned
+    await waitFor(async () => (await storedStall(store)) === undefined);
+    expect(stalls).toEqual([expect.any(Number), undefined]);
+    await projector.stop();
+    await store.close();
+    await events.close();
+  }, 30_000);
+
+  it('a projector started after a run that stalled clears the stall that run left', async () => {
+    const events = new SqliteEventStore(join(dir, 'stale-stall-events.sqlite'));
+    const store = SqliteReadModelStore.open(join(dir, 'stale-stall-read-models.sqlite'));
+    await store.init(allProjections().map((p) => p.collection));
+    await store.commit({
+      documents: [],
+      checkpoint: { name: PROJECTOR_STALLED_SINCE, position: BigInt(Date.now() + 60_000) },
+    });
+    expect(await storedStall(store)).toBeDefined();
+    const projector = new Projector(events, store, allProjections());
+    await projector.start();
+    expect(await storedStall(store)).toBeUndefined();
+    await projector.stop();
+    await store.close();
+    await events.close();
+  });
 
   it('subscribes again when the event store subscription fails for good, and is not running meanwhile', async () => {
     // EventStoreDB's client is outside the system: an in-memory double of it, whose subscription

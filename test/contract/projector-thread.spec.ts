@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
@@ -141,4 +143,36 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     await expect(projector.start()).rejects.toThrow(/^projector thread: /);
     await projector.stop(); // nothing to stop: returns
   });
+
+  whenBuilt(
+    'tells this thread when its projector stalls (its store locked past the busy timeout) and when it recovers',
+    async () => {
+      const file = join(dir, 'stalled-read-models.sqlite');
+      const projector = new ThreadedProjector(
+        events,
+        { eventStoreFile: events.file, readModelFile: file },
+        logger,
+        WORKER,
+      );
+      await projector.start();
+      try {
+        expect(await projector.waitFor(await events.headPosition(), 30_000)).toBe(true);
+        const blocker = new Database(file);
+        blocker.exec('BEGIN EXCLUSIVE'); // another process holds the file
+        await writeRandomLifecycles(events, { seed: 8, count: 2, idOffset: 40_000 });
+        const deadline = Date.now() + 20_000;
+        while (projector.stalledSince === undefined && Date.now() < deadline) await sleep(50);
+        expect(projector.stalledSince).toBeDefined();
+        expect(projector.running).toBe(true);
+        blocker.exec('ROLLBACK');
+        blocker.close();
+        expect(await projector.waitFor(await events.headPosition(), 20_000)).toBe(true);
+        while (projector.stalledSince !== undefined && Date.now() < deadline + 20_000) await sleep(50);
+        expect(projector.stalledSince).toBeUndefined();
+      } finally {
+        await projector.stop();
+      }
+    },
+    60_000,
+  );
 });

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type ChangeRequestDocument, READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
+import {
+  type ChangeRequestDocument,
+  PROJECTOR_RECOVERED_AT,
+  PROJECTOR_STALLED_SINCE,
+  READ_MODEL_STORE,
+  type ReadModelStore,
+} from '@changeledger/read-models';
 import { AppHarness, projectorWorkerFile, USERS } from './support/app-harness';
 import {
   emergencyChange,
@@ -422,6 +428,34 @@ describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
     } finally {
       await serving.close();
       await projecting.close();
+    }
+  });
+});
+
+describe('health while the projector cannot write', () => {
+  it('is degraded, saying since when, while the projector elsewhere reports a stall; ok again once it recovers', async () => {
+    const serving = await AppHarness.start({ RUN_PROJECTOR: 'false' });
+    try {
+      const health = async (status: number) =>
+        expectStatus(await serving.request('GET', '/health', { as: null }), status).body;
+      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
+      // what the projector process writes when a batch keeps failing: a stall begun 20 s ago
+      const since = Date.now() - 20_000;
+      const mark = (name: string, at: number) =>
+        serving.readModels.commit({ documents: [], checkpoint: { name, position: BigInt(at) } });
+      await mark(PROJECTOR_STALLED_SINCE, since);
+      expect(await health(503)).toMatchObject({
+        status: 'degraded',
+        projector: 'elsewhere',
+        projectorStalledSince: new Date(since).toISOString(),
+      });
+      await mark(PROJECTOR_RECOVERED_AT, Date.now());
+      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
+      // a stall younger than the grace period (a busy store, a failover) is not reported yet
+      await mark(PROJECTOR_STALLED_SINCE, Date.now() + 1);
+      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
+    } finally {
+      await serving.close();
     }
   });
 });

@@ -29,6 +29,7 @@ export type ToProjectorThread = { readonly kind: 'appended' } | { readonly kind:
 export type FromProjectorThread =
   | { readonly kind: 'started'; readonly position: bigint }
   | { readonly kind: 'position'; readonly position: bigint }
+  | { readonly kind: 'stall'; readonly since: number | undefined }
   | { readonly kind: 'log'; readonly level: 'error' | 'log'; readonly message: string }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly message: string; readonly stack?: string };
@@ -60,6 +61,7 @@ export const runProjectorThread = async (
         log: (message) => send({ kind: 'log', level: 'log', message }),
       },
       onAdvance: (position) => send({ kind: 'position', position }),
+      onStall: (since) => send({ kind: 'stall', since }),
     });
     port.on('message', (message) => {
       if (message.kind === 'appended') log.notifyAppended();
@@ -116,6 +118,8 @@ export class ThreadedProjector implements LiveProjector {
   private readonly exited = new WeakSet<Worker>();
   /** Whether a thread is up and projecting. */
   running = false;
+  /** As the thread's projector reports it (see LiveProjector). */
+  stalledSince: number | undefined = undefined;
 
   constructor(
     /** The main thread's handle on the event store: its appends wake the thread. */
@@ -158,6 +162,9 @@ export class ThreadedProjector implements LiveProjector {
           case 'position':
             this.advance(message.position);
             return;
+          case 'stall':
+            this.stalledSince = message.since;
+            return;
           case 'log':
             if (message.level === 'error') this.logger.error(message.message);
             else this.logger.log(message.message);
@@ -176,6 +183,7 @@ export class ThreadedProjector implements LiveProjector {
       worker.on('error', (error) => (failure ??= error));
       worker.on('exit', (code) => {
         this.running = false;
+        this.stalledSince = undefined; // a thread started again starts with a clean slate
         this.exited.add(worker);
         if (this.worker === worker) this.unsubscribe?.();
         if (!started) {

@@ -41,6 +41,24 @@ export const REBUILD_HEALED = `${PROJECTOR_CHECKPOINT}:healed`;
 export const REBUILD_PAUSED = `${PROJECTOR_CHECKPOINT}:paused-for`;
 /** A running projector's heartbeat (its clock, each second, also while a write takes long). */
 export const PROJECTOR_ALIVE = `${PROJECTOR_CHECKPOINT}:alive`;
+/**
+ * Since when (ms since the epoch) the projector has failed to write the same events, and when it
+ * last got past such a failure: it is stalled while the first is the later. Two checkpoints,
+ * because checkpoints only move forward; they tell an API whose projector runs in another
+ * process what the projector knows (written best effort: a store that is down shows as down).
+ */
+export const PROJECTOR_STALLED_SINCE = `${PROJECTOR_CHECKPOINT}:stalled-since`;
+export const PROJECTOR_RECOVERED_AT = `${PROJECTOR_CHECKPOINT}:recovered-at`;
+
+/** When a projector in another process has been stalled since (ms), from the checkpoints above. */
+export const storedStall = async (store: ReadModelStore): Promise<number | undefined> => {
+  const [since, recovered] = await Promise.all([
+    store.checkpoint(PROJECTOR_STALLED_SINCE),
+    store.checkpoint(PROJECTOR_RECOVERED_AT),
+  ]);
+  return since > recovered ? Number(since) : undefined;
+};
+
 /** A rebuild holds this many documents in memory (about 100 MB of change requests). */
 const REBUILD_DOCUMENTS_IN_MEMORY = 20_000;
 /** How often the projector looks for a rebuild swapped in under it. */
@@ -68,6 +86,8 @@ export interface ProjectorOptions {
   readonly logger?: { error(message: string): void; log?(message: string): void };
   /** Called each time the read models include more of the log (a projector thread reports it). */
   readonly onAdvance?: (position: bigint) => void;
+  /** Called when writing starts failing (with the time, ms) and when it works again (undefined). */
+  readonly onStall?: (since: number | undefined) => void;
 }
 
 /** What the API needs of a running projector, in its process or in a worker thread. */
@@ -76,6 +96,11 @@ export interface LiveProjector {
   readonly position: bigint;
   /** Projecting now (false while it is being started again, and once stopped): for health. */
   readonly running: boolean;
+  /**
+   * Since when (ms since the epoch) it has been retrying a batch it cannot write (a projection
+   * that throws on an event, a full disk, a store that stays busy), else undefined: for health.
+   */
+  readonly stalledSince: number | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Resolves true once the read models include `position`, false after `timeoutMs`. */
@@ -188,6 +213,9 @@ export class Projector implements LiveProjector {
   private heartbeat?: NodeJS.Timeout;
   private beat = 0n;
   private following = true;
+  private failingSince?: number;
+  /** The last value written to either stall checkpoint: the next is always higher. */
+  private lastStallMark = 0n;
   /** Ends the pause before subscribing again (stop). */
   private wakeFromPause?: () => void;
 
@@ -205,10 +233,38 @@ export class Projector implements LiveProjector {
     return this.applied;
   }
 
+  get stalledSince(): number | undefined {
+    return this.failingSince;
+  }
+
+  /** A batch failed to write (`failing`) or went through: tells health, here and elsewhere. */
+  private noteWrite(failing: boolean) {
+    if (failing === (this.failingSince !== undefined)) return;
+    const now = Date.now();
+    this.failingSince = failing ? now : undefined;
+    this.options.onStall?.(this.failingSince);
+    void this.markStall(failing ? PROJECTOR_STALLED_SINCE : PROJECTOR_RECOVERED_AT, now).catch(
+      () => undefined,
+    );
+  }
+
+  private markStall(name: string, now: number): Promise<void> {
+    const mark = BigInt(now) > this.lastStallMark ? BigInt(now) : this.lastStallMark + 1n;
+    this.lastStallMark = mark;
+    return this.store.commit({ documents: [], checkpoint: { name, position: mark } });
+  }
+
   async start(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
     // From here on it beats, also through a long heal below: a swap waits while it does.
     this.beat = await this.store.checkpoint(PROJECTOR_ALIVE);
+    // A stall an earlier run left marked is that run's: this one starts with a clean slate.
+    const [stalled, recovered] = await Promise.all([
+      this.store.checkpoint(PROJECTOR_STALLED_SINCE),
+      this.store.checkpoint(PROJECTOR_RECOVERED_AT),
+    ]);
+    this.lastStallMark = stalled > recovered ? stalled : recovered;
+    if (stalled > recovered) await this.markStall(PROJECTOR_RECOVERED_AT, Date.now());
     this.heartbeat = setInterval(() => this.beatOnce(), REBUILD_CHECK_MS);
     this.heartbeat.unref();
     try {
@@ -332,6 +388,7 @@ export class Projector implements LiveProjector {
       for (let attempt = 1; ; attempt++) {
         try {
           await this.exclusive(() => this.applyLive(events));
+          this.noteWrite(false);
           break;
         } catch (error) {
           // Stopping: the batch is left to the next start (the checkpoint is not past it).
@@ -345,6 +402,7 @@ export class Projector implements LiveProjector {
             continue;
           }
           const delay = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7));
+          this.noteWrite(true);
           this.options.logger?.error(
             `projector: writing ${events.length} events failed (attempt ${attempt}, retrying in ${delay} ms): ${error instanceof Error ? error.message : String(error)}`,
           );

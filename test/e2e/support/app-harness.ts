@@ -5,6 +5,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type Role } from '@changeledger/domain';
 import { EVENT_STORE, type EventStore, type RecordedEvent } from '@changeledger/event-store';
 import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
+import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { createApp } from '../../../apps/api/src/create-app';
 
 export interface TestUser {
@@ -139,6 +140,10 @@ export class AppHarness {
 
   get store(): EventStore {
     return this.app.get<EventStore>(EVENT_STORE);
+  }
+
+  get readModels(): ReadModelStore {
+    return this.app.get<ReadModelStore>(READ_MODEL_STORE);
   }
 
   async token(

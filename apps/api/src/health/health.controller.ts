@@ -28,11 +28,20 @@ export interface HealthReport {
    */
   projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
   /**
+   * Since when the projector has been failing to write the same events (a projection that
+   * throws on an event, a full disk, a store that stays busy: the log says which), once that
+   * has lasted STALL_GRACE_MS; null otherwise. Degraded: the read models stand still.
+   */
+  projectorStalledSince: string | null;
+  /**
    * Read models whose documents were written by an older version of their projection (after an
    * upgrade that changed it): served, but with the old meaning until `projections:rebuild`.
    */
   staleReadModels: StaleReadModel[];
 }
+
+/** How long the projector may retry a failing write (a busy store, a failover) before health says so. */
+export const STALL_GRACE_MS = 10_000;
 
 /** How long a look at the projection versions is reused (health is polled; they rarely change). */
 const STALE_CHECK_MS = 10_000;
@@ -74,7 +83,11 @@ export class HealthController {
     const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
     const projector = this.projectorService.mode;
     const stale = await this.staleModels(applied);
-    const status = eventStore === 'up' && readModels === 'up' && projector !== 'down' ? 'ok' : 'degraded';
+    const failingSince =
+      readModels === 'up' ? await this.projectorService.stalledSince().catch(() => undefined) : undefined;
+    const stalled = failingSince !== undefined && Date.now() - failingSince >= STALL_GRACE_MS;
+    const status =
+      eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalled ? 'ok' : 'degraded';
     if (status !== 'ok') void reply.status(503);
     return {
       status,
@@ -84,6 +97,7 @@ export class HealthController {
       eventStorePosition: head?.toString() ?? null,
       readModelPosition: applied?.toString() ?? null,
       projector,
+      projectorStalledSince: stalled ? new Date(failingSince).toISOString() : null,
       staleReadModels: stale,
     };
   }

@@ -17,6 +17,7 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
   SqliteReadModelStore,
+  storedStall,
   ThreadedProjector,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
@@ -67,6 +68,15 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (!this.projector) return 'elsewhere';
     if (!this.projector.running) return 'down';
     return this.projector instanceof ThreadedProjector ? 'thread' : 'main-thread';
+  }
+
+  /**
+   * Since when (ms) the projector has been failing to write the same events, if it is: this
+   * process's projector knows; one in another process (RUN_PROJECTOR=false) leaves it in the
+   * read models' checkpoints.
+   */
+  async stalledSince(): Promise<number | undefined> {
+    return this.projector ? this.projector.stalledSince : storedStall(this.store);
   }
 
   /** Before the stores close (they close in onApplicationShutdown). */
