@@ -10,6 +10,7 @@ import {
   type CollectionSpec,
   MongoReadModelStore,
   type ReadModelDocument,
+  RebuildInProgressError,
   redactMongoUrl,
 } from '@changeledger/read-models';
 import { readModelStoreContract, type ReadModelStoreFixture } from './read-model-store.contract';
@@ -154,13 +155,19 @@ if (url) {
       const shadow = await store.createShadow();
       const names = await collectionNames();
       const stamp = /^rebuild_[0-9a-z]+__/.exec(names.find((n) => n.startsWith('rebuild_'))!)![0];
-      expect(names).toEqual(['checkpoints', `${stamp}checkpoints`, `${stamp}things`, 'things']);
+      expect(names).toEqual([
+        'changeledger_rebuild_lease',
+        'checkpoints',
+        `${stamp}checkpoints`,
+        `${stamp}things`,
+        'things',
+      ]);
       await shadow.commit({
         documents: [{ collection: 'things', document: doc('s', '1') }],
         checkpoint: { name: 'cp', position: 1n },
       });
       await shadow.promote();
-      expect(await collectionNames()).toEqual(['checkpoints', 'things']);
+      expect(await collectionNames()).toEqual(['changeledger_rebuild_lease', 'checkpoints', 'things']);
       expect(await indexKeys('things')).toEqual(expected);
       expect(await store.get('things', 's')).toEqual(doc('s', '1'));
       await expect(shadow.get('things', 's')).rejects.toThrow(/promoted/);
@@ -170,7 +177,7 @@ if (url) {
       const discarded = await store.createShadow();
       await discarded.close(); // a closed shadow can still be thrown away
       await discarded.discard();
-      expect(await collectionNames()).toEqual(['checkpoints', 'things']);
+      expect(await collectionNames()).toEqual(['changeledger_rebuild_lease', 'checkpoints', 'things']);
 
       // Again and again: each rebuild's collections (and, on FerretDB, their SQL index names) are new.
       for (let round = 2; round <= 3; round++) {
@@ -180,7 +187,7 @@ if (url) {
           checkpoint: { name: 'cp', position: BigInt(round) },
         });
         await again.promote();
-        expect(await collectionNames()).toEqual(['checkpoints', 'things']);
+        expect(await collectionNames()).toEqual(['changeledger_rebuild_lease', 'checkpoints', 'things']);
         expect(await indexKeys('things')).toEqual(expected);
         expect(await store.get('things', 's')).toEqual(doc('s', String(round)));
       }
@@ -246,9 +253,33 @@ if (url) {
       await client.close();
     });
 
-    it('a shadow dropped by a later rebuild refuses to promote, and its discard leaves the later one be', async () => {
+    /** What happens when a rebuild dies: its lease is no longer renewed and runs out. */
+    const leaseRunsOut = () =>
+      raw
+        .db(fx.dbName)
+        .collection<{ _id: string }>('changeledger_rebuild_lease')
+        .updateOne({ _id: 'rebuild' }, { $set: { until: 0 } });
+
+    it('one rebuild at a time: another is refused while the first holds its lease, and may start once it is done', async () => {
       await commit([doc('live', '1')], 1n);
       const first = await store.createShadow();
+      await expect(store.createShadow()).rejects.toThrow(RebuildInProgressError);
+      await expect(store.createShadow()).rejects.toThrow(/another rebuild of these read models is running/);
+      await first.commit({
+        documents: [{ collection: 'things', document: doc('f', '2') }],
+        checkpoint: { name: 'cp', position: 2n },
+      });
+      await first.promote(); // untouched by the refused ones
+      expect(await store.get('things', 'f')).toEqual(doc('f', '2'));
+      const second = await store.createShadow();
+      await second.discard();
+      await (await store.createShadow()).discard();
+    });
+
+    it('a rebuild whose lease ran out (it died) is dropped by the next one: it refuses to promote, and its discard leaves the later one be', async () => {
+      await commit([doc('live', '1')], 1n);
+      const first = await store.createShadow();
+      await leaseRunsOut();
       const second = await store.createShadow(); // drops the first one's collections
       // the first rebuild writes on: the driver re-creates its collections, empty of what it had
       await first.commit({
@@ -283,7 +314,8 @@ if (url) {
       const promoting = first.promote({
         announce: { name: 'generation', position: 9n },
         acknowledged: async () => {
-          await store.createShadow(); // another rebuild starts and drops this one's collections
+          await leaseRunsOut(); // this rebuild stalls for longer than its lease...
+          await store.createShadow(); // ...and another one starts and drops its collections
         },
       });
       await expect(promoting).rejects.toThrow(/dropped/);

@@ -36,6 +36,26 @@ export const MONGO_SHADOW_PREFIX = 'rebuild_';
 /** Where `promote` parks a live collection while the shadow takes its name (no `dropTarget`). */
 const RETIRED_PREFIX = 'retired__';
 const CHECKPOINTS = 'checkpoints';
+/**
+ * One rebuild at a time per database: `createShadow` drops the shadows it finds, which would
+ * pull collections from under another rebuild's swap. The lease (one document; its name is
+ * outside MONGO_SHADOW_PREFIX, so no drop takes it) is renewed while its rebuild runs and
+ * taken over once it has not been for REBUILD_LEASE_MS (that rebuild died).
+ */
+const REBUILD_LEASES = 'changeledger_rebuild_lease';
+export const REBUILD_LEASE_MS = 60_000;
+const REBUILD_LEASE_RENEW_MS = 10_000;
+
+/** Another rebuild holds the lease: it is running (or died less than REBUILD_LEASE_MS ago). */
+export class RebuildInProgressError extends Error {
+  constructor(holder: string, until: number) {
+    super(
+      `another rebuild of these read models is running (${holder}); try again when it is done ` +
+        `(its lease runs until ${new Date(until).toISOString()} unless it is renewed)`,
+    );
+    this.name = 'RebuildInProgressError';
+  }
+}
 const RESERVED_PREFIXES = [MONGO_SHADOW_PREFIX, RETIRED_PREFIX, 'system.'];
 
 const DUPLICATE_KEY = 11000;
@@ -122,6 +142,8 @@ export class MongoReadModelStore implements ReadModelStore {
   private finished?: 'promoted' | 'discarded' | 'closed';
   /** A rebuild's shadow fills without secondary indexes; `promote` builds them once, at the end. */
   private deferIndexes = false;
+  /** A shadow's renewal of its rebuild lease. */
+  private leaseRenewal?: NodeJS.Timeout;
 
   /** Over a client someone else owns (and closes); `connect` is the usual way in. */
   constructor(client: MongoClient, dbName: string, target = `MongoDB database ${dbName}`) {
@@ -432,10 +454,25 @@ export class MongoReadModelStore implements ReadModelStore {
   async createShadow(): Promise<MongoShadowReadModelStore> {
     this.usable();
     if (this.prefix) throw new Error('a shadow store cannot have a shadow of its own');
-    await this.dropPrefixed(MONGO_SHADOW_PREFIX);
     const shadow = new MongoReadModelStore(this.connection.client, this.connection.db.databaseName);
     shadow.connection = this.connection;
     shadow.prefix = `${MONGO_SHADOW_PREFIX}${Date.now().toString(36)}${randomBytes(2).toString('hex')}__`;
+    await this.takeRebuildLease(shadow.prefix);
+    shadow.leaseRenewal = setInterval(() => {
+      void this.leases()
+        .updateOne(
+          { _id: 'rebuild', owner: shadow.prefix },
+          { $set: { until: Date.now() + REBUILD_LEASE_MS } },
+        )
+        .catch(() => undefined); // a store that is down fails the rebuild's own writes
+    }, REBUILD_LEASE_RENEW_MS);
+    shadow.leaseRenewal.unref();
+    try {
+      await this.dropPrefixed(MONGO_SHADOW_PREFIX); // leftovers of rebuilds that died
+    } catch (error) {
+      await this.releaseRebuildLease(shadow);
+      throw error;
+    }
     shadow.deferIndexes = true;
     await shadow.init([...this.specs.values()]);
     // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
@@ -522,6 +559,7 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.drop(checkpoints);
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
     shadow.finished = 'promoted';
+    await this.releaseRebuildLease(shadow);
   }
 
   /**
@@ -543,6 +581,36 @@ export class MongoReadModelStore implements ReadModelStore {
     this.usable();
     await this.dropPrefixed(shadow.prefix); // its own: not those of a rebuild started after it
     shadow.finished = 'discarded';
+    await this.releaseRebuildLease(shadow);
+  }
+
+  private leases() {
+    return this.connection.db.collection<{ _id: string; owner: string; until: number }>(REBUILD_LEASES);
+  }
+
+  /** Takes the lease if nobody holds it or its holder stopped renewing it. */
+  private async takeRebuildLease(owner: string): Promise<void> {
+    const now = Date.now();
+    try {
+      await this.leases().updateOne(
+        { _id: 'rebuild', until: { $lt: now } },
+        { $set: { owner, until: now + REBUILD_LEASE_MS } },
+        { upsert: true },
+      );
+    } catch (error) {
+      if (!isServerError(error, DUPLICATE_KEY)) throw error;
+      // held: the upsert found no expired lease and could not insert a second one
+      const held = await this.leases().findOne({ _id: 'rebuild' });
+      throw new RebuildInProgressError(held?.owner ?? 'unknown', held?.until ?? now);
+    }
+  }
+
+  private async releaseRebuildLease(shadow: MongoReadModelStore): Promise<void> {
+    clearInterval(shadow.leaseRenewal);
+    shadow.leaseRenewal = undefined;
+    await this.leases()
+      .deleteOne({ _id: 'rebuild', owner: shadow.prefix })
+      .catch(() => undefined); // then it runs out by itself
   }
 
   private async dropPrefixed(prefix: string) {
@@ -607,6 +675,7 @@ export class MongoReadModelStore implements ReadModelStore {
   async close(): Promise<void> {
     if (this.prefix) {
       this.finished ??= 'closed';
+      clearInterval(this.leaseRenewal); // a rebuild abandoned unfinished: its lease runs out
       return;
     }
     if (this.connection.closed) return;
