@@ -8,9 +8,15 @@ import { EventStoreDbEventStore, SqliteEventStore } from '@changeledger/event-st
 import { InMemoryEventStoreDbClient } from '../../libs/event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import {
   allProjections,
+  catchUpLive,
+  CheckpointMovedError,
+  liveSwapGuard,
   Projector,
   PROJECTOR_CHECKPOINT,
   PROJECTOR_STALLED_SINCE,
+  REBUILD_GENERATION,
+  REBUILD_PROMOTING,
+  RebuildSwapInProgressError,
   type Projection,
   type ReadModelStore,
   rebuildReadModels,
@@ -122,6 +128,55 @@ describe('projector resilience', () => {
     await projector.stop();
     await store.close();
     await events.close();
+  });
+
+  it('a catch-up of the live models from another process (npm run report) writes nothing into models a rebuild swapped in meanwhile, and catches up on those', async () => {
+    const projections = allProjections();
+    const events = new SqliteEventStore(join(dir, 'catch-up-events.sqlite'));
+    const live = SqliteReadModelStore.open(join(dir, 'catch-up-read-models.sqlite'));
+    const swapper = SqliteReadModelStore.open(join(dir, 'catch-up-read-models.sqlite')); // the rebuild's process
+    const reference = SqliteReadModelStore.open(join(dir, 'catch-up-reference.sqlite'));
+    try {
+      await writeRandomLifecycles(events, { seed: 5, count: 250 }); // several 2,000-event batches
+      let swapped = false;
+      const refused: unknown[] = [];
+      const guarded = live.commit.bind(live);
+      live.commit = async (batch) => {
+        try {
+          await guarded(batch);
+        } catch (error) {
+          refused.push(error);
+          throw error;
+        }
+        if (!swapped && batch.documents.length > 0) {
+          swapped = true;
+          // after the first batch: a rebuild replays everything and swaps it in
+          await rebuildReadModels(events, swapper, projections);
+        }
+      };
+      await catchUpLive(events, live, projections);
+      expect(swapped).toBe(true);
+      expect(refused.length).toBeGreaterThan(0); // the next batch was refused, not written
+      expect(refused[0]).toBeInstanceOf(CheckpointMovedError);
+      await replayInto(events, reference, projections);
+      expect(await readModelSnapshot(live, projections)).toEqual(
+        await readModelSnapshot(reference, projections),
+      );
+      expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await events.headPosition());
+    } finally {
+      await Promise.all([live.close(), swapper.close(), reference.close()]);
+      await events.close();
+    }
+  }, 60_000);
+
+  it('a catch-up waits for a swap under way, and gives up naming it when the swap does not end', async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'announced-read-models.sqlite'));
+    await live.init(allProjections().map((p) => p.collection));
+    await live.commit({ documents: [], checkpoint: { name: REBUILD_PROMOTING, position: 7n } });
+    await expect(liveSwapGuard(live, 300)).rejects.toBeInstanceOf(RebuildSwapInProgressError);
+    await live.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: 7n } });
+    await expect(liveSwapGuard(live, 300)).resolves.toEqual({ name: REBUILD_PROMOTING, position: 7n });
+    await live.close();
   });
 
   it('subscribes again when the event store subscription fails for good, and is not running meanwhile', async () => {

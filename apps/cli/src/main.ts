@@ -9,7 +9,7 @@ import {
   complianceReportHtml,
   PROJECTOR_CHECKPOINT,
   rebuildReadModels,
-  replayInto,
+  catchUpLive,
   ReportPeriodError,
   resolveReportPeriod,
 } from '@changeledger/read-models';
@@ -180,7 +180,7 @@ const report = async (args: string[]) => {
   const store = await openReadModelStore(config);
   try {
     const catchUp = new ProgressBar('read models', 'events');
-    const applied = await replayInto(events, store, allProjections(), {
+    const applied = await catchUpLive(events, store, allProjections(), {
       onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head)),
     });
     catchUp.done(`up to date (${applied} events applied now)`);

@@ -590,7 +590,53 @@ export interface ReplayOptions {
    * start; what it wrote is skipped by the position guard.
    */
   readonly keepInMemory?: number;
+  /**
+   * Each write only if this checkpoint still holds this value (see CommitBatch.expect): a
+   * catch-up of the live models (not a rebuild's shadow) passes `liveSwapGuard`, so that none of
+   * its writes lands in models a rebuild swapped in meanwhile (CheckpointMovedError instead).
+   */
+  readonly expect?: CommitBatch['expect'];
 }
+
+/**
+ * What a write into the live models expects: no rebuild swap announced or done since this was
+ * read. A swap under way (announced, not done) is waited for, up to `waitMs`.
+ */
+export const liveSwapGuard = async (
+  live: ReadModelStore,
+  waitMs = 60_000,
+): Promise<NonNullable<CommitBatch['expect']>> => {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const promoting = await live.checkpoint(REBUILD_PROMOTING);
+    if (promoting <= (await live.checkpoint(REBUILD_GENERATION))) {
+      return { name: REBUILD_PROMOTING, position: promoting };
+    }
+    if (Date.now() >= deadline) throw new RebuildSwapInProgressError(promoting);
+    await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
+  }
+};
+
+/**
+ * Brings the live read models up to the head of the log from this process (a report that
+ * must not wait for a projector that may not run), as a live projector would write: guarded
+ * against a rebuild's swap. When one comes in between, it catches up on the new models.
+ */
+export const catchUpLive = async (
+  events: EventStore,
+  live: ReadModelStore,
+  projections: readonly Projection[],
+  options: Pick<ReplayOptions, 'onProgress'> = {},
+): Promise<number> => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await live.init(projections.map((p) => p.collection));
+      return await replayInto(events, live, projections, { ...options, expect: await liveSwapGuard(live) });
+    } catch (error) {
+      if (!(error instanceof CheckpointMovedError) || attempt >= 5) throw error;
+    }
+  }
+};
 
 /**
  * Replays the log from `target`'s checkpoint into `target` in batches, reading ahead while the
@@ -605,6 +651,9 @@ export const replayInto = async (
   // 2,000 events per read and per write transaction: measured fastest at 100,000 changes
   // (5,000 and 20,000 were 5–15 % slower: bigger batches keep more garbage alive per collection).
   const batchSize = options.batchSize ?? 2000;
+  if (options.expect && options.keepInMemory) {
+    throw new TypeError('replayInto: `expect` guards batch writes; keepInMemory writes otherwise');
+  }
   await target.init(projections.map((p) => p.collection));
   const head = options.until ?? (await events.headPosition());
   let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
@@ -622,7 +671,9 @@ export const replayInto = async (
     page = events.readAll({ after, limit: batchSize });
     const projected = batch.filter(isProjected);
     if (projected.length > 0) {
-      applied += memory ? await memory.apply(projected) : await applyBatch(target, projections, projected);
+      applied += memory
+        ? await memory.apply(projected)
+        : await applyBatch(target, projections, projected, PROJECTOR_CHECKPOINT, options.expect);
       last = projected[projected.length - 1].position;
     }
     options.onProgress?.({ events: applied, position: after, head });
