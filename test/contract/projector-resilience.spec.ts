@@ -113,6 +113,28 @@ describe('projector resilience', () => {
     await events.close();
   }, 30_000);
 
+  it('stop() ends the pause before a failed batch is written again (it does not sit out the backoff)', async () => {
+    const events = new SqliteEventStore(join(dir, 'backoff-events.sqlite'));
+    const store = SqliteReadModelStore.open(join(dir, 'backoff-read-models.sqlite'));
+    const projections = allProjections().map((projection): Projection => ({
+      ...projection,
+      evolve: () => {
+        throw new Error('a bug in evolve');
+      },
+    }));
+    const errors: string[] = [];
+    const projector = new Projector(events, store, projections, { logger: { error: (m) => errors.push(m) } });
+    await projector.start();
+    await writeRandomLifecycles(events, { seed: 12, count: 1 });
+    await waitFor(async () => errors.length >= 4, 10_000);
+    expect(errors[errors.length - 1]).toMatch(/retrying in 4000 ms/); // then 8 s, 16 s, 30 s
+    const stopping = Date.now();
+    await projector.stop();
+    expect(Date.now() - stopping).toBeLessThan(1500);
+    await store.close();
+    await events.close();
+  }, 30_000);
+
   it('a projector started after a run that stalled clears the stall that run left', async () => {
     const events = new SqliteEventStore(join(dir, 'stale-stall-events.sqlite'));
     const store = SqliteReadModelStore.open(join(dir, 'stale-stall-read-models.sqlite'));

@@ -216,7 +216,7 @@ export class Projector implements LiveProjector {
   private failingSince?: number;
   /** The last value written to either stall checkpoint: the next is always higher. */
   private lastStallMark = 0n;
-  /** Ends the pause before subscribing again (stop). */
+  /** Ends a pause (before subscribing again, or before writing a failed batch again): stop(). */
   private wakeFromPause?: () => void;
 
   constructor(
@@ -342,14 +342,7 @@ export class Projector implements LiveProjector {
           `projector: the event store subscription failed (${error instanceof Error ? error.message : String(error)}); ` +
             `subscribing again after position ${this.applied} in ${delay} ms`,
         );
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          this.wakeFromPause = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wakeFromPause = undefined;
+        await this.pause(delay);
         if (this.stopped) return;
         await this.subscription?.close().catch(() => undefined);
         if (this.stopped) return; // stop() came while the old one closed: open nothing new
@@ -360,6 +353,18 @@ export class Projector implements LiveProjector {
         this.following = true;
       }
     }
+  }
+
+  /** Waits `ms`, or until stop(). */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeFromPause = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeFromPause = undefined;
   }
 
   /**
@@ -406,7 +411,8 @@ export class Projector implements LiveProjector {
           this.options.logger?.error(
             `projector: writing ${events.length} events failed (attempt ${attempt}, retrying in ${delay} ms): ${error instanceof Error ? error.message : String(error)}`,
           );
-          await new Promise((resolve) => setTimeout(resolve, delay));
+          await this.pause(delay); // stop() ends it: the batch waits for the next start
+          if (this.stopped) return;
         }
       }
     };

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { type DomainEvent, fold } from '@changeledger/domain';
 import { EVENT_STORE, type EventStore, type RecordedEvent } from '@changeledger/event-store';
 import type { AnyAggregateOf } from './aggregates';
@@ -11,8 +11,24 @@ export interface LoadedAggregate<S> {
   readonly newEvents: readonly RecordedEvent[];
 }
 
-/** Streams whose folded state is kept in memory (least recently used are dropped). */
-const CACHE_SIZE = 10_000;
+/**
+ * How many folded states are kept in memory, and how much they may hold, measured as the JSON
+ * length of the events folded into them (a state is about that big): least recently used go
+ * first. By count alone, 10,000 changes of 1 MiB requests would hold 10 GB.
+ */
+export interface AggregateCacheLimits {
+  readonly maxEntries: number;
+  readonly maxChars: number;
+}
+export const AGGREGATE_CACHE_LIMITS = Symbol('AGGREGATE_CACHE_LIMITS');
+const DEFAULT_LIMITS: AggregateCacheLimits = { maxEntries: 10_000, maxChars: 100_000_000 };
+
+/** A state's share of the budget: its events' data as JSON, plus a little for the rest. */
+const sizeOf = (events: readonly { readonly data: unknown }[]): number => {
+  let size = 0;
+  for (const event of events) size += 64 + (JSON.stringify(event.data)?.length ?? 0);
+  return size;
+};
 
 /**
  * Folds an aggregate's stream into its state. Streams only grow, so a cached state plus the
@@ -21,9 +37,21 @@ const CACHE_SIZE = 10_000;
  */
 @Injectable()
 export class AggregateLoader {
-  private readonly cache = new Map<string, { state: unknown; version: number }>();
+  private readonly cache = new Map<string, { state: unknown; version: number; size: number }>();
+  private cachedChars = 0;
+  private readonly limits: AggregateCacheLimits;
 
-  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Optional() @Inject(AGGREGATE_CACHE_LIMITS) limits?: AggregateCacheLimits,
+  ) {
+    this.limits = limits ?? DEFAULT_LIMITS;
+  }
+
+  /** What the cache holds now: for tests and diagnostics. */
+  get cached(): { entries: number; chars: number } {
+    return { entries: this.cache.size, chars: this.cachedChars };
+  }
 
   readonly load = async <S>(aggregate: AnyAggregateOf<S>, id: string): Promise<S> =>
     (await this.loadWithEvents(aggregate, id)).state;
@@ -33,16 +61,30 @@ export class AggregateLoader {
     const cached = this.cache.get(streamId) as { state: S; version: number } | undefined;
     const newEvents = await this.store.readStream(streamId, { fromRevision: BigInt(cached?.version ?? 0) });
     const state = this.fold(aggregate, newEvents, cached?.state);
-    this.remember(streamId, state, aggregate.version(state));
+    this.remember(streamId, state, aggregate.version(state), newEvents);
     return { state, newEvents };
   }
 
-  /** Records the state after a successful append, so the next command reads nothing. */
-  remember(streamId: string, state: unknown, version: number) {
+  /**
+   * Records a stream's state: after a load, and after a successful append (so the next command
+   * reads nothing). `added`: the events folded into it since the state this cache held.
+   */
+  remember(streamId: string, state: unknown, version: number, added: readonly { readonly data: unknown }[]) {
     if (version === 0) return;
-    this.cache.delete(streamId);
-    this.cache.set(streamId, { state, version });
-    if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
+    const previous = this.cache.get(streamId);
+    const size = (previous?.size ?? 0) + sizeOf(added);
+    if (previous) {
+      this.cache.delete(streamId);
+      this.cachedChars -= previous.size;
+    }
+    if (size > this.limits.maxChars) return; // would push everything else out
+    this.cache.set(streamId, { state, version, size });
+    this.cachedChars += size;
+    while (this.cache.size > this.limits.maxEntries || this.cachedChars > this.limits.maxChars) {
+      const [oldest, entry] = this.cache.entries().next().value as [string, { size: number }];
+      this.cache.delete(oldest);
+      this.cachedChars -= entry.size;
+    }
   }
 
   fold<S>(aggregate: AnyAggregateOf<S>, events: readonly RecordedEvent[], initial?: S): S {

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteEventStore } from '@changeledger/event-store';
+import { AggregateLoader } from './aggregate-loader';
+import type { AnyAggregateOf } from './aggregates';
+
+interface Note {
+  readonly version: number;
+  readonly text: string;
+}
+/** A minimal aggregate: the loader only folds, whatever the aggregate is. */
+const notes: AnyAggregateOf<Note> = {
+  name: 'note',
+  schemaVersion: 1,
+  streamId: (id) => `changeRequest-${id}`,
+  version: (s) => s.version,
+  decider: {
+    initialState: () => ({ version: 0, text: '' }),
+    decide: () => [],
+    evolve: (s: Note, e: { data: { text: string } }) => ({
+      version: s.version + 1,
+      text: s.text + e.data.text,
+    }),
+  },
+};
+
+describe('AggregateLoader (over a real SQLite event store)', () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-loader-'));
+    store = new SqliteEventStore(join(dir, 'events.sqlite'));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const write = (id: string, text: string) =>
+    store.append(
+      notes.streamId(id),
+      [
+        {
+          eventId: randomUUID(),
+          type: 'Noted',
+          data: { text },
+          metadata: {
+            actor: { id: 'u', name: 'U', roles: [] },
+            occurredAt: '2026-11-27T00:00:00.000Z',
+            correlationId: randomUUID(),
+            causationId: null,
+            schemaVersion: 1,
+          },
+        },
+      ],
+      'any',
+    );
+
+  it('keeps at most maxEntries states, least recently used out first', async () => {
+    const loader = new AggregateLoader(store, { maxEntries: 2, maxChars: 1e9 });
+    for (const id of ['A', 'B', 'C']) await write(id, id);
+    await loader.load(notes, 'A');
+    await loader.load(notes, 'B');
+    await loader.load(notes, 'A'); // used again: B is now the oldest
+    await loader.load(notes, 'C');
+    expect(loader.cached.entries).toBe(2);
+    // B was dropped: a write behind its back is read either way; A's cached state is added to
+    await write('A', '+');
+    expect(await loader.load(notes, 'A')).toEqual({ version: 2, text: 'A+' });
+    expect(await loader.load(notes, 'B')).toEqual({ version: 1, text: 'B' });
+  });
+
+  it('keeps the states within maxChars, measured by the events folded into them', async () => {
+    const loader = new AggregateLoader(store, { maxEntries: 100, maxChars: 30_000 });
+    for (const id of ['A', 'B', 'C', 'D']) await write(id, 'x'.repeat(10_000));
+    for (const id of ['A', 'B', 'C', 'D']) await loader.load(notes, id);
+    expect(loader.cached.entries).toBe(2); // two of ~10 KB each fit under 30 KB with room to spare, three do not
+    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+    await write('D', 'y'.repeat(5_000));
+    expect((await loader.load(notes, 'D')).text).toHaveLength(15_000);
+    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+    // a state bigger than the whole budget is not kept (it would push everything else out)
+    await write('E', 'z'.repeat(40_000));
+    expect((await loader.load(notes, 'E')).text).toHaveLength(40_000);
+    expect(loader.cached.entries).toBe(2);
+    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+  });
+});
