@@ -17,4 +17,18 @@ describe('PositionWaiters', () => {
     expect(await cancelled).toBe(false);
     waiters.reached(1_000n); // nothing left to answer
   });
+
+  it('answers the waits at or below a position among many parked ones, and lets the rest time out', async () => {
+    const waiters = new PositionWaiters();
+    const parked = Array.from({ length: 20_000 }, (_, i) => waiters.wait(1_000_000n + BigInt(i), 5));
+    const lowTimedOut = waiters.wait(3n, 1); // the lowest wait leaves first
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const near = [waiters.wait(10n, 10_000), waiters.wait(20n, 10_000), waiters.wait(30n, 10_000)];
+    expect(await lowTimedOut).toBe(false);
+    waiters.reached(20n);
+    expect(await Promise.all(near.slice(0, 2))).toEqual([true, true]);
+    expect(await Promise.all(parked)).toEqual(parked.map(() => false));
+    waiters.reached(30n);
+    expect(await near[2]).toBe(true);
+  });
 });
