@@ -303,7 +303,7 @@ if (url) {
       ).toEqual(['cp']);
     });
 
-    it('a shadow dropped while its promote waits for the acknowledgement moves nothing', async () => {
+    it('a rebuild that lost its lease while its promote waited for the acknowledgement moves nothing', async () => {
       await commit([doc('live', '1')], 1n);
       const first = await store.createShadow();
       await first.commit({
@@ -318,7 +318,7 @@ if (url) {
           await store.createShadow(); // ...and another one starts and drops its collections
         },
       });
-      await expect(promoting).rejects.toThrow(/dropped/);
+      await expect(promoting).rejects.toThrow(/lost its lease/);
       expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
       expect(await store.get('things', 'f')).toBeUndefined();
       expect(await store.checkpoint('cp')).toBe(1n);

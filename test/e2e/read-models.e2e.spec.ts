@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import {
   type ChangeRequestDocument,
   PROJECTOR_RECOVERED_AT,
@@ -433,29 +435,68 @@ describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
 });
 
 describe('health while the projector cannot write', () => {
-  it('is degraded, saying since when, while the projector elsewhere reports a stall; ok again once it recovers', async () => {
+  it('reports a stall of the projector elsewhere, saying since when, and stays ok (this instance still takes commands)', async () => {
     const serving = await AppHarness.start({ RUN_PROJECTOR: 'false' });
     try {
-      const health = async (status: number) =>
-        expectStatus(await serving.request('GET', '/health', { as: null }), status).body;
-      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
-      // what the projector process writes when a batch keeps failing: a stall begun 20 s ago
+      const health = async () =>
+        expectStatus(await serving.request('GET', '/health', { as: null }), 200).body;
+      expect(await health()).toMatchObject({ status: 'ok', projectorStalledSince: null });
+      // what the projector process writes once a batch has kept failing past its grace period
       const since = Date.now() - 20_000;
       const mark = (name: string, at: number) =>
         serving.readModels.commit({ documents: [], checkpoint: { name, position: BigInt(at) } });
       await mark(PROJECTOR_STALLED_SINCE, since);
-      expect(await health(503)).toMatchObject({
-        status: 'degraded',
+      expect(await health()).toMatchObject({
+        status: 'ok',
         projector: 'elsewhere',
         projectorStalledSince: new Date(since).toISOString(),
       });
       await mark(PROJECTOR_RECOVERED_AT, Date.now());
-      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
-      // a stall younger than the grace period (a busy store, a failover) is not reported yet
-      await mark(PROJECTOR_STALLED_SINCE, Date.now() + 1);
-      expect(await health(200)).toMatchObject({ status: 'ok', projectorStalledSince: null });
+      expect(await health()).toMatchObject({ status: 'ok', projectorStalledSince: null });
     } finally {
       await serving.close();
     }
   });
+
+  // The embedded default, as users run it: a full disk or another process holding the file
+  // (with MongoDB read models, the e2e-mongodb run of this file, there is no file to hold).
+  const onEmbeddedFiles = process.env.E2E_READ_MODEL_STORE !== 'mongodb';
+  if (onEmbeddedFiles)
+    it("is degraded (503) once this process's projector has failed to write for 10 s, and ok again when it can", async () => {
+      const app = await AppHarness.start();
+      const blocker = new Database(join(app.dataDir, 'read-models.sqlite'));
+      try {
+        blocker.exec('BEGIN EXCLUSIVE'); // held past the projector's 5 s busy timeout
+        const { id } = await submit(app, normalChange('low', { title: 'Waits for its read models' }));
+        const deadline = Date.now() + 40_000;
+        let body: Record<string, unknown> = {};
+        while (Date.now() < deadline) {
+          const answer = await app.request('GET', '/health', { as: null });
+          body = answer.body as Record<string, unknown>;
+          if (answer.status === 503) break;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        expect(body).toMatchObject({ status: 'degraded', projectorStalledSince: expect.any(String) });
+        blocker.exec('ROLLBACK');
+        await waitForOk(app);
+        expectStatus(await app.get(`/changes/${id}`), 200);
+      } finally {
+        if (blocker.inTransaction) blocker.exec('ROLLBACK');
+        blocker.close();
+        await app.close();
+      }
+    }, 60_000);
 });
+
+const waitForOk = async (app: AppHarness) => {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const answer = await app.request('GET', '/health', { as: null });
+    if (answer.status === 200) {
+      expect(answer.body).toMatchObject({ status: 'ok', projectorStalledSince: null });
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`health still ${JSON.stringify(answer.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+};

@@ -23,4 +23,19 @@ export class EventStoreUnavailableError extends Error {
   }
 }
 
+/**
+ * An append whose outcome is unknown: sent, but the store could not be asked whether it was
+ * written (it became unreachable). A caller that cannot find out from the stream itself (a new
+ * stream whose id it does not know yet) must not simply try again.
+ */
+export class AppendOutcomeUnknownError extends EventStoreUnavailableError {
+  constructor(
+    readonly streamId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`whether ${streamId} was written is unknown: the event store became unreachable`, options);
+    this.name = 'AppendOutcomeUnknownError';
+  }
+}
+
 export const revisionToString = (r: ExpectedRevision) => (typeof r === 'bigint' ? r.toString() : r);

@@ -41,16 +41,20 @@ export const REBUILD_HEALED = `${PROJECTOR_CHECKPOINT}:healed`;
 export const REBUILD_PAUSED = `${PROJECTOR_CHECKPOINT}:paused-for`;
 /** A running projector's heartbeat (its clock, each second, also while a write takes long). */
 export const PROJECTOR_ALIVE = `${PROJECTOR_CHECKPOINT}:alive`;
+/** How long a projector may retry a failing write (a busy store, a failover) before it is stalled. */
+export const STALL_GRACE_MS = 10_000;
+
 /**
- * Since when (ms since the epoch) the projector has failed to write the same events, and when it
- * last got past such a failure: it is stalled while the first is the later. Two checkpoints,
- * because checkpoints only move forward; they tell an API whose projector runs in another
- * process what the projector knows (written best effort: a store that is down shows as down).
+ * For an API whose projector runs in another process: since when (ms since the epoch, the
+ * projector's clock) it has been stalled, and when it last was not. Stalled while the first is
+ * the later. Two checkpoints, because checkpoints only move forward; the projector writes them
+ * with its heartbeat, again until they are stored (the failing store may refuse them at first)
+ * and, while stalled, every beat (a rebuild's swap replaces the checkpoints).
  */
 export const PROJECTOR_STALLED_SINCE = `${PROJECTOR_CHECKPOINT}:stalled-since`;
 export const PROJECTOR_RECOVERED_AT = `${PROJECTOR_CHECKPOINT}:recovered-at`;
 
-/** When a projector in another process has been stalled since (ms), from the checkpoints above. */
+/** Since when a projector in another process has been stalled (ms), from the checkpoints above. */
 export const storedStall = async (store: ReadModelStore): Promise<number | undefined> => {
   const [since, recovered] = await Promise.all([
     store.checkpoint(PROJECTOR_STALLED_SINCE),
@@ -88,6 +92,8 @@ export interface ProjectorOptions {
   readonly onAdvance?: (position: bigint) => void;
   /** Called when writing starts failing (with the time, ms) and when it works again (undefined). */
   readonly onStall?: (since: number | undefined) => void;
+  /** How long failing writes last before the stall checkpoints say so. Default STALL_GRACE_MS. */
+  readonly stallGraceMs?: number;
 }
 
 /** What the API needs of a running projector, in its process or in a worker thread. */
@@ -214,7 +220,8 @@ export class Projector implements LiveProjector {
   private beat = 0n;
   private following = true;
   private failingSince?: number;
-  /** The last value written to either stall checkpoint: the next is always higher. */
+  /** What the stall checkpoints say (as far as this projector stored them), and their last value. */
+  private storedStallState: 'stalled' | 'fine' | undefined;
   private lastStallMark = 0n;
   /** Ends a pause (before subscribing again, or before writing a failed batch again): stop(). */
   private wakeFromPause?: () => void;
@@ -237,34 +244,47 @@ export class Projector implements LiveProjector {
     return this.failingSince;
   }
 
-  /** A batch failed to write (`failing`) or went through: tells health, here and elsewhere. */
+  /** A batch failed to write (`failing`) or went through: for health (the heartbeat stores it). */
   private noteWrite(failing: boolean) {
     if (failing === (this.failingSince !== undefined)) return;
-    const now = Date.now();
-    this.failingSince = failing ? now : undefined;
+    this.failingSince = failing ? Date.now() : undefined;
     this.options.onStall?.(this.failingSince);
-    void this.markStall(failing ? PROJECTOR_STALLED_SINCE : PROJECTOR_RECOVERED_AT, now).catch(
-      () => undefined,
-    );
   }
 
-  private markStall(name: string, now: number): Promise<void> {
-    const mark = BigInt(now) > this.lastStallMark ? BigInt(now) : this.lastStallMark + 1n;
+  /**
+   * Brings the stall checkpoints in line with this projector, from the heartbeat: stalled once a
+   * batch has failed for STALL_GRACE_MS (written again each beat meanwhile), fine otherwise
+   * (written until it is stored). Best effort: a store that refuses it is tried next beat.
+   */
+  private storeStall(now: number) {
+    const grace = this.options.stallGraceMs ?? STALL_GRACE_MS;
+    const stalled = this.failingSince !== undefined && now - this.failingSince >= grace;
+    if (!stalled && this.storedStallState === 'fine') return;
+    const name = stalled ? PROJECTOR_STALLED_SINCE : PROJECTOR_RECOVERED_AT;
+    // Stalled: the same value each beat (a no-op once stored); its first one names the start.
+    let mark = this.lastStallMark;
+    if (!stalled || this.storedStallState !== 'stalled') {
+      const at = BigInt(stalled ? this.failingSince! : now);
+      mark = at > this.lastStallMark ? at : this.lastStallMark + 1n;
+    }
     this.lastStallMark = mark;
-    return this.store.commit({ documents: [], checkpoint: { name, position: mark } });
+    this.store.commit({ documents: [], checkpoint: { name, position: mark } }).then(
+      () => (this.storedStallState = stalled ? 'stalled' : 'fine'),
+      () => undefined,
+    );
   }
 
   async start(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
     // From here on it beats, also through a long heal below: a swap waits while it does.
     this.beat = await this.store.checkpoint(PROJECTOR_ALIVE);
-    // A stall an earlier run left marked is that run's: this one starts with a clean slate.
+    // A stall an earlier run left stored is that run's: the first beat clears it.
     const [stalled, recovered] = await Promise.all([
       this.store.checkpoint(PROJECTOR_STALLED_SINCE),
       this.store.checkpoint(PROJECTOR_RECOVERED_AT),
     ]);
     this.lastStallMark = stalled > recovered ? stalled : recovered;
-    if (stalled > recovered) await this.markStall(PROJECTOR_RECOVERED_AT, Date.now());
+    this.storedStallState = stalled > recovered ? 'stalled' : 'fine';
     this.heartbeat = setInterval(() => this.beatOnce(), REBUILD_CHECK_MS);
     this.heartbeat.unref();
     try {
@@ -373,6 +393,7 @@ export class Projector implements LiveProjector {
    */
   private beatOnce() {
     if (this.stopped) return;
+    this.storeStall(Date.now());
     const now = BigInt(Date.now());
     this.beat = now > this.beat ? now : this.beat + 1n;
     this.store

@@ -87,4 +87,18 @@ describe('AggregateLoader (over a real SQLite event store)', () => {
     expect(loader.cached.entries).toBe(2);
     expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
   });
+
+  it('counts events once when two loads of one stream overlap', async () => {
+    const loader = new AggregateLoader(store, { maxEntries: 100, maxChars: 1e9 });
+    await write('A', 'x'.repeat(1_000));
+    await loader.load(notes, 'A');
+    const one = loader.cached.chars;
+    await write('A', 'y'.repeat(1_000));
+    await Promise.all([loader.load(notes, 'A'), loader.load(notes, 'A')]);
+    expect(loader.cached.chars).toBe(2 * one);
+    expect(await loader.load(notes, 'A')).toEqual({
+      version: 2,
+      text: 'x'.repeat(1_000) + 'y'.repeat(1_000),
+    });
+  });
 });

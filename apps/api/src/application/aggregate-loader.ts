@@ -72,6 +72,8 @@ export class AggregateLoader {
   remember(streamId: string, state: unknown, version: number, added: readonly { readonly data: unknown }[]) {
     if (version === 0) return;
     const previous = this.cache.get(streamId);
+    // Two loads from one cached state: the later remembers what the first already has.
+    if (previous && previous.version >= version) return;
     const size = (previous?.size ?? 0) + sizeOf(added);
     if (previous) {
       this.cache.delete(streamId);

@@ -29,8 +29,10 @@ export interface HealthReport {
   projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
   /**
    * Since when the projector has been failing to write the same events (a projection that
-   * throws on an event, a full disk, a store that stays busy: the log says which), once that
-   * has lasted STALL_GRACE_MS; null otherwise. Degraded: the read models stand still.
+   * throws on an event, a full disk, a store that stays busy: its log says which), once that
+   * has lasted STALL_GRACE_MS (10 s); null otherwise. The read models stand still meanwhile.
+   * Degraded (503) when this process projects; with `projector: elsewhere` it is the projector
+   * process that is unwell, not this one, which still takes commands: reported, status ok.
    */
   projectorStalledSince: string | null;
   /**
@@ -39,9 +41,6 @@ export interface HealthReport {
    */
   staleReadModels: StaleReadModel[];
 }
-
-/** How long the projector may retry a failing write (a busy store, a failover) before health says so. */
-export const STALL_GRACE_MS = 10_000;
 
 /** How long a look at the projection versions is reused (health is polled; they rarely change). */
 const STALE_CHECK_MS = 10_000;
@@ -83,11 +82,11 @@ export class HealthController {
     const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
     const projector = this.projectorService.mode;
     const stale = await this.staleModels(applied);
-    const failingSince =
+    const stalledSince =
       readModels === 'up' ? await this.projectorService.stalledSince().catch(() => undefined) : undefined;
-    const stalled = failingSince !== undefined && Date.now() - failingSince >= STALL_GRACE_MS;
+    const stalledHere = stalledSince !== undefined && projector !== 'elsewhere';
     const status =
-      eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalled ? 'ok' : 'degraded';
+      eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalledHere ? 'ok' : 'degraded';
     if (status !== 'ok') void reply.status(503);
     return {
       status,
@@ -97,7 +96,7 @@ export class HealthController {
       eventStorePosition: head?.toString() ?? null,
       readModelPosition: applied?.toString() ?? null,
       projector,
-      projectorStalledSince: stalled ? new Date(failingSince).toISOString() : null,
+      projectorStalledSince: stalledSince !== undefined ? new Date(stalledSince).toISOString() : null,
       staleReadModels: stale,
     };
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { lastValueFrom, of, throwError } from 'rxjs';
-import { EventStoreUnavailableError } from '@changeledger/event-store';
+import { AppendOutcomeUnknownError, EventStoreUnavailableError } from '@changeledger/event-store';
 import { RequestValidationError } from '../application/application-errors';
 import { SqliteIdempotencyStore } from './adapters/sqlite-idempotency-store';
 import { IDEMPOTENCY_IN_FLIGHT_LEASE_MS } from './idempotency-store.port';
@@ -86,11 +86,11 @@ describe('IdempotencyInterceptor', () => {
     });
   });
 
-  it('a creation that failed without proof that nothing was stored keeps its key: a retry is told so, not created twice', async () => {
-    const unreachable = new EventStoreUnavailableError('EventStoreDB unreachable while appending CHG-007');
-    await expect(run({ title: 'x' }, { handle: () => throwError(() => unreachable) })).rejects.toBe(
-      unreachable,
-    );
+  it('a creation whose append has an unknown outcome keeps its key: a retry is told so, not created twice', async () => {
+    const unknown = new AppendOutcomeUnknownError('changeRequest-CHG-007', {
+      cause: new EventStoreUnavailableError('EventStoreDB unreachable'),
+    });
+    await expect(run({ title: 'x' }, { handle: () => throwError(() => unknown) })).rejects.toBe(unknown);
     let created = 0;
     const retry = await run({ title: 'x' }, { handle: () => ((created += 1), of({ id: 'CHG-008' })) });
     expect(created).toBe(0);
@@ -98,13 +98,14 @@ describe('IdempotencyInterceptor', () => {
     expect(retry).toMatchObject({ status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN' });
   });
 
-  it('nor is an unexpected error (a bug after the append) proof that a creation stored nothing', async () => {
-    await expect(run({ title: 'y' }, { handle: () => throwError(() => new Error('bug')) })).rejects.toThrow(
-      'bug',
-    );
-    expect(await run({ title: 'y' }, { handle: () => of({ id: 'CHG-009' }) })).toMatchObject({
-      code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
-    });
+  it('a creation that failed with nothing stored (the store busy or unreachable before writing) frees its key', async () => {
+    for (const failure of [
+      new Error('SQLITE_BUSY: database is locked'),
+      new EventStoreUnavailableError('EventStoreDB unreachable while reading the counter'),
+    ]) {
+      await expect(run({ title: 'y' }, { handle: () => throwError(() => failure) })).rejects.toBe(failure);
+    }
+    expect(await run({ title: 'y' }, { handle: () => of({ id: 'CHG-009' }) })).toEqual({ id: 'CHG-009' });
   });
 
   it('a command on an existing change frees its key after any failure (its stream tells a retry whether it landed)', async () => {

@@ -22,7 +22,8 @@ import {
   IdempotencyKeyReusedError,
   RequestValidationError,
 } from '../application/application-errors';
-import { problem, toProblem } from '../http/problem-details.filter';
+import { AppendOutcomeUnknownError } from '@changeledger/event-store';
+import { problem } from '../http/problem-details.filter';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -30,7 +31,7 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** The answer kept for a creation whose first attempt may or may not have been stored. */
 const OUTCOME_UNKNOWN = problem(
   'IDEMPOTENCY_OUTCOME_UNKNOWN',
-  'the first request with this Idempotency-Key failed while it was being stored, so whether it was created is unknown; ' +
+  'the first request with this Idempotency-Key failed while it was being stored (the event store became unreachable), so whether it was created is unknown; ' +
     'look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
 );
 const IN_FLIGHT_WAIT_MS = 5000;
@@ -128,17 +129,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
     try {
       body = await lastValueFrom(next.handle(), { defaultValue: undefined });
     } catch (error) {
-      if (reclaimAbandoned || toProblem(error).status < 500) {
-        // Refused (4xx): nothing stored, the client may correct it and retry with the same key.
-        // A command on an existing change may be retried after any failure: the handler finds
-        // it in the change's stream if it landed after all.
-        await this.store.release(scope, claimedAt);
-      } else {
-        // A creation that failed without proof that nothing was stored (the event store
-        // unreachable while it was written): freed, a retry could create a second one.
+      if (!reclaimAbandoned && error instanceof AppendOutcomeUnknownError) {
+        // A creation whose stream may or may not have been written (the event store became
+        // unreachable while it was): freed, a retry could create a second one.
         await this.store
           .complete(scope, claimedAt, { statusCode: OUTCOME_UNKNOWN.status, body: OUTCOME_UNKNOWN })
           .catch(() => undefined); // then the claim stays in flight: no second creation either
+      } else {
+        // Nothing was stored: the client may correct the request and retry with the same key. (A
+        // command on an existing change that may have landed is found in its stream on retry.)
+        await this.store.release(scope, claimedAt);
       }
       throw error;
     }

@@ -17,6 +17,7 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
   SqliteReadModelStore,
+  STALL_GRACE_MS,
   storedStall,
   ThreadedProjector,
 } from '@changeledger/read-models';
@@ -71,12 +72,14 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Since when (ms) the projector has been failing to write the same events, if it is: this
-   * process's projector knows; one in another process (RUN_PROJECTOR=false) leaves it in the
-   * read models' checkpoints.
+   * Since when (ms) the projector has been stalled: failing to write the same events for
+   * STALL_GRACE_MS or more. This process's projector knows; one in another process
+   * (RUN_PROJECTOR=false) stores it in the read models' checkpoints once the grace is over.
    */
   async stalledSince(): Promise<number | undefined> {
-    return this.projector ? this.projector.stalledSince : storedStall(this.store);
+    if (!this.projector) return storedStall(this.store);
+    const since = this.projector.stalledSince;
+    return since !== undefined && Date.now() - since >= STALL_GRACE_MS ? since : undefined;
   }
 
   /** Before the stores close (they close in onApplicationShutdown). */

@@ -7,7 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AccessDeniedError, UnavailableError } from '@eventstore/db-client';
 import { computeEventHash, GENESIS_HASH } from '../../event-hash';
-import { ConcurrencyError, EventStoreUnavailableError } from '../../event-store.errors';
+import {
+  AppendOutcomeUnknownError,
+  ConcurrencyError,
+  EventStoreUnavailableError,
+} from '../../event-store.errors';
 import type { NewEvent, RecordedEvent, SequencedStream } from '../../event-store.port';
 import {
   EventStoreDbEventStore,
@@ -413,6 +417,27 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(logger.error).not.toHaveBeenCalled();
     });
 
+    it('does not take again a number whose stream exists but reads as absent (truncated, or not readable)', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const store = open();
+      await store.appendWithSequence(spec('hidden', prefix));
+      // number 2's stream exists, but reads of it answer nothing (as after $maxCount, or an ACL)
+      await store.append(`${prefix}2`, [newEvent('Squatter')], 'no-stream');
+      const client = server.connection();
+      const blind = open(
+        {},
+        {
+          ...client,
+          readStream: ((stream: string, options: never) =>
+            stream === `${prefix}2`
+              ? Readable.from([])
+              : client.readStream(stream, options)) as EventStoreDbClient['readStream'],
+        },
+      );
+      expect((await blind.appendWithSequence(spec('hidden', prefix))).number).toBe(3);
+      expect((await blind.appendWithSequence(spec('hidden', prefix))).number).toBe(4);
+    });
+
     it('hands a number back when its stream is refused, and the next allocation takes it', async () => {
       const prefix = `changeRequest-T${randomUUID()}-`;
       const refused = open(
@@ -548,9 +573,9 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
           }) as EventStoreDbClient['appendToStream'],
         },
       );
-      await expect(flaky.appendWithSequence(spec('unknown', prefix))).rejects.toBeInstanceOf(
-        EventStoreUnavailableError,
-      );
+      const unknown = flaky.appendWithSequence(spec('unknown', prefix));
+      await expect(unknown).rejects.toBeInstanceOf(AppendOutcomeUnknownError);
+      await expect(unknown).rejects.toBeInstanceOf(EventStoreUnavailableError); // a 503 to clients
       expect(logger.error).toHaveBeenCalledWith(
         expect.stringMatching(
           /number 2 was allocated, but whether .*2 was written is unknown .*; if it was not, the next allocation takes the number again/,

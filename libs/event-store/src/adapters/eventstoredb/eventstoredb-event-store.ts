@@ -16,7 +16,11 @@ import {
   type StreamingRead,
 } from '@eventstore/db-client';
 import { chainMetadata, GENESIS_HASH } from '../../event-hash';
-import { ConcurrencyError, EventStoreUnavailableError } from '../../event-store.errors';
+import {
+  AppendOutcomeUnknownError,
+  ConcurrencyError,
+  EventStoreUnavailableError,
+} from '../../event-store.errors';
 import type {
   AppendResult,
   EventMetadata,
@@ -263,19 +267,19 @@ export class EventStoreDbEventStore implements EventStore {
 
   /**
    * Counter stream `sequence-<name>` holds one `SequenceNumberAllocated { number, streamId }`
-   * per number. To allocate: read its last event, n = last + 1, build the stream for n, append
-   * the allocation at the revision read (another allocator got there first: re-read and retry,
-   * bounded), then create the stream with 'no-stream'. Allocations of one sequence are queued
-   * within this process, so they only race with other processes. Numbers are unique: the
-   * counter stream's expected revision admits one allocation per revision.
+   * per allocation. To allocate: read its last event; if that allocation's stream was never
+   * written, take its number again, else the next one; append the allocation at the revision
+   * read (another allocator got there first: re-read and retry, bounded), then create the
+   * number's stream with 'no-stream', which is what makes a number unique: of two allocators
+   * holding the same number, one creates the stream and the other moves on to the next number.
+   * Allocations of one sequence are queued within this process.
    *
-   * Gap-free as far as EventStoreDB allows without multi-stream transactions: when the stream
-   * cannot be created (it exists already: ConcurrencyError), a `SequenceNumberReleased` event
-   * hands the number back and the next allocation reuses it. What remains: a crash (or a
-   * connection lost for good) between the allocation and the stream's append leaves a number
-   * without its stream, and so does a failed stream append whose number cannot be handed back
-   * because another process allocated the next one meanwhile. Both are logged where they can be
-   * seen; neither can ever give one number to two streams.
+   * Gap-free without multi-stream transactions: a crash, or a lost connection, between the
+   * allocation and the stream's append leaves the allocation without its stream, and the next
+   * allocation takes that number again. A stream append that is refused (not a conflict) hands
+   * the number back with `SequenceNumberReleased`. What remains: a number whose stream `build`
+   * names differently for the next allocator is not taken again (logged as a gap); the real
+   * sequences name their streams by number, so that does not happen.
    */
   async appendWithSequence(
     spec: SequencedStream,
@@ -624,6 +628,9 @@ export class EventStoreDbEventStore implements EventStore {
       }
       await this.sleep(backoffDelay(attempt, CONFLICT_BACKOFF, this.random));
     };
+    // Streams found to exist when this call wrote them: never taken again, even if a read says
+    // they are absent (a stream truncated by $maxCount, or one this user may not read).
+    const conflicted = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       // No transaction spans streams here: checked just before the number is taken.
       for (const read of spec.unchanged ?? []) {
@@ -632,7 +639,7 @@ export class EventStoreDbEventStore implements EventStore {
         if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
       }
       const counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
-      const { number, streamId, events } = await this.nextNumber(spec, counter);
+      const { number, streamId, events } = await this.nextNumber(spec, counter, conflicted);
       if (events.length === 0)
         throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
       events.forEach(toEventData); // invalid events fail here, before a number is taken
@@ -658,6 +665,7 @@ export class EventStoreDbEventStore implements EventStore {
         if (error instanceof ConcurrencyError) {
           // The number's stream exists: written by an allocator that was slow, not gone (or
           // outside the sequence). The number is used; the next attempt takes the one after it.
+          conflicted.add(streamId);
           await retryOrGiveUp(attempt, error, `${streamId} exists`);
           continue;
         }
@@ -671,13 +679,13 @@ export class EventStoreDbEventStore implements EventStore {
             metadata,
             error,
           );
-        } else {
-          this.logger.error(
-            `EventStoreDB sequence ${spec.sequence}: number ${number} was allocated, but whether ${streamId} was written is unknown ` +
-              `(${describeError(error)}); if it was not, the next allocation takes the number again`,
-          );
+          throw error;
         }
-        throw error;
+        this.logger.error(
+          `EventStoreDB sequence ${spec.sequence}: number ${number} was allocated, but whether ${streamId} was written is unknown ` +
+            `(${describeError(error)}); if it was not, the next allocation takes the number again`,
+        );
+        throw new AppendOutcomeUnknownError(streamId, { cause: error });
       }
     }
   }
@@ -689,8 +697,10 @@ export class EventStoreDbEventStore implements EventStore {
   private async nextNumber(
     spec: SequencedStream,
     counter: CounterState,
+    conflicted: ReadonlySet<string>,
   ): Promise<{ number: number; streamId: string; events: readonly NewEvent[] }> {
-    if (counter.allocatedTo !== undefined && !(await this.lastEvent(counter.allocatedTo))) {
+    const last = counter.allocatedTo;
+    if (last !== undefined && !conflicted.has(last) && !(await this.lastEvent(last))) {
       const again = spec.build(counter.value); // may throw: nothing is written yet
       if (again.streamId === counter.allocatedTo) return { number: counter.value, ...again };
     }
@@ -732,6 +742,14 @@ export class EventStoreDbEventStore implements EventStore {
       );
       const takenAgain = later?.some((e) => e.type === SEQUENCE_NUMBER_ALLOCATED && e.data.number === number);
       if (takenAgain) return;
+      if (later?.length === 0) {
+        // Nothing came after it: the next allocation finds no stream for it and takes it again.
+        this.logger.error(
+          `EventStoreDB sequence ${sequence}: number ${number} could not be handed back (${describeError(error)}); ` +
+            `${streamId} was not written (${describeError(cause)}), so the next allocation takes it again`,
+        );
+        return;
+      }
       this.logger.error(
         `EventStoreDB sequence ${sequence}: number ${number} ${later ? 'is lost (a gap)' : 'may be lost (a gap)'}: ` +
           `${streamId} was not written (${describeError(cause)}) and the number could not be handed back (${describeError(error)})`,

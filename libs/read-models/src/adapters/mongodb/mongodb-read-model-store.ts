@@ -459,26 +459,21 @@ export class MongoReadModelStore implements ReadModelStore {
     shadow.prefix = `${MONGO_SHADOW_PREFIX}${Date.now().toString(36)}${randomBytes(2).toString('hex')}__`;
     await this.takeRebuildLease(shadow.prefix);
     shadow.leaseRenewal = setInterval(() => {
-      void this.leases()
-        .updateOne(
-          { _id: 'rebuild', owner: shadow.prefix },
-          { $set: { until: Date.now() + REBUILD_LEASE_MS } },
-        )
-        .catch(() => undefined); // a store that is down fails the rebuild's own writes
+      this.renewRebuildLease(shadow).catch(() => undefined); // a store that is down fails the rebuild anyway
     }, REBUILD_LEASE_RENEW_MS);
     shadow.leaseRenewal.unref();
     try {
       await this.dropPrefixed(MONGO_SHADOW_PREFIX); // leftovers of rebuilds that died
+      shadow.deferIndexes = true;
+      await shadow.init([...this.specs.values()]);
+      // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
+      await shadow
+        .checkpoints()
+        .insertOne({ _id: SHADOW_MARK, position: comparablePosition(0n), prefix: shadow.prefix });
     } catch (error) {
       await this.releaseRebuildLease(shadow);
       throw error;
     }
-    shadow.deferIndexes = true;
-    await shadow.init([...this.specs.values()]);
-    // Gone if a later `createShadow` drops these collections (writes would re-create them empty).
-    await shadow
-      .checkpoints()
-      .insertOne({ _id: SHADOW_MARK, position: comparablePosition(0n), prefix: shadow.prefix });
     return Object.assign(shadow, {
       promote: (options?: PromoteOptions) => this.promoteShadow(shadow, options),
       discard: () => this.discardShadow(shadow),
@@ -542,6 +537,11 @@ export class MongoReadModelStore implements ReadModelStore {
         }
       }
       // Read again just before anything moves: the indexes and the wait took time.
+      if (!(await this.renewRebuildLease(shadow))) {
+        throw new Error(
+          'this rebuild lost its lease (not renewed in time); another may have started; nothing was moved',
+        );
+      }
       rebuilt = await this.intactCheckpoints(shadow);
       names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix) && n !== checkpoints);
     } catch (error) {
@@ -603,6 +603,19 @@ export class MongoReadModelStore implements ReadModelStore {
       const held = await this.leases().findOne({ _id: 'rebuild' });
       throw new RebuildInProgressError(held?.owner ?? 'unknown', held?.until ?? now);
     }
+  }
+
+  /**
+   * Extends the lease while this shadow's rebuild holds it; false once it does not (it was not
+   * renewed in time and another rebuild took it): that rebuild must not move anything.
+   */
+  private async renewRebuildLease(shadow: MongoReadModelStore): Promise<boolean> {
+    const now = Date.now();
+    const renewed = await this.leases().updateOne(
+      { _id: 'rebuild', owner: shadow.prefix, until: { $gte: now } },
+      { $set: { until: now + REBUILD_LEASE_MS } },
+    );
+    return renewed.matchedCount === 1;
   }
 
   private async releaseRebuildLease(shadow: MongoReadModelStore): Promise<void> {
