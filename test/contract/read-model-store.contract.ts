@@ -52,7 +52,7 @@ const itemsSpec = (name: string): CollectionSpec => ({
     label: 'string',
     tags: 'string[]',
   },
-  // ['tags', 'at']: over an array field (a multikey index on MongoDB, left out on SQLite)
+  // ['tags', 'at']: over an array field (a multikey index on MongoDB; SQLite indexes the elements joined)
   indexes: [['status', 'at'], ['active', 'at'], ['label'], ['rank'], ['tags', 'at']],
 });
 
@@ -633,6 +633,33 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
             limit: 100,
           }),
         ).toEqual([]);
+      });
+
+      it('contains finds whole elements also when they hold control characters, and after the array changes', async () => {
+        const odd = [
+          item('odd-1', '300', { tags: ['a\u001fb'] }),
+          item('odd-2', '300', { tags: ['a', 'b'] }),
+          item('odd-3', '300', { tags: ['x\u001e', 'db'] }),
+          item('odd-4', '300', { tags: ['\u001e'] }),
+        ];
+        await put(store, into(items, ...odd), 300n);
+        all = [...all, ...odd];
+        for (const value of ['a', 'b', 'a\u001fb', 'x\u001e', '\u001e', 'db', '\u001f']) {
+          await check(
+            { where: [{ field: 'tags', op: 'contains', value }], orderBy: byId, limit: 100 },
+            { some: false },
+          );
+        }
+        // a document's array changes: the old elements no longer find it, the new ones do
+        const changed = item('odd-1', '301', { tags: ['web'] });
+        await put(store, into(items, changed), 301n);
+        all = all.map((d) => (d.id === 'odd-1' ? changed : d));
+        for (const value of ['a\u001fb', 'web']) {
+          await check(
+            { where: [{ field: 'tags', op: 'contains', value }], orderBy: byId, limit: 100 },
+            { some: false },
+          );
+        }
       });
 
       it.each([

@@ -32,7 +32,7 @@ describe('SqliteReadModelStore specifics', () => {
   const spec = {
     name: 'things',
     fields: { status: 'string', at: 'string', tags: 'string[]' },
-    // ['tags']: an array field has no column here, so no index (MongoDB makes it multikey)
+    // ['tags']: the elements joined into one text column here (MongoDB makes it multikey)
     indexes: [['status', 'at'], ['at'], ['tags']],
   } as const;
   /** The secondary indexes of a table, each as its column list. */
@@ -85,6 +85,52 @@ describe('SqliteReadModelStore specifics', () => {
     await store.close();
   });
 
+  it('an array field a release searched in the documents gets its column and index, filled from them', async () => {
+    const file = join(dir, 'read-models.sqlite');
+    let store = SqliteReadModelStore.open(file);
+    await store.init([spec]);
+    const doc = (id: string, tags: string[]) =>
+      ({ id, _position: '1', status: 'closed', at: '2026-01-01', tags }) as never;
+    await store.commit({
+      documents: [
+        { collection: 'things', document: doc('plain', ['pve1', 'vm-7']) },
+        { collection: 'things', document: doc('odd', ['a\u001fb']) },
+        { collection: 'things', document: doc('none', []) },
+      ],
+      checkpoint: { name: 'cp', position: 1n },
+    });
+    await store.close();
+    // what the earlier release had: no column for the array (and no record of filling one)
+    const raw = new Database(file);
+    raw.exec('DROP INDEX rm_things__tags');
+    raw.exec('ALTER TABLE rm_things DROP COLUMN tags');
+    raw.prepare(`DELETE FROM rm_filled_columns WHERE col = 'tags'`).run();
+    raw.close();
+    store = SqliteReadModelStore.open(file);
+    await store.init([spec]);
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare('SELECT id, tags FROM rm_things ORDER BY id').all()).toEqual([
+      { id: 'none', tags: null },
+      { id: 'odd', tags: '\u001e' },
+      { id: 'plain', tags: '\u001fpve1\u001fvm-7\u001f' },
+    ]);
+    db.close();
+    const having = async (value: string) =>
+      (
+        await store.find('things', {
+          where: [{ field: 'tags', op: 'contains', value }],
+          orderBy: { field: 'at', direction: 'desc' },
+          limit: 10,
+        })
+      ).map((d) => d.id);
+    expect(await having('vm-7')).toEqual(['plain']);
+    expect(await having('vm')).toEqual([]);
+    expect(await having('a\u001fb')).toEqual(['odd']);
+    expect(await having('a')).toEqual([]);
+    expect(indexColumns(file, 'rm_things')).toContainEqual(['tags', 'id']);
+    await store.close();
+  });
+
   it('a shadow replaced by a later rebuild refuses to promote, and its discard leaves the later one be', async () => {
     const store = SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
     await store.init([spec]);
@@ -122,6 +168,7 @@ describe('SqliteReadModelStore specifics', () => {
     const expected = [
       ['at', 'id'],
       ['status', 'at', 'id'],
+      ['tags', 'id'],
     ];
     expect(indexColumns(file, 'rm_things')).toEqual(expected);
 

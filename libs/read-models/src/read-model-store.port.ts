@@ -14,8 +14,8 @@ export type FieldType = 'string' | 'number' | 'boolean';
 
 /**
  * The fields a collection is filtered or sorted on (adapters index exactly the `indexes`; an
- * index over a `string[]` field is a multikey index where the store has them, MongoDB, and left
- * out where it does not, SQLite, which searches arrays in the document), and
+ * index over a `string[]` field is a multikey index on MongoDB; SQLite indexes the elements
+ * joined into one text and `contains` scans that index), and
  * `json` fields: any JSON value that is only ever `select`ed (a list row kept beside a large
  * document), which an adapter may store apart so that reading it skips the rest.
  */

@@ -140,8 +140,14 @@ export class SqliteReadModelStore implements ReadModelStore {
       const column = quote(field); // checks the name before it goes into the JSON path too
       const isNew = !present.has(field);
       if (!isNew && isFilled.get(spec.name, field)) continue;
-      // JSON columns hold the JSON text (`->`), the others the SQL value (`->>`: true is 1)
-      const fromDoc = `doc ${spec.fields[field] === 'json' ? '->' : '->>'} '$.${field}'`;
+      // JSON columns hold the JSON text (`->`), arrays their elements' text (see `toColumn`), the
+      // others the SQL value (`->>`: true is 1)
+      const type = spec.fields[field];
+      const fromDoc =
+        type === 'string[]'
+          ? `(CASE WHEN EXISTS (SELECT 1 FROM json_each(doc, '$.${field}') WHERE type <> 'text' OR instr(value, char(31)) > 0) ` +
+            `THEN char(30) ELSE (SELECT char(31) || group_concat(value, char(31)) || char(31) FROM json_each(doc, '$.${field}')) END)`
+          : `doc ${type === 'json' ? '->' : '->>'} '$.${field}'`;
       withBusyRetries(() =>
         this.db
           .transaction(() => {
@@ -165,18 +171,21 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   private createIndexes(spec: CollectionSpec) {
     const columns = new Set(this.columnsOf(spec));
-    // An array field has no column (`contains` searches the document): no index over it here.
     for (const fields of spec.indexes.filter((index) => index.every((f) => f === 'id' || columns.has(f)))) {
-      const name = quote(`${this.prefix}${spec.name}__${fields.join('_')}`);
+      const name = quote(this.indexName(spec, fields));
       this.db.exec(
         `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(spec.name)} (${[...fields.map(quote), 'id'].join(', ')})`,
       );
     }
   }
 
-  /** Scalar fields get a column; array fields are searched in the JSON. */
+  private indexName(spec: CollectionSpec, fields: readonly string[]) {
+    return `${this.prefix}${spec.name}__${fields.join('_')}`;
+  }
+
+  /** Every queried field has a column (an array field: its elements as one text, see `toColumn`). */
   private columnsOf(spec: CollectionSpec) {
-    return Object.keys(spec.fields).filter((f) => spec.fields[f] !== 'string[]');
+    return Object.keys(spec.fields);
   }
 
   private spec(collection: string): CollectionSpec {
@@ -212,9 +221,16 @@ export class SqliteReadModelStore implements ReadModelStore {
     const where: string[] = [];
     const params: unknown[] = [];
     for (const condition of query.where) {
-      where.push(this.conditionSql(spec, condition));
-      params.push(toSql(condition.value));
+      const { sql, values } = this.conditionSql(spec, condition);
+      where.push(sql);
+      params.push(...values);
     }
+    // An array field's elements are found by scanning its index, whole (an index scan is cheap;
+    // the planner would rather walk the sort order through the table, reading every row when
+    // few match): a bounded cost whatever the value.
+    const searched = query.where.find((c) => c.op === 'contains')?.field;
+    const arrayIndex =
+      searched && !this.deferIndexes ? spec.indexes.find((index) => index[0] === searched) : undefined;
     const { field, direction } = query.orderBy;
     if (spec.fields[field] === 'json') throw new Error(`${spec.name}.${field} is not a sortable field`);
     // The bare column (NULLs lowest, as in MongoDB), so that the (field, id) index serves the sort.
@@ -238,7 +254,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
     // Only columns selected: read them, not the document.
     const fromColumns = query.select?.every(
-      (f) => Object.hasOwn(spec.fields, f) && spec.fields[f] !== 'string[]',
+      (f) => Object.hasOwn(spec.fields, f) && spec.fields[f] !== 'string[]', // arrays: from the document
     )
       ? query.select
       : undefined;
@@ -249,6 +265,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         : 'doc';
     const sql =
       `SELECT ${selected} FROM ${this.table(collection)}` +
+      (arrayIndex ? ` INDEXED BY ${quote(this.indexName(spec, arrayIndex))}` : '') +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY ${sortColumn} ${direction}, id ${direction} LIMIT ?`;
     params.push(query.limit);
@@ -265,20 +282,29 @@ export class SqliteReadModelStore implements ReadModelStore {
     return (this.statement(sql).all(...params) as { doc: string }[]).map((r) => JSON.parse(r.doc) as D);
   }
 
-  private conditionSql(spec: CollectionSpec, condition: Condition): string {
+  private conditionSql(spec: CollectionSpec, condition: Condition): { sql: string; values: unknown[] } {
     const type = spec.fields[condition.field];
     if (condition.field !== 'id' && (!type || type === 'json'))
       throw new Error(`${spec.name}.${condition.field} is not a queryable field`);
     const column = condition.field === 'id' ? 'id' : quote(condition.field);
+    const value = toSql(condition.value);
     switch (condition.op) {
       case 'eq':
-        return `${column} = ?`;
+        return { sql: `${column} = ?`, values: [value] };
       case 'gte':
-        return `${column} >= ?`;
+        return { sql: `${column} >= ?`, values: [value] };
       case 'lt':
-        return `${column} < ?`;
-      case 'contains':
-        return `EXISTS (SELECT 1 FROM json_each(doc, '$.${condition.field}') WHERE value = ?)`;
+        return { sql: `${column} < ?`, values: [value] };
+      case 'contains': {
+        // Documents whose elements could not be joined unambiguously are searched in the JSON.
+        const inDocument = `(${column} = char(30) AND EXISTS (SELECT 1 FROM json_each(doc, '$.${condition.field}') WHERE value = ?))`;
+        if (typeof condition.value !== 'string' || condition.value.includes(ELEMENT_SEPARATOR))
+          return { sql: inDocument, values: [value] };
+        return {
+          sql: `(instr(${column}, ?) > 0 OR ${inDocument})`,
+          values: [`${ELEMENT_SEPARATOR}${condition.value}${ELEMENT_SEPARATOR}`, value],
+        };
+      }
     }
   }
 
@@ -474,8 +500,27 @@ const withBusyRetries = (write: () => void) => {
   }
 };
 
+/**
+ * An array field's column: its elements between separators (`\x1fpve1\x1fpve2\x1f`), so that
+ * `contains` is a search for `\x1fvalue\x1f` in an index; `\x1e` when an element is not text
+ * or holds the separator itself (then the document is searched); NULL when empty or absent.
+ */
+const ELEMENT_SEPARATOR = '\x1f';
+const SEARCH_DOCUMENT = '\x1e';
+const arrayColumn = (value: unknown): string | null => {
+  if (!Array.isArray(value) || value.length === 0) return null;
+  if (value.some((e) => typeof e !== 'string' || e.includes(ELEMENT_SEPARATOR))) return SEARCH_DOCUMENT;
+  return `${ELEMENT_SEPARATOR}${value.join(ELEMENT_SEPARATOR)}${ELEMENT_SEPARATOR}`;
+};
+
 const toColumn = (type: CollectionSpec['fields'][string], value: unknown): unknown =>
-  type === 'json' ? (value === undefined ? null : JSON.stringify(value)) : toSql(value);
+  type === 'json'
+    ? value === undefined
+      ? null
+      : JSON.stringify(value)
+    : type === 'string[]'
+      ? arrayColumn(value)
+      : toSql(value);
 
 /** A column's value as the document holds it. */
 const fromSql = (type: CollectionSpec['fields'][string], value: unknown): unknown => {
