@@ -223,6 +223,9 @@ export class Projector implements LiveProjector {
   /** What the stall checkpoints say (as far as this projector stored them), and their last value. */
   private storedStallState: 'stalled' | 'fine' | undefined;
   private lastStallMark = 0n;
+  /** The current stall's mark (undefined while not stalled). */
+  private stallMark?: bigint;
+  private stallWriting?: Promise<void>;
   /** Ends a pause (before subscribing again, or before writing a failed batch again): stop(). */
   private wakeFromPause?: () => void;
 
@@ -259,19 +262,25 @@ export class Projector implements LiveProjector {
   private storeStall(now: number) {
     const grace = this.options.stallGraceMs ?? STALL_GRACE_MS;
     const stalled = this.failingSince !== undefined && now - this.failingSince >= grace;
+    if (!stalled) this.stallMark = undefined;
     if (!stalled && this.storedStallState === 'fine') return;
+    if (this.stallWriting) return; // one write at a time: the next beat looks again
+    const next = (at: bigint) =>
+      (this.lastStallMark = at > this.lastStallMark ? at : this.lastStallMark + 1n);
+    // A stall's mark is taken once, above every earlier mark (also a recovery still being written).
+    if (stalled) this.stallMark ??= next(BigInt(this.failingSince!));
     const name = stalled ? PROJECTOR_STALLED_SINCE : PROJECTOR_RECOVERED_AT;
-    // Stalled: the same value each beat (a no-op once stored); its first one names the start.
-    let mark = this.lastStallMark;
-    if (!stalled || this.storedStallState !== 'stalled') {
-      const at = BigInt(stalled ? this.failingSince! : now);
-      mark = at > this.lastStallMark ? at : this.lastStallMark + 1n;
-    }
-    this.lastStallMark = mark;
-    this.store.commit({ documents: [], checkpoint: { name, position: mark } }).then(
-      () => (this.storedStallState = stalled ? 'stalled' : 'fine'),
-      () => undefined,
-    );
+    const mark = stalled ? this.stallMark! : next(BigInt(now));
+    this.stallWriting = (async () => {
+      // Stored already: written again only if a swap replaced the checkpoints (a read does not
+      // take the write lock a busy store may be holding).
+      if (stalled && this.storedStallState === 'stalled' && (await this.store.checkpoint(name)) >= mark)
+        return;
+      await this.store.commit({ documents: [], checkpoint: { name, position: mark } });
+      this.storedStallState = stalled ? 'stalled' : 'fine';
+    })()
+      .catch(() => undefined)
+      .finally(() => (this.stallWriting = undefined));
   }
 
   async start(): Promise<void> {

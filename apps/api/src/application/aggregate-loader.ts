@@ -61,20 +61,30 @@ export class AggregateLoader {
     const cached = this.cache.get(streamId) as { state: S; version: number } | undefined;
     const newEvents = await this.store.readStream(streamId, { fromRevision: BigInt(cached?.version ?? 0) });
     const state = this.fold(aggregate, newEvents, cached?.state);
-    this.remember(streamId, state, aggregate.version(state), newEvents);
+    this.remember(streamId, state, aggregate.version(state), newEvents, cached?.version ?? 0);
     return { state, newEvents };
   }
 
   /**
    * Records a stream's state: after a load, and after a successful append (so the next command
-   * reads nothing). `added`: the events folded into it since the state this cache held.
+   * reads nothing). `added`: the events folded into it since version `base`.
    */
-  remember(streamId: string, state: unknown, version: number, added: readonly { readonly data: unknown }[]) {
+  remember(
+    streamId: string,
+    state: unknown,
+    version: number,
+    added: readonly { readonly data: unknown }[],
+    base: number,
+  ) {
     if (version === 0) return;
     const previous = this.cache.get(streamId);
     // Two loads from one cached state: the later remembers what the first already has.
     if (previous && previous.version >= version) return;
-    const size = (previous?.size ?? 0) + sizeOf(added);
+    // Its size adds to the cached state's it was folded from; from another base, it is measured.
+    const size =
+      (previous?.version ?? 0) === base
+        ? (previous?.size ?? 0) + sizeOf(added)
+        : (JSON.stringify(state)?.length ?? 0);
     if (previous) {
       this.cache.delete(streamId);
       this.cachedChars -= previous.size;

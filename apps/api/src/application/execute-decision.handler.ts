@@ -84,7 +84,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       version === 0 ? 'no-stream' : BigInt(version - 1),
     );
     const after = fold(aggregate.decider.evolve, state, events);
-    this.loader.remember(streamId, after, aggregate.version(after), events);
+    this.loader.remember(streamId, after, aggregate.version(after), events, version);
     return {
       id,
       version: aggregate.version(after),
@@ -120,7 +120,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       },
     });
     const after = fold(evolve, initialState(), events);
-    this.loader.remember(result.streamId, after, aggregate.version(after), events);
+    this.loader.remember(result.streamId, after, aggregate.version(after), events, 0);
     return {
       id: sequence.format(result.number),
       version: aggregate.version(after),

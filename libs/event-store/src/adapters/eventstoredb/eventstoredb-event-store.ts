@@ -740,8 +740,13 @@ export class EventStoreDbEventStore implements EventStore {
       const later = await this.readStream(counterStream, { fromRevision: allocationRevision + 1n }).catch(
         () => undefined,
       );
-      const takenAgain = later?.some((e) => e.type === SEQUENCE_NUMBER_ALLOCATED && e.data.number === number);
-      if (takenAgain) return;
+      // Taken again by another allocation, or handed back after all (the answer was lost).
+      const settled = later?.some(
+        (e) =>
+          (e.type === SEQUENCE_NUMBER_ALLOCATED || e.type === SEQUENCE_NUMBER_RELEASED) &&
+          e.data.number === number,
+      );
+      if (settled) return;
       if (later?.length === 0) {
         // Nothing came after it: the next allocation finds no stream for it and takes it again.
         this.logger.error(
