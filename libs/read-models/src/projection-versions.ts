@@ -1,8 +1,8 @@
 import type { Projection } from './projections/projection';
+import type { ReadModelStore } from './read-model-store.port';
 
 /** What these checks need of a projection (any document type). */
 type Versioned = Pick<Projection, 'collection' | 'version'>;
-import type { ReadModelStore } from './read-model-store.port';
 
 /** Checkpoint names under which the read models record the projection version that built them. */
 export const projectionVersionCheckpoint = (projection: Versioned) =>
@@ -77,16 +77,15 @@ export const recordProjectionVersions = async (
  * from the start by this code; one that already holds documents, its checkpoint's name having
  * changed when a read model was added, keeps what it has: unrecorded, it counts as version 1,
  * and is named if this code is newer); and it marks the models mixed where this code is older
- * than the version recorded. Answers the read models that are stale from then on.
+ * than the version recorded.
  */
 export const settleProjectionVersions = async (
   store: ReadModelStore,
   projections: readonly Versioned[],
   projected: bigint,
-): Promise<StaleReadModel[]> => {
+): Promise<void> => {
   if (projected === 0n) await recordVersionsOfEmptyModels(store, projections);
   await markOlderWriters(store, projections);
-  return staleReadModels(store, projections, projected);
 };
 
 /** The read models that hold no documents yet get this code's versions recorded. */

@@ -8,7 +8,12 @@ import {
   type ReadModelStore,
 } from './read-model-store.port';
 import { PositionWaiters } from './position-waiters';
-import { describeStale, recordProjectionVersions, settleProjectionVersions } from './projection-versions';
+import {
+  describeStale,
+  recordProjectionVersions,
+  settleProjectionVersions,
+  staleReadModels,
+} from './projection-versions';
 import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-shards';
 
 /**
@@ -305,7 +310,8 @@ export class Projector implements LiveProjector {
       const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
       this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
       this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
-      const stale = await settleProjectionVersions(this.store, this.projections, this.applied);
+      await settleProjectionVersions(this.store, this.projections, this.applied);
+      const stale = await staleReadModels(this.store, this.projections, this.applied);
       if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
       await this.healAfterRebuild().catch((error: unknown) => {
         if (!(error instanceof RebuildSwapInProgressError)) throw error;
@@ -666,7 +672,6 @@ export const catchUpLive = async (
 ): Promise<number> => {
   for (let attempt = 1; ; attempt++) {
     try {
-      await live.init(projections.map((p) => p.collection));
       return await replayInto(events, live, projections, { ...options, expect: await liveSwapGuard(live) });
     } catch (error) {
       if (!(error instanceof CheckpointMovedError) || attempt >= 5) throw error;

@@ -176,8 +176,8 @@ export const verifyHashChains = async (
       position: 'none',
       reason:
         'the stream is missing: its number lies between numbers in use, and numbers are allocated ' +
-        'without gaps, so it was removed (on EventStoreDB a crash between allocating a number and ' +
-        'writing its stream can also leave one; the service logged it then)',
+        'without gaps, so it was removed (on EventStoreDB a number whose stream was not written is ' +
+        'taken again by the next one; where it could not be, the service logged "is lost (a gap)")',
     });
   }
   return {

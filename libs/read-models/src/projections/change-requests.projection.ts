@@ -45,7 +45,7 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       ['type', 'submittedAt'],
       ['requestedBy', 'submittedAt'],
       ['riskLevel', 'submittedAt'],
-      // GET /changes?system=pve1: a multikey index on MongoDB (SQLite searches the JSON)
+      // GET /changes?system=pve1: a multikey index on MongoDB (SQLite: over the joined elements)
       ['systems', 'submittedAt'],
     ],
   },

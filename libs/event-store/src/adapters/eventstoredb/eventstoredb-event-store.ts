@@ -702,7 +702,7 @@ export class EventStoreDbEventStore implements EventStore {
     const last = counter.allocatedTo;
     if (last !== undefined && !conflicted.has(last) && !(await this.lastEvent(last))) {
       const again = spec.build(counter.value); // may throw: nothing is written yet
-      if (again.streamId === counter.allocatedTo) return { number: counter.value, ...again };
+      if (again.streamId === last) return { number: counter.value, ...again };
     }
     const number = counter.value + 1;
     return { number, ...spec.build(number) };
@@ -735,12 +735,12 @@ export class EventStoreDbEventStore implements EventStore {
     try {
       await this.appendChained(counterStream, release.data, allocationRevision);
     } catch (error) {
-      // Another allocation came first: it took this number again, or (its stream named
-      // otherwise) the next one, which leaves this number a gap.
+      // What came after the allocation: this number taken again or handed back after all (the
+      // answer was lost), nothing (the next allocation takes it again), or only the next number
+      // (another stream name for it: a gap).
       const later = await this.readStream(counterStream, { fromRevision: allocationRevision + 1n }).catch(
         () => undefined,
       );
-      // Taken again by another allocation, or handed back after all (the answer was lost).
       const settled = later?.some(
         (e) =>
           (e.type === SEQUENCE_NUMBER_ALLOCATED || e.type === SEQUENCE_NUMBER_RELEASED) &&

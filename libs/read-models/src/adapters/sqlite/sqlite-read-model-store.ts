@@ -542,14 +542,15 @@ const withBusyRetries = (write: () => void) => {
   }
 };
 
+/** Below this many documents holding a value, `contains` scans the array field's index. */
+const ARRAY_INDEX_MATCHES = 1000;
+
 /**
  * An array field's column: its elements between separators (`\x1fpve1\x1fpve2\x1f`), so that
  * `contains` is a search for `\x1fvalue\x1f` in an index; `\x1e` when an element is not text
  * or holds the separator itself (then the document is searched); NULL when empty or absent.
  */
 const ELEMENT_SEPARATOR = '\x1f';
-/** Below this many documents holding a value, `contains` scans the array field's index. */
-const ARRAY_INDEX_MATCHES = 1000;
 const SEARCH_DOCUMENT = '\x1e';
 const arrayColumn = (value: unknown): string | null => {
   if (typeof value === 'string') return arrayColumn([value]); // contains matches it, as MongoDB does
