@@ -20,6 +20,7 @@ import {
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
+import { builtFile } from '../support/built';
 
 const projections = allProjections();
 const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
@@ -54,16 +55,7 @@ const shadowTables = (file: string) => {
 };
 
 /** The compiled worker (CI builds before it tests); from sources, shards run on this thread. */
-const DIST_WORKER = join(
-  __dirname,
-  '..',
-  '..',
-  'dist',
-  'libs',
-  'read-models',
-  'src',
-  'rebuild-shard.worker.js',
-);
+const DIST_WORKER = builtFile('libs/read-models/src/rebuild-shard.worker.js');
 const workersBuilt = existsSync(DIST_WORKER);
 if (!workersBuilt)
   console.log('worker-thread rebuild test skipped: dist/ is missing (run `npm run build` first)');

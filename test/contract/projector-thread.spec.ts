@@ -14,10 +14,11 @@ import {
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
+import { builtFile } from '../support/built';
 
 const projections = allProjections();
 /** The compiled thread entry (CI builds before it tests). */
-const WORKER = join(__dirname, '..', '..', 'dist', 'libs', 'read-models', 'src', 'projector.worker.js');
+const WORKER = builtFile('libs/read-models/src/projector.worker.js');
 const built = existsSync(WORKER);
 if (!built) console.log('projector thread tests skipped: dist/ is missing (run `npm run build` first)');
 const whenBuilt = built ? it : it.skip;

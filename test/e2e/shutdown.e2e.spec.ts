@@ -6,8 +6,9 @@ import { describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { signToken } from '@changeledger/platform';
 import { normalChange } from './support/change-fixtures';
+import { builtFile } from '../support/built';
 
-const MAIN = join(__dirname, '..', '..', 'dist', 'apps', 'api', 'src', 'main.js');
+const MAIN = builtFile('apps/api/src/main.js');
 const SECRET = 'shutdown-test-secret-long-enough-for-hs256-0000';
 // The real process is needed for real signals; it runs the build (CI builds before testing).
 const whenBuilt = existsSync(MAIN) ? it : it.skip;

@@ -7,6 +7,7 @@ import { EVENT_STORE, type EventStore, type RecordedEvent } from '@changeledger/
 import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
 import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { createApp } from '../../../apps/api/src/create-app';
+import { builtFile, REPO_ROOT } from '../../support/built';
 
 export interface TestUser {
   readonly sub: string;
@@ -49,17 +50,7 @@ export interface RequestOptions {
  * in a worker thread (with `npm test`, which builds first). MongoDB read models project on the
  * main thread anyway.
  */
-export const BUILT_PROJECTOR_WORKER = join(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'dist',
-  'libs',
-  'read-models',
-  'src',
-  'projector.worker.js',
-);
+export const BUILT_PROJECTOR_WORKER = builtFile('libs/read-models/src/projector.worker.js');
 /** The newest modification time of the TypeScript sources the build compiles, under `dir`. */
 const newestSource = (dir: string): number =>
   readdirSync(dir, { withFileTypes: true }).reduce((newest, entry) => {
@@ -77,10 +68,9 @@ const newestSource = (dir: string): number =>
  * the worker among them, with their old times).
  */
 export const projectorWorkerFile = (() => {
-  const stamp = join(__dirname, '..', '..', '..', 'dist', '.build-stamp');
+  const stamp = builtFile('.build-stamp');
   if (!existsSync(BUILT_PROJECTOR_WORKER) || !existsSync(stamp)) return undefined;
-  const root = join(__dirname, '..', '..', '..');
-  const sources = Math.max(newestSource(join(root, 'libs')), newestSource(join(root, 'apps')));
+  const sources = Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')));
   if (statSync(stamp).mtimeMs >= sources) return BUILT_PROJECTOR_WORKER;
   console.log('e2e: dist/ is older than the sources (run `npm run build`): projecting on the main thread');
   return undefined;

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AppConfig } from '@changeledger/platform';
+import { builtFile } from '../../support/built';
 
 /** The built CLI: CI builds before testing; without dist/ the CLI tests cannot run. */
-export const CLI_MAIN = join(__dirname, '..', '..', '..', 'dist', 'apps', 'cli', 'src', 'main.js');
+export const CLI_MAIN = builtFile('apps/cli/src/main.js');
 export const cliBuilt = existsSync(CLI_MAIN);
 
 /** The environment that points the CLI at the same stores as an app started with `config`. */
