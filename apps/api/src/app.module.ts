@@ -36,6 +36,7 @@ import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { StrictValidationPipe } from './http/validation.pipe';
 import { SqliteIdempotencyStore } from './idempotency/adapters/sqlite-idempotency-store';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency/idempotency-store.port';
+import { IdempotentCommands } from './idempotency/idempotent-commands';
 import { StandardTemplatesController } from './templates/standard-templates.controller';
 
 export interface AppModuleOptions {
@@ -103,6 +104,7 @@ export class AppModule {
           inject: [APP_CONFIG],
           useFactory: (c: AppConfig) => new SqliteIdempotencyStore(join(c.dataDir, 'idempotency.sqlite')),
         },
+        IdempotentCommands,
         {
           provide: JWT_VERIFIER,
           inject: [APP_CONFIG],

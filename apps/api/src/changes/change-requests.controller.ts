@@ -8,18 +8,14 @@ import {
   notFound,
 } from '@changeledger/domain';
 import { changeRequestAggregate } from '../application/aggregates';
-import {
-  type CommandOptions,
-  type CommandResult,
-  ExecuteDecision,
-} from '../application/execute-decision.command';
+import { type CommandResult, ExecuteDecision } from '../application/execute-decision.command';
 import { parsePosition } from '../read-models/parse-position';
 import { decodeCursor, parseLimit } from '../read-models/paging';
 import { GetChange, ListChanges } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
 import { ListChangesQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
-import { CommandOptionsParam } from '../http/command-options.decorator';
-import { Idempotent } from '../idempotency/idempotency.interceptor';
+import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
+import { IdempotentCommands } from '../idempotency/idempotent-commands';
 import { type CommandResponse, toCommandResponse } from '../http/command-response';
 import { ChangeIdParam } from '../http/id-params';
 import {
@@ -56,23 +52,22 @@ export class ChangeRequestsController {
     private readonly commandBus: CommandBus,
     private readonly queryBus: QueryBus,
     private readonly readPosition: ReadPosition,
+    private readonly idempotent: IdempotentCommands,
   ) {}
 
-  private async run(
-    id: string | undefined,
-    command: ChangeRequestCommand,
-    options: CommandOptions,
-  ): Promise<CommandResponse> {
-    const result = await this.commandBus.execute<ExecuteDecision<ChangeRequestCommand>, CommandResult>(
-      new ExecuteDecision(changeRequestAggregate, id, command, options),
-    );
-    return toCommandResponse(result);
+  /** Every command route's way in: once per Idempotency-Key, then through the command bus. */
+  private run(id: string | undefined, command: ChangeRequestCommand, call: CommandCall) {
+    return this.idempotent.run(call.idempotency, async (): Promise<CommandResponse> => {
+      const result = await this.commandBus.execute<ExecuteDecision<ChangeRequestCommand>, CommandResult>(
+        new ExecuteDecision(changeRequestAggregate, id, command, call.options),
+      );
+      return toCommandResponse(result);
+    });
   }
 
-  @Idempotent()
   @Post()
   @HttpCode(201)
-  submit(@Body() dto: SubmitChangeDto, @CommandOptionsParam() options: CommandOptions) {
+  submit(@Body() dto: SubmitChangeDto, @CommandCallParam() call: CommandCall) {
     return this.run(
       undefined,
       {
@@ -82,7 +77,7 @@ export class ChangeRequestsController {
         fields: toFields(dto) as ChangeRequestFields,
         standardTemplateId: dto.standardTemplateId,
       },
-      options,
+      call,
     );
   }
 
@@ -105,165 +100,123 @@ export class ChangeRequestsController {
 
   @Patch(':id')
   @HttpCode(200)
-  amend(
-    @Param() { id }: ChangeIdParam,
-    @Body() dto: AmendChangeDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'AmendChange', fields: toFields(dto) }, options);
+  amend(@Param() { id }: ChangeIdParam, @Body() dto: AmendChangeDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'AmendChange', fields: toFields(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/reviews')
   @HttpCode(200)
   review(
     @Param() { id }: ChangeIdParam,
     @Body() dto: RecordReviewDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'RecordReview', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'RecordReview', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/approve')
   @HttpCode(200)
   approve(
     @Param() { id }: ChangeIdParam,
     @Body() dto: ApproveChangeDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'ApproveChange', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'ApproveChange', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/reject')
   @HttpCode(200)
-  reject(
-    @Param() { id }: ChangeIdParam,
-    @Body() dto: ReasonDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'RejectChange', reason: dto.reason }, options);
+  reject(@Param() { id }: ChangeIdParam, @Body() dto: ReasonDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'RejectChange', reason: dto.reason }, call);
   }
 
-  @Idempotent()
   @Post(':id/schedule')
   @HttpCode(200)
   schedule(
     @Param() { id }: ChangeIdParam,
     @Body() dto: ScheduleChangeDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'ScheduleChange', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'ScheduleChange', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/checklist')
   @HttpCode(200)
   checklist(
     @Param() { id }: ChangeIdParam,
     @Body() dto: ChecklistItemDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'CompleteChecklistItem', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'CompleteChecklistItem', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/start')
   @HttpCode(200)
-  start(
-    @Param() { id }: ChangeIdParam,
-    @Body() _dto: EmptyDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'StartImplementation' }, options);
+  start(@Param() { id }: ChangeIdParam, @Body() _dto: EmptyDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'StartImplementation' }, call);
   }
 
-  @Idempotent()
   @Post(':id/steps')
   @HttpCode(200)
-  step(
-    @Param() { id }: ChangeIdParam,
-    @Body() dto: DescriptionDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'RecordImplementationStep', description: dto.description }, options);
+  step(@Param() { id }: ChangeIdParam, @Body() dto: DescriptionDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'RecordImplementationStep', description: dto.description }, call);
   }
 
-  @Idempotent()
   @Post(':id/issues')
   @HttpCode(200)
-  issue(
-    @Param() { id }: ChangeIdParam,
-    @Body() dto: RecordIssueDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'RecordImplementationIssue', ...definedOnly(dto) }, options);
+  issue(@Param() { id }: ChangeIdParam, @Body() dto: RecordIssueDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'RecordImplementationIssue', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/verification')
   @HttpCode(200)
   verification(
     @Param() { id }: ChangeIdParam,
     @Body() dto: RecordVerificationDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'RecordVerification', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'RecordVerification', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/complete')
   @HttpCode(200)
   complete(
     @Param() { id }: ChangeIdParam,
     @Body() dto: CompleteImplementationDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'CompleteImplementation', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'CompleteImplementation', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/post-implementation-review')
   @HttpCode(200)
   postImplementationReview(
     @Param() { id }: ChangeIdParam,
     @Body() dto: PostImplementationReviewDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'RecordPostImplementationReview', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'RecordPostImplementationReview', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/retrospective-approval')
   @HttpCode(200)
   retrospective(
     @Param() { id }: ChangeIdParam,
     @Body() dto: RetrospectiveDecisionDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'RecordRetrospectiveDecision', ...definedOnly(dto) }, options);
+    return this.run(id, { type: 'RecordRetrospectiveDecision', ...definedOnly(dto) }, call);
   }
 
-  @Idempotent()
   @Post(':id/close')
   @HttpCode(200)
-  close(
-    @Param() { id }: ChangeIdParam,
-    @Body() _dto: EmptyDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'CloseChange' }, options);
+  close(@Param() { id }: ChangeIdParam, @Body() _dto: EmptyDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'CloseChange' }, call);
   }
 
-  @Idempotent()
   @Post(':id/cancel')
   @HttpCode(200)
-  cancel(
-    @Param() { id }: ChangeIdParam,
-    @Body() dto: ReasonDto,
-    @CommandOptionsParam() options: CommandOptions,
-  ) {
-    return this.run(id, { type: 'CancelChange', reason: dto.reason }, options);
+  cancel(@Param() { id }: ChangeIdParam, @Body() dto: ReasonDto, @CommandCallParam() call: CommandCall) {
+    return this.run(id, { type: 'CancelChange', reason: dto.reason }, call);
   }
 }

@@ -3,18 +3,14 @@ import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { StandardTemplateCommand } from '@changeledger/domain';
 import { standardTemplateAggregate } from '../application/aggregates';
-import {
-  type CommandOptions,
-  type CommandResult,
-  ExecuteDecision,
-} from '../application/execute-decision.command';
+import { type CommandResult, ExecuteDecision } from '../application/execute-decision.command';
 import { parsePosition } from '../read-models/parse-position';
 import { ListStandardTemplates } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
 import { ReadQueryDto } from '../read-models/read-query.dto';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
-import { CommandOptionsParam } from '../http/command-options.decorator';
-import { Idempotent } from '../idempotency/idempotency.interceptor';
+import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
+import { IdempotentCommands } from '../idempotency/idempotent-commands';
 import { toCommandResponse } from '../http/command-response';
 import { TemplateIdParam } from '../http/id-params';
 
@@ -26,31 +22,33 @@ export class StandardTemplatesController {
     private readonly commandBus: CommandBus,
     private readonly queryBus: QueryBus,
     private readonly readPosition: ReadPosition,
+    private readonly idempotent: IdempotentCommands,
   ) {}
 
-  private async run(id: string | undefined, command: StandardTemplateCommand, options: CommandOptions) {
-    const result = await this.commandBus.execute<ExecuteDecision<StandardTemplateCommand>, CommandResult>(
-      new ExecuteDecision(standardTemplateAggregate, id, command, options),
-    );
-    return toCommandResponse(result);
+  /** Every command route's way in: once per Idempotency-Key, then through the command bus. */
+  private run(id: string | undefined, command: StandardTemplateCommand, call: CommandCall) {
+    return this.idempotent.run(call.idempotency, async () => {
+      const result = await this.commandBus.execute<ExecuteDecision<StandardTemplateCommand>, CommandResult>(
+        new ExecuteDecision(standardTemplateAggregate, id, command, call.options),
+      );
+      return toCommandResponse(result);
+    });
   }
 
-  @Idempotent()
   @Post()
   @HttpCode(201)
-  create(@Body() dto: CreateStandardTemplateDto, @CommandOptionsParam() options: CommandOptions) {
-    return this.run(undefined, { type: 'CreateStandardTemplate', templateId: '', ...dto }, options);
+  create(@Body() dto: CreateStandardTemplateDto, @CommandCallParam() call: CommandCall) {
+    return this.run(undefined, { type: 'CreateStandardTemplate', templateId: '', ...dto }, call);
   }
 
-  @Idempotent()
   @Post(':id/retire')
   @HttpCode(200)
   retire(
     @Param() { id }: TemplateIdParam,
     @Body() dto: RetireStandardTemplateDto,
-    @CommandOptionsParam() options: CommandOptions,
+    @CommandCallParam() call: CommandCall,
   ) {
-    return this.run(id, { type: 'RetireStandardTemplate', reason: dto.reason }, options);
+    return this.run(id, { type: 'RetireStandardTemplate', reason: dto.reason }, call);
   }
 
   @Get()

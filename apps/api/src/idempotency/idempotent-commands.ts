@@ -1,20 +1,8 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type CallHandler,
-  type ExecutionContext,
-  HttpStatus,
-  Inject,
-  Injectable,
-  Logger,
-  type NestInterceptor,
-  UseInterceptors,
-} from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
-import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
-import type { FastifyReply } from 'fastify';
-import { from, lastValueFrom, type Observable } from 'rxjs';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { canonicalJson } from '@changeledger/domain';
+import { AppendOutcomeUnknownError } from '@changeledger/event-store';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
 import {
@@ -22,7 +10,6 @@ import {
   IdempotencyKeyReusedError,
   RequestValidationError,
 } from '../application/application-errors';
-import { AppendOutcomeUnknownError } from '@changeledger/event-store';
 import { problem } from '../http/problem-details.filter';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
 
@@ -48,71 +35,61 @@ export const readIdempotencyKey = (request: AuthenticatedRequest): string | unde
   return key;
 };
 
-const fingerprints = new WeakMap<object, string>();
-
 /**
  * What makes two requests the same request: method, URL, route and the body's canonical JSON.
- * Once per request: the interceptor's claim and the command's metadata both need it.
  */
 export const requestFingerprint = (request: AuthenticatedRequest): string => {
-  let fingerprint = fingerprints.get(request);
-  if (fingerprint === undefined) {
-    const route = request.routeOptions?.url ?? request.url;
-    fingerprint = createHash('sha256')
-      .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
-      .digest('hex');
-    fingerprints.set(request, fingerprint);
-  }
-  return fingerprint;
+  const route = request.routeOptions?.url ?? request.url;
+  return createHash('sha256')
+    .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
+    .digest('hex');
 };
+
+/** A command request that came with an `Idempotency-Key` (see `CommandCallParam`). */
+export interface IdempotentRequest {
+  /** The key, per user: `<actor id>\0<key>`. */
+  readonly scope: string;
+  readonly fingerprint: string;
+  /** The status a first answer is sent, and replayed, with (the route's `@HttpCode`). */
+  readonly statusCode: number;
+  /**
+   * A command on an existing change or template: the handler's check of its stream keeps a
+   * command that landed before a crash from landing twice, so an abandoned claim may be taken
+   * over. A creation has no stream to check yet: its key stays claimed.
+   */
+  readonly reclaimAbandoned: boolean;
+  /** Marks the answer as a replay, sent with the stored status. */
+  replayed(statusCode: number): void;
+}
 
 /**
  * `Idempotency-Key` on a POST: the first answer is stored and returned again for a repeat with
  * the same body within 24 h; the same key with another body is refused. Keys are per user.
+ *
+ * Called by the controllers around the command, not a Nest interceptor: Nest runs each request
+ * an interceptor wraps through rxjs and two `AsyncResource.bind`s, whether or not it carries a
+ * key, which cost the command endpoints about a fifth of their throughput (measured).
  */
 @Injectable()
-export class IdempotencyInterceptor implements NestInterceptor {
+export class IdempotentCommands {
   private readonly logger = new Logger('Idempotency');
 
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
     @Inject(CLOCK) private readonly clock: Clock,
-    private readonly reflector: Reflector,
   ) {}
 
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    if (request.method !== 'POST' || !request.actor) return next.handle();
-    const key = readIdempotencyKey(request);
-    if (key === undefined) return next.handle();
-    const statusCode =
-      this.reflector.get<number>(HTTP_CODE_METADATA, context.getHandler()) ?? HttpStatus.CREATED;
-    const reply = context.switchToHttp().getResponse<FastifyReply>();
-    return from(this.run(request, reply, key, statusCode, next));
-  }
-
-  private async run(
-    request: AuthenticatedRequest,
-    reply: FastifyReply,
-    key: string,
-    statusCode: number,
-    next: CallHandler,
-  ): Promise<unknown> {
-    const scope = `${request.actor!.id}\u0000${key}`;
-    const fingerprint = requestFingerprint(request);
+  /** Runs `command` once per key: a repeat gets the first answer, or waits for it. */
+  async run<T>(request: IdempotentRequest | undefined, command: () => Promise<T>): Promise<T | unknown> {
+    if (!request) return command();
+    const { scope, fingerprint, reclaimAbandoned } = request;
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
-    // A command on an existing change or template: the handler's check of its stream keeps a
-    // command that landed before a crash from landing twice, so an abandoned claim may be taken
-    // over. A creation has no stream to check yet: its key stays claimed.
-    const reclaimAbandoned = (request.routeOptions?.url ?? '').includes('/:id');
     let claimedAt: number;
     for (;;) {
       const claim = await this.store.claim(scope, fingerprint, this.clock.now(), { reclaimAbandoned });
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
-        void reply.header('Idempotent-Replayed', 'true');
-        if (claim.response.statusCode >= 400) void reply.header('Content-Type', 'application/problem+json');
-        void reply.status(claim.response.statusCode);
+        request.replayed(claim.response.statusCode);
         return claim.response.body;
       }
       if (claim.kind === 'claimed') {
@@ -125,9 +102,9 @@ export class IdempotencyInterceptor implements NestInterceptor {
       }
       await sleep(25);
     }
-    let body: unknown;
+    let body: T;
     try {
-      body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+      body = await command();
     } catch (error) {
       if (!reclaimAbandoned && error instanceof AppendOutcomeUnknownError) {
         // A creation whose stream may or may not have been written (the event store became
@@ -144,18 +121,13 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     // The command is stored. If its answer cannot be kept, the claim stays in flight rather
     // than freed (freed, a retried creation would be made twice): the client still gets it now.
-    await this.store.complete(scope, claimedAt, { statusCode, body }).catch((error: unknown) => {
-      this.logger.error(
-        `Idempotency-Key answer not stored (the key stays in flight): ${error instanceof Error ? error.message : String(error)}`,
-      );
-    });
+    await this.store
+      .complete(scope, claimedAt, { statusCode: request.statusCode, body })
+      .catch((error: unknown) => {
+        this.logger.error(
+          `Idempotency-Key answer not stored (the key stays in flight): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
     return body;
   }
 }
-
-/**
- * On each command endpoint (POST), not global: Nest runs every request an interceptor wraps
- * through rxjs and two `AsyncResource.bind`s, which halved `GET /health`'s throughput (3,047 →
- * 5,877 req/s without it, measured) and slowed every read.
- */
-export const Idempotent = () => UseInterceptors(IdempotencyInterceptor);

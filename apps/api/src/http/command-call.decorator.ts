@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { createParamDecorator, type ExecutionContext, HttpStatus } from '@nestjs/common';
+import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
+import type { FastifyReply } from 'fastify';
+import type { AuthenticatedRequest } from '../auth/auth.guard';
+import { RequestValidationError } from '../application/application-errors';
+import type { CommandOptions } from '../application/execute-decision.command';
+import {
+  type IdempotentRequest,
+  readIdempotencyKey,
+  requestFingerprint,
+} from '../idempotency/idempotent-commands';
+
+/** `If-Match: "7"` (W/ and bare numbers tolerated) → 7. */
+export const parseIfMatch = (header: string | string[] | undefined): number | undefined => {
+  if (header === undefined) return undefined;
+  const value = (Array.isArray(header) ? header[0] : header).trim();
+  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(value);
+  if (!match) {
+    throw new RequestValidationError('If-Match must name a version, like "3"', [
+      { field: 'If-Match', message: 'invalid header' },
+    ]);
+  }
+  return Number(match[1]);
+};
+
+const CORRELATION_ID = /^[\w.:-]{1,128}$/;
+
+/** A command request as the controllers run it. */
+export interface CommandCall {
+  readonly options: CommandOptions;
+  /** With an `Idempotency-Key` on a POST: what `IdempotentCommands` needs to answer a repeat. */
+  readonly idempotency?: IdempotentRequest;
+}
+
+/**
+ * The actor, correlation id, If-Match version and Idempotency-Key of a command request. Every
+ * command route takes it, and runs its command through `IdempotentCommands` with it.
+ */
+export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCall => {
+  const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+  const actor = request.actor;
+  if (!actor) throw new Error('CommandCallParam used on a public endpoint');
+  const given = request.headers['x-correlation-id'];
+  const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+  const expectedVersion = parseIfMatch(request.headers['if-match']);
+  const key = readIdempotencyKey(request);
+  if (key === undefined) return { options: { actor, correlationId, expectedVersion } };
+  // In the events too: the handler recognises a command that landed before a crash by them.
+  const fingerprint = requestFingerprint(request);
+  const options = {
+    actor,
+    correlationId,
+    expectedVersion,
+    idempotencyKey: key,
+    requestFingerprint: fingerprint,
+  };
+  if (request.method !== 'POST') return { options };
+  const reply = context.switchToHttp().getResponse<FastifyReply>();
+  return {
+    options,
+    idempotency: {
+      scope: `${actor.id}\u0000${key}`,
+      fingerprint,
+      statusCode:
+        (Reflect.getMetadata(HTTP_CODE_METADATA, context.getHandler()) as number | undefined) ??
+        HttpStatus.CREATED,
+      reclaimAbandoned: (request.routeOptions?.url ?? '').includes('/:id'),
+      replayed: (statusCode) => {
+        void reply.header('Idempotent-Replayed', 'true');
+        if (statusCode >= 400) void reply.header('Content-Type', 'application/problem+json');
+        void reply.status(statusCode);
+      },
+    },
+  };
+};
+
+export const CommandCallParam = createParamDecorator(commandCallOf);

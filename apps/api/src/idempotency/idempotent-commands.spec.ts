@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from '@nestjs/common';
+import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
+import { AppendOutcomeUnknownError, EventStoreUnavailableError } from '@changeledger/event-store';
+import { IdempotencyKeyReusedError, RequestValidationError } from '../application/application-errors';
+import { SqliteIdempotencyStore } from './adapters/sqlite-idempotency-store';
+import { IDEMPOTENCY_IN_FLIGHT_LEASE_MS } from './idempotency-store.port';
+import { commandCallOf } from '../http/command-call.decorator';
+import { IdempotentCommands } from './idempotent-commands';
+
+/** Over a real store; Nest's request context is a stand-in (the framework's, not ours). */
+describe('IdempotentCommands', () => {
+  let dir: string;
+  let store: SqliteIdempotencyStore;
+  const clock = { now: () => new Date('2026-11-27T01:00:00.000Z') };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-idem-'));
+    store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The status the last request was answered with, when a replay set one, and its headers. */
+  let answeredStatus: number | undefined;
+  let answeredHeaders: Record<string, string> = {};
+  const context = (
+    body: unknown,
+    route = '/api/v1/changes',
+    url = route,
+    {
+      method = 'POST',
+      key = 'create-once' as string | null,
+      httpCode = undefined as number | undefined,
+    } = {},
+  ) => {
+    const request = {
+      method,
+      url,
+      routeOptions: { url: route },
+      headers: key === null ? {} : { 'idempotency-key': key },
+      body,
+      actor: { id: 'u-1', name: 'Ada', roles: ['requester'] },
+    };
+    const handler = () => undefined;
+    if (httpCode !== undefined) Reflect.defineMetadata(HTTP_CODE_METADATA, httpCode, handler);
+    const reply = {
+      header: (name: string, value: string) => {
+        answeredHeaders[name] = value;
+        return reply;
+      },
+      status: (code: number) => {
+        answeredStatus = code;
+        return reply;
+      },
+    };
+    return {
+      switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }),
+      getHandler: () => handler,
+    } as unknown as ExecutionContext;
+  };
+  const run = (body: unknown, command: () => Promise<unknown>, route?: string, url?: string) => {
+    answeredStatus = undefined;
+    answeredHeaders = {};
+    const call = commandCallOf(undefined, context(body, route, url));
+    return new IdempotentCommands(store, clock).run(call.idempotency, command);
+  };
+
+  it('a repeat gets the first answer with the status the route answers with, marked as a replay; another body is refused', async () => {
+    let runs = 0;
+    const approve = (body: unknown) => {
+      answeredStatus = undefined;
+      answeredHeaders = {};
+      const route = '/api/v1/changes/:id/approve';
+      const call = commandCallOf(
+        undefined,
+        context(body, route, '/api/v1/changes/CHG-001/approve', { httpCode: 200 }),
+      );
+      return new IdempotentCommands(store, clock).run(call.idempotency, async () => ({
+        version: (runs += 1),
+      }));
+    };
+    expect(await approve({ notes: 'ok' })).toEqual({ version: 1 });
+    expect(answeredStatus).toBeUndefined(); // a first answer is Nest's to send, with the route's code
+    expect(await approve({ notes: 'ok' })).toEqual({ version: 1 });
+    expect(answeredStatus).toBe(200);
+    expect(answeredHeaders).toEqual({ 'Idempotent-Replayed': 'true' });
+    await expect(approve({ notes: 'other' })).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(runs).toBe(1);
+  });
+
+  it('without a key, or on a method other than POST, nothing is claimed; the key still goes into the events', async () => {
+    const plain = commandCallOf(undefined, context({ title: 'x' }, undefined, undefined, { key: null }));
+    expect(plain.idempotency).toBeUndefined();
+    expect(plain.options).not.toHaveProperty('idempotencyKey');
+    const patch = commandCallOf(
+      undefined,
+      context({ title: 'x' }, '/api/v1/changes/:id', '/api/v1/changes/CHG-001', { method: 'PATCH' }),
+    );
+    expect(patch.idempotency).toBeUndefined();
+    expect(patch.options).toMatchObject({
+      idempotencyKey: 'create-once',
+      requestFingerprint: expect.any(String),
+    });
+    const post = commandCallOf(undefined, context({ title: 'x' }));
+    expect(post.idempotency).toMatchObject({
+      scope: 'u-1\u0000create-once',
+      statusCode: 201,
+      reclaimAbandoned: false,
+    });
+    let runs = 0;
+    for (let i = 0; i < 2; i++)
+      await new IdempotentCommands(store, clock).run(undefined, async () => (runs += 1));
+    expect(runs).toBe(2);
+  });
+
+  it('a command that was stored answers its client even when its answer cannot be kept, and its key is not freed for a second creation', async () => {
+    let created = 0;
+    const command = async () => {
+      created += 1;
+      // the command is stored; then the key store fails (here: it is closed under the request)
+      void store.close();
+      return { id: 'CHG-001' };
+    };
+    await expect(run({ title: 'x' }, command)).resolves.toEqual({ id: 'CHG-001' });
+    // reopened: the same request finds its key still claimed (in flight, not freed and not
+    // answered), so a retry waits and is refused instead of creating the change again; even
+    // long after, as a creation's claim is never taken over
+    store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
+    const { fingerprint } = commandCallOf(undefined, context({ title: 'x' })).idempotency!;
+    const later = new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS * 2);
+    expect(await store.claim('u-1\u0000create-once', fingerprint, later)).toEqual({
+      kind: 'in-flight',
+    });
+    expect(created).toBe(1);
+  });
+
+  it('a command that was refused frees its key: the client may correct it and send it again', async () => {
+    await expect(
+      run({ title: 'x' }, () => Promise.reject(new RequestValidationError('refused'))),
+    ).rejects.toThrow('refused');
+    await expect(run({ title: 'y' }, async () => ({ id: 'CHG-002' }))).resolves.toEqual({
+      id: 'CHG-002',
+    });
+  });
+
+  it('a creation whose append has an unknown outcome keeps its key: a retry is told so, not created twice', async () => {
+    const unknown = new AppendOutcomeUnknownError('changeRequest-CHG-007', {
+      cause: new EventStoreUnavailableError('EventStoreDB unreachable'),
+    });
+    await expect(run({ title: 'x' }, () => Promise.reject(unknown))).rejects.toBe(unknown);
+    let created = 0;
+    const retry = await run({ title: 'x' }, async () => ((created += 1), { id: 'CHG-008' }));
+    expect(created).toBe(0);
+    expect(answeredStatus).toBe(409);
+    expect(retry).toMatchObject({ status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN' });
+  });
+
+  it('a creation that failed with nothing stored (the store busy or unreachable before writing) frees its key', async () => {
+    for (const failure of [
+      new Error('SQLITE_BUSY: database is locked'),
+      new EventStoreUnavailableError('EventStoreDB unreachable while reading the counter'),
+    ]) {
+      await expect(run({ title: 'y' }, () => Promise.reject(failure))).rejects.toBe(failure);
+    }
+    expect(await run({ title: 'y' }, async () => ({ id: 'CHG-009' }))).toEqual({ id: 'CHG-009' });
+  });
+
+  it('a command on an existing change frees its key after any failure (its stream tells a retry whether it landed)', async () => {
+    const route = '/api/v1/changes/:id/approve';
+    const url = '/api/v1/changes/CHG-001/approve';
+    await expect(
+      run({}, () => Promise.reject(new EventStoreUnavailableError('unreachable')), route, url),
+    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    expect(await run({}, async () => ({ id: 'CHG-001', version: 5 }), route, url)).toEqual({
+      id: 'CHG-001',
+      version: 5,
+    });
+  });
+});
