@@ -8,6 +8,8 @@ import { percentile, progress, round } from './bench-util';
 
 export const SECRET = 'bench-secret-that-is-long-enough-for-hs256-000000';
 const CLIENTS = 32;
+/** Lifecycles per client before the measured ones (17 commands each). */
+const WARMUP_LIFECYCLES = 3;
 
 interface Step {
   readonly method: 'POST' | 'GET';
@@ -131,8 +133,10 @@ export const stopServer = (child: ChildProcess) =>
 
 export interface HttpFigures {
   clients: number;
+  warmupCommands: number;
   lifecycles: number;
   commands: number;
+  measuredSeconds: number;
   commandsPerSecond: number;
   commandLatencyMs: { p50: number; p99: number };
   healthRequestsPerSecond: number;
@@ -141,7 +145,49 @@ export interface HttpFigures {
   errors: number;
 }
 
-export const benchHttpLifecycles = async (lifecyclesPerClient = 12): Promise<HttpFigures> => {
+interface Timing {
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * A closed loop: every client runs `warmup` rounds, then `measured` rounds, back to back. What is
+ * measured is the window in which all clients are past their warm-up and none has run out of
+ * work: the requests that end inside it, and their latency. So the figures are of a warm
+ * server under the full load, without the clients' start in lockstep (all submitting at once,
+ * with code V8 is still optimising on the same two cores: the first second of a run used to
+ * hold nearly every request slower than 40 ms) and without the ramp-down, when fewer clients
+ * are left.
+ */
+const steadyState = async (
+  warmup: number,
+  measured: number,
+  runRound: (record: Timing[]) => Promise<void>,
+) => {
+  const clients = await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      const timings: Timing[] = [];
+      let warmedAt = 0;
+      for (let i = 0; i < warmup + measured; i++) {
+        await runRound(timings);
+        if (i === warmup - 1) warmedAt = performance.now();
+      }
+      return { timings, warmedAt, doneAt: performance.now() };
+    }),
+  );
+  const from = Math.max(...clients.map((c) => c.warmedAt));
+  const to = Math.min(...clients.map((c) => c.doneAt));
+  if (to <= from) throw new Error('no window with every client under load: measure more rounds');
+  const latencies = clients
+    .flatMap((c) => c.timings)
+    .filter((t) => t.end >= from && t.end <= to)
+    .map((t) => t.end - t.start)
+    .sort((a, b) => a - b);
+  const seconds = (to - from) / 1000;
+  return { latencies, seconds, perSecond: latencies.length / seconds };
+};
+
+export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<HttpFigures> => {
   const dir = mkdtempSync(join(tmpdir(), 'changeledger-bench-http-'));
   const port = 39_000 + Math.floor(Math.random() * 1000);
   const server = await startServer(dir, port);
@@ -160,8 +206,14 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 12): Promise<Htt
       tokens[who] = await signToken({ sub: `bench-${who}`, name: `Bench ${who}`, roles: r }, SECRET);
     }
     let errors = 0;
-    const call = async (method: string, path: string, as: string | null, body?: unknown) => {
-      const started = process.hrtime.bigint();
+    const call = async (
+      method: string,
+      path: string,
+      as: string | null,
+      body?: unknown,
+      record?: Timing[],
+    ) => {
+      const started = performance.now();
       const response = await pool.request({
         method: method as 'GET',
         path,
@@ -172,65 +224,49 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 12): Promise<Htt
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
       const text = await response.body.text();
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      record?.push({ start: started, end: performance.now() });
       if (response.statusCode >= 400) {
         errors++;
         if (errors <= 3) progress(`unexpected ${response.statusCode} for ${method} ${path}: ${text}`);
       }
-      return { ms, text };
+      return text;
+    };
+    const runLifecycle = async (record: Timing[]) => {
+      const submitted = await call('POST', '/api/v1/changes', 'requester', SUBMISSION, record);
+      const id = (JSON.parse(submitted) as { id: string }).id;
+      for (const step of LIFECYCLE) await call(step.method, step.path(id), step.as, step.body, record);
     };
 
-    // Warm-up: JIT, SQLite page cache.
-    progress('http: warm-up');
-    for (let i = 0; i < 3; i++) await runLifecycle();
-
-    progress(`http: ${CLIENTS} clients × ${lifecyclesPerClient} normal-change lifecycles`);
-    const latencies: number[] = [];
-    async function runLifecycle(record?: number[]) {
-      const submitted = await call('POST', '/api/v1/changes', 'requester', SUBMISSION);
-      record?.push(submitted.ms);
-      const id = (JSON.parse(submitted.text) as { id: string }).id;
-      for (const step of LIFECYCLE) {
-        const r = await call(step.method, step.path(id), step.as, step.body);
-        record?.push(r.ms);
-      }
-    }
-    const started = process.hrtime.bigint();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        for (let i = 0; i < lifecyclesPerClient; i++) await runLifecycle(latencies);
-      }),
+    progress(
+      `http: ${CLIENTS} clients × ${WARMUP_LIFECYCLES} + ${lifecyclesPerClient} normal-change lifecycles`,
     );
-    const commandSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const commands = await steadyState(WARMUP_LIFECYCLES, lifecyclesPerClient, runLifecycle);
 
     progress('http: GET /api/v1/health baseline, same clients');
-    const healthLatencies: number[] = [];
-    const healthPerClient = Math.ceil(latencies.length / CLIENTS);
-    const healthStarted = process.hrtime.bigint();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        for (let i = 0; i < healthPerClient; i++)
-          healthLatencies.push((await call('GET', '/api/v1/health', null)).ms);
-      }),
+    const requestsPerLifecycle = LIFECYCLE.length + 1;
+    const health = await steadyState(
+      WARMUP_LIFECYCLES * requestsPerLifecycle,
+      lifecyclesPerClient * requestsPerLifecycle,
+      async (record) => void (await call('GET', '/api/v1/health', null, undefined, record)),
     );
-    const healthSeconds = Number(process.hrtime.bigint() - healthStarted) / 1e9;
 
-    latencies.sort((a, b) => a - b);
-    healthLatencies.sort((a, b) => a - b);
-    const commandsPerSecond = latencies.length / commandSeconds;
-    const healthPerSecond = healthLatencies.length / healthSeconds;
     return {
       clients: CLIENTS,
+      warmupCommands: CLIENTS * WARMUP_LIFECYCLES * requestsPerLifecycle,
       lifecycles: CLIENTS * lifecyclesPerClient,
-      commands: latencies.length,
-      commandsPerSecond: round(commandsPerSecond, 0),
-      commandLatencyMs: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
-      healthRequestsPerSecond: round(healthPerSecond, 0),
-      healthLatencyMs: {
-        p50: round(percentile(healthLatencies, 50)),
-        p99: round(percentile(healthLatencies, 99)),
+      commands: commands.latencies.length,
+      measuredSeconds: round(commands.seconds),
+      commandsPerSecond: round(commands.perSecond, 0),
+      commandLatencyMs: {
+        p50: round(percentile(commands.latencies, 50)),
+        p99: round(percentile(commands.latencies, 99)),
       },
-      ratioToHealth: round(commandsPerSecond / healthPerSecond),
+      healthRequestsPerSecond: round(health.perSecond, 0),
+      healthLatencyMs: {
+        p50: round(percentile(health.latencies, 50)),
+        p99: round(percentile(health.latencies, 99)),
+      },
+      ratioToHealth: round(commands.perSecond / health.perSecond),
       errors,
     };
   } finally {

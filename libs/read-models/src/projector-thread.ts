@@ -20,6 +20,13 @@ export interface ProjectorThreadRequest {
   readonly readModelFile: string;
   /** How often the thread looks for appends it was not told about (another process's). */
   readonly pollIntervalMs?: number;
+  /**
+   * Shared with the main thread: 1 while an `appended` message is on its way. The main thread
+   * posts one only when it is 0 (a postMessage cost ~0.2 ms of the API thread, and group
+   * commits come every few milliseconds); the thread sets it to 0 before it reads, so an append
+   * after that posts again and one before it is in what it reads.
+   */
+  readonly woken?: Int32Array;
 }
 
 /** Main thread → projector thread. */
@@ -64,8 +71,10 @@ export const runProjectorThread = async (
       onStall: (since) => send({ kind: 'stall', since }),
     });
     port.on('message', (message) => {
-      if (message.kind === 'appended') log.notifyAppended();
-      else if (message.kind === 'stop') {
+      if (message.kind === 'appended') {
+        if (request.woken) Atomics.store(request.woken, 0, 0);
+        log.notifyAppended();
+      } else if (message.kind === 'stop') {
         void projector
           .stop()
           .then(close)
@@ -139,14 +148,17 @@ export class ThreadedProjector implements LiveProjector {
   }
 
   private startThread(): Promise<void> {
-    const worker = new Worker(this.file, { workerData: this.request });
+    const woken = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+    const worker = new Worker(this.file, { workerData: { ...this.request, woken } });
     this.worker = worker;
     // Subscribed before the thread reads anything: an append while it starts still wakes it
     // (messages wait in its port until it listens).
     this.unsubscribe?.();
-    this.unsubscribe = this.events.onAppended(() =>
-      worker.postMessage({ kind: 'appended' } satisfies ToProjectorThread),
-    );
+    this.unsubscribe = this.events.onAppended(() => {
+      if (Atomics.exchange(woken, 0, 1) === 0) {
+        worker.postMessage({ kind: 'appended' } satisfies ToProjectorThread);
+      }
+    });
     return new Promise<void>((resolve, rejectStart) => {
       let started = false;
       let failure: Error | undefined;
