@@ -154,7 +154,24 @@ describe('concurrency and idempotency', () => {
       400,
     );
     // A different body under the same key after a failure is a new attempt, not a reuse.
-    expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    const created = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    // The key is looked up after validation: a malformed request under a used key is 400 and
+    // leaves the stored answer as it was; the right request still gets it.
+    const head = await app.store.headPosition();
+    expectStatus(
+      await app.post('/changes', { ...normalChange(), priority: 'urgent' }, USERS.requester, headers),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expectStatus(
+      await app.post('/changes', normalChange(), USERS.requester, { ...headers, 'if-match': 'seven' }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    const replayed = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expect(replayed.body).toEqual(created.body);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect(await app.store.headPosition()).toBe(head);
   });
 });
 

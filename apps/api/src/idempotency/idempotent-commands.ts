@@ -79,8 +79,11 @@ export class IdempotentCommands {
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  /** Runs `command` once per key: a repeat gets the first answer, or waits for it. */
-  async run<T>(request: IdempotentRequest | undefined, command: () => Promise<T>): Promise<T | unknown> {
+  /**
+   * Runs `command` once per key: a repeat gets the first answer (as stored: `T`, or the
+   * `IDEMPOTENCY_OUTCOME_UNKNOWN` problem), or waits for it.
+   */
+  async run<T>(request: IdempotentRequest | undefined, command: () => Promise<T>): Promise<T> {
     if (!request) return command();
     const { scope, fingerprint, reclaimAbandoned } = request;
     const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
@@ -90,7 +93,7 @@ export class IdempotentCommands {
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
         request.replayed(claim.response.statusCode);
-        return claim.response.body;
+        return claim.response.body as T;
       }
       if (claim.kind === 'claimed') {
         claimedAt = claim.claimedAt;
