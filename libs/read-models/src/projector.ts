@@ -59,13 +59,19 @@ export const STALL_GRACE_MS = 10_000;
 export const PROJECTOR_STALLED_SINCE = `${PROJECTOR_CHECKPOINT}:stalled-since`;
 export const PROJECTOR_RECOVERED_AT = `${PROJECTOR_CHECKPOINT}:recovered-at`;
 
-/** Since when a projector in another process has been stalled (ms), from the checkpoints above. */
-export const storedStall = async (store: ReadModelStore): Promise<number | undefined> => {
+/** The two stall checkpoints as stored. */
+const stallCheckpoints = async (store: ReadModelStore) => {
   const [since, recovered] = await Promise.all([
     store.checkpoint(PROJECTOR_STALLED_SINCE),
     store.checkpoint(PROJECTOR_RECOVERED_AT),
   ]);
-  return since > recovered ? Number(since) : undefined;
+  return { since, recovered, stalled: since > recovered };
+};
+
+/** Since when a projector in another process has been stalled (ms), from the checkpoints above. */
+export const storedStall = async (store: ReadModelStore): Promise<number | undefined> => {
+  const { since, stalled } = await stallCheckpoints(store);
+  return stalled ? Number(since) : undefined;
 };
 
 /** A rebuild holds this many documents in memory (about 100 MB of change requests). */
@@ -293,12 +299,9 @@ export class Projector implements LiveProjector {
     // From here on it beats, also through a long heal below: a swap waits while it does.
     this.beat = await this.store.checkpoint(PROJECTOR_ALIVE);
     // A stall an earlier run left stored is that run's: the first beat clears it.
-    const [stalled, recovered] = await Promise.all([
-      this.store.checkpoint(PROJECTOR_STALLED_SINCE),
-      this.store.checkpoint(PROJECTOR_RECOVERED_AT),
-    ]);
-    this.lastStallMark = stalled > recovered ? stalled : recovered;
-    this.storedStallState = stalled > recovered ? 'stalled' : 'fine';
+    const stored = await stallCheckpoints(this.store);
+    this.lastStallMark = stored.stalled ? stored.since : stored.recovered;
+    this.storedStallState = stored.stalled ? 'stalled' : 'fine';
     this.heartbeat = setInterval(() => this.beatOnce(), REBUILD_CHECK_MS);
     this.heartbeat.unref();
     try {
