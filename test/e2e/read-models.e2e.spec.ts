@@ -138,7 +138,8 @@ describe('read models over HTTP', () => {
       errors: { field: string; message: string }[];
     };
     expect(misspelt.errors).toEqual([{ field: 'stauts', message: 'unknown query parameter' }]);
-    expectStatus(await app.get('/standard-templates?limit=5'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/standard-templates?limit=0'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/standard-templates?active=true'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes/CHG-001?minPositon=1'), 400, 'VALIDATION_FAILED');
     // well-formed, but not one this API made: a sort value no column holds (it was a 500)
     for (const forged of [
@@ -390,6 +391,35 @@ describe('read models over HTTP', () => {
       422,
       'RULE_VIOLATION',
     );
+  });
+
+  it('pages standard templates like every other list', async () => {
+    for (const name of ['Add a VM disk', 'Resize a container', 'Rotate a certificate']) {
+      expectStatus(
+        await app.post(
+          '/standard-templates',
+          { name, description: 'd', procedure: ['step'], systemsScope: ['pve1'] },
+          USERS.manager,
+        ),
+        201,
+      );
+    }
+    const all = expectStatus(await app.get('/standard-templates'), 200).body as Page<{ id: string }>;
+    expect(all.nextCursor).toBeNull();
+    const ids = all.items.map((t) => t.id);
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `?limit=2&cursor=${cursor}` : '?limit=2';
+      const page = expectStatus(await app.get(`/standard-templates${query}`), 200).body as Page<{
+        id: string;
+      }>;
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((t) => t.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(ids); // every template once, in id order, across pages
   });
 
   it('reports health with the projection lag', async () => {

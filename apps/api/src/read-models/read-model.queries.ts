@@ -186,22 +186,22 @@ export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospect
   }
 }
 
-export class ListStandardTemplates {}
+export class ListStandardTemplates {
+  constructor(readonly page: PageRequest) {}
+}
 
 @QueryHandler(ListStandardTemplates)
 export class ListStandardTemplatesHandler implements IQueryHandler<ListStandardTemplates> {
   constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
 
-  async execute() {
-    const rows = await this.store.find<StandardTemplateDocument>(
+  async execute({ page: request }: ListStandardTemplates) {
+    const result = await findPage<StandardTemplateDocument>(
+      this.store,
       standardTemplatesProjection.collection.name,
-      {
-        where: [],
-        orderBy: { field: 'id', direction: 'asc' },
-        limit: 10_000,
-      },
+      { where: [], orderBy: { field: 'id', direction: 'asc' } },
+      request,
     );
-    return rows.map(toTemplateView);
+    return { items: result.items.map(toTemplateView), nextCursor: result.nextCursor };
   }
 }
 

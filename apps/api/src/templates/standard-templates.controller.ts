@@ -7,7 +7,8 @@ import { type CommandResult, ExecuteDecision } from '../application/execute-deci
 import { parsePosition } from '../read-models/parse-position';
 import { ListStandardTemplates } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
-import { ReadQueryDto } from '../read-models/read-query.dto';
+import { PagedQueryDto } from '../read-models/read-query.dto';
+import { decodeCursor, parseLimit } from '../read-models/paging';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
 import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
 import { IdempotentCommands } from '../idempotency/idempotent-commands';
@@ -52,8 +53,10 @@ export class StandardTemplatesController {
   }
 
   @Get()
-  async list(@Query() query: ReadQueryDto) {
+  async list(@Query() query: PagedQueryDto) {
     await this.readPosition.await(parsePosition(query.minPosition));
-    return { items: await this.queryBus.execute(new ListStandardTemplates()) };
+    return this.queryBus.execute(
+      new ListStandardTemplates({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
+    );
   }
 }
