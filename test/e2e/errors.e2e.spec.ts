@@ -134,6 +134,40 @@ describe('every error code of the contract, as problem+json', () => {
       'VALIDATION_FAILED',
     );
     expect(result.body.detail).toContain('feasibility');
+    // the decider's field list reaches the client, as the DTOs' does
+    expect(result.body.errors).toEqual([
+      { field: 'criteria.feasibility', message: 'is required' },
+      { field: 'criteria.impactAssessment', message: 'is required' },
+      { field: 'criteria.riskEvaluation', message: 'is required' },
+      ...Object.keys(CRITERIA.business).map((key) => ({
+        field: `criteria.${key}`,
+        message: 'not part of a technical review',
+      })),
+    ]);
+  });
+
+  it('400 VALIDATION_FAILED names the field of a rule the decider checks: a schedule that ends before it starts', async () => {
+    const { id } = await submit(app);
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
+    const result = expectStatus(
+      await app.post(
+        `/changes/${id}/schedule`,
+        {
+          plannedStart: '2026-12-01T23:00:00Z',
+          plannedEnd: '2026-12-01T22:00:00Z',
+          maintenanceWindow: false,
+        },
+        USERS.implementer,
+      ),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(result.body).toMatchObject({
+      rule: 'time-range',
+      errors: [{ field: 'plannedEnd', message: 'must come after the start' }],
+    });
+    expect((await app.get(`/changes/${id}`)).body).toMatchObject({ status: 'approved' });
   });
 
   it('401 UNAUTHENTICATED: no token, bad signature, expired, garbage', async () => {

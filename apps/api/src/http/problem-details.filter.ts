@@ -59,8 +59,12 @@ export const problem = (
 
 /** Turns any error into application/problem+json with the contract's codes. */
 export const toProblem = (error: unknown): Problem => {
-  if (error instanceof DomainError)
-    return problem(error.code, error.detail, error.rule ? { rule: error.rule } : {});
+  if (error instanceof DomainError) {
+    return problem(error.code, error.detail, {
+      ...(error.errors ? { errors: error.errors.map((e) => ({ field: e.field, message: e.message })) } : {}),
+      ...(error.rule ? { rule: error.rule } : {}),
+    });
+  }
   if (error instanceof RequestValidationError) {
     return problem('VALIDATION_FAILED', error.message, error.errors.length ? { errors: error.errors } : {});
   }

@@ -64,7 +64,8 @@ interface Context {
 }
 
 type Outcome =
-  { events: { type: string; data: unknown }[] } | { error: { code: DomainErrorCode; detail: string } };
+  | { events: { type: string; data: unknown }[] }
+  | { error: { code: DomainErrorCode; detail: string; fields?: string[] } };
 
 const stripped = (events: readonly ChangeRequestEvent[]) => events.map(({ type, data }) => ({ type, data }));
 
@@ -77,7 +78,10 @@ const given = (history: readonly ChangeRequestEvent[]) => {
         try {
           return { events: stripped(changeRequestDecider.decide(command, state, { now: NOW, ...context })) };
         } catch (error) {
-          if (error instanceof DomainError) return { error: { code: error.code, detail: error.detail } };
+          if (error instanceof DomainError) {
+            const fields = error.errors?.map((e) => e.field);
+            return { error: { code: error.code, detail: error.detail, ...(fields ? { fields } : {}) } };
+          }
           throw error;
         }
       };
@@ -93,11 +97,16 @@ const given = (history: readonly ChangeRequestEvent[]) => {
             types,
           });
         },
-        /** Refused with this code (and a detail matching `detail`, if given). */
-        thenError: (code: DomainErrorCode, detail?: RegExp) => {
-          expect(attempt()).toMatchObject({
+        /**
+         * Refused with this code (and a detail matching `detail`, if given; naming exactly these
+         * fields, if given, or none for `[]`).
+         */
+        thenError: (code: DomainErrorCode, detail?: RegExp, fields?: readonly string[]) => {
+          const outcome = attempt();
+          expect(outcome).toMatchObject({
             error: { code, ...(detail ? { detail: expect.stringMatching(detail) } : {}) },
           });
+          if (fields && 'error' in outcome) expect(outcome.error.fields ?? []).toEqual(fields);
         },
         /** The events, folded onto the history, for follow-up checks. */
         events: (): ChangeRequestEvent[] =>
@@ -715,7 +724,7 @@ describe('change-request decider', () => {
           { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'standard', fields: standardRequest() },
           { actor: actors.alice, template: activeTemplate() },
         )
-        .thenError('VALIDATION_FAILED');
+        .thenError('VALIDATION_FAILED', undefined, ['standardTemplateId']);
     });
 
     it.each<[string, Actor]>([
@@ -759,23 +768,35 @@ describe('change-request decider', () => {
         'a normal change without a rollback plan',
         'normal',
         normalRequest('low', { rollbackPlan: undefined }),
+        ['rollbackPlan'],
       ],
-      ['a normal change without a risk assessment', 'normal', normalRequest('low', { risk: undefined })],
-      ['a normal change with emergency details', 'normal', emergencyRequest()],
-      ['an emergency change without emergency details', 'emergency', normalRequest()],
+      [
+        'a normal change without a risk assessment',
+        'normal',
+        normalRequest('low', { risk: undefined }),
+        ['risk'],
+      ],
+      ['a normal change with emergency details', 'normal', emergencyRequest(), ['emergency']],
+      ['an emergency change without emergency details', 'emergency', normalRequest(), ['emergency']],
       // every type needs the base fields (the API's DTOs check them too: this is the rule)
-      ['a normal change without a title', 'normal', normalRequest('low', { title: undefined })],
-      ['an emergency change without systems', 'emergency', { ...emergencyRequest(), systemsAffected: [] }],
+      ['a normal change without a title', 'normal', normalRequest('low', { title: undefined }), ['title']],
+      [
+        'an emergency change without systems',
+        'emergency',
+        { ...emergencyRequest(), systemsAffected: [] },
+        ['systemsAffected'],
+      ],
       [
         'an emergency change with a null description',
         'emergency',
         { ...incompleteEmergencyRequest(), description: null as unknown as string },
+        ['description'],
       ],
-      ['a normal change with a null risk', 'normal', normalRequest('low', { risk: null as never })],
-    ] as const)('%s → VALIDATION_FAILED', (_name, changeType, fields) => {
+      ['a normal change with a null risk', 'normal', normalRequest('low', { risk: null as never }), ['risk']],
+    ] as const)('%s → VALIDATION_FAILED naming the fields', (_name, changeType, fields, named) => {
       given([])
         .when({ type: 'SubmitChange', changeId: CHANGE_ID, changeType, fields }, { actor: actors.alice })
-        .thenError('VALIDATION_FAILED');
+        .thenError('VALIDATION_FAILED', undefined, named);
     });
   });
 
@@ -888,19 +909,44 @@ describe('change-request decider', () => {
       expect(given([...history, ...when.events()]).state.status).toBe('changes-requested');
     });
 
-    it.each<[string, ReviewKind, Record<string, string>]>([
-      ['no criteria', 'technical', {}],
-      ['a criterion missing', 'technical', { feasibility: 'ok', impactAssessment: 'ok' }],
-      ['a criterion left blank', 'security', { ...criteriaFor('security'), riskAssessment: '  ' }],
-      ['an unknown criterion', 'business', { ...criteriaFor('business'), vibes: 'good' }],
-      ['the criteria of another kind', 'technical', criteriaFor('security')],
-    ])('a review with %s → VALIDATION_FAILED', (_name, kind, criteria) => {
+    it.each<[string, ReviewKind, Record<string, string>, string[]]>([
+      [
+        'no criteria',
+        'technical',
+        {},
+        ['criteria.feasibility', 'criteria.impactAssessment', 'criteria.riskEvaluation'],
+      ],
+      [
+        'a criterion missing',
+        'technical',
+        { feasibility: 'ok', impactAssessment: 'ok' },
+        ['criteria.riskEvaluation'],
+      ],
+      [
+        'a criterion left blank',
+        'security',
+        { ...criteriaFor('security'), riskAssessment: '  ' },
+        ['criteria.riskAssessment'],
+      ],
+      ['an unknown criterion', 'business', { ...criteriaFor('business'), vibes: 'good' }, ['criteria.vibes']],
+      [
+        'the criteria of another kind',
+        'technical',
+        criteriaFor('security'),
+        [
+          'criteria.feasibility',
+          'criteria.impactAssessment',
+          'criteria.riskEvaluation',
+          ...Object.keys(criteriaFor('security')).map((k) => `criteria.${k}`),
+        ],
+      ],
+    ])('a review with %s → VALIDATION_FAILED naming the criteria', (_name, kind, criteria, fields) => {
       given(normalHistory('in-review'))
         .when(
           { type: 'RecordReview', kind, verdict: 'approve', notes: 'ok', criteria },
           { actor: reviewerFor[kind] },
         )
-        .thenError('VALIDATION_FAILED');
+        .thenError('VALIDATION_FAILED', undefined, fields);
     });
   });
 
@@ -1151,7 +1197,7 @@ describe('change-request decider', () => {
             },
             { actor: actors.rita },
           )
-          .thenError('VALIDATION_FAILED', /needs (title|testingPlan|systemsAffected)/);
+          .thenError('VALIDATION_FAILED', /needs (title|testingPlan|systemsAffected)/, Object.keys(blanks));
       }
     });
 
@@ -1372,7 +1418,7 @@ describe('change-request decider', () => {
     it('an amendment that changes nothing → VALIDATION_FAILED', () => {
       given(normalHistory('in-review'))
         .when({ type: 'AmendChange', fields: { title: normalRequest().title } }, { actor: actors.alice })
-        .thenError('VALIDATION_FAILED');
+        .thenError('VALIDATION_FAILED', /changes nothing/, []);
     });
 
     it('a schedule that ends before it starts → VALIDATION_FAILED', () => {
@@ -1386,7 +1432,7 @@ describe('change-request decider', () => {
           },
           { actor: actors.ivan },
         )
-        .thenError('VALIDATION_FAILED');
+        .thenError('VALIDATION_FAILED', undefined, ['plannedEnd']);
     });
   });
 

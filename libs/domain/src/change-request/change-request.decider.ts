@@ -144,34 +144,52 @@ const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.r
 
 const describeRoles = (roles: readonly string[]) => roles.join(' or ');
 
-const checkTimes = (start: string, end: string, what: string) => {
+const checkTimes = (start: string, end: string, what: string, endField: string) => {
   if (!(Date.parse(end) > Date.parse(start))) {
-    throw validationFailed(`${what}: the end must come after the start`, 'time-range');
+    throw validationFailed(`${what}: the end must come after the start`, 'time-range', [
+      { field: endField, message: 'must come after the start' },
+    ]);
   }
 };
+
+const required = (fields: readonly string[], message: string) => fields.map((field) => ({ field, message }));
+
+const emergencyDetailsOnlyForEmergencies = () =>
+  validationFailed('only emergency changes carry emergency details', 'emergency-details', [
+    { field: 'emergency', message: 'only emergency changes carry emergency details' },
+  ]);
 
 const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
   // The API's DTOs check this too; the rule lives here, so that no other door lets it through.
   const missingBase = BASE_FIELDS.filter((field) => isBlank(request[field]));
   if (missingBase.length > 0) {
-    throw validationFailed(`a change request needs ${missingBase.join(', ')}`, 'complete-request');
+    throw validationFailed(
+      `a change request needs ${missingBase.join(', ')}`,
+      'complete-request',
+      required(missingBase, 'is required'),
+    );
   }
   if (type !== 'emergency') {
     const missing = missingRequestFields(request);
     if (missing.length > 0) {
-      throw validationFailed(`a ${type} change needs ${missing.join(', ')}`, 'complete-request');
+      throw validationFailed(
+        `a ${type} change needs ${missing.join(', ')}`,
+        'complete-request',
+        required(missing, `is required for a ${type} change`),
+      );
     }
-    if (request.emergency !== undefined) {
-      throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
-    }
+    if (request.emergency !== undefined) throw emergencyDetailsOnlyForEmergencies();
   } else if (request.emergency === undefined) {
     throw validationFailed(
       'an emergency change needs emergency details (category, justification)',
       'emergency-details',
+      [{ field: 'emergency', message: 'is required for an emergency change' }],
     );
   }
   const window = request.timeline?.maintenanceWindow;
-  if (window) checkTimes(window.start, window.end, 'timeline.maintenanceWindow');
+  if (window) {
+    checkTimes(window.start, window.end, 'timeline.maintenanceWindow', 'timeline.maintenanceWindow.end');
+  }
 };
 
 const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: ChangeRequestContext) => {
@@ -185,8 +203,11 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
   const by = actorRef(actor);
   if (command.changeType === 'standard') {
     const templateId = command.standardTemplateId;
-    if (!templateId)
-      throw validationFailed('a standard change must name standardTemplateId', 'standard-template');
+    if (!templateId) {
+      throw validationFailed('a standard change must name standardTemplateId', 'standard-template', [
+        { field: 'standardTemplateId', message: 'is required for a standard change' },
+      ]);
+    }
     const template = ctx.template;
     if (!template?.exists || template.id !== templateId) {
       throw ruleViolation(`standard template ${templateId} does not exist`, 'standard-template-active');
@@ -219,7 +240,9 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
     ] satisfies ChangeRequestEvent[];
   }
   if (command.standardTemplateId !== undefined) {
-    throw validationFailed('only standard changes name a standard template', 'standard-template');
+    throw validationFailed('only standard changes name a standard template', 'standard-template', [
+      { field: 'standardTemplateId', message: 'only standard changes name a standard template' },
+    ]);
   }
   const submitted: ChangeRequestEvent = {
     type: 'ChangeSubmitted',
@@ -243,7 +266,7 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
 
 const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: ChangeRequestContext) => {
   if ('emergency' in command.fields && command.fields.emergency !== undefined && state.type !== 'emergency') {
-    throw validationFailed('only emergency changes carry emergency details', 'emergency-details');
+    throw emergencyDetailsOnlyForEmergencies();
   }
   if (state.retrospectiveDecision) {
     // The decision judged this request: amending it afterwards would leave an approval standing
@@ -302,6 +325,16 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
         .filter(Boolean)
         .join('; '),
       'review-criteria',
+      [
+        ...required(
+          missing.map((k) => `criteria.${k}`),
+          'is required',
+        ),
+        ...required(
+          unknown.map((k) => `criteria.${k}`),
+          `not part of a ${command.kind} review`,
+        ),
+      ],
     );
   }
   if (state.reviews[command.kind] !== undefined) {
@@ -430,7 +463,7 @@ const decideChangeRequest = (
       return [{ type: 'ChangeRejected', data: { stage: 'approval', reason: command.reason, by, at } }];
     }
     case 'ScheduleChange':
-      checkTimes(command.plannedStart, command.plannedEnd, 'schedule');
+      checkTimes(command.plannedStart, command.plannedEnd, 'schedule', 'plannedEnd');
       return [
         {
           type: 'ChangeScheduled',
