@@ -147,6 +147,25 @@ describe('concurrency and idempotency', () => {
     expect((await app.eventsOf(id)).filter((e) => e.type === 'ChangeAmended')).toHaveLength(1);
   });
 
+  it('a refusal is the first answer too: the repeat gets it again and appends nothing, even once the command would pass', async () => {
+    const { id } = await submit(app);
+    const headers = { 'idempotency-key': 'approve-too-early' };
+    const approve = (body: Record<string, unknown> = {}, h: Record<string, string> = headers) =>
+      app.post(`/changes/${id}/approve`, body, USERS.lead, h);
+    const refused = expectStatus(await approve(), 409, 'INVALID_STATE');
+    await reviewAll(app, id);
+    const head = await app.store.headPosition();
+    const repeat = expectStatus(await approve(), 409, 'INVALID_STATE');
+    expect(repeat.body).toEqual(refused.body);
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+    expect(repeat.headers.get('content-type')).toContain('application/problem+json');
+    expectStatus(await approve({ comment: 'now' }), 409, 'IDEMPOTENCY_KEY_REUSED');
+    expect(await app.store.headPosition()).toBe(head);
+    // a new attempt takes a new key
+    expectStatus(await approve({}, { 'idempotency-key': 'approve-reviewed' }), 200);
+    expect((await app.eventsOf(id)).filter((e) => e.type === 'ChangeApproved')).toHaveLength(1);
+  });
+
   it('a refused command with a key can be corrected and sent again with the same key', async () => {
     const headers = { 'idempotency-key': 'fix-and-retry' };
     expectStatus(

@@ -4,7 +4,21 @@ import { join } from 'node:path';
 import type { ExecutionContext } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { AppendOutcomeUnknownError, EventStoreUnavailableError } from '@changeledger/event-store';
-import { IdempotencyKeyReusedError, RequestValidationError } from '../application/application-errors';
+import {
+  forbidden,
+  invalidState,
+  notFound,
+  ruleViolation,
+  segregationOfDuties,
+  validationFailed,
+} from '@changeledger/domain';
+import {
+  ConcurrencyConflictError,
+  IdempotencyKeyReusedError,
+  PreconditionFailedError,
+  RequestValidationError,
+} from '../application/application-errors';
+import { toProblem } from '../http/problem-details.filter';
 import { SqliteIdempotencyStore } from './adapters/sqlite-idempotency-store';
 import { IDEMPOTENCY_IN_FLIGHT_LEASE_MS } from './idempotency-store.port';
 import { commandCallOf } from '../http/command-call.decorator';
@@ -138,12 +152,60 @@ describe('IdempotentCommands', () => {
     expect(created).toBe(1);
   });
 
-  it('a command that was refused frees its key: the client may correct it and send it again', async () => {
-    await expect(
-      run({ title: 'x' }, () => Promise.reject(new RequestValidationError('refused'))),
-    ).rejects.toThrow('refused');
+  it('a request refused as malformed frees its key: the client may correct it and send it again', async () => {
+    for (const malformed of [
+      new RequestValidationError('refused'),
+      validationFailed('criteria missing: feasibility', 'review-criteria'),
+    ]) {
+      await expect(run({ title: 'x' }, () => Promise.reject(malformed))).rejects.toBe(malformed);
+    }
     await expect(run({ title: 'y' }, async () => ({ id: 'CHG-002' }))).resolves.toEqual({
       id: 'CHG-002',
+    });
+  });
+
+  it('a decided refusal is the first answer: a repeat gets it again, marked as a replay, and runs nothing', async () => {
+    const route = '/api/v1/changes/:id/approve';
+    const url = '/api/v1/changes/CHG-001/approve';
+    for (const refusal of [
+      invalidState('change CHG-001 is in-review'),
+      forbidden('approving needs the role infrastructure-lead'),
+      segregationOfDuties('nobody approves a change they requested', 'requester-not-approver'),
+      notFound('change CHG-001 does not exist'),
+      ruleViolation('the checklist is incomplete', 'checklist-complete'),
+    ]) {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
+      await expect(run({}, () => Promise.reject(refusal), route, url)).rejects.toBe(refusal);
+      let ran = 0;
+      const repeat = await run({}, async () => ((ran += 1), { id: 'CHG-001', version: 5 }), route, url);
+      expect(ran).toBe(0);
+      expect(repeat).toEqual(toProblem(refusal));
+      expect(answeredStatus).toBe(toProblem(refusal).status);
+      expect(answeredHeaders).toMatchObject({
+        'Idempotent-Replayed': 'true',
+        'Content-Type': 'application/problem+json',
+      });
+      // and the key is spent: another request under it is refused, not run
+      await expect(
+        run({ comment: 'now' }, async () => ({ id: 'CHG-001' }), route, url),
+      ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    }
+  });
+
+  it('a conflict or a failed precondition decides nothing: the key is freed for the same request', async () => {
+    const route = '/api/v1/changes/:id/approve';
+    const url = '/api/v1/changes/CHG-001/approve';
+    for (const failure of [
+      new ConcurrencyConflictError('another command won, three times'),
+      new PreconditionFailedError(5, 6),
+    ]) {
+      await expect(run({}, () => Promise.reject(failure), route, url)).rejects.toBe(failure);
+    }
+    expect(await run({}, async () => ({ id: 'CHG-001', version: 6 }), route, url)).toEqual({
+      id: 'CHG-001',
+      version: 6,
     });
   });
 

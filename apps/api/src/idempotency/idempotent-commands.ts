@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { canonicalJson } from '@changeledger/domain';
+import { canonicalJson, DomainError } from '@changeledger/domain';
 import { AppendOutcomeUnknownError } from '@changeledger/event-store';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
@@ -10,7 +10,7 @@ import {
   IdempotencyKeyReusedError,
   RequestValidationError,
 } from '../application/application-errors';
-import { problem } from '../http/problem-details.filter';
+import { problem, toProblem } from '../http/problem-details.filter';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -63,8 +63,18 @@ export interface IdempotentRequest {
 }
 
 /**
- * `Idempotency-Key` on a POST: the first answer is stored and returned again for a repeat with
- * the same body within 24 h; the same key with another body is refused. Keys are per user.
+ * A command the domain decided against (403, 404, 409 `INVALID_STATE`, 422): that refusal is the
+ * request's answer, replayed like a success. Not a VALIDATION_FAILED (the request was malformed,
+ * as a DTO's 400, which never claims the key) nor a conflict, precondition or outage: there
+ * nothing was decided, and the same request may succeed when sent again.
+ */
+const isDecidedRefusal = (error: unknown): error is DomainError =>
+  error instanceof DomainError && error.code !== 'VALIDATION_FAILED';
+
+/**
+ * `Idempotency-Key` on a POST: the first answer (a success or a decided refusal) is stored and
+ * returned again for a repeat with the same body within 24 h; the same key with another body is
+ * refused. Keys are per user.
  *
  * Called by the controllers around the command, not a Nest interceptor: Nest runs each request
  * an interceptor wraps through rxjs and two `AsyncResource.bind`s, whether or not it carries a
@@ -115,8 +125,17 @@ export class IdempotentCommands {
         await this.store
           .complete(scope, claimedAt, { statusCode: OUTCOME_UNKNOWN.status, body: OUTCOME_UNKNOWN })
           .catch(() => undefined); // then the claim stays in flight: no second creation either
+      } else if (isDecidedRefusal(error)) {
+        // The contract: a repeat gets the first response, a refusal too (approving a change
+        // still in review is 409 on every retry with that key, not an approval once it is
+        // reviewed: a new attempt takes a new key). Nothing was appended, so if the answer
+        // cannot be kept the key is freed instead.
+        const refusal = toProblem(error);
+        await this.store
+          .complete(scope, claimedAt, { statusCode: refusal.status, body: refusal })
+          .catch(() => this.store.release(scope, claimedAt));
       } else {
-        // Nothing was stored: the client may correct the request and retry with the same key. (A
+        // Nothing was decided: the same request may succeed later, under the same key. (A
         // command on an existing change that may have landed is found in its stream on retry.)
         await this.store.release(scope, claimedAt);
       }
