@@ -194,6 +194,21 @@ describe('IdempotentCommands', () => {
     }
   });
 
+  it('a refusal or a failure reaches its client even when the key store fails under it', async () => {
+    for (const failure of [
+      invalidState('change CHG-001 is in-review'),
+      new ConcurrencyConflictError('another command won, three times'),
+    ]) {
+      const command = () => {
+        void store.close(); // the key store fails after the claim: neither complete nor release work
+        return Promise.reject(failure);
+      };
+      await expect(run({}, command)).rejects.toBe(failure);
+      rmSync(dir, { recursive: true, force: true }); // a fresh key store for the next case
+      store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
+    }
+  });
+
   it('a conflict or a failed precondition decides nothing: the key is freed for the same request', async () => {
     const route = '/api/v1/changes/:id/approve';
     const url = '/api/v1/changes/CHG-001/approve';

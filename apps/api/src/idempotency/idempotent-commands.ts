@@ -23,6 +23,8 @@ const OUTCOME_UNKNOWN = problem(
 );
 const IN_FLIGHT_WAIT_MS = 5000;
 
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 export const readIdempotencyKey = (request: AuthenticatedRequest): string | undefined => {
   const raw = request.headers['idempotency-key'];
   if (raw === undefined) return undefined;
@@ -131,25 +133,41 @@ export class IdempotentCommands {
         // reviewed: a new attempt takes a new key). Nothing was appended, so if the answer
         // cannot be kept the key is freed instead.
         const refusal = toProblem(error);
-        await this.store
-          .complete(scope, claimedAt, { statusCode: refusal.status, body: refusal })
-          .catch(() => this.store.release(scope, claimedAt));
+        try {
+          await this.store.complete(scope, claimedAt, { statusCode: refusal.status, body: refusal });
+        } catch (storeError) {
+          this.logger.error(
+            `Idempotency-Key refusal not stored (the key is freed): ${messageOf(storeError)}`,
+          );
+          await this.freeKey(scope, claimedAt);
+        }
       } else {
         // Nothing was decided: the same request may succeed later, under the same key. (A
         // command on an existing change that may have landed is found in its stream on retry.)
-        await this.store.release(scope, claimedAt);
+        await this.freeKey(scope, claimedAt);
       }
-      throw error;
+      throw error; // the client gets its answer whatever the key store did
     }
     // The command is stored. If its answer cannot be kept, the claim stays in flight rather
     // than freed (freed, a retried creation would be made twice): the client still gets it now.
     await this.store
       .complete(scope, claimedAt, { statusCode: request.statusCode, body })
       .catch((error: unknown) => {
-        this.logger.error(
-          `Idempotency-Key answer not stored (the key stays in flight): ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.logger.error(`Idempotency-Key answer not stored (the key stays in flight): ${messageOf(error)}`);
       });
     return body;
+  }
+
+  /**
+   * Frees a claim. If the key store fails, the claim stays in flight (a change's command until
+   * its lease runs out, a creation's for the key's 24 h: a repeat waits, then gets 409): logged,
+   * never answered instead of the command's own answer.
+   */
+  private async freeKey(scope: string, claimedAt: number): Promise<void> {
+    try {
+      await this.store.release(scope, claimedAt);
+    } catch (error) {
+      this.logger.error(`Idempotency-Key not freed (it stays in flight): ${messageOf(error)}`);
+    }
   }
 }
