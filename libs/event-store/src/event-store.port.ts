@@ -92,7 +92,9 @@ export interface EventStore {
   append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
   /**
    * Allocates the next number of `sequence` and creates the stream it names. Gap-free:
-   * a number is used only when its stream is written.
+   * a number is used only when its stream is written. A number whose stream exists already
+   * (written outside the sequence: an import, a restore) is skipped, not refused: refused, it
+   * would be handed out again and every later creation would fail on it.
    */
   appendWithSequence(spec: SequencedStream): Promise<AppendResult & { number: number; streamId: string }>;
   /** All events of a stream in order; [] when the stream does not exist. */

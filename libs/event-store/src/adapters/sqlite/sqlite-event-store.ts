@@ -218,8 +218,10 @@ export class SqliteEventStore implements EventStore {
         if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
       }
       const current = this.stmts.sequence.get(spec.sequence);
-      const number = Number(current?.value ?? 0n) + 1;
-      const { streamId, events } = spec.build(number);
+      let number = Number(current?.value ?? 0n) + 1;
+      let { streamId, events } = spec.build(number);
+      // A stream written outside the sequence (an import, a restore) keeps its number.
+      while (this.stmts.last.get(streamId)) ({ streamId, events } = spec.build(++number));
       const result = this.appendInTransaction(streamId, events, 'no-stream');
       this.stmts.setSequence.run(spec.sequence, number);
       return { ...result, number, streamId };
