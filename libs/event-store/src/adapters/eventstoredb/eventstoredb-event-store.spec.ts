@@ -235,6 +235,42 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       });
     });
 
+    it('refuses an exact revision the stream has not reached without sending it (a writer racing to it would leave a wrong previous hash)', async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(2), 'no-stream');
+      const appends = server.calls.append;
+      for (const expected of [3n, 2n]) {
+        await expect(store.append(id, [newEvent()], expected)).rejects.toMatchObject({
+          streamId: id,
+          expected,
+          actual: 1n,
+        });
+      }
+      await expect(store.append(streamId(), [newEvent()], 0n)).rejects.toMatchObject({ actual: 'no-stream' });
+      expect(server.calls.append).toBe(appends);
+      // a stream past the revision is still asked: a repeat answers as the first append did
+      const events = [newEvent()];
+      const first = await store.append(id, events, 1n);
+      expect(await store.append(id, events, 1n)).toEqual(first);
+    });
+
+    it('says so when the server stores events past the revisions they were chained for (a soft-deleted stream)', async () => {
+      const client = server.connection();
+      const shifted: EventStoreDbClient = {
+        ...client,
+        appendToStream: (async (...args: Parameters<EventStoreDbClient['appendToStream']>) => {
+          const result = await client.appendToStream(...args);
+          return { ...result, nextExpectedRevision: result.nextExpectedRevision + 5n };
+        }) as EventStoreDbClient['appendToStream'],
+      };
+      const store = open({}, shifted);
+      await store.append(streamId(), newEvents(2), 'no-stream');
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringMatching(/stored up to revision 6, chained up to 1/),
+      );
+    });
+
     it('an append of no events only checks the expected revision', async () => {
       const store = open();
       const id = streamId();

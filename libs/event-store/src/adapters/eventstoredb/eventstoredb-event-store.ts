@@ -510,8 +510,10 @@ export class EventStoreDbEventStore implements EventStore {
 
   /**
    * 'no-stream' needs no read (the chain starts at genesis). For an exact revision the last
-   * event gives the previous hash; if the stream is not at that revision the server rejects the
-   * append or finds it a repeat, and either way writes nothing, so the chain is never stored.
+   * event gives the previous hash. A stream past that revision is sent anyway: the server finds
+   * the append a repeat (same ids: the first answer) or rejects it, and writes nothing either
+   * way. A stream short of it is refused here: sent, it would be stored with the wrong previous
+   * hash if another writer brought the stream to that revision in between.
    */
   private async appendExpected(
     streamId: string,
@@ -519,7 +521,13 @@ export class EventStoreDbEventStore implements EventStore {
     expected: 'no-stream' | bigint,
   ): Promise<AppendResult> {
     let previousHash = GENESIS_HASH;
-    if (expected !== 'no-stream') previousHash = chainHashOf(await this.lastEvent(streamId)) ?? GENESIS_HASH;
+    if (expected !== 'no-stream') {
+      const last = await this.lastEvent(streamId);
+      if (!last?.event || last.event.revision < expected) {
+        throw new ConcurrencyError(streamId, expected, last?.event ? last.event.revision : 'no-stream');
+      }
+      previousHash = chainHashOf(last) ?? GENESIS_HASH;
+    }
     const firstRevision = expected === 'no-stream' ? 0n : expected + 1n;
     const { data } = this.chain(streamId, events, firstRevision, previousHash);
     return this.appendChained(streamId, data, expected);
@@ -600,6 +608,15 @@ export class EventStoreDbEventStore implements EventStore {
       // so the stream is asked.
       const last = await this.lastEvent(streamId);
       throw new ConcurrencyError(streamId, expected, last?.event ? last.event.revision : 'no-stream');
+    }
+    const chainedUpTo = (expected === 'no-stream' ? -1n : expected) + BigInt(data.length);
+    if (result.nextExpectedRevision !== chainedUpTo) {
+      // A soft-deleted or truncated stream ($tb): the server went on numbering where the old
+      // stream ended, past the revisions the hashes cover. Stored now; auditors must hear of it.
+      this.logger.error(
+        `EventStoreDB append to ${streamId}: stored up to revision ${result.nextExpectedRevision}, chained up to ${chainedUpTo} ` +
+          '(the stream was soft-deleted or truncated): its hash chain will not verify from here',
+      );
     }
     const position = result.position
       ? toPortPosition(result.position)

@@ -339,6 +339,10 @@ describe('EventStoreDB mapping', () => {
         Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:2113'), { code: 'ECONNREFUSED' }),
         Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
         new Error('Failed to discover after 10 attempts.'),
+        // a batch append the server did not handle, as the client reports it
+        new UnknownError(undefined, 'Could not recognize Server Is Busy'),
+        new UnknownError(undefined, 'Could not recognize Server Is Not Ready'),
+        new UnknownError(undefined, 'Could not recognize No leader info available in response'),
       ];
       for (const error of transient)
         expect([describeError(error), isTransientError(error)]).toEqual([describeError(error), true]);
@@ -350,6 +354,7 @@ describe('EventStoreDB mapping', () => {
         new StreamNotFoundError(undefined, 's'),
         new AccessDeniedError(),
         new UnknownError(),
+        new UnknownError(undefined, 'Could not recognize Something Else'),
         new InvalidArgumentError('bad'),
         MaxAppendSizeExceededError.fromMaxAppendSize(1024),
         new ConcurrencyError('s', 1n, 2n),
@@ -373,6 +378,7 @@ describe('EventStoreDB mapping', () => {
         new InvalidArgumentError('bad'),
         MaxAppendSizeExceededError.fromMaxAppendSize(1024),
         StreamDeletedError.fromStreamName('s'),
+        new UnknownError(undefined, 'Could not recognize Server Is Busy'),
       ]) {
         expect(isDefiniteRejection(error)).toBe(true);
       }
@@ -380,6 +386,7 @@ describe('EventStoreDB mapping', () => {
         new UnavailableError(),
         new DeadlineExceededError(),
         new UnknownError(),
+        new UnknownError(undefined, 'Could not recognize Something Else'),
         new Error('?'),
         undefined,
       ]) {

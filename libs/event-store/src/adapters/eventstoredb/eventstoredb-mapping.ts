@@ -290,6 +290,18 @@ const TRANSIENT_SYSTEM_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * An append the server did not handle at all: its batch append answers "not handled" (too busy,
+ * not ready, a follower without leader info) with a status whose details the client does not
+ * know, so the client reports an UnknownError "Could not recognize <message>" (server:
+ * Streams.BatchAppend.cs, client: appendToStream/unpackError.js). Nothing was written.
+ */
+const NOT_HANDLED =
+  /^Could not recognize (Server Is Busy|Server Is Not Ready|No leader info available in response)$/;
+
+const isNotHandled = (error: unknown): boolean =>
+  errorType(error) === ErrorType.UNKNOWN && NOT_HANDLED.test((error as Error).message);
+
+/**
  * Whether a retry might cure the error: the server or the network is (briefly) unavailable, a
  * deadline passed, or the node is not the leader (the client reconnects to the leader). Raw gRPC
  * errors count too: the client does not convert every error (an append whose capability probe
@@ -298,7 +310,7 @@ const TRANSIENT_SYSTEM_CODES: ReadonlySet<string> = new Set([
 export const isTransientError = (error: unknown): boolean => {
   if (typeof error !== 'object' || error === null) return false;
   const type = errorType(error);
-  if (type !== undefined) return TRANSIENT_TYPES.has(type);
+  if (type !== undefined) return TRANSIENT_TYPES.has(type) || isNotHandled(error);
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'number')
     return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_ABORTED;
@@ -320,7 +332,7 @@ const DEFINITE_REJECTIONS: ReadonlySet<ErrorType> = new Set([
  * failures do not qualify: the write may have landed before the answer was lost.
  */
 export const isDefiniteRejection = (error: unknown): boolean => {
-  if (error instanceof ConcurrencyError) return true;
+  if (error instanceof ConcurrencyError || isNotHandled(error)) return true;
   const type =
     errorType(error) ?? (isWrongExpectedVersion(error) ? ErrorType.WRONG_EXPECTED_VERSION : undefined);
   return type !== undefined && DEFINITE_REJECTIONS.has(type);
