@@ -35,6 +35,12 @@ module.exports = {
       testTimeout: 30_000,
     },
     { ...e2e, displayName: 'e2e' },
+    // The same end-to-end suite with the events in the EventStoreDB adapter on its client double.
+    {
+      ...e2e,
+      displayName: 'e2e-eventstoredb-double',
+      setupFiles: ['<rootDir>/test/e2e/support/use-eventstoredb-double.ts'],
+    },
     // The same end-to-end suite with the read models in MongoDB, whenever a server is given.
     ...(process.env.MONGODB_URL
       ? [{ ...e2e, displayName: 'e2e-mongodb', setupFiles: ['<rootDir>/test/e2e/support/use-mongodb.ts'] }]

@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { EventStore, NewEvent, ReadAllOptions } from '@changeledger/event-store';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, onEventStoreDb, USERS } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
 
 /**
@@ -70,8 +70,8 @@ const settledHeap = async (): Promise<number> => {
 };
 
 // EventStoreDB would take minutes to take 200,000 events; what is under test is the controller.
-const describeOnSqlite = process.env.E2E_EVENT_STORE === 'eventstoredb' ? describe.skip : describe;
-if (process.env.E2E_EVENT_STORE === 'eventstoredb')
+const describeOnSqlite = onEventStoreDb ? describe.skip : describe;
+if (onEventStoreDb)
   console.log('the large NDJSON audit stream runs on SQLite only: 200,000 events would take minutes here');
 
 describeOnSqlite('audit: the global log as NDJSON, large', () => {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { API_CONTROLLERS } from '../../apps/api/src/app.module';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, onEventStoreDb, USERS } from './support/app-harness';
 import {
   CRITERIA,
   expectStatus,
@@ -26,8 +26,8 @@ type AuditEvent = {
 };
 
 // Tampering is done in the SQLite file: on EventStoreDB events cannot be changed or removed.
-const onSqliteEvents = process.env.E2E_EVENT_STORE === 'eventstoredb' ? it.skip : it;
-if (process.env.E2E_EVENT_STORE === 'eventstoredb')
+const onSqliteEvents = onEventStoreDb ? it.skip : it;
+if (onEventStoreDb)
   console.log('tampering tests skipped on EventStoreDB: they edit the SQLite event store file');
 
 describe('audit: history, time travel, the global log and tamper evidence', () => {
@@ -161,7 +161,8 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
   });
 
   it('GET /audit/events pages the global log, and streams it as NDJSON', async () => {
-    const head = await app.store.headPosition();
+    // positions need not be dense (EventStoreDB's are byte offsets): count the events
+    const events = (await app.store.readAll({ after: 0n, limit: 100_000 })).length;
     const first = expectStatus(await app.get('/audit/events?limit=5', USERS.manager), 200).body as {
       items: AuditEvent[];
       nextAfter: string;
@@ -180,7 +181,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     const byDefault = expectStatus(await app.get('/audit/events', USERS.manager), 200).body as {
       items: AuditEvent[];
     };
-    expect(byDefault.items).toHaveLength(Math.min(50, Number(head)));
+    expect(byDefault.items).toHaveLength(Math.min(50, events));
     const tooMany = expectStatus(
       await app.get('/audit/events?limit=501', USERS.manager),
       400,
@@ -203,7 +204,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as AuditEvent);
-    expect(lines).toHaveLength(Number(head));
+    expect(lines).toHaveLength(events);
     expect(lines.map((l) => BigInt(l.position))).toEqual(
       [...lines.map((l) => BigInt(l.position))].sort((a, b) => (a < b ? -1 : 1)),
     );

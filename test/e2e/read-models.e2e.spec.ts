@@ -8,7 +8,7 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
 } from '@changeledger/read-models';
-import { AppHarness, projectorWorkerFile, USERS } from './support/app-harness';
+import { AppHarness, onEventStoreDb, projectorWorkerFile, USERS } from './support/app-harness';
 import {
   emergencyChange,
   expectStatus,
@@ -433,9 +433,7 @@ describe('read models over HTTP', () => {
       // the embedded default projects in a worker thread (the built one: see the harness);
       // on MongoDB read models or EventStoreDB, and without an up-to-date dist/, the main thread
       projector:
-        process.env.E2E_READ_MODEL_STORE === 'mongodb' ||
-        process.env.E2E_EVENT_STORE === 'eventstoredb' ||
-        !projectorWorkerFile
+        process.env.E2E_READ_MODEL_STORE === 'mongodb' || onEventStoreDb || !projectorWorkerFile
           ? 'main-thread'
           : 'thread',
     });
@@ -490,7 +488,7 @@ describe('health while the projector cannot write', () => {
 
   // The embedded default, as users run it: a full disk or another process holding the file
   // (with MongoDB read models, the e2e-mongodb run of this file, there is no file to hold).
-  const onEmbeddedFiles = process.env.E2E_READ_MODEL_STORE !== 'mongodb';
+  const onEmbeddedFiles = process.env.E2E_READ_MODEL_STORE !== 'mongodb' && !onEventStoreDb;
   if (onEmbeddedFiles)
     it("is degraded (503) once this process's projector has failed to write for 10 s, and ok again when it can", async () => {
       const app = await AppHarness.start();

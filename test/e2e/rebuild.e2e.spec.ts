@@ -6,7 +6,7 @@ import {
   type ReadModelStore,
 } from '@changeledger/read-models';
 import { AppHarness, USERS } from './support/app-harness';
-import { cliBuilt, runCli } from './support/cli';
+import { cliBuilt, cliReachesEvents, runCli } from './support/cli';
 import { emergencyChange, expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
 
 describe('projections:rebuild while the API serves', () => {
@@ -39,7 +39,8 @@ describe('projections:rebuild while the API serves', () => {
     );
     const during = await read(); // served from the live models while the shadow fills
     const result = await rebuilding;
-    expect(result.events).toBe(Number(await app.store.headPosition()));
+    // positions need not be dense (EventStoreDB's are byte offsets): count the events
+    expect(result.events).toBe((await app.store.readAll({ after: 0n, limit: 100_000 })).length);
     expect(progress.at(-1)).toBe(result.head);
     expect(during).toEqual(before);
     expect(await read()).toEqual(before);
@@ -51,7 +52,7 @@ describe('projections:rebuild while the API serves', () => {
     });
   });
 
-  const whenBuilt = cliBuilt ? it : it.skip;
+  const whenBuilt = cliBuilt && cliReachesEvents ? it : it.skip;
   if (!cliBuilt) console.log('rebuild CLI test skipped: dist/ is missing (run `npm run build` first)');
 
   whenBuilt(

@@ -49,13 +49,18 @@ export interface AppModuleOptions {
    * from sources pass the built one, so that they project as the embedded default does.
    */
   readonly projectorWorkerFile?: string;
+  /**
+   * Opens the event store instead of the configuration's own (tests: the EventStoreDB adapter on
+   * the in-memory double of its client, as no server can be installed where CI runs).
+   */
+  readonly openEventStore?: (config: AppConfig) => Promise<EventStore>;
 }
 
-const eventStoreProvider: Provider = {
+const eventStoreProvider = (open: (config: AppConfig) => Promise<EventStore>): Provider => ({
   provide: EVENT_STORE,
   inject: [APP_CONFIG],
-  useFactory: (config: AppConfig) => openEventStore(config),
-};
+  useFactory: (config: AppConfig) => open(config),
+});
 
 const readModelStoreProvider: Provider = {
   provide: READ_MODEL_STORE,
@@ -89,7 +94,12 @@ export const API_CONTROLLERS = [
 
 @Module({})
 export class AppModule {
-  static register({ config, clock, projectorWorkerFile }: AppModuleOptions): DynamicModule {
+  static register({
+    config,
+    clock,
+    projectorWorkerFile,
+    openEventStore: openGivenEventStore,
+  }: AppModuleOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [CqrsModule.forRoot()],
@@ -98,7 +108,7 @@ export class AppModule {
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock ?? systemClock },
         { provide: PROJECTOR_WORKER, useValue: projectorWorkerFile ?? PROJECTOR_WORKER_FILE },
-        eventStoreProvider,
+        eventStoreProvider(openGivenEventStore ?? openEventStore),
         {
           provide: IDEMPOTENCY_STORE,
           inject: [APP_CONFIG],

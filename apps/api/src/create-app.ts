@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { AppConfig, Clock } from '@changeledger/platform';
-import { AppModule } from './app.module';
+import type { AppConfig } from '@changeledger/platform';
+import { AppModule, type AppModuleOptions } from './app.module';
 import { RequestValidationError } from './application/application-errors';
 import { MAX_BODY_DEPTH, nestsDeeperThan } from './http/body-depth';
 import { buildOpenApiDocument } from './openapi/openapi';
@@ -22,7 +22,7 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
 /** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
 export const createApp = async (
   config: AppConfig,
-  options: { clock?: Clock; projectorWorkerFile?: string } = {},
+  options: Omit<AppModuleOptions, 'config'> = {},
 ): Promise<NestFastifyApplication> => {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
@@ -30,7 +30,7 @@ export const createApp = async (
     return503OnClosing: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.register({ config, clock: options.clock, projectorWorkerFile: options.projectorWorkerFile }),
+    AppModule.register({ config, ...options }),
     adapter,
     { logger: LEVELS[config.logLevel], bufferLogs: false },
   );

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type Role } from '@changeledger/domain';
-import { EVENT_STORE, type EventStore, type RecordedEvent } from '@changeledger/event-store';
+import {
+  EVENT_STORE,
+  type EventStore,
+  EventStoreDbEventStore,
+  type RecordedEvent,
+} from '@changeledger/event-store';
+import { InMemoryEventStoreDbClient } from '../../../libs/event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
 import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { createApp } from '../../../apps/api/src/create-app';
@@ -76,6 +82,23 @@ export const projectorWorkerFile = (() => {
   return undefined;
 })();
 
+/**
+ * The e2e-eventstoredb-double project: the apps keep their events in the EventStoreDB adapter on
+ * the in-memory double of its client (no server can be installed where CI runs), in-process, so
+ * suites that start other processes on the same stores skip there.
+ */
+export const onClientDouble = process.env.E2E_EVENT_STORE === 'eventstoredb-double';
+/** Whether the apps' events are in EventStoreDB or its double (not a SQLite file to edit). */
+export const onEventStoreDb = process.env.E2E_EVENT_STORE === 'eventstoredb' || onClientDouble;
+
+const doubles = new Map<string, InMemoryEventStoreDbClient>();
+const QUIET = { warn: () => undefined, error: () => undefined };
+const eventStoreOnDouble = (dataDir: string): EventStore => {
+  let server = doubles.get(dataDir);
+  if (!server) doubles.set(dataDir, (server = new InMemoryEventStoreDbClient()));
+  return new EventStoreDbEventStore(server.connection(), { logger: QUIET });
+};
+
 /** A real app on a real SQLite file in a temp folder, listening on a free loopback port. */
 export class AppHarness {
   private tokens = new Map<string, string>();
@@ -109,7 +132,12 @@ export class AppHarness {
             EVENT_STORE: 'eventstoredb',
             EVENTSTORE_CONNECTION_STRING: process.env.EVENTSTORE_CONNECTION_STRING ?? '',
           }
-        : {};
+        : onClientDouble
+          ? {
+              EVENT_STORE: 'eventstoredb',
+              EVENTSTORE_CONNECTION_STRING: 'esdb://client-double:2113?tls=false',
+            }
+          : {};
     const config = loadConfig({
       ...mongo,
       ...eventstore,
@@ -118,7 +146,12 @@ export class AppHarness {
       LOG_LEVEL: 'error',
       ...env,
     });
-    const app = await createApp(config, { clock: options.clock, projectorWorkerFile });
+    const app = await createApp(config, {
+      clock: options.clock,
+      projectorWorkerFile,
+      // one double per data folder: an app started again on the same folder finds its events
+      openEventStore: onClientDouble ? async () => eventStoreOnDouble(dir) : undefined,
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.getHttpServer().address() as { port: number };
     return new AppHarness(app, `http://127.0.0.1:${address.port}/api/v1`, config, dir, !options.dataDir);

@@ -3,10 +3,18 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { AppConfig } from '@changeledger/platform';
 import { builtFile } from '../../support/built';
+import { onClientDouble } from './app-harness';
 
 /** The built CLI: CI builds before testing; without dist/ the CLI tests cannot run. */
 export const CLI_MAIN = builtFile('apps/cli/src/main.js');
 export const cliBuilt = existsSync(CLI_MAIN);
+
+/**
+ * Whether a CLI process can open the apps' event store: not the in-process client double of the
+ * e2e-eventstoredb-double project (its verify and rebuild run on SQLite and EventStoreDB runs).
+ */
+export const cliReachesEvents = !onClientDouble;
+if (!cliReachesEvents) console.log('CLI verify and rebuild skipped: the event store is an in-process double');
 
 /** The environment that points the CLI at the same stores as an app started with `config`. */
 const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
