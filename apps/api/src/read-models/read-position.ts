@@ -29,6 +29,9 @@ export const MIN_POSITION_WAIT_MS = 5000;
 /** The file the projector thread runs (see AppModuleOptions.projectorWorkerFile). */
 export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
 
+/** The longest a main-thread projector's write holds the API's thread waiting for the file. */
+const MAIN_THREAD_LOCK_WAIT_MS = 250;
+
 /**
  * The projector inside the API process (embedded mode, or RUN_PROJECTOR=true): on the embedded
  * stores in a worker thread of its own (PROJECTOR_THREAD), otherwise on the main thread.
@@ -48,9 +51,13 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (!config.runProjector) return;
     const logger = new Logger('Projector');
     const files = config.projectorThread ? projectorThreadFiles(events, store, workerFile) : undefined;
-    this.projector = files
-      ? new ThreadedProjector(events as SqliteEventStore, files, logger, workerFile)
-      : new Projector(events, store, this.projections, { logger });
+    if (files) {
+      this.projector = new ThreadedProjector(events as SqliteEventStore, files, logger, workerFile);
+      return;
+    }
+    // On this thread, a held read-model file must not freeze the requests (see the method).
+    if (store instanceof SqliteReadModelStore) store.waitForLocksAtMost(MAIN_THREAD_LOCK_WAIT_MS);
+    this.projector = new Projector(events, store, this.projections, { logger });
   }
 
   async onApplicationBootstrap() {

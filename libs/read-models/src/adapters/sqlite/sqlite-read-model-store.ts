@@ -60,6 +60,16 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   /**
+   * How long a write waits for another connection's write lock before it fails (SQLITE_BUSY).
+   * A projector on the API's own thread sets it short: SQLite waits synchronously, so a file
+   * held elsewhere (a rebuild's batch, a backup) would stop every request for the whole wait at
+   * each attempt; failing soon hands the wait to the projector's retry with backoff instead.
+   */
+  waitForLocksAtMost(ms: number): void {
+    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(ms))}`);
+  }
+
+  /**
    * A rebuild's shadow tables (made by `createShadow` on another connection) over a connection
    * of its own: one shard of a parallel rebuild writes its documents there.
    */
