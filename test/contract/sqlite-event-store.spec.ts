@@ -249,6 +249,20 @@ describe('SqliteEventStore specifics', () => {
     expect((await store.append('s-3', [event()], 'no-stream')).nextExpectedRevision).toBe(0n);
   });
 
+  it('a sequence whose build names the same existing stream for every number is refused, not looped on', async () => {
+    const store = (await fx.open()) as SqliteEventStore;
+    await store.append('only-one', [event()], 'no-stream');
+    const refused = await store
+      .appendWithSequence({
+        sequence: 'one-stream',
+        build: () => ({ streamId: 'only-one', events: [event()] }),
+      })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ConcurrencyError);
+    expect(refused).toMatchObject({ streamId: 'only-one', actual: 0n });
+    expect(await store.readStream('only-one')).toHaveLength(1);
+  });
+
   it('live events of the same process arrive at once, and close() ends the loop at once (no waiting for a poll)', async () => {
     const store = fx.another({ pollIntervalMs: 3000 });
     await store.append('s-1', [event()], 'no-stream');

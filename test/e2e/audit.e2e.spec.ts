@@ -210,6 +210,29 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     );
   });
 
+  it('verifies the chains written through any event store: valid, every event checked, an anchor that holds', async () => {
+    const events = (await app.store.readAll({ after: 0n, limit: 100_000 })).length;
+    const valid = expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body as {
+      valid: boolean;
+      checkedEvents: number;
+      anchor: { position: string; digest: string };
+    };
+    expect(valid).toMatchObject({ valid: true, checkedEvents: events });
+    expectStatus(await app.get('/audit/verify', USERS.implementer), 403, 'FORBIDDEN');
+    const anchor = `${valid.anchor.position}:${valid.anchor.digest}`;
+    expect(
+      expectStatus(await app.get(`/audit/verify?anchor=${anchor}`, USERS.auditor), 200).body,
+    ).toMatchObject({
+      valid: true,
+    });
+    const forged = `${valid.anchor.position}:${'0'.repeat(64)}`;
+    expect(
+      expectStatus(await app.get(`/audit/verify?anchor=${forged}`, USERS.auditor), 200).body,
+    ).toMatchObject({
+      valid: false,
+    });
+  });
+
   onSqliteEvents(
     'verifies an untouched store as valid, and names the stream and revision that was edited, deleted or reordered',
     async () => {

@@ -72,7 +72,7 @@ export interface EventSubscription extends AsyncIterable<RecordedEvent> {
 /** A counter for human-readable ids (CHG-001), allocated together with the stream it names. */
 export interface SequencedStream {
   readonly sequence: string;
-  /** Builds the stream id and its first events from the allocated number (1, 2, ...). */
+  /** Builds the stream id and its first events from the allocated number (1, 2, ...): each number names its own stream. */
   readonly build: (n: number) => { streamId: string; events: NewEvent[] };
   /**
    * Streams the decision read (a standard change reads its template): the stream is created

@@ -184,6 +184,7 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(logger.warn.mock.calls[0][0]).toMatch(
         /append to changeRequest-T.* failed \(Error \[unavailable\]: connection reset\); retry 1 of 3 in \d+ ms/,
       );
+      expect(logger.error).not.toHaveBeenCalled(); // the repeat's answer is not taken for a shifted stream
     });
 
     it('retries raw gRPC unavailability (the client does not convert every error)', async () => {
@@ -252,7 +253,9 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       // a stream past the revision is still asked: a repeat answers as the first append did
       const events = [newEvent()];
       const first = await store.append(id, events, 1n);
+      await store.append(id, newEvents(2), 2n);
       expect(await store.append(id, events, 1n)).toEqual(first);
+      expect(logger.error).not.toHaveBeenCalled();
     });
 
     it('says so when the server stores events past the revisions they were chained for (a soft-deleted stream)', async () => {

@@ -378,7 +378,6 @@ describe('EventStoreDB mapping', () => {
         new InvalidArgumentError('bad'),
         MaxAppendSizeExceededError.fromMaxAppendSize(1024),
         StreamDeletedError.fromStreamName('s'),
-        new UnknownError(undefined, 'Could not recognize Server Is Busy'),
       ]) {
         expect(isDefiniteRejection(error)).toBe(true);
       }

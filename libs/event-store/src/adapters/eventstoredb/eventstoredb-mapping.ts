@@ -293,7 +293,9 @@ const TRANSIENT_SYSTEM_CODES: ReadonlySet<string> = new Set([
  * An append the server did not handle at all: its batch append answers "not handled" (too busy,
  * not ready, a follower without leader info) with a status whose details the client does not
  * know, so the client reports an UnknownError "Could not recognize <message>" (server:
- * Streams.BatchAppend.cs, client: appendToStream/unpackError.js). Nothing was written.
+ * Streams.BatchAppend.cs, client: appendToStream/unpackError.js). Nothing was written by that
+ * attempt, so it is retried; after the last attempt the outcome stays unknown (an earlier attempt
+ * may have timed out after writing).
  */
 const NOT_HANDLED =
   /^Could not recognize (Server Is Busy|Server Is Not Ready|No leader info available in response)$/;
@@ -332,7 +334,7 @@ const DEFINITE_REJECTIONS: ReadonlySet<ErrorType> = new Set([
  * failures do not qualify: the write may have landed before the answer was lost.
  */
 export const isDefiniteRejection = (error: unknown): boolean => {
-  if (error instanceof ConcurrencyError || isNotHandled(error)) return true;
+  if (error instanceof ConcurrencyError) return true;
   const type =
     errorType(error) ?? (isWrongExpectedVersion(error) ? ErrorType.WRONG_EXPECTED_VERSION : undefined);
   return type !== undefined && DEFINITE_REJECTIONS.has(type);

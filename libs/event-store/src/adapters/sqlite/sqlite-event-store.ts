@@ -221,7 +221,12 @@ export class SqliteEventStore implements EventStore {
       let number = Number(current?.value ?? 0n) + 1;
       let { streamId, events } = spec.build(number);
       // A stream written outside the sequence (an import, a restore) keeps its number.
-      while (this.stmts.last.get(streamId)) ({ streamId, events } = spec.build(++number));
+      while (this.stmts.last.get(streamId)) {
+        const taken = streamId;
+        ({ streamId, events } = spec.build(++number));
+        if (streamId === taken)
+          throw new ConcurrencyError(taken, 'no-stream', this.stmts.last.get(taken)!.revision);
+      }
       const result = this.appendInTransaction(streamId, events, 'no-stream');
       this.stmts.setSequence.run(spec.sequence, number);
       return { ...result, number, streamId };
