@@ -12,6 +12,7 @@ import {
   CheckpointMovedError,
   liveSwapGuard,
   Projector,
+  PROJECTOR_ALIVE,
   PROJECTOR_CHECKPOINT,
   PROJECTOR_STALLED_SINCE,
   REBUILD_GENERATION,
@@ -122,6 +123,30 @@ describe('projector resilience', () => {
     await store.close();
     await events.close();
   }, 30_000);
+
+  it('a heartbeat write that hangs is not joined by more: beats do not pile up on a store that does not answer', async () => {
+    const events = new SqliteEventStore(join(dir, 'hanging-events.sqlite'));
+    const real = SqliteReadModelStore.open(join(dir, 'hanging-read-models.sqlite'));
+    let beats = 0;
+    // the store outside the system's control: a majority that never acknowledges the beat
+    const hanging = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property !== 'commit') return Reflect.get(target, property, receiver) as unknown;
+        return (batch: Parameters<ReadModelStore['commit']>[0]) => {
+          if (batch.checkpoint.name !== PROJECTOR_ALIVE) return target.commit(batch);
+          beats += 1;
+          return new Promise<void>(() => undefined);
+        };
+      },
+    });
+    const projector = new Projector(events, hanging, allProjections());
+    await projector.start();
+    await new Promise((resolve) => setTimeout(resolve, 3_500)); // three beats or more
+    expect(beats).toBe(1);
+    await projector.stop();
+    await real.close();
+    await events.close();
+  }, 15_000);
 
   it('stop() ends the pause before a failed batch is written again (it does not sit out the backoff)', async () => {
     const events = new SqliteEventStore(join(dir, 'backoff-events.sqlite'));

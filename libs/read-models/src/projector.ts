@@ -229,6 +229,8 @@ export class Projector implements LiveProjector {
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private beat = 0n;
+  /** Whether a heartbeat write is still on its way. */
+  private beating = false;
   private following = true;
   private failingSince?: number;
   /** What the stall checkpoints say (as far as this projector stored them), and their last value. */
@@ -412,11 +414,16 @@ export class Projector implements LiveProjector {
   private beatOnce() {
     if (this.stopped) return;
     this.storeStall(Date.now());
+    // One beat at a time: beats of a store that hangs would pile up, each holding a connection
+    // of the pool the API's reads share.
+    if (this.beating) return;
     const now = BigInt(Date.now());
     this.beat = now > this.beat ? now : this.beat + 1n;
+    this.beating = true;
     this.store
       .commit({ documents: [], checkpoint: { name: PROJECTOR_ALIVE, position: this.beat } })
-      .catch(() => undefined); // a store that is down shows up in the batch loop
+      .catch(() => undefined) // a store that is down shows up in the batch loop
+      .finally(() => (this.beating = false));
   }
 
   private async run(subscription: EventSubscription): Promise<void> {

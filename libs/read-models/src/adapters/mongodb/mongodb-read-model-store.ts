@@ -72,6 +72,8 @@ const CANONICAL_POSITION = /^(0|[1-9][0-9]{0,19})$/;
 export interface MongoReadModelStoreOptions {
   /** How long `connect` (and every later operation) waits for a server. Default 5000 ms. */
   readonly serverSelectionTimeoutMS?: number;
+  /** How long a write waits for a majority to acknowledge it (wtimeoutMS). Default 10,000 ms. */
+  readonly writeTimeoutMS?: number;
   /** More driver options (they win over the defaults above). */
   readonly clientOptions?: MongoClientOptions;
 }
@@ -118,6 +120,8 @@ interface Connection {
   closed: boolean;
   /** Unknown until tried: MongoDB has `renameCollection … dropTarget`, FerretDB 1.x does not. */
   dropTargetRename?: boolean;
+  /** Whether the server is a replica set member (index builds then take a commit quorum). */
+  replicaSet?: Promise<boolean>;
 }
 
 export type MongoShadowReadModelStore = MongoReadModelStore & ShadowReadModelStore;
@@ -173,7 +177,12 @@ export class MongoReadModelStore implements ReadModelStore {
           : { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000 }),
         // A write acknowledged by a majority, journaled: not rolled back by a failover (the
         // projector would never re-apply what it believes written). The URL's w/journal win.
-        ...(/[?&](w|journal)=/i.test(url) ? {} : { writeConcern: { w: 'majority', journal: true } }),
+        // Within 10 s, or the write fails (and is retried): with a majority unreachable while
+        // the primary stays up, it would otherwise wait forever, and the projector with it,
+        // never reported stalled.
+        ...(/[?&](w|journal|wtimeoutMS)=/i.test(url)
+          ? {}
+          : { writeConcern: { w: 'majority', journal: true, wtimeoutMS: options.writeTimeoutMS ?? 10_000 } }),
         ...options.clientOptions,
       });
     } catch (error) {
@@ -263,6 +272,18 @@ export class MongoReadModelStore implements ReadModelStore {
     }
   }
 
+  private onReplicaSet(): Promise<boolean> {
+    this.connection.replicaSet ??= this.usable()
+      .admin()
+      .command({ hello: 1 })
+      .then((hello) => typeof hello.setName === 'string')
+      .catch(() => {
+        this.connection.replicaSet = undefined; // asked again next time
+        return false;
+      });
+    return this.connection.replicaSet;
+  }
+
   /**
    * Only the missing indexes, one `createIndexes` each: FerretDB 1.24 drops the connection
    * (a server-side panic) when one `createIndexes` names two or more indexes that already exist.
@@ -276,7 +297,11 @@ export class MongoReadModelStore implements ReadModelStore {
       const present = existing.get(index.name);
       if (present && JSON.stringify(present) === JSON.stringify(index.key)) continue;
       if (present) await target.dropIndex(index.name);
-      await target.createIndexes([index]);
+      // On a replica set, a majority of it, not every voting member (the default): with one
+      // secondary down a build over a full collection (a rebuild's swap, a new index on upgrade)
+      // would wait for it. A standalone server refuses the option (as FerretDB has no sets).
+      const quorum = (await this.onReplicaSet()) ? { commitQuorum: 'majority' } : {};
+      await target.createIndexes([index], quorum);
     }
   }
 
@@ -426,7 +451,9 @@ export class MongoReadModelStore implements ReadModelStore {
         { ordered: false },
       );
     } catch (error) {
+      // (with write errors too, the driver keeps a write-concern error only in the result)
       if (!(error instanceof MongoBulkWriteError) || error.writeConcernError) throw error;
+      if (error.result?.getWriteConcernError()) throw error;
       const failures: WriteError[] = Array.isArray(error.writeErrors)
         ? error.writeErrors
         : [error.writeErrors];
