@@ -253,6 +253,38 @@ if (url) {
       await client.close();
     });
 
+    it('promote lowers the position reads wait on before the collections move, where the live models ran ahead', async () => {
+      const store = await fx.open();
+      await store.init([spec]);
+      // the live projector went on while the shadow filled: live at 120, rebuilt through 100
+      await store.commit({
+        documents: [{ collection: 'things', document: doc('late', '110') }],
+        checkpoint: { name: 'position', position: 120n },
+      });
+      await store.commit({ documents: [], checkpoint: { name: 'beat', position: 500n } });
+      const shadow = await store.createShadow();
+      await shadow.commit({
+        documents: [{ collection: 'things', document: doc('early', '50') }],
+        checkpoint: { name: 'position', position: 100n },
+      });
+      await shadow.commit({ documents: [], checkpoint: { name: 'beat', position: 400n } });
+      await shadow.commit({ documents: [], checkpoint: { name: 'done', position: 7n } });
+      // what a reader would find at the moment the first collection moves
+      const atFirstMove: bigint[] = [];
+      const live = store as unknown as { moveOver: (from: string, to: string) => Promise<void> };
+      const moveOver = live.moveOver.bind(store);
+      live.moveOver = async (from, to) => {
+        if (atFirstMove.length === 0)
+          atFirstMove.push(await store.checkpoint('position'), await store.checkpoint('beat'));
+        return moveOver(from, to);
+      };
+      await shadow.promote({ announce: { name: 'done', position: 7n }, lowerFirst: ['position'] });
+      expect(atFirstMove).toEqual([100n, 500n]); // lowered first; what is not listed waits for the end
+      expect(await store.checkpoint('position')).toBe(100n);
+      expect(await store.checkpoint('beat')).toBe(400n);
+      expect(await store.get('things', 'early')).toEqual(doc('early', '50'));
+    });
+
     /** What happens when a rebuild dies: its lease is no longer renewed and runs out. */
     const leaseRunsOut = () =>
       raw

@@ -929,6 +929,7 @@ export const prepareRebuild = async (
         await shadow.promote({
           announce: { name: REBUILD_PROMOTING, position: generation },
           acknowledged: () => waitForPause(live, generation),
+          lowerFirst: [PROJECTOR_CHECKPOINT],
         });
       },
       discard: () => shadow.discard(),

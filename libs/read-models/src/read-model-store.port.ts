@@ -58,6 +58,13 @@ export interface PromoteOptions {
   readonly announce: CheckpointMark;
   /** Awaited after the announcement, before anything moves (a live writer pausing). */
   readonly acknowledged?: () => Promise<void>;
+  /**
+   * Checkpoints that say how far the models are (what `minPosition` reads wait on). An adapter
+   * that cannot swap models and checkpoints at once lowers each of these to the rebuilt value
+   * before anything moves, so that no read takes the rebuilt models for further along than
+   * they are (a live writer replays onto them from there: lowering is always safe).
+   */
+  readonly lowerFirst?: readonly string[];
 }
 
 /**

@@ -575,6 +575,17 @@ export class MongoReadModelStore implements ReadModelStore {
       await withdraw?.();
       throw error;
     }
+    // The collections move one by one: first the position reads wait on comes down to the
+    // rebuilt one where the live models ran ahead (their projector went on while the shadow
+    // filled), or a `minPosition` read mid-swap would pass and read the rebuilt collections.
+    for (const name of options?.lowerFirst ?? []) {
+      const rebuiltAt = rebuilt.find((c) => c._id === name)?.position;
+      if (rebuiltAt === undefined) continue;
+      await this.checkpoints().updateOne(
+        { _id: name, position: { $gt: rebuiltAt } },
+        { $set: { position: rebuiltAt } },
+      );
+    }
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
     // The ones holding the announced value last: once one of them is in, the swap is done.
     const done = options && comparablePosition(options.announce.position);
