@@ -144,8 +144,18 @@ describe('SqliteReadModelStore specifics', () => {
     const first = await store.createShadow();
     await put(first, 'f', 2n); // gone with the first one's tables
     const second = await store.createShadow(); // the same table names: drops and re-makes them
-    // the first rebuild writes on, into what are now the second one's tables
-    await put(first, 'g', 3n);
+    // the first rebuild writes on: refused, nothing of it lands in the second one's tables
+    await expect(put(first, 'g', 3n)).rejects.toThrow(/dropped/);
+    expect(await second.get('things', 'g')).toBeUndefined();
+    // a shard of the first rebuild (its own connection, the first one's mark) is refused too
+    const shard = await SqliteReadModelStore.openShadow(
+      join(dir, 'read-models.sqlite'),
+      [spec],
+      (first as unknown as SqliteReadModelStore).shadowMark,
+    );
+    await expect(put(shard, 'h', 3n)).rejects.toThrow(/dropped/);
+    await shard.close();
+    expect(await second.get('things', 'h')).toBeUndefined();
     await expect(first.promote()).rejects.toThrow(/dropped/);
     expect(await store.get('things', 'live')).toEqual(doc('live', '1'));
     expect(await store.get('things', 'g')).toBeUndefined();

@@ -34,6 +34,8 @@ export interface ShardRequest {
   readonly until: bigint;
   readonly batchSize: number;
   readonly keepInMemory: number;
+  /** The rebuild's shadow mark: a shard stops writing once another rebuild took the tables. */
+  readonly shadowMark?: string;
 }
 
 /** Shard → main thread. */
@@ -103,6 +105,7 @@ export const runShard = async (
     store = await SqliteReadModelStore.openShadow(
       request.readModelFile,
       projections.map((p) => p.collection),
+      request.shadowMark,
     );
     let lastId: string | undefined;
     let lastOwned = false;
@@ -235,6 +238,7 @@ export const replayInShards = async (
         until,
         batchSize: options.batchSize ?? 2000,
         keepInMemory: Math.max(1, Math.floor(options.keepInMemory / shards)),
+        shadowMark: target instanceof SqliteReadModelStore ? target.shadowMark : undefined,
       });
       handles.push(handle);
       handle.onMessage((message) => onMessage(shard, message));

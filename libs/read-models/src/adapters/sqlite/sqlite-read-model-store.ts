@@ -76,14 +76,28 @@ export class SqliteReadModelStore implements ReadModelStore {
   static async openShadow(
     file: string,
     collections: readonly CollectionSpec[],
+    /** The rebuild's mark (`shadowMark` of its shadow): writes stop once another took the tables. */
+    mark?: string,
   ): Promise<SqliteReadModelStore> {
     const live = SqliteReadModelStore.open(file);
     // Shards and a live projector take turns at the write lock, each for a batch: a shard
     // waits as long as it must rather than fail a long rebuild near its end.
     live.db.pragma('busy_timeout = 60000');
     const shadow = new SqliteReadModelStore(live.db, SHADOW, true, true);
+    shadow.mark = mark;
     await shadow.init(collections);
     return shadow;
+  }
+
+  /**
+   * A shadow's mark: every rebuild's shadow has the same table names, and a later one drops and
+   * makes them again. Each commit checks the mark in the same transaction, so a rebuild that
+   * was superseded writes nothing into the later one's tables (its folds would be wrong there).
+   */
+  private mark?: string;
+
+  get shadowMark(): string | undefined {
+    return this.mark;
   }
 
   /** The database file (`:memory:` for an in-memory one). */
@@ -379,6 +393,7 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   async commit({ documents, checkpoint, expect }: CommitBatch): Promise<void> {
     const write = this.db.transaction(() => {
+      if (this.mark !== undefined) this.assertShadowIntact(this.mark);
       if (expect) {
         const found = this.checkpointIn(expect.name);
         if (found !== expect.position)
@@ -399,8 +414,9 @@ export class SqliteReadModelStore implements ReadModelStore {
         `INSERT INTO ${this.checkpoints} (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position WHERE excluded.position > ${this.checkpoints}.position`,
       ).run(checkpoint.name, comparablePosition(checkpoint.position));
     });
-    // IMMEDIATE: the expectation is read under the write lock, so no swap can come in between.
-    if (expect) write.immediate();
+    // IMMEDIATE: the expectation (or a shadow's mark) is read under the write lock, so no swap
+    // (or other rebuild) can come in between.
+    if (expect || this.mark !== undefined) write.immediate();
     else write();
   }
 
@@ -436,6 +452,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     })();
     await shadow.init([...this.specs.values()]);
     this.statement(`INSERT INTO ${shadow.checkpoints} (name, position) VALUES (?, ?)`).run(SHADOW_MARK, mark);
+    shadow.mark = mark;
     return Object.assign(shadow, {
       promote: () => this.promoteShadow(shadow, mark),
       discard: async () => {
@@ -449,6 +466,14 @@ export class SqliteReadModelStore implements ReadModelStore {
           .immediate();
       },
     });
+  }
+
+  private assertShadowIntact(mark: string) {
+    const row = this.statement(`SELECT position FROM ${this.checkpoints} WHERE name = ?`).get(SHADOW_MARK) as
+      { position: string } | undefined;
+    if (row?.position !== mark) {
+      throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was written');
+    }
   }
 
   private isIntact(shadow: SqliteReadModelStore, mark: string): boolean {
