@@ -15,6 +15,7 @@ import {
   runShard,
   type ShardHandle,
   type ShardRequest,
+  type ShadowReadModelStore,
   spawnShardWorker,
   SqliteReadModelStore,
 } from '@changeledger/read-models';
@@ -178,6 +179,30 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     expect(await live.checkpoint(PROJECTOR_CHECKPOINT)).toBe(until);
     expect(await snapshot(live)).toEqual(await snapshot(half));
     await Promise.all([live.close(), half.close()]);
+  }, 120_000);
+
+  it("a rebuild superseded by another one started meanwhile fails, and its shards write nothing into the other's tables", async () => {
+    const live = SqliteReadModelStore.open(join(dir, 'superseded.sqlite'));
+    let later: ShadowReadModelStore | undefined;
+    let taking: Promise<unknown> | undefined;
+    // the second rebuild starts (drops and makes the same tables again) as the first one's
+    // shards start: everything they write comes after it
+    const spawn = (request: ShardRequest): ShardHandle => {
+      taking ??= live.createShadow().then((s) => (later = s));
+      return inThread(request);
+    };
+    await expect(
+      rebuildReadModels(events, live, projections, undefined, { workers: 2, spawn }),
+    ).rejects.toThrow(/rebuild shard \d: this shadow was dropped/);
+    await taking;
+    const written = await later!.find('change_requests', {
+      where: [],
+      orderBy: { field: 'id', direction: 'asc' },
+      limit: 5,
+    });
+    expect(written).toEqual([]);
+    await later!.discard();
+    await live.close();
   }, 120_000);
 
   it('fails as a whole when a shard fails: the error names the shard, the live read models are untouched and the shadow is gone', async () => {

@@ -83,6 +83,8 @@ const SWAP_WAIT_MS = 100;
 const SWAP_WAIT_LOG_MS = 30_000;
 /** An announced swap that sees no heartbeat move for this long goes on: no projector runs. */
 const NO_PROJECTOR_AFTER_MS = 5_000;
+/** Heartbeat writes on their way at once (beyond the store's write timeout, in beats). */
+const MAX_BEATS_IN_FLIGHT = 12;
 
 /** The projector was stopped in the middle of a heal: what is left of it waits for the next start. */
 class ProjectorStoppedError extends Error {}
@@ -229,8 +231,8 @@ export class Projector implements LiveProjector {
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private beat = 0n;
-  /** Whether a heartbeat write is still on its way. */
-  private beating = false;
+  /** Heartbeat writes still on their way. */
+  private beatsInFlight = 0;
   private following = true;
   private failingSince?: number;
   /** What the stall checkpoints say (as far as this projector stored them), and their last value. */
@@ -414,16 +416,18 @@ export class Projector implements LiveProjector {
   private beatOnce() {
     if (this.stopped) return;
     this.storeStall(Date.now());
-    // One beat at a time: beats of a store that hangs would pile up, each holding a connection
-    // of the pool the API's reads share.
-    if (this.beating) return;
+    // Beats of a store that never answers would pile up, each holding a connection of the pool
+    // the API's reads share: a few in flight at most. Not one: a beat that takes seconds (a slow
+    // majority, up to the store's write timeout) must not stop the heartbeat moving, or a
+    // rebuild's swap would take this projector for gone (NO_PROJECTOR_AFTER_MS) and go on.
+    if (this.beatsInFlight >= MAX_BEATS_IN_FLIGHT) return;
     const now = BigInt(Date.now());
     this.beat = now > this.beat ? now : this.beat + 1n;
-    this.beating = true;
+    this.beatsInFlight += 1;
     this.store
       .commit({ documents: [], checkpoint: { name: PROJECTOR_ALIVE, position: this.beat } })
       .catch(() => undefined) // a store that is down shows up in the batch loop
-      .finally(() => (this.beating = false));
+      .finally(() => (this.beatsInFlight -= 1));
   }
 
   private async run(subscription: EventSubscription): Promise<void> {

@@ -554,6 +554,7 @@ export class MongoReadModelStore implements ReadModelStore {
     }
     let rebuilt: Checkpoint[];
     let names: string[];
+    const lowered: { name: string; liveAt: string; rebuiltAt: string }[] = [];
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     try {
       if (options) {
@@ -571,20 +572,28 @@ export class MongoReadModelStore implements ReadModelStore {
       }
       rebuilt = await this.intactCheckpoints(shadow);
       names = (await this.collectionNames()).filter((n) => n.startsWith(shadow.prefix) && n !== checkpoints);
+      // The collections move one by one: first the position reads wait on comes down to the
+      // rebuilt one where the live models ran ahead (their projector went on while the shadow
+      // filled), or a `minPosition` read mid-swap would pass and read the rebuilt collections.
+      for (const name of options?.lowerFirst ?? []) {
+        const rebuiltAt = rebuilt.find((c) => c._id === name)?.position;
+        const liveAt = (await this.checkpoints().findOne({ _id: name }))?.position;
+        if (rebuiltAt === undefined || liveAt === undefined || liveAt <= rebuiltAt) continue;
+        await this.checkpoints().updateOne(
+          { _id: name, position: liveAt },
+          { $set: { position: rebuiltAt } },
+        );
+        lowered.push({ name, liveAt, rebuiltAt });
+      }
     } catch (error) {
+      // nothing moved: what was lowered goes back up (unless something moved it meanwhile)
+      for (const { name, liveAt, rebuiltAt } of lowered) {
+        await this.checkpoints()
+          .updateOne({ _id: name, position: rebuiltAt }, { $set: { position: liveAt } })
+          .catch(() => undefined);
+      }
       await withdraw?.();
       throw error;
-    }
-    // The collections move one by one: first the position reads wait on comes down to the
-    // rebuilt one where the live models ran ahead (their projector went on while the shadow
-    // filled), or a `minPosition` read mid-swap would pass and read the rebuilt collections.
-    for (const name of options?.lowerFirst ?? []) {
-      const rebuiltAt = rebuilt.find((c) => c._id === name)?.position;
-      if (rebuiltAt === undefined) continue;
-      await this.checkpoints().updateOne(
-        { _id: name, position: { $gt: rebuiltAt } },
-        { $set: { position: rebuiltAt } },
-      );
     }
     for (const from of names.sort()) await this.moveOver(from, from.slice(shadow.prefix.length));
     // The ones holding the announced value last: once one of them is in, the swap is done.
