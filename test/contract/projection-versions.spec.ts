@@ -132,4 +132,33 @@ describe('projection versions', () => {
     },
     60_000,
   );
+
+  it.each(stores)(
+    "a projector of an older release that keeps running through a newer release's rebuild marks the models mixed when it heals (%s)",
+    async (name, open) => {
+      const projections = allProjections();
+      const raised = projections.filter((p) => (p.version ?? 1) > 1).map((p) => p.collection.name);
+      const older = projections.map((p) => ({ ...p, version: 1 }) as Projection);
+      const events = new SqliteEventStore(join(dir, `events-upgrade-${name}.sqlite`));
+      await writeRandomLifecycles(events, { seed: 5, count: 3 });
+      const store = await open('upgrade');
+      // release 1 projects, and goes on projecting while release 2 rebuilds
+      const running = new Projector(events, store, older, { logger: { error: () => undefined } });
+      await running.start();
+      expect(await running.waitFor(await events.headPosition(), 10_000)).toBe(true);
+      await rebuildReadModels(events, store, projections);
+      expect(await staleReadModels(store, projections, await store.checkpoint(PROJECTOR_CHECKPOINT))).toEqual(
+        [],
+      );
+      // the next events reach the old projector, which heals onto the swapped-in models
+      await writeRandomLifecycles(events, { seed: 6, count: 1, idOffset: 100 });
+      expect(await running.waitFor(await events.headPosition(), 10_000)).toBe(true);
+      await running.stop();
+      expect(await staleReadModels(store, projections, await events.headPosition())).toEqual(
+        raised.map((readModel) => ({ readModel, builtBy: 2, current: 2, mixed: true })),
+      );
+      await Promise.all([store.close(), events.close()]);
+    },
+    60_000,
+  );
 });

@@ -106,7 +106,10 @@ const recordVersionsOfEmptyModels = async (
 };
 
 /** A projector older than the models' recorded version is about to write: marks them mixed. */
-const markOlderWriters = async (store: ReadModelStore, projections: readonly Versioned[]): Promise<void> => {
+export const markOlderWriters = async (
+  store: ReadModelStore,
+  projections: readonly Versioned[],
+): Promise<void> => {
   for (const projection of projections) {
     if ((await builtByOf(store, projection)) > (projection.version ?? 1)) {
       await store.commit({ documents: [], checkpoint: { name: mixedCheckpoint(projection), position: 1n } });

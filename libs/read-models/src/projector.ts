@@ -10,6 +10,7 @@ import {
 import { PositionWaiters } from './position-waiters';
 import {
   describeStale,
+  markOlderWriters,
   recordProjectionVersions,
   settleProjectionVersions,
   staleReadModels,
@@ -550,6 +551,9 @@ export class Projector implements LiveProjector {
         this.promoting = promoting;
         return;
       }
+      // Models a rebuild swapped in record the versions that built them: a projector of an older
+      // release (still running through an upgrade) is about to write into them, as at a start.
+      await markOlderWriters(this.store, this.projections);
       let after = await this.store.checkpoint(REBUILT_THROUGH);
       let reapplied = 0;
       try {
