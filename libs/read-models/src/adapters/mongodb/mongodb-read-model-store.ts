@@ -152,8 +152,10 @@ export class MongoReadModelStore implements ReadModelStore {
   /** Over a client someone else owns (and closes); `connect` is the usual way in. */
   constructor(client: MongoClient, dbName: string, target = `MongoDB database ${dbName}`) {
     if (!DATABASE_NAME.test(dbName)) throw new Error(`not a valid database name: ${dbName}`);
-    // undefined fields are left out, as JSON leaves them out: the same documents as the other adapters
-    const db = client.db(dbName, { ignoreUndefined: true });
+    // undefined fields are left out, as JSON leaves them out: the same documents as the other
+    // adapters. Reads from the primary whatever the URL prefers: a `minPosition` read checks the
+    // checkpoint and then reads documents, and a secondary could be behind on either.
+    const db = client.db(dbName, { ignoreUndefined: true, readPreference: 'primary' });
     this.connection = { client, db, target, ownsClient: false, closed: false };
   }
 
