@@ -10,7 +10,7 @@ import {
 import { changeRequestAggregate } from '../application/aggregates';
 import { type CommandResult, ExecuteDecision } from '../application/execute-decision.command';
 import { parsePosition } from '../read-models/parse-position';
-import { decodeCursor, parseLimit } from '../read-models/paging';
+import { pageRequestOf } from '../read-models/paging';
 import { GetChange, ListChanges } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
 import { ListChangesQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
@@ -85,9 +85,7 @@ export class ChangeRequestsController {
   async list(@Query() query: ListChangesQueryDto) {
     await this.readPosition.await(parsePosition(query.minPosition));
     const { minPosition: _m, limit, cursor, ...filters } = query;
-    return this.queryBus.execute(
-      new ListChanges(filters, { limit: parseLimit(limit), after: decodeCursor(cursor) }),
-    );
+    return this.queryBus.execute(new ListChanges(filters, pageRequestOf({ limit, cursor })));
   }
 
   @Get(':id')

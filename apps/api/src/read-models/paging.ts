@@ -60,6 +60,12 @@ export interface PageRequest {
   readonly after?: Cursor;
 }
 
+/** A list request's `limit` and `cursor`, checked (400 otherwise). */
+export const pageRequestOf = (query: { readonly limit?: string; readonly cursor?: string }): PageRequest => ({
+  limit: parseLimit(query.limit),
+  after: decodeCursor(query.cursor),
+});
+
 /**
  * One page of a list: the query with the request's cursor and one row more than asked, cut to
  * the limit; the next cursor is the last row's sort value (the query's `orderBy`) and id.

@@ -3,7 +3,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { type ChangeLogRow, changeLogCsv, changeLogMarkdown } from '@changeledger/read-models';
-import { decodeCursor, MAX_LIMIT, parseLimit } from './paging';
+import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
 import { parsePosition } from './parse-position';
 import { GetChangeLog, GetRetrospectiveQueue, ListPendingApprovals } from './read-model.queries';
 import { ReadPosition } from './read-position';
@@ -27,9 +27,7 @@ export class ReadModelsController {
     await this.readPosition.await(parsePosition(query.minPosition));
     const format = query.format ?? 'json';
     if (format === 'json') {
-      return this.queryBus.execute(
-        new GetChangeLog({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
-      );
+      return this.queryBus.execute(new GetChangeLog(pageRequestOf(query)));
     }
     const rows: ChangeLogRow[] = [];
     const whole = query.limit === undefined && query.cursor === undefined;
@@ -63,21 +61,14 @@ export class ReadModelsController {
   @Get('approvals/pending')
   async pendingApprovals(@Query() query: PendingApprovalsQueryDto) {
     await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(
-      new ListPendingApprovals(query.requiredApproval, {
-        limit: parseLimit(query.limit),
-        after: decodeCursor(query.cursor),
-      }),
-    );
+    return this.queryBus.execute(new ListPendingApprovals(query.requiredApproval, pageRequestOf(query)));
   }
 
   @Get('retrospectives/queue')
   @Header('Cache-Control', 'no-store')
   async retrospectiveQueue(@Query() query: PagedQueryDto) {
     await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(
-      new GetRetrospectiveQueue({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
-    );
+    return this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query)));
   }
 }
 

@@ -8,7 +8,7 @@ import { parsePosition } from '../read-models/parse-position';
 import { ListStandardTemplates } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
 import { PagedQueryDto } from '../read-models/read-query.dto';
-import { decodeCursor, parseLimit } from '../read-models/paging';
+import { pageRequestOf } from '../read-models/paging';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
 import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
 import { IdempotentCommands } from '../idempotency/idempotent-commands';
@@ -55,8 +55,6 @@ export class StandardTemplatesController {
   @Get()
   async list(@Query() query: PagedQueryDto) {
     await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(
-      new ListStandardTemplates({ limit: parseLimit(query.limit), after: decodeCursor(query.cursor) }),
-    );
+    return this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query)));
   }
 }
