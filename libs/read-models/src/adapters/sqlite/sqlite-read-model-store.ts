@@ -82,7 +82,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     const live = SqliteReadModelStore.open(file);
     // Shards and a live projector take turns at the write lock, each for a batch: a shard
     // waits as long as it must rather than fail a long rebuild near its end.
-    live.db.pragma('busy_timeout = 60000');
+    live.waitForLocksAtMost(60_000);
     const shadow = new SqliteReadModelStore(live.db, SHADOW, true, true);
     shadow.mark = mark;
     await shadow.init(collections);
@@ -469,21 +469,19 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   private assertShadowIntact(mark: string) {
-    const row = this.statement(`SELECT position FROM ${this.checkpoints} WHERE name = ?`).get(SHADOW_MARK) as
-      { position: string } | undefined;
-    if (row?.position !== mark) {
+    if (!this.isIntact(this, mark)) {
       throw new Error('this shadow was dropped (by another rebuild started meanwhile?); nothing was written');
     }
   }
 
   private isIntact(shadow: SqliteReadModelStore, mark: string): boolean {
-    const exists = this.db
-      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
-      .get(`${SHADOW}checkpoints`);
+    const exists = this.statement(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(
+      `${SHADOW}checkpoints`,
+    );
     if (!exists) return false;
-    const row = this.db
-      .prepare(`SELECT position FROM ${shadow.checkpoints} WHERE name = ?`)
-      .get(SHADOW_MARK) as { position: string } | undefined;
+    const row = this.statement(`SELECT position FROM ${shadow.checkpoints} WHERE name = ?`).get(
+      SHADOW_MARK,
+    ) as { position: string } | undefined;
     return row?.position === mark;
   }
 
