@@ -61,7 +61,7 @@ export const problem = (
 export const toProblem = (error: unknown): Problem => {
   if (error instanceof DomainError) {
     return problem(error.code, error.detail, {
-      ...(error.errors ? { errors: error.errors.map((e) => ({ field: e.field, message: e.message })) } : {}),
+      ...(error.errors ? { errors: [...error.errors] } : {}),
       ...(error.rule ? { rule: error.rule } : {}),
     });
   }

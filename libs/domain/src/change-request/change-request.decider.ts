@@ -152,7 +152,9 @@ const checkTimes = (start: string, end: string, what: string, endField: string) 
   }
 };
 
-const required = (fields: readonly string[], message: string) => fields.map((field) => ({ field, message }));
+/** The same message for each of these fields. */
+const fieldErrors = (fields: readonly string[], message: string) =>
+  fields.map((field) => ({ field, message }));
 
 const emergencyDetailsOnlyForEmergencies = () =>
   validationFailed('only emergency changes carry emergency details', 'emergency-details', [
@@ -166,7 +168,7 @@ const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
     throw validationFailed(
       `a change request needs ${missingBase.join(', ')}`,
       'complete-request',
-      required(missingBase, 'is required'),
+      fieldErrors(missingBase, 'is required'),
     );
   }
   if (type !== 'emergency') {
@@ -175,7 +177,7 @@ const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
       throw validationFailed(
         `a ${type} change needs ${missing.join(', ')}`,
         'complete-request',
-        required(missing, `is required for a ${type} change`),
+        fieldErrors(missing, `is required for a ${type} change`),
       );
     }
     if (request.emergency !== undefined) throw emergencyDetailsOnlyForEmergencies();
@@ -326,11 +328,11 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
         .join('; '),
       'review-criteria',
       [
-        ...required(
+        ...fieldErrors(
           missing.map((k) => `criteria.${k}`),
           'is required',
         ),
-        ...required(
+        ...fieldErrors(
           unknown.map((k) => `criteria.${k}`),
           `not part of a ${command.kind} review`,
         ),
