@@ -161,8 +161,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
   });
 
   it('GET /audit/events pages the global log, and streams it as NDJSON', async () => {
-    // positions need not be dense (EventStoreDB's are byte offsets): count the events
-    const events = (await app.store.readAll({ after: 0n, limit: 100_000 })).length;
+    const events = await app.eventCount();
     const first = expectStatus(await app.get('/audit/events?limit=5', USERS.manager), 200).body as {
       items: AuditEvent[];
       nextAfter: string;
@@ -211,7 +210,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
   });
 
   it('verifies the chains written through any event store: valid, every event checked, an anchor that holds', async () => {
-    const events = (await app.store.readAll({ after: 0n, limit: 100_000 })).length;
+    const events = await app.eventCount();
     const valid = expectStatus(await app.get('/audit/verify', USERS.auditor), 200).body as {
       valid: boolean;
       checkedEvents: number;

@@ -244,6 +244,11 @@ export class AppHarness {
     return this.store.readStream(`changeRequest-${changeId}`);
   }
 
+  /** How many events the log holds (positions need not be dense: EventStoreDB's are offsets). */
+  async eventCount(): Promise<number> {
+    return (await this.store.readAll({ after: 0n, limit: 100_000 })).length;
+  }
+
   async close() {
     await this.app.close();
     if (this.config.readModelStore === 'mongodb') {
