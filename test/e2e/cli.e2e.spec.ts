@@ -55,6 +55,25 @@ describe('the changeledger CLI', () => {
     }
   });
 
+  whenBuilt('token refuses an empty role list and an expiry that is not a duration from now', async () => {
+    const base = ['token', '--sub', 'u-1', '--name', 'N'];
+    const noRoles = await runCliSettled(app.config, [...base, '--roles', ' , ']);
+    expect(noRoles).toMatchObject({ code: 1, stdout: '' });
+    expect(noRoles.stderr).toMatch(/--roles names no role\nusage: npm run token/);
+    for (const expires of ['3600', '-1h', '1h ago', '0s']) {
+      const result = await runCliSettled(app.config, [
+        ...base,
+        '--roles',
+        'requester',
+        `--expires=${expires}`,
+      ]);
+      expect(result).toMatchObject({ code: 1, stdout: '' });
+      expect(result.stderr).toContain(`--expires ${expires}: must be a duration from now`);
+    }
+    const week = await runCliSettled(app.config, [...base, '--roles', 'requester', '--expires', '7d']);
+    expect(week.code).toBe(0);
+  });
+
   whenBuilt(
     'token behind an identity provider says where tokens come from instead of signing one the API refuses',
     async () => {

@@ -600,15 +600,13 @@ describe('compliance report', () => {
       const dir = mkdtempSync(join(tmpdir(), 'changeledger-report-'));
       try {
         const out = join(dir, 'report.json');
-        const { stderr } = await runCli(app.config, [
-          'report',
-          '--period',
-          '2026-Q3',
-          '--format',
-          'json',
-          '--out',
-          out,
-        ]);
+        // npm runs the script in the package's folder and says where it was typed in INIT_CWD
+        const { stderr } = await runCli(
+          app.config,
+          ['report', '--period', '2026-Q3', '--format', 'json', '--out', 'report.json'],
+          { INIT_CWD: dir },
+        );
+        expect(stderr).toContain(`written to ${out}`);
         const fromCli = JSON.parse(readFileSync(out, 'utf8')) as Report & { generatedAt: string };
         const fromApi = await fetchReport();
         expect({ ...fromCli, generatedAt: undefined }).toEqual({ ...fromApi, generatedAt: undefined });

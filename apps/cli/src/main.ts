@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES } from '@changeledger/domain';
 import { parseLogAnchor, verifyHashChains } from '@changeledger/event-store';
@@ -51,6 +52,8 @@ const token = async (args: string[]) => {
     .split(',')
     .map((r) => r.trim())
     .filter(Boolean);
+  // A token without a role is refused by every command: most likely a mistyped list.
+  if (roles.length === 0) throw new Error(`--roles names no role\n${USAGE}`);
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length > 0) throw new Error(`unknown role(s): ${unknown.join(', ')}\n${USAGE}`);
   const config = loadConfig();
@@ -61,14 +64,26 @@ const token = async (args: string[]) => {
     );
   }
   const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir);
-  process.stdout.write(
-    `${await signToken({ sub: values.sub, name: values.name, roles }, secret, {
+  let signed: string;
+  try {
+    signed = await signToken({ sub: values.sub, name: values.name, roles }, secret, {
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       expiresIn: values.expires,
-    })}\n`,
-  );
+    });
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error; // jose: "Invalid time period format"
+    throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+  }
+  // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
+  const { iat, exp } = JSON.parse(Buffer.from(signed.split('.')[1], 'base64url').toString()) as {
+    iat: number;
+    exp: number;
+  };
+  if (!(exp > iat)) throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+  process.stdout.write(`${signed}\n`);
 };
+const EXPIRES = 'must be a duration from now, such as 30m, 12h or 7d';
 
 /**
  * `rebuild`: replays the whole log into fresh read models next to the live ones, then swaps
@@ -120,6 +135,7 @@ const verify = async (args: string[]) => {
       anchor,
       onProgress: (checked, position, head) => bar.update(checked, Number(position), Number(head)),
     });
+    bar.endLine();
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     if (report.valid) {
       bar.done(
@@ -145,7 +161,7 @@ const verify = async (args: string[]) => {
 };
 
 const REPORT_USAGE =
-  'usage: npm run report -- (--period 2026-Q4 | --from 2026-10-01 --to 2026-12-31) [--format json|csv|html] [--out FILE]';
+  'usage: npm run report -- (--period 2026-Q4 | --from 2026-10-01 --to 2026-12-31) [--format html|json|csv (default html)] [--out FILE]';
 
 /**
  * `report`: the compliance report from the read models. It first brings them up to the event
@@ -166,6 +182,10 @@ const report = async (args: string[]) => {
   );
   if (!['json', 'csv', 'html'].includes(values.format!))
     throw new Error(`unknown format ${values.format}\n${REPORT_USAGE}`);
+  if (values.out === '') throw new Error(`--out names no file\n${REPORT_USAGE}`);
+  // npm runs scripts in the package's folder: a relative --out is meant from where it was typed.
+  const out =
+    values.out === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.out);
   let period;
   try {
     period = resolveReportPeriod(values);
@@ -181,7 +201,7 @@ const report = async (args: string[]) => {
   try {
     const catchUp = new ProgressBar('read models', 'events');
     const applied = await catchUpLive(events, store, allProjections(), {
-      onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head)),
+      onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head), Number(p.from ?? 0n)),
     });
     catchUp.done(`up to date (${applied} events applied now)`);
     const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
@@ -199,11 +219,12 @@ const report = async (args: string[]) => {
           ? complianceReportCsv(built)
           : complianceReportHtml(built);
     const findings = Object.values(built.findings).reduce((n, list) => n + list.length, 0);
-    if (values.out) writeFileSync(values.out, output);
+    loading.endLine();
+    if (out) writeFileSync(out, output);
     else process.stdout.write(output);
     loading.done(
       `${period.label}: ${built.volumes.submitted.total} changes submitted, ${findings} findings, from ${documentsRead} changes` +
-        (values.out ? `; written to ${values.out}` : ''),
+        (out ? `; written to ${out}` : ''),
     );
   } finally {
     await store.close();

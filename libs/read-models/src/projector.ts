@@ -636,6 +636,8 @@ export interface RebuildProgress {
   readonly events: number;
   readonly position: bigint;
   readonly head: bigint;
+  /** The position the replay started after (a catch-up starts at the read models' checkpoint). */
+  readonly from?: bigint;
 }
 
 export interface ReplayOptions {
@@ -716,6 +718,7 @@ export const replayInto = async (
   await target.init(projections.map((p) => p.collection));
   const head = options.until ?? (await events.headPosition());
   let after = await target.checkpoint(PROJECTOR_CHECKPOINT);
+  const from = after;
   await settleProjectionVersions(target, projections, after);
   const memory = options.keepInMemory
     ? new WriteBehind(target, projections, options.keepInMemory)
@@ -735,7 +738,7 @@ export const replayInto = async (
         : await applyBatch(target, projections, projected, PROJECTOR_CHECKPOINT, options.expect);
       last = projected[projected.length - 1].position;
     }
-    options.onProgress?.({ events: applied, position: after, head });
+    options.onProgress?.({ events: applied, position: after, head, from });
     if (batch.length < batchSize) break;
   }
   await page.catch(() => undefined);

@@ -85,6 +85,11 @@ describe('report periods', () => {
     [{ from: '2026-02-30', to: '2026-03-01' }, 'from'],
     [{ from: '2026-10-01', to: 'tomorrow' }, 'to'],
     [{ from: '2026-10-01T10:00:00', to: '2026-10-02' }, 'from'],
+    // Date rolls an impossible day over (2026-02-30 → 2 March): refused in instants too
+    [{ from: '2026-02-01T00:00:00Z', to: '2026-02-30T00:00:00Z' }, 'to'],
+    [{ from: '2026-04-31T10:00:00+02:00', to: '2026-05-02' }, 'from'],
+    [{ from: '2026-10-01T24:00:00Z', to: '2026-10-03' }, 'from'],
+    [{ from: '2026-10-01T10:00:00+25:00', to: '2026-10-03' }, 'from'],
     [{ from: '2026-10-02', to: '2026-10-01' }, 'to'],
   ])('refuses %j, naming the field %s', (input, field) => {
     expect(() => resolveReportPeriod(input)).toThrow(expect.objectContaining({ field }));

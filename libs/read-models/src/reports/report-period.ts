@@ -47,7 +47,14 @@ export const parsePeriodLabel = (label: string): ReportPeriod => {
 const MAX_SPAN_DAYS = 3660;
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const DATE_TIME =
+  /^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
+
+/** Whether `YYYY-MM-DD` names a day of the calendar (Date rolls 2026-02-30 over to 2 March). */
+const isCalendarDay = (date: string): boolean => {
+  const day = new Date(`${date}T00:00:00.000Z`);
+  return !Number.isNaN(day.getTime()) && day.toISOString().startsWith(date);
+};
 
 /**
  * A bound given as a date or an instant. A date-only `to` means the end of that day, so
@@ -55,11 +62,11 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
  */
 export const parseBound = (field: 'from' | 'to', value: string): Date => {
   if (DATE_ONLY.test(value)) {
-    const day = new Date(`${value}T00:00:00.000Z`);
-    if (!Number.isNaN(day.getTime()) && day.toISOString().startsWith(value)) {
+    if (isCalendarDay(value)) {
+      const day = new Date(`${value}T00:00:00.000Z`);
       return field === 'to' ? new Date(day.getTime() + 86_400_000) : day;
     }
-  } else if (DATE_TIME.test(value)) {
+  } else if (DATE_TIME.test(value) && isCalendarDay(value.slice(0, 10))) {
     const instant = new Date(value);
     if (!Number.isNaN(instant.getTime())) return instant;
   }
