@@ -278,6 +278,38 @@ describe('bad input stores nothing', () => {
     expect(await app.store.headPosition()).toBe(before);
   });
 
+  it('refuses form bodies, other media types and query parameters on commands, storing nothing', async () => {
+    const { id } = await submit(app);
+    const before = await app.store.headPosition();
+    const cancel = (path: string, options: Record<string, unknown>) =>
+      app.request('POST', `/changes/${id}/cancel${path}`, options);
+    // all of these would otherwise cancel the change
+    const form = await cancel('', {
+      rawBody: 'reason=dup',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(expectStatus(form, 400, 'VALIDATION_FAILED').body).toMatchObject({
+      detail: 'send the body as application/json',
+    });
+    const xml = await cancel('', {
+      rawBody: '<reason>dup</reason>',
+      headers: { 'content-type': 'application/xml' },
+    });
+    expect(expectStatus(xml, 400, 'VALIDATION_FAILED').body).toMatchObject({
+      detail: 'send the body as application/json',
+    });
+    const query = await cancel('?dryRun=true', { body: { reason: 'dup' } });
+    expect(expectStatus(query, 400, 'VALIDATION_FAILED').body).toMatchObject({
+      errors: [{ field: 'dryRun', message: 'unknown query parameter' }],
+    });
+    const empty = await app.request('POST', `/changes/${id}/start`, { rawBody: '', as: USERS.implementer });
+    expect(expectStatus(empty, 400, 'VALIDATION_FAILED').body).toMatchObject({
+      detail: expect.stringContaining('send {}'),
+    });
+    expect(await app.store.headPosition()).toBe(before);
+    expectStatus(await cancel('', { body: { reason: 'dup' } }), 200);
+  });
+
   it('serves the OpenAPI document generated from the DTOs', async () => {
     const doc = expectStatus(await app.request('GET', '/openapi.json', { as: null }), 200).body as {
       paths: Record<string, unknown>;

@@ -19,6 +19,9 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 
+const isJson = (contentType: string | undefined) =>
+  /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
+
 /** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
 export const createApp = async (
   config: AppConfig,
@@ -43,6 +46,10 @@ export const createApp = async (
     return payload;
   });
   fastify.addHook('preValidation', async (request) => {
+    // Nest registers a form parser beside the JSON one: a form body must not pass for a command.
+    if (request.body !== undefined && !isJson(request.headers['content-type'])) {
+      throw new RequestValidationError('send the body as application/json');
+    }
     if (nestsDeeperThan(request.body, MAX_BODY_DEPTH)) {
       throw new RequestValidationError(
         `the body nests objects and arrays deeper than ${MAX_BODY_DEPTH} levels`,

@@ -41,6 +41,14 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
   const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
   const actor = request.actor;
   if (!actor) throw new Error('CommandCallParam used on a public endpoint');
+  // Commands take no query parameters: one would be ignored (`?dryRun=true` would still act).
+  const query = Object.keys((request.query as Record<string, unknown> | undefined) ?? {});
+  if (query.length > 0) {
+    throw new RequestValidationError(
+      `invalid query parameter(s): ${query.join(', ')}`,
+      query.map((field) => ({ field, message: 'unknown query parameter' })),
+    );
+  }
   const given = request.headers['x-correlation-id'];
   const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
   const expectedVersion = parseIfMatch(request.headers['if-match']);

@@ -100,6 +100,11 @@ const fromHttpException = (error: HttpException): Problem => {
   if (status === 413) return problem('PAYLOAD_TOO_LARGE', 'the request body is larger than 1 MiB');
   if (status === 401) return problem('UNAUTHENTICATED', error.message);
   if (status === 403) return problem('FORBIDDEN', error.message);
+  // Fastify's body errors reach here as HttpExceptions (Nest keeps their status and message only)
+  if (status === 415) return problem('VALIDATION_FAILED', 'send the body as application/json');
+  if (status === 400 && error.message.startsWith('Body cannot be empty when content-type')) {
+    return problem('VALIDATION_FAILED', 'the body is empty but Content-Type says application/json; send {}');
+  }
   if (status >= 400 && status < 500) return problem('VALIDATION_FAILED', error.message);
   return problem('INTERNAL', 'an unexpected error occurred; it has been logged');
 };
