@@ -417,6 +417,7 @@ describe('change-request decider', () => {
           expected('ChangeApproved', actors.lena, {
             level: 'infrastructure-lead',
             riskLevel: 'low',
+            rule: 'normal-change-needs-infrastructure-lead',
             comment: 'Go ahead',
           }),
         ],
@@ -426,7 +427,15 @@ describe('change-request decider', () => {
         normalHistory('awaiting-approval'),
         ROWS.RejectChange.command,
         actors.lena,
-        [expected('ChangeRejected', actors.lena, { stage: 'approval', reason: 'Too risky this week' })],
+        [
+          expected('ChangeRejected', actors.lena, {
+            stage: 'approval',
+            level: 'infrastructure-lead',
+            riskLevel: 'low',
+            rule: 'normal-change-needs-infrastructure-lead',
+            reason: 'Too risky this week',
+          }),
+        ],
       ],
       [
         'ScheduleChange (first time)',
@@ -453,6 +462,7 @@ describe('change-request decider', () => {
             plannedEnd: '2026-01-12T23:30:00.000Z',
             maintenanceWindow: false,
             rescheduled: true,
+            previous: { plannedStart: PLANNED_START, plannedEnd: PLANNED_END, maintenanceWindow: false },
           }),
         ],
       ],
@@ -960,22 +970,41 @@ describe('change-request decider', () => {
     ])('a %s-risk change may be approved by %s', (risk, _who, approver, level) => {
       const history = normalHistory('awaiting-approval', { risk });
       const when = given(history).when({ type: 'ApproveChange' }, { actor: approver });
-      when.then([expected('ChangeApproved', approver, { level, riskLevel: risk })]);
+      const rule =
+        level === 'management' ? 'high-risk-needs-management' : 'normal-change-needs-infrastructure-lead';
+      when.then([expected('ChangeApproved', approver, { level, riskLevel: risk, rule })]);
       expect(given([...history, ...when.events()]).state).toMatchObject({
         status: 'approved',
         approval: { by: { id: approver.id }, level },
       });
     });
 
-    it.each<[RiskLevel, string, Actor]>([
-      ['low', 'the infrastructure lead', actors.lena],
-      ['low', 'management', actors.max],
-      ['high', 'management', actors.max],
-    ])('a %s-risk change may be rejected by %s', (risk, _who, actor) => {
-      given(normalHistory('awaiting-approval', { risk }))
-        .when({ type: 'RejectChange', reason: 'No' }, { actor })
-        .then([expected('ChangeRejected', actor, { stage: 'approval', reason: 'No' })]);
-    });
+    it.each<[RiskLevel, string, Actor, 'infrastructure-lead' | 'management', string]>([
+      [
+        'low',
+        'the infrastructure lead',
+        actors.lena,
+        'infrastructure-lead',
+        'normal-change-needs-infrastructure-lead',
+      ],
+      ['low', 'management', actors.max, 'infrastructure-lead', 'normal-change-needs-infrastructure-lead'],
+      ['high', 'management', actors.max, 'management', 'high-risk-needs-management'],
+    ])(
+      'a %s-risk change may be rejected by %s, the event naming the level and its rule',
+      (risk, _who, actor, level, rule) => {
+        given(normalHistory('awaiting-approval', { risk }))
+          .when({ type: 'RejectChange', reason: 'No' }, { actor })
+          .then([
+            expected('ChangeRejected', actor, {
+              stage: 'approval',
+              level,
+              riskLevel: risk,
+              rule,
+              reason: 'No',
+            }),
+          ]);
+      },
+    );
 
     it.each<[string, Actionable]>([
       ['ApproveChange', { type: 'ApproveChange' }],
@@ -1129,6 +1158,20 @@ describe('change-request decider', () => {
     ])('by %s (not the original requester) → FORBIDDEN', (_name, actor) => {
       given(normalHistory('changes-requested'))
         .when({ type: 'AmendChange', fields: { title: 'Hijacked' } }, { actor })
+        .thenError('FORBIDDEN');
+    });
+
+    it.each<[string, Role[]]>([
+      ['now an auditor only', ['auditor']],
+      ['now holding no role', []],
+      ['now a reviewer only', ['technical-reviewer']],
+    ])('by the original requester %s → FORBIDDEN (amend and cancel)', (_name, roles) => {
+      const actor = withRoles(actors.alice, ...roles);
+      given(normalHistory('changes-requested'))
+        .when({ type: 'AmendChange', fields: { title: 'Changed' } }, { actor })
+        .thenError('FORBIDDEN');
+      given(normalHistory('changes-requested'))
+        .when({ type: 'CancelChange', reason: 'x' }, { actor })
         .thenError('FORBIDDEN');
     });
 

@@ -113,6 +113,10 @@ export const COMMAND_POLICIES: Record<Actionable, CommandPolicy> = {
   },
 };
 
+/** The rule that sets an approval level (named in ReviewsCompleted and the decision's event). */
+const approvalRuleFor = (level: ApprovalLevel) =>
+  level === 'management' ? 'high-risk-needs-management' : 'normal-change-needs-infrastructure-lead';
+
 export const requiredApprovalFor = (risk: RiskLevel): ApprovalLevel =>
   risk === 'high' ? 'management' : 'infrastructure-lead';
 
@@ -141,6 +145,17 @@ export const missingRequestFields = (request: ChangeRequestFields): string[] =>
   LATER_FIELDS.filter((field) => isBlank(request[field]));
 
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
+
+/** The roles that may submit a change of this type. */
+const submitterRoles = (type: ChangeType | undefined): Role[] =>
+  type === 'emergency' ? ['requester', 'implementer'] : ['requester'];
+
+/**
+ * May act as the original requester (amend, cancel): the same person, still holding a role that
+ * may submit such a change. One who has since become an auditor only changes nothing.
+ */
+const actsAsOriginalRequester = (state: ChangeRequestState, actor: Actor) =>
+  isOriginalRequester(state, actor) && hasAnyRole(actor, submitterRoles(state.type));
 
 const describeRoles = (roles: readonly string[]) => roles.join(' or ');
 
@@ -196,7 +211,7 @@ const validateRequest = (type: ChangeType, request: ChangeRequestFields) => {
 
 const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: ChangeRequestContext) => {
   const { actor, now } = ctx;
-  const allowed: Role[] = command.changeType === 'emergency' ? ['requester', 'implementer'] : ['requester'];
+  const allowed = submitterRoles(command.changeType);
   if (!hasAnyRole(actor, allowed)) {
     throw forbidden(`submitting a ${command.changeType} change needs the role ${describeRoles(allowed)}`);
   }
@@ -383,10 +398,7 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
       data: {
         riskLevel,
         requiredApproval,
-        rule:
-          requiredApproval === 'management'
-            ? 'high-risk-needs-management'
-            : 'normal-change-needs-infrastructure-lead',
+        rule: approvalRuleFor(requiredApproval),
         by,
         at,
       },
@@ -401,13 +413,15 @@ const checkPolicy = (
 ) => {
   const policy = COMMAND_POLICIES[command.type];
   if (policy.roles === 'original-requester') {
-    if (!isOriginalRequester(state, actor)) {
-      throw forbidden(`only the original requester (${state.requestedBy?.name ?? 'unknown'}) may do this`);
+    if (!actsAsOriginalRequester(state, actor)) {
+      throw forbidden(
+        `only the original requester (${state.requestedBy?.name ?? 'unknown'}), holding the role ${describeRoles(submitterRoles(state.type))}, may do this`,
+      );
     }
   } else if (command.type !== 'RecordReview') {
     const allowed =
       hasAnyRole(actor, policy.roles) ||
-      (policy.alsoOriginalRequester === true && isOriginalRequester(state, actor));
+      (policy.alsoOriginalRequester === true && actsAsOriginalRequester(state, actor));
     if (!allowed) {
       const who = describeRoles([
         ...(policy.alsoOriginalRequester ? ['the original requester'] : []),
@@ -459,10 +473,19 @@ const decideChangeRequest = (
       }
       notRequester(command.type === 'ApproveChange' ? 'approves' : 'rejects');
       const riskLevel = state.request.risk?.level ?? 'high';
+      // Which rule made this level the deciding one, as ReviewsCompleted named it.
+      const rule = approvalRuleFor(level);
       if (command.type === 'ApproveChange') {
-        return [{ type: 'ChangeApproved', data: { level, riskLevel, comment: command.comment, by, at } }];
+        return [
+          { type: 'ChangeApproved', data: { level, riskLevel, rule, comment: command.comment, by, at } },
+        ];
       }
-      return [{ type: 'ChangeRejected', data: { stage: 'approval', reason: command.reason, by, at } }];
+      return [
+        {
+          type: 'ChangeRejected',
+          data: { stage: 'approval', level, riskLevel, rule, reason: command.reason, by, at },
+        },
+      ];
     }
     case 'ScheduleChange':
       checkTimes(command.plannedStart, command.plannedEnd, 'schedule', 'plannedEnd');
@@ -474,6 +497,16 @@ const decideChangeRequest = (
             plannedEnd: command.plannedEnd,
             maintenanceWindow: command.maintenanceWindow,
             rescheduled: state.status === 'scheduled',
+            // what a reschedule moved, for the audit trail
+            ...(state.status === 'scheduled' && state.schedule
+              ? {
+                  previous: {
+                    plannedStart: state.schedule.plannedStart,
+                    plannedEnd: state.schedule.plannedEnd,
+                    maintenanceWindow: state.schedule.maintenanceWindow,
+                  },
+                }
+              : {}),
             by,
             at,
           },

@@ -61,11 +61,20 @@ export type ReviewsCompleted = DomainEvent<
 export type ChangesRequested = DomainEvent<'ChangesRequested', Stamped & { kind: ReviewKind; notes: string }>;
 export type ChangeRejected = DomainEvent<
   'ChangeRejected',
-  Stamped & { stage: 'review' | 'approval'; kind?: ReviewKind; reason: string }
+  Stamped & {
+    stage: 'review' | 'approval';
+    kind?: ReviewKind;
+    /** At the approval stage: the level that decided, the risk it followed, and its rule. */
+    level?: ApprovalLevel;
+    riskLevel?: RiskLevel;
+    rule?: string;
+    reason: string;
+  }
 >;
 export type ChangeApproved = DomainEvent<
   'ChangeApproved',
-  Stamped & { level: ApprovalLevel; riskLevel: RiskLevel; comment?: string }
+  /** `rule`: in events since 2026-11-27 (older ones name it only in ReviewsCompleted). */
+  Stamped & { level: ApprovalLevel; riskLevel: RiskLevel; rule?: string; comment?: string }
 >;
 export type ChangeScheduled = DomainEvent<
   'ChangeScheduled',
@@ -74,6 +83,8 @@ export type ChangeScheduled = DomainEvent<
     plannedEnd: string;
     maintenanceWindow: boolean;
     rescheduled: boolean;
+    /** A reschedule's previous slot (in events since 2026-11-27). */
+    previous?: { plannedStart: string; plannedEnd: string; maintenanceWindow: boolean };
   }
 >;
 export type ChecklistItemCompleted = DomainEvent<
