@@ -140,7 +140,10 @@ describe('concurrency and idempotency', () => {
     const first = expectStatus(await amend('Amended once'), 200);
     const head = await app.store.headPosition();
     // the same request again: the answer as then, nothing stored (not "an amendment that changes nothing")
-    expect(expectStatus(await amend('Amended once'), 200).body).toEqual(first.body);
+    const repeat = expectStatus(await amend('Amended once'), 200);
+    expect(repeat.body).toEqual(first.body);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
     // the same key with another request: refused, and not silently answered as the first
     expectStatus(await amend('Amended twice'), 409, 'IDEMPOTENCY_KEY_REUSED');
     expect(await app.store.headPosition()).toBe(head);

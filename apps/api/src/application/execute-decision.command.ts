@@ -16,6 +16,8 @@ export interface CommandResult {
   readonly version: number;
   readonly status?: string;
   readonly position: bigint;
+  /** The command had been applied before (its Idempotency-Key is in the stream): its answer then. */
+  readonly replayed?: true;
 }
 
 /** The one command that carries every domain command to the generic handler. */

@@ -180,6 +180,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       version: aggregate.version(state),
       status: aggregate.status?.(state),
       position: upTo[lastIndex].position,
+      replayed: true,
     };
   }
 

@@ -61,6 +61,7 @@ export class ChangeRequestsController {
       const result = await this.commandBus.execute<ExecuteDecision<ChangeRequestCommand>, CommandResult>(
         new ExecuteDecision(changeRequestAggregate, id, command, call.options),
       );
+      if (result.replayed) call.markReplayed();
       return toCommandResponse(result);
     });
   }

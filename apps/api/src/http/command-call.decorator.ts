@@ -31,6 +31,8 @@ export interface CommandCall {
   readonly options: CommandOptions;
   /** With an `Idempotency-Key` on a POST: what `IdempotentCommands` needs to answer a repeat. */
   readonly idempotency?: IdempotentRequest;
+  /** Marks the answer `Idempotent-Replayed: true`: the handler found the command applied before. */
+  readonly markReplayed: () => void;
 }
 
 /**
@@ -53,7 +55,9 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
   const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
   const expectedVersion = parseIfMatch(request.headers['if-match']);
   const key = readIdempotencyKey(request);
-  if (key === undefined) return { options: { actor, correlationId, expectedVersion } };
+  const reply = context.switchToHttp().getResponse<FastifyReply>();
+  const markReplayed = () => void reply.header('Idempotent-Replayed', 'true');
+  if (key === undefined) return { options: { actor, correlationId, expectedVersion }, markReplayed };
   // In the events too: the handler recognises a command that landed before a crash by them.
   const fingerprint = requestFingerprint(request);
   const options = {
@@ -63,10 +67,10 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
     idempotencyKey: key,
     requestFingerprint: fingerprint,
   };
-  if (request.method !== 'POST') return { options };
-  const reply = context.switchToHttp().getResponse<FastifyReply>();
+  if (request.method !== 'POST') return { options, markReplayed };
   return {
     options,
+    markReplayed,
     idempotency: {
       scope: `${actor.id}\u0000${key}`,
       fingerprint,

@@ -32,6 +32,7 @@ export class StandardTemplatesController {
       const result = await this.commandBus.execute<ExecuteDecision<StandardTemplateCommand>, CommandResult>(
         new ExecuteDecision(standardTemplateAggregate, id, command, call.options),
       );
+      if (result.replayed) call.markReplayed();
       return toCommandResponse(result);
     });
   }
