@@ -105,7 +105,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       [
         'POST',
         '/standard-templates',
-        { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['pve1'] },
+        { name: 'n', description: 'd', procedure: ['p'], systemsScope: ['pve*', 'switch-core'] },
       ],
       ['POST', '/standard-templates/STD-001/retire', { reason: 'replaced' }],
     ];

@@ -338,7 +338,7 @@ describe('compliance report', () => {
           name: 'Golden LXC',
           description: 'LXC from the golden image',
           procedure: ['pct create'],
-          systemsScope: ['pve1'],
+          systemsScope: ['pve*', 'switch-core'],
         },
         USERS.lead,
         201,

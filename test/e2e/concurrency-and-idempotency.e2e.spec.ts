@@ -40,7 +40,12 @@ describe('concurrency and idempotency', () => {
     const template = expectStatus(
       await app.post(
         '/standard-templates',
-        { name: 'Resize a VM disk', description: 'd', procedure: ['qm resize'], systemsScope: ['pve1'] },
+        {
+          name: 'Resize a VM disk',
+          description: 'd',
+          procedure: ['qm resize'],
+          systemsScope: ['pve*', 'switch-core'],
+        },
         USERS.lead,
       ),
       201,

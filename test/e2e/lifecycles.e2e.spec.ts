@@ -34,9 +34,23 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     ).body;
     expect(template).toMatchObject({ id: expect.stringMatching(/^STD-\d{3,}$/), version: 1 });
 
+    // the template pre-approves its own systems only
+    const outside = await app.post(
+      '/changes',
+      normalChange('low', { type: 'standard', standardTemplateId: template.id, title: 'New monitoring LXC' }),
+    );
+    expect(expectStatus(outside, 422, 'RULE_VIOLATION').body).toMatchObject({
+      rule: 'standard-change-within-template-scope',
+      detail: expect.stringContaining('not switch-core'),
+    });
     const created = await submit(
       app,
-      normalChange('low', { type: 'standard', standardTemplateId: template.id, title: 'New monitoring LXC' }),
+      normalChange('low', {
+        type: 'standard',
+        standardTemplateId: template.id,
+        title: 'New monitoring LXC',
+        systemsAffected: ['pve2'],
+      }),
     );
     expect(created).toMatchObject({
       id: expect.stringMatching(/^CHG-\d{3,}$/),

@@ -367,7 +367,12 @@ describe('read models over HTTP', () => {
     const t = expectStatus(
       await app.post(
         '/standard-templates',
-        { name: 'Add a VM disk', description: 'd', procedure: ['qm set'], systemsScope: ['pve1'] },
+        {
+          name: 'Add a VM disk',
+          description: 'd',
+          procedure: ['qm set'],
+          systemsScope: ['pve*', 'switch-core'],
+        },
         USERS.manager,
       ),
       201,
@@ -398,7 +403,7 @@ describe('read models over HTTP', () => {
       expectStatus(
         await app.post(
           '/standard-templates',
-          { name, description: 'd', procedure: ['step'], systemsScope: ['pve1'] },
+          { name, description: 'd', procedure: ['step'], systemsScope: ['pve*', 'switch-core'] },
           USERS.manager,
         ),
         201,

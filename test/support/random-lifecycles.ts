@@ -45,7 +45,8 @@ const TEMPLATE: StandardTemplateState = {
   name: 'Golden image LXC',
   description: 'd',
   procedure: ['p'],
-  systemsScope: ['pve1'],
+  // covers every system below: standard changes are refused for systems outside it
+  systemsScope: ['pve*', 'ceph', 'switch-core', 'fw1'],
   active: true,
 };
 
@@ -258,7 +259,7 @@ export const writeRandomLifecycles = async (
             name: TEMPLATE.name,
             description: 'd',
             procedure: ['p'],
-            systemsScope: ['pve1'],
+            systemsScope: TEMPLATE.systemsScope,
             by: { id: 'lead', name: 'User lead' },
             at: at0,
           },

@@ -8,6 +8,7 @@
 import type { Actor, Role } from '../shared/actor';
 import { fold } from '../shared/decider';
 import { DomainError, type DomainErrorCode } from '../shared/domain-error';
+import type { StandardTemplateEvent } from '../standard-template/standard-template.events';
 import type { StandardTemplateState } from '../standard-template/standard-template.state';
 import type { ChangeRequestCommand, ChangeRequestCommandType, SubmitChange } from './change-request.commands';
 import { changeRequestDecider } from './change-request.decider';
@@ -48,6 +49,7 @@ import {
   started,
   submitted,
   templateRef,
+  templateCreated,
   templateState,
   verified,
   withRoles,
@@ -726,6 +728,52 @@ describe('change-request decider', () => {
           { actor: actors.alice, template: activeTemplate() },
         )
         .thenError('RULE_VIOLATION', /low risk/);
+    });
+
+    describe("a standard change's systems and its template's scope (pve-node-01, pve-node-02)", () => {
+      const submitStandard = (systemsAffected: string[], template = activeTemplate()) =>
+        given([]).when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'standard',
+            fields: { ...standardRequest(), systemsAffected },
+            standardTemplateId: TEMPLATE_ID,
+          },
+          { actor: actors.alice, template },
+        );
+
+      it.each([[['pve-node-01']], [['pve-node-02', 'PVE-Node-01']]])(
+        'within it %j → pre-approved',
+        (systems) => {
+          expect(
+            submitStandard(systems)
+              .events()
+              .map((e) => e.type),
+          ).toEqual(['ChangeSubmitted', 'ChangePreApproved']);
+        },
+      );
+
+      it('a system outside it → RULE_VIOLATION naming it, nothing recorded', () => {
+        submitStandard(['pve-node-01', 'ceph-osd-3', 'core-switch']).thenError(
+          'RULE_VIOLATION',
+          /covers pve-node-01, pve-node-02; not ceph-osd-3, core-switch/,
+        );
+      });
+
+      it('a scope entry with * covers the names it matches, and only those', () => {
+        const created = templateCreated();
+        const template = templateState([
+          {
+            ...created,
+            data: { ...created.data, systemsScope: ['pve-node-*', 'vm-1.2'] },
+          } as StandardTemplateEvent,
+        ]);
+        expect(submitStandard(['pve-node-07', 'PVE-NODE-1', 'vm-1.2'], template).events()).toHaveLength(2);
+        // the rest of a name is literal: "." is a dot, not any character
+        submitStandard(['vm-1x2'], template).thenError('RULE_VIOLATION', /not vm-1x2/);
+        submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
+      });
     });
 
     it('a standard change without a template id → VALIDATION_FAILED', () => {

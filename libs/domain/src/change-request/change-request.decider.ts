@@ -146,6 +146,20 @@ export const missingRequestFields = (request: ChangeRequestFields): string[] =>
 
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
 
+const REGEXP_SPECIALS = /[.*+?^${}()|[\]\\]/g;
+
+/**
+ * The systems a template's scope does not cover. A scope entry names a system (case does not
+ * matter) or, with `*`, a pattern of names: `pve-node-*`.
+ */
+export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
+  const patterns = scope.map((entry) => {
+    const literal = entry.split('*').map((part) => part.replace(REGEXP_SPECIALS, '\\$&'));
+    return new RegExp('^' + literal.join('.*') + '$', 'i');
+  });
+  return systems.filter((system) => !patterns.some((pattern) => pattern.test(system)));
+};
+
 /** The roles that may submit a change of this type. */
 const submitterRoles = (type: ChangeType | undefined): Role[] =>
   type === 'emergency' ? ['requester', 'implementer'] : ['requester'];
@@ -236,6 +250,14 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
       throw ruleViolation(
         `a standard change must be low risk (this one is ${command.fields.risk?.level ?? 'unassessed'})`,
         'standard-change-low-risk',
+      );
+    }
+    // The template's pre-approval covers the systems it names, not others: those need review.
+    const outside = outsideScope(command.fields.systemsAffected ?? [], template.systemsScope);
+    if (outside.length > 0) {
+      throw ruleViolation(
+        `standard template ${templateId} covers ${template.systemsScope.join(', ')}; not ${outside.join(', ')} (submit a normal change for them)`,
+        'standard-change-within-template-scope',
       );
     }
     return [
