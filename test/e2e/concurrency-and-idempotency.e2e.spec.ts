@@ -318,6 +318,17 @@ describe('bad input stores nothing', () => {
     expectStatus(await cancel('', { body: { reason: 'dup' } }), 200);
   });
 
+  it('takes an empty body sent with a form type as no body (curl -d "", some HTTP clients)', async () => {
+    const { id } = await submit(app);
+    const result = await app.request('POST', `/changes/${id}/approve`, {
+      rawBody: '',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      as: USERS.lead,
+    });
+    // the body passed: the answer is the domain's (the change is still in review)
+    expectStatus(result, 409, 'INVALID_STATE');
+  });
+
   it('serves the OpenAPI document generated from the DTOs', async () => {
     const doc = expectStatus(await app.request('GET', '/openapi.json', { as: null }), 200).body as {
       paths: Record<string, unknown>;

@@ -157,10 +157,14 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(approved.body).toMatchObject({ status: 'approved' });
     const events = await app.eventsOf(id);
     expect(events.filter((e) => e.type === 'ChangeApproved')).toHaveLength(1);
-    expect(events.at(-1)?.data).toMatchObject({ level: 'management', riskLevel: 'high' });
+    expect(events.at(-1)?.data).toMatchObject({
+      level: 'management',
+      riskLevel: 'high',
+      rule: 'high-risk-needs-management',
+    });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 1,
+      schemaVersion: 2,
     });
   });
 

@@ -47,7 +47,12 @@ export const createApp = async (
   });
   fastify.addHook('preValidation', async (request) => {
     // Nest registers a form parser beside the JSON one: a form body must not pass for a command.
-    if (request.body !== undefined && !isJson(request.headers['content-type'])) {
+    // An empty one is no body (curl -d '', clients that send a form type on a bodiless POST).
+    if (
+      request.body !== undefined &&
+      !isJson(request.headers['content-type']) &&
+      request.headers['content-length'] !== '0'
+    ) {
       throw new RequestValidationError('send the body as application/json');
     }
     if (nestsDeeperThan(request.body, MAX_BODY_DEPTH)) {

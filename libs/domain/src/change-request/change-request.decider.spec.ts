@@ -11,7 +11,7 @@ import { DomainError, type DomainErrorCode } from '../shared/domain-error';
 import type { StandardTemplateEvent } from '../standard-template/standard-template.events';
 import type { StandardTemplateState } from '../standard-template/standard-template.state';
 import type { ChangeRequestCommand, ChangeRequestCommandType, SubmitChange } from './change-request.commands';
-import { changeRequestDecider } from './change-request.decider';
+import { changeRequestDecider, globMatches } from './change-request.decider';
 import type { ChangeRequestEvent, ChangeRequestEventType } from './change-request.events';
 import {
   BASE_CHECKLIST,
@@ -759,6 +759,26 @@ describe('change-request decider', () => {
           'RULE_VIOLATION',
           /covers pve-node-01, pve-node-02; not ceph-osd-3, core-switch/,
         );
+      });
+
+      it.each<[string, string, boolean]>([
+        ['pve-node-*', 'pve-node-07', true],
+        ['pve-node-*', 'pve-node-', true],
+        ['*-core', 'switch-core', true],
+        ['a*b*c', 'abc', true],
+        ['a*b*c', 'axxbyyc', true],
+        ['a*b*c', 'acb', false],
+        ['ab*b', 'ab', false],
+        ['*', '', true],
+        ['pve1', 'pve12', false],
+      ])('globMatches(%j, %j) is %s', (pattern, text, matches) => {
+        expect(globMatches(pattern, text)).toBe(matches);
+      });
+
+      // A regular expression of many .* backtracks for hours on such a near miss: the test's
+      // time-out would end it.
+      it('a near miss against a pattern of many * is a plain no', () => {
+        expect(globMatches(`*${'a*'.repeat(200)}b`, 'a'.repeat(500))).toBe(false);
       });
 
       it('a scope entry with * covers the names it matches, and only those', () => {

@@ -181,5 +181,9 @@ export const CHANGE_REQUEST_EVENT_TYPES: readonly ChangeRequestEventType[] = [
   'ChangeCancelled',
 ];
 
-/** Bumped when an event's data changes shape; stored in every event's metadata. */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 1;
+/**
+ * Bumped when an event's data changes shape; stored in every event's metadata. 2 (2026-11-27):
+ * ChangeApproved and ChangeRejected at the approval stage name `level`, `riskLevel` and `rule`;
+ * a rescheduling ChangeScheduled names the `previous` slot. Version 1 events lack them.
+ */
+export const CHANGE_REQUEST_SCHEMA_VERSION = 2;

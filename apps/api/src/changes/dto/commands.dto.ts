@@ -113,6 +113,7 @@ export class CreateStandardTemplateDto {
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
   @HasText({ each: true })
+  @MaxLength(500, { each: true })
   systemsScope!: string[];
 }
 
