@@ -290,6 +290,39 @@ describe('compliance report', () => {
     ]);
   });
 
+  it("an overrun is reported in the period of the window's end, when the implementation ends later or not at all", () => {
+    // window 2026-09-30 22:00 – 2026-10-01 01:00, started inside it in Q3
+    const h = normalHistory('in-progress').map((e) =>
+      e.type === 'ChangeScheduled'
+        ? {
+            ...e,
+            data: {
+              ...e.data,
+              plannedStart: '2026-09-30T22:00:00.000Z',
+              plannedEnd: '2026-10-01T01:00:00.000Z',
+            },
+          }
+        : e,
+    );
+    const begun = [...times('2026-09-28T09:00:00.000Z', 10), '2026-09-30T23:00:00.000Z'];
+    const endedInQ1 = facts(
+      timed([...h.slice(0, 10), started(), completed()], [...begun, '2027-01-05T09:00:00.000Z']),
+    );
+    const stillRunning = facts(timed([...h.slice(0, 10), started()], begun));
+    const q3 = parsePeriodLabel('2026-Q3');
+    const q1 = parsePeriodLabel('2027-Q1');
+    const asOf = '2027-02-01T00:00:00.000Z';
+    for (const docs of [endedInQ1, stillRunning]) {
+      expect(report(docs, asOf, q3).findings.implementedOutsideWindow).toEqual([]);
+      expect(report(docs, asOf, q1).findings.implementedOutsideWindow).toEqual([]);
+    }
+    const q4 = (docs: typeof endedInQ1) =>
+      report(docs, asOf).findings.implementedOutsideWindow.map((f) => [f.changeId, f.reasons, f.completedAt]);
+    // as of the end of Q4 neither had ended
+    expect(q4(endedInQ1)).toEqual([['CHG-001', ['overran'], null]]);
+    expect(q4(stillRunning)).toEqual([['CHG-001', ['overran'], null]]);
+  });
+
   it('lists segregation-of-duties exceptions of the period, and stale review waits overlapping it', () => {
     const selfApproved = timed(
       [...normalHistory('awaiting-approval'), approvedBy(actors.alice, 'low')],

@@ -269,26 +269,22 @@ export class ComplianceReportBuilder {
           });
         }
       }
-    } else if (
-      start &&
-      completion &&
-      doc.type !== 'emergency' &&
-      doc.schedule &&
-      this.within(completion.at) &&
-      !this.within(start.at)
-    ) {
-      // Started in an earlier period, inside its window, and ran past the window's end into this
-      // one: the start's report could not see the overrun (its as-of came before the planned end).
-      // An end that fell in an earlier period was seen there, at its period's end.
+    } else if (start && doc.type !== 'emergency' && doc.schedule && !this.within(start.at)) {
+      // Started in an earlier period, inside its window, and still running when the window ended
+      // in this one: the start's report could not see the overrun (its as-of came before the
+      // planned end). Reported in the period of the planned end, whether the implementation
+      // ended in it, later or not yet; an end in an earlier period was seen there.
       const { plannedStart, plannedEnd } = doc.schedule;
       const end = Date.parse(plannedEnd);
-      if (Date.parse(start.at) <= end && plannedEnd >= this.period.from && Date.parse(completion.at) > end) {
+      const endsHere = this.within(plannedEnd);
+      const ranPast = Date.parse(completion?.at ?? this.asOf) > end;
+      if (Date.parse(start.at) <= end && endsHere && ranPast) {
         findings.implementedOutsideWindow.push({
           ...ref,
           plannedStart,
           plannedEnd,
           startedAt: start.at,
-          completedAt: completion.at,
+          completedAt: completion?.at ?? null,
           reasons: ['overran'],
         });
       }
