@@ -47,6 +47,12 @@ const facts = (...changes: (readonly ChangeRequestEvent[])[]): ComplianceFactsDo
   return [...project(projection, recorded).values()];
 };
 
+/** A normal change's history up to its start, scheduled for the given window. */
+const inProgressScheduled = (plannedStart: string, plannedEnd: string) =>
+  normalHistory('in-progress').map((e) =>
+    e.type === 'ChangeScheduled' ? { ...e, data: { ...e.data, plannedStart, plannedEnd } } : e,
+  );
+
 const report = (documents: ComplianceFactsDocument[], now = '2027-01-15T00:00:00.000Z', period = Q4) =>
   buildComplianceReport({ documents, period, now: new Date(now), readModelPosition: 42n });
 
@@ -223,19 +229,7 @@ describe('compliance report', () => {
   it('finds implementations outside their window, with the reason', () => {
     // The histories' window is 2026-01-10 22:00–23:00; move it into Q4 by scheduling explicitly.
     const withWindow = (startedAt: string, completedAt: string | null) => {
-      const h = normalHistory('in-progress');
-      const scheduled = h.map((e) =>
-        e.type === 'ChangeScheduled'
-          ? {
-              ...e,
-              data: {
-                ...e.data,
-                plannedStart: '2026-10-10T22:00:00.000Z',
-                plannedEnd: '2026-10-10T23:00:00.000Z',
-              },
-            }
-          : e,
-      );
+      const scheduled = inProgressScheduled('2026-10-10T22:00:00.000Z', '2026-10-10T23:00:00.000Z');
       const before = scheduled.slice(0, 10); // up to the checklist
       const events = [...before, started(), ...(completedAt ? [completed()] : [])];
       return timed(events, [
@@ -263,18 +257,7 @@ describe('compliance report', () => {
 
   it('an overrun that crosses into the next period is reported there, once', () => {
     // window 2026-09-30 20:00 – 2026-10-01 02:00, started inside it in Q3, completed in Q4 at 06:00
-    const h = normalHistory('in-progress').map((e) =>
-      e.type === 'ChangeScheduled'
-        ? {
-            ...e,
-            data: {
-              ...e.data,
-              plannedStart: '2026-09-30T20:00:00.000Z',
-              plannedEnd: '2026-10-01T02:00:00.000Z',
-            },
-          }
-        : e,
-    );
+    const h = inProgressScheduled('2026-09-30T20:00:00.000Z', '2026-10-01T02:00:00.000Z');
     const events = [...h.slice(0, 10), started(), completed()];
     const docs = facts(
       timed(events, [
@@ -292,18 +275,7 @@ describe('compliance report', () => {
 
   it("an overrun is reported in the period of the window's end, when the implementation ends later or not at all", () => {
     // window 2026-09-30 22:00 – 2026-10-01 01:00, started inside it in Q3
-    const h = normalHistory('in-progress').map((e) =>
-      e.type === 'ChangeScheduled'
-        ? {
-            ...e,
-            data: {
-              ...e.data,
-              plannedStart: '2026-09-30T22:00:00.000Z',
-              plannedEnd: '2026-10-01T01:00:00.000Z',
-            },
-          }
-        : e,
-    );
+    const h = inProgressScheduled('2026-09-30T22:00:00.000Z', '2026-10-01T01:00:00.000Z');
     const begun = [...times('2026-09-28T09:00:00.000Z', 10), '2026-09-30T23:00:00.000Z'];
     const endedInQ1 = facts(
       timed([...h.slice(0, 10), started(), completed()], [...begun, '2027-01-05T09:00:00.000Z']),
