@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES } from '@changeledger/domain';
 import { parseLogAnchor, verifyHashChains } from '@changeledger/event-store';
@@ -76,11 +77,8 @@ const token = async (args: string[]) => {
     throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
   }
   // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
-  const { iat, exp } = JSON.parse(Buffer.from(signed.split('.')[1], 'base64url').toString()) as {
-    iat: number;
-    exp: number;
-  };
-  if (!(exp > iat)) throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+  const { iat, exp } = decodeJwt(signed);
+  if (!(exp! > iat!)) throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
   process.stdout.write(`${signed}\n`);
 };
 const EXPIRES = 'must be a duration from now, such as 30m, 12h or 7d';

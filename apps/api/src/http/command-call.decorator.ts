@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
 import { RequestValidationError } from '../application/application-errors';
 import type { CommandOptions } from '../application/execute-decision.command';
+import { invalidQuery, UNKNOWN_QUERY_PARAMETER } from './validation.pipe';
 import {
   type IdempotentRequest,
   readIdempotencyKey,
@@ -45,12 +46,8 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
   if (!actor) throw new Error('CommandCallParam used on a public endpoint');
   // Commands take no query parameters: one would be ignored (`?dryRun=true` would still act).
   const query = Object.keys((request.query as Record<string, unknown> | undefined) ?? {});
-  if (query.length > 0) {
-    throw new RequestValidationError(
-      `invalid query parameter(s): ${query.join(', ')}`,
-      query.map((field) => ({ field, message: 'unknown query parameter' })),
-    );
-  }
+  if (query.length > 0)
+    throw invalidQuery(query.map((field) => ({ field, message: UNKNOWN_QUERY_PARAMETER })));
   const given = request.headers['x-correlation-id'];
   const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
   const expectedVersion = parseIfMatch(request.headers['if-match']);
@@ -79,7 +76,7 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
         HttpStatus.CREATED,
       reclaimAbandoned: (request.routeOptions?.url ?? '').includes('/:id'),
       replayed: (statusCode) => {
-        void reply.header('Idempotent-Replayed', 'true');
+        markReplayed();
         if (statusCode >= 400) void reply.header('Content-Type', 'application/problem+json');
         void reply.status(statusCode);
       },

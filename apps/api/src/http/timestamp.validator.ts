@@ -1,12 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsISO8601, isISO8601, Matches } from 'class-validator';
-
-const DATE = '\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])';
-const TIME = '([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?';
-const ZONE = '(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)';
-const DATE_TIME = new RegExp(`^${DATE}T${TIME}${ZONE}$`);
-const DATE_OR_DATE_TIME = new RegExp(`^${DATE}(T${TIME}${ZONE})?$`);
+import { ISO_DATE_OR_DATE_TIME, ISO_DATE_TIME } from '@changeledger/domain';
 
 /**
  * An instant: an ISO 8601 calendar date and time with its time zone (`Z` or an offset), or with
@@ -17,7 +12,7 @@ const DATE_OR_DATE_TIME = new RegExp(`^${DATE}(T${TIME}${ZONE})?$`);
 export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =>
   applyDecorators(
     IsISO8601({ strict: true, strictSeparator: true }),
-    Matches(dateOnly ? DATE_OR_DATE_TIME : DATE_TIME, {
+    Matches(dateOnly ? ISO_DATE_OR_DATE_TIME : ISO_DATE_TIME, {
       message: dateOnly
         ? '$property must be a date (2026-12-01) or a time with its zone (2026-12-01T22:00:00Z)'
         : '$property must be an ISO 8601 time with its zone, e.g. 2026-12-01T22:00:00Z',
@@ -42,7 +37,7 @@ const toUtc = (value: unknown): unknown => {
   if (
     typeof value !== 'string' ||
     value.endsWith('Z') ||
-    !DATE_TIME.test(value) ||
+    !ISO_DATE_TIME.test(value) ||
     !isISO8601(value, { strict: true, strictSeparator: true })
   ) {
     return value;

@@ -20,6 +20,15 @@ export const flattenValidationErrors = (
     return [...own, ...flattenValidationErrors(error.children ?? [], field)];
   });
 
+export const UNKNOWN_QUERY_PARAMETER = 'unknown query parameter';
+
+/** The 400 of a request whose query parameters are refused (listed with their reasons). */
+export const invalidQuery = (list: { field: string; message: string }[]) =>
+  new RequestValidationError(
+    `invalid query parameter(s): ${[...new Set(list.map((e) => e.field))].join(', ')}`,
+    list,
+  );
+
 /**
  * Strict DTO validation: unknown fields and query parameters are refused (not stripped), types
  * are not coerced, and a missing body counts as `{}` so that optional-only commands need no body.
@@ -52,12 +61,10 @@ export class StrictValidationPipe implements PipeTransform {
         stopAtFirstError: true,
       });
       if (errors.length > 0) {
-        const list = flattenValidationErrors(errors).map((e) =>
-          e.message === 'unknown field' ? { ...e, message: 'unknown query parameter' } : e,
-        );
-        throw new RequestValidationError(
-          `invalid query parameter(s): ${[...new Set(list.map((e) => e.field))].join(', ')}`,
-          list,
+        throw invalidQuery(
+          flattenValidationErrors(errors).map((e) =>
+            e.message === 'unknown field' ? { ...e, message: UNKNOWN_QUERY_PARAMETER } : e,
+          ),
         );
       }
       return query;

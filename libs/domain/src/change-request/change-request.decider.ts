@@ -150,8 +150,13 @@ const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.r
  * The systems a template's scope does not cover. A scope entry names a system (case does not
  * matter) or, with `*`, a pattern of names: `pve-node-*`.
  */
-export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] =>
-  systems.filter((system) => !scope.some((entry) => globMatches(entry.toLowerCase(), system.toLowerCase())));
+export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
+  const patterns = scope.map((entry) => entry.toLowerCase());
+  return systems.filter((system) => {
+    const name = system.toLowerCase();
+    return !patterns.some((pattern) => globMatches(pattern, name));
+  });
+};
 
 /**
  * `*` matches any run of characters, everything else itself. The literal parts are placed

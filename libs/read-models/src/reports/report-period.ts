@@ -1,3 +1,5 @@
+import { ISO_DATE, ISO_DATE_TIME, isCalendarDay } from '@changeledger/domain';
+
 /** The time span a report covers: `from` inclusive, `to` exclusive, both UTC instants. */
 export interface ReportPeriod {
   /** `2026-Q4`, `2026-11`, `2026`, or `from … to` for a custom span. */
@@ -46,27 +48,17 @@ export const parsePeriodLabel = (label: string): ReportPeriod => {
 /** Ten years: a report's charts and tables have one column per month. */
 const MAX_SPAN_DAYS = 3660;
 
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DATE_TIME =
-  /^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
-
-/** Whether `YYYY-MM-DD` names a day of the calendar (Date rolls 2026-02-30 over to 2 March). */
-const isCalendarDay = (date: string): boolean => {
-  const day = new Date(`${date}T00:00:00.000Z`);
-  return !Number.isNaN(day.getTime()) && day.toISOString().startsWith(date);
-};
-
 /**
  * A bound given as a date or an instant. A date-only `to` means the end of that day, so
  * `from=2026-10-01&to=2026-12-31` covers the whole of 31 December (reports and `GET /changes`).
  */
 export const parseBound = (field: 'from' | 'to', value: string): Date => {
-  if (DATE_ONLY.test(value)) {
+  if (ISO_DATE.test(value)) {
     if (isCalendarDay(value)) {
       const day = new Date(`${value}T00:00:00.000Z`);
       return field === 'to' ? new Date(day.getTime() + 86_400_000) : day;
     }
-  } else if (DATE_TIME.test(value) && isCalendarDay(value.slice(0, 10))) {
+  } else if (ISO_DATE_TIME.test(value) && isCalendarDay(value.slice(0, 10))) {
     const instant = new Date(value);
     if (!Number.isNaN(instant.getTime())) return instant;
   }

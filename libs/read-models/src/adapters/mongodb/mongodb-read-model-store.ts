@@ -454,8 +454,13 @@ export class MongoReadModelStore implements ReadModelStore {
       );
     } catch (error) {
       // (with write errors too, the driver keeps a write-concern error only in the result)
-      if (!(error instanceof MongoBulkWriteError) || error.writeConcernError) throw error;
-      if (error.result?.getWriteConcernError()) throw error;
+      if (
+        !(error instanceof MongoBulkWriteError) ||
+        error.writeConcernError ||
+        error.result?.getWriteConcernError()
+      ) {
+        throw error;
+      }
       const failures: WriteError[] = Array.isArray(error.writeErrors)
         ? error.writeErrors
         : [error.writeErrors];
