@@ -24,12 +24,23 @@ const sampleEvent = (): NewEvent => ({
   },
 });
 
+/** Measured rounds per batch size, after one warm-up round; store and baseline alternate. */
+const ROUNDS = 3;
+
 interface AppendFigures {
   eventsPerTransaction: number;
+  /** Events appended by the store (and rows inserted by the baseline) in the measured rounds. */
   events: number;
   storeEventsPerSecond: number;
   baselineRowsPerSecond: number;
   ratio: number;
+  rounds: { storeEventsPerSecond: number; baselineRowsPerSecond: number }[];
+}
+
+/** A timed phase's work and seconds. */
+interface Timed {
+  count: number;
+  seconds: number;
 }
 
 /**
@@ -37,12 +48,12 @@ interface AppendFigures {
  * shape, with the same durability settings (WAL, synchronous=FULL) and the same batching.
  */
 const baseline = (
-  dir: string,
+  file: string,
   perTx: number,
   transactions: number,
   rowSize: { data: string; metadata: string },
-) => {
-  const db = new Database(join(dir, `baseline-${perTx}.sqlite`));
+): Timed => {
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(`CREATE TABLE rows (position INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT, stream_id TEXT,
@@ -68,11 +79,11 @@ const baseline = (
   for (let t = 0; t < transactions; t++) tx(`changeRequest-CHG-${t % 1000}`, t * perTx);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   db.close();
-  return (perTx * transactions) / seconds;
+  return { count: perTx * transactions, seconds };
 };
 
-const measureStore = async (dir: string, perTx: number, transactions: number) => {
-  const store = new SqliteEventStore(join(dir, `store-${perTx}.sqlite`));
+const measureStore = async (file: string, perTx: number, transactions: number): Promise<Timed> => {
+  const store = new SqliteEventStore(file);
   const revisions = new Map<string, bigint>();
   const batches = Array.from({ length: transactions }, () => Array.from({ length: perTx }, sampleEvent));
   collectGarbage();
@@ -85,8 +96,11 @@ const measureStore = async (dir: string, perTx: number, transactions: number) =>
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await store.close();
-  return (perTx * transactions) / seconds;
+  return { count: perTx * transactions, seconds };
 };
+
+const rate = (phases: readonly Timed[]) =>
+  phases.reduce((sum, p) => sum + p.count, 0) / phases.reduce((sum, p) => sum + p.seconds, 0);
 
 export const benchStoreAppends = async (): Promise<AppendFigures[]> => {
   const dir = mkdtempSync(join(tmpdir(), 'changeledger-bench-'));
@@ -102,15 +116,33 @@ export const benchStoreAppends = async (): Promise<AppendFigures[]> => {
       [1, 3000],
       [100, 300],
     ] as const) {
-      progress(`store appends: ${perTx} event(s) per transaction, ${perTx * transactions} events`);
-      const base = baseline(dir, perTx, transactions, rowSize);
-      const store = await measureStore(dir, perTx, transactions);
+      // A warm-up round first, then rounds alternating baseline and store, pooled: a first
+      // round ran up to a fifth slower (V8 still compiling the store's code; the baseline is
+      // mostly SQLite's), and this machine's speed drifts between phases seconds apart.
+      const bases: Timed[] = [];
+      const stores: Timed[] = [];
+      for (let pass = 0; pass <= ROUNDS; pass++) {
+        progress(
+          `store appends: ${perTx} event(s) per transaction, ${perTx * transactions} events, ${pass === 0 ? 'warm-up round' : `round ${pass}/${ROUNDS}`}`,
+        );
+        const base = baseline(join(dir, `baseline-${perTx}-${pass}.sqlite`), perTx, transactions, rowSize);
+        const store = await measureStore(join(dir, `store-${perTx}-${pass}.sqlite`), perTx, transactions);
+        if (pass === 0) continue;
+        bases.push(base);
+        stores.push(store);
+      }
+      const store = rate(stores);
+      const base = rate(bases);
       figures.push({
         eventsPerTransaction: perTx,
-        events: perTx * transactions,
+        events: perTx * transactions * ROUNDS,
         storeEventsPerSecond: round(store, 0),
         baselineRowsPerSecond: round(base, 0),
         ratio: round(store / base),
+        rounds: stores.map((s, i) => ({
+          storeEventsPerSecond: round(rate([s]), 0),
+          baselineRowsPerSecond: round(rate([bases[i]]), 0),
+        })),
       });
     }
     return figures;

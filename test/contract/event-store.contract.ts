@@ -233,6 +233,30 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         await expect(store.ping()).resolves.toBeUndefined();
       });
 
+      it('appends of many events (more than one SQLite INSERT takes) keep order, positions and the chain', async () => {
+        const before = await store.headPosition();
+        const streamId = newStreamId();
+        const first = newEvents(70);
+        const second = newEvents(33, 'ChangeRequestAmended');
+
+        const one = await store.append(streamId, first, 'no-stream');
+        const two = await store.append(streamId, second, 69n);
+        const read = await store.readStream(streamId);
+
+        expect(ids(read)).toEqual(ids([...first, ...second]));
+        expect(revisions(read)).toEqual(Array.from({ length: 103 }, (_, i) => BigInt(i)));
+        expect(read.map((e) => e.data)).toEqual([...first, ...second].map((e) => e.data));
+        expectStrictlyIncreasing(read.map((e) => e.position));
+        expect(read[0].position).toBeGreaterThan(before);
+        expect(one).toEqual({ nextExpectedRevision: 69n, position: read[69].position });
+        expect(two).toEqual({ nextExpectedRevision: 102n, position: read[102].position });
+        expect(await store.headPosition()).toBe(read[102].position);
+        expectValidChain(read);
+        // the same 70 again at the same expected revision: answered like the first time
+        expect(await store.append(streamId, first, 'no-stream')).toEqual(one);
+        expect(await store.readStream(streamId)).toHaveLength(103);
+      });
+
       it('readStream of a missing stream is []; fromRevision starts at that revision', async () => {
         expect(await store.readStream(newStreamId())).toEqual([]);
         expect(await store.readStream(newStreamId(), { fromRevision: 3n })).toEqual([]);

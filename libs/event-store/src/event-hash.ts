@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { canonicalJson } from '@changeledger/domain';
+import { canonicalJson, quotedKey, sortKeys } from '@changeledger/domain';
 import type { EventMetadata } from './event-store.port';
 
 /** The previous hash of a stream's first event. */
@@ -26,7 +26,7 @@ export const computeEventHash = (event: HashableEvent, previousHash: string): st
   return hashOf(
     event,
     isJsonValue(event.data) ? canonicalJson(event.data) : undefined,
-    canonicalMetadata(event.metadata, quotedPrevious),
+    `${canonicalMetadataBody(event.metadata, quotedPrevious)}}`,
     quotedPrevious,
   );
 };
@@ -72,21 +72,27 @@ export const sealEvent = (
 ): SealedEvent => {
   const quotedPrevious = JSON.stringify(previousHash);
   const data = canonicalJson(event.data);
-  const metadata = canonicalMetadata(event.metadata, quotedPrevious);
-  const hash = hashOf(event, data, metadata, quotedPrevious);
+  const metadataBody = canonicalMetadataBody(event.metadata, quotedPrevious);
+  const hash = hashOf(event, data, `${metadataBody}}`, quotedPrevious);
   // the canonical metadata always has previousHash: never an empty object
-  return { hash, data, metadata: `${metadata.slice(0, -1)},"hash":"${hash}"}` };
+  return { hash, data, metadata: `${metadataBody},"hash":"${hash}"}` };
 };
 
 /** What canonicalJson keeps as an object member (undefined and functions are left out). */
 const isJsonValue = (value: unknown) => value !== undefined && typeof value !== 'function';
 
-/** canonicalJson of the metadata without `hash`, with `previousHash` set. */
-const canonicalMetadata = (metadata: EventMetadata, quotedPrevious: string): string => {
+/**
+ * canonicalJson of the metadata without `hash`, with `previousHash` set, and without its
+ * closing brace: the hash covers it closed, the stored text appends `hash` first.
+ */
+const canonicalMetadataBody = (metadata: EventMetadata, quotedPrevious: string): string => {
   const record = metadata as unknown as Record<string, unknown>;
-  const keys = Object.keys(record).filter((key) => key !== 'hash' && key !== 'previousHash');
+  const keys = Object.keys(record);
+  let kept = 0;
+  for (const key of keys) if (key !== 'hash' && key !== 'previousHash') keys[kept++] = key;
+  keys.length = kept;
   keys.push('previousHash');
-  keys.sort();
+  sortKeys(keys);
   let out = '{';
   for (const key of keys) {
     if (key === 'previousHash') {
@@ -95,9 +101,9 @@ const canonicalMetadata = (metadata: EventMetadata, quotedPrevious: string): str
     }
     const value = record[key];
     if (!isJsonValue(value)) continue;
-    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${canonicalJson(value)}`;
+    out += `${out.length > 1 ? ',' : ''}${quotedKey(key)}:${canonicalJson(value)}`;
   }
-  return `${out}}`;
+  return out;
 };
 
 /** Adds `previousHash` and `hash` to an event's metadata, as every adapter does on append. */
