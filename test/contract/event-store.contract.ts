@@ -233,7 +233,7 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         await expect(store.ping()).resolves.toBeUndefined();
       });
 
-      it('appends of many events (more than one SQLite INSERT takes) keep order, positions and the chain', async () => {
+      it('appends of many events keep order, positions and the chain, and repeat idempotently', async () => {
         const before = await store.headPosition();
         const streamId = newStreamId();
         const first = newEvents(70);
