@@ -203,6 +203,10 @@ describe('concurrency and idempotency', () => {
 });
 
 const DEEP_BODY = `{"type":"normal","title":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+// 100,000 keys in descending order (the worst case for a sort that is not n log n), under 1 MiB.
+const wideObject = (members: number) =>
+  Object.fromEntries(Array.from({ length: members }, (_, i) => [(members - 1 - i).toString(36), 0]));
+const WIDE_BODY = JSON.stringify({ ...normalChange(), risk: wideObject(100_000) });
 
 describe('bad input stores nothing', () => {
   let app: AppHarness;
@@ -253,6 +257,11 @@ describe('bad input stores nothing', () => {
       'JSON nested 20,000 levels deep, with an Idempotency-Key',
       { rawBody: DEEP_BODY, headers: { 'idempotency-key': 'deep' } },
     ],
+    // class-transformer dedupes keys with indexOf: 100,000 keys would hold the event loop
+    [
+      'an object of 100,000 members, with an Idempotency-Key',
+      { rawBody: WIDE_BODY, headers: { 'idempotency-key': 'wide' } },
+    ],
   ] as const)('%s → 4xx problem+json and nothing stored', async (_name, request) => {
     const before = await app.store.headPosition();
     const result = await app.request('POST', '/changes', request as never);
@@ -260,6 +269,24 @@ describe('bad input stores nothing', () => {
     expect(result.status).toBeLessThan(500);
     expect(result.headers.get('content-type')).toContain('application/problem+json');
     expect(result.body).toMatchObject({ code: expect.any(String), status: result.status });
+    expect(await app.store.headPosition()).toBe(before);
+  });
+
+  it('refuses an object of more than 1,000 members before anything walks it', async () => {
+    expect(WIDE_BODY.length).toBeLessThan(1024 * 1024);
+    const before = await app.store.headPosition();
+    const wide = await app.request('POST', '/changes', {
+      rawBody: WIDE_BODY,
+      headers: { 'idempotency-key': 'wide-detail' },
+    } as never);
+    expectStatus(wide, 400, 'VALIDATION_FAILED');
+    expect(wide.body).toMatchObject({ detail: 'an object in the body has more than 1000 members' });
+    // at the limit the body reaches validation, which names the field
+    const atLimit = await app.request('POST', '/changes', {
+      rawBody: JSON.stringify({ ...normalChange(), risk: wideObject(1_000) }),
+    } as never);
+    expectStatus(atLimit, 400, 'VALIDATION_FAILED');
+    expect(JSON.stringify(atLimit.body)).toContain('risk');
     expect(await app.store.headPosition()).toBe(before);
   });
 

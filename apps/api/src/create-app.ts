@@ -5,7 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { AppConfig } from '@changeledger/platform';
 import { AppModule, type AppModuleOptions } from './app.module';
 import { RequestValidationError } from './application/application-errors';
-import { MAX_BODY_DEPTH, nestsDeeperThan } from './http/body-depth';
+import { bodyShapeProblem } from './http/body-shape';
 import { buildOpenApiDocument } from './openapi/openapi';
 
 export const API_PREFIX = 'api/v1';
@@ -55,11 +55,8 @@ export const createApp = async (
     ) {
       throw new RequestValidationError('send the body as application/json');
     }
-    if (nestsDeeperThan(request.body, MAX_BODY_DEPTH)) {
-      throw new RequestValidationError(
-        `the body nests objects and arrays deeper than ${MAX_BODY_DEPTH} levels`,
-      );
-    }
+    const shapeProblem = bodyShapeProblem(request.body);
+    if (shapeProblem) throw new RequestValidationError(shapeProblem);
   });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.init();

@@ -25,6 +25,13 @@ describe('sortKeys', () => {
     },
   );
 
+  it('sorts 200,000 keys in descending order in n log n (a wide body must not hold the event loop)', () => {
+    const keys = Array.from({ length: 200_000 }, (_, i) => `k${String(199_999 - i).padStart(6, '0')}`);
+    const sorted = sortKeys([...keys]);
+    expect(sorted[0]).toBe('k000000');
+    expect(sorted).toEqual([...keys].reverse());
+  });
+
   it('sorts in place and answers the same array', () => {
     const keys = ['b', 'a'];
     expect(sortKeys(keys)).toBe(keys);

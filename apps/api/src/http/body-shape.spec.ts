@@ -1,0 +1,49 @@
+import { bodyShapeProblem } from './body-shape';
+
+const nested = (levels: number): unknown => {
+  let value: unknown = 'leaf';
+  for (let i = 0; i < levels; i++) value = i % 2 ? { inner: value } : [value];
+  return value;
+};
+
+const deeperThan = (value: unknown, maxDepth: number) =>
+  bodyShapeProblem(value, { maxDepth })?.includes('deeper') ?? false;
+
+describe('bodyShapeProblem', () => {
+  it('counts objects and arrays as levels, not scalars', () => {
+    expect(deeperThan(nested(3), 3)).toBe(false);
+    expect(deeperThan(nested(4), 3)).toBe(true);
+    expect(bodyShapeProblem(nested(4), { maxDepth: 3 })).toBe(
+      'the body nests objects and arrays deeper than 3 levels',
+    );
+    expect(bodyShapeProblem('text', { maxDepth: 0 })).toBeUndefined();
+    expect(bodyShapeProblem(null, { maxDepth: 0 })).toBeUndefined();
+    expect(bodyShapeProblem({ a: 1, b: [1, 2], c: { d: null } }, { maxDepth: 2 })).toBeUndefined();
+  });
+
+  it('finds the deep branch among shallow ones', () => {
+    expect(deeperThan({ a: [1], b: { c: 2 }, d: [[[[{}]]]] }, 5)).toBe(true);
+    expect(deeperThan({ a: [1], b: { c: 2 }, d: [[[[{}]]]] }, 6)).toBe(false);
+  });
+
+  it('walks a body far deeper than the call stack allows', () => {
+    const deep = JSON.parse(`{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`) as unknown;
+    expect(deeperThan(deep, 32)).toBe(true);
+  });
+
+  it('refuses an object with more members than allowed, at any depth; arrays are not limited', () => {
+    const wide = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    expect(bodyShapeProblem(wide(3), { maxMembers: 3 })).toBeUndefined();
+    expect(bodyShapeProblem(wide(4), { maxMembers: 3 })).toBe(
+      'an object in the body has more than 3 members',
+    );
+    expect(bodyShapeProblem({ a: { b: [wide(4)] } }, { maxMembers: 3 })).toBe(
+      'an object in the body has more than 3 members',
+    );
+    expect(
+      bodyShapeProblem({ list: Array.from({ length: 10 }, (_, i) => i) }, { maxMembers: 3 }),
+    ).toBeUndefined();
+    expect(bodyShapeProblem(wide(1_000))).toBeUndefined();
+    expect(bodyShapeProblem(wide(1_001))).toBe('an object in the body has more than 1000 members');
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * How deep a request body may nest objects and arrays. The contract's deepest body is 3 levels
+ * (a review's criteria); the idempotency fingerprint and class-transformer walk bodies
+ * recursively, so a 40 KB body of nested brackets would overflow the stack there (a 500).
+ */
+export const MAX_BODY_DEPTH = 32;
+
+/**
+ * How many members one object of a body may have. The contract's widest object has a dozen;
+ * class-transformer removes duplicate keys with `indexOf` (quadratic), so one object of 100,000
+ * keys (under 1 MiB) would hold the event loop for many seconds before validation refuses it.
+ */
+export const MAX_OBJECT_MEMBERS = 1_000;
+
+/**
+ * What is wrong with a body's shape, if anything: nesting deeper than `maxDepth` levels, or an
+ * object with more than `maxMembers` members. A walk with its own stack, for the depth's sake.
+ */
+export const bodyShapeProblem = (
+  value: unknown,
+  { maxDepth = MAX_BODY_DEPTH, maxMembers = MAX_OBJECT_MEMBERS } = {},
+): string | undefined => {
+  if (value === null || typeof value !== 'object') return undefined;
+  const pending: [object, number][] = [[value, 1]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, depth] = next;
+    if (depth > maxDepth) return `the body nests objects and arrays deeper than ${maxDepth} levels`;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    if (!Array.isArray(node) && children.length > maxMembers) {
+      return `an object in the body has more than ${maxMembers} members`;
+    }
+    for (const child of children) {
+      if (child !== null && typeof child === 'object') pending.push([child as object, depth + 1]);
+    }
+  }
+  return undefined;
+};
