@@ -196,7 +196,7 @@ const NUMBERED = /^(.+-[A-Z]+-)(\d+)$/;
  * 1, 2, 3… without gaps): a whole stream removed from between others leaves no broken chain,
  * only a missing number. (The newest stream removed leaves none: that needs an anchor.)
  */
-const missingNumberedStream = (streamIds: Iterable<string>): string | undefined => {
+export const missingNumberedStream = (streamIds: Iterable<string>): string | undefined => {
   const families = new Map<string, { numbers: Set<number>; width: number }>();
   for (const id of streamIds) {
     const match = NUMBERED.exec(id);
@@ -208,7 +208,9 @@ const missingNumberedStream = (streamIds: Iterable<string>): string | undefined 
     families.set(family, entry);
   }
   for (const [family, { numbers, width }] of [...families].sort(([a], [b]) => a.localeCompare(b))) {
-    const highest = Math.max(...numbers);
+    // a loop, not Math.max(...numbers): spreading some 125,000 numbers overflows the stack
+    let highest = 0;
+    for (const n of numbers) if (n > highest) highest = n;
     for (let n = 1; n < highest; n++) {
       if (!numbers.has(n)) return `${family}${String(n).padStart(width, '0')}`;
     }
