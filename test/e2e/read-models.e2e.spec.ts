@@ -460,11 +460,22 @@ describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
       expect(expectStatus(await serving.request('GET', '/health', { as: null }), 200).body).toMatchObject({
         projector: 'elsewhere',
       });
+      // A position never reached: 503 after 5 s, polling the checkpoint less and less often
+      // (any client may ask: 20 ms polls were 250 reads of the store per request).
+      const reads = jest.spyOn(serving.readModels, 'checkpoint');
+      const head = await projecting.store.headPosition();
+      expectStatus(
+        await serving.request('GET', `/changes?minPosition=${head + 1000n}`, { readYourWrites: false }),
+        503,
+        'PROJECTION_LAGGING',
+      );
+      expect(reads.mock.calls.length).toBeGreaterThan(10);
+      expect(reads.mock.calls.length).toBeLessThan(50);
     } finally {
       await serving.close();
       await projecting.close();
     }
-  });
+  }, 20_000);
 });
 
 describe('health while the projector cannot write', () => {

@@ -37,6 +37,28 @@ describe('loadConfig: worker threads', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) }).auth.jwtSecret).toBe('x'.repeat(32));
   });
 
+  it('AUTH_JWKS_URL must be https, or plain http only to this machine', () => {
+    const claims = { AUTH_ISSUER: 'https://idp.example.test/', AUTH_AUDIENCE: 'changeledger' };
+    for (const url of [
+      'http://idp.example.test/jwks.json',
+      'ftp://idp.example.test/jwks',
+      'not a url',
+      'http://10.0.0.5/jwks',
+    ]) {
+      expect(() => loadConfig({ ...claims, AUTH_JWKS_URL: url })).toThrow(
+        /AUTH_JWKS_URL must be an https:\/\/ URL/,
+      );
+    }
+    for (const url of [
+      'https://idp.example.test/jwks.json',
+      'http://127.0.0.1:8080/jwks.json',
+      'http://localhost/jwks',
+      'http://[::1]:9/jwks',
+    ]) {
+      expect(loadConfig({ ...claims, AUTH_JWKS_URL: url }).auth.jwksUrl).toBe(url);
+    }
+  });
+
   it('AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (a shared key set signs for others too)', () => {
     const jwks = { AUTH_JWKS_URL: 'https://idp.example.test/jwks.json' };
     expect(() => loadConfig(jwks)).toThrow(/AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE/);

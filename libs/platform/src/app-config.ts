@@ -124,8 +124,26 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       'AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE: tokens from the key set are accepted only for this issuer and audience',
     );
   }
+  // Keys fetched over plain HTTP can be swapped on the way: whoever does signs any role.
+  if (config.auth.jwksUrl && !isSafeKeySetUrl(config.auth.jwksUrl)) {
+    throw new Error(
+      'AUTH_JWKS_URL must be an https:// URL (plain http only to this machine: localhost, 127.0.0.1, ::1)',
+    );
+  }
   if (readModelStore === 'mongodb' && !config.mongodbUrl) {
     throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
   }
   return config;
+};
+
+/** https, or plain http to the loopback interface (a local identity provider, tests). */
+const isSafeKeySetUrl = (text: string): boolean => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 };
