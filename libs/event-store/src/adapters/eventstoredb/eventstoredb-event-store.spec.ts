@@ -456,6 +456,35 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(logger.error).not.toHaveBeenCalled();
     });
 
+    it('skips a number whose stream an operator hard-deleted (tombstoned), instead of failing for ever', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('tomb', prefix));
+      server.tombstone(`${prefix}2`);
+      expect(await store.appendWithSequence(spec('tomb', prefix))).toMatchObject({
+        number: 3,
+        streamId: `${prefix}3`,
+      });
+      expect(await store.appendWithSequence(spec('tomb', prefix))).toMatchObject({ number: 4 });
+      expect(await counterOf(store, 'tomb')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+        [SEQUENCE_NUMBER_ALLOCATED, 3],
+        [SEQUENCE_NUMBER_ALLOCATED, 4],
+      ]);
+      expectValidChain(await store.readStream('sequence-tomb'));
+      expect(logger.error).toHaveBeenCalledWith(expect.stringContaining(`${prefix}2 was deleted`));
+    });
+
+    it('skips a deleted number that was the last one allocated, on the next call too', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('tomb-last', prefix));
+      server.tombstone(`${prefix}1`); // reads as absent, as a number allocated but never written
+      expect(await store.appendWithSequence(spec('tomb-last', prefix))).toMatchObject({ number: 2 });
+      expect(await store.appendWithSequence(spec('tomb-last', prefix))).toMatchObject({ number: 3 });
+    });
+
     it('does not take again a number whose stream exists but reads as absent (truncated, or not readable)', async () => {
       const prefix = `changeRequest-T${randomUUID()}-`;
       const store = open();
@@ -706,6 +735,28 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       await second;
       expect(revisions(received)).toEqual([0n, 1n]);
       expect(server.calls.subscribe).toBe(4);
+      await subscription.close();
+    });
+
+    it('after a position where no event begins, subscribes from the start and delivers what follows it (as readAll does)', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.append(`${prefix}a`, newEvents(3), 'no-stream');
+      const [first] = (await store.readAll({ limit: 10_000 })).filter((e) => e.streamId === `${prefix}a`);
+      const subscription = store.subscribeToAll({ streamPrefixes: [prefix], after: first.position + 1n });
+      const received = await take(subscription, 2);
+      expect(revisions(received)).toEqual([1n, 2n]);
+      expect(logger.warn).toHaveBeenCalledWith(
+        expect.stringMatching(
+          /refused to subscribe to \$all after position \d+ .*from the start of the log instead/,
+        ),
+      );
+      // live events still arrive, and a drop resubscribes from the last event, not the start
+      server.dropSubscriptions(new UnavailableError(undefined, 'connection lost'));
+      await store.append(`${prefix}a`, newEvents(1), 2n);
+      await take(subscription, 3, received);
+      expect(revisions(received)).toEqual([1n, 2n, 3n]);
+      expect(logger.error).not.toHaveBeenCalled();
       await subscription.close();
     });
 

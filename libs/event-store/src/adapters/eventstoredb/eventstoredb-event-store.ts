@@ -445,9 +445,13 @@ export class EventStoreDbEventStore implements EventStore {
     try {
       if (!state.filter) return await state.whenStopped; // no prefix: nothing to deliver until closed
       let failures = 0;
+      // Set when the server refused to start after the cursor (not where an event begins, as in
+      // readAll): until the cursor moves, subscribe from the start and skip what lies before it.
+      let fromStart = false;
       while (!state.stopped) {
+        let advanced = false;
         const subscription = this.client.subscribeToAll(
-          { fromPosition: readStartAfter(state.cursor), filter: state.filter },
+          { fromPosition: fromStart ? START : readStartAfter(state.cursor), filter: state.filter },
           { highWaterMark: this.subscriptionBufferSize },
         );
         state.current = subscription;
@@ -462,6 +466,8 @@ export class EventStoreDbEventStore implements EventStore {
             const position = positionOf(resolved);
             if (!resolved.event || position === undefined || position <= state.cursor) continue;
             state.cursor = position;
+            advanced = true;
+            fromStart = false; // the cursor is an event's position now
             failures = 0;
             if (!isVisibleEvent(state.prefixes, resolved.event.streamId, resolved.event.type)) continue;
             yield this.toRecorded(resolved);
@@ -471,8 +477,16 @@ export class EventStoreDbEventStore implements EventStore {
           throw new EventStoreUnavailableError('the server ended the subscription');
         } catch (error) {
           if (state.stopped) return;
-          failures += 1;
           const transient = isTransientError(error) || error instanceof EventStoreUnavailableError;
+          if (!transient && !advanced && !fromStart && state.cursor > 0n) {
+            this.logger.warn(
+              `EventStoreDB at ${this.target} refused to subscribe to $all after position ${state.cursor} ` +
+                `(${describeError(error)}); subscribing from the start of the log instead`,
+            );
+            fromStart = true;
+            continue;
+          }
+          failures += 1;
           if (!transient || failures >= this.subscriptionRetry.maxAttempts) {
             this.logger.error(
               `EventStoreDB subscription to $all at ${this.target} failed after ${failures} attempt(s): ${describeError(error)}`,
@@ -684,6 +698,16 @@ export class EventStoreDbEventStore implements EventStore {
           // outside the sequence). The number is used; the next attempt takes the one after it.
           conflicted.add(streamId);
           await retryOrGiveUp(attempt, error, `${streamId} exists`);
+          continue;
+        }
+        if (isStreamDeleted(error)) {
+          // An operator hard-deleted the number's stream: the name is gone for good, so is the
+          // number (taking it again would fail for ever). Handing it back is not an option.
+          this.logger.error(
+            `EventStoreDB sequence ${spec.sequence}: ${streamId} was deleted on the server; its number ${number} is skipped`,
+          );
+          conflicted.add(streamId);
+          await retryOrGiveUp(attempt, error, `${streamId} was deleted`);
           continue;
         }
         if (isDefiniteRejection(error)) {

@@ -12,7 +12,9 @@
  * - reading a stream that does not exist fails with StreamNotFoundError;
  * - optional noise: system projections add a `$>` link to `$ce-<category>` for every event.
  *
- * Not modelled: deletes, ACLs, explicit transactions, clusters. Faults can be injected.
+ * - a hard-deleted (tombstoned) stream: reads and appends fail with StreamDeletedError.
+ *
+ * Not modelled: soft deletes, ACLs, explicit transactions, clusters. Faults can be injected.
  */
 import { EventEmitter } from 'node:events';
 import { Readable, type ReadableOptions } from 'node:stream';
@@ -25,6 +27,7 @@ import {
   NO_STREAM,
   START,
   STREAM_EXISTS,
+  StreamDeletedError,
   StreamNotFoundError,
   WrongExpectedVersionError,
   type AllStreamResolvedEvent,
@@ -82,6 +85,7 @@ type FakeSubscription = Readable & { id?: string; unsubscribe(): Promise<void> }
 export class InMemoryEventStoreDbClient {
   readonly log: StoredEvent[] = [];
   private readonly streams = new Map<string, StoredEvent[]>();
+  private readonly tombstoned = new Set<string>();
   private readonly appended = new EventEmitter();
   private readonly liveSubscriptions = new Set<FakeSubscription>();
   private readonly faults: Fault[] = [];
@@ -152,6 +156,11 @@ export class InMemoryEventStoreDbClient {
     this.liveSubscriptions.clear();
   }
 
+  /** Hard-deletes a stream, as an operator's `$tombstone` would: its name can never be used again. */
+  tombstone(streamId: string): void {
+    this.tombstoned.add(streamId);
+  }
+
   /** Writes an event as another application or the server itself would. */
   writeRaw(streamId: string, type: string, data: unknown = {}, metadata: unknown = {}): StoredEvent {
     const stream = this.streams.get(streamId) ?? [];
@@ -184,6 +193,7 @@ export class InMemoryEventStoreDbClient {
     this.assertNotDisposed();
     const fault = this.takeFault('append');
     if (fault && !fault.afterWrite) throw fault.error();
+    if (this.tombstoned.has(streamName)) throw StreamDeletedError.fromStreamName(streamName);
     const list = Array.isArray(events) ? events : [events];
     const result = this.decideAndWrite(streamName, list, expectedRevision);
     if (fault) throw fault.error();
@@ -209,6 +219,7 @@ export class InMemoryEventStoreDbClient {
     return this.readable(() => {
       const fault = this.takeFault('readStream');
       if (fault) throw fault.error();
+      if (this.tombstoned.has(streamName)) throw StreamDeletedError.fromStreamName(streamName);
       const stream = this.streams.get(streamName);
       if (!stream) throw new StreamNotFoundError(undefined, streamName);
       let events: StoredEvent[];
@@ -264,11 +275,18 @@ export class InMemoryEventStoreDbClient {
     this.assertNotDisposed();
     const fault = this.takeFault('subscribe');
     let index = 0;
+    // The server refuses a start where no event begins: the stream fails, as with a fault.
+    let refused: Error | undefined;
     if (fromPosition === END) index = this.log.length;
     else if (fromPosition !== START) {
-      const after = this.checkedPosition(fromPosition);
-      index = this.log.findIndex((e) => e.position > after);
-      if (index < 0) index = this.log.length;
+      try {
+        const after = this.checkedPosition(fromPosition);
+        index = this.log.findIndex((e) => e.position > after);
+        if (index < 0) index = this.log.length;
+      } catch (error) {
+        refused = error as Error;
+        index = this.log.length;
+      }
     }
     const matches = (e: StoredEvent) => {
       if (!filter) return true;
@@ -325,7 +343,10 @@ export class InMemoryEventStoreDbClient {
     this.appended.on('append', onAppend);
     this.liveSubscriptions.add(subscription);
     // The real client emits 'confirmation' once the server has accepted the subscription.
-    setImmediate(() => (fault ? subscription.destroy(fault.error()) : subscription.emit('confirmation')));
+    setImmediate(() => {
+      if (refused ?? fault) subscription.destroy(refused ?? fault!.error());
+      else subscription.emit('confirmation');
+    });
     return subscription;
   }
 
