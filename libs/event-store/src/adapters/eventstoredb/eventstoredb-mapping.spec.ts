@@ -91,6 +91,17 @@ const resolved = (overrides: Partial<Record<string, unknown>> = {}, commitPositi
     commitPosition,
   }) as ResolvedEvent;
 
+/** What grpc-js reports when an HTTP/2 stream is reset under a call. */
+const RST_STREAM = Object.assign(
+  new Error(
+    '13 INTERNAL: Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET',
+  ),
+  {
+    code: 13,
+    details: 'Received RST_STREAM with code 2 triggered by internal client error: read ECONNRESET',
+  },
+);
+
 describe('EventStoreDB mapping', () => {
   describe('expected revisions', () => {
     it("maps 'any', 'no-stream' and exact revisions to the client's constants and bigints", () => {
@@ -343,6 +354,9 @@ describe('EventStoreDB mapping', () => {
         new UnknownError(undefined, 'Could not recognize Server Is Busy'),
         new UnknownError(undefined, 'Could not recognize Server Is Not Ready'),
         new UnknownError(undefined, 'Could not recognize No leader info available in response'),
+        // an HTTP/2 stream reset, raw and as the client passes it on
+        RST_STREAM,
+        new UnknownError(RST_STREAM as never),
       ];
       for (const error of transient)
         expect([describeError(error), isTransientError(error)]).toEqual([describeError(error), true]);
@@ -359,6 +373,10 @@ describe('EventStoreDB mapping', () => {
         MaxAppendSizeExceededError.fromMaxAppendSize(1024),
         new ConcurrencyError('s', 1n, 2n),
         Object.assign(new Error('3 INVALID_ARGUMENT'), { code: 3 }),
+        Object.assign(new Error('13 INTERNAL: Invalid protobuf byte sequence'), { code: 13 }),
+        new UnknownError(
+          Object.assign(new Error('13 INTERNAL: Invalid protobuf byte sequence'), { code: 13 }) as never,
+        ),
         Object.assign(new Error('ENOENT'), { code: 'ENOENT' }),
         new TypeError('bug'),
         'a string',

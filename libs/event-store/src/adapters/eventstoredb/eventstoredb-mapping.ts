@@ -304,6 +304,16 @@ const isNotHandled = (error: unknown): boolean =>
   errorType(error) === ErrorType.UNKNOWN && NOT_HANDLED.test((error as Error).message);
 
 /**
+ * An HTTP/2 stream reset (a proxy or the server closing the connection): grpc-js reports
+ * `13 INTERNAL: Received RST_STREAM with code …`, which the client passes on as an UnknownError
+ * (kurrent-io/KurrentDB-Client-NodeJS#51). The connection is the trouble, not the request.
+ */
+const GRPC_INTERNAL = 13;
+const isStreamReset = (error: unknown): boolean =>
+  (error as { code?: unknown }).code === GRPC_INTERNAL &&
+  /RST_STREAM/.test(String((error as { message?: unknown }).message));
+
+/**
  * Whether a retry might cure the error: the server or the network is (briefly) unavailable, a
  * deadline passed, or the node is not the leader (the client reconnects to the leader). Raw gRPC
  * errors count too: the client does not convert every error (an append whose capability probe
@@ -312,10 +322,15 @@ const isNotHandled = (error: unknown): boolean =>
 export const isTransientError = (error: unknown): boolean => {
   if (typeof error !== 'object' || error === null) return false;
   const type = errorType(error);
-  if (type !== undefined) return TRANSIENT_TYPES.has(type) || isNotHandled(error);
+  if (type !== undefined) return TRANSIENT_TYPES.has(type) || isNotHandled(error) || isStreamReset(error);
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'number')
-    return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_ABORTED;
+    return (
+      code === GRPC_UNAVAILABLE ||
+      code === GRPC_DEADLINE_EXCEEDED ||
+      code === GRPC_ABORTED ||
+      isStreamReset(error)
+    );
   if (typeof code === 'string') return TRANSIENT_SYSTEM_CODES.has(code);
   const message = (error as { message?: unknown }).message;
   return typeof message === 'string' && /^Failed to discover after \d+ attempts/.test(message);
