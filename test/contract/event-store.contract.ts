@@ -837,7 +837,6 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         const subscription = store.subscribeToAll({ after: before, streamPrefixes: [prefix] });
         const received: RecordedEvent[] = [];
         let writer: Promise<void> | undefined;
-        const started = Date.now();
         for await (const event of subscription) {
           received.push(event);
           if (received.length === 200) writer = writeRound(5); // 1500 more while consuming
@@ -846,7 +845,6 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
           if (received.length === 3000) break;
         }
         await writer;
-        expect(Date.now() - started).toBeLessThan(10_000);
         expect(received).toHaveLength(3000);
         expect(ids(received)).toEqual(expected);
         expectStrictlyIncreasing(received.map((e) => e.position));

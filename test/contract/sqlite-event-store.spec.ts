@@ -264,7 +264,8 @@ describe('SqliteEventStore specifics', () => {
   });
 
   it('live events of the same process arrive at once, and close() ends the loop at once (no waiting for a poll)', async () => {
-    const store = fx.another({ pollIntervalMs: 3000 });
+    // a poll a minute away: what arrives within the waits below was not found by polling
+    const store = fx.another({ pollIntervalMs: 60_000 });
     await store.append('s-1', [event()], 'no-stream');
     const subscription = store.subscribeToAll({ after: 1n });
     const received: RecordedEvent[] = [];
@@ -280,18 +281,15 @@ describe('SqliteEventStore specifics', () => {
     await store.append('s-1', [event('Live')], 0n);
     while (received.length < 1 && Date.now() - started < 2000) await sleep(2);
     expect(received.map((e) => e.type)).toEqual(['Live']);
-    expect(Date.now() - started).toBeLessThan(1000);
 
     await sleep(30); // waiting again
-    const closing = Date.now();
     await subscription.close();
     await within(loop, 1000, 'the for-await loop after close()');
-    expect(Date.now() - closing).toBeLessThan(1000);
     expect(received).toHaveLength(1);
   });
 
   it('a closed store refuses work, and closing it ends its subscriptions', async () => {
-    const store = fx.another({ pollIntervalMs: 3000 });
+    const store = fx.another({ pollIntervalMs: 60_000 }); // the loop's end is not a poll's
     const subscription = store.subscribeToAll();
     const loop = (async () => {
       const got: RecordedEvent[] = [];
@@ -304,10 +302,8 @@ describe('SqliteEventStore specifics', () => {
     loop.catch(() => undefined); // reported where the test awaits `loop`
     await store.append('s-1', [event()], 'no-stream');
     await sleep(20);
-    const closing = Date.now();
     await store.close();
     expect(await within(loop, 1000, 'the for-await loop after the store closed')).toHaveLength(1);
-    expect(Date.now() - closing).toBeLessThan(1000);
     await expect(store.append('s-1', [event()], 'any')).rejects.toThrow(/closed/);
     await expect(store.readStream('s-1')).rejects.toThrow(/closed/);
   });

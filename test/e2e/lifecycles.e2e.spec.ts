@@ -254,6 +254,16 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       ),
       200,
     );
+    // The request the decision judged is final: no amendment after it.
+    const late = expectStatus(
+      await app.request('PATCH', `/changes/${id}`, {
+        body: { testingPlan: 'ssh into every node, twice' },
+        as: USERS.implementer,
+      }),
+      422,
+      'RULE_VIOLATION',
+    );
+    expect(late.body).toMatchObject({ rule: 'amend-before-retrospective-decision' });
     const closed = expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.manager), 200);
     expect(closed.body).toMatchObject({ status: 'closed' });
     const view = expectStatus(await app.get(`/changes/${id}`), 200).body;
@@ -264,6 +274,32 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       retrospectiveDecision: { decision: 'approve', by: { id: USERS.manager.sub } },
       missingRequestFields: [],
       issues: [expect.objectContaining({ severity: 'low' })],
+    });
+  });
+
+  it('lets the original requester amend and cancel only while they hold a role that may submit it', async () => {
+    const { id } = await submit(app, normalChange('medium'));
+    // the same person, whose token now says auditor only: an auditor changes nothing
+    const nowAuditor = { sub: USERS.requester.sub, name: USERS.requester.name, roles: ['auditor'] as const };
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: { title: 'Sneaky' }, as: nowAuditor }),
+      403,
+      'FORBIDDEN',
+    );
+    expectStatus(await app.post(`/changes/${id}/cancel`, { reason: 'x' }, nowAuditor), 403, 'FORBIDDEN');
+    // another requester is not the original one
+    const other = { sub: 'u-other', name: 'Other Requester', roles: ['requester'] as const };
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: { title: 'Not mine' }, as: other }),
+      403,
+    );
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: { title: 'Mine' }, as: USERS.requester }),
+      200,
+    );
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      title: 'Mine',
+      status: 'in-review',
     });
   });
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import Database from 'better-sqlite3';
 import {
   type ChangeRequestDocument,
@@ -339,8 +339,6 @@ describe('read models over HTTP', () => {
       status: 'Completed',
       implementedBy: USERS.implementer.name,
     });
-    const dates = json.items.map((r) => r.date);
-    expect([...dates].sort().reverse()).toEqual(dates);
 
     const markdown = await app.request<string>('GET', '/change-log?format=markdown');
     expect(markdown.headers.get('content-type')).toContain('text/markdown');
@@ -442,6 +440,40 @@ describe('read models over HTTP', () => {
           ? 'main-thread'
           : 'thread',
     });
+  });
+});
+
+describe('the change log over days', () => {
+  it('lists the newest date first, pages included', async () => {
+    // a clock the test moves: a day per reading, so changes fall on different days
+    let now = Date.parse('2026-03-02T00:00:00Z');
+    const app = await AppHarness.start({}, { clock: { now: () => new Date((now += 24 * 3_600_000)) } });
+    try {
+      for (let i = 0; i < 6; i++) await submit(app, normalChange('low', { title: `Day ${i}` }));
+      const rows: { date: string; changeId: string }[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = expectStatus(
+          await app.get(`/change-log?limit=2${cursor ? `&cursor=${cursor}` : ''}`),
+          200,
+        ).body as Page<{ date: string; changeId: string }>;
+        rows.push(...page.items);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      const dates = rows.map((r) => r.date);
+      expect(new Set(dates).size).toBeGreaterThan(2);
+      expect(dates).toEqual([...dates].sort().reverse());
+      expect(rows.map((r) => r.changeId)).toEqual([
+        'CHG-006',
+        'CHG-005',
+        'CHG-004',
+        'CHG-003',
+        'CHG-002',
+        'CHG-001',
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });
 
