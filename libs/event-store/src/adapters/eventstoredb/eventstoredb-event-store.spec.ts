@@ -362,7 +362,10 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       const batch = newEvents(2);
       const first = await store.append(id, batch, 'no-stream');
       await store.append(id, newEvents(1), 1n);
+      const reads = server.streamReadsFromAnyNode;
       expect(await store.append(id, batch, 'no-stream')).toEqual(first);
+      // looked up on the leader, where the first append happened (a follower may lag)
+      expect(server.streamReadsFromAnyNode).toBe(reads);
     });
   });
 

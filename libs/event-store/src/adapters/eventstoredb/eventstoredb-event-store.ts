@@ -865,10 +865,12 @@ export class EventStoreDbEventStore implements EventStore {
 
   /** The position of the event at `revision`, for answers the server gave without one. */
   private async positionAt(streamId: string, revision: bigint): Promise<bigint> {
+    // From the leader: the append just happened there, and a lagging follower would not have it.
     const [event] = await this.readStreamResolved(`read ${streamId}@${revision}`, streamId, {
       direction: BACKWARDS,
       fromRevision: revision,
       maxCount: 1,
+      requiresLeader: true,
     });
     return event ? this.toRecorded(event).position : UNKNOWN_POSITION;
   }
