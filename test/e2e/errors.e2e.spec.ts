@@ -190,6 +190,31 @@ describe('every error code of the contract, as problem+json', () => {
     expectStatus(await app.request('GET', '/health', { as: null }), 200);
   });
 
+  it('401 UNAUTHENTICATED for a command without a valid token, before its body is looked at', async () => {
+    const before = await app.store.headPosition();
+    const deep = `{"type":"normal","title":${'['.repeat(100)}${']'.repeat(100)}}`;
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer not.a.jwt' }]) {
+      for (const request of [
+        { rawBody: '{"type": "normal", ' }, // malformed
+        { rawBody: 'reason=x', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' } },
+        { rawBody: deep },
+        { body: normalChange() },
+      ]) {
+        const result = await app.request('POST', '/changes', { as: null, headers, ...request });
+        expectStatus(result, 401, 'UNAUTHENTICATED');
+        expect(result.body).toMatchObject(problemShape);
+      }
+      expectStatus(
+        await app.request('PATCH', '/changes/CHG-001', { as: null, headers, rawBody: '{' }),
+        401,
+        'UNAUTHENTICATED',
+      );
+    }
+    // no such route: still 404, with or without a token
+    expectStatus(await app.request('POST', '/nothing-here', { as: null, body: {} }), 404, 'NOT_FOUND');
+    expect(await app.store.headPosition()).toBe(before);
+  });
+
   it('403 FORBIDDEN when the role is missing (an auditor changes nothing)', async () => {
     expectStatus(await app.post('/changes', normalChange(), USERS.auditor), 403, 'FORBIDDEN');
     expectStatus(await app.post('/changes', normalChange(), USERS.implementer), 403, 'FORBIDDEN');

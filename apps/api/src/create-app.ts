@@ -5,6 +5,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { AppConfig } from '@changeledger/platform';
 import { AppModule, type AppModuleOptions } from './app.module';
 import { RequestValidationError } from './application/application-errors';
+import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
+import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
 import { buildOpenApiDocument } from './openapi/openapi';
 
@@ -44,6 +46,20 @@ export const createApp = async (
     const version = (payload as { version?: unknown } | null)?.version;
     if (typeof version === 'number' && reply.statusCode < 300) void reply.header('ETag', `"${version}"`);
     return payload;
+  });
+  // Every route that takes a body is a command, and every command needs a token: a client
+  // without a valid one gets 401 before its body is read (not a 400 or 413 about the body), and
+  // costs no parsing. Reads are authenticated by AuthGuard, which knows the public ones.
+  const verifier = app.get<JwtVerifier>(JWT_VERIFIER);
+  // (a callback hook: reads, health among them, pass through without a promise)
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const method = request.method;
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
+    if (!request.routeOptions.url) return done(); // no such route: 404 or 405, as before
+    authenticate(request.headers.authorization, verifier).then((actor) => {
+      (request as AuthenticatedRequest).actor = actor;
+      done();
+    }, done);
   });
   fastify.addHook('preValidation', async (request) => {
     // Nest registers a form parser beside the JSON one: a form body must not pass for a command.

@@ -22,11 +22,16 @@ export class AuthGuard implements CanActivate {
       return true;
     }
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const header = request.headers.authorization;
-    if (!header) throw new AuthenticationError('an Authorization: Bearer <token> header is required');
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
-    request.actor = await this.verifier.verify(match[1]);
+    // a command's actor was found before its body was read (createApp's onRequest hook)
+    request.actor ??= await authenticate(request.headers.authorization, this.verifier);
     return true;
   }
 }
+
+/** The actor of a request's `Authorization: Bearer <token>` header, or AuthenticationError (401). */
+export const authenticate = async (header: string | undefined, verifier: JwtVerifier): Promise<Actor> => {
+  if (!header) throw new AuthenticationError('an Authorization: Bearer <token> header is required');
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
+  return verifier.verify(match[1]);
+};
