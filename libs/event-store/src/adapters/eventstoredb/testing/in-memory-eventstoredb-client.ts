@@ -10,8 +10,7 @@
  *   current one are a no-op answered like the first append, anything else there is
  *   WrongExpectedVersion; 'any' deduplicates by the first event id;
  * - reading a stream that does not exist fails with StreamNotFoundError;
- * - optional noise: system projections add a `$>` link to `$ce-<category>` for every event.
- *
+ * - optional noise: system projections add a `$>` link to `$ce-<category>` for every event;
  * - a hard-deleted (tombstoned) stream: reads and appends fail with StreamDeletedError.
  *
  * Not modelled: soft deletes, ACLs, explicit transactions, clusters. Faults can be injected.
