@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -21,7 +21,7 @@ import {
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
-import { builtFile } from '../support/built';
+import { builtFile, isBuilt } from '../support/built';
 
 const projections = allProjections();
 const LIFECYCLES = Number(process.env.CONVERGENCE_LIFECYCLES ?? 2000);
@@ -57,9 +57,7 @@ const shadowTables = (file: string) => {
 
 /** The compiled worker (CI builds before it tests); from sources, shards run on this thread. */
 const DIST_WORKER = builtFile('libs/read-models/src/rebuild-shard.worker.js');
-const workersBuilt = existsSync(DIST_WORKER);
-if (!workersBuilt)
-  console.log('worker-thread rebuild test skipped: dist/ is missing (run `npm run build` first)');
+const workersBuilt = isBuilt(DIST_WORKER, 'worker-thread rebuild test');
 
 describe('a rebuild replayed in parallel shards (embedded stores)', () => {
   let dir: string;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,13 +14,12 @@ import {
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
-import { builtFile } from '../support/built';
+import { builtFile, isBuilt } from '../support/built';
 
 const projections = allProjections();
 /** The compiled thread entry (CI builds before it tests). */
 const WORKER = builtFile('libs/read-models/src/projector.worker.js');
-const built = existsSync(WORKER);
-if (!built) console.log('projector thread tests skipped: dist/ is missing (run `npm run build` first)');
+const built = isBuilt(WORKER, 'projector thread tests');
 const whenBuilt = built ? it : it.skip;
 
 describe('the API projector in a worker thread (embedded stores)', () => {

@@ -591,8 +591,6 @@ describe('compliance report', () => {
   });
 
   const whenBuilt = cliBuilt && cliReachesEvents ? it : it.skip;
-  if (!cliBuilt)
-    console.log('compliance report CLI test skipped: dist/ is missing (run `npm run build` first)');
 
   whenBuilt(
     '`npm run report` writes the same report from the same read models',

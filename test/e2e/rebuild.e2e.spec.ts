@@ -52,7 +52,6 @@ describe('projections:rebuild while the API serves', () => {
   });
 
   const whenBuilt = cliBuilt && cliReachesEvents ? it : it.skip;
-  if (!cliBuilt) console.log('rebuild CLI test skipped: dist/ is missing (run `npm run build` first)');
 
   whenBuilt(
     '`npm run projections:rebuild` in another process, while the API serves and takes writes, loses nothing',

@@ -1,19 +1,17 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { signToken } from '@changeledger/platform';
 import { normalChange } from './support/change-fixtures';
-import { builtFile } from '../support/built';
+import { builtFile, isBuilt } from '../support/built';
 
 const MAIN = builtFile('apps/api/src/main.js');
 const SECRET = 'shutdown-test-secret-long-enough-for-hs256-0000';
 // The real process is needed for real signals; it runs the build (CI builds before testing).
-const whenBuilt = existsSync(MAIN) ? it : it.skip;
-if (!existsSync(MAIN))
-  console.log('shutdown e2e skipped: dist/apps/api/src/main.js is missing (run `npm run build` first)');
+const whenBuilt = isBuilt(MAIN, 'shutdown e2e') ? it : it.skip;
 
 /** The built server as a child process on a fresh data folder. */
 const startBuiltServer = async (prefix: string) => {

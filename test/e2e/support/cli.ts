@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { AppConfig } from '@changeledger/platform';
-import { builtFile } from '../../support/built';
+import { builtFile, isBuilt } from '../../support/built';
 import { onClientDouble } from './app-harness';
 
 /** The built CLI: CI builds before testing; without dist/ the CLI tests cannot run. */
 export const CLI_MAIN = builtFile('apps/cli/src/main.js');
-export const cliBuilt = existsSync(CLI_MAIN);
+export const cliBuilt = isBuilt(CLI_MAIN, 'CLI tests');
 
 /**
  * Whether a CLI process can open the apps' event store: not the in-process client double of the
