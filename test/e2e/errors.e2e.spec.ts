@@ -203,6 +203,8 @@ describe('every error code of the contract, as problem+json', () => {
         const result = await app.request('POST', '/changes', { as: null, headers, ...request });
         expectStatus(result, 401, 'UNAUTHENTICATED');
         expect(result.body).toMatchObject(problemShape);
+        // closed after the answer: the body it did not read is not drained, however long
+        expect(result.headers.get('connection')).toBe('close');
       }
       expectStatus(
         await app.request('PATCH', '/changes/CHG-001', { as: null, headers, rawBody: '{' }),

@@ -49,17 +49,25 @@ export const createApp = async (
   });
   // Every route that takes a body is a command, and every command needs a token: a client
   // without a valid one gets 401 before its body is read (not a 400 or 413 about the body), and
-  // costs no parsing. Reads are authenticated by AuthGuard, which knows the public ones.
+  // costs no parsing; the connection is closed after it, or Node would read and drop whatever
+  // body the client goes on sending. Reads are authenticated by AuthGuard, which knows the public
+  // ones (a public route with a body would need an exemption here: there is none).
   const verifier = app.get<JwtVerifier>(JWT_VERIFIER);
   // (a callback hook: reads, health among them, pass through without a promise)
-  fastify.addHook('onRequest', (request, _reply, done) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     const method = request.method;
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
-    if (!request.routeOptions.url) return done(); // no such route: 404 or 405, as before
-    authenticate(request.headers.authorization, verifier).then((actor) => {
-      (request as AuthenticatedRequest).actor = actor;
-      done();
-    }, done);
+    if (!request.routeOptions.url) return done(); // no such route: 404, as before
+    authenticate(request.headers.authorization, verifier).then(
+      (actor) => {
+        (request as AuthenticatedRequest).actor = actor;
+        done();
+      },
+      (error: Error) => {
+        void reply.header('connection', 'close');
+        done(error);
+      },
+    );
   });
   fastify.addHook('preValidation', async (request) => {
     // Nest registers a form parser beside the JSON one: a form body must not pass for a command.

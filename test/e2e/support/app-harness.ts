@@ -75,10 +75,13 @@ const newestSource = (dir: string): number =>
  */
 export const projectorWorkerFile = (() => {
   const stamp = builtFile('.build-stamp');
-  if (!existsSync(BUILT_PROJECTOR_WORKER) || !existsSync(stamp)) return undefined;
+  const built = existsSync(BUILT_PROJECTOR_WORKER) && existsSync(stamp);
   const sources = Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')));
-  if (statSync(stamp).mtimeMs >= sources) return BUILT_PROJECTOR_WORKER;
-  console.log('e2e: dist/ is older than the sources (run `npm run build`): projecting on the main thread');
+  if (built && statSync(stamp).mtimeMs >= sources) return BUILT_PROJECTOR_WORKER;
+  // CI builds first: there, projecting on the main thread would hide a build that went wrong
+  if (process.env.CI === 'true') throw new Error('e2e: dist/ is missing or older than the sources in CI');
+  if (built)
+    console.log('e2e: dist/ is older than the sources (run `npm run build`): projecting on the main thread');
   return undefined;
 })();
 

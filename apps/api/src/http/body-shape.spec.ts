@@ -43,7 +43,20 @@ describe('bodyShapeProblem', () => {
     expect(
       bodyShapeProblem({ list: Array.from({ length: 10 }, (_, i) => i) }, { maxMembers: 3 }),
     ).toBeUndefined();
-    expect(bodyShapeProblem(wide(1_000))).toBeUndefined();
-    expect(bodyShapeProblem(wide(1_001))).toBe('an object in the body has more than 1000 members');
+    expect(bodyShapeProblem(wide(100))).toBeUndefined();
+    expect(bodyShapeProblem(wide(101))).toBe('an object in the body has more than 100 members');
+  });
+
+  it('refuses more members than allowed in all, counting keys and array items', () => {
+    const body = { a: [1, 2, 3], b: { c: 1, d: [4, 5] } }; // 2 + 3 + 2 + 2 = 9
+    expect(bodyShapeProblem(body, { maxTotal: 9 })).toBeUndefined();
+    expect(bodyShapeProblem(body, { maxTotal: 8 })).toBe('the body has more than 8 members in all');
+    // 60 objects of 90 keys: each within the per-object limit, 5,460 members in all
+    const many = {
+      list: Array.from({ length: 60 }, () =>
+        Object.fromEntries(Array.from({ length: 90 }, (_, i) => [`k${i}`, i])),
+      ),
+    };
+    expect(bodyShapeProblem(many)).toBe('the body has more than 5000 members in all');
   });
 });

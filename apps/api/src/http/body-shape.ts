@@ -6,22 +6,27 @@
 export const MAX_BODY_DEPTH = 32;
 
 /**
- * How many members one object of a body may have. The contract's widest object has a dozen;
+ * How many members one object of a body may have, and how many members (keys and array items)
+ * the whole body. The contract's widest object has about 15 and its lists at most 200 items;
  * class-transformer removes duplicate keys with `indexOf` (quadratic), so one object of 100,000
- * keys (under 1 MiB) would hold the event loop for many seconds before validation refuses it.
+ * keys (under 1 MiB) held the event loop for seconds before validation refused it, and 150
+ * objects of 1,000 keys each for tens of milliseconds.
  */
-export const MAX_OBJECT_MEMBERS = 1_000;
+export const MAX_OBJECT_MEMBERS = 100;
+export const MAX_BODY_MEMBERS = 5_000;
 
 /**
- * What is wrong with a body's shape, if anything: nesting deeper than `maxDepth` levels, or an
- * object with more than `maxMembers` members. A walk with its own stack, for the depth's sake.
+ * What is wrong with a body's shape, if anything: nesting deeper than `maxDepth` levels, an
+ * object with more than `maxMembers` members, or more than `maxTotal` members in all. A walk
+ * with its own stack, for the depth's sake.
  */
 export const bodyShapeProblem = (
   value: unknown,
-  { maxDepth = MAX_BODY_DEPTH, maxMembers = MAX_OBJECT_MEMBERS } = {},
+  { maxDepth = MAX_BODY_DEPTH, maxMembers = MAX_OBJECT_MEMBERS, maxTotal = MAX_BODY_MEMBERS } = {},
 ): string | undefined => {
   if (value === null || typeof value !== 'object') return undefined;
   const pending: [object, number][] = [[value, 1]];
+  let total = 0;
   for (let next = pending.pop(); next; next = pending.pop()) {
     const [node, depth] = next;
     if (depth > maxDepth) return `the body nests objects and arrays deeper than ${maxDepth} levels`;
@@ -29,6 +34,8 @@ export const bodyShapeProblem = (
     if (!Array.isArray(node) && children.length > maxMembers) {
       return `an object in the body has more than ${maxMembers} members`;
     }
+    total += children.length;
+    if (total > maxTotal) return `the body has more than ${maxTotal} members in all`;
     for (const child of children) {
       if (child !== null && typeof child === 'object') pending.push([child as object, depth + 1]);
     }

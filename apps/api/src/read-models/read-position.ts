@@ -118,8 +118,10 @@ export class ReadPosition {
       // a second) and applies the rest again, its position runs ahead of the models. Without a
       // projector here (another process projects), this is the only measure.
       // Polled at 20 ms, then less often (up to every 200 ms): about 30 reads of the checkpoint
-      // for a position never reached, not 250, since any client can ask for one.
-      for (let pause = 20; ; pause = Math.min(pause * 1.5, 200)) {
+      // for a position never reached, not 250, since any client can ask for one. With a local
+      // projector (waiting out a swap: a second at most) it stays at 20 ms.
+      const longestPause = projector ? 20 : 200;
+      for (let pause = 20; ; pause = Math.min(pause * 1.5, longestPause)) {
         if ((await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition) return;
         const left = deadline - Date.now();
         if (left <= 0) break;

@@ -48,7 +48,7 @@ export const canonicalJson = (value: unknown): string => {
 
 // The same few dozen keys come back in every event: quote each once (bounded, in case of not).
 const QUOTED_KEYS = new Map<string, string>();
-/** `JSON.stringify(key)`, remembered for the keys seen most. */
+/** `JSON.stringify(key)`, remembered for the first 10,000 distinct keys. */
 export const quotedKey = (key: string): string => {
   let quoted = QUOTED_KEYS.get(key);
   if (quoted === undefined) {

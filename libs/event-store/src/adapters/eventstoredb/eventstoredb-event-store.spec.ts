@@ -483,9 +483,15 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       const store = open();
       const prefix = `changeRequest-T${randomUUID()}-`;
       await store.appendWithSequence(spec('tomb-last', prefix));
-      server.tombstone(`${prefix}1`); // reads as absent, as a number allocated but never written
+      server.tombstone(`${prefix}1`); // not a number allocated but never written: never taken again
       expect(await store.appendWithSequence(spec('tomb-last', prefix))).toMatchObject({ number: 2 });
       expect(await store.appendWithSequence(spec('tomb-last', prefix))).toMatchObject({ number: 3 });
+      expect(await counterOf(store, 'tomb-last')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+        [SEQUENCE_NUMBER_ALLOCATED, 3],
+      ]);
+      expect(sleeps).toEqual([]); // no backoff: nothing was tried twice
     });
 
     it('does not take again a number whose stream exists but reads as absent (truncated, or not readable)', async () => {

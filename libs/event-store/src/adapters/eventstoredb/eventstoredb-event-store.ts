@@ -741,7 +741,7 @@ export class EventStoreDbEventStore implements EventStore {
     conflicted: ReadonlySet<string>,
   ): Promise<{ number: number; streamId: string; events: readonly NewEvent[] }> {
     const last = counter.allocatedTo;
-    if (last !== undefined && !conflicted.has(last) && !(await this.lastEvent(last))) {
+    if (last !== undefined && !conflicted.has(last) && (await this.neverWritten(last))) {
       const again = spec.build(counter.value); // may throw: nothing is written yet
       if (again.streamId === last) return { number: counter.value, ...again };
     }
@@ -826,15 +826,35 @@ export class EventStoreDbEventStore implements EventStore {
     operation: string,
     streamId: string,
     options: ReadStreamOptions,
+    { deletedIsEmpty = true } = {},
   ): Promise<ResolvedEvent[]> {
     return this.withRetry(operation, async () => {
       try {
         return await this.drainWithin(this.client.readStream(streamId, options));
       } catch (error) {
-        if (isStreamNotFound(error) || isStreamDeleted(error)) return [];
+        if (isStreamNotFound(error) || (deletedIsEmpty && isStreamDeleted(error))) return [];
         throw error;
       }
     });
+  }
+
+  /**
+   * Whether a numbered stream was never written (its number may be taken again): absent, and not
+   * hard-deleted, since a deleted name can never be written again.
+   */
+  private async neverWritten(streamId: string): Promise<boolean> {
+    try {
+      const [last] = await this.readStreamResolved(
+        `read the last event of ${streamId}`,
+        streamId,
+        { direction: BACKWARDS, fromRevision: END, maxCount: 1, requiresLeader: true },
+        { deletedIsEmpty: false },
+      );
+      return last === undefined;
+    } catch (error) {
+      if (isStreamDeleted(error)) return false;
+      throw error;
+    }
   }
 
   /**
