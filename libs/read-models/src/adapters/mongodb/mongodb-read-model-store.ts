@@ -127,6 +127,31 @@ interface Connection {
 export type MongoShadowReadModelStore = MongoReadModelStore & ShadowReadModelStore;
 
 /**
+ * Client options for what the URL leaves out (the driver lets client options win over the
+ * URL's, so each default is given only when the URL does not set it):
+ * - 5 s to find a server (an election takes up to ~12 s: set serverSelectionTimeoutMS in
+ *   MONGODB_URL to ride one out);
+ * - writes acknowledged by a majority, journaled: not rolled back by a failover (the projector
+ *   would never re-apply what it believes written);
+ * - within 10 s, or the write fails (and is retried): with a majority unreachable while the
+ *   primary stays up, it would otherwise wait forever, and the projector with it, never
+ *   reported stalled. Each on its own: a URL with `w=majority` (as Atlas gives) keeps the
+ *   journal and the timeout.
+ */
+export const clientDefaults = (
+  url: string,
+  { serverSelectionTimeoutMS = 5000, writeTimeoutMS = 10_000 }: MongoReadModelStoreOptions = {},
+): MongoClientOptions => {
+  const urlSets = (option: string) => new RegExp(`[?&]${option}=`, 'i').test(url);
+  return {
+    ...(urlSets('serverSelectionTimeoutMS') ? {} : { serverSelectionTimeoutMS }),
+    ...(urlSets('w') ? {} : { w: 'majority' as const }),
+    ...(urlSets('journal') ? {} : { journal: true }),
+    ...(urlSets('wtimeoutMS') ? {} : { wtimeoutMS: writeTimeoutMS }),
+  };
+};
+
+/**
  * Read models in a MongoDB database (or FerretDB, over the wire protocol): one collection per
  * read model, documents stored as they are with `_id = id` and `_position` zero-padded to 20
  * digits, and a `checkpoints` collection of `{ _id: name, position }` (padded the same way).
@@ -170,23 +195,7 @@ export class MongoReadModelStore implements ReadModelStore {
     const scrub = (message: string) => (userinfo ? message.split(userinfo).join('***') : message);
     let client: MongoClient;
     try {
-      client = new MongoClient(url, {
-        // The driver lets these options win over the URL's: only defaults for what it leaves out.
-        // 5 s to find a server unless the URL says otherwise (an election takes up to ~12 s:
-        // set serverSelectionTimeoutMS in MONGODB_URL to ride one out).
-        ...(/[?&]serverSelectionTimeoutMS=/i.test(url)
-          ? {}
-          : { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5000 }),
-        // A write acknowledged by a majority, journaled: not rolled back by a failover (the
-        // projector would never re-apply what it believes written). The URL's w/journal win.
-        // Within 10 s, or the write fails (and is retried): with a majority unreachable while
-        // the primary stays up, it would otherwise wait forever, and the projector with it,
-        // never reported stalled.
-        ...(/[?&](w|journal|wtimeoutMS)=/i.test(url)
-          ? {}
-          : { writeConcern: { w: 'majority', journal: true, wtimeoutMS: options.writeTimeoutMS ?? 10_000 } }),
-        ...options.clientOptions,
-      });
+      client = new MongoClient(url, { ...clientDefaults(url, options), ...options.clientOptions });
     } catch (error) {
       throw new Error(`invalid MongoDB URL ${target}: ${scrub(messageOf(error))}`);
     }
@@ -325,7 +334,9 @@ export class MongoReadModelStore implements ReadModelStore {
       this.collection(collection); // still refuses a bad name or a closed store
       return found;
     }
-    for await (const stored of this.collection(collection).find({ _id: { $in: wanted } })) {
+    // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
+    const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize: wanted.length });
+    for await (const stored of cursor) {
       found.set(stored._id, fromStored<D>(stored));
     }
     return found;
@@ -354,7 +365,11 @@ export class MongoReadModelStore implements ReadModelStore {
     const filter: Filter<Stored> =
       filters.length === 0 ? {} : filters.length === 1 ? filters[0] : { $and: filters };
     const projection = query.select ? projectionOf(query.select) : undefined;
-    const rows = await target.find(filter, { sort, limit, ...(projection && { projection }) }).toArray();
+    // batchSize: the whole page in the first batch (the server's default is 101 and the rest by
+    // getMore), so a rebuild's swap, whose renames kill open cursors, cannot break a page halfway.
+    const rows = await target
+      .find(filter, { sort, limit, batchSize: limit, ...(projection && { projection }) })
+      .toArray();
     return rows.map((row) => fromStored<D>(row));
   }
 
