@@ -335,7 +335,8 @@ export class MongoReadModelStore implements ReadModelStore {
       return found;
     }
     // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
-    const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize: wanted.length });
+    const batchSize = Math.min(wanted.length, 10_000);
+    const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize });
     for await (const stored of cursor) {
       found.set(stored._id, fromStored<D>(stored));
     }
@@ -367,8 +368,10 @@ export class MongoReadModelStore implements ReadModelStore {
     const projection = query.select ? projectionOf(query.select) : undefined;
     // batchSize: the whole page in the first batch (the server's default is 101 and the rest by
     // getMore), so a rebuild's swap, whose renames kill open cursors, cannot break a page halfway.
+    // (Pages are at most 501 rows; a larger limit still gets batches of 10,000.)
+    const batchSize = Math.min(limit, 10_000);
     const rows = await target
-      .find(filter, { sort, limit, batchSize: limit, ...(projection && { projection }) })
+      .find(filter, { sort, limit, batchSize, ...(projection && { projection }) })
       .toArray();
     return rows.map((row) => fromStored<D>(row));
   }
