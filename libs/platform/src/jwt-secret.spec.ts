@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { builtFile, isBuilt } from '../../../test/support/built';
 import { resolveJwtSecret } from './jwt-secret';
 
-const BUILT = join(__dirname, '..', '..', '..', 'dist', 'libs', 'platform', 'src', 'jwt-secret.js');
+const BUILT = builtFile('libs/platform/src/jwt-secret.js');
 
 describe('resolveJwtSecret', () => {
   let dir: string;
@@ -25,12 +26,8 @@ describe('resolveJwtSecret', () => {
     );
   });
 
-  // in CI (which builds first) a missing build fails here instead of skipping
-  if (!existsSync(BUILT) && process.env.CI === 'true') throw new Error(`${BUILT} is missing in CI`);
-  if (!existsSync(BUILT))
-    console.log('secret race test skipped: dist/ is missing (run `npm run build` first)');
   // Processes, since the function is synchronous: the API and `npm run token` started together.
-  (existsSync(BUILT) ? it : it.skip)(
+  (isBuilt(BUILT, 'secret race test') ? it : it.skip)(
     'processes starting at once on a fresh DATA_DIR all get the same secret',
     async () => {
       const script = `process.stdout.write(require(${JSON.stringify(BUILT)}).resolveJwtSecret(undefined, ${JSON.stringify(dir)}))`;

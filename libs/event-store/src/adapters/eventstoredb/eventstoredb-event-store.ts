@@ -844,13 +844,7 @@ export class EventStoreDbEventStore implements EventStore {
    */
   private async neverWritten(streamId: string): Promise<boolean> {
     try {
-      const [last] = await this.readStreamResolved(
-        `read the last event of ${streamId}`,
-        streamId,
-        { direction: BACKWARDS, fromRevision: END, maxCount: 1, requiresLeader: true },
-        { deletedIsEmpty: false },
-      );
-      return last === undefined;
+      return (await this.lastEvent(streamId, { deletedIsEmpty: false })) === undefined;
     } catch (error) {
       if (isStreamDeleted(error)) return false;
       throw error;
@@ -862,13 +856,16 @@ export class EventStoreDbEventStore implements EventStore {
    * follower that lags (nodePreference=follower) would answer an older one, which the leader
    * would then accept at the right expected revision with a wrong previous hash.
    */
-  private async lastEvent(streamId: string): Promise<ResolvedEvent | undefined> {
-    const [last] = await this.readStreamResolved(`read the last event of ${streamId}`, streamId, {
-      direction: BACKWARDS,
-      fromRevision: END,
-      maxCount: 1,
-      requiresLeader: true,
-    });
+  private async lastEvent(
+    streamId: string,
+    { deletedIsEmpty = true } = {},
+  ): Promise<ResolvedEvent | undefined> {
+    const [last] = await this.readStreamResolved(
+      `read the last event of ${streamId}`,
+      streamId,
+      { direction: BACKWARDS, fromRevision: END, maxCount: 1, requiresLeader: true },
+      { deletedIsEmpty },
+    );
     return last;
   }
 
