@@ -3,10 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import {
   ConcurrencyError,
   computeEventHash,
   SqliteEventStore,
+  StoredEventCorruptError,
+  verifyHashChains,
   type EventStore,
   type NewEvent,
   type RecordedEvent,
@@ -189,6 +192,54 @@ describe('SqliteEventStore specifics', () => {
     expect(deferred.map((e) => [e.data, e.metadata])).toEqual(plain.map((e) => [e.data, e.metadata]));
     expect(deferred[0].data).toBe(deferred[0].data); // parsed once, then the same object
     expect(await store.readAllDeferred({ after: 0n, limit: 1 })).toHaveLength(1);
+  });
+
+  it('a row edited into something other than a JSON object is reported as that event by every read, and verify names it', async () => {
+    const store = await fx.open();
+    await store.append(
+      's-1',
+      [event('A', { n: 1 }), event('B', { n: 2 }), event('C', { n: 3 })],
+      'no-stream',
+    );
+    const db = new Database(fx.file());
+    const original = db
+      .prepare("SELECT data, metadata FROM events WHERE stream_id = 's-1' AND revision = 1")
+      .get() as { data: string; metadata: string };
+    const edit = (column: 'data' | 'metadata', text: string) =>
+      db.prepare(`UPDATE events SET ${column} = ? WHERE stream_id = 's-1' AND revision = 1`).run(text);
+    for (const [column, text] of [
+      ['data', '{"n": 2'],
+      ['data', '[2]'],
+      ['metadata', 'null'],
+    ] as const) {
+      edit(column, text);
+      const corrupt = expect.objectContaining({
+        name: 'StoredEventCorruptError',
+        streamId: 's-1',
+        revision: 1n,
+        position: 2n,
+        field: column,
+        message: expect.stringContaining('s-1 revision 1 (position 2)'),
+      });
+      await expect(store.readStream('s-1')).rejects.toEqual(corrupt);
+      await expect(store.readAll({ after: 0n, limit: 10 })).rejects.toBeInstanceOf(StoredEventCorruptError);
+      const deferred = await store.readAllDeferred({ after: 0n, limit: 10 });
+      expect(deferred[0].data).toEqual({ n: 1 }); // the rows around it still read
+      expect(() => [deferred[1].data, deferred[1].metadata]).toThrow(StoredEventCorruptError);
+      expect(await verifyHashChains(store)).toMatchObject({
+        valid: false,
+        checkedEvents: 2, // the broken one included, as for any break
+        firstInvalid: {
+          streamId: 's-1',
+          revision: '1',
+          position: '2',
+          reason: `its ${column} is not a JSON object: the stored row was edited`,
+        },
+      });
+      edit(column, original[column]);
+    }
+    db.close();
+    expect(await verifyHashChains(store)).toMatchObject({ valid: true, checkedEvents: 3 });
   });
 
   it('a subscription skipping a long run of other streams lets the event loop run between batches', async () => {

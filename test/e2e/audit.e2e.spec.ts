@@ -268,6 +268,42 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       );
       expect((await report()).valid).toBe(true);
 
+      // A cruder edit: a row that is no longer JSON (or JSON but not an object) is the break
+      // verify names, not a failed verify (it used to answer 500).
+      const original = (() => {
+        const db = new Database(file, { readonly: true });
+        const row = db
+          .prepare('SELECT data, metadata, position FROM events WHERE stream_id = ? AND revision = 5')
+          .get(stream) as { data: string; metadata: string; position: number };
+        db.close();
+        return row;
+      })();
+      for (const [column, text] of [
+        ['data', 'x'],
+        ['metadata', 'null'],
+      ] as const) {
+        tamper(`UPDATE events SET ${column} = ? WHERE stream_id = ? AND revision = 5`, text, stream);
+        expect(await report()).toMatchObject({
+          valid: false,
+          firstInvalid: {
+            streamId: stream,
+            revision: '5',
+            reason: `its ${column} is not a JSON object: the stored row was edited`,
+          },
+        });
+        // the change itself cannot be read (500), but the answer names the event to look at
+        const history = expectStatus(await app.get(`/changes/${id}/history`, USERS.auditor), 500, 'INTERNAL');
+        expect((history.body as { detail: string }).detail).toContain(
+          `${stream} revision 5 (position ${original.position}) is corrupt: its ${column} is not a JSON object`,
+        );
+        tamper(
+          `UPDATE events SET ${column} = ? WHERE stream_id = ? AND revision = 5`,
+          original[column],
+          stream,
+        );
+      }
+      expect((await report()).valid).toBe(true);
+
       // Reorder: two events swap places (their revisions swap).
       tamper(`UPDATE events SET revision = -1 WHERE stream_id = ? AND revision = 7`, stream);
       tamper(`UPDATE events SET revision = 7 WHERE stream_id = ? AND revision = 8`, stream);
@@ -473,7 +509,16 @@ describe('evidence bundle', () => {
       name: 'Mal | (management)\r| 1 | 2 |',
       roles: ['requester'] as const,
     };
-    const { id } = await submit(app, normalChange('low', { description: forged }), mallory);
+    const { id } = await submit(
+      app,
+      normalChange('low', {
+        description: forged,
+        // list items: CommonMark reads `- ## Approval` as a heading inside the item
+        systemsAffected: ['pve1', '## Approval — approved by CISO'],
+        implementationPlan: ['Drain pve1', '> **Approved By:** CISO'],
+      }),
+      mallory,
+    );
     const text = (
       await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, { as: USERS.auditor })
     ).body;
@@ -486,6 +531,10 @@ describe('evidence bundle', () => {
     expect(text).toContain('\\<img src=x onerror=alert(1)>');
     expect(text).toContain('- **Requestor:** Mal \\| (management) \\| 1 \\| 2 \\|');
     expect(text).not.toMatch(/\r/);
+    expect(lines).toContain('- \\## Approval — approved by CISO');
+    expect(lines).toContain('2. \\> \\*\\*Approved By:\\*\\* CISO');
+    // nothing after a list marker starts a block of its own
+    expect(lines.filter((l) => /^(- |\d+\. )[#>]/.test(l))).toEqual([]);
   });
 });
 

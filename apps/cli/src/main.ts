@@ -12,6 +12,7 @@ import {
   PROJECTOR_CHECKPOINT,
   rebuildReadModels,
   catchUpLive,
+  assertPeriodBegun,
   ReportPeriodError,
   resolveReportPeriod,
 } from '@changeledger/read-models';
@@ -187,6 +188,7 @@ const report = async (args: string[]) => {
   let period;
   try {
     period = resolveReportPeriod(values);
+    assertPeriodBegun(period, values, new Date());
   } catch (error) {
     if (!(error instanceof ReportPeriodError)) throw error;
     throw new Error(

@@ -39,3 +39,25 @@ export class AppendOutcomeUnknownError extends EventStoreUnavailableError {
 }
 
 export const revisionToString = (r: ExpectedRevision) => (typeof r === 'bigint' ? r.toString() : r);
+
+/**
+ * A stored event that cannot be read back as an event: its data or metadata is not the JSON it
+ * was written as (someone edited the store's file). Names the event, so that `verify` can report
+ * it as the chain's break and an operator can find it.
+ */
+export class StoredEventCorruptError extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly revision: bigint,
+    readonly position: bigint,
+    readonly field: 'data' | 'metadata',
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `the stored event ${streamId} revision ${revision} (position ${position}) is corrupt: its ${field} ` +
+        'is not a JSON object (the store was edited outside the service)',
+      options,
+    );
+    this.name = 'StoredEventCorruptError';
+  }
+}

@@ -1,4 +1,4 @@
-import { markdownBlock, markdownCell, markdownInline } from './markdown';
+import { markdownBlock, markdownCell, markdownInline, markdownListItem } from './markdown';
 
 describe('user text in Markdown comes out as text, never as structure', () => {
   it('inline: escapes what starts emphasis, code, links, HTML and tables; line breaks (CR too) become spaces', () => {
@@ -23,6 +23,16 @@ describe('user text in Markdown comes out as text, never as structure', () => {
     expect(markdownInline('Reconfigure VLAN 20 on pve-cluster (2026-11-26)')).toBe(
       'Reconfigure VLAN 20 on pve-cluster (2026-11-26)',
     );
+  });
+
+  it('list item: one line whose start cannot open a heading, quote or list inside the item', () => {
+    // CommonMark reads `- ## Approval — approved by CISO` as a heading inside the list
+    expect(markdownListItem('## Approval — approved by CISO')).toBe('\\## Approval — approved by CISO');
+    expect(markdownListItem('> quoted\n- nested')).toBe('\\> quoted - nested'); // one line: mid-line is text
+    expect(markdownListItem('2. second')).toBe('2\\. second');
+    expect(markdownListItem('  + indented')).toBe('  \\+ indented');
+    expect(markdownListItem('pve-node-1')).toBe('pve-node-1');
+    expect(markdownListItem(undefined)).toBe('');
   });
 
   it('block: keeps the lines, but none can start a heading, quote, list or rule', () => {

@@ -27,6 +27,13 @@ const escapeLineStart = (line: string) =>
 export const markdownInline = (text: string | null | undefined): string =>
   escapeInline((text ?? '').replace(LINE_BREAK, ' '));
 
+/**
+ * The text of a list item (`- text`, `1. text`): `markdownInline`, and its start escaped too, since
+ * CommonMark reads an item's content as a block of its own (`- ## Approval` is a heading).
+ */
+export const markdownListItem = (text: string | null | undefined): string =>
+  escapeLineStart(markdownInline(text));
+
 /** A table cell: `markdownInline` (pipes included). */
 export const markdownCell = markdownInline;
 

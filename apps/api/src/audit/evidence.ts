@@ -1,6 +1,11 @@
 import type { ChangeView } from '@changeledger/domain';
 import type { ChainReport } from '@changeledger/event-store';
-import { markdownBlock, markdownCell, markdownInline as md } from '@changeledger/read-models';
+import {
+  markdownBlock,
+  markdownCell,
+  markdownInline as md,
+  markdownListItem,
+} from '@changeledger/read-models';
 import type { toAuditEvent } from './audit.controller';
 
 type AuditEvent = ReturnType<typeof toAuditEvent>;
@@ -53,11 +58,11 @@ export const evidenceMarkdown = (
     text(v.reason),
     '',
     '## Systems Affected',
-    ...(v.systemsAffected ?? []).map((s) => `- ${md(s)}`),
+    ...(v.systemsAffected ?? []).map((s) => `- ${markdownListItem(s)}`),
     '',
     '## Implementation Plan',
     ...(Array.isArray(v.implementationPlan) && v.implementationPlan.length
-      ? v.implementationPlan.map((step, i) => `${i + 1}. ${md(step)}`)
+      ? v.implementationPlan.map((step, i) => `${i + 1}. ${markdownListItem(step)}`)
       : [text(undefined)]),
     '',
     '## Rollback Plan',

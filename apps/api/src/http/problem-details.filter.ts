@@ -1,7 +1,11 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '@changeledger/domain';
-import { ConcurrencyError, EventStoreUnavailableError } from '@changeledger/event-store';
+import {
+  ConcurrencyError,
+  EventStoreUnavailableError,
+  StoredEventCorruptError,
+} from '@changeledger/event-store';
 import { AuthenticationError, IdentityProviderUnavailableError } from '../auth/jwt-verifier';
 import {
   ConcurrencyConflictError,
@@ -85,6 +89,8 @@ export const toProblem = (error: unknown): Problem => {
   if (error instanceof EventStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the event store is unavailable; try again shortly');
   }
+  // Names only the event (stream, revision, position): what an operator and an auditor must find.
+  if (error instanceof StoredEventCorruptError) return problem('INTERNAL', error.message);
   if (error instanceof HttpException) return fromHttpException(error);
   const fastify = error as { statusCode?: number; code?: string; message?: string };
   if (typeof fastify.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {

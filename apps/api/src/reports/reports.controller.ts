@@ -1,10 +1,12 @@
-import { Controller, Get, Header, Query, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
 import type { FastifyReply } from 'fastify';
 import type { Actor } from '@changeledger/domain';
+import { CLOCK, type Clock } from '@changeledger/platform';
 import {
+  assertPeriodBegun,
   type ComplianceReport,
   complianceReportCsv,
   complianceReportHtml,
@@ -38,6 +40,7 @@ export class ReportsController {
   constructor(
     private readonly queryBus: QueryBus,
     private readonly readPosition: ReadPosition,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   @Get('compliance')
@@ -51,6 +54,7 @@ export class ReportsController {
     let period;
     try {
       period = resolveReportPeriod(query);
+      assertPeriodBegun(period, query, this.clock.now());
     } catch (error) {
       if (error instanceof ReportPeriodError) {
         throw new RequestValidationError('the report period is invalid', [

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { computeEventHash, GENESIS_HASH } from '../event-hash';
-import type { EventStore, RecordedEvent } from '../event-store.port';
+import { StoredEventCorruptError } from '../event-store.errors';
+import type { EventStore, ReadAllOptions, RecordedEvent } from '../event-store.port';
 
 export interface ChainBreak {
   readonly streamId: string;
@@ -47,6 +48,11 @@ class LogDigest {
   }
 }
 
+/** SQLite's `readAllDeferred`: events whose data and metadata are parsed when first read. */
+interface DeferredReader {
+  readAllDeferred(options: ReadAllOptions): Promise<RecordedEvent[]>;
+}
+
 interface ChainLink {
   readonly revision: bigint;
   readonly hash: string;
@@ -59,7 +65,15 @@ export const chainFault = (last: ChainLink | undefined, event: RecordedEvent): s
     return `revision ${event.revision} where ${expectedRevision} was due: an event is missing or out of order`;
   }
   const previousHash = last?.hash ?? GENESIS_HASH;
-  const stored = event.metadata as { hash?: unknown; previousHash?: unknown };
+  let stored: { hash?: unknown; previousHash?: unknown };
+  try {
+    stored = event.metadata as { hash?: unknown; previousHash?: unknown };
+    void event.data; // a store that parses lazily (SQLite's deferred read) finds a corrupt row here
+  } catch (error) {
+    if (error instanceof StoredEventCorruptError)
+      return `its ${error.field} is not a JSON object: the stored row was edited`;
+    throw error;
+  }
   if (stored.previousHash !== previousHash)
     return 'previousHash does not match the hash of the previous event';
   if (stored.hash !== computeEventHash(event, previousHash))
@@ -108,6 +122,12 @@ export const verifyHashChains = async (
   } = {},
 ): Promise<ChainReport> => {
   const pageSize = options.pageSize ?? 5000;
+  // Parsed per event where the store can (SQLite): an edited row that is not JSON is then
+  // reported as the break it is, after every earlier event was checked, not as a failed read.
+  const deferred = (store as Partial<DeferredReader>).readAllDeferred;
+  const read = deferred
+    ? (o: ReadAllOptions) => deferred.call(store, o)
+    : (o: ReadAllOptions) => store.readAll(o);
   const head = await store.headPosition();
   const streams = new Map<string, ChainLink>();
   const digest = new LogDigest();
@@ -145,7 +165,7 @@ export const verifyHashChains = async (
     });
   };
   for (;;) {
-    const page = await store.readAll({ after, limit: pageSize });
+    const page = await read({ after, limit: pageSize });
     for (const event of page) {
       if (!anchorChecked && event.position > anchorAt!) {
         const fault = anchorFault();

@@ -21,7 +21,13 @@ import { at, changeStream, eventLog, project } from '../projections/recorded-eve
 import { buildComplianceReport, percentile } from './compliance-report';
 import { complianceReportCsv } from './compliance-report.csv';
 import { complianceReportHtml } from './compliance-report.html';
-import { monthsOf, parsePeriodLabel, ReportPeriodError, resolveReportPeriod } from './report-period';
+import {
+  assertPeriodBegun,
+  monthsOf,
+  parsePeriodLabel,
+  ReportPeriodError,
+  resolveReportPeriod,
+} from './report-period';
 
 const projection = complianceFactsProjection;
 const Q4 = parsePeriodLabel('2026-Q4');
@@ -99,6 +105,22 @@ describe('report periods', () => {
     [{ from: '2026-10-02', to: '2026-10-01' }, 'to'],
   ])('refuses %j, naming the field %s', (input, field) => {
     expect(() => resolveReportPeriod(input)).toThrow(expect.objectContaining({ field }));
+  });
+
+  it('refuses a period that has not begun, naming the field it came from', () => {
+    const now = new Date('2026-09-30T23:59:59.999Z');
+    expect(() =>
+      assertPeriodBegun(resolveReportPeriod({ period: '2026-Q4' }), { period: '2026-Q4' }, now),
+    ).toThrow(expect.objectContaining({ field: 'period', message: expect.stringMatching(/^has not begun/) }));
+    const range = { from: '2026-10-01', to: '2026-10-02' };
+    expect(() => assertPeriodBegun(resolveReportPeriod(range), range, now)).toThrow(
+      expect.objectContaining({ field: 'from' }),
+    );
+    // begun a millisecond ago: the report of the quarter so far
+    const begun = new Date('2026-10-01T00:00:00.000Z');
+    expect(() =>
+      assertPeriodBegun(resolveReportPeriod({ period: '2026-Q4' }), { period: '2026-Q4' }, begun),
+    ).not.toThrow();
   });
 
   it('lists the calendar months a period touches', () => {

@@ -416,7 +416,8 @@ export const buildComplianceReport = (input: {
 
 export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'], string>> = {
   overdueRetrospectives: 'Emergency changes with an overdue retrospective approval',
-  lateRetrospectives: 'Emergency changes approved retrospectively after the due time',
+  // a late rejection is late too (and also listed as rejected)
+  lateRetrospectives: 'Emergency changes whose retrospective decision came after the due time',
   retrospectivelyRejected: 'Emergency changes rejected retrospectively',
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',

@@ -86,6 +86,23 @@ export const resolveReportPeriod = (input: { period?: string; from?: string; to?
   return span(`${input.from} … ${input.to}`, from, to);
 };
 
+/**
+ * A period must have begun: a report of one that has not would count nothing in it, yet list
+ * today's open findings (overdue retrospectives, failures without a review) under it.
+ */
+export const assertPeriodBegun = (
+  period: ReportPeriod,
+  input: { period?: string; from?: string; to?: string },
+  now: Date,
+): void => {
+  if (Date.parse(period.from) > now.getTime()) {
+    throw new ReportPeriodError(
+      input.period !== undefined ? 'period' : 'from',
+      `has not begun (it starts ${period.from}): a report covers time that has passed`,
+    );
+  }
+};
+
 /** The calendar months (`YYYY-MM`, UTC) a period touches, in order. */
 export const monthsOf = (period: ReportPeriod): string[] => {
   const months: string[] = [];

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { GENESIS_HASH, sealEvent } from '../../event-hash';
-import { ConcurrencyError } from '../../event-store.errors';
+import { ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
 import type {
   AppendResult,
   EventMetadata,
@@ -65,23 +65,35 @@ CREATE TABLE IF NOT EXISTS sequences (
 );
 `;
 
-const toRecorded = ([
-  position,
-  eventId,
-  streamId,
-  revision,
-  type,
-  data,
-  metadata,
-]: EventRow): RecordedEvent => ({
-  eventId,
-  streamId,
-  revision,
-  position,
-  type,
-  data: JSON.parse(data) as Record<string, unknown>,
-  metadata: JSON.parse(metadata) as EventMetadata,
-});
+const toRecorded = (row: EventRow): RecordedEvent => {
+  const [position, eventId, streamId, revision, type] = row;
+  return {
+    eventId,
+    streamId,
+    revision,
+    position,
+    type,
+    data: parseStored(row, 'data'),
+    metadata: parseStored(row, 'metadata') as unknown as EventMetadata,
+  };
+};
+
+/**
+ * A stored column parsed; an edited row whose text is not a JSON object is reported as that
+ * event (not as a bare SyntaxError, which names nothing, nor as null, which readers would trip on).
+ */
+const parseStored = (row: EventRow, field: 'data' | 'metadata'): Record<string, unknown> => {
+  const [position, , streamId, revision] = row;
+  let value: unknown;
+  try {
+    value = JSON.parse(field === 'data' ? row[5] : row[6]);
+  } catch (error) {
+    throw new StoredEventCorruptError(streamId, revision, position, field, { cause: error });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new StoredEventCorruptError(streamId, revision, position, field);
+  return value as Record<string, unknown>;
+};
 
 /**
  * An event whose data and metadata are parsed when first read: a reader that looks only at the
@@ -97,25 +109,19 @@ class DeferredEvent implements RecordedEvent {
   readonly revision: bigint;
   readonly position: bigint;
   readonly type: string;
-  readonly #rawData: string;
-  readonly #rawMetadata: string;
+  readonly #row: EventRow;
 
-  constructor([position, eventId, streamId, revision, type, data, metadata]: EventRow) {
-    this.eventId = eventId;
-    this.streamId = streamId;
-    this.revision = revision;
-    this.position = position;
-    this.type = type;
-    this.#rawData = data;
-    this.#rawMetadata = metadata;
+  constructor(row: EventRow) {
+    [this.position, this.eventId, this.streamId, this.revision, this.type] = row;
+    this.#row = row;
   }
 
   get data(): Record<string, unknown> {
-    return (this.#data ??= JSON.parse(this.#rawData) as Record<string, unknown>);
+    return (this.#data ??= parseStored(this.#row, 'data'));
   }
 
   get metadata(): EventMetadata {
-    return (this.#metadata ??= JSON.parse(this.#rawMetadata) as EventMetadata);
+    return (this.#metadata ??= parseStored(this.#row, 'metadata') as unknown as EventMetadata);
   }
 }
 
