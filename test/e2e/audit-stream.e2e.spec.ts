@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import type { EventStore, NewEvent, ReadAllOptions } from '@changeledger/event-store';
 import { AppHarness, onEventStoreDb, USERS } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
@@ -268,4 +270,45 @@ describeOnSqlite('audit: the global log as NDJSON, large', () => {
     const { id } = await submit(app, normalChange('low'));
     expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({ id });
   }, 45_000);
+
+  it('an export that fails part-way ends without the end of its body: it cannot pass for a complete one', async () => {
+    // A real failure of the third page's read: a row edited into text that is not JSON.
+    const position = head - BigInt(TOTAL) + BigInt(2 * PAGE + 500);
+    const db = new Database(join(app.dataDir, 'events.sqlite'));
+    const original = db.prepare('SELECT data FROM events WHERE position = ?').pluck().get(position) as string;
+    db.prepare("UPDATE events SET data = 'x' WHERE position = ?").run(position);
+    try {
+      const response = await fetch(`${app.baseUrl}/audit/events?limit=5000`, {
+        headers: {
+          authorization: `Bearer ${await app.token(USERS.auditor)}`,
+          accept: 'application/x-ndjson',
+        },
+      });
+      expect(response.status).toBe(200); // the headers went out with the first page
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const failure = await (async () => {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) return undefined;
+            text += decoder.decode(value, { stream: true });
+          }
+        } catch (error) {
+          return error;
+        }
+      })();
+      // The connection is cut before the chunked body's end: the client's read fails (curl: exit
+      // 18), where a body that simply ended would look like a complete export.
+      expect(failure).toMatchObject({ name: 'TypeError', message: 'terminated' }); // undici's, of another realm
+      const lines = text.split('\n').filter((l) => l.length > 0);
+      expect(lines.length).toBeGreaterThanOrEqual(2 * PAGE);
+      expect(lines.length).toBeLessThan(3 * PAGE);
+      for (const line of lines.slice(-3)) expect(() => JSON.parse(line)).not.toThrow();
+    } finally {
+      db.prepare('UPDATE events SET data = ? WHERE position = ?').run(original, position);
+      db.close();
+    }
+  }, 20_000);
 });
