@@ -164,7 +164,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 2,
+      schemaVersion: 3,
     });
   });
 
@@ -274,6 +274,30 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       retrospectiveDecision: { decision: 'approve', by: { id: USERS.manager.sub } },
       missingRequestFields: [],
       issues: [expect.objectContaining({ severity: 'low' })],
+    });
+  });
+
+  it('names as implementer of an emergency a requester declared the implementer who did the work', async () => {
+    const { id } = await submit(app, emergencyChange(), USERS.requester);
+    const implementer = { id: USERS.implementer.sub, name: USERS.implementer.name };
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      status: 'in-progress',
+      requestedBy: { id: USERS.requester.sub },
+      implementedBy: null,
+    });
+    expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'Patched pve1' }, USERS.implementer),
+      200,
+    );
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      implementedBy: implementer,
+    });
+    const log = expectStatus(await app.get('/change-log?limit=500'), 200).body as {
+      items: Record<string, string>[];
+    };
+    expect(log.items.find((r) => r.changeId === id)).toMatchObject({
+      status: 'In progress',
+      implementedBy: USERS.implementer.name,
     });
   });
 

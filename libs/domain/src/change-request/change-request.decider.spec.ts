@@ -12,6 +12,7 @@ import type { StandardTemplateEvent } from '../standard-template/standard-templa
 import type { StandardTemplateState } from '../standard-template/standard-template.state';
 import type { ChangeRequestCommand, ChangeRequestCommandType, SubmitChange } from './change-request.commands';
 import { changeRequestDecider, globMatches } from './change-request.decider';
+import { toChangeView } from './change-request.view';
 import type { ChangeRequestEvent, ChangeRequestEventType } from './change-request.events';
 import {
   BASE_CHECKLIST,
@@ -805,12 +806,12 @@ describe('change-request decider', () => {
         .thenError('VALIDATION_FAILED', undefined, ['standardTemplateId']);
     });
 
-    it.each<[string, Actor]>([
-      ['a requester', actors.alice],
-      ['an implementer', actors.ivan],
+    it.each<[string, Actor, boolean]>([
+      ['a requester', actors.alice, false],
+      ['an implementer', actors.ivan, true],
     ])(
-      'an emergency change by %s → ChangeSubmitted + ImplementationStarted (in progress)',
-      (_name, actor) => {
+      'an emergency change by %s → ChangeSubmitted + ImplementationStarted (in progress), saying whether the declarer implements',
+      (_name, actor, byImplementer) => {
         const when = given([]).when(
           { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'emergency', fields: emergencyRequest() },
           { actor },
@@ -821,11 +822,51 @@ describe('change-request decider', () => {
             changeType: 'emergency',
             request: emergencyRequest(),
           }),
-          expected('ImplementationStarted', actor, { emergency: true }),
+          expected('ImplementationStarted', actor, { emergency: true, byImplementer }),
         ]);
         expect(given(when.events()).state.status).toBe('in-progress');
       },
     );
+
+    it('an emergency declared by a requester is implemented by the first implementer to record work on it, not by the requester', () => {
+      const declared = given([]).when(
+        { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'emergency', fields: emergencyRequest() },
+        { actor: actors.alice },
+      );
+      const view = (events: ChangeRequestEvent[]) => toChangeView(given(events).state);
+      expect(view(declared.events())).toMatchObject({
+        requestedBy: { id: actors.alice.id },
+        implementedBy: null,
+      });
+      for (const work of [
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Patched' }),
+        event('ImplementationIssueRecorded', actors.ivan, { description: 'Slow', severity: 'low' }),
+        verified(),
+        event('ImplementationCompleted', actors.ivan, { outcome: 'successful' }),
+      ]) {
+        const after = view([...declared.events(), work]);
+        expect(after.implementedBy).toEqual({ id: actors.ivan.id, name: actors.ivan.name });
+        // and the first stays: later work by another implementer does not take it over
+        const ines = { ...work, data: { ...work.data, by: { id: actors.ines.id, name: actors.ines.name } } };
+        expect(view([...declared.events(), work, ines as ChangeRequestEvent]).implementedBy?.id).toBe(
+          actors.ivan.id,
+        );
+      }
+      // declared by an implementer: that implementer, whoever records the work
+      const byIvan = given([]).when(
+        { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'emergency', fields: emergencyRequest() },
+        { actor: actors.ivan },
+      );
+      const ines = event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'Patched' });
+      expect(view([...byIvan.events(), ines]).implementedBy?.id).toBe(actors.ivan.id);
+      // events of schema 2 (no byImplementer): the declarer, as they were read then
+      expect(
+        view([
+          submitted('emergency', emergencyRequest()),
+          event('ImplementationStarted', actors.alice, { emergency: true }),
+        ]).implementedBy?.id,
+      ).toBe(actors.alice.id);
+    });
 
     it('an emergency change may leave out the "later" fields', () => {
       given([])

@@ -319,7 +319,10 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
     // The process says "implement immediately": the declaration starts the implementation.
     return [
       submitted,
-      { type: 'ImplementationStarted', data: { emergency: true, by, at: now } },
+      {
+        type: 'ImplementationStarted',
+        data: { emergency: true, by, at: now, byImplementer: actor.roles.includes('implementer') },
+      },
     ] satisfies ChangeRequestEvent[];
   }
   return [submitted];

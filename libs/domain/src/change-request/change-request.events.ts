@@ -93,7 +93,17 @@ export type ChecklistItemCompleted = DomainEvent<
 >;
 export type ImplementationStarted = DomainEvent<
   'ImplementationStarted',
-  Stamped & { emergency: boolean; scheduledStart?: string; scheduledEnd?: string }
+  Stamped & {
+    emergency: boolean;
+    scheduledStart?: string;
+    scheduledEnd?: string;
+    /**
+     * An emergency's declaration (schema 3): whether its declarer (`by`) holds the implementer
+     * role. When not (a requester declared it), the implementer is whoever first records work on
+     * it (a step, an issue, a verification or the outcome). Absent before schema 3: `by`.
+     */
+    byImplementer?: boolean;
+  }
 >;
 export type ImplementationStepRecorded = DomainEvent<
   'ImplementationStepRecorded',
@@ -185,5 +195,6 @@ export const CHANGE_REQUEST_EVENT_TYPES: readonly ChangeRequestEventType[] = [
  * Bumped when an event's data changes shape; stored in every event's metadata. 2 (2026-11-27):
  * ChangeApproved and ChangeRejected at the approval stage name `level`, `riskLevel` and `rule`;
  * a rescheduling ChangeScheduled names the `previous` slot. Version 1 events lack them.
+ * 3 (2026-11-27): an emergency's ImplementationStarted says `byImplementer`.
  */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 2;
+export const CHANGE_REQUEST_SCHEMA_VERSION = 3;

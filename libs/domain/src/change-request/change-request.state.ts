@@ -58,6 +58,11 @@ export interface ChangeRequestState {
   implementation: {
     startedBy?: ActorRef;
     startedAt?: string;
+    /**
+     * The implementer who started it: `startedBy`, except for an emergency declared by someone
+     * without the implementer role, whose implementer is the first to record work on it.
+     */
+    implementedBy?: ActorRef;
     steps: { sequence: number; description: string; by: ActorRef; at: string }[];
     issues: { description: string; severity: IssueSeverity; by: ActorRef; at: string }[];
     verification?: {
@@ -182,7 +187,12 @@ export const evolveChangeRequest = (
     case 'ImplementationStarted':
       return Object.assign(next, {
         status: 'in-progress',
-        implementation: { ...state.implementation, startedBy: event.data.by, startedAt: event.data.at },
+        implementation: {
+          ...state.implementation,
+          startedBy: event.data.by,
+          startedAt: event.data.at,
+          implementedBy: event.data.byImplementer === false ? undefined : event.data.by,
+        },
       });
     case 'ImplementationStepRecorded': {
       const { sequence, description, by, at } = event.data;
@@ -190,6 +200,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           steps: [...state.implementation.steps, { sequence, description, by, at }],
+          implementedBy: state.implementation.implementedBy ?? by,
         },
       });
     }
@@ -199,6 +210,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           issues: [...state.implementation.issues, { description, severity, by, at }],
+          implementedBy: state.implementation.implementedBy ?? by,
         },
       });
     }
@@ -208,6 +220,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           verification: { functionalityTested, systemHealthVerified, logsChecked, passed, notes, by, at },
+          implementedBy: state.implementation.implementedBy ?? by,
         },
       });
     }
@@ -220,6 +233,7 @@ export const evolveChangeRequest = (
           outcomeNotes: event.data.notes,
           completedBy: event.data.by,
           completedAt: event.data.at,
+          implementedBy: state.implementation.implementedBy ?? event.data.by,
         },
       });
     case 'PostImplementationReviewRecorded': {

@@ -31,7 +31,7 @@ export const toChangeView = (s: ChangeRequestState) => {
       done: s.checklist[item] !== undefined,
       ...(s.checklist[item] ?? {}),
     })),
-    implementedBy: s.implementation.startedBy ?? null,
+    implementedBy: s.implementation.implementedBy ?? null,
     steps: s.implementation.steps,
     issues: s.implementation.issues,
     verification: s.implementation.verification ?? null,

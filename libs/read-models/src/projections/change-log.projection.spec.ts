@@ -289,10 +289,14 @@ describe('change log projection', () => {
       });
     });
 
-    it('an emergency is implemented by whoever declared (and so started) it', () => {
+    it('an emergency declared by an implementer is implemented by that implementer', () => {
       const declared = rowAfter(
         submission('CHG-001', 'emergency', emergencyRequest(), actors.ines, '2026-01-09T03:00:00.000Z'),
-        at(event('ImplementationStarted', actors.ines, { emergency: true }), '2026-01-09T03:00:00.000Z'),
+        at(
+          event('ImplementationStarted', actors.ines, { emergency: true, byImplementer: true }),
+          '2026-01-09T03:00:00.000Z',
+        ),
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Patched' }),
       );
       expect(rowFields(declared)).toMatchObject({
         type: 'Emergency',
@@ -302,10 +306,44 @@ describe('change log projection', () => {
       });
     });
 
-    it('an emergency closed after its retrospective stays Completed', () => {
+    it('an emergency declared by a requester is implemented by the first implementer to record work on it', () => {
+      const declared = [
+        submission('CHG-001', 'emergency', emergencyRequest(), actors.alice, '2026-01-09T03:00:00.000Z'),
+        at(
+          event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
+          '2026-01-09T03:00:00.000Z',
+        ),
+      ];
+      expect(rowFields(rowAfter(...declared))).toMatchObject({ status: 'In progress', implementedBy: '' });
+      for (const work of [
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Patched' }),
+        event('ImplementationIssueRecorded', actors.ivan, { description: 'Slow', severity: 'low' }),
+        verified(),
+        at(completed(), ENDED_AT),
+      ]) {
+        const later = event('ImplementationIssueRecorded', actors.ines, {
+          description: 'Noted',
+          severity: 'low',
+        });
+        expect(rowFields(rowAfter(...declared, work, later))).toMatchObject({
+          implementedBy: 'Ivan Implementer',
+        });
+      }
+    });
+
+    it('an emergency of schema 2 (no byImplementer) keeps its declarer, as it was read then', () => {
       const row = rowAfter(
         submission('CHG-001', 'emergency', emergencyRequest()),
         event('ImplementationStarted', actors.alice, { emergency: true }),
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Patched' }),
+      );
+      expect(rowFields(row)).toMatchObject({ implementedBy: 'Alice Requester' });
+    });
+
+    it('an emergency closed after its retrospective stays Completed', () => {
+      const row = rowAfter(
+        submission('CHG-001', 'emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
         verified(),
         at(completed(), ENDED_AT),
         postImplementationReviewed(),
@@ -316,7 +354,7 @@ describe('change log projection', () => {
         type: 'Emergency',
         status: 'Completed',
         date: '2026-01-11',
-        implementedBy: 'Alice Requester',
+        implementedBy: 'Ivan Implementer', // verified() is Ivan's
       });
     });
   });

@@ -57,6 +57,14 @@ const finish = (
     date: row.endedDay ?? row.startedDay ?? row.submittedDay,
   });
 
+/** Implementation work: what only an implementer records, during or right after it. */
+const WORK_EVENTS = new Set([
+  'ImplementationStepRecorded',
+  'ImplementationIssueRecorded',
+  'VerificationRecorded',
+  'ImplementationCompleted',
+]);
+
 export const changeLogProjection: Projection<ChangeLogDocument> = {
   collection: {
     name: 'change_log',
@@ -90,18 +98,31 @@ export const changeLogProjection: Projection<ChangeLogDocument> = {
         changeStatus: statusAfterEvent(event)!,
       });
     }
+    // An emergency declared by someone without the implementer role: its implementer is the
+    // first to record work on it (as the domain's view says).
+    const implementedBy =
+      row.implementedBy === '' && row.startedDay !== null && WORK_EVENTS.has(event.type)
+        ? (d.by as { name: string }).name
+        : row.implementedBy;
     const changeStatus = statusAfterEvent(event);
-    if (!changeStatus) return undefined;
+    if (!changeStatus)
+      return implementedBy !== row.implementedBy ? finish({ ...row, implementedBy }) : undefined;
     if (event.type === 'ImplementationStarted') {
       return finish({
         ...row,
         changeStatus,
         startedDay: dayOf(d.at as string),
-        implementedBy: (d.by as { name: string }).name,
+        implementedBy: d.byImplementer === false ? '' : (d.by as { name: string }).name,
       });
     }
     if (event.type === 'ImplementationCompleted') {
-      return finish({ ...row, changeStatus, endedDay: dayOf(d.at as string), outcome: d.outcome as Outcome });
+      return finish({
+        ...row,
+        changeStatus,
+        endedDay: dayOf(d.at as string),
+        outcome: d.outcome as Outcome,
+        implementedBy,
+      });
     }
     return finish({ ...row, changeStatus });
   },
