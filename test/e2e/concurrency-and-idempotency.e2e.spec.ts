@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppHarness, USERS } from './support/app-harness';
-import { expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
+import {
+  CRITERIA,
+  expectStatus,
+  normalChange,
+  postImplementationReview,
+  reviewAll,
+  submit,
+} from './support/change-fixtures';
 
 describe('concurrency and idempotency', () => {
   let app: AppHarness;
@@ -273,6 +280,46 @@ describe('bad input stores nothing', () => {
     expect(result.headers.get('content-type')).toContain('application/problem+json');
     expect(result.body).toMatchObject({ status });
     expect(await app.store.headPosition()).toBe(before);
+  });
+
+  it('caps review criteria, improvements and template procedure steps at 20,000 characters, as every text', async () => {
+    const { id } = await submit(app, normalChange('low'));
+    const before = await app.store.headPosition();
+    const long = 'x'.repeat(20_001);
+    const review = (feasibility: string) => ({
+      kind: 'technical',
+      verdict: 'approve',
+      notes: 'ok',
+      criteria: { ...CRITERIA.technical, feasibility },
+    });
+    const fields = (result: { body: unknown }) =>
+      (result.body as { errors?: { field: string }[] }).errors?.map((e) => e.field);
+    const tooLong = [
+      await app.post(`/changes/${id}/reviews`, review(long), USERS.technical),
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        { ...postImplementationReview, improvements: ['Automate the drain', long] },
+        USERS.implementer,
+      ),
+      await app.post(
+        '/standard-templates',
+        {
+          name: 'Resize a VM disk',
+          description: 'd',
+          procedure: ['qm resize', long],
+          systemsScope: ['pve*'],
+        },
+        USERS.lead,
+      ),
+    ];
+    expect(tooLong.map((r) => [expectStatus(r, 400, 'VALIDATION_FAILED').status, fields(r)])).toEqual([
+      [400, ['criteria']],
+      [400, ['improvements']],
+      [400, ['procedure']],
+    ]);
+    expect(await app.store.headPosition()).toBe(before);
+    // at the limit: recorded
+    expectStatus(await app.post(`/changes/${id}/reviews`, review(long.slice(1)), USERS.technical), 200);
   });
 
   it('refuses a body nested deeper than 32 levels, naming the limit', async () => {

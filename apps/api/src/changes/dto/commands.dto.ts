@@ -7,6 +7,7 @@ import {
   IsObject,
   IsString,
   MaxLength,
+  ValidateBy,
 } from 'class-validator';
 import { HasText } from '../../http/has-text.validator';
 import {
@@ -34,12 +35,28 @@ import { LIST_MAX, TEXT_MAX } from './change-request-fields.dto';
  */
 export { ChangeRequestFieldsDto as AmendChangeDto } from './change-request-fields.dto';
 
+/**
+ * Every value given is text of at most `max` characters, as every other text field is (which
+ * keys are due, and blanks, the domain checks: it names the missing criteria).
+ */
+const CriteriaTexts = (max: number) =>
+  ValidateBy({
+    name: 'criteriaTexts',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'object' &&
+        value !== null &&
+        Object.values(value).every((v) => typeof v !== 'string' || v.length <= max),
+      defaultMessage: () => `each criterion must be at most ${max} characters`,
+    },
+  });
+
 export class RecordReviewDto {
   @IsIn(REVIEW_KINDS) kind!: ReviewKind;
   @IsIn(REVIEW_VERDICTS) verdict!: ReviewVerdict;
   @IsString() @HasText() @MaxLength(TEXT_MAX) notes!: string;
   /** Keys depend on `kind`; the domain checks them (see the contract). */
-  @IsObject() criteria!: Record<string, string>;
+  @IsObject() @CriteriaTexts(TEXT_MAX) criteria!: Record<string, string>;
 }
 
 export class ApproveChangeDto {
@@ -91,6 +108,7 @@ export class PostImplementationReviewDto {
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
   @HasText({ each: true })
+  @MaxLength(TEXT_MAX, { each: true })
   improvements!: string[];
 }
 
@@ -107,6 +125,7 @@ export class CreateStandardTemplateDto {
   @ArrayMaxSize(LIST_MAX)
   @IsString({ each: true })
   @HasText({ each: true })
+  @MaxLength(TEXT_MAX, { each: true })
   procedure!: string[];
   @IsArray()
   @ArrayMinSize(1)
