@@ -158,6 +158,13 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       'NOT_FOUND',
     );
     expectStatus(await app.get(`/changes/${id}/as-of?at=yesterday`, USERS.auditor), 400, 'VALIDATION_FAILED');
+    // a bare date is the end of that day (as a report's `to`), not its start
+    const day = when('ChangeSubmitted').slice(0, 10);
+    const thatDay = history.filter((e) => e.occurredAt.slice(0, 10) === day);
+    // (read as the day's start it would be 404: nothing existed before it)
+    expect(await asOf(day)).toMatchObject({ asOf: `${day}T23:59:59.999Z`, version: thatDay.length });
+    const dayBefore = new Date(Date.parse(day) - 86_400_000).toISOString().slice(0, 10);
+    expectStatus(await app.get(`/changes/${id}/as-of?at=${dayBefore}`, USERS.auditor), 404, 'NOT_FOUND');
   });
 
   it('GET /audit/events pages the global log, and streams it as NDJSON', async () => {

@@ -122,7 +122,8 @@ export class AuditController {
   @Get('changes/:id/as-of')
   async asOf(@Param() { id }: ChangeIdParam, @Query() { at }: AsOfQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
-    const limit = Date.parse(at);
+    // A bare date is the whole day, as a report's `to` is: the change as it stood at its end.
+    const limit = /^\d{4}-\d{2}-\d{2}$/.test(at) ? Date.parse(`${at}T23:59:59.999Z`) : Date.parse(at);
     // The stream up to its first event after `at`: a prefix, never a state that did not exist
     // (instances whose clocks differ can record a later revision with an earlier time).
     const all = await this.changeEvents(id);
