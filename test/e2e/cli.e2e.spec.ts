@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange } from './support/change-fixtures';
@@ -106,7 +109,7 @@ describe('the changeledger CLI', () => {
       const typo = await runCliSettled(app.config, ['rebuild', '--now']);
       expect(typo.code).toBe(1);
       expect(typo.stderr).toMatch(/usage: npm run projections:rebuild/);
-      expect((await runCliSettled(app.config, ['verify', 'extra'])).code).toBe(1);
+      expect((await runCliSettled(app.config, ['verify', 'extra'])).code).toBe(2); // could not verify
       expect((await runCliSettled(app.config, ['--help'])).code).toBe(0);
       const unknown = await runCliSettled(app.config, ['rebiuld']);
       expect(unknown.code).toBe(1);
@@ -141,6 +144,41 @@ describe('the changeledger CLI', () => {
     ]);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/BROKEN: the log up to position \d+ is not the one the anchor was taken of/);
-    expect((await runCliSettled(app.config, ['verify', '--anchor', 'yesterday'])).code).toBe(1);
+    expect((await runCliSettled(app.config, ['verify', '--anchor', 'yesterday'])).code).toBe(2);
   });
+
+  const onSqliteEvents = cliBuilt && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
+  onSqliteEvents(
+    'a DATA_DIR without an event store is an error, not an empty log that verifies (and nothing is created there)',
+    async () => {
+      const empty = mkdtempSync(join(tmpdir(), 'changeledger-cli-empty-'));
+      try {
+        const elsewhere = { ...app.config, dataDir: empty };
+        const verified = await runCliSettled(elsewhere, ['verify']);
+        expect(verified).toMatchObject({ code: 2, stdout: '' });
+        expect(verified.stderr).toContain(`no event store at ${join(empty, 'events.sqlite')}`);
+        const reported = await runCliSettled(elsewhere, ['report', '--period', '2026', '--format', 'json']);
+        expect(reported).toMatchObject({ code: 1, stdout: '' });
+        expect(reported.stderr).toContain('no event store at');
+        expect(readdirSync(empty)).toEqual([]);
+        // a token there makes the secret a first start would, and says so
+        const made = await runCliSettled(
+          elsewhere,
+          ['token', '--sub', 'u-x', '--name', 'X', '--roles', 'auditor'],
+          { AUTH_JWT_SECRET: '' },
+        );
+        expect(made.code).toBe(0);
+        expect(made.stderr).toContain(`created a new secret in ${join(empty, 'jwt-secret')}`);
+        expect(readdirSync(empty)).toEqual(['jwt-secret']);
+        const again = await runCliSettled(
+          elsewhere,
+          ['token', '--sub', 'u-x', '--name', 'X', '--roles', 'auditor'],
+          { AUTH_JWT_SECRET: '' },
+        );
+        expect(again).toMatchObject({ code: 0, stderr: '' });
+      } finally {
+        rmSync(empty, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -65,7 +65,13 @@ const token = async (args: string[]) => {
       'AUTH_JWKS_URL is set: the service accepts tokens from that identity provider only; get one there (npm run token signs with AUTH_JWT_SECRET)',
     );
   }
-  const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir);
+  const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir, (file) =>
+    // As on a first start: the service started with this DATA_DIR uses it. Said, because a token
+    // made with a mistyped DATA_DIR is otherwise a mystery 401.
+    process.stderr.write(
+      `created a new secret in ${resolve(file)} (there was none): a service started with another DATA_DIR refuses this token\n`,
+    ),
+  );
   let signed: string;
   try {
     signed = await signToken({ sub: values.sub, name: values.name, roles }, secret, {
@@ -93,7 +99,7 @@ const REBUILD_USAGE =
 const rebuild = async (args: string[]) => {
   options(args, {}, REBUILD_USAGE); // a typo or --help must not start a rebuild and swap
   const config = loadConfig();
-  const events = await openEventStore(config);
+  const events = await openEventStore(config, { mustExist: true });
   const live = await openReadModelStore(config);
   const bar = new ProgressBar('rebuild', 'events');
   const started = Date.now();
@@ -116,10 +122,13 @@ const rebuild = async (args: string[]) => {
   }
 };
 
-/** `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event. */
+/**
+ * `audit:verify`: checks every stream's hash chain; exits 1 and names the first broken event,
+ * 2 when it could not verify (so that a monitor tells tampering from an outage).
+ */
 const VERIFY_USAGE =
-  'usage: npm run audit:verify [-- --anchor POSITION:DIGEST] (exits 1 naming the first broken event, or the anchor not met; ' +
-  'the anchor of an earlier verify proves the log up to its position unchanged)';
+  'usage: npm run audit:verify [-- --anchor POSITION:DIGEST] (exits 0 when intact, 1 naming the first broken event or the anchor not met, ' +
+  '2 when it could not verify; the anchor of an earlier verify proves the log up to its position unchanged)';
 const verify = async (args: string[]) => {
   const values = options(args, { anchor: { type: 'string' } }, VERIFY_USAGE);
   const anchor = values.anchor === undefined ? undefined : parseLogAnchor(values.anchor);
@@ -127,7 +136,7 @@ const verify = async (args: string[]) => {
     throw new Error(`--anchor must be POSITION:DIGEST, as a verify printed it\n${VERIFY_USAGE}`);
   }
   const config = loadConfig();
-  const events = await openEventStore(config);
+  const events = await openEventStore(config, { mustExist: true });
   const bar = new ProgressBar('verify', 'events');
   try {
     const report = await verifyHashChains(events, {
@@ -196,7 +205,7 @@ const report = async (args: string[]) => {
     );
   }
   const config = loadConfig();
-  const events = await openEventStore(config);
+  const events = await openEventStore(config, { mustExist: true });
   const store = await openReadModelStore(config);
   try {
     const catchUp = new ProgressBar('read models', 'events');
@@ -247,7 +256,7 @@ const main = async () => {
     if (command === undefined) process.exitCode = 1;
     return;
   }
-  const entry = COMMANDS[command];
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!entry) throw new Error(`unknown command ${command}\n${MAIN_USAGE}`);
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`${entry.usage}\n`);
@@ -260,5 +269,6 @@ main().catch((error: unknown) => {
   // end a progress line drawn in place before the message
   if (process.stderr.isTTY) process.stderr.write('\n');
   console.error(error instanceof Error ? error.message : String(error));
-  process.exit(1);
+  // verify's 1 means "broken": that it could not look is another answer
+  process.exit(process.argv[2] === 'verify' ? 2 : 1);
 });

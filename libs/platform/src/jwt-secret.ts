@@ -22,7 +22,12 @@ const readStored = (file: string): string => {
  * (a link fails if the name exists), so a process starting at the same moment never reads a
  * file another one has created but not yet written.
  */
-export const resolveJwtSecret = (configured: string | undefined, dataDir: string): string => {
+export const resolveJwtSecret = (
+  configured: string | undefined,
+  dataDir: string,
+  /** Called when this call created the secret (none was there). */
+  onCreated?: (file: string) => void,
+): string => {
   if (configured) return configured;
   const file = join(dataDir, JWT_SECRET_FILE);
   if (existsSync(file)) return readStored(file);
@@ -33,6 +38,7 @@ export const resolveJwtSecret = (configured: string | undefined, dataDir: string
   chmodSync(temporary, 0o600);
   try {
     linkSync(temporary, file);
+    onCreated?.(file);
     return secret;
   } catch (error) {
     // another process linked its secret first: use theirs, complete since it was linked whole

@@ -1,15 +1,29 @@
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type EventStore, SqliteEventStore } from '@changeledger/event-store';
 import { type ReadModelStore, SqliteReadModelStore } from '@changeledger/read-models';
 import type { AppConfig } from './app-config';
 
-/** The event store the configuration names (EVENT_STORE). */
-export const openEventStore = async (config: AppConfig): Promise<EventStore> => {
+/**
+ * The event store the configuration names (EVENT_STORE). `mustExist`: an embedded store that is
+ * not there is an error, not a new empty one (a tool run with the wrong DATA_DIR would otherwise
+ * verify or report an empty log and succeed).
+ */
+export const openEventStore = async (
+  config: AppConfig,
+  options: { mustExist?: boolean } = {},
+): Promise<EventStore> => {
   if (config.eventStore === 'eventstoredb') {
     const { EventStoreDbEventStore } = await import('@changeledger/event-store');
     return EventStoreDbEventStore.connect(config.eventStoreConnectionString!);
   }
-  return new SqliteEventStore(join(config.dataDir, 'events.sqlite'));
+  const file = join(config.dataDir, 'events.sqlite');
+  if (options.mustExist && !existsSync(file)) {
+    throw new Error(
+      `no event store at ${resolve(file)}: DATA_DIR (${config.dataDir}) holds none; set DATA_DIR to the service's`,
+    );
+  }
+  return new SqliteEventStore(file);
 };
 
 /** The read-model store the configuration names (READ_MODEL_STORE). */
