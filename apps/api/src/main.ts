@@ -1,16 +1,17 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '@changeledger/platform';
+import { ignoredSettings, loadConfig } from '@changeledger/platform';
 import { createApp } from './create-app';
 
 const bootstrap = async () => {
   const config = loadConfig();
+  for (const warning of ignoredSettings(config)) console.warn(`changeledger: ${warning}`);
   const app = await createApp(config);
   await app.listen({ port: config.port, host: config.host });
   // The bound port: PORT=0 lets the system choose one.
   const { port } = app.getHttpServer().address() as AddressInfo;
   console.log(
-    `changeledger listening on http://${config.host}:${port}/api/v1 (event store: ${config.eventStore}, data: ${config.dataDir})`,
+    `changeledger listening on http://${config.host}:${port}/api/v1 (event store: ${config.eventStore}, read models: ${config.readModelStore}, data: ${config.dataDir})`,
   );
 };
 

@@ -1,5 +1,5 @@
 import { allProjections, Projector } from '@changeledger/read-models';
-import { loadConfig, openEventStore, openReadModelStore } from '@changeledger/platform';
+import { ignoredSettings, loadConfig, openEventStore, openReadModelStore } from '@changeledger/platform';
 
 /**
  * The projector as its own process (READ_MODEL_STORE=mongodb, API instances with
@@ -7,6 +7,7 @@ import { loadConfig, openEventStore, openReadModelStore } from '@changeledger/pl
  */
 const main = async () => {
   const config = loadConfig();
+  for (const warning of ignoredSettings(config)) console.warn(`[projector] ${warning}`);
   const events = await openEventStore(config);
   const readModels = await openReadModelStore(config);
   const projector = new Projector(events, readModels, allProjections(), {

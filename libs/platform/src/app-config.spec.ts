@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from './app-config';
+import { ignoredSettings, loadConfig } from './app-config';
 
 describe('loadConfig: worker threads', () => {
   it('REBUILD_WORKERS defaults to one per core (at most 4) and takes 1 to 16', () => {
@@ -22,6 +22,34 @@ describe('loadConfig: worker threads', () => {
     expect(() => loadConfig({ PROJECTOR_THREAD: 'no' })).toThrow(
       'PROJECTOR_THREAD must be one of true, false (got "no")',
     );
+  });
+
+  it('numbers are digits only: no blanks read as 0, no exponents; PORT and the due days bounded', () => {
+    for (const value of [' ', ' 80', '1e3', '0x10', '-1', '3000.0']) {
+      expect(() => loadConfig({ PORT: value })).toThrow(
+        `PORT must be an integer >= 0 and <= 65535 (got "${value}")`,
+      );
+    }
+    expect(loadConfig({ PORT: '0' }).port).toBe(0); // the system picks one
+    expect(() => loadConfig({ PORT: '65536' })).toThrow(/PORT must be an integer/);
+    expect(loadConfig({ RETROSPECTIVE_DUE_BUSINESS_DAYS: '260' }).retrospectiveDueBusinessDays).toBe(260);
+    expect(() => loadConfig({ RETROSPECTIVE_DUE_BUSINESS_DAYS: '1000000000' })).toThrow(
+      'RETROSPECTIVE_DUE_BUSINESS_DAYS must be an integer >= 0 and <= 260 (got "1000000000")',
+    );
+  });
+
+  it('names a server address given without the switch that uses it', () => {
+    const env = {
+      EVENTSTORE_CONNECTION_STRING: 'esdb://es:2113?tls=false',
+      MONGODB_URL: 'mongodb://m:27017',
+    };
+    expect(ignoredSettings(loadConfig(env), env)).toEqual([
+      expect.stringMatching(/^EVENTSTORE_CONNECTION_STRING is set but not used: EVENT_STORE is sqlite/),
+      expect.stringMatching(/^MONGODB_URL is set but not used: READ_MODEL_STORE is sqlite/),
+    ]);
+    const used = { ...env, EVENT_STORE: 'eventstoredb', READ_MODEL_STORE: 'mongodb', MONGODB_DB: 'x' };
+    expect(ignoredSettings(loadConfig(used), used)).toEqual([]);
+    expect(ignoredSettings(loadConfig({}), {})).toEqual([]);
   });
 
   it('bounds nothing else it did not bound before', () => {

@@ -55,7 +55,8 @@ const integer = (
   max = Number.MAX_SAFE_INTEGER,
 ): number => {
   if (value === undefined || value === '') return fallback;
-  const n = Number(value);
+  // digits only: Number() reads " " as 0 (PORT=" " would listen on a random port) and "1e3" as 1000
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < min || n > max)
     throw new Error(
       `${name} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''} (got "${value}")`,
@@ -64,6 +65,28 @@ const integer = (
 };
 
 const optional = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
+
+/**
+ * Settings given but not used, to be logged at start: a server address set without the switch
+ * that selects it runs on the embedded store (several API instances would each keep a log of
+ * their own), which only the start line would otherwise show.
+ */
+export const ignoredSettings = (config: AppConfig, env: NodeJS.ProcessEnv = process.env): string[] => {
+  const ignored: string[] = [];
+  if (config.eventStore !== 'eventstoredb' && optional(env.EVENTSTORE_CONNECTION_STRING)) {
+    ignored.push(
+      'EVENTSTORE_CONNECTION_STRING is set but not used: EVENT_STORE is sqlite (set EVENT_STORE=eventstoredb to use it)',
+    );
+  }
+  for (const name of ['MONGODB_URL', 'MONGODB_DB'] as const) {
+    if (config.readModelStore !== 'mongodb' && optional(env[name])) {
+      ignored.push(
+        `${name} is set but not used: READ_MODEL_STORE is sqlite (set READ_MODEL_STORE=mongodb to use it)`,
+      );
+    }
+  }
+  return ignored;
+};
 
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   const eventStore = oneOf('EVENT_STORE', env.EVENT_STORE, ['sqlite', 'eventstoredb'] as const, 'sqlite');
@@ -74,7 +97,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     'sqlite',
   );
   const config: AppConfig = {
-    port: integer('PORT', env.PORT, 3000),
+    port: integer('PORT', env.PORT, 3000, 0, 65_535),
     host: optional(env.HOST) ?? '0.0.0.0',
     dataDir: resolve(optional(env.DATA_DIR) ?? './data'),
     eventStore,
@@ -88,10 +111,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       issuer: optional(env.AUTH_ISSUER),
       audience: optional(env.AUTH_AUDIENCE),
     },
+    // at most a year of business days: due dates are counted a day at a time on every read
     retrospectiveDueBusinessDays: integer(
       'RETROSPECTIVE_DUE_BUSINESS_DAYS',
       env.RETROSPECTIVE_DUE_BUSINESS_DAYS,
       2,
+      0,
+      260,
     ),
     runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
     projectorThread:
