@@ -116,6 +116,65 @@ describe('concurrency and idempotency', () => {
     expect(approvals).toHaveLength(1);
   });
 
+  it('If-Match takes a list of versions (any may be current) and *; a malformed one is 400', async () => {
+    const { id, version } = await submit(app, normalChange('low'));
+    const amend = (ifMatch: string, title: string) =>
+      app.request('PATCH', `/changes/${id}`, {
+        body: { title },
+        as: USERS.requester,
+        headers: { 'if-match': ifMatch },
+      });
+    expectStatus(await amend(`"${version + 1}", "${version + 2}"`, 'a'), 412, 'PRECONDITION_FAILED');
+    const listed = expectStatus(await amend(`"${version - 1}", "${version}"`, 'b'), 200);
+    expect(listed.headers.get('etag')).toBe(`"${version + 1}"`);
+    expectStatus(await amend('*', 'c'), 200); // any current version
+    for (const malformed of [`"${version + 2}`, `${version + 2}"`, '"abc"', '*, "1"', '', ' , ']) {
+      expectStatus(await amend(malformed, 'd'), 400, 'VALIDATION_FAILED');
+    }
+    const titles = (await app.eventsOf(id))
+      .filter((e) => e.type === 'ChangeAmended')
+      .map((e) => e.data.changes);
+    expect(titles).toEqual([{ title: 'b' }, { title: 'c' }]);
+  });
+
+  it('the same keyed request twice at once with If-Match: the one that lost the race gets the answer, not 412', async () => {
+    const { id, version } = await submit(app, normalChange('low'));
+    // Both load the change before either appends: the appends wait for each other.
+    const store = app.store;
+    const append = store.append.bind(store);
+    const arrived: (() => void)[] = [];
+    store.append = async (...args) => {
+      if (args[0] === `changeRequest-${id}`) {
+        await new Promise<void>((resolve) => {
+          arrived.push(resolve);
+          if (arrived.length === 2) arrived.forEach((go) => go());
+          setTimeout(resolve, 3000);
+        });
+      }
+      return append(...args);
+    };
+    try {
+      const headers = { 'if-match': `"${version}"`, 'idempotency-key': 'retitle-once' };
+      const answers = await Promise.all(
+        [1, 2].map(() =>
+          app.request('PATCH', `/changes/${id}`, {
+            body: { title: 'Retitled' },
+            as: USERS.requester,
+            headers,
+          }),
+        ),
+      );
+      expect(arrived).toHaveLength(2);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      expect(answers.map((a) => a.headers.get('idempotent-replayed')).sort()).toEqual([null, 'true']);
+      expect(answers[0].body).toMatchObject({ version: version + 1 });
+      expect(answers[1].body).toMatchObject({ version: version + 1 });
+    } finally {
+      delete (store as { append?: unknown }).append;
+    }
+    expect((await app.eventsOf(id)).filter((e) => e.type === 'ChangeAmended')).toHaveLength(1);
+  });
+
   it('the same Idempotency-Key sent twice stores one set of events and answers the same', async () => {
     const headers = { 'idempotency-key': 'submit-vlan-20-once' };
     const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);

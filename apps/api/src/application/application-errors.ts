@@ -1,13 +1,14 @@
 /** Errors of the application layer (the domain's own are DomainError). */
 export class PreconditionFailedError extends Error {
   constructor(
-    readonly expectedVersion: number,
+    readonly expectedVersions: readonly number[],
     readonly actualVersion?: number,
   ) {
+    const named = `If-Match names version${expectedVersions.length > 1 ? 's' : ''} ${expectedVersions.join(', ')}`;
     super(
       actualVersion === undefined
-        ? `If-Match names version ${expectedVersion}, but the stream moved on while the command ran`
-        : `If-Match names version ${expectedVersion}, but the current version is ${actualVersion}`,
+        ? `${named}, but the stream moved on while the command ran`
+        : `${named}, but the current version is ${actualVersion}`,
     );
     this.name = 'PreconditionFailedError';
   }

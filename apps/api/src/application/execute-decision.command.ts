@@ -5,7 +5,8 @@ export interface CommandOptions {
   readonly actor: Actor;
   readonly correlationId: string;
   /** From If-Match: the version the client saw. Without it, conflicts are re-run. */
-  readonly expectedVersion?: number;
+  /** If-Match: the versions the client saw, any of which may be current (undefined: no pin). */
+  readonly expectedVersions?: readonly number[];
   readonly idempotencyKey?: string;
   /** With a key: what identifies the request (a reused key with another request is refused). */
   readonly requestFingerprint?: string;

@@ -47,8 +47,14 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         // (a creation has no version to match: it is decided again)
-        if (options.expectedVersion !== undefined && !creation) {
-          throw new PreconditionFailedError(options.expectedVersion);
+        if (options.expectedVersions !== undefined && !creation) {
+          // A repeat of this very request (same key: a client's retry while the first was still
+          // running, or on another instance) may be what moved the stream: its answer, not 412.
+          if (options.idempotencyKey) {
+            const replay = await this.previousAnswer(definition, id!, options);
+            if (replay) return replay;
+          }
+          throw new PreconditionFailedError(options.expectedVersions);
         }
         if (attempt >= this.config.commandMaxAttempts) {
           throw new ConcurrencyConflictError(
@@ -73,8 +79,12 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       const replay = await this.previousAnswer(aggregate, id, options);
       if (replay) return replay;
     }
-    if (options.expectedVersion !== undefined && version !== options.expectedVersion && version > 0) {
-      throw new PreconditionFailedError(options.expectedVersion, version);
+    if (
+      options.expectedVersions !== undefined &&
+      !options.expectedVersions.includes(version) &&
+      version > 0
+    ) {
+      throw new PreconditionFailedError(options.expectedVersions, version);
     }
     const context = await this.contextFor(aggregate, command, options);
     const events = aggregate.decider.decide(command, state, context);

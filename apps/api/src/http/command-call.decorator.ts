@@ -12,17 +12,27 @@ import {
   requestFingerprint,
 } from '../idempotency/idempotent-commands';
 
-/** `If-Match: "7"` (W/ and bare numbers tolerated) → 7. */
-export const parseIfMatch = (header: string | string[] | undefined): number | undefined => {
+/** One entity tag: `"7"`; `W/"7"` and a bare `7` tolerated (a proxy may weaken our tags). */
+const ENTITY_TAG = /^(?:W\/)?(?:"(\d{1,15})"|(\d{1,15}))$/;
+
+/**
+ * `If-Match` → the versions it names: `"7"` → [7]; a list (`"4", "5"`, or the header repeated)
+ * → each, any of which matches; `*` → undefined (any current version: no pin). Anything else is
+ * refused rather than guessed at.
+ */
+export const parseIfMatch = (header: string | string[] | undefined): number[] | undefined => {
   if (header === undefined) return undefined;
-  const value = (Array.isArray(header) ? header[0] : header).trim();
-  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(value);
-  if (!match) {
-    throw new RequestValidationError('If-Match must name a version, like "3"', [
+  const tags = (Array.isArray(header) ? header : [header])
+    .flatMap((value) => value.split(','))
+    .map((tag) => tag.trim());
+  if (tags.length === 1 && tags[0] === '*') return undefined;
+  const versions = tags.map((tag) => ENTITY_TAG.exec(tag)).map((m) => (m ? Number(m[1] ?? m[2]) : undefined));
+  if (versions.length === 0 || versions.length > 32 || versions.some((v) => v === undefined)) {
+    throw new RequestValidationError('If-Match must name versions, like "3" (or "3", "4"; or *)', [
       { field: 'If-Match', message: 'invalid header' },
     ]);
   }
-  return Number(match[1]);
+  return versions as number[];
 };
 
 const CORRELATION_ID = /^[\w.:-]{1,128}$/;
@@ -50,17 +60,17 @@ export const commandCallOf = (_: unknown, context: ExecutionContext): CommandCal
     throw invalidQuery(query.map((field) => ({ field, message: UNKNOWN_QUERY_PARAMETER })));
   const given = request.headers['x-correlation-id'];
   const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
-  const expectedVersion = parseIfMatch(request.headers['if-match']);
+  const expectedVersions = parseIfMatch(request.headers['if-match']);
   const key = readIdempotencyKey(request);
   const reply = context.switchToHttp().getResponse<FastifyReply>();
   const markReplayed = () => void reply.header('Idempotent-Replayed', 'true');
-  if (key === undefined) return { options: { actor, correlationId, expectedVersion }, markReplayed };
+  if (key === undefined) return { options: { actor, correlationId, expectedVersions }, markReplayed };
   // In the events too: the handler recognises a command that landed before a crash by them.
   const fingerprint = requestFingerprint(request);
   const options = {
     actor,
     correlationId,
-    expectedVersion,
+    expectedVersions,
     idempotencyKey: key,
     requestFingerprint: fingerprint,
   };

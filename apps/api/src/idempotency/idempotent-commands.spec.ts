@@ -214,7 +214,7 @@ describe('IdempotentCommands', () => {
     const url = '/api/v1/changes/CHG-001/approve';
     for (const failure of [
       new ConcurrencyConflictError('another command won, three times'),
-      new PreconditionFailedError(5, 6),
+      new PreconditionFailedError([5], 6),
     ]) {
       await expect(run({}, () => Promise.reject(failure), route, url)).rejects.toBe(failure);
     }
