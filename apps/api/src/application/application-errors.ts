@@ -14,6 +14,14 @@ export class PreconditionFailedError extends Error {
   }
 }
 
+/** 409 IDEMPOTENCY_OUTCOME_UNKNOWN: whether a creation under this key was stored is unknown. */
+export class IdempotencyOutcomeUnknownError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'IdempotencyOutcomeUnknownError';
+  }
+}
+
 export class ConcurrencyConflictError extends Error {
   constructor(detail: string) {
     super(detail);

@@ -10,6 +10,7 @@ import { AuthenticationError, IdentityProviderUnavailableError } from '../auth/j
 import {
   ConcurrencyConflictError,
   IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
   PreconditionFailedError,
   ProjectionLaggingError,
   RequestValidationError,
@@ -85,6 +86,9 @@ export const toProblem = (error: unknown): Problem => {
     return problem('CONCURRENCY_CONFLICT', error.message);
   }
   if (error instanceof IdempotencyKeyReusedError) return problem('IDEMPOTENCY_KEY_REUSED', error.message);
+  if (error instanceof IdempotencyOutcomeUnknownError) {
+    return problem('IDEMPOTENCY_OUTCOME_UNKNOWN', error.message);
+  }
   if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
   if (error instanceof EventStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the event store is unavailable; try again shortly');

@@ -8,7 +8,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
  * claim pending; after this the key can be claimed again where the caller allows it: commands
  * on an existing change or template, whose stream the command handler checks for events with
  * this key (a command that did land does not land twice). Not for creations: one that landed
- * before the crash would be made a second time, so those keys stay in flight (409) for 24 h.
+ * before the crash would be made a second time, so those keys stay claimed for 24 h, answered
+ * 409 IDEMPOTENCY_OUTCOME_UNKNOWN once the lease is over (see IdempotentCommands).
  */
 export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 
@@ -22,7 +23,8 @@ export type IdempotencyClaim =
   | { readonly kind: 'claimed'; readonly claimedAt: number }
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   | { readonly kind: 'mismatch' }
-  | { readonly kind: 'in-flight' };
+  /** `since`: when the pending claim was made (a creation's, left by a dead process, stays). */
+  | { readonly kind: 'in-flight'; readonly since: number };
 
 /** Remembers the first answer to each (client, Idempotency-Key). */
 export interface IdempotencyStore {

@@ -15,6 +15,7 @@ import {
 import {
   ConcurrencyConflictError,
   IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
   PreconditionFailedError,
   RequestValidationError,
 } from '../application/application-errors';
@@ -146,10 +147,31 @@ describe('IdempotentCommands', () => {
     store = new SqliteIdempotencyStore(join(dir, 'idempotency.sqlite'));
     const { fingerprint } = commandCallOf(undefined, context({ title: 'x' })).idempotency!;
     const later = new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS * 2);
-    expect(await store.claim('u-1\u0000create-once', fingerprint, later)).toEqual({
+    expect(await store.claim('u-1\u0000create-once', fingerprint, later)).toMatchObject({
       kind: 'in-flight',
     });
     expect(created).toBe(1);
+  });
+
+  it("a creation's claim left pending past the lease (its process died) answers IDEMPOTENCY_OUTCOME_UNKNOWN at once, and creates nothing", async () => {
+    const { fingerprint } = commandCallOf(undefined, context({ title: 'x' })).idempotency!;
+    // what a process that died between claiming and answering leaves behind
+    await store.claim('u-1\u0000create-once', fingerprint, clock.now());
+    let created = 0;
+    const command = async () => ({ id: `CHG-00${(created += 1)}` });
+    const started = Date.now();
+    // within the lease it may still be running: the repeat waits (5 s) for its answer
+    const leaseOver = IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1;
+    const after = new IdempotentCommands(store, { now: () => new Date(clock.now().getTime() + leaseOver) });
+    const answer = after.run(commandCallOf(undefined, context({ title: 'x' })).idempotency, command);
+    await expect(answer).rejects.toBeInstanceOf(IdempotencyOutcomeUnknownError);
+    await expect(answer).rejects.toThrow(/was never answered: the service stopped while it ran/);
+    expect(toProblem(await answer.catch((e: unknown) => e))).toMatchObject({
+      status: 409,
+      code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
+    });
+    expect(Date.now() - started).toBeLessThan(1000); // not after the 5 s wait for an answer
+    expect(created).toBe(0);
   });
 
   it('a request refused as malformed frees its key: the client may correct it and send it again', async () => {

@@ -8,10 +8,15 @@ import type { AuthenticatedRequest } from '../auth/auth.guard';
 import {
   ConcurrencyConflictError,
   IdempotencyKeyReusedError,
+  IdempotencyOutcomeUnknownError,
   RequestValidationError,
 } from '../application/application-errors';
 import { problem, toProblem } from '../http/problem-details.filter';
-import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency-store.port';
+import {
+  IDEMPOTENCY_IN_FLIGHT_LEASE_MS,
+  IDEMPOTENCY_STORE,
+  type IdempotencyStore,
+} from './idempotency-store.port';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -22,6 +27,17 @@ const OUTCOME_UNKNOWN = problem(
     'look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
 );
 const IN_FLIGHT_WAIT_MS = 5000;
+
+/**
+ * A creation's claim still pending after the lease: no request takes that long, so the process
+ * that made it stopped before answering, after or before creating. Which, nothing here can tell.
+ */
+const abandonedCreation = (since: number) =>
+  new IdempotencyOutcomeUnknownError(
+    `the first request with this Idempotency-Key (${new Date(since).toISOString()}) was never answered: ` +
+      'the service stopped while it ran, so whether it was created is unknown; look for it ' +
+      '(GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
+  );
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -110,6 +126,9 @@ export class IdempotentCommands {
       if (claim.kind === 'claimed') {
         claimedAt = claim.claimedAt;
         break;
+      }
+      if (!reclaimAbandoned && claim.since <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS) {
+        throw abandonedCreation(claim.since);
       }
       // The same request is being processed right now: wait for its answer.
       if (Date.now() > deadline) {

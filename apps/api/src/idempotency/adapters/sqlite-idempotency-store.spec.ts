@@ -13,7 +13,10 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
 
   it('claims once; the same request waits while in flight, then replays the answer; another request is a mismatch', async () => {
     expect(await store.claim('u\u0000k', 'f1', t0)).toEqual({ kind: 'claimed', claimedAt: claimedAt(0) });
-    expect(await store.claim('u\u0000k', 'f1', later(10))).toEqual({ kind: 'in-flight' });
+    expect(await store.claim('u\u0000k', 'f1', later(10))).toEqual({
+      kind: 'in-flight',
+      since: claimedAt(0),
+    });
     await store.complete('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-001' } });
     expect(await store.claim('u\u0000k', 'f1', later(20))).toEqual({
       kind: 'replay',
@@ -28,10 +31,12 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
     const reclaim = { reclaimAbandoned: true };
     expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS - 1), reclaim)).toEqual({
       kind: 'in-flight',
+      since: claimedAt(0),
     });
     // a creation: nothing can tell whether the first one landed, so the key stays claimed
     expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS))).toEqual({
       kind: 'in-flight',
+      since: claimedAt(0),
     });
     expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), reclaim)).toEqual({
       kind: 'claimed',
@@ -46,6 +51,7 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
     await store.complete('u\u0000k', claimedAt(0), { statusCode: 200, body: 'stale' });
     expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1))).toEqual({
       kind: 'in-flight',
+      since: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
     });
     await store.complete('u\u0000k', claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), {
       statusCode: 200,

@@ -54,7 +54,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
           row.created_at <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
         if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
           if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-          if (row.state === 'pending') return { kind: 'in-flight' };
+          if (row.state === 'pending') return { kind: 'in-flight', since: row.created_at };
           return {
             kind: 'replay',
             response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
