@@ -194,6 +194,26 @@ describe('SqliteEventStore specifics', () => {
     expect(await store.readAllDeferred({ after: 0n, limit: 1 })).toHaveLength(1);
   });
 
+  it('a listener that throws cannot leave a committed append unanswered', async () => {
+    const store = await fx.open();
+    let calls = 0;
+    const off = store.onAppended(() => {
+      calls += 1;
+      throw new Error('listener bug');
+    });
+    try {
+      await expect(store.append('s-1', [event('A')], 'no-stream')).resolves.toMatchObject({
+        nextExpectedRevision: 0n,
+      });
+      await expect(store.append('s-1', [event('B')], 0n)).resolves.toMatchObject({
+        nextExpectedRevision: 1n,
+      });
+      expect(calls).toBe(2);
+    } finally {
+      off();
+    }
+  });
+
   it('a row edited into something other than a JSON object is reported as that event by every read, and verify names it', async () => {
     const store = await fx.open();
     await store.append(

@@ -289,10 +289,19 @@ export class SqliteEventStore implements EventStore {
       for (const write of writes) write.reject(error);
       return;
     }
-    if (outcomes.some((o) => o.ok)) this.appended.emit('append');
     outcomes.forEach((outcome, i) =>
       outcome.ok ? writes[i].resolve(outcome.value) : writes[i].reject(outcome.error),
     );
+    // After the answers: a listener that throws must not leave committed writes unanswered.
+    if (outcomes.some((o) => o.ok)) {
+      try {
+        this.appended.emit('append');
+      } catch (error) {
+        process.emitWarning(
+          `an append listener failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
   }
 
   async readStream(streamId: string, options: { fromRevision?: bigint } = {}): Promise<RecordedEvent[]> {
