@@ -10,12 +10,17 @@ RUN apt-get update \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+# The image's npm (10) ignores package.json's allowScripts: install with no dependency's install
+# script, then build the one allowScripts approves (better-sqlite3's native module), so the
+# image runs what CI reviewed and nothing else (no install telemetry either).
+ENV SCARF_ANALYTICS=false
 
 # --- build: all dependencies, then tsc + tsc-alias into dist/ ---
 FROM toolchain AS build
 # node-gyp uses the image's own Node headers instead of downloading them (as .ci/run does).
 RUN if [ -f /usr/local/include/node/node.h ]; then export npm_config_nodedir=/usr/local; fi \
-  && npm ci --no-audit --no-fund
+  && npm ci --ignore-scripts --no-audit --no-fund \
+  && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ./
 COPY apps ./apps
 COPY libs ./libs
@@ -25,7 +30,8 @@ RUN npm run build
 # --- prod-deps: runtime dependencies only, native modules compiled against this Node ---
 FROM toolchain AS prod-deps
 RUN if [ -f /usr/local/include/node/node.h ]; then export npm_config_nodedir=/usr/local; fi \
-  && npm ci --omit=dev --no-audit --no-fund \
+  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+  && npm rebuild better-sqlite3 \
   && npm cache clean --force
 
 # --- runtime: no compiler, no dev dependencies, no sources, not root ---
