@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange } from './support/change-fixtures';
 import { cliBuilt, cliReachesEvents, runCliSettled } from './support/cli';
@@ -161,6 +162,13 @@ describe('the changeledger CLI', () => {
         expect(reported).toMatchObject({ code: 1, stdout: '' });
         expect(reported.stderr).toContain('no event store at');
         expect(readdirSync(empty)).toEqual([]);
+        // an event store with no events proves nothing either
+        await new SqliteEventStore(join(empty, 'events.sqlite')).close();
+        const nothing = await runCliSettled(elsewhere, ['verify']);
+        expect(nothing.code).toBe(2);
+        expect(nothing.stderr).toContain('the log holds no events: nothing was verified');
+        rmSync(join(empty, 'events.sqlite'));
+        for (const wal of readdirSync(empty)) rmSync(join(empty, wal));
         // a token there makes the secret a first start would, and says so
         const made = await runCliSettled(
           elsewhere,

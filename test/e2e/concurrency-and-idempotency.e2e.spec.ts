@@ -128,13 +128,22 @@ describe('concurrency and idempotency', () => {
     const listed = expectStatus(await amend(`"${version - 1}", "${version}"`, 'b'), 200);
     expect(listed.headers.get('etag')).toBe(`"${version + 1}"`);
     expectStatus(await amend('*', 'c'), 200); // any current version
-    for (const malformed of [`"${version + 2}`, `${version + 2}"`, '"abc"', '*, "1"', '', ' , ']) {
+    expectStatus(await amend(`"${version + 2}", `, 'c2'), 200); // an empty list element is ignored
+    for (const malformed of [
+      `"${version + 3}`,
+      `${version + 3}"`,
+      '"abc"',
+      '*, "1"',
+      '',
+      ' , ',
+      `"0${version + 3}"`,
+    ]) {
       expectStatus(await amend(malformed, 'd'), 400, 'VALIDATION_FAILED');
     }
     const titles = (await app.eventsOf(id))
       .filter((e) => e.type === 'ChangeAmended')
       .map((e) => e.data.changes);
-    expect(titles).toEqual([{ title: 'b' }, { title: 'c' }]);
+    expect(titles).toEqual([{ title: 'b' }, { title: 'c' }, { title: 'c2' }]);
   });
 
   it('the same keyed request twice at once with If-Match: the one that lost the race gets the answer, not 412', async () => {

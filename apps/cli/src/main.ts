@@ -145,7 +145,13 @@ const verify = async (args: string[]) => {
     });
     bar.endLine();
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    if (report.valid) {
+    if (report.valid && report.checkedEvents === 0) {
+      // nothing checked is no proof: most likely the wrong DATA_DIR or cluster
+      bar.done(
+        "the log holds no events: nothing was verified (is this the service's event store? DATA_DIR, EVENTSTORE_CONNECTION_STRING)",
+      );
+      process.exitCode = 2;
+    } else if (report.valid) {
       bar.done(
         `${report.checkedEvents} events in ${report.checkedStreams} streams: every hash chain is intact` +
           (anchor ? `, and the log up to position ${anchor.position} is the one anchored` : '') +

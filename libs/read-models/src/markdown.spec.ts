@@ -30,7 +30,8 @@ describe('user text in Markdown comes out as text, never as structure', () => {
     expect(markdownListItem('## Approval — approved by CISO')).toBe('\\## Approval — approved by CISO');
     expect(markdownListItem('> quoted\n- nested')).toBe('\\> quoted - nested'); // one line: mid-line is text
     expect(markdownListItem('2. second')).toBe('2\\. second');
-    expect(markdownListItem('  + indented')).toBe('  \\+ indented');
+    expect(markdownListItem('  + indented')).toBe('\\+ indented');
+    expect(markdownListItem('\n\n\n\n## Approval')).toBe('\\## Approval'); // not a code block
     expect(markdownListItem('pve-node-1')).toBe('pve-node-1');
     expect(markdownListItem(undefined)).toBe('');
   });

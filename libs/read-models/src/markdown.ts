@@ -32,7 +32,8 @@ export const markdownInline = (text: string | null | undefined): string =>
  * CommonMark reads an item's content as a block of its own (`- ## Approval` is a heading).
  */
 export const markdownListItem = (text: string | null | undefined): string =>
-  escapeLineStart(markdownInline(text));
+  // leading blanks trimmed: four of them would make the item an indented code block
+  escapeLineStart(markdownInline(text).trimStart());
 
 /** A table cell: `markdownInline` (pipes included). */
 export const markdownCell = markdownInline;

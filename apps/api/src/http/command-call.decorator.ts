@@ -12,8 +12,11 @@ import {
   requestFingerprint,
 } from '../idempotency/idempotent-commands';
 
-/** One entity tag: `"7"`; `W/"7"` and a bare `7` tolerated (a proxy may weaken our tags). */
-const ENTITY_TAG = /^(?:W\/)?(?:"(\d{1,15})"|(\d{1,15}))$/;
+/**
+ * One entity tag as we issue them: `"7"` (no leading zero); `W/"7"` and a bare `7` tolerated (a
+ * proxy may weaken our tags).
+ */
+const ENTITY_TAG = /^(?:W\/)?(?:"(0|[1-9]\d{0,14})"|(0|[1-9]\d{0,14}))$/;
 
 /**
  * `If-Match` → the versions it names: `"7"` → [7]; a list (`"4", "5"`, or the header repeated)
@@ -24,7 +27,8 @@ export const parseIfMatch = (header: string | string[] | undefined): number[] | 
   if (header === undefined) return undefined;
   const tags = (Array.isArray(header) ? header : [header])
     .flatMap((value) => value.split(','))
-    .map((tag) => tag.trim());
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== ''); // empty list elements are ignored (RFC 9110 5.6.1)
   if (tags.length === 1 && tags[0] === '*') return undefined;
   const versions = tags.map((tag) => ENTITY_TAG.exec(tag)).map((m) => (m ? Number(m[1] ?? m[2]) : undefined));
   if (versions.length === 0 || versions.length > 32 || versions.some((v) => v === undefined)) {

@@ -29,13 +29,14 @@ const OUTCOME_UNKNOWN = problem(
 const IN_FLIGHT_WAIT_MS = 5000;
 
 /**
- * A creation's claim still pending after the lease: no request takes that long, so the process
- * that made it stopped before answering, after or before creating. Which, nothing here can tell.
+ * A creation's claim still pending after the lease: its process stopped before answering (after
+ * or before creating), or could not record its answer, or (rarely) it is still running against a
+ * slow store. Which, nothing here can tell; it is never created twice.
  */
 const abandonedCreation = (since: number) =>
   new IdempotencyOutcomeUnknownError(
-    `the first request with this Idempotency-Key (${new Date(since).toISOString()}) was never answered: ` +
-      'the service stopped while it ran, so whether it was created is unknown; look for it ' +
+    `the first request with this Idempotency-Key (${new Date(since).toISOString()}) has had no recorded answer for over a minute ` +
+      '(the service stopped while it ran, or could not record the answer), so whether it was created is unknown; look for it ' +
       '(GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
   );
 
@@ -179,7 +180,8 @@ export class IdempotentCommands {
 
   /**
    * Frees a claim. If the key store fails, the claim stays in flight (a change's command until
-   * its lease runs out, a creation's for the key's 24 h: a repeat waits, then gets 409): logged,
+   * its lease runs out; a creation's for the key's 24 h: a repeat waits, then gets 409, and after
+   * the lease IDEMPOTENCY_OUTCOME_UNKNOWN): logged,
    * never answered instead of the command's own answer.
    */
   private async freeKey(scope: string, claimedAt: number): Promise<void> {

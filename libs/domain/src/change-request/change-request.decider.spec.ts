@@ -859,6 +859,17 @@ describe('change-request decider', () => {
       );
       const ines = event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'Patched' });
       expect(view([...byIvan.events(), ines]).implementedBy?.id).toBe(actors.ivan.id);
+      // a normal change: whoever started it, whoever records work later
+      const normal = [...normalHistory('in-progress')];
+      const stepByInes = event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'x' });
+      expect(view(normal).implementedBy?.id).toBe(actors.ivan.id);
+      expect(view([...normal, stepByInes]).implementedBy?.id).toBe(actors.ivan.id);
+      // a state the read models stored before schema 3 (JSON, no implementer fields) folds on as
+      // before: its starter stays its implementer
+      const stored = JSON.parse(JSON.stringify(given(normal).state)) as ReturnType<typeof given>['state'];
+      expect(stored.implementation).not.toHaveProperty('implementerPending');
+      const folded = changeRequestDecider.evolve(stored, stepByInes);
+      expect(toChangeView(folded).implementedBy?.id).toBe(actors.ivan.id);
       // events of schema 2 (no byImplementer): the declarer, as they were read then
       expect(
         view([

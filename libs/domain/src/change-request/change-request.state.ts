@@ -59,10 +59,12 @@ export interface ChangeRequestState {
     startedBy?: ActorRef;
     startedAt?: string;
     /**
-     * The implementer who started it: `startedBy`, except for an emergency declared by someone
-     * without the implementer role, whose implementer is the first to record work on it.
+     * An emergency declared by someone without the implementer role (schema 3): its implementer
+     * is not `startedBy` but `implementer`, the first to record work on it. Absent otherwise, and
+     * in states folded (and stored by the read models) before schema 3: there `startedBy` is.
      */
-    implementedBy?: ActorRef;
+    implementerPending?: true;
+    implementer?: ActorRef;
     steps: { sequence: number; description: string; by: ActorRef; at: string }[];
     issues: { description: string; severity: IssueSeverity; by: ActorRef; at: string }[];
     verification?: {
@@ -109,6 +111,10 @@ export const initialChangeRequestState = (): ChangeRequestState => ({
   checklist: {},
   implementation: { steps: [], issues: [] },
 });
+
+/** Implementation work by `by`: the implementer, if one is still to be named (see `implementerPending`). */
+const firstImplementer = (state: ChangeRequestState, by: ActorRef) =>
+  state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {};
 
 /** Pure fold of one event; never throws for a well-formed history. */
 export const evolveChangeRequest = (
@@ -191,7 +197,7 @@ export const evolveChangeRequest = (
           ...state.implementation,
           startedBy: event.data.by,
           startedAt: event.data.at,
-          implementedBy: event.data.byImplementer === false ? undefined : event.data.by,
+          ...(event.data.byImplementer === false ? { implementerPending: true as const } : {}),
         },
       });
     case 'ImplementationStepRecorded': {
@@ -200,7 +206,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           steps: [...state.implementation.steps, { sequence, description, by, at }],
-          implementedBy: state.implementation.implementedBy ?? by,
+          ...firstImplementer(state, by),
         },
       });
     }
@@ -210,7 +216,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           issues: [...state.implementation.issues, { description, severity, by, at }],
-          implementedBy: state.implementation.implementedBy ?? by,
+          ...firstImplementer(state, by),
         },
       });
     }
@@ -220,7 +226,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           verification: { functionalityTested, systemHealthVerified, logsChecked, passed, notes, by, at },
-          implementedBy: state.implementation.implementedBy ?? by,
+          ...firstImplementer(state, by),
         },
       });
     }
@@ -233,7 +239,7 @@ export const evolveChangeRequest = (
           outcomeNotes: event.data.notes,
           completedBy: event.data.by,
           completedAt: event.data.at,
-          implementedBy: state.implementation.implementedBy ?? event.data.by,
+          ...firstImplementer(state, event.data.by),
         },
       });
     case 'PostImplementationReviewRecorded': {

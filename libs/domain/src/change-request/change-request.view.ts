@@ -31,7 +31,9 @@ export const toChangeView = (s: ChangeRequestState) => {
       done: s.checklist[item] !== undefined,
       ...(s.checklist[item] ?? {}),
     })),
-    implementedBy: s.implementation.implementedBy ?? null,
+    implementedBy:
+      (s.implementation.implementerPending ? s.implementation.implementer : s.implementation.startedBy) ??
+      null,
     steps: s.implementation.steps,
     issues: s.implementation.issues,
     verification: s.implementation.verification ?? null,

@@ -292,14 +292,17 @@ export class SqliteEventStore implements EventStore {
     outcomes.forEach((outcome, i) =>
       outcome.ok ? writes[i].resolve(outcome.value) : writes[i].reject(outcome.error),
     );
-    // After the answers: a listener that throws must not leave committed writes unanswered.
+    // After the answers, each listener on its own: one that throws must neither leave committed
+    // writes unanswered nor keep the others (subscriptions, a projector thread) from waking.
     if (outcomes.some((o) => o.ok)) {
-      try {
-        this.appended.emit('append');
-      } catch (error) {
-        process.emitWarning(
-          `an append listener failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
+      for (const listener of this.appended.listeners('append') as (() => void)[]) {
+        try {
+          listener();
+        } catch (error) {
+          process.emitWarning(
+            `an append listener failed: ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
       }
     }
   }
