@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { AppHarness } from './support/app-harness';
-import { expectStatus, normalChange } from './support/change-fixtures';
+import { expectStatus, normalChange, submit } from './support/change-fixtures';
 import { cliBuilt, cliReachesEvents, runCliSettled } from './support/cli';
 
 /** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
@@ -123,6 +123,7 @@ describe('the changeledger CLI', () => {
 
   const whenEventsReached = cliBuilt && cliReachesEvents ? it : it.skip;
   whenEventsReached('verify checks every chain and exits 0 when intact', async () => {
+    await submit(app, normalChange()); // a log with events of its own (an empty one exits 2)
     const result = await runCliSettled(app.config, ['verify']);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ valid: true });

@@ -36,7 +36,8 @@ const IN_FLIGHT_WAIT_MS = 5000;
 const abandonedCreation = (since: number) =>
   new IdempotencyOutcomeUnknownError(
     `the first request with this Idempotency-Key (${new Date(since).toISOString()}) has had no recorded answer for over a minute ` +
-      '(the service stopped while it ran, or could not record the answer), so whether it was created is unknown; look for it ' +
+      '(the service stopped while it ran, could not record the answer, or is still waiting on a slow event store), ' +
+      'so whether it was created is unknown; look for it ' +
       '(GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
   );
 
