@@ -336,6 +336,13 @@ describe('every error code of the contract, as problem+json', () => {
     expect(complete.body.detail).toMatch(/verification/);
   });
 
+  it("keeps Node's limit on how long a request may take to arrive (Fastify's default turns it off)", () => {
+    // Node enforces it every 30 s, so this asserts the server's setting, not a minute-long wait.
+    const server = app.app.getHttpServer() as import('node:http').Server;
+    expect(server.requestTimeout).toBe(60_000);
+    expect(server.headersTimeout).toBeLessThanOrEqual(60_000);
+  });
+
   it('413 PAYLOAD_TOO_LARGE for a body over 1 MiB', async () => {
     const result = await app.request('POST', '/changes', {
       rawBody: JSON.stringify({ ...normalChange(), description: 'x'.repeat(1024 * 1024 + 10) }),

@@ -24,6 +24,8 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
 const isJson = (contentType: string | undefined) =>
   /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
 
+export const REQUEST_TIMEOUT_MS = 60_000;
+
 /** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
 export const createApp = async (
   config: AppConfig,
@@ -31,6 +33,10 @@ export const createApp = async (
 ): Promise<NestFastifyApplication> => {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
+    // A request's headers and body must arrive within a minute: Fastify's default (0) turns off
+    // Node's own limit, so a client trickling a body could hold a connection for as long as it
+    // liked. (Answers are not limited: an NDJSON export streams for as long as it takes.)
+    requestTimeout: REQUEST_TIMEOUT_MS,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
   });
