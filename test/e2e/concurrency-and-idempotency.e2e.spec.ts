@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
@@ -505,4 +507,59 @@ describe('bad input stores nothing', () => {
       expect.arrayContaining(['plannedStart', 'plannedEnd', 'maintenanceWindow']),
     );
   });
+});
+
+describe('an Idempotency-Key whose submission was never answered (its process stopped)', () => {
+  let app: AppHarness;
+  let now = Date.parse('2026-11-27T09:00:00.000Z');
+  const clock = { now: () => new Date(now) };
+  beforeAll(async () => {
+    app = await AppHarness.start({}, { clock });
+  });
+  afterAll(async () => app.close());
+
+  /** What a process that stopped before answering leaves: the key pending since `claimedAt`. */
+  const leavePending = (user: { sub: string }, key: string, claimedAt: number) => {
+    const db = new Database(join(app.dataDir, 'idempotency.sqlite'));
+    const changed = db
+      .prepare(
+        "UPDATE idempotency SET state = 'pending', status_code = NULL, body = NULL, created_at = ? WHERE scope = ?",
+      )
+      .run(claimedAt, `${user.sub}\u0000${key}`).changes;
+    db.close();
+    expect(changed).toBe(1);
+  };
+
+  it('a repeat after the lease gets the change it created, replayed, and nothing is created again', async () => {
+    const headers = { 'idempotency-key': 'submitted-before-the-crash' };
+    const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    leavePending(USERS.requester, headers['idempotency-key'], now);
+    const head = await app.store.headPosition();
+    now += 30_000; // within the lease it may still be running: a repeat waits for it, then 409
+    expectStatus(
+      await app.post('/changes', normalChange(), USERS.requester, headers),
+      409,
+      'CONCURRENCY_CONFLICT',
+    );
+    now += 31_000;
+    const repeat = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expect(repeat.body).toEqual(first.body);
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+    expect(await app.store.headPosition()).toBe(head);
+    // kept: the next repeat is answered from the key store
+    const again = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expect(again.body).toEqual(first.body);
+  }, 20_000);
+
+  it('one that created nothing is IDEMPOTENCY_OUTCOME_UNKNOWN after the lease, and creates nothing', async () => {
+    // a claim whose request created nothing (here: refused, 403), then left pending
+    const headers = { 'idempotency-key': 'claimed-then-the-crash' };
+    expectStatus(await app.post('/changes', normalChange(), USERS.implementer, headers), 403, 'FORBIDDEN');
+    leavePending(USERS.implementer, headers['idempotency-key'], now);
+    const head = await app.store.headPosition();
+    now += 61_000;
+    const unknown = await app.post('/changes', normalChange(), USERS.implementer, headers);
+    expectStatus(unknown, 409, 'IDEMPOTENCY_OUTCOME_UNKNOWN');
+    expect(await app.store.headPosition()).toBe(head);
+  }, 20_000);
 });

@@ -23,6 +23,7 @@ import {
 import { AggregateLoader } from './application/aggregate-loader';
 import { AuditController } from './audit/audit.controller';
 import { ExecuteDecisionHandler } from './application/execute-decision.handler';
+import { FindKeyedChangeSubmissionHandler } from './application/find-keyed-change-submission.query';
 import { READ_MODEL_QUERY_HANDLERS } from './read-models/read-model.queries';
 import { ReadModelsController } from './read-models/read-models.controller';
 import { GetComplianceReportHandler } from './reports/compliance-report.query';
@@ -135,6 +136,7 @@ export class AppModule {
         { provide: APP_PIPE, useClass: StrictValidationPipe },
         AggregateLoader,
         ExecuteDecisionHandler,
+        FindKeyedChangeSubmissionHandler,
         ...READ_MODEL_QUERY_HANDLERS,
         GetComplianceReportHandler,
         ProjectorService,

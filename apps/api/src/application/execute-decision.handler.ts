@@ -23,6 +23,42 @@ import { IDEMPOTENCY_TTL_MS } from '../idempotency/idempotency-store.port';
 import { type CommandOptions, type CommandResult, ExecuteDecision } from './execute-decision.command';
 
 /**
+ * The answer a command with this request's Idempotency-Key got, if its events are in the
+ * stream (from this user, in the last 24 h): folded up to its last event. The same key with
+ * another request is refused (409).
+ */
+export const answerFromStream = async (
+  store: EventStore,
+  loader: AggregateLoader,
+  aggregate: AnyAggregate,
+  id: string,
+  options: CommandOptions,
+  now: Date,
+): Promise<CommandResult | undefined> => {
+  const recorded = await store.readStream(aggregate.streamId(id));
+  const since = now.getTime() - IDEMPOTENCY_TTL_MS;
+  const lastIndex = recorded.findLastIndex(
+    (e) =>
+      e.metadata.idempotencyKey === options.idempotencyKey &&
+      e.metadata.actor.id === options.actor.id &&
+      Date.parse(e.metadata.occurredAt) > since,
+  );
+  if (lastIndex < 0) return undefined;
+  const stored = recorded[lastIndex].metadata.requestFingerprint;
+  // Events recorded before fingerprints were kept carry none: taken as the same request.
+  if (stored !== undefined && stored !== options.requestFingerprint) throw new IdempotencyKeyReusedError();
+  const upTo = recorded.slice(0, lastIndex + 1);
+  const state = loader.fold(aggregate, upTo);
+  return {
+    id,
+    version: aggregate.version(state),
+    status: aggregate.status?.(state),
+    position: upTo[lastIndex].position,
+    replayed: true,
+  };
+};
+
+/**
  * The one command handler: load the stream, fold, decide, append with the expected version.
  * Without If-Match a lost race is re-run on the new state; with it, the client gets 412.
  */
@@ -166,32 +202,8 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
    * row): answer as then instead of applying it twice; the same key with another request is
    * refused (409), as the key store refuses it.
    */
-  private async previousAnswer(
-    aggregate: AnyAggregate,
-    id: string,
-    options: CommandOptions,
-  ): Promise<CommandResult | undefined> {
-    const recorded = await this.store.readStream(aggregate.streamId(id));
-    const since = this.clock.now().getTime() - IDEMPOTENCY_TTL_MS;
-    const lastIndex = recorded.findLastIndex(
-      (e) =>
-        e.metadata.idempotencyKey === options.idempotencyKey &&
-        e.metadata.actor.id === options.actor.id &&
-        Date.parse(e.metadata.occurredAt) > since,
-    );
-    if (lastIndex < 0) return undefined;
-    const stored = recorded[lastIndex].metadata.requestFingerprint;
-    // Events recorded before fingerprints were kept carry none: taken as the same request.
-    if (stored !== undefined && stored !== options.requestFingerprint) throw new IdempotencyKeyReusedError();
-    const upTo = recorded.slice(0, lastIndex + 1);
-    const state = this.loader.fold(aggregate, upTo);
-    return {
-      id,
-      version: aggregate.version(state),
-      status: aggregate.status?.(state),
-      position: upTo[lastIndex].position,
-      replayed: true,
-    };
+  private previousAnswer(aggregate: AnyAggregate, id: string, options: CommandOptions) {
+    return answerFromStream(this.store, this.loader, aggregate, id, options, this.clock.now());
   }
 
   private toNewEvents(

@@ -16,6 +16,7 @@ import { ReadPosition } from '../read-models/read-position';
 import { ListChangesQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
 import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
 import { IdempotentCommands } from '../idempotency/idempotent-commands';
+import { FindKeyedChangeSubmission } from '../application/find-keyed-change-submission.query';
 import { type CommandResponse, toCommandResponse } from '../http/command-response';
 import { ChangeIdParam } from '../http/id-params';
 import {
@@ -57,7 +58,21 @@ export class ChangeRequestsController {
 
   /** Every command route's way in: once per Idempotency-Key, then through the command bus. */
   private run(id: string | undefined, command: ChangeRequestCommand, call: CommandCall) {
-    return this.idempotent.run(call.idempotency, async (): Promise<CommandResponse> => {
+    // A submission whose key its process left pending (it stopped before answering) is looked
+    // for by that key: found, its answer is the answer.
+    const idempotency =
+      call.idempotency && id === undefined
+        ? {
+            ...call.idempotency,
+            findAbandonedCreation: async (claimedAt: number) => {
+              const found = await this.queryBus.execute<FindKeyedChangeSubmission, CommandResult | undefined>(
+                new FindKeyedChangeSubmission(call.options, claimedAt),
+              );
+              return found && toCommandResponse(found);
+            },
+          }
+        : call.idempotency;
+    return this.idempotent.run(idempotency, async (): Promise<CommandResponse> => {
       const result = await this.commandBus.execute<ExecuteDecision<ChangeRequestCommand>, CommandResult>(
         new ExecuteDecision(changeRequestAggregate, id, command, call.options),
       );

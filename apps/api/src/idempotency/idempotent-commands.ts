@@ -78,6 +78,11 @@ export interface IdempotentRequest {
    * over. A creation has no stream to check yet: its key stays claimed.
    */
   readonly reclaimAbandoned: boolean;
+  /**
+   * A creation whose claim its process left pending: looks for what it created (undefined: not
+   * found, or it cannot tell). Found, its answer is kept and replayed; never created again.
+   */
+  readonly findAbandonedCreation?: (claimedAt: number) => Promise<unknown>;
   /** Marks the answer as a replay, sent with the stored status. */
   replayed(statusCode: number): void;
 }
@@ -130,7 +135,19 @@ export class IdempotentCommands {
         break;
       }
       if (!reclaimAbandoned && claim.since <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS) {
-        throw abandonedCreation(claim.since);
+        const found = await request.findAbandonedCreation?.(claim.since).catch((error: unknown) => {
+          this.logger.warn(`Idempotency-Key of an abandoned creation not looked up: ${messageOf(error)}`);
+          return undefined;
+        });
+        if (found === undefined) throw abandonedCreation(claim.since);
+        // It was created: that is the answer, now and for every repeat.
+        await this.store
+          .complete(scope, claim.since, { statusCode: request.statusCode, body: found })
+          .catch((error: unknown) =>
+            this.logger.error(`Idempotency-Key answer not stored: ${messageOf(error)}`),
+          );
+        request.replayed(request.statusCode);
+        return found as T;
       }
       // The same request is being processed right now: wait for its answer.
       if (Date.now() > deadline) {
