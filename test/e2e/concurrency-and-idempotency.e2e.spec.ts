@@ -547,18 +547,36 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     expect(repeat.headers.get('idempotent-replayed')).toBe('true');
     expect(await app.store.headPosition()).toBe(head);
     // kept: the next repeat is answered from the key store
+    const db = new Database(join(app.dataDir, 'idempotency.sqlite'), { readonly: true });
+    const row = db
+      .prepare('SELECT state, status_code FROM idempotency WHERE scope = ?')
+      .get(`${USERS.requester.sub}\u0000${headers['idempotency-key']}`);
+    db.close();
+    expect(row).toEqual({ state: 'done', status_code: 201 });
     const again = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
     expect(again.body).toEqual(first.body);
   }, 20_000);
 
   it('one that created nothing is IDEMPOTENCY_OUTCOME_UNKNOWN after the lease, and creates nothing', async () => {
-    // a claim whose request created nothing (here: refused, 403), then left pending
+    // a claim whose request created nothing (here: refused, 422), then left pending
     const headers = { 'idempotency-key': 'claimed-then-the-crash' };
-    expectStatus(await app.post('/changes', normalChange(), USERS.implementer, headers), 403, 'FORBIDDEN');
-    leavePending(USERS.implementer, headers['idempotency-key'], now);
+    const body = { ...normalChange('low'), type: 'standard', standardTemplateId: 'STD-999' };
+    expectStatus(await app.post('/changes', body, USERS.requester, headers), 422, 'RULE_VIOLATION');
+    leavePending(USERS.requester, headers['idempotency-key'], now);
+    // what the look must not take for it: the same user's submissions since, under another key
+    // and under none, and another user's under the same key
+    now += 1000;
+    await submit(app, normalChange('low'), USERS.requester);
+    expectStatus(
+      await app.post('/changes', normalChange('low'), USERS.requester, { 'idempotency-key': 'another-key' }),
+      201,
+    );
+    const other = { sub: 'u-omar', name: 'Omar Other', roles: ['requester'] as const };
+    expectStatus(await app.post('/changes', body, other, { 'idempotency-key': 'y' }), 422, 'RULE_VIOLATION');
+    expectStatus(await app.post('/changes', normalChange('low'), other, headers), 201); // the same key, another user
     const head = await app.store.headPosition();
     now += 61_000;
-    const unknown = await app.post('/changes', normalChange(), USERS.implementer, headers);
+    const unknown = await app.post('/changes', body, USERS.requester, headers);
     expectStatus(unknown, 409, 'IDEMPOTENCY_OUTCOME_UNKNOWN');
     expect(await app.store.headPosition()).toBe(head);
   }, 20_000);

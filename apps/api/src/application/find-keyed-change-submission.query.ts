@@ -10,11 +10,16 @@ import {
 } from '@changeledger/read-models';
 import { ReadPosition } from '../read-models/read-position';
 import { AggregateLoader } from './aggregate-loader';
+import { IdempotencyKeyReusedError } from './application-errors';
 import { type AnyAggregate, changeRequestAggregate } from './aggregates';
 import type { CommandOptions, CommandResult } from './execute-decision.command';
 import { answerFromStream } from './execute-decision.handler';
 
-/** Submissions a user makes in one second around a claim, at most, that are looked at. */
+/**
+ * The user's submissions from the claim on that are looked at, oldest first: the one made under
+ * the claim came right after it, so it is among the first unless the user submitted this many
+ * within the same moment (then "not found": 409, never a second creation).
+ */
 const CANDIDATES = 50;
 /** How much earlier than its claim a submission may say it was made (clocks of one process). */
 const CLOCK_MARGIN_MS = 1000;
@@ -62,15 +67,20 @@ export class FindKeyedChangeSubmissionHandler implements IQueryHandler<
       },
     );
     for (const candidate of candidates) {
-      const answer = await answerFromStream(
-        this.events,
-        this.loader,
-        changeRequestAggregate as unknown as AnyAggregate, // as ExecuteDecision holds it
-        candidate.id,
-        options,
-        this.clock.now(),
-      );
-      if (answer) return answer;
+      try {
+        const answer = await answerFromStream(
+          this.events,
+          this.loader,
+          changeRequestAggregate as unknown as AnyAggregate, // as ExecuteDecision holds it
+          candidate.id,
+          options,
+          this.clock.now(),
+        );
+        if (answer) return answer;
+      } catch (error) {
+        // the key on a later command of that change with another body (a PATCH): not this one
+        if (!(error instanceof IdempotencyKeyReusedError)) throw error;
+      }
     }
     return undefined;
   }

@@ -17,6 +17,7 @@ import {
   IdempotencyKeyReusedError,
   IdempotencyOutcomeUnknownError,
   PreconditionFailedError,
+  ProjectionLaggingError,
   RequestValidationError,
 } from '../application/application-errors';
 import { toProblem } from '../http/problem-details.filter';
@@ -172,6 +173,20 @@ describe('IdempotentCommands', () => {
     });
     expect(Date.now() - started).toBeLessThan(1000); // not after the 5 s wait for an answer
     expect(created).toBe(0);
+
+    // a look that fails (read models lagging) is that failure: the same key may be sent again
+    const lagging = new ProjectionLaggingError('the read models are behind');
+    const request = {
+      ...commandCallOf(undefined, context({ title: 'x' })).idempotency!,
+      findAbandonedCreation: () => Promise.reject(lagging),
+    };
+    await expect(after.run(request, command)).rejects.toBe(lagging);
+    // found: its answer, kept for the next repeat, which needs no look
+    let looks = 0;
+    const found = { ...request, findAbandonedCreation: async () => ({ id: 'CHG-007', looks: ++looks }) };
+    await expect(after.run(found, command)).resolves.toEqual({ id: 'CHG-007', looks: 1 });
+    await expect(after.run(found, command)).resolves.toEqual({ id: 'CHG-007', looks: 1 });
+    expect([looks, created]).toEqual([1, 0]);
   });
 
   it('a request refused as malformed frees its key: the client may correct it and send it again', async () => {

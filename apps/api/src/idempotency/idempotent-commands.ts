@@ -29,9 +29,10 @@ const OUTCOME_UNKNOWN = problem(
 const IN_FLIGHT_WAIT_MS = 5000;
 
 /**
- * A creation's claim still pending after the lease: its process stopped before answering (after
- * or before creating), or could not record its answer, or (rarely) it is still running against a
- * slow store. Which, nothing here can tell; it is never created twice.
+ * A creation's claim still pending after the lease, whose creation was not found (or cannot be
+ * looked for: templates): its process stopped before answering (before creating, or after), or
+ * could not record its answer, or (rarely) it is still running against a slow store. It is
+ * never created twice.
  */
 const abandonedCreation = (since: number) =>
   new IdempotencyOutcomeUnknownError(
@@ -75,7 +76,7 @@ export interface IdempotentRequest {
   /**
    * A command on an existing change or template: the handler's check of its stream keeps a
    * command that landed before a crash from landing twice, so an abandoned claim may be taken
-   * over. A creation has no stream to check yet: its key stays claimed.
+   * over. A creation has no stream to check yet: its key stays claimed (see `findAbandonedCreation`).
    */
   readonly reclaimAbandoned: boolean;
   /**
@@ -135,10 +136,9 @@ export class IdempotentCommands {
         break;
       }
       if (!reclaimAbandoned && claim.since <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS) {
-        const found = await request.findAbandonedCreation?.(claim.since).catch((error: unknown) => {
-          this.logger.warn(`Idempotency-Key of an abandoned creation not looked up: ${messageOf(error)}`);
-          return undefined;
-        });
+        // A failed look (read models lagging, a store down) is that failure (503: the same key
+        // may be sent again), not "unknown": that answer sends the client to create it anew.
+        const found = await request.findAbandonedCreation?.(claim.since);
         if (found === undefined) throw abandonedCreation(claim.since);
         // It was created: that is the answer, now and for every repeat.
         await this.store
