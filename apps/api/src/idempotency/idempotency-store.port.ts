@@ -22,7 +22,8 @@ export interface StoredResponse {
 export type IdempotencyClaim =
   /** `claimedAt` identifies this claim to `complete` and `release` (another may replace it). */
   | { readonly kind: 'claimed'; readonly claimedAt: number }
-  | { readonly kind: 'replay'; readonly response: StoredResponse }
+  /** `claimedAt`: of the claim that stored it (for `settle`). */
+  | { readonly kind: 'replay'; readonly response: StoredResponse; readonly claimedAt: number }
   | { readonly kind: 'mismatch' }
   /** `since`: when the pending claim was made (a creation's, left by a dead process, stays). */
   | { readonly kind: 'in-flight'; readonly since: number };
@@ -42,6 +43,11 @@ export interface IdempotencyStore {
   ): Promise<IdempotencyClaim>;
   /** Stores the answer, if the claim is still this one (not reclaimed meanwhile). */
   complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
+  /**
+   * Replaces a stored answer, if it is still the one that claim stored: a creation's "outcome
+   * unknown" once the creation is found.
+   */
+  settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /** Frees a claim whose request failed, so the client may retry with the same key. */
   release(scope: string, claimedAt: number): Promise<void>;
   close(): Promise<void>;

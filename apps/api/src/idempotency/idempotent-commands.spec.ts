@@ -271,6 +271,30 @@ describe('IdempotentCommands', () => {
     expect(created).toBe(0);
     expect(answeredStatus).toBe(409);
     expect(retry).toMatchObject({ status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN' });
+
+    const request = commandCallOf(undefined, context({ title: 'x' })).idempotency!;
+    // within the lease no look is made
+    const early = { ...request, findAbandonedCreation: () => Promise.reject(new Error('looked too early')) };
+    await expect(
+      new IdempotentCommands(store, clock).run(early, async () => ({ id: 'never' })),
+    ).resolves.toMatchObject({
+      code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
+    });
+    // after the lease the creation is looked for: not found, still unknown; found, its answer
+    // replaces the stored one (the append had landed after all)
+    const leaseOver = new IdempotentCommands(store, {
+      now: () => new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1),
+    });
+    let looks = 0;
+    const notFound = { ...request, findAbandonedCreation: async () => ((looks += 1), undefined) };
+    await expect(leaseOver.run(notFound, async () => ({ id: 'never' }))).resolves.toMatchObject({
+      code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
+    });
+    const found = { ...request, findAbandonedCreation: async () => ((looks += 1), { id: 'CHG-007' }) };
+    await expect(leaseOver.run(found, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
+    // settled: the next repeat replays it without looking
+    await expect(leaseOver.run(notFound, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
+    expect(looks).toBe(2);
   });
 
   it('a creation that failed with nothing stored (the store busy or unreachable before writing) frees its key', async () => {

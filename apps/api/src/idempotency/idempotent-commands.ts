@@ -28,6 +28,10 @@ const OUTCOME_UNKNOWN = problem(
 );
 const IN_FLIGHT_WAIT_MS = 5000;
 
+const isOutcomeUnknown = (response: { statusCode: number; body: unknown }) =>
+  response.statusCode === OUTCOME_UNKNOWN.status &&
+  (response.body as { code?: unknown } | null)?.code === OUTCOME_UNKNOWN.code;
+
 /**
  * A creation's claim still pending after the lease, whose creation was not found (or cannot be
  * looked for: templates): its process stopped before answering (before creating, or after), or
@@ -128,6 +132,24 @@ export class IdempotentCommands {
       const claim = await this.store.claim(scope, fingerprint, this.clock.now(), { reclaimAbandoned });
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
+        // A creation stored as "outcome unknown" (EventStoreDB became unreachable during its
+        // append) may have been created after all: once the lease is over it is looked for.
+        if (
+          !reclaimAbandoned &&
+          isOutcomeUnknown(claim.response) &&
+          claim.claimedAt <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS
+        ) {
+          const found = await request.findAbandonedCreation?.(claim.claimedAt);
+          if (found !== undefined) {
+            await this.store
+              .settle(scope, claim.claimedAt, { statusCode: request.statusCode, body: found })
+              .catch((error: unknown) =>
+                this.logger.error(`Idempotency-Key answer not stored: ${messageOf(error)}`),
+              );
+            request.replayed(request.statusCode);
+            return found as T;
+          }
+        }
         request.replayed(claim.response.statusCode);
         return claim.response.body as T;
       }

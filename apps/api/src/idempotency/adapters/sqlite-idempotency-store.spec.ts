@@ -21,6 +21,13 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
     expect(await store.claim('u\u0000k', 'f1', later(20))).toEqual({
       kind: 'replay',
       response: { statusCode: 201, body: { id: 'CHG-001' } },
+      claimedAt: claimedAt(0),
+    });
+    // a stored answer is replaced only for the claim that stored it
+    await store.settle('u\u0000k', claimedAt(1), { statusCode: 201, body: 'other claim' });
+    await store.settle('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-002' } });
+    expect(await store.claim('u\u0000k', 'f1', later(21))).toMatchObject({
+      response: { statusCode: 201, body: { id: 'CHG-002' } },
     });
     expect(await store.claim('u\u0000k', 'f2', later(30))).toEqual({ kind: 'mismatch' });
     expect((await store.claim('u\u0000k', 'f2', later(IDEMPOTENCY_TTL_MS))).kind).toBe('claimed');
@@ -60,6 +67,7 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
     expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 2))).toEqual({
       kind: 'replay',
       response: { statusCode: 200, body: 'new' },
+      claimedAt: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
     });
   });
 

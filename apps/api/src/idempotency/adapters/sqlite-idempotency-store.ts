@@ -28,6 +28,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly completeStmt: Database.Statement<[number, string, string, number]>;
   private readonly releaseStmt: Database.Statement<[string, number]>;
   private readonly purgeStmt: Database.Statement<[number]>;
+  private readonly settleStmt: Database.Statement<[number, string, string, number]>;
   private claimsSincePurge = 0;
 
   constructor(file: string) {
@@ -57,6 +58,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
           if (row.state === 'pending') return { kind: 'in-flight', since: row.created_at };
           return {
             kind: 'replay',
+            claimedAt: row.created_at,
             response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
           };
         }
@@ -70,6 +72,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.completeStmt = this.db.prepare(
       `UPDATE idempotency SET state = 'done', status_code = ?, body = ?
        WHERE scope = ? AND created_at = ? AND state = 'pending'`,
+    );
+    this.settleStmt = this.db.prepare(
+      `UPDATE idempotency SET status_code = ?, body = ? WHERE scope = ? AND created_at = ? AND state = 'done'`,
     );
     this.releaseStmt = this.db.prepare(
       `DELETE FROM idempotency WHERE scope = ? AND created_at = ? AND state = 'pending'`,
@@ -92,6 +97,10 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
 
   async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
     this.completeStmt.run(response.statusCode, JSON.stringify(response.body), scope, claimedAt);
+  }
+
+  async settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
+    this.settleStmt.run(response.statusCode, JSON.stringify(response.body), scope, claimedAt);
   }
 
   async release(scope: string, claimedAt: number): Promise<void> {
