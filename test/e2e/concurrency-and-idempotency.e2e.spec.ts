@@ -578,6 +578,11 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     now += 61_000;
     const unknown = await app.post('/changes', body, USERS.requester, headers);
     expectStatus(unknown, 409, 'IDEMPOTENCY_OUTCOME_UNKNOWN');
+    expect(unknown.headers.get('content-type')).toContain('application/problem+json');
+    expect(unknown.body).toMatchObject({ lookedFor: new Date(now).toISOString() });
+    // kept: a repeat later gets the same answer, not another look
+    now += 60_000;
+    expect((await app.post('/changes', body, USERS.requester, headers)).body).toEqual(unknown.body);
     expect(await app.store.headPosition()).toBe(head);
   }, 20_000);
 });

@@ -16,9 +16,9 @@ import type { CommandOptions, CommandResult } from './execute-decision.command';
 import { answerFromStream } from './execute-decision.handler';
 
 /**
- * The user's submissions from the claim on that are looked at, oldest first: the one made under
- * the claim came right after it, so it is among the first unless the user submitted this many
- * within the same moment (then "not found": 409, never a second creation).
+ * The user's submissions from a second before the claim on that are looked at, oldest first:
+ * the one made under the claim came right after it, so it is among the first unless the user
+ * submitted this many in that moment (then "not found": 409, never a second creation).
  */
 const CANDIDATES = 50;
 /** How much earlier than its claim a submission may say it was made (clocks of one process). */
@@ -28,8 +28,8 @@ const CLOCK_MARGIN_MS = 1000;
  * The change request a submission with this Idempotency-Key created, if it did: for a key whose
  * claim its process left pending (it stopped before answering). Found by the key in the events
  * of the user's submissions since the claim, once the read models include every event stored
- * so far (else the answer could be "not created" for one not yet projected: then it throws, and
- * the caller answers that the outcome is unknown).
+ * so far (else the answer could be "not created" for one not yet projected: then it throws
+ * ProjectionLaggingError, 503, and the same key may be sent again).
  */
 export class FindKeyedChangeSubmission {
   constructor(

@@ -280,21 +280,45 @@ describe('IdempotentCommands', () => {
     ).resolves.toMatchObject({
       code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
     });
-    // after the lease the creation is looked for: not found, still unknown; found, its answer
-    // replaces the stored one (the append had landed after all)
+    // after the lease the creation is looked for, once: a failed look keeps nothing (503, the
+    // same key may come again); found, its answer replaces the stored one (the append had
+    // landed after all) and is replayed with the creation's status
+    const leaseOver = new IdempotentCommands(store, {
+      now: () => new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1),
+    });
+    const lagging = new ProjectionLaggingError('the read models are behind');
+    await expect(
+      leaseOver.run({ ...request, findAbandonedCreation: () => Promise.reject(lagging) }, async () => ({})),
+    ).rejects.toBe(lagging);
+    let looks = 0;
+    const found = { ...request, findAbandonedCreation: async () => ((looks += 1), { id: 'CHG-007' }) };
+    answeredStatus = undefined;
+    await expect(leaseOver.run(found, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
+    expect(answeredStatus).toBe(201);
+    await expect(leaseOver.run(found, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
+    expect([looks, created]).toEqual([1, 0]); // settled: the next repeat replays it without looking
+  });
+
+  it('a stored "outcome unknown" whose creation a look does not find is kept as looked for: never looked for again', async () => {
+    const unknown = new AppendOutcomeUnknownError('changeRequest-CHG-008');
+    await expect(run({ title: 'n' }, () => Promise.reject(unknown))).rejects.toBe(unknown);
+    const request = commandCallOf(undefined, context({ title: 'n' })).idempotency!;
     const leaseOver = new IdempotentCommands(store, {
       now: () => new Date(clock.now().getTime() + IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1),
     });
     let looks = 0;
     const notFound = { ...request, findAbandonedCreation: async () => ((looks += 1), undefined) };
-    await expect(leaseOver.run(notFound, async () => ({ id: 'never' }))).resolves.toMatchObject({
+    const answer = await leaseOver.run(notFound, async () => ({ id: 'never' }));
+    expect(answer).toMatchObject({
+      status: 409,
       code: 'IDEMPOTENCY_OUTCOME_UNKNOWN',
+      lookedFor: expect.any(String),
     });
-    const found = { ...request, findAbandonedCreation: async () => ((looks += 1), { id: 'CHG-007' }) };
-    await expect(leaseOver.run(found, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
-    // settled: the next repeat replays it without looking
-    await expect(leaseOver.run(notFound, async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-007' });
-    expect(looks).toBe(2);
+    expect(answeredStatus).toBe(409);
+    // a later look would find it? It is not asked again: the answer stands
+    const wouldFind = { ...request, findAbandonedCreation: async () => ((looks += 1), { id: 'CHG-008' }) };
+    await expect(leaseOver.run(wouldFind, async () => ({ id: 'never' }))).resolves.toEqual(answer);
+    expect(looks).toBe(1);
   });
 
   it('a creation that failed with nothing stored (the store busy or unreachable before writing) frees its key', async () => {

@@ -16,22 +16,43 @@ import {
   IDEMPOTENCY_IN_FLIGHT_LEASE_MS,
   IDEMPOTENCY_STORE,
   type IdempotencyStore,
+  type StoredResponse,
 } from './idempotency-store.port';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
+/** What a client can do about an unknown outcome, in every such answer. */
+const WHAT_TO_DO =
+  'a change request is looked for by this key when the same request is sent again a minute after the first; ' +
+  'otherwise look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key';
+
 /** The answer kept for a creation whose first attempt may or may not have been stored. */
 const OUTCOME_UNKNOWN = problem(
   'IDEMPOTENCY_OUTCOME_UNKNOWN',
-  'the first request with this Idempotency-Key failed while it was being stored (the event store became unreachable), so whether it was created is unknown; ' +
-    'look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
+  'the first request with this Idempotency-Key failed while it was being stored (the event store became unreachable), ' +
+    `so whether it was created is unknown; ${WHAT_TO_DO}`,
 );
 const IN_FLIGHT_WAIT_MS = 5000;
 
-const isOutcomeUnknown = (response: { statusCode: number; body: unknown }) =>
+/** A stored "outcome unknown" not yet settled by a look (one that was carries `lookedFor`). */
+const isUnsettledOutcome = (response: StoredResponse) =>
   response.statusCode === OUTCOME_UNKNOWN.status &&
-  (response.body as { code?: unknown } | null)?.code === OUTCOME_UNKNOWN.code;
+  (response.body as { code?: unknown } | null)?.code === OUTCOME_UNKNOWN.code &&
+  (response.body as { lookedFor?: unknown }).lookedFor === undefined;
 
+/** The answer kept once a look found nothing: not looked for again (the look is not cheap). */
+const notFoundAnswer = (claimedAt: number, lookedAt: Date): StoredResponse => ({
+  statusCode: OUTCOME_UNKNOWN.status,
+  body: {
+    ...problem(
+      'IDEMPOTENCY_OUTCOME_UNKNOWN',
+      `the first request with this Idempotency-Key (${new Date(claimedAt).toISOString()}) has no recorded answer, and ` +
+        `no change request you submitted under this key was found at ${lookedAt.toISOString()}: most likely it was not created; ` +
+        'look for it (GET /api/v1/changes) before sending it again under a new key',
+    ),
+    lookedFor: lookedAt.toISOString(),
+  },
+});
 /**
  * A creation's claim still pending after the lease, whose creation was not found (or cannot be
  * looked for: templates): its process stopped before answering (before creating, or after), or
@@ -42,8 +63,7 @@ const abandonedCreation = (since: number) =>
   new IdempotencyOutcomeUnknownError(
     `the first request with this Idempotency-Key (${new Date(since).toISOString()}) has had no recorded answer for over a minute ` +
       '(the service stopped while it ran, could not record the answer, or is still waiting on a slow event store), ' +
-      'so whether it was created is unknown; look for it ' +
-      '(GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key',
+      `so whether it was created is unknown; ${WHAT_TO_DO}`,
   );
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -84,8 +104,9 @@ export interface IdempotentRequest {
    */
   readonly reclaimAbandoned: boolean;
   /**
-   * A creation whose claim its process left pending: looks for what it created (undefined: not
-   * found, or it cannot tell). Found, its answer is kept and replayed; never created again.
+   * A creation whose claim its process left pending, or whose outcome was stored as unknown:
+   * looks for what it created (undefined: not found; throws when it cannot look). Found, its
+   * answer is kept and replayed; never created again.
    */
   readonly findAbandonedCreation?: (claimedAt: number) => Promise<unknown>;
   /** Marks the answer as a replay, sent with the stored status. */
@@ -121,7 +142,8 @@ export class IdempotentCommands {
 
   /**
    * Runs `command` once per key: a repeat gets the first answer (as stored: `T`, or the
-   * `IDEMPOTENCY_OUTCOME_UNKNOWN` problem), or waits for it.
+   * `IDEMPOTENCY_OUTCOME_UNKNOWN` problem), or waits for it; a creation whose answer is unknown
+   * a minute on is looked for (`settleByLooking`).
    */
   async run<T>(request: IdempotentRequest | undefined, command: () => Promise<T>): Promise<T> {
     if (!request) return command();
@@ -133,22 +155,14 @@ export class IdempotentCommands {
       if (claim.kind === 'mismatch') throw new IdempotencyKeyReusedError();
       if (claim.kind === 'replay') {
         // A creation stored as "outcome unknown" (EventStoreDB became unreachable during its
-        // append) may have been created after all: once the lease is over it is looked for.
+        // append) may have been created after all: once the lease is over it is looked for, once.
         if (
           !reclaimAbandoned &&
-          isOutcomeUnknown(claim.response) &&
+          request.findAbandonedCreation &&
+          isUnsettledOutcome(claim.response) &&
           claim.claimedAt <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS
         ) {
-          const found = await request.findAbandonedCreation?.(claim.claimedAt);
-          if (found !== undefined) {
-            await this.store
-              .settle(scope, claim.claimedAt, { statusCode: request.statusCode, body: found })
-              .catch((error: unknown) =>
-                this.logger.error(`Idempotency-Key answer not stored: ${messageOf(error)}`),
-              );
-            request.replayed(request.statusCode);
-            return found as T;
-          }
+          return this.settleByLooking<T>(request, claim.claimedAt, 'done');
         }
         request.replayed(claim.response.statusCode);
         return claim.response.body as T;
@@ -158,18 +172,8 @@ export class IdempotentCommands {
         break;
       }
       if (!reclaimAbandoned && claim.since <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS) {
-        // A failed look (read models lagging, a store down) is that failure (503: the same key
-        // may be sent again), not "unknown": that answer sends the client to create it anew.
-        const found = await request.findAbandonedCreation?.(claim.since);
-        if (found === undefined) throw abandonedCreation(claim.since);
-        // It was created: that is the answer, now and for every repeat.
-        await this.store
-          .complete(scope, claim.since, { statusCode: request.statusCode, body: found })
-          .catch((error: unknown) =>
-            this.logger.error(`Idempotency-Key answer not stored: ${messageOf(error)}`),
-          );
-        request.replayed(request.statusCode);
-        return found as T;
+        if (!request.findAbandonedCreation) throw abandonedCreation(claim.since);
+        return this.settleByLooking<T>(request, claim.since, 'pending');
       }
       // The same request is being processed right now: wait for its answer.
       if (Date.now() > deadline) {
@@ -219,9 +223,33 @@ export class IdempotentCommands {
   }
 
   /**
+   * Looks for the creation a claim left without an answer (`pending`) or with "outcome unknown"
+   * (`done`), and keeps what it finds as the answer: the creation's, or that it was not found.
+   * A failed look (read models lagging, a store down) is that failure, 503, and keeps nothing:
+   * the same key may be sent again ("unknown" would send the client to create it anew).
+   */
+  private async settleByLooking<T>(
+    request: IdempotentRequest,
+    claimedAt: number,
+    stored: 'pending' | 'done',
+  ): Promise<T> {
+    const found = await request.findAbandonedCreation!(claimedAt);
+    const answer =
+      found !== undefined
+        ? { statusCode: request.statusCode, body: found }
+        : notFoundAnswer(claimedAt, this.clock.now());
+    const keep = stored === 'pending' ? this.store.complete : this.store.settle;
+    await keep
+      .call(this.store, request.scope, claimedAt, answer)
+      .catch((error: unknown) => this.logger.error(`Idempotency-Key answer not stored: ${messageOf(error)}`));
+    request.replayed(answer.statusCode);
+    return answer.body as T;
+  }
+
+  /**
    * Frees a claim. If the key store fails, the claim stays in flight (a change's command until
    * its lease runs out; a creation's for the key's 24 h: a repeat waits, then gets 409, and after
-   * the lease IDEMPOTENCY_OUTCOME_UNKNOWN): logged,
+   * the lease the creation is looked for, see `settleByLooking`): logged,
    * never answered instead of the command's own answer.
    */
   private async freeKey(scope: string, claimedAt: number): Promise<void> {

@@ -23,8 +23,17 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
       response: { statusCode: 201, body: { id: 'CHG-001' } },
       claimedAt: claimedAt(0),
     });
-    // a stored answer is replaced only for the claim that stored it
+    // a stored answer is replaced only for the claim that stored it, and only once stored
     await store.settle('u\u0000k', claimedAt(1), { statusCode: 201, body: 'other claim' });
+    expect(await store.claim('u\u0000k', 'f1', later(20))).toMatchObject({
+      response: { statusCode: 201, body: { id: 'CHG-001' } },
+    });
+    await store.claim('u\u0000p', 'f1', t0);
+    await store.settle('u\u0000p', claimedAt(0), { statusCode: 201, body: 'not yet answered' });
+    expect(await store.claim('u\u0000p', 'f1', later(20))).toEqual({
+      kind: 'in-flight',
+      since: claimedAt(0),
+    });
     await store.settle('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-002' } });
     expect(await store.claim('u\u0000k', 'f1', later(21))).toMatchObject({
       response: { statusCode: 201, body: { id: 'CHG-002' } },
