@@ -579,10 +579,8 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     const unknown = await app.post('/changes', body, USERS.requester, headers);
     expectStatus(unknown, 409, 'IDEMPOTENCY_OUTCOME_UNKNOWN');
     expect(unknown.headers.get('content-type')).toContain('application/problem+json');
-    expect(unknown.body).toMatchObject({ lookedFor: new Date(now).toISOString() });
-    // kept: a repeat later gets the same answer, not another look
-    now += 60_000;
-    expect((await app.post('/changes', body, USERS.requester, headers)).body).toEqual(unknown.body);
+    // not kept: the first request may still be running against a slow store, and a repeat looks again
+    expect(unknown.body).not.toHaveProperty('lookedFor');
     expect(await app.store.headPosition()).toBe(head);
   }, 20_000);
 });

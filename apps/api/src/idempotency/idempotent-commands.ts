@@ -224,7 +224,8 @@ export class IdempotentCommands {
 
   /**
    * Looks for the creation a claim left without an answer (`pending`) or with "outcome unknown"
-   * (`done`), and keeps what it finds as the answer: the creation's, or that it was not found.
+   * (`done`), and keeps what it finds as the answer: the creation's; or, for `done` (its request
+   * is over), that it was not found.
    * A failed look (read models lagging, a store down) is that failure, 503, and keeps nothing:
    * the same key may be sent again ("unknown" would send the client to create it anew).
    */
@@ -234,6 +235,9 @@ export class IdempotentCommands {
     stored: 'pending' | 'done',
   ): Promise<T> {
     const found = await request.findAbandonedCreation!(claimedAt);
+    // Not found while the claim is pending: its request may still be running (a slow event
+    // store) and create it yet, so nothing is kept and the next repeat looks again.
+    if (found === undefined && stored === 'pending') throw abandonedCreation(claimedAt);
     const answer =
       found !== undefined
         ? { statusCode: request.statusCode, body: found }
