@@ -557,6 +557,27 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     expect(again.body).toEqual(first.body);
   }, 20_000);
 
+  it('one stored as "outcome unknown" (EventStoreDB unreachable during its append) that did land is settled to its answer', async () => {
+    const headers = { 'idempotency-key': 'landed-though-unknown' };
+    const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    // what an append whose outcome was unknown leaves: the key answered 409 outcome unknown
+    const db = new Database(join(app.dataDir, 'idempotency.sqlite'));
+    const scope = `${USERS.requester.sub}\u0000${headers['idempotency-key']}`;
+    const unknownBody = { status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN', detail: 'unknown' };
+    db.prepare('UPDATE idempotency SET status_code = 409, body = ?, created_at = ? WHERE scope = ?').run(
+      JSON.stringify(unknownBody),
+      now,
+      scope,
+    );
+    db.close();
+    // within the lease: the stored answer
+    expect((await app.post('/changes', normalChange(), USERS.requester, headers)).body).toEqual(unknownBody);
+    now += 61_000;
+    const settled = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
+    expect(settled.body).toEqual(first.body);
+    expect(settled.headers.get('idempotent-replayed')).toBe('true');
+  }, 20_000);
+
   it('one that created nothing is IDEMPOTENCY_OUTCOME_UNKNOWN after the lease, and creates nothing', async () => {
     // a claim whose request created nothing (here: refused, 422), then left pending
     const headers = { 'idempotency-key': 'claimed-then-the-crash' };
