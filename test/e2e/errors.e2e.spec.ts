@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { signToken } from '@changeledger/platform';
@@ -334,6 +335,31 @@ describe('every error code of the contract, as problem+json', () => {
       'RULE_VIOLATION',
     );
     expect(complete.body.detail).toMatch(/verification/);
+  });
+
+  it('answers what is not HTTP, or headers over the limit, with problem+json too', async () => {
+    const { port } = new URL(app.baseUrl);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(request));
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+        socket.on('close', () => resolve(answer));
+        socket.on('error', reject);
+      });
+    const parse = (answer: string) => {
+      const [head, body] = answer.split('\r\n\r\n');
+      return { status: head.split(' ')[1], head, body: JSON.parse(body) as Record<string, unknown> };
+    };
+    const garbage = parse(await raw('NOT HTTP AT ALL\r\n\r\n'));
+    expect(garbage.status).toBe('400');
+    expect(garbage.head).toContain('Content-Type: application/problem+json');
+    expect(garbage.body).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    const huge = parse(
+      await raw(`GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    expect(huge.status).toBe('431');
+    expect(huge.body).toMatchObject({ status: 431, code: 'HEADERS_TOO_LARGE' });
   });
 
   it("keeps Node's limit on how long a request may take to arrive (Fastify's default turns it off)", () => {

@@ -8,6 +8,7 @@ import { RequestValidationError } from './application/application-errors';
 import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
+import { answerClientError } from './http/client-error';
 import { buildOpenApiDocument } from './openapi/openapi';
 
 export const API_PREFIX = 'api/v1';
@@ -37,6 +38,7 @@ export const createApp = async (
     // Node's own limit, so a client trickling a body could hold a connection for as long as it
     // liked. (Answers are not limited: an NDJSON export streams for as long as it takes.)
     requestTimeout: REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
     genReqId: () => randomUUID(),
     return503OnClosing: true,
   });
