@@ -8,7 +8,7 @@ import { RequestValidationError } from './application/application-errors';
 import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
-import { answerClientError } from './http/client-error';
+import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
 import { buildOpenApiDocument } from './openapi/openapi';
 
 export const API_PREFIX = 'api/v1';
@@ -24,8 +24,6 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
 
 const isJson = (contentType: string | undefined) =>
   /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
-
-export const REQUEST_TIMEOUT_MS = 60_000;
 
 /** Builds the HTTP application (used by main.ts, the e2e tests and the benchmark). */
 export const createApp = async (

@@ -44,8 +44,8 @@ export interface IdempotencyStore {
   /** Stores the answer, if the claim is still this one (not reclaimed meanwhile). */
   complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /**
-   * Replaces a stored answer, if it is still the one that claim stored: a creation's "outcome
-   * unknown" once the creation is found.
+   * Replaces a stored refusal, if it is still the one that claim stored (never a success): a
+   * creation's "outcome unknown" once the creation is looked for.
    */
   settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /** Frees a claim whose request failed, so the client may retry with the same key. */

@@ -46,7 +46,7 @@ const notFoundAnswer = (claimedAt: number, lookedAt: Date): StoredResponse => ({
   body: {
     ...problem(
       'IDEMPOTENCY_OUTCOME_UNKNOWN',
-      `the first request with this Idempotency-Key (${new Date(claimedAt).toISOString()}) has no recorded answer, and ` +
+      `the first request with this Idempotency-Key (${new Date(claimedAt).toISOString()}) failed while it was being stored, and ` +
         `no change request you submitted under this key was found at ${lookedAt.toISOString()}: most likely it was not created; ` +
         'look for it (GET /api/v1/changes) before sending it again under a new key',
     ),

@@ -23,20 +23,27 @@ describe('SqliteIdempotencyStore (a real SQLite database in memory)', () => {
       response: { statusCode: 201, body: { id: 'CHG-001' } },
       claimedAt: claimedAt(0),
     });
-    // a stored answer is replaced only for the claim that stored it, and only once stored
-    await store.settle('u\u0000k', claimedAt(1), { statusCode: 201, body: 'other claim' });
-    expect(await store.claim('u\u0000k', 'f1', later(20))).toMatchObject({
-      response: { statusCode: 201, body: { id: 'CHG-001' } },
-    });
+    // settle replaces a stored refusal, only the one its claim stored, never a pending claim,
+    // never a success
+    const unknown = { statusCode: 409, body: { code: 'IDEMPOTENCY_OUTCOME_UNKNOWN' } };
+    await store.claim('u\u0000s', 'f1', t0);
+    await store.complete('u\u0000s', claimedAt(0), unknown);
+    await store.settle('u\u0000s', claimedAt(1), { statusCode: 201, body: 'other claim' });
+    expect(await store.claim('u\u0000s', 'f1', later(20))).toMatchObject({ response: unknown });
     await store.claim('u\u0000p', 'f1', t0);
     await store.settle('u\u0000p', claimedAt(0), { statusCode: 201, body: 'not yet answered' });
     expect(await store.claim('u\u0000p', 'f1', later(20))).toEqual({
       kind: 'in-flight',
       since: claimedAt(0),
     });
-    await store.settle('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-002' } });
-    expect(await store.claim('u\u0000k', 'f1', later(21))).toMatchObject({
+    await store.settle('u\u0000s', claimedAt(0), { statusCode: 201, body: { id: 'CHG-002' } });
+    await store.settle('u\u0000s', claimedAt(0), unknown); // a "not found" that lost the race
+    expect(await store.claim('u\u0000s', 'f1', later(21))).toMatchObject({
       response: { statusCode: 201, body: { id: 'CHG-002' } },
+    });
+    await store.settle('u\u0000k', claimedAt(0), { statusCode: 200, body: 'over a success' });
+    expect(await store.claim('u\u0000k', 'f1', later(22))).toMatchObject({
+      response: { statusCode: 201, body: { id: 'CHG-001' } },
     });
     expect(await store.claim('u\u0000k', 'f2', later(30))).toEqual({ kind: 'mismatch' });
     expect((await store.claim('u\u0000k', 'f2', later(IDEMPOTENCY_TTL_MS))).kind).toBe('claimed');

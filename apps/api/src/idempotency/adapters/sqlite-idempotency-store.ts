@@ -74,7 +74,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
        WHERE scope = ? AND created_at = ? AND state = 'pending'`,
     );
     this.settleStmt = this.db.prepare(
-      `UPDATE idempotency SET status_code = ?, body = ? WHERE scope = ? AND created_at = ? AND state = 'done'`,
+      // never over a success: two repeats looking at once, a "not found" must not replace a "found"
+      `UPDATE idempotency SET status_code = ?, body = ?
+       WHERE scope = ? AND created_at = ? AND state = 'done' AND status_code >= 400`,
     );
     this.releaseStmt = this.db.prepare(
       `DELETE FROM idempotency WHERE scope = ? AND created_at = ? AND state = 'pending'`,
