@@ -4,7 +4,6 @@ import type { AnyAggregateOf } from './aggregates';
 export interface CommandOptions {
   readonly actor: Actor;
   readonly correlationId: string;
-  /** From If-Match: the version the client saw. Without it, conflicts are re-run. */
   /** If-Match: the versions the client saw, any of which may be current (undefined: no pin). */
   readonly expectedVersions?: readonly number[];
   readonly idempotencyKey?: string;

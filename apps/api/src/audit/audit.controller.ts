@@ -3,7 +3,7 @@ import { Controller, Get, Headers, Inject, Param, Query, Res } from '@nestjs/com
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, Matches } from 'class-validator';
 import type { FastifyReply } from 'fastify';
-import { type Actor, changeRequestStreamId, notFound, toChangeView } from '@changeledger/domain';
+import { type Actor, changeRequestStreamId, ISO_DATE, notFound, toChangeView } from '@changeledger/domain';
 import {
   EVENT_STORE,
   type EventStore,
@@ -123,7 +123,7 @@ export class AuditController {
   async asOf(@Param() { id }: ChangeIdParam, @Query() { at }: AsOfQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     // A bare date is the whole day, as a report's `to` is: the change as it stood at its end.
-    const limit = /^\d{4}-\d{2}-\d{2}$/.test(at) ? Date.parse(`${at}T23:59:59.999Z`) : Date.parse(at);
+    const limit = ISO_DATE.test(at) ? Date.parse(`${at}T23:59:59.999Z`) : Date.parse(at);
     // The stream up to its first event after `at`: a prefix, never a state that did not exist
     // (instances whose clocks differ can record a later revision with an earlier time).
     const all = await this.changeEvents(id);

@@ -14,6 +14,10 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
  */
 export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 
+/** Whether a claim made at `claimedAt` (ms) has outlived its lease at `now` (ms). */
+export const leaseOver = (claimedAt: number, now: number): boolean =>
+  claimedAt <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+
 export interface StoredResponse {
   readonly statusCode: number;
   readonly body: unknown;

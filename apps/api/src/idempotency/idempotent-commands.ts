@@ -13,9 +13,9 @@ import {
 } from '../application/application-errors';
 import { problem, toProblem } from '../http/problem-details.filter';
 import {
-  IDEMPOTENCY_IN_FLIGHT_LEASE_MS,
   IDEMPOTENCY_STORE,
   type IdempotencyStore,
+  leaseOver,
   type StoredResponse,
 } from './idempotency-store.port';
 
@@ -160,7 +160,7 @@ export class IdempotentCommands {
           !reclaimAbandoned &&
           request.findAbandonedCreation &&
           isUnsettledOutcome(claim.response) &&
-          claim.claimedAt <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS
+          leaseOver(claim.claimedAt, this.clock.now().getTime())
         ) {
           return this.settleByLooking<T>(request, claim.claimedAt, 'done');
         }
@@ -171,7 +171,7 @@ export class IdempotentCommands {
         claimedAt = claim.claimedAt;
         break;
       }
-      if (!reclaimAbandoned && claim.since <= this.clock.now().getTime() - IDEMPOTENCY_IN_FLIGHT_LEASE_MS) {
+      if (!reclaimAbandoned && leaseOver(claim.since, this.clock.now().getTime())) {
         if (!request.findAbandonedCreation) throw abandonedCreation(claim.since);
         return this.settleByLooking<T>(request, claim.since, 'pending');
       }

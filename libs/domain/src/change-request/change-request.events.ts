@@ -192,6 +192,17 @@ export const CHANGE_REQUEST_EVENT_TYPES: readonly ChangeRequestEventType[] = [
 ];
 
 /**
+ * Implementation work: what only an implementer records, during or right after it. The first
+ * of these names an emergency's implementer when its declarer is not one (`byImplementer`).
+ */
+export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] = [
+  'ImplementationStepRecorded',
+  'ImplementationIssueRecorded',
+  'VerificationRecorded',
+  'ImplementationCompleted',
+];
+
+/**
  * Bumped when an event's data changes shape; stored in every event's metadata. 2 (2026-11-27):
  * ChangeApproved and ChangeRejected at the approval stage name `level`, `riskLevel` and `rule`;
  * a rescheduling ChangeScheduled names the `previous` slot. Version 1 events lack them.

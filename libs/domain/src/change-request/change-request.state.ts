@@ -112,7 +112,10 @@ export const initialChangeRequestState = (): ChangeRequestState => ({
   implementation: { steps: [], issues: [] },
 });
 
-/** Implementation work by `by`: the implementer, if one is still to be named (see `implementerPending`). */
+/**
+ * Implementation work by `by` (one of IMPLEMENTATION_WORK_EVENT_TYPES, each of whose cases below
+ * calls this): the implementer, if one is still to be named (see `implementerPending`).
+ */
 const firstImplementer = (state: ChangeRequestState, by: ActorRef) =>
   state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {};
 

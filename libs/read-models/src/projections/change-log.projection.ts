@@ -1,4 +1,10 @@
-import { type ChangeStatus, type ChangeType, type Outcome, statusOnSubmission } from '@changeledger/domain';
+import {
+  type ChangeStatus,
+  type ChangeType,
+  IMPLEMENTATION_WORK_EVENT_TYPES,
+  type Outcome,
+  statusOnSubmission,
+} from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
 import { csvCell } from '../csv';
@@ -57,13 +63,7 @@ const finish = (
     date: row.endedDay ?? row.startedDay ?? row.submittedDay,
   });
 
-/** Implementation work: what only an implementer records, during or right after it. */
-const WORK_EVENTS = new Set([
-  'ImplementationStepRecorded',
-  'ImplementationIssueRecorded',
-  'VerificationRecorded',
-  'ImplementationCompleted',
-]);
+const WORK_EVENTS = new Set<string>(IMPLEMENTATION_WORK_EVENT_TYPES);
 
 export const changeLogProjection: Projection<ChangeLogDocument> = {
   collection: {

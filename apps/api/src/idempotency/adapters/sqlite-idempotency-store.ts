@@ -2,10 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
-  IDEMPOTENCY_IN_FLIGHT_LEASE_MS,
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
   type IdempotencyStore,
+  leaseOver,
   type StoredResponse,
 } from '../idempotency-store.port';
 
@@ -49,10 +49,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     const tx = this.db.transaction(
       (scope: string, fingerprint: string, now: number, reclaimAbandoned: boolean): IdempotencyClaim => {
         const row = get.get(scope);
-        const abandoned =
-          reclaimAbandoned &&
-          row?.state === 'pending' &&
-          row.created_at <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+        const abandoned = reclaimAbandoned && row?.state === 'pending' && leaseOver(row.created_at, now);
         if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
           if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
           if (row.state === 'pending') return { kind: 'in-flight', since: row.created_at };

@@ -45,6 +45,8 @@ const CHECKPOINTS = 'checkpoints';
 const REBUILD_LEASES = 'changeledger_rebuild_lease';
 export const REBUILD_LEASE_MS = 60_000;
 const REBUILD_LEASE_RENEW_MS = 10_000;
+/** The first batch asked for at most (pages are at most 501 rows; the port allows any limit). */
+const MAX_BATCH = 10_000;
 
 /** Another rebuild holds the lease: it is running (or died less than REBUILD_LEASE_MS ago). */
 export class RebuildInProgressError extends Error {
@@ -335,7 +337,7 @@ export class MongoReadModelStore implements ReadModelStore {
       return found;
     }
     // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
-    const batchSize = Math.min(wanted.length, 10_000);
+    const batchSize = Math.min(wanted.length, MAX_BATCH);
     const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize });
     for await (const stored of cursor) {
       found.set(stored._id, fromStored<D>(stored));
@@ -369,7 +371,7 @@ export class MongoReadModelStore implements ReadModelStore {
     // batchSize: the whole page in the first batch (the server's default is 101 and the rest by
     // getMore), so a rebuild's swap, whose renames kill open cursors, cannot break a page halfway.
     // (Pages are at most 501 rows; a larger limit still gets batches of 10,000.)
-    const batchSize = Math.min(limit, 10_000);
+    const batchSize = Math.min(limit, MAX_BATCH);
     const rows = await target
       .find(filter, { sort, limit, batchSize, ...(projection && { projection }) })
       .toArray();
