@@ -380,12 +380,29 @@ if (url) {
     });
 
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
-      await commit([doc('a', '5', 'a5'), doc('b', '5', 'b5'), doc('c', '5', 'c5')], 5n);
-      // pretend a and c were not there yet when the batch looked (so their inserts collide), and b
-      // was older: one unordered bulkWrite of insert, replace, insert, insert
-      const spy = jest
-        .spyOn(store as unknown as { storedPositions(): Promise<Map<string, string>> }, 'storedPositions')
-        .mockResolvedValue(new Map([['b', '00000000000000000001']]));
+      await commit([doc('b', '5', 'b5')], 5n);
+      // The race, forced: another writer (a second projector) stores a and c after this batch
+      // looked for them and before it writes, so its inserts of a and c collide for real. One
+      // unordered bulkWrite of insert, replace, insert, insert.
+      const other = await fx.open();
+      await other.init([spec]);
+      const lookup = store as unknown as {
+        storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>>;
+      };
+      const storedPositions = lookup.storedPositions.bind(store);
+      let looked: string[] = [];
+      const spy = jest.spyOn(lookup, 'storedPositions').mockImplementation(async (collection, ids) => {
+        const found = await storedPositions(collection, ids);
+        looked = [...found.keys()];
+        await other.commit({
+          documents: [
+            { collection: 'things', document: doc('a', '5', 'a5') },
+            { collection: 'things', document: doc('c', '5', 'c5') },
+          ],
+          checkpoint: { name: 'other', position: 5n },
+        });
+        return found;
+      });
       try {
         await commit(
           [doc('a', '4', 'a4'), doc('b', '6', 'b6'), doc('c', '5', 'c5 again'), doc('d', '1', 'd1')],
@@ -394,6 +411,7 @@ if (url) {
       } finally {
         spy.mockRestore();
       }
+      expect(looked).toEqual(['b']); // a and c were not there when the batch looked
       const got = await store.getMany<ReturnType<typeof doc>>('things', ['a', 'b', 'c', 'd']);
       expect([...got.values()].map((d) => `${d.id}:${d.status}@${d._position}`).sort()).toEqual([
         'a:a5@5',

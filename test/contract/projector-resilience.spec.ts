@@ -141,8 +141,10 @@ describe('projector resilience', () => {
     });
     const projector = new Projector(events, hanging, allProjections());
     await projector.start();
-    await new Promise((resolve) => setTimeout(resolve, 14_500)); // fourteen beats or more
-    expect(beats).toBe(12); // a few in flight, then none until one answers
+    // a beat a second: twelve in flight, then none until one answers (three more seconds)
+    await waitFor(async () => beats >= 12, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(beats).toBe(12);
 
     await projector.stop();
     await real.close();

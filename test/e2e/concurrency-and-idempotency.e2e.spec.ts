@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
+import { ConcurrencyError } from '@changeledger/event-store';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
@@ -95,17 +96,46 @@ describe('concurrency and idempotency', () => {
     const { id } = await submit(app, normalChange('low'));
     await reviewAll(app, id);
     const { version } = expectStatus(await app.get(`/changes/${id}`), 200).body as { version: number };
+    // The race, forced: no approval reaches the store before at least two have decided on the
+    // same version, so the store's expected-version check (not a check before it) decides.
+    const store = app.store;
+    const append = store.append.bind(store);
+    const waiting: (() => void)[] = [];
+    let held = 0;
+    let conflicts = 0;
+    store.append = async (...args) => {
+      if (args[0] === `changeRequest-${id}` && held++ < 2) {
+        await new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          if (waiting.length === 2) waiting.forEach((go) => go());
+          setTimeout(resolve, 3000);
+        });
+      }
+      try {
+        return await append(...args);
+      } catch (error) {
+        if (error instanceof ConcurrencyError) conflicts++;
+        throw error;
+      }
+    };
     const approvers = [USERS.lead, USERS.manager];
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        app.post(
-          `/changes/${id}/approve`,
-          { comment: `approval ${i}` },
-          approvers[i % 2],
-          i % 3 === 0 ? { 'if-match': `"${version}"` } : {},
+    let results: Awaited<ReturnType<AppHarness['post']>>[];
+    try {
+      results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          app.post(
+            `/changes/${id}/approve`,
+            { comment: `approval ${i}` },
+            approvers[i % 2],
+            i % 3 === 0 ? { 'if-match': `"${version}"` } : {},
+          ),
         ),
-      ),
-    );
+      );
+    } finally {
+      delete (store as { append?: unknown }).append;
+    }
+    expect(waiting).toHaveLength(2);
+    expect(conflicts).toBeGreaterThanOrEqual(1); // an append lost at the store
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     // with If-Match on the old version: 412; without: re-run on the approved change, 409

@@ -34,14 +34,32 @@ describe('projections:rebuild while the API serves', () => {
     const before = await read();
     const store = app.app.get<ReadModelStore>(READ_MODEL_STORE);
     const progress: bigint[] = [];
-    const rebuilding = rebuildReadModels(app.store, store, allProjections(), (p) =>
-      progress.push(p.position),
-    );
-    const during = await read(); // served from the live models while the shadow fills
-    const result = await rebuilding;
+    // The reads "during" start at the first progress report (the shadow is filling) and the swap
+    // waits for them: so they are served while both the live models and the shadow exist.
+    let during: ReturnType<typeof read> | undefined;
+    const createShadow = store.createShadow.bind(store);
+    store.createShadow = async () => {
+      const shadow = await createShadow();
+      const promote = shadow.promote.bind(shadow);
+      shadow.promote = async (options) => {
+        await during;
+        return promote(options);
+      };
+      return shadow;
+    };
+    let result: Awaited<ReturnType<typeof rebuildReadModels>>;
+    try {
+      result = await rebuildReadModels(app.store, store, allProjections(), (p) => {
+        during ??= read();
+        progress.push(p.position);
+      });
+    } finally {
+      delete (store as { createShadow?: unknown }).createShadow;
+    }
     expect(result.events).toBe(await app.eventCount());
     expect(progress.at(-1)).toBe(result.head);
-    expect(during).toEqual(before);
+    expect(during).toBeDefined();
+    expect(await during).toEqual(before); // served from the live models while the shadow filled
     expect(await read()).toEqual(before);
 
     // The projector keeps working on the swapped-in models.

@@ -66,10 +66,19 @@ describe('AggregateLoader (over a real SQLite event store)', () => {
     await loader.load(notes, 'A'); // used again: B is now the oldest
     await loader.load(notes, 'C');
     expect(loader.cached.entries).toBe(2);
-    // B was dropped: a write behind its back is read either way; A's cached state is added to
+    // Which reads the loads make tell what was kept: a cached state reads only what follows it.
+    const reads: string[] = [];
+    const readStream = store.readStream.bind(store);
+    store.readStream = (streamId, options) => {
+      reads.push(`${streamId.slice(-1)} from ${options?.fromRevision ?? 0n}`);
+      return readStream(streamId, options);
+    };
     await write('A', '+');
     expect(await loader.load(notes, 'A')).toEqual({ version: 2, text: 'A+' });
+    expect(await loader.load(notes, 'C')).toEqual({ version: 1, text: 'C' });
     expect(await loader.load(notes, 'B')).toEqual({ version: 1, text: 'B' });
+    // A and C were kept, B (least recently used when C came) was dropped and is read whole
+    expect(reads).toEqual(['A from 1', 'C from 1', 'B from 0']);
   });
 
   it('keeps the states within maxChars, measured by the events folded into them', async () => {

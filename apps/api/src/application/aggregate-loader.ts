@@ -78,8 +78,13 @@ export class AggregateLoader {
   ) {
     if (version === 0) return;
     const previous = this.cache.get(streamId);
-    // Two loads from one cached state: the later remembers what the first already has.
-    if (previous && previous.version >= version) return;
+    if (previous && previous.version >= version) {
+      // A load that found nothing new (or the later of two loads from one cached state): the
+      // kept state stays, as the most recently used.
+      this.cache.delete(streamId);
+      this.cache.set(streamId, previous);
+      return;
+    }
     // Its size adds to the cached state's it was folded from; from another base, it is measured.
     const size =
       (previous?.version ?? 0) === base
