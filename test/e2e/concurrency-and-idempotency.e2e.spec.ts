@@ -513,7 +513,9 @@ describe('bad input stores nothing', () => {
   });
 
   it('serves the OpenAPI document generated from the DTOs', async () => {
-    const doc = expectStatus(await app.request('GET', '/openapi.json', { as: null }), 200).body as {
+    // like every endpoint but health, behind a token
+    expectStatus(await app.request('GET', '/openapi.json', { as: null }), 401, 'UNAUTHENTICATED');
+    const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body as {
       paths: Record<string, unknown>;
       components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
     };
@@ -536,6 +538,72 @@ describe('bad input stores nothing', () => {
     expect(doc.components.schemas.ScheduleChangeDto.required).toEqual(
       expect.arrayContaining(['plannedStart', 'plannedEnd', 'maintenanceWindow']),
     );
+
+    // Path, query and header parameters, answers and errors, as a generated client needs them.
+    interface Parameter {
+      name: string;
+      in: string;
+      required: boolean;
+      schema: { enum?: string[] };
+    }
+    interface Operation {
+      parameters: Parameter[];
+      requestBody?: { required: boolean };
+      responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }>;
+      security: unknown[];
+    }
+    const operations = Object.entries(doc.paths as Record<string, Record<string, Operation>>).flatMap(
+      ([path, item]) => Object.entries(item).map(([method, operation]) => ({ path, method, operation })),
+    );
+    expect(operations.length).toBeGreaterThan(25);
+    for (const { path, operation } of operations) {
+      const inPath = operation.parameters.filter((p) => p.in === 'path').map((p) => p.name);
+      expect(inPath).toEqual([...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]));
+    }
+    const op = (method: string, path: string) =>
+      operations.find((o) => o.method === method && o.path === `/api/v1${path}`)!.operation;
+    const query = (operation: Operation) =>
+      Object.fromEntries(operation.parameters.filter((p) => p.in === 'query').map((p) => [p.name, p]));
+    const list = query(op('get', '/changes'));
+    expect(Object.keys(list)).toEqual(
+      expect.arrayContaining([
+        'status',
+        'type',
+        'riskLevel',
+        'system',
+        'from',
+        'to',
+        'limit',
+        'cursor',
+        'minPosition',
+      ]),
+    );
+    expect(list.status.schema.enum).toContain('awaiting-approval');
+    expect(Object.values(list).every((p) => !p.required)).toBe(true);
+    expect(query(op('get', '/changes/{id}/as-of')).at.required).toBe(true);
+    expect(Object.keys(query(op('get', '/reports/compliance')))).toEqual(
+      expect.arrayContaining(['period', 'from', 'to', 'format']),
+    );
+    // commands: optional Idempotency-Key, If-Match on an existing change, their answer and errors
+    const approve = op('post', '/changes/{id}/approve');
+    expect(approve.parameters.filter((p) => p.in === 'header').map((p) => p.name)).toEqual([
+      'Idempotency-Key',
+      'If-Match',
+    ]);
+    expect(approve.responses['200'].content!['application/json'].schema.$ref).toBe(
+      '#/components/schemas/CommandResult',
+    );
+    expect(Object.keys(approve.responses)).toEqual(
+      expect.arrayContaining(['400', '401', '403', '404', '409', '412', '422']),
+    );
+    expect(approve.responses['409'].content!['application/problem+json'].schema.$ref).toBe(
+      '#/components/schemas/Problem',
+    );
+    expect(op('post', '/changes').responses['201']).toBeDefined();
+    expect(op('post', '/changes').requestBody!.required).toBe(true);
+    expect(op('post', '/changes/{id}/start').requestBody!.required).toBe(false); // no body needed
+    expect(op('get', '/health').security).toEqual([]);
+    expect(op('get', '/changes').security).toEqual([{ bearer: [] }]);
   });
 });
 

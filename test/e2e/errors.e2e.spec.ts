@@ -91,7 +91,7 @@ describe('every error code of the contract, as problem+json', () => {
     expect(afterSubmit).toBeGreaterThan(headBefore);
   });
 
-  it('400 VALIDATION_FAILED for times that are not an instant: week dates, no zone, no such day', async () => {
+  it('400 VALIDATION_FAILED for times that are not an instant: week dates, no zone, no such day, past 9999 in UTC', async () => {
     for (const from of ['2026-W05', '2026-001', '2026-11-01T10:00', '2026-02-30']) {
       expectStatus(await app.get(`/changes?from=${from}`), 400, 'VALIDATION_FAILED'); // 2026-W05 was a 500
     }
@@ -99,7 +99,18 @@ describe('every error code of the contract, as problem+json', () => {
     expectStatus(await app.get('/changes?from=2026-01-01T00:00:00.123456789Z'), 200); // was a 500
     const { id } = await submit(app);
     expectStatus(await app.get(`/changes/${id}/as-of?at=2026-W05`, USERS.auditor), 400, 'VALIDATION_FAILED');
-    for (const proposedStart of ['2026-12-01T22:00:00', '2026-12-01', '2026-12-01T22:00:00.000+25:00']) {
+    // to=9999-12-31 ("no end"): stored times compare as UTC text, which past 9999 sorted first
+    const listed = expectStatus(await app.get('/changes?to=9999-12-31&limit=500'), 200).body as {
+      items: { id: string }[];
+    };
+    expect(listed.items.map((c) => c.id)).toContain(id);
+    expectStatus(await app.get('/changes?from=9999-12-31T23:00:00-05:00'), 400, 'VALIDATION_FAILED');
+    for (const proposedStart of [
+      '2026-12-01T22:00:00',
+      '2026-12-01',
+      '2026-12-01T22:00:00.000+25:00',
+      '9999-12-31T23:00:00-05:00', // in UTC the year 10000: it cannot be kept as UTC text
+    ]) {
       const result = expectStatus(
         await app.post(
           '/changes',

@@ -39,6 +39,11 @@ import { SqliteIdempotencyStore } from './idempotency/adapters/sqlite-idempotenc
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency/idempotency-store.port';
 import { IdempotentCommands } from './idempotency/idempotent-commands';
 import { StandardTemplatesController } from './templates/standard-templates.controller';
+import {
+  OPENAPI_DOCUMENT,
+  OpenApiController,
+  type OpenApiDocumentHolder,
+} from './openapi/openapi.controller';
 
 export interface AppModuleOptions {
   readonly config: AppConfig;
@@ -91,6 +96,7 @@ export const API_CONTROLLERS = [
   ReadModelsController,
   ReportsController,
   HealthController,
+  OpenApiController,
 ] as const;
 
 @Module({})
@@ -107,6 +113,7 @@ export class AppModule {
       controllers: [...API_CONTROLLERS],
       providers: [
         { provide: APP_CONFIG, useValue: config },
+        { provide: OPENAPI_DOCUMENT, useValue: {} satisfies OpenApiDocumentHolder },
         { provide: CLOCK, useValue: clock ?? systemClock },
         { provide: PROJECTOR_WORKER, useValue: projectorWorkerFile ?? PROJECTOR_WORKER_FILE },
         eventStoreProvider(openGivenEventStore ?? openEventStore),

@@ -10,6 +10,7 @@ import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
 import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
 import { buildOpenApiDocument } from './openapi/openapi';
+import { OPENAPI_DOCUMENT, type OpenApiDocumentHolder } from './openapi/openapi.controller';
 
 export const API_PREFIX = 'api/v1';
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -90,8 +91,7 @@ export const createApp = async (
   });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.init();
-  const document = buildOpenApiDocument(app);
-  fastify.get(`/${API_PREFIX}/openapi.json`, async () => document);
+  app.get<OpenApiDocumentHolder>(OPENAPI_DOCUMENT).document = buildOpenApiDocument(app);
   new Logger('changeledger').debug(`event store: ${config.eventStore}, data dir: ${config.dataDir}`);
   return app;
 };

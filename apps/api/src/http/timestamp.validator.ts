@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { IsISO8601, isISO8601, Matches } from 'class-validator';
+import { IsISO8601, isISO8601, Matches, ValidateBy } from 'class-validator';
 import { ISO_DATE_OR_DATE_TIME, ISO_DATE_TIME } from '@changeledger/domain';
 
 /**
@@ -17,7 +17,28 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
         ? '$property must be a date (2026-12-01) or a time with its zone (2026-12-01T22:00:00Z)'
         : '$property must be an ISO 8601 time with its zone, e.g. 2026-12-01T22:00:00Z',
     }),
+    InUtcYears(),
   );
+
+const FIRST_INSTANT = Date.parse('0000-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * Its UTC time in the years 0000–9999 (`9999-12-31T23:00:00-05:00` is in 10000): stored and
+ * compared as UTC text, a five-digit year (`+010000-…`) would sort before every other time.
+ */
+const InUtcYears = () =>
+  ValidateBy({
+    name: 'inUtcYears',
+    validator: {
+      validate: (value: unknown) => {
+        if (typeof value !== 'string') return true; // the other checks refuse it
+        const time = Date.parse(value);
+        return Number.isNaN(time) || (time >= FIRST_INSTANT && time <= LAST_INSTANT);
+      },
+      defaultMessage: () => '$property must be a time in UTC years 0000 to 9999',
+    },
+  });
 
 /**
  * A time in a request body, kept in UTC as the contract has it: one sent with an offset

@@ -24,6 +24,7 @@ import { complianceReportHtml } from './compliance-report.html';
 import {
   assertPeriodBegun,
   monthsOf,
+  parseBound,
   parsePeriodLabel,
   ReportPeriodError,
   resolveReportPeriod,
@@ -88,6 +89,12 @@ describe('report periods', () => {
       from: '2026-09-30T22:00:00.000Z',
       to: '2026-10-02T00:00:00.000Z',
     });
+  });
+
+  it('keeps bounds past the year 9999 at its last instant (their UTC text would sort before every time)', () => {
+    expect(parseBound('to', '9999-12-31').toISOString()).toBe('9999-12-31T23:59:59.999Z');
+    expect(parseBound('from', '9999-12-31T23:00:00-05:00').toISOString()).toBe('9999-12-31T23:59:59.999Z');
+    expect(resolveReportPeriod({ from: '9995-01-01', to: '9999-12-31' }).to).toBe('9999-12-31T23:59:59.999Z');
   });
 
   it.each([

@@ -45,6 +45,14 @@ export const parsePeriodLabel = (label: string): ReportPeriod => {
   throw new ReportPeriodError('period', 'must be a quarter (2026-Q4), a month (2026-11) or a year (2026)');
 };
 
+/**
+ * Bounds are compared with stored times as UTC text: past the year 9999 a bound's text would be
+ * `+010000-…`, which sorts before every time (`to=9999-12-31` matched nothing). The last
+ * millisecond of 9999 is as late as any stored time can be.
+ */
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+const atMostLastInstant = (time: number) => new Date(Math.min(time, LAST_INSTANT));
+
 /** Ten years: a report's charts and tables have one column per month. */
 const MAX_SPAN_DAYS = 3660;
 
@@ -56,11 +64,11 @@ export const parseBound = (field: 'from' | 'to', value: string): Date => {
   if (ISO_DATE.test(value)) {
     if (isCalendarDay(value)) {
       const day = new Date(`${value}T00:00:00.000Z`);
-      return field === 'to' ? new Date(day.getTime() + 86_400_000) : day;
+      return field === 'to' ? atMostLastInstant(day.getTime() + 86_400_000) : day;
     }
   } else if (ISO_DATE_TIME.test(value) && isCalendarDay(value.slice(0, 10))) {
     const instant = new Date(value);
-    if (!Number.isNaN(instant.getTime())) return instant;
+    if (!Number.isNaN(instant.getTime())) return atMostLastInstant(instant.getTime());
   }
   throw new ReportPeriodError(field, 'must be a date (2026-10-01) or an ISO 8601 instant with a time zone');
 };
