@@ -477,20 +477,26 @@ describe('evidence bundle', () => {
     for (const expected of [
       '# Change Request',
       '## Change Information',
-      `- **Requestor:** ${USERS.requester.name}`,
+      `- **Requestor:** ${USERS.requester.name} (id ${USERS.requester.sub})`,
       '- **Change Type:** Normal',
       '- **Priority:** Medium',
       '## Systems Affected\n- pve1\n- pve2\n- switch-core',
       '## Implementation Plan\n1. Drain pve1',
       '- **Risk Level:** High',
       '- **Estimated Duration:** 90 minutes',
-      `- **Approved By:** ${USERS.manager.name} (management)`,
+      `- **Approved By:** ${USERS.manager.name} (id ${USERS.manager.sub}; management)`,
       '| Position | Revision | Time | Event | Actor | Hash |',
       'Intact: 6 events',
     ]) {
       expect(text).toContain(expected);
     }
-    expect(text).toMatch(new RegExp(`Reviewed By:\\*\\* .*${USERS.technical.name} \\(technical: approve\\)`));
+    expect(text).toMatch(
+      new RegExp(
+        `Reviewed By:\\*\\* .*${USERS.technical.name} \\(id ${USERS.technical.sub}; technical: approve\\)`,
+      ),
+    );
+    // the history names each actor by id too (names are free text)
+    expect(text).toContain(`| ${USERS.requester.name} (id ${USERS.requester.sub}; requester) |`);
     const json = expectStatus(await app.get(`/changes/${id}/evidence?format=json`, USERS.auditor), 200)
       .body as {
       change: { id: string };
@@ -536,7 +542,7 @@ describe('evidence bundle', () => {
     expect(lines.filter((l) => l.startsWith('- **Approved By:**'))).toEqual(['- **Approved By:** —']);
     expect(text).not.toMatch(/(^|[^\\])<img/); // only escaped: text, not a tag
     expect(text).toContain('\\<img src=x onerror=alert(1)>');
-    expect(text).toContain('- **Requestor:** Mal \\| (management) \\| 1 \\| 2 \\|');
+    expect(text).toContain('- **Requestor:** Mal \\| (management) \\| 1 \\| 2 \\| (id u-mallory)');
     expect(text).not.toMatch(/\r/);
     expect(lines).toContain('- \\## Approval — approved by CISO');
     expect(lines).toContain('2. \\> \\*\\*Approved By:\\*\\* CISO');

@@ -2,6 +2,7 @@ export * from './shared/actor';
 export * from './shared/canonical-json';
 export * from './shared/decider';
 export * from './shared/domain-error';
+export * from './shared/text';
 export * from './shared/timestamps';
 export * from './change-request/change-request.types';
 export * from './change-request/change-request.commands';

@@ -17,13 +17,23 @@ const day = (iso: string | null | undefined) => (iso ? iso.slice(0, 10) : '—')
 const text = (value: string | null | undefined) =>
   value && value.trim() ? markdownBlock(value) : '_(not recorded)_';
 
+/**
+ * A person as the record knows them: display name and user id. The name is the token's free
+ * text (two people may share one, or edit theirs); the id is what segregation of duties compares.
+ */
+const person = (who: { readonly id: string; readonly name: string }, what?: string) =>
+  `${md(who.name)} (id ${md(who.id)}${what ? `; ${what}` : ''})`;
+
 /** Who approved, in the words an auditor expects, whatever the change type. */
 const approvedBy = (v: ChangeView) => {
   if (v.approval?.level === 'standard-template')
     return `Pre-approved by standard template ${md(v.standardTemplate?.id)}`.trim();
-  if (v.approval?.by) return `${md(v.approval.by.name)} (${v.approval.level})`;
+  if (v.approval?.by) return person(v.approval.by, v.approval.level);
   if (v.retrospectiveDecision) {
-    return `${md(v.retrospectiveDecision.by.name)} (retrospective ${v.retrospectiveDecision.decision}, management)`;
+    return person(
+      v.retrospectiveDecision.by,
+      `retrospective ${v.retrospectiveDecision.decision}, management`,
+    );
   }
   return '—';
 };
@@ -45,7 +55,7 @@ export const evidenceMarkdown = (
     `_${v.id} — evidence generated ${generatedAt} from ${history.length} events._`,
     '',
     '## Change Information',
-    `- **Requestor:** ${v.requestedBy ? md(v.requestedBy.name) : '—'}`,
+    `- **Requestor:** ${v.requestedBy ? person(v.requestedBy) : '—'}`,
     `- **Date:** ${day(v.timestamps.submittedAt)}`,
     `- **Change Type:** ${word(v.type)}`,
     `- **Priority:** ${word(v.priority)}`,
@@ -82,7 +92,7 @@ export const evidenceMarkdown = (
     `- **Maintenance Window:** ${window ? `${md(window.start)} – ${md(window.end)}` : 'not needed'}`,
     '',
     '## Approval',
-    `- **Reviewed By:** ${v.reviews.length ? v.reviews.map((r) => `${md(r.by.name)} (${r.kind}: ${r.verdict})`).join(', ') : '—'}`,
+    `- **Reviewed By:** ${v.reviews.length ? v.reviews.map((r) => person(r.by, `${r.kind}: ${r.verdict}`)).join(', ') : '—'}`,
     `- **Approved By:** ${approvedBy(v)}`,
     `- **Date:** ${day(v.approval?.at ?? v.retrospectiveDecision?.at)}`,
     '',
@@ -92,7 +102,7 @@ export const evidenceMarkdown = (
     '|----------|----------|------|-------|-------|------|',
     ...history.map(
       (e) =>
-        `| ${e.position} | ${e.revision} | ${e.occurredAt} | ${e.type} | ${markdownCell(`${e.actor.name} (${e.actor.roles.join(', ')})`)} | ${(e.hash ?? '').slice(0, 16)}… |`,
+        `| ${e.position} | ${e.revision} | ${e.occurredAt} | ${e.type} | ${markdownCell(`${e.actor.name} (id ${e.actor.id}; ${e.actor.roles.join(', ')})`)} | ${(e.hash ?? '').slice(0, 16)}… |`,
     ),
     '',
     '## Hash chain',

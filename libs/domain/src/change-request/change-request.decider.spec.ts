@@ -795,6 +795,18 @@ describe('change-request decider', () => {
         submitStandard(['vm-1x2'], template).thenError('RULE_VIOLATION', /not vm-1x2/);
         submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
       });
+
+      it('a scope entry of wildcards alone (a template stored before they were refused) covers no system', () => {
+        const created = templateCreated();
+        const template = templateState([
+          {
+            ...created,
+            data: { ...created.data, systemsScope: ['*', 'pve-node-01'] },
+          } as StandardTemplateEvent,
+        ]);
+        expect(submitStandard(['pve-node-01'], template).events()).toHaveLength(2);
+        submitStandard(['core-db-prod'], template).thenError('RULE_VIOLATION', /not core-db-prod/);
+      });
     });
 
     it('a standard change without a template id → VALIDATION_FAILED', () => {

@@ -1,5 +1,6 @@
 import { type Actor, type Role, actorRef, hasAnyRole } from '../shared/actor';
 import { canonicalJson } from '../shared/canonical-json';
+import { hasVisibleText } from '../shared/text';
 import type { Decider, DecisionContext } from '../shared/decider';
 import {
   forbidden,
@@ -132,7 +133,7 @@ export const requiredChecklistItems = (state: ChangeRequestState): ChecklistItem
  */
 const isBlank = (value: unknown): boolean => {
   if (value === undefined || value === null) return true;
-  if (typeof value === 'string') return value.trim() === '';
+  if (typeof value === 'string') return !hasVisibleText(value);
   if (Array.isArray(value)) return value.length === 0 || value.some(isBlank);
   if (typeof value === 'object') {
     return Object.values(value).some((member) => member !== undefined && isBlank(member));
@@ -148,10 +149,13 @@ const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.r
 
 /**
  * The systems a template's scope does not cover. A scope entry names a system (case does not
- * matter) or, with `*`, a pattern of names: `pve-node-*`.
+ * matter) or, with `*`, a pattern of names: `pve-node-*`. An entry of wildcards alone covers
+ * nothing (templates are refused one since 2026-11-27; an older one pre-approves no system).
  */
 export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
-  const patterns = scope.map((entry) => entry.toLowerCase());
+  const patterns = scope
+    .filter((entry) => hasVisibleText(entry.replace(/\*/g, '')))
+    .map((entry) => entry.toLowerCase());
   return systems.filter((system) => {
     const name = system.toLowerCase();
     return !patterns.some((pattern) => globMatches(pattern, name));
@@ -377,7 +381,7 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
   const expected = REVIEW_CRITERIA[command.kind];
   const given = Object.keys(command.criteria);
   const missing = expected.filter(
-    (k) => typeof command.criteria[k] !== 'string' || command.criteria[k].trim() === '',
+    (k) => typeof command.criteria[k] !== 'string' || !hasVisibleText(command.criteria[k]),
   );
   const unknown = given.filter((k) => !expected.includes(k));
   if (missing.length > 0 || unknown.length > 0) {

@@ -18,7 +18,8 @@ const ref = (actor: Actor) => ({ id: actor.id, name: actor.name });
 // ---------------------------------------------------------------------------------------------
 // given / when / then
 
-type Outcome = { events: StandardTemplateEvent[] } | { error: { code: DomainErrorCode; detail: string } };
+type Refusal = Pick<DomainError, 'code' | 'detail' | 'rule' | 'errors'>;
+type Outcome = { events: StandardTemplateEvent[] } | { error: Refusal };
 
 const given = (history: readonly StandardTemplateEvent[]) => {
   const state = fold(standardTemplateDecider.evolve, standardTemplateDecider.initialState(), history);
@@ -30,7 +31,10 @@ const given = (history: readonly StandardTemplateEvent[]) => {
           const events = standardTemplateDecider.decide(command, state, { now: NOW, ...context });
           return { events: events.map(({ type, data }) => ({ type, data }) as StandardTemplateEvent) };
         } catch (error) {
-          if (error instanceof DomainError) return { error: { code: error.code, detail: error.detail } };
+          if (error instanceof DomainError) {
+            const { code, detail, rule, errors } = error;
+            return { error: { code, detail, rule, errors } };
+          }
           throw error;
         }
       };
@@ -40,8 +44,10 @@ const given = (history: readonly StandardTemplateEvent[]) => {
           expect(outcome).toEqual({ events: expected });
           return given([...history, ...(outcome as { events: StandardTemplateEvent[] }).events]).state;
         },
-        thenError: (code: DomainErrorCode) => {
-          expect(attempt()).toMatchObject({ error: { code } });
+        thenError: (code: DomainErrorCode): Refusal => {
+          const outcome = attempt();
+          expect(outcome).toMatchObject({ error: { code } });
+          return (outcome as { error: Refusal }).error;
         },
       };
     },
@@ -99,6 +105,28 @@ describe('standard-template decider', () => {
       });
     });
 
+    it.each([[['*']], [['pve-node-01', '**']], [[' * ']]])(
+      'with a scope entry that matches every system (%j) → VALIDATION_FAILED naming it',
+      (systemsScope) => {
+        const error = given([])
+          .when({ ...create, systemsScope }, { actor: lena })
+          .thenError('VALIDATION_FAILED');
+        expect(error).toMatchObject({ rule: 'template-scope-names-systems' });
+        expect(error.errors?.map((e) => e.field)).toEqual([`systemsScope.${systemsScope.length - 1}`]);
+      },
+    );
+
+    it('with a pattern of names (pve-node-*) → created', () => {
+      given([])
+        .when({ ...create, systemsScope: ['pve-node-*', '*-prod'] }, { actor: lena })
+        .then([
+          {
+            ...created(lena, NOW),
+            data: { ...created(lena, NOW).data, systemsScope: ['pve-node-*', '*-prod'] },
+          },
+        ] as StandardTemplateEvent[]);
+    });
+
     it.each(NON_OWNER_ROLES)('by someone with only the role %s → FORBIDDEN', (role) => {
       given([])
         .when(create, { actor: holding(role) })
@@ -150,6 +178,28 @@ describe('standard-template decider', () => {
 
     it('a template that does not exist → NOT_FOUND', () => {
       given([]).when({ type: 'RetireStandardTemplate' }, { actor: lena }).thenError('NOT_FOUND');
+    });
+
+    it.each([[['*']], [['pve-node-01', '**']], [[' * ']]])(
+      'with a scope entry that matches every system (%j) → VALIDATION_FAILED naming it',
+      (systemsScope) => {
+        const error = given([])
+          .when({ ...create, systemsScope }, { actor: lena })
+          .thenError('VALIDATION_FAILED');
+        expect(error).toMatchObject({ rule: 'template-scope-names-systems' });
+        expect(error.errors?.map((e) => e.field)).toEqual([`systemsScope.${systemsScope.length - 1}`]);
+      },
+    );
+
+    it('with a pattern of names (pve-node-*) → created', () => {
+      given([])
+        .when({ ...create, systemsScope: ['pve-node-*', '*-prod'] }, { actor: lena })
+        .then([
+          {
+            ...created(lena, NOW),
+            data: { ...created(lena, NOW).data, systemsScope: ['pve-node-*', '*-prod'] },
+          },
+        ] as StandardTemplateEvent[]);
     });
 
     it.each(NON_OWNER_ROLES)('by someone with only the role %s → FORBIDDEN', (role) => {

@@ -1,6 +1,7 @@
 import { type Role, actorRef, hasAnyRole } from '../shared/actor';
 import type { Decider, DecisionContext } from '../shared/decider';
-import { forbidden, invalidState, notFound } from '../shared/domain-error';
+import { forbidden, invalidState, notFound, validationFailed } from '../shared/domain-error';
+import { hasVisibleText } from '../shared/text';
 import type { StandardTemplateCommand } from './standard-template.commands';
 import type { StandardTemplateEvent } from './standard-template.events';
 import {
@@ -21,8 +22,23 @@ const decideStandardTemplate = (
   }
   const by = actorRef(actor);
   switch (command.type) {
-    case 'CreateStandardTemplate':
+    case 'CreateStandardTemplate': {
       if (state.exists) throw invalidState(`template ${state.id} already exists`);
+      // A template pre-approves its changes: one whose scope matches any system (`*`) would let
+      // whoever holds it and the requester role approve their own change to anything.
+      const unbounded = command.systemsScope.flatMap((entry, index) =>
+        !hasVisibleText(entry.replace(/\*/g, '')) ? [index] : [],
+      );
+      if (unbounded.length > 0) {
+        throw validationFailed(
+          'a standard template’s scope names systems or patterns of names (pve-node-*), not every system',
+          'template-scope-names-systems',
+          unbounded.map((index) => ({
+            field: `systemsScope.${index}`,
+            message: 'must name a system or a pattern with some of its name',
+          })),
+        );
+      }
       return [
         {
           type: 'StandardTemplateCreated',
@@ -37,6 +53,7 @@ const decideStandardTemplate = (
           },
         },
       ];
+    }
     case 'RetireStandardTemplate':
       if (!state.exists) throw notFound('no such standard template');
       if (!state.active) throw invalidState(`template ${state.id} is already retired`);

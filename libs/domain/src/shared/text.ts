@@ -1,0 +1,17 @@
+/**
+ * A character that shows: not white space, a control or format character (zero-width space,
+ * joiners, direction marks), a combining mark alone, or one of the blank "letters" that render
+ * as nothing (braille blank U+2800, the Hangul fillers). `trim()` and `\S` let those through, and a
+ * rollback plan of U+2800 would count as written.
+ */
+const VISIBLE = /[^\s\p{Cc}\p{Cf}\p{Z}\p{Mn}\p{Me}\u2800\u3164\uFFA0\u115F\u1160]/u;
+
+/** Whether a text has something to read in it. */
+export const hasVisibleText = (text: string): boolean => VISIBLE.test(text);
+
+/**
+ * Control characters other than tab, line feed and carriage return (C0, DEL and C1): no text of
+ * the process needs one, and an ESC sequence stored in a field reaches auditors' terminals.
+ */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+export const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
