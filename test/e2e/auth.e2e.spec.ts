@@ -85,6 +85,32 @@ describe('RS256 tokens from an identity provider (JWKS), with issuer and audienc
     );
   });
 
+  it('refuses a token that grants none of the process roles with 403 FORBIDDEN, reads included', async () => {
+    for (const roles of [[], ['offline_access', 'uma_authorization']]) {
+      const token = await rs256({ roles });
+      for (const [method, path] of [
+        ['GET', '/changes'],
+        ['GET', '/change-log'],
+        ['GET', '/openapi.json'],
+        ['POST', '/changes'],
+      ] as const) {
+        const result = await app.request(method, path, {
+          as: null,
+          body: method === 'POST' ? normalChange() : undefined,
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expectStatus(result, 403, 'FORBIDDEN');
+        expect(result.body).toMatchObject({ rule: 'actor-holds-a-process-role' });
+      }
+    }
+    // one process role among others is enough to read
+    const token = await rs256({ roles: ['offline_access', 'auditor'] });
+    expectStatus(
+      await app.request('GET', '/changes', { as: null, headers: { authorization: `Bearer ${token}` } }),
+      200,
+    );
+  });
+
   it('refuses HS256 tokens when only a JWKS is configured', async () => {
     const token = await signToken(USERS.requester, 'some-secret-that-is-long-enough-0000000000', {
       issuer,

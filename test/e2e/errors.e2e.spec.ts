@@ -63,6 +63,11 @@ describe('every error code of the contract, as problem+json', () => {
       ],
       [emergencyChange({ rollbackPlan: null }), ['rollbackPlan']],
       [normalChange('low', { standardTemplateId: null }), ['standardTemplateId']],
+      // text that shows nothing is no text: zero-width space, braille blank, a Hangul filler
+      [
+        normalChange('low', { title: '\u200b', rollbackPlan: '\u2800', implementationPlan: ['\u3164'] }),
+        ['implementationPlan', 'rollbackPlan', 'title'],
+      ],
     ];
     for (const [body, fields] of refused) {
       const result = expectStatus(await app.post('/changes', body), 400, 'VALIDATION_FAILED');
@@ -132,6 +137,19 @@ describe('every error code of the contract, as problem+json', () => {
       ),
       201,
     );
+  });
+
+  it('400 VALIDATION_FAILED for control characters in text (they would reach terminals and exports); nothing stored', async () => {
+    const before = await app.store.headPosition();
+    const result = expectStatus(
+      await app.post('/changes', normalChange('low', { description: 'clear\u001b[2Jscreen' })),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(result.body.detail).toMatch(/description contains the control character U\+001B/);
+    expect(await app.store.headPosition()).toBe(before);
+    // tab, line feed and carriage return are text
+    expectStatus(await app.post('/changes', normalChange('low', { description: 'one\r\n\ttwo' })), 201);
   });
 
   it('400 VALIDATION_FAILED for review criteria that do not match the review kind', async () => {

@@ -15,6 +15,7 @@ import {
   assertPeriodBegun,
   ReportPeriodError,
   resolveReportPeriod,
+  withoutControlCharacters,
 } from '@changeledger/read-models';
 import {
   loadConfig,
@@ -163,9 +164,12 @@ const verify = async (args: string[]) => {
     } else {
       const f = report.firstInvalid!;
       bar.done(
-        f.streamId
-          ? `BROKEN at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}`
-          : `BROKEN: ${f.reason}`,
+        // stream ids and reasons come from the (maybe tampered) store: no escape sequences
+        withoutControlCharacters(
+          f.streamId
+            ? `BROKEN at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}`
+            : `BROKEN: ${f.reason}`,
+        ),
       );
       process.exitCode = 1;
     }

@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import type { Actor } from '@changeledger/domain';
+import { type Actor, forbidden, ROLES } from '@changeledger/domain';
 import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from './jwt-verifier';
 
 const IS_PUBLIC = 'changeledger:public';
@@ -24,6 +24,14 @@ export class AuthGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     // a command's actor was found before its body was read (createApp's onRequest hook)
     request.actor ??= await authenticate(request.headers.authorization, this.verifier);
+    // "Any" role in the contract is any of the process's roles: a token of the identity provider
+    // that grants none of them (every employee's, with roles: ["offline_access"]) reads nothing.
+    if (request.actor.roles.length === 0) {
+      throw forbidden(
+        `the token grants none of this service's roles (${ROLES.join(', ')})`,
+        'actor-holds-a-process-role',
+      );
+    }
     return true;
   }
 }

@@ -50,7 +50,11 @@ export class JwtVerifier {
   constructor(private readonly options: JwtVerifierOptions) {
     if (!options.secret && !options.jwksUrl) throw new Error('JWT verification needs a secret or a JWKS URL');
     this.secret = options.secret ? new TextEncoder().encode(options.secret) : undefined;
-    this.jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+    // jose keeps a fetched key set for 10 minutes by default: a withdrawn key would verify new
+    // tokens that long. Refetched as often as verified tokens are rechecked instead.
+    this.jwks = options.jwksUrl
+      ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: RS256_RECHECK_MS })
+      : undefined;
   }
 
   async verify(token: string): Promise<Actor> {

@@ -26,6 +26,20 @@ describe('bodyShapeProblem', () => {
     expect(deeperThan({ a: [1], b: { c: 2 }, d: [[[[{}]]]] }, 6)).toBe(false);
   });
 
+  it('refuses control characters but tab, line feed and carriage return, naming where', () => {
+    expect(bodyShapeProblem({ lessonsLearned: 'line one\r\n\tline two' })).toBeUndefined();
+    expect(bodyShapeProblem({ review: { lessonsLearned: 'x\u001b[2Jy' } })).toBe(
+      'review.lessonsLearned contains the control character U+001B: text may hold tab, line feed and carriage return only',
+    );
+    expect(bodyShapeProblem({ implementationPlan: ['ok', 'bell\u0007'] })).toMatch(
+      /^implementationPlan\.1 contains the control character U\+0007/,
+    );
+    expect(bodyShapeProblem({ title: 'nul\u0000' })).toMatch(/U\+0000/);
+    expect(bodyShapeProblem({ title: 'c1 \u009b31m' })).toMatch(/U\+009B/); // 8-bit CSI
+    expect(bodyShapeProblem('\u001b')).toMatch(/^the body contains/);
+    expect(bodyShapeProblem({ title: 'é 回滚 🙂 \u00a0' })).toBeUndefined();
+  });
+
   it('walks a body far deeper than the call stack allows', () => {
     const deep = JSON.parse(`{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`) as unknown;
     expect(deeperThan(deep, 32)).toBe(true);

@@ -1,3 +1,5 @@
+import { CONTROL_CHARACTER } from '@changeledger/domain';
+
 /**
  * How deep a request body may nest objects and arrays. The contract's deepest body is 3 levels
  * (a review's criteria); the idempotency fingerprint and class-transformer walk bodies
@@ -24,21 +26,41 @@ export const bodyShapeProblem = (
   value: unknown,
   { maxDepth = MAX_BODY_DEPTH, maxMembers = MAX_OBJECT_MEMBERS, maxTotal = MAX_BODY_MEMBERS } = {},
 ): string | undefined => {
+  if (typeof value === 'string') return controlCharacterProblem(value, 'the body');
   if (value === null || typeof value !== 'object') return undefined;
-  const pending: [object, number][] = [[value, 1]];
+  const pending: [object, number, string][] = [[value, 1, '']];
   let total = 0;
   for (let next = pending.pop(); next; next = pending.pop()) {
-    const [node, depth] = next;
+    const [node, depth, path] = next;
     if (depth > maxDepth) return `the body nests objects and arrays deeper than ${maxDepth} levels`;
-    const children = Array.isArray(node) ? node : Object.values(node);
-    if (!Array.isArray(node) && children.length > maxMembers) {
+    const entries: [string, unknown][] = Array.isArray(node)
+      ? node.map((child, index) => [String(index), child])
+      : Object.entries(node);
+    if (!Array.isArray(node) && entries.length > maxMembers) {
       return `an object in the body has more than ${maxMembers} members`;
     }
-    total += children.length;
+    total += entries.length;
     if (total > maxTotal) return `the body has more than ${maxTotal} members in all`;
-    for (const child of children) {
-      if (child !== null && typeof child === 'object') pending.push([child as object, depth + 1]);
+    for (const [key, child] of entries) {
+      const at = path ? `${path}.${key}` : key;
+      if (typeof child === 'string') {
+        const problem = controlCharacterProblem(child, at);
+        if (problem) return problem;
+      } else if (child !== null && typeof child === 'object') {
+        pending.push([child as object, depth + 1, at]);
+      }
     }
   }
   return undefined;
+};
+
+/**
+ * No field of the process needs a control character, and stored they reach auditors' terminals
+ * (`npm run report` writes CSV to stdout: ESC sequences could clear or rewrite the figures shown).
+ */
+const controlCharacterProblem = (text: string, where: string): string | undefined => {
+  const found = CONTROL_CHARACTER.exec(text);
+  if (!found) return undefined;
+  const code = found[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  return `${where} contains the control character U+${code}: text may hold tab, line feed and carriage return only`;
 };

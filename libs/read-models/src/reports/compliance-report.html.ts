@@ -1,9 +1,10 @@
 import { CHANGE_TYPES, type ChangeType } from '@changeledger/domain';
+import { withoutControlCharacters } from '../csv';
 import { type ComplianceReport, FINDING_TITLES, type LeadTime } from './compliance-report';
 
 /** Everything users typed goes through this: the page must never run or load anything. */
 const esc = (value: unknown): string =>
-  String(value ?? '').replace(
+  withoutControlCharacters(String(value ?? '')).replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   );

@@ -362,7 +362,12 @@ describe('compliance report', () => {
       e.type === 'PostImplementationReviewRecorded'
         ? {
             ...e,
-            data: { ...e.data, lessonsLearned: '=HYPERLINK("http://x","y")', improvements: ['+1, "quoted"'] },
+            data: {
+              ...e.data,
+              lessonsLearned: '=HYPERLINK("http://x","y")',
+              // stored before requests refused control characters: no escape reaches a terminal
+              improvements: ['+1, "quoted"', 'clear\u001b[2Jscreen\u009b'],
+            },
           }
         : e,
     );
@@ -377,6 +382,8 @@ describe('compliance report', () => {
       `lesson,lessons-learned,2026-10-05T22:00:00.000Z,CHG-001,"'=HYPERLINK(""http://x"",""y"")"`,
     );
     expect(lines).toContain(`lesson,improvement,2026-10-05T22:00:00.000Z,CHG-001,"'+1, ""quoted"""`);
+    expect(lines).toContain('lesson,improvement,2026-10-05T22:00:00.000Z,CHG-001,clear\ufffd[2Jscreen\ufffd');
+    expect(csv.includes('\u001b') || csv.includes('\u009b')).toBe(false);
     expect(lines).toContain('finding-count,segregationOfDutiesExceptions,0,,');
     // zero exceptions, and what was checked to find them
     expect(lines).toContain('sod-checked,changes,1,,');
@@ -392,7 +399,7 @@ describe('compliance report', () => {
                 ...e,
                 data: {
                   ...e.data,
-                  request: { ...e.data.request, title: '<script>alert(1)</script>' },
+                  request: { ...e.data.request, title: '<script>alert(1)</script>\u001b[2J' },
                 },
               }
             : e,
@@ -402,7 +409,8 @@ describe('compliance report', () => {
     );
     const html = complianceReportHtml(report(docs));
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
-    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;\ufffd[2J');
+    expect(html).not.toContain('\u001b');
     expect(html).not.toMatch(/<script/i);
     expect(html).not.toMatch(/(src|href)=["']?https?:/i);
     expect(html.match(/<svg /g)).toHaveLength(2);
