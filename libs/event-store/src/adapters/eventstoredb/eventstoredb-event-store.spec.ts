@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { AccessDeniedError, UnavailableError } from '@eventstore/db-client';
+import { AccessDeniedError, convertToCommandError, UnavailableError } from '@eventstore/db-client';
 import { computeEventHash, GENESIS_HASH } from '../../event-hash';
 import {
   AppendOutcomeUnknownError,
@@ -197,6 +197,28 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       await store.append(streamId(), [newEvent()], 'no-stream');
       expect(sleeps).toHaveLength(2);
       expect(sleeps[1]).toBeGreaterThanOrEqual(sleeps[0]);
+    });
+
+    it("retries the read before an append that failed with 'No leader info' (no leader elected yet)", async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(1), 'no-stream');
+      // as the client converts the server's NoLeaderInfo: gRPC UNKNOWN, no exception trailer
+      const noLeaderInfo = () =>
+        convertToCommandError(
+          Object.assign(new Error('2 UNKNOWN: No leader info available in response'), {
+            code: 2,
+            details: 'No leader info available in response',
+          }),
+        );
+      server.failNext('readStream', noLeaderInfo);
+      expect((await store.append(id, newEvents(1), 0n)).nextExpectedRevision).toBe(1n);
+      server.failNext('readStream', noLeaderInfo);
+      expect((await store.append(id, newEvents(1), 'any')).nextExpectedRevision).toBe(2n);
+      expect(logger.warn).toHaveBeenCalledWith(
+        expect.stringMatching(/read the .* of .* failed \(.*No leader info available in response\); retry 1/),
+      );
+      expectValidChain(await store.readStream(id));
     });
 
     it('surfaces EventStoreUnavailableError after the last attempt, and logs it', async () => {
@@ -492,6 +514,90 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
         [SEQUENCE_NUMBER_ALLOCATED, 3],
       ]);
       expect(sleeps).toEqual([]); // no backoff: nothing was tried twice
+    });
+
+    it('does not take again the number of the newest stream after an operator soft-deleted it', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('soft-newest', prefix));
+      await store.appendWithSequence(spec('soft-newest', prefix));
+      // reads of it now answer StreamNotFound, yet the server takes a 'no-stream' append to it
+      server.softDelete(`${prefix}2`);
+      expect(await store.appendWithSequence(spec('soft-newest', prefix))).toMatchObject({
+        number: 3,
+        streamId: `${prefix}3`,
+        nextExpectedRevision: 0n,
+      });
+      expect(await store.readStream(`${prefix}2`)).toEqual([]); // nothing written into it
+      expect(await counterOf(store, 'soft-newest')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 1],
+        [SEQUENCE_NUMBER_ALLOCATED, 2],
+        [SEQUENCE_NUMBER_ALLOCATED, 3],
+      ]);
+    });
+
+    it('skips, without writing into it, a number whose stream was written outside the sequence and soft-deleted', async () => {
+      const store = open();
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await store.appendWithSequence(spec('soft-import', prefix));
+      await store.append(`${prefix}2`, [newEvent('Imported')], 'no-stream');
+      server.softDelete(`${prefix}2`);
+      expect(await store.appendWithSequence(spec('soft-import', prefix))).toMatchObject({
+        number: 3,
+        nextExpectedRevision: 0n,
+      });
+      expect(await store.readStream(`${prefix}2`)).toEqual([]);
+    });
+
+    it('does not hand out a number whose stream was soft-deleted between the check and the append', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      await open().appendWithSequence(spec('soft-race', prefix));
+      await open().append(`${prefix}2`, [newEvent('Imported')], 'no-stream');
+      const client = server.connection();
+      let deleted = false;
+      const racing: EventStoreDbClient = {
+        ...client,
+        appendToStream: (async (stream: string, events: never, options: never) => {
+          if (stream === `${prefix}2` && !deleted) {
+            deleted = true;
+            server.softDelete(stream);
+          }
+          return client.appendToStream(stream, events, options);
+        }) as EventStoreDbClient['appendToStream'],
+      };
+      const store = open({}, racing);
+      // the server stored number 2's events in the deleted stream, after the imported one
+      expect(await store.appendWithSequence(spec('soft-race', prefix))).toMatchObject({
+        number: 3,
+        streamId: `${prefix}3`,
+      });
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringMatching(/: .*2 had been soft-deleted: .*at revision 1.*; number 2 is used/),
+      );
+      expect((await store.appendWithSequence(spec('soft-race', prefix))).number).toBe(4);
+    });
+
+    it('does not restart numbering after an operator soft-deleted the counter stream', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      // fewer attempts than numbers in use: walking past them one by one would give up
+      const store = open({ sequenceAttempts: 3 });
+      for (let n = 1; n <= 5; n++) await store.appendWithSequence(spec('soft-counter', prefix));
+      server.softDelete(`${prefix}1`); // reads as absent, but its number was used
+      server.softDelete('sequence-soft-counter');
+      expect(await store.readStream('sequence-soft-counter')).toEqual([]);
+      expect(await store.appendWithSequence(spec('soft-counter', prefix))).toMatchObject({
+        number: 6,
+        streamId: `${prefix}6`,
+      });
+      expect((await store.appendWithSequence(spec('soft-counter', prefix))).number).toBe(7);
+      expect(await counterOf(store, 'soft-counter')).toEqual([
+        [SEQUENCE_NUMBER_ALLOCATED, 6],
+        [SEQUENCE_NUMBER_ALLOCATED, 7],
+      ]);
+      expect(await store.readStream(`${prefix}1`)).toEqual([]);
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.stringMatching(/sequence-soft-counter reads as absent but has metadata .* after 5/),
+      );
     });
 
     it('does not take again a number whose stream exists but reads as absent (truncated, or not readable)', async () => {
@@ -844,6 +950,49 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
         /s3cret/,
       );
       expect(() => new EventStoreDbEventStore('http://localhost:2113')).toThrow(/esdb:\/\//);
+    });
+
+    it('refuses the options for which the client would print the whole string, credentials included', async () => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        const unsupported = 'esdb://admin:s3cret@localhost:2113?tls=false&tlsVerifyCert=false';
+        const misspelt = 'esdb://admin:s3cret@localhost:2113?tls=false&nodePrefrence=leader';
+        const errors = [
+          (() => {
+            try {
+              new EventStoreDbEventStore(unsupported);
+            } catch (error) {
+              return error;
+            }
+          })(),
+          await EventStoreDbEventStore.connect(unsupported, { logger }).catch((e: unknown) => e),
+          await EventStoreDbEventStore.connect(misspelt, { logger }).catch((e: unknown) => e),
+        ] as Error[];
+        expect(errors.map((e) => [e?.constructor, e?.message])).toEqual([
+          [
+            TypeError,
+            'invalid EventStoreDB connection string esdb://localhost:2113?tls=false&tlsVerifyCert=false: ' +
+              'tlsVerifyCert=false is not supported by the client (it would be ignored); ' +
+              "trust the server's certificate with tlsCAFile or NODE_EXTRA_CA_CERTS instead",
+          ],
+          [TypeError, errors[0]?.message],
+          [
+            TypeError,
+            expect.stringMatching(
+              /^invalid EventStoreDB connection string esdb:\/\/localhost:2113\?tls=false&nodePrefrence=leader: unknown option "nodePrefrence" \(the client would ignore it\); known: .*nodePreference/,
+            ),
+          ],
+        ]);
+        const printed = warn.mock.calls.flat().map(String);
+        expect(printed.filter((line) => line.includes('s3cret'))).toEqual([]);
+        // spelt as the client accepts them (any case, - and _ ignored): no refusal, no warning
+        await new EventStoreDbEventStore(
+          'esdb://admin:s3cret@localhost:2113?TLS=false&node-preference=leader&tls_verify_cert=true',
+        ).close();
+        expect(warn).not.toHaveBeenCalled();
+      } finally {
+        warn.mockRestore();
+      }
     });
 
     it('ping() reports a server that does not answer in time', async () => {

@@ -4,6 +4,7 @@ import {
   END,
   EventStoreDBClient,
   FORWARDS,
+  metastreamOf,
   START,
   type AllStreamResolvedEvent,
   type AllStreamSubscription,
@@ -37,6 +38,7 @@ import {
   backoffDelay,
   chainHashOf,
   comparePositions,
+  connectionStringProblem,
   counterStateOf,
   DEFAULT_CATEGORIES,
   describeError,
@@ -135,6 +137,12 @@ interface FollowState {
 
 /** Parses a connection string, with an error message that does not leak its credentials. */
 const clientFor = (connectionString: string): EventStoreDBClient => {
+  // Refused before the client sees it: the client would print it whole, credentials included.
+  const problem = connectionStringProblem(connectionString);
+  if (problem)
+    throw new TypeError(
+      `invalid EventStoreDB connection string ${redactConnectionString(connectionString)}: ${problem}`,
+    );
   try {
     return EventStoreDBClient.connectionString(connectionString);
   } catch (error) {
@@ -280,6 +288,11 @@ export class EventStoreDbEventStore implements EventStore {
    * the number back with `SequenceNumberReleased`. What remains: a number whose stream `build`
    * names differently for the next allocator is not taken again (logged as a gap); the real
    * sequences name their streams by number, so that does not happen.
+   *
+   * Soft deletes (an operator's `deleteStream`): the stream reads as absent, yet the server
+   * takes a 'no-stream' append to it, after its old events. A stream with metadata (a soft
+   * delete writes `$tb` there) counts as used; a counter stream read as absent with metadata has
+   * lost its count, which is found again from the numbers' streams (see `recoverCounter`).
    */
   async appendWithSequence(
     spec: SequencedStream,
@@ -669,29 +682,59 @@ export class EventStoreDbEventStore implements EventStore {
         const actual = last?.event ? last.event.revision : 'no-stream';
         if (actual !== read.revision) throw new ConcurrencyError(read.streamId, read.revision, actual);
       }
-      const counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
+      let counter = counterStateOf(await this.lastEvent(counterStream), counterStream);
+      if (counter.revision === 'no-stream' && (await this.hasMetadata(counterStream)))
+        counter = await this.recoverCounter(spec, counterStream);
       const { number, streamId, events } = await this.nextNumber(spec, counter, conflicted);
       if (events.length === 0)
         throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
       events.forEach(toEventData); // invalid events fail here, before a number is taken
       const metadata = bookkeepingMetadata(events[0].metadata);
-      const allocationRevision = counter.revision === 'no-stream' ? 0n : counter.revision + 1n;
       const allocation = this.chain(
         counterStream,
         [{ eventId: randomUUID(), type: SEQUENCE_NUMBER_ALLOCATED, data: { number, streamId }, metadata }],
-        allocationRevision,
+        counter.revision === 'no-stream' ? 0n : counter.revision + 1n,
         counter.hash ?? GENESIS_HASH,
       );
+      // Where the server stored it: past revision 0 in a soft-deleted counter stream.
+      let allocationRevision: bigint;
       try {
-        await this.appendChained(counterStream, allocation.data, counter.revision);
+        allocationRevision = (await this.appendChained(counterStream, allocation.data, counter.revision))
+          .nextExpectedRevision;
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         await retryOrGiveUp(attempt, error, 'contention');
         continue;
       }
+      if (await this.hasMetadata(streamId)) {
+        // Soft-deleted (or truncated): it reads as absent, but was written ('no-stream' would
+        // write into it, after its old events). Its number is used.
+        this.logger.error(
+          `EventStoreDB sequence ${spec.sequence}: ${streamId} was soft-deleted on the server; its number ${number} is skipped`,
+        );
+        conflicted.add(streamId);
+        const why = `${streamId} was soft-deleted`;
+        await retryOrGiveUp(attempt, new Error(`${why} on the server (it has metadata)`), why);
+        continue;
+      }
       try {
         const result = await this.appendExpected(streamId, events, 'no-stream');
-        return { ...result, number, streamId };
+        const firstRevision = result.nextExpectedRevision - BigInt(events.length) + 1n;
+        if (firstRevision === 0n) return { ...result, number, streamId };
+        // Soft-deleted since the check: the server stored the events after the old ones. The
+        // number was used by the old stream; handing it out again would name two changes.
+        this.logger.error(
+          `EventStoreDB sequence ${spec.sequence}: ${streamId} had been soft-deleted: the server stored ` +
+            `the events for it at revision ${firstRevision}, after its old ones (now readable there); ` +
+            `number ${number} is used, taking the next one`,
+        );
+        conflicted.add(streamId);
+        await retryOrGiveUp(
+          attempt,
+          new ConcurrencyError(streamId, 'no-stream', firstRevision - 1n),
+          `${streamId} was soft-deleted`,
+        );
+        continue;
       } catch (error) {
         if (error instanceof ConcurrencyError) {
           // The number's stream exists: written by an allocator that was slow, not gone (or
@@ -839,16 +882,50 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   /**
-   * Whether a numbered stream was never written (its number may be taken again): absent, and not
-   * hard-deleted, since a deleted name can never be written again.
+   * Whether a numbered stream was never written (its number may be taken again): absent, not
+   * hard-deleted (a deleted name can never be written again), and without metadata (a soft
+   * delete reads as absent, but leaves `$tb` there).
    */
   private async neverWritten(streamId: string): Promise<boolean> {
     try {
-      return (await this.lastEvent(streamId, { deletedIsEmpty: false })) === undefined;
+      if ((await this.lastEvent(streamId, { deletedIsEmpty: false })) !== undefined) return false;
     } catch (error) {
       if (isStreamDeleted(error)) return false;
       throw error;
     }
+    return !(await this.hasMetadata(streamId));
+  }
+
+  /** Whether the stream's metadata stream (`$$<stream>`) holds anything. */
+  private async hasMetadata(streamId: string): Promise<boolean> {
+    return (await this.lastEvent(metastreamOf(streamId))) !== undefined;
+  }
+
+  /**
+   * The count of a counter stream that reads as absent but has metadata: an operator
+   * soft-deleted (or truncated) it, and its allocations are gone. The numbers' streams are not
+   * (a deleted one counts as used), and numbers are used from 1 without gaps: the highest used
+   * one is found by doubling, then bisecting. A gap would at worst hand out an unused number.
+   */
+  private async recoverCounter(spec: SequencedStream, counterStream: string): Promise<CounterState> {
+    const used = async (n: number) => !(await this.neverWritten(spec.build(n).streamId));
+    let highestUsed = 0;
+    let unused = 1;
+    while (await used(unused)) {
+      highestUsed = unused;
+      unused *= 2;
+    }
+    while (unused - highestUsed > 1) {
+      const middle = Math.floor((highestUsed + unused) / 2);
+      if (await used(middle)) highestUsed = middle;
+      else unused = middle;
+    }
+    this.logger.error(
+      `EventStoreDB sequence ${spec.sequence}: counter stream ${counterStream} reads as absent but has metadata ` +
+        `(soft-deleted or truncated on the server), so its count is lost; numbering goes on after ${highestUsed}, ` +
+        `the highest number whose stream was written`,
+    );
+    return { revision: 'no-stream', value: highestUsed, hash: undefined };
   }
 
   /**

@@ -2,6 +2,7 @@ import {
   AccessDeniedError,
   ANY,
   CancelledError,
+  convertToCommandError,
   DeadlineExceededError,
   InvalidArgumentError,
   MaxAppendSizeExceededError,
@@ -23,6 +24,7 @@ import {
   backoffDelay,
   chainHashOf,
   comparePositions,
+  connectionStringProblem,
   counterStateOf,
   DEFAULT_CATEGORIES,
   describeError,
@@ -58,6 +60,13 @@ const serviceError = (trailers: Record<string, string>, code = 9) =>
     message: `${code} FAILED_PRECONDITION: from the server`,
     metadata: { getMap: () => trailers },
   }) as never;
+
+/** A gRPC status as grpc-js reports the server's NoLeaderInfo (UNKNOWN, no exception trailer). */
+const NO_LEADER_INFO = () =>
+  Object.assign(new Error('2 UNKNOWN: No leader info available in response'), {
+    code: 2,
+    details: 'No leader info available in response',
+  });
 
 const TWO_53 = 2n ** 53n;
 const U64_MAX = 2n ** 64n - 1n;
@@ -354,6 +363,9 @@ describe('EventStoreDB mapping', () => {
         new UnknownError(undefined, 'Could not recognize Server Is Busy'),
         new UnknownError(undefined, 'Could not recognize Server Is Not Ready'),
         new UnknownError(undefined, 'Could not recognize No leader info available in response'),
+        // a leader-required read on a node that knows no leader (server RpcExceptions.NoLeaderInfo)
+        convertToCommandError(NO_LEADER_INFO()),
+        NO_LEADER_INFO(),
         // an HTTP/2 stream reset, raw and as the client passes it on
         RST_STREAM,
         new UnknownError(RST_STREAM as never),
@@ -369,6 +381,9 @@ describe('EventStoreDB mapping', () => {
         new AccessDeniedError(),
         new UnknownError(),
         new UnknownError(undefined, 'Could not recognize Something Else'),
+        convertToCommandError(
+          Object.assign(new Error('2 UNKNOWN: Something Else'), { code: 2, details: 'Something Else' }),
+        ),
         new InvalidArgumentError('bad'),
         MaxAppendSizeExceededError.fromMaxAppendSize(1024),
         new ConcurrencyError('s', 1n, 2n),
@@ -535,6 +550,28 @@ describe('EventStoreDB mapping', () => {
       expect(redactConnectionString('esdb://localhost:2113?tlsCAFile=/certs/a@b.pem')).toBe(
         'esdb://localhost:2113?tlsCAFile=/certs/a@b.pem',
       );
+    });
+
+    it('finds the options the client would warn about (printing the whole string) as the client parses them', () => {
+      expect(connectionStringProblem('esdb://u:p@h:2113?tls=false&TLS-Verify-Cert= false ')).toMatch(
+        /^tlsVerifyCert=false is not supported/,
+      );
+      expect(connectionStringProblem('esdb://h:2113?tls=false&keepAlive=1000')).toMatch(
+        /^unknown option "keepAlive" \(the client would ignore it\); known: /,
+      );
+      // dnsDiscover: known to the client in this spelling only
+      expect(connectionStringProblem('esdb://h?dnsDiscover=true')).toBeUndefined();
+      expect(connectionStringProblem('esdb://h?dns-discover=true')).toMatch(/^unknown option "dns-discover"/);
+      for (const fine of [
+        'esdb://h:2113',
+        'esdb://h:2113/',
+        'esdb+discover://u:p@h1:2113,h2:2113?nodePreference=follower&tlsVerifyCert=true&tls_ca_file=/c.pem',
+        // the client takes everything up to the '@' as the password, '?' and '&' included
+        'esdb://admin:p?w&x=y@h:2113?tls=false',
+        // malformed: the client throws before warning (its own error, handled elsewhere)
+        'esdb://h:2113?tls',
+      ])
+        expect([fine, connectionStringProblem(fine)]).toEqual([fine, undefined]);
     });
   });
 });

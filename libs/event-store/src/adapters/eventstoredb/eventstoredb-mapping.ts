@@ -304,6 +304,17 @@ const isNotHandled = (error: unknown): boolean =>
   errorType(error) === ErrorType.UNKNOWN && NOT_HANDLED.test((error as Error).message);
 
 /**
+ * The other form of "no leader info": a leader-required read (the one before every append) on a
+ * node that knows no leader yet answers gRPC UNKNOWN "No leader info available in response"
+ * (server: RpcExceptions.NoLeaderInfo), which the client turns into an UnknownError with the
+ * grpc-js message. An election in progress: a retry may find a leader.
+ */
+const GRPC_UNKNOWN = 2;
+const isNoLeaderInfo = (error: unknown): boolean =>
+  (error as { code?: unknown }).code === GRPC_UNKNOWN &&
+  /^2 UNKNOWN: No leader info available in response$/.test(String((error as { message?: unknown }).message));
+
+/**
  * An HTTP/2 stream reset (a proxy or the server closing the connection): grpc-js reports
  * `13 INTERNAL: Received RST_STREAM with code …`, which the client passes on as an UnknownError
  * (kurrent-io/KurrentDB-Client-NodeJS#51). The connection is the trouble, not the request.
@@ -322,13 +333,15 @@ const isStreamReset = (error: unknown): boolean =>
 export const isTransientError = (error: unknown): boolean => {
   if (typeof error !== 'object' || error === null) return false;
   const type = errorType(error);
-  if (type !== undefined) return TRANSIENT_TYPES.has(type) || isNotHandled(error) || isStreamReset(error);
+  if (type !== undefined)
+    return TRANSIENT_TYPES.has(type) || isNotHandled(error) || isNoLeaderInfo(error) || isStreamReset(error);
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'number')
     return (
       code === GRPC_UNAVAILABLE ||
       code === GRPC_DEADLINE_EXCEEDED ||
       code === GRPC_ABORTED ||
+      isNoLeaderInfo(error) ||
       isStreamReset(error)
     );
   if (typeof code === 'string') return TRANSIENT_SYSTEM_CODES.has(code);
@@ -398,6 +411,63 @@ export const backoffDelay = (
  */
 export const redactConnectionString = (connectionString: string): string =>
   connectionString.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1');
+
+/** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
+const flatCase = (key: string) => key.trim().toLowerCase().replace(/[_-]/g, '');
+const CLIENT_OPTIONS: ReadonlyMap<string, string> = new Map(
+  [
+    'userCertFile',
+    'userKeyFile',
+    'maxDiscoverAttempts',
+    'connectionName',
+    'defaultDeadline',
+    'discoveryInterval',
+    'gossipTimeout',
+    'nodePreference',
+    'tls',
+    'tlsVerifyCert',
+    'tlsCAFile',
+    'throwOnAppendFailure',
+    'keepAliveInterval',
+    'keepAliveTimeout',
+  ].map((option) => [flatCase(option), option]),
+);
+
+/**
+ * Why the connection string must not reach the client, or undefined. Client 6.2.1 console.warns
+ * the WHOLE string, credentials included, for an option key it does not know (which it then
+ * ignores: a misspelt option) and for `tlsVerifyCert=false` (which it does not support). The
+ * query is read as the client reads it: after the credentials (up to the first `@`, so a `?` in
+ * a password is not a query), `?key=value` then `&key=value`, up to the first malformed pair
+ * (where the client throws instead).
+ */
+export const connectionStringProblem = (connectionString: string): string | undefined => {
+  const afterCredentials = connectionString
+    .trim()
+    .replace(/\/+$/, '')
+    .replace(/^[^:]+:\/\/(?:[^:]+:[^@]+@)?/, '');
+  const query = afterCredentials.indexOf('?');
+  if (query < 0) return undefined;
+  const pair = /[?&]([^=]+)=([^&?]+)/y;
+  pair.lastIndex = query;
+  for (let first = true, match; (match = pair.exec(afterCredentials)); first = false) {
+    if (match[0][0] !== (first ? '?' : '&')) return undefined;
+    const [, rawKey, rawValue] = match;
+    const key = CLIENT_OPTIONS.get(flatCase(rawKey)) ?? rawKey;
+    if (key === 'tlsVerifyCert' && rawValue.trim() === 'false')
+      return (
+        'tlsVerifyCert=false is not supported by the client (it would be ignored); ' +
+        "trust the server's certificate with tlsCAFile or NODE_EXTRA_CA_CERTS instead"
+      );
+    // dnsDiscover: the client knows it, but only in this spelling
+    if (!CLIENT_OPTIONS.has(flatCase(rawKey)) && rawKey !== 'dnsDiscover')
+      return (
+        `unknown option ${JSON.stringify(rawKey)} (the client would ignore it); ` +
+        `known: ${[...CLIENT_OPTIONS.values(), 'dnsDiscover'].join(', ')}`
+      );
+  }
+  return undefined;
+};
 
 // ---------------------------------------------------------------------------------------------
 // hash chain and counter streams

@@ -11,9 +11,14 @@
  *   WrongExpectedVersion; 'any' deduplicates by the first event id;
  * - reading a stream that does not exist fails with StreamNotFoundError;
  * - optional noise: system projections add a `$>` link to `$ce-<category>` for every event;
- * - a hard-deleted (tombstoned) stream: reads and appends fail with StreamDeletedError.
+ * - a hard-deleted (tombstoned) stream: reads and appends fail with StreamDeletedError;
+ * - a soft-deleted stream (server StorageWriterService and IndexWriter.CheckCommit): the delete
+ *   writes `{"$tb": long.MaxValue}` to `$$<stream>`; reads answer StreamNotFound; 'no-stream',
+ *   'any' and its current revision are accepted, and the events land after the old ones (the
+ *   revisions go on), which undeletes it with `$tb` at the first new revision: reads show only
+ *   the new events. The old events stay in `$all`.
  *
- * Not modelled: soft deletes, ACLs, explicit transactions, clusters. Faults can be injected.
+ * Not modelled: scavenges, ACLs, explicit transactions, clusters. Faults can be injected.
  */
 import { EventEmitter } from 'node:events';
 import { Readable, type ReadableOptions } from 'node:stream';
@@ -29,6 +34,7 @@ import {
   StreamDeletedError,
   StreamNotFoundError,
   WrongExpectedVersionError,
+  metastreamOf,
   type AllStreamResolvedEvent,
   type AppendExpectedRevision,
   type AppendResult,
@@ -85,6 +91,9 @@ export class InMemoryEventStoreDbClient {
   readonly log: StoredEvent[] = [];
   private readonly streams = new Map<string, StoredEvent[]>();
   private readonly tombstoned = new Set<string>();
+  private readonly softDeleted = new Set<string>();
+  /** `$tb` of streams written again after a soft delete: reads start there. */
+  private readonly truncatedBefore = new Map<string, bigint>();
   private readonly appended = new EventEmitter();
   private readonly liveSubscriptions = new Set<FakeSubscription>();
   private readonly faults: Fault[] = [];
@@ -160,6 +169,18 @@ export class InMemoryEventStoreDbClient {
     this.tombstoned.add(streamId);
   }
 
+  /**
+   * Soft-deletes a stream, as an operator's `deleteStream` would: reads answer StreamNotFound
+   * until it is written again, and then show only what was written after the delete.
+   */
+  softDelete(streamId: string): void {
+    if (this.tombstoned.has(streamId)) throw StreamDeletedError.fromStreamName(streamId);
+    this.softDeleted.add(streamId);
+    // long.MaxValue, which JSON.stringify cannot write from a number
+    this.writeStreamMetadata(streamId, '{"$tb":9223372036854775807}');
+    this.appended.emit('append');
+  }
+
   /** Writes an event as another application or the server itself would. */
   writeRaw(streamId: string, type: string, data: unknown = {}, metadata: unknown = {}): StoredEvent {
     const stream = this.streams.get(streamId) ?? [];
@@ -219,16 +240,16 @@ export class InMemoryEventStoreDbClient {
       const fault = this.takeFault('readStream');
       if (fault) throw fault.error();
       if (this.tombstoned.has(streamName)) throw StreamDeletedError.fromStreamName(streamName);
-      const stream = this.streams.get(streamName);
-      if (!stream) throw new StreamNotFoundError(undefined, streamName);
+      const all = this.streams.get(streamName);
+      if (!all || this.softDeleted.has(streamName)) throw new StreamNotFoundError(undefined, streamName);
+      const truncatedBefore = this.truncatedBefore.get(streamName) ?? 0n;
+      const stream = all.filter((e) => e.revision >= truncatedBefore);
       let events: StoredEvent[];
       if (direction === BACKWARDS) {
-        const from =
-          fromRevision === END || fromRevision === START ? BigInt(stream.length - 1) : fromRevision;
+        const from = fromRevision === END || fromRevision === START ? BigInt(all.length - 1) : fromRevision;
         events = stream.filter((e) => e.revision <= from).reverse();
       } else {
-        const from =
-          fromRevision === START ? 0n : fromRevision === END ? BigInt(stream.length) : fromRevision;
+        const from = fromRevision === START ? 0n : fromRevision === END ? BigInt(all.length) : fromRevision;
         events = stream.filter((e) => e.revision >= from);
       }
       return events.slice(0, Number(maxCount)).map((e) => this.resolve(e, this.options.streamReadPositions));
@@ -386,8 +407,11 @@ export class InMemoryEventStoreDbClient {
       };
     };
 
+    const softDeleted = this.softDeleted.has(streamName);
     let expected: bigint;
     if (expectedRevision === ANY || expectedRevision === STREAM_EXISTS) {
+      if (expectedRevision === STREAM_EXISTS && softDeleted)
+        throw StreamDeletedError.fromStreamName(streamName);
       if (expectedRevision === STREAM_EXISTS && current < 0n) return wrong();
       const first = stream.findIndex((e) => e.id === ids[0]);
       if (first >= 0) {
@@ -400,7 +424,9 @@ export class InMemoryEventStoreDbClient {
     }
     if (expected < current) {
       const repeat = repeatFrom(Number(expected + 1n));
-      return repeat === 'mismatch' ? wrong() : repeat;
+      // CheckCommit: 'no-stream' on a soft-deleted stream is accepted, after its old events
+      if (repeat === 'mismatch' && expectedRevision === NO_STREAM && softDeleted) expected = current;
+      else return repeat === 'mismatch' ? wrong() : repeat;
     }
     if (expected > current) return wrong();
 
@@ -421,12 +447,24 @@ export class InMemoryEventStoreDbClient {
         this.record(category, randomUUID(), '$>', BigInt(links.length), `${last.revision}@${streamName}`, '');
       }
     }
+    if (softDeleted) {
+      // written again: undeleted, its old events hidden for good (SoftUndeleteStream)
+      this.softDeleted.delete(streamName);
+      this.truncatedBefore.set(streamName, current + 1n);
+      this.writeStreamMetadata(streamName, JSON.stringify({ $tb: Number(current + 1n) }));
+    }
     this.appended.emit('append');
     return {
       success: true,
       nextExpectedRevision: last!.revision,
       position: { commit: last!.position, prepare: last!.position },
     };
+  }
+
+  private writeStreamMetadata(streamId: string, data: string): void {
+    const metastream = metastreamOf(streamId);
+    const revision = BigInt(this.streams.get(metastream)?.length ?? 0);
+    this.record(metastream, randomUUID(), '$metadata', revision, data, '');
   }
 
   private record(
