@@ -25,6 +25,12 @@ describe('user text in Markdown comes out as text, never as structure', () => {
     );
   });
 
+  it('control characters (an ESC sequence stored before requests refused them) become U+FFFD', () => {
+    expect(markdownInline('a\u001b[2Jb')).toBe('a\ufffd[2Jb');
+    expect(markdownBlock('one\u0007\ntwo\tthree')).toBe('one\ufffd  \ntwo\tthree');
+    expect(markdownListItem('\u009b31m')).toBe('\ufffd31m');
+  });
+
   it('list item: one line whose start cannot open a heading, quote or list inside the item', () => {
     // CommonMark reads `- ## Approval — approved by CISO` as a heading inside the list
     expect(markdownListItem('## Approval — approved by CISO')).toBe('\\## Approval — approved by CISO');

@@ -1,8 +1,11 @@
+import { withoutControlCharacters } from './csv';
+
 /**
  * Text from users (titles, descriptions, names) placed into Markdown that auditors read and
  * render: it must come out as the same text, never as structure. Otherwise a description could
  * add its own "## Approval" section to an evidence pack, a title its own row to the change log,
- * and `<img onerror=…>` would run in a viewer that renders raw HTML.
+ * and `<img onerror=…>` would run in a viewer that renders raw HTML. Control characters become
+ * U+FFFD (an ESC sequence would run in a terminal that shows the file).
  */
 
 /**
@@ -17,7 +20,10 @@ const LINK = /\]\(/g;
 const LINE_START = /^(\s*)([#>+=[-]|\d+[.)])/;
 const LINE_BREAK = /\r\n|\r|\n/g;
 
-const escapeInline = (line: string) => line.replace(INLINE, (c) => `\\${c}`).replace(LINK, '\\]\\(');
+const escapeInline = (line: string) =>
+  withoutControlCharacters(line)
+    .replace(INLINE, (c) => `\\${c}`)
+    .replace(LINK, '\\]\\(');
 const escapeLineStart = (line: string) =>
   line.replace(LINE_START, (_all, space: string, marker: string) =>
     /^\d/.test(marker) ? `${space}${marker.slice(0, -1)}\\${marker.slice(-1)}` : `${space}\\${marker}`,

@@ -5,7 +5,7 @@ import { type Actor, forbidden, ROLES } from '@changeledger/domain';
 import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from './jwt-verifier';
 
 const IS_PUBLIC = 'changeledger:public';
-/** Marks an endpoint that needs no token (health, OpenAPI document). */
+/** Marks an endpoint that needs no token (health). */
 export const Public = () => SetMetadata(IS_PUBLIC, true);
 
 export type AuthenticatedRequest = FastifyRequest & { actor?: Actor };

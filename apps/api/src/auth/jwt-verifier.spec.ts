@@ -17,8 +17,8 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(idp.address() as { port: number }).port}/jwks.json`;
   });
+  afterEach(() => jest.useRealTimers());
   afterAll(async () => {
-    jest.useRealTimers();
     await new Promise((resolve) => idp.close(resolve));
   });
 
@@ -34,7 +34,7 @@ describe('JwtVerifier with an identity provider’s key set', () => {
       .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
       .sign(privateKey);
 
-  it('stops accepting a key the identity provider withdrew within five minutes, cached tokens too', async () => {
+  it('stops accepting a key the identity provider withdrew within five minutes, tokens verified before too', async () => {
     const a = await keyPair('a');
     const b = await keyPair('b');
     keys = [a.jwk];
@@ -61,12 +61,37 @@ describe('JwtVerifier with an identity provider’s key set', () => {
 
     // The provider rotates: only b from now on (a leaked, say).
     keys = [b.jwk];
-    jest.setSystemTime(Date.parse('2026-11-27T12:04:00Z'));
-    await expect(verifier.verify(early)).resolves.toMatchObject({ id: 'u-rita' }); // still trusted
-    jest.setSystemTime(Date.parse('2026-11-27T12:05:30Z'));
-    await expect(verifier.verify(await sign(a.privateKey, 'a'))).rejects.toBeInstanceOf(AuthenticationError);
+    // The worst case: a new token checked against the key set still kept from before...
+    jest.setSystemTime(Date.parse('2026-11-27T12:02:29Z'));
+    const late = await sign(a.privateKey, 'a');
+    await expect(verifier.verify(late)).resolves.toMatchObject({ id: 'u-rita' });
+    expect(fetches).toBe(fetchedBefore);
+    jest.setSystemTime(Date.parse('2026-11-27T12:04:58Z'));
+    await expect(verifier.verify(late)).resolves.toMatchObject({ id: 'u-rita' }); // still trusted
+    // ...and five minutes after the rotation nothing signed with a verifies, tokens trusted before too
+    jest.setSystemTime(Date.parse('2026-11-27T12:05:00Z'));
+    await expect(verifier.verify(late)).rejects.toBeInstanceOf(AuthenticationError);
     await expect(verifier.verify(early)).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(verifier.verify(await sign(a.privateKey, 'a'))).rejects.toBeInstanceOf(AuthenticationError);
     expect(fetches).toBeGreaterThan(fetchedBefore); // the key set was fetched again
     await expect(verifier.verify(await sign(b.privateKey, 'b'))).resolves.toMatchObject({ id: 'u-rita' });
+  });
+
+  it('refuses a token whose name or sub holds control characters (they would reach evidence and terminals)', async () => {
+    const verifier = new JwtVerifier({ secret: 'a-secret-that-is-long-enough-for-hs256-0000' });
+    const hs256 = (sub: string, name: string) =>
+      new SignJWT({ name, roles: ['requester'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(sub)
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode('a-secret-that-is-long-enough-for-hs256-0000'));
+    await expect(verifier.verify(await hs256('u-rita', 'Rita\u001b[2J'))).rejects.toThrow(
+      /control characters/,
+    );
+    await expect(verifier.verify(await hs256('u-\u0000rita', 'Rita'))).rejects.toThrow(/control characters/);
+    await expect(verifier.verify(await hs256('u-rita', 'Rita Requester'))).resolves.toMatchObject({
+      id: 'u-rita',
+      name: 'Rita Requester',
+    });
   });
 });

@@ -5,7 +5,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { type Actor, ROLES, type Role } from '@changeledger/domain';
+import { type Actor, CONTROL_CHARACTER, ROLES, type Role } from '@changeledger/domain';
 
 export const JWT_VERIFIER = Symbol('JWT_VERIFIER');
 
@@ -36,10 +36,12 @@ export interface JwtVerifierOptions {
 /** Verified tokens kept in memory (a client sends the same token many times). */
 const CACHE_SIZE = 5_000;
 /**
- * How long an RS256 token's verification is trusted before its key is looked at again: a key
- * the identity provider withdraws stops working within this (not only at each token's exp).
+ * How long an RS256 token's verification is trusted before its key is looked at again, and how
+ * long a fetched key set is kept: a key the identity provider withdraws verifies nothing five
+ * minutes on (a token checked against a key set fetched just before the withdrawal is trusted
+ * for both periods), not only at each token's exp.
  */
-const RS256_RECHECK_MS = 5 * 60_000;
+const RS256_RECHECK_MS = 150_000;
 
 /** Verifies bearer tokens and turns their claims into an Actor. */
 export class JwtVerifier {
@@ -51,7 +53,7 @@ export class JwtVerifier {
     if (!options.secret && !options.jwksUrl) throw new Error('JWT verification needs a secret or a JWKS URL');
     this.secret = options.secret ? new TextEncoder().encode(options.secret) : undefined;
     // jose keeps a fetched key set for 10 minutes by default: a withdrawn key would verify new
-    // tokens that long. Refetched as often as verified tokens are rechecked instead.
+    // tokens that long, and each stays trusted for RS256_RECHECK_MS after.
     this.jwks = options.jwksUrl
       ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: RS256_RECHECK_MS })
       : undefined;
@@ -139,6 +141,10 @@ const toActor = (payload: JWTPayload): Actor => {
   if (typeof sub !== 'string' || sub === '') throw new AuthenticationError('the token has no "sub" claim');
   if (typeof name !== 'string' || name === '') throw new AuthenticationError('the token has no "name" claim');
   if (!Array.isArray(roles)) throw new AuthenticationError('the token has no "roles" array claim');
+  // Stored in every event the user records, shown in evidence and on auditors' terminals.
+  if (CONTROL_CHARACTER.test(sub) || CONTROL_CHARACTER.test(name)) {
+    throw new AuthenticationError('the token\'s "sub" or "name" claim holds control characters');
+  }
   // Roles this product does not know (an identity provider may send others) grant nothing.
   const known = roles.filter(
     (r): r is Role => typeof r === 'string' && (ROLES as readonly string[]).includes(r),

@@ -40,6 +40,20 @@ describe('bodyShapeProblem', () => {
     expect(bodyShapeProblem({ title: 'é 回滚 🙂 \u00a0' })).toBeUndefined();
   });
 
+  it('refuses a huge array before walking its items', () => {
+    let reads = 0;
+    const items = new Proxy(new Array(600_000).fill(0), {
+      get(target, property, receiver) {
+        if (typeof property === 'string' && /^\d+$/.test(property)) reads++;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    expect(bodyShapeProblem({ implementationPlan: items })).toBe(
+      'the body has more than 5000 members in all',
+    );
+    expect(reads).toBe(0);
+  });
+
   it('walks a body far deeper than the call stack allows', () => {
     const deep = JSON.parse(`{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`) as unknown;
     expect(deeperThan(deep, 32)).toBe(true);

@@ -10,7 +10,7 @@ import {
   segregationOfDuties,
   validationFailed,
 } from '../shared/domain-error';
-import type { StandardTemplateState } from '../standard-template/standard-template.state';
+import { namesSystems, type StandardTemplateState } from '../standard-template/standard-template.state';
 import type {
   AmendChange,
   ChangeRequestCommand,
@@ -149,13 +149,11 @@ const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.r
 
 /**
  * The systems a template's scope does not cover. A scope entry names a system (case does not
- * matter) or, with `*`, a pattern of names: `pve-node-*`. An entry of wildcards alone covers
- * nothing (templates are refused one since 2026-11-27; an older one pre-approves no system).
+ * matter) or, with `*`, a pattern of names: `pve-node-*`. An entry that does not name systems
+ * (`*`, `*-*`: see `namesSystems`) covers nothing.
  */
 export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
-  const patterns = scope
-    .filter((entry) => hasVisibleText(entry.replace(/\*/g, '')))
-    .map((entry) => entry.toLowerCase());
+  const patterns = scope.filter(namesSystems).map((entry) => entry.toLowerCase());
   return systems.filter((system) => {
     const name = system.toLowerCase();
     return !patterns.some((pattern) => globMatches(pattern, name));

@@ -1,7 +1,7 @@
 import { type Role, actorRef, hasAnyRole } from '../shared/actor';
 import type { Decider, DecisionContext } from '../shared/decider';
 import { forbidden, invalidState, notFound, validationFailed } from '../shared/domain-error';
-import { hasVisibleText } from '../shared/text';
+import { namesSystems } from './standard-template.state';
 import type { StandardTemplateCommand } from './standard-template.commands';
 import type { StandardTemplateEvent } from './standard-template.events';
 import {
@@ -24,18 +24,17 @@ const decideStandardTemplate = (
   switch (command.type) {
     case 'CreateStandardTemplate': {
       if (state.exists) throw invalidState(`template ${state.id} already exists`);
-      // A template pre-approves its changes: one whose scope matches any system (`*`) would let
-      // whoever holds it and the requester role approve their own change to anything.
-      const unbounded = command.systemsScope.flatMap((entry, index) =>
-        !hasVisibleText(entry.replace(/\*/g, '')) ? [index] : [],
-      );
+      // A template pre-approves its changes: a scope entry that matches (nearly) any system would
+      // let whoever holds it and the requester role approve their own change to anything.
+      const unbounded = command.systemsScope.flatMap((entry, index) => (namesSystems(entry) ? [] : [index]));
       if (unbounded.length > 0) {
         throw validationFailed(
-          'a standard template’s scope names systems or patterns of names (pve-node-*), not every system',
+          'a standard template’s scope names systems or patterns of their names (pve-node-*, *-prod), not (nearly) every system',
           'template-scope-names-systems',
           unbounded.map((index) => ({
             field: `systemsScope.${index}`,
-            message: 'must name a system or a pattern with some of its name',
+            message:
+              'must name a system, or a pattern anchored at one end with two or more characters of the name',
           })),
         );
       }

@@ -1,3 +1,4 @@
+import { hasVisibleText } from '../shared/text';
 import type { ActorRef } from '../shared/actor';
 import type { StandardTemplateEvent } from './standard-template.events';
 
@@ -63,4 +64,20 @@ export const evolveStandardTemplate = (
       return next;
     }
   }
+};
+
+/**
+ * Whether a scope entry names systems: a name, or a pattern of names (`*` any run of characters)
+ * with a literal start or end and two or more visible characters that are not `*`. `*`, `*-*`,
+ * `*e*` or `p*` match (nearly) every system: a template with one would pre-approve changes to
+ * anything. Such entries are refused since 2026-11-27, and in a template stored before they
+ * cover no system.
+ */
+export const namesSystems = (entry: string): boolean => {
+  const pattern = entry.trim();
+  if (!pattern.includes('*')) return hasVisibleText(pattern);
+  if (pattern.startsWith('*') && pattern.endsWith('*')) return false;
+  let literal = 0;
+  for (const character of pattern.replace(/\*/g, '')) if (hasVisibleText(character)) literal++;
+  return literal >= 2;
 };

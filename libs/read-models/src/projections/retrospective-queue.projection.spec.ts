@@ -144,6 +144,18 @@ describe('retrospective queue projection', () => {
       expect(doc?.outstanding).toContain('complete-request');
     });
 
+    it('text that shows nothing (braille blank, zero-width space) is missing too (version 3)', () => {
+      const { timeline, ...rest } = laterFields();
+      const doc = docAfter(
+        declared({ ...emergencyRequest(), rollbackPlan: '\u2800' }),
+        startedNow(),
+        amended({ ...rest, rollbackPlan: '\u2800', testingPlan: '\u200b' }),
+        amended({ timeline }),
+      );
+      expect(doc?.missingFields).toEqual(['rollbackPlan', 'testingPlan']);
+      expect(retrospectiveQueueProjection.version).toBe(3);
+    });
+
     it('an amendment updates title and category', () => {
       const doc = docAfter(
         declared(),

@@ -55,8 +55,9 @@ export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
     fields: { open: 'boolean', declaredAt: 'string' },
     indexes: [['open', 'declaredAt']],
   },
-  // 2: text of only white space counts as missing (version 1 counted it as filled in)
-  version: 2,
+  // 2: text of only white space counts as missing (version 1 counted it as filled in);
+  // 3: so does text of characters that show nothing (zero-width space, braille blank)
+  version: 3,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
