@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppHarness, USERS } from './support/app-harness';
 import {
+  CRITERIA,
   emergencyChange,
   expectStatus,
   implementSuccessfully,
@@ -164,7 +165,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 3,
+      schemaVersion: 4,
     });
   });
 
@@ -345,5 +346,31 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(view.reviews).toHaveLength(0);
     expect(view.voidedReviews).toHaveLength(3);
     expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 409, 'INVALID_STATE');
+  });
+
+  it('lets a reviewer of a kind already approved reject while the change is in review; a second approval is 422', async () => {
+    const { id } = await submit(app, normalChange('medium'));
+    const review = (verdict: string, as: typeof USERS.technical) =>
+      app.post(
+        `/changes/${id}/reviews`,
+        { kind: 'technical', verdict, notes: verdict, criteria: CRITERIA.technical },
+        as,
+      );
+    expectStatus(await review('approve', USERS.technical), 200);
+    const second = { sub: 'u-tariq', name: 'Tariq Technical', roles: ['technical-reviewer'] } as const;
+    expectStatus(await review('approve', second), 422, 'RULE_VIOLATION');
+    expect(expectStatus(await review('reject', second), 200).body).toMatchObject({ status: 'rejected' });
+    const [, overruling] = (await app.eventsOf(id)).filter((e) => e.type === 'ReviewRecorded');
+    expect(overruling.data).toMatchObject({
+      verdict: 'reject',
+      by: { id: 'u-tariq' },
+      supersedes: { verdict: 'approve', by: { id: USERS.technical.sub } },
+    });
+    const view = expectStatus(await app.get(`/changes/${id}`), 200).body as {
+      reviews: { verdict: string }[];
+      voidedReviews: { verdict: string }[];
+    };
+    expect(view.reviews.map((r) => r.verdict)).toEqual(['reject']);
+    expect(view.voidedReviews.map((r) => r.verdict)).toEqual(['approve']);
   });
 });

@@ -840,6 +840,29 @@ describe('change-request decider', () => {
       },
     );
 
+    it('an emergency: no checklist item is required (it never starts); approved by its retrospective approval', () => {
+      const view = (events: ChangeRequestEvent[]) => toChangeView(given(events).state);
+      const declared = view(emergencyHistory('in-progress'));
+      expect(declared.checklist.filter((i) => i.required)).toEqual([]);
+      expect(declared).toMatchObject({ approvedBy: null, timestamps: { approvedAt: null } });
+      const decided = view([
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        retrospectiveDecided(),
+      ]);
+      expect(decided.approvedBy).toEqual({ id: actors.max.id, name: actors.max.name });
+      expect(decided.timestamps.approvedAt).toBe(decided.retrospectiveDecision?.at);
+      const rejected = event('RetrospectiveDecisionRecorded', actors.max, {
+        decision: 'reject',
+        comment: 'Not justified',
+      });
+      expect(
+        view([...emergencyHistory('implemented'), postImplementationReviewed(), rejected]).approvedBy,
+      ).toBeNull();
+      // a normal change still needs its checklist
+      expect(view(normalHistory('approved')).checklist.filter((i) => i.required).length).toBeGreaterThan(0);
+    });
+
     it('an emergency declared by a requester is implemented by the first implementer to record work on it, not by the requester', () => {
       const declared = given([]).when(
         { type: 'SubmitChange', changeId: CHANGE_ID, changeType: 'emergency', fields: emergencyRequest() },
@@ -1584,10 +1607,49 @@ describe('change-request decider', () => {
   });
 
   describe('one-off records', () => {
-    it('a review kind already recorded cannot be recorded twice → RULE_VIOLATION', () => {
+    it('an approval of a review kind already recorded → RULE_VIOLATION', () => {
       given([...normalHistory('in-review'), reviewed('technical')])
         .when(ROWS.RecordReview.command, { actor: withRoles(actors.ines, 'technical-reviewer') })
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', /may only reject or request changes/);
+    });
+
+    it.each([
+      ['reject', ['ReviewRecorded', 'ChangeRejected'], 'rejected'],
+      ['request-changes', ['ReviewRecorded', 'ChangesRequested'], 'changes-requested'],
+    ] as const)(
+      'a later %s of an approved kind, still in review, overrules the approval (named in the event)',
+      (verdict, types, status) => {
+        const history = [...normalHistory('in-review'), reviewed('technical'), reviewed('business')];
+        const actor = withRoles(actors.ines, 'technical-reviewer');
+        const command = { ...ROWS.RecordReview.command, verdict, notes: 'found a flaw' } as const;
+        given(history).when(command, { actor }).thenTypes(types);
+        const [recorded] = changeRequestDecider.decide(command, given(history).state, { now: NOW, actor });
+        const approval = history.find((e) => e.type === 'ReviewRecorded' && e.data.kind === 'technical')!;
+        expect(recorded.data).toMatchObject({
+          kind: 'technical',
+          verdict,
+          by: { id: actors.ines.id },
+          supersedes: { verdict: 'approve', by: (approval.data as { by: unknown }).by },
+        });
+        const after = given([
+          ...history,
+          ...changeRequestDecider.decide(command, given(history).state, { now: NOW, actor }),
+        ]).state;
+        expect(after.status).toBe(status);
+        expect(after.reviews.technical).toMatchObject({ verdict, by: { id: actors.ines.id } });
+        expect(after.voidedReviews).toEqual([
+          expect.objectContaining({ kind: 'technical', verdict: 'approve' }),
+        ]);
+      },
+    );
+
+    it('the requester may not overrule a review either → SEGREGATION_OF_DUTIES', () => {
+      given([...normalHistory('in-review'), reviewed('technical')])
+        .when(
+          { ...ROWS.RecordReview.command, verdict: 'reject', notes: 'no' },
+          { actor: withRoles(actors.alice, 'technical-reviewer') },
+        )
+        .thenError('SEGREGATION_OF_DUTIES');
     });
 
     it('an amendment that changes nothing → VALIDATION_FAILED', () => {

@@ -403,8 +403,15 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
       ],
     );
   }
-  if (state.reviews[command.kind] !== undefined) {
-    throw ruleViolation(`the ${command.kind} review is already recorded`, 'one-review-per-kind');
+  // One review of each kind stands. While the change is in review, a reviewer of the kind who
+  // finds a problem after it was approved may still reject or request changes: the new review
+  // overrules the approval (named in the event), and the change leaves review.
+  const earlier = state.reviews[command.kind];
+  if (earlier !== undefined && command.verdict === 'approve') {
+    throw ruleViolation(
+      `the ${command.kind} review is already recorded (${earlier.verdict}); a later one of this kind may only reject or request changes`,
+      'one-review-per-kind',
+    );
   }
   const by = actorRef(ctx.actor);
   const at = ctx.now;
@@ -415,6 +422,7 @@ const decideReview = (command: RecordReview, state: ChangeRequestState, ctx: Cha
       verdict: command.verdict,
       notes: command.notes,
       criteria: command.criteria,
+      ...(earlier ? { supersedes: { verdict: earlier.verdict, by: earlier.by, at: earlier.at } } : {}),
       by,
       at,
     },

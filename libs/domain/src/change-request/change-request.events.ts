@@ -52,6 +52,11 @@ export type ReviewRecorded = DomainEvent<
     verdict: ReviewVerdict;
     notes: string;
     criteria: Record<string, string>;
+    /**
+     * The approval of this kind it overrules (schema 4): a reviewer of the kind found a problem
+     * after it was approved, while the change was still in review.
+     */
+    supersedes?: { verdict: ReviewVerdict; by: ActorRef; at: string };
   }
 >;
 export type ReviewsCompleted = DomainEvent<
@@ -207,5 +212,6 @@ export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] 
  * ChangeApproved and ChangeRejected at the approval stage name `level`, `riskLevel` and `rule`;
  * a rescheduling ChangeScheduled names the `previous` slot. Version 1 events lack them.
  * 3 (2026-11-27): an emergency's ImplementationStarted says `byImplementer`.
+ * 4 (2026-11-27): a ReviewRecorded that overrules an approval of its kind names it (`supersedes`).
  */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 3;
+export const CHANGE_REQUEST_SCHEMA_VERSION = 4;

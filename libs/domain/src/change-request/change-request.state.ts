@@ -162,8 +162,11 @@ export const evolveChangeRequest = (
     }
     case 'ReviewRecorded': {
       const { kind, verdict, notes, criteria, by, at } = event.data;
+      // An overruled approval (schema 4) no longer counts: kept with the voided reviews.
+      const overruled = state.reviews[kind];
       return Object.assign(next, {
         reviews: { ...state.reviews, [kind]: { kind, verdict, notes, criteria, by, at } },
+        ...(overruled ? { voidedReviews: [...state.voidedReviews, overruled] } : {}),
       });
     }
     case 'ReviewsCompleted':

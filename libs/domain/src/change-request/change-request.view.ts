@@ -7,7 +7,14 @@ import { CHECKLIST_ITEMS } from './change-request.types';
  * then everything the process recorded. Pure, so the read model and the stream fold agree.
  */
 export const toChangeView = (s: ChangeRequestState) => {
-  const required = requiredChecklistItems(s);
+  // The checklist is what /start needs: an emergency is implemented at once and never starts.
+  const required = s.type === 'emergency' ? [] : requiredChecklistItems(s);
+  // An emergency's approval is management's retrospective one (the process's "post-implementation
+  // approval"); a retrospective rejection approves nothing.
+  const retrospectiveApproval =
+    s.type === 'emergency' && s.retrospectiveDecision?.decision === 'approve'
+      ? s.retrospectiveDecision
+      : undefined;
   return {
     id: s.id,
     type: s.type,
@@ -22,7 +29,7 @@ export const toChangeView = (s: ChangeRequestState) => {
     voidedReviews: s.voidedReviews,
     requiredApproval: s.type === 'normal' ? (s.requiredApproval ?? null) : null,
     approval: s.approval ?? null,
-    approvedBy: s.approval?.by ?? null,
+    approvedBy: s.approval?.by ?? retrospectiveApproval?.by ?? null,
     rejection: s.rejection ?? null,
     schedule: s.schedule ?? null,
     checklist: CHECKLIST_ITEMS.map((item) => ({
@@ -46,7 +53,7 @@ export const toChangeView = (s: ChangeRequestState) => {
     timestamps: {
       submittedAt: s.submittedAt ?? null,
       awaitingApprovalSince: s.awaitingApprovalSince ?? null,
-      approvedAt: s.approval?.at ?? null,
+      approvedAt: s.approval?.at ?? retrospectiveApproval?.at ?? null,
       scheduledAt: s.schedule?.at ?? null,
       implementationStartedAt: s.implementation.startedAt ?? null,
       implementedAt: s.implementation.completedAt ?? null,
