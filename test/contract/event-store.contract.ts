@@ -450,7 +450,7 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         expect(ids(inLog)).toEqual(ids(read));
       });
 
-      it('the same eventIds at a different expected revision fail with ConcurrencyError', async () => {
+      it('the same eventIds at a stale or a future expected revision fail with ConcurrencyError', async () => {
         const streamId = newStreamId();
         const batch = newEvents(2);
         await store.append(streamId, batch, 'no-stream');

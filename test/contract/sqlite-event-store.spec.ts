@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import {
   ConcurrencyError,
   computeEventHash,
+  EventStoreUnavailableError,
   SqliteEventStore,
   StoredEventCorruptError,
   verifyHashChains,
@@ -321,6 +322,103 @@ describe('SqliteEventStore specifics', () => {
     expect(await store.headPosition()).toBe(1n);
     // and the store goes on
     expect((await store.append('s-3', [event()], 'no-stream')).nextExpectedRevision).toBe(0n);
+  });
+
+  it('a group keeps its writes apart: one refused (a conflict, an unserialisable event) fails alone, the others commit with their own answers', async () => {
+    const store = await fx.open();
+    await store.append('s-c', [event()], 'no-stream');
+    let wakes = 0;
+    store.onAppended(() => wakes++);
+    // one turn of the event loop: one group transaction
+    const a = store.append('s-a', [event()], 'no-stream');
+    const b = store.append('s-b', [event(), event(), event('Bad', { n: 1n })], 'no-stream');
+    const c = store.append('s-c', [event()], 'no-stream'); // stale: s-c exists
+    const d = store.append('s-d', [event(), event()], 'no-stream');
+    const [ra, rb, rc, rd] = await Promise.allSettled([a, b, c, d]);
+    expect(ra).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 0n, position: 2n } });
+    expect(rb.status).toBe('rejected');
+    expect(rc).toMatchObject({ status: 'rejected', reason: expect.any(ConcurrencyError) });
+    expect(rd).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 1n, position: 4n } });
+    expect(await store.readStream('s-b')).toEqual([]);
+    expect((await store.readAll({ limit: 10 })).map((e) => [e.streamId, e.position])).toEqual([
+      ['s-c', 1n],
+      ['s-a', 2n],
+      ['s-d', 3n],
+      ['s-d', 4n],
+    ]);
+    expect(wakes).toBe(1); // one wake-up for the group
+  });
+
+  it('positions past 2^53 stay exact (bigint everywhere)', async () => {
+    const store = await fx.open();
+    await store.append('s-0', [event()], 'no-stream');
+    const raw = new Database(fx.file());
+    raw.prepare("UPDATE sqlite_sequence SET seq = 9007199254740993 WHERE name = 'events'").run();
+    raw.close();
+    const appended = await store.append('s-1', [event()], 'no-stream');
+    expect(appended.position).toBe(9007199254740994n);
+    expect((await store.readStream('s-1'))[0].position).toBe(9007199254740994n);
+    expect((await store.readAll({ after: 1n, limit: 10 })).map((e) => e.position)).toEqual([
+      9007199254740994n,
+    ]);
+    expect(await store.headPosition()).toBe(9007199254740994n);
+    const subscription = store.subscribeToAll({ after: 1n });
+    for await (const e of subscription) {
+      expect(e.position).toBe(9007199254740994n);
+      break;
+    }
+    await subscription.close();
+  });
+
+  it('writes accepted before close() are committed, and survive a reopen; later ones are refused as closed', async () => {
+    const store = await fx.open();
+    const accepted = store.append('s-1', [event(), event()], 'no-stream'); // same tick as close
+    const closing = store.close();
+    await expect(store.append('s-2', [event()], 'no-stream')).rejects.toThrow(/closed/);
+    await closing;
+    expect((await accepted).nextExpectedRevision).toBe(1n);
+    const reopened = await fx.reopen(store);
+    expect((await reopened.readStream('s-1')).length).toBe(2);
+    expect(await reopened.readStream('s-2')).toEqual([]);
+  });
+
+  it('is a WAL file with synchronous=FULL (an acknowledged append is on disk, power loss included)', async () => {
+    const store = await fx.open();
+    const db = (store as unknown as { db: Database.Database }).db;
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+  });
+
+  it('a file another process keeps locked: writes wait without holding the event loop, then commit in order', async () => {
+    const store = await fx.open();
+    await store.append('s-0', [event()], 'no-stream');
+    const other = new Database(fx.file());
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 10);
+    const first = store.append('s-1', [event()], 'no-stream');
+    const second = store.append('s-2', [event()], 'no-stream');
+    await sleep(400);
+    other.exec('COMMIT');
+    other.close();
+    const [r1, r2] = await Promise.all([first, second]);
+    clearInterval(ticking);
+    expect([r1.position, r2.position]).toEqual([2n, 3n]);
+    expect(ticks).toBeGreaterThan(5); // timers ran while the writes waited
+  });
+
+  it('a file locked past the deadline: the writes fail as unavailable (503), nothing stored, and the store goes on', async () => {
+    const store = fx.another({ busyDeadlineMs: 300 });
+    await store.append('s-0', [event()], 'no-stream');
+    const other = new Database(fx.file());
+    other.exec('BEGIN IMMEDIATE');
+    const refused = await store.append('s-1', [event()], 'no-stream').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(EventStoreUnavailableError);
+    expect(String(refused)).toMatch(/locked by another process/);
+    other.exec('ROLLBACK');
+    other.close();
+    expect(await store.readStream('s-1')).toEqual([]);
+    expect((await store.append('s-1', [event()], 'no-stream')).position).toBe(2n);
   });
 
   it('a sequence whose build names the same existing stream for every number is refused, not looped on', async () => {

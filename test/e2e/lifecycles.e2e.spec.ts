@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, type TestUser, USERS } from './support/app-harness';
 import {
   CRITERIA,
   emergencyChange,
@@ -350,14 +350,14 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
 
   it('lets a reviewer of a kind already approved reject while the change is in review; a second approval is 422', async () => {
     const { id } = await submit(app, normalChange('medium'));
-    const review = (verdict: string, as: typeof USERS.technical) =>
+    const review = (verdict: string, as: TestUser) =>
       app.post(
         `/changes/${id}/reviews`,
         { kind: 'technical', verdict, notes: verdict, criteria: CRITERIA.technical },
         as,
       );
     expectStatus(await review('approve', USERS.technical), 200);
-    const second = { sub: 'u-tariq', name: 'Tariq Technical', roles: ['technical-reviewer'] } as const;
+    const second: TestUser = { sub: 'u-tariq', name: 'Tariq Technical', roles: ['technical-reviewer'] };
     expectStatus(await review('approve', second), 422, 'RULE_VIOLATION');
     expect(expectStatus(await review('reject', second), 200).body).toMatchObject({ status: 'rejected' });
     const [, overruling] = (await app.eventsOf(id)).filter((e) => e.type === 'ReviewRecorded');

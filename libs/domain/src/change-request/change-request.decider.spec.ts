@@ -1621,7 +1621,13 @@ describe('change-request decider', () => {
       (verdict, types, status) => {
         const history = [...normalHistory('in-review'), reviewed('technical'), reviewed('business')];
         const actor = withRoles(actors.ines, 'technical-reviewer');
-        const command = { ...ROWS.RecordReview.command, verdict, notes: 'found a flaw' } as const;
+        const command: ChangeRequestCommand = {
+          type: 'RecordReview',
+          kind: 'technical',
+          verdict,
+          notes: 'found a flaw',
+          criteria: criteriaFor('technical'),
+        };
         given(history).when(command, { actor }).thenTypes(types);
         const [recorded] = changeRequestDecider.decide(command, given(history).state, { now: NOW, actor });
         const approval = history.find((e) => e.type === 'ReviewRecorded' && e.data.kind === 'technical')!;
@@ -1646,7 +1652,13 @@ describe('change-request decider', () => {
     it('the requester may not overrule a review either → SEGREGATION_OF_DUTIES', () => {
       given([...normalHistory('in-review'), reviewed('technical')])
         .when(
-          { ...ROWS.RecordReview.command, verdict: 'reject', notes: 'no' },
+          {
+            type: 'RecordReview',
+            kind: 'technical',
+            verdict: 'reject',
+            notes: 'no',
+            criteria: criteriaFor('technical'),
+          },
           { actor: withRoles(actors.alice, 'technical-reviewer') },
         )
         .thenError('SEGREGATION_OF_DUTIES');

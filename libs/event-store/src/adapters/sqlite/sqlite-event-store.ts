@@ -3,7 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { GENESIS_HASH, sealEvent } from '../../event-hash';
-import { ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
+import {
+  ConcurrencyError,
+  EventStoreUnavailableError,
+  StoredEventCorruptError,
+} from '../../event-store.errors';
 import type {
   AppendResult,
   EventMetadata,
@@ -24,7 +28,22 @@ interface PendingWrite {
   readonly run: () => unknown;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
+  /** When it was queued (performance.now()): how long another process may keep it waiting. */
+  readonly queuedAt: number;
 }
+
+/**
+ * How long SQLite itself waits for a lock. It waits synchronously, holding the whole event loop
+ * (no request, timer or wake-up runs), so briefly: a group that finds the file locked by another
+ * process (an old and a new API overlapping in a deploy, an operator's sqlite3 shell) is tried
+ * again from a timer instead, until `busyDeadlineMs`.
+ */
+const BUSY_TIMEOUT_MS = 100;
+const BUSY_RETRY_MS = 25;
+
+const isBusy = (error: unknown) =>
+  (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY' ||
+  (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY_SNAPSHOT';
 
 type Outcome =
   { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
@@ -46,6 +65,8 @@ export interface SqliteEventStoreOptions {
   readonly pollIntervalMs?: number;
   /** Rows per read while catching up. */
   readonly batchSize?: number;
+  /** How long a write waits for another process's lock on the file before it fails (503). */
+  readonly busyDeadlineMs?: number;
 }
 
 const SCHEMA = `
@@ -136,7 +157,10 @@ export class SqliteEventStore implements EventStore {
   private readonly subscriptions = new Set<{ close(): Promise<void> }>();
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
+  private readonly busyDeadlineMs: number;
   private closed = false;
+  private closing = false;
+  private busyRetry?: NodeJS.Timeout;
 
   private readonly stmts: {
     last: Database.Statement<[string], { revision: bigint; hash: unknown }>;
@@ -169,12 +193,14 @@ export class SqliteEventStore implements EventStore {
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.batchSize = options.batchSize ?? 1000;
+    this.busyDeadlineMs = options.busyDeadlineMs ?? 10_000;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the schema
     this.db.exec(SCHEMA);
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.appended.setMaxListeners(0);
     const safe = <T extends Database.Statement<never[]>>(s: T) => s.safeIntegers(true) as T;
     this.stmts = {
@@ -264,12 +290,17 @@ export class SqliteEventStore implements EventStore {
   /** Resolves once the write's transaction is committed (synchronous=FULL: on disk). */
   private enqueue<T>(run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (this.closed) {
+      if (this.closed || this.closing) {
         reject(new Error('the event store is closed'));
         return;
       }
-      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.flushScheduled) {
+      this.queue.push({
+        run,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        queuedAt: performance.now(),
+      });
+      if (!this.flushScheduled && !this.busyRetry) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
@@ -285,6 +316,28 @@ export class SqliteEventStore implements EventStore {
     try {
       outcomes = this.groupTx(writes);
     } catch (error) {
+      if (isBusy(error) && !this.closing) {
+        // Another process holds the file's write lock: nothing of the group was stored (BEGIN
+        // IMMEDIATE failed, or the transaction was rolled back). Tried again shortly, in order.
+        const now = performance.now();
+        const waited = writes.filter((w) => now - w.queuedAt >= this.busyDeadlineMs);
+        for (const write of waited) {
+          write.reject(
+            new EventStoreUnavailableError(
+              `the event store file is locked by another process (waited ${Math.round(now - write.queuedAt)} ms); nothing was stored`,
+              { cause: error },
+            ),
+          );
+        }
+        this.queue = [...writes.filter((w) => !waited.includes(w)), ...this.queue];
+        if (this.queue.length > 0) {
+          this.busyRetry = setTimeout(() => {
+            this.busyRetry = undefined;
+            this.flush();
+          }, BUSY_RETRY_MS);
+        }
+        return;
+      }
       // The commit itself failed (disk full, I/O error): nothing of the group is stored.
       for (const write of writes) write.reject(error);
       return;
@@ -409,8 +462,19 @@ export class SqliteEventStore implements EventStore {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.flush(); // writes already accepted are committed before the file closes
+    if (this.closed || this.closing) return;
+    this.closing = true; // writes from now on are refused as closed
+    clearTimeout(this.busyRetry);
+    this.busyRetry = undefined;
+    this.flush(); // writes already accepted are committed before the file closes...
+    // ...unless another process holds the file: then they are answered, not left hanging
+    for (const write of this.queue.splice(0)) {
+      write.reject(
+        new EventStoreUnavailableError(
+          'the event store closed while its file was locked; nothing was stored',
+        ),
+      );
+    }
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.closed = true;
     this.db.close();
