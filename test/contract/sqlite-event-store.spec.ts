@@ -394,6 +394,8 @@ describe('SqliteEventStore specifics', () => {
     await store.append('s-0', [event()], 'no-stream');
     const other = new Database(fx.file());
     other.exec('BEGIN IMMEDIATE');
+    // 10 ms ticks: a free event loop gives about 40 in the 400 ms below; SQLite's own busy wait
+    // (synchronous) would give a handful
     let ticks = 0;
     const ticking = setInterval(() => ticks++, 10);
     const first = store.append('s-1', [event()], 'no-stream');
@@ -404,7 +406,22 @@ describe('SqliteEventStore specifics', () => {
     const [r1, r2] = await Promise.all([first, second]);
     clearInterval(ticking);
     expect([r1.position, r2.position]).toEqual([2n, 3n]);
-    expect(ticks).toBeGreaterThan(5); // timers ran while the writes waited
+    expect(ticks).toBeGreaterThan(20); // timers ran while the writes waited
+  });
+
+  it('closed while another process holds the file: queued writes are answered as unavailable, nothing stored', async () => {
+    const store = await fx.open();
+    await store.append('s-0', [event()], 'no-stream');
+    const other = new Database(fx.file());
+    other.exec('BEGIN IMMEDIATE');
+    const queued = store.append('s-1', [event()], 'no-stream').catch((e: unknown) => e);
+    await sleep(50); // tried once, waiting for its retry
+    await store.close();
+    expect(await queued).toBeInstanceOf(EventStoreUnavailableError);
+    other.exec('ROLLBACK');
+    other.close();
+    const reopened = await fx.reopen(store);
+    expect(await reopened.readStream('s-1')).toEqual([]);
   });
 
   it('a file locked past the deadline: the writes fail as unavailable (503), nothing stored, and the store goes on', async () => {

@@ -577,6 +577,35 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect((await store.appendWithSequence(spec('soft-race', prefix))).number).toBe(4);
     });
 
+    it('creates on a server whose ACL denies this user stream metadata ($mr), warning once', async () => {
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const client = server.connection();
+      const denying: EventStoreDbClient = {
+        ...client,
+        readStream: ((stream: string, options: never) => {
+          if (stream.startsWith('$$')) throw new AccessDeniedError(undefined, `read of ${stream} denied`);
+          return client.readStream(stream, options);
+        }) as EventStoreDbClient['readStream'],
+      };
+      const store = open({}, denying);
+      expect((await store.appendWithSequence(spec('no-mr', prefix))).number).toBe(1);
+      expect((await store.appendWithSequence(spec('no-mr', prefix))).number).toBe(2);
+      expect(logger.warn).toHaveBeenCalledTimes(1);
+      expect(logger.warn).toHaveBeenCalledWith(expect.stringMatching(/may not read stream metadata/));
+    });
+
+    it('recovering a soft-deleted counter, a build that names one stream for every number is refused, not probed for ever', async () => {
+      const store = open();
+      const stream = `changeRequest-T${randomUUID()}-only`;
+      const one: SequencedStream = {
+        sequence: 'one-stream',
+        build: () => ({ streamId: stream, events: [newEvent('Raised')] }),
+      };
+      await store.appendWithSequence(one);
+      server.softDelete('sequence-one-stream');
+      await expect(store.appendWithSequence(one)).rejects.toThrow(/name the same stream/);
+    });
+
     it('does not restart numbering after an operator soft-deleted the counter stream', async () => {
       const prefix = `changeRequest-T${randomUUID()}-`;
       // fewer attempts than numbers in use: walking past them one by one would give up

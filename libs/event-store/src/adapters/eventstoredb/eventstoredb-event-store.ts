@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  AccessDeniedError,
   BACKWARDS,
   END,
   EventStoreDBClient,
@@ -178,6 +179,8 @@ const clientFor = (connectionString: string): EventStoreDBClient => {
  *   deduplicates if the first attempt landed after all.
  */
 export class EventStoreDbEventStore implements EventStore {
+  /** The user may not read stream metadata (logged once): see `hasMetadata`. */
+  private metadataDenied = false;
   /** The server, without credentials, for messages. */
   readonly target: string;
   private readonly client: EventStoreDbClient;
@@ -898,7 +901,21 @@ export class EventStoreDbEventStore implements EventStore {
 
   /** Whether the stream's metadata stream (`$$<stream>`) holds anything. */
   private async hasMetadata(streamId: string): Promise<boolean> {
-    return (await this.lastEvent(metastreamOf(streamId))) !== undefined;
+    try {
+      return (await this.lastEvent(metastreamOf(streamId))) !== undefined;
+    } catch (error) {
+      // A server whose default ACL keeps stream metadata from this user ($mr): the soft-delete
+      // check cannot be made, creations go on (a soft-deleted number is still caught after its
+      // append, by the revision it landed at).
+      if (!(error instanceof AccessDeniedError)) throw error;
+      if (!this.metadataDenied) {
+        this.metadataDenied = true;
+        this.logger.warn(
+          `EventStoreDB: this user may not read stream metadata (${metastreamOf(streamId)}: access denied), so soft-deleted numbers are found only after writing to them; grant $mr to check before`,
+        );
+      }
+      return false;
+    }
   }
 
   /**
@@ -908,7 +925,19 @@ export class EventStoreDbEventStore implements EventStore {
    * one is found by doubling, then bisecting. A gap would at worst hand out an unused number.
    */
   private async recoverCounter(spec: SequencedStream, counterStream: string): Promise<CounterState> {
-    const used = async (n: number) => !(await this.neverWritten(spec.build(n).streamId));
+    const probed = new Map<string, number>();
+    const used = async (n: number) => {
+      const { streamId } = spec.build(n);
+      // a build naming one stream for two numbers would make the doubling go on for ever
+      const earlier = probed.get(streamId);
+      if (earlier !== undefined && earlier !== n) {
+        throw new TypeError(
+          `appendWithSequence: numbers ${earlier} and ${n} name the same stream ${streamId}`,
+        );
+      }
+      probed.set(streamId, n);
+      return !(await this.neverWritten(streamId));
+    };
     let highestUsed = 0;
     let unused = 1;
     while (await used(unused)) {

@@ -550,6 +550,10 @@ describe('EventStoreDB mapping', () => {
       expect(redactConnectionString('esdb://localhost:2113?tlsCAFile=/certs/a@b.pem')).toBe(
         'esdb://localhost:2113?tlsCAFile=/certs/a@b.pem',
       );
+      // a password with / or # (the client takes them as they are)
+      expect(redactConnectionString('esdb://admin:pa/ss#1@h:2113?tlsCAFile=/c/a@b.pem')).toBe(
+        'esdb://h:2113?tlsCAFile=/c/a@b.pem',
+      );
     });
 
     it('finds the options the client would warn about (printing the whole string) as the client parses them', () => {

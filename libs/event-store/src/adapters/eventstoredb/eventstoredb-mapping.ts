@@ -410,7 +410,9 @@ export const backoffDelay = (
  * `esdb://admin:changeit@host:2113?tls=false` → `esdb://host:2113?tls=false`.
  */
 export const redactConnectionString = (connectionString: string): string =>
-  connectionString.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1');
+  // Credentials: up to the last @ before any query (a password may hold / or #, as the client
+  // takes it; one holding ? is not told from the query and is left as it is).
+  connectionString.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^?]*@/i, '$1');
 
 /** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
 const flatCase = (key: string) => key.trim().toLowerCase().replace(/[_-]/g, '');

@@ -34,12 +34,13 @@ interface PendingWrite {
 
 /**
  * How long SQLite itself waits for a lock. It waits synchronously, holding the whole event loop
- * (no request, timer or wake-up runs), so briefly: a group that finds the file locked by another
- * process (an old and a new API overlapping in a deploy, an operator's sqlite3 shell) is tried
- * again from a timer instead, until `busyDeadlineMs`.
+ * (no request, timer or wake-up runs), so hardly at all: a group that finds the file locked by
+ * another process (an old and a new API overlapping in a deploy, an operator's sqlite3 shell) is
+ * tried again from a timer instead, backing off from 5 to 100 ms, until `busyDeadlineMs`.
  */
-const BUSY_TIMEOUT_MS = 100;
-const BUSY_RETRY_MS = 25;
+const BUSY_TIMEOUT_MS = 5;
+const BUSY_RETRY_FIRST_MS = 5;
+const BUSY_RETRY_MAX_MS = 100;
 
 const isBusy = (error: unknown) =>
   (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY' ||
@@ -161,6 +162,7 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
   private closing = false;
   private busyRetry?: NodeJS.Timeout;
+  private busyRetryMs = BUSY_RETRY_FIRST_MS;
 
   private readonly stmts: {
     last: Database.Statement<[string], { revision: bigint; hash: unknown }>;
@@ -316,7 +318,18 @@ export class SqliteEventStore implements EventStore {
     try {
       outcomes = this.groupTx(writes);
     } catch (error) {
-      if (isBusy(error) && !this.closing) {
+      if (isBusy(error) && this.closing) {
+        for (const write of writes) {
+          write.reject(
+            new EventStoreUnavailableError(
+              'the event store closed while another process held its file; nothing was stored',
+              { cause: error },
+            ),
+          );
+        }
+        return;
+      }
+      if (isBusy(error)) {
         // Another process holds the file's write lock: nothing of the group was stored (BEGIN
         // IMMEDIATE failed, or the transaction was rolled back). Tried again shortly, in order.
         const now = performance.now();
@@ -334,7 +347,8 @@ export class SqliteEventStore implements EventStore {
           this.busyRetry = setTimeout(() => {
             this.busyRetry = undefined;
             this.flush();
-          }, BUSY_RETRY_MS);
+          }, this.busyRetryMs);
+          this.busyRetryMs = Math.min(this.busyRetryMs * 2, BUSY_RETRY_MAX_MS);
         }
         return;
       }
@@ -342,6 +356,7 @@ export class SqliteEventStore implements EventStore {
       for (const write of writes) write.reject(error);
       return;
     }
+    this.busyRetryMs = BUSY_RETRY_FIRST_MS;
     outcomes.forEach((outcome, i) =>
       outcome.ok ? writes[i].resolve(outcome.value) : writes[i].reject(outcome.error),
     );
@@ -466,15 +481,8 @@ export class SqliteEventStore implements EventStore {
     this.closing = true; // writes from now on are refused as closed
     clearTimeout(this.busyRetry);
     this.busyRetry = undefined;
-    this.flush(); // writes already accepted are committed before the file closes...
-    // ...unless another process holds the file: then they are answered, not left hanging
-    for (const write of this.queue.splice(0)) {
-      write.reject(
-        new EventStoreUnavailableError(
-          'the event store closed while its file was locked; nothing was stored',
-        ),
-      );
-    }
+    this.flush(); // writes already accepted are committed before the file closes (or, when
+    // another process holds the file, answered as unavailable: not left hanging)
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.closed = true;
     this.db.close();
