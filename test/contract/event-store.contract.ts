@@ -42,7 +42,8 @@ const newPrefix = () => `changeRequest-T${uid()}-`;
 const actor = { id: 'user-42', name: 'Ada Operator', roles: ['requester', 'change-manager'] } as const;
 
 let clock = Date.parse('2030-01-01T00:00:00.000Z');
-const newEvent = (
+/** An event as the suites append it: a fresh id, one second after the last one made. */
+export const newEvent = (
   type = 'ChangeRequestRaised',
   data: Record<string, unknown> = {},
   metadata: Partial<EventMetadata> = {},

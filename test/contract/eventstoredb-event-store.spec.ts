@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventStoreDBClient } from '@eventstore/db-client';
-import { EventStoreDbEventStore, type NewEvent, type SequencedStream } from '@changeledger/event-store';
-import { eventStoreContract } from './event-store.contract';
+import { EventStoreDbEventStore, type SequencedStream } from '@changeledger/event-store';
+import { eventStoreContract, newEvent } from './event-store.contract';
 
 const connectionString = process.env.EVENTSTORE_CONNECTION_STRING;
 
@@ -44,21 +44,9 @@ if (connectionString) {
   let store: EventStoreDbEventStore;
   let operator: EventStoreDBClient;
   const logger = { warn: () => undefined, error: () => undefined };
-  const event = (n: number): NewEvent => ({
-    eventId: randomUUID(),
-    type: 'Raised',
-    data: { n },
-    metadata: {
-      actor: { id: 'user-1', name: 'Ada', roles: ['requester'] },
-      occurredAt: '2030-01-01T00:00:00.000Z',
-      correlationId: randomUUID(),
-      causationId: null,
-      schemaVersion: 1,
-    },
-  });
   const spec = (sequence: string, prefix: string): SequencedStream => ({
     sequence,
-    build: (n) => ({ streamId: `${prefix}${n}`, events: [event(n)] }),
+    build: (n) => ({ streamId: `${prefix}${n}`, events: [newEvent('Raised', { n })] }),
   });
 
   beforeAll(async () => {

@@ -782,28 +782,23 @@ describe('change-request decider', () => {
         expect(globMatches(`*${'a*'.repeat(200)}b`, 'a'.repeat(500))).toBe(false);
       });
 
-      it('a scope entry with * covers the names it matches, and only those', () => {
+      const templateWithScope = (systemsScope: string[]) => {
         const created = templateCreated();
-        const template = templateState([
-          {
-            ...created,
-            data: { ...created.data, systemsScope: ['pve-node-*', 'vm-1.2'] },
-          } as StandardTemplateEvent,
+        return templateState([
+          { ...created, data: { ...created.data, systemsScope } } as StandardTemplateEvent,
         ]);
+      };
+
+      it('a scope entry with * covers the names it matches, and only those', () => {
+        const template = templateWithScope(['pve-node-*', 'vm-1.2']);
         expect(submitStandard(['pve-node-07', 'PVE-NODE-1', 'vm-1.2'], template).events()).toHaveLength(2);
         // the rest of a name is literal: "." is a dot, not any character
         submitStandard(['vm-1x2'], template).thenError('RULE_VIOLATION', /not vm-1x2/);
         submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
       });
 
-      it('a scope entry of wildcards alone (a template stored before they were refused) covers no system', () => {
-        const created = templateCreated();
-        const template = templateState([
-          {
-            ...created,
-            data: { ...created.data, systemsScope: ['*', 'pve-node-01'] },
-          } as StandardTemplateEvent,
-        ]);
+      it('a scope entry that names no systems (a template stored before such were refused) covers none', () => {
+        const template = templateWithScope(['*', '*-*', 'pve-node-01']);
         expect(submitStandard(['pve-node-01'], template).events()).toHaveLength(2);
         submitStandard(['core-db-prod'], template).thenError('RULE_VIOLATION', /not core-db-prod/);
       });
