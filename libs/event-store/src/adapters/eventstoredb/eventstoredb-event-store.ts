@@ -723,21 +723,18 @@ export class EventStoreDbEventStore implements EventStore {
       try {
         const result = await this.appendExpected(streamId, events, 'no-stream');
         const firstRevision = result.nextExpectedRevision - BigInt(events.length) + 1n;
-        if (firstRevision === 0n) return { ...result, number, streamId };
-        // Soft-deleted since the check: the server stored the events after the old ones. The
-        // number was used by the old stream; handing it out again would name two changes.
-        this.logger.error(
-          `EventStoreDB sequence ${spec.sequence}: ${streamId} had been soft-deleted: the server stored ` +
-            `the events for it at revision ${firstRevision}, after its old ones (now readable there); ` +
-            `number ${number} is used, taking the next one`,
-        );
-        conflicted.add(streamId);
-        await retryOrGiveUp(
-          attempt,
-          new ConcurrencyError(streamId, 'no-stream', firstRevision - 1n),
-          `${streamId} was soft-deleted`,
-        );
-        continue;
+        if (firstRevision !== 0n) {
+          // Soft-deleted by an operator between the check and this append: the server stored
+          // the events after the old ones. They are this creation's only copy: it is answered
+          // with this number (writing them again under the next one would create the change
+          // twice), and the operator is told.
+          this.logger.error(
+            `EventStoreDB sequence ${spec.sequence}: ${streamId} was soft-deleted while number ${number} was being ` +
+              `created: the server stored its events at revision ${firstRevision}, after the deleted ones; ` +
+              'the stream needs an operator (commands on it will conflict)',
+          );
+        }
+        return { ...result, number, streamId };
       } catch (error) {
         if (error instanceof ConcurrencyError) {
           // The number's stream exists: written by an allocator that was slow, not gone (or
