@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ROLES } from '@changeledger/domain';
+import { ROLES, withoutControlCharacters } from '@changeledger/domain';
 import { parseLogAnchor, verifyHashChains } from '@changeledger/event-store';
 import {
   allProjections,
@@ -15,7 +15,6 @@ import {
   assertPeriodBegun,
   ReportPeriodError,
   resolveReportPeriod,
-  withoutControlCharacters,
 } from '@changeledger/read-models';
 import {
   loadConfig,

@@ -7,6 +7,5 @@ export * from './adapters/mongodb/mongodb-read-model-store';
 export * from './reports';
 export * from './rebuild-shards';
 export * from './markdown';
-export { withoutControlCharacters } from './csv';
 export * from './projector-thread';
 export * from './projection-versions';

@@ -1,4 +1,4 @@
-import { withoutControlCharacters } from './csv';
+import { withoutControlCharacters } from '@changeledger/domain';
 
 /**
  * Text from users (titles, descriptions, names) placed into Markdown that auditors read and

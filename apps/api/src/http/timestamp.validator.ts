@@ -1,7 +1,12 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsISO8601, isISO8601, Matches, ValidateBy } from 'class-validator';
-import { ISO_DATE_OR_DATE_TIME, ISO_DATE_TIME } from '@changeledger/domain';
+import {
+  FIRST_UTC_INSTANT_MS,
+  ISO_DATE_OR_DATE_TIME,
+  ISO_DATE_TIME,
+  LAST_UTC_INSTANT_MS,
+} from '@changeledger/domain';
 
 /**
  * An instant: an ISO 8601 calendar date and time with its time zone (`Z` or an offset), or with
@@ -20,12 +25,9 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
     InUtcYears(),
   );
 
-const FIRST_INSTANT = Date.parse('0000-01-01T00:00:00.000Z');
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
-
 /**
- * Its UTC time in the years 0000–9999 (`9999-12-31T23:00:00-05:00` is in 10000): stored and
- * compared as UTC text, a five-digit year (`+010000-…`) would sort before every other time.
+ * Its UTC time in the years 0000–9999 (`9999-12-31T23:00:00-05:00` is in 10000): see
+ * LAST_UTC_INSTANT_MS.
  */
 const InUtcYears = () =>
   ValidateBy({
@@ -34,7 +36,7 @@ const InUtcYears = () =>
       validate: (value: unknown) => {
         if (typeof value !== 'string') return true; // the other checks refuse it
         const time = Date.parse(value);
-        return Number.isNaN(time) || (time >= FIRST_INSTANT && time <= LAST_INSTANT);
+        return Number.isNaN(time) || (time >= FIRST_UTC_INSTANT_MS && time <= LAST_UTC_INSTANT_MS);
       },
       defaultMessage: () => '$property must be a time in UTC years 0000 to 9999',
     },

@@ -19,7 +19,7 @@ import {
   type StoredResponse,
 } from './idempotency-store.port';
 
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** What a client can do about an unknown outcome, in every such answer. */
 const WHAT_TO_DO =

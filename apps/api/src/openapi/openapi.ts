@@ -10,6 +10,8 @@ import type {
   SchemaObject,
 } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { validationMetadatasToSchemas } from 'class-validator-jsonschema';
+import { REQUEST_TIMEOUT_MS } from '../http/client-error';
+import { KEY_PATTERN } from '../idempotency/idempotent-commands';
 
 // The storage is not exported from the package root; its typings live under types/.
 const { defaultMetadataStorage } =
@@ -105,7 +107,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   401: 'UNAUTHENTICATED: no token, bad signature, expired, wrong issuer or audience',
   403: 'FORBIDDEN (the actor lacks the role) or SEGREGATION_OF_DUTIES',
   404: 'NOT_FOUND: no such change request or template',
-  408: 'REQUEST_TIMEOUT: the request did not arrive within 60 s',
+  408: `REQUEST_TIMEOUT: the request did not arrive within ${REQUEST_TIMEOUT_MS / 1000} s`,
   409: 'INVALID_STATE, CONCURRENCY_CONFLICT, IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_OUTCOME_UNKNOWN',
   412: 'PRECONDITION_FAILED: If-Match names a version that is not the current one',
   413: 'PAYLOAD_TOO_LARGE: a body over 1 MiB',
@@ -192,7 +194,7 @@ const describeOperation = (
     in: 'header',
     required: false,
     description: 'a repeat with the same key and body within 24 h gets the first answer and appends nothing',
-    schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+    schema: { type: 'string', pattern: KEY_PATTERN.source },
   });
   if (onOne) {
     parameters.push({

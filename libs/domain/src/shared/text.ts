@@ -15,3 +15,11 @@ export const hasVisibleText = (text: string): boolean => VISIBLE.test(text);
  */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 export const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+/**
+ * The text with each CONTROL_CHARACTER as U+FFFD: requests refuse them, yet text stored before
+ * that (or written around the API) must not reach a terminal as escape sequences (`npm run
+ * report` writes to stdout), nor a spreadsheet or page.
+ */
+const CONTROL_CHARACTERS = new RegExp(CONTROL_CHARACTER.source, 'g');
+export const withoutControlCharacters = (text: string): string => text.replace(CONTROL_CHARACTERS, '\ufffd');

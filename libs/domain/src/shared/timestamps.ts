@@ -11,6 +11,13 @@ export const ISO_DATE = new RegExp(`^${DATE}$`);
 export const ISO_DATE_TIME = new RegExp(`^${DATE}T${TIME}${ZONE}$`);
 export const ISO_DATE_OR_DATE_TIME = new RegExp(`^${DATE}(T${TIME}${ZONE})?$`);
 
+/**
+ * The first and last instants (ms) whose UTC text has a four-digit year: times are stored and
+ * compared as that text, and past 9999 it would be `+010000-…`, which sorts before every time.
+ */
+export const FIRST_UTC_INSTANT_MS = Date.parse('0000-01-01T00:00:00.000Z');
+export const LAST_UTC_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 /** Whether `YYYY-MM-DD` names a day of the calendar (Date rolls 2026-02-30 over to 2 March). */
 export const isCalendarDay = (date: string): boolean => {
   const day = new Date(`${date}T00:00:00.000Z`);

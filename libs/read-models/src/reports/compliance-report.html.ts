@@ -1,5 +1,4 @@
-import { CHANGE_TYPES, type ChangeType } from '@changeledger/domain';
-import { withoutControlCharacters } from '../csv';
+import { CHANGE_TYPES, type ChangeType, withoutControlCharacters } from '@changeledger/domain';
 import { type ComplianceReport, FINDING_TITLES, type LeadTime } from './compliance-report';
 
 /** Everything users typed goes through this: the page must never run or load anything. */

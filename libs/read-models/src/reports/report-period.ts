@@ -1,4 +1,4 @@
-import { ISO_DATE, ISO_DATE_TIME, isCalendarDay } from '@changeledger/domain';
+import { ISO_DATE, ISO_DATE_TIME, isCalendarDay, LAST_UTC_INSTANT_MS } from '@changeledger/domain';
 
 /** The time span a report covers: `from` inclusive, `to` exclusive, both UTC instants. */
 export interface ReportPeriod {
@@ -46,12 +46,10 @@ export const parsePeriodLabel = (label: string): ReportPeriod => {
 };
 
 /**
- * Bounds are compared with stored times as UTC text: past the year 9999 a bound's text would be
- * `+010000-…`, which sorts before every time (`to=9999-12-31` matched nothing). The last
- * millisecond of 9999 is as late as any stored time can be.
+ * Bounds are compared with stored times as UTC text, which past the year 9999 sorts before every
+ * time (`to=9999-12-31` matched nothing): the last instant of 9999 is as late as any can be.
  */
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
-const atMostLastInstant = (time: number) => new Date(Math.min(time, LAST_INSTANT));
+const atMostLastInstant = (time: number) => new Date(Math.min(time, LAST_UTC_INSTANT_MS));
 
 /** Ten years: a report's charts and tables have one column per month. */
 const MAX_SPAN_DAYS = 3660;

@@ -318,32 +318,26 @@ export class SqliteEventStore implements EventStore {
     try {
       outcomes = this.groupTx(writes);
     } catch (error) {
-      if (isBusy(error) && this.closing) {
-        for (const write of writes) {
-          write.reject(
-            new EventStoreUnavailableError(
-              'the event store closed while another process held its file; nothing was stored',
-              { cause: error },
-            ),
-          );
-        }
-        return;
-      }
       if (isBusy(error)) {
         // Another process holds the file's write lock: nothing of the group was stored (BEGIN
-        // IMMEDIATE failed, or the transaction was rolled back). Tried again shortly, in order.
+        // IMMEDIATE failed, or the transaction was rolled back). Tried again shortly, in order,
+        // until a write has waited its deadline or the store closes: then it is unavailable.
         const now = performance.now();
-        const waited = writes.filter((w) => now - w.queuedAt >= this.busyDeadlineMs);
-        for (const write of waited) {
-          write.reject(
-            new EventStoreUnavailableError(
-              `the event store file is locked by another process (waited ${Math.round(now - write.queuedAt)} ms); nothing was stored`,
-              { cause: error },
-            ),
-          );
+        const retried: PendingWrite[] = [];
+        for (const write of writes) {
+          if (!this.closing && now - write.queuedAt < this.busyDeadlineMs) retried.push(write);
+          else {
+            write.reject(
+              new EventStoreUnavailableError(
+                `the event store file is locked by another process (waited ${Math.round(now - write.queuedAt)} ms` +
+                  `${this.closing ? ', then the store closed' : ''}); nothing was stored`,
+                { cause: error },
+              ),
+            );
+          }
         }
-        this.queue = [...writes.filter((w) => !waited.includes(w)), ...this.queue];
-        if (this.queue.length > 0) {
+        this.queue = [...retried, ...this.queue];
+        if (this.queue.length > 0 && !this.closing) {
           this.busyRetry = setTimeout(() => {
             this.busyRetry = undefined;
             this.flush();
