@@ -1,3 +1,4 @@
+import { canonicalJson } from '@changeledger/domain';
 import { chainMetadata, computeEventHash, GENESIS_HASH, sealEvent } from './event-hash';
 
 /**
@@ -90,5 +91,27 @@ describe('computeEventHash', () => {
       previousHash: GENESIS_HASH,
       hash: computeEventHash(event, GENESIS_HASH),
     });
+  });
+
+  it('sealEvent stores exactly the canonical texts, when names, types and text need escaping', () => {
+    const odd = {
+      streamId: 'changeRequest-"CHG"\u0001',
+      revision: 12n,
+      type: 'Odd\\Type\ud800',
+      data: { 'k"ey': 'line\nbreak \u{1F600} \udc00', nested: { z: '\t', a: ['"'] } },
+      metadata: {
+        ...event.metadata,
+        correlationId: 'c"1',
+        actor: { id: 'u\\1', name: 'N\u001b', roles: [] },
+      },
+    };
+    const previous = 'not "hex"\n';
+    const sealed = sealEvent(odd, previous);
+    expect(sealed.hash).toBe(computeEventHash(odd, previous));
+    expect(sealed.data).toBe(canonicalJson(odd.data));
+    const { hash: _hash, previousHash: _previous, ...plain } = odd.metadata;
+    expect(sealed.metadata).toBe(
+      `${canonicalJson({ ...plain, previousHash: previous }).slice(0, -1)},"hash":"${sealed.hash}"}`,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { canonicalJson, quotedKey, sortKeys } from '@changeledger/domain';
+import { canonicalJson, memberName, quotedString, sortKeys } from '@changeledger/domain';
 import type { EventMetadata } from './event-store.port';
 
 /** The previous hash of a stream's first event. */
@@ -22,7 +22,7 @@ export interface HashableEvent {
  * golden test in event-hash.spec.ts pins the bytes).
  */
 export const computeEventHash = (event: HashableEvent, previousHash: string): string => {
-  const quotedPrevious = JSON.stringify(previousHash);
+  const quotedPrevious = quotedString(previousHash);
   return hashOf(
     event,
     isJsonValue(event.data) ? canonicalJson(event.data) : undefined,
@@ -37,16 +37,27 @@ const hashOf = (
   canonicalData: string | undefined,
   canonicalMetadataText: string,
   quotedPrevious: string,
-): string => {
-  const canonical =
-    (canonicalData !== undefined ? `{"data":${canonicalData},` : '{') +
-    `"metadata":${canonicalMetadataText}` +
-    `,"previousHash":${quotedPrevious}` +
-    `,"revision":"${event.revision.toString()}"` +
-    `,"streamId":${JSON.stringify(event.streamId)}` +
-    `,"type":${JSON.stringify(event.type)}}`;
-  return hash('sha256', canonical, 'hex'); // one-shot: a third of createHash's time at this size
-};
+): string => sha256Hex(hashedText(event, canonicalData, canonicalMetadataText, quotedPrevious));
+
+// one-shot: a third of createHash's time at this size
+const sha256Hex = (text: string): string => hash('sha256', text, 'hex');
+
+const DATA_PREFIX = '{"data":';
+const METADATA_PREFIX = ',"metadata":';
+
+/** The canonical event assembled from its canonical parts: the text the hash is taken of. */
+const hashedText = (
+  event: HashableEvent,
+  canonicalData: string | undefined,
+  canonicalMetadataText: string,
+  quotedPrevious: string,
+): string =>
+  (canonicalData !== undefined ? `${DATA_PREFIX}${canonicalData}${METADATA_PREFIX}` : '{"metadata":') +
+  canonicalMetadataText +
+  `,"previousHash":${quotedPrevious}` +
+  `,"revision":"${event.revision.toString()}"` +
+  `,"streamId":${quotedString(event.streamId)}` +
+  `,"type":${quotedString(event.type)}}`;
 
 /** An event as an adapter that stores JSON text keeps it: its hash, its data and metadata text. */
 export interface SealedEvent {
@@ -70,12 +81,22 @@ export const sealEvent = (
   event: HashableEvent & { readonly data: Record<string, unknown> },
   previousHash: string,
 ): SealedEvent => {
-  const quotedPrevious = JSON.stringify(previousHash);
+  const quotedPrevious = quotedString(previousHash);
   const data = canonicalJson(event.data);
   const metadataBody = canonicalMetadataBody(event.metadata, quotedPrevious);
-  const hash = hashOf(event, data, `${metadataBody}}`, quotedPrevious);
-  // the canonical metadata always has previousHash: never an empty object
-  return { hash, data, metadata: `${metadataBody},"hash":"${hash}"}` };
+  const text = hashedText(event, data, `${metadataBody}}`, quotedPrevious);
+  const hash = sha256Hex(text);
+  // Hashing made `text` one flat string; the stored texts are slices of it (no copy). Data and
+  // metadata are otherwise bound as they were built, dozens of small concatenated pieces
+  // that SQLite's binding would walk and copy a second time.
+  const dataStart = DATA_PREFIX.length;
+  const metadataStart = dataStart + data.length + METADATA_PREFIX.length;
+  return {
+    hash,
+    data: text.slice(dataStart, dataStart + data.length),
+    // the canonical metadata always has previousHash: never an empty object
+    metadata: `${text.slice(metadataStart, metadataStart + metadataBody.length)},"hash":"${hash}"}`,
+  };
 };
 
 /** What canonicalJson keeps as an object member (undefined and functions are left out). */
@@ -96,12 +117,12 @@ const canonicalMetadataBody = (metadata: EventMetadata, quotedPrevious: string):
   let out = '{';
   for (const key of keys) {
     if (key === 'previousHash') {
-      out += `${out.length > 1 ? ',' : ''}"previousHash":${quotedPrevious}`;
+      out += memberName(key, out.length === 1) + quotedPrevious;
       continue;
     }
     const value = record[key];
     if (!isJsonValue(value)) continue;
-    out += `${out.length > 1 ? ',' : ''}${quotedKey(key)}:${canonicalJson(value)}`;
+    out += memberName(key, out.length === 1) + canonicalJson(value);
   }
   return out;
 };

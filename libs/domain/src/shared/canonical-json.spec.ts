@@ -1,4 +1,4 @@
-import { canonicalJson, sortKeys } from './canonical-json';
+import { canonicalJson, memberName, quotedString, sortKeys } from './canonical-json';
 
 /** A small deterministic generator, so a failure names a seed that reproduces it. */
 const random = (seed: number) => () => {
@@ -62,5 +62,34 @@ describe('canonicalJson', () => {
       l: [undefined, () => 1],
     };
     expect(canonicalJson(value)).toBe('{"d":"2026-01-02T03:04:05.000Z","l":[null,null]}');
+  });
+});
+
+describe('quotedString', () => {
+  it('writes every UTF-16 code unit as JSON.stringify does, alone and inside text', () => {
+    for (let unit = 0; unit <= 0xffff; unit++) {
+      const c = String.fromCharCode(unit);
+      expect(quotedString(c)).toBe(JSON.stringify(c));
+      expect(quotedString(`ab${c}cd`)).toBe(JSON.stringify(`ab${c}cd`));
+    }
+  });
+
+  it('keeps pairs of surrogates, escapes lone ones, and quotes the empty string', () => {
+    for (const text of ['\u{1F600}', 'x\u{1F600}\ud800', '\udc00\ud800', '', 'a"b\\c\n', '\u2028\u007f'])
+      expect(quotedString(text)).toBe(JSON.stringify(text));
+  });
+});
+
+describe('memberName', () => {
+  it('opens a member with its quoted key, after a comma unless first', () => {
+    expect(memberName('by', true)).toBe('"by":');
+    expect(memberName('by', false)).toBe(',"by":');
+    expect(memberName('a"b\n', false)).toBe(`,${JSON.stringify('a"b\n')}:`);
+  });
+
+  it('gives the same text for a key however often it is asked, first or not', () => {
+    for (let round = 0; round < 3; round++) {
+      expect(canonicalJson({ 'x"y': 1, a: { 'x"y': 2 } })).toBe('{"a":{"x\\"y":2},"x\\"y":1}');
+    }
   });
 });
