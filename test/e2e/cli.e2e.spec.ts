@@ -168,6 +168,12 @@ describe('the changeledger CLI', () => {
         const nothing = await runCliSettled(elsewhere, ['verify']);
         expect(nothing.code).toBe(2);
         expect(nothing.stderr).toContain('the log holds no events: nothing was verified');
+        // a consumer of the JSON that ignores the exit code is not told the log verified
+        expect(JSON.parse(nothing.stdout)).toMatchObject({
+          valid: false,
+          checkedEvents: 0,
+          reason: 'the log holds no events: nothing was verified',
+        });
         rmSync(join(empty, 'events.sqlite'));
         for (const wal of readdirSync(empty)) rmSync(join(empty, wal));
         // a token there makes the secret a first start would, and says so

@@ -144,9 +144,14 @@ const verify = async (args: string[]) => {
       onProgress: (checked, position, head) => bar.update(checked, Number(position), Number(head)),
     });
     bar.endLine();
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    if (report.valid && report.checkedEvents === 0) {
-      // nothing checked is no proof: most likely the wrong DATA_DIR or cluster
+    // Nothing checked is no proof (most likely the wrong DATA_DIR or cluster): the JSON says so
+    // too, for a consumer that reads `valid` and not the exit code.
+    const nothingVerified = report.valid && report.checkedEvents === 0;
+    const printed = nothingVerified
+      ? { ...report, valid: false, reason: 'the log holds no events: nothing was verified' }
+      : report;
+    process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
+    if (nothingVerified) {
       bar.done(
         "the log holds no events: nothing was verified (is this the service's event store? DATA_DIR, EVENTSTORE_CONNECTION_STRING)",
       );
