@@ -165,7 +165,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 4,
+      schemaVersion: 5,
     });
   });
 
@@ -275,6 +275,16 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       retrospectiveDecision: { decision: 'approve', by: { id: USERS.manager.sub } },
       missingRequestFields: [],
       issues: [expect.objectContaining({ severity: 'low' })],
+    });
+    // Auditors read which rule each decision followed from the stored events.
+    const events = await app.eventsOf(id);
+    expect(events.find((e) => e.type === 'RetrospectiveDecisionRecorded')?.data).toMatchObject({
+      rule: 'emergency-needs-retrospective-approval-by-management',
+    });
+    expect(events.at(-1)).toMatchObject({
+      type: 'ChangeClosed',
+      data: { rule: 'emergency-close-needs-post-implementation-review-and-retrospective-decision' },
+      metadata: { schemaVersion: 5 },
     });
   });
 

@@ -566,6 +566,7 @@ describe('change-request decider', () => {
           expected('RetrospectiveDecisionRecorded', actors.max, {
             decision: 'reject',
             comment: 'Could have waited',
+            rule: 'emergency-needs-retrospective-approval-by-management',
           }),
         ],
       ],
@@ -574,7 +575,7 @@ describe('change-request decider', () => {
         [...normalHistory('implemented'), postImplementationReviewed()],
         ROWS.CloseChange.command,
         ines,
-        [expected('ChangeClosed', ines, {})],
+        [expected('ChangeClosed', ines, { rule: 'close-needs-post-implementation-review' })],
       ],
       [
         'CancelChange',
@@ -1423,9 +1424,14 @@ describe('change-request decider', () => {
         .events();
       expect(decision.map((e) => e.type)).toEqual(['RetrospectiveDecisionRecorded']);
 
-      given([...amended, ...decision])
+      const closed = given([...amended, ...decision])
         .when({ type: 'CloseChange' }, { actor: actors.lena })
-        .thenTypes(['ChangeClosed']);
+        .events();
+      expect(closed.map((e) => e.type)).toEqual(['ChangeClosed']);
+      // an emergency's close names the rule it met, which is not the normal change's
+      expect(closed[0].data).toMatchObject({
+        rule: 'emergency-close-needs-post-implementation-review-and-retrospective-decision',
+      });
     });
 
     it('a partly completed emergency change is still refused', () => {
@@ -1565,7 +1571,7 @@ describe('change-request decider', () => {
     ])('close after the post-implementation review by %s → ChangeClosed', (_name, actor) => {
       given([...standardHistory('implemented'), postImplementationReviewed()])
         .when({ type: 'CloseChange' }, { actor })
-        .then([expected('ChangeClosed', actor, {})]);
+        .then([expected('ChangeClosed', actor, { rule: 'close-needs-post-implementation-review' })]);
     });
   });
 

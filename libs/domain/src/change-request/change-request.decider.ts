@@ -679,7 +679,13 @@ const decideChangeRequest = (
       return [
         {
           type: 'RetrospectiveDecisionRecorded',
-          data: { decision: command.decision, comment: command.comment, by, at },
+          data: {
+            decision: command.decision,
+            comment: command.comment,
+            rule: 'emergency-needs-retrospective-approval-by-management',
+            by,
+            at,
+          },
         },
       ];
     }
@@ -689,7 +695,11 @@ const decideChangeRequest = (
       if (state.type === 'emergency' && !state.retrospectiveDecision) missing.push('retrospective decision');
       if (missing.length > 0)
         throw ruleViolation(`closing needs: ${missing.join('; ')}`, 'close-prerequisites');
-      return [{ type: 'ChangeClosed', data: { by, at } }];
+      const rule =
+        state.type === 'emergency'
+          ? 'emergency-close-needs-post-implementation-review-and-retrospective-decision'
+          : 'close-needs-post-implementation-review';
+      return [{ type: 'ChangeClosed', data: { rule, by, at } }];
     }
     case 'CancelChange':
       return [

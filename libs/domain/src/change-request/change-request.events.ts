@@ -143,9 +143,18 @@ export type PostImplementationReviewRecorded = DomainEvent<
 >;
 export type RetrospectiveDecisionRecorded = DomainEvent<
   'RetrospectiveDecisionRecorded',
-  Stamped & { decision: RetrospectiveDecision; comment: string }
+  /** `rule`: in events since schema 5 (2026-11-27). */
+  Stamped & { decision: RetrospectiveDecision; comment: string; rule?: RetrospectiveRule }
 >;
-export type ChangeClosed = DomainEvent<'ChangeClosed', Stamped>;
+/** `rule`: in events since schema 5 (2026-11-27); what the close needed, by the change's type. */
+export type ChangeClosed = DomainEvent<'ChangeClosed', Stamped & { rule?: CloseRule }>;
+
+/** The process rule a retrospective decision follows: an emergency is approved after the fact. */
+export type RetrospectiveRule = 'emergency-needs-retrospective-approval-by-management';
+/** The process rule a close followed: the post-implementation review, and for an emergency also the retrospective decision. */
+export type CloseRule =
+  | 'close-needs-post-implementation-review'
+  | 'emergency-close-needs-post-implementation-review-and-retrospective-decision';
 export type ChangeCancelled = DomainEvent<
   'ChangeCancelled',
   Stamped & { reason: string; statusBefore: ChangeStatus }
@@ -213,5 +222,6 @@ export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] 
  * a rescheduling ChangeScheduled names the `previous` slot. Version 1 events lack them.
  * 3 (2026-11-27): an emergency's ImplementationStarted says `byImplementer`.
  * 4 (2026-11-27): a ReviewRecorded that overrules an approval of its kind names it (`supersedes`).
+ * 5 (2026-11-27): RetrospectiveDecisionRecorded and ChangeClosed name their `rule`.
  */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 4;
+export const CHANGE_REQUEST_SCHEMA_VERSION = 5;
