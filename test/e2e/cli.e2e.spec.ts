@@ -172,7 +172,7 @@ describe('the changeledger CLI', () => {
         expect(JSON.parse(nothing.stdout)).toMatchObject({
           valid: false,
           checkedEvents: 0,
-          reason: 'the log holds no events: nothing was verified',
+          firstInvalid: { reason: 'the log holds no events: nothing was verified' },
         });
         rmSync(join(empty, 'events.sqlite'));
         for (const wal of readdirSync(empty)) rmSync(join(empty, wal));

@@ -147,8 +147,18 @@ const verify = async (args: string[]) => {
     // Nothing checked is no proof (most likely the wrong DATA_DIR or cluster): the JSON says so
     // too, for a consumer that reads `valid` and not the exit code.
     const nothingVerified = report.valid && report.checkedEvents === 0;
-    const printed = nothingVerified
-      ? { ...report, valid: false, reason: 'the log holds no events: nothing was verified' }
+    const printed: typeof report = nothingVerified
+      ? {
+          ...report,
+          valid: false,
+          // the shape of every report that is not valid; no event to name, as for an anchor not met
+          firstInvalid: {
+            streamId: '',
+            revision: '',
+            position: '0',
+            reason: 'the log holds no events: nothing was verified',
+          },
+        }
       : report;
     process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
     if (nothingVerified) {
