@@ -151,11 +151,11 @@ const verify = async (args: string[]) => {
       ? {
           ...report,
           valid: false,
-          // the shape of every report that is not valid; no event to name, as for an anchor not met
+          // the shape of every report that is not valid; no event to name, as for a missing stream
           firstInvalid: {
             streamId: '',
             revision: '',
-            position: '0',
+            position: 'none',
             reason: 'the log holds no events: nothing was verified',
           },
         }

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { canonicalJson, memberName, quotedString, sortKeys } from '@changeledger/domain';
+import { canonicalJson, memberOpening, quotedString, sortKeys } from '@changeledger/domain';
 import type { EventMetadata } from './event-store.port';
 
 /** The previous hash of a stream's first event. */
@@ -86,9 +86,9 @@ export const sealEvent = (
   const metadataBody = canonicalMetadataBody(event.metadata, quotedPrevious);
   const text = hashedText(event, data, `${metadataBody}}`, quotedPrevious);
   const hash = sha256Hex(text);
-  // Hashing made `text` one flat string; the stored texts are slices of it (no copy). Data and
-  // metadata are otherwise bound as they were built, dozens of small concatenated pieces
-  // that SQLite's binding would walk and copy a second time.
+  // Hashing made `text` one flat string; the stored texts are slices of it (V8 copies only
+  // slices shorter than 13 characters). Data and metadata are otherwise bound as they were
+  // built, dozens of small concatenated pieces that SQLite's binding would walk and copy again.
   const dataStart = DATA_PREFIX.length;
   const metadataStart = dataStart + data.length + METADATA_PREFIX.length;
   return {
@@ -117,12 +117,12 @@ const canonicalMetadataBody = (metadata: EventMetadata, quotedPrevious: string):
   let out = '{';
   for (const key of keys) {
     if (key === 'previousHash') {
-      out += memberName(key, out.length === 1) + quotedPrevious;
+      out += memberOpening(key, out.length === 1) + quotedPrevious;
       continue;
     }
     const value = record[key];
     if (!isJsonValue(value)) continue;
-    out += memberName(key, out.length === 1) + canonicalJson(value);
+    out += memberOpening(key, out.length === 1) + canonicalJson(value);
   }
   return out;
 };

@@ -1,4 +1,4 @@
-import { canonicalJson, memberName, quotedString, sortKeys } from './canonical-json';
+import { canonicalJson, memberOpening, quotedString, sortKeys } from './canonical-json';
 
 /** A small deterministic generator, so a failure names a seed that reproduces it. */
 const random = (seed: number) => () => {
@@ -80,11 +80,11 @@ describe('quotedString', () => {
   });
 });
 
-describe('memberName', () => {
+describe('memberOpening', () => {
   it('opens a member with its quoted key, after a comma unless first', () => {
-    expect(memberName('by', true)).toBe('"by":');
-    expect(memberName('by', false)).toBe(',"by":');
-    expect(memberName('a"b\n', false)).toBe(`,${JSON.stringify('a"b\n')}:`);
+    expect(memberOpening('by', true)).toBe('"by":');
+    expect(memberOpening('by', false)).toBe(',"by":');
+    expect(memberOpening('a"b\n', false)).toBe(`,${JSON.stringify('a"b\n')}:`);
   });
 
   it('gives the same text for a key however often it is asked, first or not', () => {

@@ -38,40 +38,43 @@ export const canonicalJson = (value: unknown): string => {
   for (const key of keys) {
     const item = record[key];
     if (item === undefined || typeof item === 'function') continue;
-    out += memberName(key, out.length === 1) + canonicalJson(item);
+    out += memberOpening(key, out.length === 1) + canonicalJson(item);
   }
   return out + '}';
 };
 
-/** What JSON.stringify escapes in a string: a quote, a backslash, control characters, surrogates (lone ones). */
+/**
+ * What may need escaping: a quote, a backslash, a control character, any surrogate (JSON.stringify
+ * escapes only lone ones; a string with a pair just takes the JSON.stringify path).
+ */
 // eslint-disable-next-line no-control-regex -- the control characters JSON escapes are the point
 const NEEDS_ESCAPING = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**
- * `JSON.stringify(text)` for a string: most strings need no escaping and are just quoted, which
- * takes about two thirds of the time of the call (a dozen strings per appended event).
+ * `JSON.stringify(text)` for a string: most strings need no escaping and are just quoted, in
+ * about two thirds of the time JSON.stringify takes (a dozen strings per appended event).
  */
 export const quotedString = (text: string): string =>
   NEEDS_ESCAPING.test(text) ? JSON.stringify(text) : `"${text}"`;
 
-// The same few dozen keys come back in every event: each member's opening text is made once
-// (bounded, in case of not), which saves two concatenations per member.
-const FIRST_MEMBER_NAMES = new Map<string, string>();
-const LATER_MEMBER_NAMES = new Map<string, string>();
-const MEMBER_NAMES_KEPT = 10_000;
+// The same few dozen keys come back in every event: each member's opening text is made once,
+// which saves two concatenations per member. Bounded: at most 10,000 keys in each map.
+const FIRST_MEMBER_OPENINGS = new Map<string, string>();
+const LATER_MEMBER_OPENINGS = new Map<string, string>();
+const MEMBER_OPENINGS_KEPT = 10_000;
 
 /**
  * What opens an object member in JSON: `"key":`, after a comma unless it is the object's first
- * member. Remembered for the first 10,000 distinct keys.
+ * member.
  */
-export const memberName = (key: string, first: boolean): string => {
-  const names = first ? FIRST_MEMBER_NAMES : LATER_MEMBER_NAMES;
-  let name = names.get(key);
-  if (name === undefined) {
-    name = `${first ? '' : ','}${quotedString(key)}:`;
-    if (names.size < MEMBER_NAMES_KEPT) names.set(key, name);
+export const memberOpening = (key: string, first: boolean): string => {
+  const openings = first ? FIRST_MEMBER_OPENINGS : LATER_MEMBER_OPENINGS;
+  let opening = openings.get(key);
+  if (opening === undefined) {
+    opening = `${first ? '' : ','}${quotedString(key)}:`;
+    if (openings.size < MEMBER_OPENINGS_KEPT) openings.set(key, opening);
   }
-  return name;
+  return opening;
 };
 
 /** Above this many keys `sortKeys` leaves the work to `Array.prototype.sort` (n log n). */
