@@ -12,6 +12,7 @@ const main = async () => {
   const readModels = await openReadModelStore(config);
   const projector = new Projector(events, readModels, allProjections(), {
     logger: { error: (message) => console.error(`[projector] ${message}`) },
+    batchWindowMs: config.projectorBatchWindowMs,
   });
   await projector.start();
   console.log(

@@ -24,6 +24,15 @@ describe('loadConfig: worker threads', () => {
     );
   });
 
+  it('PROJECTOR_BATCH_WINDOW_MS is 25 unless set, 0 turns it off, and it is at most a second', () => {
+    expect(loadConfig({}).projectorBatchWindowMs).toBe(25);
+    expect(loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '0' }).projectorBatchWindowMs).toBe(0);
+    expect(loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '1000' }).projectorBatchWindowMs).toBe(1000);
+    expect(() => loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '1001' })).toThrow(
+      'PROJECTOR_BATCH_WINDOW_MS must be an integer >= 0 and <= 1000 (got "1001")',
+    );
+  });
+
   it('numbers are digits only: no blanks read as 0, no exponents; PORT and the due days bounded', () => {
     for (const value of [' ', ' 80', '1e3', '0x10', '-1', '3000.0']) {
       expect(() => loadConfig({ PORT: value })).toThrow(

@@ -27,10 +27,16 @@ export interface ProjectorThreadRequest {
    * after that posts again and one before it is in what it reads.
    */
   readonly woken?: Int32Array;
+  /** The projector's `batchWindowMs`. */
+  readonly batchWindowMs?: number;
 }
 
 /** Main thread → projector thread. */
-export type ToProjectorThread = { readonly kind: 'appended' } | { readonly kind: 'stop' };
+export type ToProjectorThread =
+  | { readonly kind: 'appended' }
+  /** A reader on the main thread waits for `position`: see `Projector.hurry`. */
+  | { readonly kind: 'hurry'; readonly position: bigint }
+  | { readonly kind: 'stop' };
 
 /** Projector thread → main thread. */
 export type FromProjectorThread =
@@ -69,11 +75,14 @@ export const runProjectorThread = async (
       },
       onAdvance: (position) => send({ kind: 'position', position }),
       onStall: (since) => send({ kind: 'stall', since }),
+      batchWindowMs: request.batchWindowMs,
     });
     port.on('message', (message) => {
       if (message.kind === 'appended') {
         if (request.woken) Atomics.store(request.woken, 0, 0);
         log.notifyAppended();
+      } else if (message.kind === 'hurry') {
+        projector.hurry(message.position);
       } else if (message.kind === 'stop') {
         void projector
           .stop()
@@ -116,6 +125,8 @@ const STOP_DEADLINE_MS = 20_000;
  */
 export class ThreadedProjector implements LiveProjector {
   private applied = 0n;
+  /** The highest position the thread was asked to hurry to (see `waitFor`). */
+  private hurried = 0n;
   private readonly waiters = new PositionWaiters();
   private worker?: Worker;
   private unsubscribe?: () => void;
@@ -149,6 +160,7 @@ export class ThreadedProjector implements LiveProjector {
 
   private startThread(): Promise<void> {
     const woken = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+    this.hurried = 0n; // a thread started again has been asked nothing
     const worker = new Worker(this.file, { workerData: { ...this.request, woken } });
     this.worker = worker;
     // Subscribed before the thread reads anything: an append while it starts still wakes it
@@ -221,7 +233,14 @@ export class ThreadedProjector implements LiveProjector {
   }
 
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
-    return position <= this.applied ? Promise.resolve(true) : this.waiters.wait(position, timeoutMs);
+    if (position <= this.applied) return Promise.resolve(true);
+    const reached = this.waiters.wait(position, timeoutMs);
+    // Past what the thread was last asked for only: a burst of reads asks once.
+    if ((this.request.batchWindowMs ?? 0) > 0 && position > this.hurried) {
+      this.hurried = position;
+      this.worker?.postMessage({ kind: 'hurry', position } satisfies ToProjectorThread);
+    }
+    return reached;
   }
 
   /**

@@ -108,6 +108,14 @@ export interface ProjectorOptions {
   readonly onStall?: (since: number | undefined) => void;
   /** How long failing writes last before the stall checkpoints say so. Default STALL_GRACE_MS. */
   readonly stallGraceMs?: number;
+  /**
+   * Live batches start at most once per this many ms while events keep coming: the events of
+   * the window are folded into one write instead of one write per wake-up. The first event
+   * after a quiet window is written at once, and so is everything up to a position someone
+   * waits for (`waitFor`, a `minPosition` read). Default 0: a batch as soon as the log has
+   * nothing more.
+   */
+  readonly batchWindowMs?: number;
 }
 
 /** What the API needs of a running projector, in its process or in a worker thread. */
@@ -244,6 +252,10 @@ export class Projector implements LiveProjector {
   private stallWriting?: Promise<void>;
   /** Ends a pause (before subscribing again, or before writing a failed batch again): stop(). */
   private wakeFromPause?: () => void;
+  /** The highest position a reader waits for: batches up to it are not held (see batchWindowMs). */
+  private awaited = 0n;
+  /** Ends a batch's hold early: a reader waits, or stop(). */
+  private wakeFromHold?: () => void;
 
   constructor(
     private readonly events: EventStore,
@@ -398,6 +410,35 @@ export class Projector implements LiveProjector {
     }
   }
 
+  /** How long a batch waits for more events before it is written (see batchWindowMs); 0: now. */
+  private holdFor(lastBatchAt: number): number {
+    const windowMs = this.options.batchWindowMs ?? 0;
+    if (windowMs <= 0 || this.stopped || this.awaited > this.applied) return 0;
+    return Math.max(0, windowMs - (performance.now() - lastBatchAt));
+  }
+
+  /** Waits `ms`, or until a reader waits for a position (`hurry`) or stop(). */
+  private async holdBatch(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeFromHold = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeFromHold = undefined;
+  }
+
+  /**
+   * Someone waits to read `position` (a `minPosition` read, here or through a projector thread):
+   * the batches up to it are written without waiting out the batch window.
+   */
+  hurry(position: bigint): void {
+    if (position <= this.applied || position <= this.awaited) return;
+    this.awaited = position;
+    this.wakeFromHold?.();
+  }
+
   /** Waits `ms`, or until stop(). */
   private async pause(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
@@ -467,11 +508,19 @@ export class Projector implements LiveProjector {
         }
       }
     };
+    let lastBatchAt = Number.NEGATIVE_INFINITY;
     while (!this.stopped) {
       pending ??= iterator.next();
-      // Flush as soon as the log has nothing more right now, or the batch is full.
+      // Flush as soon as the log has nothing more right now (once the batch window is over), or
+      // the batch is full.
       const next = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
       if (next === IDLE) {
+        const hold = this.holdFor(lastBatchAt);
+        if (hold > 0) {
+          await this.holdBatch(hold);
+          continue;
+        }
+        lastBatchAt = performance.now();
         await flush();
         continue;
       }
@@ -617,7 +666,10 @@ export class Projector implements LiveProjector {
 
   /** Resolves true once the read models include `position`, false after `timeoutMs`. */
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
-    return position <= this.applied ? Promise.resolve(true) : this.waiters.wait(position, timeoutMs);
+    if (position <= this.applied) return Promise.resolve(true);
+    const reached = this.waiters.wait(position, timeoutMs);
+    this.hurry(position);
+    return reached;
   }
 
   async stop(): Promise<void> {
@@ -625,6 +677,7 @@ export class Projector implements LiveProjector {
     clearInterval(this.rebuildCheck);
     clearInterval(this.heartbeat);
     this.wakeFromPause?.();
+    this.wakeFromHold?.(); // the held batch is written before the loop ends
     await this.subscription?.close();
     await this.loop;
     await this.lock; // a rebuild check under way

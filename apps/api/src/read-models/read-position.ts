@@ -52,12 +52,20 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     const logger = new Logger('Projector');
     const files = config.projectorThread ? projectorThreadFiles(events, store, workerFile) : undefined;
     if (files) {
-      this.projector = new ThreadedProjector(events as SqliteEventStore, files, logger, workerFile);
+      this.projector = new ThreadedProjector(
+        events as SqliteEventStore,
+        { ...files, batchWindowMs: config.projectorBatchWindowMs },
+        logger,
+        workerFile,
+      );
       return;
     }
     // On this thread, a held read-model file must not freeze the requests (see the method).
     if (store instanceof SqliteReadModelStore) store.waitForLocksAtMost(MAIN_THREAD_LOCK_WAIT_MS);
-    this.projector = new Projector(events, store, this.projections, { logger });
+    this.projector = new Projector(events, store, this.projections, {
+      logger,
+      batchWindowMs: config.projectorBatchWindowMs,
+    });
   }
 
   async onApplicationBootstrap() {

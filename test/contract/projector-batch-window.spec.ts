@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { SqliteEventStore } from '@changeledger/event-store';
+import {
+  allProjections,
+  PROJECTOR_CHECKPOINT,
+  Projector,
+  SqliteReadModelStore,
+  ThreadedProjector,
+} from '@changeledger/read-models';
+import { builtFile, isBuilt } from '../support/built';
+
+const WORKER = builtFile('libs/read-models/src/projector.worker.js');
+const whenBuilt = isBuilt(WORKER, 'projector thread batch window test') ? it : it.skip;
+
+/** Polls until `check` holds or `ms` pass; returns whether it held. */
+const eventually = async (check: () => boolean, ms: number) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+};
+
+describe('the live projector’s batch window', () => {
+  let dir: string;
+  let events: SqliteEventStore;
+  let store: SqliteReadModelStore;
+  let templates = 0;
+  /** Appends one event (a template created, which a projection writes); resolves to its position. */
+  const appendOne = async () => {
+    templates += 1;
+    const id = `STD-${String(templates).padStart(3, '0')}`;
+    const at = new Date(Date.UTC(2026, 10, 1, 8, templates)).toISOString();
+    const { position } = await events.append(
+      `standardTemplate-${id}`,
+      [
+        {
+          eventId: randomUUID(),
+          type: 'StandardTemplateCreated',
+          data: {
+            templateId: id,
+            name: `Template ${templates}`,
+            description: 'd',
+            procedure: ['p'],
+            systemsScope: ['pve*'],
+            by: { id: 'lead', name: 'User lead' },
+            at,
+          },
+          metadata: {
+            actor: { id: 'lead', name: 'User lead', roles: ['infrastructure-lead'] },
+            occurredAt: at,
+            correlationId: randomUUID(),
+            causationId: null,
+            schemaVersion: 1,
+          },
+        },
+      ],
+      'no-stream',
+    );
+    return position;
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-batch-window-'));
+    events = new SqliteEventStore(join(dir, 'events.sqlite'));
+    store = SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await events.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const started = async (batchWindowMs: number) => {
+    const projector = new Projector(events, store, allProjections(), { batchWindowMs });
+    await projector.start();
+    return projector;
+  };
+
+  it('writes the first events after a quiet spell at once, then holds what follows until the window ends', async () => {
+    const projector = await started(1_000);
+    try {
+      const first = await appendOne();
+      // started a moment ago with nothing to do: the first batch is not held
+      expect(await eventually(() => projector.position === first, 500)).toBe(true);
+      const second = await appendOne();
+      await sleep(200);
+      expect(projector.position).toBe(first); // held: a batch began less than a window ago
+      expect(await eventually(() => projector.position === second, 5_000)).toBe(true);
+      // a quiet spell longer than the window: the next event is written without waiting
+      await sleep(1_100);
+      const third = await appendOne();
+      expect(await eventually(() => projector.position === third, 500)).toBe(true);
+    } finally {
+      await projector.stop();
+    }
+  }, 30_000);
+
+  it('a reader waiting for a position cuts the hold short (a minPosition read waits no window)', async () => {
+    const projector = await started(60_000);
+    try {
+      const first = await appendOne();
+      expect(await projector.waitFor(first, 5_000)).toBe(true);
+      const second = await appendOne();
+      await sleep(100);
+      expect(projector.position).toBe(first);
+      const waited = Date.now();
+      expect(await projector.waitFor(second, 5_000)).toBe(true);
+      expect(Date.now() - waited).toBeLessThan(5_000);
+      expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(second);
+    } finally {
+      await projector.stop();
+    }
+  }, 30_000);
+
+  it('stop writes the batch it holds, without waiting out the window', async () => {
+    const projector = await started(60_000);
+    const first = await appendOne();
+    expect(await projector.waitFor(first, 5_000)).toBe(true);
+    const second = await appendOne();
+    await sleep(100);
+    expect(projector.position).toBe(first);
+    await projector.stop();
+    expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(second);
+  }, 30_000);
+
+  whenBuilt(
+    'in a projector thread, a wait on the main thread cuts the thread’s hold short',
+    async () => {
+      const projector = new ThreadedProjector(
+        events,
+        {
+          eventStoreFile: events.file,
+          readModelFile: join(dir, 'thread-read-models.sqlite'),
+          batchWindowMs: 60_000,
+        },
+        { error: () => undefined, log: () => undefined },
+        WORKER,
+      );
+      await projector.start();
+      try {
+        const first = await appendOne();
+        expect(await projector.waitFor(first, 5_000)).toBe(true);
+        const second = await appendOne();
+        await sleep(100);
+        expect(projector.position).toBe(first);
+        expect(await projector.waitFor(second, 5_000)).toBe(true);
+      } finally {
+        await projector.stop();
+      }
+    },
+    30_000,
+  );
+});
