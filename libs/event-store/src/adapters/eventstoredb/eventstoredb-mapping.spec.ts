@@ -1,3 +1,5 @@
+// the client's own parser (its package index does not export it)
+import { parseConnectionString } from '@eventstore/db-client/dist/Client/parseConnectionString';
 import {
   AccessDeniedError,
   ANY,
@@ -547,13 +549,27 @@ describe('EventStoreDB mapping', () => {
       expect(redactConnectionString('esdb://localhost:2113?tls=false')).toBe(
         'esdb://localhost:2113?tls=false',
       );
-      expect(redactConnectionString('esdb://localhost:2113?tlsCAFile=/certs/a@b.pem')).toBe(
-        'esdb://localhost:2113?tlsCAFile=/certs/a@b.pem',
-      );
+      // the client reads `localhost:2113?tlsCAFile=/certs/a` as credentials and connects to b.pem
+      expect(redactConnectionString('esdb://localhost:2113?tlsCAFile=/certs/a@b.pem')).toBe('esdb://b.pem');
+      // a password with ? (the client takes it up to the first @)
+      expect(redactConnectionString('esdb://admin:pa?ss@h:2113?tls=false')).toBe('esdb://h:2113?tls=false');
+      expect(redactConnectionString('esdb://a@b:pw@h:2113')).toBe('esdb://h:2113');
       // a password with / or # (the client takes them as they are)
       expect(redactConnectionString('esdb://admin:pa/ss#1@h:2113?tlsCAFile=/c/a@b.pem')).toBe(
         'esdb://h:2113?tlsCAFile=/c/a@b.pem',
       );
+    });
+
+    it('leaves none of what the client itself parses as the password', () => {
+      for (const password of ['s3cret', 'pa?ss', 'a/b#c', 'x?y=z&w', '?@', 'p%3Fq']) {
+        for (const rest of ['h:2113', 'h1:2113,h2:2113?tls=false', 'h?tlsCAFile=/c/a@b.pem']) {
+          const connection = `esdb://admin:${password}@${rest}`;
+          const parsed = parseConnectionString(connection).defaultCredentials?.password;
+          if (!parsed) continue;
+          expect(redactConnectionString(connection)).not.toContain(`:${parsed}@`);
+          expect(redactConnectionString(connection).startsWith(`esdb://admin`)).toBe(false);
+        }
+      }
     });
 
     it('finds the options the client would warn about (printing the whole string) as the client parses them', () => {

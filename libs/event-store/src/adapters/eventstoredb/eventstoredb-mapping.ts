@@ -410,9 +410,11 @@ export const backoffDelay = (
  * `esdb://admin:changeit@host:2113?tls=false` → `esdb://host:2113?tls=false`.
  */
 export const redactConnectionString = (connectionString: string): string =>
-  // Credentials: up to the last @ before any query (a password may hold / or #, as the client
-  // takes it; one holding ? is not told from the query and is left as it is).
-  connectionString.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^?]*@/i, '$1');
+  // Exactly what @eventstore/db-client 6 takes as credentials (parseConnectionString.js): after
+  // the scheme, anything but `:`, a colon, then anything up to the first @. So a password may
+  // hold ?, / or #; and `esdb://host:2113?tlsCAFile=/a@b.pem` is credentials for host b.pem
+  // to the client, and is shown as what it connects to: `esdb://b.pem`.
+  connectionString.replace(/^([^:]+:\/\/)[^:]+:[^@]+@/, '$1');
 
 /** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
 const flatCase = (key: string) => key.trim().toLowerCase().replace(/[_-]/g, '');
