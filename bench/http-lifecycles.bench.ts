@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { signToken } from '@changeledger/platform';
-import { percentile, progress, round } from './bench-util';
+import { percentile, progress, round, threadCpuMicros } from './bench-util';
 
 export const SECRET = 'bench-secret-that-is-long-enough-for-hs256-000000';
 const CLIENTS = 32;
@@ -150,8 +150,65 @@ export interface HttpFigures {
   ratioToHealth: number;
   /** Each round's figures, to show the spread behind the pooled ones. */
   rounds: { commandsPerSecond: number; commandP99Ms: number; healthRequestsPerSecond: number }[];
+  /**
+   * CPU time per request by thread (µs, from /proc; undefined without it), over the measured
+   * rounds: what the two shared cores pay for a command and for a health request, which varies
+   * far less from run to run than requests per second do. The projector thread is the server's
+   * busiest thread besides the API's during the commands.
+   */
+  cpuMicrosPerCommand?: CpuPerRequest;
+  cpuMicrosPerHealthRequest?: CpuPerRequest;
   errors: number;
 }
+
+interface CpuPerRequest {
+  apiThread: number;
+  projectorThread: number;
+  otherServerThreads: number;
+  loadGenerator: number;
+  total: number;
+}
+
+/** CPU used by each server thread and by this process (the load generator) while `work` runs. */
+const cpuWhile = async <T>(
+  pid: number,
+  into: { threads: Map<number, number>; loadGenerator: number; requests: number } | undefined,
+  requests: number,
+  work: () => Promise<T>,
+): Promise<T> => {
+  const before = threadCpuMicros(pid);
+  const own = process.cpuUsage();
+  const result = await work();
+  const after = threadCpuMicros(pid);
+  const used = process.cpuUsage(own);
+  if (into && before && after) {
+    for (const [tid, micros] of after) {
+      into.threads.set(tid, (into.threads.get(tid) ?? 0) + micros - (before.get(tid) ?? 0));
+    }
+    into.loadGenerator += used.user + used.system;
+    into.requests += requests;
+  }
+  return result;
+};
+
+const perRequest = (
+  pid: number,
+  use: { threads: Map<number, number>; loadGenerator: number; requests: number },
+  projectorTid: number | undefined,
+): CpuPerRequest | undefined => {
+  if (use.requests === 0 || use.threads.size === 0) return undefined;
+  const per = (micros: number) => round(micros / use.requests, 1);
+  const api = use.threads.get(pid) ?? 0;
+  const projector = projectorTid === undefined ? 0 : (use.threads.get(projectorTid) ?? 0);
+  const server = [...use.threads.values()].reduce((sum, micros) => sum + micros, 0);
+  return {
+    apiThread: per(api),
+    projectorThread: per(projector),
+    otherServerThreads: per(server - api - projector),
+    loadGenerator: per(use.loadGenerator),
+    total: per(server + use.loadGenerator),
+  };
+};
 
 interface Timing {
   readonly start: number;
@@ -260,6 +317,9 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<Htt
     const perRound = Math.ceil(lifecyclesPerClient / ROUNDS);
     const commandRounds: Window[] = [];
     const healthRounds: Window[] = [];
+    const commandCpu = { threads: new Map<number, number>(), loadGenerator: 0, requests: 0 };
+    const healthCpu = { threads: new Map<number, number>(), loadGenerator: 0, requests: 0 };
+    const pid = server.pid!;
     // Round 0 warms up and is not counted: in runs that counted it, its commands and health
     // requests were a third slower than the later rounds' (V8 still compiling on the two cores).
     for (let round = 0; round <= ROUNDS; round++) {
@@ -267,11 +327,12 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<Htt
       progress(
         `http: ${round === 0 ? 'warm-up round' : `round ${round}/${ROUNDS}`}: ${CLIENTS} clients × ${warmup} + ${perRound} normal-change lifecycles, then as many GET /api/v1/health`,
       );
-      const commands = await steadyState(warmup, perRound, runLifecycle);
-      const requests = await steadyState(
-        warmup * requestsPerLifecycle,
-        perRound * requestsPerLifecycle,
-        health,
+      const sent = CLIENTS * (warmup + perRound) * requestsPerLifecycle;
+      const commands = await cpuWhile(pid, round === 0 ? undefined : commandCpu, sent, () =>
+        steadyState(warmup, perRound, runLifecycle),
+      );
+      const requests = await cpuWhile(pid, round === 0 ? undefined : healthCpu, sent, () =>
+        steadyState(warmup * requestsPerLifecycle, perRound * requestsPerLifecycle, health),
       );
       if (round === 0) continue;
       commandRounds.push(commands);
@@ -279,6 +340,9 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<Htt
     }
     const commands = pooled(commandRounds);
     const baseline = pooled(healthRounds);
+    const projectorTid = [...commandCpu.threads]
+      .filter(([tid]) => tid !== pid)
+      .sort((a, b) => b[1] - a[1])[0]?.[0];
 
     return {
       clients: CLIENTS,
@@ -302,6 +366,8 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<Htt
         commandP99Ms: round(percentile(c.latencies, 99)),
         healthRequestsPerSecond: round(healthRounds[i].perSecond, 0),
       })),
+      cpuMicrosPerCommand: perRequest(pid, commandCpu, projectorTid),
+      cpuMicrosPerHealthRequest: perRequest(pid, healthCpu, projectorTid),
       errors,
     };
   } finally {
