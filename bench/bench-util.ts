@@ -61,16 +61,22 @@ const clockTicks = (() => {
  * /proc (Linux); undefined where there is no /proc. Ticks of 10 ms: meant for windows of seconds.
  */
 export const threadCpuMicros = (pid: number): Map<number, number> | undefined => {
+  let tids: string[];
   try {
-    const times = new Map<number, number>();
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const times = new Map<number, number>();
+  for (const tid of tids) {
+    try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       // after the command name in parentheses: state is field 3, utime 14 and stime 15
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       times.set(Number(tid), ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks());
+    } catch {
+      // a thread that ended since the listing: its time is not counted
     }
-    return times;
-  } catch {
-    return undefined;
   }
+  return times;
 };

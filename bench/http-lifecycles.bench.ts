@@ -154,7 +154,8 @@ export interface HttpFigures {
    * CPU time per request by thread (µs, from /proc; undefined without it), over the measured
    * rounds: what the two shared cores pay for a command and for a health request, which varies
    * far less from run to run than requests per second do. The projector thread is the server's
-   * busiest thread besides the API's during the commands.
+   * busiest thread besides the API's during the commands (the bench runs the default, a projector
+   * thread). The last batch of a command round may be counted in the health round after it.
    */
   cpuMicrosPerCommand?: CpuPerRequest;
   cpuMicrosPerHealthRequest?: CpuPerRequest;

@@ -120,6 +120,23 @@ describe('the live projector’s batch window', () => {
     }
   }, 30_000);
 
+  it('a wait for a position the log never reaches hurries only while it waits', async () => {
+    const projector = await started(60_000);
+    try {
+      const first = await appendOne();
+      expect(await projector.waitFor(first, 5_000)).toBe(true);
+      // a made-up minPosition: answered false (503) after its wait, and forgotten
+      expect(await projector.waitFor(10n ** 18n, 100)).toBe(false);
+      await sleep(50); // (a timer may fire a millisecond before performance.now() says it is due)
+      const second = await appendOne();
+      await sleep(200);
+      expect(projector.position).toBe(first); // held again: the window is on
+      expect(await projector.waitFor(second, 5_000)).toBe(true);
+    } finally {
+      await projector.stop();
+    }
+  }, 30_000);
+
   it('stop writes the batch it holds, without waiting out the window', async () => {
     const projector = await started(60_000);
     const first = await appendOne();

@@ -12,7 +12,8 @@ const main = async () => {
   const readModels = await openReadModelStore(config);
   const projector = new Projector(events, readModels, allProjections(), {
     logger: { error: (message) => console.error(`[projector] ${message}`) },
-    batchWindowMs: config.projectorBatchWindowMs,
+    // Off unless set: this process is not told of the API's minPosition reads (see the setting).
+    batchWindowMs: config.projectorBatchWindowMs ?? 0,
   });
   await projector.start();
   console.log(

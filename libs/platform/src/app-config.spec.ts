@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
-import { ignoredSettings, loadConfig } from './app-config';
+import { DEFAULT_PROJECTOR_BATCH_WINDOW_MS, ignoredSettings, loadConfig } from './app-config';
 
 describe('loadConfig: worker threads', () => {
   it('REBUILD_WORKERS defaults to one per core (at most 4) and takes 1 to 16', () => {
@@ -24,8 +24,10 @@ describe('loadConfig: worker threads', () => {
     );
   });
 
-  it('PROJECTOR_BATCH_WINDOW_MS is 25 unless set, 0 turns it off, and it is at most a second', () => {
-    expect(loadConfig({}).projectorBatchWindowMs).toBe(25);
+  it('PROJECTOR_BATCH_WINDOW_MS is unset (each projector its default) unless given, 0 turns it off, and it is at most a second', () => {
+    expect(loadConfig({}).projectorBatchWindowMs).toBeUndefined();
+    expect(loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '' }).projectorBatchWindowMs).toBeUndefined();
+    expect(DEFAULT_PROJECTOR_BATCH_WINDOW_MS).toBe(25);
     expect(loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '0' }).projectorBatchWindowMs).toBe(0);
     expect(loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '1000' }).projectorBatchWindowMs).toBe(1000);
     expect(() => loadConfig({ PROJECTOR_BATCH_WINDOW_MS: '1001' })).toThrow(

@@ -31,8 +31,11 @@ export interface AppConfig {
   readonly runProjector: boolean;
   /** Whether an in-process projector on the embedded stores runs in a worker thread. */
   readonly projectorThread: boolean;
-  /** At most one live projector batch per this many ms under load (see `ProjectorOptions.batchWindowMs`). */
-  readonly projectorBatchWindowMs: number;
+  /**
+   * At most one live projector batch per this many ms under load (see `ProjectorOptions.batchWindowMs`);
+   * unset: DEFAULT_PROJECTOR_BATCH_WINDOW_MS in the API's projector, 0 in a projector process of its own.
+   */
+  readonly projectorBatchWindowMs?: number;
   /** Worker threads `projections:rebuild` replays with (embedded stores only; 1: the main thread). */
   readonly rebuildWorkers: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
@@ -91,11 +94,13 @@ export const ignoredSettings = (config: AppConfig, env: NodeJS.ProcessEnv = proc
 };
 
 /**
- * Measured on 2026-11-27 (2 vCPU, 32 clients running lifecycles): the projector thread's CPU per
- * command fell from about 85 us to 44 at 15 ms and 27-34 at 25 ms, and commands/s rose by a fifth
- * with it: the two cores are shared by the API thread, the projector thread and the load (see the
- * README's performance section). The first event after a quiet spell and what a `minPosition`
- * read waits for are not held.
+ * The batch window of the projector inside the API process. Measured on 2026-11-27 (2 vCPU, 32
+ * clients running lifecycles): the projector thread's CPU per command fell from about 85 us to 44
+ * at 15 ms and about 30 at 25 ms, and commands/s rose by a fifth with it: the two cores are shared
+ * by the API thread, the projector thread and the load (see the README's performance section).
+ * The first event after a quiet spell, and what a `minPosition` read of the same process waits
+ * for, are not held. A projector process of its own is not told of the API's reads, whose
+ * `minPosition` would then wait out the window too: there the window is off unless set.
  */
 export const DEFAULT_PROJECTOR_BATCH_WINDOW_MS = 25;
 
@@ -133,13 +138,10 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     runProjector: oneOf('RUN_PROJECTOR', env.RUN_PROJECTOR, ['true', 'false'] as const, 'true') === 'true',
     projectorThread:
       oneOf('PROJECTOR_THREAD', env.PROJECTOR_THREAD, ['true', 'false'] as const, 'true') === 'true',
-    projectorBatchWindowMs: integer(
-      'PROJECTOR_BATCH_WINDOW_MS',
-      env.PROJECTOR_BATCH_WINDOW_MS,
-      DEFAULT_PROJECTOR_BATCH_WINDOW_MS,
-      0,
-      1000,
-    ),
+    projectorBatchWindowMs:
+      optional(env.PROJECTOR_BATCH_WINDOW_MS) === undefined
+        ? undefined
+        : integer('PROJECTOR_BATCH_WINDOW_MS', env.PROJECTOR_BATCH_WINDOW_MS, 0, 0, 1000),
     rebuildWorkers: integer(
       'REBUILD_WORKERS',
       env.REBUILD_WORKERS,

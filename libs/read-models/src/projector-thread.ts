@@ -35,7 +35,7 @@ export interface ProjectorThreadRequest {
 export type ToProjectorThread =
   | { readonly kind: 'appended' }
   /** A reader on the main thread waits for `position`: see `Projector.hurry`. */
-  | { readonly kind: 'hurry'; readonly position: bigint }
+  | { readonly kind: 'hurry'; readonly position: bigint; readonly timeoutMs: number }
   | { readonly kind: 'stop' };
 
 /** Projector thread → main thread. */
@@ -82,7 +82,7 @@ export const runProjectorThread = async (
         if (request.woken) Atomics.store(request.woken, 0, 0);
         log.notifyAppended();
       } else if (message.kind === 'hurry') {
-        projector.hurry(message.position);
+        projector.hurry(message.position, message.timeoutMs);
       } else if (message.kind === 'stop') {
         void projector
           .stop()
@@ -125,8 +125,9 @@ const STOP_DEADLINE_MS = 20_000;
  */
 export class ThreadedProjector implements LiveProjector {
   private applied = 0n;
-  /** The highest position the thread was asked to hurry to (see `waitFor`). */
+  /** The highest position the thread was asked to hurry to, and until when (see `waitFor`). */
   private hurried = 0n;
+  private hurriedUntil = 0;
   private readonly waiters = new PositionWaiters();
   private worker?: Worker;
   private unsubscribe?: () => void;
@@ -161,6 +162,7 @@ export class ThreadedProjector implements LiveProjector {
   private startThread(): Promise<void> {
     const woken = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
     this.hurried = 0n; // a thread started again has been asked nothing
+    this.hurriedUntil = 0;
     const worker = new Worker(this.file, { workerData: { ...this.request, woken } });
     this.worker = worker;
     // Subscribed before the thread reads anything: an append while it starts still wakes it
@@ -235,10 +237,14 @@ export class ThreadedProjector implements LiveProjector {
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
     if (position <= this.applied) return Promise.resolve(true);
     const reached = this.waiters.wait(position, timeoutMs);
-    // Past what the thread was last asked for only: a burst of reads asks once.
-    if ((this.request.batchWindowMs ?? 0) > 0 && position > this.hurried) {
-      this.hurried = position;
-      this.worker?.postMessage({ kind: 'hurry', position } satisfies ToProjectorThread);
+    // Past what the thread was last asked for, or when half the time it was asked for is over:
+    // a burst of reads asks once.
+    const now = performance.now();
+    const fresh = now < this.hurriedUntil - timeoutMs / 2;
+    if ((this.request.batchWindowMs ?? 0) > 0 && (position > this.hurried || !fresh)) {
+      this.hurried = position > this.hurried || now >= this.hurriedUntil ? position : this.hurried;
+      this.hurriedUntil = now + timeoutMs;
+      this.worker?.postMessage({ kind: 'hurry', position, timeoutMs } satisfies ToProjectorThread);
     }
     return reached;
   }

@@ -252,8 +252,13 @@ export class Projector implements LiveProjector {
   private stallWriting?: Promise<void>;
   /** Ends a pause (before subscribing again, or before writing a failed batch again): stop(). */
   private wakeFromPause?: () => void;
-  /** The highest position a reader waits for: batches up to it are not held (see batchWindowMs). */
+  /**
+   * The highest position a reader waits for, and until when (performance.now()) one waits:
+   * batches up to it are not held (see batchWindowMs). Waits end: a read of a position the log
+   * never reaches (a made-up minPosition) must not turn the window off for good.
+   */
   private awaited = 0n;
+  private awaitedUntil = 0;
   /** Ends a batch's hold early: a reader waits, or stop(). */
   private wakeFromHold?: () => void;
 
@@ -413,8 +418,10 @@ export class Projector implements LiveProjector {
   /** How long a batch waits for more events before it is written (see batchWindowMs); 0: now. */
   private holdFor(lastBatchAt: number): number {
     const windowMs = this.options.batchWindowMs ?? 0;
-    if (windowMs <= 0 || this.stopped || this.awaited > this.applied) return 0;
-    return Math.max(0, windowMs - (performance.now() - lastBatchAt));
+    if (windowMs <= 0 || this.stopped) return 0;
+    const now = performance.now();
+    if (this.awaited > this.applied && now < this.awaitedUntil) return 0;
+    return Math.max(0, windowMs - (now - lastBatchAt));
   }
 
   /** Waits `ms`, or until a reader waits for a position (`hurry`) or stop(). */
@@ -430,12 +437,16 @@ export class Projector implements LiveProjector {
   }
 
   /**
-   * Someone waits to read `position` (a `minPosition` read, here or through a projector thread):
-   * the batches up to it are written without waiting out the batch window.
+   * Someone waits up to `timeoutMs` to read `position` (a `minPosition` read, here or through a
+   * projector thread): meanwhile the batches up to it are written without waiting out the
+   * batch window.
    */
-  hurry(position: bigint): void {
-    if (position <= this.applied || position <= this.awaited) return;
-    this.awaited = position;
+  hurry(position: bigint, timeoutMs: number): void {
+    if (position <= this.applied) return;
+    const now = performance.now();
+    const waiting = this.awaited > this.applied && now < this.awaitedUntil; // an earlier wait still on
+    this.awaited = waiting && this.awaited > position ? this.awaited : position;
+    this.awaitedUntil = Math.max(waiting ? this.awaitedUntil : 0, now + timeoutMs);
     this.wakeFromHold?.();
   }
 
@@ -668,7 +679,7 @@ export class Projector implements LiveProjector {
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
     if (position <= this.applied) return Promise.resolve(true);
     const reached = this.waiters.wait(position, timeoutMs);
-    this.hurry(position);
+    this.hurry(position, timeoutMs);
     return reached;
   }
 

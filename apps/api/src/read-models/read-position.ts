@@ -21,7 +21,7 @@ import {
   storedStall,
   ThreadedProjector,
 } from '@changeledger/read-models';
-import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
+import { APP_CONFIG, type AppConfig, DEFAULT_PROJECTOR_BATCH_WINDOW_MS } from '@changeledger/platform';
 import { ProjectionLaggingError } from '../application/application-errors';
 
 export const MIN_POSITION_WAIT_MS = 5000;
@@ -54,7 +54,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (files) {
       this.projector = new ThreadedProjector(
         events as SqliteEventStore,
-        { ...files, batchWindowMs: config.projectorBatchWindowMs },
+        { ...files, batchWindowMs: config.projectorBatchWindowMs ?? DEFAULT_PROJECTOR_BATCH_WINDOW_MS },
         logger,
         workerFile,
       );
@@ -64,7 +64,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (store instanceof SqliteReadModelStore) store.waitForLocksAtMost(MAIN_THREAD_LOCK_WAIT_MS);
     this.projector = new Projector(events, store, this.projections, {
       logger,
-      batchWindowMs: config.projectorBatchWindowMs,
+      batchWindowMs: config.projectorBatchWindowMs ?? DEFAULT_PROJECTOR_BATCH_WINDOW_MS,
     });
   }
 

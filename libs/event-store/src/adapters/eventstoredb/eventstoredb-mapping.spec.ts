@@ -554,6 +554,8 @@ describe('EventStoreDB mapping', () => {
       // a password with ? (the client takes it up to the first @)
       expect(redactConnectionString('esdb://admin:pa?ss@h:2113?tls=false')).toBe('esdb://h:2113?tls=false');
       expect(redactConnectionString('esdb://a@b:pw@h:2113')).toBe('esdb://h:2113');
+      // a password with an unencoded @: none of it is shown, though the client misreads it
+      expect(redactConnectionString('esdb://admin:p@ss@h:2113')).toBe('esdb://h:2113');
       // a password with / or # (the client takes them as they are)
       expect(redactConnectionString('esdb://admin:pa/ss#1@h:2113?tlsCAFile=/c/a@b.pem')).toBe(
         'esdb://h:2113?tlsCAFile=/c/a@b.pem',
@@ -561,13 +563,17 @@ describe('EventStoreDB mapping', () => {
     });
 
     it('leaves none of what the client itself parses as the password', () => {
-      for (const password of ['s3cret', 'pa?ss', 'a/b#c', 'x?y=z&w', '?@', 'p%3Fq']) {
+      for (const password of ['s3cret', 'pa?ss', 'a/b#c', 'x?y=z&w', '?@', 'p%3Fq', 'p@ss', 'a@b@c']) {
         for (const rest of ['h:2113', 'h1:2113,h2:2113?tls=false', 'h?tlsCAFile=/c/a@b.pem']) {
           const connection = `esdb://admin:${password}@${rest}`;
           const parsed = parseConnectionString(connection).defaultCredentials?.password;
           if (!parsed) continue;
           expect(redactConnectionString(connection)).not.toContain(`:${parsed}@`);
           expect(redactConnectionString(connection).startsWith(`esdb://admin`)).toBe(false);
+          // nor any piece of the password as written (the client may read less of it)
+          for (const piece of password.split(/[?@]/).filter((p) => p.length > 1)) {
+            expect(redactConnectionString(connection).split('?')[0]).not.toContain(piece);
+          }
         }
       }
     });

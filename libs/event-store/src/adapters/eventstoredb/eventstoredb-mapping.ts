@@ -410,11 +410,15 @@ export const backoffDelay = (
  * `esdb://admin:changeit@host:2113?tls=false` → `esdb://host:2113?tls=false`.
  */
 export const redactConnectionString = (connectionString: string): string =>
-  // Exactly what @eventstore/db-client 6 takes as credentials (parseConnectionString.js): after
-  // the scheme, anything but `:`, a colon, then anything up to the first @. So a password may
-  // hold ?, / or #; and `esdb://host:2113?tlsCAFile=/a@b.pem` is credentials for host b.pem
-  // to the client, and is shown as what it connects to: `esdb://b.pem`.
-  connectionString.replace(/^([^:]+:\/\/)[^:]+:[^@]+@/, '$1');
+  connectionString
+    // What @eventstore/db-client 6 takes as credentials (parseConnectionString.js): after the
+    // scheme, anything but `:`, a colon, then anything up to the first @. So a password may
+    // hold ?, / or #; and `esdb://host:2113?tlsCAFile=/a@b.pem` is credentials for host b.pem
+    // to the client, and is shown as what it connects to: `esdb://b.pem`.
+    .replace(/^([^:]+:\/\/)[^:]+:[^@]+@/, '$1')
+    // Then anything up to an @ left before the query: the rest of a password that held an
+    // unencoded @ (`admin:p@ss@h`: the client takes `p` and connects to "ss@h").
+    .replace(/^([^:]+:\/\/)[^?]*@/, '$1');
 
 /** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
 const flatCase = (key: string) => key.trim().toLowerCase().replace(/[_-]/g, '');
