@@ -103,14 +103,20 @@ describe('the live projector’s batch window', () => {
     }
   }, 30_000);
 
+  /** One event written, a second held behind it: their positions. */
+  const oneHeld = async (projector: { waitFor: Projector['waitFor']; position: bigint }) => {
+    const first = await appendOne();
+    expect(await projector.waitFor(first, 5_000)).toBe(true);
+    const second = await appendOne();
+    await sleep(100);
+    expect(projector.position).toBe(first);
+    return { first, second };
+  };
+
   it('a reader waiting for a position cuts the hold short (a minPosition read waits no window)', async () => {
     const projector = await started(60_000);
     try {
-      const first = await appendOne();
-      expect(await projector.waitFor(first, 5_000)).toBe(true);
-      const second = await appendOne();
-      await sleep(100);
-      expect(projector.position).toBe(first);
+      const { second } = await oneHeld(projector);
       const waited = Date.now();
       expect(await projector.waitFor(second, 5_000)).toBe(true);
       expect(Date.now() - waited).toBeLessThan(5_000);
@@ -139,11 +145,7 @@ describe('the live projector’s batch window', () => {
 
   it('stop writes the batch it holds, without waiting out the window', async () => {
     const projector = await started(60_000);
-    const first = await appendOne();
-    expect(await projector.waitFor(first, 5_000)).toBe(true);
-    const second = await appendOne();
-    await sleep(100);
-    expect(projector.position).toBe(first);
+    const { second } = await oneHeld(projector);
     await projector.stop();
     expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(second);
   }, 30_000);
@@ -163,11 +165,7 @@ describe('the live projector’s batch window', () => {
       );
       await projector.start();
       try {
-        const first = await appendOne();
-        expect(await projector.waitFor(first, 5_000)).toBe(true);
-        const second = await appendOne();
-        await sleep(100);
-        expect(projector.position).toBe(first);
+        const { second } = await oneHeld(projector);
         expect(await projector.waitFor(second, 5_000)).toBe(true);
       } finally {
         await projector.stop();

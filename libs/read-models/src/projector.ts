@@ -426,13 +426,7 @@ export class Projector implements LiveProjector {
 
   /** Waits `ms`, or until a reader waits for a position (`hurry`) or stop(). */
   private async holdBatch(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wakeFromHold = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    await sleepUnlessWoken(ms, (wake) => (this.wakeFromHold = wake));
     this.wakeFromHold = undefined;
   }
 
@@ -452,13 +446,7 @@ export class Projector implements LiveProjector {
 
   /** Waits `ms`, or until stop(). */
   private async pause(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wakeFromPause = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    await sleepUnlessWoken(ms, (wake) => (this.wakeFromPause = wake));
     this.wakeFromPause = undefined;
   }
 
@@ -926,6 +914,16 @@ export class WriteBehind {
  * subscription that failed for good, a projector thread that died): 1 s, doubling up to 30 s.
  */
 export const restartPause = (failures: number): number => Math.min(30_000, 1_000 * 2 ** (failures - 1));
+
+/** Waits `ms`, or until the function it hands to `onWake` is called. */
+const sleepUnlessWoken = (ms: number, onWake: (wake: () => void) => void) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    onWake(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 
 const IDLE = Symbol('idle');
 const nextTurn = () => new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)));
