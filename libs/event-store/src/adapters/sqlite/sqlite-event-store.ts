@@ -489,7 +489,8 @@ export class SqliteEventStore implements EventStore {
   ): AppendResult {
     const last = this.stmts.last.get(streamId);
     const actual: bigint | 'no-stream' = last ? last.revision : 'no-stream';
-    if (events.length > 0) {
+    // A stream exactly where the append expects it holds nothing the append could repeat.
+    if (events.length > 0 && actual !== expected) {
       const repeat = this.idempotentRepeat(streamId, events, expected);
       if (repeat) return repeat;
     }
