@@ -170,19 +170,29 @@ interface CpuPerRequest {
   total: number;
 }
 
-/** CPU used by each server thread and by this process (the load generator) while `work` runs. */
+/** CPU (µs) used by each server thread and by the load generator, and the requests it served. */
+interface CpuUse {
+  readonly threads: Map<number, number>;
+  loadGenerator: number;
+  requests: number;
+}
+
+const cpuUse = (): CpuUse => ({ threads: new Map(), loadGenerator: 0, requests: 0 });
+
+/** Adds to `into` the CPU each server thread and this process (the load generator) use while `work` runs. */
 const cpuWhile = async <T>(
   pid: number,
-  into: { threads: Map<number, number>; loadGenerator: number; requests: number } | undefined,
+  into: CpuUse | undefined,
   requests: number,
   work: () => Promise<T>,
 ): Promise<T> => {
+  if (!into) return work();
   const before = threadCpuMicros(pid);
   const own = process.cpuUsage();
   const result = await work();
   const after = threadCpuMicros(pid);
   const used = process.cpuUsage(own);
-  if (into && before && after) {
+  if (before && after) {
     for (const [tid, micros] of after) {
       into.threads.set(tid, (into.threads.get(tid) ?? 0) + micros - (before.get(tid) ?? 0));
     }
@@ -194,7 +204,7 @@ const cpuWhile = async <T>(
 
 const perRequest = (
   pid: number,
-  use: { threads: Map<number, number>; loadGenerator: number; requests: number },
+  use: CpuUse,
   projectorTid: number | undefined,
 ): CpuPerRequest | undefined => {
   if (use.requests === 0 || use.threads.size === 0) return undefined;
@@ -318,8 +328,8 @@ export const benchHttpLifecycles = async (lifecyclesPerClient = 24): Promise<Htt
     const perRound = Math.ceil(lifecyclesPerClient / ROUNDS);
     const commandRounds: Window[] = [];
     const healthRounds: Window[] = [];
-    const commandCpu = { threads: new Map<number, number>(), loadGenerator: 0, requests: 0 };
-    const healthCpu = { threads: new Map<number, number>(), loadGenerator: 0, requests: 0 };
+    const commandCpu = cpuUse();
+    const healthCpu = cpuUse();
     const pid = server.pid!;
     // Round 0 warms up and is not counted: in runs that counted it, its commands and health
     // requests were a third slower than the later rounds' (V8 still compiling on the two cores).

@@ -420,8 +420,13 @@ export class Projector implements LiveProjector {
     const windowMs = this.options.batchWindowMs ?? 0;
     if (windowMs <= 0 || this.stopped) return 0;
     const now = performance.now();
-    if (this.awaited > this.applied && now < this.awaitedUntil) return 0;
+    if (this.readerWaits(now)) return 0;
     return Math.max(0, windowMs - (now - lastBatchAt));
+  }
+
+  /** Whether a reader still waits for a position not yet applied (see `hurry`). */
+  private readerWaits(now: number): boolean {
+    return this.awaited > this.applied && now < this.awaitedUntil;
   }
 
   /** Waits `ms`, or until a reader waits for a position (`hurry`) or stop(). */
@@ -438,7 +443,7 @@ export class Projector implements LiveProjector {
   hurry(position: bigint, timeoutMs: number): void {
     if (position <= this.applied) return;
     const now = performance.now();
-    const waiting = this.awaited > this.applied && now < this.awaitedUntil; // an earlier wait still on
+    const waiting = this.readerWaits(now); // an earlier wait still on
     this.awaited = waiting && this.awaited > position ? this.awaited : position;
     this.awaitedUntil = Math.max(waiting ? this.awaitedUntil : 0, now + timeoutMs);
     this.wakeFromHold?.();

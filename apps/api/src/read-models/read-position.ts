@@ -51,10 +51,11 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (!config.runProjector) return;
     const logger = new Logger('Projector');
     const files = config.projectorThread ? projectorThreadFiles(events, store, workerFile) : undefined;
+    const batchWindowMs = config.projectorBatchWindowMs ?? DEFAULT_PROJECTOR_BATCH_WINDOW_MS;
     if (files) {
       this.projector = new ThreadedProjector(
         events as SqliteEventStore,
-        { ...files, batchWindowMs: config.projectorBatchWindowMs ?? DEFAULT_PROJECTOR_BATCH_WINDOW_MS },
+        { ...files, batchWindowMs },
         logger,
         workerFile,
       );
@@ -62,10 +63,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     }
     // On this thread, a held read-model file must not freeze the requests (see the method).
     if (store instanceof SqliteReadModelStore) store.waitForLocksAtMost(MAIN_THREAD_LOCK_WAIT_MS);
-    this.projector = new Projector(events, store, this.projections, {
-      logger,
-      batchWindowMs: config.projectorBatchWindowMs ?? DEFAULT_PROJECTOR_BATCH_WINDOW_MS,
-    });
+    this.projector = new Projector(events, store, this.projections, { logger, batchWindowMs });
   }
 
   async onApplicationBootstrap() {
