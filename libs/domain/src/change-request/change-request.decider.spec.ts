@@ -798,6 +798,12 @@ describe('change-request decider', () => {
         submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
       });
 
+      it('spaces around a scope entry or a system name do not matter, as they do not when the template is created', () => {
+        const template = templateWithScope([' pve-node-01 ', 'vm-* ']);
+        expect(submitStandard(['pve-node-01', ' vm-7', 'PVE-NODE-01 '], template).events()).toHaveLength(2);
+        submitStandard(['pve-node-02'], template).thenError('RULE_VIOLATION', /not pve-node-02/);
+      });
+
       it('a scope entry that names no systems (a template stored before such were refused) covers none', () => {
         const template = templateWithScope(['*', '*-*', 'pve-node-01']);
         expect(submitStandard(['pve-node-01'], template).events()).toHaveLength(2);

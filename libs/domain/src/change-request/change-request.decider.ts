@@ -148,14 +148,15 @@ export const missingRequestFields = (request: ChangeRequestFields): string[] =>
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
 
 /**
- * The systems a template's scope does not cover. A scope entry names a system (case does not
- * matter) or, with `*`, a pattern of names: `pve-node-*`. An entry that does not name systems
- * (`*`, `*-*`: see `namesSystems`) covers nothing.
+ * The systems a template's scope does not cover. A scope entry names a system (case and
+ * surrounding spaces do not matter, as `namesSystems` judged the entry trimmed) or, with `*`, a
+ * pattern of names: `pve-node-*`. An entry that does not name systems (`*`, `*-*`: see
+ * `namesSystems`) covers nothing.
  */
 export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
-  const patterns = scope.filter(namesSystems).map((entry) => entry.toLowerCase());
+  const patterns = scope.filter(namesSystems).map((entry) => entry.trim().toLowerCase());
   return systems.filter((system) => {
-    const name = system.toLowerCase();
+    const name = system.trim().toLowerCase();
     return !patterns.some((pattern) => globMatches(pattern, name));
   });
 };
