@@ -92,7 +92,6 @@ describe('projection versions', () => {
         complianceReportFromStore(old, resolveReportPeriod({ period: '2026' }), {
           now: new Date(),
           settings: { retrospectiveDueBusinessDays: 2 },
-          readModelPosition: head,
         });
       expect((await report()).warnings).toEqual([
         expect.stringMatching(/compliance_facts \(version 1, now 2\)/),

@@ -9,7 +9,6 @@ import {
   complianceReportCsv,
   complianceReportFromStore,
   complianceReportHtml,
-  PROJECTOR_CHECKPOINT,
   rebuildReadModels,
   catchUpLive,
   assertPeriodBegun,
@@ -237,12 +236,10 @@ const report = async (args: string[]) => {
       onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head), Number(p.from ?? 0n)),
     });
     catchUp.done(`up to date (${applied} events applied now)`);
-    const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
     const loading = new ProgressBar('report', 'changes');
     const { documentsRead, ...built } = await complianceReportFromStore(store, period, {
       now: new Date(),
       settings: config,
-      readModelPosition,
       onDocument: (count) => loading.tally(count),
     });
     const output =

@@ -1,4 +1,5 @@
 import { EventStoreUnavailableError } from '@changeledger/event-store';
+import { ReadModelsSwappingError } from '@changeledger/read-models';
 import { IdentityProviderUnavailableError } from '../auth/jwt-verifier';
 import { toProblem } from './problem-details.filter';
 
@@ -17,6 +18,18 @@ describe('toProblem', () => {
     expect(keys).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
     expect(keys.detail).toMatch(/key set could not be fetched/);
     expect(keys.detail).not.toMatch(/10\.0\.0\.7|ECONNREFUSED/);
+  });
+
+  it('answers a report that kept meeting a rebuild being swapped in with 503, to try again', () => {
+    expect(toProblem(new ReadModelsSwappingError(30_000, false))).toMatchObject({
+      status: 503,
+      code: 'SERVICE_UNAVAILABLE',
+      detail: expect.stringMatching(/rebuilds .* swapped in .*, for 30 s; try again shortly/),
+    });
+    // one that died half-way needs an operator: the answer says what to run
+    expect(toProblem(new ReadModelsSwappingError(30_400, true)).detail).toMatch(
+      /not finished for 30 s; if no rebuild is running, run projections:rebuild/,
+    );
   });
 
   it('answers an unexpected error with a fixed text, not its message', () => {

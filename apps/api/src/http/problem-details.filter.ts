@@ -6,6 +6,7 @@ import {
   EventStoreUnavailableError,
   StoredEventCorruptError,
 } from '@changeledger/event-store';
+import { ReadModelsSwappingError } from '@changeledger/read-models';
 import { AuthenticationError, IdentityProviderUnavailableError } from '../auth/jwt-verifier';
 import {
   ConcurrencyConflictError,
@@ -92,6 +93,7 @@ export const toProblem = (error: unknown): Problem => {
     return problem('IDEMPOTENCY_OUTCOME_UNKNOWN', error.message);
   }
   if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
+  if (error instanceof ReadModelsSwappingError) return problem('SERVICE_UNAVAILABLE', error.message);
   if (error instanceof EventStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the event store is unavailable; try again shortly');
   }

@@ -8,7 +8,6 @@ import {
   type ReportPeriod,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
-import { ReadPosition } from '../read-models/read-position';
 
 export class GetComplianceReport {
   constructor(readonly period: ReportPeriod) {}
@@ -21,16 +20,12 @@ export class GetComplianceReportHandler implements IQueryHandler<GetComplianceRe
     @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly readPosition: ReadPosition,
   ) {}
 
   async execute({ period }: GetComplianceReport) {
-    // Read first: the documents loaded next include at least everything up to this position.
-    const readModelPosition = await this.readPosition.applied();
     const { documentsRead: _, ...report } = await complianceReportFromStore(this.store, period, {
       now: this.clock.now(),
       settings: this.config,
-      readModelPosition,
     });
     return report;
   }

@@ -6,8 +6,31 @@ import { describeStale, staleReadModels } from '../projection-versions';
 import { type ComplianceReport, ComplianceReportBuilder, type ReportSettings } from './compliance-report';
 import type { Condition, ReadModelStore } from '../read-model-store.port';
 import type { ReportPeriod } from './report-period';
+import { PROJECTOR_CHECKPOINT, REBUILD_GENERATION, REBUILD_PROMOTING } from '../projector';
 
 const PAGE = 500;
+
+/**
+ * How long a report waits out a rebuild being swapped in while it reads (a MongoDB swap renames
+ * collections one by one and waits for the live projector: seconds) before it gives up.
+ */
+const SWAP_SETTLE_MS = 15_000;
+const SWAP_RETRY_PAUSE_MS = 250;
+
+/** A rebuild's swap kept the report from reading the read models in one piece. */
+export class ReadModelsSwappingError extends Error {
+  constructor(waitedMs: number, announced: boolean) {
+    const waited = `${Math.round(waitedMs / 1000)} s`;
+    super(
+      announced
+        ? // a swap that died half-way stays announced until a rebuild completes it (MongoDB)
+          `a rebuild of the read models is being swapped in and has not finished for ${waited}; ` +
+            'if no rebuild is running, run projections:rebuild to complete it, then try again'
+        : `rebuilds of the read models were swapped in while the report was read, for ${waited}; try again shortly`,
+    );
+    this.name = 'ReadModelsSwappingError';
+  }
+}
 
 /**
  * The `compliance_facts` documents a report of `period` needs: every change still open (an
@@ -49,8 +72,14 @@ export async function* loadComplianceFacts(
 
 /**
  * The report of `period` from the read-model store: the documents are folded one at a time as
- * they are read. `readModelPosition` is where the store stood before reading (the report includes
- * at least every event up to it); `onDocument` counts them, for a progress display.
+ * they are read; `onDocument` counts them, for a progress display. The report's
+ * `readModelPosition` is the store's checkpoint before reading: the report includes at least
+ * every event up to it (a projector's position in memory can be ahead of the models it serves
+ * for a moment after a rebuild is swapped in, until it has re-applied what they lack).
+ *
+ * A rebuild swapped in while the pages are read would mix old and rebuilt documents, and a
+ * change whose sort key moved back in the rebuilt ones would be skipped: the report is read
+ * again until no swap began or ended while it was read (see SWAP_SETTLE_MS).
  */
 export const complianceReportFromStore = async (
   store: ReadModelStore,
@@ -58,20 +87,42 @@ export const complianceReportFromStore = async (
   options: {
     readonly now: Date;
     readonly settings: ReportSettings;
-    readonly readModelPosition: bigint;
     readonly onDocument?: (count: number) => void;
   },
 ): Promise<ComplianceReport & { readonly documentsRead: number }> => {
-  const builder = new ComplianceReportBuilder(period, options.now, options.settings);
-  let count = 0;
-  for await (const doc of loadComplianceFacts(store, period)) {
-    builder.add(doc);
-    options.onDocument?.(++count);
+  const started = performance.now();
+  for (;;) {
+    const before = await swapState(store);
+    const waited = performance.now() - started;
+    if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, before.swapping);
+    if (!before.swapping) {
+      const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
+      const builder = new ComplianceReportBuilder(period, options.now, options.settings);
+      let count = 0;
+      for await (const doc of loadComplianceFacts(store, period)) {
+        builder.add(doc);
+        options.onDocument?.(++count);
+      }
+      const stale = await staleReadModels(store, [complianceFactsProjection], readModelPosition);
+      const after = await swapState(store);
+      if (after.marker === before.marker) {
+        return {
+          ...builder.build(readModelPosition),
+          warnings: stale.length > 0 ? [describeStale(stale)] : [],
+          documentsRead: count,
+        };
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, SWAP_RETRY_PAUSE_MS));
   }
-  const stale = await staleReadModels(store, [complianceFactsProjection], options.readModelPosition);
-  return {
-    ...builder.build(options.readModelPosition),
-    warnings: stale.length > 0 ? [describeStale(stale)] : [],
-    documentsRead: count,
-  };
+};
+
+/**
+ * Which rebuild the live read models hold, and whether one is being swapped in (announced, not
+ * done: MongoDB's swap is not one step). Both only grow, so equal markers mean no swap between.
+ */
+const swapState = async (store: ReadModelStore) => {
+  const promoting = await store.checkpoint(REBUILD_PROMOTING);
+  const generation = await store.checkpoint(REBUILD_GENERATION);
+  return { swapping: promoting > generation, marker: `${promoting}/${generation}` };
 };
