@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   allProjections,
+  prepareRebuild,
   rebuildReadModels,
   READ_MODEL_STORE,
   type ReadModelStore,
@@ -67,6 +68,40 @@ describe('projections:rebuild while the API serves', () => {
     expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
       title: 'After the rebuild',
     });
+  });
+
+  it('a compliance report asked for with minPosition waits again when a rebuild swapped in after the wait lacks it', async () => {
+    type Report = { readModelPosition: string; volumes: { submitted: { total: number } } };
+    const report = async (minPosition: string) =>
+      expectStatus(
+        await app.get<Report>(`/reports/compliance?period=2026&minPosition=${minPosition}`, USERS.auditor),
+        200,
+      ).body;
+    const first = await submit(app, normalChange('low', { title: 'Before the report rebuild' }));
+    const submittedBefore = (await report(first.position)).volumes.submitted.total;
+
+    const store = app.app.get<ReadModelStore>(READ_MODEL_STORE);
+    const rebuild = await prepareRebuild(app.store, store, allProjections());
+    // Submitted after the rebuild read the log: only in the live models, which it replaces.
+    const { position } = await submit(app, normalChange('low', { title: 'After the report rebuild read' }));
+    // The swap lands once the API has waited for `position` and the report starts reading.
+    let swapped = false;
+    const find = store.find.bind(store);
+    store.find = (async (...args: Parameters<ReadModelStore['find']>) => {
+      if (!swapped && args[0] === 'compliance_facts') {
+        swapped = true;
+        await rebuild.promote();
+      }
+      return find(...args);
+    }) as ReadModelStore['find'];
+    try {
+      const built = await report(position);
+      expect(swapped).toBe(true);
+      expect(BigInt(built.readModelPosition)).toBeGreaterThanOrEqual(BigInt(position));
+      expect(built.volumes.submitted.total).toBe(submittedBefore + 1);
+    } finally {
+      delete (store as { find?: unknown }).find;
+    }
   });
 
   const whenBuilt = cliBuilt && cliReachesEvents ? it : it.skip;

@@ -79,7 +79,9 @@ export async function* loadComplianceFacts(
  *
  * A rebuild swapped in while the pages are read would mix old and rebuilt documents, and a
  * change whose sort key moved back in the rebuilt ones would be skipped: the report is read
- * again until no swap began or ended while it was read (see SWAP_SETTLE_MS).
+ * again until no swap began or ended while it was read, for up to SWAP_SETTLE_MS from the first
+ * swap seen. The re-read's position may then be lower than the first's (the rebuilt models reach
+ * only as far as the rebuild read the log, until the live projector has re-applied the rest).
  */
 export const complianceReportFromStore = async (
   store: ReadModelStore,
@@ -90,12 +92,15 @@ export const complianceReportFromStore = async (
     readonly onDocument?: (count: number) => void;
   },
 ): Promise<ComplianceReport & { readonly documentsRead: number }> => {
-  const started = performance.now();
+  let swapSeenAt: number | undefined; // the wait is counted from there, not from a long read's start
   for (;;) {
     const before = await swapState(store);
-    const waited = performance.now() - started;
-    if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, before.swapping);
-    if (!before.swapping) {
+    if (before.swapping) {
+      swapSeenAt ??= performance.now();
+      const waited = performance.now() - swapSeenAt;
+      if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, true);
+      await new Promise((resolve) => setTimeout(resolve, SWAP_RETRY_PAUSE_MS));
+    } else {
       const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
       const builder = new ComplianceReportBuilder(period, options.now, options.settings);
       let count = 0;
@@ -112,8 +117,11 @@ export const complianceReportFromStore = async (
           documentsRead: count,
         };
       }
+      // A swap began or ended while reading: read again, at once unless one is under way.
+      swapSeenAt ??= performance.now();
+      const waited = performance.now() - swapSeenAt;
+      if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, false);
     }
-    await new Promise((resolve) => setTimeout(resolve, SWAP_RETRY_PAUSE_MS));
   }
 };
 
