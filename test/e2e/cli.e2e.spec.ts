@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -115,7 +115,7 @@ describe('the changeledger CLI', () => {
       const unknown = await runCliSettled(app.config, ['rebiuld']);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toMatch(
-        /unknown command rebiuld\nusage: changeledger <token\|rebuild\|verify\|report>/,
+        /unknown command rebiuld\nusage: changeledger <token\|rebuild\|verify\|report\|backup>/,
       );
       expect(await app.store.headPosition()).toBe(head);
     },
@@ -162,6 +162,13 @@ describe('the changeledger CLI', () => {
         const reported = await runCliSettled(elsewhere, ['report', '--period', '2026', '--format', 'json']);
         expect(reported).toMatchObject({ code: 1, stdout: '' });
         expect(reported.stderr).toContain('no event store at');
+        const backedUp = await runCliSettled(elsewhere, [
+          'backup',
+          '--out',
+          join(tmpdir(), `none-${process.pid}`),
+        ]);
+        expect(backedUp).toMatchObject({ code: 1, stdout: '' });
+        expect(backedUp.stderr).toContain(`no event store at ${join(empty, 'events.sqlite')}`);
         expect(readdirSync(empty)).toEqual([]);
         // an event store with no events proves nothing either
         await new SqliteEventStore(join(empty, 'events.sqlite')).close();
@@ -196,4 +203,73 @@ describe('the changeledger CLI', () => {
       }
     },
   );
+  const whenEmbeddedEvents =
+    cliBuilt && cliReachesEvents && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
+  whenEmbeddedEvents(
+    'backup copies the event store while the API takes writes; a service started on the copy has every change in it',
+    async () => {
+      const { id } = await submit(app, normalChange());
+      const folder = mkdtempSync(join(tmpdir(), 'changeledger-backup-'));
+      const restoredDir = mkdtempSync(join(tmpdir(), 'changeledger-restored-'));
+      try {
+        const out = join(folder, 'events-backup.sqlite');
+        const writing = Promise.all(Array.from({ length: 5 }, () => submit(app, normalChange())));
+        const backedUp = await runCliSettled(app.config, ['backup', '--out', out]);
+        await writing;
+        expect(backedUp.code).toBe(0);
+        expect(backedUp.stderr).toMatch(
+          /backup: \d+ events up to position \d+ in [\d.]+ s, [\d.]+ MiB, every hash chain intact: /,
+        );
+        expect(backedUp.stderr).toContain(out);
+        const anchor = /anchor (\d+:[0-9a-f]{64})/.exec(backedUp.stderr)![1];
+        const head = /events up to position (\d+)/.exec(backedUp.stderr)![1];
+        // a second backup to the same name is refused, the first one untouched
+        const again = await runCliSettled(app.config, ['backup', '--out', out]);
+        expect(again.code).toBe(1);
+        expect(again.stderr).toContain('exists: a backup never overwrites a file');
+        expect(readdirSync(folder)).toEqual(['events-backup.sqlite']);
+
+        // Restore, as the README says: a fresh DATA_DIR with the copy as its event store.
+        copyFileSync(out, join(restoredDir, 'events.sqlite'));
+        const restored = await AppHarness.start({}, { dataDir: restoredDir });
+        try {
+          const original = expectStatus(await app.get(`/changes/${id}`), 200).body;
+          // (its read models are built from the copy on first start: minPosition waits for that)
+          expect(expectStatus(await restored.get(`/changes/${id}?minPosition=${head}`), 200).body).toEqual(
+            original,
+          );
+          // the anchor the backup printed proves the restored log is the one backed up
+          expect((await runCliSettled(restored.config, ['verify', '--anchor', anchor])).code).toBe(0);
+          // numbering goes on after the last change in the copy
+          const inCopy = (await restored.store.readAll({ after: 0n, limit: 100_000 })).filter(
+            (e) => e.type === 'ChangeSubmitted',
+          ).length;
+          expect((await submit(restored, normalChange())).id).toBe(
+            `CHG-${String(inCopy + 1).padStart(3, '0')}`,
+          );
+        } finally {
+          await restored.close();
+        }
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+        rmSync(restoredDir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
+
+  whenBuilt('backup refuses an EventStoreDB event store, pointing to its own procedure', async () => {
+    const refused = await runCliSettled(
+      app.config,
+      ['backup', '--out', join(tmpdir(), `esdb-${process.pid}`)],
+      {
+        EVENT_STORE: 'eventstoredb',
+        EVENTSTORE_CONNECTION_STRING: 'esdb://127.0.0.1:1?tls=false',
+      },
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /EVENT_STORE is eventstoredb: back EventStoreDB up with its own procedure/,
+    );
+  });
 });

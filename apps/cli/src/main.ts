@@ -1,9 +1,14 @@
 import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES, withoutControlCharacters } from '@changeledger/domain';
-import { parseLogAnchor, verifyHashChains } from '@changeledger/event-store';
+import {
+  backupSqliteEventStore,
+  parseLogAnchor,
+  SqliteEventStore,
+  verifyHashChains,
+} from '@changeledger/event-store';
 import {
   allProjections,
   complianceReportCsv,
@@ -262,11 +267,71 @@ const report = async (args: string[]) => {
   }
 };
 
+const BACKUP_USAGE =
+  'usage: npm run backup -- --out FILE (the embedded event store, copied while the service runs, then its hash chains verified; ' +
+  'FILE must not exist; restore: see the README)';
+
+/**
+ * `backup`: a consistent copy of the embedded event store (the log is the only thing that
+ * cannot be built again: read models are replayed from it), verified before it is named.
+ */
+const backup = async (args: string[]) => {
+  const values = options(args, { out: { type: 'string' } }, BACKUP_USAGE);
+  if (!values.out) throw new Error(`--out names no file\n${BACKUP_USAGE}`);
+  const config = loadConfig();
+  if (config.eventStore !== 'sqlite') {
+    throw new Error(
+      'EVENT_STORE is eventstoredb: back EventStoreDB up with its own procedure (its documentation: copy the database ' +
+        'and index folders in the order it gives, or a volume snapshot); this command copies the embedded store',
+    );
+  }
+  // npm runs scripts in the package's folder: a relative --out is meant from where it was typed.
+  const out = resolve(process.env.INIT_CWD ?? process.cwd(), values.out);
+  const source = join(config.dataDir, 'events.sqlite');
+  const copying = new ProgressBar('backup', 'events');
+  const checking = new ProgressBar('backup check', 'events');
+  const started = Date.now();
+  let anchor: string | undefined;
+  const result = await backupSqliteEventStore(source, out, {
+    onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
+    check: async (file) => {
+      copying.endLine();
+      const copy = new SqliteEventStore(file);
+      try {
+        const chains = await verifyHashChains(copy, {
+          onProgress: (checked, position, head) => checking.update(checked, Number(position), Number(head)),
+        });
+        checking.endLine();
+        if (!chains.valid) {
+          const f = chains.firstInvalid!;
+          throw new Error(
+            withoutControlCharacters(
+              `the copy's hash chains are broken at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}; ` +
+                'so is the event store (npm run audit:verify): no backup written',
+            ),
+          );
+        }
+        if (chains.anchor) anchor = `${chains.anchor.position}:${chains.anchor.digest}`;
+      } finally {
+        await copy.close();
+      }
+    },
+  });
+  copying.done(
+    `${result.events} events up to position ${result.head} in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+      `${(result.bytes / 1024 / 1024).toFixed(1)} MiB, every hash chain intact: ${out}` +
+      (anchor
+        ? `\nanchor ${anchor} (\`npm run audit:verify -- --anchor\` with it proves a restored log is this one)`
+        : ''),
+  );
+};
+
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   token: { run: token, usage: USAGE },
   rebuild: { run: rebuild, usage: REBUILD_USAGE },
   verify: { run: verify, usage: VERIFY_USAGE },
   report: { run: report, usage: REPORT_USAGE },
+  backup: { run: backup, usage: BACKUP_USAGE },
 };
 const MAIN_USAGE = `usage: changeledger <${Object.keys(COMMANDS).join('|')}> [options] (--help for a command's)`;
 

@@ -1,0 +1,127 @@
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface SqliteBackupOptions {
+  /** Events copied per step (between steps a progress display can draw). */
+  readonly pageSize?: number;
+  /** After each step: events copied, the last one's position, the snapshot's last position. */
+  readonly onProgress?: (copied: number, position: bigint, head: bigint) => void;
+  /**
+   * Runs on the finished copy before it takes its name (e.g. the hash-chain check): a copy it
+   * refuses (throws) is deleted, not left looking like a backup.
+   */
+  readonly check?: (file: string) => Promise<void>;
+}
+
+export interface SqliteBackupResult {
+  readonly events: number;
+  /** The last position in the backup (0 for an empty log). */
+  readonly head: bigint;
+  readonly bytes: number;
+}
+
+/**
+ * Copies the embedded event store at `source` into a new file `destination` while the service
+ * keeps writing: everything is read in one read transaction, so the copy is the log exactly as
+ * it stood at one commit (WAL: the writers are not held up; the WAL grows until it ends).
+ * SQLite's backup API would start over each time another connection writes, and `VACUUM INTO`
+ * runs as one step with nothing to show on a terminal for a large log: hence rows in pages.
+ *
+ * The copy is written beside `destination` under another name, checked (`check`), flushed to
+ * disk and only then renamed: an interrupted backup leaves no file that looks like one, and an
+ * existing file is never overwritten.
+ */
+export const backupSqliteEventStore = async (
+  source: string,
+  destination: string,
+  options: SqliteBackupOptions = {},
+): Promise<SqliteBackupResult> => {
+  if (existsSync(destination)) throw new Error(`${destination} exists: a backup never overwrites a file`);
+  if (!existsSync(source)) throw new Error(`no event store at ${source}`);
+  const pageSize = options.pageSize ?? 5_000;
+  const partial = join(dirname(destination), `.${basename(destination)}.partial-${process.pid}`);
+  const from = new Database(source, { fileMustExist: true });
+  let to: Database.Database | undefined;
+  try {
+    from.pragma('busy_timeout = 5000');
+    from.exec('BEGIN');
+    // The first read fixes the snapshot: the schema, the head and every page come from it.
+    const schema = from
+      .prepare(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY type = 'table' DESC, rowid",
+      )
+      .all() as { type: string; name: string; sql: string }[];
+    if (!schema.some((s) => s.type === 'table' && s.name === 'events')) {
+      throw new Error(`${source} holds no events table: not a changeledger event store`);
+    }
+    const { head } = from
+      .prepare('SELECT coalesce(max(position), 0) AS head FROM events')
+      .safeIntegers(true)
+      .get() as { head: bigint };
+
+    to = new Database(partial);
+    // Durability comes once, at the end (fsync, then rename), not per page.
+    to.pragma('journal_mode = OFF');
+    to.pragma('synchronous = OFF');
+    for (const { sql } of schema) to.exec(sql);
+
+    const copyRows = (table: string, rows: unknown[][]) => {
+      if (rows.length === 0) return;
+      const insert = to!.prepare(`INSERT INTO "${table}" VALUES (${rows[0].map(() => '?').join(', ')})`);
+      to!.transaction(() => {
+        for (const row of rows) insert.run(row);
+      })();
+    };
+
+    const page = from
+      .prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?')
+      .raw(true)
+      .safeIntegers(true);
+    let copied = 0;
+    let after = 0n;
+    for (;;) {
+      const rows = page.all(after, pageSize) as unknown[][];
+      if (rows.length === 0) break;
+      copyRows('events', rows);
+      copied += rows.length;
+      after = rows[rows.length - 1][0] as bigint;
+      options.onProgress?.(copied, after, head);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // The other tables (the id sequences) are small: whole, from the same snapshot.
+    for (const { name } of schema.filter((s) => s.type === 'table' && s.name !== 'events')) {
+      copyRows(
+        name,
+        from.prepare(`SELECT * FROM "${name}"`).raw(true).safeIntegers(true).all() as unknown[][],
+      );
+    }
+    from.exec('COMMIT');
+
+    const integrity = to.pragma('integrity_check', { simple: true });
+    if (integrity !== 'ok') throw new Error(`the copy failed SQLite's integrity check: ${String(integrity)}`);
+    to.close();
+    to = undefined;
+    await options.check?.(partial);
+    flush(partial);
+    renameSync(partial, destination);
+    flush(dirname(destination)); // the rename itself
+    return { events: copied, head, bytes: statSync(destination).size };
+  } catch (error) {
+    to?.close();
+    for (const file of [partial, `${partial}-wal`, `${partial}-shm`]) rmSync(file, { force: true });
+    throw error;
+  } finally {
+    if (from.inTransaction) from.exec('ROLLBACK');
+    from.close();
+  }
+};
+
+const flush = (path: string) => {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+};

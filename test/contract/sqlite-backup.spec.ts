@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import {
+  backupSqliteEventStore,
+  type NewEvent,
+  type RecordedEvent,
+  SqliteEventStore,
+  verifyHashChains,
+} from '@changeledger/event-store';
+
+const event = (n: number): NewEvent => ({
+  eventId: randomUUID(),
+  type: 'ImplementationStepRecorded',
+  data: { sequence: n, description: `step ${n}` },
+  metadata: {
+    actor: { id: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] },
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    schemaVersion: 1,
+  },
+});
+
+/** Creates `CHG-n` through the id sequence, with `size` events in its first append. */
+const submitChange = (store: SqliteEventStore, size = 1) =>
+  store.appendWithSequence({
+    sequence: 'changeRequest',
+    build: (n) => ({
+      streamId: `changeRequest-CHG-${String(n).padStart(3, '0')}`,
+      events: Array.from({ length: size }, (_, i) => event(i)),
+    }),
+  });
+
+const everything = async (store: SqliteEventStore): Promise<RecordedEvent[]> =>
+  store.readAll({ after: 0n, limit: 1_000_000 });
+
+describe('backup of the embedded event store', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-backup-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('taken while appends go on, is the log exactly as it stood at one commit, and verifies', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+    try {
+      for (let i = 0; i < 60; i++) await submitChange(store, 1 + (i % 4));
+      // Appends land between the backup's pages: each progress step starts a few.
+      const during: Promise<unknown>[] = [];
+      let steps = 0;
+      const result = await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'backup.sqlite'), {
+        pageSize: 20,
+        onProgress: () => {
+          steps++;
+          during.push(submitChange(store, 3), submitChange(store, 1));
+        },
+      });
+      await Promise.all(during);
+      expect(steps).toBeGreaterThan(5);
+
+      const source = await everything(store);
+      expect(source.length).toBeGreaterThan(result.events); // the source went on
+      const copy = new SqliteEventStore(join(dir, 'backup.sqlite'));
+      try {
+        const copied = await everything(copy);
+        // ...and the copy is the source's prefix up to the snapshot: no append half in, none torn
+        expect(copied.length).toBe(result.events);
+        expect(copied.at(-1)?.position).toBe(result.head);
+        expect(copied).toEqual(source.filter((e) => e.position <= result.head));
+        expect((await verifyHashChains(copy)).valid).toBe(true);
+        // The id sequence came along: numbering goes on after the last change in the copy.
+        const changes = new Set(copied.map((e) => e.streamId)).size;
+        expect((await submitChange(copy)).streamId).toBe(
+          `changeRequest-CHG-${String(changes + 1).padStart(3, '0')}`,
+        );
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('an empty log backs up to an empty store', async () => {
+    await new SqliteEventStore(join(dir, 'events.sqlite')).close();
+    const result = await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'backup.sqlite'));
+    expect(result).toMatchObject({ events: 0, head: 0n });
+    const copy = new SqliteEventStore(join(dir, 'backup.sqlite'));
+    expect(await copy.headPosition()).toBe(0n);
+    await copy.close();
+  });
+
+  it('never overwrites a file, and leaves nothing behind when the copy is refused', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+    await submitChange(store, 2);
+    await store.close();
+    writeFileSync(join(dir, 'taken.sqlite'), 'an older backup');
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'taken.sqlite')),
+    ).rejects.toThrow(/taken.sqlite exists: a backup never overwrites a file/);
+
+    const before = readdirSync(dir).sort();
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'refused.sqlite'), {
+        check: async (file) => {
+          // the check sees the finished copy, under a name that is not the backup's
+          expect(existsSync(file)).toBe(true);
+          expect(file).not.toBe(join(dir, 'refused.sqlite'));
+          const copy = new SqliteEventStore(file);
+          expect(await copy.headPosition()).toBe(2n);
+          await copy.close();
+          throw new Error('refused by the check');
+        },
+      }),
+    ).rejects.toThrow('refused by the check');
+    expect(readdirSync(dir).sort()).toEqual(before);
+
+    await expect(
+      backupSqliteEventStore(join(dir, 'missing.sqlite'), join(dir, 'backup.sqlite')),
+    ).rejects.toThrow(/no event store at/);
+    writeFileSync(join(dir, 'other.sqlite'), '');
+    await expect(
+      backupSqliteEventStore(join(dir, 'other.sqlite'), join(dir, 'backup.sqlite')),
+    ).rejects.toThrow(/holds no events table/);
+    expect(existsSync(join(dir, 'backup.sqlite'))).toBe(false);
+  });
+});
