@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
@@ -118,6 +118,28 @@ describe('backup of the embedded event store', () => {
     ).rejects.toThrow('refused by the check');
     expect(readdirSync(dir).sort()).toEqual(before);
 
+    // another backup to the same name, finished while this one ran, is kept, not replaced
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'raced.sqlite'), {
+        check: async () => writeFileSync(join(dir, 'raced.sqlite'), 'the other backup'),
+      }),
+    ).rejects.toThrow(/EEXIST/);
+    expect(readFileSync(join(dir, 'raced.sqlite'), 'utf8')).toBe('the other backup');
+    rmSync(join(dir, 'raced.sqlite'));
+    // interrupted (Ctrl-C) between two pages
+    const interrupted = new AbortController();
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'interrupted.sqlite'), {
+        pageSize: 1,
+        signal: interrupted.signal,
+        onProgress: () => interrupted.abort(new Error('interrupted')),
+      }),
+    ).rejects.toThrow('interrupted');
+    expect(readdirSync(dir).sort()).toEqual(before);
+
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'no-such-folder', 'backup.sqlite')),
+    ).rejects.toThrow(/no folder .*no-such-folder for the backup/);
     await expect(
       backupSqliteEventStore(join(dir, 'missing.sqlite'), join(dir, 'backup.sqlite')),
     ).rejects.toThrow(/no event store at/);

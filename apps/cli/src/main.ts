@@ -292,14 +292,23 @@ const backup = async (args: string[]) => {
   const checking = new ProgressBar('backup check', 'events');
   const started = Date.now();
   let anchor: string | undefined;
+  // Ctrl-C stops it between two pages or two checked pages, and the partial copy is removed.
+  const interrupted = new AbortController();
+  const stop = () => interrupted.abort(new Error('interrupted: no backup written'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   const result = await backupSqliteEventStore(source, out, {
+    signal: interrupted.signal,
     onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
     check: async (file) => {
       copying.endLine();
       const copy = new SqliteEventStore(file);
       try {
         const chains = await verifyHashChains(copy, {
-          onProgress: (checked, position, head) => checking.update(checked, Number(position), Number(head)),
+          onProgress: (checked, position, head) => {
+            interrupted.signal.throwIfAborted();
+            checking.update(checked, Number(position), Number(head));
+          },
         });
         checking.endLine();
         if (!chains.valid) {

@@ -13,7 +13,8 @@ export const cliBuilt = isBuilt(CLI_MAIN, 'CLI tests');
  * e2e-eventstoredb-double project (its verify and rebuild run on SQLite and EventStoreDB runs).
  */
 export const cliReachesEvents = !onClientDouble;
-if (!cliReachesEvents) console.log('CLI verify and rebuild skipped: the event store is an in-process double');
+if (!cliReachesEvents)
+  console.log('CLI verify, rebuild and backup skipped: the event store is an in-process double');
 
 /** The environment that points the CLI at the same stores as an app started with `config`. */
 const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -12,6 +12,8 @@ export interface SqliteBackupOptions {
    * refuses (throws) is deleted, not left looking like a backup.
    */
   readonly check?: (file: string) => Promise<void>;
+  /** Aborted (Ctrl-C): stops between two pages and removes what was copied. */
+  readonly signal?: AbortSignal;
 }
 
 export interface SqliteBackupResult {
@@ -29,8 +31,8 @@ export interface SqliteBackupResult {
  * runs as one step with nothing to show on a terminal for a large log: hence rows in pages.
  *
  * The copy is written beside `destination` under another name, checked (`check`), flushed to
- * disk and only then renamed: an interrupted backup leaves no file that looks like one, and an
- * existing file is never overwritten.
+ * disk and only then given its name: a failed or aborted backup leaves no file that looks like
+ * one (nor its partial copy), and an existing file is never overwritten.
  */
 export const backupSqliteEventStore = async (
   source: string,
@@ -38,6 +40,7 @@ export const backupSqliteEventStore = async (
   options: SqliteBackupOptions = {},
 ): Promise<SqliteBackupResult> => {
   if (existsSync(destination)) throw new Error(`${destination} exists: a backup never overwrites a file`);
+  if (!existsSync(dirname(destination))) throw new Error(`no folder ${dirname(destination)} for the backup`);
   if (!existsSync(source)) throw new Error(`no event store at ${source}`);
   const pageSize = options.pageSize ?? 5_000;
   const partial = join(dirname(destination), `.${basename(destination)}.partial-${process.pid}`);
@@ -81,6 +84,7 @@ export const backupSqliteEventStore = async (
     let copied = 0;
     let after = 0n;
     for (;;) {
+      options.signal?.throwIfAborted();
       const rows = page.all(after, pageSize) as unknown[][];
       if (rows.length === 0) break;
       copyRows('events', rows);
@@ -103,9 +107,13 @@ export const backupSqliteEventStore = async (
     to.close();
     to = undefined;
     await options.check?.(partial);
+    options.signal?.throwIfAborted();
     flush(partial);
-    renameSync(partial, destination);
-    flush(dirname(destination)); // the rename itself
+    // A link, not a rename: it fails if `destination` appeared meanwhile (another backup to the
+    // same name) instead of replacing it.
+    linkSync(partial, destination);
+    rmSync(partial);
+    flush(dirname(destination)); // the new name itself
     return { events: copied, head, bytes: statSync(destination).size };
   } catch (error) {
     to?.close();
