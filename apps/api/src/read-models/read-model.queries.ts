@@ -8,6 +8,7 @@ import {
   type ChangeSummary,
   changeLogProjection,
   changeRequestsProjection,
+  changeScheduleProjection,
   type Condition,
   type PendingApprovalDocument,
   pendingApprovalsProjection,
@@ -15,12 +16,15 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
   type RetrospectiveDocument,
+  type ScheduleDocument,
+  systemKey,
   type StandardTemplateDocument,
   standardTemplatesProjection,
   toChangeLogRow,
   toChangeSummary,
   toPendingApproval,
   toRetrospectiveItem,
+  toScheduleItem,
   toTemplateView,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
@@ -205,6 +209,83 @@ export class ListStandardTemplatesHandler implements IQueryHandler<ListStandardT
   }
 }
 
+export class GetSchedule {
+  constructor(
+    /** The changes whose windows overlap [from, to). */
+    readonly from: Date,
+    readonly to: Date,
+    readonly system: string | undefined,
+    readonly page: PageRequest,
+  ) {}
+}
+
+/** Pages through every document matching `where`, in `from` order. */
+const everyScheduled = async (store: ReadModelStore, where: Condition[]): Promise<ScheduleDocument[]> => {
+  const all: ScheduleDocument[] = [];
+  let after: { value: string; id: string } | undefined;
+  for (;;) {
+    const rows = await store.find<ScheduleDocument>(changeScheduleProjection.collection.name, {
+      where,
+      orderBy: { field: 'from', direction: 'asc' },
+      limit: 1000,
+      after,
+    });
+    all.push(...rows);
+    if (rows.length < 1000) return all;
+    const last = rows[rows.length - 1];
+    after = { value: last.from, id: last.id };
+  }
+};
+
+/** Windows that end after `instant`: instants are stored to the millisecond, so `until ≥ instant + 1 ms`. */
+const endsAfter = (instant: string): Condition => ({
+  field: 'until',
+  op: 'gte',
+  value: new Date(Date.parse(instant) + 1).toISOString(),
+});
+
+/**
+ * The forward schedule: changes on the calendar whose windows overlap the range, earliest
+ * first, each open one with the open changes it collides with (windows overlapping on a system
+ * both name), looked up in one more query over the page's span.
+ */
+@QueryHandler(GetSchedule)
+export class GetScheduleHandler implements IQueryHandler<GetSchedule> {
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
+
+  async execute({ from, to, system, page: request }: GetSchedule) {
+    const where: Condition[] = [
+      { field: 'listed', op: 'eq', value: true },
+      { field: 'from', op: 'lt', value: to.toISOString() },
+      endsAfter(from.toISOString()),
+    ];
+    if (system !== undefined) where.push({ field: 'systemKeys', op: 'contains', value: systemKey(system) });
+    const result = await findPage<ScheduleDocument>(
+      this.store,
+      changeScheduleProjection.collection.name,
+      { where, orderBy: { field: 'from', direction: 'asc' } },
+      request,
+    );
+    const open = result.items.filter((d) => d.open);
+    const candidates =
+      open.length === 0
+        ? []
+        : await everyScheduled(this.store, [
+            { field: 'open', op: 'eq', value: true },
+            { field: 'from', op: 'lt', value: open.reduce((m, d) => (d.until > m ? d.until : m), '') },
+            endsAfter(open.reduce((m, d) => (d.from < m ? d.from : m), open[0].from)),
+          ]);
+    const now = this.clock.now();
+    return {
+      items: result.items.map((d) => toScheduleItem(d, now, candidates)),
+      nextCursor: result.nextCursor,
+    };
+  }
+}
+
 export const READ_MODEL_QUERY_HANDLERS = [
   GetChangeHandler,
   ListChangesHandler,
@@ -212,4 +293,5 @@ export const READ_MODEL_QUERY_HANDLERS = [
   ListPendingApprovalsHandler,
   GetRetrospectiveQueueHandler,
   ListStandardTemplatesHandler,
+  GetScheduleHandler,
 ];

@@ -1,13 +1,20 @@
-import { Controller, Get, Header, Query, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { type ChangeLogRow, changeLogCsv, changeLogMarkdown } from '@changeledger/read-models';
+import { type ChangeLogRow, changeLogCsv, changeLogMarkdown, parseBound } from '@changeledger/read-models';
+import { CLOCK, type Clock } from '@changeledger/platform';
+import { RequestValidationError } from '../application/application-errors';
 import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
 import { parsePosition } from './parse-position';
-import { GetChangeLog, GetRetrospectiveQueue, ListPendingApprovals } from './read-model.queries';
+import { GetChangeLog, GetRetrospectiveQueue, GetSchedule, ListPendingApprovals } from './read-model.queries';
 import { ReadPosition } from './read-position';
-import { ChangeLogQueryDto, PagedQueryDto, PendingApprovalsQueryDto } from './read-query.dto';
+import {
+  ChangeLogQueryDto,
+  PagedQueryDto,
+  PendingApprovalsQueryDto,
+  ScheduleQueryDto,
+} from './read-query.dto';
 
 @ApiTags('read models')
 @ApiBearerAuth()
@@ -16,6 +23,7 @@ export class ReadModelsController {
   constructor(
     private readonly queryBus: QueryBus,
     private readonly readPosition: ReadPosition,
+    @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
   /**
@@ -64,6 +72,27 @@ export class ReadModelsController {
     return this.queryBus.execute(new ListPendingApprovals(query.requiredApproval, pageRequestOf(query)));
   }
 
+  /**
+   * The forward schedule of change: changes whose windows overlap [from, to), earliest first,
+   * each open one with the open changes it collides with on a system.
+   */
+  @Get('schedule')
+  @Header('Cache-Control', 'no-store')
+  async schedule(@Query() query: ScheduleQueryDto) {
+    const from = query.from === undefined ? startOfToday(this.clock.now()) : parseBound('from', query.from);
+    const to =
+      query.to === undefined
+        ? new Date(Math.min(from.getTime() + 14 * DAY_MS, LAST_INSTANT))
+        : parseBound('to', query.to);
+    if (to.getTime() <= from.getTime()) {
+      throw new RequestValidationError('the schedule range is empty', [
+        { field: 'to', message: 'to must be after from' },
+      ]);
+    }
+    await this.readPosition.await(parsePosition(query.minPosition));
+    return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
+  }
+
   @Get('retrospectives/queue')
   @Header('Cache-Control', 'no-store')
   async retrospectiveQueue(@Query() query: PagedQueryDto) {
@@ -71,6 +100,11 @@ export class ReadModelsController {
     return this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query)));
   }
 }
+
+const DAY_MS = 86_400_000;
+/** The last instant a range may reach (stored times are years 0000–9999). */
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+const startOfToday = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS);
 
 /** Text compared as the stores compare it, greatest first. */
 const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);

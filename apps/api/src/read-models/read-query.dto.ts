@@ -34,3 +34,12 @@ export class ChangeLogQueryDto extends PagedQueryDto {
 export class PendingApprovalsQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(['infrastructure-lead', 'management']) requiredApproval?: string;
 }
+
+export class ScheduleQueryDto extends PagedQueryDto {
+  /** A date (from its start) or an ISO 8601 instant; default: the start of today (UTC). */
+  @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
+  /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive); default: 14 days after `from`. */
+  @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
+  /** Only changes naming this system (case and surrounding spaces aside). */
+  @IsOptional() @IsString() @MaxLength(500) system?: string;
+}

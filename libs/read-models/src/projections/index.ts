@@ -2,6 +2,7 @@ import type { Projection } from './projection';
 import { changeLogProjection } from './change-log.projection';
 import { complianceFactsProjection } from './compliance-facts.projection';
 import { changeRequestsProjection } from './change-requests.projection';
+import { changeScheduleProjection } from './change-schedule.projection';
 import { pendingApprovalsProjection } from './pending-approvals.projection';
 import { retrospectiveQueueProjection } from './retrospective-queue.projection';
 import { standardTemplatesProjection } from './standard-templates.projection';
@@ -11,6 +12,7 @@ export * from './business-days';
 export * from './change-status';
 export * from './change-log.projection';
 export * from './change-requests.projection';
+export * from './change-schedule.projection';
 export * from './compliance-facts.projection';
 export * from './pending-approvals.projection';
 export * from './retrospective-queue.projection';
@@ -25,4 +27,5 @@ export const allProjections = (): Projection[] =>
     retrospectiveQueueProjection,
     standardTemplatesProjection,
     complianceFactsProjection,
+    changeScheduleProjection,
   ] as unknown as Projection[];

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppHarness, USERS } from './support/app-harness';
+import { emergencyChange, expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
+
+interface Conflict {
+  changeId: string;
+  status: string;
+  from: string;
+  until: string | null;
+  systems: string[];
+}
+interface ScheduleItem {
+  changeId: string;
+  title: string;
+  status: string;
+  systemsAffected: string[];
+  from: string;
+  until: string | null;
+  plannedStart: string | null;
+  plannedEnd: string | null;
+  conflictsWith: Conflict[];
+}
+type Page = { items: ScheduleItem[]; nextCursor: string | null };
+
+describe('GET /schedule: the forward schedule of change', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  const approved = async (title: string, systemsAffected: string[]) => {
+    const { id } = await submit(app, normalChange('low', { title, systemsAffected }));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, { comment: 'go' }, USERS.lead), 200);
+    return id;
+  };
+  const schedule = async (id: string, plannedStart: string, plannedEnd: string) =>
+    expectStatus(
+      await app.post(
+        `/changes/${id}/schedule`,
+        { plannedStart, plannedEnd, maintenanceWindow: false },
+        USERS.implementer,
+      ),
+      200,
+    );
+  const calendar = async (query: string) => expectStatus(await app.get<Page>(`/schedule?${query}`), 200).body;
+
+  it('lists the changes whose windows overlap the range, earliest first, with the open changes they collide with', async () => {
+    const a = await approved('Re-cable pve7', ['pve7', 'switch-9']);
+    await schedule(a, '2027-02-10T22:00:00Z', '2027-02-10T23:00:00Z');
+    const b = await approved('Upgrade pve7 firmware', ['PVE7 ']);
+    await schedule(b, '2027-02-10T22:30:00Z', '2027-02-11T00:00:00Z');
+    const c = await approved('Replace a disk in pve8', ['pve8']);
+    await schedule(c, '2027-02-10T22:00:00Z', '2027-02-10T23:00:00Z');
+    const d = await approved('Kernel update on pve7', ['pve7']);
+    await schedule(d, '2027-02-12T22:00:00Z', '2027-02-12T23:00:00Z');
+    const notYet = await approved('Not scheduled yet', ['pve7']);
+
+    const day = await calendar('from=2027-02-10&to=2027-02-10');
+    expect(day.items.map((i) => i.changeId)).toEqual([a, c, b]);
+    const [itemA, itemC, itemB] = day.items;
+    expect(itemA).toMatchObject({
+      title: 'Re-cable pve7',
+      status: 'scheduled',
+      from: '2027-02-10T22:00:00.000Z',
+      until: '2027-02-10T23:00:00.000Z',
+      plannedStart: '2027-02-10T22:00:00.000Z',
+    });
+    expect(itemA.conflictsWith).toEqual([
+      {
+        changeId: b,
+        title: 'Upgrade pve7 firmware',
+        status: 'scheduled',
+        from: '2027-02-10T22:30:00.000Z',
+        until: '2027-02-11T00:00:00.000Z',
+        systems: ['PVE7 '],
+      },
+    ]);
+    expect(itemB.conflictsWith.map((x) => x.changeId)).toEqual([a]);
+    expect(itemC.conflictsWith).toEqual([]);
+
+    // one system, case and spaces aside; a change not scheduled is not on the calendar
+    const pve7 = await calendar('from=2027-02-01&to=2027-02-28&system=pve7');
+    expect(pve7.items.map((i) => i.changeId)).toEqual([a, b, d]);
+    expect(pve7.items.map((i) => i.changeId)).not.toContain(notYet);
+    // the range's end is exclusive for an instant: B starts at 22:30
+    expect(
+      (await calendar('from=2027-02-10T00:00:00Z&to=2027-02-10T22:30:00Z')).items.map((i) => i.changeId),
+    ).toEqual([a, c]);
+    // paged in the same order
+    const first = await calendar('from=2027-02-01&to=2027-02-28&limit=2');
+    const second = await calendar(`from=2027-02-01&to=2027-02-28&limit=2&cursor=${first.nextCursor}`);
+    expect([...first.items, ...second.items].map((i) => i.changeId)).toEqual([a, c, b, d]);
+
+    // moved to start when A ends: no collision left; cancelled: off the conflicts
+    await schedule(b, '2027-02-10T23:00:00Z', '2027-02-11T00:00:00Z');
+    expect(
+      (await calendar('from=2027-02-10&to=2027-02-10')).items.every((i) => i.conflictsWith.length === 0),
+    ).toBe(true);
+    await schedule(d, '2027-02-10T22:45:00Z', '2027-02-10T23:15:00Z');
+    expect(
+      (await calendar('from=2027-02-10&to=2027-02-10')).items
+        .find((i) => i.changeId === a)!
+        .conflictsWith.map((x) => x.changeId),
+    ).toEqual([d]);
+    expectStatus(await app.post(`/changes/${d}/cancel`, { reason: 'Merged into B' }, USERS.requester), 200);
+    const afterCancel = await calendar('from=2027-02-10&to=2027-02-10');
+    expect(afterCancel.items.find((i) => i.changeId === a)!.conflictsWith).toEqual([]);
+    expect(afterCancel.items.find((i) => i.changeId === d)).toMatchObject({
+      status: 'cancelled',
+      conflictsWith: [],
+    });
+  });
+
+  it('an emergency at work holds its systems from its start, with no end yet; by default the calendar shows today and the next 14 days', async () => {
+    const { id: emergency } = await submit(
+      app,
+      emergencyChange({ systemsAffected: ['edge-fw-1'] }),
+      USERS.implementer,
+    );
+    const later = await approved('Firewall rule review', ['edge-fw-1']);
+    const inAWeek = new Date(Date.now() + 7 * 86_400_000);
+    const start = new Date(Math.floor(inAWeek.getTime() / 3_600_000) * 3_600_000);
+    await schedule(later, start.toISOString(), new Date(start.getTime() + 3_600_000).toISOString());
+
+    const upcoming = await calendar('system=edge-fw-1');
+    expect(upcoming.items.map((i) => i.changeId)).toEqual([emergency, later]);
+    expect(upcoming.items[0]).toMatchObject({ status: 'in-progress', until: null, plannedStart: null });
+    expect(upcoming.items[1].conflictsWith).toEqual([
+      expect.objectContaining({
+        changeId: emergency,
+        status: 'in-progress',
+        until: null,
+        systems: ['edge-fw-1'],
+      }),
+    ]);
+    expect(upcoming.items[0].conflictsWith.map((c) => c.changeId)).toEqual([later]);
+  });
+
+  it('refuses a range that ends before it starts, times that are not times, and unknown parameters', async () => {
+    for (const query of [
+      'from=2027-02-10&to=2027-02-09',
+      'from=2027-02-10T10:00:00Z&to=2027-02-10T10:00:00Z',
+    ]) {
+      const refused = expectStatus(await app.get(`/schedule?${query}`), 400, 'VALIDATION_FAILED');
+      expect(refused.body).toMatchObject({ errors: [{ field: 'to' }] });
+    }
+    expectStatus(await app.get('/schedule?from=tomorrow'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/schedule?from=2027-02-30'), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.get('/schedule?week=7'), 400, 'VALIDATION_FAILED');
+  });
+});
