@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { type EventStore, SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
@@ -13,9 +11,9 @@ import {
   REBUILD_GENERATION,
   REBUILD_PROMOTING,
   resolveReportPeriod,
-  SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelStoresUnderTest } from '../support/read-model-stores';
 
 const submissionsUpTo = async (events: EventStore, position: bigint) =>
   (await events.readAll({ after: 0n, limit: 100_000 })).filter(
@@ -34,35 +32,8 @@ const report = (store: ReadModelStore) =>
  * two, nor claim a position its documents do not reach.
  */
 describe('compliance report across a rebuild swap', () => {
-  let dir: string;
-  const databases: string[] = [];
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'changeledger-report-swap-'));
-  });
-  afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
-    if (databases.length === 0) return;
-    const { MongoClient } = await import('mongodb');
-    const client = await MongoClient.connect(process.env.MONGODB_URL!);
-    for (const db of databases) await client.db(db).dropDatabase();
-    await client.close();
-  });
-
-  const stores: [string, (label: string) => Promise<ReadModelStore>][] = [
-    ['sqlite', async (label) => SqliteReadModelStore.open(join(dir, `${label}.sqlite`))],
-  ];
-  if (!process.env.MONGODB_URL)
-    console.log('report across a swap on MongoDB skipped: MONGODB_URL is not set');
-  else
-    stores.push([
-      'mongodb',
-      async (label) => {
-        const db = `report_swap_${label}_${process.pid}_${Date.now()}`;
-        databases.push(db);
-        const { MongoReadModelStore } = await import('@changeledger/read-models');
-        return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
-      },
-    ]);
+  const { dir, stores, cleanUp } = readModelStoresUnderTest('report across a swap', 'report_swap');
+  afterAll(cleanUp);
 
   it.each(stores)(
     'a swap after the first page: the report is read again and covers the position it names (%s)',

@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
@@ -10,48 +8,21 @@ import {
   projectionVersionCheckpoint,
   Projector,
   PROJECTOR_CHECKPOINT,
-  type ReadModelStore,
   rebuildReadModels,
   recordProjectionVersions,
   resolveReportPeriod,
-  SqliteReadModelStore,
   staleReadModels,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelStoresUnderTest } from '../support/read-model-stores';
 
 /**
  * After an upgrade that changes a projection, the documents it wrote keep their old meaning
  * until a rebuild: the read models remember which projection versions built them.
  */
 describe('projection versions', () => {
-  let dir: string;
-  const databases: string[] = [];
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'changeledger-versions-'));
-  });
-  afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
-    if (databases.length === 0) return;
-    const { MongoClient } = await import('mongodb');
-    const client = await MongoClient.connect(process.env.MONGODB_URL!);
-    for (const db of databases) await client.db(db).dropDatabase();
-    await client.close();
-  });
-
-  const stores: [string, (label: string) => Promise<ReadModelStore>][] = [
-    ['sqlite', async (label) => SqliteReadModelStore.open(join(dir, `${label}.sqlite`))],
-  ];
-  if (!process.env.MONGODB_URL) console.log('projection versions on MongoDB skipped: MONGODB_URL is not set');
-  else
-    stores.push([
-      'mongodb',
-      async (label) => {
-        const db = `versions_${label}_${process.pid}_${Date.now()}`;
-        databases.push(db);
-        const { MongoReadModelStore } = await import('@changeledger/read-models');
-        return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
-      },
-    ]);
+  const { dir, stores, cleanUp } = readModelStoresUnderTest('projection versions', 'versions');
+  afterAll(cleanUp);
 
   it.each(stores)(
     'models built before versions were kept are named until a rebuild; fresh and rebuilt ones are current (%s)',

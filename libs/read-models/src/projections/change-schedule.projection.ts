@@ -141,21 +141,24 @@ export interface ScheduleConflict {
   readonly systems: string[];
 }
 
-export interface ScheduleItem {
-  readonly changeId: string;
-  readonly title: string;
-  readonly type: ChangeType;
-  readonly riskLevel: string | null;
-  readonly status: ChangeStatus;
-  readonly systemsAffected: string[];
-  readonly plannedStart: string | null;
-  readonly plannedEnd: string | null;
-  readonly maintenanceWindow: boolean;
-  readonly startedAt: string | null;
-  readonly endedAt: string | null;
-  readonly outcome: Outcome | null;
-  /** The window shown: see ScheduleDocument; `until` null while the change is at work. */
-  readonly from: string;
+export interface ScheduleItem
+  extends Pick<
+    ScheduleDocument,
+    | 'changeId'
+    | 'title'
+    | 'type'
+    | 'riskLevel'
+    | 'status'
+    | 'systemsAffected'
+    | 'plannedStart'
+    | 'plannedEnd'
+    | 'maintenanceWindow'
+    | 'startedAt'
+    | 'endedAt'
+    | 'outcome'
+    | 'from'
+  > {
+  /** As the document's, but null while the change is at work (no end known yet). */
   readonly until: string | null;
   /** In progress past its planned end. */
   readonly overrunning: boolean;
