@@ -141,23 +141,22 @@ export interface ScheduleConflict {
   readonly systems: string[];
 }
 
-export interface ScheduleItem
-  extends Pick<
-    ScheduleDocument,
-    | 'changeId'
-    | 'title'
-    | 'type'
-    | 'riskLevel'
-    | 'status'
-    | 'systemsAffected'
-    | 'plannedStart'
-    | 'plannedEnd'
-    | 'maintenanceWindow'
-    | 'startedAt'
-    | 'endedAt'
-    | 'outcome'
-    | 'from'
-  > {
+export interface ScheduleItem extends Pick<
+  ScheduleDocument,
+  | 'changeId'
+  | 'title'
+  | 'type'
+  | 'riskLevel'
+  | 'status'
+  | 'systemsAffected'
+  | 'plannedStart'
+  | 'plannedEnd'
+  | 'maintenanceWindow'
+  | 'startedAt'
+  | 'endedAt'
+  | 'outcome'
+  | 'from'
+> {
   /** As the document's, but null while the change is at work (no end known yet). */
   readonly until: string | null;
   /** In progress past its planned end. */
