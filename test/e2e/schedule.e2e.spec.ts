@@ -150,4 +150,15 @@ describe('GET /schedule: the forward schedule of change', () => {
     expectStatus(await app.get('/schedule?from=2027-02-30'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/schedule?week=7'), 400, 'VALIDATION_FAILED');
   });
+
+  it('needs a token, and is in the OpenAPI document with its query parameters', async () => {
+    expectStatus(await app.request('GET', '/schedule', { as: null }), 401, 'UNAUTHENTICATED');
+    const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body as {
+      paths: Record<string, { get?: { parameters?: { name: string; in: string }[] } }>;
+    };
+    const parameters = doc.paths['/api/v1/schedule']?.get?.parameters ?? [];
+    expect(parameters.filter((p) => p.in === 'query').map((p) => p.name)).toEqual(
+      expect.arrayContaining(['from', 'to', 'system', 'limit', 'cursor', 'minPosition']),
+    );
+  });
 });
