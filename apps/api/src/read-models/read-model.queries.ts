@@ -1,6 +1,6 @@
 import { Inject } from '@nestjs/common';
 import { type IQueryHandler, QueryHandler } from '@nestjs/cqrs';
-import { type ChangeView, toChangeView } from '@changeledger/domain';
+import { type ChangeView, systemKey, toChangeView } from '@changeledger/domain';
 import {
   type ChangeLogDocument,
   type ChangeLogRow,
@@ -17,7 +17,6 @@ import {
   type ReadModelStore,
   type RetrospectiveDocument,
   type ScheduleDocument,
-  systemKey,
   type StandardTemplateDocument,
   standardTemplatesProjection,
   toChangeLogRow,

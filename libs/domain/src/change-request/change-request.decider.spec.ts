@@ -798,9 +798,11 @@ describe('change-request decider', () => {
         submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
       });
 
-      it('spaces around a scope entry or a system name do not matter, as they do not when the template is created', () => {
-        const template = templateWithScope([' pve-node-01 ', 'vm-* ']);
-        expect(submitStandard(['pve-node-01', ' vm-7', 'PVE-NODE-01 '], template).events()).toHaveLength(2);
+      it('spaces or zero-width characters around a scope entry or a system name do not matter, as they do not when the template is created', () => {
+        const template = templateWithScope([' pve-node-01 ', 'vm-* ', 'ceph-01\u200b']);
+        expect(
+          submitStandard(['pve-node-01', ' vm-7', 'PVE-NODE-01 ', '\u200bCEPH-01'], template).events(),
+        ).toHaveLength(2);
         submitStandard(['pve-node-02'], template).thenError('RULE_VIOLATION', /not pve-node-02/);
       });
 

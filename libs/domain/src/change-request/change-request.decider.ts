@@ -1,6 +1,6 @@
 import { type Actor, type Role, actorRef, hasAnyRole } from '../shared/actor';
 import { canonicalJson } from '../shared/canonical-json';
-import { hasVisibleText } from '../shared/text';
+import { hasVisibleText, systemKey } from '../shared/text';
 import type { Decider, DecisionContext } from '../shared/decider';
 import {
   forbidden,
@@ -148,15 +148,15 @@ export const missingRequestFields = (request: ChangeRequestFields): string[] =>
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
 
 /**
- * The systems a template's scope does not cover. A scope entry names a system (case and
- * surrounding spaces do not matter, as `namesSystems` judged the entry trimmed) or, with `*`, a
+ * The systems a template's scope does not cover. A scope entry names a system (compared as
+ * `systemKey`s: case, surrounding spaces and zero-width characters do not matter) or, with `*`, a
  * pattern of names: `pve-node-*`. An entry that does not name systems (`*`, `*-*`: see
  * `namesSystems`) covers nothing.
  */
 export const outsideScope = (systems: readonly string[], scope: readonly string[]): string[] => {
-  const patterns = scope.filter(namesSystems).map((entry) => entry.trim().toLowerCase());
+  const patterns = scope.filter(namesSystems).map(systemKey);
   return systems.filter((system) => {
-    const name = system.trim().toLowerCase();
+    const name = systemKey(system);
     return !patterns.some((pattern) => globMatches(pattern, name));
   });
 };

@@ -9,6 +9,14 @@ const VISIBLE = /[^\s\p{Cc}\p{Cf}\p{Z}\p{Mn}\p{Me}\u2800\u3164\uFFA0\u115F\u1160
 /** Whether a text has something to read in it. */
 export const hasVisibleText = (text: string): boolean => VISIBLE.test(text);
 
+const FORMAT_CHARACTERS = /\p{Cf}/gu;
+
+/**
+ * A system's name as names are compared (a template's scope, schedule conflicts): without
+ * format characters (a zero-width space pasted in), surrounding white space or case.
+ */
+export const systemKey = (name: string): string => name.replace(FORMAT_CHARACTERS, '').trim().toLowerCase();
+
 /**
  * Control characters other than tab, line feed and carriage return (C0, DEL and C1): no text of
  * the process needs one, and an ESC sequence stored in a field reaches auditors' terminals.

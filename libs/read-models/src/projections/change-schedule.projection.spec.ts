@@ -146,14 +146,14 @@ describe('change schedule projection', () => {
 
   it('an amendment of the systems is what the calendar compares', () => {
     const amended = event('ChangeAmended', actors.alice, {
-      changes: { systemsAffected: [' PVE-Node-03 ', 'ceph-01'] },
+      changes: { systemsAffected: [' PVE-Node-03 ', 'ceph-01\u200b'] },
       statusBefore: 'in-review',
       statusAfter: 'in-review',
       reviewsVoided: false,
     } as never);
     const doc = docAfter(normalHistory('in-review')[0], amended);
     expect(doc).toMatchObject({
-      systemsAffected: [' PVE-Node-03 ', 'ceph-01'],
+      systemsAffected: [' PVE-Node-03 ', 'ceph-01\u200b'],
       systemKeys: ['pve-node-03', 'ceph-01'],
     });
   });

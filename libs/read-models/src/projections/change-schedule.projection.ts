@@ -4,6 +4,7 @@ import {
   type ChangeType,
   type Outcome,
   statusOnSubmission,
+  systemKey,
 } from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
@@ -25,7 +26,7 @@ export interface ScheduleDocument extends ReadModelDocument {
   readonly riskLevel: string | null;
   readonly status: ChangeStatus;
   readonly systemsAffected: string[];
-  /** The systems as compared (filter, conflicts): trimmed, lower case. */
+  /** The systems as compared (filter, conflicts): `systemKey`s (case, spaces, zero-width aside). */
   readonly systemKeys: string[];
   readonly plannedStart: string | null;
   readonly plannedEnd: string | null;
@@ -40,8 +41,6 @@ export interface ScheduleDocument extends ReadModelDocument {
   readonly from: string;
   readonly until: string;
 }
-
-export const systemKey = (system: string): string => system.trim().toLowerCase();
 
 const earliest = (a: string | null, b: string | null): string | null =>
   a === null ? b : b === null ? a : a < b ? a : b;
