@@ -102,6 +102,18 @@ describe('backup of the embedded event store', () => {
       backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'taken.sqlite')),
     ).rejects.toThrow(/taken.sqlite exists: a backup never overwrites a file/);
 
+    // what a killed backup left (its process is gone) is removed by the next one to that name
+    for (const leftover of ['.kept.sqlite.partial-999999999', '.kept.sqlite.partial-999999999-wal'])
+      writeFileSync(join(dir, leftover), 'half a copy');
+    writeFileSync(join(dir, `.kept.sqlite.partial-${process.ppid}`), 'another backup, running');
+    await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'kept.sqlite'));
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.includes('kept'))
+        .sort(),
+    ).toEqual([`.kept.sqlite.partial-${process.ppid}`, 'kept.sqlite']);
+    rmSync(join(dir, `.kept.sqlite.partial-${process.ppid}`));
+
     const before = readdirSync(dir).sort();
     await expect(
       backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'refused.sqlite'), {

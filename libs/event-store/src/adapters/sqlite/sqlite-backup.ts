@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -43,6 +43,7 @@ export const backupSqliteEventStore = async (
   if (!existsSync(dirname(destination))) throw new Error(`no folder ${dirname(destination)} for the backup`);
   if (!existsSync(source)) throw new Error(`no event store at ${source}`);
   const pageSize = options.pageSize ?? 5_000;
+  removeAbandonedCopies(destination);
   const partial = join(dirname(destination), `.${basename(destination)}.partial-${process.pid}`);
   const from = new Database(source, { fileMustExist: true });
   let to: Database.Database | undefined;
@@ -131,5 +132,30 @@ const flush = (path: string) => {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+};
+
+/**
+ * Partial copies of `destination` left by a backup that was killed (SIGKILL, a power cut: no
+ * chance to remove its own): named after a process that no longer runs. One still running
+ * (another backup to the same name) is left alone.
+ */
+const removeAbandonedCopies = (destination: string) => {
+  const prefix = `.${basename(destination)}.partial-`;
+  for (const name of readdirSync(dirname(destination))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isSafeInteger(pid) && pid !== process.pid && !isRunning(pid)) {
+      rmSync(join(dirname(destination), name), { force: true });
+    }
+  }
+};
+
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // runs, as another user
   }
 };
