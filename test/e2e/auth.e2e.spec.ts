@@ -198,3 +198,34 @@ describe('a secret without defaults', () => {
     }
   });
 });
+
+describe('AUTH_MAX_TOKEN_LIFETIME', () => {
+  it('refuses a token made to last longer (401), before its body is looked at; shorter ones work', async () => {
+    const app = await AppHarness.start({ AUTH_MAX_TOKEN_LIFETIME: '1h' });
+    try {
+      const withLifetime = async (expiresIn: string) =>
+        app.request('POST', '/changes', {
+          as: null,
+          body: normalChange(),
+          headers: { authorization: `Bearer ${await app.token(USERS.requester, { expiresIn })}` },
+        });
+      const refused = expectStatus(await withLifetime('30d'), 401, 'UNAUTHENTICATED');
+      expect(refused.body).toMatchObject({
+        detail: expect.stringContaining('made to last 30d; this service accepts at most 1h'),
+      });
+      const malformed = await app.request('POST', '/changes', {
+        as: null,
+        rawBody: '{"type": ',
+        headers: {
+          authorization: `Bearer ${await app.token(USERS.requester, { expiresIn: '2h' })}`,
+          'content-type': 'application/json',
+        },
+      });
+      expectStatus(malformed, 401, 'UNAUTHENTICATED');
+      expect(await app.eventCount()).toBe(0);
+      expectStatus(await withLifetime('30m'), 201);
+    } finally {
+      await app.close();
+    }
+  });
+});

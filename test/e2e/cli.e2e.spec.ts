@@ -76,6 +76,16 @@ describe('the changeledger CLI', () => {
     }
     const week = await runCliSettled(app.config, [...base, '--roles', 'requester', '--expires', '7d']);
     expect(week.code).toBe(0);
+    // no token the service would refuse for its lifetime
+    const capped = { AUTH_MAX_TOKEN_LIFETIME: '1d' };
+    const tooLong = await runCliSettled(
+      app.config,
+      [...base, '--roles', 'requester', '--expires', '7d'],
+      capped,
+    );
+    expect(tooLong).toMatchObject({ code: 1, stdout: '' });
+    expect(tooLong.stderr).toContain('--expires 7d: the service accepts tokens that last at most 86400 s');
+    expect((await runCliSettled(app.config, [...base, '--roles', 'requester'], capped)).code).toBe(0);
   });
 
   whenBuilt(

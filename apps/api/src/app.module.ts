@@ -136,6 +136,7 @@ export class AppModule {
               jwksUrl: c.auth.jwksUrl,
               issuer: c.auth.issuer,
               audience: c.auth.audience,
+              maxLifetimeSeconds: c.auth.maxTokenLifetimeSeconds,
             }),
         },
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -90,6 +90,13 @@ const token = async (args: string[]) => {
   // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
   const { iat, exp } = decodeJwt(signed);
   if (!(exp! > iat!)) throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+  // A token the service would refuse helps nobody either.
+  const max = config.auth.maxTokenLifetimeSeconds;
+  if (max !== undefined && exp! - iat! > max) {
+    throw new Error(
+      `--expires ${values.expires}: the service accepts tokens that last at most ${max} s (AUTH_MAX_TOKEN_LIFETIME)\n${USAGE}`,
+    );
+  }
   process.stdout.write(`${signed}\n`);
 };
 const EXPIRES = 'must be a duration from now, such as 30m, 12h or 7d';

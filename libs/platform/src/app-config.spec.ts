@@ -70,6 +70,25 @@ describe('loadConfig: worker threads', () => {
     expect(loadConfig({ COMMAND_MAX_ATTEMPTS: '1000' }).commandMaxAttempts).toBe(1000);
   });
 
+  it('AUTH_MAX_TOKEN_LIFETIME: unset is no limit; 90m, 12h, 7d or seconds; anything else refused', () => {
+    expect(loadConfig({}).auth.maxTokenLifetimeSeconds).toBeUndefined();
+    expect(loadConfig({ AUTH_MAX_TOKEN_LIFETIME: '' }).auth.maxTokenLifetimeSeconds).toBeUndefined();
+    for (const [value, seconds] of [
+      ['90m', 5400],
+      ['12h', 43_200],
+      ['7d', 604_800],
+      ['3600', 3600],
+      ['45s', 45],
+    ] as const) {
+      expect(loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value }).auth.maxTokenLifetimeSeconds).toBe(seconds);
+    }
+    for (const value of ['0', '-1h', '1.5h', '12 hours', '1w', 'h']) {
+      expect(() => loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value })).toThrow(
+        /AUTH_MAX_TOKEN_LIFETIME must be a duration such as 90m, 12h or 7d/,
+      );
+    }
+  });
+
   it('refuses an AUTH_JWT_SECRET shorter than 32 characters (guessable offline from any token)', () => {
     expect(() => loadConfig({ AUTH_JWT_SECRET: 'changeme' })).toThrow(/at least 32 characters/);
     expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(31) })).toThrow(/at least 32 characters/);

@@ -23,6 +23,8 @@ export interface AppConfig {
     readonly jwksUrl?: string;
     readonly issuer?: string;
     readonly audience?: string;
+    /** The longest a token may live (exp − iat), in seconds; unset: no limit. */
+    readonly maxTokenLifetimeSeconds?: number;
   };
   readonly retrospectiveDueBusinessDays: number;
   /** How often a command is run against the newest state when a concurrent write wins. */
@@ -50,6 +52,16 @@ const oneOf = <T extends string>(
   if (value === undefined || value === '') return fallback;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new Error(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+};
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `90m`, `12h`, `7d` or seconds (`3600`), as whole seconds; unset or empty: undefined. */
+const duration = (name: string, value: string | undefined): number | undefined => {
+  if (value === undefined || value === '') return undefined;
+  const match = /^([1-9]\d{0,8})([smhd]?)$/.exec(value.trim());
+  if (!match) throw new Error(`${name} must be a duration such as 90m, 12h or 7d (got "${value}")`);
+  return Number(match[1]) * DURATION_UNITS[match[2] || 's'];
 };
 
 const integer = (
@@ -126,6 +138,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       jwksUrl: optional(env.AUTH_JWKS_URL),
       issuer: optional(env.AUTH_ISSUER),
       audience: optional(env.AUTH_AUDIENCE),
+      maxTokenLifetimeSeconds: duration('AUTH_MAX_TOKEN_LIFETIME', env.AUTH_MAX_TOKEN_LIFETIME),
     },
     // at most a year of business days: due dates are counted a day at a time on every read
     retrospectiveDueBusinessDays: integer(

@@ -94,4 +94,36 @@ describe('JwtVerifier with an identity provider’s key set', () => {
       name: 'Rita Requester',
     });
   });
+
+  it('with a maximum lifetime, refuses a token made to last longer, however much of it is left', async () => {
+    const secret = 'a-secret-that-is-long-enough-for-hs256-0000';
+    const verifier = new JwtVerifier({ secret, maxLifetimeSeconds: 3600 });
+    const now = Math.floor(Date.now() / 1000);
+    const token = (claims: { iat?: number; exp: number }) => {
+      const jwt = new SignJWT({ name: 'Rita', roles: ['requester'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('u-rita')
+        .setExpirationTime(claims.exp);
+      if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+      return jwt.sign(new TextEncoder().encode(secret));
+    };
+    await expect(verifier.verify(await token({ iat: now, exp: now + 3600 }))).resolves.toMatchObject({
+      id: 'u-rita',
+    });
+    // made for a week two days ago: five days left, still refused
+    await expect(
+      verifier.verify(await token({ iat: now - 2 * 86_400, exp: now + 5 * 86_400 })),
+    ).rejects.toThrow(
+      'the token was made to last 7d; this service accepts at most 1h (AUTH_MAX_TOKEN_LIFETIME)',
+    );
+    // without iat: what is left counts
+    await expect(verifier.verify(await token({ exp: now + 1800 }))).resolves.toMatchObject({ id: 'u-rita' });
+    await expect(verifier.verify(await token({ exp: now + 7200 }))).rejects.toBeInstanceOf(
+      AuthenticationError,
+    );
+    // without the setting, any lifetime
+    await expect(
+      new JwtVerifier({ secret }).verify(await token({ iat: now, exp: now + 365 * 86_400 })),
+    ).resolves.toMatchObject({ id: 'u-rita' });
+  });
 });

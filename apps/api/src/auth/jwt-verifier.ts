@@ -31,7 +31,15 @@ export interface JwtVerifierOptions {
   readonly jwksUrl?: string;
   readonly issuer?: string;
   readonly audience?: string;
+  /**
+   * The longest a token may live, in seconds: from its `iat` (or, without one, from now) to its
+   * `exp`. A token made to last longer is refused, however much of it is left.
+   */
+  readonly maxLifetimeSeconds?: number;
 }
+
+/** How far the issuer's clock and ours may differ, in seconds. */
+const CLOCK_TOLERANCE_SECONDS = 5;
 
 /** Verified tokens kept in memory (a client sends the same token many times). */
 const CACHE_SIZE = 5_000;
@@ -66,6 +74,19 @@ export class JwtVerifier {
     return this.verifyUncached(token);
   }
 
+  /** AUTH_MAX_TOKEN_LIFETIME: a token made to live longer is refused (the clock tolerance aside). */
+  private checkLifetime(payload: JWTPayload) {
+    const max = this.options.maxLifetimeSeconds;
+    if (max === undefined) return;
+    const from = typeof payload.iat === 'number' ? payload.iat : Date.now() / 1000;
+    const lifetime = (payload.exp as number) - from;
+    if (lifetime > max + CLOCK_TOLERANCE_SECONDS) {
+      throw new AuthenticationError(
+        `the token was made to last ${describeSeconds(Math.round(lifetime))}; this service accepts at most ${describeSeconds(max)} (AUTH_MAX_TOKEN_LIFETIME): get a shorter-lived one`,
+      );
+    }
+  }
+
   private async verifyUncached(token: string): Promise<Actor> {
     const alg = headerAlg(token);
     let payload: JWTPayload;
@@ -73,7 +94,7 @@ export class JwtVerifier {
       const common = {
         issuer: this.options.issuer,
         audience: this.options.audience,
-        clockTolerance: 5,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
         // a token without an expiry would be good for ever
         requiredClaims: ['exp'],
       };
@@ -95,6 +116,7 @@ export class JwtVerifier {
       }
       throw new AuthenticationError(describeJoseError(error));
     }
+    this.checkLifetime(payload);
     const actor = toActor(payload);
     // Cached until the token expires (RS256: at most RS256_RECHECK_MS, for key rotation).
     const expiresAtMs = (payload.exp as number) * 1000;
@@ -106,6 +128,16 @@ export class JwtVerifier {
     return actor;
   }
 }
+
+/** `3600` → `1h`, `5400` → `90m`: a lifetime as the setting would be written. */
+const describeSeconds = (seconds: number): string =>
+  seconds % 86_400 === 0
+    ? `${seconds / 86_400}d`
+    : seconds % 3600 === 0
+      ? `${seconds / 3600}h`
+      : seconds % 60 === 0
+        ? `${seconds / 60}m`
+        : `${seconds}s`;
 
 const headerAlg = (token: string): string | undefined => {
   const [header] = token.split('.');
