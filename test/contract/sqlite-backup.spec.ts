@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import {
@@ -102,17 +102,28 @@ describe('backup of the embedded event store', () => {
       backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'taken.sqlite')),
     ).rejects.toThrow(/taken.sqlite exists: a backup never overwrites a file/);
 
-    // what a killed backup left (its process is gone) is removed by the next one to that name
-    for (const leftover of ['.kept.sqlite.partial-999999999', '.kept.sqlite.partial-999999999-wal'])
-      writeFileSync(join(dir, leftover), 'half a copy');
-    writeFileSync(join(dir, `.kept.sqlite.partial-${process.ppid}`), 'another backup, running');
+    // What a killed backup left on this host (its process gone, or this process's id, which a
+    // restarted container gets again) is removed by the next one to that name; a running
+    // backup's, another host's and files it did not name are left.
+    const partial = (rest: string) => `.kept.sqlite.partial-${hostname()}-${rest}`;
+    const removed = [
+      partial('999999999-deadbeef'),
+      partial('999999999-deadbeef-wal'),
+      partial(`${process.pid}-12345678`),
+    ];
+    const kept = [
+      partial(`${process.ppid}-0badcafe`),
+      '.kept.sqlite.partial-elsewhere-999999999-deadbeef',
+      partial('999999999-deadbeef.partial-1'),
+    ];
+    for (const leftover of [...removed, ...kept]) writeFileSync(join(dir, leftover), 'half a copy');
     await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'kept.sqlite'));
     expect(
       readdirSync(dir)
         .filter((f) => f.includes('kept'))
         .sort(),
-    ).toEqual([`.kept.sqlite.partial-${process.ppid}`, 'kept.sqlite']);
-    rmSync(join(dir, `.kept.sqlite.partial-${process.ppid}`));
+    ).toEqual([...kept, 'kept.sqlite'].sort());
+    for (const leftover of kept) rmSync(join(dir, leftover));
 
     const before = readdirSync(dir).sort();
     await expect(

@@ -84,8 +84,22 @@ describe('the changeledger CLI', () => {
       capped,
     );
     expect(tooLong).toMatchObject({ code: 1, stdout: '' });
-    expect(tooLong.stderr).toContain('--expires 7d: the service accepts tokens that last at most 86400 s');
+    expect(tooLong.stderr).toContain(
+      '--expires 7d: the service accepts tokens that last at most 1d (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires',
+    );
     expect((await runCliSettled(app.config, [...base, '--roles', 'requester'], capped)).code).toBe(0);
+    // without --expires: 12 hours, or the longest allowed when that is shorter
+    const hour = await runCliSettled(app.config, [...base, '--roles', 'requester'], {
+      AUTH_MAX_TOKEN_LIFETIME: '1h',
+    });
+    expect(hour.code).toBe(0);
+    const { iat, exp } = JSON.parse(
+      Buffer.from(hour.stdout.trim().split('.')[1], 'base64url').toString(),
+    ) as {
+      iat: number;
+      exp: number;
+    };
+    expect(exp - iat).toBe(3600);
   });
 
   whenBuilt(

@@ -24,6 +24,7 @@ import {
   loadConfig,
   openEventStore,
   openReadModelStore,
+  describeDuration,
   resolveJwtSecret,
   signToken,
 } from '@changeledger/platform';
@@ -49,7 +50,7 @@ const token = async (args: string[]) => {
       sub: { type: 'string' },
       name: { type: 'string' },
       roles: { type: 'string' },
-      expires: { type: 'string', default: '12h' },
+      expires: { type: 'string' },
     },
     USAGE,
   );
@@ -63,6 +64,9 @@ const token = async (args: string[]) => {
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length > 0) throw new Error(`unknown role(s): ${unknown.join(', ')}\n${USAGE}`);
   const config = loadConfig();
+  // 12 hours, or the longest AUTH_MAX_TOKEN_LIFETIME allows when that is shorter
+  const max = config.auth.maxTokenLifetimeSeconds;
+  const expires = values.expires ?? (max !== undefined && max < 43_200 ? describeDuration(max) : '12h');
   if (config.auth.jwksUrl && !config.auth.jwtSecret) {
     // The service then accepts only its identity provider's RS256 tokens (and keeps no secret).
     throw new Error(
@@ -81,20 +85,19 @@ const token = async (args: string[]) => {
     signed = await signToken({ sub: values.sub, name: values.name, roles }, secret, {
       issuer: config.auth.issuer,
       audience: config.auth.audience,
-      expiresIn: values.expires,
+      expiresIn: expires,
     });
   } catch (error) {
     if (!(error instanceof TypeError)) throw error; // jose: "Invalid time period format"
-    throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+    throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   }
   // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
   const { iat, exp } = decodeJwt(signed);
-  if (!(exp! > iat!)) throw new Error(`--expires ${values.expires}: ${EXPIRES}\n${USAGE}`);
+  if (!(exp! > iat!)) throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   // A token the service would refuse helps nobody either.
-  const max = config.auth.maxTokenLifetimeSeconds;
   if (max !== undefined && exp! - iat! > max) {
     throw new Error(
-      `--expires ${values.expires}: the service accepts tokens that last at most ${max} s (AUTH_MAX_TOKEN_LIFETIME)\n${USAGE}`,
+      `--expires ${expires}: the service accepts tokens that last at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires\n${USAGE}`,
     );
   }
   process.stdout.write(`${signed}\n`);

@@ -1,6 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
-import { DEFAULT_PROJECTOR_BATCH_WINDOW_MS, ignoredSettings, loadConfig } from './app-config';
+import {
+  DEFAULT_PROJECTOR_BATCH_WINDOW_MS,
+  describeDuration,
+  ignoredSettings,
+  loadConfig,
+} from './app-config';
 
 describe('loadConfig: worker threads', () => {
   it('REBUILD_WORKERS defaults to one per core (at most 4) and takes 1 to 16', () => {
@@ -82,6 +87,7 @@ describe('loadConfig: worker threads', () => {
     ] as const) {
       expect(loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value }).auth.maxTokenLifetimeSeconds).toBe(seconds);
     }
+    expect([3600, 5400, 86_400, 45, 90].map(describeDuration)).toEqual(['1h', '90m', '1d', '45s', '90s']);
     for (const value of ['0', '-1h', '1.5h', '12 hours', '1w', 'h']) {
       expect(() => loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value })).toThrow(
         /AUTH_MAX_TOKEN_LIFETIME must be a duration such as 90m, 12h or 7d/,

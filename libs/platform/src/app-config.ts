@@ -64,6 +64,18 @@ const duration = (name: string, value: string | undefined): number | undefined =
   return Number(match[1]) * DURATION_UNITS[match[2] || 's'];
 };
 
+/** Seconds as a duration would be written: `3600` → `1h`, `5400` → `90m`. */
+export const describeDuration = (seconds: number): string => {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+};
+
 const integer = (
   name: string,
   value: string | undefined,

@@ -116,6 +116,10 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     ).rejects.toThrow(
       'the token was made to last 7d; this service accepts at most 1h (AUTH_MAX_TOKEN_LIFETIME)',
     );
+    // an iat in the future does not shorten it
+    await expect(
+      verifier.verify(await token({ iat: now + 365 * 86_400 - 60, exp: now + 365 * 86_400 })),
+    ).rejects.toThrow(/made to last 365d/);
     // without iat: what is left counts
     await expect(verifier.verify(await token({ exp: now + 1800 }))).resolves.toMatchObject({ id: 'u-rita' });
     await expect(verifier.verify(await token({ exp: now + 7200 }))).rejects.toBeInstanceOf(

@@ -6,6 +6,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { type Actor, CONTROL_CHARACTER, ROLES, type Role } from '@changeledger/domain';
+import { describeDuration } from '@changeledger/platform';
 
 export const JWT_VERIFIER = Symbol('JWT_VERIFIER');
 
@@ -78,11 +79,13 @@ export class JwtVerifier {
   private checkLifetime(payload: JWTPayload) {
     const max = this.options.maxLifetimeSeconds;
     if (max === undefined) return;
-    const from = typeof payload.iat === 'number' ? payload.iat : Date.now() / 1000;
+    // An `iat` in the future would shorten the lifetime at will: counted from now at the latest.
+    const now = Date.now() / 1000;
+    const from = typeof payload.iat === 'number' ? Math.min(payload.iat, now) : now;
     const lifetime = (payload.exp as number) - from;
     if (lifetime > max + CLOCK_TOLERANCE_SECONDS) {
       throw new AuthenticationError(
-        `the token was made to last ${describeSeconds(Math.round(lifetime))}; this service accepts at most ${describeSeconds(max)} (AUTH_MAX_TOKEN_LIFETIME): get a shorter-lived one`,
+        `the token was made to last ${roughly(lifetime)}; this service accepts at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME): get a shorter-lived one`,
       );
     }
   }
@@ -129,15 +132,15 @@ export class JwtVerifier {
   }
 }
 
-/** `3600` → `1h`, `5400` → `90m`: a lifetime as the setting would be written. */
-const describeSeconds = (seconds: number): string =>
-  seconds % 86_400 === 0
-    ? `${seconds / 86_400}d`
-    : seconds % 3600 === 0
-      ? `${seconds / 3600}h`
-      : seconds % 60 === 0
-        ? `${seconds / 60}m`
-        : `${seconds}s`;
+/** A lifetime in its largest whole unit, rounded (counted from now it is not a whole number). */
+const roughly = (seconds: number): string =>
+  seconds >= 86_400
+    ? `${Math.round(seconds / 86_400)}d`
+    : seconds >= 3600
+      ? `${Math.round(seconds / 3600)}h`
+      : seconds >= 60
+        ? `${Math.round(seconds / 60)}m`
+        : `${Math.round(seconds)}s`;
 
 const headerAlg = (token: string): string | undefined => {
   const [header] = token.split('.');

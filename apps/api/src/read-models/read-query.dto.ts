@@ -40,6 +40,6 @@ export class ScheduleQueryDto extends PagedQueryDto {
   @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
   /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive); default: 14 days after `from`. */
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
-  /** Only changes naming this system (case and surrounding spaces aside). */
+  /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
   @IsOptional() @IsString() @MaxLength(500) system?: string;
 }

@@ -807,7 +807,7 @@ describe('change-request decider', () => {
       });
 
       it('a scope entry that names no systems (a template stored before such were refused) covers none', () => {
-        const template = templateWithScope(['*', '*-*', 'pve-node-01']);
+        const template = templateWithScope(['*', '*-*', '\u200b*db*\u200b', 'pve-node-01']);
         expect(submitStandard(['pve-node-01'], template).events()).toHaveLength(2);
         submitStandard(['core-db-prod'], template).thenError('RULE_VIOLATION', /not core-db-prod/);
       });

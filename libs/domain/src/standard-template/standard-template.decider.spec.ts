@@ -113,6 +113,8 @@ describe('standard-template decider', () => {
       [['pve-node-01', '*e*']],
       [['p*']],
       [['\u200b*']],
+      [['\u200b*db*\u200b']],
+      [['\u00ad*-*\u200d']],
     ])(
       'with a scope entry that matches (nearly) every system (%j) → VALIDATION_FAILED naming it',
       (systemsScope) => {

@@ -1,4 +1,4 @@
-import { hasVisibleText } from '../shared/text';
+import { hasVisibleText, systemKey } from '../shared/text';
 import type { ActorRef } from '../shared/actor';
 import type { StandardTemplateEvent } from './standard-template.events';
 
@@ -74,7 +74,8 @@ export const evolveStandardTemplate = (
  * cover no system.
  */
 export const namesSystems = (entry: string): boolean => {
-  const pattern = entry.trim();
+  // judged as it is compared (`outsideScope`): without zero-width characters around a `*`
+  const pattern = systemKey(entry);
   if (!pattern.includes('*')) return hasVisibleText(pattern);
   if (pattern.startsWith('*') && pattern.endsWith('*')) return false;
   let literal = 0;

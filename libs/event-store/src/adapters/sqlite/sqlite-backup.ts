@@ -1,4 +1,6 @@
 import { closeSync, existsSync, fsyncSync, linkSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -44,7 +46,11 @@ export const backupSqliteEventStore = async (
   if (!existsSync(source)) throw new Error(`no event store at ${source}`);
   const pageSize = options.pageSize ?? 5_000;
   removeAbandonedCopies(destination);
-  const partial = join(dirname(destination), `.${basename(destination)}.partial-${process.pid}`);
+  const partial = join(
+    dirname(destination),
+    `${partialPrefix(destination)}${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  closeSync(openSync(partial, 'wx')); // ours alone: a file of that name already there is not reused
   const from = new Database(source, { fileMustExist: true });
   let to: Database.Database | undefined;
   try {
@@ -136,17 +142,29 @@ const flush = (path: string) => {
 };
 
 /**
+ * What a partial copy of `destination` is named: the host (processes of other hosts or containers
+ * sharing the folder have their own process ids), then the process id and a random tag.
+ */
+const partialPrefix = (destination: string) => `.${basename(destination)}.partial-${hostname()}-`;
+
+/**
  * Partial copies of `destination` left by a backup that was killed (SIGKILL, a power cut: no
- * chance to remove its own): named after a process that no longer runs. One still running
- * (another backup to the same name) is left alone.
+ * chance to remove its own) on this host: named after a process that no longer runs, or after
+ * this process's id, which a container restarted gets again (this backup has made none yet).
+ * One of a running backup is left alone, and so is one this user may not remove.
  */
 const removeAbandonedCopies = (destination: string) => {
-  const prefix = `.${basename(destination)}.partial-`;
+  const prefix = partialPrefix(destination);
   for (const name of readdirSync(dirname(destination))) {
     if (!name.startsWith(prefix)) continue;
-    const pid = Number(/^(\d+)/.exec(name.slice(prefix.length))?.[1]);
-    if (Number.isSafeInteger(pid) && pid !== process.pid && !isRunning(pid)) {
+    const match = /^(\d+)-[0-9a-f]{8}(-wal|-shm|-journal)?$/.exec(name.slice(prefix.length));
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid !== process.pid && isRunning(pid)) continue;
+    try {
       rmSync(join(dirname(destination), name), { force: true });
+    } catch {
+      // another user's, in a shared folder: theirs to remove
     }
   }
 };
