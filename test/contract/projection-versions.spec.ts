@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
@@ -9,11 +10,14 @@ import {
   Projector,
   PROJECTOR_CHECKPOINT,
   rebuildReadModels,
+  replayInto,
+  SqliteReadModelStore,
   recordProjectionVersions,
   resolveReportPeriod,
   staleReadModels,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { readModelSnapshot } from '../support/read-model-snapshot';
 import { readModelStoresUnderTest } from '../support/read-model-stores';
 
 /**
@@ -137,4 +141,42 @@ describe('projection versions', () => {
     },
     60_000,
   );
+
+  it('a read model added by an upgrade (the read-model set renamed) fills on the first start; the others are left as they were (sqlite)', async () => {
+    const all = allProjections();
+    const previous = all.filter((p) => p.collection.name !== 'change_schedule');
+    const events = new SqliteEventStore(join(dir, 'events-added.sqlite'));
+    await writeRandomLifecycles(events, { seed: 8, count: 8 });
+    const head = await events.headPosition();
+    // What the previous release left: its read models, and its checkpoint under its own name.
+    const file = join(dir, 'added.sqlite');
+    const old = await SqliteReadModelStore.open(file);
+    await replayInto(events, old, previous);
+    await recordProjectionVersions(old, previous);
+    const before = await readModelSnapshot(old, previous);
+    await old.close();
+    const raw = new Database(file);
+    raw
+      .prepare('UPDATE rm_checkpoints SET name = ? || substr(name, ?) WHERE name LIKE ?')
+      .run('read-models@v2', PROJECTOR_CHECKPOINT.length + 1, `${PROJECTOR_CHECKPOINT}%`);
+    raw.close();
+
+    const store = await SqliteReadModelStore.open(file);
+    expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(0n);
+    const errors: string[] = [];
+    const projector = new Projector(events, store, all, { logger: { error: (m) => errors.push(m) } });
+    await projector.start();
+    expect(await projector.waitFor(head, 20_000)).toBe(true);
+    await projector.stop();
+    expect(errors).toEqual([]);
+    // the new read model as a replay from scratch builds it; the others untouched; none stale
+    const fresh = await SqliteReadModelStore.open(join(dir, 'added-fresh.sqlite'));
+    await replayInto(events, fresh, all);
+    const schedule = all.filter((p) => p.collection.name === 'change_schedule');
+    expect((await readModelSnapshot(store, schedule)).change_schedule.length).toBeGreaterThan(0);
+    expect(await readModelSnapshot(store, schedule)).toEqual(await readModelSnapshot(fresh, schedule));
+    expect(await readModelSnapshot(store, previous)).toEqual(before);
+    expect(await staleReadModels(store, all, head)).toEqual([]);
+    await Promise.all([store.close(), fresh.close(), events.close()]);
+  }, 60_000);
 });
