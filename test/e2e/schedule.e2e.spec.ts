@@ -80,6 +80,18 @@ describe('GET /schedule: the forward schedule of change', () => {
     expect(itemB.conflictsWith.map((x) => x.changeId)).toEqual([a]);
     expect(itemC.conflictsWith).toEqual([]);
 
+    // the same range for a calendar: one event per change, the collision named
+    const ics = await app.request<string>('GET', '/schedule?from=2027-02-10&to=2027-02-10&format=ics');
+    expect(ics.status).toBe(200);
+    expect(ics.headers.get('content-type')).toContain('text/calendar');
+    const events = (ics.body as string).replace(/\r\n /g, '').split('\r\n');
+    expect(events.filter((l) => l.startsWith('UID:'))).toEqual(
+      [a, c, b].map((id) => `UID:${id}@changeledger`),
+    );
+    expect(events).toContain(`SUMMARY:${a} Re-cable pve7 (collides)`);
+    expect(events).toContain('DTSTART:20270210T220000Z');
+    expectStatus(await app.get('/schedule?format=pdf'), 400, 'VALIDATION_FAILED');
+
     // one system, case and spaces aside; a change not scheduled is not on the calendar
     const pve7 = await calendar('from=2027-02-01&to=2027-02-28&system=pve7');
     expect(pve7.items.map((i) => i.changeId)).toEqual([a, b, d]);

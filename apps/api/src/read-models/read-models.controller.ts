@@ -2,7 +2,14 @@ import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { type ChangeLogRow, changeLogCsv, changeLogMarkdown, parseBound } from '@changeledger/read-models';
+import {
+  type ChangeLogRow,
+  changeLogCsv,
+  changeLogMarkdown,
+  parseBound,
+  type ScheduleItem,
+  scheduleIcs,
+} from '@changeledger/read-models';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import { RequestValidationError } from '../application/application-errors';
 import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
@@ -78,7 +85,7 @@ export class ReadModelsController {
    */
   @Get('schedule')
   @Header('Cache-Control', 'no-store')
-  async schedule(@Query() query: ScheduleQueryDto) {
+  async schedule(@Query() query: ScheduleQueryDto, @Res({ passthrough: true }) reply: FastifyReply) {
     const from = query.from === undefined ? startOfToday(this.clock.now()) : parseBound('from', query.from);
     const to =
       query.to === undefined
@@ -90,7 +97,32 @@ export class ReadModelsController {
       ]);
     }
     await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
+    if (query.format !== 'ics') {
+      return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
+    }
+    // For a calendar: the whole range (or, with limit/cursor, one page of it).
+    const items: ScheduleItem[] = [];
+    const whole = query.limit === undefined && query.cursor === undefined;
+    let cursor = query.cursor;
+    for (;;) {
+      const page = await this.queryBus.execute<
+        GetSchedule,
+        { items: ScheduleItem[]; nextCursor: string | null }
+      >(
+        new GetSchedule(
+          from,
+          to,
+          query.system,
+          pageRequestOf({ limit: whole ? String(MAX_LIMIT) : query.limit, cursor }),
+        ),
+      );
+      items.push(...page.items);
+      if (!whole || page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    void reply.header('Content-Type', 'text/calendar; charset=utf-8');
+    void reply.header('Content-Disposition', 'attachment; filename="change-schedule.ics"');
+    return scheduleIcs(items, this.clock.now());
   }
 
   @Get('retrospectives/queue')

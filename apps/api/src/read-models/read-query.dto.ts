@@ -42,4 +42,6 @@ export class ScheduleQueryDto extends PagedQueryDto {
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
   /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
   @IsOptional() @IsString() @MaxLength(500) system?: string;
+  /** `ics`: an iCalendar file of the whole range (for a team's calendar), unless paged. */
+  @IsOptional() @IsIn(['json', 'ics']) format?: 'json' | 'ics';
 }

@@ -13,6 +13,7 @@ export * from './change-status';
 export * from './change-log.projection';
 export * from './change-requests.projection';
 export * from './change-schedule.projection';
+export * from './change-schedule.ics';
 export * from './compliance-facts.projection';
 export * from './pending-approvals.projection';
 export * from './retrospective-queue.projection';

@@ -1,0 +1,97 @@
+import type { ScheduleItem } from './change-schedule.projection';
+import { scheduleIcs } from './change-schedule.ics';
+
+const item = (overrides: Partial<ScheduleItem> = {}): ScheduleItem => ({
+  changeId: 'CHG-001',
+  title: 'Re-cable pve7',
+  type: 'normal',
+  riskLevel: 'medium',
+  status: 'scheduled',
+  systemsAffected: ['pve7', 'switch-9'],
+  plannedStart: '2027-02-10T22:00:00.000Z',
+  plannedEnd: '2027-02-10T23:00:00.000Z',
+  maintenanceWindow: true,
+  startedAt: null,
+  endedAt: null,
+  outcome: null,
+  from: '2027-02-10T22:00:00.000Z',
+  until: '2027-02-10T23:00:00.000Z',
+  overrunning: false,
+  conflictsWith: [],
+  ...overrides,
+});
+
+const GENERATED = new Date('2027-02-01T08:30:00.000Z');
+/** The content lines, unfolded (RFC 5545 3.1). */
+const unfolded = (ics: string) => ics.replace(/\r\n /g, '').split('\r\n');
+
+describe('the schedule as iCalendar', () => {
+  it('one event per change, in UTC, lines ending in CRLF', () => {
+    const ics = scheduleIcs([item()], GENERATED);
+    expect(ics.startsWith('BEGIN:VCALENDAR\r\nVERSION:2.0\r\n')).toBe(true);
+    expect(ics.endsWith('END:VCALENDAR\r\n')).toBe(true);
+    expect(ics.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+    expect(unfolded(ics)).toEqual(
+      expect.arrayContaining([
+        'BEGIN:VEVENT',
+        'UID:CHG-001@changeledger',
+        'DTSTAMP:20270201T083000Z',
+        'DTSTART:20270210T220000Z',
+        'DTEND:20270210T230000Z',
+        'SUMMARY:CHG-001 Re-cable pve7',
+        'DESCRIPTION:Status: scheduled\\nType: normal\\, risk medium\\nSystems: pve7\\, switch-9\\nIn a maintenance window',
+        'CATEGORIES:normal',
+        'STATUS:CONFIRMED',
+        'END:VEVENT',
+      ]),
+    );
+  });
+
+  it('escapes text, names collisions, marks cancellations, and leaves out an end not known yet', () => {
+    const lines = unfolded(
+      scheduleIcs(
+        [
+          item({
+            title: 'Patch; reboot, then\ncheck \\ logs\u001b[2J',
+            conflictsWith: [
+              {
+                changeId: 'CHG-002',
+                title: 'Upgrade pve7 firmware',
+                status: 'scheduled',
+                from: '2027-02-10T22:30:00.000Z',
+                until: '2027-02-11T00:00:00.000Z',
+                systems: ['PVE7'],
+              },
+            ],
+          }),
+          item({ changeId: 'CHG-003', status: 'cancelled' }),
+          item({
+            changeId: 'CHG-004',
+            type: 'emergency',
+            status: 'in-progress',
+            plannedStart: null,
+            plannedEnd: null,
+            until: null,
+          }),
+        ],
+        GENERATED,
+      ),
+    );
+    expect(lines).toContain('SUMMARY:CHG-001 Patch\\; reboot\\, then\\ncheck \\\\ logs\ufffd[2J (collides)');
+    expect(lines.find((l) => l.startsWith('DESCRIPTION:'))).toContain(
+      'Collides with CHG-002 (Upgrade pve7 firmware) on PVE7\\, scheduled',
+    );
+    expect(lines).toContain('STATUS:CANCELLED');
+    const emergency = lines.slice(lines.indexOf('UID:CHG-004@changeledger'));
+    expect(emergency.slice(0, emergency.indexOf('END:VEVENT')).some((l) => l.startsWith('DTEND'))).toBe(
+      false,
+    );
+  });
+
+  it('folds long lines at 75 octets, never inside a character', () => {
+    const title = 'Réseau de stockage sur VLAN 20 — ' + 'nœud '.repeat(30);
+    const ics = scheduleIcs([item({ title })], GENERATED);
+    for (const line of ics.split('\r\n')) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(75);
+    expect(unfolded(ics)).toContain(`SUMMARY:CHG-001 ${title}`);
+  });
+});

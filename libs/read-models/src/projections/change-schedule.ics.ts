@@ -1,0 +1,79 @@
+import { withoutControlCharacters } from '@changeledger/domain';
+import type { ScheduleItem } from './change-schedule.projection';
+
+/**
+ * The forward schedule as an iCalendar file (RFC 5545), for a team's calendar: one event per
+ * change, its window as on the schedule, its status, systems and collisions in the description.
+ */
+export const scheduleIcs = (items: readonly ScheduleItem[], generatedAt: Date): string => {
+  const lines = [
+    'BEGIN:VCALENDAR',
+    'VERSION:2.0',
+    'PRODID:-//changeledger//forward schedule of change//EN',
+    'CALSCALE:GREGORIAN',
+    'METHOD:PUBLISH',
+    'X-WR-CALNAME:Forward schedule of change',
+  ];
+  for (const item of items) lines.push(...event(item, generatedAt));
+  lines.push('END:VCALENDAR');
+  return lines.map(fold).join('\r\n') + '\r\n';
+};
+
+const event = (item: ScheduleItem, generatedAt: Date): string[] => {
+  // A change at work has no end yet: its planned end when still ahead, else none (an instant).
+  const end =
+    item.until ?? (item.plannedEnd !== null && item.plannedEnd > item.from ? item.plannedEnd : null);
+  const description = [
+    `Status: ${item.status}${item.overrunning ? ' (past its planned end)' : ''}`,
+    `Type: ${item.type}${item.riskLevel ? `, risk ${item.riskLevel}` : ''}`,
+    `Systems: ${item.systemsAffected.join(', ')}`,
+    ...(item.maintenanceWindow ? ['In a maintenance window'] : []),
+    ...item.conflictsWith.map(
+      (c) => `Collides with ${c.changeId} (${c.title}) on ${c.systems.join(', ')}, ${c.status}`,
+    ),
+  ].join('\n');
+  return [
+    'BEGIN:VEVENT',
+    `UID:${item.changeId}@changeledger`,
+    `DTSTAMP:${basicUtc(generatedAt.toISOString())}`,
+    `DTSTART:${basicUtc(item.from)}`,
+    ...(end !== null ? [`DTEND:${basicUtc(end)}`] : []),
+    `SUMMARY:${text(`${item.changeId} ${item.title}${item.conflictsWith.length > 0 ? ' (collides)' : ''}`)}`,
+    `DESCRIPTION:${text(description)}`,
+    `CATEGORIES:${text(item.type)}`,
+    `STATUS:${item.status === 'cancelled' ? 'CANCELLED' : 'CONFIRMED'}`,
+    'END:VEVENT',
+  ];
+};
+
+/** `2026-12-01T22:00:00.000Z` → `20261201T220000Z` (iCalendar's UTC form). */
+const basicUtc = (iso: string): string => `${iso.slice(0, 19).replace(/[-:]/g, '')}Z`;
+
+/** A TEXT value: backslash, semicolon, comma and line breaks escaped; control characters replaced. */
+const text = (value: string): string =>
+  withoutControlCharacters(value)
+    .replace(/\\/g, '\\\\')
+    .replace(/;/g, '\\;')
+    .replace(/,/g, '\\,')
+    .replace(/\r\n|\r|\n/g, '\\n');
+
+/** Lines longer than 75 octets folded (CRLF and a space), never inside a UTF-8 character. */
+const fold = (line: string): string => {
+  if (Buffer.byteLength(line) <= 75) return line;
+  const parts: string[] = [];
+  let current = '';
+  let size = 0;
+  for (const character of line) {
+    const bytes = Buffer.byteLength(character);
+    // the first line holds 75 octets; each continuation one space and 74
+    if (size + bytes > (parts.length === 0 ? 75 : 74)) {
+      parts.push(current);
+      current = '';
+      size = 0;
+    }
+    current += character;
+    size += bytes;
+  }
+  parts.push(current);
+  return parts.join('\r\n ');
+};
