@@ -153,15 +153,27 @@ describe('projection versions', () => {
     const old = await SqliteReadModelStore.open(file);
     await replayInto(events, old, previous);
     await recordProjectionVersions(old, previous);
-    const before = await readModelSnapshot(old, previous);
     await old.close();
     const raw = new Database(file);
     raw
       .prepare('UPDATE rm_checkpoints SET name = ? || substr(name, ?) WHERE name LIKE ?')
       .run('read-models@v2', PROJECTOR_CHECKPOINT.length + 1, `${PROJECTOR_CHECKPOINT}%`);
+    // A mark no projection writes: it stays only if the existing documents are not rewritten.
+    raw
+      .prepare(
+        "UPDATE rm_change_log SET doc = json_set(doc, '$.description', 'untouched') WHERE id = (SELECT min(id) FROM rm_change_log)",
+      )
+      .run();
     raw.close();
 
     const store = await SqliteReadModelStore.open(file);
+    await store.init(previous.map((p) => p.collection));
+    const before = await readModelSnapshot(store, previous);
+    expect(
+      before.change_log.some(
+        (row) => (row as unknown as { description: string }).description === 'untouched',
+      ),
+    ).toBe(true);
     expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(0n);
     const errors: string[] = [];
     const projector = new Projector(events, store, all, { logger: { error: (m) => errors.push(m) } });

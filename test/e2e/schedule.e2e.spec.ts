@@ -91,6 +91,22 @@ describe('GET /schedule: the forward schedule of change', () => {
     expect(events).toContain(`SUMMARY:${a} Re-cable pve7 (collides)`);
     expect(events).toContain('DTSTART:20270210T220000Z');
     expectStatus(await app.get('/schedule?format=pdf'), 400, 'VALIDATION_FAILED');
+    // paged: the next page's cursor in a header
+    const uids = (body: unknown) => (body as string).split('\r\n').filter((l) => l.startsWith('UID:'));
+    const firstIcs = await app.request<string>(
+      'GET',
+      '/schedule?from=2027-02-10&to=2027-02-10&format=ics&limit=2',
+    );
+    const next = firstIcs.headers.get('next-cursor');
+    expect(next).toBeTruthy();
+    const secondIcs = await app.request<string>(
+      'GET',
+      `/schedule?from=2027-02-10&to=2027-02-10&format=ics&limit=2&cursor=${next}`,
+    );
+    expect(secondIcs.headers.get('next-cursor')).toBeNull();
+    expect([...uids(firstIcs.body), ...uids(secondIcs.body)]).toEqual(
+      [a, c, b].map((id) => `UID:${id}@changeledger`),
+    );
 
     // one system, case and spaces aside; a change not scheduled is not on the calendar
     const pve7 = await calendar('from=2027-02-01&to=2027-02-28&system=pve7');

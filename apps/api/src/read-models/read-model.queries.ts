@@ -215,6 +215,12 @@ export class GetSchedule {
     readonly to: Date,
     readonly system: string | undefined,
     readonly page: PageRequest,
+    /**
+     * In change-id order instead of by start: a window's start moves when a change is
+     * rescheduled or started early, so a reader paging through a whole range by start while the
+     * projector writes could step over a change or meet it twice; ids never move.
+     */
+    readonly byChangeId = false,
   ) {}
 }
 
@@ -255,7 +261,7 @@ export class GetScheduleHandler implements IQueryHandler<GetSchedule> {
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
-  async execute({ from, to, system, page: request }: GetSchedule) {
+  async execute({ from, to, system, page: request, byChangeId }: GetSchedule) {
     const where: Condition[] = [
       { field: 'listed', op: 'eq', value: true },
       { field: 'from', op: 'lt', value: to.toISOString() },
@@ -265,7 +271,10 @@ export class GetScheduleHandler implements IQueryHandler<GetSchedule> {
     const result = await findPage<ScheduleDocument>(
       this.store,
       changeScheduleProjection.collection.name,
-      { where, orderBy: { field: 'from', direction: 'asc' } },
+      {
+        where,
+        orderBy: byChangeId ? { field: 'id', direction: 'asc' } : { field: 'from', direction: 'asc' },
+      },
       request,
     );
     const open = result.items.filter((d) => d.open);

@@ -100,9 +100,10 @@ export class ReadModelsController {
     if (query.format !== 'ics') {
       return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
     }
-    // For a calendar: the whole range (or, with limit/cursor, one page of it).
-    const items: ScheduleItem[] = [];
+    // For a calendar: the whole range, read in id order (windows move while the projector
+    // writes; ids do not) and sorted by start here; or, with limit/cursor, one page of it.
     const whole = query.limit === undefined && query.cursor === undefined;
+    const items: ScheduleItem[] = [];
     let cursor = query.cursor;
     for (;;) {
       const page = await this.queryBus.execute<
@@ -114,12 +115,18 @@ export class ReadModelsController {
           to,
           query.system,
           pageRequestOf({ limit: whole ? String(MAX_LIMIT) : query.limit, cursor }),
+          whole,
         ),
       );
       items.push(...page.items);
-      if (!whole || page.nextCursor === null) break;
+      if (!whole) {
+        if (page.nextCursor) void reply.header('Next-Cursor', page.nextCursor);
+        break;
+      }
+      if (page.nextCursor === null) break;
       cursor = page.nextCursor;
     }
+    if (whole) items.sort((a, b) => compareText(a.from, b.from) || compareText(a.changeId, b.changeId));
     void reply.header('Content-Type', 'text/calendar; charset=utf-8');
     void reply.header('Content-Disposition', 'attachment; filename="change-schedule.ics"');
     return scheduleIcs(items, this.clock.now());
@@ -137,6 +144,9 @@ const DAY_MS = 86_400_000;
 /** The last instant a range may reach (stored times are years 0000–9999). */
 const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 const startOfToday = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS);
+
+/** Text compared as the stores compare it. */
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Text compared as the stores compare it, greatest first. */
 const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);

@@ -88,6 +88,28 @@ describe('the schedule as iCalendar', () => {
     );
   });
 
+  it('an end is after its start or left out: rounded up to the second, and a planned end already past is not one', () => {
+    const dtend = (overrides: Partial<ScheduleItem>) =>
+      unfolded(scheduleIcs([item(overrides)], GENERATED)).find((l) => l.startsWith('DTEND')) ?? null;
+    // started and completed within one second
+    expect(dtend({ from: '2027-02-10T22:00:00.100Z', until: '2027-02-10T22:00:00.900Z' })).toBe(
+      'DTEND:20270210T220001Z',
+    );
+    expect(dtend({ from: '2027-02-10T22:00:00.000Z', until: '2027-02-10T22:00:00.000Z' })).toBeNull();
+    // at work past its planned end (generated after it): no end known
+    expect(
+      dtend({
+        status: 'in-progress',
+        overrunning: true,
+        from: '2027-01-31T22:00:00.000Z',
+        plannedEnd: '2027-01-31T23:00:00.000Z',
+        until: null,
+      }),
+    ).toBeNull();
+    // at work, its planned end still ahead
+    expect(dtend({ status: 'in-progress', until: null })).toBe('DTEND:20270210T230000Z');
+  });
+
   it('folds long lines at 75 octets, never inside a character', () => {
     const title = 'Réseau de stockage sur VLAN 20 — ' + 'nœud '.repeat(30);
     const ics = scheduleIcs([item({ title })], GENERATED);

@@ -11,7 +11,6 @@ export const scheduleIcs = (items: readonly ScheduleItem[], generatedAt: Date): 
     'VERSION:2.0',
     'PRODID:-//changeledger//forward schedule of change//EN',
     'CALSCALE:GREGORIAN',
-    'METHOD:PUBLISH',
     'X-WR-CALNAME:Forward schedule of change',
   ];
   for (const item of items) lines.push(...event(item, generatedAt));
@@ -20,9 +19,13 @@ export const scheduleIcs = (items: readonly ScheduleItem[], generatedAt: Date): 
 };
 
 const event = (item: ScheduleItem, generatedAt: Date): string[] => {
-  // A change at work has no end yet: its planned end when still ahead, else none (an instant).
+  const start = basicUtc(item.from);
+  // A change at work has no end yet: its planned end while still ahead, else none. An end is
+  // rounded up to the second (iCalendar has no fractions) and left out unless after the start.
   const end =
-    item.until ?? (item.plannedEnd !== null && item.plannedEnd > item.from ? item.plannedEnd : null);
+    item.until ??
+    (item.plannedEnd !== null && item.plannedEnd > generatedAt.toISOString() ? item.plannedEnd : null);
+  const endText = end === null ? null : basicUtc(end, 'up');
   const description = [
     `Status: ${item.status}${item.overrunning ? ' (past its planned end)' : ''}`,
     `Type: ${item.type}${item.riskLevel ? `, risk ${item.riskLevel}` : ''}`,
@@ -36,8 +39,8 @@ const event = (item: ScheduleItem, generatedAt: Date): string[] => {
     'BEGIN:VEVENT',
     `UID:${item.changeId}@changeledger`,
     `DTSTAMP:${basicUtc(generatedAt.toISOString())}`,
-    `DTSTART:${basicUtc(item.from)}`,
-    ...(end !== null ? [`DTEND:${basicUtc(end)}`] : []),
+    `DTSTART:${start}`,
+    ...(endText !== null && endText > start ? [`DTEND:${endText}`] : []),
     `SUMMARY:${text(`${item.changeId} ${item.title}${item.conflictsWith.length > 0 ? ' (collides)' : ''}`)}`,
     `DESCRIPTION:${text(description)}`,
     `CATEGORIES:${text(item.type)}`,
@@ -46,8 +49,15 @@ const event = (item: ScheduleItem, generatedAt: Date): string[] => {
   ];
 };
 
-/** `2026-12-01T22:00:00.000Z` → `20261201T220000Z` (iCalendar's UTC form). */
-const basicUtc = (iso: string): string => `${iso.slice(0, 19).replace(/[-:]/g, '')}Z`;
+/**
+ * `2026-12-01T22:00:00.000Z` → `20261201T220000Z` (iCalendar's UTC form, whole seconds): cut
+ * down, or with 'up' rounded up when it has a fraction.
+ */
+const basicUtc = (iso: string, round: 'down' | 'up' = 'down'): string => {
+  const time = Date.parse(iso);
+  const seconds = round === 'up' ? Math.ceil(time / 1000) : Math.floor(time / 1000);
+  return `${new Date(seconds * 1000).toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
+};
 
 /** A TEXT value: backslash, semicolon, comma and line breaks escaped; control characters replaced. */
 const text = (value: string): string =>
