@@ -50,10 +50,12 @@ export const backupSqliteEventStore = async (
     dirname(destination),
     `${partialPrefix(destination)}${process.pid}-${randomBytes(4).toString('hex')}`,
   );
-  closeSync(openSync(partial, 'wx')); // ours alone: a file of that name already there is not reused
   const from = new Database(source, { fileMustExist: true });
   let to: Database.Database | undefined;
+  let created = false;
   try {
+    closeSync(openSync(partial, 'wx')); // ours alone: a file of that name already there is not reused
+    created = true;
     from.pragma('busy_timeout = 5000');
     from.exec('BEGIN');
     // The first read fixes the snapshot: the schema, the head and every page come from it.
@@ -71,7 +73,7 @@ export const backupSqliteEventStore = async (
       .get() as { head: bigint };
 
     to = new Database(partial);
-    // Durability comes once, at the end (fsync, then rename), not per page.
+    // Durability comes once, at the end (fsync, then the link to its name), not per page.
     to.pragma('journal_mode = OFF');
     to.pragma('synchronous = OFF');
     for (const { sql } of schema) to.exec(sql);
@@ -124,7 +126,8 @@ export const backupSqliteEventStore = async (
     return { events: copied, head, bytes: statSync(destination).size };
   } catch (error) {
     to?.close();
-    for (const file of [partial, `${partial}-wal`, `${partial}-shm`]) rmSync(file, { force: true });
+    if (created)
+      for (const file of [partial, `${partial}-wal`, `${partial}-shm`]) rmSync(file, { force: true });
     throw error;
   } finally {
     if (from.inTransaction) from.exec('ROLLBACK');
