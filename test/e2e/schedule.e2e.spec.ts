@@ -18,6 +18,7 @@ interface ScheduleItem {
   until: string | null;
   plannedStart: string | null;
   plannedEnd: string | null;
+  sequence: number;
   conflictsWith: Conflict[];
 }
 type Page = { items: ScheduleItem[]; nextCursor: string | null };
@@ -121,8 +122,13 @@ describe('GET /schedule: the forward schedule of change', () => {
     const second = await calendar(`from=2027-02-01&to=2027-02-28&limit=2&cursor=${first.nextCursor}`);
     expect([...first.items, ...second.items].map((i) => i.changeId)).toEqual([a, c, b, d]);
 
-    // moved to start when A ends: no collision left; cancelled: off the conflicts
+    // moved to start when A ends: no collision left (and a calendar sees a newer version of B);
+    // cancelled: off the conflicts
+    const sequenceOfB = async () =>
+      (await calendar('from=2027-02-10&to=2027-02-10')).items.find((i) => i.changeId === b)!.sequence;
+    const before = await sequenceOfB();
     await schedule(b, '2027-02-10T23:00:00Z', '2027-02-11T00:00:00Z');
+    expect(await sequenceOfB()).toBe(before + 1);
     expect(
       (await calendar('from=2027-02-10&to=2027-02-10')).items.every((i) => i.conflictsWith.length === 0),
     ).toBe(true);

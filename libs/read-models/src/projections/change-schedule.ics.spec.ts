@@ -17,6 +17,7 @@ const item = (overrides: Partial<ScheduleItem> = {}): ScheduleItem => ({
   from: '2027-02-10T22:00:00.000Z',
   until: '2027-02-10T23:00:00.000Z',
   overrunning: false,
+  sequence: 3,
   conflictsWith: [],
   ...overrides,
 });
@@ -36,6 +37,7 @@ describe('the schedule as iCalendar', () => {
         'BEGIN:VEVENT',
         'UID:CHG-001@changeledger',
         'DTSTAMP:20270201T083000Z',
+        'SEQUENCE:3',
         'DTSTART:20270210T220000Z',
         'DTEND:20270210T230000Z',
         'SUMMARY:CHG-001 Re-cable pve7',

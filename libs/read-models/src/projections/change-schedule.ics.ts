@@ -39,6 +39,7 @@ const event = (item: ScheduleItem, generatedAt: Date): string[] => {
     'BEGIN:VEVENT',
     `UID:${item.changeId}@changeledger`,
     `DTSTAMP:${basicUtc(generatedAt.toISOString())}`,
+    `SEQUENCE:${item.sequence}`,
     `DTSTART:${start}`,
     ...(endText !== null && endText > start ? [`DTEND:${endText}`] : []),
     `SUMMARY:${text(`${item.changeId} ${item.title}${item.conflictsWith.length > 0 ? ' (collides)' : ''}`)}`,

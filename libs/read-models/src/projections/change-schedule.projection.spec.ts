@@ -101,6 +101,10 @@ describe('change schedule projection', () => {
       from: '2026-01-11T22:00:00.000Z',
       until: '2026-01-11T23:30:00.000Z',
     });
+    // each change of the entry counts (a calendar's SEQUENCE), events that change nothing do not
+    const once = docAfter(...normalHistory('approved'), scheduled(PLANNED_START, PLANNED_END));
+    expect(docAfter(...moved).updates).toBe(once.updates + 1);
+    expect(docAfter(...normalHistory('scheduled')).updates).toBe(once.updates);
     const early = [...normalHistory('scheduled'), at(started(), '2026-01-10T21:40:00.000Z')];
     // at work, it holds its systems until it ends, whatever its planned end
     expect(docAfter(...early)).toMatchObject({

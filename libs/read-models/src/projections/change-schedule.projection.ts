@@ -6,6 +6,7 @@ import {
   statusOnSubmission,
   systemKey,
 } from '@changeledger/domain';
+import type { RecordedEvent } from '@changeledger/event-store';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { statusAfterEvent } from './change-status';
 import { changeIdOf, type Draft, instantOf, type Projection } from './projection';
@@ -40,6 +41,8 @@ export interface ScheduleDocument extends ReadModelDocument {
   /** '' while not listed. */
   readonly from: string;
   readonly until: string;
+  /** How many events changed the document since the submission (a calendar takes the higher as newer). */
+  readonly updates: number;
 }
 
 const earliest = (a: string | null, b: string | null): string | null =>
@@ -57,62 +60,8 @@ export const changeScheduleProjection: Projection<ScheduleDocument> = {
   },
   documentId: changeIdOf,
   evolve: (doc, event) => {
-    const d = event.data as Record<string, unknown>;
-    if (event.type === 'ChangeSubmitted') {
-      const request = d.request as ChangeRequestFields;
-      const systems = [...(request.systemsAffected ?? [])];
-      return {
-        id: d.changeId as string,
-        changeId: d.changeId as string,
-        title: request.title,
-        type: d.changeType as ChangeType,
-        riskLevel: request.risk?.level ?? null,
-        // standard and emergency changes move on in the same append (pre-approved, started)
-        status: statusOnSubmission(d.changeType as ChangeType),
-        systemsAffected: systems,
-        systemKeys: systems.map(systemKey),
-        plannedStart: null,
-        plannedEnd: null,
-        maintenanceWindow: false,
-        startedAt: null,
-        endedAt: null,
-        outcome: null,
-        listed: false,
-        open: false,
-        from: '',
-        until: '',
-      };
-    }
-    if (!doc) return undefined;
-    const status = statusAfterEvent(event) ?? doc.status;
-    switch (event.type) {
-      case 'ChangeAmended': {
-        const changes = d.changes as Partial<ChangeRequestFields>;
-        const systems = changes.systemsAffected ? [...changes.systemsAffected] : doc.systemsAffected;
-        return {
-          ...doc,
-          status,
-          title: changes.title ?? doc.title,
-          riskLevel: changes.risk?.level ?? doc.riskLevel,
-          systemsAffected: systems,
-          systemKeys: systems.map(systemKey),
-        };
-      }
-      case 'ChangeScheduled':
-        return {
-          ...doc,
-          status,
-          plannedStart: instantOf(d.plannedStart as string),
-          plannedEnd: instantOf(d.plannedEnd as string),
-          maintenanceWindow: d.maintenanceWindow as boolean,
-        };
-      case 'ImplementationStarted':
-        return { ...doc, status, startedAt: instantOf(d.at as string) };
-      case 'ImplementationCompleted':
-        return { ...doc, status, endedAt: instantOf(d.at as string), outcome: d.outcome as Outcome };
-      default:
-        return status === doc.status ? undefined : { ...doc, status };
-    }
+    const next = evolveSchedule(doc, event);
+    return next && doc ? { ...next, updates: doc.updates + 1 } : next;
   },
   // The calendar's fields follow from the rest: worked out once per write, not per event.
   finish: (doc): Draft<ScheduleDocument> => {
@@ -129,6 +78,69 @@ export const changeScheduleProjection: Projection<ScheduleDocument> = {
     };
   },
 };
+
+function evolveSchedule(
+  doc: ScheduleDocument | undefined,
+  event: RecordedEvent,
+): Draft<ScheduleDocument> | undefined {
+  const d = event.data as Record<string, unknown>;
+  if (event.type === 'ChangeSubmitted') {
+    const request = d.request as ChangeRequestFields;
+    const systems = [...(request.systemsAffected ?? [])];
+    return {
+      id: d.changeId as string,
+      changeId: d.changeId as string,
+      title: request.title,
+      type: d.changeType as ChangeType,
+      riskLevel: request.risk?.level ?? null,
+      // standard and emergency changes move on in the same append (pre-approved, started)
+      status: statusOnSubmission(d.changeType as ChangeType),
+      systemsAffected: systems,
+      systemKeys: systems.map(systemKey),
+      plannedStart: null,
+      plannedEnd: null,
+      maintenanceWindow: false,
+      startedAt: null,
+      endedAt: null,
+      outcome: null,
+      listed: false,
+      open: false,
+      from: '',
+      until: '',
+      updates: 0,
+    };
+  }
+  if (!doc) return undefined;
+  const status = statusAfterEvent(event) ?? doc.status;
+  switch (event.type) {
+    case 'ChangeAmended': {
+      const changes = d.changes as Partial<ChangeRequestFields>;
+      const systems = changes.systemsAffected ? [...changes.systemsAffected] : doc.systemsAffected;
+      return {
+        ...doc,
+        status,
+        title: changes.title ?? doc.title,
+        riskLevel: changes.risk?.level ?? doc.riskLevel,
+        systemsAffected: systems,
+        systemKeys: systems.map(systemKey),
+      };
+    }
+    case 'ChangeScheduled':
+      return {
+        ...doc,
+        status,
+        plannedStart: instantOf(d.plannedStart as string),
+        plannedEnd: instantOf(d.plannedEnd as string),
+        maintenanceWindow: d.maintenanceWindow as boolean,
+      };
+    case 'ImplementationStarted':
+      return { ...doc, status, startedAt: instantOf(d.at as string) };
+    case 'ImplementationCompleted':
+      return { ...doc, status, endedAt: instantOf(d.at as string), outcome: d.outcome as Outcome };
+    default:
+      return status === doc.status ? undefined : { ...doc, status };
+  }
+}
 
 /** Another open change whose window overlaps, on systems both name. */
 export interface ScheduleConflict {
@@ -160,6 +172,8 @@ export interface ScheduleItem extends Pick<
   readonly until: string | null;
   /** In progress past its planned end. */
   readonly overrunning: boolean;
+  /** Grows with every change of the entry (an iCalendar SEQUENCE: a re-import updates the event). */
+  readonly sequence: number;
   /** Only between open changes (scheduled or in progress); empty for the others. */
   readonly conflictsWith: ScheduleConflict[];
 }
@@ -215,5 +229,6 @@ export const toScheduleItem = (
   from: doc.from,
   until: doc.until === OPEN_END ? null : doc.until,
   overrunning: doc.status === 'in-progress' && doc.plannedEnd !== null && doc.plannedEnd < now.toISOString(),
+  sequence: doc.updates,
   conflictsWith: conflictsOf(doc, candidates),
 });
