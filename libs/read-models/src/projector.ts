@@ -583,9 +583,8 @@ export class Projector implements LiveProjector {
     // Runs to the end also while stopping: a write after a swap must follow a heal, and a heal
     // only ends in success, a swap under way, or an error.
     for (;;) {
-      const promoting = await this.store.checkpoint(REBUILD_PROMOTING);
-      const generation = await this.store.checkpoint(REBUILD_GENERATION);
-      if (promoting > generation) {
+      const { promoting, generation, swapping } = await rebuildSwapState(this.store);
+      if (swapping) {
         // No write of this projector is under way here (one at a time): tell the swap to go on.
         if (this.pausedFor !== promoting) {
           await this.store.commit({
@@ -718,6 +717,16 @@ export interface ReplayOptions {
 }
 
 /**
+ * Which rebuild generation the live models hold, and the one being swapped in: `swapping` while
+ * a swap is announced and not done (MongoDB's is not one step). Both only grow.
+ */
+export const rebuildSwapState = async (store: ReadModelStore) => {
+  const promoting = await store.checkpoint(REBUILD_PROMOTING);
+  const generation = await store.checkpoint(REBUILD_GENERATION);
+  return { promoting, generation, swapping: promoting > generation };
+};
+
+/**
  * What a write into the live models expects: no rebuild swap announced or done since this was
  * read. A swap under way (announced, not done) is waited for, up to `waitMs`.
  */
@@ -727,10 +736,8 @@ export const liveSwapGuard = async (
 ): Promise<NonNullable<CommitBatch['expect']>> => {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const promoting = await live.checkpoint(REBUILD_PROMOTING);
-    if (promoting <= (await live.checkpoint(REBUILD_GENERATION))) {
-      return { name: REBUILD_PROMOTING, position: promoting };
-    }
+    const { promoting, swapping } = await rebuildSwapState(live);
+    if (!swapping) return { name: REBUILD_PROMOTING, position: promoting };
     if (Date.now() >= deadline) throw new RebuildSwapInProgressError(promoting);
     await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
   }

@@ -6,7 +6,7 @@ import { describeStale, staleReadModels } from '../projection-versions';
 import { type ComplianceReport, ComplianceReportBuilder, type ReportSettings } from './compliance-report';
 import type { Condition, ReadModelStore } from '../read-model-store.port';
 import type { ReportPeriod } from './report-period';
-import { PROJECTOR_CHECKPOINT, REBUILD_GENERATION, REBUILD_PROMOTING } from '../projector';
+import { PROJECTOR_CHECKPOINT, rebuildSwapState } from '../projector';
 
 const PAGE = 500;
 
@@ -93,12 +93,15 @@ export const complianceReportFromStore = async (
   },
 ): Promise<ComplianceReport & { readonly documentsRead: number }> => {
   let swapSeenAt: number | undefined; // the wait is counted from there, not from a long read's start
+  const giveUpAfterSettling = (announced: boolean) => {
+    swapSeenAt ??= performance.now();
+    const waited = performance.now() - swapSeenAt;
+    if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, announced);
+  };
   for (;;) {
-    const before = await swapState(store);
+    const before = await rebuildSwapState(store);
     if (before.swapping) {
-      swapSeenAt ??= performance.now();
-      const waited = performance.now() - swapSeenAt;
-      if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, true);
+      giveUpAfterSettling(true);
       await new Promise((resolve) => setTimeout(resolve, SWAP_RETRY_PAUSE_MS));
     } else {
       const readModelPosition = await store.checkpoint(PROJECTOR_CHECKPOINT);
@@ -109,8 +112,9 @@ export const complianceReportFromStore = async (
         options.onDocument?.(++count);
       }
       const stale = await staleReadModels(store, [complianceFactsProjection], readModelPosition);
-      const after = await swapState(store);
-      if (after.marker === before.marker) {
+      // Both markers only grow: equal before and after, no swap began or ended in between.
+      const after = await rebuildSwapState(store);
+      if (after.promoting === before.promoting && after.generation === before.generation) {
         return {
           ...builder.build(readModelPosition),
           warnings: stale.length > 0 ? [describeStale(stale)] : [],
@@ -118,19 +122,7 @@ export const complianceReportFromStore = async (
         };
       }
       // A swap began or ended while reading: read again, at once unless one is under way.
-      swapSeenAt ??= performance.now();
-      const waited = performance.now() - swapSeenAt;
-      if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, false);
+      giveUpAfterSettling(false);
     }
   }
-};
-
-/**
- * Which rebuild the live read models hold, and whether one is being swapped in (announced, not
- * done: MongoDB's swap is not one step). Both only grow, so equal markers mean no swap between.
- */
-const swapState = async (store: ReadModelStore) => {
-  const promoting = await store.checkpoint(REBUILD_PROMOTING);
-  const generation = await store.checkpoint(REBUILD_GENERATION);
-  return { swapping: promoting > generation, marker: `${promoting}/${generation}` };
 };
