@@ -10,6 +10,7 @@ import {
   type ScheduleItem,
   scheduleIcs,
 } from '@changeledger/read-models';
+import { LAST_UTC_INSTANT_MS } from '@changeledger/domain';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import { RequestValidationError } from '../application/application-errors';
 import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
@@ -89,7 +90,7 @@ export class ReadModelsController {
     const from = query.from === undefined ? startOfToday(this.clock.now()) : parseBound('from', query.from);
     const to =
       query.to === undefined
-        ? new Date(Math.min(from.getTime() + 14 * DAY_MS, LAST_INSTANT))
+        ? new Date(Math.min(from.getTime() + 14 * DAY_MS, LAST_UTC_INSTANT_MS))
         : parseBound('to', query.to);
     if (to.getTime() <= from.getTime()) {
       throw new RequestValidationError('the schedule range is empty', [
@@ -141,15 +142,13 @@ export class ReadModelsController {
 }
 
 const DAY_MS = 86_400_000;
-/** The last instant a range may reach (stored times are years 0000–9999). */
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 const startOfToday = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS);
 
 /** Text compared as the stores compare it. */
 const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Text compared as the stores compare it, greatest first. */
-const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+const descending = (a: string, b: string) => compareText(b, a);
 
 /** The paged order: date descending, ties by change id descending. */
 const newestFirst = (a: ChangeLogRow, b: ChangeLogRow) =>

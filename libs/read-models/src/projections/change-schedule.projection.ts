@@ -2,6 +2,7 @@ import {
   type ChangeRequestFields,
   type ChangeStatus,
   type ChangeType,
+  LAST_UTC_INSTANT_MS,
   type Outcome,
   statusOnSubmission,
   systemKey,
@@ -12,7 +13,10 @@ import { statusAfterEvent } from './change-status';
 import { changeIdOf, type Draft, instantOf, type Projection } from './projection';
 
 /** The end of a window not known yet: a change at work holds its systems until it ends. */
-export const OPEN_END = '9999-12-31T23:59:59.999Z';
+export const OPEN_END = new Date(LAST_UTC_INSTANT_MS).toISOString();
+
+/** A window's end as items show it: null while not known yet. */
+const shownEnd = (until: string): string | null => (until === OPEN_END ? null : until);
 
 /**
  * The forward schedule of change: one document per change, on the calendar (`listed`) once it
@@ -200,7 +204,7 @@ export const conflictsOf = (
       title: other.title,
       status: other.status,
       from: other.from,
-      until: other.until === OPEN_END ? null : other.until,
+      until: shownEnd(other.until),
       systems: shared,
     });
   }
@@ -227,7 +231,7 @@ export const toScheduleItem = (
   endedAt: doc.endedAt,
   outcome: doc.outcome,
   from: doc.from,
-  until: doc.until === OPEN_END ? null : doc.until,
+  until: shownEnd(doc.until),
   overrunning: doc.status === 'in-progress' && doc.plannedEnd !== null && doc.plannedEnd < now.toISOString(),
   sequence: doc.updates,
   conflictsWith: conflictsOf(doc, candidates),
