@@ -87,7 +87,19 @@ describe('loadConfig: worker threads', () => {
     ] as const) {
       expect(loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value }).auth.maxTokenLifetimeSeconds).toBe(seconds);
     }
-    expect([3600, 5400, 86_400, 45, 90].map(describeDuration)).toEqual(['1h', '90m', '1d', '45s', '90s']);
+    expect([3600, 5400, 86_400, 45, 90].map((s) => describeDuration(s))).toEqual([
+      '1h',
+      '90m',
+      '1d',
+      '45s',
+      '90s',
+    ]);
+    expect([93_700, 5400, 89.6, 31_535_999.4].map((s) => describeDuration(s, { rounded: true }))).toEqual([
+      '1d',
+      '2h',
+      '1m',
+      '365d',
+    ]);
     for (const value of ['0', '-1h', '1.5h', '12 hours', '1w', 'h']) {
       expect(() => loadConfig({ AUTH_MAX_TOKEN_LIFETIME: value })).toThrow(
         /AUTH_MAX_TOKEN_LIFETIME must be a duration such as 90m, 12h or 7d/,

@@ -54,26 +54,34 @@ const oneOf = <T extends string>(
   throw new Error(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
 };
 
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+/** The units of a duration setting, largest first, in seconds. */
+const DURATION_UNITS = [
+  ['d', 86_400],
+  ['h', 3600],
+  ['m', 60],
+  ['s', 1],
+] as const;
+const UNIT_SECONDS: Readonly<Record<string, number>> = Object.fromEntries(DURATION_UNITS);
 
 /** `90m`, `12h`, `7d` or seconds (`3600`), as whole seconds; unset or empty: undefined. */
 const duration = (name: string, value: string | undefined): number | undefined => {
   if (value === undefined || value === '') return undefined;
   const match = /^([1-9]\d{0,8})([smhd]?)$/.exec(value.trim());
   if (!match) throw new Error(`${name} must be a duration such as 90m, 12h or 7d (got "${value}")`);
-  return Number(match[1]) * DURATION_UNITS[match[2] || 's'];
+  return Number(match[1]) * UNIT_SECONDS[match[2] || 's'];
 };
 
-/** Seconds as a duration would be written: `3600` → `1h`, `5400` → `90m`. */
-export const describeDuration = (seconds: number): string => {
-  for (const [unit, size] of [
-    ['d', 86_400],
-    ['h', 3600],
-    ['m', 60],
-  ] as const) {
-    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+/**
+ * Seconds as a duration would be written: `3600` → `1h`, `5400` → `90m`. `rounded`: in the
+ * largest unit it reaches, rounded (`93_700` → `1d`), for a time that is not a whole number.
+ */
+export const describeDuration = (seconds: number, { rounded = false } = {}): string => {
+  for (const [unit, size] of DURATION_UNITS) {
+    if (seconds >= size && (rounded || seconds % size === 0)) {
+      return `${rounded ? Math.round(seconds / size) : seconds / size}${unit}`;
+    }
   }
-  return `${seconds}s`;
+  return `${rounded ? Math.round(seconds) : seconds}s`;
 };
 
 const integer = (

@@ -85,7 +85,7 @@ export class JwtVerifier {
     const lifetime = (payload.exp as number) - from;
     if (lifetime > max + CLOCK_TOLERANCE_SECONDS) {
       throw new AuthenticationError(
-        `the token was made to last ${roughly(lifetime)}; this service accepts at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME): get a shorter-lived one`,
+        `the token was made to last ${describeDuration(lifetime, { rounded: true })}; this service accepts at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME): get a shorter-lived one`,
       );
     }
   }
@@ -131,16 +131,6 @@ export class JwtVerifier {
     return actor;
   }
 }
-
-/** A lifetime in its largest whole unit, rounded (counted from now it is not a whole number). */
-const roughly = (seconds: number): string =>
-  seconds >= 86_400
-    ? `${Math.round(seconds / 86_400)}d`
-    : seconds >= 3600
-      ? `${Math.round(seconds / 3600)}h`
-      : seconds >= 60
-        ? `${Math.round(seconds / 60)}m`
-        : `${Math.round(seconds)}s`;
 
 const headerAlg = (token: string): string | undefined => {
   const [header] = token.split('.');
