@@ -30,6 +30,7 @@ import {
   activeTemplate,
   actors,
   checklistDone,
+  completed,
   criteriaFor,
   emergencyHistory,
   emergencyRequest,
@@ -1233,6 +1234,34 @@ describe('change-request decider', () => {
       given(normalHistory('scheduled'))
         .when({ type: 'StartImplementation' }, { actor: withRoles(actors.alice, 'requester', 'implementer') })
         .thenTypes(['ImplementationStarted']);
+    });
+
+    describe('an emergency declared by a requester, then implemented by an implementer who also holds management', () => {
+      const implemented = [
+        submitted('emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Failed over to pve2' }),
+        verified(),
+        completed(),
+        postImplementationReviewed(),
+      ];
+      const ivanManaging = withRoles(actors.ivan, 'implementer', 'management');
+
+      it.each<['approve' | 'reject']>([['approve'], ['reject']])(
+        'the implementer may not %s it retrospectively → SEGREGATION_OF_DUTIES',
+        (decision) => {
+          expect(toChangeView(given(implemented).state).implementedBy?.id).toBe(actors.ivan.id);
+          given(implemented)
+            .when({ type: 'RecordRetrospectiveDecision', decision, comment: 'x' }, { actor: ivanManaging })
+            .thenError('SEGREGATION_OF_DUTIES', /implemented/);
+        },
+      );
+
+      it('another manager may', () => {
+        given(implemented)
+          .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+          .thenTypes(['RetrospectiveDecisionRecorded']);
+      });
     });
 
     it('a standard change has no approver, so anyone with the implementer role may start it', () => {

@@ -22,6 +22,7 @@ import type { ChangeRequestEvent } from './change-request.events';
 import {
   type ChangeRequestState,
   evolveChangeRequest,
+  implementerOf,
   initialChangeRequestState,
 } from './change-request.state';
 import {
@@ -664,6 +665,14 @@ const decideChangeRequest = (
       ];
     case 'RecordRetrospectiveDecision': {
       notRequester('retrospectively approves');
+      // The mirror of "the approver does not start its implementation": an emergency's
+      // implementer does not judge their own work afterwards either.
+      if (implementerOf(state)?.id === ctx.actor.id) {
+        throw segregationOfDuties(
+          'nobody retrospectively approves an emergency change they implemented',
+          'implementer-is-not-retrospective-approver',
+        );
+      }
       if (state.retrospectiveDecision) {
         throw ruleViolation('the retrospective decision is already recorded', 'one-retrospective-decision');
       }

@@ -119,6 +119,13 @@ export const initialChangeRequestState = (): ChangeRequestState => ({
 const firstImplementer = (state: ChangeRequestState, by: ActorRef) =>
   state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {};
 
+/**
+ * Who implements the change: whoever started it, or, for an emergency declared by someone
+ * without the implementer role, the first to record work on it (absent until then).
+ */
+export const implementerOf = (state: ChangeRequestState): ActorRef | undefined =>
+  state.implementation.implementerPending ? state.implementation.implementer : state.implementation.startedBy;
+
 /** Pure fold of one event; never throws for a well-formed history. */
 export const evolveChangeRequest = (
   state: ChangeRequestState,

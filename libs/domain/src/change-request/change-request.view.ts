@@ -1,5 +1,5 @@
 import { requiredChecklistItems, missingRequestFields } from './change-request.decider';
-import type { ChangeRequestState } from './change-request.state';
+import { type ChangeRequestState, implementerOf } from './change-request.state';
 import { CHECKLIST_ITEMS } from './change-request.types';
 
 /**
@@ -38,9 +38,7 @@ export const toChangeView = (s: ChangeRequestState) => {
       done: s.checklist[item] !== undefined,
       ...(s.checklist[item] ?? {}),
     })),
-    implementedBy:
-      (s.implementation.implementerPending ? s.implementation.implementer : s.implementation.startedBy) ??
-      null,
+    implementedBy: implementerOf(s) ?? null,
     steps: s.implementation.steps,
     issues: s.implementation.issues,
     verification: s.implementation.verification ?? null,

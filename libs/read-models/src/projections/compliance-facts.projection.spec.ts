@@ -10,6 +10,7 @@ import {
   closed,
   completed,
   emergencyHistory,
+  emergencyRequest,
   event,
   normalHistory,
   normalRequest,
@@ -200,6 +201,32 @@ describe('compliance facts projection', () => {
       5,
       actors.alice.id,
     ],
+    [
+      'implementer-decided-retrospective',
+      [
+        submitted('emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Failed over' }),
+        event('ImplementationCompleted', actors.ivan, { outcome: 'successful' }),
+        event('RetrospectiveDecisionRecorded', actors.ivan, { decision: 'approve', comment: 'mine' }),
+      ],
+      'RetrospectiveDecisionRecorded',
+      4,
+      actors.ivan.id,
+    ],
+    [
+      'implementer-decided-retrospective',
+      [
+        submitted('emergency', emergencyRequest()),
+        event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
+        event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'Failed over' }),
+        event('ImplementationStepRecorded', actors.ivan, { sequence: 2, description: 'Checked' }),
+        event('RetrospectiveDecisionRecorded', actors.ines, { decision: 'reject', comment: 'mine' }),
+      ],
+      'RetrospectiveDecisionRecorded',
+      4,
+      actors.ines.id,
+    ],
   ] as const)(
     'finds the segregation-of-duties exception %s (%#)',
     (rule, history, eventType, revision, actorId) => {
@@ -215,6 +242,21 @@ describe('compliance facts projection', () => {
       ]);
     },
   );
+
+  it('lets anyone but the requester and the implementer decide an emergency retrospectively', () => {
+    const history = hourly([
+      submitted('emergency', emergencyRequest()),
+      event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
+      event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'Failed over' }),
+      // a second implementer recording work does not become the implementer
+      event('ImplementationStepRecorded', actors.ivan, { sequence: 2, description: 'Checked' }),
+      event('RetrospectiveDecisionRecorded', actors.ivan, { decision: 'approve', comment: 'fine' }),
+    ]);
+    const doc = factsOf(history);
+    expect(doc.implementer).toEqual({ id: actors.ines.id, name: actors.ines.name });
+    expect(doc.dutyExceptions).toEqual([]);
+    expect(doc.controlEvents).toHaveLength(1);
+  });
 
   it('counts a rejecting review once: by its ReviewRecorded, not again by the ChangeRejected', () => {
     const history = hourly([

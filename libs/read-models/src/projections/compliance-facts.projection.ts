@@ -5,6 +5,7 @@ import {
   type ChangeStatus,
   type ChangeType,
   type EmergencyCategory,
+  IMPLEMENTATION_WORK_EVENT_TYPES,
   type Outcome,
   type RetrospectiveDecision,
   type RiskLevel,
@@ -24,6 +25,8 @@ export type DutyRule =
   | 'requester-reviewed'
   | 'requester-decided-approval'
   | 'requester-decided-retrospective'
+  /** An emergency's retrospective decision by the person who implemented it. */
+  | 'implementer-decided-retrospective'
   | 'approver-started-implementation'
   /** The person the event names is not the authenticated sender: the record contradicts itself. */
   | 'recorded-actor-mismatch';
@@ -65,6 +68,12 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly cancelledAt: string | null;
   readonly schedule: { readonly plannedStart: string; readonly plannedEnd: string } | null;
   readonly implementationStart: { readonly at: string; readonly by: ActorRef } | null;
+  /**
+   * Who implements it: whoever started it, or, for an emergency declared by someone without the
+   * implementer role, the first to record work on it (null until then). Absent from facts of
+   * version 2, which did not track it.
+   */
+  readonly implementer?: ActorRef | null;
   readonly completion: { readonly at: string; readonly outcome: Outcome } | null;
   readonly postImplementationReview: {
     readonly at: string;
@@ -90,6 +99,7 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly open: boolean;
 }
 
+const WORK_EVENTS = new Set<string>(IMPLEMENTATION_WORK_EVENT_TYPES);
 const REVIEW_STAGE: readonly ChangeStatus[] = ['in-review', 'changes-requested', 'awaiting-approval'];
 const CONTROL_EVENTS = [
   'ReviewRecorded',
@@ -142,7 +152,10 @@ const dutyExceptionOf = (
       // A rejecting review is recorded as ReviewRecorded as well: that one counts.
       return byRequester && d.stage === 'approval' ? 'requester-decided-approval' : undefined;
     case 'RetrospectiveDecisionRecorded':
-      return byRequester ? 'requester-decided-retrospective' : undefined;
+      if (byRequester) return 'requester-decided-retrospective';
+      return doc.implementer && doc.implementer.id === sender.id
+        ? 'implementer-decided-retrospective'
+        : undefined;
     case 'ImplementationStarted':
       return doc.approval?.by && doc.approval.by.id === sender.id
         ? 'approver-started-implementation'
@@ -189,6 +202,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     cancelledAt: null,
     schedule: null,
     implementationStart: null,
+    implementer: null,
     completion: null,
     postImplementationReview: null,
     retrospective: null,
@@ -234,7 +248,7 @@ const factsOf = (
         },
       };
     case 'ImplementationStarted':
-      return { implementationStart: { at, by } };
+      return { implementationStart: { at, by }, implementer: d.byImplementer === false ? null : by };
     case 'ImplementationCompleted':
       return { completion: { at, outcome: d.outcome as Outcome } };
     case 'PostImplementationReviewRecorded':
@@ -271,8 +285,10 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   },
   // 2: the segregation-of-duties checks are counted once per review decision and only for
   // starts that had an approver (version 1 counted a rejection twice, and starts of standard
-  // changes): facts written by 1 inflate the report's "checked N events".
-  version: 2,
+  // changes): facts written by 1 inflate the report's "checked N events". 3: an emergency's
+  // retrospective decision by its implementer is an exception (facts of 2 do not know who that
+  // was, so the check passed it).
+  version: 3,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
@@ -283,6 +299,7 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
     const status = statusAfterEvent(event) ?? doc.status;
     // one fresh copy per event (this runs for every event of every replay)
     return Object.assign({ ...doc }, factsOf(doc, event, d), {
+      ...(doc.implementer === null && WORK_EVENTS.has(event.type) ? { implementer: d.by as ActorRef } : {}),
       status,
       reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
       controlEvents: isJudgedControlEvent(doc, event, d) ? [...doc.controlEvents, d.at] : doc.controlEvents,
