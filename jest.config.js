@@ -13,7 +13,7 @@ const swc = [
   },
 ];
 const moduleNameMapper = {
-  '^@changeledger/(domain|event-store|read-models|platform)$': '<rootDir>/libs/$1/src',
+  '^@changeledger/(domain|event-store|read-models|platform|webhooks)$': '<rootDir>/libs/$1/src',
 };
 const base = {
   rootDir: __dirname,

@@ -39,6 +39,7 @@ import { SqliteIdempotencyStore } from './idempotency/adapters/sqlite-idempotenc
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency/idempotency-store.port';
 import { IdempotentCommands } from './idempotency/idempotent-commands';
 import { StandardTemplatesController } from './templates/standard-templates.controller';
+import { WebhookService } from './webhooks/webhook.service';
 import {
   OPENAPI_DOCUMENT,
   OpenApiController,
@@ -149,6 +150,7 @@ export class AppModule {
         GetComplianceReportHandler,
         ProjectorService,
         ReadPosition,
+        WebhookService,
         readModelStoreProvider,
         StoreLifecycle,
       ],

@@ -10,4 +10,5 @@ export {
   sequenceStreamId,
   redactConnectionString,
 } from './adapters/eventstoredb/eventstoredb-mapping';
+export * from './audit/audit-event';
 export * from './audit/verify-chain';

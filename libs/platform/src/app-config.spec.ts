@@ -154,4 +154,65 @@ describe('loadConfig: worker threads', () => {
     expect(config.dataDir).toMatch(/[/\\]data$/);
     expect(config.mongodbDb).toBe('changeledger');
   });
+  describe('WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_EVENTS', () => {
+    const secret = 's'.repeat(32);
+    it('unset: no webhook; set: the URL, its secret and the event types, if any', () => {
+      expect(loadConfig({}).webhook).toBeUndefined();
+      expect(
+        loadConfig({ WEBHOOK_URL: 'https://hooks.example.test/a?b=c', WEBHOOK_SECRET: secret }).webhook,
+      ).toEqual({
+        url: 'https://hooks.example.test/a?b=c',
+        secret,
+      });
+      expect(
+        loadConfig({
+          WEBHOOK_URL: 'http://10.0.0.5:8080/',
+          WEBHOOK_SECRET: secret,
+          WEBHOOK_EVENTS: ' ChangeApproved, RetrospectiveDecisionRecorded ,',
+        }).webhook?.eventTypes,
+      ).toEqual(['ChangeApproved', 'RetrospectiveDecisionRecorded']);
+    });
+
+    it.each<[string, Record<string, string>, RegExp]>([
+      [
+        'not a URL',
+        { WEBHOOK_URL: 'hooks.example.test', WEBHOOK_SECRET: secret },
+        /WEBHOOK_URL must be an http/,
+      ],
+      [
+        'another scheme',
+        { WEBHOOK_URL: 'ftp://hooks.example.test/', WEBHOOK_SECRET: secret },
+        /WEBHOOK_URL must be/,
+      ],
+      [
+        'no secret',
+        { WEBHOOK_URL: 'https://hooks.example.test/' },
+        /WEBHOOK_URL needs WEBHOOK_SECRET, at least 32/,
+      ],
+      [
+        'a short secret',
+        { WEBHOOK_URL: 'https://hooks.example.test/', WEBHOOK_SECRET: 's'.repeat(31) },
+        /at least 32 characters/,
+      ],
+      [
+        'an event type that does not exist',
+        {
+          WEBHOOK_URL: 'https://hooks.example.test/',
+          WEBHOOK_SECRET: secret,
+          WEBHOOK_EVENTS: 'ChangeApproved,ChangeAproved',
+        },
+        /WEBHOOK_EVENTS names event types that do not exist: ChangeAproved \(they are: ChangeSubmitted, /,
+      ],
+    ])('refuses %s', (_name, env, message) => {
+      expect(() => loadConfig(env)).toThrow(message);
+    });
+
+    it('names a secret or an event list given without a URL', () => {
+      const env = { WEBHOOK_SECRET: secret, WEBHOOK_EVENTS: 'ChangeApproved' };
+      expect(ignoredSettings(loadConfig(env), env)).toEqual([
+        'WEBHOOK_SECRET is set but not used: WEBHOOK_URL is not set',
+        'WEBHOOK_EVENTS is set but not used: WEBHOOK_URL is not set',
+      ]);
+    });
+  });
 });

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { WEBHOOK_EVENT_TYPES, type WebhookTarget } from '@changeledger/webhooks';
 import { MIN_JWT_SECRET_LENGTH } from './jwt-secret';
 
 /** DI token for the AppConfig. */
@@ -41,6 +42,8 @@ export interface AppConfig {
   /** Worker threads `projections:rebuild` replays with (embedded stores only; 1: the main thread). */
   readonly rebuildWorkers: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** Where every event is sent as it is recorded (signed JSON POSTs); unset: nowhere. */
+  readonly webhook?: WebhookTarget;
 }
 
 const oneOf = <T extends string>(
@@ -115,6 +118,11 @@ export const ignoredSettings = (config: AppConfig, env: NodeJS.ProcessEnv = proc
       'EVENTSTORE_CONNECTION_STRING is set but not used: EVENT_STORE is sqlite (set EVENT_STORE=eventstoredb to use it)',
     );
   }
+  for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_EVENTS'] as const) {
+    if (!config.webhook && optional(env[name])) {
+      ignored.push(`${name} is set but not used: WEBHOOK_URL is not set`);
+    }
+  }
   for (const name of ['MONGODB_URL', 'MONGODB_DB'] as const) {
     if (config.readModelStore !== 'mongodb' && optional(env[name])) {
       ignored.push(
@@ -184,6 +192,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     ),
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
+    webhook: webhookTarget(env),
   };
   if (eventStore === 'eventstoredb' && !config.eventStoreConnectionString) {
     throw new Error(
@@ -213,6 +222,39 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
   }
   return config;
+};
+
+/** WEBHOOK_URL, WEBHOOK_SECRET and WEBHOOK_EVENTS, checked; undefined without a URL. */
+const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
+  const url = optional(env.WEBHOOK_URL);
+  if (url === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) {
+    throw new Error(`WEBHOOK_URL must be an http:// or https:// URL (got "${url.slice(0, 200)}")`);
+  }
+  const secret = optional(env.WEBHOOK_SECRET);
+  // Anyone who sees one delivery can test guesses of the secret offline, then forge deliveries.
+  if (secret === undefined || secret.length < MIN_JWT_SECRET_LENGTH) {
+    throw new Error(
+      `WEBHOOK_URL needs WEBHOOK_SECRET, at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. openssl rand -hex 32): every delivery is signed with it, so that the receiver can check where it came from`,
+    );
+  }
+  const eventTypes = (optional(env.WEBHOOK_EVENTS) ?? '')
+    .split(',')
+    .map((type) => type.trim())
+    .filter((type) => type !== '');
+  const unknown = eventTypes.filter((type) => !WEBHOOK_EVENT_TYPES.includes(type));
+  if (unknown.length > 0) {
+    throw new Error(
+      `WEBHOOK_EVENTS names event types that do not exist: ${unknown.join(', ')} (they are: ${WEBHOOK_EVENT_TYPES.join(', ')})`,
+    );
+  }
+  return { url, secret, ...(eventTypes.length > 0 ? { eventTypes } : {}) };
 };
 
 /** https, or plain http to the loopback interface (a local identity provider, tests). */

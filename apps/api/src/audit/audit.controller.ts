@@ -7,8 +7,8 @@ import { type Actor, changeRequestStreamId, ISO_DATE, notFound, toChangeView } f
 import {
   EVENT_STORE,
   type EventStore,
-  type RecordedEvent,
   parseLogAnchor,
+  toAuditEvent,
   verifyHashChains,
   verifyStreamChain,
 } from '@changeledger/event-store';
@@ -53,27 +53,6 @@ export class AuditEventsQueryDto extends ReadQueryDto {
   @Matches(/^[1-9]\d{0,8}$/, { message: 'limit must be a positive integer' })
   limit?: string;
 }
-
-/** An event as auditors see it: positions as decimal strings, the chain fields at the top. */
-export const toAuditEvent = (e: RecordedEvent) => {
-  const { hash, previousHash, ...metadata } = e.metadata as typeof e.metadata & {
-    hash?: string;
-    previousHash?: string;
-  };
-  return {
-    position: e.position.toString(),
-    streamId: e.streamId,
-    revision: Number(e.revision),
-    eventId: e.eventId,
-    type: e.type,
-    occurredAt: metadata.occurredAt,
-    actor: metadata.actor,
-    data: e.data,
-    metadata,
-    hash: hash ?? null,
-    previousHash: previousHash ?? null,
-  };
-};
 
 const STREAM_PAGE = 1000;
 

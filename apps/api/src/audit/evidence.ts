@@ -1,14 +1,11 @@
 import type { ChangeView } from '@changeledger/domain';
-import type { ChainReport } from '@changeledger/event-store';
+import type { AuditEvent, ChainReport } from '@changeledger/event-store';
 import {
   markdownBlock,
   markdownCell,
   markdownInline as md,
   markdownListItem,
 } from '@changeledger/read-models';
-import type { toAuditEvent } from './audit.controller';
-
-type AuditEvent = ReturnType<typeof toAuditEvent>;
 
 const word = (value: string | null | undefined) =>
   value ? value.charAt(0).toUpperCase() + value.slice(1) : '—';

@@ -9,8 +9,10 @@ import {
   type StaleReadModel,
   staleReadModels,
 } from '@changeledger/read-models';
+import type { WebhookStatus } from '@changeledger/webhooks';
 import { Public } from '../auth/auth.guard';
 import { ProjectorService, ReadPosition } from '../read-models/read-position';
+import { WebhookService } from '../webhooks/webhook.service';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -40,6 +42,12 @@ export interface HealthReport {
    * upgrade that changed it): served, but with the old meaning until `projections:rebuild`.
    */
   staleReadModels: StaleReadModel[];
+  /**
+   * The webhook (WEBHOOK_URL) of this process: how far it has delivered, and the event its
+   * receiver keeps refusing, if one does (reported, status ok: commands are not held up by it).
+   * Null when none is configured here.
+   */
+  webhook: WebhookStatus | null;
 }
 
 /** How long a look at the projection versions is reused (health is polled; they rarely change). */
@@ -59,6 +67,7 @@ export class HealthController {
     @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
     private readonly readPosition: ReadPosition,
     private readonly projectorService: ProjectorService,
+    private readonly webhooks: WebhookService,
   ) {}
 
   private stale: { at: number; models: Promise<StaleReadModel[]> } | undefined;
@@ -98,6 +107,7 @@ export class HealthController {
       projector,
       projectorStalledSince: stalledSince !== undefined ? new Date(stalledSince).toISOString() : null,
       staleReadModels: stale,
+      webhook: this.webhooks.status(),
     };
   }
 }

@@ -1,0 +1,55 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
+import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
+import { WebhookCheckpoints, WebhookDispatcher, type WebhookStatus } from '@changeledger/webhooks';
+
+/** The file, in DATA_DIR, that remembers how far each webhook target has been delivered. */
+export const WEBHOOK_CHECKPOINTS_FILE = 'webhooks.sqlite';
+
+/**
+ * Sends the log's events to WEBHOOK_URL while the API runs. Configure it on one process only:
+ * each process that has it delivers every event (receivers tell repeats by `eventId`).
+ */
+@Injectable()
+export class WebhookService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Webhook');
+  private checkpoints: WebhookCheckpoints | undefined;
+  private dispatcher: WebhookDispatcher | undefined;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(EVENT_STORE) private readonly events: EventStore,
+  ) {}
+
+  async onApplicationBootstrap() {
+    const target = this.config.webhook;
+    if (!target) return;
+    mkdirSync(this.config.dataDir, { recursive: true });
+    this.checkpoints = new WebhookCheckpoints(join(this.config.dataDir, WEBHOOK_CHECKPOINTS_FILE));
+    this.dispatcher = new WebhookDispatcher(this.events, {
+      target,
+      checkpoints: this.checkpoints,
+      logger: { log: (m) => this.logger.log(m), error: (m) => this.logger.error(m) },
+    });
+    await this.dispatcher.start();
+  }
+
+  /** For health: null when no webhook is configured. */
+  status(): WebhookStatus | null {
+    return this.dispatcher?.status() ?? null;
+  }
+
+  /** Before the stores close (they close in onApplicationShutdown). */
+  async beforeApplicationShutdown() {
+    await this.dispatcher?.stop();
+    this.checkpoints?.close();
+  }
+}

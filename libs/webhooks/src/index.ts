@@ -1,0 +1,3 @@
+export * from './webhook-payload';
+export * from './webhook-checkpoints';
+export * from './webhook-dispatcher';

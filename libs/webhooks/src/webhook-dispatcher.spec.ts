@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver';
+import { WebhookCheckpoints } from './webhook-checkpoints';
+import { WebhookDispatcher, type WebhookTarget } from './webhook-dispatcher';
+import { signWebhook, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from './webhook-payload';
+
+const SECRET = 'webhook-test-secret-0123456789abcdef';
+const ACTOR = { id: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] };
+
+const anEvent = (type: string, data: Record<string, unknown> = {}): NewEvent => ({
+  eventId: randomUUID(),
+  type,
+  data,
+  metadata: {
+    actor: ACTOR,
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    causationId: null,
+    schemaVersion: 5,
+  },
+});
+
+const until = async (condition: () => boolean, what: string, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', () => {
+  let dir: string;
+  let events: SqliteEventStore;
+  let checkpoints: WebhookCheckpoints;
+  let receiver: WebhookReceiver;
+  const running: WebhookDispatcher[] = [];
+  const errors: string[] = [];
+
+  const dispatcher = (target: Partial<WebhookTarget> = {}, options: { timeoutMs?: number } = {}) => {
+    const created = new WebhookDispatcher(events, {
+      target: { url: receiver.url, secret: SECRET, ...target },
+      checkpoints,
+      retryBaseMs: 20,
+      retryMaxMs: 80,
+      timeoutMs: options.timeoutMs ?? 5_000,
+      logger: { log: () => undefined, error: (m) => errors.push(m) },
+    });
+    running.push(created);
+    return created;
+  };
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-'));
+    events = new SqliteEventStore(join(dir, 'events.sqlite'));
+    checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    receiver = await startWebhookReceiver();
+    errors.length = 0;
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((d) => d.stop()));
+    await receiver.close();
+    checkpoints.close();
+    await events.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends each event once, in order, signed, as the audit API shows it, naming its subject', async () => {
+    const webhook = dispatcher();
+    await webhook.start();
+    const submitted = anEvent('ChangeSubmitted', { changeId: 'CHG-001' });
+    await events.append('changeRequest-CHG-001', [submitted, anEvent('ReviewRecorded')], 'no-stream');
+    await events.append('standardTemplate-STD-001', [anEvent('StandardTemplateCreated')], 'no-stream');
+    await receiver.received(3);
+    const head = await events.headPosition();
+    await until(() => webhook.status().deliveredThrough === head.toString(), 'all three accepted');
+
+    const bodies = receiver.bodies();
+    expect(bodies.map((b) => [b.type, b.subject, b.revision])).toEqual([
+      ['ChangeSubmitted', { kind: 'change-request', id: 'CHG-001' }, 0],
+      ['ReviewRecorded', { kind: 'change-request', id: 'CHG-001' }, 1],
+      ['StandardTemplateCreated', { kind: 'standard-template', id: 'STD-001' }, 0],
+    ]);
+    expect(bodies[0]).toMatchObject({
+      eventId: submitted.eventId,
+      streamId: 'changeRequest-CHG-001',
+      position: expect.stringMatching(/^\d+$/),
+      occurredAt: submitted.metadata.occurredAt,
+      actor: ACTOR,
+      data: { changeId: 'CHG-001' },
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    const first = receiver.deliveries[0];
+    expect(first.headers).toMatchObject({
+      'content-type': 'application/json',
+      'changeledger-event-id': submitted.eventId,
+      'changeledger-event-type': 'ChangeSubmitted',
+      'changeledger-delivery-attempt': '1',
+    });
+    const now = Math.floor(Date.now() / 1000);
+    for (const delivery of receiver.deliveries) {
+      const signature = delivery.headers[WEBHOOK_SIGNATURE_HEADER] as string;
+      expect(verifyWebhookSignature(SECRET, signature, delivery.body, now)).toBe(true);
+      expect(
+        verifyWebhookSignature('another-secret-0123456789abcdefghij', signature, delivery.body, now),
+      ).toBe(false);
+    }
+    expect(webhook.status()).toMatchObject({
+      target: new URL(receiver.url).origin,
+      deliveredThrough: bodies[2].position,
+      lastDeliveredAt: expect.any(String),
+      failing: null,
+    });
+    expect(JSON.stringify(webhook.status())).not.toContain('receiver-secret');
+    // nothing is sent twice
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(receiver.deliveries).toHaveLength(3);
+  });
+
+  it('starts a new target at the head of the log: history is not sent', async () => {
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    const webhook = dispatcher();
+    await webhook.start();
+    await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(receiver.bodies().map((b) => b.streamId)).toEqual(['changeRequest-CHG-002']);
+  });
+
+  it('retries a refusing receiver with growing delays; later events wait behind the refused one', async () => {
+    receiver.answer((_delivery, index) => (index < 3 ? 500 : 204));
+    const webhook = dispatcher();
+    await webhook.start();
+    const [a, b] = [anEvent('ChangeSubmitted'), anEvent('ReviewRecorded')];
+    await events.append('changeRequest-CHG-001', [a, b], 'no-stream');
+    await until(() => webhook.status().failing?.attempts === 2, 'two failed attempts');
+    expect(webhook.status().failing).toMatchObject({
+      eventId: a.eventId,
+      lastError: 'HTTP 500',
+      since: expect.any(String),
+    });
+    await receiver.received(5);
+    expect(
+      receiver.deliveries.map((d) => [
+        d.headers['changeledger-event-id'],
+        d.headers['changeledger-delivery-attempt'],
+      ]),
+    ).toEqual([
+      [a.eventId, '1'],
+      [a.eventId, '2'],
+      [a.eventId, '3'],
+      [a.eventId, '4'],
+      [b.eventId, '1'],
+    ]);
+    // 20, 40, 80 ms between the attempts (retryBaseMs 20, doubling; a timer may fire a little early)
+    const gaps = [1, 2, 3].map((i) => receiver.deliveries[i].at - receiver.deliveries[i - 1].at);
+    gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(20 * 2 ** i - 5));
+    // the same body each time: a receiver may compare or hash it
+    expect(new Set(receiver.deliveries.slice(0, 4).map((d) => d.body)).size).toBe(1);
+    await until(() => webhook.status().failing === null, 'recovery');
+    expect(errors.filter((m) => /not delivered \(attempt \d: HTTP 500\)/.test(m))).toHaveLength(3);
+  });
+
+  it('takes neither a redirect nor silence for an acceptance', async () => {
+    receiver.answer((_delivery, index) => (index === 0 ? 302 : index === 1 ? 'hang' : 200));
+    const webhook = dispatcher({}, { timeoutMs: 200 });
+    await webhook.start();
+    const event = anEvent('ChangeSubmitted');
+    await events.append('changeRequest-CHG-001', [event], 'no-stream');
+    await until(() => webhook.status().failing?.lastError === 'HTTP 302', 'the redirect refused');
+    await until(() => webhook.status().failing?.lastError === 'no answer within 200 ms', 'the timeout');
+    await receiver.received(3);
+    await until(() => webhook.status().failing === null, 'delivery');
+    expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([
+      event.eventId,
+      event.eventId,
+      event.eventId,
+    ]);
+  });
+
+  it('names an unreachable receiver, and delivers once it is back', async () => {
+    const elsewhere = await startWebhookReceiver();
+    const port = Number(new URL(elsewhere.url).port);
+    await elsewhere.close(); // nothing listens there now
+    const webhook = dispatcher({ url: elsewhere.url });
+    await webhook.start();
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    await until(() => webhook.status().failing !== null, 'a failure');
+    expect(webhook.status().failing?.lastError).toBe('ECONNREFUSED');
+    const back = await startWebhookReceiver(() => 204, port);
+    try {
+      await back.received(1);
+      await until(() => webhook.status().failing === null, 'delivery');
+    } finally {
+      await back.close();
+    }
+  });
+
+  it('resumes after a restart where the receiver left off: nothing accepted is sent again', async () => {
+    const first = dispatcher();
+    await first.start();
+    await events.append(
+      'changeRequest-CHG-001',
+      [anEvent('ChangeSubmitted'), anEvent('ReviewRecorded')],
+      'no-stream',
+    );
+    const head = await events.headPosition();
+    await until(() => first.status().deliveredThrough === head.toString(), 'both accepted');
+    await first.stop();
+    // written while no dispatcher ran
+    await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+    checkpoints.close();
+    checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    const second = dispatcher();
+    await second.start();
+    await events.append('changeRequest-CHG-003', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(4);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(receiver.bodies().map((b) => b.streamId)).toEqual([
+      'changeRequest-CHG-001',
+      'changeRequest-CHG-001',
+      'changeRequest-CHG-002',
+      'changeRequest-CHG-003',
+    ]);
+  });
+
+  it('a stop abandons an unanswered delivery, which the next start sends again', async () => {
+    receiver.answer((_delivery, index) => (index === 0 ? 'hang' : 204));
+    const first = dispatcher();
+    await first.start();
+    const event = anEvent('ChangeSubmitted');
+    await events.append('changeRequest-CHG-001', [event], 'no-stream');
+    await receiver.received(1);
+    await first.stop();
+    const second = dispatcher();
+    await second.start();
+    await receiver.received(2);
+    expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([
+      event.eventId,
+      event.eventId,
+    ]);
+  });
+
+  it('a stop waits for the answer to a delivery under way: a graceful restart sends nothing twice', async () => {
+    receiver.answer(() => ({ status: 204, afterMs: 300 }));
+    const first = dispatcher();
+    await first.start();
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(1);
+    await first.stop();
+    expect(first.status().deliveredThrough).toBe((await events.headPosition()).toString());
+    const second = dispatcher();
+    await second.start();
+    await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(2);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(receiver.bodies().map((b) => b.streamId)).toEqual([
+      'changeRequest-CHG-001',
+      'changeRequest-CHG-002',
+    ]);
+  });
+
+  it('sends only the chosen event types, and moves its checkpoint past the others', async () => {
+    const first = dispatcher({ eventTypes: ['ChangeApproved'] });
+    await first.start();
+    await events.append(
+      'changeRequest-CHG-001',
+      [anEvent('ChangeSubmitted'), anEvent('ChangeApproved'), anEvent('ChangeScheduled')],
+      'no-stream',
+    );
+    await receiver.received(1);
+    const head = await events.headPosition();
+    await until(() => first.status().deliveredThrough === head.toString(), 'the skipped events passed');
+    await first.stop();
+    expect(checkpoints.get(receiver.url)).toBe(head);
+    expect(receiver.bodies().map((b) => b.type)).toEqual(['ChangeApproved']);
+  });
+
+  it('keeps one checkpoint per target URL, and never moves one back', () => {
+    checkpoints.set('http://a.example/hook', 10n, new Date());
+    checkpoints.set('http://a.example/hook', 4n, new Date());
+    checkpoints.set('http://b.example/hook', 18446744073709551615n, new Date());
+    expect(checkpoints.get('http://a.example/hook')).toBe(10n);
+    expect(checkpoints.get('http://b.example/hook')).toBe(18446744073709551615n);
+    expect(checkpoints.get('http://c.example/hook')).toBeUndefined();
+  });
+});
+
+describe('webhook signatures', () => {
+  const body = '{"type":"ChangeApproved"}';
+  const now = 1_800_000_000;
+  const sign = (timestamp: number, text = body, secret = SECRET) => signWebhook(secret, timestamp, text);
+
+  it.each<{ name: string; header: string | undefined; valid: boolean }>([
+    { name: 'a fresh signature of the body', header: sign(now), valid: true },
+    { name: 'one made 4 minutes ago', header: sign(now - 240), valid: true },
+    { name: 'one made 6 minutes ago (a replay)', header: sign(now - 360), valid: false },
+    { name: 'one of another body', header: sign(now, '{"type":"ChangeRejected"}'), valid: false },
+    { name: 'one with another secret', header: sign(now, body, 'x'.repeat(40)), valid: false },
+    { name: 'no header', header: undefined, valid: false },
+    { name: 'a malformed header', header: 'sha256=abc', valid: false },
+  ])('$name → valid: $valid', ({ header, valid }) => {
+    expect(verifyWebhookSignature(SECRET, header, body, now)).toBe(valid);
+  });
+});

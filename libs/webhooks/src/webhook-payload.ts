@@ -1,0 +1,70 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  CHANGE_REQUEST_EVENT_TYPES,
+  changeRequestStreamId,
+  type StandardTemplateEvent,
+  standardTemplateStreamId,
+} from '@changeledger/domain';
+import { type AuditEvent, type RecordedEvent, toAuditEvent } from '@changeledger/event-store';
+
+const TEMPLATE_EVENT_TYPES: readonly StandardTemplateEvent['type'][] = [
+  'StandardTemplateCreated',
+  'StandardTemplateRetired',
+];
+
+/** Every event type a webhook may be limited to (`WEBHOOK_EVENTS`). */
+export const WEBHOOK_EVENT_TYPES: readonly string[] = [
+  ...CHANGE_REQUEST_EVENT_TYPES,
+  ...TEMPLATE_EVENT_TYPES,
+];
+
+const CHANGE_PREFIX = changeRequestStreamId('');
+const TEMPLATE_PREFIX = standardTemplateStreamId('');
+
+/** The streams whose events are delivered: the two aggregates' (not the id counters'). */
+export const WEBHOOK_STREAM_PREFIXES: readonly string[] = [CHANGE_PREFIX, TEMPLATE_PREFIX];
+
+export interface WebhookSubject {
+  readonly kind: 'change-request' | 'standard-template';
+  /** `CHG-001`, `STD-001`: what `GET /api/v1/changes/:id` (or the templates list) shows. */
+  readonly id: string;
+}
+
+/** One delivery's body: the event exactly as `GET /api/v1/audit/events` shows it, and what it is about. */
+export type WebhookPayload = AuditEvent & { readonly subject: WebhookSubject };
+
+export const toWebhookPayload = (event: RecordedEvent): WebhookPayload => {
+  const subject: WebhookSubject = event.streamId.startsWith(TEMPLATE_PREFIX)
+    ? { kind: 'standard-template', id: event.streamId.slice(TEMPLATE_PREFIX.length) }
+    : { kind: 'change-request', id: event.streamId.slice(CHANGE_PREFIX.length) };
+  return { ...toAuditEvent(event), subject };
+};
+
+/** The header a receiver checks: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+export const WEBHOOK_SIGNATURE_HEADER = 'changeledger-signature';
+
+export const signWebhook = (secret: string, timestampSeconds: number, body: string): string =>
+  `t=${timestampSeconds},v1=${createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex')}`;
+
+/**
+ * What a receiver does with the signature header (exported for receivers written in
+ * TypeScript, and for the tests): the body is authentic and recent (within `toleranceSeconds`
+ * of `nowSeconds`, so that a captured delivery cannot be replayed later).
+ */
+export const verifyWebhookSignature = (
+  secret: string,
+  header: string | undefined,
+  body: string,
+  nowSeconds: number,
+  toleranceSeconds = 300,
+): boolean => {
+  const match = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header ?? '');
+  if (!match) return false;
+  const timestamp = Number(match[1]);
+  if (Math.abs(nowSeconds - timestamp) > toleranceSeconds) return false;
+  const expected = Buffer.from(
+    signWebhook(secret, timestamp, body).slice(`t=${timestamp},v1=`.length),
+    'hex',
+  );
+  return timingSafeEqual(expected, Buffer.from(match[2], 'hex'));
+};
