@@ -235,7 +235,10 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
     parsed = undefined;
   }
   if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) {
-    throw new Error(`WEBHOOK_URL must be an http:// or https:// URL (got "${url.slice(0, 200)}")`);
+    // not echoed: a receiver's URL often holds its token
+    throw new Error(
+      `WEBHOOK_URL must be an http:// or https:// URL (got ${parsed ? `one starting ${parsed.protocol}//` : 'something that is not a URL'})`,
+    );
   }
   const secret = optional(env.WEBHOOK_SECRET);
   // Anyone who sees one delivery can test guesses of the secret offline, then forge deliveries.

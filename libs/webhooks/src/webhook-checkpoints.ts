@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 
 /**
- * How far each webhook target has been delivered, in `DATA_DIR/webhooks.sqlite`. Not in the
+ * How far a webhook has been delivered, by name, in `DATA_DIR/webhooks.sqlite`. Not in the
  * read-model store: a rebuild swaps that store's checkpoints for the rebuilt ones, which would
- * send every event again. Kept per target URL, so that a new receiver starts afresh.
+ * send every event again.
  */
 export class WebhookCheckpoints {
   private readonly db: Database.Database;
@@ -13,38 +13,45 @@ export class WebhookCheckpoints {
   constructor(file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // A delivery acknowledged by the receiver is not sent again after a power cut.
-    this.db.pragma('synchronous = FULL');
+    // Durable across a crash of the process, not of the machine: after a power cut the last
+    // deliveries may be sent again (at least once allows that), and no delivery waits for an
+    // fsync on the API's thread.
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS webhook_checkpoints (
-         target TEXT PRIMARY KEY,
+         name TEXT PRIMARY KEY,
          position TEXT NOT NULL,
          updated_at TEXT NOT NULL
        )`,
     );
-    this.select = this.db.prepare('SELECT position FROM webhook_checkpoints WHERE target = ?');
+    this.select = this.db.prepare('SELECT position FROM webhook_checkpoints WHERE name = ?');
     this.upsert = this.db.prepare(
-      `INSERT INTO webhook_checkpoints (target, position, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (target) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
     );
   }
 
-  /** The position delivered through, or undefined for a target never started. */
-  get(target: string): bigint | undefined {
-    const row = this.select.get(target);
+  /** The position delivered through, or undefined for a webhook never started. */
+  get(name: string): bigint | undefined {
+    const row = this.select.get(name);
     return row ? BigInt(row.position) : undefined;
   }
 
   /** Records `position`; never moves a checkpoint back (positions are 64-bit: compared as bigints). */
-  set(target: string, position: bigint, at: Date): void {
+  set(name: string, position: bigint, at: Date): void {
     this.db
       .transaction(() => {
-        const current = this.get(target);
+        const current = this.get(name);
         if (current !== undefined && current >= position) return;
-        this.upsert.run(target, position.toString(), at.toISOString());
+        this.upsert.run(name, position.toString(), at.toISOString());
       })
       .immediate();
+  }
+
+  /** Puts a checkpoint where it is told, back too (a log that ends before it: see the dispatcher). */
+  reset(name: string, position: bigint, at: Date): void {
+    this.upsert.run(name, position.toString(), at.toISOString());
   }
 
   close(): void {

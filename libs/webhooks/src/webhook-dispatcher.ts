@@ -8,6 +8,7 @@ import {
 } from './webhook-payload';
 
 export interface WebhookTarget {
+  /** The receiver; a user and password in it are sent as HTTP Basic authentication. */
   readonly url: string;
   /** Signs every delivery (HMAC-SHA256), so that the receiver can tell it came from here. */
   readonly secret: string;
@@ -28,21 +29,24 @@ export interface WebhookDispatcherOptions {
 }
 
 export interface WebhookStatus {
-  /** Where deliveries go: scheme, host and port only (a receiver's path often holds its token). */
-  readonly target: string;
   /** Every wanted event up to this log position has been accepted by the receiver. */
   readonly deliveredThrough: string | null;
   readonly lastDeliveredAt: string | null;
-  /** The event the receiver keeps refusing (later ones wait behind it: order is kept). */
+  /**
+   * What keeps failing: the event the receiver refuses (later ones wait behind it: order is
+   * kept), or, with `eventId` null, reading the log after `position`.
+   */
   readonly failing: {
     readonly since: string;
     readonly attempts: number;
-    readonly eventId: string;
+    readonly eventId: string | null;
     readonly position: string;
     readonly lastError: string;
   } | null;
 }
 
+/** The name of the checkpoint: one webhook, whatever its URL (a new token in it loses nothing). */
+const CHECKPOINT = 'webhook';
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_RETRY_BASE_MS = 1_000;
 const DEFAULT_RETRY_MAX_MS = 5 * 60_000;
@@ -51,15 +55,23 @@ const STOP_GRACE_MS = 2_000;
 /** Positions of skipped events are saved at most this often (a delivery saves at once). */
 const SAVE_SKIPPED_AFTER_MS = 1_000;
 
-/** The part of a receiver's URL that may be shown and logged. */
+/** The part of a receiver's URL that may be shown and logged (its path often holds a token). */
 export const webhookTargetOrigin = (url: string): string => new URL(url).origin;
 
-const describeFailure = (error: unknown): string => {
-  // fetch says "fetch failed" and puts the reason (ECONNREFUSED, a TLS error) in `cause`
-  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
-  if (cause?.code) return cause.code;
-  if (cause?.message) return cause.message;
-  return error instanceof Error ? error.message : String(error);
+/**
+ * Where to POST and how to authenticate: fetch refuses a URL with a user or password in it (and
+ * names the whole URL, password included, in its error), so they travel as a Basic header.
+ */
+const endpointOf = (url: string): { endpoint: string; authorization?: string } => {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { endpoint: url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return {
+    endpoint: parsed.toString(),
+    authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`,
+  };
 };
 
 /**
@@ -71,6 +83,8 @@ const describeFailure = (error: unknown): string => {
 export class WebhookDispatcher {
   private readonly target: WebhookTarget;
   private readonly origin: string;
+  private readonly endpoint: string;
+  private readonly authorization: string | undefined;
   private readonly checkpoints: WebhookCheckpoints;
   private readonly timeoutMs: number;
   private readonly retryBaseMs: number;
@@ -96,6 +110,7 @@ export class WebhookDispatcher {
   ) {
     this.target = options.target;
     this.origin = webhookTargetOrigin(options.target.url);
+    ({ endpoint: this.endpoint, authorization: this.authorization } = endpointOf(options.target.url));
     this.checkpoints = options.checkpoints;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retryBaseMs = options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
@@ -107,14 +122,22 @@ export class WebhookDispatcher {
   }
 
   async start(): Promise<void> {
-    const stored = this.checkpoints.get(this.target.url);
+    const head = await this.events.headPosition();
+    if (this.stopping) return; // stopped while it looked
+    const stored = this.checkpoints.get(CHECKPOINT);
     if (stored === undefined) {
-      // A new receiver gets what happens from now on, not years of history
+      // A new webhook gets what happens from now on, not years of history
       // (GET /api/v1/audit/events serves that).
-      this.position = await this.events.headPosition();
-      this.checkpoints.set(this.target.url, this.position, this.now());
-      this.logger.log(
-        `webhook ${this.origin}: first start, delivering the events after position ${this.position}`,
+      this.position = head;
+      this.checkpoints.set(CHECKPOINT, head, this.now());
+      this.logger.log(`webhook ${this.origin}: first start, delivering the events after position ${head}`);
+    } else if (stored > head) {
+      // Another log than the one it was delivering (restored, or EVENT_STORE switched): new events
+      // there would sit at positions it takes for delivered. From its end, and said loudly.
+      this.position = head;
+      this.checkpoints.reset(CHECKPOINT, head, this.now());
+      this.logger.error(
+        `webhook ${this.origin}: its checkpoint (position ${stored}) is past the end of the event log (${head}): a restored or another log; delivering the events after ${head}`,
       );
     } else {
       this.position = stored;
@@ -149,7 +172,6 @@ export class WebhookDispatcher {
 
   status(): WebhookStatus {
     return {
-      target: this.origin,
       deliveredThrough: this.position?.toString() ?? null,
       lastDeliveredAt: this.lastDeliveredAt?.toISOString() ?? null,
       failing: this.failing,
@@ -157,6 +179,7 @@ export class WebhookDispatcher {
   }
 
   private async run(): Promise<void> {
+    let readFailures = 0;
     while (!this.stopping) {
       try {
         const subscription = this.events.subscribeToAll({
@@ -166,6 +189,7 @@ export class WebhookDispatcher {
         this.subscription = subscription;
         try {
           for await (const event of subscription) {
+            readFailures = 0;
             if (this.wanted(event.type)) {
               if (!(await this.deliver(event))) return;
               this.position = event.position;
@@ -181,12 +205,27 @@ export class WebhookDispatcher {
         }
       } catch (error) {
         if (this.stopping) return;
-        this.logger.error(
-          `webhook ${this.origin}: reading the event log failed (${describeFailure(error)}); reading again in ${this.retryBaseMs} ms`,
-        );
-        await this.sleep(this.retryBaseMs);
+        // A log that cannot be read (a store down, a corrupt row) is retried like a receiver:
+        // with a growing delay, and named in the status.
+        readFailures++;
+        const delay = this.delayBefore(readFailures + 1);
+        const reason = `reading the event log: ${this.describe(error)}`;
+        this.failing = {
+          since: this.failing?.eventId === null ? this.failing.since : this.now().toISOString(),
+          attempts: readFailures,
+          eventId: null,
+          position: String(this.position),
+          lastError: reason,
+        };
+        this.logger.error(`webhook ${this.origin}: ${reason}; reading again in ${delay} ms`);
+        await this.sleep(delay);
       }
     }
+  }
+
+  /** The wait before attempt `attempt` (2, 3, …): the base, doubling, at most the maximum. */
+  private delayBefore(attempt: number): number {
+    return Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(attempt - 2, 30));
   }
 
   /** True once the receiver accepted the event; false when stopped first. */
@@ -206,9 +245,9 @@ export class WebhookDispatcher {
         return true;
       }
       if (this.stopping) return false;
-      const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
+      const delay = this.delayBefore(attempt + 1);
       this.failing = {
-        since: this.failing?.since ?? this.now().toISOString(),
+        since: this.failing?.eventId === event.eventId ? this.failing.since : this.now().toISOString(),
         attempts: attempt,
         eventId: event.eventId,
         position: event.position.toString(),
@@ -229,7 +268,7 @@ export class WebhookDispatcher {
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
     try {
       const timestamp = Math.floor(this.now().getTime() / 1000);
-      const response = await fetch(this.target.url, {
+      const response = await fetch(this.endpoint, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -238,6 +277,7 @@ export class WebhookDispatcher {
           'changeledger-event-type': event.type,
           'changeledger-delivery-attempt': String(attempt),
           [WEBHOOK_SIGNATURE_HEADER]: signWebhook(this.target.secret, timestamp, body),
+          ...(this.authorization ? { authorization: this.authorization } : {}),
         },
         body,
         // a redirect is not an acceptance: the event would be sent somewhere nobody configured
@@ -249,11 +289,39 @@ export class WebhookDispatcher {
     } catch (error) {
       if (controller.signal.aborted)
         return this.stopping ? 'stopped' : `no answer within ${this.timeoutMs} ms`;
-      return describeFailure(error);
+      return this.describe(error);
     } finally {
       clearTimeout(timer);
       this.inflight = undefined;
     }
+  }
+
+  /**
+   * Why something failed, fit for the log and the health endpoint: the reason's code where it
+   * has one (fetch says "fetch failed" and puts ECONNREFUSED or a TLS error in `cause`), and
+   * never the receiver's path or query, which often hold its token.
+   */
+  private describe(error: unknown): string {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+    const text =
+      typeof cause?.code === 'string'
+        ? cause.code
+        : typeof cause?.message === 'string'
+          ? cause.message
+          : error instanceof Error
+            ? error.message
+            : String(error);
+    let safe = text;
+    const url = new URL(this.endpoint);
+    for (const secret of [
+      this.target.url,
+      new URL(this.target.url).href,
+      this.endpoint,
+      url.pathname + url.search,
+    ]) {
+      if (secret.length > 1) safe = safe.split(secret).join(this.origin);
+    }
+    return safe.slice(0, 300);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -272,11 +340,11 @@ export class WebhookDispatcher {
     const position = this.position;
     if (position === undefined || (this.saved !== undefined && position <= this.saved)) return;
     try {
-      this.checkpoints.set(this.target.url, position, this.now());
+      this.checkpoints.set(CHECKPOINT, position, this.now());
       this.saved = position;
     } catch (error) {
       // Not fatal: what was delivered since the last save is sent again after a restart.
-      this.logger.error(`webhook ${this.origin}: could not save the checkpoint (${describeFailure(error)})`);
+      this.logger.error(`webhook ${this.origin}: could not save the checkpoint (${this.describe(error)})`);
     }
   }
 

@@ -30,7 +30,6 @@ import {
   activeTemplate,
   actors,
   checklistDone,
-  completed,
   criteriaFor,
   emergencyHistory,
   emergencyRequest,
@@ -1236,31 +1235,36 @@ describe('change-request decider', () => {
         .thenTypes(['ImplementationStarted']);
     });
 
-    describe('an emergency declared by a requester, then implemented by an implementer who also holds management', () => {
+    describe('an emergency declared by a requester, then worked on by implementers, one of whom also holds management', () => {
       const implemented = [
         submitted('emergency', emergencyRequest()),
         event('ImplementationStarted', actors.alice, { emergency: true, byImplementer: false }),
-        event('ImplementationStepRecorded', actors.ivan, { sequence: 1, description: 'Failed over to pve2' }),
-        verified(),
-        completed(),
+        event('ImplementationStepRecorded', actors.ines, { sequence: 1, description: 'Failed over to pve2' }),
+        verified(), // by Ivan
+        event('ImplementationCompleted', actors.ines, { outcome: 'successful' }),
         postImplementationReviewed(),
       ];
-      const ivanManaging = withRoles(actors.ivan, 'implementer', 'management');
+      const managing = (actor: Actor) => withRoles(actor, 'implementer', 'management');
 
-      it.each<['approve' | 'reject']>([['approve'], ['reject']])(
-        'the implementer may not %s it retrospectively → SEGREGATION_OF_DUTIES',
-        (decision) => {
-          expect(toChangeView(given(implemented).state).implementedBy?.id).toBe(actors.ivan.id);
-          given(implemented)
-            .when({ type: 'RecordRetrospectiveDecision', decision, comment: 'x' }, { actor: ivanManaging })
-            .thenError('SEGREGATION_OF_DUTIES', /implemented/);
-        },
-      );
+      it.each<[string, Actor, 'approve' | 'reject']>([
+        ['its implementer (the first to record work)', actors.ines, 'approve'],
+        ['its implementer', actors.ines, 'reject'],
+        ['another who recorded part of the work (a verification)', actors.ivan, 'approve'],
+      ])('%s may not %s it retrospectively → SEGREGATION_OF_DUTIES', (_name, actor, decision) => {
+        expect(toChangeView(given(implemented).state).implementedBy?.id).toBe(actors.ines.id);
+        given(implemented)
+          .when({ type: 'RecordRetrospectiveDecision', decision, comment: 'x' }, { actor: managing(actor) })
+          .thenError('SEGREGATION_OF_DUTIES', /worked on/);
+      });
 
-      it('another manager may', () => {
+      it('a manager who did none of the work may', () => {
         given(implemented)
           .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
           .thenTypes(['RetrospectiveDecisionRecorded']);
+      });
+
+      it('the declarer without the implementer role did not start the work (only the requester rule applies)', () => {
+        expect(given(implemented).state.implementation.workedBy).toEqual([actors.ines.id, actors.ivan.id]);
       });
     });
 

@@ -22,7 +22,6 @@ import type { ChangeRequestEvent } from './change-request.events';
 import {
   type ChangeRequestState,
   evolveChangeRequest,
-  implementerOf,
   initialChangeRequestState,
 } from './change-request.state';
 import {
@@ -665,11 +664,11 @@ const decideChangeRequest = (
       ];
     case 'RecordRetrospectiveDecision': {
       notRequester('retrospectively approves');
-      // The mirror of "the approver does not start its implementation": an emergency's
-      // implementer does not judge their own work afterwards either.
-      if (implementerOf(state)?.id === ctx.actor.id) {
+      // The mirror of "the approver does not start its implementation": nobody who worked on
+      // an emergency judges that work afterwards.
+      if (state.implementation.workedBy?.includes(ctx.actor.id)) {
         throw segregationOfDuties(
-          'nobody retrospectively approves an emergency change they implemented',
+          'nobody retrospectively approves an emergency change they worked on (started it or recorded its implementation)',
           'implementer-is-not-retrospective-approver',
         );
       }

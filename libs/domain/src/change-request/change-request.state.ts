@@ -65,6 +65,12 @@ export interface ChangeRequestState {
      */
     implementerPending?: true;
     implementer?: ActorRef;
+    /**
+     * Ids of everyone who started the work or recorded any of it (steps, issues, verifications,
+     * the outcome): segregation of duties keeps them from judging it afterwards. An emergency's
+     * declarer without the implementer role did not start the work.
+     */
+    workedBy?: string[];
     steps: { sequence: number; description: string; by: ActorRef; at: string }[];
     issues: { description: string; severity: IssueSeverity; by: ActorRef; at: string }[];
     verification?: {
@@ -114,10 +120,16 @@ export const initialChangeRequestState = (): ChangeRequestState => ({
 
 /**
  * Implementation work by `by` (one of IMPLEMENTATION_WORK_EVENT_TYPES, each of whose cases below
- * calls this): the implementer, if one is still to be named (see `implementerPending`).
+ * calls this): the implementer, if one is still to be named (see `implementerPending`), and
+ * `by` among those who did the work.
  */
-const firstImplementer = (state: ChangeRequestState, by: ActorRef) =>
-  state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {};
+const recordWork = (state: ChangeRequestState, by: ActorRef) => {
+  const workedBy = state.implementation.workedBy ?? [];
+  return {
+    ...(state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {}),
+    workedBy: workedBy.includes(by.id) ? workedBy : [...workedBy, by.id],
+  };
+};
 
 /**
  * Who implements the change: whoever started it, or, for an emergency declared by someone
@@ -210,7 +222,9 @@ export const evolveChangeRequest = (
           ...state.implementation,
           startedBy: event.data.by,
           startedAt: event.data.at,
-          ...(event.data.byImplementer === false ? { implementerPending: true as const } : {}),
+          ...(event.data.byImplementer === false
+            ? { implementerPending: true as const, workedBy: [] }
+            : { workedBy: [event.data.by.id] }),
         },
       });
     case 'ImplementationStepRecorded': {
@@ -219,7 +233,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           steps: [...state.implementation.steps, { sequence, description, by, at }],
-          ...firstImplementer(state, by),
+          ...recordWork(state, by),
         },
       });
     }
@@ -229,7 +243,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           issues: [...state.implementation.issues, { description, severity, by, at }],
-          ...firstImplementer(state, by),
+          ...recordWork(state, by),
         },
       });
     }
@@ -239,7 +253,7 @@ export const evolveChangeRequest = (
         implementation: {
           ...state.implementation,
           verification: { functionalityTested, systemHealthVerified, logsChecked, passed, notes, by, at },
-          ...firstImplementer(state, by),
+          ...recordWork(state, by),
         },
       });
     }
@@ -252,7 +266,7 @@ export const evolveChangeRequest = (
           outcomeNotes: event.data.notes,
           completedBy: event.data.by,
           completedAt: event.data.at,
-          ...firstImplementer(state, event.data.by),
+          ...recordWork(state, event.data.by),
         },
       });
     case 'PostImplementationReviewRecorded': {

@@ -25,7 +25,7 @@ export type DutyRule =
   | 'requester-reviewed'
   | 'requester-decided-approval'
   | 'requester-decided-retrospective'
-  /** An emergency's retrospective decision by the person who implemented it. */
+  /** An emergency's retrospective decision by someone who worked on its implementation. */
   | 'implementer-decided-retrospective'
   | 'approver-started-implementation'
   /** The person the event names is not the authenticated sender: the record contradicts itself. */
@@ -69,11 +69,11 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly schedule: { readonly plannedStart: string; readonly plannedEnd: string } | null;
   readonly implementationStart: { readonly at: string; readonly by: ActorRef } | null;
   /**
-   * Who implements it: whoever started it, or, for an emergency declared by someone without the
-   * implementer role, the first to record work on it (null until then). Absent from facts of
-   * version 2, which did not track it.
+   * Ids of everyone who started the implementation or recorded any of its work (an emergency's
+   * declarer without the implementer role did not start it). Absent from facts of version 2,
+   * which did not track them.
    */
-  readonly implementer?: ActorRef | null;
+  readonly implementationWorkers?: readonly string[];
   readonly completion: { readonly at: string; readonly outcome: Outcome } | null;
   readonly postImplementationReview: {
     readonly at: string;
@@ -100,6 +100,8 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
 }
 
 const WORK_EVENTS = new Set<string>(IMPLEMENTATION_WORK_EVENT_TYPES);
+const withWorker = (workers: readonly string[], id: string) =>
+  workers.includes(id) ? workers : [...workers, id];
 const REVIEW_STAGE: readonly ChangeStatus[] = ['in-review', 'changes-requested', 'awaiting-approval'];
 const CONTROL_EVENTS = [
   'ReviewRecorded',
@@ -153,9 +155,7 @@ const dutyExceptionOf = (
       return byRequester && d.stage === 'approval' ? 'requester-decided-approval' : undefined;
     case 'RetrospectiveDecisionRecorded':
       if (byRequester) return 'requester-decided-retrospective';
-      return doc.implementer && doc.implementer.id === sender.id
-        ? 'implementer-decided-retrospective'
-        : undefined;
+      return doc.implementationWorkers?.includes(sender.id) ? 'implementer-decided-retrospective' : undefined;
     case 'ImplementationStarted':
       return doc.approval?.by && doc.approval.by.id === sender.id
         ? 'approver-started-implementation'
@@ -202,7 +202,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     cancelledAt: null,
     schedule: null,
     implementationStart: null,
-    implementer: null,
+    implementationWorkers: [],
     completion: null,
     postImplementationReview: null,
     retrospective: null,
@@ -248,7 +248,10 @@ const factsOf = (
         },
       };
     case 'ImplementationStarted':
-      return { implementationStart: { at, by }, implementer: d.byImplementer === false ? null : by };
+      return {
+        implementationStart: { at, by },
+        implementationWorkers: d.byImplementer === false ? [] : [by.id],
+      };
     case 'ImplementationCompleted':
       return { completion: { at, outcome: d.outcome as Outcome } };
     case 'PostImplementationReviewRecorded':
@@ -286,8 +289,8 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // 2: the segregation-of-duties checks are counted once per review decision and only for
   // starts that had an approver (version 1 counted a rejection twice, and starts of standard
   // changes): facts written by 1 inflate the report's "checked N events". 3: an emergency's
-  // retrospective decision by its implementer is an exception (facts of 2 do not know who that
-  // was, so the check passed it).
+  // retrospective decision by someone who worked on it is an exception (facts of 2 do not know
+  // who did, so the check passed it).
   version: 3,
   documentId: changeIdOf,
   evolve: (doc, event) => {
@@ -299,7 +302,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
     const status = statusAfterEvent(event) ?? doc.status;
     // one fresh copy per event (this runs for every event of every replay)
     return Object.assign({ ...doc }, factsOf(doc, event, d), {
-      ...(doc.implementer === null && WORK_EVENTS.has(event.type) ? { implementer: d.by as ActorRef } : {}),
+      ...(WORK_EVENTS.has(event.type) && doc.implementationWorkers
+        ? { implementationWorkers: withWorker(doc.implementationWorkers, (d.by as ActorRef).id) }
+        : {}),
       status,
       reviewIntervals: reviewIntervalsAfter(doc.reviewIntervals, doc.status, status, d.at),
       controlEvents: isJudgedControlEvent(doc, event, d) ? [...doc.controlEvents, d.at] : doc.controlEvents,

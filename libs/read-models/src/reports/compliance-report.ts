@@ -122,7 +122,7 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   failedWithoutReview:
     'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
   segregationOfDutiesExceptions:
-    'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation; the implementer of an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many events were checked.',
+    'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation; someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many events were checked.',
   staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null.`,
   lessonsLearned: 'Post-implementation reviews recorded in the period.',
 };
