@@ -126,7 +126,9 @@ export const initialChangeRequestState = (): ChangeRequestState => ({
 const recordWork = (state: ChangeRequestState, by: ActorRef) => {
   const workedBy = state.implementation.workedBy ?? [];
   return {
-    ...(state.implementation.implementerPending && !state.implementation.implementer ? { implementer: by } : {}),
+    ...(state.implementation.implementerPending && !state.implementation.implementer
+      ? { implementer: by }
+      : {}),
     workedBy: workedBy.includes(by.id) ? workedBy : [...workedBy, by.id],
   };
 };
