@@ -208,11 +208,27 @@ describe('loadConfig: worker threads', () => {
     });
 
     it('names a secret or an event list given without a URL', () => {
-      const env = { WEBHOOK_SECRET: secret, WEBHOOK_EVENTS: 'ChangeApproved' };
+      const env = {
+        WEBHOOK_SECRET: secret,
+        WEBHOOK_SECRET_PREVIOUS: secret,
+        WEBHOOK_EVENTS: 'ChangeApproved',
+      };
       expect(ignoredSettings(loadConfig(env), env)).toEqual([
         'WEBHOOK_SECRET is set but not used: WEBHOOK_URL is not set',
+        'WEBHOOK_SECRET_PREVIOUS is set but not used: WEBHOOK_URL is not set',
         'WEBHOOK_EVENTS is set but not used: WEBHOOK_URL is not set',
       ]);
+    });
+
+    it('WEBHOOK_SECRET_PREVIOUS: the secret being replaced, as long as a secret must be', () => {
+      const env = { WEBHOOK_URL: 'https://hooks.example.test/', WEBHOOK_SECRET: secret };
+      expect(loadConfig({ ...env, WEBHOOK_SECRET_PREVIOUS: 'p'.repeat(32) }).webhook?.previousSecret).toBe(
+        'p'.repeat(32),
+      );
+      expect(loadConfig(env).webhook).not.toHaveProperty('previousSecret');
+      expect(() => loadConfig({ ...env, WEBHOOK_SECRET_PREVIOUS: 'short' })).toThrow(
+        /WEBHOOK_SECRET_PREVIOUS must be at least 32 characters/,
+      );
     });
   });
 });

@@ -118,7 +118,7 @@ export const ignoredSettings = (config: AppConfig, env: NodeJS.ProcessEnv = proc
       'EVENTSTORE_CONNECTION_STRING is set but not used: EVENT_STORE is sqlite (set EVENT_STORE=eventstoredb to use it)',
     );
   }
-  for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_EVENTS'] as const) {
+  for (const name of ['WEBHOOK_SECRET', 'WEBHOOK_SECRET_PREVIOUS', 'WEBHOOK_EVENTS'] as const) {
     if (!config.webhook && optional(env[name])) {
       ignored.push(`${name} is set but not used: WEBHOOK_URL is not set`);
     }
@@ -247,6 +247,12 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
       `WEBHOOK_URL needs WEBHOOK_SECRET, at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. openssl rand -hex 32): every delivery is signed with it, so that the receiver can check where it came from`,
     );
   }
+  const previousSecret = optional(env.WEBHOOK_SECRET_PREVIOUS);
+  if (previousSecret !== undefined && previousSecret.length < MIN_JWT_SECRET_LENGTH) {
+    throw new Error(
+      `WEBHOOK_SECRET_PREVIOUS must be at least ${MIN_JWT_SECRET_LENGTH} characters, as WEBHOOK_SECRET`,
+    );
+  }
   const eventTypes = (optional(env.WEBHOOK_EVENTS) ?? '')
     .split(',')
     .map((type) => type.trim())
@@ -257,7 +263,12 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
       `WEBHOOK_EVENTS names event types that do not exist: ${unknown.join(', ')} (they are: ${WEBHOOK_EVENT_TYPES.join(', ')})`,
     );
   }
-  return { url, secret, ...(eventTypes.length > 0 ? { eventTypes } : {}) };
+  return {
+    url,
+    secret,
+    ...(previousSecret !== undefined ? { previousSecret } : {}),
+    ...(eventTypes.length > 0 ? { eventTypes } : {}),
+  };
 };
 
 /** https, or plain http to the loopback interface (a local identity provider, tests). */

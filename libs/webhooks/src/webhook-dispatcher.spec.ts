@@ -301,6 +301,20 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(receiver.bodies().map((b) => b.type)).toEqual(['ChangeApproved']);
   });
 
+  it('while a secret is being replaced, signs with both: the receiver may check with either', async () => {
+    const webhook = dispatcher({ secret: 'n'.repeat(40), previousSecret: SECRET });
+    await webhook.start();
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(1);
+    const [delivery] = receiver.deliveries;
+    const header = delivery.headers[WEBHOOK_SIGNATURE_HEADER] as string;
+    expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
+    const now = Math.floor(Date.now() / 1000);
+    expect(verifyWebhookSignature('n'.repeat(40), header, delivery.body, now)).toBe(true);
+    expect(verifyWebhookSignature(SECRET, header, delivery.body, now)).toBe(true);
+    expect(verifyWebhookSignature('z'.repeat(40), header, delivery.body, now)).toBe(false);
+  });
+
   it('never moves a checkpoint back, unless told to (positions are 64-bit)', () => {
     checkpoints.set('a', 10n, new Date());
     checkpoints.set('a', 4n, new Date());
@@ -360,7 +374,9 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
 describe('webhook signatures', () => {
   const body = '{"type":"ChangeApproved"}';
   const now = 1_800_000_000;
-  const sign = (timestamp: number, text = body, secret = SECRET) => signWebhook(secret, timestamp, text);
+  const OTHER = 'o'.repeat(40);
+  const sign = (timestamp: number, text = body, secret: string | string[] = SECRET) =>
+    signWebhook(secret, timestamp, text);
 
   it.each<{ name: string; header: string | undefined; valid: boolean }>([
     { name: 'a fresh signature of the body', header: sign(now), valid: true },
@@ -368,6 +384,17 @@ describe('webhook signatures', () => {
     { name: 'one made 6 minutes ago (a replay)', header: sign(now - 360), valid: false },
     { name: 'one of another body', header: sign(now, '{"type":"ChangeRejected"}'), valid: false },
     { name: 'one with another secret', header: sign(now, body, 'x'.repeat(40)), valid: false },
+    {
+      name: 'one of two (a secret being replaced: the new one first)',
+      header: sign(now, body, [OTHER, SECRET]),
+      valid: true,
+    },
+    { name: 'two, neither with this secret', header: sign(now, body, [OTHER, 'y'.repeat(40)]), valid: false },
+    {
+      name: 'five signatures (more than a rotation makes)',
+      header: sign(now, body, [OTHER, OTHER, OTHER, OTHER, SECRET]),
+      valid: false,
+    },
     { name: 'no header', header: undefined, valid: false },
     { name: 'a malformed header', header: 'sha256=abc', valid: false },
   ])('$name → valid: $valid', ({ header, valid }) => {

@@ -12,6 +12,8 @@ export interface WebhookTarget {
   readonly url: string;
   /** Signs every delivery (HMAC-SHA256), so that the receiver can tell it came from here. */
   readonly secret: string;
+  /** While the secret is being replaced: deliveries carry a signature with this one too. */
+  readonly previousSecret?: string;
   /** Only events of these types are sent (the others still move the checkpoint on); all when absent. */
   readonly eventTypes?: readonly string[];
 }
@@ -92,6 +94,7 @@ export class WebhookDispatcher {
   private readonly now: () => Date;
   private readonly logger: { log(message: string): void; error(message: string): void };
   private readonly wanted: (type: string) => boolean;
+  private readonly secrets: readonly string[];
 
   private position: bigint | undefined;
   private saved: bigint | undefined;
@@ -117,6 +120,10 @@ export class WebhookDispatcher {
     this.retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger ?? { log: () => undefined, error: () => undefined };
+    this.secrets = [
+      options.target.secret,
+      ...(options.target.previousSecret ? [options.target.previousSecret] : []),
+    ];
     const types = options.target.eventTypes;
     this.wanted = types && types.length > 0 ? (type) => types.includes(type) : () => true;
   }
@@ -276,7 +283,7 @@ export class WebhookDispatcher {
           'changeledger-event-id': event.eventId,
           'changeledger-event-type': event.type,
           'changeledger-delivery-attempt': String(attempt),
-          [WEBHOOK_SIGNATURE_HEADER]: signWebhook(this.target.secret, timestamp, body),
+          [WEBHOOK_SIGNATURE_HEADER]: signWebhook(this.secrets, timestamp, body),
           ...(this.authorization ? { authorization: this.authorization } : {}),
         },
         body,

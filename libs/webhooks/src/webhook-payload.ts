@@ -40,16 +40,31 @@ export const toWebhookPayload = (event: RecordedEvent): WebhookPayload => {
   return { ...toAuditEvent(event), subject };
 };
 
-/** The header a receiver checks: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+/**
+ * The header a receiver checks: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, with a
+ * second `v1` while a secret is being replaced (the previous one's), so that the receiver can
+ * move to the new secret whenever it likes.
+ */
 export const WEBHOOK_SIGNATURE_HEADER = 'changeledger-signature';
 
-export const signWebhook = (secret: string, timestampSeconds: number, body: string): string =>
-  `t=${timestampSeconds},v1=${createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex')}`;
+const hmac = (secret: string, timestampSeconds: number, body: string) =>
+  createHmac('sha256', secret).update(`${timestampSeconds}.${body}`).digest('hex');
+
+export const signWebhook = (
+  secrets: string | readonly string[],
+  timestampSeconds: number,
+  body: string,
+): string =>
+  [
+    `t=${timestampSeconds}`,
+    ...[secrets].flat().map((secret) => `v1=${hmac(secret, timestampSeconds, body)}`),
+  ].join(',');
 
 /**
  * What a receiver does with the signature header (exported for receivers written in
- * TypeScript, and for the tests): the body is authentic and recent (within `toleranceSeconds`
- * of `nowSeconds`, so that a captured delivery cannot be replayed later).
+ * TypeScript, and for the tests): the body is authentic (one `v1` is its HMAC with `secret`) and
+ * recent (within `toleranceSeconds` of `nowSeconds`, so that a captured delivery cannot be
+ * replayed later).
  */
 export const verifyWebhookSignature = (
   secret: string,
@@ -58,13 +73,15 @@ export const verifyWebhookSignature = (
   nowSeconds: number,
   toleranceSeconds = 300,
 ): boolean => {
-  const match = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header ?? '');
+  const match = /^t=(\d{1,12})((?:,v1=[0-9a-f]{64}){1,4})$/.exec(header ?? '');
   if (!match) return false;
   const timestamp = Number(match[1]);
   if (Math.abs(nowSeconds - timestamp) > toleranceSeconds) return false;
-  const expected = Buffer.from(
-    signWebhook(secret, timestamp, body).slice(`t=${timestamp},v1=`.length),
-    'hex',
-  );
-  return timingSafeEqual(expected, Buffer.from(match[2], 'hex'));
+  const expected = Buffer.from(hmac(secret, timestamp, body), 'hex');
+  let valid = false;
+  // every candidate compared, in constant time each
+  for (const candidate of match[2].slice(1).split(',')) {
+    if (timingSafeEqual(expected, Buffer.from(candidate.slice('v1='.length), 'hex'))) valid = true;
+  }
+  return valid;
 };
