@@ -2,6 +2,7 @@ import { machine, progress } from './bench-util';
 import { benchHttpLifecycles } from './http-lifecycles.bench';
 import { benchRebuild } from './rebuild.bench';
 import { benchStoreAppends } from './store-appends.bench';
+import { benchWebhookDelivery } from './webhook-delivery.bench';
 
 /** `npm run bench`: every figure next to a baseline measured in the same run; JSON on stdout. */
 const main = async () => {
@@ -25,6 +26,13 @@ const main = async () => {
         http.ratioToHealth >= 0.3 &&
         http.commandLatencyMs.p99 <= 25 &&
         http.errors === 0,
+    };
+  }
+  if (!only || only === 'webhooks') {
+    summary.webhookDelivery = {
+      ...(await benchWebhookDelivery()),
+      // no target was set: what the dispatcher costs beyond the POSTs themselves
+      baseline: 'the same bodies, made before the timer, POSTed one after another with undici request',
     };
   }
   if (!only || only === 'rebuild') {

@@ -1,5 +1,8 @@
 import Database from 'better-sqlite3';
 
+/** A position as stored: 20 digits (2^64 has 20), so that text order is number order. */
+const stored = (position: bigint) => position.toString().padStart(20, '0');
+
 /**
  * How far a webhook has been delivered, by name, in `DATA_DIR/webhooks.sqlite`. Not in the
  * read-model store: a rebuild swaps that store's checkpoints for the rebuilt ones, which would
@@ -9,6 +12,7 @@ export class WebhookCheckpoints {
   private readonly db: Database.Database;
   private readonly select: Database.Statement<[string], { position: string }>;
   private readonly upsert: Database.Statement<[string, string, string]>;
+  private readonly advance: Database.Statement<[string, string, string]>;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -30,6 +34,11 @@ export class WebhookCheckpoints {
       `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
     );
+    this.advance = this.db.prepare(
+      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+       WHERE excluded.position > webhook_checkpoints.position`,
+    );
   }
 
   /** The position delivered through, or undefined for a webhook never started. */
@@ -38,20 +47,16 @@ export class WebhookCheckpoints {
     return row ? BigInt(row.position) : undefined;
   }
 
-  /** Records `position`; never moves a checkpoint back (positions are 64-bit: compared as bigints). */
+  /** Records `position`; never moves a checkpoint back. */
   set(name: string, position: bigint, at: Date): void {
-    this.db
-      .transaction(() => {
-        const current = this.get(name);
-        if (current !== undefined && current >= position) return;
-        this.upsert.run(name, position.toString(), at.toISOString());
-      })
-      .immediate();
+    // One statement (a delivery saves its checkpoint each time): positions are stored as
+    // 20-digit text, so that text order is number order up to 2^64 and SQLite can compare them.
+    this.advance.run(name, stored(position), at.toISOString());
   }
 
   /** Puts a checkpoint where it is told, back too (a log that ends before it: see the dispatcher). */
   reset(name: string, position: bigint, at: Date): void {
-    this.upsert.run(name, position.toString(), at.toISOString());
+    this.upsert.run(name, stored(position), at.toISOString());
   }
 
   close(): void {
