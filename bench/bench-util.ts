@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
+import type { NewEvent } from '@changeledger/event-store';
 
 export const percentile = (sorted: number[], p: number): number => {
   if (sorted.length === 0) return NaN;
@@ -80,3 +82,22 @@ export const threadCpuMicros = (pid: number): Map<number, number> | undefined =>
   }
   return times;
 };
+
+/** An implementation step as the benches append it (about the size of a real one). */
+export const sampleEvent = (sequence = 1): NewEvent => ({
+  eventId: randomUUID(),
+  type: 'ImplementationStepRecorded',
+  data: {
+    sequence,
+    description: 'Drained pve1 and moved its VMs to pve2 before changing the bridge VLAN',
+    by: { id: 'u-ivan', name: 'Ivan Implementer' },
+    at: new Date().toISOString(),
+  },
+  metadata: {
+    actor: { id: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] },
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    causationId: randomUUID(),
+    schemaVersion: 1,
+  },
+});

@@ -3,26 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
-import { collectGarbage, progress, round } from './bench-util';
-
-const sampleEvent = (): NewEvent => ({
-  eventId: randomUUID(),
-  type: 'ImplementationStepRecorded',
-  data: {
-    sequence: 1,
-    description: 'Drained pve1 and moved its VMs to pve2 before changing the bridge VLAN',
-    by: { id: 'u-ivan', name: 'Ivan Implementer' },
-    at: new Date().toISOString(),
-  },
-  metadata: {
-    actor: { id: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] },
-    occurredAt: new Date().toISOString(),
-    correlationId: randomUUID(),
-    causationId: randomUUID(),
-    schemaVersion: 1,
-  },
-});
+import { SqliteEventStore } from '@changeledger/event-store';
+import { collectGarbage, progress, round, sampleEvent } from './bench-util';
 
 /** Measured rounds per batch size, after one warm-up round; store and baseline alternate. */
 const ROUNDS = 3;

@@ -1,36 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import { SqliteEventStore } from '@changeledger/event-store';
 import { toWebhookPayload, WebhookCheckpoints, WebhookDispatcher } from '@changeledger/webhooks';
-import { collectGarbage, progress, round } from './bench-util';
+import { collectGarbage, progress, round, sampleEvent } from './bench-util';
 
 const SECRET = 'bench-webhook-secret-0123456789abcdef';
 /** Events per round; store and baseline alternate, after one warm-up round of each. */
 const EVENTS = 2_000;
 const ROUNDS = 3;
-
-const sampleEvent = (i: number): NewEvent => ({
-  eventId: randomUUID(),
-  type: 'ImplementationStepRecorded',
-  data: {
-    sequence: i,
-    description: 'Drained pve1 and moved its VMs to pve2 before changing the bridge VLAN',
-    by: { id: 'u-ivan', name: 'Ivan Implementer' },
-    at: new Date().toISOString(),
-  },
-  metadata: {
-    actor: { id: 'u-ivan', name: 'Ivan Implementer', roles: ['implementer'] },
-    occurredAt: new Date().toISOString(),
-    correlationId: randomUUID(),
-    causationId: null,
-    schemaVersion: 5,
-  },
-});
 
 /** A receiver on a loopback port that accepts everything; `arrived` resolves at `count` requests. */
 const startReceiver = async () => {
