@@ -53,8 +53,8 @@ export interface WebhookFigures {
  * Webhook deliveries from the log to a receiver on this machine, one at a time as the dispatcher
  * sends them (each awaits its answer: order), against the baseline: the same bodies, made before
  * the timer starts, POSTed one after another with the same HTTP client (undici's `request`) to
- * the same receiver. The difference is the dispatcher's own work: reading the log, the body, its
- * signature and the checkpoint.
+ * the same receiver, without the signature headers and the timeout. The difference is the
+ * dispatcher's own work: reading the log, the body, its signature, its timeout and the checkpoint.
  */
 export const benchWebhookDelivery = async (): Promise<WebhookFigures> => {
   const dir = mkdtempSync(join(tmpdir(), 'changeledger-bench-webhook-'));

@@ -59,7 +59,7 @@ describe('projection versions', () => {
       expect(await staleReadModels(old, projections, head)).toContainEqual({
         readModel: 'compliance_facts',
         builtBy: 1,
-        current: 3,
+        current: 4,
         mixed: false,
       });
       // and the compliance report built from such facts says so to its reader
@@ -69,13 +69,13 @@ describe('projection versions', () => {
           settings: { retrospectiveDueBusinessDays: 2 },
         });
       expect((await report()).warnings).toEqual([
-        expect.stringMatching(/compliance_facts \(version 1, now 3\)/),
+        expect.stringMatching(/compliance_facts \(version 1, now 4\)/),
       ]);
       const starting = new Projector(events, old, projections, { logger: { error: (m) => errors.push(m) } });
       await starting.start();
       await starting.stop();
       expect(errors).toEqual([
-        expect.stringMatching(/compliance_facts \(version 1, now 3\).*projections:rebuild/),
+        expect.stringMatching(/compliance_facts \(version 1, now 4\).*projections:rebuild/),
       ]);
 
       // An older process cannot mark newer models old (checkpoints only move forward)...
@@ -106,7 +106,7 @@ describe('projection versions', () => {
         await old.checkpoint(
           projectionVersionCheckpoint(projections.find((p) => p.collection.name === 'compliance_facts')!),
         ),
-      ).toBe(3n);
+      ).toBe(4n);
       await Promise.all([fresh.close(), old.close(), events.close()]);
     },
     60_000,

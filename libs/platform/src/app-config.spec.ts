@@ -190,6 +190,16 @@ describe('loadConfig: worker threads', () => {
         /WEBHOOK_URL needs WEBHOOK_SECRET, at least 32/,
       ],
       [
+        'a user and password over plain http to another machine',
+        { WEBHOOK_URL: 'http://u:p@hooks.example.test/', WEBHOOK_SECRET: secret },
+        /with a user or password must be https/,
+      ],
+      [
+        'a password that is not %-encoded',
+        { WEBHOOK_URL: 'https://u:%zz@hooks.example.test/', WEBHOOK_SECRET: secret },
+        /not validly %-encoded/,
+      ],
+      [
         'a short secret',
         { WEBHOOK_URL: 'https://hooks.example.test/', WEBHOOK_SECRET: 's'.repeat(31) },
         /at least 32 characters/,

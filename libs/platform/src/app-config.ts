@@ -240,6 +240,20 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
       `WEBHOOK_URL must be an http:// or https:// URL (got ${parsed ? `one starting ${parsed.protocol}//` : 'something that is not a URL'})`,
     );
   }
+  if (parsed.username || parsed.password) {
+    try {
+      decodeURIComponent(parsed.username);
+      decodeURIComponent(parsed.password);
+    } catch {
+      throw new Error('WEBHOOK_URL has a user or password that is not validly %-encoded');
+    }
+    // Basic credentials over plain http can be read on the way: only to this machine.
+    if (parsed.protocol === 'http:' && !LOOPBACK_HOSTS.includes(parsed.hostname)) {
+      throw new Error(
+        'WEBHOOK_URL with a user or password must be https:// (plain http only to this machine: localhost, 127.0.0.1, ::1)',
+      );
+    }
+  }
   const secret = optional(env.WEBHOOK_SECRET);
   // Anyone who sees one delivery can test guesses of the secret offline, then forge deliveries.
   if (secret === undefined || secret.length < MIN_JWT_SECRET_LENGTH) {
@@ -271,6 +285,9 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
   };
 };
 
+/** Host names of this machine, as a parsed URL gives them. */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
 /** https, or plain http to the loopback interface (a local identity provider, tests). */
 const isSafeKeySetUrl = (text: string): boolean => {
   let url: URL;
@@ -280,5 +297,5 @@ const isSafeKeySetUrl = (text: string): boolean => {
     return false;
   }
   if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.includes(url.hostname);
 };

@@ -1,5 +1,10 @@
 import Database from 'better-sqlite3';
 
+/** The layout of the file (`PRAGMA user_version`); 0: the first one, upgraded on open. */
+const LAYOUT = 1;
+/** The one webhook's checkpoint. */
+export const CHECKPOINT_NAME = 'webhook';
+
 /** A position as stored: 20 digits (2^64 has 20), so that text order is number order. */
 const stored = (position: bigint) => position.toString().padStart(20, '0');
 
@@ -29,6 +34,7 @@ export class WebhookCheckpoints {
          updated_at TEXT NOT NULL
        )`,
     );
+    this.upgrade();
     this.select = this.db.prepare('SELECT position FROM webhook_checkpoints WHERE name = ?');
     this.upsert = this.db.prepare(
       `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
@@ -39,6 +45,45 @@ export class WebhookCheckpoints {
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
        WHERE excluded.position > webhook_checkpoints.position`,
     );
+  }
+
+  /**
+   * Files of the first layout (2026-11-28, on main for about an hour: a row per target URL, in a
+   * `target` column, positions unpadded) are brought to this one: padded positions, by name.
+   */
+  private upgrade(): void {
+    if (this.db.pragma('user_version', { simple: true }) === LAYOUT) return;
+    this.db
+      .transaction(() => {
+        const columns = this.db
+          .prepare("SELECT name FROM pragma_table_info('webhook_checkpoints')")
+          .pluck()
+          .all();
+        if (columns.includes('target')) {
+          // one webhook now, whatever its URL: the furthest any URL got
+          const rows = this.db.prepare('SELECT position, updated_at FROM webhook_checkpoints').all() as {
+            position: string;
+            updated_at: string;
+          }[];
+          this.db.exec('DELETE FROM webhook_checkpoints');
+          this.db.exec('ALTER TABLE webhook_checkpoints RENAME COLUMN target TO name');
+          const furthest = rows.reduce<{ position: string; updated_at: string } | undefined>(
+            (best, row) => (best && BigInt(best.position) >= BigInt(row.position) ? best : row),
+            undefined,
+          );
+          if (furthest) {
+            this.db
+              .prepare('INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)')
+              .run(CHECKPOINT_NAME, stored(BigInt(furthest.position)), furthest.updated_at);
+          }
+        }
+        this.db.exec(
+          `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
+           WHERE length(position) < 20`,
+        );
+        this.db.pragma(`user_version = ${LAYOUT}`);
+      })
+      .immediate();
   }
 
   /** The position delivered through, or undefined for a webhook never started. */

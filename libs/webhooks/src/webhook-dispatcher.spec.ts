@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver';
 import { WebhookCheckpoints } from './webhook-checkpoints';
@@ -266,6 +268,28 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     ]);
   });
 
+  it('a stop does not wait out the connect timeout of a receiver that never completes the connection', async () => {
+    // TCP accepts, TLS never answers: the connection stays "being set up", where an abort does nothing
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const webhook = dispatcher({ url: `https://127.0.0.1:${port}/hook` }, { timeoutMs: 20_000 });
+      await webhook.start();
+      await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stopping = performance.now();
+      await webhook.stop();
+      // the 2 s grace, not the 20 s connect timeout
+      expect(performance.now() - stopping).toBeLessThan(8_000);
+      expect(webhook.status()).toMatchObject({ failing: null, lastDeliveredAt: null });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it('a stop waits for the answer to a delivery under way: a graceful restart sends nothing twice', async () => {
     receiver.answer(() => ({ status: 204, afterMs: 300 }));
     const first = dispatcher();
@@ -324,6 +348,40 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(checkpoints.get('c')).toBeUndefined();
     checkpoints.reset('a', 3n, new Date());
     expect(checkpoints.get('a')).toBe(3n);
+  });
+
+  it.each<[string, string, [string, string][]]>([
+    [
+      'a row per URL, unpadded (the first layout)',
+      'target',
+      [
+        ['http://a.example/hook?token=1', '1042'],
+        ['http://b.example/hook', '99'],
+      ],
+    ],
+    ['one row by name, unpadded', 'name', [['webhook', '1042']]],
+  ])('opens a checkpoint file of an earlier layout: %s', (_name, column, rows) => {
+    checkpoints.close();
+    const file = join(dir, `old-${column}.sqlite`);
+    const old = new Database(file);
+    old.exec(
+      `CREATE TABLE webhook_checkpoints (${column} TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+    );
+    for (const [key, position] of rows) {
+      old
+        .prepare('INSERT INTO webhook_checkpoints VALUES (?, ?, ?)')
+        .run(key, position, new Date().toISOString());
+    }
+    old.close();
+    checkpoints = new WebhookCheckpoints(file);
+    expect(checkpoints.get('webhook')).toBe(1042n);
+    // text order is number order again: 1100 > 1042 moves it, 999 does not
+    checkpoints.set('webhook', 1100n, new Date());
+    checkpoints.set('webhook', 999n, new Date());
+    expect(checkpoints.get('webhook')).toBe(1100n);
+    checkpoints.close();
+    checkpoints = new WebhookCheckpoints(file);
+    expect(checkpoints.get('webhook')).toBe(1100n);
   });
 
   it('a new URL goes on where the old one stopped (a rotated token loses nothing)', async () => {

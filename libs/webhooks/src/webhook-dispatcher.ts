@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
-import type { WebhookCheckpoints } from './webhook-checkpoints';
+import { CHECKPOINT_NAME, type WebhookCheckpoints } from './webhook-checkpoints';
 import {
   signWebhook,
   toWebhookPayload,
@@ -48,8 +48,8 @@ export interface WebhookStatus {
   } | null;
 }
 
-/** The name of the checkpoint: one webhook, whatever its URL (a new token in it loses nothing). */
-const CHECKPOINT = 'webhook';
+/** One checkpoint, whatever the URL (a new token in it loses nothing). */
+const CHECKPOINT = CHECKPOINT_NAME;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_RETRY_BASE_MS = 1_000;
 const DEFAULT_RETRY_MAX_MS = 5 * 60_000;
@@ -62,8 +62,8 @@ const SAVE_SKIPPED_AFTER_MS = 1_000;
 export const webhookTargetOrigin = (url: string): string => new URL(url).origin;
 
 /**
- * Where to POST and how to authenticate: fetch refuses a URL with a user or password in it (and
- * names the whole URL, password included, in its error), so they travel as a Basic header.
+ * Where to POST and how to authenticate: a user and password in the URL travel as a Basic header,
+ * never in the URL the HTTP client is given (whose errors may quote it).
  */
 const endpointOf = (url: string): { endpoint: string; authorization?: string } => {
   const parsed = new URL(url);
@@ -98,7 +98,9 @@ export class WebhookDispatcher {
   private readonly secrets: readonly string[];
   /**
    * undici's own client rather than the global fetch, which made the same deliveries at about
-   * half the rate in the webhook bench (its WHATWG objects): the dispatcher shares the API's thread.
+   * half the rate in the webhook bench (its WHATWG objects): the dispatcher shares the API's
+   * thread. undici's keep-alive default (4 s unless the receiver says otherwise) is kept: a
+   * longer one risks a socket the receiver is closing just then.
    */
   private readonly agent: Agent;
 
@@ -130,7 +132,7 @@ export class WebhookDispatcher {
       options.target.secret,
       ...(options.target.previousSecret ? [options.target.previousSecret] : []),
     ];
-    this.agent = new Agent({ connect: { timeout: this.timeoutMs }, keepAliveTimeout: 30_000 });
+    this.agent = new Agent({ connect: { timeout: this.timeoutMs } });
     const types = options.target.eventTypes;
     this.wanted = types && types.length > 0 ? (type) => types.includes(type) : () => true;
   }
@@ -171,7 +173,12 @@ export class WebhookDispatcher {
       this.stopping = true;
       this.wake?.();
       const inflight = this.inflight;
-      const abandon = setTimeout(() => inflight?.abort(), STOP_GRACE_MS);
+      const abandon = setTimeout(() => {
+        inflight?.abort();
+        // an abort does not end a connection still being set up (a receiver that drops packets):
+        // destroying the client does
+        void this.agent.destroy().catch(() => undefined);
+      }, STOP_GRACE_MS);
       try {
         await this.subscription?.close().catch(() => undefined);
         await this.loop;
@@ -205,6 +212,7 @@ export class WebhookDispatcher {
         try {
           for await (const event of subscription) {
             readFailures = 0;
+            if (this.failing?.eventId === null) this.failing = null; // the log reads again
             if (this.wanted(event.type)) {
               if (!(await this.deliver(event))) return;
               this.position = event.position;
@@ -315,23 +323,21 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Why something failed, fit for the log and the health endpoint: the reason's code where it
-   * has one (fetch says "fetch failed" and puts ECONNREFUSED or a TLS error in `cause`), and
-   * never the receiver's path or query, which often hold its token.
+   * Why something failed, fit for the log and the public health endpoint: the error's code where
+   * it has one (ECONNREFUSED, UND_ERR_SOCKET, a TLS error's), else its own message, which the
+   * adapters keep free of addresses and credentials (not its cause's, which may name them); never
+   * the receiver's path or query, which often hold its token.
    */
   private describe(error: unknown): string {
-    const failure = error as { code?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
-    const cause = failure?.cause;
+    const failure = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
     const text =
       typeof failure?.code === 'string'
         ? failure.code
-        : typeof cause?.code === 'string'
-          ? cause.code
-          : typeof cause?.message === 'string'
-            ? cause.message
-            : error instanceof Error
-              ? error.message
-              : String(error);
+        : typeof failure?.cause?.code === 'string'
+          ? failure.cause.code
+          : error instanceof Error
+            ? error.message
+            : String(error);
     let safe = text;
     const url = new URL(this.endpoint);
     for (const secret of [

@@ -288,10 +288,10 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   },
   // 2: the segregation-of-duties checks are counted once per review decision and only for
   // starts that had an approver (version 1 counted a rejection twice, and starts of standard
-  // changes): facts written by 1 inflate the report's "checked N events". 3: an emergency's
+  // changes): facts written by 1 inflate the report's "checked N events". 4: an emergency's
   // retrospective decision by someone who worked on it is an exception (facts of 2 do not know
-  // who did, so the check passed it).
-  version: 3,
+  // who did, so the check passed it; 3, on main for an hour, knew only the first to record work).
+  version: 4,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
