@@ -11,7 +11,7 @@ import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
 import { WebhookCheckpoints, WebhookDispatcher, type WebhookStatus } from '@changeledger/webhooks';
 
-/** The file, in DATA_DIR, that remembers how far each webhook target has been delivered. */
+/** The file, in DATA_DIR, that remembers how far the webhook has been delivered. */
 export const WEBHOOK_CHECKPOINTS_FILE = 'webhooks.sqlite';
 
 /**
