@@ -47,6 +47,27 @@ describe('the changeledger CLI', () => {
     expect(approval.status).toBe(403);
   });
 
+  whenBuilt(
+    'token --feed schedule makes a token that reads the schedule feed from its URL, and nothing else',
+    async () => {
+      const base = ['token', '--sub', 'cal-team', '--name', 'Team calendar', '--roles', 'auditor'];
+      const made = await runCliSettled(app.config, [...base, '--feed', 'schedule']);
+      expect(made.code).toBe(0);
+      const token = made.stdout.trim();
+      const feed = await app.request('GET', `/schedule?format=ics&access_token=${token}`, { as: null });
+      expect(feed.status).toBe(200);
+      expect(feed.headers.get('content-type')).toMatch(/^text\/calendar/);
+      const elsewhere = await app.request('GET', '/audit/verify', {
+        as: null,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(elsewhere.status).toBe(403);
+      const other = await runCliSettled(app.config, [...base, '--feed', 'changes']);
+      expect(other.code).not.toBe(0);
+      expect(other.stderr).toMatch(/--feed changes: the one feed is "schedule"\nusage: npm run token/);
+    },
+  );
+
   whenBuilt('token refuses missing or unknown options and unknown roles, with its usage', async () => {
     for (const args of [
       ['token', '--sub', 'u-1'],

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { signToken } from '@changeledger/platform';
 import { AppHarness, USERS } from './support/app-harness';
 import { emergencyChange, expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
 
@@ -194,5 +195,98 @@ describe('GET /schedule: the forward schedule of change', () => {
     expect(parameters.filter((p) => p.in === 'query').map((p) => p.name)).toEqual(
       expect.arrayContaining(['from', 'to', 'system', 'limit', 'cursor', 'minPosition']),
     );
+  });
+});
+
+describe('GET /schedule?format=ics as a calendar subscription: a feed token in the URL', () => {
+  let app: AppHarness;
+  let feedToken: string;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+    const secret = app.config.auth.jwtSecret!;
+    feedToken = await signToken(
+      { sub: 'cal-team', name: 'Team calendar', roles: ['auditor'], feed: 'schedule' },
+      secret,
+    );
+  });
+  afterAll(async () => app.close());
+
+  const anonymous = (method: string, path: string, headers: Record<string, string> = {}, body?: unknown) =>
+    app.request(method, path, { as: null, headers, body, readYourWrites: false });
+
+  it('reads the calendar with the token in the URL (or in the header), and tells the browser to keep the URL to itself', async () => {
+    const { id } = await submit(app, normalChange('low', { title: 'Feed me' }));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, { comment: 'go' }, USERS.lead), 200);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/schedule`,
+        {
+          plannedStart: '2027-03-01T22:00:00Z',
+          plannedEnd: '2027-03-01T23:00:00Z',
+          maintenanceWindow: false,
+        },
+        USERS.implementer,
+      ),
+      200,
+    );
+    await app.get(`/changes/${id}`); // waits for the read models
+    const range = 'from=2027-03-01&to=2027-03-02';
+    const inUrl = await anonymous('GET', `/schedule?${range}&format=ics&access_token=${feedToken}`);
+    expect(inUrl.status).toBe(200);
+    expect(inUrl.headers.get('content-type')).toMatch(/^text\/calendar/);
+    expect(inUrl.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(inUrl.body).toContain(`SUMMARY:${id} Feed me`);
+    const inHeader = await anonymous('GET', `/schedule?${range}&format=ics`, {
+      authorization: `Bearer ${feedToken}`,
+    });
+    expect(inHeader.status).toBe(200);
+  });
+
+  it('a feed token reads nothing else: 403, and a command with it stores nothing', async () => {
+    const bearer = { authorization: `Bearer ${feedToken}` };
+    const before = await app.eventCount();
+    for (const [method, path, body] of [
+      ['GET', '/schedule'],
+      ['GET', '/schedule?format=json'],
+      ['GET', '/changes'],
+      ['GET', '/audit/events'],
+      ['POST', '/changes', normalChange()],
+    ] as const) {
+      const answer = await anonymous(method, path, bearer, body);
+      expect([path, answer.status]).toEqual([path, 403]);
+      expect(answer.body).toMatchObject({ code: 'FORBIDDEN' });
+    }
+    expect(await app.eventCount()).toBe(before);
+  });
+
+  type Tokens = { feed: string; ordinary: string };
+  it.each<[string, (t: Tokens) => { query: string; headers?: Record<string, string> }]>([
+    ['an ordinary token in the URL', (t) => ({ query: `format=ics&access_token=${t.ordinary}` })],
+    ['a feed token in the URL of the JSON schedule', (t) => ({ query: `access_token=${t.feed}` })],
+    [
+      'a token in the URL and another in the header',
+      (t) => ({
+        query: `format=ics&access_token=${t.feed}`,
+        headers: { authorization: `Bearer ${t.ordinary}` },
+      }),
+    ],
+    [
+      'a token in the URL twice',
+      (t) => ({ query: `format=ics&access_token=${t.feed}&access_token=${t.feed}` }),
+    ],
+    ['a forged token in the URL', (t) => ({ query: `format=ics&access_token=${t.feed.slice(0, -4)}AAAA` })],
+  ])('%s → 401', async (_name, make) => {
+    const { query, headers } = make({ feed: feedToken, ordinary: await app.token(USERS.auditor) });
+    const answer = await anonymous('GET', `/schedule?${query}`, headers);
+    expect(answer.status).toBe(401);
+    expect(answer.body).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('a token in the URL of any other endpoint → 401, even an ordinary one', async () => {
+    const ordinary = await app.token(USERS.auditor);
+    for (const path of [`/changes?access_token=${ordinary}`, `/audit/events?access_token=${feedToken}`]) {
+      expect((await anonymous('GET', path)).status).toBe(401);
+    }
   });
 });

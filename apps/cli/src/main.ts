@@ -30,8 +30,10 @@ import {
 } from '@changeledger/platform';
 import { ProgressBar } from './progress-bar';
 
-const USAGE = `usage: npm run token -- --sub ID --name NAME --roles role1,role2 [--expires 12h]
-roles: ${ROLES.join(', ')}`;
+const USAGE = `usage: npm run token -- --sub ID --name NAME --roles role1,role2 [--expires 12h] [--feed schedule]
+roles: ${ROLES.join(', ')}
+--feed schedule: a token that reads only the schedule's iCalendar feed, and may be put in its URL
+  (a calendar subscription: GET /api/v1/schedule?format=ics&access_token=TOKEN)`;
 
 /** Parses a command's options, refusing unknown ones with the command's usage. */
 const options = <O extends ParseArgsConfig['options']>(args: string[], spec: O, usage: string) => {
@@ -51,9 +53,13 @@ const token = async (args: string[]) => {
       name: { type: 'string' },
       roles: { type: 'string' },
       expires: { type: 'string' },
+      feed: { type: 'string' },
     },
     USAGE,
   );
+  if (values.feed !== undefined && values.feed !== 'schedule') {
+    throw new Error(`--feed ${values.feed}: the one feed is "schedule"\n${USAGE}`);
+  }
   if (!values.sub || !values.name || !values.roles) throw new Error(USAGE);
   const roles = values.roles
     .split(',')
@@ -82,7 +88,7 @@ const token = async (args: string[]) => {
   );
   let signed: string;
   try {
-    signed = await signToken({ sub: values.sub, name: values.name, roles }, secret, {
+    signed = await signToken({ sub: values.sub, name: values.name, roles, feed: values.feed }, secret, {
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       expiresIn: expires,

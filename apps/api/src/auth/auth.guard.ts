@@ -2,13 +2,27 @@ import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadat
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { type Actor, forbidden, ROLES } from '@changeledger/domain';
-import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from './jwt-verifier';
+import {
+  AuthenticationError,
+  type Feed,
+  JWT_VERIFIER,
+  type JwtVerifier,
+  type TokenActor,
+} from './jwt-verifier';
 
 const IS_PUBLIC = 'changeledger:public';
 /** Marks an endpoint that needs no token (health). */
 export const Public = () => SetMetadata(IS_PUBLIC, true);
 
-export type AuthenticatedRequest = FastifyRequest & { actor?: Actor };
+const FEED_ROUTE = 'changeledger:feed';
+/**
+ * Marks a read whose iCalendar form (`format=ics`) is a feed: a token limited to that feed reads
+ * it, and may come as `access_token` in the URL (RFC 6750), since calendar clients subscribe to
+ * a URL and send no headers. Any other token must come in the header, as everywhere.
+ */
+export const CalendarFeed = (feed: Feed) => SetMetadata(FEED_ROUTE, feed);
+
+export type AuthenticatedRequest = FastifyRequest & { actor?: TokenActor };
 
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -22,8 +36,20 @@ export class AuthGuard implements CanActivate {
       return true;
     }
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const query = request.query as Record<string, unknown> | undefined;
+    const routeFeed = this.reflector.get<Feed | undefined>(FEED_ROUTE, context.getHandler());
+    const feed = routeFeed !== undefined && query?.format === 'ics' ? routeFeed : undefined;
+    if (query?.access_token !== undefined) {
+      request.actor = await this.feedTokenInUrl(query.access_token, feed, request.headers.authorization);
+    }
     // a command's actor was found before its body was read (createApp's onRequest hook)
     request.actor ??= await authenticate(request.headers.authorization, this.verifier);
+    if (request.actor.feed !== undefined && request.actor.feed !== feed) {
+      throw forbidden(
+        'a feed token reads only its feed (the schedule: GET /api/v1/schedule?format=ics)',
+        'feed-token-reads-only-its-feed',
+      );
+    }
     // "Any" role in the contract is any of the process's roles: a token of the identity provider
     // that grants none of them (every employee's, with roles: ["offline_access"]) reads nothing.
     if (request.actor.roles.length === 0) {
@@ -33,6 +59,32 @@ export class AuthGuard implements CanActivate {
       );
     }
     return true;
+  }
+
+  /** A token in the URL: only a feed token, only for its feed (a URL ends up in logs and histories). */
+  private async feedTokenInUrl(
+    token: unknown,
+    feed: Feed | undefined,
+    header: string | undefined,
+  ): Promise<TokenActor> {
+    if (feed === undefined) {
+      throw new AuthenticationError(
+        'access_token in the URL is taken only by a calendar feed (GET /api/v1/schedule?format=ics); send the token in the Authorization header',
+      );
+    }
+    if (header !== undefined) {
+      throw new AuthenticationError(
+        'send the token in the Authorization header or as access_token, not both',
+      );
+    }
+    if (typeof token !== 'string') throw new AuthenticationError('give access_token once');
+    const actor = await this.verifier.verify(token);
+    if (actor.feed !== feed) {
+      throw new AuthenticationError(
+        'only a feed token (npm run token -- --feed schedule) may travel in a URL, where logs and browser histories keep it; send this one in the Authorization header',
+      );
+    }
+    return actor;
   }
 }
 

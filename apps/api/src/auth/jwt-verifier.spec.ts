@@ -2,6 +2,37 @@ import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { AuthenticationError, JwtVerifier } from './jwt-verifier';
 
+describe('JwtVerifier: feed tokens', () => {
+  const secret = 'feed-test-secret-that-is-long-enough-0123456789';
+  const verifier = new JwtVerifier({ secret });
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT({ name: 'Team calendar', roles: ['auditor'], ...claims })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('cal-team')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(secret));
+
+  it('names the feed a token is limited to; an ordinary token has none (nothing more to record in events)', async () => {
+    expect(await verifier.verify(await sign({ feed: 'schedule' }))).toEqual({
+      id: 'cal-team',
+      name: 'Team calendar',
+      roles: ['auditor'],
+      feed: 'schedule',
+    });
+    expect(await verifier.verify(await sign({}))).not.toHaveProperty('feed');
+  });
+
+  it.each([['changes'], [''], [['schedule']], [null]])(
+    'refuses a feed claim naming no feed: %j',
+    async (feed) => {
+      await expect(verifier.verify(await sign({ feed }))).rejects.toThrow(
+        new AuthenticationError('the token\'s "feed" claim names no feed of this service (schedule)'),
+      );
+    },
+  );
+});
+
 /** A stand-in identity provider (outside the system): serves whatever key set it is given. */
 describe('JwtVerifier with an identity provider’s key set', () => {
   let idp: Server;

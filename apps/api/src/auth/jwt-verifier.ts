@@ -54,7 +54,7 @@ const RS256_RECHECK_MS = 150_000;
 
 /** Verifies bearer tokens and turns their claims into an Actor. */
 export class JwtVerifier {
-  private readonly verified = new Map<string, { actor: Actor; expiresAtMs: number }>();
+  private readonly verified = new Map<string, { actor: TokenActor; expiresAtMs: number }>();
   private readonly secret?: Uint8Array;
   private readonly jwks?: JWTVerifyGetKey;
 
@@ -68,7 +68,7 @@ export class JwtVerifier {
       : undefined;
   }
 
-  async verify(token: string): Promise<Actor> {
+  async verify(token: string): Promise<TokenActor> {
     const hit = this.verified.get(token);
     if (hit && Date.now() < hit.expiresAtMs) return hit.actor;
     if (hit) this.verified.delete(token);
@@ -90,7 +90,7 @@ export class JwtVerifier {
     }
   }
 
-  private async verifyUncached(token: string): Promise<Actor> {
+  private async verifyUncached(token: string): Promise<TokenActor> {
     const alg = headerAlg(token);
     let payload: JWTPayload;
     try {
@@ -161,8 +161,22 @@ const describeJoseError = (error: unknown): string => {
   return 'the token could not be verified';
 };
 
-const toActor = (payload: JWTPayload): Actor => {
-  const { sub, name, roles } = payload as JWTPayload & { name?: unknown; roles?: unknown };
+/**
+ * Feeds a token may be limited to (its `feed` claim): such a token reads that feed and nothing
+ * else, and may travel in a URL, which a calendar client subscribes to (it cannot send headers).
+ */
+export const FEEDS = ['schedule'] as const;
+export type Feed = (typeof FEEDS)[number];
+
+/** The actor a token names, and the feed it is limited to, if any. */
+export type TokenActor = Actor & { readonly feed?: Feed };
+
+const toActor = (payload: JWTPayload): TokenActor => {
+  const { sub, name, roles, feed } = payload as JWTPayload & {
+    name?: unknown;
+    roles?: unknown;
+    feed?: unknown;
+  };
   if (typeof sub !== 'string' || sub === '') throw new AuthenticationError('the token has no "sub" claim');
   if (typeof name !== 'string' || name === '') throw new AuthenticationError('the token has no "name" claim');
   if (!Array.isArray(roles)) throw new AuthenticationError('the token has no "roles" array claim');
@@ -174,5 +188,11 @@ const toActor = (payload: JWTPayload): Actor => {
   const known = roles.filter(
     (r): r is Role => typeof r === 'string' && (ROLES as readonly string[]).includes(r),
   );
-  return { id: sub, name, roles: known };
+  if (feed !== undefined && !(FEEDS as readonly unknown[]).includes(feed)) {
+    throw new AuthenticationError(
+      `the token's "feed" claim names no feed of this service (${FEEDS.join(', ')})`,
+    );
+  }
+  // the property only on a feed token: an actor is recorded in the events it sends
+  return { id: sub, name, roles: known, ...(feed !== undefined ? { feed: feed as Feed } : {}) };
 };

@@ -12,6 +12,7 @@ import {
 } from '@changeledger/read-models';
 import { LAST_UTC_INSTANT_MS } from '@changeledger/domain';
 import { CLOCK, type Clock } from '@changeledger/platform';
+import { CalendarFeed } from '../auth/auth.guard';
 import { RequestValidationError } from '../application/application-errors';
 import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
 import { parsePosition } from './parse-position';
@@ -85,7 +86,10 @@ export class ReadModelsController {
    * each open one with the open changes it collides with on a system.
    */
   @Get('schedule')
+  @CalendarFeed('schedule')
   @Header('Cache-Control', 'no-store')
+  // a feed token in the URL must not leave in a Referer to links a calendar client follows
+  @Header('Referrer-Policy', 'no-referrer')
   async schedule(@Query() query: ScheduleQueryDto, @Res({ passthrough: true }) reply: FastifyReply) {
     const from = query.from === undefined ? startOfToday(this.clock.now()) : parseBound('from', query.from);
     const to =

@@ -44,4 +44,9 @@ export class ScheduleQueryDto extends PagedQueryDto {
   @IsOptional() @IsString() @MaxLength(500) system?: string;
   /** `ics`: an iCalendar file of the whole range (for a team's calendar), unless paged. */
   @IsOptional() @IsIn(['json', 'ics']) format?: 'json' | 'ics';
+  /**
+   * With `format=ics` only: a feed token (`npm run token -- --feed schedule`) for calendar
+   * clients, which subscribe to a URL and send no headers. Checked by the AuthGuard.
+   */
+  @IsOptional() @IsString() @MaxLength(8192) access_token?: string;
 }
