@@ -62,6 +62,21 @@ describe('the changeledger CLI', () => {
         headers: { authorization: `Bearer ${token}` },
       });
       expect(elsewhere.status).toBe(403);
+      // its id, on stderr, withdraws it
+      const id = /^token id (\S+) \(to withdraw the token before it expires: AUTH_REVOKED_TOKEN_IDS\)$/m.exec(
+        made.stderr,
+      )?.[1];
+      expect(id).toBeDefined();
+      const withdrawing = await AppHarness.start({ AUTH_REVOKED_TOKEN_IDS: `other,${id}` });
+      try {
+        const refused = await withdrawing.request('GET', `/schedule?format=ics&access_token=${token}`, {
+          as: null,
+        });
+        expect(refused.status).toBe(401);
+        expect(refused.body).toMatchObject({ detail: expect.stringMatching(/withdrawn/) });
+      } finally {
+        await withdrawing.close();
+      }
       const other = await runCliSettled(app.config, [...base, '--feed', 'changes']);
       expect(other.code).not.toBe(0);
       expect(other.stderr).toMatch(/--feed changes: the one feed is "schedule"\nusage: npm run token/);
@@ -242,7 +257,8 @@ describe('the changeledger CLI', () => {
           ['token', '--sub', 'u-x', '--name', 'X', '--roles', 'auditor'],
           { AUTH_JWT_SECRET: '' },
         );
-        expect(again).toMatchObject({ code: 0, stderr: '' });
+        expect(again.code).toBe(0);
+        expect(again.stderr).not.toContain('secret'); // the one made before is used
       } finally {
         rmSync(empty, { recursive: true, force: true });
       }

@@ -138,6 +138,7 @@ export class AppModule {
               issuer: c.auth.issuer,
               audience: c.auth.audience,
               maxLifetimeSeconds: c.auth.maxTokenLifetimeSeconds,
+              revokedTokenIds: c.auth.revokedTokenIds,
             }),
         },
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -98,7 +98,7 @@ const token = async (args: string[]) => {
     throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   }
   // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
-  const { iat, exp } = decodeJwt(signed);
+  const { iat, exp, jti } = decodeJwt(signed);
   if (!(exp! > iat!)) throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   // A token the service would refuse helps nobody either.
   if (max !== undefined && exp! - iat! > max) {
@@ -107,6 +107,8 @@ const token = async (args: string[]) => {
     );
   }
   process.stdout.write(`${signed}\n`);
+  // on stderr: `TOKEN=$(npm run --silent token …)` keeps only the token
+  process.stderr.write(`token id ${jti} (to withdraw the token before it expires: AUTH_REVOKED_TOKEN_IDS)\n`);
 };
 const EXPIRES = 'must be a duration from now, such as 30m, 12h or 7d';
 

@@ -148,6 +148,12 @@ describe('loadConfig: worker threads', () => {
     });
   });
 
+  it('AUTH_REVOKED_TOKEN_IDS: token ids, comma-separated, blanks dropped; unset or empty: none', () => {
+    expect(loadConfig({ AUTH_REVOKED_TOKEN_IDS: ' a1, ,b2,' }).auth.revokedTokenIds).toEqual(['a1', 'b2']);
+    expect(loadConfig({ AUTH_REVOKED_TOKEN_IDS: ' , ' }).auth.revokedTokenIds).toBeUndefined();
+    expect(loadConfig({}).auth.revokedTokenIds).toBeUndefined();
+  });
+
   it('an empty HOST, DATA_DIR or MONGODB_DB counts as unset, as every other variable', () => {
     const config = loadConfig({ HOST: '', DATA_DIR: '', MONGODB_DB: '' });
     expect(config.host).toBe('0.0.0.0');

@@ -26,6 +26,8 @@ export interface AppConfig {
     readonly audience?: string;
     /** The longest a token may live (exp − iat), in seconds; unset: no limit. */
     readonly maxTokenLifetimeSeconds?: number;
+    /** Ids (`jti`) of tokens refused before they expire. */
+    readonly revokedTokenIds?: readonly string[];
   };
   readonly retrospectiveDueBusinessDays: number;
   /** How often a command is run against the newest state when a concurrent write wins. */
@@ -106,6 +108,15 @@ const integer = (
 
 const optional = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
 
+/** A comma-separated list, blanks dropped; undefined when it names nothing. */
+const list = (value: string | undefined): readonly string[] | undefined => {
+  const items = (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  return items.length > 0 ? items : undefined;
+};
+
 /**
  * Settings given but not used, to be logged at start: a server address set without the switch
  * that selects it runs on the embedded store (several API instances would each keep a log of
@@ -167,6 +178,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       issuer: optional(env.AUTH_ISSUER),
       audience: optional(env.AUTH_AUDIENCE),
       maxTokenLifetimeSeconds: duration('AUTH_MAX_TOKEN_LIFETIME', env.AUTH_MAX_TOKEN_LIFETIME),
+      revokedTokenIds: list(env.AUTH_REVOKED_TOKEN_IDS),
     },
     // at most a year of business days: due dates are counted a day at a time on every read
     retrospectiveDueBusinessDays: integer(
@@ -267,10 +279,7 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
       `WEBHOOK_SECRET_PREVIOUS must be at least ${MIN_JWT_SECRET_LENGTH} characters, as WEBHOOK_SECRET`,
     );
   }
-  const eventTypes = (optional(env.WEBHOOK_EVENTS) ?? '')
-    .split(',')
-    .map((type) => type.trim())
-    .filter((type) => type !== '');
+  const eventTypes = list(env.WEBHOOK_EVENTS) ?? [];
   const unknown = eventTypes.filter((type) => !WEBHOOK_EVENT_TYPES.includes(type));
   if (unknown.length > 0) {
     throw new Error(

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 
 export interface TokenClaims {
@@ -21,6 +22,8 @@ export const signToken = async (
   })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(claims.sub)
+    // an id, so that a token can be withdrawn before it expires (AUTH_REVOKED_TOKEN_IDS)
+    .setJti(randomUUID())
     .setIssuedAt()
     .setExpirationTime(options.expiresIn ?? '12h');
   if (options.issuer) jwt = jwt.setIssuer(options.issuer);

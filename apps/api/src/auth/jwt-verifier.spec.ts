@@ -23,6 +23,15 @@ describe('JwtVerifier: feed tokens', () => {
     expect(await verifier.verify(await sign({}))).not.toHaveProperty('feed');
   });
 
+  it('refuses a token whose id is withdrawn (AUTH_REVOKED_TOKEN_IDS), and only that one', async () => {
+    const withdrawing = new JwtVerifier({ secret, revokedTokenIds: ['t-leaked', 't-old'] });
+    await expect(withdrawing.verify(await sign({ jti: 't-leaked', feed: 'schedule' }))).rejects.toThrow(
+      new AuthenticationError('the token has been withdrawn (AUTH_REVOKED_TOKEN_IDS)'),
+    );
+    expect(await withdrawing.verify(await sign({ jti: 't-other' }))).toMatchObject({ id: 'cal-team' });
+    expect(await withdrawing.verify(await sign({}))).toMatchObject({ id: 'cal-team' });
+  });
+
   it.each([['changes'], [''], [['schedule']], [null]])(
     'refuses a feed claim naming no feed: %j',
     async (feed) => {

@@ -37,6 +37,8 @@ export interface JwtVerifierOptions {
    * `exp`. A token made to last longer is refused, however much of it is left.
    */
   readonly maxLifetimeSeconds?: number;
+  /** Token ids (`jti`) withdrawn before they expire (a feed token's URL that got out). */
+  readonly revokedTokenIds?: readonly string[];
 }
 
 /** How far the issuer's clock and ours may differ, in seconds. */
@@ -120,6 +122,9 @@ export class JwtVerifier {
       throw new AuthenticationError(describeJoseError(error));
     }
     this.checkLifetime(payload);
+    if (typeof payload.jti === 'string' && this.options.revokedTokenIds?.includes(payload.jti)) {
+      throw new AuthenticationError('the token has been withdrawn (AUTH_REVOKED_TOKEN_IDS)');
+    }
     const actor = toActor(payload);
     // Cached until the token expires (RS256: at most RS256_RECHECK_MS, for key rotation).
     const expiresAtMs = (payload.exp as number) * 1000;

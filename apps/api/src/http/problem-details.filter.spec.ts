@@ -1,7 +1,7 @@
 import { EventStoreUnavailableError } from '@changeledger/event-store';
 import { ReadModelsSwappingError } from '@changeledger/read-models';
 import { IdentityProviderUnavailableError } from '../auth/jwt-verifier';
-import { toProblem } from './problem-details.filter';
+import { loggableUrl, toProblem } from './problem-details.filter';
 
 describe('toProblem', () => {
   it('tells clients a dependency is down without naming where it runs', () => {
@@ -36,5 +36,19 @@ describe('toProblem', () => {
     const problem = toProblem(new Error('SQLITE_CORRUPT at /var/lib/changeledger/events.sqlite'));
     expect(problem).toMatchObject({ status: 500, code: 'INTERNAL' });
     expect(problem.detail).not.toMatch(/SQLITE|var\/lib/);
+  });
+});
+
+describe('loggableUrl', () => {
+  it('leaves a token given in the URL out of the log, wherever it stands and however often', () => {
+    expect(loggableUrl('/api/v1/schedule?format=ics&access_token=eyJ.a.b&minPosition=9')).toBe(
+      '/api/v1/schedule?format=ics&access_token=(left out)&minPosition=9',
+    );
+    expect(loggableUrl('/api/v1/schedule?access_token=x&ACCESS_TOKEN=y')).toBe(
+      '/api/v1/schedule?access_token=(left out)&ACCESS_TOKEN=(left out)',
+    );
+    expect(loggableUrl('/api/v1/changes?status=closed&my_access_token=z')).toBe(
+      '/api/v1/changes?status=closed&my_access_token=z',
+    );
   });
 });

@@ -137,6 +137,10 @@ const fromFastifyError = (status: number, code: string | undefined, message: str
   return problem('VALIDATION_FAILED', `the body is not valid JSON: ${message}`);
 };
 
+/** A request's URL as the log shows it: a token given in it (a calendar feed's) left out. */
+export const loggableUrl = (url: string): string =>
+  url.replace(/([?&]access_token=)[^&#]*/gi, '$1(left out)');
+
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
   private readonly logger = new Logger('ProblemDetails');
@@ -147,10 +151,12 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     const body = toProblem(error);
     if (body.code === 'INTERNAL') {
-      this.logger.error(`${request.method} ${request.url}: ${(error as Error)?.stack ?? String(error)}`);
+      this.logger.error(
+        `${request.method} ${loggableUrl(request.url)}: ${(error as Error)?.stack ?? String(error)}`,
+      );
     } else if (body.status >= 500) {
       const cause = error instanceof Error ? error.message : String(error);
-      this.logger.warn(`${request.method} ${request.url}: ${body.code}: ${cause}`);
+      this.logger.warn(`${request.method} ${loggableUrl(request.url)}: ${body.code}: ${cause}`);
     }
     if (body.code === 'PROJECTION_LAGGING') reply.header('Retry-After', '1');
     if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
