@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { SqliteEventStore } from '@changeledger/event-store';
-import { toWebhookPayload, WebhookCheckpoints, WebhookDispatcher } from '@changeledger/webhooks';
+import {
+  toWebhookPayload,
+  WebhookCheckpoints,
+  WebhookDispatcher,
+  WebhookSubjects,
+} from '@changeledger/webhooks';
 import { collectGarbage, progress, round, sampleEvent } from './bench-util';
 
 const SECRET = 'bench-webhook-secret-0123456789abcdef';
@@ -71,7 +76,9 @@ export const benchWebhookDelivery = async (): Promise<WebhookFigures> => {
         );
       }
       const recorded = await events.readAll({ after: 0n, limit: EVENTS });
-      const bodies = recorded.map((e) => JSON.stringify(toWebhookPayload(e)));
+      const subjects = new WebhookSubjects(events);
+      const bodies: string[] = [];
+      for (const e of recorded) bodies.push(JSON.stringify(toWebhookPayload(e, await subjects.after(e))));
 
       // baseline
       receiver.reset();

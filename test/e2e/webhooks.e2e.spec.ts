@@ -72,7 +72,25 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
     await until(deliveredAll, 'every event delivered');
 
     const audit = await auditLog();
-    expect(received()).toEqual(audit.map((event) => ({ ...event, subject: { kind: 'change-request', id } })));
+    expect(received().map(({ subject: _subject, ...event }) => event)).toEqual(audit);
+    // each with the change as it stood right after it
+    expect(received().map((b) => [b.type, b.subject])).toEqual(
+      ['in-review', 'in-review', 'in-review', 'in-review', 'awaiting-approval', 'approved'].map(
+        (status, i) => [
+          audit[i].type,
+          {
+            kind: 'change-request',
+            id,
+            title: 'Move VM traffic to VLAN 20',
+            changeType: 'normal',
+            status,
+            riskLevel: 'low',
+            version: i + 1,
+          },
+        ],
+      ),
+    );
+
     expect(received().map((b) => b.type)).toEqual([
       'ChangeSubmitted',
       'ReviewRecorded',

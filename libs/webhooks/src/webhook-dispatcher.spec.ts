@@ -6,9 +6,16 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import {
+  normalHistory,
+  normalRequest,
+  templateCreated,
+  templateRef,
+} from '../../domain/src/change-request/change-request.fixtures';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver';
 import { WebhookCheckpoints } from './webhook-checkpoints';
 import { WebhookDispatcher, type WebhookTarget } from './webhook-dispatcher';
+import { WebhookSubjects } from './webhook-subjects';
 import { signWebhook, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from './webhook-payload';
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
@@ -25,6 +32,12 @@ const anEvent = (type: string, data: Record<string, unknown> = {}): NewEvent => 
     causationId: null,
     schemaVersion: 5,
   },
+});
+
+/** A domain event (from the decider's fixtures) as the store takes it. */
+const asNew = (event: { type: string; data: unknown }): NewEvent => ({
+  ...anEvent(event.type),
+  data: event.data as Record<string, unknown>,
 });
 
 const until = async (condition: () => boolean, what: string, timeoutMs = 10_000) => {
@@ -72,29 +85,53 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sends each event once, in order, signed, as the audit API shows it, naming its subject', async () => {
+  it('sends each event once, in order, signed, as the audit API shows it, with its subject as it stood then', async () => {
     const webhook = dispatcher();
     await webhook.start();
-    const submitted = anEvent('ChangeSubmitted', { changeId: 'CHG-001' });
-    await events.append('changeRequest-CHG-001', [submitted, anEvent('ReviewRecorded')], 'no-stream');
-    await events.append('standardTemplate-STD-001', [anEvent('StandardTemplateCreated')], 'no-stream');
-    await receiver.received(3);
+    const [submitted, ...reviews] = normalHistory('awaiting-approval', { risk: 'medium' }).map(asNew);
+    await events.append('changeRequest-CHG-001', [submitted, reviews[0]], 'no-stream');
+    await events.append('standardTemplate-STD-001', [asNew(templateCreated())], 'no-stream');
+    await events.append('changeRequest-CHG-001', reviews.slice(1), 1n);
+    const count = 2 + reviews.length;
+    await receiver.received(count);
     const head = await events.headPosition();
-    await until(() => webhook.status().deliveredThrough === head.toString(), 'all three accepted');
+    await until(() => webhook.status().deliveredThrough === head.toString(), 'all accepted');
 
     const bodies = receiver.bodies();
-    expect(bodies.map((b) => [b.type, b.subject, b.revision])).toEqual([
-      ['ChangeSubmitted', { kind: 'change-request', id: 'CHG-001' }, 0],
-      ['ReviewRecorded', { kind: 'change-request', id: 'CHG-001' }, 1],
-      ['StandardTemplateCreated', { kind: 'standard-template', id: 'STD-001' }, 0],
+    expect(bodies.map((b) => b.type)).toEqual([
+      'ChangeSubmitted',
+      'ReviewRecorded',
+      'StandardTemplateCreated',
+      ...reviews.slice(1).map((e) => e.type),
     ]);
+    const change = (status: string, version: number) => ({
+      kind: 'change-request',
+      id: 'CHG-001',
+      title: normalRequest().title,
+      changeType: 'normal',
+      status,
+      riskLevel: 'medium',
+      version,
+    });
+    expect(bodies[0].subject).toEqual(change('in-review', 1));
+    expect(bodies[1].subject).toEqual(change('in-review', 2));
+    expect(bodies[2].subject).toEqual({
+      kind: 'standard-template',
+      id: 'STD-001',
+      name: templateRef.name,
+      active: true,
+      version: 1,
+    });
+    // folded one event after another, the last as the change stood after its reviews
+    expect(bodies.at(-1)!.subject).toEqual(change('awaiting-approval', 1 + reviews.length));
     expect(bodies[0]).toMatchObject({
       eventId: submitted.eventId,
       streamId: 'changeRequest-CHG-001',
+      revision: 0,
       position: expect.stringMatching(/^\d+$/),
       occurredAt: submitted.metadata.occurredAt,
       actor: ACTOR,
-      data: { changeId: 'CHG-001' },
+      data: submitted.data,
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     const first = receiver.deliveries[0];
@@ -113,14 +150,38 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
       ).toBe(false);
     }
     expect(webhook.status()).toMatchObject({
-      deliveredThrough: bodies[2].position,
+      deliveredThrough: bodies.at(-1)!.position,
       lastDeliveredAt: expect.any(String),
       failing: null,
     });
     expect(JSON.stringify(webhook.status())).not.toContain('receiver-secret');
     // nothing is sent twice
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(receiver.deliveries).toHaveLength(3);
+    expect(receiver.deliveries).toHaveLength(count);
+  });
+
+  it('names the subject as it stood at any event, also when folding starts afresh (a restart), and at least by id', async () => {
+    const history = normalHistory('approved', { risk: 'high' }).map(asNew);
+    await events.append('changeRequest-CHG-001', history, 'no-stream');
+    const recorded = await events.readStream('changeRequest-CHG-001');
+    const incremental = new WebhookSubjects(events);
+    const oneByOne = [];
+    for (const event of recorded) oneByOne.push(await incremental.after(event));
+    // a fresh fold at the fourth event and at the last one agrees with the step-by-step one
+    expect(await new WebhookSubjects(events).after(recorded[3])).toEqual(oneByOne[3]);
+    expect(await new WebhookSubjects(events).after(recorded.at(-1)!)).toEqual(oneByOne.at(-1));
+    expect(oneByOne.map((s) => ('status' in s ? s.status : null))).toEqual([
+      'in-review',
+      'in-review',
+      'in-review',
+      'in-review',
+      'awaiting-approval',
+      'approved',
+    ]);
+    // a history the domain never writes (an edited store): named by id, not held up
+    await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted', {})], 'no-stream');
+    const [odd] = await events.readStream('changeRequest-CHG-002');
+    expect(await incremental.after(odd)).toEqual({ kind: 'change-request', id: 'CHG-002' });
   });
 
   it('starts a new target at the head of the log: history is not sent', async () => {

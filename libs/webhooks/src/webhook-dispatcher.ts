@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
 import { CHECKPOINT_NAME, type WebhookCheckpoints } from './webhook-checkpoints';
+import { WebhookSubjects } from './webhook-subjects';
 import {
   signWebhook,
   toWebhookPayload,
@@ -96,6 +97,7 @@ export class WebhookDispatcher {
   private readonly logger: { log(message: string): void; error(message: string): void };
   private readonly wanted: (type: string) => boolean;
   private readonly secrets: readonly string[];
+  private readonly subjects: WebhookSubjects;
   /**
    * undici's own client rather than the global fetch, which made the same deliveries at about
    * half the rate in the webhook bench (its WHATWG objects): the dispatcher shares the API's
@@ -133,6 +135,7 @@ export class WebhookDispatcher {
       ...(options.target.previousSecret ? [options.target.previousSecret] : []),
     ];
     this.agent = new Agent({ connect: { timeout: this.timeoutMs } });
+    this.subjects = new WebhookSubjects(events);
     const types = options.target.eventTypes;
     this.wanted = types && types.length > 0 ? (type) => types.includes(type) : () => true;
   }
@@ -254,7 +257,7 @@ export class WebhookDispatcher {
   /** True once the receiver accepted the event; false when stopped first. */
   private async deliver(event: RecordedEvent): Promise<boolean> {
     // The same bytes on every attempt: only the signature's timestamp changes.
-    const body = JSON.stringify(toWebhookPayload(event));
+    const body = JSON.stringify(toWebhookPayload(event, await this.subjects.after(event)));
     for (let attempt = 1; !this.stopping; attempt++) {
       const error = await this.post(event, body, attempt);
       if (error === undefined) {

@@ -6,6 +6,7 @@ import {
   standardTemplateStreamId,
 } from '@changeledger/domain';
 import { type AuditEvent, type RecordedEvent, toAuditEvent } from '@changeledger/event-store';
+import type { WebhookSubject } from './webhook-subjects';
 
 const TEMPLATE_EVENT_TYPES: readonly StandardTemplateEvent['type'][] = [
   'StandardTemplateCreated',
@@ -18,27 +19,22 @@ export const WEBHOOK_EVENT_TYPES: readonly string[] = [
   ...TEMPLATE_EVENT_TYPES,
 ];
 
-const CHANGE_PREFIX = changeRequestStreamId('');
-const TEMPLATE_PREFIX = standardTemplateStreamId('');
-
 /** The streams whose events are delivered: the two aggregates' (not the id counters'). */
-export const WEBHOOK_STREAM_PREFIXES: readonly string[] = [CHANGE_PREFIX, TEMPLATE_PREFIX];
+export const WEBHOOK_STREAM_PREFIXES: readonly string[] = [
+  changeRequestStreamId(''),
+  standardTemplateStreamId(''),
+];
 
-export interface WebhookSubject {
-  readonly kind: 'change-request' | 'standard-template';
-  /** `CHG-001`, `STD-001`: what `GET /api/v1/changes/:id` (or the templates list) shows. */
-  readonly id: string;
-}
-
-/** One delivery's body: the event exactly as `GET /api/v1/audit/events` shows it, and what it is about. */
+/**
+ * One delivery's body: the event exactly as `GET /api/v1/audit/events` shows it, and what it is
+ * about as it stood right after it (`WebhookSubjects`).
+ */
 export type WebhookPayload = AuditEvent & { readonly subject: WebhookSubject };
 
-export const toWebhookPayload = (event: RecordedEvent): WebhookPayload => {
-  const subject: WebhookSubject = event.streamId.startsWith(TEMPLATE_PREFIX)
-    ? { kind: 'standard-template', id: event.streamId.slice(TEMPLATE_PREFIX.length) }
-    : { kind: 'change-request', id: event.streamId.slice(CHANGE_PREFIX.length) };
-  return { ...toAuditEvent(event), subject };
-};
+export const toWebhookPayload = (event: RecordedEvent, subject: WebhookSubject): WebhookPayload => ({
+  ...toAuditEvent(event),
+  subject,
+});
 
 /**
  * The header a receiver checks: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, with a

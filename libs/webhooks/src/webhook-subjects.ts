@@ -1,0 +1,124 @@
+import {
+  type ChangeRequestEvent,
+  type ChangeRequestState,
+  type ChangeStatus,
+  type ChangeType,
+  changeRequestStreamId,
+  evolveChangeRequest,
+  evolveStandardTemplate,
+  initialChangeRequestState,
+  initialStandardTemplateState,
+  type RiskLevel,
+  type StandardTemplateEvent,
+  type StandardTemplateState,
+  standardTemplateStreamId,
+} from '@changeledger/domain';
+import type { EventStore, RecordedEvent } from '@changeledger/event-store';
+
+/** What a change request was right after an event: enough for a chat message without a lookup. */
+export interface ChangeSubject {
+  readonly kind: 'change-request';
+  /** `CHG-001`: what `GET /api/v1/changes/:id` shows in full. */
+  readonly id: string;
+  readonly title: string;
+  readonly changeType: ChangeType;
+  readonly status: ChangeStatus;
+  readonly riskLevel: RiskLevel | null;
+  /** The change's version after the event (its ETag then). */
+  readonly version: number;
+}
+
+export interface TemplateSubject {
+  readonly kind: 'standard-template';
+  /** `STD-001`. */
+  readonly id: string;
+  readonly name: string;
+  readonly active: boolean;
+  readonly version: number;
+}
+
+/**
+ * What the event is about. Only `kind` and `id` when its stream could not be folded (a history
+ * the domain never writes: an edited store), so that a delivery is never held up by it.
+ */
+export type WebhookSubject =
+  | ChangeSubject
+  | TemplateSubject
+  | { readonly kind: 'change-request' | 'standard-template'; readonly id: string };
+
+type State =
+  { kind: 'change'; state: ChangeRequestState } | { kind: 'template'; state: StandardTemplateState };
+
+/** Folded states kept between deliveries: a change's events come one after another, in order. */
+const KEPT = 256;
+const TEMPLATE_PREFIX = standardTemplateStreamId('');
+const CHANGE_PREFIX = changeRequestStreamId('');
+
+const evolve = (folded: State, event: { type: string; data: Record<string, unknown> }): State =>
+  folded.kind === 'change'
+    ? { kind: 'change', state: evolveChangeRequest(folded.state, event as unknown as ChangeRequestEvent) }
+    : {
+        kind: 'template',
+        state: evolveStandardTemplate(folded.state, event as unknown as StandardTemplateEvent),
+      };
+
+/**
+ * The subject of each delivered event as it stood right after it, folded from the log with the
+ * domain's own `evolve` (so it is what `GET /changes/:id?…` showed then, not what the read models
+ * say now). Deliveries come in log order, so each is one `evolve` on the state kept from the
+ * stream's previous event; otherwise (a restart, a stream not seen for a while) the stream is
+ * read up to the event.
+ */
+export class WebhookSubjects {
+  private readonly kept = new Map<string, { revision: bigint; folded: State }>();
+
+  constructor(private readonly events: EventStore) {}
+
+  async after(event: RecordedEvent): Promise<WebhookSubject> {
+    let folded: State;
+    let subject: WebhookSubject;
+    try {
+      folded = await this.foldedAfter(event);
+      subject = subjectOf(event.streamId, folded);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // the store's: retried as any read of the log
+      // evolve met data it cannot read: name the subject, and fold it afresh next time
+      this.kept.delete(event.streamId);
+      return event.streamId.startsWith(TEMPLATE_PREFIX)
+        ? { kind: 'standard-template', id: event.streamId.slice(TEMPLATE_PREFIX.length) }
+        : { kind: 'change-request', id: event.streamId.slice(CHANGE_PREFIX.length) };
+    }
+    const kept = this.kept;
+    kept.delete(event.streamId);
+    kept.set(event.streamId, { revision: event.revision, folded });
+    if (kept.size > KEPT) kept.delete(kept.keys().next().value as string);
+    return subject;
+  }
+
+  private async foldedAfter(event: RecordedEvent): Promise<State> {
+    const previous = this.kept.get(event.streamId);
+    if (previous && previous.revision === event.revision - 1n) return evolve(previous.folded, event);
+    const initial: State = event.streamId.startsWith(TEMPLATE_PREFIX)
+      ? { kind: 'template', state: initialStandardTemplateState() }
+      : { kind: 'change', state: initialChangeRequestState() };
+    const stream = await this.events.readStream(event.streamId);
+    return stream.filter((e) => e.revision <= event.revision).reduce(evolve, initial);
+  }
+}
+
+const subjectOf = (streamId: string, folded: State): WebhookSubject => {
+  if (folded.kind === 'template') {
+    const { name, active, version } = folded.state;
+    return { kind: 'standard-template', id: streamId.slice(TEMPLATE_PREFIX.length), name, active, version };
+  }
+  const { request, type, status, version } = folded.state;
+  return {
+    kind: 'change-request',
+    id: streamId.slice(CHANGE_PREFIX.length),
+    title: request.title,
+    changeType: type,
+    status,
+    riskLevel: request.risk?.level ?? null,
+    version,
+  };
+};
