@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
-import { type Actor, forbidden, ROLES } from '@changeledger/domain';
+import { forbidden, ROLES } from '@changeledger/domain';
 import {
   AuthenticationError,
   type Feed,
@@ -89,7 +89,10 @@ export class AuthGuard implements CanActivate {
 }
 
 /** The actor of a request's `Authorization: Bearer <token>` header, or AuthenticationError (401). */
-export const authenticate = async (header: string | undefined, verifier: JwtVerifier): Promise<Actor> => {
+export const authenticate = async (
+  header: string | undefined,
+  verifier: JwtVerifier,
+): Promise<TokenActor> => {
   if (!header) throw new AuthenticationError('an Authorization: Bearer <token> header is required');
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
