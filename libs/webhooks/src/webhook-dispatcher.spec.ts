@@ -5,7 +5,9 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import { AccessDeniedError } from '@eventstore/db-client';
+import { EventStoreDbEventStore, type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import { InMemoryEventStoreDbClient } from '../../event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import {
   normalHistory,
   normalRequest,
@@ -518,5 +520,47 @@ describe('webhook signatures', () => {
     { name: 'a malformed header', header: 'sha256=abc', valid: false },
   ])('$name → valid: $valid', ({ header, valid }) => {
     expect(verifyWebhookSignature(SECRET, header, body, now)).toBe(valid);
+  });
+});
+
+describe('webhook dispatcher on the EventStoreDB adapter (its client double)', () => {
+  it('a subscription that ends with an error is opened again from the checkpoint: nothing lost, nothing sent twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
+    const server = new InMemoryEventStoreDbClient();
+    const quiet = { warn: () => undefined, error: () => undefined };
+    const events = new EventStoreDbEventStore(server.connection(), { logger: quiet });
+    const checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    const receiver = await startWebhookReceiver();
+    const errors: string[] = [];
+    const webhook = new WebhookDispatcher(events, {
+      target: { url: receiver.url, secret: SECRET },
+      checkpoints,
+      retryBaseMs: 20,
+      logger: { log: () => undefined, error: (m) => errors.push(m) },
+    });
+    try {
+      await webhook.start();
+      const [a, b] = [anEvent('ChangeSubmitted'), anEvent('ChangeSubmitted')];
+      await events.append('changeRequest-CHG-001', [a], 'no-stream');
+      await receiver.received(1);
+      // a failure the adapter does not retry itself (it resubscribes after a lost connection)
+      await until(() => server.subscriptionCount === 1, 'a live subscription');
+      server.dropSubscriptions(new AccessDeniedError(undefined, 'read access revoked'));
+      await until(() => errors.some((m) => m.includes('reading the event log')), 'the failure noticed');
+      await events.append('changeRequest-CHG-002', [b], 'no-stream');
+      await receiver.received(2);
+      await until(() => webhook.status().failing === null, 'reading again');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([
+        a.eventId,
+        b.eventId,
+      ]);
+    } finally {
+      await webhook.stop();
+      await receiver.close();
+      checkpoints.close();
+      await events.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
