@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -493,6 +493,36 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
 });
 
 describe('webhook signatures', () => {
+  it("the README's receiver check (run from the README itself) agrees with verifyWebhookSignature", () => {
+    const readme = readFileSync(join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+    const block = /A receiver's check, in Node[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    const code = block!.replace(/^import .*$/m, '');
+    type Check = (secret: string, header: string | undefined, body: string, now?: number) => boolean;
+    const check = new Function('createHmac', 'timingSafeEqual', `${code}\nreturn verifyChangeledger;`)(
+      createHmac,
+      timingSafeEqual,
+    ) as Check;
+    const now = 1_800_000_000;
+    const body = '{"type":"ChangeApproved"}';
+    const other = 'o'.repeat(40);
+    for (const [header, text] of [
+      [signWebhook(SECRET, now, body), body],
+      [signWebhook([other, SECRET], now, body), body],
+      [signWebhook(SECRET, now, body), `${body} `],
+      [signWebhook(SECRET, now - 360, body), body],
+      [signWebhook(other, now, body), body],
+      ['t=1800000000,v1=abc', body],
+      ['garbage', body],
+    ]) {
+      expect([header, check(SECRET, header, text, now)]).toEqual([
+        header,
+        verifyWebhookSignature(SECRET, header, text, now),
+      ]);
+    }
+    expect(check(SECRET, signWebhook(SECRET, now, body), body, now)).toBe(true);
+  });
+
   const body = '{"type":"ChangeApproved"}';
   const now = 1_800_000_000;
   const OTHER = 'o'.repeat(40);
