@@ -1,9 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
   CHANGE_REQUEST_EVENT_TYPES,
-  changeRequestStreamId,
+  CHANGE_REQUEST_STREAM_PREFIX,
+  STANDARD_TEMPLATE_STREAM_PREFIX,
   type StandardTemplateEvent,
-  standardTemplateStreamId,
 } from '@changeledger/domain';
 import { type AuditEvent, type RecordedEvent, toAuditEvent } from '@changeledger/event-store';
 import type { WebhookSubject } from './webhook-subjects';
@@ -21,8 +21,8 @@ export const WEBHOOK_EVENT_TYPES: readonly string[] = [
 
 /** The streams whose events are delivered: the two aggregates' (not the id counters'). */
 export const WEBHOOK_STREAM_PREFIXES: readonly string[] = [
-  changeRequestStreamId(''),
-  standardTemplateStreamId(''),
+  CHANGE_REQUEST_STREAM_PREFIX,
+  STANDARD_TEMPLATE_STREAM_PREFIX,
 ];
 
 /**

@@ -3,7 +3,7 @@ import {
   type ChangeRequestState,
   type ChangeStatus,
   type ChangeType,
-  changeRequestStreamId,
+  CHANGE_REQUEST_STREAM_PREFIX,
   evolveChangeRequest,
   evolveStandardTemplate,
   initialChangeRequestState,
@@ -11,7 +11,7 @@ import {
   type RiskLevel,
   type StandardTemplateEvent,
   type StandardTemplateState,
-  standardTemplateStreamId,
+  STANDARD_TEMPLATE_STREAM_PREFIX,
 } from '@changeledger/domain';
 import type { EventStore, RecordedEvent } from '@changeledger/event-store';
 
@@ -51,8 +51,6 @@ type State =
 
 /** Folded states kept between deliveries: a change's events come one after another, in order. */
 const KEPT = 256;
-const TEMPLATE_PREFIX = standardTemplateStreamId('');
-const CHANGE_PREFIX = changeRequestStreamId('');
 
 const evolve = (folded: State, event: { type: string; data: Record<string, unknown> }): State =>
   folded.kind === 'change'
@@ -84,9 +82,7 @@ export class WebhookSubjects {
       if (!(error instanceof TypeError)) throw error; // the store's: retried as any read of the log
       // evolve met data it cannot read: name the subject, and fold it afresh next time
       this.kept.delete(event.streamId);
-      return event.streamId.startsWith(TEMPLATE_PREFIX)
-        ? { kind: 'standard-template', id: event.streamId.slice(TEMPLATE_PREFIX.length) }
-        : { kind: 'change-request', id: event.streamId.slice(CHANGE_PREFIX.length) };
+      return namedBy(event.streamId);
     }
     const kept = this.kept;
     kept.delete(event.streamId);
@@ -98,23 +94,31 @@ export class WebhookSubjects {
   private async foldedAfter(event: RecordedEvent): Promise<State> {
     const previous = this.kept.get(event.streamId);
     if (previous && previous.revision === event.revision - 1n) return evolve(previous.folded, event);
-    const initial: State = event.streamId.startsWith(TEMPLATE_PREFIX)
-      ? { kind: 'template', state: initialStandardTemplateState() }
-      : { kind: 'change', state: initialChangeRequestState() };
+    const initial: State =
+      namedBy(event.streamId).kind === 'standard-template'
+        ? { kind: 'template', state: initialStandardTemplateState() }
+        : { kind: 'change', state: initialChangeRequestState() };
     const stream = await this.events.readStream(event.streamId);
     return stream.filter((e) => e.revision <= event.revision).reduce(evolve, initial);
   }
 }
 
+/** Kind and id, from the stream's name. */
+const namedBy = (streamId: string) =>
+  streamId.startsWith(STANDARD_TEMPLATE_STREAM_PREFIX)
+    ? { kind: 'standard-template' as const, id: streamId.slice(STANDARD_TEMPLATE_STREAM_PREFIX.length) }
+    : { kind: 'change-request' as const, id: streamId.slice(CHANGE_REQUEST_STREAM_PREFIX.length) };
+
 const subjectOf = (streamId: string, folded: State): WebhookSubject => {
+  const { id } = namedBy(streamId);
   if (folded.kind === 'template') {
     const { name, active, version } = folded.state;
-    return { kind: 'standard-template', id: streamId.slice(TEMPLATE_PREFIX.length), name, active, version };
+    return { kind: 'standard-template', id, name, active, version };
   }
   const { request, type, status, version } = folded.state;
   return {
     kind: 'change-request',
-    id: streamId.slice(CHANGE_PREFIX.length),
+    id,
     title: request.title,
     changeType: type,
     status,

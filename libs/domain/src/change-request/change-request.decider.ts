@@ -732,5 +732,7 @@ export const changeRequestDecider: Decider<
   evolve: evolveChangeRequest,
 };
 
-export const changeRequestStreamId = (changeId: string) => `changeRequest-${changeId}`;
+/** The stream category of change requests: `changeRequest-CHG-001`. */
+export const CHANGE_REQUEST_STREAM_PREFIX = 'changeRequest-';
+export const changeRequestStreamId = (changeId: string) => `${CHANGE_REQUEST_STREAM_PREFIX}${changeId}`;
 export const formatChangeId = (n: number) => `CHG-${String(n).padStart(3, '0')}`;

@@ -75,5 +75,8 @@ export const standardTemplateDecider: Decider<
   evolve: evolveStandardTemplate,
 };
 
-export const standardTemplateStreamId = (templateId: string) => `standardTemplate-${templateId}`;
+/** The stream category of standard-change templates: `standardTemplate-STD-001`. */
+export const STANDARD_TEMPLATE_STREAM_PREFIX = 'standardTemplate-';
+export const standardTemplateStreamId = (templateId: string) =>
+  `${STANDARD_TEMPLATE_STREAM_PREFIX}${templateId}`;
 export const formatTemplateId = (n: number) => `STD-${String(n).padStart(3, '0')}`;

@@ -1,3 +1,4 @@
+import { CHANGE_REQUEST_STREAM_PREFIX, STANDARD_TEMPLATE_STREAM_PREFIX } from '@changeledger/domain';
 import type { RecordedEvent } from '@changeledger/event-store';
 import type { CollectionSpec, ReadModelDocument } from '../read-model-store.port';
 
@@ -25,8 +26,8 @@ export interface Projection<D extends ReadModelDocument = ReadModelDocument> {
   readonly version?: number;
 }
 
-export const CHANGE_STREAM_PREFIX = 'changeRequest-';
-export const TEMPLATE_STREAM_PREFIX = 'standardTemplate-';
+export const CHANGE_STREAM_PREFIX = CHANGE_REQUEST_STREAM_PREFIX;
+export const TEMPLATE_STREAM_PREFIX = STANDARD_TEMPLATE_STREAM_PREFIX;
 
 // Every projection asks for the id of the same event in turn: remember the last answer, so a
 // replay of millions of events does not cut (and hash) the same string seven times over.

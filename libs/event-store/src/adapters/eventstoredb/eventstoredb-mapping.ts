@@ -20,6 +20,7 @@ import {
   type ReadPosition,
   type ResolvedEvent,
 } from '@eventstore/db-client';
+import { CHANGE_REQUEST_STREAM_PREFIX, STANDARD_TEMPLATE_STREAM_PREFIX } from '@changeledger/domain';
 import { ConcurrencyError } from '../../event-store.errors';
 import type { EventMetadata, ExpectedRevision, NewEvent, RecordedEvent } from '../../event-store.port';
 
@@ -27,7 +28,10 @@ import type { EventMetadata, ExpectedRevision, NewEvent, RecordedEvent } from '.
 // stream categories
 
 /** The stream categories this application writes; reads and subscriptions see only these by default. */
-export const DEFAULT_CATEGORIES: readonly string[] = ['changeRequest-', 'standardTemplate-'];
+export const DEFAULT_CATEGORIES: readonly string[] = [
+  CHANGE_REQUEST_STREAM_PREFIX,
+  STANDARD_TEMPLATE_STREAM_PREFIX,
+];
 
 /**
  * Counter streams of `appendWithSequence` are `sequence-<name>`. Not `$sequence-<name>`: streams
