@@ -14,7 +14,7 @@ import { LAST_UTC_INSTANT_MS } from '@changeledger/domain';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import { CalendarFeed } from '../auth/auth.guard';
 import { RequestValidationError } from '../application/application-errors';
-import { decodeCursor, MAX_LIMIT, pageRequestOf, parseLimit } from './paging';
+import { decodeCursor, MAX_LIMIT, type PageRequest, pageRequestOf } from './paging';
 import { parsePosition } from './parse-position';
 import { GetChangeLog, GetRetrospectiveQueue, GetSchedule, ListPendingApprovals } from './read-model.queries';
 import { ReadPosition } from './read-position';
@@ -46,26 +46,14 @@ export class ReadModelsController {
     if (format === 'json') {
       return this.queryBus.execute(new GetChangeLog(pageRequestOf(query)));
     }
-    const rows: ChangeLogRow[] = [];
-    const whole = query.limit === undefined && query.cursor === undefined;
-    let after = decodeCursor(query.cursor);
-    for (;;) {
-      const limit = whole ? MAX_LIMIT : parseLimit(query.limit);
-      // The whole table is read in id order (rows cannot move past the cursor while the
-      // projector writes) and sorted newest first here, as the pages are.
-      const pageResult = await this.queryBus.execute<
-        GetChangeLog,
-        { items: ChangeLogRow[]; nextCursor: string | null }
-      >(new GetChangeLog({ limit, after }, whole));
-      rows.push(...pageResult.items);
-      if (!whole) {
-        if (pageResult.nextCursor) void reply.header('Next-Cursor', pageResult.nextCursor);
-        break;
-      }
-      if (!pageResult.nextCursor) break;
-      after = decodeCursor(pageResult.nextCursor);
-    }
-    if (whole) rows.sort(newestFirst);
+    // sorted newest first, as the pages are
+    const rows = await exportRows(
+      query,
+      reply,
+      (page, byChangeId) =>
+        this.queryBus.execute<GetChangeLog, Page<ChangeLogRow>>(new GetChangeLog(page, byChangeId)),
+      newestFirst,
+    );
     if (format === 'csv') {
       void reply.header('Content-Type', 'text/csv; charset=utf-8');
       void reply.header('Content-Disposition', 'attachment; filename="change-log.csv"');
@@ -105,33 +93,16 @@ export class ReadModelsController {
     if (query.format !== 'ics') {
       return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
     }
-    // For a calendar: the whole range, read in id order (windows move while the projector
-    // writes; ids do not) and sorted by start here; or, with limit/cursor, one page of it.
-    const whole = query.limit === undefined && query.cursor === undefined;
-    const items: ScheduleItem[] = [];
-    let cursor = query.cursor;
-    for (;;) {
-      const page = await this.queryBus.execute<
-        GetSchedule,
-        { items: ScheduleItem[]; nextCursor: string | null }
-      >(
-        new GetSchedule(
-          from,
-          to,
-          query.system,
-          pageRequestOf({ limit: whole ? String(MAX_LIMIT) : query.limit, cursor }),
-          whole,
+    // for a calendar, sorted by start
+    const items = await exportRows(
+      query,
+      reply,
+      (page, byChangeId) =>
+        this.queryBus.execute<GetSchedule, Page<ScheduleItem>>(
+          new GetSchedule(from, to, query.system, page, byChangeId),
         ),
-      );
-      items.push(...page.items);
-      if (!whole) {
-        if (page.nextCursor) void reply.header('Next-Cursor', page.nextCursor);
-        break;
-      }
-      if (page.nextCursor === null) break;
-      cursor = page.nextCursor;
-    }
-    if (whole) items.sort((a, b) => compareText(a.from, b.from) || compareText(a.changeId, b.changeId));
+      (a, b) => compareText(a.from, b.from) || compareText(a.changeId, b.changeId),
+    );
     void reply.header('Content-Type', 'text/calendar; charset=utf-8');
     void reply.header('Content-Disposition', 'attachment; filename="change-schedule.ics"');
     return scheduleIcs(items, this.clock.now());
@@ -144,6 +115,35 @@ export class ReadModelsController {
     return this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query)));
   }
 }
+
+type Page<T> = { items: T[]; nextCursor: string | null };
+
+/**
+ * The rows of an export (CSV, Markdown, iCalendar): without `limit` and `cursor` the whole list,
+ * read page by page in change-id order (a row whose sort key moves while the projector writes
+ * could be stepped over or met twice; ids never move) and put in `order` here; with them, the
+ * one page asked for, the next page's cursor in a `Next-Cursor` header.
+ */
+const exportRows = async <T>(
+  query: { readonly limit?: string; readonly cursor?: string },
+  reply: FastifyReply,
+  read: (page: PageRequest, byChangeId: boolean) => Promise<Page<T>>,
+  order: (a: T, b: T) => number,
+): Promise<T[]> => {
+  if (query.limit !== undefined || query.cursor !== undefined) {
+    const page = await read(pageRequestOf(query), false);
+    if (page.nextCursor) void reply.header('Next-Cursor', page.nextCursor);
+    return page.items;
+  }
+  const rows: T[] = [];
+  let after: PageRequest['after'];
+  for (;;) {
+    const page = await read({ limit: MAX_LIMIT, after }, true);
+    rows.push(...page.items);
+    if (!page.nextCursor) return rows.sort(order);
+    after = decodeCursor(page.nextCursor);
+  }
+};
 
 const DAY_MS = 86_400_000;
 const startOfToday = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS);
