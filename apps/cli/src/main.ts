@@ -25,6 +25,8 @@ import {
   openEventStore,
   openReadModelStore,
   describeDuration,
+  type Feed,
+  FEEDS,
   resolveJwtSecret,
   signToken,
 } from '@changeledger/platform';
@@ -57,8 +59,9 @@ const token = async (args: string[]) => {
     },
     USAGE,
   );
-  if (values.feed !== undefined && values.feed !== 'schedule') {
-    throw new Error(`--feed ${values.feed}: the one feed is "schedule"\n${USAGE}`);
+  const feed = values.feed as Feed | undefined;
+  if (feed !== undefined && !FEEDS.includes(feed)) {
+    throw new Error(`--feed ${feed}: the one feed is ${FEEDS.map((f) => `"${f}"`).join(', ')}\n${USAGE}`);
   }
   if (!values.sub || !values.name || !values.roles) throw new Error(USAGE);
   const roles = values.roles
@@ -88,7 +91,7 @@ const token = async (args: string[]) => {
   );
   let signed: string;
   try {
-    signed = await signToken({ sub: values.sub, name: values.name, roles, feed: values.feed }, secret, {
+    signed = await signToken({ sub: values.sub, name: values.name, roles, feed }, secret, {
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       expiresIn: expires,

@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 
+/**
+ * Feeds a token may be limited to (its `feed` claim): such a token reads that feed and nothing
+ * else, and may travel in a URL, which a calendar client subscribes to (it cannot send headers).
+ */
+export const FEEDS = ['schedule'] as const;
+export type Feed = (typeof FEEDS)[number];
+
 export interface TokenClaims {
   readonly sub: string;
   readonly name: string;
   readonly roles: readonly string[];
   /** Limits the token to one feed, which it may then read with the token in the URL. */
-  readonly feed?: string;
+  readonly feed?: Feed;
 }
 
 /** Signs an HS256 token the way local deployments and tests expect. */

@@ -2,13 +2,8 @@ import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadat
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { forbidden, ROLES } from '@changeledger/domain';
-import {
-  AuthenticationError,
-  type Feed,
-  JWT_VERIFIER,
-  type JwtVerifier,
-  type TokenActor,
-} from './jwt-verifier';
+import type { Feed } from '@changeledger/platform';
+import { AuthenticationError, JWT_VERIFIER, type JwtVerifier, type TokenActor } from './jwt-verifier';
 
 const IS_PUBLIC = 'changeledger:public';
 /** Marks an endpoint that needs no token (health). */

@@ -6,7 +6,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { type Actor, CONTROL_CHARACTER, ROLES, type Role } from '@changeledger/domain';
-import { describeDuration } from '@changeledger/platform';
+import { describeDuration, type Feed, FEEDS } from '@changeledger/platform';
 
 export const JWT_VERIFIER = Symbol('JWT_VERIFIER');
 
@@ -165,13 +165,6 @@ const describeJoseError = (error: unknown): string => {
   if (error instanceof joseErrors.JOSEError) return `the token was refused (${error.code})`;
   return 'the token could not be verified';
 };
-
-/**
- * Feeds a token may be limited to (its `feed` claim): such a token reads that feed and nothing
- * else, and may travel in a URL, which a calendar client subscribes to (it cannot send headers).
- */
-export const FEEDS = ['schedule'] as const;
-export type Feed = (typeof FEEDS)[number];
 
 /** The actor a token names, and the feed it is limited to, if any. */
 export type TokenActor = Actor & { readonly feed?: Feed };
