@@ -240,12 +240,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
 const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
   const url = optional(env.WEBHOOK_URL);
   if (url === undefined) return undefined;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
+  const parsed = parseUrl(url);
   if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) {
     // not echoed: a receiver's URL often holds its token
     throw new Error(
@@ -294,17 +289,22 @@ const webhookTarget = (env: NodeJS.ProcessEnv): WebhookTarget | undefined => {
   };
 };
 
+/** A URL, or undefined for a text that is not one. */
+const parseUrl = (text: string): URL | undefined => {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+};
+
 /** Host names of this machine, as a parsed URL gives them. */
 const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
 
 /** https, or plain http to the loopback interface (a local identity provider, tests). */
 const isSafeKeySetUrl = (text: string): boolean => {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return false;
-  }
+  const url = parseUrl(text);
+  if (!url) return false;
   if (url.protocol === 'https:') return true;
   return url.protocol === 'http:' && LOOPBACK_HOSTS.includes(url.hostname);
 };
