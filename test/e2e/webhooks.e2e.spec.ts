@@ -4,18 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from '@changeledger/webhooks';
 import { startWebhookReceiver, type WebhookReceiver } from '../../libs/webhooks/src/testing/webhook-receiver';
+import { waitUntil } from '../support/wait-until';
 import { AppHarness, USERS } from './support/app-harness';
 import { expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
 
 const SECRET = 'e2e-webhook-secret-0123456789abcdef';
 
-const until = async (condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
+const until = (condition: () => Promise<boolean> | boolean, what: string) =>
+  waitUntil(condition, what, { timeoutMs: 15_000, everyMs: 20 });
 
 interface Health {
   status: string;

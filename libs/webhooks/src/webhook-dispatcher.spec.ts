@@ -14,6 +14,7 @@ import {
   templateCreated,
   templateRef,
 } from '../../domain/src/change-request/change-request.fixtures';
+import { waitUntil } from '../../../test/support/wait-until';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver';
 import { WebhookCheckpoints } from './webhook-checkpoints';
 import { WebhookDispatcher, type WebhookTarget } from './webhook-dispatcher';
@@ -42,13 +43,7 @@ const asNew = (event: { type: string; data: unknown }): NewEvent => ({
   data: event.data as Record<string, unknown>,
 });
 
-const until = async (condition: () => boolean, what: string, timeoutMs = 10_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
+const until = (condition: () => boolean, what: string) => waitUntil(condition, what);
 
 describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', () => {
   let dir: string;

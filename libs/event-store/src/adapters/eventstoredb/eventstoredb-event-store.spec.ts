@@ -19,6 +19,7 @@ import {
   type EventStoreDbEventStoreOptions,
 } from './eventstoredb-event-store';
 import { SEQUENCE_NUMBER_ALLOCATED, SEQUENCE_NUMBER_RELEASED } from './eventstoredb-mapping';
+import { waitUntil as pollUntil } from '../../../../../test/support/wait-until';
 import {
   InMemoryEventStoreDbClient,
   type InMemoryEventStoreDbClientOptions,
@@ -62,13 +63,8 @@ const take = async (
   return into;
 };
 
-const waitUntil = async (condition: () => boolean, what: string, timeoutMs = 2_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-};
+const waitUntil = (condition: () => boolean, what: string) =>
+  pollUntil(condition, what, { timeoutMs: 2_000, everyMs: 2 });
 
 describe('EventStoreDbEventStore (on an in-memory double of the client)', () => {
   let server: InMemoryEventStoreDbClient;
