@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { ConcurrencyError } from '@changeledger/event-store';
+import { MongoClient } from 'mongodb';
+import { ConcurrencyError, SqliteEventStore } from '@changeledger/event-store';
+import { IDEMPOTENCY_COLLECTION } from '../../apps/api/src/idempotency/adapters/mongodb-idempotency-store';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
@@ -616,22 +618,85 @@ describe('an Idempotency-Key whose submission was never answered (its process st
   });
   afterAll(async () => app.close());
 
-  /** What a process that stopped before answering leaves: the key pending since `claimedAt`. */
-  const leavePending = (user: { sub: string }, key: string, claimedAt: number) => {
+  interface KeyEdit {
+    state?: 'pending' | 'done';
+    statusCode?: number | null;
+    body?: unknown;
+    claimedAt?: number;
+  }
+  /**
+   * Edits a key's record in the app's key store (SQLite, or MongoDB beside MongoDB read models)
+   * the way a process that stopped, or an append of unknown outcome, leaves it. Answers how many
+   * records changed.
+   */
+  const editKey = async (scope: string, edit: KeyEdit): Promise<number> => {
+    const body = edit.body === undefined ? undefined : edit.body === null ? null : JSON.stringify(edit.body);
+    if (app.config.readModelStore === 'mongodb') {
+      const client = await MongoClient.connect(app.config.mongodbUrl!);
+      try {
+        const set = Object.fromEntries(
+          Object.entries({
+            state: edit.state,
+            statusCode: edit.statusCode,
+            body,
+            claimedAt: edit.claimedAt,
+          }).filter(([, v]) => v !== undefined),
+        );
+        const keys = client.db(app.config.mongodbDb).collection<{ _id: string }>(IDEMPOTENCY_COLLECTION);
+        return (await keys.updateOne({ _id: scope }, { $set: set })).modifiedCount;
+      } finally {
+        await client.close();
+      }
+    }
+    const columns = { state: edit.state, status_code: edit.statusCode, body, created_at: edit.claimedAt };
+    const set = Object.entries(columns).filter(([, v]) => v !== undefined);
     const db = new Database(join(app.dataDir, 'idempotency.sqlite'));
-    const changed = db
-      .prepare(
-        "UPDATE idempotency SET state = 'pending', status_code = NULL, body = NULL, created_at = ? WHERE scope = ?",
-      )
-      .run(claimedAt, `${user.sub}\u0000${key}`).changes;
-    db.close();
-    expect(changed).toBe(1);
+    try {
+      return db
+        .prepare(
+          `UPDATE idempotency SET ${set.map(([column]) => `${column} = ?`).join(', ')} WHERE scope = ?`,
+        )
+        .run(...set.map(([, v]) => v), scope).changes;
+    } finally {
+      db.close();
+    }
+  };
+  /** A key's record as the app's key store holds it. */
+  const readKey = async (
+    scope: string,
+  ): Promise<{ state: string; statusCode: number | null } | undefined> => {
+    if (app.config.readModelStore === 'mongodb') {
+      const client = await MongoClient.connect(app.config.mongodbUrl!);
+      try {
+        const keys = client
+          .db(app.config.mongodbDb)
+          .collection<{ _id: string; state: string; statusCode: number | null }>(IDEMPOTENCY_COLLECTION);
+        const found = await keys.findOne({ _id: scope });
+        return found ? { state: found.state, statusCode: found.statusCode } : undefined;
+      } finally {
+        await client.close();
+      }
+    }
+    const db = new Database(join(app.dataDir, 'idempotency.sqlite'), { readonly: true });
+    try {
+      const row = db.prepare('SELECT state, status_code FROM idempotency WHERE scope = ?').get(scope) as
+        { state: string; status_code: number | null } | undefined;
+      return row ? { state: row.state, statusCode: row.status_code } : undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  /** What a process that stopped before answering leaves: the key pending since `claimedAt`. */
+  const leavePending = async (user: { sub: string }, key: string, claimedAt: number) => {
+    const scope = `${user.sub}\u0000${key}`;
+    expect(await editKey(scope, { state: 'pending', statusCode: null, body: null, claimedAt })).toBe(1);
   };
 
   it('a repeat after the lease gets the change it created, replayed, and nothing is created again', async () => {
     const headers = { 'idempotency-key': 'submitted-before-the-crash' };
     const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
-    leavePending(USERS.requester, headers['idempotency-key'], now);
+    await leavePending(USERS.requester, headers['idempotency-key'], now);
     const head = await app.store.headPosition();
     now += 30_000; // within the lease it may still be running: a repeat waits for it, then 409
     expectStatus(
@@ -645,12 +710,10 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     expect(repeat.headers.get('idempotent-replayed')).toBe('true');
     expect(await app.store.headPosition()).toBe(head);
     // kept: the next repeat is answered from the key store
-    const db = new Database(join(app.dataDir, 'idempotency.sqlite'), { readonly: true });
-    const row = db
-      .prepare('SELECT state, status_code FROM idempotency WHERE scope = ?')
-      .get(`${USERS.requester.sub}\u0000${headers['idempotency-key']}`);
-    db.close();
-    expect(row).toEqual({ state: 'done', status_code: 201 });
+    expect(await readKey(`${USERS.requester.sub}\u0000${headers['idempotency-key']}`)).toEqual({
+      state: 'done',
+      statusCode: 201,
+    });
     const again = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
     expect(again.body).toEqual(first.body);
   }, 20_000);
@@ -659,15 +722,9 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     const headers = { 'idempotency-key': 'landed-though-unknown' };
     const first = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
     // what an append whose outcome was unknown leaves: the key answered 409 outcome unknown
-    const db = new Database(join(app.dataDir, 'idempotency.sqlite'));
     const scope = `${USERS.requester.sub}\u0000${headers['idempotency-key']}`;
     const unknownBody = { status: 409, code: 'IDEMPOTENCY_OUTCOME_UNKNOWN', detail: 'unknown' };
-    db.prepare('UPDATE idempotency SET status_code = 409, body = ?, created_at = ? WHERE scope = ?').run(
-      JSON.stringify(unknownBody),
-      now,
-      scope,
-    );
-    db.close();
+    expect(await editKey(scope, { statusCode: 409, body: unknownBody, claimedAt: now })).toBe(1);
     // within the lease: the stored answer
     expect((await app.post('/changes', normalChange(), USERS.requester, headers)).body).toEqual(unknownBody);
     now += 61_000;
@@ -681,7 +738,7 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     const headers = { 'idempotency-key': 'claimed-then-the-crash' };
     const body = { ...normalChange('low'), type: 'standard', standardTemplateId: 'STD-999' };
     expectStatus(await app.post('/changes', body, USERS.requester, headers), 422, 'RULE_VIOLATION');
-    leavePending(USERS.requester, headers['idempotency-key'], now);
+    await leavePending(USERS.requester, headers['idempotency-key'], now);
     // what the look must not take for it: the same user's submissions since, under another key
     // and under none, and another user's under the same key
     now += 1000;
@@ -702,4 +759,61 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     expect(unknown.body).not.toHaveProperty('lookedFor');
     expect(await app.store.headPosition()).toBe(head);
   }, 20_000);
+});
+
+/**
+ * Several API instances (each its own process in production; here two apps with data folders of
+ * their own, on one event log and one MongoDB database): a retry that reaches another instance.
+ * Only where the read models are in MongoDB, which holds the shared keys; the embedded default
+ * is one instance's.
+ */
+const onMongoDb = process.env.E2E_READ_MODEL_STORE === 'mongodb';
+(onMongoDb ? describe : describe.skip)('Idempotency-Key across API instances (MongoDB read models)', () => {
+  let first: AppHarness;
+  let second: AppHarness;
+  beforeAll(async () => {
+    first = await AppHarness.start();
+    const events = join(first.dataDir, 'events.sqlite');
+    second = await AppHarness.start(
+      { RUN_PROJECTOR: 'false', MONGODB_DB: first.config.mongodbDb },
+      { openEventStore: async () => new SqliteEventStore(events) },
+    );
+  });
+  afterAll(async () => {
+    await second?.close();
+    await first?.close();
+  });
+
+  it('a retried submission that reaches another instance is answered as the first was, and creates nothing', async () => {
+    expect(second.dataDir).not.toBe(first.dataDir);
+    const headers = { 'idempotency-key': 'submit-across-instances' };
+    const created = expectStatus(await first.post('/changes', normalChange(), USERS.requester, headers), 201);
+    const head = await first.store.headPosition();
+    const retried = expectStatus(
+      await second.post('/changes', normalChange(), USERS.requester, headers),
+      201,
+    );
+    expect(retried.body).toEqual(created.body);
+    expect(retried.headers.get('idempotent-replayed')).toBe('true');
+    expect(await first.store.headPosition()).toBe(head);
+    // the same key with another request is refused on either instance
+    expectStatus(
+      await second.post('/changes', normalChange('high'), USERS.requester, headers),
+      409,
+      'IDEMPOTENCY_KEY_REUSED',
+    );
+  });
+
+  it('a command retried on another instance at the same moment lands once, and every answer is the same', async () => {
+    const { id } = await submit(first, normalChange('low'));
+    const headers = { 'idempotency-key': 'cancel-across-instances' };
+    const results = await Promise.all(
+      [first, second, first, second].map((app) =>
+        app.post(`/changes/${id}/cancel`, { reason: 'superseded' }, USERS.requester, headers),
+      ),
+    );
+    for (const r of results)
+      expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: results[0].body });
+    expect((await first.eventsOf(id)).filter((e) => e.type === 'ChangeCancelled')).toHaveLength(1);
+  });
 });

@@ -35,6 +35,7 @@ import { ChangeRequestsController } from './changes/change-requests.controller';
 import { HealthController } from './health/health.controller';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { StrictValidationPipe } from './http/validation.pipe';
+import { MongoIdempotencyStore } from './idempotency/adapters/mongodb-idempotency-store';
 import { SqliteIdempotencyStore } from './idempotency/adapters/sqlite-idempotency-store';
 import { IDEMPOTENCY_STORE, type IdempotencyStore } from './idempotency/idempotency-store.port';
 import { IdempotentCommands } from './idempotency/idempotent-commands';
@@ -121,7 +122,12 @@ export class AppModule {
         {
           provide: IDEMPOTENCY_STORE,
           inject: [APP_CONFIG],
-          useFactory: (c: AppConfig) => new SqliteIdempotencyStore(join(c.dataDir, 'idempotency.sqlite')),
+          // Shared by every API instance where the read models are (MongoDB); the embedded
+          // default is one machine's anyway.
+          useFactory: async (c: AppConfig): Promise<IdempotencyStore> =>
+            c.readModelStore === 'mongodb'
+              ? MongoIdempotencyStore.connect(c.mongodbUrl!, c.mongodbDb)
+              : new SqliteIdempotencyStore(join(c.dataDir, 'idempotency.sqlite')),
         },
         IdempotentCommands,
         {

@@ -118,7 +118,12 @@ export class AppHarness {
 
   static async start(
     env: Record<string, string> = {},
-    options: { dataDir?: string; clock?: Clock } = {},
+    options: {
+      dataDir?: string;
+      clock?: Clock;
+      /** Another instance's event store (tests of several API instances on one log). */
+      openEventStore?: (config: AppConfig) => Promise<EventStore>;
+    } = {},
   ): Promise<AppHarness> {
     const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'changeledger-e2e-'));
     const mongo =
@@ -153,7 +158,8 @@ export class AppHarness {
       clock: options.clock,
       projectorWorkerFile,
       // one double per data folder: an app started again on the same folder finds its events
-      openEventStore: onClientDouble ? async () => eventStoreOnDouble(dir) : undefined,
+      openEventStore:
+        options.openEventStore ?? (onClientDouble ? async () => eventStoreOnDouble(dir) : undefined),
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.getHttpServer().address() as { port: number };

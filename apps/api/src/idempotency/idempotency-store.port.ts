@@ -18,6 +18,14 @@ export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 export const leaseOver = (claimedAt: number, now: number): boolean =>
   claimedAt <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
 
+/** The key store cannot be reached: nothing was claimed or kept (503; the same key may be sent again). */
+export class IdempotencyStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IdempotencyStoreUnavailableError';
+  }
+}
+
 export interface StoredResponse {
   readonly statusCode: number;
   readonly body: unknown;
@@ -54,5 +62,10 @@ export interface IdempotencyStore {
   settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /** Frees a claim whose request failed, so the client may retry with the same key. */
   release(scope: string, claimedAt: number): Promise<void>;
+  /**
+   * Forgets the keys claimed IDEMPOTENCY_TTL_MS or more before `now`; answers how many. Claims
+   * call it now and then (a key past its 24 h is claimed anew whether or not it was purged).
+   */
+  purgeExpired(now: Date): Promise<number>;
   close(): Promise<void>;
 }

@@ -9,6 +9,9 @@ import {
   type StoredResponse,
 } from '../idempotency-store.port';
 
+/** One claim in this many also deletes the keys older than 24 h. */
+const PURGE_EVERY_CLAIMS = 1000;
+
 interface Row {
   fingerprint: string;
   state: 'pending' | 'done';
@@ -87,9 +90,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     now: Date,
     options: { readonly reclaimAbandoned?: boolean } = {},
   ): Promise<IdempotencyClaim> {
-    if (++this.claimsSincePurge >= 1000) {
+    if (++this.claimsSincePurge >= PURGE_EVERY_CLAIMS) {
       this.claimsSincePurge = 0;
-      this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS);
+      await this.purgeExpired(now);
     }
     return this.claimTx(scope, fingerprint, now.getTime(), options.reclaimAbandoned === true);
   }
@@ -104,6 +107,10 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
 
   async release(scope: string, claimedAt: number): Promise<void> {
     this.releaseStmt.run(scope, claimedAt);
+  }
+
+  async purgeExpired(now: Date): Promise<number> {
+    return this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS).changes;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,213 @@
+import {
+  type Collection,
+  MongoClient,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  MongoWriteConcernError,
+} from 'mongodb';
+import { clientDefaults, redactMongoUrl } from '@changeledger/read-models';
+import {
+  IDEMPOTENCY_TTL_MS,
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
+  leaseOver,
+  type StoredResponse,
+} from '../idempotency-store.port';
+
+/** The collection, beside the read models (no rebuild touches it: it is not one of theirs). */
+export const IDEMPOTENCY_COLLECTION = 'idempotency_keys';
+const DUPLICATE_KEY = 11000;
+/** How often a claim looks again after another instance changed the key under it. */
+const MAX_CLAIM_ATTEMPTS = 10;
+/** One claim in this many also deletes the keys older than 24 h. */
+const PURGE_EVERY_CLAIMS = 1000;
+
+interface KeyDocument {
+  /** The scope (user and key): one document per key, so a first claim is one atomic insert. */
+  _id: string;
+  fingerprint: string;
+  state: 'pending' | 'done';
+  statusCode: number | null;
+  /** The answer as JSON text: an answer's keys need not be valid MongoDB field names. */
+  body: string | null;
+  /** The claim's identity (ms since the epoch, strictly growing per key), and its age. */
+  claimedAt: number;
+}
+
+const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === DUPLICATE_KEY;
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+/** The server could not be reached or did not confirm the write in time: an outage, not a bug. */
+const isOutage = (error: unknown) =>
+  error instanceof MongoNetworkError ||
+  error instanceof MongoServerSelectionError ||
+  error instanceof MongoNotConnectedError ||
+  error instanceof MongoTopologyClosedError ||
+  error instanceof MongoWriteConcernError;
+
+/**
+ * Idempotency keys shared by every API instance on one MongoDB database, so that a retry reaching
+ * another instance is answered as the first one was (the SQLite store is one instance's).
+ *
+ * Same rules as the SQLite store, without transactions: a fresh key is claimed by inserting its
+ * document (the unique `_id` lets one of several racing instances win); a key past its 24 h or an
+ * abandoned claim is taken over by an update conditional on the claim it saw (its `claimedAt`),
+ * and `complete`, `settle` and `release` are conditional on their claim the same way. MongoDB
+ * applies each such update to one document atomically. FerretDB 1.x (CI's server) reads the
+ * match and then writes, so there two instances taking over the same abandoned claim in the
+ * same moment could both succeed; a fresh key's race is decided by the insert there too.
+ */
+export class MongoIdempotencyStore implements IdempotencyStore {
+  private claimsSincePurge = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly client: MongoClient,
+    private readonly keys: Collection<KeyDocument>,
+    /** The server and database, without credentials: for messages. */
+    readonly target: string,
+  ) {}
+
+  static async connect(url: string, dbName: string): Promise<MongoIdempotencyStore> {
+    const target = `${redactMongoUrl(url)} (database ${dbName})`;
+    let client: MongoClient;
+    try {
+      client = new MongoClient(url, clientDefaults(url));
+    } catch (error) {
+      throw new Error(`invalid MongoDB URL ${redactMongoUrl(url)}: ${messageOf(error)}`);
+    }
+    const keys = client.db(dbName).collection<KeyDocument>(IDEMPOTENCY_COLLECTION);
+    try {
+      // for the purge of keys older than 24 h
+      await keys.createIndex({ claimedAt: 1 }, { name: 'claimedAt' });
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw new Error(`cannot open the Idempotency-Key store in MongoDB at ${target}: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
+    return new MongoIdempotencyStore(client, keys, target);
+  }
+
+  async claim(
+    scope: string,
+    fingerprint: string,
+    now: Date,
+    options: { readonly reclaimAbandoned?: boolean } = {},
+  ): Promise<IdempotencyClaim> {
+    return this.reach(() => this.claimKey(scope, fingerprint, now, options.reclaimAbandoned === true));
+  }
+
+  private async claimKey(
+    scope: string,
+    fingerprint: string,
+    now: Date,
+    reclaimAbandoned: boolean,
+  ): Promise<IdempotencyClaim> {
+    const at = now.getTime();
+    if (++this.claimsSincePurge >= PURGE_EVERY_CLAIMS) {
+      this.claimsSincePurge = 0;
+      await this.purge(now);
+    }
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      // Most keys are new: one round trip.
+      if (await this.insertClaim(scope, fingerprint, at)) return { kind: 'claimed', claimedAt: at };
+      const seen = await this.keys.findOne({ _id: scope });
+      if (!seen) continue; // released or purged in between: insert again
+      const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, at);
+      if (seen.claimedAt > at - IDEMPOTENCY_TTL_MS && !abandoned) {
+        if (seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
+        if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt };
+        return {
+          kind: 'replay',
+          claimedAt: seen.claimedAt,
+          response: { statusCode: seen.statusCode ?? 200, body: JSON.parse(seen.body ?? 'null') },
+        };
+      }
+      // A claim of the same millisecond as the one it replaces would share its identity.
+      const claimedAt = seen.claimedAt >= at ? seen.claimedAt + 1 : at;
+      const taken = await this.keys.updateOne(
+        { _id: scope, claimedAt: seen.claimedAt, state: seen.state },
+        { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt } },
+      );
+      if (taken.matchedCount === 1) return { kind: 'claimed', claimedAt };
+      // another instance changed the key since it was read: look again
+    }
+    throw new Error(`Idempotency-Key store: the key kept changing under ${MAX_CLAIM_ATTEMPTS} claims`);
+  }
+
+  async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
+    await this.reach(() =>
+      this.keys.updateOne(
+        { _id: scope, claimedAt, state: 'pending' },
+        { $set: { state: 'done', statusCode: response.statusCode, body: JSON.stringify(response.body) } },
+      ),
+    );
+  }
+
+  async settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
+    // never over a success: two repeats looking at once, a "not found" must not replace a "found"
+    await this.reach(() =>
+      this.keys.updateOne(
+        { _id: scope, claimedAt, state: 'done', statusCode: { $gte: 400 } },
+        { $set: { statusCode: response.statusCode, body: JSON.stringify(response.body) } },
+      ),
+    );
+  }
+
+  async release(scope: string, claimedAt: number): Promise<void> {
+    await this.reach(() => this.keys.deleteOne({ _id: scope, claimedAt, state: 'pending' }));
+  }
+
+  /** Deletes the keys claimed 24 h or more before `now`; answers how many. */
+  async purgeExpired(now: Date): Promise<number> {
+    return this.reach(() => this.purge(now));
+  }
+
+  private async purge(now: Date): Promise<number> {
+    const { deletedCount } = await this.keys.deleteMany({
+      claimedAt: { $lte: now.getTime() - IDEMPOTENCY_TTL_MS },
+    });
+    return deletedCount;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close();
+  }
+
+  /** Runs one operation; an outage becomes IdempotencyStoreUnavailableError (503), naming the server. */
+  private async reach<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!isOutage(error)) throw error;
+      throw new IdempotencyStoreUnavailableError(
+        `the Idempotency-Key store in MongoDB at ${this.target} is unavailable: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Inserts a pending claim of a key nobody holds; false when the key has a document. */
+  private async insertClaim(scope: string, fingerprint: string, claimedAt: number): Promise<boolean> {
+    try {
+      await this.keys.insertOne({
+        _id: scope,
+        fingerprint,
+        state: 'pending',
+        statusCode: null,
+        body: null,
+        claimedAt,
+      });
+      return true;
+    } catch (error) {
+      if (isDuplicateKey(error)) return false;
+      throw error;
+    }
+  }
+}
