@@ -146,7 +146,9 @@ describe('projection versions', () => {
 
   it('a read model added by an upgrade (the read-model set renamed) fills on the first start; the others are left as they were (sqlite)', async () => {
     const all = allProjections();
-    const previous = all.filter((p) => p.collection.name !== 'change_schedule');
+    // the newest read model (v4: follow_ups), absent from the release before
+    const added = 'follow_ups';
+    const previous = all.filter((p) => p.collection.name !== added);
     const events = new SqliteEventStore(join(dir, 'events-added.sqlite'));
     await writeRandomLifecycles(events, { seed: 8, count: 8 });
     const head = await events.headPosition();
@@ -159,7 +161,7 @@ describe('projection versions', () => {
     const raw = new Database(file);
     raw
       .prepare('UPDATE rm_checkpoints SET name = ? || substr(name, ?) WHERE name LIKE ?')
-      .run('read-models@v2', PROJECTOR_CHECKPOINT.length + 1, `${PROJECTOR_CHECKPOINT}%`);
+      .run('read-models@v3', PROJECTOR_CHECKPOINT.length + 1, `${PROJECTOR_CHECKPOINT}%`);
     // A mark no projection writes: it stays only if the existing documents are not rewritten.
     raw
       .prepare(
@@ -186,9 +188,9 @@ describe('projection versions', () => {
     // the new read model as a replay from scratch builds it; the others untouched; none stale
     const fresh = await SqliteReadModelStore.open(join(dir, 'added-fresh.sqlite'));
     await replayInto(events, fresh, all);
-    const schedule = all.filter((p) => p.collection.name === 'change_schedule');
-    expect((await readModelSnapshot(store, schedule)).change_schedule.length).toBeGreaterThan(0);
-    expect(await readModelSnapshot(store, schedule)).toEqual(await readModelSnapshot(fresh, schedule));
+    const newModel = all.filter((p) => p.collection.name === added);
+    expect((await readModelSnapshot(store, newModel))[added]!.length).toBeGreaterThan(0);
+    expect(await readModelSnapshot(store, newModel)).toEqual(await readModelSnapshot(fresh, newModel));
     expect(await readModelSnapshot(store, previous)).toEqual(before);
     expect(await staleReadModels(store, all, head)).toEqual([]);
     await Promise.all([store.close(), fresh.close(), events.close()]);

@@ -578,3 +578,117 @@ const waitForOk = async (app: AppHarness) => {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 };
+
+describe('GET /follow-ups: approved changes not yet closed, the step each waits for, and when it is due', () => {
+  let app: AppHarness;
+  let now = Date.parse('2026-11-27T09:00:00.000Z');
+  const clock = { now: () => new Date(now) };
+  beforeAll(async () => {
+    app = await AppHarness.start({ POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS: '3' }, { clock });
+  });
+  afterAll(async () => app.close());
+
+  type FollowUp = Record<string, unknown> & { changeId: string };
+  const followUpOf = async (id: string, query = 'limit=500') => {
+    const page = expectStatus(await app.get(`/follow-ups?${query}`), 200).body as Page<FollowUp>;
+    return page.items.find((item) => item.changeId === id);
+  };
+
+  it('follows a normal change from its approval to its close', async () => {
+    const { id } = await submit(
+      app,
+      normalChange('low', {
+        title: 'Upgrade pve2 firmware',
+        timeline: { proposedStart: '2026-11-30T22:00:00.000Z', estimatedDurationMinutes: 90 },
+      }),
+    );
+    await reviewAll(app, id);
+    expect(await followUpOf(id)).toBeUndefined(); // in approval: the pending approvals' queue
+    now += 60_000;
+    const approvedAt = new Date(now).toISOString();
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
+    expect(await followUpOf(id)).toEqual({
+      changeId: id,
+      title: 'Upgrade pve2 firmware',
+      type: 'normal',
+      riskLevel: 'low',
+      priority: 'medium',
+      status: 'approved',
+      waitingFor: 'schedule',
+      since: approvedAt,
+      dueAt: '2026-11-30T22:00:00.000Z',
+      overdue: false,
+      proposedStart: '2026-11-30T22:00:00.000Z',
+      plannedStart: null,
+      plannedEnd: null,
+      startedAt: null,
+      endedAt: null,
+      outcome: null,
+    });
+    now = Date.parse('2026-11-30T22:00:01.000Z'); // not scheduled by its proposed start
+    expect(await followUpOf(id)).toMatchObject({ waitingFor: 'schedule', overdue: true });
+    await prepareAndStart(app, id); // planned 2026-12-01 22:00 to 2026-12-02 00:00
+    expect(await followUpOf(id)).toMatchObject({
+      waitingFor: 'completion',
+      status: 'in-progress',
+      dueAt: '2026-12-02T00:00:00.000Z',
+      overdue: false,
+      plannedStart: '2026-12-01T22:00:00.000Z',
+    });
+    now = Date.parse('2026-12-02T00:30:00.000Z'); // running past its planned end
+    expect(await followUpOf(id, 'waitingFor=completion&limit=500')).toMatchObject({ overdue: true });
+    expect(await followUpOf(id, 'waitingFor=start&limit=500')).toBeUndefined();
+    await implementSuccessfully(app, id);
+    const ended = (await followUpOf(id))!;
+    expect(ended).toMatchObject({
+      waitingFor: 'post-implementation-review',
+      status: 'implemented',
+      endedAt: '2026-12-02T00:30:00.000Z',
+      outcome: 'successful',
+      dueAt: '2026-12-07T00:30:00.000Z', // three business days: Thursday, Friday, Monday
+      overdue: false,
+    });
+    expectStatus(
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    now = Date.parse('2026-12-07T00:30:00.001Z');
+    expect(await followUpOf(id)).toMatchObject({
+      waitingFor: 'close',
+      dueAt: '2026-12-07T00:30:00.000Z',
+      overdue: true,
+    });
+    expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.lead), 200);
+    expect(await followUpOf(id)).toBeUndefined();
+  });
+
+  it('lists the longest waiting first, filters by step, pages, and refuses an unknown step', async () => {
+    const first = await submit(app, normalChange('low', { title: 'Older' }));
+    await reviewAll(app, first.id);
+    now += 1000;
+    expectStatus(await app.post(`/changes/${first.id}/approve`, {}, USERS.lead), 200);
+    const second = await submit(app, normalChange('low', { title: 'Newer' }));
+    await reviewAll(app, second.id);
+    now += 1000;
+    expectStatus(await app.post(`/changes/${second.id}/approve`, {}, USERS.lead), 200);
+    const page = expectStatus(await app.get('/follow-ups?waitingFor=schedule&limit=1'), 200)
+      .body as Page<FollowUp>;
+    expect(page.items.map((i) => i.changeId)).toEqual([first.id]);
+    const next = expectStatus(
+      await app.get(`/follow-ups?waitingFor=schedule&limit=1&cursor=${page.nextCursor}`),
+      200,
+    ).body as Page<FollowUp>;
+    expect(next.items.map((i) => i.changeId)).toEqual([second.id]);
+    const wrong = expectStatus(await app.get('/follow-ups?waitingFor=approval'), 400, 'VALIDATION_FAILED');
+    expect((wrong.body as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual([
+      'waitingFor',
+    ]);
+    // emergencies are not followed here: their queue is /retrospectives/queue
+    const emergency = await submit(app, emergencyChange(), USERS.implementer);
+    expect(await followUpOf(emergency.id)).toBeUndefined();
+  });
+});

@@ -52,6 +52,14 @@ describe('loadConfig: worker threads', () => {
     expect(() => loadConfig({ RETROSPECTIVE_DUE_BUSINESS_DAYS: '1000000000' })).toThrow(
       'RETROSPECTIVE_DUE_BUSINESS_DAYS must be an integer >= 0 and <= 260 (got "1000000000")',
     );
+    expect(loadConfig({}).postImplementationReviewDueBusinessDays).toBe(5);
+    expect(
+      loadConfig({ POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS: '0' })
+        .postImplementationReviewDueBusinessDays,
+    ).toBe(0);
+    expect(() => loadConfig({ POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS: '-1' })).toThrow(
+      'POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS must be an integer >= 0 and <= 260 (got "-1")',
+    );
   });
 
   it('names a server address given without the switch that uses it', () => {

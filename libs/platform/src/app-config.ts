@@ -30,6 +30,8 @@ export interface AppConfig {
     readonly revokedTokenIds?: readonly string[];
   };
   readonly retrospectiveDueBusinessDays: number;
+  /** Business days after a normal or standard change's implementation ended within which it is reviewed and closed. */
+  readonly postImplementationReviewDueBusinessDays: number;
   /** How often a command is run against the newest state when a concurrent write wins. */
   readonly commandMaxAttempts: number;
   /** Whether this process also runs the projector (one active projector per read-model store). */
@@ -185,6 +187,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       'RETROSPECTIVE_DUE_BUSINESS_DAYS',
       env.RETROSPECTIVE_DUE_BUSINESS_DAYS,
       2,
+      0,
+      260,
+    ),
+    postImplementationReviewDueBusinessDays: integer(
+      'POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS',
+      env.POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS,
+      5,
       0,
       260,
     ),

@@ -22,9 +22,9 @@ import { type ParallelReplay, replayInShards, shardableFiles } from './rebuild-s
  * new read model replays the log once from the start. Documents already up to date skip every
  * event they have seen (the `_position` guard); the new read model fills up. (A changed
  * `evolve` of an existing read model needs `projections:rebuild` instead.)
- * v2: compliance_facts added; v3: change_schedule added.
+ * v2: compliance_facts added; v3: change_schedule added; v4: follow_ups added.
  */
-export const PROJECTOR_CHECKPOINT = 'read-models@v3';
+export const PROJECTOR_CHECKPOINT = 'read-models@v4';
 export const PROJECTED_STREAM_PREFIXES = [CHANGE_STREAM_PREFIX, TEMPLATE_STREAM_PREFIX];
 export const isProjected = (event: RecordedEvent) =>
   PROJECTED_STREAM_PREFIXES.some((p) => event.streamId.startsWith(p));

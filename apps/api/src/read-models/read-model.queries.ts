@@ -5,6 +5,9 @@ import {
   type ChangeLogDocument,
   type ChangeLogRow,
   type ChangeRequestDocument,
+  type FollowUpDocument,
+  type FollowUpStep,
+  followUpsProjection,
   type ChangeSummary,
   changeLogProjection,
   changeRequestsProjection,
@@ -21,6 +24,7 @@ import {
   standardTemplatesProjection,
   toChangeLogRow,
   toChangeSummary,
+  toFollowUpItem,
   toPendingApproval,
   toRetrospectiveItem,
   toScheduleItem,
@@ -189,6 +193,37 @@ export class GetRetrospectiveQueueHandler implements IQueryHandler<GetRetrospect
   }
 }
 
+export class ListFollowUps {
+  constructor(
+    readonly waitingFor: FollowUpStep | undefined,
+    readonly page: PageRequest,
+  ) {}
+}
+
+/** Longest waiting first: approved normal and standard changes not yet closed, and their next step. */
+@QueryHandler(ListFollowUps)
+export class ListFollowUpsHandler implements IQueryHandler<ListFollowUps> {
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async execute({ waitingFor, page: request }: ListFollowUps) {
+    const where: Condition[] = [{ field: 'open', op: 'eq', value: true }];
+    if (waitingFor) where.push({ field: 'waitingFor', op: 'eq', value: waitingFor });
+    const result = await findPage<FollowUpDocument>(
+      this.store,
+      followUpsProjection.collection.name,
+      { where, orderBy: { field: 'since', direction: 'asc' } },
+      request,
+    );
+    const now = this.clock.now();
+    const due = this.config.postImplementationReviewDueBusinessDays;
+    return { items: result.items.map((d) => toFollowUpItem(d, now, due)), nextCursor: result.nextCursor };
+  }
+}
+
 export class ListStandardTemplates {
   constructor(readonly page: PageRequest) {}
 }
@@ -300,6 +335,7 @@ export const READ_MODEL_QUERY_HANDLERS = [
   GetChangeLogHandler,
   ListPendingApprovalsHandler,
   GetRetrospectiveQueueHandler,
+  ListFollowUpsHandler,
   ListStandardTemplatesHandler,
   GetScheduleHandler,
 ];

@@ -16,10 +16,17 @@ import { CalendarFeed } from '../auth/auth.guard';
 import { RequestValidationError } from '../application/application-errors';
 import { decodeCursor, MAX_LIMIT, type PageRequest, pageRequestOf } from './paging';
 import { parsePosition } from './parse-position';
-import { GetChangeLog, GetRetrospectiveQueue, GetSchedule, ListPendingApprovals } from './read-model.queries';
+import {
+  GetChangeLog,
+  GetRetrospectiveQueue,
+  GetSchedule,
+  ListFollowUps,
+  ListPendingApprovals,
+} from './read-model.queries';
 import { ReadPosition } from './read-position';
 import {
   ChangeLogQueryDto,
+  FollowUpsQueryDto,
   PagedQueryDto,
   PendingApprovalsQueryDto,
   ScheduleQueryDto,
@@ -106,6 +113,18 @@ export class ReadModelsController {
     void reply.header('Content-Type', 'text/calendar; charset=utf-8');
     void reply.header('Content-Disposition', 'attachment; filename="change-schedule.ics"');
     return scheduleIcs(items, this.clock.now());
+  }
+
+  /**
+   * Approved normal and standard changes not yet closed, each with the step it waits for (to be
+   * scheduled, started, completed, reviewed, closed), since when, when that is due and whether
+   * it is overdue now. Longest waiting first.
+   */
+  @Get('follow-ups')
+  @Header('Cache-Control', 'no-store')
+  async followUps(@Query() query: FollowUpsQueryDto) {
+    await this.readPosition.await(parsePosition(query.minPosition));
+    return this.queryBus.execute(new ListFollowUps(query.waitingFor, pageRequestOf(query)));
   }
 
   @Get('retrospectives/queue')

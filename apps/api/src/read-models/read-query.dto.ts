@@ -1,5 +1,6 @@
 import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
+import { FOLLOW_UP_STEPS, type FollowUpStep } from '@changeledger/read-models';
 import { IsLogPosition } from '../http/log-position.validator';
 import { IsTimestamp } from '../http/timestamp.validator';
 
@@ -33,6 +34,11 @@ export class ChangeLogQueryDto extends PagedQueryDto {
 
 export class PendingApprovalsQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(['infrastructure-lead', 'management']) requiredApproval?: string;
+}
+
+export class FollowUpsQueryDto extends PagedQueryDto {
+  /** Only changes waiting for this step. */
+  @IsOptional() @IsIn(FOLLOW_UP_STEPS) waitingFor?: FollowUpStep;
 }
 
 export class ScheduleQueryDto extends PagedQueryDto {

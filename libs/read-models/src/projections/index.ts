@@ -1,6 +1,7 @@
 import type { Projection } from './projection';
 import { changeLogProjection } from './change-log.projection';
 import { complianceFactsProjection } from './compliance-facts.projection';
+import { followUpsProjection } from './follow-ups.projection';
 import { changeRequestsProjection } from './change-requests.projection';
 import { changeScheduleProjection } from './change-schedule.projection';
 import { pendingApprovalsProjection } from './pending-approvals.projection';
@@ -15,6 +16,7 @@ export * from './change-requests.projection';
 export * from './change-schedule.projection';
 export * from './change-schedule.ics';
 export * from './compliance-facts.projection';
+export * from './follow-ups.projection';
 export * from './pending-approvals.projection';
 export * from './retrospective-queue.projection';
 export * from './standard-templates.projection';
@@ -29,4 +31,5 @@ export const allProjections = (): Projection[] =>
     standardTemplatesProjection,
     complianceFactsProjection,
     changeScheduleProjection,
+    followUpsProjection,
   ] as unknown as Projection[];
