@@ -5,7 +5,6 @@
  * Every test gets a database of its own (`idem_<random>`), dropped afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { MongoClient } from 'mongodb';
 import {
   IDEMPOTENCY_COLLECTION,
@@ -13,6 +12,7 @@ import {
 } from '../../apps/api/src/idempotency/adapters/mongodb-idempotency-store';
 import { IdempotencyStoreUnavailableError } from '../../apps/api/src/idempotency/idempotency-store.port';
 import { toProblem } from '../../apps/api/src/http/problem-details.filter';
+import { mongoAddress, startTcpProxy } from '../support/tcp-proxy';
 import { idempotencyStoreContract } from './idempotency-store.contract';
 
 const url = process.env.MONGODB_URL;
@@ -72,20 +72,8 @@ if (url) {
     });
 
     it('a server lost after the start is an outage (503 SERVICE_UNAVAILABLE), not an unexpected error', async () => {
-      // a TCP proxy in front of the server, cut once the store is open
-      const server = new URL(url);
-      const sockets = new Set<Socket>();
-      const proxy = createServer((inbound) => {
-        const outbound = connect(Number(server.port || 27017), server.hostname);
-        for (const socket of [inbound, outbound]) {
-          sockets.add(socket);
-          socket.on('error', () => undefined);
-          socket.on('close', () => sockets.delete(socket));
-        }
-        inbound.pipe(outbound).pipe(inbound);
-      });
-      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-      const { port } = proxy.address() as AddressInfo;
+      const proxy = await startTcpProxy(mongoAddress(url));
+      const port = proxy.port;
       const fx = mongoFixture(
         `mongodb://127.0.0.1:${port}/?directConnection=true&serverSelectionTimeoutMS=500`,
         url,
@@ -93,10 +81,7 @@ if (url) {
       try {
         const store = await fx.open();
         expect((await store.claim('u\u0000k', 'f1', new Date(1_000))).kind).toBe('claimed');
-        await new Promise<void>((resolve) => {
-          proxy.close(() => resolve());
-          for (const socket of sockets) socket.destroy();
-        });
+        await proxy.cut();
         const error = await store.claim('u\u0000j', 'f1', new Date(2_000)).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(IdempotencyStoreUnavailableError);
         expect((error as Error).message).toContain(`MongoDB at mongodb://127.0.0.1:${port}/`);
@@ -105,7 +90,7 @@ if (url) {
           IdempotencyStoreUnavailableError,
         );
       } finally {
-        proxy.close();
+        await proxy.close();
         await fx.cleanup();
       }
     });

@@ -10,9 +10,11 @@ import {
   type CollectionSpec,
   MongoReadModelStore,
   type ReadModelDocument,
+  ReadModelStoreUnavailableError,
   RebuildInProgressError,
   redactMongoUrl,
 } from '@changeledger/read-models';
+import { mongoAddress, startTcpProxy } from '../support/tcp-proxy';
 import { readModelStoreContract, type ReadModelStoreFixture } from './read-model-store.contract';
 
 const url = process.env.MONGODB_URL;
@@ -89,6 +91,42 @@ if (url) {
       await store.init([spec]);
     });
     afterEach(() => fx.cleanup());
+
+    it('a server lost after the start: every read is ReadModelStoreUnavailableError naming it, and reads work again once it is back', async () => {
+      const proxy = await startTcpProxy(mongoAddress(url));
+      const through = await MongoReadModelStore.connect(
+        `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,
+        fx.dbName,
+        { serverSelectionTimeoutMS: 500 },
+      );
+      try {
+        await through.init([spec]);
+        await commit([doc('a', '1')], 1n);
+        const reads = {
+          get: () => through.get('things', 'a'),
+          getMany: () => through.getMany('things', ['a']),
+          find: () =>
+            through.find('things', { where: [], orderBy: { field: 'id', direction: 'asc' }, limit: 5 }),
+          checkpoint: () => through.checkpoint('cp'),
+        };
+        expect((await reads.get())?.id).toBe('a');
+        await proxy.cut();
+        for (const [name, read] of Object.entries(reads)) {
+          const error = await read().then(
+            () => new Error(`${name} answered`),
+            (e: unknown) => e as Error,
+          );
+          expect({ name, error }).toEqual({ name, error: expect.any(ReadModelStoreUnavailableError) });
+          expect(error.message).toContain(`mongodb://127.0.0.1:${proxy.port}/`);
+        }
+        await proxy.restore();
+        expect((await reads.find()).map((d) => d.id)).toEqual(['a']);
+        expect(await reads.checkpoint()).toBe(1n);
+      } finally {
+        await through.close();
+        await proxy.close();
+      }
+    }, 20_000);
 
     it('connect: an unreachable server is a clear error naming the URL without its credentials', async () => {
       const started = Date.now();

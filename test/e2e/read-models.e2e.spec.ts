@@ -8,6 +8,8 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
 } from '@changeledger/read-models';
+import { mongoAddress, startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { waitUntil } from '../support/wait-until';
 import { AppHarness, onEventStoreDb, projectorWorkerFile, USERS } from './support/app-harness';
 import {
   emergencyChange,
@@ -692,3 +694,64 @@ describe('GET /follow-ups: approved changes not yet closed, the step each waits 
     expect(await followUpOf(emergency.id)).toBeUndefined();
   });
 });
+
+/** MongoDB lost while the API runs (a TCP proxy in front of it, cut): reads are outages, not bugs. */
+(process.env.E2E_READ_MODEL_STORE === 'mongodb' ? describe : describe.skip)(
+  'read models in MongoDB, lost and back (MongoDB read models only)',
+  () => {
+    let app: AppHarness;
+    let proxy: TcpProxy;
+    beforeAll(async () => {
+      proxy = await startTcpProxy(mongoAddress(process.env.MONGODB_URL!));
+      app = await AppHarness.start({
+        MONGODB_URL: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=1000`,
+      });
+    });
+    afterAll(async () => {
+      await proxy.restore(); // the harness drops its database through the same address
+      await app.close();
+      await proxy.close();
+    });
+
+    it('answers reads 503 SERVICE_UNAVAILABLE while MongoDB cannot be reached, health says so, and all is well once it is back', async () => {
+      const { id } = await submit(app, normalChange('low', { title: 'Read me through an outage' }));
+      expectStatus(await app.get(`/changes/${id}`), 200);
+      await proxy.cut();
+      for (const path of [`/changes/${id}`, '/changes', '/follow-ups', '/approvals/pending']) {
+        const answer = await app.request('GET', path, { readYourWrites: false });
+        expect({ path, status: answer.status, body: answer.body }).toMatchObject({
+          path,
+          status: 503,
+          body: { code: 'SERVICE_UNAVAILABLE', detail: 'the read models are unavailable; try again shortly' },
+        });
+        expect(answer.headers.get('content-type')).toContain('application/problem+json');
+      }
+      // commands still land (the log is elsewhere), except where the key store in MongoDB is needed
+      const head = await app.store.headPosition();
+      const keyed = { 'idempotency-key': 'during-the-outage' };
+      expectStatus(
+        await app.post('/changes', normalChange('low'), USERS.requester, keyed),
+        503,
+        'SERVICE_UNAVAILABLE',
+      );
+      expect(await app.store.headPosition()).toBe(head);
+      expectStatus(await app.post('/changes', normalChange('low')), 201);
+      const health = await app.request('GET', '/health', { as: null, readYourWrites: false });
+      expect({ status: health.status, body: health.body }).toMatchObject({
+        status: 503,
+        body: { status: 'degraded', readModels: 'down' },
+      });
+      await proxy.restore();
+      // the driver finds the server again on its own, within a few seconds
+      await waitUntil(async () => (await app.get(`/changes/${id}`)).status === 200, 'reads to work again', {
+        timeoutMs: 15_000,
+        everyMs: 100,
+      });
+      expect((await app.get(`/changes/${id}`)).body).toMatchObject({
+        id,
+        title: 'Read me through an outage',
+      });
+      expectStatus(await app.post('/changes', normalChange('low'), USERS.requester, keyed), 201);
+    }, 30_000);
+  },
+);

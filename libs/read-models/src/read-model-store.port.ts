@@ -89,6 +89,18 @@ export interface CommitBatch {
 }
 
 /**
+ * The store's server cannot be reached, or did not answer in time: an outage, not a bug (the
+ * API answers 503 SERVICE_UNAVAILABLE; the same read may succeed shortly). Its message names the
+ * server without credentials, for the log.
+ */
+export class ReadModelStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ReadModelStoreUnavailableError';
+  }
+}
+
+/**
  * A commit's `expect`ed checkpoint had moved. `maybeWritten` is false when nothing was written
  * (checked atomically with the write, or before it began); true when an adapter without
  * transactions saw it move while it was writing, so some documents may have gone to the new models.

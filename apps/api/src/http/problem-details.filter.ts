@@ -6,7 +6,7 @@ import {
   EventStoreUnavailableError,
   StoredEventCorruptError,
 } from '@changeledger/event-store';
-import { ReadModelsSwappingError } from '@changeledger/read-models';
+import { ReadModelStoreUnavailableError, ReadModelsSwappingError } from '@changeledger/read-models';
 import { AuthenticationError, IdentityProviderUnavailableError } from '../auth/jwt-verifier';
 import { IdempotencyStoreUnavailableError } from '../idempotency/idempotency-store.port';
 import {
@@ -95,6 +95,9 @@ export const toProblem = (error: unknown): Problem => {
   }
   if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
   if (error instanceof ReadModelsSwappingError) return problem('SERVICE_UNAVAILABLE', error.message);
+  if (error instanceof ReadModelStoreUnavailableError) {
+    return problem('SERVICE_UNAVAILABLE', 'the read models are unavailable; try again shortly');
+  }
   if (error instanceof IdempotencyStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the Idempotency-Key store is unavailable; try again shortly');
   }

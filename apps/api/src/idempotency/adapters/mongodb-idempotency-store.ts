@@ -1,14 +1,5 @@
-import {
-  type Collection,
-  MongoClient,
-  MongoNetworkError,
-  MongoNotConnectedError,
-  MongoServerError,
-  MongoServerSelectionError,
-  MongoTopologyClosedError,
-  MongoWriteConcernError,
-} from 'mongodb';
-import { clientDefaults, redactMongoUrl } from '@changeledger/read-models';
+import { type Collection, MongoClient, MongoServerError } from 'mongodb';
+import { clientDefaults, isMongoOutage, redactMongoUrl } from '@changeledger/read-models';
 import {
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
@@ -40,14 +31,6 @@ interface KeyDocument {
 
 const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-/** The server could not be reached or did not confirm the write in time: an outage, not a bug. */
-const isOutage = (error: unknown) =>
-  error instanceof MongoNetworkError ||
-  error instanceof MongoServerSelectionError ||
-  error instanceof MongoNotConnectedError ||
-  error instanceof MongoTopologyClosedError ||
-  error instanceof MongoWriteConcernError;
-
 /**
  * Idempotency keys shared by every API instance on one MongoDB database, so that a retry reaching
  * another instance is answered as the first one was (the SQLite store is one instance's).
@@ -185,7 +168,7 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     try {
       return await operation();
     } catch (error) {
-      if (!isOutage(error)) throw error;
+      if (!isMongoOutage(error)) throw error;
       throw new IdempotencyStoreUnavailableError(
         `the Idempotency-Key store in MongoDB at ${this.target} is unavailable: ${messageOf(error)}`,
         { cause: error },

@@ -8,7 +8,12 @@ import {
   MongoBulkWriteError,
   MongoClient,
   type MongoClientOptions,
+  MongoNetworkError,
+  MongoNotConnectedError,
   MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  MongoWriteConcernError,
   type Sort,
   type WriteError,
 } from 'mongodb';
@@ -22,6 +27,7 @@ import {
   type ReadModelDocument,
   type PromoteOptions,
   type ReadModelStore,
+  ReadModelStoreUnavailableError,
   SHADOW_MARK,
   type ShadowReadModelStore,
 } from '../../read-model-store.port';
@@ -103,6 +109,43 @@ const isServerError = (error: unknown, code: number): boolean =>
   error instanceof MongoServerError && error.code === code;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** A socket's own failures, which the driver passes on unwrapped from a write to a lost server. */
+const NETWORK_ERROR_CODES = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+/** The server could not be reached or did not confirm in time: an outage, not a bug. */
+export const isMongoOutage = (error: unknown) =>
+  // not `instanceof Error`: Node's own errors may come from another realm (a vm context, jest)
+  (typeof error === 'object' &&
+    error !== null &&
+    NETWORK_ERROR_CODES.has(String((error as { code?: unknown }).code))) ||
+  error instanceof MongoNetworkError ||
+  error instanceof MongoServerSelectionError ||
+  error instanceof MongoNotConnectedError ||
+  error instanceof MongoTopologyClosedError ||
+  error instanceof MongoWriteConcernError;
+
+/** Runs a read; an outage becomes ReadModelStoreUnavailableError naming `target`. */
+const reach = async <T>(target: string, read: () => Promise<T>): Promise<T> => {
+  try {
+    return await read();
+  } catch (error) {
+    if (!isMongoOutage(error)) throw error;
+    throw new ReadModelStoreUnavailableError(
+      `the read models in ${target} are unavailable: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+};
 
 type Stored = Document & { _id: string; _position: string };
 interface Checkpoint {
@@ -322,7 +365,8 @@ export class MongoReadModelStore implements ReadModelStore {
   // reads
 
   async get<D extends ReadModelDocument>(collection: string, id: string): Promise<D | undefined> {
-    const found = await this.collection(collection).findOne({ _id: documentId(id) });
+    const target = this.collection(collection);
+    const found = await reach(this.connection.target, () => target.findOne({ _id: documentId(id) }));
     return found ? fromStored<D>(found) : undefined;
   }
 
@@ -339,9 +383,8 @@ export class MongoReadModelStore implements ReadModelStore {
     // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
     const batchSize = Math.min(wanted.length, MAX_BATCH);
     const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize });
-    for await (const stored of cursor) {
-      found.set(stored._id, fromStored<D>(stored));
-    }
+    const rows = await reach(this.connection.target, () => cursor.toArray());
+    for (const stored of rows) found.set(stored._id, fromStored<D>(stored));
     return found;
   }
 
@@ -372,14 +415,17 @@ export class MongoReadModelStore implements ReadModelStore {
     // getMore), so a rebuild's swap, whose renames kill open cursors, cannot break a page halfway.
     // (Pages are at most 501 rows; a larger limit still gets batches of 10,000.)
     const batchSize = Math.min(limit, MAX_BATCH);
-    const rows = await target
-      .find(filter, { sort, limit, batchSize, ...(projection && { projection }) })
-      .toArray();
+    const rows = await reach(this.connection.target, () =>
+      target.find(filter, { sort, limit, batchSize, ...(projection && { projection }) }).toArray(),
+    );
     return rows.map((row) => fromStored<D>(row));
   }
 
   async checkpoint(name: string): Promise<bigint> {
-    const found = await this.checkpoints().findOne({ _id: checkpointName(name) });
+    const checkpoints = this.checkpoints();
+    const found = await reach(this.connection.target, () =>
+      checkpoints.findOne({ _id: checkpointName(name) }),
+    );
     return found ? BigInt(found.position) : 0n;
   }
 
