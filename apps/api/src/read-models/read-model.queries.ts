@@ -76,7 +76,9 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
       const value = filters[field];
       if (value !== undefined) where.push({ field, op: 'eq', value });
     }
-    if (filters.system !== undefined) where.push({ field: 'systems', op: 'contains', value: filters.system });
+    // by key, as the schedule filters: `PVE1` finds a change that names `pve1 `
+    if (filters.system !== undefined)
+      where.push({ field: 'systems', op: 'contains', value: systemKey(filters.system) });
     // A date-only `to` takes in that whole day, as the compliance report's does.
     if (filters.from !== undefined)
       where.push({ field: 'submittedAt', op: 'gte', value: parseBound('from', filters.from).toISOString() });

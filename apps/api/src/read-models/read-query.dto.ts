@@ -22,6 +22,7 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(CHANGE_STATUSES) status?: string;
   @IsOptional() @IsIn(CHANGE_TYPES) type?: string;
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
+  /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
   @IsOptional() @IsString() @MaxLength(500) system?: string;
   @IsOptional() @IsString() @MaxLength(200) requestedBy?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;

@@ -132,7 +132,7 @@ describe('change requests projection', () => {
             ...rest,
             risk: { ...risk!, level: 'medium' },
             priority: 'high',
-            systemsAffected: ['pve-node-03', 'nas-01'],
+            systemsAffected: [' PVE-Node-03', 'nas-01', 'pve-node-03\u200b', 'NAS-01'],
           },
           previous: {},
           voidedReviews: [],
@@ -145,6 +145,7 @@ describe('change requests projection', () => {
     expect(doc).toMatchObject({
       riskLevel: 'medium',
       priority: 'high',
+      // keys, each once: what GET /changes?system= matches (the view keeps the names as sent)
       systems: ['pve-node-03', 'nas-01'],
       updatedAt: '2026-01-05T11:00:00.000Z',
       submittedAt: '2026-01-05T09:00:00.000Z',

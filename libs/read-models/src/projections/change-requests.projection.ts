@@ -3,6 +3,7 @@ import {
   type ChangeRequestState,
   evolveChangeRequest,
   initialChangeRequestState,
+  systemKey,
 } from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { changeIdOf, type Projection } from './projection';
@@ -19,6 +20,7 @@ export interface ChangeRequestDocument extends ReadModelDocument {
   readonly type: string;
   readonly riskLevel: string | null;
   readonly priority: string;
+  /** The keys of the systems it names (see `systemKey`): what `GET /changes?system=` matches. */
   readonly systems: string[];
   readonly requestedBy: string;
   readonly submittedAt: string;
@@ -49,6 +51,9 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       ['systems', 'submittedAt'],
     ],
   },
+  // 2: `systems` holds each system's key (case, surrounding spaces and zero-width characters
+  // aside), as the schedule and template scopes compare them; version 1 held the names as sent
+  version: 2,
   documentId: changeIdOf,
   evolve: (document, event) => {
     const before = document?.state ?? initialChangeRequestState();
@@ -66,7 +71,7 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       priority: state.request.priority,
       // `?? []`: a change stored before submissions were fully validated may lack it, and a
       // projection that throws stops every read model (the batch is retried for ever)
-      systems: [...(state.request.systemsAffected ?? [])],
+      systems: systemKeys(state.request.systemsAffected ?? []),
       requestedBy: state.requestedBy?.id ?? '',
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
@@ -74,6 +79,9 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
   },
   finish: (document) => ({ ...document, summary: toChangeSummary(document.state) }),
 };
+
+/** The keys `GET /changes?system=` is matched against, each once. */
+const systemKeys = (names: readonly string[]): string[] => [...new Set(names.map(systemKey))];
 
 export interface ChangeSummary {
   readonly id: string;
