@@ -298,8 +298,10 @@ export const benchRebuild = async (
         '/api/v1/change-log?limit=50',
         // a system no change names: the worst case, every change's systems searched
         '/api/v1/changes?system=vm-404&limit=50',
+        // words no change holds: every change's id, title and description searched
+        '/api/v1/changes?q=firmware&limit=50',
       ]) {
-        const into = path.includes('system=') ? otherQueryLatencyMs : queryLatencyMs;
+        const into = /[?&](system|q)=/.test(path) ? otherQueryLatencyMs : queryLatencyMs;
         const samples: number[] = [];
         for (let i = 0; i < perClient / 5; i++) await time(path); // warm-up
         await Promise.all(

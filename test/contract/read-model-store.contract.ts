@@ -121,6 +121,8 @@ const matches = (document: ReadModelDocument, condition: Condition): boolean => 
       );
     case 'contains':
       return Array.isArray(value) && value.includes(condition.value);
+    case 'includes':
+      return typeof value === 'string' && value.includes(condition.value);
   }
 };
 
@@ -633,6 +635,67 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
             limit: 100,
           }),
         ).toEqual([]);
+      });
+
+      it('includes: a substring of a text field, exactly (no pattern characters, no case folding)', async () => {
+        const found = await check({
+          where: [{ field: 'label', op: 'includes', value: '3' }],
+          orderBy: { field: 'at', direction: 'desc' },
+          limit: 100,
+        });
+        expect(found.every((d) => d.label?.includes('3'))).toBe(true);
+        await check({
+          where: [
+            { field: 'label', op: 'includes', value: 'L' },
+            { field: 'status', op: 'eq', value: 'open' },
+          ],
+          orderBy: byId,
+          limit: 100,
+        });
+        const odd = [
+          item('pat-1', '300', { label: 'a.b*c (d)+[e]? ^f$ {g} |h\\i /j-k 50%_off' }),
+          item('pat-2', '301', { label: 'axb' }),
+          item('pat-3', '302', { label: 'ABC Zürich' }),
+        ];
+        await put(store, into(items, ...odd), 302n);
+        all = [...all, ...odd];
+        for (const value of [
+          'a.b',
+          '*c (d)+',
+          '[e]?',
+          '^f$',
+          '{g} |h\\i',
+          '/j-k',
+          '50%_',
+          'zürich',
+          'Zürich',
+          'l',
+        ]) {
+          await check(
+            { where: [{ field: 'label', op: 'includes', value }], orderBy: byId, limit: 100 },
+            { some: false },
+          );
+        }
+        const exact = await store.find<Item>(items, {
+          where: [{ field: 'label', op: 'includes', value: 'a.b' }],
+          orderBy: byId,
+          limit: 100,
+        });
+        expect(ids(exact)).toEqual(['pat-1']); // not axb: the dot is a dot
+        expect(
+          await store.find(items, {
+            where: [{ field: 'label', op: 'includes', value: 'abc' }],
+            orderBy: byId,
+            limit: 100,
+          }),
+        ).toEqual([]); // not ABC: callers fold case themselves
+        await expect(
+          store.find(items, {
+            where: [{ field: 'tags', op: 'includes', value: 'd' }],
+            orderBy: byId,
+            limit: 100,
+          }),
+        ).rejects.toThrow();
       });
 
       it('contains finds whole elements also when they hold control characters, and after the array changes', async () => {

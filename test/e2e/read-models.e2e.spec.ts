@@ -102,6 +102,32 @@ describe('read models over HTTP', () => {
       id: string;
     }>;
     expect(nas.items.map((c) => c.id).sort()).toEqual(ids.slice(0, 3).sort());
+    // q: a text in the id, the title or the description, case and zero-width characters aside
+    const firmware = await submit(
+      app,
+      normalChange('low', {
+        title: 'Upgrade BMC Firmware on pve3',
+        description: 'Apply the vendor\u2019s 2.14 update (fixes the fan curve)',
+      }),
+      { ...mine, sub: 'u-search' },
+    );
+    const search = async (q: string, more = '&requestedBy=u-search') =>
+      (
+        expectStatus(await app.get(`/changes?q=${encodeURIComponent(q)}${more}`), 200).body as Page<{
+          id: string;
+        }>
+      ).items.map((c) => c.id);
+    expect(await search('firmware')).toEqual([firmware.id]);
+    expect(await search(' FIRM\u200bWARE ')).toEqual([firmware.id]);
+    expect(await search('fan curve)')).toEqual([firmware.id]); // pattern characters are text
+    expect(await search('(fixes the fan')).toEqual([firmware.id]);
+    expect(await search(firmware.id.toLowerCase())).toEqual([firmware.id]);
+    expect(await search('firmware', '&requestedBy=u-search&riskLevel=high')).toEqual([]);
+    expect(await search('f.rmware')).toEqual([]);
+    expect((await search('vlan 20', '&requestedBy=u-filter')).sort()).toEqual([...ids].sort()); // by title
+    expect(await search('vlan 20')).toEqual([]);
+    const blank = expectStatus(await app.get('/changes?q=%20%20'), 400, 'VALIDATION_FAILED');
+    expect((blank.body as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['q']);
     // as the schedule does: case, surrounding spaces and zero-width characters aside
     const spelt = expectStatus(await app.get(`/changes?system=%20NAS-01%E2%80%8B&requestedBy=u-filter`), 200)
       .body as Page<{ id: string }>;

@@ -30,7 +30,12 @@ export type Condition =
   | { readonly field: string; readonly op: 'eq'; readonly value: string | number | boolean }
   | { readonly field: string; readonly op: 'gte' | 'lt'; readonly value: string | number }
   /** The array field contains the value. */
-  | { readonly field: string; readonly op: 'contains'; readonly value: string };
+  | { readonly field: string; readonly op: 'contains'; readonly value: string }
+  /**
+   * The string field holds the value as a substring, exactly (case and all: callers store and ask
+   * normalised text). No index serves it: the rows the other conditions leave are read.
+   */
+  | { readonly field: string; readonly op: 'includes'; readonly value: string };
 
 export interface Query {
   readonly where: readonly Condition[];

@@ -25,6 +25,7 @@ import {
   toChangeLogRow,
   toChangeSummary,
   toFollowUpItem,
+  searchKey,
   toPendingApproval,
   toRetrospectiveItem,
   toScheduleItem,
@@ -54,6 +55,7 @@ export interface ChangeFilters {
   readonly type?: string;
   readonly riskLevel?: string;
   readonly system?: string;
+  readonly q?: string;
   readonly requestedBy?: string;
   readonly from?: string;
   readonly to?: string;
@@ -79,6 +81,8 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
     // by key, as the schedule filters: `PVE1` finds a change that names `pve1 `
     if (filters.system !== undefined)
       where.push({ field: 'systems', op: 'contains', value: systemKey(filters.system) });
+    if (filters.q !== undefined)
+      where.push({ field: 'searchText', op: 'includes', value: searchKey(filters.q) });
     // A date-only `to` takes in that whole day, as the compliance report's does.
     if (filters.from !== undefined)
       where.push({ field: 'submittedAt', op: 'gte', value: parseBound('from', filters.from).toISOString() });

@@ -1,6 +1,7 @@
 import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
 import { FOLLOW_UP_STEPS, type FollowUpStep } from '@changeledger/read-models';
+import { HasText } from '../http/has-text.validator';
 import { IsLogPosition } from '../http/log-position.validator';
 import { IsTimestamp } from '../http/timestamp.validator';
 
@@ -24,6 +25,8 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
   /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
   @IsOptional() @IsString() @MaxLength(500) system?: string;
+  /** Only changes whose id, title or description holds this text (case and zero-width characters aside). */
+  @IsOptional() @IsString() @HasText() @MaxLength(200) q?: string;
   @IsOptional() @IsString() @MaxLength(200) requestedBy?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;

@@ -25,6 +25,7 @@ import {
   type ChangeRequestDocument,
   changeRequestsProjection,
   toChangeSummary,
+  searchKey,
 } from './change-requests.projection';
 import {
   type DomainEventLike,
@@ -68,6 +69,13 @@ describe('change requests projection', () => {
       submittedAt: '2026-01-05T09:00:00.000Z',
       updatedAt: '2026-01-05T09:00:00.000Z',
     });
+    // id, title and description, folded as GET /changes?q= folds its text
+    expect(doc?.searchText).toBe(
+      ['chg-001', doc!.state.request.title.toLowerCase(), doc!.state.request.description.toLowerCase()].join(
+        '\n',
+      ),
+    );
+    expect(doc?.searchText).toContain('vlan 20');
     expect(doc?.state).toMatchObject({
       exists: true,
       version: 1,
@@ -142,6 +150,7 @@ describe('change requests projection', () => {
         '2026-01-05T11:00:00.000Z',
       ),
     );
+    expect(doc?.searchText.split('\n')[1]).toBe(searchKey(rest.title ?? doc!.state.request.title));
     expect(doc).toMatchObject({
       riskLevel: 'medium',
       priority: 'high',

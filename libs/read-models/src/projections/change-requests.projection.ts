@@ -23,6 +23,8 @@ export interface ChangeRequestDocument extends ReadModelDocument {
   /** The keys of the systems it names (see `systemKey`): what `GET /changes?system=` matches. */
   readonly systems: string[];
   readonly requestedBy: string;
+  /** Id, title and description folded by `searchKey`: what `GET /changes?q=` looks in. */
+  readonly searchText: string;
   readonly submittedAt: string;
   readonly updatedAt: string;
 }
@@ -37,6 +39,7 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       priority: 'string',
       systems: 'string[]',
       requestedBy: 'string',
+      searchText: 'string',
       submittedAt: 'string',
       updatedAt: 'string',
       summary: 'json',
@@ -49,10 +52,13 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       ['riskLevel', 'submittedAt'],
       // GET /changes?system=pve1: a multikey index on MongoDB (SQLite: over the joined elements)
       ['systems', 'submittedAt'],
+      // GET /changes?q=: no index finds a substring, but scanning this one reads the texts alone
+      ['searchText'],
     ],
   },
   // 2: `systems` holds each system's key (case, surrounding spaces and zero-width characters
-  // aside), as the schedule and template scopes compare them; version 1 held the names as sent
+  // aside), as the schedule and template scopes compare them; version 1 held the names as sent.
+  // Also since 2: `searchText`
   version: 2,
   documentId: changeIdOf,
   evolve: (document, event) => {
@@ -73,12 +79,21 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       // projection that throws stops every read model (the batch is retried for ever)
       systems: systemKeys(state.request.systemsAffected ?? []),
       requestedBy: state.requestedBy?.id ?? '',
+      searchText: [state.id, state.request.title ?? '', state.request.description ?? '']
+        .map(searchKey)
+        .join('\n'),
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
     };
   },
   finish: (document) => ({ ...document, summary: toChangeSummary(document.state) }),
 };
+
+/**
+ * Text as `GET /changes?q=` compares it: zero-width characters dropped, surrounding spaces
+ * trimmed, lower case (as system names are compared, `systemKey`).
+ */
+export const searchKey = (text: string): string => systemKey(text);
 
 /** The keys `GET /changes?system=` is matched against, each once. */
 const systemKeys = (names: readonly string[]): string[] => [...new Set(names.map(systemKey))];

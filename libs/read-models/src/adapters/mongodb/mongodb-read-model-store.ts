@@ -393,6 +393,11 @@ export class MongoReadModelStore implements ReadModelStore {
     const { limit } = query;
     if (!Number.isSafeInteger(limit) || limit < 0)
       throw new RangeError(`limit must be a whole number ≥ 0, got ${limit}`);
+    for (const condition of query.where) {
+      // on an array, $regex would match an element's substring: not what `includes` means
+      if (condition.op === 'includes' && this.specs.get(collection)?.fields[condition.field] !== 'string')
+        throw new Error(`${collection}.${condition.field}: includes applies to text fields`);
+    }
     const filters = query.where.map(conditionFilter);
     const field = storedField(query.orderBy.field);
     const direction = query.orderBy.direction;
@@ -948,6 +953,11 @@ const conditionFilter = (condition: Condition): Filter<Stored> => {
     case 'contains':
       // an array field holding the value (MongoDB matches array elements by equality)
       return { [field]: queryValue(field, condition.value, ['string']) };
+    case 'includes': {
+      // a plain substring: every character that means something in a pattern is escaped
+      const text = queryValue(field, condition.value, ['string']) as string;
+      return { [field]: { $regex: text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&') } };
+    }
     default:
       throw new Error(`not a query operator: ${String((condition as { op: unknown }).op)}`);
   }

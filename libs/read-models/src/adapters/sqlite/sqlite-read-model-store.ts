@@ -216,7 +216,8 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   /**
-   * For a `contains` on an array field whose value few documents hold: their ids, found by
+   * For a `contains` on an array field (or an `includes` on a text field) whose value few
+   * documents hold: their ids, found by
    * scanning the index over that field (cheap: one short text per document). SQLite's planner
    * would walk the sort order through the table instead, reading every row when few match
    * (460 ms at 100,000 changes). When many hold it (ARRAY_INDEX_MATCHES or more), that walk finds
@@ -224,11 +225,16 @@ export class SqliteReadModelStore implements ReadModelStore {
    */
   private fewHolding(spec: CollectionSpec, query: Query): string[] | undefined {
     if (this.deferIndexes) return undefined; // a shadow: no secondary index yet
-    const contains = query.where.find((c) => c.op === 'contains');
-    if (!contains) return undefined;
-    const fields = this.indexesOf(spec).find((index) => index[0] === contains.field);
-    if (!fields) return undefined;
-    const { sql, values } = this.conditionSql(spec, contains);
+    // An `includes` on an indexed text field, the same way: the index holds the text without
+    // the document (a row's text column sits after its document, read through to reach it).
+    const probe = query.where.find(
+      (c) =>
+        (c.op === 'contains' || c.op === 'includes') &&
+        this.indexesOf(spec).some((index) => index[0] === c.field),
+    );
+    if (!probe) return undefined;
+    const fields = this.indexesOf(spec).find((index) => index[0] === probe.field)!;
+    const { sql, values } = this.conditionSql(spec, probe);
     try {
       const ids = this.statement(
         `SELECT id FROM ${this.table(spec.name)} INDEXED BY ${quote(this.indexName(spec, fields))} WHERE ${sql} LIMIT ${ARRAY_INDEX_MATCHES}`,
@@ -352,6 +358,8 @@ export class SqliteReadModelStore implements ReadModelStore {
       throw new Error(`${spec.name}.${condition.field} is not a queryable field`);
     if (type === 'string[]' && condition.op !== 'contains')
       throw new Error(`${spec.name}.${condition.field} is an array: only contains applies`);
+    if (condition.op === 'includes' && (type !== 'string' || typeof condition.value !== 'string'))
+      throw new Error(`${spec.name}.${condition.field}: includes applies to text fields and text values`);
     const column = condition.field === 'id' ? 'id' : quote(condition.field);
     const value = toSql(condition.value);
     switch (condition.op) {
@@ -361,6 +369,9 @@ export class SqliteReadModelStore implements ReadModelStore {
         return { sql: `${column} >= ?`, values: [value] };
       case 'lt':
         return { sql: `${column} < ?`, values: [value] };
+      case 'includes':
+        // instr: a plain substring (LIKE would read % and _ and fold ASCII case)
+        return { sql: `instr(${column}, ?) > 0`, values: [value] };
       case 'contains': {
         // Documents whose elements could not be joined unambiguously are searched in the JSON.
         const inDocument = `(${column} = char(30) AND EXISTS (SELECT 1 FROM json_each(doc, '$.${condition.field}') WHERE value = ?))`;
