@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
 import { ConcurrencyError, SqliteEventStore } from '@changeledger/event-store';
-import { IDEMPOTENCY_COLLECTION } from '../../apps/api/src/idempotency/adapters/mongodb-idempotency-store';
+import {
+  IDEMPOTENCY_COLLECTION,
+  idempotencyDocumentId,
+} from '../../apps/api/src/idempotency/adapters/mongodb-idempotency-store';
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
@@ -643,7 +646,7 @@ describe('an Idempotency-Key whose submission was never answered (its process st
           }).filter(([, v]) => v !== undefined),
         );
         const keys = client.db(app.config.mongodbDb).collection<{ _id: string }>(IDEMPOTENCY_COLLECTION);
-        return (await keys.updateOne({ _id: scope }, { $set: set })).modifiedCount;
+        return (await keys.updateOne({ _id: idempotencyDocumentId(scope) }, { $set: set })).modifiedCount;
       } finally {
         await client.close();
       }
@@ -671,7 +674,7 @@ describe('an Idempotency-Key whose submission was never answered (its process st
         const keys = client
           .db(app.config.mongodbDb)
           .collection<{ _id: string; state: string; statusCode: number | null }>(IDEMPOTENCY_COLLECTION);
-        const found = await keys.findOne({ _id: scope });
+        const found = await keys.findOne({ _id: idempotencyDocumentId(scope) });
         return found ? { state: found.state, statusCode: found.statusCode } : undefined;
       } finally {
         await client.close();
@@ -802,6 +805,30 @@ const onMongoDb = process.env.E2E_READ_MODEL_STORE === 'mongodb';
       409,
       'IDEMPOTENCY_KEY_REUSED',
     );
+  });
+
+  it('a refusal on one instance is the answer on another, even once the command would pass', async () => {
+    const { id, position } = await submit(first, normalChange('low', { title: 'Refused across instances' }));
+    const headers = { 'idempotency-key': 'approve-too-early' };
+    expectStatus(await first.post(`/changes/${id}/approve`, {}, USERS.lead, headers), 409, 'INVALID_STATE');
+    await reviewAll(first, id);
+    // nothing was appended by the refusal: only a shared key store can answer this repeat
+    const repeat = expectStatus(
+      await second.post(`/changes/${id}/approve`, {}, USERS.lead, headers),
+      409,
+      'INVALID_STATE',
+    );
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+    expect((await first.eventsOf(id)).filter((e) => e.type === 'ChangeApproved')).toHaveLength(0);
+    // and an instance that leaves the read models to another process searches them too
+    // (what another instance wrote: its position is the one to wait for)
+    const found = expectStatus(
+      await second.request('GET', `/changes?q=refused%20across&minPosition=${position}`, {
+        readYourWrites: false,
+      }),
+      200,
+    ).body as { items: { id: string }[] };
+    expect(found.items.map((c) => c.id)).toEqual([id]);
   });
 
   it('a command retried on another instance at the same moment lands once, and every answer is the same', async () => {

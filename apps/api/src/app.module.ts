@@ -33,6 +33,9 @@ import { AuthGuard } from './auth/auth.guard';
 import { JWT_VERIFIER, JwtVerifier } from './auth/jwt-verifier';
 import { ChangeRequestsController } from './changes/change-requests.controller';
 import { HealthController } from './health/health.controller';
+import { HealthService } from './health/health.service';
+import { CommandMetrics } from './metrics/command-metrics';
+import { MetricsController } from './metrics/metrics.controller';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { StrictValidationPipe } from './http/validation.pipe';
 import { MongoIdempotencyStore } from './idempotency/adapters/mongodb-idempotency-store';
@@ -98,6 +101,7 @@ export const API_CONTROLLERS = [
   ReadModelsController,
   ReportsController,
   HealthController,
+  MetricsController,
   OpenApiController,
 ] as const;
 
@@ -158,6 +162,8 @@ export class AppModule {
         ProjectorService,
         ReadPosition,
         WebhookService,
+        HealthService,
+        CommandMetrics,
         readModelStoreProvider,
         StoreLifecycle,
       ],

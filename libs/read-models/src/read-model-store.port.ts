@@ -24,6 +24,13 @@ export interface CollectionSpec {
   readonly fields: Readonly<Record<string, FieldType | 'string[]' | 'json'>>;
   /** Index definitions: each a list of fields (compound), in order. */
   readonly indexes: readonly (readonly string[])[];
+  /**
+   * Text fields of unbounded length that `includes` searches: an adapter may index each alone so
+   * that a search scans the index instead of the documents (SQLite, where a row's columns sit
+   * behind its document), or not (MongoDB: a server may limit an index key's size, as
+   * PostgreSQL under FerretDB does, and a write over it would stop the projector).
+   */
+  readonly scanIndexes?: readonly string[];
 }
 
 export type Condition =

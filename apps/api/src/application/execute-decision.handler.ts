@@ -12,6 +12,7 @@ import {
   type StreamRevision,
 } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
+import { CommandMetrics } from '../metrics/command-metrics';
 import { AggregateLoader } from './aggregate-loader';
 import type { AnyAggregate } from './aggregates';
 import {
@@ -69,9 +70,23 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     @Inject(CLOCK) private readonly clock: Clock,
     private readonly loader: AggregateLoader,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: CommandMetrics,
   ) {}
 
-  async execute({ aggregate, id, command, options }: ExecuteDecision): Promise<CommandResult> {
+  async execute(decision: ExecuteDecision): Promise<CommandResult> {
+    const started = performance.now();
+    const type = (decision.command as { type: string }).type;
+    try {
+      const result = await this.decide(decision);
+      this.metrics.record(type, (performance.now() - started) / 1000, result);
+      return result;
+    } catch (error) {
+      this.metrics.record(type, (performance.now() - started) / 1000, undefined, error);
+      throw error;
+    }
+  }
+
+  private async decide({ aggregate, id, command, options }: ExecuteDecision): Promise<CommandResult> {
     const definition: AnyAggregate = aggregate;
     const creation = definition.sequence?.isCreation(command) === true;
     if (!creation && id === undefined) throw notFound(`no ${definition.name} id given`);

@@ -1,113 +1,20 @@
-import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
-import {
-  allProjections,
-  READ_MODEL_STORE,
-  type ReadModelStore,
-  type StaleReadModel,
-  staleReadModels,
-} from '@changeledger/read-models';
-import type { WebhookStatus } from '@changeledger/webhooks';
 import { Public } from '../auth/auth.guard';
-import { ProjectorService, ReadPosition } from '../read-models/read-position';
-import { WebhookService } from '../webhooks/webhook.service';
-
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  eventStore: 'up' | 'down';
-  readModels: 'up' | 'down';
-  /** How far the read models are behind the log, in log positions (0 = caught up). */
-  projectionLag: number | null;
-  eventStorePosition: string | null;
-  readModelPosition: string | null;
-  /**
-   * Where the read models are projected: this process's main thread, a worker thread of it,
-   * elsewhere (RUN_PROJECTOR=false: another process), or down (its thread died and is being
-   * started again, or its event-store subscription failed and it waits to subscribe again:
-   * degraded).
-   */
-  projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
-  /**
-   * Since when the projector has been failing to write the same events (a projection that
-   * throws on an event, a full disk, a store that stays busy: its log says which), once that
-   * has lasted STALL_GRACE_MS (10 s); null otherwise. The read models stand still meanwhile.
-   * Degraded (503) when this process projects; with `projector: elsewhere` it is the projector
-   * process that is unwell, not this one, which still takes commands: reported, status ok.
-   */
-  projectorStalledSince: string | null;
-  /**
-   * Read models whose documents were written by an older version of their projection (after an
-   * upgrade that changed it): served, but with the old meaning until `projections:rebuild`.
-   */
-  staleReadModels: StaleReadModel[];
-  /**
-   * The webhook (WEBHOOK_URL) of this process: how far it has delivered, and the event its
-   * receiver keeps refusing, if one does (reported, status ok: commands are not held up by it).
-   * Null when none is configured here.
-   */
-  webhook: WebhookStatus | null;
-}
-
-/** How long a look at the projection versions is reused (health is polled; they rarely change). */
-const STALE_CHECK_MS = 10_000;
-
-const up = (probe: Promise<unknown>) =>
-  probe.then(
-    () => 'up' as const,
-    () => 'down' as const,
-  );
+import { type HealthReport, HealthService } from './health.service';
 
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(
-    @Inject(EVENT_STORE) private readonly store: EventStore,
-    @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
-    private readonly readPosition: ReadPosition,
-    private readonly projectorService: ProjectorService,
-    private readonly webhooks: WebhookService,
-  ) {}
+  constructor(private readonly probe: HealthService) {}
 
-  private stale: { at: number; models: Promise<StaleReadModel[]> } | undefined;
-  private readonly projections = allProjections();
-
-  private staleModels(applied: bigint | null): Promise<StaleReadModel[]> {
-    const now = performance.now();
-    if (applied === null) return Promise.resolve([]);
-    if (!this.stale || now - this.stale.at > STALE_CHECK_MS) {
-      const models = staleReadModels(this.readModels, this.projections, applied).catch(() => []);
-      this.stale = { at: now, models };
-    }
-    return this.stale.models;
-  }
-
+  /** 200 when ok, 503 when degraded (a store down, the projector down or stalled here). */
   @Public()
   @Get()
   async health(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthReport> {
-    const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
-    const head = eventStore === 'up' ? await this.store.headPosition().catch(() => null) : null;
-    const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
-    const projector = this.projectorService.mode;
-    const stale = await this.staleModels(applied);
-    const stalledSince =
-      readModels === 'up' ? await this.projectorService.stalledSince().catch(() => undefined) : undefined;
-    const stalledHere = stalledSince !== undefined && projector !== 'elsewhere';
-    const status =
-      eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalledHere ? 'ok' : 'degraded';
-    if (status !== 'ok') void reply.status(503);
-    return {
-      status,
-      eventStore,
-      readModels,
-      projectionLag: head !== null && applied !== null ? Number(head > applied ? head - applied : 0n) : null,
-      eventStorePosition: head?.toString() ?? null,
-      readModelPosition: applied?.toString() ?? null,
-      projector,
-      projectorStalledSince: stalledSince !== undefined ? new Date(stalledSince).toISOString() : null,
-      staleReadModels: stale,
-      webhook: this.webhooks.status(),
-    };
+    const report = await this.probe.report();
+    if (report.status !== 'ok') void reply.status(503);
+    return report;
   }
 }

@@ -18,7 +18,12 @@ export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 export const leaseOver = (claimedAt: number, now: number): boolean =>
   claimedAt <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
 
-/** The key store cannot be reached: nothing was claimed or kept (503; the same key may be sent again). */
+/**
+ * The key store cannot be reached (503): the command did not run, and the same key may be sent
+ * again. A claim whose write reached the store before its answer was lost stays pending, as one
+ * whose process stopped: a repeat finds it in flight until its lease is over (see
+ * IDEMPOTENCY_IN_FLIGHT_LEASE_MS).
+ */
 export class IdempotencyStoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

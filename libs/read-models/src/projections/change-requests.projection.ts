@@ -52,9 +52,9 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       ['riskLevel', 'submittedAt'],
       // GET /changes?system=pve1: a multikey index on MongoDB (SQLite: over the joined elements)
       ['systems', 'submittedAt'],
-      // GET /changes?q=: no index finds a substring, but scanning this one reads the texts alone
-      ['searchText'],
     ],
+    // GET /changes?q=: no index finds a substring, but on SQLite scanning one reads the texts alone
+    scanIndexes: ['searchText'],
   },
   // 2: `systems` holds each system's key (case, surrounding spaces and zero-width characters
   // aside), as the schedule and template scopes compare them; version 1 held the names as sent.

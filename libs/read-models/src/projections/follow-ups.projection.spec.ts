@@ -142,6 +142,35 @@ describe('follow-ups projection', () => {
     });
   });
 
+  it('a time no Date reads (an early release took ISO week dates) is kept as sent, never thrown on', () => {
+    const [submittedEvent, ...rest] = normalHistory('approved');
+    const data = submittedEvent.data as { request: { timeline: object } };
+    const odd = {
+      ...submittedEvent,
+      data: {
+        ...data,
+        request: { ...data.request, timeline: { proposedStart: '2026-W05', estimatedDurationMinutes: 60 } },
+      },
+    } as ChangeRequestEvent;
+    const doc = docAfter(odd, ...rest)!;
+    expect(doc).toMatchObject({ waitingFor: 'schedule', proposedStart: '2026-W05' });
+    expect(toFollowUpItem(doc, new Date('2030-01-01T00:00:00.000Z'), 5)).toMatchObject({
+      dueAt: '2026-W05',
+      overdue: false,
+    });
+    // and planned times are written as toISOString writes them
+    const offset = event('ChangeScheduled', actors.ivan, {
+      plannedStart: '2026-01-10T23:00:00+01:00',
+      plannedEnd: '2026-01-11T00:00:00+01:00',
+      maintenanceWindow: false,
+      rescheduled: false,
+    });
+    expect(docAfter(...normalHistory('approved'), offset)).toMatchObject({
+      plannedStart: PLANNED_START,
+      plannedEnd: PLANNED_END,
+    });
+  });
+
   it('an amendment before approval renames the change and moves its proposed start', () => {
     const doc = docAfter(
       ...normalHistory('in-review'),

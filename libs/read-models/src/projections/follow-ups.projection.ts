@@ -41,8 +41,14 @@ export interface FollowUpDocument extends ReadModelDocument {
 
 type Draft = Omit<FollowUpDocument, '_position'>;
 
-/** As `toISOString` writes it, so that due dates compare and read alike whatever the client sent. */
-const instantOrNull = (iso: string | undefined): string | null => (iso === undefined ? null : instantOf(iso));
+/**
+ * As `toISOString` writes it, so that due dates compare and read alike whatever the client sent;
+ * a text no Date reads (an early release took ISO week dates) as it is: a projection that threw
+ * would stop every read model.
+ */
+const instantOrText = (text: string): string => (Number.isNaN(Date.parse(text)) ? text : instantOf(text));
+const instantOrNull = (text: string | undefined): string | null =>
+  text === undefined ? null : instantOrText(text);
 
 /** The change now waits for `step` (from `at`), unless it already did: then since stays. */
 const waitFor = (doc: Draft, step: FollowUpStep, status: string, at: string): Draft => ({
@@ -120,8 +126,8 @@ export const followUpsProjection: Projection<FollowUpDocument> = {
       case 'ChangeScheduled':
         return {
           ...waitFor(doc, 'start', 'scheduled', at),
-          plannedStart: instantOf(d.plannedStart as string),
-          plannedEnd: instantOf(d.plannedEnd as string),
+          plannedStart: instantOrText(d.plannedStart as string),
+          plannedEnd: instantOrText(d.plannedEnd as string),
         };
       case 'ImplementationStarted':
         return { ...waitFor(doc, 'completion', 'in-progress', at), startedAt: at };

@@ -18,7 +18,10 @@ const MAX_CLAIM_ATTEMPTS = 10;
 const PURGE_EVERY_CLAIMS = 1000;
 
 interface KeyDocument {
-  /** The scope (user and key): one document per key, so a first claim is one atomic insert. */
+  /**
+   * The scope (user and key) as JSON text (`idempotencyDocumentId`): one document per key, so that a first
+   * claim is one atomic insert.
+   */
   _id: string;
   fingerprint: string;
   state: 'pending' | 'done';
@@ -28,6 +31,12 @@ interface KeyDocument {
   /** The claim's identity (ms since the epoch, strictly growing per key), and its age. */
   claimedAt: number;
 }
+
+/**
+ * A scope as its document's `_id`: JSON text, which spells the NUL between user and key as
+ * `\u0000` (PostgreSQL, under FerretDB's default backend, stores no NUL in text).
+ */
+export const idempotencyDocumentId = (scope: string): string => JSON.stringify(scope);
 
 const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === DUPLICATE_KEY;
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -81,11 +90,13 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     now: Date,
     options: { readonly reclaimAbandoned?: boolean } = {},
   ): Promise<IdempotencyClaim> {
-    return this.reach(() => this.claimKey(scope, fingerprint, now, options.reclaimAbandoned === true));
+    return this.reach(() =>
+      this.claimKey(idempotencyDocumentId(scope), fingerprint, now, options.reclaimAbandoned === true),
+    );
   }
 
   private async claimKey(
-    scope: string,
+    id: string,
     fingerprint: string,
     now: Date,
     reclaimAbandoned: boolean,
@@ -97,8 +108,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     }
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
       // Most keys are new: one round trip.
-      if (await this.insertClaim(scope, fingerprint, at)) return { kind: 'claimed', claimedAt: at };
-      const seen = await this.keys.findOne({ _id: scope });
+      if (await this.insertClaim(id, fingerprint, at)) return { kind: 'claimed', claimedAt: at };
+      const seen = await this.keys.findOne({ _id: id });
       if (!seen) continue; // released or purged in between: insert again
       const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, at);
       if (seen.claimedAt > at - IDEMPOTENCY_TTL_MS && !abandoned) {
@@ -113,7 +124,7 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       // A claim of the same millisecond as the one it replaces would share its identity.
       const claimedAt = seen.claimedAt >= at ? seen.claimedAt + 1 : at;
       const taken = await this.keys.updateOne(
-        { _id: scope, claimedAt: seen.claimedAt, state: seen.state },
+        { _id: id, claimedAt: seen.claimedAt, state: seen.state },
         { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt } },
       );
       if (taken.matchedCount === 1) return { kind: 'claimed', claimedAt };
@@ -125,7 +136,7 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
     await this.reach(() =>
       this.keys.updateOne(
-        { _id: scope, claimedAt, state: 'pending' },
+        { _id: idempotencyDocumentId(scope), claimedAt, state: 'pending' },
         { $set: { state: 'done', statusCode: response.statusCode, body: JSON.stringify(response.body) } },
       ),
     );
@@ -135,14 +146,16 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     // never over a success: two repeats looking at once, a "not found" must not replace a "found"
     await this.reach(() =>
       this.keys.updateOne(
-        { _id: scope, claimedAt, state: 'done', statusCode: { $gte: 400 } },
+        { _id: idempotencyDocumentId(scope), claimedAt, state: 'done', statusCode: { $gte: 400 } },
         { $set: { statusCode: response.statusCode, body: JSON.stringify(response.body) } },
       ),
     );
   }
 
   async release(scope: string, claimedAt: number): Promise<void> {
-    await this.reach(() => this.keys.deleteOne({ _id: scope, claimedAt, state: 'pending' }));
+    await this.reach(() =>
+      this.keys.deleteOne({ _id: idempotencyDocumentId(scope), claimedAt, state: 'pending' }),
+    );
   }
 
   /** Deletes the keys claimed 24 h or more before `now`; answers how many. */
@@ -177,10 +190,10 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   }
 
   /** Inserts a pending claim of a key nobody holds; false when the key has a document. */
-  private async insertClaim(scope: string, fingerprint: string, claimedAt: number): Promise<boolean> {
+  private async insertClaim(id: string, fingerprint: string, claimedAt: number): Promise<boolean> {
     try {
       await this.keys.insertOne({
-        _id: scope,
+        _id: id,
         fingerprint,
         state: 'pending',
         statusCode: null,

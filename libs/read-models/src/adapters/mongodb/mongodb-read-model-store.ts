@@ -393,9 +393,11 @@ export class MongoReadModelStore implements ReadModelStore {
     const { limit } = query;
     if (!Number.isSafeInteger(limit) || limit < 0)
       throw new RangeError(`limit must be a whole number ≥ 0, got ${limit}`);
+    // On an array, $regex would match an element's substring: not what `includes` means. (The
+    // settings are known where `init` ran: not in an API instance that leaves it to the projector.)
+    const spec = this.specs.get(collection);
     for (const condition of query.where) {
-      // on an array, $regex would match an element's substring: not what `includes` means
-      if (condition.op === 'includes' && this.specs.get(collection)?.fields[condition.field] !== 'string')
+      if (condition.op === 'includes' && spec && spec.fields[condition.field] !== 'string')
         throw new Error(`${collection}.${condition.field}: includes applies to text fields`);
     }
     const filters = query.where.map(conditionFilter);

@@ -209,10 +209,12 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
   }
 
-  /** The spec's indexes over fields it has. */
+  /** The spec's indexes over fields it has, its scan indexes among them. */
   private indexesOf(spec: CollectionSpec) {
     const columns = new Set(this.columnsOf(spec));
-    return spec.indexes.filter((index) => index.every((f) => f === 'id' || columns.has(f)));
+    return [...spec.indexes, ...(spec.scanIndexes ?? []).map((field) => [field])].filter((index) =>
+      index.every((f) => f === 'id' || columns.has(f)),
+    );
   }
 
   /**
@@ -507,7 +509,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         }
         for (const spec of shadow.specs.values()) {
           this.db.exec(`DROP TABLE IF EXISTS ${this.table(spec.name)}`);
-          for (const fields of spec.indexes) {
+          for (const fields of this.indexesOf(spec)) {
             this.db.exec(`DROP INDEX IF EXISTS ${quote(`${SHADOW}${spec.name}__${fields.join('_')}`)}`);
           }
           this.db.exec(`ALTER TABLE ${shadow.table(spec.name)} RENAME TO ${quote(`${LIVE}${spec.name}`)}`);
