@@ -53,6 +53,8 @@ interface Plan {
   decisionAt?: number;
   /** A review by the requester appended straight to the event store (an imported record). */
   selfReviewAt?: number;
+  /** An emergency's record that stakeholders were notified (two in three have one). */
+  notifiedAt?: number;
 }
 
 interface Step {
@@ -231,6 +233,13 @@ describe('compliance report', () => {
       } else if (type === 'emergency') {
         plan.startAt = plan.submitAt;
         plan.completeAt = plan.submitAt + between(1, 4) * HOUR;
+        // by the plan's index, not the random sequence, which the other plans are drawn from
+        if (index % 3 !== 0) {
+          plan.notifiedAt = plan.submitAt + 30 * 60_000;
+          at(plan, plan.notifiedAt, (p) =>
+            post(`/changes/${p.id}/checklist`, { item: 'stakeholders-notified' }, USERS.implementer),
+          );
+        }
       }
 
       if (plan.completeAt !== undefined) {
@@ -467,6 +476,9 @@ describe('compliance report', () => {
               (p.pirAt === undefined || p.pirAt > AS_OF),
           ),
         ),
+        unnotifiedEmergencies: ids(
+          plans.filter((p) => p.type === 'emergency' && inPeriod(p.completeAt) && p.notifiedAt === undefined),
+        ),
         segregationOfDutiesExceptions: ids(plans.filter((p) => inPeriod(p.selfReviewAt))),
         staleInReview: plans
           .filter((p) => p.reviewEndAt !== undefined)
@@ -539,6 +551,8 @@ describe('compliance report', () => {
       e.findings.implementedOutsideWindow,
     );
     expect(changeIds('failedWithoutReview')).toEqual(e.findings.failedWithoutReview);
+    expect(changeIds('unnotifiedEmergencies')).toEqual(e.findings.unnotifiedEmergencies);
+    expect(e.findings.unnotifiedEmergencies.length).toBeGreaterThan(0); // the check has something to find
     expect(changeIds('segregationOfDutiesExceptions')).toEqual(e.findings.segregationOfDutiesExceptions);
     expect(
       f.segregationOfDutiesExceptions.every((x) => (x as { rule?: string }).rule === 'requester-reviewed'),

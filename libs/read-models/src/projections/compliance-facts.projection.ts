@@ -75,6 +75,11 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
    */
   readonly implementationWorkers?: readonly string[];
   readonly completion: { readonly at: string; readonly outcome: Outcome } | null;
+  /**
+   * When the checklist item `stakeholders-notified` was first recorded (null: never). Absent from
+   * facts of version 4 and older, which did not track it (then unknown, never a finding).
+   */
+  readonly stakeholdersNotifiedAt?: string | null;
   readonly postImplementationReview: {
     readonly at: string;
     readonly by: ActorRef;
@@ -204,6 +209,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     implementationStart: null,
     implementationWorkers: [],
     completion: null,
+    stakeholdersNotifiedAt: null,
     postImplementationReview: null,
     retrospective: null,
     reviewIntervals: reviewIntervalsAfter([], undefined, status, at),
@@ -254,6 +260,10 @@ const factsOf = (
       };
     case 'ImplementationCompleted':
       return { completion: { at, outcome: d.outcome as Outcome } };
+    case 'ChecklistItemCompleted':
+      return d.item === 'stakeholders-notified' && doc.stakeholdersNotifiedAt === null
+        ? { stakeholdersNotifiedAt: at }
+        : {};
     case 'PostImplementationReviewRecorded':
       return {
         postImplementationReview: {
@@ -291,7 +301,8 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // changes): facts written by 1 inflate the report's "checked N events". 4: an emergency's
   // retrospective decision by someone who worked on it is an exception (facts of 2 do not know
   // who did, so the check passed it; 3, on main for an hour, knew only the first to record work).
-  version: 4,
+  // 5: when stakeholders were notified (the process's first step of an emergency).
+  version: 5,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;

@@ -97,6 +97,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       x.changeId,
       `${x.outcome} ${x.completedAt}`,
     ]),
+    ...f.unnotifiedEmergencies.map((x): Row => [
+      'finding',
+      'unnotifiedEmergencies',
+      1,
+      x.changeId,
+      `started ${x.startedAt}, ended ${x.completedAt}`,
+    ]),
     ...f.segregationOfDutiesExceptions.map((x): Row => [
       'finding',
       'segregationOfDutiesExceptions',

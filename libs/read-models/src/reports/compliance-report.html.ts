@@ -211,6 +211,11 @@ ${findingSection(
   f.failedWithoutReview.map((x) => [change(x), esc(x.outcome), day(x.completedAt)]),
 )}
 ${findingSection(
+  'unnotifiedEmergencies',
+  ['Change', 'Started', 'Ended'],
+  f.unnotifiedEmergencies.map((x) => [change(x), day(x.startedAt), day(x.completedAt)]),
+)}
+${findingSection(
   'segregationOfDutiesExceptions',
   ['Change', 'Rule', 'Event', 'By', 'At'],
   f.segregationOfDutiesExceptions.map((x) => [

@@ -246,6 +246,39 @@ describe('compliance report', () => {
     ]);
   });
 
+  it('finds emergencies implemented in the period with no record that stakeholders were notified', () => {
+    const implementedAt = (notified: boolean) => {
+      const [submittedEvent, startedEvent, ...rest] = emergencyHistory('implemented');
+      const notice = event('ChecklistItemCompleted', actors.ivan, { item: 'stakeholders-notified' });
+      const other = event('ChecklistItemCompleted', actors.ivan, { item: 'backups-verified' });
+      const events = [submittedEvent, startedEvent, notified ? notice : other, ...rest];
+      return timed(events, times('2026-11-02T09:00:00.000Z', events.length));
+    };
+    const docs = facts(implementedAt(true), implementedAt(false), closedNormal('2026-11-03T09:00:00.000Z'));
+    const q4 = report(docs);
+    expect(q4.findings.unnotifiedEmergencies).toEqual([
+      {
+        changeId: 'CHG-002',
+        title: expect.any(String),
+        type: 'emergency',
+        startedAt: '2026-11-02T10:00:00.000Z',
+        completedAt: '2026-11-02T13:00:00.000Z',
+      },
+    ]);
+    // facts written before notification was tracked are not judged
+    const older = docs.map(({ stakeholdersNotifiedAt: _dropped, ...doc }) => doc as ComplianceFactsDocument);
+    expect(report(older).findings.unnotifiedEmergencies).toEqual([]);
+    // not in another period
+    expect(
+      report(docs, '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1')).findings.unnotifiedEmergencies,
+    ).toEqual([]);
+    // and in the CSV and HTML renderings
+    expect(complianceReportCsv(q4)).toContain('finding,unnotifiedEmergencies,1,CHG-002,');
+    expect(complianceReportHtml(q4)).toContain(
+      'Emergency changes with no record that stakeholders were notified',
+    );
+  });
+
   it('reports a report of the running quarter as of now', () => {
     const docs = facts(timed(emergencyHistory('implemented'), times('2026-11-02T09:00:00.000Z', 4)));
     // Completed Monday 12:00 → due Wednesday 12:00.

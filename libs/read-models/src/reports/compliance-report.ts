@@ -77,6 +77,10 @@ export interface ComplianceReport {
       readonly outcome: Outcome;
       readonly completedAt: string;
     })[];
+    readonly unnotifiedEmergencies: readonly (ChangeRef & {
+      readonly startedAt: string;
+      readonly completedAt: string;
+    })[];
     readonly segregationOfDutiesExceptions: readonly (ChangeRef & {
       readonly rule: DutyRule;
       readonly actor: ActorRef;
@@ -121,6 +125,8 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end.',
   failedWithoutReview:
     'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
+  unnotifiedEmergencies:
+    'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   segregationOfDutiesExceptions:
     'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation; someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many events were checked.',
   staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null.`,
@@ -196,6 +202,7 @@ export class ComplianceReportBuilder {
     retrospectivelyRejected: [],
     implementedOutsideWindow: [],
     failedWithoutReview: [],
+    unnotifiedEmergencies: [],
     segregationOfDutiesExceptions: [],
     staleInReview: [],
   };
@@ -298,6 +305,19 @@ export class ComplianceReportBuilder {
     if (completion && completion.outcome !== 'successful' && !review) {
       findings.failedWithoutReview.push({ ...ref, outcome: completion.outcome, completedAt: completion.at });
     }
+    if (
+      doc.type === 'emergency' &&
+      completion &&
+      this.within(completion.at) &&
+      doc.stakeholdersNotifiedAt !== undefined &&
+      (doc.stakeholdersNotifiedAt === null || doc.stakeholdersNotifiedAt > completion.at)
+    ) {
+      findings.unnotifiedEmergencies.push({
+        ...ref,
+        startedAt: doc.implementationStart?.at ?? doc.submittedAt,
+        completedAt: completion.at,
+      });
+    }
     if (review && this.within(review.at)) {
       this.lessons.push({
         ...ref,
@@ -383,6 +403,7 @@ export class ComplianceReportBuilder {
         retrospectivelyRejected: [...findings.retrospectivelyRejected].sort(byChangeId),
         implementedOutsideWindow: [...findings.implementedOutsideWindow].sort(byChangeId),
         failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
+        unnotifiedEmergencies: [...findings.unnotifiedEmergencies].sort(byChangeId),
         segregationOfDutiesExceptions: [...findings.segregationOfDutiesExceptions].sort(
           (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
         ),
@@ -421,6 +442,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   retrospectivelyRejected: 'Emergency changes rejected retrospectively',
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
+  unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
   staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
 };
