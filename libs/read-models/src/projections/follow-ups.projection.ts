@@ -21,7 +21,17 @@ export type FollowUpStep = (typeof FOLLOW_UP_STEPS)[number];
  * it waits for one of FOLLOW_UP_STEPS, that is from its approval until it is closed or
  * cancelled; `since`: when it began to wait for that step.
  */
-export interface FollowUpDocument extends ReadModelDocument {
+/** The plan and what became of it: kept by the read model, shown by each item. */
+export interface FollowUpTimes {
+  readonly proposedStart: string | null;
+  readonly plannedStart: string | null;
+  readonly plannedEnd: string | null;
+  readonly startedAt: string | null;
+  readonly endedAt: string | null;
+  readonly outcome: Outcome | null;
+}
+
+export interface FollowUpDocument extends ReadModelDocument, FollowUpTimes {
   readonly changeId: string;
   readonly title: string;
   readonly type: Exclude<ChangeType, 'emergency'>;
@@ -30,12 +40,6 @@ export interface FollowUpDocument extends ReadModelDocument {
   readonly status: string;
   readonly waitingFor: FollowUpStep | null;
   readonly since: string | null;
-  readonly proposedStart: string | null;
-  readonly plannedStart: string | null;
-  readonly plannedEnd: string | null;
-  readonly startedAt: string | null;
-  readonly endedAt: string | null;
-  readonly outcome: Outcome | null;
   readonly open: boolean;
 }
 
@@ -156,7 +160,7 @@ export const followUpsProjection: Projection<FollowUpDocument> = {
 };
 
 /** A follow-up as `GET /follow-ups` answers it. */
-export interface FollowUpItem {
+export interface FollowUpItem extends FollowUpTimes {
   readonly changeId: string;
   readonly title: string;
   readonly type: string;
@@ -167,12 +171,6 @@ export interface FollowUpItem {
   readonly since: string;
   readonly dueAt: string | null;
   readonly overdue: boolean;
-  readonly proposedStart: string | null;
-  readonly plannedStart: string | null;
-  readonly plannedEnd: string | null;
-  readonly startedAt: string | null;
-  readonly endedAt: string | null;
-  readonly outcome: Outcome | null;
 }
 
 /**
