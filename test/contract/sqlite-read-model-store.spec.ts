@@ -51,6 +51,41 @@ describe('SqliteReadModelStore specifics', () => {
     }
   };
 
+  it('a rare text beside an array value more than 1,000 documents hold: the answer is whole', async () => {
+    const file = join(dir, 'read-models.sqlite');
+    const store = SqliteReadModelStore.open(file);
+    const searched = {
+      name: 'searched',
+      fields: { at: 'string', tags: 'string[]', text: 'string' },
+      indexes: [['tags', 'at']],
+      scanIndexes: ['text'],
+    } as const;
+    await store.init([searched]);
+    // 1,200 documents hold the tag (more than the index scan stops at); three hold the text
+    const documents = Array.from({ length: 1200 }, (_, i) => ({
+      collection: 'searched',
+      document: {
+        id: `d-${String(i).padStart(4, '0')}`,
+        _position: String(i + 1),
+        at: `2030-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`,
+        tags: ['common'],
+        text: i % 400 === 7 ? `needle ${i}` : `hay ${i}`,
+      },
+    }));
+    await store.commit({ documents, checkpoint: { name: 'cp', position: 1200n } });
+    expect(indexColumns(file, 'rm_searched')).toContainEqual(['text', 'id']);
+    const found = await store.find<{ id: string; _position: string; text: string }>('searched', {
+      where: [
+        { field: 'tags', op: 'contains', value: 'common' },
+        { field: 'text', op: 'includes', value: 'needle' },
+      ],
+      orderBy: { field: 'at', direction: 'desc' },
+      limit: 50,
+    });
+    expect(found.map((d) => d.text).sort()).toEqual(['needle 407', 'needle 7', 'needle 807']);
+    await store.close();
+  });
+
   it('a column an earlier release added without filling it is filled from the documents once, at the next start', async () => {
     const file = join(dir, 'read-models.sqlite');
     let store = SqliteReadModelStore.open(file);

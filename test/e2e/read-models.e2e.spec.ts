@@ -128,6 +128,12 @@ describe('read models over HTTP', () => {
     expect(await search('vlan 20')).toEqual([]);
     const blank = expectStatus(await app.get('/changes?q=%20%20'), 400, 'VALIDATION_FAILED');
     expect((blank.body as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['q']);
+    // control characters in a query's text: refused by name, as in bodies
+    const nul = expectStatus(await app.get('/changes?q=a%00b&system=pve%01'), 400, 'VALIDATION_FAILED');
+    expect((nul.body as { errors: { field: string }[] }).errors.map((e) => e.field).sort()).toEqual([
+      'q',
+      'system',
+    ]);
     // as the schedule does: case, surrounding spaces and zero-width characters aside
     const spelt = expectStatus(await app.get(`/changes?system=%20NAS-01%E2%80%8B&requestedBy=u-filter`), 200)
       .body as Page<{ id: string }>;

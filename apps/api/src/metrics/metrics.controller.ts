@@ -48,16 +48,23 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
         value: report.projector === mode ? 1 : 0,
       })),
     },
-    ...gauge(
-      'changeledger_projector_stalled_seconds',
-      'For how long the projector has been failing to write the same events (0 when it is not).',
-      report.projectorStalledSince === null ? 0 : (now - Date.parse(report.projectorStalledSince)) / 1000,
-    ),
-    ...gauge(
-      'changeledger_stale_read_models',
-      'Read models written by another version of their projection (until projections:rebuild).',
-      report.staleReadModels.length,
-    ),
+    // known only while the read-model store answers: left out, not 0, when it does not
+    ...(report.readModels !== 'up'
+      ? []
+      : [
+          ...gauge(
+            'changeledger_projector_stalled_seconds',
+            'For how long the projector has been failing to write the same events (0 when it is not).',
+            report.projectorStalledSince === null
+              ? 0
+              : (now - Date.parse(report.projectorStalledSince)) / 1000,
+          ),
+          ...gauge(
+            'changeledger_stale_read_models',
+            'Read models written by another version of their projection (until projections:rebuild).',
+            report.staleReadModels.length,
+          ),
+        ]),
     ...(report.webhook === null
       ? []
       : [
@@ -80,6 +87,9 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
   ];
 };
 
+/** Once: computed on every scrape from two clocks it could move by a second (a false restart). */
+const PROCESS_START_SECONDS = Math.round((Date.now() - process.uptime() * 1000) / 1000);
+
 const processFamilies = (): MetricFamily[] => {
   const cpu = process.cpuUsage();
   return [
@@ -93,7 +103,7 @@ const processFamilies = (): MetricFamily[] => {
     ...gauge(
       'process_start_time_seconds',
       'Start time of the process since the Unix epoch in seconds.',
-      Math.round((Date.now() - process.uptime() * 1000) / 1000),
+      PROCESS_START_SECONDS,
     ),
   ];
 };

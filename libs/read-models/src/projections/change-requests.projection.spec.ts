@@ -76,6 +76,7 @@ describe('change requests projection', () => {
       ),
     );
     expect(doc?.searchText).toContain('vlan 20');
+    expect(searchKey('Zu\u0308rich')).toBe(searchKey('Z\u00fcrich')); // decomposed and composed alike
     expect(doc?.state).toMatchObject({
       exists: true,
       version: 1,

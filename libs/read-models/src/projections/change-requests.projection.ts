@@ -90,10 +90,10 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
 };
 
 /**
- * Text as `GET /changes?q=` compares it: zero-width characters dropped, surrounding spaces
- * trimmed, lower case (as system names are compared, `systemKey`).
+ * Text as `GET /changes?q=` compares it: composed (NFC: a decomposed "ü" finds a composed one),
+ * zero-width characters dropped, surrounding spaces trimmed, lower case (as `systemKey`).
  */
-export const searchKey = (text: string): string => systemKey(text);
+export const searchKey = (text: string): string => systemKey(text.normalize('NFC'));
 
 /** The keys `GET /changes?system=` is matched against, each once. */
 const systemKeys = (names: readonly string[]): string[] => [...new Set(names.map(systemKey))];

@@ -261,7 +261,10 @@ const factsOf = (
     case 'ImplementationCompleted':
       return { completion: { at, outcome: d.outcome as Outcome } };
     case 'ChecklistItemCompleted':
-      return d.item === 'stakeholders-notified' && doc.stakeholdersNotifiedAt === null
+      // the earliest record (imported events need not come in time order)
+      return d.item === 'stakeholders-notified' &&
+        doc.stakeholdersNotifiedAt !== undefined &&
+        (doc.stakeholdersNotifiedAt === null || at < doc.stakeholdersNotifiedAt)
         ? { stakeholdersNotifiedAt: at }
         : {};
     case 'PostImplementationReviewRecorded':

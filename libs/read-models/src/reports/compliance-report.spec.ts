@@ -265,6 +265,24 @@ describe('compliance report', () => {
         completedAt: '2026-11-02T13:00:00.000Z',
       },
     ]);
+    // the earliest record counts, whatever order the events came in (an import)
+    const [submittedEvent, startedEvent, ...rest] = emergencyHistory('implemented');
+    const notice = event('ChecklistItemCompleted', actors.ivan, { item: 'stakeholders-notified' });
+    const twice = facts(
+      timed(
+        [submittedEvent, startedEvent, notice, notice, ...rest],
+        [
+          '2026-11-02T09:00:00.000Z',
+          '2026-11-02T10:00:00.000Z',
+          '2026-11-02T13:30:00.000Z',
+          '2026-11-02T10:30:00.000Z',
+          '2026-11-02T11:00:00.000Z',
+          '2026-11-02T12:00:00.000Z',
+        ],
+      ),
+    );
+    expect(twice[0]!.stakeholdersNotifiedAt).toBe('2026-11-02T10:30:00.000Z');
+    expect(report(twice).findings.unnotifiedEmergencies).toEqual([]);
     // facts written before notification was tracked are not judged
     const older = docs.map(({ stakeholdersNotifiedAt: _dropped, ...doc }) => doc as ComplianceFactsDocument);
     expect(report(older).findings.unnotifiedEmergencies).toEqual([]);

@@ -229,26 +229,26 @@ export class SqliteReadModelStore implements ReadModelStore {
     if (this.deferIndexes) return undefined; // a shadow: no secondary index yet
     // An `includes` on an indexed text field, the same way: the index holds the text without
     // the document (a row's text column sits after its document, read through to reach it).
-    const probe = query.where.find(
-      (c) =>
-        (c.op === 'contains' || c.op === 'includes') &&
-        this.indexesOf(spec).some((index) => index[0] === c.field),
-    );
-    if (!probe) return undefined;
-    const fields = this.indexesOf(spec).find((index) => index[0] === probe.field)!;
-    const { sql, values } = this.conditionSql(spec, probe);
-    try {
-      const ids = this.statement(
-        `SELECT id FROM ${this.table(spec.name)} INDEXED BY ${quote(this.indexName(spec, fields))} WHERE ${sql} LIMIT ${ARRAY_INDEX_MATCHES}`,
-      )
-        .pluck()
-        .all(...values) as string[];
-      return ids.length < ARRAY_INDEX_MATCHES ? ids : undefined;
-    } catch (error) {
-      // Tables swapped in by a release that did not make the index: the planner's way, slower.
-      if (/no such index/.test((error as Error).message)) return undefined;
-      throw error;
+    // Each such condition in turn (a common system may stand beside a rare text): the first that
+    // few documents meet gives the ids.
+    for (const probe of query.where) {
+      if (probe.op !== 'contains' && probe.op !== 'includes') continue;
+      const fields = this.indexesOf(spec).find((index) => index[0] === probe.field);
+      if (!fields) continue;
+      const { sql, values } = this.conditionSql(spec, probe);
+      try {
+        const ids = this.statement(
+          `SELECT id FROM ${this.table(spec.name)} INDEXED BY ${quote(this.indexName(spec, fields))} WHERE ${sql} LIMIT ${ARRAY_INDEX_MATCHES}`,
+        )
+          .pluck()
+          .all(...values) as string[];
+        if (ids.length < ARRAY_INDEX_MATCHES) return ids;
+      } catch (error) {
+        // Tables swapped in by a release that did not make the index: the planner's way, slower.
+        if (!/no such index/.test((error as Error).message)) throw error;
+      }
     }
+    return undefined;
   }
 
   private indexName(spec: CollectionSpec, fields: readonly string[]) {
