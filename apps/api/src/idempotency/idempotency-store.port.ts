@@ -45,6 +45,41 @@ export type IdempotencyClaim =
   /** `since`: when the pending claim was made (a creation's, left by a dead process, stays). */
   | { readonly kind: 'in-flight'; readonly since: number };
 
+/** A key's record as a store keeps it. */
+export interface StoredClaim {
+  readonly fingerprint: string;
+  readonly state: 'pending' | 'done';
+  readonly statusCode: number | null;
+  /** The answer as JSON text. */
+  readonly body: string | null;
+  readonly claimedAt: number;
+}
+
+/**
+ * What a claim of a key finds in the key's record, the same for every store: the record's answer
+ * (another request, in flight, a replay), or `take-over` when the record is past its 24 h or,
+ * where the caller allows it, abandoned; then with the new claim's identity.
+ */
+export const judgeClaim = (
+  seen: StoredClaim,
+  fingerprint: string,
+  now: number,
+  reclaimAbandoned: boolean,
+): IdempotencyClaim | { readonly kind: 'take-over'; readonly claimedAt: number } => {
+  const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, now);
+  if (seen.claimedAt > now - IDEMPOTENCY_TTL_MS && !abandoned) {
+    if (seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
+    if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt };
+    return {
+      kind: 'replay',
+      claimedAt: seen.claimedAt,
+      response: { statusCode: seen.statusCode ?? 200, body: JSON.parse(seen.body ?? 'null') },
+    };
+  }
+  // A claim of the same millisecond as the one it replaces would share its identity.
+  return { kind: 'take-over', claimedAt: seen.claimedAt >= now ? seen.claimedAt + 1 : now };
+};
+
 /** Remembers the first answer to each (client, Idempotency-Key). */
 export interface IdempotencyStore {
   /**

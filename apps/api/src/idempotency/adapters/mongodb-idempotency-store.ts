@@ -5,7 +5,7 @@ import {
   type IdempotencyClaim,
   type IdempotencyStore,
   IdempotencyStoreUnavailableError,
-  leaseOver,
+  judgeClaim,
   type StoredResponse,
 } from '../idempotency-store.port';
 
@@ -111,18 +111,9 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       if (await this.insertClaim(id, fingerprint, at)) return { kind: 'claimed', claimedAt: at };
       const seen = await this.keys.findOne({ _id: id });
       if (!seen) continue; // released or purged in between: insert again
-      const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, at);
-      if (seen.claimedAt > at - IDEMPOTENCY_TTL_MS && !abandoned) {
-        if (seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
-        if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt };
-        return {
-          kind: 'replay',
-          claimedAt: seen.claimedAt,
-          response: { statusCode: seen.statusCode ?? 200, body: JSON.parse(seen.body ?? 'null') },
-        };
-      }
-      // A claim of the same millisecond as the one it replaces would share its identity.
-      const claimedAt = seen.claimedAt >= at ? seen.claimedAt + 1 : at;
+      const found = judgeClaim(seen, fingerprint, at, reclaimAbandoned);
+      if (found.kind !== 'take-over') return found;
+      const { claimedAt } = found;
       const taken = await this.keys.updateOne(
         { _id: id, claimedAt: seen.claimedAt, state: seen.state },
         { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt } },

@@ -5,7 +5,7 @@ import {
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
   type IdempotencyStore,
-  leaseOver,
+  judgeClaim,
   type StoredResponse,
 } from '../idempotency-store.port';
 
@@ -52,20 +52,17 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     const tx = this.db.transaction(
       (scope: string, fingerprint: string, now: number, reclaimAbandoned: boolean): IdempotencyClaim => {
         const row = get.get(scope);
-        const abandoned = reclaimAbandoned && row?.state === 'pending' && leaseOver(row.created_at, now);
-        if (row && row.created_at > now - IDEMPOTENCY_TTL_MS && !abandoned) {
-          if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-          if (row.state === 'pending') return { kind: 'in-flight', since: row.created_at };
-          return {
-            kind: 'replay',
-            claimedAt: row.created_at,
-            response: { statusCode: row.status_code ?? 200, body: JSON.parse(row.body ?? 'null') },
-          };
-        }
-        // A claim of the same millisecond as the one it replaces would share its identity.
-        const claimedAt = row && row.created_at >= now ? row.created_at + 1 : now;
-        put.run(scope, fingerprint, claimedAt);
-        return { kind: 'claimed', claimedAt };
+        const found = row
+          ? judgeClaim(
+              { ...row, statusCode: row.status_code, claimedAt: row.created_at },
+              fingerprint,
+              now,
+              reclaimAbandoned,
+            )
+          : { kind: 'take-over' as const, claimedAt: now };
+        if (found.kind !== 'take-over') return found;
+        put.run(scope, fingerprint, found.claimedAt);
+        return { kind: 'claimed', claimedAt: found.claimedAt };
       },
     );
     this.claimTx = (s, f, n, r) => tx.immediate(s, f, n, r);
