@@ -1,5 +1,5 @@
 import { type Collection, MongoClient, MongoServerError } from 'mongodb';
-import { clientDefaults, isMongoOutage, redactMongoUrl } from '@changeledger/read-models';
+import { clientDefaults, newMongoClient, reachMongo } from '@changeledger/read-models';
 import {
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
@@ -64,22 +64,21 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   ) {}
 
   static async connect(url: string, dbName: string): Promise<MongoIdempotencyStore> {
-    const target = `${redactMongoUrl(url)} (database ${dbName})`;
-    let client: MongoClient;
-    try {
-      client = new MongoClient(url, clientDefaults(url));
-    } catch (error) {
-      throw new Error(`invalid MongoDB URL ${redactMongoUrl(url)}: ${messageOf(error)}`);
-    }
+    const opened = newMongoClient(url, clientDefaults(url));
+    const { client, scrub } = opened;
+    const target = `${opened.target} (database ${dbName})`;
     const keys = client.db(dbName).collection<KeyDocument>(IDEMPOTENCY_COLLECTION);
     try {
       // for the purge of keys older than 24 h
       await keys.createIndex({ claimedAt: 1 }, { name: 'claimedAt' });
     } catch (error) {
       await client.close().catch(() => undefined);
-      throw new Error(`cannot open the Idempotency-Key store in MongoDB at ${target}: ${messageOf(error)}`, {
-        cause: error,
-      });
+      throw new Error(
+        `cannot open the Idempotency-Key store in MongoDB at ${target}: ${scrub(messageOf(error))}`,
+        {
+          cause: error,
+        },
+      );
     }
     return new MongoIdempotencyStore(client, keys, target);
   }
@@ -168,16 +167,15 @@ export class MongoIdempotencyStore implements IdempotencyStore {
   }
 
   /** Runs one operation; an outage becomes IdempotencyStoreUnavailableError (503), naming the server. */
-  private async reach<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (!isMongoOutage(error)) throw error;
-      throw new IdempotencyStoreUnavailableError(
-        `the Idempotency-Key store in MongoDB at ${this.target} is unavailable: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
+  private reach<T>(operation: () => Promise<T>): Promise<T> {
+    return reachMongo(
+      operation,
+      (message, cause) =>
+        new IdempotencyStoreUnavailableError(
+          `the Idempotency-Key store in MongoDB at ${this.target} is unavailable: ${message}`,
+          { cause },
+        ),
+    );
   }
 
   /** Inserts a pending claim of a key nobody holds; false when the key has a document. */

@@ -132,18 +132,42 @@ export const isMongoOutage = (error: unknown) =>
   error instanceof MongoTopologyClosedError ||
   error instanceof MongoWriteConcernError;
 
-/** Runs a read; an outage becomes ReadModelStoreUnavailableError naming `target`. */
-const reach = async <T>(target: string, read: () => Promise<T>): Promise<T> => {
+/** Runs an operation; an outage (`isMongoOutage`) becomes the error `unavailable` makes of it. */
+export const reachMongo = async <T>(
+  operation: () => Promise<T>,
+  unavailable: (message: string, cause: unknown) => Error,
+): Promise<T> => {
   try {
-    return await read();
+    return await operation();
   } catch (error) {
     if (!isMongoOutage(error)) throw error;
-    throw new ReadModelStoreUnavailableError(
-      `the read models in ${target} are unavailable: ${messageOf(error)}`,
-      {
-        cause: error,
-      },
-    );
+    throw unavailable(messageOf(error), error);
+  }
+};
+
+/** Runs a read; an outage becomes ReadModelStoreUnavailableError naming `target`. */
+const reach = <T>(target: string, read: () => Promise<T>): Promise<T> =>
+  reachMongo(
+    read,
+    (message, cause) =>
+      new ReadModelStoreUnavailableError(`the read models in ${target} are unavailable: ${message}`, {
+        cause,
+      }),
+  );
+
+/**
+ * A client for `url` (not connected yet), what messages may name of it (`target`: the URL without
+ * credentials) and `scrub`, which blanks the URL's credentials in a driver's message. An invalid
+ * URL is an error saying so, credentials left out.
+ */
+export const newMongoClient = (url: string, options: MongoClientOptions) => {
+  const target = redactMongoUrl(url);
+  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(url)?.[1];
+  const scrub = (message: string) => (userinfo ? message.split(userinfo).join('***') : message);
+  try {
+    return { client: new MongoClient(url, options), target, scrub };
+  } catch (error) {
+    throw new Error(`invalid MongoDB URL ${target}: ${scrub(messageOf(error))}`);
   }
 };
 
@@ -235,15 +259,10 @@ export class MongoReadModelStore implements ReadModelStore {
     dbName: string,
     options: MongoReadModelStoreOptions = {},
   ): Promise<MongoReadModelStore> {
-    const target = redactMongoUrl(url);
-    const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(url)?.[1];
-    const scrub = (message: string) => (userinfo ? message.split(userinfo).join('***') : message);
-    let client: MongoClient;
-    try {
-      client = new MongoClient(url, { ...clientDefaults(url, options), ...options.clientOptions });
-    } catch (error) {
-      throw new Error(`invalid MongoDB URL ${target}: ${scrub(messageOf(error))}`);
-    }
+    const { client, target, scrub } = newMongoClient(url, {
+      ...clientDefaults(url, options),
+      ...options.clientOptions,
+    });
     const store = new MongoReadModelStore(client, dbName, `${target} (database ${dbName})`);
     store.connection.ownsClient = true;
     try {
