@@ -8,7 +8,7 @@ import {
   staleReadModels,
 } from '@changeledger/read-models';
 import type { WebhookStatus } from '@changeledger/webhooks';
-import { ProjectorService, ReadPosition } from '../read-models/read-position';
+import { type ProjectorMode, ProjectorService, ReadPosition } from '../read-models/read-position';
 import { WebhookService } from '../webhooks/webhook.service';
 
 export interface HealthReport {
@@ -25,7 +25,7 @@ export interface HealthReport {
    * started again, or its event-store subscription failed and it waits to subscribe again:
    * degraded).
    */
-  projector: 'main-thread' | 'thread' | 'elsewhere' | 'down';
+  projector: ProjectorMode;
   /**
    * Since when the projector has been failing to write the same events (a projection that
    * throws on an event, a full disk, a store that stays busy: its log says which), once that

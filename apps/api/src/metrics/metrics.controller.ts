@@ -2,10 +2,9 @@ import { Controller, Get, Header } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/auth.guard';
 import { type HealthReport, HealthService } from '../health/health.service';
+import { PROJECTOR_MODES } from '../read-models/read-position';
 import { CommandMetrics } from './command-metrics';
 import { type MetricFamily, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus-text';
-
-const PROJECTOR_MODES = ['main-thread', 'thread', 'elsewhere', 'down'] as const;
 
 const gauge = (name: string, help: string, value: number | null): MetricFamily[] =>
   value === null ? [] : [{ name, help, type: 'gauge', samples: [{ value }] }];

@@ -32,6 +32,10 @@ export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
 /** The longest a main-thread projector's write holds the API's thread waiting for the file. */
 const MAIN_THREAD_LOCK_WAIT_MS = 250;
 
+/** Where the read models are projected, as health and metrics report it (see `ProjectorService.mode`). */
+export const PROJECTOR_MODES = ['main-thread', 'thread', 'elsewhere', 'down'] as const;
+export type ProjectorMode = (typeof PROJECTOR_MODES)[number];
+
 /**
  * The projector inside the API process (embedded mode, or RUN_PROJECTOR=true): on the embedded
  * stores in a worker thread of its own (PROJECTOR_THREAD), otherwise on the main thread.
@@ -78,7 +82,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /** Where this process projects: for health. */
-  get mode(): 'main-thread' | 'thread' | 'elsewhere' | 'down' {
+  get mode(): ProjectorMode {
     if (!this.projector) return 'elsewhere';
     if (!this.projector.running) return 'down';
     return this.projector instanceof ThreadedProjector ? 'thread' : 'main-thread';
