@@ -84,3 +84,38 @@ describe('GET /metrics (Prometheus)', () => {
     expect(types).toContain('# TYPE changeledger_command_duration_seconds histogram');
   });
 });
+
+describe('GET /metrics with METRICS_TOKEN set', () => {
+  const metricsToken = 'f3c1'.repeat(12);
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start({ METRICS_TOKEN: metricsToken });
+  });
+  afterAll(async () => app.close());
+
+  const scrape = (authorization?: string) =>
+    app.request('GET', '/metrics', {
+      as: null,
+      readYourWrites: false,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+
+  it('answers only the metrics token as a bearer token; no token, another token or a user token is 401', async () => {
+    const answer = await scrape(`Bearer ${metricsToken}`);
+    expect(answer.status).toBe(200);
+    expect(answer.body as unknown as string).toContain('changeledger_event_store_up 1');
+    expect((await scrape(`bearer  ${metricsToken}`)).status).toBe(200); // the scheme is case-insensitive
+
+    const refused = await scrape();
+    expectStatus(refused, 401, 'UNAUTHENTICATED');
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+    expectStatus(await scrape(`Bearer ${metricsToken.slice(1)}`), 401, 'UNAUTHENTICATED');
+    expectStatus(await scrape(`Bearer ${metricsToken}x`), 401, 'UNAUTHENTICATED');
+    expectStatus(await scrape(metricsToken), 401, 'UNAUTHENTICATED');
+    // an auditor's token reads the log, not the metrics
+    const auditor = await app.token(USERS.auditor);
+    expectStatus(await scrape(`Bearer ${auditor}`), 401, 'UNAUTHENTICATED');
+    // health stays public: load balancers probe it without credentials
+    expect((await app.request('GET', '/health', { as: null, readYourWrites: false })).status).toBe(200);
+  });
+});

@@ -168,6 +168,13 @@ describe('loadConfig: worker threads', () => {
     expect(config.dataDir).toMatch(/[/\\]data$/);
     expect(config.mongodbDb).toBe('changeledger');
   });
+  it('METRICS_TOKEN is optional (metrics public), and refused shorter than 32 characters', () => {
+    expect(loadConfig({}).metricsToken).toBeUndefined();
+    expect(loadConfig({ METRICS_TOKEN: '' }).metricsToken).toBeUndefined();
+    expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));
+    expect(() => loadConfig({ METRICS_TOKEN: 'prometheus' })).toThrow(/METRICS_TOKEN must be at least 32/);
+  });
+
   describe('WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_EVENTS', () => {
     const secret = 's'.repeat(32);
     it('unset: no webhook; set: the URL, its secret and the event types, if any', () => {

@@ -48,6 +48,8 @@ export interface AppConfig {
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
   /** Where every event is sent as it is recorded (signed JSON POSTs); unset: nowhere. */
   readonly webhook?: WebhookTarget;
+  /** The bearer token `GET /metrics` asks for; unset: the metrics are public, as `/health` is. */
+  readonly metricsToken?: string;
 }
 
 const oneOf = <T extends string>(
@@ -214,6 +216,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
     webhook: webhookTarget(env),
+    metricsToken: optional(env.METRICS_TOKEN),
   };
   if (eventStore === 'eventstoredb' && !config.eventStoreConnectionString) {
     throw new Error(
@@ -237,6 +240,12 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
   if (config.auth.jwksUrl && !isSafeKeySetUrl(config.auth.jwksUrl)) {
     throw new Error(
       'AUTH_JWKS_URL must be an https:// URL (plain http only to this machine: localhost, 127.0.0.1, ::1)',
+    );
+  }
+  // a token sent on every scrape, kept in the scraper's file: not a word a person picks
+  if (config.metricsToken !== undefined && config.metricsToken.length < MIN_JWT_SECRET_LENGTH) {
+    throw new Error(
+      `METRICS_TOKEN must be at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)`,
     );
   }
   if (readModelStore === 'mongodb' && !config.mongodbUrl) {

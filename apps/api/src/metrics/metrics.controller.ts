@@ -1,6 +1,9 @@
-import { Controller, Get, Header } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Controller, Get, Header, Headers, Inject } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiProduces, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
 import { Public } from '../auth/auth.guard';
+import { AuthenticationError } from '../auth/jwt-verifier';
 import { type HealthReport, HealthService } from '../health/health.service';
 import { PROJECTOR_MODES } from '../read-models/read-position';
 import { CommandMetrics } from './command-metrics';
@@ -107,30 +110,61 @@ const processFamilies = (): MetricFamily[] => {
   ];
 };
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest();
+
 /**
  * Prometheus metrics: the health report as gauges, this process's commands by outcome and
- * duration, and the process's memory and CPU. Public, as `/health` is (no titles, ids or names).
+ * duration, and the process's memory and CPU. No titles, ids or names in them. Public, as
+ * `/health` is, unless METRICS_TOKEN is set: then only for `Authorization: Bearer <token>`
+ * (the refusal counts show how the service is used, which an operator may not want to publish).
  */
 @ApiTags('health')
 @Controller('metrics')
 export class MetricsController {
+  /** The digest of METRICS_TOKEN, compared in constant time; undefined: public. */
+  private readonly tokenDigest?: Buffer;
+
   constructor(
     private readonly health: HealthService,
     private readonly commands: CommandMetrics,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    if (config.metricsToken !== undefined) this.tokenDigest = sha256(config.metricsToken);
+  }
 
   @Public()
   @Get()
   @Header('Content-Type', PROMETHEUS_CONTENT_TYPE)
   @Header('Cache-Control', 'no-store')
   @ApiProduces('text/plain')
+  @ApiBearerAuth()
   @ApiOkResponse({ description: 'Prometheus text exposition format 0.0.4' })
-  async metrics(): Promise<string> {
+  @ApiUnauthorizedResponse({
+    description: 'METRICS_TOKEN is set and the request does not carry it as its bearer token',
+  })
+  async metrics(@Headers('authorization') authorization: string | undefined): Promise<string> {
+    this.checkToken(authorization);
     const report = await this.health.report();
     return renderPrometheus([
       ...healthFamilies(report, Date.now()),
       ...this.commands.families(),
       ...processFamilies(),
     ]);
+  }
+
+  private checkToken(authorization: string | undefined) {
+    if (this.tokenDigest === undefined) return;
+    const token = authorization === undefined ? undefined : /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+    if (token === undefined) {
+      throw new AuthenticationError(
+        'the metrics need the metrics token (METRICS_TOKEN): Authorization: Bearer <token>',
+      );
+    }
+    // digests of equal length: the comparison's time tells nothing of the token's length or prefix
+    if (!timingSafeEqual(sha256(token), this.tokenDigest)) {
+      throw new AuthenticationError(
+        'that is not the metrics token (METRICS_TOKEN); a user token does not read the metrics',
+      );
+    }
   }
 }
