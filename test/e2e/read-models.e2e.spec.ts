@@ -124,6 +124,10 @@ describe('read models over HTTP', () => {
     expect(await search(firmware.id.toLowerCase())).toEqual([firmware.id]);
     expect(await search('firmware', '&requestedBy=u-search&riskLevel=high')).toEqual([]);
     expect(await search('f.rmware')).toEqual([]);
+    // never across two of the fields: the title's end and the description's start
+    expect(await search('pve3 apply')).toEqual([]);
+    expect(await search('pve3\napply')).toEqual([]);
+    expect(await search(`${firmware.id}\nupgrade`)).toEqual([]);
     expect((await search('vlan 20', '&requestedBy=u-filter')).sort()).toEqual([...ids].sort()); // by title
     expect(await search('vlan 20')).toEqual([]);
     const blank = expectStatus(await app.get('/changes?q=%20%20'), 400, 'VALIDATION_FAILED');

@@ -168,11 +168,15 @@ describe('loadConfig: worker threads', () => {
     expect(config.dataDir).toMatch(/[/\\]data$/);
     expect(config.mongodbDb).toBe('changeledger');
   });
-  it('METRICS_TOKEN is optional (metrics public), and refused shorter than 32 characters', () => {
+  it('METRICS_TOKEN is optional (metrics public), and refused shorter than 32 characters or with white space', () => {
     expect(loadConfig({}).metricsToken).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: '' }).metricsToken).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));
     expect(() => loadConfig({ METRICS_TOKEN: 'prometheus' })).toThrow(/METRICS_TOKEN must be at least 32/);
+    expect(() => loadConfig({ METRICS_TOKEN: `${'m'.repeat(32)}\n` })).toThrow(
+      /METRICS_TOKEN holds white space/,
+    );
+    expect(() => loadConfig({ METRICS_TOKEN: `${'m'.repeat(16)} ${'m'.repeat(16)}` })).toThrow(/white space/);
   });
 
   describe('WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_EVENTS', () => {

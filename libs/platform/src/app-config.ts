@@ -248,6 +248,12 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
       `METRICS_TOKEN must be at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. openssl rand -hex 32)`,
     );
   }
+  // a bearer token has none, and a scraper trims its token file: it could never match
+  if (config.metricsToken !== undefined && /\s/.test(config.metricsToken)) {
+    throw new Error(
+      'METRICS_TOKEN holds white space (a line break at the end of the file it was read from?): a bearer token has none',
+    );
+  }
   if (readModelStore === 'mongodb' && !config.mongodbUrl) {
     throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
   }

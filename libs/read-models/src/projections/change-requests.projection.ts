@@ -58,8 +58,10 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
   },
   // 2: `systems` holds each system's key (case, surrounding spaces and zero-width characters
   // aside), as the schedule and template scopes compare them; version 1 held the names as sent.
-  // Also since 2: `searchText`
-  version: 2,
+  // Also since 2: `searchText`. 3: its parts are joined by SEARCH_TEXT_SEPARATOR, which no `q`
+  // holds (2 joined them by a line feed, so "kernel\nreboot" matched a title's end and a
+  // description's start), and its text is composed after zero-width characters are dropped.
+  version: 3,
   documentId: changeIdOf,
   evolve: (document, event) => {
     const before = document?.state ?? initialChangeRequestState();
@@ -81,7 +83,7 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
       requestedBy: state.requestedBy?.id ?? '',
       searchText: [state.id, state.request.title ?? '', state.request.description ?? '']
         .map(searchKey)
-        .join('\n'),
+        .join(SEARCH_TEXT_SEPARATOR),
       submittedAt: state.submittedAt ?? '',
       updatedAt: state.updatedAt ?? '',
     };
@@ -90,10 +92,18 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
 };
 
 /**
- * Text as `GET /changes?q=` compares it: composed (NFC: a decomposed "ü" finds a composed one),
- * zero-width characters dropped, surrounding spaces trimmed, lower case (as `systemKey`).
+ * Text as `GET /changes?q=` compares it: zero-width characters dropped, surrounding spaces
+ * trimmed, lower case (as `systemKey`), then composed (NFC: a decomposed "ü" finds a composed
+ * one; composed last, since a zero-width character between a letter and its accent keeps them
+ * apart).
  */
-export const searchKey = (text: string): string => systemKey(text.normalize('NFC'));
+export const searchKey = (text: string): string => systemKey(text).normalize('NFC');
+
+/**
+ * Between the id, title and description in `searchText`: a control character, which `q` may not
+ * hold (400), so no search matches across two of them.
+ */
+export const SEARCH_TEXT_SEPARATOR = '\u001f';
 
 /** The keys `GET /changes?system=` is matched against, each once. */
 const systemKeys = (names: readonly string[]): string[] => [...new Set(names.map(systemKey))];
