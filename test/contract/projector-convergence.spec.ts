@@ -34,6 +34,8 @@ export interface ReadModelStoreFactory {
   /** Longest a restarted projector runs before it is stopped again. */
   readonly pauseMs: number;
   open(label: string): Promise<ReadModelStore>;
+  /** Another handle on the read models `open(label)` made (another process's connection). */
+  openAgain(label: string): Promise<ReadModelStore>;
   cleanup(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ const sqliteFactory = (dir: () => string): ReadModelStoreFactory => ({
   lifecycles: LIFECYCLES,
   pauseMs: 30,
   open: async (label) => SqliteReadModelStore.open(join(dir(), `${label}.sqlite`)),
+  openAgain: async (label) => SqliteReadModelStore.open(join(dir(), `${label}.sqlite`)),
   cleanup: async () => undefined,
 });
 
@@ -50,21 +53,25 @@ let dir = '';
 factories.push(sqliteFactory(() => dir));
 if (!process.env.MONGODB_URL) console.log('projector convergence on MongoDB skipped: MONGODB_URL is not set');
 if (process.env.MONGODB_URL) {
-  const databases: string[] = [];
+  const databases = new Map<string, string>();
+  const connect = async (db: string) => {
+    const { MongoReadModelStore } = await import('@changeledger/read-models');
+    return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
+  };
   factories.push({
     name: 'mongodb',
     lifecycles: Number(process.env.CONVERGENCE_LIFECYCLES_MONGODB ?? 60),
     pauseMs: 400,
     open: async (label) => {
       const db = `conv_${label}_${process.pid}_${Date.now()}`;
-      databases.push(db);
-      const { MongoReadModelStore } = await import('@changeledger/read-models');
-      return MongoReadModelStore.connect(process.env.MONGODB_URL!, db);
+      databases.set(label, db);
+      return connect(db);
     },
+    openAgain: async (label) => connect(databases.get(label)!),
     cleanup: async () => {
       const { MongoClient } = await import('mongodb');
       const client = await MongoClient.connect(process.env.MONGODB_URL!);
-      for (const db of databases) await client.db(db).dropDatabase();
+      for (const db of databases.values()) await client.db(db).dropDatabase();
       await client.close();
     },
   });
@@ -159,6 +166,40 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     await store.close();
     await restarted.close();
   }, 300_000);
+
+  // Not on MongoDB here: FerretDB 1.x applies a conditional replace as a read, then a write, so
+  // there one projector can put an older document over the other's newer one (seen about once in
+  // eight runs: a change's risk level lost). MongoDB applies it atomically; on it a lease keeps
+  // the second projector standing by (projector-lease.spec.ts).
+  if (factory.name !== 'sqlite') {
+    console.log(
+      `two projectors at once on ${factory.name}: not run (FerretDB's conditional writes are not atomic)`,
+    );
+  }
+  (factory.name === 'sqlite' ? it : it.skip)(
+    'two projectors on the same read models at once (an old and a new process overlapping in a deploy) give the same read models as one',
+    async () => {
+      const rnd = seededRandom(SEED + 2);
+      const stores = [await factory.open('overlap'), await factory.openAgain('overlap')];
+      const head = await events.headPosition();
+      // different batch sizes, so that their batches end at different positions and each writes
+      // documents the other has already taken further (or not yet as far)
+      const projectors = stores.map(
+        (store, i) => new Projector(events, store, projections, { batchSize: i === 0 ? 37 : 251 }),
+      );
+      await projectors[0].start();
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(rnd() * factory.pauseMs)));
+      expect(await stores[1].checkpoint(PROJECTOR_CHECKPOINT)).toBeLessThan(head); // the first is not done
+      await projectors[1].start();
+      expect(await Promise.all(projectors.map((p) => p.waitFor(head, 120_000)))).toEqual([true, true]);
+      await Promise.all(projectors.map((p) => p.stop()));
+      expect(projectors.map((p) => p.stalledSince)).toEqual([undefined, undefined]);
+      expect(await stores[1].checkpoint(PROJECTOR_CHECKPOINT)).toBe(head);
+      expect(await snapshot(stores[1])).toEqual(reference);
+      await Promise.all(stores.map((store) => store.close()));
+    },
+    300_000,
+  );
 
   /**
    * A log in three stretches: a rebuild replays the first; a live projector applies the second

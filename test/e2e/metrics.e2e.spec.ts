@@ -69,10 +69,10 @@ describe('GET /metrics (Prometheus)', () => {
     expect(samples.get('changeledger_event_store_position')).toBe(head);
     expect(samples.get('changeledger_read_model_position')).toBe(head);
     expect(samples.get('changeledger_projection_lag')).toBe(0);
-    const modes = ['main-thread', 'thread', 'elsewhere', 'down'].map(
+    const modes = ['main-thread', 'thread', 'standby', 'elsewhere', 'down'].map(
       (mode) => samples.get(`changeledger_projector{mode="${mode}"}`) ?? NaN,
     );
-    expect(modes.sort()).toEqual([0, 0, 0, 1]);
+    expect(modes.sort()).toEqual([0, 0, 0, 0, 1]);
     expect(samples.get('changeledger_projector_stalled_seconds')).toBe(0);
     expect(samples.get('changeledger_stale_read_models')).toBe(0);
     expect(samples.has('changeledger_webhook_delivered_position')).toBe(false); // none configured

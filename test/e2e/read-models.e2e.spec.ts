@@ -552,6 +552,46 @@ describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
   }, 20_000);
 });
 
+// Read models that instances share: only on MongoDB (the SQLite files are one machine's).
+if (process.env.E2E_READ_MODEL_STORE === 'mongodb')
+  describe('two API instances that both run a projector (RUN_PROJECTOR=true) on MongoDB', () => {
+    it('one projects and the other stands by; both read their writes, and every change is projected once', async () => {
+      const first = await AppHarness.start();
+      const second = await AppHarness.start(
+        { MONGODB_DB: first.config.mongodbDb },
+        { dataDir: first.dataDir },
+      );
+      try {
+        const health = async (app: AppHarness) =>
+          (expectStatus(await app.request('GET', '/health', { as: null }), 200).body as { projector: string })
+            .projector;
+        expect([await health(first), await health(second)]).toEqual(['main-thread', 'standby']);
+        const mine = { ...USERS.requester, sub: 'u-two-projectors' };
+        const fromFirst = await submit(first, normalChange('low', { title: 'Through the first' }), mine);
+        const fromSecond = await submit(second, normalChange('low', { title: 'Through the second' }), mine);
+        for (const app of [first, second]) {
+          const listed = expectStatus(
+            await app.get(`/changes?requestedBy=u-two-projectors&minPosition=${fromSecond.position}`),
+            200,
+          ).body as Page<{ id: string }>;
+          expect(listed.items.map((item) => item.id).sort()).toEqual([fromFirst.id, fromSecond.id].sort());
+          // the change log has each change once, as one projector wrote it
+          const log = expectStatus(
+            await app.get(`/change-log?limit=500&minPosition=${fromSecond.position}`),
+            200,
+          ).body as Page<{ changeId: string }>;
+          expect(log.items.filter((row) => row.changeId === fromSecond.id)).toHaveLength(1);
+        }
+        const metrics = (await second.request('GET', '/metrics', { as: null, readYourWrites: false }))
+          .body as unknown as string;
+        expect(metrics).toContain('changeledger_projector{mode="standby"} 1');
+      } finally {
+        await second.close();
+        await first.close();
+      }
+    }, 30_000);
+  });
+
 describe('health while the projector cannot write', () => {
   it('reports a stall of the projector elsewhere, saying since when, and stays ok (this instance still takes commands)', async () => {
     const serving = await AppHarness.start({ RUN_PROJECTOR: 'false' });

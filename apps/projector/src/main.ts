@@ -1,23 +1,34 @@
-import { allProjections, Projector } from '@changeledger/read-models';
+import { allProjections, isProjectorLeaseStore, LeasedProjector, Projector } from '@changeledger/read-models';
 import { ignoredSettings, loadConfig, openEventStore, openReadModelStore } from '@changeledger/platform';
 
 /**
  * The projector as its own process (READ_MODEL_STORE=mongodb, API instances with
- * RUN_PROJECTOR=false). Run exactly one per read-model store.
+ * RUN_PROJECTOR=false). On MongoDB one process of several projects, holding the projector lease;
+ * the others stand by and take over within the lease's time when it stops or dies.
  */
 const main = async () => {
   const config = loadConfig();
   for (const warning of ignoredSettings(config)) console.warn(`[projector] ${warning}`);
   const events = await openEventStore(config);
   const readModels = await openReadModelStore(config);
-  const projector = new Projector(events, readModels, allProjections(), {
-    logger: { error: (message) => console.error(`[projector] ${message}`) },
-    // Off unless set: this process is not told of the API's minPosition reads (see the setting).
-    batchWindowMs: config.projectorBatchWindowMs ?? 0,
-  });
+  const logger = {
+    error: (message: string) => console.error(`[projector] ${message}`),
+    log: (message: string) => console.log(`[projector] ${message}`),
+  };
+  const project = () =>
+    new Projector(events, readModels, allProjections(), {
+      logger,
+      // Off unless set: this process is not told of the API's minPosition reads (see the setting).
+      batchWindowMs: config.projectorBatchWindowMs ?? 0,
+    });
+  const projector = isProjectorLeaseStore(readModels)
+    ? new LeasedProjector(project, readModels, readModels, { logger })
+    : project();
   await projector.start();
   console.log(
-    `[projector] running from position ${projector.position} (read models: ${config.readModelStore})`,
+    projector instanceof LeasedProjector && projector.standingBy
+      ? `[projector] standing by: another projector holds the projector lease (read models: ${config.readModelStore})`
+      : `[projector] running from position ${projector.position} (read models: ${config.readModelStore})`,
   );
   let stopping = false;
   const stop = async (signal: string) => {

@@ -88,7 +88,8 @@ export class HealthService {
     const stale = await this.staleModels(applied);
     const stalledSince =
       readModels === 'up' ? await this.projectorService.stalledSince().catch(() => undefined) : undefined;
-    const stalledHere = stalledSince !== undefined && projector !== 'elsewhere';
+    // a stall of the projector in another process is reported, not this instance's fault
+    const stalledHere = stalledSince !== undefined && projector !== 'elsewhere' && projector !== 'standby';
     const status =
       eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalledHere ? 'ok' : 'degraded';
     return {

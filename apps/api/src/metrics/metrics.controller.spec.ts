@@ -65,6 +65,7 @@ describe('healthFamilies (the health report as Prometheus gauges)', () => {
     expect(families.find((f) => f.name === 'changeledger_projector')!.samples).toEqual([
       { labels: { mode: 'main-thread' }, value: 0 },
       { labels: { mode: 'thread' }, value: 1 },
+      { labels: { mode: 'standby' }, value: 0 },
       { labels: { mode: 'elsewhere' }, value: 0 },
       { labels: { mode: 'down' }, value: 0 },
     ]);

@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENT_STORE, type EventStore, type SqliteEventStore } from '@changeledger/event-store';
 import {
   allProjections,
+  isProjectorLeaseStore,
+  LeasedProjector,
   type LiveProjector,
   Projector,
   PROJECTOR_CHECKPOINT,
@@ -32,8 +34,11 @@ export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
 /** The longest a main-thread projector's write holds the API's thread waiting for the file. */
 const MAIN_THREAD_LOCK_WAIT_MS = 250;
 
-/** Where the read models are projected, as health and metrics report it (see `ProjectorService.mode`). */
-export const PROJECTOR_MODES = ['main-thread', 'thread', 'elsewhere', 'down'] as const;
+/**
+ * Where the read models are projected, as health and metrics report it (see `ProjectorService.mode`):
+ * `standby` is a projector here waiting for the projector lease, which another process holds.
+ */
+export const PROJECTOR_MODES = ['main-thread', 'thread', 'standby', 'elsewhere', 'down'] as const;
 export type ProjectorMode = (typeof PROJECTOR_MODES)[number];
 
 /**
@@ -67,7 +72,12 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     }
     // On this thread, a held read-model file must not freeze the requests (see the method).
     if (store instanceof SqliteReadModelStore) store.waitForLocksAtMost(MAIN_THREAD_LOCK_WAIT_MS);
-    this.projector = new Projector(events, store, this.projections, { logger, batchWindowMs });
+    const projector = () => new Projector(events, store, this.projections, { logger, batchWindowMs });
+    // Read models that several instances share (MongoDB): one of their projectors projects, the
+    // others stand by (see LeasedProjector).
+    this.projector = isProjectorLeaseStore(store)
+      ? new LeasedProjector(projector, store, store, { logger })
+      : projector();
   }
 
   async onApplicationBootstrap() {
@@ -85,7 +95,15 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   get mode(): ProjectorMode {
     if (!this.projector) return 'elsewhere';
     if (!this.projector.running) return 'down';
+    if (this.projector instanceof LeasedProjector && this.projector.standingBy) return 'standby';
     return this.projector instanceof ThreadedProjector ? 'thread' : 'main-thread';
+  }
+
+  /** The projector that projects in this process now (none while it stands by, or elsewhere). */
+  get projecting(): LiveProjector | undefined {
+    return this.projector instanceof LeasedProjector && this.projector.standingBy
+      ? undefined
+      : this.projector;
   }
 
   /**
@@ -94,8 +112,8 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
    * (RUN_PROJECTOR=false) stores it in the read models' checkpoints once the grace is over.
    */
   async stalledSince(): Promise<number | undefined> {
-    if (!this.projector) return storedStall(this.store);
-    const since = this.projector.stalledSince;
+    if (!this.projecting) return storedStall(this.store);
+    const since = this.projecting.stalledSince;
     return since !== undefined && Date.now() - since >= STALL_GRACE_MS ? since : undefined;
   }
 
@@ -114,13 +132,13 @@ export class ReadPosition {
   ) {}
 
   async applied(): Promise<bigint> {
-    return this.projectorService?.projector?.position ?? (await this.store.checkpoint(PROJECTOR_CHECKPOINT));
+    return this.projectorService?.projecting?.position ?? (await this.store.checkpoint(PROJECTOR_CHECKPOINT));
   }
 
   async await(minPosition: bigint | undefined): Promise<void> {
     if (minPosition === undefined) return;
     const deadline = Date.now() + MIN_POSITION_WAIT_MS;
-    const projector = this.projectorService?.projector;
+    const projector = this.projectorService?.projecting;
     // This process's projector first (woken as it applies, no polling)...
     if (!projector || (await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS))) {
       // ...then the checkpoint stored with the models, which is what a read sees: a rebuild

@@ -18,6 +18,7 @@ import {
   type WriteError,
 } from 'mongodb';
 import { comparablePosition } from '../../position';
+import type { ProjectorLeaseStore, ProjectorLeaseState } from '../../projector-lease';
 import {
   CheckpointMovedError,
   type CollectionSpec,
@@ -49,6 +50,8 @@ const CHECKPOINTS = 'checkpoints';
  * taken over once it has not been for REBUILD_LEASE_MS (that rebuild died).
  */
 const REBUILD_LEASES = 'changeledger_rebuild_lease';
+/** The projector lease (see LeasedProjector): one document, outside every rebuild's reach too. */
+const PROJECTOR_LEASES = 'changeledger_projector_lease';
 export const REBUILD_LEASE_MS = 60_000;
 const REBUILD_LEASE_RENEW_MS = 10_000;
 /** The first batch asked for at most (pages are at most 501 rows; the port allows any limit). */
@@ -233,7 +236,7 @@ export const clientDefaults = (
  * comes first ascending and last descending; `false` sorts before `true`. Keyset cursors follow
  * the same order (an `after.value` of null means "among the nulls").
  */
-export class MongoReadModelStore implements ReadModelStore {
+export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore {
   private readonly specs = new Map<string, CollectionSpec>();
   private connection: Connection;
   private prefix = '';
@@ -770,6 +773,44 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.leases()
       .deleteOne({ _id: 'rebuild', owner: shadow.prefix })
       .catch(() => undefined); // then it runs out by itself
+  }
+
+  /**
+   * Takes the projector lease if nobody holds it or it ran out, or extends it for its holder. The
+   * update is conditional on either, atomic on MongoDB; a second holder's insert fails on the
+   * unique `_id`. The lease is read back, since FerretDB 1.x applies a conditional update as a
+   * read and then a write: there two claims in the same moment could both write, and the one
+   * written last holds it (the other learns so at its next renewal at the latest).
+   */
+  async claimProjectorLease(owner: string, ttlMs: number, now = Date.now()): Promise<ProjectorLeaseState> {
+    this.usable();
+    const leases = this.projectorLeases();
+    return reach(this.connection.target, async () => {
+      try {
+        await leases.updateOne(
+          { _id: 'projector', $or: [{ owner }, { until: { $lt: now } }] },
+          { $set: { owner, until: now + ttlMs } },
+          { upsert: true },
+        );
+      } catch (error) {
+        if (!isServerError(error, DUPLICATE_KEY)) throw error; // held by another: read below
+      }
+      const lease = await leases.findOne({ _id: 'projector' });
+      return {
+        held: lease?.owner === owner,
+        owner: lease?.owner ?? '',
+        until: lease?.until ?? 0,
+      };
+    });
+  }
+
+  async releaseProjectorLease(owner: string): Promise<void> {
+    this.usable();
+    await reach(this.connection.target, () => this.projectorLeases().deleteOne({ _id: 'projector', owner }));
+  }
+
+  private projectorLeases() {
+    return this.connection.db.collection<{ _id: string; owner: string; until: number }>(PROJECTOR_LEASES);
   }
 
   private async dropPrefixed(prefix: string) {
