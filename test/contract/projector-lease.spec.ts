@@ -135,7 +135,40 @@ onMongo('the projector lease on MongoDB read models', () => {
     }
   }, 120_000);
 
-  it('a projector whose lease renewals fail (its store cut off) stops projecting before the lease could run out, and projects again once it answers', async () => {
+  it('renewals a third of a lease apart from send to send: a slow store (claims taking 2/9 of the lease) keeps its holder projecting', async () => {
+    const events = new SqliteEventStore(join(dir, 'events-slow.sqlite'));
+    try {
+      const store = await open(freshDatabase());
+      const slow = {
+        claimProjectorLease: async (owner: string, ttlMs: number, now?: number) => {
+          const claimed = await store.claimProjectorLease(owner, ttlMs, now);
+          await new Promise((resolve) => setTimeout(resolve, 200)); // the answer's way back
+          return claimed;
+        },
+        releaseProjectorLease: (owner: string) => store.releaseProjectorLease(owner),
+      };
+      const errors: string[] = [];
+      const projector = new LeasedProjector(() => new Projector(events, store, projections), slow, store, {
+        owner: 'slow',
+        leaseMs: 900,
+        logger: { error: (m) => errors.push(m) },
+      });
+      await projector.start();
+      let stoodDown = false;
+      const deadline = Date.now() + 3000; // more than three leases
+      while (Date.now() < deadline) {
+        stoodDown ||= !projector.leading;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await projector.stop();
+      expect(stoodDown).toBe(false);
+      expect(errors).toEqual([]);
+    } finally {
+      await events.close();
+    }
+  }, 60_000);
+
+  it('a projector whose lease renewals fail (its store cut off) stops projecting before the lease could run out, and projects again once it answers, never two projectors at once', async () => {
     const events = new SqliteEventStore(join(dir, 'events-outage.sqlite'));
     const proxy = await startTcpProxy(mongoAddress(url!));
     try {
@@ -144,7 +177,21 @@ onMongo('the projector lease on MongoDB read models', () => {
         `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000`,
       );
       const errors: string[] = [];
-      const projector = new LeasedProjector(() => new Projector(events, store, projections), store, store, {
+      // each projector it makes, with when its start began and when its stop ended
+      const made: { startedAt?: number; stoppedAt?: number }[] = [];
+      const makeProjector = () => {
+        const projector = new Projector(events, store, projections);
+        const times: { startedAt?: number; stoppedAt?: number } = {};
+        made.push(times);
+        const [start, stop] = [projector.start.bind(projector), projector.stop.bind(projector)];
+        projector.start = () => ((times.startedAt = Date.now()), start());
+        projector.stop = async () => {
+          await stop();
+          times.stoppedAt = Date.now();
+        };
+        return projector;
+      };
+      const projector = new LeasedProjector(makeProjector, store, store, {
         owner: 'cut-off',
         leaseMs: 900,
         logger: { error: (m) => errors.push(m) },
@@ -161,6 +208,10 @@ onMongo('the projector lease on MongoDB read models', () => {
       await proxy.restore();
       await until(() => projector.leading); // it holds it again once the store answers
       await projector.stop();
+      expect(made).toHaveLength(2);
+      // the first had stopped (its last write done) before the second began
+      expect(made[0].stoppedAt).toBeLessThanOrEqual(made[1].startedAt!);
+      expect(made[1].stoppedAt).toBeDefined();
     } finally {
       await events.close();
       await proxy.close();

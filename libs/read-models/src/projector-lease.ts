@@ -45,16 +45,22 @@ export interface LeasedProjectorOptions {
  * old one stopped (a rolling deploy), then project once between them, not once each, and a
  * standby takes over within the lease's time when the active one stops or dies.
  *
- * The lease is not a fence: an active projector that stalls for longer than its lease (a
- * partition, a long pause) may still write a batch after another took over. On MongoDB that is
- * harmless, as any overlap is (each document is replaced only by one folded further, atomically);
- * the lease is what keeps the overlap rare and short.
+ * The lease is not a fence: an active projector held up for longer than its lease (a partition,
+ * a long pause) may still write a batch after another took over. On MongoDB that is harmless, as
+ * any overlap is (each document is replaced only by one folded further, atomically); the lease is
+ * what keeps the overlap rare and short. Expiry is judged by each process's clock: keep them in
+ * step (NTP).
  */
 export class LeasedProjector implements LiveProjector {
   readonly owner: string;
   private readonly leaseMs: number;
+  /** The projector of this process while it holds the lease (also while it starts). */
   private active?: LiveProjector;
+  /** `active` once its start() resolved: until then readers go by the stored checkpoint. */
+  private ready?: LiveProjector;
   private started = false;
+  /** Whether the last claim found this process holding the lease (stop() gives it up). */
+  private holding = false;
   private timer?: NodeJS.Timeout;
   /** The tick under way: ticks never overlap, and stop() waits for one. */
   private ticking: Promise<void> = Promise.resolve();
@@ -64,10 +70,12 @@ export class LeasedProjector implements LiveProjector {
    * once another may have taken the lease.
    */
   private watchdog?: NodeJS.Timeout;
+  /** The last stand-down (a new projector starts, and stop() returns, only after it). */
+  private standingDown: Promise<void> = Promise.resolve();
   /** The read models' checkpoint as last read while standing by. */
   private checkpoint = 0n;
-  /** The active projector's start (stop() waits for it). */
-  private starting: Promise<void> = Promise.resolve();
+  /** Resolves once the projector being started has started (or failed to). */
+  private whenReady: Promise<void> = Promise.resolve();
 
   constructor(
     /** A new projector each time this one becomes the active one (a stopped projector stays stopped). */
@@ -80,58 +88,59 @@ export class LeasedProjector implements LiveProjector {
     this.leaseMs = options.leaseMs ?? PROJECTOR_LEASE_MS;
   }
 
-  /** Projecting now: it holds the lease and its projector runs. */
+  /** Holds the lease and its projector has started: it projects. */
   get leading(): boolean {
-    return this.active !== undefined;
+    return this.ready !== undefined;
   }
 
-  /** Started and waiting for the lease (another process projects meanwhile). */
+  /** Started and not projecting: another process holds the lease, or this one's projector starts. */
   get standingBy(): boolean {
-    return this.started && this.active === undefined;
+    return this.started && this.ready === undefined;
   }
 
   get position(): bigint {
-    return this.active?.position ?? this.checkpoint;
+    return this.ready?.position ?? this.checkpoint;
   }
 
   /** Running or standing by: it will project when the active one goes away. */
   get running(): boolean {
-    return this.started && (this.active?.running ?? true);
+    return this.started && (this.ready?.running ?? true);
   }
 
   get stalledSince(): number | undefined {
-    return this.active?.stalledSince;
+    return this.ready?.stalledSince;
   }
 
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     await this.tick();
-    await this.starting; // as a projector's start: projecting once it resolves, if it holds the lease
+    await this.whenReady; // as a projector's start: projecting once it resolves, if it holds the lease
   }
 
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.ready = undefined; // from now on readers go by the stored checkpoint
     clearTimeout(this.timer);
     clearTimeout(this.watchdog);
     await this.ticking;
-    await this.starting;
-    const active = this.active;
-    if (!active) return;
-    this.active = undefined;
-    await active.stop();
+    if (this.active) await this.standDown();
+    await this.standingDown;
     // after the last batch: a successor must not start before this one has written it
-    await this.lease.releaseProjectorLease(this.owner).catch(() => undefined); // else it runs out
-    this.options.logger?.log?.(`projector: ${this.owner} gave up the projector lease`);
+    if (this.holding) {
+      this.holding = false;
+      await this.lease.releaseProjectorLease(this.owner).catch(() => undefined); // else it runs out
+      this.options.logger?.log?.(`projector: ${this.owner} gave up the projector lease`);
+    }
   }
 
   /**
-   * While active, as the projector says. Standing by, false at once: the caller reads the
-   * checkpoint stored with the read models, which the active projector keeps.
+   * While projecting, as the projector says. Otherwise false at once: the caller reads the
+   * checkpoint stored with the read models, which the projecting one keeps.
    */
   async waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
-    return this.active ? this.active.waitFor(position, timeoutMs) : false;
+    return this.ready ? this.ready.waitFor(position, timeoutMs) : false;
   }
 
   private tick(): Promise<void> {
@@ -141,14 +150,18 @@ export class LeasedProjector implements LiveProjector {
 
   private async claimOrRenew(): Promise<void> {
     if (!this.started) return;
-    const now = Date.now();
+    const sentAt = Date.now();
     try {
-      const state = await this.lease.claimProjectorLease(this.owner, this.leaseMs, now);
+      const state = await this.lease.claimProjectorLease(this.owner, this.leaseMs, sentAt);
+      this.holding = state.held;
       if (state.held) {
-        this.armWatchdog(now);
-        if (!this.active && this.started) this.becomeActive();
+        this.armWatchdog(sentAt);
+        if (!this.active && this.started) {
+          await this.standingDown; // never two projectors of this process at once
+          if (this.started) this.becomeActive();
+        }
       } else {
-        if (this.active) await this.standDown(`${state.owner} holds the projector lease now`);
+        if (this.active) void this.standDown(`${state.owner} holds the projector lease now`);
         this.checkpoint = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
       }
     } catch (error) {
@@ -158,19 +171,21 @@ export class LeasedProjector implements LiveProjector {
       );
     } finally {
       if (this.started) {
-        this.timer = setTimeout(() => void this.tick(), Math.max(10, Math.floor(this.leaseMs / 3)));
+        // renewals a third of a lease apart from send to send, however long a claim takes
+        const next = Math.max(10, sentAt + Math.floor(this.leaseMs / 3) - Date.now());
+        this.timer = setTimeout(() => void this.tick(), next);
         this.timer.unref();
       }
     }
   }
 
-  private armWatchdog(renewedAt: number) {
+  private armWatchdog(sentAt: number) {
     clearTimeout(this.watchdog);
     this.watchdog = setTimeout(
       () => {
         if (this.active) void this.standDown('the projector lease could not be renewed in time');
       },
-      Math.max(0, renewedAt + (this.leaseMs * 2) / 3 - Date.now()),
+      Math.max(0, sentAt + (this.leaseMs * 2) / 3 - Date.now()),
     );
     this.watchdog.unref();
   }
@@ -180,22 +195,36 @@ export class LeasedProjector implements LiveProjector {
     const projector = this.makeProjector();
     this.active = projector;
     this.options.logger?.log?.(`projector: ${this.owner} holds the projector lease: projecting`);
-    this.starting = projector.start().catch(async (error: unknown) => {
-      this.options.logger?.error(
-        `projector: failed to start: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      if (this.active !== projector) return;
-      this.active = undefined;
-      await projector.stop().catch(() => undefined);
-      await this.lease.releaseProjectorLease(this.owner).catch(() => undefined);
-    });
+    this.whenReady = projector.start().then(
+      () => {
+        if (this.active === projector && this.started) this.ready = projector;
+      },
+      (error: unknown) => {
+        // not awaited: the stand-down waits for this very start to end; the next renewal
+        // (holding the lease still) starts a new projector
+        if (this.active === projector)
+          void this.standDown(
+            `it failed to start: ${error instanceof Error ? error.message : String(error)}`,
+          );
+      },
+    );
   }
 
-  private async standDown(reason: string) {
-    const active = this.active!;
+  /**
+   * Stops the active projector: stop() first, which also cuts short a start still healing a
+   * rebuild (it writes at most the page under way), then waits for that start to end.
+   */
+  private standDown(reason?: string): Promise<void> {
+    const active = this.active;
+    if (!active) return this.standingDown;
     this.active = undefined;
-    this.options.logger?.error(`projector: ${this.owner} stopped projecting: ${reason}`);
-    await this.starting;
-    await active.stop();
+    this.ready = undefined;
+    if (reason) this.options.logger?.error(`projector: ${this.owner} stopped projecting: ${reason}`);
+    const starting = this.whenReady;
+    this.standingDown = this.standingDown
+      .then(() => active.stop())
+      .then(() => starting)
+      .catch(() => undefined);
+    return this.standingDown;
   }
 }

@@ -99,11 +99,12 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     return this.projector instanceof ThreadedProjector ? 'thread' : 'main-thread';
   }
 
-  /** The projector that projects in this process now (none while it stands by, or elsewhere). */
+  /**
+   * The projector that projects in this process now: none elsewhere, nor while a leased one
+   * stands by, starts or stops (reads then go by the checkpoint stored with the read models).
+   */
   get projecting(): LiveProjector | undefined {
-    return this.projector instanceof LeasedProjector && this.projector.standingBy
-      ? undefined
-      : this.projector;
+    return this.projector instanceof LeasedProjector && !this.projector.leading ? undefined : this.projector;
   }
 
   /**
