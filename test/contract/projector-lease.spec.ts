@@ -135,6 +135,27 @@ onMongo('the projector lease on MongoDB read models', () => {
     }
   }, 120_000);
 
+  it('a projector that fails to start keeps the lease, says it is not running, and is started again at each renewal', async () => {
+    const events = new SqliteEventStore(join(dir, 'events-closed.sqlite'));
+    await events.close(); // its subscription cannot open: the projector's start fails
+    const store = await open(freshDatabase());
+    const errors: string[] = [];
+    let made = 0;
+    const failing = new LeasedProjector(
+      () => (made++, new Projector(events, store, projections)),
+      store,
+      store,
+      { owner: 'failing', leaseMs: 600, logger: { error: (m) => errors.push(m) } },
+    );
+    await failing.start();
+    expect([failing.leading, failing.running]).toEqual([false, false]); // health: projector down
+    expect(errors.some((e) => e.includes('failed to start: the event store is closed'))).toBe(true);
+    await until(() => made >= 3);
+    expect(await store.claimProjectorLease('other', 600)).toMatchObject({ held: false, owner: 'failing' });
+    await failing.stop();
+    expect(await store.claimProjectorLease('other', 600)).toMatchObject({ held: true }); // given up
+  }, 60_000);
+
   it('renewals a third of a lease apart from send to send: a slow store (claims taking 2/9 of the lease) keeps its holder projecting', async () => {
     const events = new SqliteEventStore(join(dir, 'events-slow.sqlite'));
     try {

@@ -61,6 +61,8 @@ export class LeasedProjector implements LiveProjector {
   private started = false;
   /** Whether the last claim found this process holding the lease (stop() gives it up). */
   private holding = false;
+  /** The last projector it started failed to start (tried again at each renewal meanwhile). */
+  private startFailed = false;
   private timer?: NodeJS.Timeout;
   /** The tick under way: ticks never overlap, and stop() waits for one. */
   private ticking: Promise<void> = Promise.resolve();
@@ -102,9 +104,12 @@ export class LeasedProjector implements LiveProjector {
     return this.ready?.position ?? this.checkpoint;
   }
 
-  /** Running or standing by: it will project when the active one goes away. */
+  /**
+   * Running, or standing by (it will project when the active one goes away); not while it holds
+   * the lease and its projector fails to start, which nobody else can then take over.
+   */
   get running(): boolean {
-    return this.started && (this.ready?.running ?? true);
+    return this.started && !(this.holding && this.startFailed) && (this.ready?.running ?? true);
   }
 
   get stalledSince(): number | undefined {
@@ -197,9 +202,11 @@ export class LeasedProjector implements LiveProjector {
     this.options.logger?.log?.(`projector: ${this.owner} holds the projector lease: projecting`);
     this.whenReady = projector.start().then(
       () => {
+        this.startFailed = false;
         if (this.active === projector && this.started) this.ready = projector;
       },
       (error: unknown) => {
+        this.startFailed = true;
         // not awaited: the stand-down waits for this very start to end; the next renewal
         // (holding the lease still) starts a new projector
         if (this.active === projector)
