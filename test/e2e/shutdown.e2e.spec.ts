@@ -14,7 +14,7 @@ const SECRET = 'shutdown-test-secret-long-enough-for-hs256-0000';
 const whenBuilt = isBuilt(MAIN, 'shutdown e2e') ? it : it.skip;
 
 /** The built server as a child process on a fresh data folder. */
-const startBuiltServer = async (prefix: string) => {
+const startBuiltServer = async (prefix: string, env: Record<string, string> = {}) => {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const child = spawn(process.execPath, [MAIN], {
     env: {
@@ -26,6 +26,7 @@ const startBuiltServer = async (prefix: string) => {
       AUTH_JWT_SECRET: SECRET,
       LOG_LEVEL: 'error',
       PROJECTOR_THREAD: 'true',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -94,6 +95,31 @@ describe('stopping the server', () => {
         server.stop();
       }
     },
+  );
+
+  whenBuilt(
+    'SIGTERM while a read waits for a position another process projects: answered, and the process exits though the client keeps its connection',
+    async () => {
+      // RUN_PROJECTOR=false: the read polls the stored checkpoint for its 5 s, after the server
+      // began to close; its keep-alive connection (fetch keeps it) then held the close for ever
+      const server = await startBuiltServer('changeledger-shutdown-elsewhere-', { RUN_PROJECTOR: 'false' });
+      try {
+        const inFlight = fetch(`${server.base}/changes?minPosition=1000`, { headers: server.headers });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const signalled = Date.now();
+        server.child.kill('SIGTERM');
+        const answer = await inFlight;
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('connection')).toBe('close');
+        await answer.text();
+        const { code, signal } = await server.exited;
+        expect(code === 0 || signal === 'SIGTERM').toBe(true);
+        expect(Date.now() - signalled).toBeLessThan(10_000);
+      } finally {
+        server.stop();
+      }
+    },
+    20_000,
   );
 
   whenBuilt('SIGKILL right after answering loses no acknowledged write', async () => {

@@ -89,6 +89,18 @@ export const createApp = async (
     const shapeProblem = bodyShapeProblem(request.body);
     if (shapeProblem) throw new RequestValidationError(shapeProblem);
   });
+  // Shutting down: a request still in flight (a read waiting for minPosition) is answered with
+  // `Connection: close`, or the client's keep-alive connection, idle after it, would hold the
+  // server's close (and the process) for as long as the client keeps it.
+  let closing = false;
+  fastify.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.init();
   app.get<OpenApiDocumentHolder>(OPENAPI_DOCUMENT).document = buildOpenApiDocument(app);

@@ -163,7 +163,8 @@ export class LeasedProjector implements LiveProjector {
         this.armWatchdog(sentAt);
         if (!this.active && this.started) {
           await this.standingDown; // never two projectors of this process at once
-          if (this.started) this.becomeActive();
+          // a slow stand-down may have outlasted this claim's watchdog: the next claim decides
+          if (this.started && Date.now() < sentAt + (this.leaseMs * 2) / 3) this.becomeActive();
         }
       } else {
         if (this.active) void this.standDown(`${state.owner} holds the projector lease now`);
@@ -206,13 +207,12 @@ export class LeasedProjector implements LiveProjector {
         if (this.active === projector && this.started) this.ready = projector;
       },
       (error: unknown) => {
+        // a start cut short by a stand-down (a heal stopped) is not a failed one
+        if (this.active !== projector) return;
         this.startFailed = true;
         // not awaited: the stand-down waits for this very start to end; the next renewal
         // (holding the lease still) starts a new projector
-        if (this.active === projector)
-          void this.standDown(
-            `it failed to start: ${error instanceof Error ? error.message : String(error)}`,
-          );
+        void this.standDown(`it failed to start: ${error instanceof Error ? error.message : String(error)}`);
       },
     );
   }

@@ -36,7 +36,8 @@ const MAIN_THREAD_LOCK_WAIT_MS = 250;
 
 /**
  * Where the read models are projected, as health and metrics report it (see `ProjectorService.mode`):
- * `standby` is a projector here waiting for the projector lease, which another process holds.
+ * `standby` is a leased projector here that does not project: another process holds the lease, or
+ * this one's projector is still starting.
  */
 export const PROJECTOR_MODES = ['main-thread', 'thread', 'standby', 'elsewhere', 'down'] as const;
 export type ProjectorMode = (typeof PROJECTOR_MODES)[number];
@@ -140,24 +141,31 @@ export class ReadPosition {
     if (minPosition === undefined) return;
     const deadline = Date.now() + MIN_POSITION_WAIT_MS;
     const projector = this.projectorService?.projecting;
-    // This process's projector first (woken as it applies, no polling)...
-    if (!projector || (await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS))) {
-      // ...then the checkpoint stored with the models, which is what a read sees: a rebuild
-      // swapped in brings its own, lower one, and until the projector notices the swap (within
-      // a second) and applies the rest again, its position runs ahead of the models. Without a
-      // projector here (another process projects), this is the only measure.
-      // Polled at 20 ms, then less often (up to every 200 ms): about 30 reads of the checkpoint
-      // for a position never reached, not 250, since any client can ask for one. With a local
-      // projector (waiting out a swap: a second at most) it stays at 20 ms.
-      const longestPause = projector ? 20 : 200;
-      for (let pause = 20; ; pause = Math.min(pause * 1.5, longestPause)) {
-        if ((await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition) return;
-        const left = deadline - Date.now();
-        if (left <= 0) break;
-        await sleep(Math.min(pause, left));
-      }
+    // This process's projector first (woken as it applies, no polling); false when it timed out
+    // or stopped (this process shutting down: answered now, or a client's idle keep-alive
+    // connection would hold the server's close). A leased one that stood down meanwhile leaves
+    // the rest of the wait to the checkpoint, which another process now keeps.
+    const reached = projector ? await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS) : false;
+    if (projector && !reached && this.projectorService?.mode !== 'standby') throw this.lagging(minPosition);
+    // ...then the checkpoint stored with the models, which is what a read sees: a rebuild
+    // swapped in brings its own, lower one, and until the projector notices the swap (within a
+    // second) and applies the rest again, its position runs ahead of the models. Without a
+    // projector here (another process projects), this is the only measure.
+    // Polled at 20 ms, then less often (up to every 200 ms): about 30 reads of the checkpoint for
+    // a position never reached, not 250, since any client can ask for one. After a local
+    // projector reached it (waiting out a swap: a second at most) it stays at 20 ms.
+    const longestPause = reached ? 20 : 200;
+    for (let pause = 20; ; pause = Math.min(pause * 1.5, longestPause)) {
+      if ((await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition) return;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(pause, left));
     }
-    throw new ProjectionLaggingError(
+    throw this.lagging(minPosition);
+  }
+
+  private lagging(minPosition: bigint) {
+    return new ProjectionLaggingError(
       `the read models have not reached position ${minPosition} within ${MIN_POSITION_WAIT_MS / 1000} s; retry shortly`,
     );
   }
