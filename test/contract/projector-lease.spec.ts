@@ -156,6 +156,38 @@ onMongo('the projector lease on MongoDB read models', () => {
     expect(await store.claimProjectorLease('other', 600)).toMatchObject({ held: true }); // given up
   }, 60_000);
 
+  it('a lease its claim wins while stop() waits for that claim is given up, not kept until it runs out', async () => {
+    const events = new SqliteEventStore(join(dir, 'events-stop-race.sqlite'));
+    try {
+      const store = await open(freshDatabase());
+      let onClaim: (() => void) | undefined;
+      const slow = {
+        claimProjectorLease: async (owner: string, ttlMs: number, now?: number) => {
+          onClaim?.();
+          await new Promise((resolve) => setTimeout(resolve, 150)); // on its way to the store
+          return store.claimProjectorLease(owner, ttlMs, now);
+        },
+        releaseProjectorLease: (owner: string) => store.releaseProjectorLease(owner),
+      };
+      expect(await store.claimProjectorLease('other', 60_000)).toMatchObject({ held: true });
+      const late = new LeasedProjector(() => new Projector(events, store, projections), slow, store, {
+        owner: 'late',
+        leaseMs: 600,
+      });
+      await late.start();
+      expect(late.standingBy).toBe(true);
+      await store.releaseProjectorLease('other');
+      // the next claim is on its way (and will win the freed lease) when stop() comes
+      await new Promise<void>((resolve) => (onClaim = resolve));
+      onClaim = undefined;
+      await late.stop();
+      expect(late.leading).toBe(false);
+      expect(await store.claimProjectorLease('next', 600)).toMatchObject({ held: true, owner: 'next' });
+    } finally {
+      await events.close();
+    }
+  }, 60_000);
+
   it('renewals a third of a lease apart from send to send: a slow store (claims taking 2/9 of the lease) keeps its holder projecting', async () => {
     const events = new SqliteEventStore(join(dir, 'events-slow.sqlite'));
     try {
