@@ -1,4 +1,9 @@
-import type { ChangeRequestFields, ChangeType, Outcome } from '@changeledger/domain';
+import {
+  type ChangeRequestFields,
+  type ChangeType,
+  type Outcome,
+  statusOnSubmission,
+} from '@changeledger/domain';
 import type { ReadModelDocument } from '../read-model-store.port';
 import { addBusinessDays } from './business-days';
 import { changeIdOf, instantOf, type Projection } from './projection';
@@ -16,11 +21,6 @@ export const FOLLOW_UP_STEPS = [
 ] as const;
 export type FollowUpStep = (typeof FOLLOW_UP_STEPS)[number];
 
-/**
- * One per normal or standard change (emergencies have their retrospective queue). `open` while
- * it waits for one of FOLLOW_UP_STEPS, that is from its approval until it is closed or
- * cancelled; `since`: when it began to wait for that step.
- */
 /** The plan and what became of it: kept by the read model, shown by each item. */
 export interface FollowUpTimes {
   readonly proposedStart: string | null;
@@ -31,6 +31,11 @@ export interface FollowUpTimes {
   readonly outcome: Outcome | null;
 }
 
+/**
+ * One per normal or standard change (emergencies have their retrospective queue). `open` while
+ * it waits for one of FOLLOW_UP_STEPS, that is from its approval until it is closed or
+ * cancelled; `since`: when it began to wait for that step.
+ */
 export interface FollowUpDocument extends ReadModelDocument, FollowUpTimes {
   readonly changeId: string;
   readonly title: string;
@@ -99,7 +104,7 @@ export const followUpsProjection: Projection<FollowUpDocument> = {
         type,
         riskLevel: request.risk?.level ?? null,
         priority: request.priority,
-        status: type === 'standard' ? 'approved' : 'in-review',
+        status: statusOnSubmission(type),
         waitingFor: null,
         since: null,
         proposedStart: instantOrNull(request.timeline?.proposedStart),
