@@ -40,7 +40,8 @@ export type Condition =
   | { readonly field: string; readonly op: 'contains'; readonly value: string }
   /**
    * The string field holds the value as a substring, exactly (case and all: callers store and ask
-   * normalised text). No index serves it: the rows the other conditions leave are read.
+   * normalised text). No ordinary index serves it: the rows the other conditions leave are read
+   * (or, where the field has one, its scan index: `scanIndexes`).
    */
   | { readonly field: string; readonly op: 'includes'; readonly value: string };
 

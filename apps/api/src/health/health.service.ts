@@ -21,17 +21,19 @@ export interface HealthReport {
   readModelPosition: string | null;
   /**
    * Where the read models are projected: this process's main thread, a worker thread of it,
-   * elsewhere (RUN_PROJECTOR=false: another process), or down (its thread died and is being
-   * started again, or its event-store subscription failed and it waits to subscribe again:
-   * degraded).
+   * standby (a leased projector here waits while another process holds the projector lease, or
+   * while its own starts), elsewhere (RUN_PROJECTOR=false: another process), or down (its
+   * thread died and is being started again, or its event-store subscription failed and it waits
+   * to subscribe again: degraded).
    */
   projector: ProjectorMode;
   /**
    * Since when the projector has been failing to write the same events (a projection that
    * throws on an event, a full disk, a store that stays busy: its log says which), once that
    * has lasted STALL_GRACE_MS (10 s); null otherwise. The read models stand still meanwhile.
-   * Degraded (503) when this process projects; with `projector: elsewhere` it is the projector
-   * process that is unwell, not this one, which still takes commands: reported, status ok.
+   * Degraded (503) when this process projects; with `projector: elsewhere` or `standby` it is
+   * the projecting process that is unwell, not this one, which still takes commands: reported,
+   * status ok.
    */
   projectorStalledSince: string | null;
   /**

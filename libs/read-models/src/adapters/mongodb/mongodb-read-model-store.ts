@@ -148,7 +148,7 @@ export const reachMongo = async <T>(
   }
 };
 
-/** Runs a read; an outage becomes ReadModelStoreUnavailableError naming `target`. */
+/** Runs an operation on the store; an outage becomes ReadModelStoreUnavailableError naming `target`. */
 const reach = <T>(target: string, read: () => Promise<T>): Promise<T> =>
   reachMongo(
     read,
