@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SqliteEventStore } from '@changeledger/event-store';
+import { UnavailableError } from '@eventstore/db-client';
+import { EventStoreDbEventStore, SqliteEventStore } from '@changeledger/event-store';
+import { InMemoryEventStoreDbClient } from '../../libs/event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import {
   allProjections,
   LeasedProjector,
@@ -270,4 +272,124 @@ onMongo('the projector lease on MongoDB read models', () => {
       await proxy.close();
     }
   }, 60_000);
+
+  describe('a projector that cannot reach the event store', () => {
+    // EventStoreDB's client is outside the system: an in-memory double of its server, on which
+    // one process's connection can be cut off (a network partition between it and the server).
+    const quiet = { error: () => undefined, warn: () => undefined, log: () => undefined };
+    const unavailable = () => new UnavailableError(undefined, 'connection lost');
+    const server = new InMemoryEventStoreDbClient();
+    const handles: EventStoreDbEventStore[] = [];
+    const connect = () => {
+      const client = server.connection();
+      // gives a subscription up at its first drop, as after a long outage
+      const events = new EventStoreDbEventStore(client, {
+        subscriptionRetry: { maxAttempts: 1 },
+        pingTimeoutMs: 100,
+        logger: quiet,
+      });
+      handles.push(events);
+      return { client, events };
+    };
+    const writer = connect().events;
+    afterAll(async () => {
+      for (const events of handles) await events.close().catch(() => undefined);
+    });
+    const leased = (
+      events: EventStoreDbEventStore,
+      store: MongoReadModelStore,
+      owner: string,
+      leaseMs: number,
+    ) => {
+      const logs: string[] = [];
+      const projector = new LeasedProjector(
+        () => new Projector(events, store, projections, { batchSize: 50, logger: quiet }),
+        store,
+        store,
+        {
+          owner,
+          leaseMs,
+          eventLog: events,
+          logger: { error: (m) => logs.push(m), log: (m) => logs.push(m) },
+        },
+      );
+      return { projector, logs };
+    };
+
+    it('claims no lease while it cannot reach it; as the holder, gives the lease up after a lease without it, and a standby that reaches it takes over and projects', async () => {
+      await writeRandomLifecycles(writer, { seed: 21, count: 10 });
+      const db = freshDatabase();
+      const [storeA, storeB] = [await open(db), await open(db)];
+      const linkA = connect();
+      const linkB = connect();
+      const a = leased(linkA.events, storeA, 'a', 600);
+      const b = leased(linkB.events, storeB, 'b', 600);
+
+      // b, cut off from the start, stands by and leaves the free lease alone for several leases
+      server.partition(linkB.client, unavailable);
+      await b.projector.start();
+      expect([b.projector.leading, b.projector.standingBy, b.projector.waitingForEventStore]).toEqual([
+        false,
+        true,
+        true,
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(b.projector.leading).toBe(false);
+      await a.projector.start();
+      expect(a.projector.leading).toBe(true); // the lease was free
+      server.heal(linkB.client);
+      await until(() => !b.projector.waitingForEventStore);
+      expect(b.projector.standingBy).toBe(true); // a holds it
+      expect(await a.projector.waitFor(await writer.headPosition(), 30_000)).toBe(true);
+
+      // a is cut off: it gives the lease up after a lease without the log, and b takes over
+      server.partition(linkA.client, unavailable);
+      const cutAt = Date.now();
+      await until(() => b.projector.leading);
+      expect(Date.now() - cutAt).toBeGreaterThanOrEqual(600);
+      expect(a.projector.leading).toBe(false);
+      expect(a.logs.join('\n')).toMatch(
+        /a cannot reach the event store .*gives the projector lease up unless/,
+      );
+      expect(a.logs.join('\n')).toMatch(
+        /a stopped projecting: it has not reached the event store for \d+ ms/,
+      );
+      expect(a.logs).toContain('projector: a gave up the projector lease');
+      expect(a.projector.waitingForEventStore).toBe(true);
+
+      // what is written meanwhile b projects, and the models are those of one replay of the log
+      await writeRandomLifecycles(writer, { seed: 22, count: 10, idOffset: 10 });
+      const head = await writer.headPosition();
+      expect(await b.projector.waitFor(head, 30_000)).toBe(true);
+      server.heal(linkA.client);
+      await until(() => !a.projector.waitingForEventStore);
+      expect([a.projector.standingBy, b.projector.leading]).toEqual([true, true]); // b keeps it
+      await b.projector.stop();
+      await a.projector.stop();
+      const replayed = SqliteReadModelStore.open(join(dir, 'replayed-partition.sqlite'));
+      await replayInto(writer, replayed, projections);
+      const expected = await readModelSnapshot(replayed, projections);
+      expect(expected.change_requests).toHaveLength(20);
+      expect(await readModelSnapshot(storeA, projections)).toEqual(expected);
+      await replayed.close();
+    }, 120_000);
+
+    it('keeps the lease through an outage shorter than a lease, and projects what was written meanwhile', async () => {
+      const store = await open(freshDatabase());
+      const link = connect();
+      const { projector, logs } = leased(link.events, store, 'brief', 1500);
+      await projector.start();
+      expect(projector.leading).toBe(true);
+      server.partition(link.client, unavailable);
+      await until(() => logs.some((m) => m.includes('brief cannot reach the event store')));
+      await writeRandomLifecycles(writer, { seed: 23, count: 5, idOffset: 40 });
+      server.heal(link.client);
+      await until(() => logs.includes('projector: brief reaches the event store again'));
+      expect(await projector.waitFor(await writer.headPosition(), 30_000)).toBe(true);
+      expect(projector.leading).toBe(true);
+      expect(logs.join('\n')).not.toMatch(/stopped projecting|gave up/);
+      expect(await store.claimProjectorLease('other', 1500)).toMatchObject({ held: false, owner: 'brief' });
+      await projector.stop();
+    }, 60_000);
+  });
 });

@@ -22,12 +22,14 @@ const main = async () => {
       batchWindowMs: config.projectorBatchWindowMs ?? 0,
     });
   const projector = isProjectorLeaseStore(readModels)
-    ? new LeasedProjector(project, readModels, readModels, { logger })
+    ? new LeasedProjector(project, readModels, readModels, { logger, eventLog: events })
     : project();
   await projector.start();
   console.log(
     projector instanceof LeasedProjector && projector.standingBy
-      ? `[projector] standing by: another projector holds the projector lease (read models: ${config.readModelStore})`
+      ? projector.waitingForEventStore
+        ? `[projector] standing by: the event store cannot be reached; the projector lease is claimed once it can (read models: ${config.readModelStore})`
+        : `[projector] standing by: another projector holds the projector lease (read models: ${config.readModelStore})`
       : `[projector] running from position ${projector.position} (read models: ${config.readModelStore})`,
   );
   let stopping = false;

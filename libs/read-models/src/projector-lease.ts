@@ -36,6 +36,12 @@ export const projectorLeaseOwner = (): string => `${hostname()}:${process.pid}:$
 export interface LeasedProjectorOptions {
   readonly owner?: string;
   readonly leaseMs?: number;
+  /**
+   * The event store the projector reads, pinged before each claim: a process that cannot reach
+   * it claims no lease, and a holder that has not reached it for a whole lease gives the lease up,
+   * so that a standby that can reach it takes over (its projector could only wait meanwhile).
+   */
+  readonly eventLog?: { ping(): Promise<void> };
   readonly logger?: { error(message: string): void; log?(message: string): void };
 }
 
@@ -78,6 +84,8 @@ export class LeasedProjector implements LiveProjector {
   private checkpoint = 0n;
   /** Resolves once the projector being started has started (or failed to). */
   private whenReady: Promise<void> = Promise.resolve();
+  /** Since when (ms since the epoch) pings of the event log have failed, none having answered since. */
+  private logLostAt?: number;
 
   constructor(
     /** A new projector each time this one becomes the active one (a stopped projector stays stopped). */
@@ -114,6 +122,11 @@ export class LeasedProjector implements LiveProjector {
 
   get stalledSince(): number | undefined {
     return this.ready?.stalledSince;
+  }
+
+  /** Standing by because it cannot reach the event store (it claims the lease once it can). */
+  get waitingForEventStore(): boolean {
+    return this.started && !this.holding && this.logLostAt !== undefined;
   }
 
   async start(): Promise<void> {
@@ -155,8 +168,23 @@ export class LeasedProjector implements LiveProjector {
 
   private async claimOrRenew(): Promise<void> {
     if (!this.started) return;
-    const sentAt = Date.now();
+    const tickAt = Date.now();
     try {
+      if (!(await this.reachesLog(tickAt)) && this.started) {
+        // A standby claims no lease it could not use. A holder keeps it through a short outage
+        // (its projector subscribes again), and gives it up once a whole lease has passed without
+        // the log, or at once if it is not projecting.
+        const lostFor = tickAt - this.logLostAt!;
+        if (this.holding && (!this.active || lostFor >= this.leaseMs)) {
+          await this.giveUp(`it has not reached the event store for ${lostFor} ms`);
+        }
+        if (!this.holding) {
+          this.checkpoint = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+          return;
+        }
+      }
+      if (!this.started) return;
+      const sentAt = Date.now();
       const state = await this.lease.claimProjectorLease(this.owner, this.leaseMs, sentAt);
       this.holding = state.held;
       if (state.held) {
@@ -177,12 +205,60 @@ export class LeasedProjector implements LiveProjector {
       );
     } finally {
       if (this.started) {
-        // renewals a third of a lease apart from send to send, however long a claim takes
-        const next = Math.max(10, sentAt + Math.floor(this.leaseMs / 3) - Date.now());
+        // ticks a third of a lease apart from start to start, however long a ping or claim takes
+        const next = Math.max(10, tickAt + Math.floor(this.leaseMs / 3) - Date.now());
         this.timer = setTimeout(() => void this.tick(), next);
         this.timer.unref();
       }
     }
+  }
+
+  /**
+   * Whether the event log answers a ping within a sixth of a lease (so that renewals stay well
+   * inside the watchdog's time). Logs when it is lost and when it answers again.
+   */
+  private async reachesLog(now: number): Promise<boolean> {
+    const log = this.options.eventLog;
+    if (!log) return true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        log.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${Math.floor(this.leaseMs / 6)} ms`)),
+            Math.floor(this.leaseMs / 6),
+          );
+        }),
+      ]);
+      if (this.logLostAt !== undefined) {
+        this.options.logger?.log?.(`projector: ${this.owner} reaches the event store again`);
+      }
+      this.logLostAt = undefined;
+      return true;
+    } catch (error) {
+      if (this.logLostAt === undefined) {
+        this.logLostAt = now;
+        this.options.logger?.error(
+          `projector: ${this.owner} cannot reach the event store (${error instanceof Error ? error.message : String(error)}): ` +
+            (this.holding
+              ? `it gives the projector lease up unless it does again within ${this.leaseMs} ms`
+              : 'it claims no projector lease until it does'),
+        );
+      }
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops projecting, then releases the lease (after the last batch, as stop() does). */
+  private async giveUp(reason: string): Promise<void> {
+    clearTimeout(this.watchdog);
+    await this.standDown(reason);
+    this.holding = false;
+    await this.lease.releaseProjectorLease(this.owner).catch(() => undefined); // else it runs out
+    this.options.logger?.log?.(`projector: ${this.owner} gave up the projector lease`);
   }
 
   private armWatchdog(sentAt: number) {

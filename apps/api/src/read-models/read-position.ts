@@ -77,7 +77,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     // Read models that several instances share (MongoDB): one of their projectors projects, the
     // others stand by (see LeasedProjector).
     this.projector = isProjectorLeaseStore(store)
-      ? new LeasedProjector(projector, store, store, { logger })
+      ? new LeasedProjector(projector, store, store, { logger, eventLog: events })
       : projector();
   }
 

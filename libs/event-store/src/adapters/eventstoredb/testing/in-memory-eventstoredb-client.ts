@@ -87,6 +87,12 @@ type FakeReadable<E> = Readable & {
 };
 type FakeSubscription = Readable & { id?: string; unsubscribe(): Promise<void> };
 
+/** A connection's state: cut off the server (see `partition`), and its live subscriptions. */
+interface Link {
+  cutWith?: () => Error;
+  readonly subscriptions: Set<FakeSubscription>;
+}
+
 export class InMemoryEventStoreDbClient {
   readonly log: StoredEvent[] = [];
   private readonly streams = new Map<string, StoredEvent[]>();
@@ -97,6 +103,7 @@ export class InMemoryEventStoreDbClient {
   private readonly appended = new EventEmitter();
   private readonly liveSubscriptions = new Set<FakeSubscription>();
   private readonly faults: Fault[] = [];
+  private readonly links = new WeakMap<object, Link>();
   private stalledReads = 0;
   private nextPosition: bigint;
   private readonly options: Required<InMemoryEventStoreDbClientOptions>;
@@ -125,22 +132,46 @@ export class InMemoryEventStoreDbClient {
   /** Another client of the same "server" (another process, or a reconnect after close). */
   connection(): EventStoreDbClient {
     let disposed = false;
+    const link: Link = { subscriptions: new Set() };
     const guarded =
-      <A extends unknown[], R>(method: (...args: A) => R) =>
+      <A extends unknown[], R>(operation: FakeOperation, method: (...args: A) => R) =>
       (...args: A): R => {
         if (disposed) throw new Error('fake: the client is disposed');
-        return method.apply(this, args);
+        if (link.cutWith) return this.unreachable(operation, link.cutWith) as R;
+        const result = method.apply(this, args);
+        if (operation === 'subscribe') {
+          const subscription = result as FakeSubscription;
+          link.subscriptions.add(subscription);
+          subscription.once('close', () => link.subscriptions.delete(subscription));
+        }
+        return result;
       };
     const client = {
-      appendToStream: guarded(this.appendToStream),
-      readStream: guarded(this.readStream),
-      readAll: guarded(this.readAll),
-      subscribeToAll: guarded(this.subscribeToAll),
+      appendToStream: guarded('append', this.appendToStream),
+      readStream: guarded('readStream', this.readStream),
+      readAll: guarded('readAll', this.readAll),
+      subscribeToAll: guarded('subscribe', this.subscribeToAll),
       dispose: async () => {
         disposed = true;
       },
     };
+    this.links.set(client, link);
     return client as unknown as EventStoreDbClient;
+  }
+
+  /**
+   * Cuts one connection off the server (a network partition between one process and it): its
+   * live subscriptions end with `error()`, and every call fails with it until `heal`.
+   */
+  partition(client: EventStoreDbClient, error: () => Error): void {
+    const link = this.linkOf(client);
+    link.cutWith = error;
+    for (const subscription of link.subscriptions) subscription.destroy(error());
+    link.subscriptions.clear();
+  }
+
+  heal(client: EventStoreDbClient): void {
+    this.linkOf(client).cutWith = undefined;
   }
 
   /** The next `times` calls of `operation` fail with `error()`. */
@@ -560,6 +591,22 @@ export class InMemoryEventStoreDbClient {
       readable.destroy();
     };
     return readable;
+  }
+
+  private linkOf(client: EventStoreDbClient): Link {
+    const link = this.links.get(client);
+    if (!link) throw new Error('fake: not a connection() of this server');
+    return link;
+  }
+
+  /** What a call answers that cannot reach the server: as the client, a failed promise or stream. */
+  private unreachable(operation: FakeOperation, error: () => Error): unknown {
+    if (operation === 'append') return Promise.reject(error());
+    const failed = new Readable({ objectMode: true, read() {} }) as FakeReadable<unknown> & FakeSubscription;
+    failed.cancel = async () => void failed.destroy();
+    failed.unsubscribe = async () => void failed.destroy();
+    setImmediate(() => failed.destroy(error()));
+    return failed;
   }
 
   private takeFault(operation: FakeOperation): Fault | undefined {
