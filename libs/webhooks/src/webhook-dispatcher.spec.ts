@@ -181,6 +181,29 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(await incremental.after(odd)).toEqual({ kind: 'change-request', id: 'CHG-002' });
   });
 
+  it('an earlier event of the stream that no longer parses (an edited store) does not hold the delivery up: its subject is named by id', async () => {
+    const first = dispatcher();
+    await first.start();
+    const [submitted, ...rest] = normalHistory('awaiting-approval').map(asNew);
+    await events.append('changeRequest-CHG-001', [submitted], 'no-stream');
+    await receiver.received(1);
+    await first.stop();
+    const db = new Database(join(dir, 'events.sqlite'));
+    db.prepare("UPDATE events SET data = '{\"title\": ' WHERE stream_id = 'changeRequest-CHG-001'").run();
+    db.close();
+    // a restarted webhook folds the stream afresh for the next event, and meets the edited row
+    const second = dispatcher();
+    await second.start();
+    await events.append('changeRequest-CHG-001', [rest[0]], 0n);
+    await receiver.received(2);
+    expect(JSON.parse(receiver.deliveries[1].body).subject).toEqual({
+      kind: 'change-request',
+      id: 'CHG-001',
+    });
+    expect(second.status().failing).toBeNull();
+    expect(errors).toEqual([]);
+  });
+
   it('starts a new target at the head of the log: history is not sent', async () => {
     await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
     const webhook = dispatcher();
@@ -549,6 +572,53 @@ describe('webhook signatures', () => {
 });
 
 describe('webhook dispatcher on the EventStoreDB adapter (its client double)', () => {
+  it("an event whose subject cannot be read (the stream's read fails) is retried with growing delays and stays failing, then delivered once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
+    const server = new InMemoryEventStoreDbClient();
+    const quiet = { warn: () => undefined, error: () => undefined };
+    const events = new EventStoreDbEventStore(server.connection(), { logger: quiet });
+    const checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    const receiver = await startWebhookReceiver();
+    const errors: string[] = [];
+    const webhook = new WebhookDispatcher(events, {
+      target: { url: receiver.url, secret: SECRET },
+      checkpoints,
+      retryBaseMs: 20,
+      retryMaxMs: 1_000,
+      logger: { log: () => undefined, error: (m) => errors.push(m) },
+    });
+    try {
+      await webhook.start();
+      // reads of the stream fail (not retried by the adapter), while its subscription works
+      server.failNext('readStream', () => new AccessDeniedError(undefined, 'read access revoked'), {
+        times: 4,
+      });
+      const submitted = anEvent('ChangeSubmitted');
+      await events.append('changeRequest-CHG-001', [submitted], 'no-stream');
+      await until(() => errors.length >= 1, 'a failed read');
+      const since = webhook.status().failing!.since;
+      await until(() => errors.length >= 3, 'three failed reads');
+      // one failure from its first read on, its delays growing (it used to count as new each time)
+      expect(webhook.status().failing).toMatchObject({ eventId: null, attempts: 3, since });
+      expect(errors.slice(0, 3).map((m) => /reading again in (\d+) ms/.exec(m)?.[1])).toEqual([
+        '20',
+        '40',
+        '80',
+      ]);
+      await receiver.received(1);
+      await until(() => webhook.status().failing === null, 'the failure over');
+      expect(errors).toHaveLength(4);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([submitted.eventId]);
+    } finally {
+      await webhook.stop();
+      await receiver.close();
+      checkpoints.close();
+      await events.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a subscription that ends with an error is opened again from the checkpoint: nothing lost, nothing sent twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
     const server = new InMemoryEventStoreDbClient();

@@ -214,9 +214,8 @@ export class WebhookDispatcher {
         this.subscription = subscription;
         try {
           for await (const event of subscription) {
-            readFailures = 0;
-            if (this.failing?.eventId === null) this.failing = null; // the log reads again
             if (this.wanted(event.type)) {
+              // a read for its subject that fails throws: counted as a failed read of the log
               if (!(await this.deliver(event))) return;
               this.position = event.position;
               this.save();
@@ -224,6 +223,10 @@ export class WebhookDispatcher {
               this.position = event.position;
               this.saveSoon();
             }
+            // Only once an event went through does the log count as read again: an event read
+            // again and again whose subject cannot be read must keep backing off, and stay failing.
+            readFailures = 0;
+            if (this.failing?.eventId === null) this.failing = null;
             if (this.stopping) return;
           }
         } finally {

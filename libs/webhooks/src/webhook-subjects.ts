@@ -13,7 +13,7 @@ import {
   type StandardTemplateState,
   STANDARD_TEMPLATE_STREAM_PREFIX,
 } from '@changeledger/domain';
-import type { EventStore, RecordedEvent } from '@changeledger/event-store';
+import { type EventStore, type RecordedEvent, StoredEventCorruptError } from '@changeledger/event-store';
 
 /** What a change request was right after an event: enough for a chat message without a lookup. */
 export interface ChangeSubject {
@@ -39,7 +39,8 @@ export interface TemplateSubject {
 
 /**
  * What the event is about. Only `kind` and `id` when its stream could not be folded (a history
- * the domain never writes: an edited store), so that a delivery is never held up by it.
+ * the domain never writes, or an earlier event that no longer parses: an edited store), so that
+ * a delivery is never held up by it (`npm run audit:verify` names the edit).
  */
 export type WebhookSubject =
   | ChangeSubject
@@ -79,8 +80,10 @@ export class WebhookSubjects {
       folded = await this.foldedAfter(event);
       subject = subjectOf(event.streamId, folded);
     } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // the store's: retried as any read of the log
-      // evolve met data it cannot read: name the subject, and fold it afresh next time
+      // anything else is the store's (unreachable, say): retried as any read of the log
+      if (!(error instanceof TypeError || error instanceof StoredEventCorruptError)) throw error;
+      // evolve met data it cannot read, or the stream holds a row that does not parse: name the
+      // subject, and fold it afresh next time
       this.kept.delete(event.streamId);
       return namedBy(event.streamId);
     }
