@@ -1,7 +1,10 @@
 import Database from 'better-sqlite3';
 
-/** The layout of the file (`PRAGMA user_version`); 0: the first one, upgraded on open. */
-const LAYOUT = 1;
+/**
+ * The layout of the file (`PRAGMA user_version`), upgraded on open: 0 the first one, 1 padded
+ * positions by name, 2 also the event store each checkpoint is a position of.
+ */
+const LAYOUT = 2;
 /** The one webhook's checkpoint. */
 export const CHECKPOINT_NAME = 'webhook';
 
@@ -15,7 +18,8 @@ const stored = (position: bigint) => position.toString().padStart(20, '0');
  */
 export class WebhookCheckpoints {
   private readonly db: Database.Database;
-  private readonly select: Database.Statement<[string], { position: string }>;
+  private readonly select: Database.Statement<[string], { position: string; log: string | null }>;
+  private readonly setLog: Database.Statement<[string, string]>;
   private readonly upsert: Database.Statement<[string, string, string]>;
   private readonly advance: Database.Statement<[string, string, string]>;
 
@@ -31,11 +35,13 @@ export class WebhookCheckpoints {
       `CREATE TABLE IF NOT EXISTS webhook_checkpoints (
          name TEXT PRIMARY KEY,
          position TEXT NOT NULL,
-         updated_at TEXT NOT NULL
+         updated_at TEXT NOT NULL,
+         log TEXT
        )`,
     );
     this.upgrade();
-    this.select = this.db.prepare('SELECT position FROM webhook_checkpoints WHERE name = ?');
+    this.select = this.db.prepare('SELECT position, log FROM webhook_checkpoints WHERE name = ?');
+    this.setLog = this.db.prepare('UPDATE webhook_checkpoints SET log = ? WHERE name = ?');
     this.upsert = this.db.prepare(
       `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
@@ -49,7 +55,8 @@ export class WebhookCheckpoints {
 
   /**
    * Files of the first layout (2026-11-28, on main for about an hour: a row per target URL, in a
-   * `target` column, positions unpadded) are brought to this one: padded positions, by name.
+   * `target` column, positions unpadded) are brought to this one: padded positions, by name; files
+   * of the second get the `log` column (unknown for their checkpoints until the next start).
    */
   private upgrade(): void {
     if (this.db.pragma('user_version', { simple: true }) === LAYOUT) return;
@@ -81,6 +88,11 @@ export class WebhookCheckpoints {
           `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
            WHERE length(position) < 20`,
         );
+        const columnsNow = this.db
+          .prepare("SELECT name FROM pragma_table_info('webhook_checkpoints')")
+          .pluck()
+          .all();
+        if (!columnsNow.includes('log')) this.db.exec('ALTER TABLE webhook_checkpoints ADD COLUMN log TEXT');
         this.db.pragma(`user_version = ${LAYOUT}`);
       })
       .immediate();
@@ -90,6 +102,16 @@ export class WebhookCheckpoints {
   get(name: string): bigint | undefined {
     const row = this.select.get(name);
     return row ? BigInt(row.position) : undefined;
+  }
+
+  /** The event store the checkpoint is a position of (`sqlite`, `eventstoredb`); null: not known. */
+  logOf(name: string): string | null | undefined {
+    return this.select.get(name)?.log;
+  }
+
+  /** Records which event store the checkpoint's positions are of (a checkpoint must exist). */
+  markLog(name: string, log: string): void {
+    this.setLog.run(log, name);
   }
 
   /** Records `position`; never moves a checkpoint back. */

@@ -53,10 +53,14 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
   const running: WebhookDispatcher[] = [];
   const errors: string[] = [];
 
-  const dispatcher = (target: Partial<WebhookTarget> = {}, options: { timeoutMs?: number } = {}) => {
+  const dispatcher = (
+    target: Partial<WebhookTarget> = {},
+    options: { timeoutMs?: number; log?: string } = {},
+  ) => {
     const created = new WebhookDispatcher(events, {
       target: { url: receiver.url, secret: SECRET, ...target },
       checkpoints,
+      log: options.log,
       retryBaseMs: 20,
       retryMaxMs: 80,
       timeoutMs: options.timeoutMs ?? 5_000,
@@ -496,6 +500,44 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
     await receiver.received(1);
     expect(receiver.bodies().map((b) => b.streamId)).toEqual(['changeRequest-CHG-002']);
+  });
+
+  it("a checkpoint of another event store (EVENT_STORE switched) starts again at the log's end, and says so; one of the same goes on", async () => {
+    // a checkpoint of a file from before the event store was recorded: taken as this one's
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    checkpoints.set('webhook', await events.headPosition(), new Date());
+    expect(checkpoints.logOf('webhook')).toBeNull();
+    const onSqlite = dispatcher({}, { log: 'sqlite' });
+    await onSqlite.start();
+    await onSqlite.stop();
+    expect(checkpoints.logOf('webhook')).toBe('sqlite');
+    await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+    const again = dispatcher({}, { log: 'sqlite' });
+    await again.start();
+    await receiver.received(1); // the same store: goes on where it stopped
+    await again.stop();
+    expect(receiver.bodies().map((b) => b.streamId)).toEqual(['changeRequest-CHG-002']);
+
+    // the positions of that log below this one's end (SQLite counts events, EventStoreDB bytes):
+    // taken as this log's, most of its history would go out again
+    await events.append('changeRequest-CHG-003', [anEvent('ChangeSubmitted')], 'no-stream');
+    checkpoints.reset('webhook', 1n, new Date());
+    const switched = dispatcher({}, { log: 'eventstoredb' });
+    await switched.start();
+    const head = await events.headPosition();
+    expect(switched.status().deliveredThrough).toBe(head.toString());
+    expect([checkpoints.get('webhook'), checkpoints.logOf('webhook')]).toEqual([head, 'eventstoredb']);
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /checkpoint \(position 1\) is of another event store \(sqlite, now eventstoredb\): delivering the events after \d+/,
+      ),
+    ]);
+    await events.append('changeRequest-CHG-004', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(2);
+    expect(receiver.bodies().map((b) => b.streamId)).toEqual([
+      'changeRequest-CHG-002',
+      'changeRequest-CHG-004',
+    ]);
   });
 
   it('a stop during the start leaves nothing running', async () => {

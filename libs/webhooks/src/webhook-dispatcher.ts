@@ -23,6 +23,11 @@ export interface WebhookTarget {
 export interface WebhookDispatcherOptions {
   readonly target: WebhookTarget;
   readonly checkpoints: WebhookCheckpoints;
+  /**
+   * Which event store this is (`EVENT_STORE`: its positions mean nothing in another): a
+   * checkpoint recorded on another one starts again at this log's end.
+   */
+  readonly log?: string;
   /** How long a receiver may take to answer one delivery. */
   readonly timeoutMs?: number;
   /** The first retry's delay; each next one doubles, up to `retryMaxMs`. */
@@ -98,6 +103,7 @@ export class WebhookDispatcher {
   private readonly wanted: (type: string) => boolean;
   private readonly secrets: readonly string[];
   private readonly subjects: WebhookSubjects;
+  private readonly log: string | undefined;
   /**
    * undici's own client rather than the global fetch, which made the same deliveries at about
    * half the rate in the webhook bench (its WHATWG objects): the dispatcher shares the API's
@@ -125,6 +131,7 @@ export class WebhookDispatcher {
     this.origin = webhookTargetOrigin(options.target.url);
     ({ endpoint: this.endpoint, authorization: this.authorization } = endpointOf(options.target.url));
     this.checkpoints = options.checkpoints;
+    this.log = options.log;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retryBaseMs = options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
     this.retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
@@ -144,7 +151,16 @@ export class WebhookDispatcher {
     const head = await this.events.headPosition();
     if (this.stopping) return; // stopped while it looked
     const stored = this.checkpoints.get(CHECKPOINT);
-    if (stored === undefined) {
+    const storedLog = this.checkpoints.logOf(CHECKPOINT);
+    if (stored !== undefined && this.log && storedLog && storedLog !== this.log) {
+      // EVENT_STORE switched: a position of the old log says nothing of this one (SQLite counts
+      // events, EventStoreDB bytes), and taken as one it would send most of the history again.
+      this.position = head;
+      this.checkpoints.reset(CHECKPOINT, head, this.now());
+      this.logger.error(
+        `webhook ${this.origin}: its checkpoint (position ${stored}) is of another event store (${storedLog}, now ${this.log}): delivering the events after ${head}`,
+      );
+    } else if (stored === undefined) {
       // A new webhook gets what happens from now on, not years of history
       // (GET /api/v1/audit/events serves that).
       this.position = head;
@@ -162,6 +178,7 @@ export class WebhookDispatcher {
       this.position = stored;
       this.logger.log(`webhook ${this.origin}: delivering the events after position ${stored}`);
     }
+    if (this.log) this.checkpoints.markLog(CHECKPOINT, this.log);
     this.saved = this.position;
     this.loop = this.run();
   }

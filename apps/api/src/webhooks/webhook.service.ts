@@ -37,6 +37,7 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     this.dispatcher = new WebhookDispatcher(this.events, {
       target,
       checkpoints: this.checkpoints,
+      log: this.config.eventStore,
       logger: { log: (m) => this.logger.log(m), error: (m) => this.logger.error(m) },
     });
     await this.dispatcher.start();
