@@ -183,6 +183,9 @@ export const verifyHashChains = async (
       options.onProgress?.(checked, after, head);
     }
     if (page.length < pageSize) break;
+    // SQLite reads synchronously: without a turn of the event loop between pages, a long log
+    // would hold up the API's other requests (GET /audit/verify) and a CLI's Ctrl-C until the end.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   if (!anchorChecked) {
     const fault = anchorFault(); // the log ends at or before the anchor
