@@ -93,6 +93,15 @@ describe('the changeledger CLI', () => {
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/usage: npm run token -- --sub ID --name NAME --roles/);
     }
+    // a token the service would refuse on every call (control characters in its claims)
+    for (const [option, args] of [
+      ['--name', ['--sub', 'u-1', '--name', 'Rita\u001b[31m']],
+      ['--sub', ['--sub', 'u-1\u0007', '--name', 'Rita']],
+    ] as const) {
+      const result = await runCliSettled(app.config, ['token', ...args, '--roles', 'requester']);
+      expect(result).toMatchObject({ code: 1, stdout: '' });
+      expect(result.stderr).toContain(`${option} holds control characters, which the service refuses`);
+    }
   });
 
   whenBuilt('token refuses an empty role list and an expiry that is not a duration from now', async () => {

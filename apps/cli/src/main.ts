@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ROLES, withoutControlCharacters } from '@changeledger/domain';
+import { CONTROL_CHARACTER, ROLES, withoutControlCharacters } from '@changeledger/domain';
 import {
   backupSqliteEventStore,
   parseLogAnchor,
@@ -64,6 +64,15 @@ const token = async (args: string[]) => {
     throw new Error(`--feed ${feed}: the one feed is ${FEEDS.map((f) => `"${f}"`).join(', ')}\n${USAGE}`);
   }
   if (!values.sub || !values.name || !values.roles) throw new Error(USAGE);
+  // The service refuses such a token (they would reach auditors' terminals through the events).
+  for (const [option, value] of [
+    ['--sub', values.sub],
+    ['--name', values.name],
+  ] as const) {
+    if (CONTROL_CHARACTER.test(value)) {
+      throw new Error(`${option} holds control characters, which the service refuses in a token\n${USAGE}`);
+    }
+  }
   const roles = values.roles
     .split(',')
     .map((r) => r.trim())

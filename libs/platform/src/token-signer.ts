@@ -31,8 +31,10 @@ export const signToken = async (
     .setSubject(claims.sub)
     // an id, so that a token can be withdrawn before it expires (AUTH_REVOKED_TOKEN_IDS)
     .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime(options.expiresIn ?? '12h');
+    // jose reads the clock for each: expiry first, so that a second ticking over in between
+    // makes the token a second shorter, never longer than asked (than a lifetime cap allows)
+    .setExpirationTime(options.expiresIn ?? '12h')
+    .setIssuedAt();
   if (options.issuer) jwt = jwt.setIssuer(options.issuer);
   if (options.audience) jwt = jwt.setAudience(options.audience);
   return jwt.sign(new TextEncoder().encode(secret));

@@ -1,0 +1,29 @@
+import { decodeJwt } from 'jose';
+import { signToken } from './token-signer';
+
+describe('signToken', () => {
+  const RealDate = Date;
+  afterEach(() => {
+    global.Date = RealDate;
+  });
+
+  it('never makes a token last longer than asked, also when the clock ticks over a second while it signs', async () => {
+    // each clock read a millisecond later, from the last millisecond of a second
+    let now = 1_800_000_000_999;
+    global.Date = class extends RealDate {
+      constructor(...args: unknown[]) {
+        if (args.length > 0) super(...(args as [number]));
+        else super(now++);
+      }
+    } as DateConstructor;
+    const token = await signToken(
+      { sub: 'u-1', name: 'N', roles: ['requester'] },
+      'a-secret-that-is-long-enough-for-hs256-000000',
+      { expiresIn: '1h' },
+    );
+    const { iat, exp } = decodeJwt(token);
+    expect(now).toBeGreaterThan(1_800_000_001_000); // the clock did tick over while it signed
+    expect(exp! - iat!).toBeLessThanOrEqual(3600);
+    expect(exp! - iat!).toBeGreaterThanOrEqual(3599);
+  });
+});
