@@ -183,6 +183,47 @@ describe('concurrency and idempotency', () => {
     expect(titles).toEqual([{ title: 'b' }, { title: 'c' }, { title: 'c2' }]);
   });
 
+  it('If-Match listing the version a concurrent write just made: the loser is re-run on it, not 412', async () => {
+    const { id, version } = await submit(app, normalChange('low'));
+    // Both load the change before either appends; then "other" appends first.
+    const store = app.store;
+    const append = store.append.bind(store);
+    const arrived = new Map<string, () => void>();
+    let gated = true;
+    store.append = async (...args) => {
+      const title = (args[1][0]?.data as { changes?: { title?: string } }).changes?.title;
+      if (gated && args[0] === `changeRequest-${id}` && title) {
+        await new Promise<void>((resolve) => {
+          arrived.set(title, resolve);
+          if (arrived.size === 2) {
+            gated = false;
+            arrived.get('other')!();
+            setTimeout(arrived.get('listed')!, 50);
+          }
+          setTimeout(resolve, 3000);
+        });
+      }
+      return append(...args);
+    };
+    try {
+      const amend = (title: string, headers: Record<string, string> = {}) =>
+        app.request('PATCH', `/changes/${id}`, { body: { title }, as: USERS.requester, headers });
+      const [listed, other] = await Promise.all([
+        amend('listed', { 'if-match': `"${version}", "${version + 1}"` }),
+        amend('other'),
+      ]);
+      expect(arrived.size).toBe(2);
+      expect(expectStatus(other, 200).body).toMatchObject({ version: version + 1 });
+      expect(expectStatus(listed, 200).body).toMatchObject({ version: version + 2 });
+    } finally {
+      delete (store as { append?: unknown }).append;
+    }
+    const titles = (await app.eventsOf(id))
+      .filter((e) => e.type === 'ChangeAmended')
+      .map((e) => (e.data.changes as { title: string }).title);
+    expect(titles).toEqual(['other', 'listed']);
+  });
+
   it('the same keyed request twice at once with If-Match: the one that lost the race gets the answer, not 412', async () => {
     const { id, version } = await submit(app, normalChange('low'));
     // Both load the change before either appends: the appends wait for each other.

@@ -97,22 +97,18 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
           : await this.decideAndAppend(definition, id!, command, options);
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
-        // (a creation has no version to match: it is decided again)
-        if (options.expectedVersions !== undefined && !creation) {
-          // A repeat of this very request (same key: a client's retry while the first was still
-          // running, or on another instance) may be what moved the stream: its answer, not 412.
-          if (options.idempotencyKey) {
-            const replay = await this.previousAnswer(definition, id!, options);
-            if (replay) return replay;
-          }
-          throw new PreconditionFailedError(options.expectedVersions);
-        }
+        // With If-Match the re-run holds the new version against it: 412 unless it is listed (a
+        // list may name the version the winner just made), and a repeat of this very request
+        // (same key: a client's retry, on another instance) that moved the stream is answered
+        // from it. (A creation has no version to match: it is decided again.)
+        const matched = options.expectedVersions !== undefined && !creation;
         if (attempt >= this.config.commandMaxAttempts) {
+          if (matched) throw new PreconditionFailedError(options.expectedVersions!);
           throw new ConcurrencyConflictError(
             `${creation ? error.streamId : id} kept changing while the command ran (${attempt} attempts); send it again`,
           );
         }
-        await sleep(Math.random() * 3 * attempt);
+        if (!matched) await sleep(Math.random() * 3 * attempt);
       }
     }
   }
