@@ -22,6 +22,14 @@ export class IdempotencyOutcomeUnknownError extends Error {
   }
 }
 
+/** 409 IDEMPOTENCY_KEY_IN_PROGRESS: the first request with this key has not answered yet. */
+export class IdempotencyKeyInProgressError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'IdempotencyKeyInProgressError';
+  }
+}
+
 export class ConcurrencyConflictError extends Error {
   constructor(detail: string) {
     super(detail);

@@ -12,6 +12,7 @@ import { IdempotencyStoreUnavailableError } from '../idempotency/idempotency-sto
 import {
   ConcurrencyConflictError,
   IdempotencyKeyReusedError,
+  IdempotencyKeyInProgressError,
   IdempotencyOutcomeUnknownError,
   PreconditionFailedError,
   ProjectionLaggingError,
@@ -40,6 +41,7 @@ const TITLES: Record<string, [number, string]> = {
   CONCURRENCY_CONFLICT: [409, 'Concurrent modification'],
   IDEMPOTENCY_KEY_REUSED: [409, 'Idempotency-Key reused'],
   IDEMPOTENCY_OUTCOME_UNKNOWN: [409, 'Outcome of the first request unknown'],
+  IDEMPOTENCY_KEY_IN_PROGRESS: [409, 'First request with this Idempotency-Key in progress'],
   PRECONDITION_FAILED: [412, 'Version precondition failed'],
   REQUEST_TIMEOUT: [408, 'Request not received in time'],
   PAYLOAD_TOO_LARGE: [413, 'Request body too large'],
@@ -90,6 +92,9 @@ export const toProblem = (error: unknown): Problem => {
     return problem('CONCURRENCY_CONFLICT', error.message);
   }
   if (error instanceof IdempotencyKeyReusedError) return problem('IDEMPOTENCY_KEY_REUSED', error.message);
+  if (error instanceof IdempotencyKeyInProgressError) {
+    return problem('IDEMPOTENCY_KEY_IN_PROGRESS', error.message);
+  }
   if (error instanceof IdempotencyOutcomeUnknownError) {
     return problem('IDEMPOTENCY_OUTCOME_UNKNOWN', error.message);
   }
@@ -165,7 +170,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const cause = error instanceof Error ? error.message : String(error);
       this.logger.warn(`${request.method} ${loggableUrl(request.url)}: ${body.code}: ${cause}`);
     }
-    if (body.code === 'PROJECTION_LAGGING') reply.header('Retry-After', '1');
+    if (body.code === 'PROJECTION_LAGGING' || body.code === 'IDEMPOTENCY_KEY_IN_PROGRESS') {
+      reply.header('Retry-After', '1');
+    }
     if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
     void reply.status(body.status).header('Content-Type', 'application/problem+json').send(body);
   }

@@ -154,6 +154,35 @@ describe('IdempotentCommands', () => {
     expect(created).toBe(1);
   });
 
+  it('a repeat while the first request still runs waits for its answer, and past the wait is told to come back (IDEMPOTENCY_KEY_IN_PROGRESS), not that nothing was stored', async () => {
+    let finish!: (value: { id: string }) => void;
+    let created = 0;
+    const first = run({ title: 'x' }, () => {
+      created += 1;
+      return new Promise<{ id: string }>((resolve) => (finish = resolve));
+    });
+    const commands = new IdempotentCommands(store, clock);
+    commands.inFlightWaitMs = 100;
+    const repeat = () => {
+      const call = commandCallOf(undefined, context({ title: 'x' }));
+      return commands.run(call.idempotency, async () => {
+        created += 1;
+        return { id: 'CHG-002' };
+      });
+    };
+    const early = await repeat().catch((error: unknown) => toProblem(error));
+    expect(early).toMatchObject({ status: 409, code: 'IDEMPOTENCY_KEY_IN_PROGRESS' });
+    expect((early as { detail: string }).detail).toMatch(
+      /still being processed .*send the same request with the same key again/,
+    );
+    // one that comes while the first finishes gets its answer
+    const waiting = repeat();
+    finish({ id: 'CHG-001' });
+    await expect(first).resolves.toEqual({ id: 'CHG-001' });
+    await expect(waiting).resolves.toEqual({ id: 'CHG-001' });
+    expect(created).toBe(1);
+  });
+
   it("a creation's claim left pending past the lease (its process died) answers IDEMPOTENCY_OUTCOME_UNKNOWN at once, and creates nothing", async () => {
     const { fingerprint } = commandCallOf(undefined, context({ title: 'x' })).idempotency!;
     // what a process that died between claiming and answering leaves behind

@@ -6,8 +6,8 @@ import { AppendOutcomeUnknownError } from '@changeledger/event-store';
 import { CLOCK, type Clock } from '@changeledger/platform';
 import type { AuthenticatedRequest } from '../auth/auth.guard';
 import {
-  ConcurrencyConflictError,
   IdempotencyKeyReusedError,
+  IdempotencyKeyInProgressError,
   IdempotencyOutcomeUnknownError,
   RequestValidationError,
 } from '../application/application-errors';
@@ -32,7 +32,8 @@ const OUTCOME_UNKNOWN = problem(
   'the first request with this Idempotency-Key failed while it was being stored (the event store became unreachable), ' +
     `so whether it was created is unknown; ${WHAT_TO_DO}`,
 );
-const IN_FLIGHT_WAIT_MS = 5000;
+/** How long a repeat waits for the first request's answer before it is told to come back. */
+export const IN_FLIGHT_WAIT_MS = 5000;
 
 /** A stored "outcome unknown" not yet settled by a look (one that was carries `lookedFor`). */
 const isUnsettledOutcome = (response: StoredResponse) =>
@@ -134,6 +135,8 @@ const isDecidedRefusal = (error: unknown): error is DomainError =>
 @Injectable()
 export class IdempotentCommands {
   private readonly logger = new Logger('Idempotency');
+  /** See IN_FLIGHT_WAIT_MS (shorter in tests). */
+  inFlightWaitMs = IN_FLIGHT_WAIT_MS;
 
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
@@ -148,7 +151,7 @@ export class IdempotentCommands {
   async run<T>(request: IdempotentRequest | undefined, command: () => Promise<T>): Promise<T> {
     if (!request) return command();
     const { scope, fingerprint, reclaimAbandoned } = request;
-    const deadline = Date.now() + IN_FLIGHT_WAIT_MS;
+    const deadline = Date.now() + this.inFlightWaitMs;
     let claimedAt: number;
     for (;;) {
       const claim = await this.store.claim(scope, fingerprint, this.clock.now(), { reclaimAbandoned });
@@ -177,7 +180,11 @@ export class IdempotentCommands {
       }
       // The same request is being processed right now: wait for its answer.
       if (Date.now() > deadline) {
-        throw new ConcurrencyConflictError('a request with this Idempotency-Key is still being processed');
+        // Not CONCURRENCY_CONFLICT, which says nothing was stored: this one may yet be.
+        throw new IdempotencyKeyInProgressError(
+          `the first request with this Idempotency-Key is still being processed (waited ${this.inFlightWaitMs} ms for its answer); ` +
+            'send the same request with the same key again shortly to get its answer',
+        );
       }
       await sleep(25);
     }

@@ -108,7 +108,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   403: 'FORBIDDEN (the actor lacks the role) or SEGREGATION_OF_DUTIES',
   404: 'NOT_FOUND: no such change request or template',
   408: `REQUEST_TIMEOUT: the request did not arrive within ${REQUEST_TIMEOUT_MS / 1000} s`,
-  409: 'INVALID_STATE, CONCURRENCY_CONFLICT, IDEMPOTENCY_KEY_REUSED or IDEMPOTENCY_OUTCOME_UNKNOWN',
+  409: 'INVALID_STATE, CONCURRENCY_CONFLICT, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_PROGRESS or IDEMPOTENCY_OUTCOME_UNKNOWN',
   412: 'PRECONDITION_FAILED: If-Match names a version that is not the current one',
   413: 'PAYLOAD_TOO_LARGE: a body over 1 MiB',
   422: 'RULE_VIOLATION: a process rule forbids it',
