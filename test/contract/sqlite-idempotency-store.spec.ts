@@ -1,8 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { SqliteIdempotencyStore } from '../../apps/api/src/idempotency/adapters/sqlite-idempotency-store';
-import type { IdempotencyStore } from '../../apps/api/src/idempotency/idempotency-store.port';
+import {
+  type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
+} from '../../apps/api/src/idempotency/idempotency-store.port';
 import { idempotencyStoreContract } from './idempotency-store.contract';
 
 idempotencyStoreContract('SQLite (one file in a temp folder)', () => {
@@ -19,4 +23,40 @@ idempotencyStoreContract('SQLite (one file in a temp folder)', () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe('SQLite idempotency store: a file locked by another connection', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'changeledger-idempotency-lock-'));
+  const file = join(dir, 'idempotency.sqlite');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('waits for the lock from a timer (the thread serves other work meanwhile), and past its deadline is unavailable (503), storing nothing', async () => {
+    const store = new SqliteIdempotencyStore(file, { busyDeadlineMs: 400 });
+    // another API process during a deploy, or an operator's shell, holding the write lock
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 5);
+      const started = Date.now();
+      const claim = store.claim('u-1\u0000k-1', 'fp', new Date());
+      setTimeout(() => other.exec('COMMIT'), 150);
+      expect(await claim).toMatchObject({ kind: 'claimed' });
+      clearInterval(ticker);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      // the wait did not hold the thread: timers ran throughout (a 5 s busy_timeout froze it)
+      expect(ticks).toBeGreaterThanOrEqual(10);
+
+      other.exec('BEGIN IMMEDIATE');
+      await expect(store.claim('u-1\u0000k-2', 'fp', new Date())).rejects.toBeInstanceOf(
+        IdempotencyStoreUnavailableError,
+      );
+      other.exec('ROLLBACK');
+      // nothing of the refused claim was stored: the key is free
+      expect(await store.claim('u-1\u0000k-2', 'fp', new Date())).toMatchObject({ kind: 'claimed' });
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
 });

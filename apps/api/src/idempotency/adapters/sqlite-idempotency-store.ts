@@ -1,16 +1,36 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import {
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
   type IdempotencyStore,
+  IdempotencyStoreUnavailableError,
   judgeClaim,
   type StoredResponse,
 } from '../idempotency-store.port';
 
 /** One claim in this many also deletes the keys older than 24 h. */
 const PURGE_EVERY_CLAIMS = 1000;
+/**
+ * SQLite waits this long for a lock held by another connection (another API process during a
+ * deploy, an operator's shell), blocking the thread: briefly, as the event store does. Longer
+ * waits are retried from a timer, so that the API's other requests go on meanwhile.
+ */
+const BUSY_TIMEOUT_MS = 5;
+const BUSY_RETRY_FIRST_MS = 5;
+const BUSY_RETRY_MAX_MS = 100;
+
+const isBusy = (error: unknown) => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
+
+export interface SqliteIdempotencyStoreOptions {
+  /** How long an operation waits for another connection's lock before it is unavailable (503). */
+  readonly busyDeadlineMs?: number;
+}
 
 interface Row {
   fingerprint: string;
@@ -33,16 +53,22 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly purgeStmt: Database.Statement<[number]>;
   private readonly settleStmt: Database.Statement<[number, string, string, number]>;
   private claimsSincePurge = 0;
+  private readonly busyDeadlineMs: number;
 
-  constructor(file: string) {
+  constructor(
+    private readonly file: string,
+    options: SqliteIdempotencyStoreOptions = {},
+  ) {
+    this.busyDeadlineMs = options.busyDeadlineMs ?? 5000;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the table
     this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
       scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
       status_code INTEGER, body TEXT, created_at INTEGER NOT NULL)`);
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     const get = this.db.prepare<[string], Row>('SELECT * FROM idempotency WHERE scope = ?');
     const put = this.db.prepare<[string, string, number]>(
       `INSERT INTO idempotency (scope, fingerprint, state, created_at) VALUES (?, ?, 'pending', ?)
@@ -91,23 +117,49 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       this.claimsSincePurge = 0;
       await this.purgeExpired(now);
     }
-    return this.claimTx(scope, fingerprint, now.getTime(), options.reclaimAbandoned === true);
+    return this.whenFree(() =>
+      this.claimTx(scope, fingerprint, now.getTime(), options.reclaimAbandoned === true),
+    );
   }
 
   async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
-    this.completeStmt.run(response.statusCode, JSON.stringify(response.body), scope, claimedAt);
+    const body = JSON.stringify(response.body);
+    await this.whenFree(() => this.completeStmt.run(response.statusCode, body, scope, claimedAt));
   }
 
   async settle(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
-    this.settleStmt.run(response.statusCode, JSON.stringify(response.body), scope, claimedAt);
+    const body = JSON.stringify(response.body);
+    await this.whenFree(() => this.settleStmt.run(response.statusCode, body, scope, claimedAt));
   }
 
   async release(scope: string, claimedAt: number): Promise<void> {
-    this.releaseStmt.run(scope, claimedAt);
+    await this.whenFree(() => this.releaseStmt.run(scope, claimedAt));
   }
 
   async purgeExpired(now: Date): Promise<number> {
-    return this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS).changes;
+    return this.whenFree(() => this.purgeStmt.run(now.getTime() - IDEMPOTENCY_TTL_MS).changes);
+  }
+
+  /**
+   * Runs `operation` (one statement or transaction: all or nothing), again after a growing pause
+   * while another connection holds the file's lock, until the deadline: then 503.
+   */
+  private async whenFree<T>(operation: () => T): Promise<T> {
+    const deadline = Date.now() + this.busyDeadlineMs;
+    for (let pause = BUSY_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, BUSY_RETRY_MAX_MS)) {
+      try {
+        return operation();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        if (Date.now() + pause > deadline) {
+          throw new IdempotencyStoreUnavailableError(
+            `${this.file} is locked by another connection (waited ${this.busyDeadlineMs} ms)`,
+            { cause: error },
+          );
+        }
+        await sleep(pause);
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -42,9 +42,11 @@ const BUSY_TIMEOUT_MS = 5;
 const BUSY_RETRY_FIRST_MS = 5;
 const BUSY_RETRY_MAX_MS = 100;
 
-const isBusy = (error: unknown) =>
-  (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY' ||
-  (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY_SNAPSHOT';
+/** SQLITE_BUSY and its extended codes (_RECOVERY: another connection recovers the WAL; _SNAPSHOT; _TIMEOUT). */
+const isBusy = (error: unknown) => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+};
 
 type Outcome =
   { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
