@@ -99,15 +99,17 @@ export class ChangeRequestsController {
 
   @Get()
   async list(@Query() query: ListChangesQueryDto) {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    const { minPosition: _m, limit, cursor, ...filters } = query;
-    return this.queryBus.execute(new ListChanges(filters, pageRequestOf({ limit, cursor })));
+    const { minPosition, limit, cursor, ...filters } = query;
+    return this.readPosition.read(parsePosition(minPosition), () =>
+      this.queryBus.execute(new ListChanges(filters, pageRequestOf({ limit, cursor }))),
+    );
   }
 
   @Get(':id')
   async get(@Param() { id }: ChangeIdParam, @Query() query: ReadQueryDto): Promise<ChangeView> {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    const view = await this.queryBus.execute<GetChange, ChangeView | undefined>(new GetChange(id));
+    const view = await this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute<GetChange, ChangeView | undefined>(new GetChange(id)),
+    );
     if (!view) throw notFound(`no change request ${id}`);
     return view;
   }

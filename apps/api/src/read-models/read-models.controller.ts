@@ -48,18 +48,21 @@ export class ReadModelsController {
    */
   @Get('change-log')
   async changeLog(@Query() query: ChangeLogQueryDto, @Res({ passthrough: true }) reply: FastifyReply) {
-    await this.readPosition.await(parsePosition(query.minPosition));
     const format = query.format ?? 'json';
     if (format === 'json') {
-      return this.queryBus.execute(new GetChangeLog(pageRequestOf(query)));
+      return this.readPosition.read(parsePosition(query.minPosition), () =>
+        this.queryBus.execute(new GetChangeLog(pageRequestOf(query))),
+      );
     }
     // sorted newest first, as the pages are
-    const rows = await exportRows(
-      query,
-      reply,
-      (page, byChangeId) =>
-        this.queryBus.execute<GetChangeLog, Page<ChangeLogRow>>(new GetChangeLog(page, byChangeId)),
-      newestFirst,
+    const rows = await this.readPosition.read(parsePosition(query.minPosition), () =>
+      exportRows(
+        query,
+        reply,
+        (page, byChangeId) =>
+          this.queryBus.execute<GetChangeLog, Page<ChangeLogRow>>(new GetChangeLog(page, byChangeId)),
+        newestFirst,
+      ),
     );
     if (format === 'csv') {
       void reply.header('Content-Type', 'text/csv; charset=utf-8');
@@ -72,8 +75,9 @@ export class ReadModelsController {
 
   @Get('approvals/pending')
   async pendingApprovals(@Query() query: PendingApprovalsQueryDto) {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(new ListPendingApprovals(query.requiredApproval, pageRequestOf(query)));
+    return this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute(new ListPendingApprovals(query.requiredApproval, pageRequestOf(query))),
+    );
   }
 
   /**
@@ -96,19 +100,22 @@ export class ReadModelsController {
         { field: 'to', message: 'to must be after from' },
       ]);
     }
-    await this.readPosition.await(parsePosition(query.minPosition));
     if (query.format !== 'ics') {
-      return this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query)));
+      return this.readPosition.read(parsePosition(query.minPosition), () =>
+        this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query))),
+      );
     }
     // for a calendar, sorted by start
-    const items = await exportRows(
-      query,
-      reply,
-      (page, byChangeId) =>
-        this.queryBus.execute<GetSchedule, Page<ScheduleItem>>(
-          new GetSchedule(from, to, query.system, page, byChangeId),
-        ),
-      (a, b) => compareText(a.from, b.from) || compareText(a.changeId, b.changeId),
+    const items = await this.readPosition.read(parsePosition(query.minPosition), () =>
+      exportRows(
+        query,
+        reply,
+        (page, byChangeId) =>
+          this.queryBus.execute<GetSchedule, Page<ScheduleItem>>(
+            new GetSchedule(from, to, query.system, page, byChangeId),
+          ),
+        (a, b) => compareText(a.from, b.from) || compareText(a.changeId, b.changeId),
+      ),
     );
     void reply.header('Content-Type', 'text/calendar; charset=utf-8');
     void reply.header('Content-Disposition', 'attachment; filename="change-schedule.ics"');
@@ -123,15 +130,17 @@ export class ReadModelsController {
   @Get('follow-ups')
   @Header('Cache-Control', 'no-store')
   async followUps(@Query() query: FollowUpsQueryDto) {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(new ListFollowUps(query.waitingFor, pageRequestOf(query)));
+    return this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute(new ListFollowUps(query.waitingFor, pageRequestOf(query))),
+    );
   }
 
   @Get('retrospectives/queue')
   @Header('Cache-Control', 'no-store')
   async retrospectiveQueue(@Query() query: PagedQueryDto) {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query)));
+    return this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query))),
+    );
   }
 }
 

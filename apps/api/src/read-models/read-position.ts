@@ -18,6 +18,7 @@ import {
   projectorThreadFiles,
   READ_MODEL_STORE,
   type ReadModelStore,
+  REBUILD_GENERATION,
   SqliteReadModelStore,
   STALL_GRACE_MS,
   storedStall,
@@ -137,15 +138,34 @@ export class ReadPosition {
     return this.projectorService?.projecting?.position ?? (await this.store.checkpoint(PROJECTOR_CHECKPOINT));
   }
 
-  async await(minPosition: bigint | undefined): Promise<void> {
-    if (minPosition === undefined) return;
+  /**
+   * Runs `query` once the read models include `minPosition` (see `await`), and again when a
+   * rebuild was swapped in between the wait and the query: its models may not include the
+   * position yet (the projector re-applies what they lack). All within the one 5 s wait.
+   */
+  async read<T>(minPosition: bigint | undefined, query: () => Promise<T>): Promise<T> {
+    if (minPosition === undefined) return query();
     const deadline = Date.now() + MIN_POSITION_WAIT_MS;
+    for (;;) {
+      const generation = await this.store.checkpoint(REBUILD_GENERATION);
+      await this.await(minPosition, deadline);
+      const result = await query();
+      if ((await this.store.checkpoint(REBUILD_GENERATION)) === generation) return result;
+      if (Date.now() >= deadline) throw this.lagging(minPosition);
+    }
+  }
+
+  /** Waits until the read models include `minPosition`, by `deadline` (default: 5 s from now). */
+  async await(minPosition: bigint | undefined, deadline = Date.now() + MIN_POSITION_WAIT_MS): Promise<void> {
+    if (minPosition === undefined) return;
     const projector = this.projectorService?.projecting;
     // This process's projector first (woken as it applies, no polling); false when it timed out
     // or stopped (this process shutting down: answered now, or a client's idle keep-alive
     // connection would hold the server's close). A leased one that stood down meanwhile leaves
     // the rest of the wait to the checkpoint, which another process now keeps.
-    const reached = projector ? await projector.waitFor(minPosition, MIN_POSITION_WAIT_MS) : false;
+    const reached = projector
+      ? await projector.waitFor(minPosition, Math.max(0, deadline - Date.now()))
+      : false;
     if (projector && !reached && this.projectorService?.mode !== 'standby') throw this.lagging(minPosition);
     // ...then the checkpoint stored with the models, which is what a read sees: a rebuild
     // swapped in brings its own, lower one, and until the projector notices the swap (within a

@@ -18,7 +18,7 @@ import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { parsePosition } from '../read-models/parse-position';
 import { ReadQueryDto } from '../read-models/read-query.dto';
-import { ReadPosition } from '../read-models/read-position';
+import { MIN_POSITION_WAIT_MS, ReadPosition } from '../read-models/read-position';
 import { GetComplianceReport } from './compliance-report.query';
 
 export class ComplianceReportQueryDto extends ReadQueryDto {
@@ -70,8 +70,10 @@ export class ReportsController {
     let report: ComplianceReport;
     // A rebuild swapped in after the wait brings models replayed only as far as it read the log
     // (the projector re-applies the rest within a second or so): then the wait is done again.
+    // All within the one 5 s wait the contract gives a minPosition read.
+    const deadline = Date.now() + MIN_POSITION_WAIT_MS;
     for (let attempt = 1; ; attempt++) {
-      await this.readPosition.await(minPosition);
+      await this.readPosition.await(minPosition, deadline);
       report = await this.queryBus.execute<GetComplianceReport, ComplianceReport>(
         new GetComplianceReport(period),
       );

@@ -55,7 +55,8 @@ export class StandardTemplatesController {
 
   @Get()
   async list(@Query() query: PagedQueryDto) {
-    await this.readPosition.await(parsePosition(query.minPosition));
-    return this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query)));
+    return this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query))),
+    );
   }
 }
