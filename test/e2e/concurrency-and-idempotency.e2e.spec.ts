@@ -743,11 +743,12 @@ describe('an Idempotency-Key whose submission was never answered (its process st
     await leavePending(USERS.requester, headers['idempotency-key'], now);
     const head = await app.store.headPosition();
     now += 30_000; // within the lease it may still be running: a repeat waits for it, then 409
-    expectStatus(
+    const inProgress = expectStatus(
       await app.post('/changes', normalChange(), USERS.requester, headers),
       409,
-      'CONCURRENCY_CONFLICT',
+      'IDEMPOTENCY_KEY_IN_PROGRESS',
     );
+    expect(inProgress.headers.get('retry-after')).toBe('1');
     now += 31_000;
     const repeat = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
     expect(repeat.body).toEqual(first.body);
