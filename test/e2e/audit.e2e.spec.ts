@@ -7,9 +7,11 @@ import { API_CONTROLLERS } from '../../apps/api/src/app.module';
 import { AppHarness, onEventStoreDb, USERS } from './support/app-harness';
 import {
   CRITERIA,
+  emergencyChange,
   expectStatus,
   implementSuccessfully,
   normalChange,
+  postImplementationReview,
   prepareAndStart,
   reviewAll,
   submit,
@@ -506,6 +508,86 @@ describe('evidence bundle', () => {
     expect(json).toMatchObject({ change: { id }, hashChain: { valid: true, checkedEvents: 6 } });
     expect(json.history).toHaveLength(6);
     expectStatus(await app.get(`/changes/${id}/evidence`, USERS.requester), 403, 'FORBIDDEN');
+    expect(text).toContain('- **Title:** Replace core switch');
+    expect(text).toContain('- **Implemented By:** —');
+    expect(text).toContain('- **Outcome:** —');
+
+    // what happened after the approval, as an auditor checks it against the plan
+    await prepareAndStart(app, id);
+    await implementSuccessfully(app, id);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 200);
+    const closed = (
+      await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, { as: USERS.auditor })
+    ).body;
+    const implementer = `${USERS.implementer.name} (id ${USERS.implementer.sub})`;
+    for (const expected of [
+      '## Implementation and Review',
+      `- **Scheduled:** 2026-12-01T22:00:00Z – 2026-12-02T00:00:00Z (maintenance window: yes; by ${implementer})`,
+      `- **Implemented By:** ${implementer}`,
+      '- **Steps Recorded:** 1',
+      '- **Issues:** none recorded',
+      '- **Verification:** passed (functionality tested: yes, system health verified: yes, logs checked: yes; ',
+      '- **Outcome:** Successful',
+      `- **Post-Implementation Review:** ${implementer}, `,
+      '  - Documentation updated: yes',
+      '  - Lessons learned: Drain nodes earlier',
+      '  - Improvement: Automate the drain',
+    ]) {
+      expect(closed).toContain(expected);
+    }
+    expect(closed).toMatch(/- \*\*Closed:\*\* \d{4}-\d\d-\d\dT/);
+    expect(closed).not.toContain('Retrospective Decision');
+  });
+
+  it('an emergency retrospectively rejected: the rejecter is not named as its approver, and the decision is', async () => {
+    const complete = {
+      expectedImpact: 'sshd restarts',
+      implementationPlan: ['apt install openssh-server'],
+      rollbackPlan: 'apt install the previous version',
+      testingPlan: 'ssh into every node',
+      risk: { level: 'medium', potentialImpact: 'lockout', mitigation: 'console access ready' },
+      timeline: { proposedStart: '2026-11-26T08:00:00Z', estimatedDurationMinutes: 30 },
+    };
+    const { id } = await submit(app, emergencyChange(complete), USERS.implementer);
+    await implementSuccessfully(app, id);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    expectStatus(
+      await app.post(
+        `/changes/${id}/retrospective-approval`,
+        { decision: 'reject', comment: 'should have waited for the window' },
+        USERS.manager,
+      ),
+      200,
+    );
+    const text = (
+      await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, { as: USERS.auditor })
+    ).body;
+    const manager = `${USERS.manager.name} (id ${USERS.manager.sub})`;
+    expect(text).toContain(
+      '## Emergency\n- **Category:** Security\n- **Justification:** Exploit seen in the wild',
+    );
+    expect(text).toContain(`- **Approved By:** — (retrospectively rejected by ${manager}: see below)`);
+    expect(text).toContain('## Approval\n');
+    expect(text).toMatch(/- \*\*Approved By:\*\* .*\n- \*\*Date:\*\* —\n/);
+    expect(text).toContain(
+      `- **Retrospective Decision:** REJECTED by ${USERS.manager.name} (id ${USERS.manager.sub}; management), `,
+    );
+    expect(text).toContain(': should have waited for the window');
   });
 
   it("a requester's text cannot add sections, rows or HTML to the evidence", async () => {

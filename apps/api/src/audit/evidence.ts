@@ -21,18 +21,89 @@ const text = (value: string | null | undefined) =>
 const person = (who: { readonly id: string; readonly name: string }, what?: string) =>
   `${md(who.name)} (id ${md(who.id)}${what ? `; ${what}` : ''})`;
 
-/** Who approved, in the words an auditor expects, whatever the change type. */
+const yesNo = (value: boolean) => (value ? 'yes' : 'no');
+const when = (iso: string | null | undefined) => (iso ? md(iso) : '—');
+
+/**
+ * Who approved, in the words an auditor expects, whatever the change type: for an emergency,
+ * management's retrospective approval; a retrospective rejection approves nothing (as the view
+ * says: `approvedBy` null), and is named as what it is.
+ */
 const approvedBy = (v: ChangeView) => {
   if (v.approval?.level === 'standard-template')
     return `Pre-approved by standard template ${md(v.standardTemplate?.id)}`.trim();
   if (v.approval?.by) return person(v.approval.by, v.approval.level);
-  if (v.retrospectiveDecision) {
-    return person(
-      v.retrospectiveDecision.by,
-      `retrospective ${v.retrospectiveDecision.decision}, management`,
+  const decision = v.retrospectiveDecision;
+  if (decision?.decision === 'approve') return person(decision.by, 'retrospective approval, management');
+  if (decision) return `— (retrospectively rejected by ${person(decision.by)}: see below)`;
+  return '—';
+};
+
+/** What happened after the approval: the record an auditor checks the plan against. */
+const afterApproval = (v: ChangeView): string[] => {
+  const lines: string[] = ['## Implementation and Review'];
+  const schedule = v.schedule;
+  lines.push(
+    `- **Scheduled:** ${schedule ? `${md(schedule.plannedStart)} – ${md(schedule.plannedEnd)} (maintenance window: ${yesNo(schedule.maintenanceWindow)}; by ${person(schedule.by)})` : '—'}`,
+    `- **Implemented By:** ${v.implementedBy ? person(v.implementedBy) : '—'}`,
+    `- **Started:** ${when(v.timestamps.implementationStartedAt)}`,
+    `- **Steps Recorded:** ${v.steps.length}`,
+  );
+  if (v.issues.length === 0) lines.push('- **Issues:** none recorded');
+  else {
+    lines.push('- **Issues:**');
+    for (const issue of v.issues) {
+      lines.push(
+        `  - ${md(issue.severity)}: ${md(issue.description)} (${person(issue.by)}, ${md(issue.at)})`,
+      );
+    }
+  }
+  const check = v.verification;
+  lines.push(
+    `- **Verification:** ${
+      check
+        ? `${check.passed ? 'passed' : 'FAILED'} (functionality tested: ${yesNo(check.functionalityTested)}, ` +
+          `system health verified: ${yesNo(check.systemHealthVerified)}, logs checked: ${yesNo(check.logsChecked)}; ` +
+          `${person(check.by)}, ${md(check.at)})`
+        : '—'
+    }`,
+    `- **Outcome:** ${v.outcome ? word(md(v.outcome)) : '—'}${v.outcomeNotes ? ` — ${md(v.outcomeNotes)}` : ''}`,
+    `- **Completed:** ${when(v.timestamps.implementedAt)}`,
+  );
+  const review = v.postImplementationReview;
+  if (!review) lines.push('- **Post-Implementation Review:** —');
+  else {
+    lines.push(
+      `- **Post-Implementation Review:** ${person(review.by)}, ${md(review.at)}`,
+      `  - Documentation updated: ${yesNo(review.documentationUpdated)}`,
+      `  - Lessons learned: ${md(review.lessonsLearned) || '—'}`,
+      ...(review.improvements.length
+        ? review.improvements.map((improvement) => `  - Improvement: ${md(improvement)}`)
+        : ['  - Improvements: none']),
     );
   }
-  return '—';
+  const decision = v.retrospectiveDecision;
+  if (v.type === 'emergency') {
+    lines.push(
+      `- **Retrospective Decision:** ${
+        decision
+          ? `${decision.decision === 'approve' ? 'approved' : 'REJECTED'} by ${person(decision.by, 'management')}, ${md(decision.at)}: ${md(decision.comment)}`
+          : '— (outstanding)'
+      }`,
+    );
+  }
+  if (v.rejection) {
+    const { stage, kind, reason, by, at } = v.rejection;
+    lines.push(
+      `- **Rejected:** at ${md(stage)}${kind ? ` (${md(kind)} review)` : ''} by ${person(by)}, ${md(at)}: ${md(reason)}`,
+    );
+  }
+  if (v.cancellation) {
+    const { reason, by, at, statusBefore } = v.cancellation;
+    lines.push(`- **Cancelled:** while ${md(statusBefore)}, by ${person(by)}, ${md(at)}: ${md(reason)}`);
+  }
+  lines.push(`- **Closed:** ${when(v.timestamps.closedAt)}`);
+  return lines;
 };
 
 /**
@@ -49,15 +120,24 @@ export const evidenceMarkdown = (
   const lines = [
     '# Change Request',
     '',
-    `_${v.id} — evidence generated ${generatedAt} from ${history.length} events._`,
+    `_${md(v.id)} — evidence generated ${generatedAt} from ${history.length} events._`,
     '',
     '## Change Information',
+    `- **Title:** ${md(v.title) || '—'}`,
     `- **Requestor:** ${v.requestedBy ? person(v.requestedBy) : '—'}`,
     `- **Date:** ${day(v.timestamps.submittedAt)}`,
-    `- **Change Type:** ${word(v.type)}`,
-    `- **Priority:** ${word(v.priority)}`,
-    `- **Status:** ${v.status}`,
+    `- **Change Type:** ${word(md(v.type))}`,
+    `- **Priority:** ${word(md(v.priority))}`,
+    `- **Status:** ${md(v.status)}`,
     '',
+    ...(v.emergency
+      ? [
+          '## Emergency',
+          `- **Category:** ${word(md(v.emergency.category))}`,
+          `- **Justification:** ${md(v.emergency.justification) || '—'}`,
+          '',
+        ]
+      : []),
     '## Change Description',
     text(v.description),
     '',
@@ -91,7 +171,9 @@ export const evidenceMarkdown = (
     '## Approval',
     `- **Reviewed By:** ${v.reviews.length ? v.reviews.map((r) => person(r.by, `${r.kind}: ${r.verdict}`)).join(', ') : '—'}`,
     `- **Approved By:** ${approvedBy(v)}`,
-    `- **Date:** ${day(v.approval?.at ?? v.retrospectiveDecision?.at)}`,
+    `- **Date:** ${day(v.timestamps.approvedAt)}`,
+    '',
+    ...afterApproval(v),
     '',
     '## History',
     '',
@@ -99,13 +181,13 @@ export const evidenceMarkdown = (
     '|----------|----------|------|-------|-------|------|',
     ...history.map(
       (e) =>
-        `| ${e.position} | ${e.revision} | ${e.occurredAt} | ${e.type} | ${markdownCell(`${e.actor.name} (id ${e.actor.id}; ${e.actor.roles.join(', ')})`)} | ${(e.hash ?? '').slice(0, 16)}… |`,
+        `| ${e.position} | ${e.revision} | ${markdownCell(e.occurredAt)} | ${markdownCell(e.type)} | ${markdownCell(`${e.actor.name} (id ${e.actor.id}; ${e.actor.roles.join(', ')})`)} | ${markdownCell((e.hash ?? '').slice(0, 16))}… |`,
     ),
     '',
     '## Hash chain',
     chain.valid
       ? `Intact: ${chain.checkedEvents} events of stream \`changeRequest-${v.id}\` verified (SHA-256, each event chained to the one before).`
-      : `**BROKEN** at revision ${chain.firstInvalid?.revision} (position ${chain.firstInvalid?.position}): ${chain.firstInvalid?.reason}.`,
+      : `**BROKEN** at revision ${chain.firstInvalid?.revision} (position ${chain.firstInvalid?.position}): ${md(chain.firstInvalid?.reason)}.`,
     '',
   ];
   return lines.join('\n');
