@@ -18,6 +18,7 @@ import {
   REBUILD_GENERATION,
   REBUILD_PROMOTING,
   RebuildSwapInProgressError,
+  ReadModelsAheadOfLogError,
   type Projection,
   type ReadModelStore,
   rebuildReadModels,
@@ -237,6 +238,32 @@ describe('projector resilience', () => {
     await live.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: 7n } });
     await expect(liveSwapGuard(live, 300)).resolves.toEqual({ name: REBUILD_PROMOTING, position: 7n });
     await live.close();
+  });
+
+  it('does not start on read models that have applied more of the log than it holds (an older copy restored under them); a rebuild from it mends them', async () => {
+    const later = new SqliteEventStore(join(dir, 'ahead-later.sqlite'));
+    const store = SqliteReadModelStore.open(join(dir, 'ahead.sqlite'));
+    const projections = allProjections();
+    await writeRandomLifecycles(later, { seed: 31, count: 6 });
+    await replayInto(later, store, projections);
+    // the log as an older backup held it: the first events only
+    const older = new SqliteEventStore(join(dir, 'ahead-older.sqlite'));
+    const firstEvents = await later.readAll({ after: 0n, limit: 10 });
+    for (const event of firstEvents) {
+      await older.append(event.streamId, [event], event.revision === 0n ? 'no-stream' : event.revision - 1n);
+    }
+    const applied = await store.checkpoint(PROJECTOR_CHECKPOINT);
+    const projector = new Projector(older, store, projections);
+    await expect(projector.start()).rejects.toThrow(
+      new ReadModelsAheadOfLogError(applied, await older.headPosition()).message,
+    );
+    expect(projector.running).toBe(false);
+    await rebuildReadModels(older, store, projections);
+    const mended = new Projector(older, store, projections);
+    await mended.start();
+    expect(mended.position).toBe(await older.headPosition());
+    await mended.stop();
+    await Promise.all([store.close(), later.close(), older.close()]);
   });
 
   it('subscribes again when the event store subscription fails for good, and is not running meanwhile', async () => {

@@ -98,6 +98,25 @@ export class RebuildSwapInProgressError extends Error {
   }
 }
 
+/**
+ * The read models have applied the log further than it goes: they belong to a later copy of it
+ * or to another log (an older backup restored under them). Its next events would come at
+ * positions they count as applied, and be skipped for good: the projector does not start.
+ */
+export class ReadModelsAheadOfLogError extends Error {
+  constructor(
+    readonly applied: bigint,
+    readonly head: bigint,
+  ) {
+    super(
+      `the read models have applied the event log up to position ${applied}, but it ends at ${head}: they belong to ` +
+        'a later or another log (an older copy restored under them?). Start on a fresh DATA_DIR holding the log ' +
+        '(README: Backup and restore), or replay them from this log: npm run projections:rebuild',
+    );
+    this.name = 'ReadModelsAheadOfLogError';
+  }
+}
+
 export interface ProjectorOptions {
   /** Most events folded into one read-model write while catching up. */
   readonly batchSize?: number;
@@ -335,6 +354,8 @@ export class Projector implements LiveProjector {
       const recorded = healed > 0n || (await this.store.checkpoint(REBUILD_PROMOTING)) > 0n;
       this.generation = recorded ? healed : await this.store.checkpoint(REBUILD_GENERATION);
       this.applied = await this.store.checkpoint(PROJECTOR_CHECKPOINT);
+      const head = await this.events.headPosition();
+      if (this.applied > head) throw new ReadModelsAheadOfLogError(this.applied, head);
       await settleProjectionVersions(this.store, this.projections, this.applied);
       const stale = await staleReadModels(this.store, this.projections, this.applied);
       if (stale.length > 0) this.options.logger?.error(`projector: ${describeStale(stale)}`);
@@ -361,6 +382,7 @@ export class Projector implements LiveProjector {
     } catch (error) {
       clearInterval(this.heartbeat);
       clearInterval(this.rebuildCheck);
+      this.following = false; // a start that failed is not running (health: down)
       throw error;
     }
     this.loop = this.follow().catch((error: unknown) => {
