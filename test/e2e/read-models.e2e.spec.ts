@@ -107,7 +107,7 @@ describe('read models over HTTP', () => {
       app,
       normalChange('low', {
         title: 'Upgrade BMC Firmware on pve3',
-        description: 'Apply the vendor\u2019s 2.14 update (fixes the fan curve)',
+        description: 'Apply the vendor\u2019s 2.14 update (fixes the fan curve) at Straße 5, İzmir',
       }),
       { ...mine, sub: 'u-search' },
     );
@@ -124,6 +124,10 @@ describe('read models over HTTP', () => {
     expect(await search(firmware.id.toLowerCase())).toEqual([firmware.id]);
     expect(await search('firmware', '&requestedBy=u-search&riskLevel=high')).toEqual([]);
     expect(await search('f.rmware')).toEqual([]);
+    // case folded in full, on both sides: ß as ss, the Turkish İ and ı as i
+    expect(await search('STRASSE 5')).toEqual([firmware.id]);
+    expect(await search('izmir')).toEqual([firmware.id]);
+    expect(await search('IZMIR')).toEqual([firmware.id]);
     // never across two of the fields: the title's end and the description's start
     expect(await search('pve3 apply')).toEqual([]);
     expect(await search('pve3\napply')).toEqual([]);

@@ -81,6 +81,17 @@ describe('change requests projection', () => {
     // a zero-width space between a letter and its accent: composed once it is dropped
     expect(searchKey('Cafe\u200b\u0301')).toBe(searchKey('CAF\u00c9'));
     expect(searchKey('Cafe\u200b\u0301')).toBe('caf\u00e9');
+    // case folded in full, not only lowered
+    for (const [a, b] of [
+      ['Straße', 'STRASSE'],
+      ['İzmir DC', 'izmir dc'],
+      ['IZMIR', 'ızmır'],
+      ['ﬁrewall', 'FIREWALL'],
+      ['ΟΔΟΣ', 'οδοσ'],
+    ]) {
+      expect(searchKey(a)).toBe(searchKey(b));
+    }
+    expect(searchKey('İzmir DC failover')).toContain(searchKey('IZMIR'));
     expect(doc?.state).toMatchObject({
       exists: true,
       version: 1,

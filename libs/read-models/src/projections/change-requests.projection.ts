@@ -61,7 +61,8 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
   // Also since 2: `searchText`. 3: its parts are joined by SEARCH_TEXT_SEPARATOR, which no `q`
   // holds (2 joined them by a line feed, so "kernel\nreboot" matched a title's end and a
   // description's start), and its text is composed after zero-width characters are dropped.
-  version: 3,
+  // 4: its case is folded in full (ß as ss, İ and ı as i), not only lowered.
+  version: 4,
   documentId: changeIdOf,
   evolve: (document, event) => {
     const before = document?.state ?? initialChangeRequestState();
@@ -93,11 +94,19 @@ export const changeRequestsProjection: Projection<ChangeRequestDocument> = {
 
 /**
  * Text as `GET /changes?q=` compares it: zero-width characters dropped, surrounding spaces
- * trimmed, lower case (as `systemKey`), then composed (NFC: a decomposed "ü" finds a composed
- * one; composed last, since a zero-width character between a letter and its accent keeps them
- * apart).
+ * trimmed, case folded, then composed (NFC: a decomposed "ü" finds a composed one; composed last,
+ * since a zero-width character between a letter and its accent keeps them apart). The case fold
+ * goes further than lower case: upper then lower case ("Straße" as "strasse", "ﬁ" as "fi", the
+ * Turkish dotless ı as i), the dot that lower-casing leaves on the Turkish İ dropped (so "İzmir",
+ * "IZMIR" and "izmir" are one), and the Greek final sigma as any sigma.
  */
-export const searchKey = (text: string): string => systemKey(text).normalize('NFC');
+export const searchKey = (text: string): string =>
+  systemKey(text)
+    .toUpperCase()
+    .toLowerCase()
+    .replace(/i\u0307/g, 'i')
+    .replace(/\u03c2/g, '\u03c3')
+    .normalize('NFC');
 
 /**
  * Between the id, title and description in `searchText`: a control character, which `q` may not
