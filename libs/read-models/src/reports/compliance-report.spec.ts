@@ -200,6 +200,22 @@ describe('compliance report', () => {
     expect(r.readModelPosition).toBe('42');
   });
 
+  it('a failure completed before the period and still unreviewed at its end is a finding of the period, though not one of its outcomes', () => {
+    const failedEarly = timed(
+      [...normalHistory('in-progress'), completed('failed')],
+      times('2026-08-03T09:00:00.000Z', 13),
+    );
+    const q4 = report(facts(failedEarly));
+    expect(q4.findings.failedWithoutReview).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-001',
+        outcome: 'failed',
+        completedAt: '2026-08-03T21:00:00.000Z',
+      }),
+    ]);
+    expect(q4.volumes.outcomes).toEqual({ successful: 0, failed: 0, 'rolled-back': 0 });
+  });
+
   it('reads facts as of the period end: what happened later does not clear a finding', () => {
     const failedLate = timed(
       [...normalHistory('in-progress'), completed('rolled-back'), postImplementationReviewed()],
