@@ -73,6 +73,20 @@ if (url) {
       }
     });
 
+    it('reads keys from the primary whatever the URL prefers (a claim that lost its insert reads the winner at once)', async () => {
+      const preferring = new URL(url);
+      preferring.searchParams.set('readPreference', 'secondaryPreferred');
+      const fx = mongoFixture(preferring.toString(), url);
+      try {
+        const store = await fx.open();
+        const keys = (store as unknown as { keys: { readPreference: { mode: string } } }).keys;
+        expect(keys.readPreference.mode).toBe('primary');
+        expect((await store.claim('u\u0000k', 'f1', new Date(1_000))).kind).toBe('claimed');
+      } finally {
+        await fx.cleanup();
+      }
+    });
+
     it('a server lost after the start is an outage (503 SERVICE_UNAVAILABLE), not an unexpected error', async () => {
       const proxy = await startTcpProxy(mongoAddress(url));
       const port = proxy.port;

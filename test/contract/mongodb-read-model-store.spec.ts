@@ -417,6 +417,28 @@ if (url) {
       expect(await store.get('things', 's')).toBeUndefined();
     });
 
+    it('getMany reads its documents in one round trip: no getMore left to a rename (a swap) to kill', async () => {
+      await store.init([spec]);
+      const ids = Array.from({ length: 5 }, (_, i) => `c${i}`);
+      await commit(
+        ids.map((id, i) => doc(id, String(i + 1))),
+        5n,
+      );
+      const watched = new MongoClient(url!, { monitorCommands: true });
+      const commands: string[] = [];
+      watched.on('commandStarted', (event) => commands.push(event.commandName));
+      const reader = new MongoReadModelStore(watched, fx.dbName);
+      try {
+        await reader.init([spec]);
+        commands.length = 0;
+        // every wanted id found: the one batch is exactly full
+        expect([...(await reader.getMany('things', ids)).keys()].sort()).toEqual(ids);
+        expect(commands).toEqual(['find']);
+      } finally {
+        await watched.close();
+      }
+    });
+
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
       await commit([doc('b', '5', 'b5')], 5n);
       // The race, forced: another writer (a second projector) stores a and c after this batch

@@ -837,4 +837,27 @@ if (process.env.E2E_READ_MODEL_STORE === 'mongodb')
       });
       expectStatus(await app.post('/changes', normalChange('low'), USERS.requester, keyed), 201);
     }, 30_000);
+
+    it('health answers within its probe timeout while MongoDB stops answering (connections open, nothing back)', async () => {
+      const slow = await startTcpProxy(mongoAddress(process.env.MONGODB_URL!));
+      // the driver would wait up to 20 s to give up on the server: health must not wait with it
+      const patient = await AppHarness.start({
+        MONGODB_URL: `mongodb://127.0.0.1:${slow.port}/?directConnection=true&serverSelectionTimeoutMS=20000`,
+      });
+      try {
+        expectStatus(await patient.request('GET', '/health', { as: null, readYourWrites: false }), 200);
+        slow.stall();
+        const started = Date.now();
+        const health = await patient.request('GET', '/health', { as: null, readYourWrites: false });
+        expect(Date.now() - started).toBeLessThan(6000);
+        expect({ status: health.status, body: health.body }).toMatchObject({
+          status: 503,
+          body: { status: 'degraded', eventStore: 'up', readModels: 'down' },
+        });
+      } finally {
+        await slow.restore();
+        await patient.close();
+        await slow.close();
+      }
+    }, 60_000);
   });

@@ -3,17 +3,21 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 /**
  * A TCP proxy on a loopback port in front of a server (a fake of the network between us and a
  * store): `cut` closes it and every connection through it, as a server lost mid-run looks to a
- * client; `restore` listens again on the same port.
+ * client; `stall` keeps every connection open but forwards nothing more (a server that stopped
+ * answering, or a network dropping packets); `restore` ends either (after a stall, the held
+ * connections are closed) and listens again on the same port.
  */
 export interface TcpProxy {
   readonly port: number;
   cut(): Promise<void>;
+  stall(): void;
   restore(): Promise<void>;
   close(): Promise<void>;
 }
 
 export const startTcpProxy = async (target: { host: string; port: number }): Promise<TcpProxy> => {
   const sockets = new Set<Socket>();
+  let stalled = false;
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
@@ -22,8 +26,9 @@ export const startTcpProxy = async (target: { host: string; port: number }): Pro
   const open = (port: number) =>
     new Promise<Server>((resolve, reject) => {
       const server = createServer((inbound) => {
-        const outbound = connect(target.port, target.host);
         track(inbound);
+        if (stalled) return; // held open, answered never
+        const outbound = connect(target.port, target.host);
         track(outbound);
         inbound.pipe(outbound).pipe(inbound);
       });
@@ -44,7 +49,18 @@ export const startTcpProxy = async (target: { host: string; port: number }): Pro
   return {
     port,
     cut,
+    stall() {
+      stalled = true;
+      for (const socket of sockets) {
+        socket.unpipe();
+        socket.pause();
+      }
+    },
     async restore() {
+      if (stalled) {
+        stalled = false;
+        for (const socket of sockets) socket.destroy();
+      }
       if (!server) server = await open(port);
     },
     close: cut,

@@ -52,11 +52,22 @@ export interface HealthReport {
 /** How long a look at the projection versions is reused (health is polled; they rarely change). */
 const STALE_CHECK_MS = 10_000;
 
-const up = (probe: Promise<unknown>) =>
-  probe.then(
-    () => 'up' as const,
-    () => 'down' as const,
-  );
+/** How long a store may take to answer health's probe before it counts as down. */
+const PROBE_TIMEOUT_MS = 3000;
+
+/** 'up' once the probe answers, 'down' when it fails or does not answer in time (never hangs). */
+const up = (probe: Promise<unknown>): Promise<'up' | 'down'> => {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    probe.then(
+      () => 'up' as const,
+      () => 'down' as const,
+    ),
+    new Promise<'down'>((resolve) => {
+      timer = setTimeout(() => resolve('down'), PROBE_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+};
 
 /** What `/health` reports (and `/metrics` renders): the stores, the projector, the webhook. */
 @Injectable()

@@ -67,7 +67,11 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     const opened = newMongoClient(url, clientDefaults(url));
     const { client, scrub } = opened;
     const target = `${opened.target} (database ${dbName})`;
-    const keys = client.db(dbName).collection<KeyDocument>(IDEMPOTENCY_COLLECTION);
+    // From the primary whatever the URL prefers: a claim that lost its insert reads the winner's
+    // key at once, which a secondary may not have yet.
+    const keys = client
+      .db(dbName, { readPreference: 'primary' })
+      .collection<KeyDocument>(IDEMPOTENCY_COLLECTION);
     try {
       // for the purge of keys older than 24 h
       await keys.createIndex({ claimedAt: 1 }, { name: 'claimedAt' });

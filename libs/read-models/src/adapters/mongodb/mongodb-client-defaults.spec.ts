@@ -1,5 +1,5 @@
-import { MongoClient } from 'mongodb';
-import { clientDefaults } from './mongodb-read-model-store';
+import { MongoClient, MongoServerError } from 'mongodb';
+import { clientDefaults, isMongoOutage } from './mongodb-read-model-store';
 
 /** The write concern a client made from `url` with our defaults ends up with (parsing only). */
 const writeConcernOf = (url: string) => {
@@ -35,6 +35,34 @@ describe('clientDefaults (MongoDB read models)', () => {
       journal: true,
       wtimeoutMS: 500,
     });
+  });
+
+  it("takes the driver's older option names (j, wtimeout) as the URL's own, not overridden by ours", () => {
+    expect(writeConcernOf('mongodb://db.example/?j=false')).toMatchObject({ journal: false });
+    expect(writeConcernOf('mongodb://db.example/?wtimeout=500')).toMatchObject({ wtimeoutMS: 500 });
+  });
+
+  it('waits at most as long for a pooled connection as for a server, unless the URL says otherwise', () => {
+    expect(
+      new MongoClient('mongodb://db.example/', clientDefaults('mongodb://db.example/')).options,
+    ).toMatchObject({ waitQueueTimeoutMS: 5000 });
+    const url = 'mongodb://db.example/?waitQueueTimeoutMS=250';
+    expect(new MongoClient(url, clientDefaults(url)).options).toMatchObject({ waitQueueTimeoutMS: 250 });
+  });
+
+  it("counts a server's failover and shutdown answers as an outage (503), not its refusals", () => {
+    const answer = (code: number) => new MongoServerError({ message: `code ${code}`, code });
+    for (const code of [10107, 13435, 11602, 11600, 91, 189, 50])
+      expect(isMongoOutage(answer(code))).toBe(true);
+    for (const code of [11000, 2, 26]) expect(isMongoOutage(answer(code))).toBe(false); // duplicate key, bad value
+    const waited = Object.assign(
+      new Error('Timed out while checking out a connection from connection pool'),
+      {
+        name: 'MongoWaitQueueTimeoutError',
+      },
+    );
+    expect(isMongoOutage(waited)).toBe(true);
+    expect(isMongoOutage(new Error('a bug'))).toBe(false);
   });
 
   it('gives 5 s to find a server unless the URL or the caller says otherwise', () => {

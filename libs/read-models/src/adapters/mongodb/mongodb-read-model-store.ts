@@ -123,6 +123,16 @@ const NETWORK_ERROR_CODES = new Set([
   'ENETUNREACH',
 ]);
 
+/**
+ * What a server answers while it fails over or shuts down: NotWritablePrimary (10107),
+ * NotPrimaryNoSecondaryOk (13435), NotPrimaryOrSecondary (13436), InterruptedDueToReplStateChange
+ * (11602), InterruptedAtShutdown (11600), ShutdownInProgress (91), PrimarySteppedDown (189),
+ * HostUnreachable (6), HostNotFound (7), NetworkTimeout (89), SocketException (9001),
+ * ExceededTimeLimit (262), MaxTimeMSExpired (50). The driver retries such a write once (never on
+ * a standalone server) and then hands the error on.
+ */
+const OUTAGE_SERVER_CODES = new Set([10107, 13435, 13436, 11602, 11600, 91, 189, 6, 7, 89, 9001, 262, 50]);
+
 /** The server could not be reached or did not confirm in time: an outage, not a bug. */
 export const isMongoOutage = (error: unknown) =>
   // not `instanceof Error`: Node's own errors may come from another realm (a vm context, jest)
@@ -133,7 +143,12 @@ export const isMongoOutage = (error: unknown) =>
   error instanceof MongoServerSelectionError ||
   error instanceof MongoNotConnectedError ||
   error instanceof MongoTopologyClosedError ||
-  error instanceof MongoWriteConcernError;
+  error instanceof MongoWriteConcernError ||
+  // every pooled connection busy (with a stalled server) for waitQueueTimeoutMS; the driver
+  // does not export the class
+  (error as { name?: unknown } | null)?.name === 'MongoWaitQueueTimeoutError' ||
+  (error instanceof MongoServerError &&
+    (OUTAGE_SERVER_CODES.has(Number(error.code)) || error.hasErrorLabel('RetryableWriteError')));
 
 /** Runs an operation; an outage (`isMongoOutage`) becomes the error `unavailable` makes of it. */
 export const reachMongo = async <T>(
@@ -214,12 +229,16 @@ export const clientDefaults = (
   url: string,
   { serverSelectionTimeoutMS = 5000, writeTimeoutMS = 10_000 }: MongoReadModelStoreOptions = {},
 ): MongoClientOptions => {
-  const urlSets = (option: string) => new RegExp(`[?&]${option}=`, 'i').test(url);
+  const urlSets = (...options: string[]) =>
+    options.some((option) => new RegExp(`[?&]${option}=`, 'i').test(url));
   return {
     ...(urlSets('serverSelectionTimeoutMS') ? {} : { serverSelectionTimeoutMS }),
     ...(urlSets('w') ? {} : { w: 'majority' as const }),
-    ...(urlSets('journal') ? {} : { journal: true }),
-    ...(urlSets('wtimeoutMS') ? {} : { wtimeoutMS: writeTimeoutMS }),
+    // the driver still takes the older names (`j`, `wtimeout`), and ours would override them
+    ...(urlSets('journal', 'j') ? {} : { journal: true }),
+    ...(urlSets('wtimeoutMS', 'wtimeout') ? {} : { wtimeoutMS: writeTimeoutMS }),
+    // a request waits this long for a pooled connection (all busy with a stalled server), not forever
+    ...(urlSets('waitQueueTimeoutMS') ? {} : { waitQueueTimeoutMS: serverSelectionTimeoutMS }),
   };
 };
 
@@ -403,8 +422,13 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
       return found;
     }
     // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
+    // The limit too: a batch that is exactly full otherwise leaves the cursor open on the server,
+    // and the driver asks it for more.
     const batchSize = Math.min(wanted.length, MAX_BATCH);
-    const cursor = this.collection(collection).find({ _id: { $in: wanted } }, { batchSize });
+    const cursor = this.collection(collection).find(
+      { _id: { $in: wanted } },
+      { batchSize, limit: wanted.length },
+    );
     const rows = await reach(this.connection.target, () => cursor.toArray());
     for (const stored of rows) found.set(stored._id, fromStored<D>(stored));
     return found;
