@@ -439,6 +439,25 @@ if (url) {
       }
     });
 
+    it("a commit judges what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
+      const watched = new MongoClient(url!, { monitorCommands: true });
+      const finds: unknown[] = [];
+      watched.on('commandStarted', (event) => {
+        if (event.commandName === 'find') finds.push(event.command.readConcern);
+      });
+      const writer = new MongoReadModelStore(watched, fx.dbName);
+      try {
+        await writer.init([spec]);
+        await writer.commit({
+          documents: [{ collection: 'things', document: doc('m1', '1') }],
+          checkpoint: { name: 'cp', position: 1n },
+        });
+        expect(finds).toContainEqual({ level: 'majority' });
+      } finally {
+        await watched.close();
+      }
+    });
+
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
       await commit([doc('b', '5', 'b5')], 5n);
       // The race, forced: another writer (a second projector) stores a and c after this batch

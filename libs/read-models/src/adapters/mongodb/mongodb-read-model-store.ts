@@ -527,12 +527,16 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     await verify(true);
   }
 
-  /** The stored `_position`s of these ids (absent ids are not in the map). */
+  /**
+   * The stored `_position`s of these ids (absent ids are not in the map), as a majority has them:
+   * a write of an earlier attempt that only the old primary holds (its acknowledgement timed out)
+   * must not count as done, or the checkpoint would move past documents a failover rolls back.
+   */
   private async storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>> {
     const positions = new Map<string, string>();
     const cursor = this.collection(collection).find(
       { _id: { $in: [...ids] } },
-      { projection: { _position: 1 } },
+      { projection: { _position: 1 }, readConcern: { level: 'majority' } },
     );
     for await (const row of cursor)
       positions.set(row._id, typeof row._position === 'string' ? row._position : '');
