@@ -11,9 +11,9 @@ import {
   expectStatus,
   implementSuccessfully,
   normalChange,
-  postImplementationReview,
   prepareAndStart,
   reviewAll,
+  reviewImplementation,
   submit,
 } from './support/change-fixtures';
 
@@ -515,14 +515,7 @@ describe('evidence bundle', () => {
     // what happened after the approval, as an auditor checks it against the plan
     await prepareAndStart(app, id);
     await implementSuccessfully(app, id);
-    expectStatus(
-      await app.post(
-        `/changes/${id}/post-implementation-review`,
-        postImplementationReview,
-        USERS.implementer,
-      ),
-      200,
-    );
+    await reviewImplementation(app, id);
     expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 200);
     const closed = (
       await app.request<string>('GET', `/changes/${id}/evidence?format=markdown`, { as: USERS.auditor })
@@ -558,14 +551,7 @@ describe('evidence bundle', () => {
     };
     const { id } = await submit(app, emergencyChange(complete), USERS.implementer);
     await implementSuccessfully(app, id);
-    expectStatus(
-      await app.post(
-        `/changes/${id}/post-implementation-review`,
-        postImplementationReview,
-        USERS.implementer,
-      ),
-      200,
-    );
+    await reviewImplementation(app, id);
     expectStatus(
       await app.post(
         `/changes/${id}/retrospective-approval`,

@@ -9,6 +9,7 @@ import {
   postImplementationReview,
   prepareAndStart,
   reviewAll,
+  reviewImplementation,
   submit,
 } from './support/change-fixtures';
 
@@ -190,14 +191,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       200,
     );
     await implementSuccessfully(app, id);
-    expectStatus(
-      await app.post(
-        `/changes/${id}/post-implementation-review`,
-        postImplementationReview,
-        USERS.implementer,
-      ),
-      200,
-    );
+    await reviewImplementation(app, id);
 
     // The request is incomplete: the retrospective approval names what is missing.
     const early = expectStatus(

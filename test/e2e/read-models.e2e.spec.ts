@@ -19,6 +19,7 @@ import {
   postImplementationReview,
   prepareAndStart,
   reviewAll,
+  reviewImplementation,
   submit,
 } from './support/change-fixtures';
 
@@ -734,14 +735,7 @@ describe('GET /follow-ups: approved changes not yet closed, the step each waits 
       dueAt: '2026-12-07T00:30:00.000Z', // three business days: Thursday, Friday, Monday
       overdue: false,
     });
-    expectStatus(
-      await app.post(
-        `/changes/${id}/post-implementation-review`,
-        postImplementationReview,
-        USERS.implementer,
-      ),
-      200,
-    );
+    await reviewImplementation(app, id);
     now = Date.parse('2026-12-07T00:30:00.001Z');
     expect(await followUpOf(id)).toMatchObject({
       waitingFor: 'close',

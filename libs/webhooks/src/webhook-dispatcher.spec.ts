@@ -614,7 +614,17 @@ describe('webhook signatures', () => {
 });
 
 describe('webhook dispatcher on the EventStoreDB adapter (its client double)', () => {
-  it("an event whose subject cannot be read (the stream's read fails) is retried with growing delays and stays failing, then delivered once", async () => {
+  /** A webhook on the adapter over a fresh double, a receiver, and what it logged as errors. */
+  const onDouble = async (
+    test: (setup: {
+      server: InMemoryEventStoreDbClient;
+      events: EventStoreDbEventStore;
+      receiver: WebhookReceiver;
+      webhook: WebhookDispatcher;
+      errors: string[];
+    }) => Promise<void>,
+    retryMaxMs?: number,
+  ) => {
     const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
     const server = new InMemoryEventStoreDbClient();
     const quiet = { warn: () => undefined, error: () => undefined };
@@ -626,11 +636,23 @@ describe('webhook dispatcher on the EventStoreDB adapter (its client double)', (
       target: { url: receiver.url, secret: SECRET },
       checkpoints,
       retryBaseMs: 20,
-      retryMaxMs: 1_000,
+      retryMaxMs,
       logger: { log: () => undefined, error: (m) => errors.push(m) },
     });
     try {
       await webhook.start();
+      await test({ server, events, receiver, webhook, errors });
+    } finally {
+      await webhook.stop();
+      await receiver.close();
+      checkpoints.close();
+      await events.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("an event whose subject cannot be read (the stream's read fails) is retried with growing delays and stays failing, then delivered once", () =>
+    onDouble(async ({ server, events, receiver, webhook, errors }) => {
       // reads of the stream fail (not retried by the adapter), while its subscription works
       server.failNext('readStream', () => new AccessDeniedError(undefined, 'read access revoked'), {
         times: 4,
@@ -652,31 +674,10 @@ describe('webhook dispatcher on the EventStoreDB adapter (its client double)', (
       expect(errors).toHaveLength(4);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([submitted.eventId]);
-    } finally {
-      await webhook.stop();
-      await receiver.close();
-      checkpoints.close();
-      await events.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }, 1_000));
 
-  it('a subscription that ends with an error is opened again from the checkpoint: nothing lost, nothing sent twice', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
-    const server = new InMemoryEventStoreDbClient();
-    const quiet = { warn: () => undefined, error: () => undefined };
-    const events = new EventStoreDbEventStore(server.connection(), { logger: quiet });
-    const checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
-    const receiver = await startWebhookReceiver();
-    const errors: string[] = [];
-    const webhook = new WebhookDispatcher(events, {
-      target: { url: receiver.url, secret: SECRET },
-      checkpoints,
-      retryBaseMs: 20,
-      logger: { log: () => undefined, error: (m) => errors.push(m) },
-    });
-    try {
-      await webhook.start();
+  it('a subscription that ends with an error is opened again from the checkpoint: nothing lost, nothing sent twice', () =>
+    onDouble(async ({ server, events, receiver, webhook, errors }) => {
       const [a, b] = [anEvent('ChangeSubmitted'), anEvent('ChangeSubmitted')];
       await events.append('changeRequest-CHG-001', [a], 'no-stream');
       await receiver.received(1);
@@ -692,12 +693,5 @@ describe('webhook dispatcher on the EventStoreDB adapter (its client double)', (
         a.eventId,
         b.eventId,
       ]);
-    } finally {
-      await webhook.stop();
-      await receiver.close();
-      checkpoints.close();
-      await events.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });

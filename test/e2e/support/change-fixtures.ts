@@ -124,3 +124,10 @@ export const postImplementationReview = {
   lessonsLearned: 'Drain nodes earlier',
   improvements: ['Automate the drain'],
 };
+
+/** The implementer's post-implementation review of a change (`postImplementationReview`). */
+export const reviewImplementation = async (app: AppHarness, id: string) =>
+  expectStatus(
+    await app.post(`/changes/${id}/post-implementation-review`, postImplementationReview, USERS.implementer),
+    200,
+  );

@@ -2,6 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
+// As the event store: SQLite waits for a lock held by another connection (another API process
+// during a deploy, an operator's shell) only briefly, blocking the thread; longer waits are
+// retried from a timer, so that the API's other requests go on meanwhile.
+import {
+  isSqliteBusy,
+  SQLITE_BUSY_RETRY_FIRST_MS,
+  SQLITE_BUSY_RETRY_MAX_MS,
+  SQLITE_BUSY_TIMEOUT_MS,
+} from '@changeledger/event-store';
 import {
   IDEMPOTENCY_TTL_MS,
   type IdempotencyClaim,
@@ -13,19 +22,6 @@ import {
 
 /** One claim in this many also deletes the keys older than 24 h. */
 const PURGE_EVERY_CLAIMS = 1000;
-/**
- * SQLite waits this long for a lock held by another connection (another API process during a
- * deploy, an operator's shell), blocking the thread: briefly, as the event store does. Longer
- * waits are retried from a timer, so that the API's other requests go on meanwhile.
- */
-const BUSY_TIMEOUT_MS = 5;
-const BUSY_RETRY_FIRST_MS = 5;
-const BUSY_RETRY_MAX_MS = 100;
-
-const isBusy = (error: unknown) => {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
-};
 
 export interface SqliteIdempotencyStoreOptions {
   /** How long an operation waits for another connection's lock before it is unavailable (503). */
@@ -68,7 +64,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
       scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
       status_code INTEGER, body TEXT, created_at INTEGER NOT NULL)`);
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const get = this.db.prepare<[string], Row>('SELECT * FROM idempotency WHERE scope = ?');
     const put = this.db.prepare<[string, string, number]>(
       `INSERT INTO idempotency (scope, fingerprint, state, created_at) VALUES (?, ?, 'pending', ?)
@@ -146,11 +142,11 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
    */
   private async whenFree<T>(operation: () => T): Promise<T> {
     const deadline = Date.now() + this.busyDeadlineMs;
-    for (let pause = BUSY_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, BUSY_RETRY_MAX_MS)) {
+    for (let pause = SQLITE_BUSY_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, SQLITE_BUSY_RETRY_MAX_MS)) {
       try {
         return operation();
       } catch (error) {
-        if (!isBusy(error)) throw error;
+        if (!isSqliteBusy(error)) throw error;
         if (Date.now() + pause > deadline) {
           throw new IdempotencyStoreUnavailableError(
             `${this.file} is locked by another connection (waited ${this.busyDeadlineMs} ms)`,

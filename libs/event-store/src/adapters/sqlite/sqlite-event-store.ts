@@ -38,12 +38,13 @@ interface PendingWrite {
  * another process (an old and a new API overlapping in a deploy, an operator's sqlite3 shell) is
  * tried again from a timer instead, backing off from 5 to 100 ms, until `busyDeadlineMs`.
  */
-const BUSY_TIMEOUT_MS = 5;
-const BUSY_RETRY_FIRST_MS = 5;
-const BUSY_RETRY_MAX_MS = 100;
+export const SQLITE_BUSY_TIMEOUT_MS = 5;
+/** The first pause before a write that found the file locked is tried again, and the longest. */
+export const SQLITE_BUSY_RETRY_FIRST_MS = 5;
+export const SQLITE_BUSY_RETRY_MAX_MS = 100;
 
 /** SQLITE_BUSY and its extended codes (_RECOVERY: another connection recovers the WAL; _SNAPSHOT; _TIMEOUT). */
-const isBusy = (error: unknown) => {
+export const isSqliteBusy = (error: unknown) => {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 };
@@ -168,7 +169,7 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
   private closing = false;
   private busyRetry?: NodeJS.Timeout;
-  private busyRetryMs = BUSY_RETRY_FIRST_MS;
+  private busyRetryMs = SQLITE_BUSY_RETRY_FIRST_MS;
 
   private readonly stmts: {
     last: Database.Statement<[string], { revision: bigint; hash: unknown }>;
@@ -209,7 +210,7 @@ export class SqliteEventStore implements EventStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the schema
     this.db.exec(SCHEMA);
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     this.appended.setMaxListeners(0);
     const safe = <T extends Database.Statement<never[]>>(s: T) => s.safeIntegers(true) as T;
     this.stmts = {
@@ -320,7 +321,7 @@ export class SqliteEventStore implements EventStore {
     try {
       outcomes = this.groupTx(writes);
     } catch (error) {
-      if (isBusy(error)) {
+      if (isSqliteBusy(error)) {
         // Another process holds the file's write lock: nothing of the group was stored (BEGIN
         // IMMEDIATE failed, or the transaction was rolled back). Tried again shortly, in order,
         // until a write has waited its deadline or the store closes: then it is unavailable.
@@ -344,7 +345,7 @@ export class SqliteEventStore implements EventStore {
             this.busyRetry = undefined;
             this.flush();
           }, this.busyRetryMs);
-          this.busyRetryMs = Math.min(this.busyRetryMs * 2, BUSY_RETRY_MAX_MS);
+          this.busyRetryMs = Math.min(this.busyRetryMs * 2, SQLITE_BUSY_RETRY_MAX_MS);
         }
         return;
       }
@@ -352,7 +353,7 @@ export class SqliteEventStore implements EventStore {
       for (const write of writes) write.reject(error);
       return;
     }
-    this.busyRetryMs = BUSY_RETRY_FIRST_MS;
+    this.busyRetryMs = SQLITE_BUSY_RETRY_FIRST_MS;
     outcomes.forEach((outcome, i) =>
       outcome.ok ? writes[i].resolve(outcome.value) : writes[i].reject(outcome.error),
     );
