@@ -42,7 +42,13 @@ const newestSource = Math.max(
   ...CONFIGS.map((file) => mtime(join(root, file)) ?? 0),
 );
 if (built === undefined || newestSource > built) {
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const result = spawnSync(npm, ['run', 'build', '--silent'], { stdio: 'inherit', cwd: root });
+  // (npm.cmd runs only through a shell on Windows, since Node 20.12.2)
+  const windows = process.platform === 'win32';
+  const result = spawnSync(windows ? 'npm.cmd' : 'npm', ['run', 'build', '--silent'], {
+    stdio: 'inherit',
+    cwd: root,
+    shell: windows,
+  });
+  if (result.error) process.stderr.write(`build-if-stale: could not run npm: ${result.error.message}\n`);
   process.exit(result.status ?? 1);
 }

@@ -472,6 +472,21 @@ describe('409 CONCURRENCY_CONFLICT when retries cannot resolve a race', () => {
     expect(steps.map((s) => s.data.description)).toEqual(['race 1', 'race 2']);
   });
 
+  it('an If-Match list naming each version the overtaking writes make: re-run, then 409 when every attempt is overtaken (not 412)', async () => {
+    const { id, version } = await submit(app, emergencyChange(), USERS.implementer);
+    interfere = [concurrentStep(id, 'race 1'), concurrentStep(id, 'race 2')];
+    const result = expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'mine' }, USERS.implementer, {
+        'if-match': [0, 1, 2].map((n) => `"${version + n}"`).join(', '),
+      }),
+      409,
+      'CONCURRENCY_CONFLICT',
+    );
+    expect(result.body.detail).toMatch(/2 attempts/);
+    const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
+    expect(steps.map((s) => s.data.description)).toEqual(['race 1', 'race 2']);
+  });
+
   it('answers 412 instead of re-running when the client sent If-Match', async () => {
     const { id, version } = await submit(app, emergencyChange(), USERS.implementer);
     interfere = [concurrentStep(id, 'racing write')];

@@ -101,14 +101,12 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
         // list may name the version the winner just made), and a repeat of this very request
         // (same key: a client's retry, on another instance) that moved the stream is answered
         // from it. (A creation has no version to match: it is decided again.)
-        const matched = options.expectedVersions !== undefined && !creation;
         if (attempt >= this.config.commandMaxAttempts) {
-          if (matched) throw new PreconditionFailedError(options.expectedVersions!);
           throw new ConcurrencyConflictError(
             `${creation ? error.streamId : id} kept changing while the command ran (${attempt} attempts); send it again`,
           );
         }
-        if (!matched) await sleep(Math.random() * 3 * attempt);
+        await sleep(Math.random() * 3 * attempt);
       }
     }
   }

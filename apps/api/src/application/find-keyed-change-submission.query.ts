@@ -53,10 +53,10 @@ export class FindKeyedChangeSubmissionHandler implements IQueryHandler<
   ) {}
 
   async execute({ options, claimedAt }: FindKeyedChangeSubmission): Promise<CommandResult | undefined> {
-    await this.readPosition.await(await this.events.headPosition());
-    const candidates = await this.readModels.find<ChangeRequestDocument>(
-      changeRequestsProjection.collection.name,
-      {
+    // (read again if a rebuild was swapped in meanwhile: its models may lack the creation, and a
+    // "not found" is kept for good)
+    const candidates = await this.readPosition.read(await this.events.headPosition(), () =>
+      this.readModels.find<ChangeRequestDocument>(changeRequestsProjection.collection.name, {
         where: [
           { field: 'requestedBy', op: 'eq', value: options.actor.id },
           { field: 'submittedAt', op: 'gte', value: new Date(claimedAt - CLOCK_MARGIN_MS).toISOString() },
@@ -64,7 +64,7 @@ export class FindKeyedChangeSubmissionHandler implements IQueryHandler<
         orderBy: { field: 'submittedAt', direction: 'asc' },
         limit: CANDIDATES,
         select: ['submittedAt'],
-      },
+      }),
     );
     for (const candidate of candidates) {
       try {

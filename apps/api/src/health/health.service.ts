@@ -55,20 +55,6 @@ const STALE_CHECK_MS = 10_000;
 /** How long a store may take to answer health's probe before it counts as down. */
 const PROBE_TIMEOUT_MS = 3000;
 
-/** 'up' once the probe answers, 'down' when it fails or does not answer in time (never hangs). */
-const up = (probe: Promise<unknown>): Promise<'up' | 'down'> => {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    probe.then(
-      () => 'up' as const,
-      () => 'down' as const,
-    ),
-    new Promise<'down'>((resolve) => {
-      timer = setTimeout(() => resolve('down'), PROBE_TIMEOUT_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
-};
-
 /** What `/health` reports (and `/metrics` renders): the stores, the projector, the webhook. */
 @Injectable()
 export class HealthService {
@@ -94,13 +80,40 @@ export class HealthService {
   }
 
   async report(): Promise<HealthReport> {
+    // One deadline for the whole report (one timer), the reads after the probes too: a store may
+    // answer a ping and then stop answering. What has not answered by then is down or unknown.
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, PROBE_TIMEOUT_MS);
+    });
+    const by = <T, F>(read: Promise<T>, fallback: F): Promise<T | F> =>
+      Promise.race([read.catch(() => fallback), expired.then(() => fallback)]);
+    const up = (probe: Promise<unknown>) =>
+      by(
+        probe.then(() => 'up' as const),
+        'down' as const,
+      );
+    try {
+      return await this.reportBy(by, up);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async reportBy(
+    by: <T, F>(read: Promise<T>, fallback: F) => Promise<T | F>,
+    up: (probe: Promise<unknown>) => Promise<'up' | 'down'>,
+  ): Promise<HealthReport> {
     const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
-    const head = eventStore === 'up' ? await this.store.headPosition().catch(() => null) : null;
-    const applied = readModels === 'up' ? await this.readPosition.applied().catch(() => null) : null;
+    const [head, applied] = await Promise.all([
+      eventStore === 'up' ? by(this.store.headPosition(), null) : null,
+      readModels === 'up' ? by(this.readPosition.applied(), null) : null,
+    ]);
     const projector = this.projectorService.mode;
-    const stale = await this.staleModels(applied);
-    const stalledSince =
-      readModels === 'up' ? await this.projectorService.stalledSince().catch(() => undefined) : undefined;
+    const [stale, stalledSince] = await Promise.all([
+      by(this.staleModels(applied), []),
+      readModels === 'up' ? by(this.projectorService.stalledSince(), undefined) : undefined,
+    ]);
     // a stall of the projector in another process is reported, not this instance's fault
     const stalledHere = stalledSince !== undefined && projector !== 'elsewhere' && projector !== 'standby';
     const status =

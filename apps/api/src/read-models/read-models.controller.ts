@@ -160,7 +160,9 @@ const exportRows = async <T>(
 ): Promise<T[]> => {
   if (query.limit !== undefined || query.cursor !== undefined) {
     const page = await read(pageRequestOf(query), false);
+    // (set or cleared: a read done again after a rebuild's swap may have no next page)
     if (page.nextCursor) void reply.header('Next-Cursor', page.nextCursor);
+    else void reply.removeHeader('Next-Cursor');
     return page.items;
   }
   const rows: T[] = [];

@@ -154,6 +154,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
           );
         }
         await sleep(pause);
+        if (!this.db.open) {
+          throw new IdempotencyStoreUnavailableError(`${this.file} was closed while waiting for its lock`);
+        }
       }
     }
   }
