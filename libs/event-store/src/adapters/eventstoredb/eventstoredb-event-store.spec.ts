@@ -829,6 +829,28 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     expect(revisions(await store.readStream(stream))).toEqual([0n, 1n]);
   });
 
+  it('sends an append again when it goes unanswered for appendTimeoutMs: stored once, answered as the first; unanswered every time, 503', async () => {
+    const store = open({ appendTimeoutMs: 30, retry: { maxAttempts: 3 } });
+    const stream = streamId();
+    await store.append(stream, newEvents(1), 'no-stream');
+    // stored, then its answer lost: the repeat (same ids, same expected revision) is answered
+    // as the first was, and the stream holds one copy
+    server.stallNextAppends(1, { afterWrite: true });
+    const sent = newEvents(2);
+    const first = await store.append(stream, sent, 0n);
+    expect(first.nextExpectedRevision).toBe(2n);
+    expect((await store.readStream(stream)).map((e) => e.eventId)).toEqual([
+      expect.any(String),
+      ...sent.map((e) => e.eventId),
+    ]);
+    // never answered: given up after the attempts, as an unreachable server is (nothing stored)
+    server.stallNextAppends(3);
+    const calls = server.calls.append;
+    await expect(store.append(stream, newEvents(1), 2n)).rejects.toThrow(EventStoreUnavailableError);
+    expect(server.calls.append - calls).toBe(3);
+    expect(revisions(await store.readStream(stream))).toEqual([0n, 1n, 2n]);
+  });
+
   it('readAll after a position where no event begins reads on from the next event (the server refuses such a start)', async () => {
     const store = open();
     const stream = streamId();

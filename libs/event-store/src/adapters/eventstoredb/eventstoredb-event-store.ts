@@ -107,6 +107,14 @@ export interface EventStoreDbEventStoreOptions {
    * append, which reads first, for ever). Default: 30 s.
    */
   readonly readTimeoutMs?: number;
+  /**
+   * How long one append may go unanswered before it is sent again like a dropped connection
+   * (with the same event ids at the same expected revision: a repeat the server answers as the
+   * first, never a second copy). The server gives an append 10 s (the client's deadline); a
+   * client stuck on a failed features check, or a connection that answers nothing, would hold
+   * the command, and every later append to its stream, for ever. Default: 30 s.
+   */
+  readonly appendTimeoutMs?: number;
   /** Name of an injected client in messages (a connection string names itself). */
   readonly name?: string;
   /** For tests: the clock of the backoff waits, and the jitter source. */
@@ -194,6 +202,7 @@ export class EventStoreDbEventStore implements EventStore {
   private readonly subscriptionBufferSize: number;
   private readonly pingTimeoutMs: number;
   private readonly readTimeoutMs: number;
+  private readonly appendTimeoutMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly subscriptions = new Set<{ close(): Promise<void> }>();
@@ -245,6 +254,7 @@ export class EventStoreDbEventStore implements EventStore {
     this.subscriptionBufferSize = options.subscriptionBufferSize ?? 64;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 5_000;
     this.readTimeoutMs = options.readTimeoutMs ?? 30_000;
+    this.appendTimeoutMs = options.appendTimeoutMs ?? 30_000;
     this.sleep = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
     for (const [name, value] of Object.entries({
@@ -626,7 +636,10 @@ export class EventStoreDbEventStore implements EventStore {
     let result: ClientAppendResult;
     try {
       result = await this.withRetry(`append to ${streamId}`, () =>
-        this.client.appendToStream(streamId, data, { expectedRevision }),
+        this.answeredWithin(
+          this.client.appendToStream(streamId, data, { expectedRevision }),
+          this.appendTimeoutMs,
+        ),
       );
     } catch (error) {
       if (isWrongExpectedVersion(error)) throw toConcurrencyError(error, streamId, expected);
@@ -1026,6 +1039,24 @@ export class EventStoreDbEventStore implements EventStore {
       ]);
     } catch (error) {
       drained.catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `call`'s answer, or a ReadTimeoutError (transient: `withRetry` tries again) after `timeoutMs`. */
+  private async answeredWithin<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        call,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ReadTimeoutError(timeoutMs)), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      call.catch(() => undefined); // an answer that comes after all is not an unhandled rejection
       throw error;
     } finally {
       clearTimeout(timer);

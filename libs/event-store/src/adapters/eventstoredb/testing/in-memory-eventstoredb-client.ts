@@ -105,6 +105,8 @@ export class InMemoryEventStoreDbClient {
   private readonly faults: Fault[] = [];
   private readonly links = new WeakMap<object, Link>();
   private stalledReads = 0;
+  /** For each append to stall: whether it is stored before it stalls. */
+  private readonly stalledAppends: boolean[] = [];
   private nextPosition: bigint;
   private readonly options: Required<InMemoryEventStoreDbClientOptions>;
   /** Number of calls per operation. */
@@ -184,6 +186,14 @@ export class InMemoryEventStoreDbClient {
     this.stalledReads += times;
   }
 
+  /**
+   * The next `times` appends never answer (a client stuck on a failed check, a connection that
+   * answers nothing); with `afterWrite`, each is stored first (its answer is what is lost).
+   */
+  stallNextAppends(times = 1, { afterWrite = false } = {}): void {
+    this.stalledAppends.push(...Array.from({ length: times }, () => afterWrite));
+  }
+
   /** Reads that were cancelled by the caller. */
   cancelledReads = 0;
   /** Stream reads without `requiresLeader` (a follower may answer them with an older state). */
@@ -242,6 +252,17 @@ export class InMemoryEventStoreDbClient {
     this.calls.append += 1;
     await tick();
     this.assertNotDisposed();
+    const stalled = this.stalledAppends.shift();
+    if (stalled !== undefined) {
+      if (stalled && !this.tombstoned.has(streamName)) {
+        try {
+          this.decideAndWrite(streamName, Array.isArray(events) ? events : [events], expectedRevision);
+        } catch {
+          // refused: nothing stored, and the answer is lost all the same
+        }
+      }
+      return new Promise<never>(() => undefined);
+    }
     const fault = this.takeFault('append');
     if (fault && !fault.afterWrite) throw fault.error();
     if (this.tombstoned.has(streamName)) throw StreamDeletedError.fromStreamName(streamName);
