@@ -439,6 +439,30 @@ if (url) {
       }
     });
 
+    it('a query asks the server to give up after 10 s (a q= scan), which is then an outage (503), not a hung request', async () => {
+      await store.init([spec]);
+      await commit([doc('q1', '1')], 1n);
+      const watched = new MongoClient(url!, { monitorCommands: true });
+      const finds: unknown[] = [];
+      watched.on('commandStarted', (event) => {
+        if (event.commandName === 'find') finds.push(event.command.maxTimeMS);
+      });
+      const reader = new MongoReadModelStore(watched, fx.dbName);
+      try {
+        await reader.init([spec]);
+        expect(
+          await reader.find('things', {
+            where: [{ field: 'status', op: 'includes', value: 'pe' }],
+            orderBy: { field: 'at', direction: 'asc' },
+            limit: 10,
+          }),
+        ).toHaveLength(1);
+        expect(finds).toEqual([10_000]);
+      } finally {
+        await watched.close();
+      }
+    });
+
     it("a commit judges what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
       const watched = new MongoClient(url!, { monitorCommands: true });
       const finds: unknown[] = [];

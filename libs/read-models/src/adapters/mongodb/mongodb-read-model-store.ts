@@ -56,6 +56,12 @@ export const REBUILD_LEASE_MS = 60_000;
 const REBUILD_LEASE_RENEW_MS = 10_000;
 /** The first batch asked for at most (pages are at most 501 rows; the port allows any limit). */
 const MAX_BATCH = 10_000;
+/**
+ * How long the server may work on one query (`maxTimeMS`): a text search (`q=`) scans, and a
+ * query the server cannot finish in time answers MaxTimeMSExpired, an outage (503), instead of
+ * holding the request and a pooled connection.
+ */
+const QUERY_TIME_LIMIT_MS = 10_000;
 
 /** Another rebuild holds the lease: it is running (or died less than REBUILD_LEASE_MS ago). */
 export class RebuildInProgressError extends Error {
@@ -469,7 +475,15 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     // (Pages are at most 501 rows; a larger limit still gets batches of 10,000.)
     const batchSize = Math.min(limit, MAX_BATCH);
     const rows = await reach(this.connection.target, () =>
-      target.find(filter, { sort, limit, batchSize, ...(projection && { projection }) }).toArray(),
+      target
+        .find(filter, {
+          sort,
+          limit,
+          batchSize,
+          maxTimeMS: QUERY_TIME_LIMIT_MS,
+          ...(projection && { projection }),
+        })
+        .toArray(),
     );
     return rows.map((row) => fromStored<D>(row));
   }
