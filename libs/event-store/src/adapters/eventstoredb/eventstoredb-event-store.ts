@@ -1053,6 +1053,7 @@ export class EventStoreDbEventStore implements EventStore {
         call,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new ReadTimeoutError(timeoutMs)), timeoutMs);
+          timer.unref(); // a call under way does not keep a stopping process alive
         }),
       ]);
     } catch (error) {
