@@ -88,11 +88,8 @@ export class WebhookCheckpoints {
           `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
            WHERE length(position) < 20`,
         );
-        const columnsNow = this.db
-          .prepare("SELECT name FROM pragma_table_info('webhook_checkpoints')")
-          .pluck()
-          .all();
-        if (!columnsNow.includes('log')) this.db.exec('ALTER TABLE webhook_checkpoints ADD COLUMN log TEXT');
+        // (the rename above leaves the other columns as they were)
+        if (!columns.includes('log')) this.db.exec('ALTER TABLE webhook_checkpoints ADD COLUMN log TEXT');
         this.db.pragma(`user_version = ${LAYOUT}`);
       })
       .immediate();

@@ -94,41 +94,37 @@ export class HealthService {
         'down' as const,
       );
     try {
-      return await this.reportBy(by, up);
+      const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
+      const [head, applied] = await Promise.all([
+        eventStore === 'up' ? by(this.store.headPosition(), null) : null,
+        readModels === 'up' ? by(this.readPosition.applied(), null) : null,
+      ]);
+      const projector = this.projectorService.mode;
+      const [stale, stalledSince] = await Promise.all([
+        by(this.staleModels(applied), []),
+        readModels === 'up' ? by(this.projectorService.stalledSince(), undefined) : undefined,
+      ]);
+      // a stall of the projector in another process is reported, not this instance's fault
+      const stalledHere = stalledSince !== undefined && projector !== 'elsewhere' && projector !== 'standby';
+      const status =
+        eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalledHere
+          ? 'ok'
+          : 'degraded';
+      return {
+        status,
+        eventStore,
+        readModels,
+        projectionLag:
+          head !== null && applied !== null ? Number(head > applied ? head - applied : 0n) : null,
+        eventStorePosition: head?.toString() ?? null,
+        readModelPosition: applied?.toString() ?? null,
+        projector,
+        projectorStalledSince: stalledSince !== undefined ? new Date(stalledSince).toISOString() : null,
+        staleReadModels: stale,
+        webhook: this.webhooks.status(),
+      };
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  private async reportBy(
-    by: <T, F>(read: Promise<T>, fallback: F) => Promise<T | F>,
-    up: (probe: Promise<unknown>) => Promise<'up' | 'down'>,
-  ): Promise<HealthReport> {
-    const [eventStore, readModels] = await Promise.all([up(this.store.ping()), up(this.readModels.ping())]);
-    const [head, applied] = await Promise.all([
-      eventStore === 'up' ? by(this.store.headPosition(), null) : null,
-      readModels === 'up' ? by(this.readPosition.applied(), null) : null,
-    ]);
-    const projector = this.projectorService.mode;
-    const [stale, stalledSince] = await Promise.all([
-      by(this.staleModels(applied), []),
-      readModels === 'up' ? by(this.projectorService.stalledSince(), undefined) : undefined,
-    ]);
-    // a stall of the projector in another process is reported, not this instance's fault
-    const stalledHere = stalledSince !== undefined && projector !== 'elsewhere' && projector !== 'standby';
-    const status =
-      eventStore === 'up' && readModels === 'up' && projector !== 'down' && !stalledHere ? 'ok' : 'degraded';
-    return {
-      status,
-      eventStore,
-      readModels,
-      projectionLag: head !== null && applied !== null ? Number(head > applied ? head - applied : 0n) : null,
-      eventStorePosition: head?.toString() ?? null,
-      readModelPosition: applied?.toString() ?? null,
-      projector,
-      projectorStalledSince: stalledSince !== undefined ? new Date(stalledSince).toISOString() : null,
-      staleReadModels: stale,
-      webhook: this.webhooks.status(),
-    };
   }
 }

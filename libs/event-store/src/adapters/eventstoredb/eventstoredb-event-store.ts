@@ -1024,35 +1024,24 @@ export class EventStoreDbEventStore implements EventStore {
    * ReadTimeoutError: `withRetry` tries again, then reports the server unavailable; `ping`
    * names the wait instead.
    */
-  private async drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const drained = drain(read);
-    try {
-      return await Promise.race([
-        drained,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            void read.cancel().catch(() => undefined);
-            reject(new ReadTimeoutError(timeoutMs));
-          }, timeoutMs);
-        }),
-      ]);
-    } catch (error) {
-      drained.catch(() => undefined);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+  private drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
+    return this.answeredWithin(drain(read), timeoutMs, () => void read.cancel().catch(() => undefined));
   }
 
-  /** `call`'s answer, or a ReadTimeoutError (transient: `withRetry` tries again) after `timeoutMs`. */
-  private async answeredWithin<T>(call: Promise<T>, timeoutMs: number): Promise<T> {
+  /**
+   * `call`'s answer, or a ReadTimeoutError (transient: `withRetry` tries again) after `timeoutMs`,
+   * when `onTimeout` runs first (a read cancels itself).
+   */
+  private async answeredWithin<T>(call: Promise<T>, timeoutMs: number, onTimeout?: () => void): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         call,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new ReadTimeoutError(timeoutMs)), timeoutMs);
+          timer = setTimeout(() => {
+            onTimeout?.();
+            reject(new ReadTimeoutError(timeoutMs));
+          }, timeoutMs);
           timer.unref(); // a call under way does not keep a stopping process alive
         }),
       ]);

@@ -775,8 +775,13 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     await this.releaseRebuildLease(shadow);
   }
 
+  /** A lease collection: one document per lease, `{ _id, owner, until }` (ms since the epoch). */
+  private leaseCollection(name: typeof REBUILD_LEASES | typeof PROJECTOR_LEASES) {
+    return this.connection.db.collection<{ _id: string; owner: string; until: number }>(name);
+  }
+
   private leases() {
-    return this.connection.db.collection<{ _id: string; owner: string; until: number }>(REBUILD_LEASES);
+    return this.leaseCollection(REBUILD_LEASES);
   }
 
   /** Takes the lease if nobody holds it or its holder stopped renewing it. */
@@ -852,7 +857,7 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
   }
 
   private projectorLeases() {
-    return this.connection.db.collection<{ _id: string; owner: string; until: number }>(PROJECTOR_LEASES);
+    return this.leaseCollection(PROJECTOR_LEASES);
   }
 
   private async dropPrefixed(prefix: string) {
