@@ -59,4 +59,27 @@ describe('SQLite idempotency store: a file locked by another connection', () => 
       await store.close();
     }
   });
+
+  it('closed while it waits for the lock (a shutdown), it answers unavailable (503) at once instead of waiting out its deadline', async () => {
+    const store = new SqliteIdempotencyStore(file, { busyDeadlineMs: 5_000 });
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const started = Date.now();
+      const claim = store.claim('u-1\u0000k-3', 'fp', new Date());
+      const outcome = claim.then(
+        () => 'claimed',
+        (error: unknown) => error,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await store.close();
+      const error = await outcome;
+      expect(error).toBeInstanceOf(IdempotencyStoreUnavailableError);
+      expect((error as Error).message).toMatch(/closed while waiting for its lock/);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+  });
 });
