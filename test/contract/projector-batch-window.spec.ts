@@ -89,11 +89,16 @@ describe('the live projector’s batch window', () => {
     try {
       const first = await appendOne();
       // started a moment ago with nothing to do: the first batch is not held
+      const firstAppendedAt = Date.now();
       expect(await eventually(() => projector.position === first, 500)).toBe(true);
       const second = await appendOne();
       await sleep(200);
       expect(projector.position).toBe(first); // held: a batch began less than a window ago
       expect(await eventually(() => projector.position === second, 5_000)).toBe(true);
+      // ...until the window ends: a second after the first batch began, not much later
+      const heldFor = Date.now() - firstAppendedAt;
+      expect(heldFor).toBeGreaterThanOrEqual(900);
+      expect(heldFor).toBeLessThan(2_000);
       // a quiet spell longer than the window: the next event is written without waiting
       await sleep(1_100);
       const third = await appendOne();

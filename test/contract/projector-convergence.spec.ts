@@ -338,7 +338,9 @@ describe.each(factories)('projector convergence on $name read models', (factory)
     expect(logged.some((m) => m.includes('waiting for the swap'))).toBe(true);
     // It stops without writing the batch it holds, and without waiting for the swap (which comes
     // only after this: a stop that waited for it would never end).
+    const stopping = Date.now();
     await projector.stop();
+    expect(Date.now() - stopping).toBeLessThan(2_000);
     expect(await snapshot(store)).toEqual(before);
 
     await prepared.promote();

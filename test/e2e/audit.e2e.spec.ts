@@ -67,6 +67,7 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
 
   it('an auditor reads everything and changes nothing: 403 on every command, nothing stored', async () => {
     const before = (await app.eventsOf(id)).length;
+    const logBefore = await app.eventCount();
     const commands: [string, string, unknown][] = [
       ['POST', '/changes', normalChange('low')],
       ['PATCH', `/changes/${id}`, { description: 'edited by the auditor' }],
@@ -123,6 +124,8 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       );
     }
     expect((await app.eventsOf(id)).length).toBe(before);
+    // nor in any other stream (a change, a template, a retirement)
+    expect(await app.eventCount()).toBe(logBefore);
     const listed = expectStatus(await app.get('/changes?limit=500', USERS.auditor), 200).body as {
       items: unknown[];
     };

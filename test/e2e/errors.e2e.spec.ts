@@ -73,6 +73,7 @@ describe('every error code of the contract, as problem+json', () => {
       const result = expectStatus(await app.post('/changes', body), 400, 'VALIDATION_FAILED');
       expect(fieldsOf(result.body)).toEqual(fields);
     }
+    expect(await app.store.headPosition()).toBe(headBefore);
     const { id } = await submit(app);
     const afterSubmit = await app.store.headPosition();
     for (const [path, body, as] of [
@@ -93,7 +94,6 @@ describe('every error code of the contract, as problem+json', () => {
     );
     expect(fieldsOf(review.body)).toEqual(['notes']);
     expect(await app.store.headPosition()).toBe(afterSubmit);
-    expect(afterSubmit).toBeGreaterThan(headBefore);
   });
 
   it('400 VALIDATION_FAILED for times that are not an instant: week dates, no zone, no such day, past 9999 in UTC', async () => {

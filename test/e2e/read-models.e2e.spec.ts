@@ -68,7 +68,9 @@ describe('read models over HTTP', () => {
       503,
       'PROJECTION_LAGGING',
     );
-    expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(4900);
+    expect(waited).toBeLessThan(6500); // the 5 s, not some longer wait
     expect(result.headers.get('retry-after')).toBe('1');
     for (const bad of ['12x', '9223372036854775808']) {
       expectStatus(
@@ -598,6 +600,34 @@ if (process.env.E2E_READ_MODEL_STORE === 'mongodb')
   });
 
 describe('health while the projector cannot write', () => {
+  it('counts the projection lag in log positions: what the log holds past the read models', async () => {
+    // no projector anywhere: the read models stay where they are while the log grows
+    const serving = await AppHarness.start({ RUN_PROJECTOR: 'false' });
+    try {
+      const health = async () =>
+        expectStatus(await serving.request('GET', '/health', { as: null, readYourWrites: false }), 200)
+          .body as {
+          projectionLag: number;
+          eventStorePosition: string;
+          readModelPosition: string;
+        };
+      const before = await health();
+      expect(before.projectionLag).toBe(
+        Number(BigInt(before.eventStorePosition) - BigInt(before.readModelPosition)),
+      );
+      await submit(serving, normalChange('low', { title: 'Not projected here' }));
+      await submit(serving, normalChange('low', { title: 'Nor this one' }));
+      const after = await health();
+      const head = await serving.store.headPosition();
+      expect(after.eventStorePosition).toBe(head.toString());
+      expect(after.readModelPosition).toBe(before.readModelPosition);
+      expect(after.projectionLag).toBe(Number(head - BigInt(before.readModelPosition)));
+      expect(after.projectionLag).toBeGreaterThan(before.projectionLag);
+    } finally {
+      await serving.close();
+    }
+  });
+
   it('reports a stall of the projector elsewhere, saying since when, and stays ok (this instance still takes commands)', async () => {
     const serving = await AppHarness.start({ RUN_PROJECTOR: 'false' });
     try {
@@ -631,17 +661,27 @@ describe('health while the projector cannot write', () => {
       const app = await AppHarness.start();
       const blocker = new Database(join(app.dataDir, 'read-models.sqlite'));
       try {
+        const lockedAt = Date.now();
         blocker.exec('BEGIN EXCLUSIVE'); // held past the projector's 5 s busy timeout
         const { id } = await submit(app, normalChange('low', { title: 'Waits for its read models' }));
         const deadline = Date.now() + 40_000;
         let body: Record<string, unknown> = {};
+        let degradedAt = 0;
         while (Date.now() < deadline) {
           const answer = await app.request('GET', '/health', { as: null });
           body = answer.body as Record<string, unknown>;
-          if (answer.status === 503) break;
+          if (answer.status === 503) {
+            degradedAt = Date.now();
+            break;
+          }
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
         expect(body).toMatchObject({ status: 'degraded', projectorStalledSince: expect.any(String) });
+        // not before its writes had failed for the 10 s grace, and since a moment after the lock
+        expect(degradedAt - lockedAt).toBeGreaterThanOrEqual(10_000);
+        const stalledSince = Date.parse(body.projectorStalledSince as string);
+        expect(stalledSince).toBeGreaterThanOrEqual(lockedAt - 1_000);
+        expect(degradedAt - stalledSince).toBeGreaterThanOrEqual(9_900);
         blocker.exec('ROLLBACK');
         await waitForOk(app);
         expectStatus(await app.get(`/changes/${id}`), 200);

@@ -245,6 +245,12 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     // 20, 40, 80 ms between the first attempts (retryBaseMs 20, doubling; a timer may fire a little early)
     const gaps = [1, 2, 3].map((i) => receiver.deliveries[i].at - receiver.deliveries[i - 1].at);
     gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(20 * 2 ** i - 5));
+    // ...and they are the delays it chose: growing, not some constant wait that passes the above
+    expect(errors.slice(0, 3).map((m) => /trying again in (\d+) ms/.exec(m)?.[1])).toEqual([
+      '20',
+      '40',
+      '80',
+    ]);
     // the same body each time: a receiver may compare or hash it
     expect(new Set(tries.map((d) => d.body)).size).toBe(1);
     expect(errors.filter((m) => /not delivered \(attempt \d+: HTTP 500\)/.test(m))).toHaveLength(

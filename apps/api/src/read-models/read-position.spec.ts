@@ -50,11 +50,22 @@ describe('ReadPosition', () => {
     expect(await new ReadPosition(store).read(undefined, read)).toBe(2);
   });
 
-  it('gives up at the deadline it is given (retries share one wait), answering PROJECTION_LAGGING', async () => {
+  it('waits until the deadline it is given (the one a read shares with its retries), then answers PROJECTION_LAGGING', async () => {
     const started = Date.now();
     await expect(new ReadPosition(store).await(11n, Date.now() + 150)).rejects.toBeInstanceOf(
       ProjectionLaggingError,
     );
-    expect(Date.now() - started).toBeLessThan(1000);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(140);
+    expect(waited).toBeLessThan(1000);
+  });
+
+  it('returns as soon as the position is reached within the wait', async () => {
+    const started = Date.now();
+    setTimeout(() => void mark(PROJECTOR_CHECKPOINT, 11n), 100);
+    await new ReadPosition(store).await(11n, Date.now() + 3_000);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(90);
+    expect(waited).toBeLessThan(1_000);
   });
 });
