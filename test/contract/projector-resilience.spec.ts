@@ -170,6 +170,11 @@ describe('projector resilience', () => {
     const stopping = Date.now();
     await projector.stop();
     expect(Date.now() - stopping).toBeLessThan(1500);
+    // stopped, it will not get anywhere: a wait asked for now (a read during the shutdown) is
+    // answered false at once, not after its timeout
+    const askedAt = Date.now();
+    expect(await projector.waitFor((await events.headPosition()) + 1n, 30_000)).toBe(false);
+    expect(Date.now() - askedAt).toBeLessThan(100);
     await store.close();
     await events.close();
   }, 30_000);

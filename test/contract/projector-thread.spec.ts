@@ -83,6 +83,10 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     const pending = projector.waitFor(head + 1_000n, 30_000);
     await projector.stop();
     expect(await pending).toBe(false);
+    // a wait asked for after the stop (a read during the shutdown) is answered false at once
+    const askedAt = Date.now();
+    expect(await projector.waitFor(head + 1_000n, 30_000)).toBe(false);
+    expect(Date.now() - askedAt).toBeLessThan(100);
     await projector.stop();
     await writeRandomLifecycles(events, { seed: 8, count: 3, idOffset: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));

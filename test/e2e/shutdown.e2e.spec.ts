@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { SqliteEventStore } from '@changeledger/event-store';
@@ -121,6 +124,132 @@ describe('stopping the server', () => {
     },
     20_000,
   );
+
+  /** A raw keep-alive connection: what the server sends on it, and whether it has ended. */
+  const rawConnection = async (base: string) => {
+    const { hostname, port } = new URL(base);
+    const socket = connect(Number(port), hostname);
+    await once(socket, 'connect');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const ended = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    const send = (path: string, authorization?: string, accept?: string) =>
+      socket.write(
+        `GET /api/v1${path} HTTP/1.1\r\nHost: ${hostname}\r\n` +
+          (authorization ? `Authorization: ${authorization}\r\n` : '') +
+          (accept ? `Accept: ${accept}\r\n` : '') +
+          '\r\n',
+      );
+    return { send, received: () => received, ended, socket };
+  };
+
+  whenBuilt(
+    'a request that arrives during the drain on a kept-alive connection is sent elsewhere: 503 problem+json with Retry-After',
+    async () => {
+      const server = await startBuiltServer('changeledger-shutdown-drain-', { RUN_PROJECTOR: 'false' });
+      try {
+        // A log whose export, unread, fills the socket buffers (about 12 MB): the server then
+        // reads no further requests on that connection until the client catches up.
+        const store = new SqliteEventStore(join(server.dir, 'events.sqlite'));
+        const note = 'x'.repeat(1000);
+        const metadata = {
+          actor: { id: 'a1', name: 'A', roles: ['auditor'] },
+          occurredAt: new Date().toISOString(),
+          correlationId: randomUUID(),
+          causationId: null,
+          schemaVersion: 1,
+        };
+        for (let stream = 0; stream < 120; stream++) {
+          const events = Array.from({ length: 100 }, () => ({
+            eventId: randomUUID(),
+            type: 'Filler',
+            data: { note },
+            metadata,
+          }));
+          await store.append(`filler-${stream}`, events, 'no-stream');
+        }
+        await store.close();
+        const auditor = `Bearer ${await signToken({ sub: 'a1', name: 'A', roles: ['auditor'] }, SECRET)}`;
+        const connection = await rawConnection(server.base);
+        connection.socket.pause();
+        // its answer's headers leave before the shutdown: the connection is kept alive after it
+        connection.send('/audit/events', auditor, 'application/x-ndjson');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        server.child.kill('SIGTERM');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        connection.send('/health'); // read by the server once the export is through, while it drains
+        connection.socket.resume();
+        await connection.ended;
+        const answers = connection.received().split(/(?=HTTP\/1\.1 \d{3} )/);
+        expect(answers).toHaveLength(2);
+        const [exported, refused] = answers;
+        expect(exported).toMatch(/^HTTP\/1\.1 200 /);
+        expect(exported).not.toMatch(/connection: close/i);
+        expect(exported.split('"type":"Filler"')).toHaveLength(12_001); // the whole export
+        expect(refused).toMatch(/^HTTP\/1\.1 503 /);
+        expect(refused).toMatch(/content-type: application\/problem\+json/i);
+        expect(refused).toMatch(/retry-after: 1/i);
+        expect(refused).toMatch(/connection: close/i);
+        const body = JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+        expect(body).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE', title: expect.any(String) });
+        expect(body.detail).toMatch(/shutting down/);
+        const { code, signal } = await server.exited;
+        expect(code === 0 || signal === 'SIGTERM').toBe(true);
+      } finally {
+        server.stop();
+      }
+    },
+    30_000,
+  );
+
+  whenBuilt(
+    'the drain lasts SHUTDOWN_DRAIN_MS: a request still in flight then has its connection closed, and the process ends',
+    async () => {
+      const server = await startBuiltServer('changeledger-shutdown-deadline-', {
+        RUN_PROJECTOR: 'false',
+        SHUTDOWN_DRAIN_MS: '1000',
+      });
+      try {
+        const connection = await rawConnection(server.base);
+        connection.send('/changes?minPosition=1000', server.headers.authorization);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const signalled = Date.now();
+        server.child.kill('SIGTERM');
+        const endedAt = await connection.ended;
+        // cut at the drain's end, before the read's own 5 s were up (it would have answered then)
+        expect(endedAt - signalled).toBeGreaterThanOrEqual(900);
+        expect(endedAt - signalled).toBeLessThan(3_000);
+        expect(connection.received()).toBe('');
+        const { code, signal } = await server.exited;
+        expect(code === 0 || signal === 'SIGTERM').toBe(true);
+      } finally {
+        server.stop();
+      }
+    },
+    20_000,
+  );
+
+  whenBuilt('a second SIGTERM during the shutdown ends the process at once', async () => {
+    const server = await startBuiltServer('changeledger-shutdown-twice-', {
+      RUN_PROJECTOR: 'false',
+      SHUTDOWN_DRAIN_MS: '60000',
+    });
+    try {
+      const connection = await rawConnection(server.base);
+      connection.send('/changes?minPosition=1000', server.headers.authorization);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      server.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(server.child.exitCode).toBeNull(); // still draining: the read waits its 5 s
+      const again = Date.now();
+      server.child.kill('SIGTERM');
+      const { code } = await server.exited;
+      expect(code).toBe(1);
+      expect(Date.now() - again).toBeLessThan(2_000);
+    } finally {
+      server.stop();
+    }
+  });
 
   whenBuilt('SIGKILL right after answering loses no acknowledged write', async () => {
     const server = await startBuiltServer('changeledger-crash-');

@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '@changeledger/platform';
 import { AppModule, type AppModuleOptions } from './app.module';
-import { RequestValidationError } from './application/application-errors';
+import { RequestValidationError, ServiceShuttingDownError } from './application/application-errors';
 import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
@@ -39,7 +39,8 @@ export const createApp = async (
     requestTimeout: REQUEST_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // answered by the onRequest hook below instead, as problem+json like every other error
+    return503OnClosing: false,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.register({ config, ...options }),
@@ -60,8 +61,12 @@ export const createApp = async (
   // body the client goes on sending. Reads are authenticated by AuthGuard, which knows the public
   // ones (a public route with a body would need an exemption here: there is none).
   const verifier = app.get<JwtVerifier>(JWT_VERIFIER);
+  // Shutting down (see preClose below): a request that still arrives, on a connection busy when
+  // the server stopped accepting, is sent elsewhere at once (503, Connection: close).
+  let closing = false;
   // (a callback hook: reads, health among them, pass through without a promise)
   fastify.addHook('onRequest', (request, reply, done) => {
+    if (closing) return done(new ServiceShuttingDownError());
     const method = request.method;
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
     if (!request.routeOptions.url) return done(); // no such route: 404, as before
@@ -91,17 +96,30 @@ export const createApp = async (
   });
   // Shutting down: a request still in flight (a read waiting for minPosition) is answered with
   // `Connection: close`, or the client's keep-alive connection, idle after it, would hold the
-  // server's close (and the process) for as long as the client keeps it.
-  let closing = false;
+  // server's close (and the process) for as long as the client keeps it. Node's close() ends
+  // only the connections idle at that moment: the ones that go idle later are ended as they do,
+  // and whatever is still open after the drain (an export streaming to a client that reads
+  // slowly, or not at all) is cut then.
   fastify.addHook('preClose', (done) => {
     closing = true;
+    const server = fastify.server;
+    const idle = setInterval(() => server.closeIdleConnections(), 250).unref();
+    const drained = setTimeout(() => {
+      new Logger('changeledger').warn(
+        `requests still in flight ${config.shutdownDrainMs} ms after the shutdown began (SHUTDOWN_DRAIN_MS): their connections are closed`,
+      );
+      server.closeAllConnections();
+    }, config.shutdownDrainMs).unref();
+    server.once('close', () => {
+      clearInterval(idle);
+      clearTimeout(drained);
+    });
     done();
   });
   fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
     done(null, payload);
   });
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.init();
   app.get<OpenApiDocumentHolder>(OPENAPI_DOCUMENT).document = buildOpenApiDocument(app);
   new Logger('changeledger').debug(`event store: ${config.eventStore}, data dir: ${config.dataDir}`);

@@ -1,12 +1,46 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
+import type { INestApplication } from '@nestjs/common';
 import { ignoredSettings, loadConfig } from '@changeledger/platform';
 import { createApp } from './create-app';
+
+/**
+ * SIGTERM or Ctrl-C: stop accepting, finish the requests in flight (within SHUTDOWN_DRAIN_MS),
+ * stop the projector and webhooks, close the stores; then end by the same signal. A second
+ * signal meanwhile ends the process at once: nothing acknowledged is lost (every answered write
+ * is committed), and an operator must not be left with a process that ignores Ctrl-C.
+ */
+const stopOnSignals = (app: INestApplication) => {
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.error(`changeledger: ${signal} again: exiting now, without finishing the shutdown`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.log(`changeledger: ${signal}: shutting down (${signal} again to exit at once)`);
+    app.close().then(
+      () => {
+        for (const s of signals) process.removeListener(s, onSignal);
+        process.kill(process.pid, signal); // ends as the signal would have (a supervisor sees it)
+      },
+      (error: unknown) => {
+        console.error(
+          `changeledger: the shutdown failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        process.exit(1);
+      },
+    );
+  };
+  for (const s of signals) process.on(s, onSignal);
+};
 
 const bootstrap = async () => {
   const config = loadConfig();
   for (const warning of ignoredSettings(config)) console.warn(`changeledger: ${warning}`);
   const app = await createApp(config);
+  stopOnSignals(app);
   await app.listen({ port: config.port, host: config.host });
   // The bound port: PORT=0 lets the system choose one.
   const { port } = app.getHttpServer().address() as AddressInfo;

@@ -34,9 +34,13 @@ const main = async () => {
   );
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // its writes are transactions with their checkpoint: the next start goes on from there
+      console.error(`[projector] ${signal} again: exiting now, without finishing the batch`);
+      process.exit(1);
+    }
     stopping = true;
-    console.log(`[projector] ${signal}: finishing the current batch`);
+    console.log(`[projector] ${signal}: finishing the current batch (${signal} again to exit at once)`);
     await projector.stop();
     await readModels.close();
     await events.close();

@@ -40,6 +40,15 @@ describe('loadConfig: worker threads', () => {
     );
   });
 
+  it('SHUTDOWN_DRAIN_MS is 10 s unless given, from 0 to 10 minutes', () => {
+    expect(loadConfig({}).shutdownDrainMs).toBe(10_000);
+    expect(loadConfig({ SHUTDOWN_DRAIN_MS: '0' }).shutdownDrainMs).toBe(0);
+    expect(loadConfig({ SHUTDOWN_DRAIN_MS: '600000' }).shutdownDrainMs).toBe(600_000);
+    expect(() => loadConfig({ SHUTDOWN_DRAIN_MS: '600001' })).toThrow(
+      'SHUTDOWN_DRAIN_MS must be an integer >= 0 and <= 600000 (got "600001")',
+    );
+  });
+
   it('numbers are digits only: no blanks read as 0, no exponents; PORT and the due days bounded', () => {
     for (const value of [' ', ' 80', '1e3', '0x10', '-1', '3000.0']) {
       expect(() => loadConfig({ PORT: value })).toThrow(

@@ -46,6 +46,11 @@ export interface AppConfig {
   /** Worker threads `projections:rebuild` replays with (embedded stores only; 1: the main thread). */
   readonly rebuildWorkers: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /**
+   * On SIGTERM, how long requests in flight (an export streaming to a slow client among them)
+   * may take once the server stops accepting; then their connections are closed.
+   */
+  readonly shutdownDrainMs: number;
   /** Where every event is sent as it is recorded (signed JSON POSTs); unset: nowhere. */
   readonly webhook?: WebhookTarget;
   /** The bearer token `GET /metrics` asks for; unset: the metrics are public, as `/health` is. */
@@ -215,6 +220,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     ),
     commandMaxAttempts: integer('COMMAND_MAX_ATTEMPTS', env.COMMAND_MAX_ATTEMPTS, 8, 1),
     logLevel: oneOf('LOG_LEVEL', env.LOG_LEVEL, ['error', 'warn', 'log', 'debug'] as const, 'log'),
+    shutdownDrainMs: integer('SHUTDOWN_DRAIN_MS', env.SHUTDOWN_DRAIN_MS, 10_000, 0, 600_000),
     webhook: webhookTarget(env),
     metricsToken: optional(env.METRICS_TOKEN),
   };

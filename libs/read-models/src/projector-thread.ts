@@ -236,6 +236,8 @@ export class ThreadedProjector implements LiveProjector {
 
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
     if (position <= this.applied) return Promise.resolve(true);
+    // stopping or stopped: it will not get there (a wait begun now would outlast cancelAll)
+    if (this.stopping) return Promise.resolve(false);
     const reached = this.waiters.wait(position, timeoutMs);
     // Past what the thread was last asked for, or when half the time it was asked for is over:
     // a burst of reads asks once.

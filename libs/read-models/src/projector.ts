@@ -692,6 +692,8 @@ export class Projector implements LiveProjector {
   /** Resolves true once the read models include `position`, false after `timeoutMs`. */
   waitFor(position: bigint, timeoutMs: number): Promise<boolean> {
     if (position <= this.applied) return Promise.resolve(true);
+    // stopping or stopped: it will not get there (a wait begun now would outlast cancelAll)
+    if (this.stopped) return Promise.resolve(false);
     const reached = this.waiters.wait(position, timeoutMs);
     this.hurry(position, timeoutMs);
     return reached;

@@ -60,3 +60,13 @@ export class ProjectionLaggingError extends Error {
     this.name = 'ProjectionLaggingError';
   }
 }
+
+/** 503 SERVICE_UNAVAILABLE: the process is shutting down; the request is for another instance. */
+export class ServiceShuttingDownError extends Error {
+  constructor() {
+    super(
+      'the service is shutting down; send the request again (to another instance, or once it has restarted)',
+    );
+    this.name = 'ServiceShuttingDownError';
+  }
+}

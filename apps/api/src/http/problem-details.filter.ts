@@ -17,6 +17,7 @@ import {
   PreconditionFailedError,
   ProjectionLaggingError,
   RequestValidationError,
+  ServiceShuttingDownError,
 } from '../application/application-errors';
 
 export interface Problem {
@@ -99,6 +100,7 @@ export const toProblem = (error: unknown): Problem => {
     return problem('IDEMPOTENCY_OUTCOME_UNKNOWN', error.message);
   }
   if (error instanceof ProjectionLaggingError) return problem('PROJECTION_LAGGING', error.message);
+  if (error instanceof ServiceShuttingDownError) return problem('SERVICE_UNAVAILABLE', error.message);
   if (error instanceof ReadModelsSwappingError) return problem('SERVICE_UNAVAILABLE', error.message);
   if (error instanceof ReadModelStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the read models are unavailable; try again shortly');
@@ -170,9 +172,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const cause = error instanceof Error ? error.message : String(error);
       this.logger.warn(`${request.method} ${loggableUrl(request.url)}: ${body.code}: ${cause}`);
     }
-    if (body.code === 'PROJECTION_LAGGING' || body.code === 'IDEMPOTENCY_KEY_IN_PROGRESS') {
-      reply.header('Retry-After', '1');
-    }
+    // (every 503 is worth another try shortly: a dependency back, another instance, the models)
+    if (body.status === 503 || body.code === 'IDEMPOTENCY_KEY_IN_PROGRESS') reply.header('Retry-After', '1');
     if (body.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
     void reply.status(body.status).header('Content-Type', 'application/problem+json').send(body);
   }
