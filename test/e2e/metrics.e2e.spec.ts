@@ -1,3 +1,4 @@
+import { signToken } from '@changeledger/platform';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppHarness, USERS } from './support/app-harness';
 import { expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
@@ -41,7 +42,7 @@ describe('GET /metrics (Prometheus)', () => {
     expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
     await app.get(`/changes/${id}`); // with minPosition: the read models have everything
 
-    const answer = await app.request('GET', '/metrics', { as: null, readYourWrites: false });
+    const answer = await app.request('GET', '/metrics', { as: USERS.implementer, readYourWrites: false });
     expect(answer.status).toBe(200);
     expect(answer.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     const text = answer.body as unknown as string;
@@ -82,6 +83,40 @@ describe('GET /metrics (Prometheus)', () => {
     expect(new Set(types).size).toBe(types.length);
     expect(types).toContain('# TYPE changeledger_commands_total counter');
     expect(types).toContain('# TYPE changeledger_command_duration_seconds histogram');
+  });
+});
+
+describe('GET /metrics without METRICS_TOKEN: as every endpoint but /health, a user token', () => {
+  let app: AppHarness;
+  beforeAll(async () => {
+    app = await AppHarness.start();
+  });
+  afterAll(async () => app.close());
+
+  it('answers any role, and refuses no token or a bad one (401), a feed token or one without a role of the service (403)', async () => {
+    const scrape = async (authorization?: string) =>
+      app.request('GET', '/metrics', {
+        as: null,
+        readYourWrites: false,
+        headers: authorization === undefined ? {} : { authorization },
+      });
+    for (const user of [USERS.auditor, USERS.requester]) {
+      const answer = await scrape(`Bearer ${await app.token(user)}`);
+      expect(answer.status).toBe(200);
+      expect(answer.body as unknown as string).toContain('changeledger_event_store_up 1');
+    }
+    const refused = await scrape();
+    expectStatus(refused, 401, 'UNAUTHENTICATED');
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+    expectStatus(await scrape('Bearer not-a-token'), 401, 'UNAUTHENTICATED');
+    const secret = app.config.auth.jwtSecret!;
+    const feed = await signToken(
+      { sub: 'cal', name: 'Calendar', roles: ['auditor'], feed: 'schedule' },
+      secret,
+    );
+    expectStatus(await scrape(`Bearer ${feed}`), 403, 'FORBIDDEN');
+    const roleless = await signToken({ sub: 'emp', name: 'Employee', roles: [] }, secret);
+    expectStatus(await scrape(`Bearer ${roleless}`), 403, 'FORBIDDEN');
   });
 });
 

@@ -589,7 +589,7 @@ if (process.env.E2E_READ_MODEL_STORE === 'mongodb')
           ).body as Page<{ changeId: string }>;
           expect(log.items.filter((row) => row.changeId === fromSecond.id)).toHaveLength(1);
         }
-        const metrics = (await second.request('GET', '/metrics', { as: null, readYourWrites: false }))
+        const metrics = (await second.request('GET', '/metrics', { readYourWrites: false }))
           .body as unknown as string;
         expect(metrics).toContain('changeledger_projector{mode="standby"} 1');
       } finally {

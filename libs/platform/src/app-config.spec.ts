@@ -177,7 +177,7 @@ describe('loadConfig: worker threads', () => {
     expect(config.dataDir).toMatch(/[/\\]data$/);
     expect(config.mongodbDb).toBe('changeledger');
   });
-  it('METRICS_TOKEN is optional (metrics public), and refused shorter than 32 characters or with white space', () => {
+  it('METRICS_TOKEN is optional (then a user token reads the metrics), and refused shorter than 32 characters or with white space', () => {
     expect(loadConfig({}).metricsToken).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: '' }).metricsToken).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));

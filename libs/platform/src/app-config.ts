@@ -53,7 +53,7 @@ export interface AppConfig {
   readonly shutdownDrainMs: number;
   /** Where every event is sent as it is recorded (signed JSON POSTs); unset: nowhere. */
   readonly webhook?: WebhookTarget;
-  /** The bearer token `GET /metrics` asks for; unset: the metrics are public, as `/health` is. */
+  /** The bearer token `GET /metrics` asks for instead of a user's token (a scraper's); unset: a user's. */
   readonly metricsToken?: string;
 }
 

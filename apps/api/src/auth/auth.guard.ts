@@ -39,20 +39,7 @@ export class AuthGuard implements CanActivate {
     }
     // a command's actor was found before its body was read (createApp's onRequest hook)
     request.actor ??= await authenticate(request.headers.authorization, this.verifier);
-    if (request.actor.feed !== undefined && request.actor.feed !== feed) {
-      throw forbidden(
-        'a feed token reads only its feed (the schedule: GET /api/v1/schedule?format=ics)',
-        'feed-token-reads-only-its-feed',
-      );
-    }
-    // "Any" role in the contract is any of the process's roles: a token of the identity provider
-    // that grants none of them (every employee's, with roles: ["offline_access"]) reads nothing.
-    if (request.actor.roles.length === 0) {
-      throw forbidden(
-        `the token grants none of this service's roles (${ROLES.join(', ')})`,
-        'actor-holds-a-process-role',
-      );
-    }
+    admit(request.actor, feed);
     return true;
   }
 
@@ -82,6 +69,27 @@ export class AuthGuard implements CanActivate {
     return actor;
   }
 }
+
+/**
+ * Whether an authenticated actor may use a route (`feed`: the route's calendar feed, if this
+ * request reads it): FORBIDDEN otherwise.
+ */
+export const admit = (actor: TokenActor, feed?: Feed): void => {
+  if (actor.feed !== undefined && actor.feed !== feed) {
+    throw forbidden(
+      'a feed token reads only its feed (the schedule: GET /api/v1/schedule?format=ics)',
+      'feed-token-reads-only-its-feed',
+    );
+  }
+  // "Any" role in the contract is any of the process's roles: a token of the identity provider
+  // that grants none of them (every employee's, with roles: ["offline_access"]) reads nothing.
+  if (actor.roles.length === 0) {
+    throw forbidden(
+      `the token grants none of this service's roles (${ROLES.join(', ')})`,
+      'actor-holds-a-process-role',
+    );
+  }
+};
 
 /** The actor of a request's `Authorization: Bearer <token>` header, or AuthenticationError (401). */
 export const authenticate = async (

@@ -11,7 +11,17 @@ import type { WebhookStatus } from '@changeledger/webhooks';
 import { type ProjectorMode, ProjectorService, ReadPosition } from '../read-models/read-position';
 import { WebhookService } from '../webhooks/webhook.service';
 
+/**
+ * The fields of a report that could not be read in time (shown as null and [] in the JSON):
+ * under a symbol, so the JSON answer leaves it out; the metrics leave those gauges out.
+ */
+export const UNKNOWN_FIELDS = Symbol('unknown fields');
+
+/** A read that failed or did not answer in time. */
+const UNREAD: unique symbol = Symbol('unread');
+
 export interface HealthReport {
+  [UNKNOWN_FIELDS]?: ReadonlySet<'projectorStalledSince' | 'staleReadModels'>;
   status: 'ok' | 'degraded';
   eventStore: 'up' | 'down';
   readModels: 'up' | 'down';
@@ -100,10 +110,16 @@ export class HealthService {
         readModels === 'up' ? by(this.readPosition.applied(), null) : null,
       ]);
       const projector = this.projectorService.mode;
-      const [stale, stalledSince] = await Promise.all([
-        by(this.staleModels(applied), []),
-        readModels === 'up' ? by(this.projectorService.stalledSince(), undefined) : undefined,
+      const [staleRead, stalledRead] = await Promise.all([
+        by(this.staleModels(applied), UNREAD),
+        readModels === 'up' ? by(this.projectorService.stalledSince(), UNREAD) : UNREAD,
       ]);
+      const unknownFields = new Set<'projectorStalledSince' | 'staleReadModels'>();
+      if (staleRead === UNREAD) unknownFields.add('staleReadModels');
+      if (stalledRead === UNREAD) unknownFields.add('projectorStalledSince');
+      const stale = staleRead === UNREAD ? [] : (staleRead as Exclude<typeof staleRead, symbol>);
+      const stalledSince =
+        stalledRead === UNREAD ? undefined : (stalledRead as Exclude<typeof stalledRead, symbol>);
       // a stall of the projector in another process is reported, not this instance's fault
       const stalledHere = stalledSince !== undefined && projector !== 'elsewhere' && projector !== 'standby';
       const status =
@@ -111,6 +127,7 @@ export class HealthService {
           ? 'ok'
           : 'degraded';
       return {
+        [UNKNOWN_FIELDS]: unknownFields,
         status,
         eventStore,
         readModels,

@@ -1,4 +1,4 @@
-import type { HealthReport } from '../health/health.service';
+import { type HealthReport, UNKNOWN_FIELDS } from '../health/health.service';
 import { healthFamilies } from './metrics.controller';
 
 const report = (overrides: Partial<HealthReport> = {}): HealthReport => ({
@@ -37,6 +37,14 @@ describe('healthFamilies (the health report as Prometheus gauges)', () => {
       'changeledger_event_store_position',
       'changeledger_projector',
     ]);
+    // the read models answered, but the stall or the versions were not read in time
+    const unread = (fields: ('projectorStalledSince' | 'staleReadModels')[]) =>
+      names({ ...report(), [UNKNOWN_FIELDS]: new Set(fields) });
+    expect(unread(['projectorStalledSince'])).not.toContain('changeledger_projector_stalled_seconds');
+    expect(unread(['projectorStalledSince'])).toContain('changeledger_stale_read_models');
+    expect(unread(['staleReadModels'])).not.toContain('changeledger_stale_read_models');
+    expect(unread(['staleReadModels'])).toContain('changeledger_projector_stalled_seconds');
+    expect(unread([])).toEqual(names(report()));
   });
 
   it('measures a stall and a refusing webhook receiver in seconds up to now', () => {

@@ -1,10 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Controller, Get, Header, Headers, Inject } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiProduces, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiForbiddenResponse,
+  ApiOkResponse,
+  ApiProduces,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
-import { Public } from '../auth/auth.guard';
-import { AuthenticationError } from '../auth/jwt-verifier';
-import { type HealthReport, HealthService } from '../health/health.service';
+import { admit, authenticate, Public } from '../auth/auth.guard';
+import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from '../auth/jwt-verifier';
+import { type HealthReport, HealthService, UNKNOWN_FIELDS } from '../health/health.service';
 import { PROJECTOR_MODES } from '../read-models/read-position';
 import { CommandMetrics } from './command-metrics';
 import { type MetricFamily, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus-text';
@@ -50,23 +57,21 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
         value: report.projector === mode ? 1 : 0,
       })),
     },
-    // known only while the read-model store answers: left out, not 0, when it does not
-    ...(report.readModels !== 'up'
+    // known only while the read-model store answers, and when read in time: left out, not 0, else
+    ...(report.readModels !== 'up' || report[UNKNOWN_FIELDS]?.has('projectorStalledSince')
       ? []
-      : [
-          ...gauge(
-            'changeledger_projector_stalled_seconds',
-            'For how long the projector has been failing to write the same events (0 when it is not).',
-            report.projectorStalledSince === null
-              ? 0
-              : (now - Date.parse(report.projectorStalledSince)) / 1000,
-          ),
-          ...gauge(
-            'changeledger_stale_read_models',
-            'Read models written by another version of their projection (until projections:rebuild).',
-            report.staleReadModels.length,
-          ),
-        ]),
+      : gauge(
+          'changeledger_projector_stalled_seconds',
+          'For how long the projector has been failing to write the same events (0 when it is not).',
+          report.projectorStalledSince === null ? 0 : (now - Date.parse(report.projectorStalledSince)) / 1000,
+        )),
+    ...(report.readModels !== 'up' || report[UNKNOWN_FIELDS]?.has('staleReadModels')
+      ? []
+      : gauge(
+          'changeledger_stale_read_models',
+          'Read models written by another version of their projection (until projections:rebuild).',
+          report.staleReadModels.length,
+        )),
     ...(report.webhook === null
       ? []
       : [
@@ -121,17 +126,19 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 @ApiTags('health')
 @Controller('metrics')
 export class MetricsController {
-  /** The digest of METRICS_TOKEN, compared in constant time; undefined: public. */
+  /** The digest of METRICS_TOKEN, compared in constant time; undefined: a user's token. */
   private readonly tokenDigest?: Buffer;
 
   constructor(
     private readonly health: HealthService,
     private readonly commands: CommandMetrics,
     @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(JWT_VERIFIER) private readonly verifier: JwtVerifier,
   ) {
     if (config.metricsToken !== undefined) this.tokenDigest = sha256(config.metricsToken);
   }
 
+  // (the token is checked here, not by the guard: with METRICS_TOKEN set it is not a JWT)
   @Public()
   @Get()
   @Header('Content-Type', PROMETHEUS_CONTENT_TYPE)
@@ -140,10 +147,12 @@ export class MetricsController {
   @ApiBearerAuth()
   @ApiOkResponse({ description: 'Prometheus text exposition format 0.0.4' })
   @ApiUnauthorizedResponse({
-    description: 'METRICS_TOKEN is set and the request does not carry it as its bearer token',
+    description:
+      "no bearer token; with METRICS_TOKEN set, not that token; without it, not a valid user's token",
   })
+  @ApiForbiddenResponse({ description: "a feed token, or a token with none of the service's roles" })
   async metrics(@Headers('authorization') authorization: string | undefined): Promise<string> {
-    this.checkToken(authorization);
+    await this.checkToken(authorization);
     const report = await this.health.report();
     return renderPrometheus([
       ...healthFamilies(report, Date.now()),
@@ -152,8 +161,12 @@ export class MetricsController {
     ]);
   }
 
-  private checkToken(authorization: string | undefined) {
-    if (this.tokenDigest === undefined) return;
+  private async checkToken(authorization: string | undefined) {
+    // Without a metrics token, as every endpoint but /health: a user's token, any role.
+    if (this.tokenDigest === undefined) {
+      admit(await authenticate(authorization, this.verifier));
+      return;
+    }
     const token = authorization === undefined ? undefined : /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
     if (token === undefined) {
       throw new AuthenticationError(
