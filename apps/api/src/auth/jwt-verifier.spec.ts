@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { AuthenticationError, JwtVerifier } from './jwt-verifier';
+import { AuthenticationError, IdentityProviderUnavailableError, JwtVerifier } from './jwt-verifier';
 
 describe('JwtVerifier: feed tokens', () => {
   const secret = 'feed-test-secret-that-is-long-enough-0123456789';
@@ -47,10 +47,16 @@ describe('JwtVerifier with an identity provider’s key set', () => {
   let idp: Server;
   let keys: JWK[] = [];
   let fetches = 0;
+  let failing = false;
   let url: string;
   beforeAll(async () => {
     idp = createServer((_, res) => {
       fetches++;
+      if (failing) {
+        res.statusCode = 500;
+        res.end('down');
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ keys }));
     });
@@ -115,6 +121,28 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await expect(verifier.verify(await sign(a.privateKey, 'a'))).rejects.toBeInstanceOf(AuthenticationError);
     expect(fetches).toBeGreaterThan(fetchedBefore); // the key set was fetched again
     await expect(verifier.verify(await sign(b.privateKey, 'b'))).resolves.toMatchObject({ id: 'u-rita' });
+  });
+
+  it('while the key set cannot be fetched: 503 for every token that needs it, fetched once per retry period, and verified again once it answers', async () => {
+    const a = await keyPair('a');
+    keys = [a.jwk];
+    failing = true;
+    const verifier = new JwtVerifier({ jwksUrl: url, jwksRetryMs: 300 });
+    const fetchedBefore = fetches;
+    // distinct tokens (none is in the verified cache), as many users at once
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => sign(a.privateKey, 'a')));
+    for (const token of tokens) {
+      await expect(verifier.verify(token)).rejects.toBeInstanceOf(IdentityProviderUnavailableError);
+    }
+    expect(fetches - fetchedBefore).toBe(1); // not ten
+    failing = false;
+    // within the retry period the failure stands, without a fetch...
+    await expect(verifier.verify(tokens[0])).rejects.toBeInstanceOf(IdentityProviderUnavailableError);
+    expect(fetches - fetchedBefore).toBe(1);
+    // ...after it, the key set is fetched again and the tokens verify
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    for (const token of tokens) await expect(verifier.verify(token)).resolves.toMatchObject({ id: 'u-rita' });
+    expect(fetches - fetchedBefore).toBe(2);
   });
 
   it('refuses a token whose name or sub holds control characters (they would reach evidence and terminals)', async () => {

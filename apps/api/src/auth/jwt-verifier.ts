@@ -39,6 +39,8 @@ export interface JwtVerifierOptions {
   readonly maxLifetimeSeconds?: number;
   /** Token ids (`jti`) withdrawn before they expire (a feed token's URL that got out). */
   readonly revokedTokenIds?: readonly string[];
+  /** See JWKS_RETRY_MS (tests shorten it). */
+  readonly jwksRetryMs?: number;
 }
 
 /** How far the issuer's clock and ours may differ, in seconds. */
@@ -53,6 +55,12 @@ const CACHE_SIZE = 5_000;
  * for both periods), not only at each token's exp.
  */
 const RS256_RECHECK_MS = 150_000;
+/**
+ * After the key set could not be fetched, how long tokens that need it are answered 503 without
+ * fetching again: an identity provider that is down is asked once per this, not once per request
+ * of every instance (jose fetches again on each call once its copy is stale).
+ */
+export const JWKS_RETRY_MS = 5_000;
 
 /** Verifies bearer tokens and turns their claims into an Actor. */
 export class JwtVerifier {
@@ -66,8 +74,27 @@ export class JwtVerifier {
     // jose keeps a fetched key set for 10 minutes by default: a withdrawn key would verify new
     // tokens that long, and each stays trusted for RS256_RECHECK_MS after.
     this.jwks = options.jwksUrl
-      ? createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: RS256_RECHECK_MS })
+      ? this.retryingAfterFailures(
+          createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: RS256_RECHECK_MS }),
+        )
       : undefined;
+  }
+
+  /** The key set's look-up, answering its last failure again until JWKS_RETRY_MS have passed. */
+  private retryingAfterFailures(remote: JWTVerifyGetKey): JWTVerifyGetKey {
+    const retryMs = this.options.jwksRetryMs ?? JWKS_RETRY_MS;
+    let failure: { error: unknown; at: number } | undefined;
+    return async (header, token) => {
+      if (failure && Date.now() - failure.at < retryMs) throw failure.error;
+      try {
+        const key = await remote(header, token);
+        failure = undefined;
+        return key;
+      } catch (error) {
+        if (isKeySetUnreachable(error)) failure = { error, at: Date.now() };
+        throw error;
+      }
+    };
   }
 
   async verify(token: string): Promise<TokenActor> {
