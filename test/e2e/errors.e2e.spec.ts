@@ -206,7 +206,9 @@ describe('every error code of the contract, as problem+json', () => {
       {
         authorization: `Bearer ${await signToken(USERS.requester, 'another-secret-that-is-long-enough-000000000')}`,
       },
-      { authorization: `Bearer ${await app.token(USERS.requester, { expiresIn: -60 })}` },
+      {
+        authorization: `Bearer ${await app.token(USERS.requester, { expiresAt: Math.floor(Date.now() / 1000) - 60 })}`,
+      },
       { authorization: 'Bearer not.a.jwt' },
       { authorization: 'Basic dXNlcjpwYXNz' },
     ]) {

@@ -26,4 +26,17 @@ describe('signToken', () => {
     expect(exp! - iat!).toBeLessThanOrEqual(3600);
     expect(exp! - iat!).toBeGreaterThanOrEqual(3599);
   });
+
+  it('takes a period from now, or an absolute expiry, and 12 h when given neither', async () => {
+    const secret = 'a-secret-that-is-long-enough-for-hs256-000000';
+    const claims = { sub: 'u-1', name: 'N', roles: ['requester'] };
+    const lifetime = async (options: Parameters<typeof signToken>[2]) => {
+      const { iat, exp } = decodeJwt(await signToken(claims, secret, options));
+      return exp! - iat!;
+    };
+    expect(await lifetime({ expiresIn: '90m' })).toBe(5400);
+    expect(await lifetime({})).toBe(12 * 3600);
+    const at = Math.floor(Date.now() / 1000) - 60;
+    expect(decodeJwt(await signToken(claims, secret, { expiresAt: at })).exp).toBe(at);
+  });
 });

@@ -20,7 +20,14 @@ export interface TokenClaims {
 export const signToken = async (
   claims: TokenClaims,
   secret: string,
-  options: { issuer?: string; audience?: string; expiresIn?: string | number } = {},
+  options: {
+    issuer?: string;
+    audience?: string;
+    /** A period from now (jose's format: `90m`, `12h`, `7d`); default 12 h. */
+    expiresIn?: string;
+    /** Or an absolute expiry, in seconds since the epoch (a test's already expired token). */
+    expiresAt?: number;
+  } = {},
 ): Promise<string> => {
   let jwt = new SignJWT({
     name: claims.name,
@@ -33,7 +40,8 @@ export const signToken = async (
     .setJti(randomUUID())
     // jose reads the clock for each: expiry first, so that a second ticking over in between
     // makes the token a second shorter, never longer than asked (than a lifetime cap allows)
-    .setExpirationTime(options.expiresIn ?? '12h')
+    // (a number here would be an absolute time to jose: periods are strings only)
+    .setExpirationTime(options.expiresAt ?? options.expiresIn ?? '12h')
     .setIssuedAt();
   if (options.issuer) jwt = jwt.setIssuer(options.issuer);
   if (options.audience) jwt = jwt.setAudience(options.audience);

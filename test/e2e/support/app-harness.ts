@@ -180,7 +180,7 @@ export class AppHarness {
 
   async token(
     user: TestUser,
-    options: { issuer?: string; audience?: string; expiresIn?: string | number } = {},
+    options: { issuer?: string; audience?: string; expiresIn?: string; expiresAt?: number } = {},
   ) {
     const cacheKey = `${user.sub}|${user.roles.join(',')}|${JSON.stringify(options)}`;
     let token = this.tokens.get(cacheKey);
@@ -189,6 +189,7 @@ export class AppHarness {
         issuer: options.issuer ?? this.config.auth.issuer,
         audience: options.audience ?? this.config.auth.audience,
         expiresIn: options.expiresIn,
+        expiresAt: options.expiresAt,
       });
       this.tokens.set(cacheKey, token);
     }
