@@ -184,6 +184,29 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       200,
     ).body as { items: AuditEvent[] };
     expect(BigInt(second.items[0].position)).toBeGreaterThan(BigInt(first.items[4].position));
+    // as every list: cursor from nextCursor (the same position as nextAfter)
+    const byCursor = expectStatus(
+      await app.get(
+        `/audit/events?cursor=${(first as unknown as { nextCursor: string }).nextCursor}&limit=5`,
+        USERS.manager,
+      ),
+      200,
+    ).body as { items: AuditEvent[] };
+    expect(byCursor.items).toEqual(second.items);
+    expectStatus(await app.get(`/audit/events?after=1&cursor=2`, USERS.manager), 400, 'VALIDATION_FAILED');
+    // a pager that follows nextCursor reads the whole log, each event once
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = expectStatus(
+        await app.get(`/audit/events?limit=7${cursor ? `&cursor=${cursor}` : ''}`, USERS.manager),
+        200,
+      ).body as { items: AuditEvent[]; nextCursor: string | null };
+      paged.push(...page.items.map((e) => e.position));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(paged).toHaveLength(events);
+    expect(new Set(paged).size).toBe(events);
     // positions are signed 64-bit: the highest reads nothing, one more is refused (it was a 500)
     const last = expectStatus(await app.get('/audit/events?after=9223372036854775807', USERS.manager), 200)
       .body as { items: AuditEvent[] };

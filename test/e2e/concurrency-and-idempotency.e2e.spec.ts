@@ -649,6 +649,10 @@ describe('bad input stores nothing', () => {
     expect(op('post', '/changes').requestBody!.required).toBe(true);
     expect(op('post', '/changes/{id}/start').requestBody!.required).toBe(false); // no body needed
     expect(op('get', '/health').security).toEqual([]);
+    expect(Object.keys(op('get', '/health').responses)).toEqual(expect.arrayContaining(['200', '503']));
+    expect(Object.keys(query(op('get', '/audit/events')))).toEqual(
+      expect.arrayContaining(['after', 'cursor', 'limit']),
+    );
     expect(op('get', '/changes').security).toEqual([{ bearer: [] }]);
   });
 });

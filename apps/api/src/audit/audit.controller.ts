@@ -13,6 +13,7 @@ import {
   verifyStreamChain,
 } from '@changeledger/event-store';
 import { AggregateLoader } from '../application/aggregate-loader';
+import { RequestValidationError } from '../application/application-errors';
 import { changeRequestAggregate } from '../application/aggregates';
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
@@ -48,6 +49,10 @@ export class AuditEventsQueryDto extends ReadQueryDto {
   @IsOptional()
   @IsLogPosition('after')
   after?: string;
+  /** As every list of the contract takes it: the `nextCursor` of the previous page (a position). */
+  @IsOptional()
+  @IsLogPosition('cursor')
+  cursor?: string;
   @IsOptional()
   // A JSON page takes at most 500 (the contract's lists); an NDJSON stream as many as asked.
   @Matches(/^[1-9]\d{0,8}$/, { message: 'limit must be a positive integer' })
@@ -129,7 +134,12 @@ export class AuditController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     requireRoles(actor, AUDIT_ROLES);
-    const after = BigInt(query.after ?? '0');
+    if (query.after !== undefined && query.cursor !== undefined && query.after !== query.cursor) {
+      throw new RequestValidationError('give after or cursor, not both', [
+        { field: 'cursor', message: 'give after or cursor, not both' },
+      ]);
+    }
+    const after = BigInt(query.after ?? query.cursor ?? '0');
     if (accept?.includes('application/x-ndjson')) {
       const store = this.store;
       const max = query.limit === undefined ? Infinity : Number(query.limit);
@@ -149,10 +159,10 @@ export class AuditController {
     }
     const limit = parseLimit(query.limit); // default 50, at most 500, as every list
     const page = await this.store.readAll({ after, limit });
-    return {
-      items: page.map(toAuditEvent),
-      nextAfter: page.length === limit ? page[page.length - 1].position.toString() : null,
-    };
+    const next = page.length === limit ? page[page.length - 1].position.toString() : null;
+    // nextCursor as every list has it (a pager that follows it reads the whole log), nextAfter
+    // for `after`: the same position
+    return { items: page.map(toAuditEvent), nextCursor: next, nextAfter: next };
   }
 
   @Get('audit/verify')

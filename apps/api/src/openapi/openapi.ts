@@ -6,6 +6,7 @@ import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swag
 import type {
   OperationObject,
   ParameterObject,
+  ResponseObject,
   ResponsesObject,
   SchemaObject,
 } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
@@ -177,6 +178,16 @@ const describeOperation = (
   if (path === HEALTH) {
     operation.security = [];
     operation.parameters = parameters;
+    // degraded: the same report, with status 503 (a load balancer takes the instance out)
+    const ok = operation.responses['200'] as ResponseObject | undefined;
+    operation.responses = {
+      ...operation.responses,
+      '503': {
+        description:
+          'degraded: a store down, or the projector down or stalled in this process (the same report)',
+        ...(ok?.content ? { content: ok.content } : {}),
+      },
+    };
     return;
   }
   operation.security = [{ bearer: [] }];
