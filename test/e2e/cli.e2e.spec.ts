@@ -308,6 +308,10 @@ describe('the changeledger CLI', () => {
           expect(expectStatus(await restored.get(`/changes/${id}?minPosition=${head}`), 200).body).toEqual(
             original,
           );
+          // the copy holds what the backup said it did: that many events, up to that position
+          const counted = Number(/backup: (\d+) events/.exec(backedUp.stderr)![1]);
+          expect(await restored.eventCount()).toBe(counted);
+          expect((await restored.store.headPosition()).toString()).toBe(head);
           // the anchor the backup printed proves the restored log is the one backed up
           expect((await runCliSettled(restored.config, ['verify', '--anchor', anchor])).code).toBe(0);
           // numbering goes on after the last change in the copy

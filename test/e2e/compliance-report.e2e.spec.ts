@@ -578,6 +578,21 @@ describe('compliance report', () => {
     const rows = (csv.body as unknown as string).split('\r\n');
     expect(rows[0]).toBe('section,metric,value,changeId,detail');
     expect(rows).toContain(`volume,submitted.total,${expected().volumes.submitted.total},,`);
+    // every finding of the report (the JSON answer, checked against the plan above): its count,
+    // then one row per change, in the report's order
+    const json = await fetchReport();
+    const findings = json.findings as unknown as Record<string, { changeId: string }[]>;
+    expect(Object.keys(findings).length).toBeGreaterThan(5);
+    for (const [key, list] of Object.entries(findings)) {
+      expect(rows).toContain(`finding-count,${key},${list.length},,`);
+      expect(rows.filter((r) => r.startsWith(`finding,${key},`)).map((r) => r.split(',')[3])).toEqual(
+        list.map((x) => x.changeId),
+      );
+    }
+    expect(rows.filter((r) => r.startsWith('finding,')).length).toBeGreaterThan(0);
+    expect(rows.filter((r) => r.startsWith('lesson,lessons-learned,')).map((r) => r.split(',')[3])).toEqual(
+      json.lessonsLearned.map((l) => l.changeId),
+    );
     const html = await app.request('GET', '/reports/compliance?period=2026-Q3&format=html', {
       as: USERS.manager,
     });

@@ -64,11 +64,12 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     const started = await prepareAndStart(app, created.id, false);
     expect(started.body).toMatchObject({ status: 'in-progress' });
     await implementSuccessfully(app, created.id);
-    expectStatus(
+    const early = expectStatus(
       await app.post(`/changes/${created.id}/close`, {}, USERS.implementer),
       422,
       'RULE_VIOLATION',
     );
+    expect(early.body).toMatchObject({ rule: 'close-prerequisites' });
     expectStatus(
       await app.post(
         `/changes/${created.id}/post-implementation-review`,
@@ -204,7 +205,9 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       'RULE_VIOLATION',
     );
     expect((early.body as { detail: string }).detail).toContain('rollbackPlan');
-    expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 422, 'RULE_VIOLATION');
+    expect(
+      expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 422, 'RULE_VIOLATION').body,
+    ).toMatchObject({ rule: 'close-prerequisites' });
 
     // Only the declarer completes the request.
     const completion = {
@@ -232,7 +235,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       name: USERS.implementer.name,
       roles: ['implementer', 'management'] as const,
     };
-    expectStatus(
+    const own = expectStatus(
       await app.post(
         `/changes/${id}/retrospective-approval`,
         { decision: 'approve', comment: 'mine' },
@@ -241,6 +244,8 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       403,
       'SEGREGATION_OF_DUTIES',
     );
+    // (the declarer also implemented it: the rule that refuses is the requester's)
+    expect(own.body).toMatchObject({ rule: 'requester-is-not-approver' });
     expectStatus(
       await app.post(
         `/changes/${id}/retrospective-approval`,
@@ -275,6 +280,12 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(events.find((e) => e.type === 'RetrospectiveDecisionRecorded')?.data).toMatchObject({
       rule: 'emergency-needs-retrospective-approval-by-management',
     });
+    // one decision stored, the manager's: the refused attempts stored none
+    expect(
+      events
+        .filter((e) => e.type === 'RetrospectiveDecisionRecorded')
+        .map((e) => (e.data as { by: { id: string } }).by.id),
+    ).toEqual([USERS.manager.sub]);
     expect(events.at(-1)).toMatchObject({
       type: 'ChangeClosed',
       data: { rule: 'emergency-close-needs-post-implementation-review-and-retrospective-decision' },

@@ -69,6 +69,22 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
 
     const audit = await auditLog();
     expect(received().map(({ subject: _subject, ...event }) => event)).toEqual(audit);
+    // ...and as the store holds them (the audit view and the webhook share their mapping)
+    const stored = await app.eventsOf(id);
+    expect(
+      received().map((b) => [b.eventId, b.position, b.revision, b.type, b.actor, b.data, b.hash]),
+    ).toEqual(
+      stored.map((e) => [
+        e.eventId,
+        e.position.toString(),
+        Number(e.revision),
+        e.type,
+        e.metadata.actor,
+        e.data,
+        (e.metadata as { hash?: string }).hash,
+      ]),
+    );
+    expect(stored.every((e) => typeof (e.metadata as { hash?: string }).hash === 'string')).toBe(true);
     // each with the change as it stood right after it
     expect(received().map((b) => [b.type, b.subject])).toEqual(
       ['in-review', 'in-review', 'in-review', 'in-review', 'awaiting-approval', 'approved'].map(
@@ -123,12 +139,17 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
       webhook: { failing: { eventId: submitted.eventId, lastError: 'HTTP 503' } },
     });
 
+    const refusedUntil = receiver.bodies().length;
     receiver.answer(() => 204);
     await until(deliveredAll, 'the backlog delivered');
     const sent = received().slice(before);
     // the refused event as often as it was tried, then the rest once each, in order
     expect(new Set(sent.slice(0, -1).map((b) => b.eventId))).toEqual(new Set([submitted.eventId]));
     expect(sent.at(-1)).toMatchObject({ type: 'ChangeCancelled', subject: { id } });
+    // what the receiver took: the refused event first, then the cancellation, each once
+    const [, cancelled] = await app.eventsOf(id);
+    const accepted = (receiver.bodies().slice(refusedUntil) as Body[]).filter((b) => ours.has(b.subject.id));
+    expect(accepted.map((b) => b.eventId)).toEqual([submitted.eventId, cancelled.eventId]);
     expect((await health()).webhook?.failing).toBeNull();
   });
 

@@ -68,7 +68,7 @@ interface Context {
 
 type Outcome =
   | { events: { type: string; data: unknown }[] }
-  | { error: { code: DomainErrorCode; detail: string; fields?: string[] } };
+  | { error: { code: DomainErrorCode; detail: string; fields?: string[]; rule?: string } };
 
 const stripped = (events: readonly ChangeRequestEvent[]) => events.map(({ type, data }) => ({ type, data }));
 
@@ -83,7 +83,14 @@ const given = (history: readonly ChangeRequestEvent[]) => {
         } catch (error) {
           if (error instanceof DomainError) {
             const fields = error.errors?.map((e) => e.field);
-            return { error: { code: error.code, detail: error.detail, ...(fields ? { fields } : {}) } };
+            return {
+              error: {
+                code: error.code,
+                detail: error.detail,
+                ...(fields ? { fields } : {}),
+                ...(error.rule ? { rule: error.rule } : {}),
+              },
+            };
           }
           throw error;
         }
@@ -102,12 +109,16 @@ const given = (history: readonly ChangeRequestEvent[]) => {
         },
         /**
          * Refused with this code (and a detail matching `detail`, if given; naming exactly these
-         * fields, if given, or none for `[]`).
+         * fields, if given, or none for `[]`; by this rule, the `rule` clients are told, if given).
          */
-        thenError: (code: DomainErrorCode, detail?: RegExp, fields?: readonly string[]) => {
+        thenError: (code: DomainErrorCode, detail?: RegExp, fields?: readonly string[], rule?: string) => {
           const outcome = attempt();
           expect(outcome).toMatchObject({
-            error: { code, ...(detail ? { detail: expect.stringMatching(detail) } : {}) },
+            error: {
+              code,
+              ...(detail ? { detail: expect.stringMatching(detail) } : {}),
+              ...(rule ? { rule } : {}),
+            },
           });
           if (fields && 'error' in outcome) expect(outcome.error.fields ?? []).toEqual(fields);
         },
@@ -362,7 +373,11 @@ describe('change-request decider', () => {
     it.each(cases)('$title', ({ row, kind, status, allowed }) => {
       const when = given(prepared(row, kind, status)).when(row.command, { actor: row.actor });
       if (allowed) when.thenTypes(row.emits);
-      else when.thenError('INVALID_STATE');
+      else
+        when.thenError(
+          'INVALID_STATE',
+          new RegExp(`^${row.command.type} is not allowed in status ${status} `),
+        );
     });
 
     it.each([
@@ -547,13 +562,20 @@ describe('change-request decider', () => {
       [
         'RecordPostImplementationReview',
         normalHistory('implemented'),
-        ROWS.RecordPostImplementationReview.command,
+        {
+          type: 'RecordPostImplementationReview',
+          documentationUpdated: true,
+          lessonsLearned: 'Keep console access open',
+          improvements: ['Script the bridge move'],
+          issues: 'The bridge flapped twice',
+        },
         actors.max,
         [
           expected('PostImplementationReviewRecorded', actors.max, {
             documentationUpdated: true,
             lessonsLearned: 'Keep console access open',
             improvements: ['Script the bridge move'],
+            issues: 'The bridge flapped twice',
           }),
         ],
       ],
@@ -714,7 +736,7 @@ describe('change-request decider', () => {
           },
           { actor: actors.alice, template },
         )
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', undefined, undefined, 'standard-template-active');
     });
 
     it.each<RiskLevel>(['medium', 'high'])('a standard change of %s risk → RULE_VIOLATION', (risk) => {
@@ -1176,57 +1198,65 @@ describe('change-request decider', () => {
   });
 
   describe('segregation of duties', () => {
-    it.each<[string, ChangeRequestEvent[], Actionable, Actor]>([
+    it.each<[string, ChangeRequestEvent[], Actionable, Actor, string]>([
       [
         'reviewing own change',
         normalHistory('in-review'),
         ROWS.RecordReview.command,
         withRoles(actors.alice, 'requester', 'technical-reviewer'),
+        'requester-is-not-approver',
       ],
       [
         'approving own change',
         normalHistory('awaiting-approval'),
         { type: 'ApproveChange' },
         withRoles(actors.alice, 'requester', 'infrastructure-lead'),
+        'requester-is-not-approver',
       ],
       [
         'approving own high-risk change as management',
         normalHistory('awaiting-approval', { risk: 'high' }),
         { type: 'ApproveChange' },
         withRoles(actors.alice, 'management'),
+        'requester-is-not-approver',
       ],
       [
         'rejecting own change',
         normalHistory('awaiting-approval'),
         { type: 'RejectChange', reason: 'x' },
         withRoles(actors.alice, 'management'),
+        'requester-is-not-approver',
       ],
       [
         'retrospectively approving own emergency change',
         [...emergencyHistory('implemented'), postImplementationReviewed()],
         ROWS.RecordRetrospectiveDecision.command,
         withRoles(actors.alice, 'requester', 'management'),
+        'requester-is-not-approver',
       ],
       [
         'retrospectively rejecting own emergency change',
         [...emergencyHistory('implemented'), postImplementationReviewed()],
         { type: 'RecordRetrospectiveDecision', decision: 'reject', comment: 'x' },
         withRoles(actors.alice, 'management'),
+        'requester-is-not-approver',
       ],
       [
         'the approver starting the implementation',
         normalHistory('scheduled'),
         { type: 'StartImplementation' },
         withRoles(actors.lena, 'implementer'),
+        'approver-is-not-implementer',
       ],
       [
         'the management approver of a high-risk change starting it',
         normalHistory('scheduled', { risk: 'high' }),
         { type: 'StartImplementation' },
         withRoles(actors.max, 'implementer', 'management'),
+        'approver-is-not-implementer',
       ],
-    ])('%s → SEGREGATION_OF_DUTIES', (_name, history, command, actor) => {
-      given(history).when(command, { actor }).thenError('SEGREGATION_OF_DUTIES');
+    ])('%s → SEGREGATION_OF_DUTIES', (_name, history, command, actor, rule) => {
+      given(history).when(command, { actor }).thenError('SEGREGATION_OF_DUTIES', undefined, undefined, rule);
     });
 
     it('the requester may implement an approved change (only the approver may not)', () => {
@@ -1254,7 +1284,12 @@ describe('change-request decider', () => {
         expect(toChangeView(given(implemented).state).implementedBy?.id).toBe(actors.ines.id);
         given(implemented)
           .when({ type: 'RecordRetrospectiveDecision', decision, comment: 'x' }, { actor: managing(actor) })
-          .thenError('SEGREGATION_OF_DUTIES', /worked on/);
+          .thenError(
+            'SEGREGATION_OF_DUTIES',
+            /worked on/,
+            undefined,
+            'implementer-is-not-retrospective-approver',
+          );
       });
 
       it('a manager who did none of the work may', () => {
@@ -1384,6 +1419,33 @@ describe('change-request decider', () => {
     });
   });
 
+  describe('what is recorded once', () => {
+    it('a second post-implementation review → RULE_VIOLATION', () => {
+      given([...normalHistory('implemented'), postImplementationReviewed()])
+        .when(ROWS.RecordPostImplementationReview.command, { actor: actors.ines })
+        .thenError(
+          'RULE_VIOLATION',
+          /post-implementation review is already recorded/,
+          undefined,
+          'one-post-implementation-review',
+        );
+    });
+
+    it.each(['approve', 'reject'] as const)(
+      'a second retrospective decision (%s) → RULE_VIOLATION',
+      (decision) => {
+        given([...emergencyHistory('implemented'), postImplementationReviewed(), retrospectiveDecided()])
+          .when({ type: 'RecordRetrospectiveDecision', decision, comment: 'again' }, { actor: actors.max })
+          .thenError(
+            'RULE_VIOLATION',
+            /retrospective decision is already recorded/,
+            undefined,
+            'one-retrospective-decision',
+          );
+      },
+    );
+  });
+
   describe('emergency changes: the "later" fields and the retrospective', () => {
     const incomplete = () => [
       ...emergencyHistory('implemented', incompleteEmergencyRequest()),
@@ -1488,7 +1550,7 @@ describe('change-request decider', () => {
         }),
       ])
         .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', undefined, undefined, 'retrospective-prerequisites');
     });
 
     it('the retrospective decision needs the post-implementation review', () => {
@@ -1523,7 +1585,7 @@ describe('change-request decider', () => {
     ] as const)('start with %s → RULE_VIOLATION', (_name, items) => {
       given([...approvedThenScheduled(false), ...checklistDone(items)])
         .when({ type: 'StartImplementation' }, { actor: actors.ivan })
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', undefined, undefined, 'checklist-complete');
     });
 
     it('start with a maintenance window but without its checklist item → RULE_VIOLATION', () => {
@@ -1559,7 +1621,7 @@ describe('change-request decider', () => {
     ])('complete "successful" with %s → RULE_VIOLATION', (_name, extra) => {
       given([...inProgressWithout(), ...extra])
         .when({ type: 'CompleteImplementation', outcome: 'successful' }, { actor: actors.ivan })
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', undefined, undefined, 'successful-needs-verification');
     });
 
     it.each(['failed', 'rolled-back'] as const)('complete "%s" needs no passing verification', (outcome) => {
@@ -1588,7 +1650,7 @@ describe('change-request decider', () => {
         event('ImplementationStarted', actors.alice, { emergency: true }),
       ])
         .when({ type: 'CompleteImplementation', outcome: 'successful' }, { actor: actors.ivan })
-        .thenError('RULE_VIOLATION');
+        .thenError('RULE_VIOLATION', undefined, undefined, 'successful-needs-verification');
     });
 
     it.each<[string, ChangeRequestEvent[]]>([

@@ -44,9 +44,12 @@ const given = (history: readonly StandardTemplateEvent[]) => {
           expect(outcome).toEqual({ events: expected });
           return given([...history, ...(outcome as { events: StandardTemplateEvent[] }).events]).state;
         },
-        thenError: (code: DomainErrorCode): Refusal => {
+        /** Refused with this code, and a detail matching `detail` if given. */
+        thenError: (code: DomainErrorCode, detail?: RegExp): Refusal => {
           const outcome = attempt();
-          expect(outcome).toMatchObject({ error: { code } });
+          expect(outcome).toMatchObject({
+            error: { code, ...(detail ? { detail: expect.stringMatching(detail) } : {}) },
+          });
           return (outcome as { error: Refusal }).error;
         },
       };
@@ -55,6 +58,8 @@ const given = (history: readonly StandardTemplateEvent[]) => {
 };
 
 // ---------------------------------------------------------------------------------------------
+
+const MANAGED_BY = /standard templates are managed by the infrastructure lead or management/;
 
 const create: CreateStandardTemplate = {
   type: 'CreateStandardTemplate',
@@ -140,21 +145,29 @@ describe('standard-template decider', () => {
     it.each(NON_OWNER_ROLES)('by someone with only the role %s → FORBIDDEN', (role) => {
       given([])
         .when(create, { actor: holding(role) })
-        .thenError('FORBIDDEN');
+        .thenError('FORBIDDEN', MANAGED_BY);
     });
 
     it('by someone with every other role → FORBIDDEN', () => {
       given([])
         .when(create, { actor: holding(...NON_OWNER_ROLES) })
-        .thenError('FORBIDDEN');
+        .thenError('FORBIDDEN', MANAGED_BY);
     });
 
     it('by someone without any role → FORBIDDEN', () => {
-      given([]).when(create, { actor: holding() }).thenError('FORBIDDEN');
+      given([]).when(create, { actor: holding() }).thenError('FORBIDDEN', MANAGED_BY);
     });
 
     it('a template that already exists → INVALID_STATE', () => {
-      given([created()]).when(create, { actor: max }).thenError('INVALID_STATE');
+      given([created()])
+        .when(create, { actor: max })
+        .thenError('INVALID_STATE', /STD-001 already exists/);
+    });
+
+    it('a template that exists, retired → INVALID_STATE (its id is not taken again)', () => {
+      given([created(), retired()])
+        .when(create, { actor: max })
+        .thenError('INVALID_STATE', /STD-001 already exists/);
     });
   });
 
@@ -183,17 +196,19 @@ describe('standard-template decider', () => {
     it('twice → INVALID_STATE', () => {
       given([created(), retired()])
         .when({ type: 'RetireStandardTemplate' }, { actor: max })
-        .thenError('INVALID_STATE');
+        .thenError('INVALID_STATE', /STD-001 is already retired/);
     });
 
     it('a template that does not exist → NOT_FOUND', () => {
-      given([]).when({ type: 'RetireStandardTemplate' }, { actor: lena }).thenError('NOT_FOUND');
+      given([])
+        .when({ type: 'RetireStandardTemplate' }, { actor: lena })
+        .thenError('NOT_FOUND', /no such standard template/);
     });
 
     it.each(NON_OWNER_ROLES)('by someone with only the role %s → FORBIDDEN', (role) => {
       given([created()])
         .when({ type: 'RetireStandardTemplate' }, { actor: holding(role) })
-        .thenError('FORBIDDEN');
+        .thenError('FORBIDDEN', MANAGED_BY);
     });
   });
 });
