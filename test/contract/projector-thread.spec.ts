@@ -86,7 +86,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     // a wait asked for after the stop (a read during the shutdown) is answered false at once
     const askedAt = Date.now();
     expect(await projector.waitFor(head + 1_000n, 30_000)).toBe(false);
-    expect(Date.now() - askedAt).toBeLessThan(100);
+    expect(Date.now() - askedAt).toBeLessThan(1_000); // not its 30 s
     await projector.stop();
     await writeRandomLifecycles(events, { seed: 8, count: 3, idOffset: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));

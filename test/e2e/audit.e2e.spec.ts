@@ -207,6 +207,14 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     } while (cursor);
     expect(paged).toHaveLength(events);
     expect(new Set(paged).size).toBe(events);
+    // a page that ends the log names no next one, also when the log fills it exactly
+    const whole = expectStatus(await app.get(`/audit/events?limit=${events}`, USERS.manager), 200).body as {
+      items: AuditEvent[];
+      nextCursor: string | null;
+      nextAfter: string | null;
+    };
+    expect(whole.items).toHaveLength(events);
+    expect([whole.nextCursor, whole.nextAfter]).toEqual([null, null]);
     // positions are signed 64-bit: the highest reads nothing, one more is refused (it was a 500)
     const last = expectStatus(await app.get('/audit/events?after=9223372036854775807', USERS.manager), 200)
       .body as { items: AuditEvent[] };

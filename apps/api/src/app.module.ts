@@ -79,15 +79,22 @@ const readModelStoreProvider: Provider = {
   useFactory: (config: AppConfig) => openReadModelStore(config),
 };
 
-/** Closes the stores after Nest has stopped taking requests (graceful shutdown). */
+/**
+ * The end of a graceful shutdown, once Nest has closed the HTTP server (its requests in flight
+ * answered: reads waiting for minPosition among them, while the projector still runs): the
+ * projector and the webhook stop (each finishes its batch or delivery), then the stores close.
+ */
 class StoreLifecycle implements OnApplicationShutdown {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(IDEMPOTENCY_STORE) private readonly idempotency: IdempotencyStore,
     @Inject(READ_MODEL_STORE) private readonly readModels: ReadModelStore,
+    private readonly projector: ProjectorService,
+    private readonly webhooks: WebhookService,
   ) {}
 
   async onApplicationShutdown() {
+    await Promise.all([this.projector.stop(), this.webhooks.stop()]);
     await this.idempotency.close();
     await this.readModels.close();
     await this.store.close();

@@ -97,28 +97,36 @@ export const createApp = async (
   // Shutting down: a request still in flight (a read waiting for minPosition) is answered with
   // `Connection: close`, or the client's keep-alive connection, idle after it, would hold the
   // server's close (and the process) for as long as the client keeps it. Node's close() ends
-  // only the connections idle at that moment: the ones that go idle later are ended as they do,
-  // and whatever is still open after the drain (an export streaming to a client that reads
-  // slowly, or not at all) is cut then.
+  // only the connections idle at that moment; an answer whose headers left before (kept alive:
+  // an export streaming) ends its connection once it is all sent (onResponse); whatever is
+  // still open when the drain is over (an export to a client that stopped reading, a connection
+  // that never sent a request) is cut then.
   fastify.addHook('preClose', (done) => {
     closing = true;
     const server = fastify.server;
-    const idle = setInterval(() => server.closeIdleConnections(), 250).unref();
     const drained = setTimeout(() => {
       new Logger('changeledger').warn(
-        `requests still in flight ${config.shutdownDrainMs} ms after the shutdown began (SHUTDOWN_DRAIN_MS): their connections are closed`,
+        `connections still open ${config.shutdownDrainMs} ms after the server stopped accepting (SHUTDOWN_DRAIN_MS): closed`,
       );
       server.closeAllConnections();
     }, config.shutdownDrainMs).unref();
-    server.once('close', () => {
-      clearInterval(idle);
-      clearTimeout(drained);
-    });
+    server.once('close', () => clearTimeout(drained));
     done();
   });
   fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
     done(null, payload);
+  });
+  fastify.addHook('onResponse', (request, _reply, done) => {
+    if (closing) {
+      // ('finish': all of it handed to the system.) Ended once no answer of a request already
+      // read from it is queued next (Node gives the socket to that answer in this same turn).
+      const socket = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: unknown }) | null;
+      setImmediate(() => {
+        if (socket && !socket.destroyed && !socket._httpMessage) socket.end();
+      });
+    }
+    done();
   });
   await app.init();
   app.get<OpenApiDocumentHolder>(OPENAPI_DOCUMENT).document = buildOpenApiDocument(app);

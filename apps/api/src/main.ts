@@ -6,9 +6,10 @@ import { createApp } from './create-app';
 
 /**
  * SIGTERM or Ctrl-C: stop accepting, finish the requests in flight (within SHUTDOWN_DRAIN_MS),
- * stop the projector and webhooks, close the stores; then end by the same signal. A second
- * signal meanwhile ends the process at once: nothing acknowledged is lost (every answered write
- * is committed), and an operator must not be left with a process that ignores Ctrl-C.
+ * then stop the projector and webhooks and close the stores (StoreLifecycle); then end by the
+ * same signal. A second signal meanwhile ends the process at once: nothing acknowledged is lost
+ * (every answered write is committed), and an operator must not be left with a process that
+ * ignores Ctrl-C.
  */
 const stopOnSignals = (app: INestApplication) => {
   const signals = ['SIGTERM', 'SIGINT'] as const;

@@ -158,8 +158,10 @@ export class AuditController {
       return Readable.from(lines(), { objectMode: false, highWaterMark: 16 });
     }
     const limit = parseLimit(query.limit); // default 50, at most 500, as every list
-    const page = await this.store.readAll({ after, limit });
-    const next = page.length === limit ? page[page.length - 1].position.toString() : null;
+    // one more than the page: a next page is named only when there is one
+    const read = await this.store.readAll({ after, limit: limit + 1 });
+    const page = read.slice(0, limit);
+    const next = read.length > limit ? page[page.length - 1].position.toString() : null;
     // nextCursor as every list has it (a pager that follows it reads the whole log), nextAfter
     // for `after`: the same position
     return { items: page.map(toAuditEvent), nextCursor: next, nextAfter: next };

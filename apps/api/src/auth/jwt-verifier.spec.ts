@@ -127,7 +127,7 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     const a = await keyPair('a');
     keys = [a.jwk];
     failing = true;
-    const verifier = new JwtVerifier({ jwksUrl: url, jwksRetryMs: 300 });
+    const verifier = new JwtVerifier({ jwksUrl: url, jwksRetryMs: 1_000 });
     const fetchedBefore = fetches;
     // distinct tokens (none is in the verified cache), as many users at once
     const tokens = await Promise.all(Array.from({ length: 10 }, () => sign(a.privateKey, 'a')));
@@ -140,9 +140,46 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await expect(verifier.verify(tokens[0])).rejects.toBeInstanceOf(IdentityProviderUnavailableError);
     expect(fetches - fetchedBefore).toBe(1);
     // ...after it, the key set is fetched again and the tokens verify
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     for (const token of tokens) await expect(verifier.verify(token)).resolves.toMatchObject({ id: 'u-rita' });
     expect(fetches - fetchedBefore).toBe(2);
+  });
+
+  it('a failed fetch for an unknown kid holds up no token whose key the fresh copy has', async () => {
+    const a = await keyPair('a');
+    keys = [a.jwk];
+    failing = false;
+    jest.useFakeTimers({
+      doNotFake: [
+        'setTimeout',
+        'setInterval',
+        'setImmediate',
+        'nextTick',
+        'queueMicrotask',
+        'clearTimeout',
+        'clearInterval',
+        'clearImmediate',
+        'hrtime',
+        'performance',
+      ],
+    });
+    jest.setSystemTime(Date.parse('2026-11-27T12:00:00Z'));
+    const verifier = new JwtVerifier({ jwksUrl: url });
+    await expect(verifier.verify(await sign(a.privateKey, 'a'))).resolves.toMatchObject({ id: 'u-rita' });
+    // past jose's 30 s between fetches, within the copy's 150 s: a token with a kid nobody has
+    // makes it fetch again, and the provider is down
+    jest.setSystemTime(Date.parse('2026-11-27T12:00:40Z'));
+    failing = true;
+    const fetchedBefore = fetches;
+    const stranger = await keyPair('zzz');
+    await expect(verifier.verify(await sign(stranger.privateKey, 'zzz'))).rejects.toBeInstanceOf(
+      IdentityProviderUnavailableError,
+    );
+    expect(fetches).toBe(fetchedBefore + 1);
+    // a new token of a known key verifies from the copy, without a fetch
+    await expect(verifier.verify(await sign(a.privateKey, 'a'))).resolves.toMatchObject({ id: 'u-rita' });
+    expect(fetches).toBe(fetchedBefore + 1);
+    failing = false;
   });
 
   it('refuses a token whose name or sub holds control characters (they would reach evidence and terminals)', async () => {

@@ -62,6 +62,8 @@ const RS256_RECHECK_MS = 150_000;
  */
 export const JWKS_RETRY_MS = 5_000;
 
+type RemoteJWKSet = ReturnType<typeof createRemoteJWKSet>;
+
 /** Verifies bearer tokens and turns their claims into an Actor. */
 export class JwtVerifier {
   private readonly verified = new Map<string, { actor: TokenActor; expiresAtMs: number }>();
@@ -80,12 +82,17 @@ export class JwtVerifier {
       : undefined;
   }
 
-  /** The key set's look-up, answering its last failure again until JWKS_RETRY_MS have passed. */
-  private retryingAfterFailures(remote: JWTVerifyGetKey): JWTVerifyGetKey {
+  /**
+   * The key set's look-up, answering its last failure to fetch again until JWKS_RETRY_MS have
+   * passed, while the copy it holds is stale (a fetch is due). While the copy is fresh, every
+   * token is looked up in it as usual: a failed fetch for one token's unknown `kid` (anyone may
+   * send one) holds up no other.
+   */
+  private retryingAfterFailures(remote: RemoteJWKSet): JWTVerifyGetKey {
     const retryMs = this.options.jwksRetryMs ?? JWKS_RETRY_MS;
     let failure: { error: unknown; at: number } | undefined;
     return async (header, token) => {
-      if (failure && Date.now() - failure.at < retryMs) throw failure.error;
+      if (failure && !remote.fresh && Date.now() - failure.at < retryMs) throw failure.error;
       try {
         const key = await remote(header, token);
         failure = undefined;

@@ -79,12 +79,15 @@ export class HealthService {
   private stale: { at: number; models: Promise<StaleReadModel[]> } | undefined;
   private readonly projections = allProjections();
 
-  private staleModels(applied: bigint | null): Promise<StaleReadModel[]> {
+  /** Rejects when they cannot be read (unknown: not kept, asked again next time). */
+  private staleModels(applied: bigint): Promise<StaleReadModel[]> {
     const now = performance.now();
-    if (applied === null) return Promise.resolve([]);
     if (!this.stale || now - this.stale.at > STALE_CHECK_MS) {
-      const models = staleReadModels(this.readModels, this.projections, applied).catch(() => []);
+      const models = staleReadModels(this.readModels, this.projections, applied);
       this.stale = { at: now, models };
+      models.catch(() => {
+        if (this.stale?.models === models) this.stale = undefined;
+      });
     }
     return this.stale.models;
   }
@@ -111,7 +114,7 @@ export class HealthService {
       ]);
       const projector = this.projectorService.mode;
       const [staleRead, stalledRead] = await Promise.all([
-        by(this.staleModels(applied), UNREAD),
+        applied === null ? UNREAD : by(this.staleModels(applied), UNREAD),
         readModels === 'up' ? by(this.projectorService.stalledSince(), UNREAD) : UNREAD,
       ]);
       const unknownFields = new Set<'projectorStalledSince' | 'staleReadModels'>();

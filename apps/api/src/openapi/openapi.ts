@@ -184,7 +184,7 @@ const describeOperation = (
       ...operation.responses,
       '503': {
         description:
-          'degraded: a store down, or the projector down or stalled in this process (the same report)',
+          'degraded: a store down, or the projector down or stalled in this process (the same report); while the service shuts down, a problem+json',
         ...(ok?.content ? { content: ok.content } : {}),
       },
     };

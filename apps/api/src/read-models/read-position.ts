@@ -1,11 +1,4 @@
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-  Optional,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENT_STORE, type EventStore, type SqliteEventStore } from '@changeledger/event-store';
 import {
@@ -48,7 +41,7 @@ export type ProjectorMode = (typeof PROJECTOR_MODES)[number];
  * stores in a worker thread of its own (PROJECTOR_THREAD), otherwise on the main thread.
  */
 @Injectable()
-export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ProjectorService implements OnApplicationBootstrap {
   readonly projector?: LiveProjector;
   private readonly projections;
 
@@ -120,8 +113,8 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     return since !== undefined && Date.now() - since >= STALL_GRACE_MS ? since : undefined;
   }
 
-  /** Before the stores close (they close in onApplicationShutdown). */
-  async beforeApplicationShutdown() {
+  /** At shutdown, after the HTTP server closed and before the stores do (see StoreLifecycle). */
+  async stop() {
     await this.projector?.stop();
   }
 }

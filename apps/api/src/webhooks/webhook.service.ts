@@ -1,12 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type BeforeApplicationShutdown,
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
 import { WebhookCheckpoints, WebhookDispatcher, type WebhookStatus } from '@changeledger/webhooks';
@@ -19,7 +13,7 @@ export const WEBHOOK_CHECKPOINTS_FILE = 'webhooks.sqlite';
  * each process that has it delivers every event (receivers tell repeats by `eventId`).
  */
 @Injectable()
-export class WebhookService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class WebhookService implements OnApplicationBootstrap {
   private readonly logger = new Logger('Webhook');
   private checkpoints: WebhookCheckpoints | undefined;
   private dispatcher: WebhookDispatcher | undefined;
@@ -48,8 +42,8 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     return this.dispatcher?.status() ?? null;
   }
 
-  /** Before the stores close (they close in onApplicationShutdown). */
-  async beforeApplicationShutdown() {
+  /** At shutdown, after the HTTP server closed and before the stores do (see StoreLifecycle). */
+  async stop() {
     await this.dispatcher?.stop();
     this.checkpoints?.close();
   }
