@@ -983,6 +983,51 @@ export const readModelStoreContract = (adapterName: string, fixture: () => ReadM
     });
 
     // -------------------------------------------------------------------------------------------
+    describe('a store opened again on the same backing (a restart)', () => {
+      it('has what was committed, and after a promote the shadow’s documents and checkpoints', async () => {
+        await store.init([itemsSpec(items)]);
+        const a = item('a', '3', { tags: ['x'], label: 'kept' });
+        const b = item('b', '5', { status: 'done' });
+        await put(store, into(items, a, b), 5n);
+        await store.close();
+
+        const again = await fx.open();
+        await again.init([itemsSpec(items)]);
+        expect(await everything(again, items)).toStrictEqual([a, b]);
+        expect(await again.checkpoint(cp)).toBe(5n);
+        expect(
+          ids(
+            await again.find<Item>(items, {
+              where: [{ field: 'tags', op: 'contains', value: 'x' }],
+              orderBy: { field: 'id', direction: 'asc' },
+              limit: 10,
+            }),
+          ),
+        ).toEqual(['a']); // its indexes too
+
+        const shadow = await again.createShadow();
+        await shadow.init([itemsSpec(items)]);
+        const c = item('c', '9', { status: 'rebuilt' });
+        await put(shadow, into(items, c), 9n);
+        await shadow.promote();
+        await again.close();
+
+        const third = await fx.open();
+        await third.init([itemsSpec(items)]);
+        expect(await everything(third, items)).toStrictEqual([c]);
+        expect(await third.checkpoint(cp)).toBe(9n);
+        expect(
+          ids(
+            await third.find<Item>(items, {
+              where: [{ field: 'status', op: 'eq', value: 'rebuilt' }],
+              orderBy: { field: 'at', direction: 'asc' },
+              limit: 10,
+            }),
+          ),
+        ).toEqual(['c']);
+      });
+    });
+
     describe('createShadow', () => {
       const specs = () => [itemsSpec(items), itemsSpec(other)];
 

@@ -166,4 +166,24 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
         .map((b) => [b.type, b.subject.id]),
     ).toEqual([['ChangeSubmitted', id]]);
   });
+
+  it('an event recorded but not yet taken when the service stops is sent after the restart, once', async () => {
+    await until(deliveredAll, 'caught up');
+    receiver.answer(() => 503);
+    const id = await submitOurs('Pending at the shutdown');
+    const [pending] = await app.eventsOf(id);
+    await until(
+      async () => (await health()).webhook?.failing?.eventId === pending.eventId,
+      'its delivery refused',
+    );
+    await app.close();
+    const refusedUntil = receiver.bodies().length;
+    receiver.answer(() => 204);
+    app = await start();
+    const next = await submitOurs('After that restart');
+    await until(deliveredAll, 'both delivered');
+    const [recordedAfter] = await app.eventsOf(next);
+    const accepted = (receiver.bodies().slice(refusedUntil) as Body[]).filter((b) => ours.has(b.subject.id));
+    expect(accepted.map((b) => b.eventId)).toEqual([pending.eventId, recordedAfter.eventId]);
+  });
 });
