@@ -94,10 +94,17 @@ class StoreLifecycle implements OnApplicationShutdown {
   ) {}
 
   async onApplicationShutdown() {
-    await Promise.all([this.projector.stop(), this.webhooks.stop()]);
-    await this.idempotency.close();
-    await this.readModels.close();
-    await this.store.close();
+    // Each step whatever the others did: a stop that failed must not leave the stores open.
+    const outcomes = await Promise.allSettled([this.projector.stop(), this.webhooks.stop()]);
+    for (const close of [
+      () => this.idempotency.close(),
+      () => this.readModels.close(),
+      () => this.store.close(),
+    ]) {
+      outcomes.push(...(await Promise.allSettled([close()])));
+    }
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 

@@ -63,7 +63,10 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(idp.address() as { port: number }).port}/jwks.json`;
   });
-  afterEach(() => jest.useRealTimers());
+  afterEach(() => {
+    jest.useRealTimers();
+    failing = false;
+  });
   afterAll(async () => {
     await new Promise((resolve) => idp.close(resolve));
   });
@@ -179,7 +182,14 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     // a new token of a known key verifies from the copy, without a fetch
     await expect(verifier.verify(await sign(a.privateKey, 'a'))).resolves.toMatchObject({ id: 'u-rita' });
     expect(fetches).toBe(fetchedBefore + 1);
-    failing = false;
+    // more unknown kids (anyone may send them, or a new key not fetched yet): answered from the
+    // copy, 503 (try again), not fetched for each
+    for (let i = 0; i < 5; i++) {
+      await expect(verifier.verify(await sign(stranger.privateKey, `zzz-${i}`))).rejects.toBeInstanceOf(
+        IdentityProviderUnavailableError,
+      );
+    }
+    expect(fetches).toBe(fetchedBefore + 1);
   });
 
   it('refuses a token whose name or sub holds control characters (they would reach evidence and terminals)', async () => {

@@ -1,4 +1,6 @@
 import {
+  createLocalJWKSet,
+  type JSONWebKeySet,
   createRemoteJWKSet,
   errors as joseErrors,
   jwtVerify,
@@ -83,16 +85,36 @@ export class JwtVerifier {
   }
 
   /**
-   * The key set's look-up, answering its last failure to fetch again until JWKS_RETRY_MS have
-   * passed, while the copy it holds is stale (a fetch is due). While the copy is fresh, every
-   * token is looked up in it as usual: a failed fetch for one token's unknown `kid` (anyone may
-   * send one) holds up no other.
+   * The key set's look-up. For JWKS_RETRY_MS after a failed fetch nothing is fetched: while the
+   * copy jose holds is stale the failure is the answer (503); while it is fresh, tokens are
+   * looked up in it (a failed fetch for one token's unknown `kid`, which anyone may send, holds
+   * up no other).
    */
   private retryingAfterFailures(remote: RemoteJWKSet): JWTVerifyGetKey {
     const retryMs = this.options.jwksRetryMs ?? JWKS_RETRY_MS;
     let failure: { error: unknown; at: number } | undefined;
+    // the copy jose holds, looked up without fetching (jose itself would fetch again for every
+    // unknown kid while the provider is down: it waits 30 s between fetches only after a success)
+    let held: { jwks: JSONWebKeySet; lookUp: JWTVerifyGetKey } | undefined;
+    // (a kid it does not have may be a new key the provider could not give: 503, try again)
+    const inHeldCopy = async (
+      error: unknown,
+      ...[header, token]: Parameters<JWTVerifyGetKey>
+    ): Promise<Awaited<ReturnType<JWTVerifyGetKey>>> => {
+      const jwks = remote.jwks();
+      if (!jwks) throw error;
+      if (held?.jwks !== jwks) held = { jwks, lookUp: createLocalJWKSet(jwks) };
+      try {
+        return await held.lookUp(header, token);
+      } catch (lookUpError) {
+        throw lookUpError instanceof joseErrors.JWKSNoMatchingKey ? error : lookUpError;
+      }
+    };
     return async (header, token) => {
-      if (failure && !remote.fresh && Date.now() - failure.at < retryMs) throw failure.error;
+      if (failure && Date.now() - failure.at < retryMs) {
+        if (!remote.fresh) throw failure.error;
+        return inHeldCopy(failure.error, header, token);
+      }
       try {
         const key = await remote(header, token);
         failure = undefined;

@@ -44,7 +44,10 @@ export class WebhookService implements OnApplicationBootstrap {
 
   /** At shutdown, after the HTTP server closed and before the stores do (see StoreLifecycle). */
   async stop() {
-    await this.dispatcher?.stop();
-    this.checkpoints?.close();
+    try {
+      await this.dispatcher?.stop();
+    } finally {
+      this.checkpoints?.close();
+    }
   }
 }
