@@ -102,7 +102,7 @@ describe('stopping the server', () => {
         // answered, not cut off: it waited its 5 s (the projector runs through the drain), as ever
         expect(answer.status).toBe(503);
         expect(((await answer.json()) as { code: string }).code).toBe('PROJECTION_LAGGING');
-        // Nest re-raises the signal after closing, so the process ends by SIGTERM (not a crash code).
+        // main.ts re-raises the signal after closing, so the process ends by SIGTERM (not a crash code).
         const { code, signal } = await server.exited;
         expect(code === 0 || signal === 'SIGTERM').toBe(true);
         await expect(fetch(`${server.base}/health`)).rejects.toThrow();

@@ -42,6 +42,23 @@ describe('JwtVerifier: feed tokens', () => {
   );
 });
 
+/** Only the clock is faked (jest.setSystemTime): timers and the key set's HTTP fetch are real. */
+const fakeClockOnly = () =>
+  jest.useFakeTimers({
+    doNotFake: [
+      'setTimeout',
+      'setInterval',
+      'setImmediate',
+      'nextTick',
+      'queueMicrotask',
+      'clearTimeout',
+      'clearInterval',
+      'clearImmediate',
+      'hrtime',
+      'performance',
+    ],
+  });
+
 /** A stand-in identity provider (outside the system): serves whatever key set it is given. */
 describe('JwtVerifier with an identity provider’s key set', () => {
   let idp: Server;
@@ -87,21 +104,7 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     const a = await keyPair('a');
     const b = await keyPair('b');
     keys = [a.jwk];
-    // only the clock is faked: the HTTP fetch of the key set is real
-    jest.useFakeTimers({
-      doNotFake: [
-        'setTimeout',
-        'setInterval',
-        'setImmediate',
-        'nextTick',
-        'queueMicrotask',
-        'clearTimeout',
-        'clearInterval',
-        'clearImmediate',
-        'hrtime',
-        'performance',
-      ],
-    });
+    fakeClockOnly();
     jest.setSystemTime(Date.parse('2026-11-27T12:00:00Z'));
     const verifier = new JwtVerifier({ jwksUrl: url });
     const early = await sign(a.privateKey, 'a');
@@ -152,20 +155,7 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     const a = await keyPair('a');
     keys = [a.jwk];
     failing = false;
-    jest.useFakeTimers({
-      doNotFake: [
-        'setTimeout',
-        'setInterval',
-        'setImmediate',
-        'nextTick',
-        'queueMicrotask',
-        'clearTimeout',
-        'clearInterval',
-        'clearImmediate',
-        'hrtime',
-        'performance',
-      ],
-    });
+    fakeClockOnly();
     jest.setSystemTime(Date.parse('2026-11-27T12:00:00Z'));
     const verifier = new JwtVerifier({ jwksUrl: url });
     await expect(verifier.verify(await sign(a.privateKey, 'a'))).resolves.toMatchObject({ id: 'u-rita' });
