@@ -167,6 +167,23 @@ if (url) {
       expect(await store.get('things', 'a')).toEqual(doc('a', '42'));
     });
 
+    it('a commit that moves hundreds of stored documents on goes through (FerretDB never answers 100 replaces in one update)', async () => {
+      const ids = Array.from({ length: 250 }, (_, i) => `d${String(i).padStart(3, '0')}`);
+      await commit(
+        ids.map((id) => doc(id, '1')),
+        1n,
+      );
+      // a projector catching up: every one of them moved on in one batch (guarded replaces)
+      await commit(
+        ids.map((id) => doc(id, '2', 'moved')),
+        2n,
+      );
+      const stored = await store.getMany<ReadModelDocument & { status: string }>('things', ids);
+      expect(stored.size).toBe(ids.length);
+      expect([...stored.values()].every((d) => d.status === 'moved' && d._position === '2')).toBe(true);
+      expect(await store.checkpoint('cp')).toBe(2n);
+    }, 30_000);
+
     it('init creates the indexes (with _id as the tie-breaker) once, and a promoted collection keeps them', async () => {
       const expected = {
         _id_: [['_id', 1]],

@@ -76,6 +76,13 @@ export class RebuildInProgressError extends Error {
 const RESERVED_PREFIXES = [MONGO_SHADOW_PREFIX, RETIRED_PREFIX, 'system.'];
 
 const DUPLICATE_KEY = 11000;
+/**
+ * Operations per bulkWrite of documents: FerretDB 1.24 (SQLite) never answers an `update`
+ * command of 100 or more guarded replaces (measured: 95 answer in 0.3 s, 100 hang), which a
+ * projector catching up, or healing after a rebuild, sends. MongoDB takes any number; chunks
+ * of 50 cost it a round trip per 50 documents.
+ */
+const BULK_WRITE_CHUNK = 50;
 const NAMESPACE_EXISTS = 48;
 const NAMESPACE_NOT_FOUND = 26;
 const NOT_IMPLEMENTED = 238;
@@ -581,31 +588,32 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
       else if (current < document._position)
         writes.push({ document, operation: { replaceOne: replace(document) } });
     }
-    if (writes.length === 0) return;
-
     const raced: Stored[] = [];
-    try {
-      await target.bulkWrite(
-        writes.map((w) => w.operation),
-        { ordered: false },
-      );
-    } catch (error) {
-      // (with write errors too, the driver keeps a write-concern error only in the result)
-      if (
-        !(error instanceof MongoBulkWriteError) ||
-        error.writeConcernError ||
-        error.result?.getWriteConcernError()
-      ) {
-        throw error;
-      }
-      const failures: WriteError[] = Array.isArray(error.writeErrors)
-        ? error.writeErrors
-        : [error.writeErrors];
-      if (failures.length === 0) throw error;
-      for (const failure of failures) {
-        const write = writes[failure.index];
-        if (failure.code !== DUPLICATE_KEY || !write || !('insertOne' in write.operation)) throw error;
-        raced.push(write.document);
+    for (let start = 0; start < writes.length; start += BULK_WRITE_CHUNK) {
+      const chunk = writes.slice(start, start + BULK_WRITE_CHUNK);
+      try {
+        await target.bulkWrite(
+          chunk.map((w) => w.operation),
+          { ordered: false },
+        );
+      } catch (error) {
+        // (with write errors too, the driver keeps a write-concern error only in the result)
+        if (
+          !(error instanceof MongoBulkWriteError) ||
+          error.writeConcernError ||
+          error.result?.getWriteConcernError()
+        ) {
+          throw error;
+        }
+        const failures: WriteError[] = Array.isArray(error.writeErrors)
+          ? error.writeErrors
+          : [error.writeErrors];
+        if (failures.length === 0) throw error;
+        for (const failure of failures) {
+          const write = chunk[failure.index];
+          if (failure.code !== DUPLICATE_KEY || !write || !('insertOne' in write.operation)) throw error;
+          raced.push(write.document);
+        }
       }
     }
     // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
