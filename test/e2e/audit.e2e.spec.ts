@@ -147,6 +147,13 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
       version: 1,
       reviews: [],
     });
+    // a past version is no precondition to send: no ETag (the current read has one)
+    const past = await app.get(
+      `/changes/${id}/as-of?at=${encodeURIComponent(when('ChangeSubmitted'))}`,
+      USERS.auditor,
+    );
+    expect(past.headers.get('etag')).toBeNull();
+    expect((await app.get(`/changes/${id}`, USERS.auditor)).headers.get('etag')).toMatch(/^"\d+"$/);
     expect(await asOf(when('ReviewsCompleted'))).toMatchObject({
       status: 'awaiting-approval',
       requiredApproval: 'infrastructure-lead',

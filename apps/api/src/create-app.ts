@@ -48,11 +48,15 @@ export const createApp = async (
     { logger: LEVELS[config.logLevel], bufferLogs: false },
   );
   app.setGlobalPrefix(API_PREFIX);
-  // Any answer that carries a single resource's `version` also carries `ETag: "<version>"`.
+  // Any answer that carries a single resource's `version` also carries `ETag: "<version>"`; not
+  // a change as it stood at a past moment (`asOf`): its version may be gone, and If-Match with
+  // it could only fail.
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('preSerialization', async (_request, reply, payload) => {
-    const version = (payload as { version?: unknown } | null)?.version;
-    if (typeof version === 'number' && reply.statusCode < 300) void reply.header('ETag', `"${version}"`);
+    const answer = payload as { version?: unknown; asOf?: unknown } | null;
+    if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {
+      void reply.header('ETag', `"${answer.version}"`);
+    }
     return payload;
   });
   // Every route that takes a body is a command, and every command needs a token: a client

@@ -2,6 +2,7 @@
  * `GET /changes/:id` and `GET /changes`: the folded change plus the fields lists filter and
  * sort on (status, type, riskLevel, system, requestedBy, submission time).
  */
+import { createHash } from 'node:crypto';
 import {
   type ChangeRequestEvent,
   evolveChangeRequest,
@@ -186,6 +187,29 @@ describe('change requests projection', () => {
         recordedEvent(changeStream('CHG-001'), approvedBy(actors.lena, 'low')),
       ),
     ).toBeUndefined();
+  });
+
+  it('is at the version of the fold it stores: a change to what the domain keeps raises the version', () => {
+    // The documents hold the domain's folded state, served as it was stored. When the fold
+    // changes what it keeps (a field renamed, one added that the view reads), the documents
+    // written before keep the old shape until `projections:rebuild`; raising the version makes
+    // the projector and /health name the model as stale meanwhile. This pins the fold of fixed
+    // histories to the version: after a change to the fold, raise the version and take the new
+    // hash (after a change to the fixtures alone, only the hash).
+    const histories = [
+      ...NORMAL_STATUSES.map((status) => normalHistory(status)),
+      ...NORMAL_STATUSES.map((status) => normalHistory(status, { risk: 'high' })),
+      ...EMERGENCY_STATUSES.map((status) => emergencyHistory(status)),
+      ...STANDARD_STATUSES.map((status) => standardHistory(status)),
+    ];
+    const states = histories.map((history) =>
+      fold(evolveChangeRequest, initialChangeRequestState(), history),
+    );
+    const hash = createHash('sha256').update(JSON.stringify(states)).digest('hex').slice(0, 16);
+    expect({ version: changeRequestsProjection.version, fold: hash }).toEqual({
+      version: 4,
+      fold: '0336a28ccaa32f25',
+    });
   });
 
   it('toChangeSummary: the list row', () => {

@@ -565,7 +565,7 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
   }
 
   /**
-   * Guarded upserts in one unordered bulkWrite: an id not there yet is inserted, one stored with
+   * Guarded upserts in unordered bulkWrites (BULK_WRITE_CHUNK each): an id not there yet is inserted, one stored with
    * a lower `_position` is replaced under the guard `_position < new`, anything else is skipped
    * (so a repeated batch writes nothing). An insert that loses a race with another writer (E11000)
    * becomes a guarded replace. Why not `replaceOne(guard, { upsert: true })` for everything:
