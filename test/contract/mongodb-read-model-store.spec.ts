@@ -542,6 +542,42 @@ if (url) {
       expect(await store.checkpoint('cp')).toBe(6n);
     });
 
+    it('an insert that loses a race in a later bulk of a batch (past the first 50 writes) becomes a guarded replace too', async () => {
+      const other = await fx.open();
+      await other.init([spec]);
+      const lookup = store as unknown as {
+        storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>>;
+      };
+      const storedPositions = lookup.storedPositions.bind(store);
+      const spy = jest.spyOn(lookup, 'storedPositions').mockImplementation(async (collection, ids) => {
+        const found = await storedPositions(collection, ids);
+        // another writer stores the 61st document, newer, and the 71st, older, meanwhile
+        await other.commit({
+          documents: [
+            { collection: 'things', document: doc('n60', '9', 'theirs, newer') },
+            { collection: 'things', document: doc('n70', '1', 'theirs, older') },
+          ],
+          checkpoint: { name: 'other', position: 9n },
+        });
+        return found;
+      });
+      const ids = Array.from({ length: 80 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+      try {
+        await commit(
+          ids.map((id) => doc(id, '5', 'ours')),
+          5n,
+        );
+      } finally {
+        spy.mockRestore();
+      }
+      const got = await store.getMany<ReturnType<typeof doc>>('things', ids);
+      expect(got.size).toBe(80);
+      expect(got.get('n60')).toMatchObject({ status: 'theirs, newer', _position: '9' });
+      expect(got.get('n70')).toMatchObject({ status: 'ours', _position: '5' });
+      expect([...got.values()].filter((d) => d.status === 'ours')).toHaveLength(79);
+      expect(await store.checkpoint('cp')).toBe(5n);
+    });
+
     it('refuses operator objects as values, reserved or odd names, and non-canonical positions', async () => {
       const find = (value: unknown, field = 'status') =>
         store.find('things', {

@@ -53,7 +53,8 @@ if (process.env.MONGODB_URL) {
   const databases: string[] = [];
   backings.push({
     name: 'mongodb',
-    changes: 40,
+    // (enough that a batch moves more than one bulk of documents in a collection: see writeGuarded)
+    changes: 80,
     open: async (label) => {
       const { MongoReadModelStore } = await import('@changeledger/read-models');
       const db = `fold_${label}_${process.pid}_${Date.now()}`;
@@ -141,8 +142,9 @@ describe('the read models against the fold of each change’s events', () => {
           expect(folded.size).toBeGreaterThan(backing.changes / 2);
           const store = await backing.open(`${name}-${label}`);
           try {
-            // batches of 200 events: documents written in one batch are replaced in later ones
-            await replayInto(events, store, projections, { batchSize: 200 });
+            // batches of 500 events (a live projector's): documents written in one batch are
+            // replaced in later ones
+            await replayInto(events, store, projections, { batchSize: 500 });
             const ids = [...folded.keys()];
             const documents = await store.getMany<ChangeRequestDocument>('change_requests', ids);
             const pending = await store.getMany<PendingApprovalDocument>('pending_approvals', ids);

@@ -103,8 +103,14 @@ class StoreLifecycle implements OnApplicationShutdown {
     ]) {
       outcomes.push(...(await Promise.allSettled([close()])));
     }
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed) throw failed.reason;
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed.length === 1) throw failed[0].reason;
+    if (failed.length > 1) {
+      throw new AggregateError(
+        failed.map((f) => f.reason),
+        `the shutdown failed in ${failed.length} steps: ${failed.map((f) => String(f.reason)).join('; ')}`,
+      );
+    }
   }
 }
 

@@ -1,6 +1,5 @@
 import {
   createLocalJWKSet,
-  type JSONWebKeySet,
   createRemoteJWKSet,
   errors as joseErrors,
   jwtVerify,
@@ -92,28 +91,30 @@ export class JwtVerifier {
    */
   private retryingAfterFailures(remote: RemoteJWKSet): JWTVerifyGetKey {
     const retryMs = this.options.jwksRetryMs ?? JWKS_RETRY_MS;
-    let failure: { error: unknown; at: number } | undefined;
-    // the copy jose holds, looked up without fetching (jose itself would fetch again for every
-    // unknown kid while the provider is down: it waits 30 s between fetches only after a success)
-    let held: { jwks: JSONWebKeySet; lookUp: JWTVerifyGetKey } | undefined;
+    // After a failure: the copy jose holds, looked up without fetching (jose itself would fetch
+    // again for every unknown kid while the provider is down: it waits 30 s between fetches only
+    // after a success). Made once per failure: jose hands out a new clone of it on each call.
+    let failure: { error: unknown; at: number; held?: JWTVerifyGetKey | null } | undefined;
     // (a kid it does not have may be a new key the provider could not give: 503, try again)
     const inHeldCopy = async (
-      error: unknown,
+      recorded: NonNullable<typeof failure>,
       ...[header, token]: Parameters<JWTVerifyGetKey>
     ): Promise<Awaited<ReturnType<JWTVerifyGetKey>>> => {
-      const jwks = remote.jwks();
-      if (!jwks) throw error;
-      if (held?.jwks !== jwks) held = { jwks, lookUp: createLocalJWKSet(jwks) };
+      if (recorded.held === undefined) {
+        const jwks = remote.jwks();
+        recorded.held = jwks ? createLocalJWKSet(jwks) : null;
+      }
+      if (!recorded.held) throw recorded.error;
       try {
-        return await held.lookUp(header, token);
+        return await recorded.held(header, token);
       } catch (lookUpError) {
-        throw lookUpError instanceof joseErrors.JWKSNoMatchingKey ? error : lookUpError;
+        throw lookUpError instanceof joseErrors.JWKSNoMatchingKey ? recorded.error : lookUpError;
       }
     };
     return async (header, token) => {
       if (failure && Date.now() - failure.at < retryMs) {
         if (!remote.fresh) throw failure.error;
-        return inHeldCopy(failure.error, header, token);
+        return inHeldCopy(failure, header, token);
       }
       try {
         const key = await remote(header, token);
