@@ -112,9 +112,18 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
         review('security', 'request-changes'),
         review('business', 'reject'),
         [{ type: 'CancelChange', reason: 'no longer needed' }, ACTORS.requester],
+        // an amendment while in review (the reviews so far are voided)
+        [
+          { type: 'AmendChange', fields: { description: `in review ${Math.floor(rnd() * 100)}` } },
+          ACTORS.requester,
+        ],
       ];
     case 'changes-requested':
-      return [[{ type: 'AmendChange', fields: { title: `${s.request.title} (rev)` } }, ACTORS.requester]];
+      return [
+        [{ type: 'AmendChange', fields: { title: `${s.request.title} (rev)` } }, ACTORS.requester],
+        [{ type: 'AmendChange', fields: { title: `${s.request.title} (rev)` } }, ACTORS.requester],
+        [{ type: 'CancelChange', reason: 'dropped after the review' }, ACTORS.requester],
+      ];
     case 'awaiting-approval':
       return [
         [{ type: 'ApproveChange', comment: 'ok' }, approver],
@@ -125,16 +134,21 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
       ];
     case 'approved':
     case 'scheduled': {
-      const items = (['backups-verified', 'rollback-plan-prepared', 'stakeholders-notified'] as const).filter(
-        (i) => !s.checklist[i],
-      );
+      const items = (
+        [
+          'backups-verified',
+          'rollback-plan-prepared',
+          'stakeholders-notified',
+          ...(s.schedule?.maintenanceWindow ? (['maintenance-window-scheduled'] as const) : []),
+        ] as const
+      ).filter((i) => !s.checklist[i]);
       return [
         [
           {
             type: 'ScheduleChange',
             plannedStart: '2026-12-01T22:00:00.000Z',
             plannedEnd: '2026-12-01T23:00:00.000Z',
-            maintenanceWindow: false,
+            maintenanceWindow: rnd() < 0.25,
           },
           ACTORS.implementer,
         ],
@@ -197,6 +211,11 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
               timeline: { proposedStart: '2026-11-01T00:00:00.000Z', estimatedDurationMinutes: 10 },
             },
           },
+          s.requestedBy?.id === ACTORS.implementer.id ? ACTORS.implementer : ACTORS.requester,
+        ],
+        // an emergency's plan completed in two amendments (the first leaves fields missing)
+        [
+          { type: 'AmendChange', fields: { rollbackPlan: 'r', testingPlan: 't' } },
           s.requestedBy?.id === ACTORS.implementer.id ? ACTORS.implementer : ACTORS.requester,
         ],
         [
