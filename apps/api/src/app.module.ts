@@ -95,20 +95,17 @@ class StoreLifecycle implements OnApplicationShutdown {
 
   async onApplicationShutdown() {
     // Each step whatever the others did: a stop that failed must not leave the stores open.
-    const outcomes = await Promise.allSettled([this.projector.stop(), this.webhooks.stop()]);
-    for (const close of [
-      () => this.idempotency.close(),
-      () => this.readModels.close(),
-      () => this.store.close(),
-    ]) {
-      outcomes.push(...(await Promise.allSettled([close()])));
-    }
-    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed.length === 1) throw failed[0].reason;
-    if (failed.length > 1) {
+    const failures: unknown[] = [];
+    const step = (work: () => Promise<void>) => work().catch((error: unknown) => void failures.push(error));
+    await Promise.all([step(() => this.projector.stop()), step(() => this.webhooks.stop())]);
+    await step(() => this.idempotency.close());
+    await step(() => this.readModels.close());
+    await step(() => this.store.close());
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) {
       throw new AggregateError(
-        failed.map((f) => f.reason),
-        `the shutdown failed in ${failed.length} steps: ${failed.map((f) => String(f.reason)).join('; ')}`,
+        failures,
+        `the shutdown failed in ${failures.length} steps: ${failures.map(String).join('; ')}`,
       );
     }
   }
