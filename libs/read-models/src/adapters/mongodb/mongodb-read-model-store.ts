@@ -565,8 +565,9 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
   }
 
   /**
-   * Guarded upserts in unordered bulkWrites (BULK_WRITE_CHUNK each): an id not there yet is inserted, one stored with
-   * a lower `_position` is replaced under the guard `_position < new`, anything else is skipped
+   * Guarded upserts in unordered bulkWrites (of BULK_WRITE_CHUNK each): an id not there yet is
+   * inserted, one stored with a lower `_position` is replaced under the guard `_position < new`,
+   * anything else is skipped
    * (so a repeated batch writes nothing). An insert that loses a race with another writer (E11000)
    * becomes a guarded replace. Why not `replaceOne(guard, { upsert: true })` for everything:
    * FerretDB 1.24 stops an unordered `update` at its first E11000, dropping the rest of the batch.
@@ -590,36 +591,44 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     }
     const raced: Stored[] = [];
     for (let start = 0; start < writes.length; start += BULK_WRITE_CHUNK) {
-      const chunk = writes.slice(start, start + BULK_WRITE_CHUNK);
-      try {
-        await target.bulkWrite(
-          chunk.map((w) => w.operation),
-          { ordered: false },
-        );
-      } catch (error) {
-        // (with write errors too, the driver keeps a write-concern error only in the result)
-        if (
-          !(error instanceof MongoBulkWriteError) ||
-          error.writeConcernError ||
-          error.result?.getWriteConcernError()
-        ) {
-          throw error;
-        }
-        const failures: WriteError[] = Array.isArray(error.writeErrors)
-          ? error.writeErrors
-          : [error.writeErrors];
-        if (failures.length === 0) throw error;
-        for (const failure of failures) {
-          const write = chunk[failure.index];
-          if (failure.code !== DUPLICATE_KEY || !write || !('insertOne' in write.operation)) throw error;
-          raced.push(write.document);
-        }
-      }
+      raced.push(...(await this.bulkWriteRacing(target, writes.slice(start, start + BULK_WRITE_CHUNK))));
     }
     // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
     for (const document of raced) {
       const { filter, replacement } = replace(document);
       await target.replaceOne(filter, replacement);
+    }
+  }
+
+  /** One unordered bulkWrite: the documents whose insert lost a race (E11000), any other error thrown. */
+  private async bulkWriteRacing(
+    target: Collection<Stored>,
+    writes: readonly { document: Stored; operation: AnyBulkWriteOperation<Stored> }[],
+  ): Promise<Stored[]> {
+    try {
+      await target.bulkWrite(
+        writes.map((w) => w.operation),
+        { ordered: false },
+      );
+      return [];
+    } catch (error) {
+      // (with write errors too, the driver keeps a write-concern error only in the result)
+      if (
+        !(error instanceof MongoBulkWriteError) ||
+        error.writeConcernError ||
+        error.result?.getWriteConcernError()
+      ) {
+        throw error;
+      }
+      const failures: WriteError[] = Array.isArray(error.writeErrors)
+        ? error.writeErrors
+        : [error.writeErrors];
+      if (failures.length === 0) throw error;
+      return failures.map((failure) => {
+        const write = writes[failure.index];
+        if (failure.code !== DUPLICATE_KEY || !write || !('insertOne' in write.operation)) throw error;
+        return write.document;
+      });
     }
   }
 
