@@ -91,13 +91,17 @@ export const admit = (actor: TokenActor, feed?: Feed): void => {
   }
 };
 
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case), if it is one. */
+export const bearerToken = (header: string | undefined): string | undefined =>
+  header === undefined ? undefined : /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+
 /** The actor of a request's `Authorization: Bearer <token>` header, or AuthenticationError (401). */
 export const authenticate = async (
   header: string | undefined,
   verifier: JwtVerifier,
 ): Promise<TokenActor> => {
   if (!header) throw new AuthenticationError('an Authorization: Bearer <token> header is required');
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
-  return verifier.verify(match[1]);
+  const token = bearerToken(header);
+  if (token === undefined) throw new AuthenticationError('the Authorization header must be "Bearer <token>"');
+  return verifier.verify(token);
 };

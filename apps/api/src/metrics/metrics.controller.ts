@@ -9,7 +9,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
-import { admit, authenticate, Public } from '../auth/auth.guard';
+import { admit, authenticate, bearerToken, Public } from '../auth/auth.guard';
 import { AuthenticationError, JWT_VERIFIER, type JwtVerifier } from '../auth/jwt-verifier';
 import { type HealthReport, HealthService, UNKNOWN_FIELDS } from '../health/health.service';
 import { PROJECTOR_MODES } from '../read-models/read-position';
@@ -167,7 +167,7 @@ export class MetricsController {
       admit(await authenticate(authorization, this.verifier));
       return;
     }
-    const token = authorization === undefined ? undefined : /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+    const token = bearerToken(authorization);
     if (token === undefined) {
       throw new AuthenticationError(
         'the metrics need the metrics token (METRICS_TOKEN): Authorization: Bearer <token>',
