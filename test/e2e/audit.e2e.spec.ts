@@ -8,6 +8,7 @@ import { AppHarness, onEventStoreDb, USERS } from './support/app-harness';
 import {
   CRITERIA,
   emergencyChange,
+  emergencyPlan,
   expectStatus,
   implementSuccessfully,
   normalChange,
@@ -582,15 +583,7 @@ describe('evidence bundle', () => {
   });
 
   it('an emergency retrospectively rejected: the rejecter is not named as its approver, and the decision is', async () => {
-    const complete = {
-      expectedImpact: 'sshd restarts',
-      implementationPlan: ['apt install openssh-server'],
-      rollbackPlan: 'apt install the previous version',
-      testingPlan: 'ssh into every node',
-      risk: { level: 'medium', potentialImpact: 'lockout', mitigation: 'console access ready' },
-      timeline: { proposedStart: '2026-11-26T08:00:00Z', estimatedDurationMinutes: 30 },
-    };
-    const { id } = await submit(app, emergencyChange(complete), USERS.implementer);
+    const { id } = await submit(app, emergencyChange(emergencyPlan), USERS.implementer);
     await implementSuccessfully(app, id);
     await reviewImplementation(app, id);
     expectStatus(

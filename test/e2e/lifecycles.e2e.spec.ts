@@ -3,6 +3,7 @@ import { AppHarness, type TestUser, USERS } from './support/app-harness';
 import {
   CRITERIA,
   emergencyChange,
+  emergencyPlan,
   expectStatus,
   implementSuccessfully,
   normalChange,
@@ -210,21 +211,13 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     ).toMatchObject({ rule: 'close-prerequisites' });
 
     // Only the declarer completes the request.
-    const completion = {
-      expectedImpact: 'sshd restarts',
-      implementationPlan: ['apt update', 'apt install openssh-server', 'systemctl restart ssh'],
-      rollbackPlan: 'apt install the previous version',
-      testingPlan: 'ssh into every node',
-      risk: { level: 'medium', potentialImpact: 'lockout', mitigation: 'console access ready' },
-      timeline: { proposedStart: '2026-11-26T08:00:00Z', estimatedDurationMinutes: 30 },
-    };
     expectStatus(
-      await app.request('PATCH', `/changes/${id}`, { body: completion, as: USERS.requester }),
+      await app.request('PATCH', `/changes/${id}`, { body: emergencyPlan, as: USERS.requester }),
       403,
       'FORBIDDEN',
     );
     const amended = expectStatus(
-      await app.request('PATCH', `/changes/${id}`, { body: completion, as: USERS.implementer }),
+      await app.request('PATCH', `/changes/${id}`, { body: emergencyPlan, as: USERS.implementer }),
       200,
     );
     expect(amended.body).toMatchObject({ status: 'implemented' });

@@ -188,7 +188,9 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
           ACTORS.implementer,
         ],
       ];
-    case 'implemented':
+    case 'implemented': {
+      // only whoever declared an emergency completes its request
+      const declarer = s.requestedBy?.id === ACTORS.implementer.id ? ACTORS.implementer : ACTORS.requester;
       return [
         [
           {
@@ -211,19 +213,17 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
               timeline: { proposedStart: '2026-11-01T00:00:00.000Z', estimatedDurationMinutes: 10 },
             },
           },
-          s.requestedBy?.id === ACTORS.implementer.id ? ACTORS.implementer : ACTORS.requester,
+          declarer,
         ],
         // an emergency's plan completed in two amendments (the first leaves fields missing)
-        [
-          { type: 'AmendChange', fields: { rollbackPlan: 'r', testingPlan: 't' } },
-          s.requestedBy?.id === ACTORS.implementer.id ? ACTORS.implementer : ACTORS.requester,
-        ],
+        [{ type: 'AmendChange', fields: { rollbackPlan: 'r', testingPlan: 't' } }, declarer],
         [
           { type: 'RecordRetrospectiveDecision', decision: rnd() < 0.8 ? 'approve' : 'reject', comment: 'c' },
           ACTORS.manager,
         ],
         [{ type: 'CloseChange' }, ACTORS.lead],
       ];
+    }
     default:
       return [];
   }

@@ -35,6 +35,16 @@ export const emergencyChange = (overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 
+/** What an emergencyChange may leave for later: the rest of its request, as its declarer completes it. */
+export const emergencyPlan = {
+  expectedImpact: 'sshd restarts',
+  implementationPlan: ['apt update', 'apt install openssh-server', 'systemctl restart ssh'],
+  rollbackPlan: 'apt install the previous version',
+  testingPlan: 'ssh into every node',
+  risk: { level: 'medium', potentialImpact: 'lockout', mitigation: 'console access ready' },
+  timeline: { proposedStart: '2026-11-26T08:00:00Z', estimatedDurationMinutes: 30 },
+};
+
 export const CRITERIA = {
   technical: { feasibility: 'ok', impactAssessment: 'small', riskEvaluation: 'acceptable' },
   business: { businessImpact: 'none', resourceRequirements: 'one engineer', timelineAlignment: 'fits' },
