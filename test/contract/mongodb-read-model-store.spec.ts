@@ -5,7 +5,7 @@
  * Every test gets a database of its own (`rm_<random>`), dropped afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { MongoClient } from 'mongodb';
+import { type Document, MongoClient } from 'mongodb';
 import {
   type CollectionSpec,
   MongoReadModelStore,
@@ -91,6 +91,19 @@ if (url) {
       await store.init([spec]);
     });
     afterEach(() => fx.cleanup());
+
+    /** A store over a client of its own that records every command it sends (name and body). */
+    const watchedStore = () => {
+      const client = new MongoClient(url!, { monitorCommands: true });
+      const commands: { name: string; command: Document }[] = [];
+      client.on('commandStarted', (event) =>
+        commands.push({ name: event.commandName, command: event.command }),
+      );
+      /** The field of each `name` command sent so far. */
+      const sent = (name: string, field: string) =>
+        commands.filter((c) => c.name === name).map((c) => c.command[field] as unknown);
+      return { client, commands, sent, store: new MongoReadModelStore(client, fx.dbName) };
+    };
 
     it('a server lost after the start: every read is ReadModelStoreUnavailableError naming it, and reads work again once it is back', async () => {
       const proxy = await startTcpProxy(mongoAddress(url));
@@ -441,30 +454,22 @@ if (url) {
         ids.map((id, i) => doc(id, String(i + 1))),
         5n,
       );
-      const watched = new MongoClient(url!, { monitorCommands: true });
-      const commands: string[] = [];
-      watched.on('commandStarted', (event) => commands.push(event.commandName));
-      const reader = new MongoReadModelStore(watched, fx.dbName);
+      const { client, commands, store: reader } = watchedStore();
       try {
         await reader.init([spec]);
         commands.length = 0;
         // every wanted id found: the one batch is exactly full
         expect([...(await reader.getMany('things', ids)).keys()].sort()).toEqual(ids);
-        expect(commands).toEqual(['find']);
+        expect(commands.map((c) => c.name)).toEqual(['find']);
       } finally {
-        await watched.close();
+        await client.close();
       }
     });
 
     it('a query asks the server to give up after 10 s (a q= scan), which is then an outage (503), not a hung request', async () => {
       await store.init([spec]);
       await commit([doc('q1', '1')], 1n);
-      const watched = new MongoClient(url!, { monitorCommands: true });
-      const finds: unknown[] = [];
-      watched.on('commandStarted', (event) => {
-        if (event.commandName === 'find') finds.push(event.command.maxTimeMS);
-      });
-      const reader = new MongoReadModelStore(watched, fx.dbName);
+      const { client: watched, sent, store: reader } = watchedStore();
       try {
         await reader.init([spec]);
         expect(
@@ -474,26 +479,21 @@ if (url) {
             limit: 10,
           }),
         ).toHaveLength(1);
-        expect(finds).toEqual([10_000]);
+        expect(sent('find', 'maxTimeMS')).toEqual([10_000]);
       } finally {
         await watched.close();
       }
     });
 
     it("a commit judges what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
-      const watched = new MongoClient(url!, { monitorCommands: true });
-      const finds: unknown[] = [];
-      watched.on('commandStarted', (event) => {
-        if (event.commandName === 'find') finds.push(event.command.readConcern);
-      });
-      const writer = new MongoReadModelStore(watched, fx.dbName);
+      const { client: watched, sent, store: writer } = watchedStore();
       try {
         await writer.init([spec]);
         await writer.commit({
           documents: [{ collection: 'things', document: doc('m1', '1') }],
           checkpoint: { name: 'cp', position: 1n },
         });
-        expect(finds).toContainEqual({ level: 'majority' });
+        expect(sent('find', 'readConcern')).toContainEqual({ level: 'majority' });
       } finally {
         await watched.close();
       }
