@@ -499,11 +499,15 @@ if (url) {
       }
     });
 
-    it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
-      await commit([doc('b', '5', 'b5')], 5n);
-      // The race, forced: another writer (a second projector) stores a and c after this batch
-      // looked for them and before it writes, so its inserts of a and c collide for real. One
-      // unordered bulkWrite of insert, replace, insert, insert.
+    /**
+     * Commits `documents` at `position` while another writer (a second projector) stores `theirs`
+     * after this batch looked up what is stored and before it writes. Answers the ids it found.
+     */
+    const committedInARace = async (
+      documents: ReadModelDocument[],
+      position: bigint,
+      theirs: ReadModelDocument[],
+    ): Promise<string[]> => {
       const other = await fx.open();
       await other.init([spec]);
       const lookup = store as unknown as {
@@ -515,22 +519,29 @@ if (url) {
         const found = await storedPositions(collection, ids);
         looked = [...found.keys()];
         await other.commit({
-          documents: [
-            { collection: 'things', document: doc('a', '5', 'a5') },
-            { collection: 'things', document: doc('c', '5', 'c5') },
-          ],
-          checkpoint: { name: 'other', position: 5n },
+          documents: theirs.map((document) => ({ collection: 'things', document })),
+          checkpoint: { name: 'other', position: 9n },
         });
         return found;
       });
       try {
-        await commit(
-          [doc('a', '4', 'a4'), doc('b', '6', 'b6'), doc('c', '5', 'c5 again'), doc('d', '1', 'd1')],
-          6n,
-        );
+        await commit(documents, position);
       } finally {
         spy.mockRestore();
       }
+      return looked;
+    };
+
+    it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
+      await commit([doc('b', '5', 'b5')], 5n);
+      // The race, forced: another writer (a second projector) stores a and c after this batch
+      // looked for them and before it writes, so its inserts of a and c collide for real. One
+      // unordered bulkWrite of insert, replace, insert, insert.
+      const looked = await committedInARace(
+        [doc('a', '4', 'a4'), doc('b', '6', 'b6'), doc('c', '5', 'c5 again'), doc('d', '1', 'd1')],
+        6n,
+        [doc('a', '5', 'a5'), doc('c', '5', 'c5')],
+      );
       expect(looked).toEqual(['b']); // a and c were not there when the batch looked
       const got = await store.getMany<ReturnType<typeof doc>>('things', ['a', 'b', 'c', 'd']);
       expect([...got.values()].map((d) => `${d.id}:${d.status}@${d._position}`).sort()).toEqual([
@@ -543,33 +554,13 @@ if (url) {
     });
 
     it('an insert that loses a race in a later bulk of a batch (past the first 50 writes) becomes a guarded replace too', async () => {
-      const other = await fx.open();
-      await other.init([spec]);
-      const lookup = store as unknown as {
-        storedPositions(collection: string, ids: readonly string[]): Promise<Map<string, string>>;
-      };
-      const storedPositions = lookup.storedPositions.bind(store);
-      const spy = jest.spyOn(lookup, 'storedPositions').mockImplementation(async (collection, ids) => {
-        const found = await storedPositions(collection, ids);
-        // another writer stores the 61st document, newer, and the 71st, older, meanwhile
-        await other.commit({
-          documents: [
-            { collection: 'things', document: doc('n60', '9', 'theirs, newer') },
-            { collection: 'things', document: doc('n70', '1', 'theirs, older') },
-          ],
-          checkpoint: { name: 'other', position: 9n },
-        });
-        return found;
-      });
       const ids = Array.from({ length: 80 }, (_, i) => `n${String(i).padStart(2, '0')}`);
-      try {
-        await commit(
-          ids.map((id) => doc(id, '5', 'ours')),
-          5n,
-        );
-      } finally {
-        spy.mockRestore();
-      }
+      // another writer stores the 61st document, newer, and the 71st, older, meanwhile
+      await committedInARace(
+        ids.map((id) => doc(id, '5', 'ours')),
+        5n,
+        [doc('n60', '9', 'theirs, newer'), doc('n70', '1', 'theirs, older')],
+      );
       const got = await store.getMany<ReturnType<typeof doc>>('things', ids);
       expect(got.size).toBe(80);
       expect(got.get('n60')).toMatchObject({ status: 'theirs, newer', _position: '9' });
