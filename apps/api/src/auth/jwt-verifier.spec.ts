@@ -129,6 +129,32 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await expect(verifier.verify(await sign(b.privateKey, 'b'))).resolves.toMatchObject({ id: 'u-rita' });
   });
 
+  it('tries each of several signing keys for a token without kid, and refuses one none of them signed', async () => {
+    const a = await keyPair('a');
+    const b = await keyPair('b');
+    const stranger = await keyPair('c');
+    // A provider in the middle of a rotation that names no kids: two keys, either may sign.
+    const withoutKid = ({ kid: _kid, ...jwk }: JWK) => jwk;
+    keys = [withoutKid(a.jwk), withoutKid(b.jwk)];
+    const verifier = new JwtVerifier({ jwksUrl: url });
+    const signWithoutKid = (privateKey: Parameters<SignJWT['sign']>[0], sub: string) =>
+      new SignJWT({ name: 'Rita Requester', roles: ['requester'] })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject(sub)
+        .setIssuedAt(Math.floor(Date.now() / 1000))
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+        .sign(privateKey);
+    await expect(verifier.verify(await signWithoutKid(a.privateKey, 'u-first'))).resolves.toMatchObject({
+      id: 'u-first',
+    });
+    await expect(verifier.verify(await signWithoutKid(b.privateKey, 'u-second'))).resolves.toMatchObject({
+      id: 'u-second',
+    });
+    await expect(verifier.verify(await signWithoutKid(stranger.privateKey, 'u-forger'))).rejects.toThrow(
+      new AuthenticationError('the token signature is invalid'),
+    );
+  });
+
   it('while the key set cannot be fetched: 503 for every token that needs it, fetched once per retry period, and verified again once it answers', async () => {
     const a = await keyPair('a');
     keys = [a.jwk];

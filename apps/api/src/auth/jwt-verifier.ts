@@ -5,6 +5,8 @@ import {
   jwtVerify,
   type JWTPayload,
   type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  type KeyLike,
 } from 'jose';
 import { type Actor, CONTROL_CHARACTER, ROLES, type Role } from '@changeledger/domain';
 import { describeDuration, type Feed, FEEDS } from '@changeledger/platform';
@@ -163,7 +165,7 @@ export class JwtVerifier {
       if (alg === 'HS256' && this.secret) {
         ({ payload } = await jwtVerify(token, this.secret, { ...common, algorithms: ['HS256'] }));
       } else if (alg === 'RS256' && this.jwks) {
-        ({ payload } = await jwtVerify(token, this.jwks, { ...common, algorithms: ['RS256'] }));
+        ({ payload } = await this.verifyWithKeySet(this.jwks, token, { ...common, algorithms: ['RS256'] }));
       } else {
         throw new AuthenticationError(
           `tokens signed with ${alg ?? 'an unknown algorithm'} are not accepted here`,
@@ -191,6 +193,26 @@ export class JwtVerifier {
       expiresAtMs: alg === 'RS256' ? Math.min(expiresAtMs, Date.now() + RS256_RECHECK_MS) : expiresAtMs,
     });
     return actor;
+  }
+
+  /**
+   * A token without `kid` while the key set holds several signing keys (during a rotation, or a
+   * provider that names no kids) is tried against each: jose refuses to choose one.
+   */
+  private async verifyWithKeySet(jwks: JWTVerifyGetKey, token: string, options: JWTVerifyOptions) {
+    try {
+      return await jwtVerify(token, jwks, options);
+    } catch (error) {
+      if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
+      for await (const key of error as joseErrors.JWKSMultipleMatchingKeys & AsyncIterable<KeyLike>) {
+        try {
+          return await jwtVerify(token, key, options);
+        } catch (keyError) {
+          if (!(keyError instanceof joseErrors.JWSSignatureVerificationFailed)) throw keyError;
+        }
+      }
+      throw new joseErrors.JWSSignatureVerificationFailed();
+    }
   }
 }
 
