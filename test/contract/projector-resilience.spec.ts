@@ -246,7 +246,7 @@ describe('projector resilience', () => {
     await live.close();
   });
 
-  it('does not start on read models that have applied more of the log than it holds (an older copy restored under them); a rebuild from it mends them', async () => {
+  it('does not start (nor catch up for a report) on read models that have applied more of the log than it holds (an older copy restored under them); a rebuild from it mends them', async () => {
     const later = new SqliteEventStore(join(dir, 'ahead-later.sqlite'));
     const store = SqliteReadModelStore.open(join(dir, 'ahead.sqlite'));
     const projections = allProjections();
@@ -264,6 +264,13 @@ describe('projector resilience', () => {
       new ReadModelsAheadOfLogError(applied, await older.headPosition()).message,
     );
     expect(projector.running).toBe(false);
+    // the report's catch-up (npm run report) refuses them as well, and writes nothing
+    const before = await readModelSnapshot(store, projections);
+    await expect(catchUpLive(older, store, projections)).rejects.toThrow(
+      new ReadModelsAheadOfLogError(applied, await older.headPosition()).message,
+    );
+    expect(await readModelSnapshot(store, projections)).toEqual(before);
+    expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(applied);
     await rebuildReadModels(older, store, projections);
     const mended = new Projector(older, store, projections);
     await mended.start();

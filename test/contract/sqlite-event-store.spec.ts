@@ -266,6 +266,38 @@ describe('SqliteEventStore specifics', () => {
     expect(await verifyHashChains(store)).toMatchObject({ valid: true, checkedEvents: 3 });
   });
 
+  it('verify names an event moved to a position no read of the log reaches, which the stream still reads, anchor or not', async () => {
+    const store = await fx.open();
+    await store.append('s-1', [event('A'), event('B')], 'no-stream');
+    const anchored = await verifyHashChains(store);
+    expect(anchored).toMatchObject({ valid: true, anchor: { position: '2' } });
+    // Chained as the service would, then moved out of the log's order in the file: the stream's
+    // reads (its commands, its history) take it in, a pass over the log never meets it.
+    await store.append('s-1', [event('Forged')], 1n);
+    const db = new Database(fx.file());
+    db.prepare('UPDATE events SET position = -1 WHERE position = 3').run();
+    db.close();
+    expect((await store.readStream('s-1')).map((e) => [e.type, e.position])).toEqual([
+      ['A', 1n],
+      ['B', 2n],
+      ['Forged', -1n],
+    ]);
+    expect(await store.readAll({ after: 0n, limit: 10 })).toHaveLength(2);
+    for (const options of [{}, { anchor: anchored.anchor }]) {
+      expect(await verifyHashChains(store, options)).toEqual({
+        valid: false,
+        checkedEvents: 2,
+        checkedStreams: 1,
+        firstInvalid: {
+          streamId: 's-1',
+          revision: '2',
+          position: '-1',
+          reason: expect.stringContaining('stored at a position no read of the log reaches'),
+        },
+      });
+    }
+  });
+
   it('a subscription skipping a long run of other streams lets the event loop run between batches', async () => {
     const store = fx.another({ batchSize: 50 });
     for (let i = 0; i < 20; i++) {

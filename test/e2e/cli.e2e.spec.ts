@@ -1,11 +1,14 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import { SqliteEventStore } from '@changeledger/event-store';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
-import { cliBuilt, cliReachesEvents, runCliSettled } from './support/cli';
+import { CLI_MAIN, cliBuilt, cliEnvOf, cliReachesEvents, runCliSettled } from './support/cli';
 
 /** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
 describe('the changeledger CLI', () => {
@@ -184,8 +187,36 @@ describe('the changeledger CLI', () => {
       const unknown = await runCliSettled(app.config, ['rebiuld']);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toMatch(
-        /unknown command rebiuld\nusage: changeledger <token\|rebuild\|verify\|report\|backup>/,
+        /unknown command rebiuld\nusage: npm run <token\|projections:rebuild\|audit:verify\|report\|backup> -- /,
       );
+      expect(unknown.stderr).toContain(
+        'or: node dist/apps/cli/src/main.js <token|rebuild|verify|report|backup>',
+      );
+      const none = await runCliSettled(app.config, []);
+      expect(none).toMatchObject({ code: 1, stdout: '' });
+      expect(none.stderr).toMatch(/^no command given\nusage: npm run </);
+      // an option given twice would keep only the last: verify would check one anchor of two
+      const twice = await runCliSettled(app.config, [
+        'verify',
+        '--anchor',
+        `1:${'0'.repeat(64)}`,
+        '--anchor',
+        `1:${'1'.repeat(64)}`,
+      ]);
+      expect(twice).toMatchObject({ code: 2, stdout: '' });
+      expect(twice.stderr).toMatch(/--anchor is given more than once\nusage: npm run audit:verify/);
+      const roles = ['token', '--sub', 'u-1', '--name', 'N', '--roles', 'auditor', '--roles=requester'];
+      expect(await runCliSettled(app.config, roles)).toMatchObject({
+        code: 1,
+        stdout: '',
+        stderr: expect.stringContaining('--roles is given more than once'),
+      });
+      // a report whose folder is not there fails before it catches up, not after
+      const nowhere = join(tmpdir(), `changeledger-no-folder-${process.pid}`, 'q4.html');
+      const report = await runCliSettled(app.config, ['report', '--period', '2026', '--out', nowhere]);
+      expect(report).toMatchObject({ code: 1, stdout: '' });
+      expect(report.stderr).toContain(`no folder ${join(tmpdir(), `changeledger-no-folder-${process.pid}`)}`);
+      expect(report.stderr).not.toContain('read models');
       expect(await app.store.headPosition()).toBe(head);
     },
   );
@@ -218,7 +249,64 @@ describe('the changeledger CLI', () => {
     expect((await runCliSettled(app.config, ['verify', '--anchor', 'yesterday'])).code).toBe(2);
   });
 
+  whenEventsReached(
+    'verify keeps its verdict as exit code when the reader of its output goes away',
+    async () => {
+      await submit(app, normalChange());
+      const child = spawn(process.execPath, [CLI_MAIN, 'verify'], {
+        env: cliEnvOf(app.config),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.destroy(); // as `verify | head -0` does
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(stderr).toMatch(/every hash chain is intact/);
+      expect(stderr).not.toMatch(/EPIPE/);
+      expect(code).toBe(0);
+    },
+  );
+
   const onSqliteEvents = cliBuilt && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
+  onSqliteEvents(
+    'verify escapes the C1 controls of a tampered stream id in its JSON (U+009B starts a terminal escape)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-c1-'));
+      try {
+        const file = join(dir, 'events.sqlite');
+        const store = new SqliteEventStore(file);
+        await store.append(
+          'x\u009b31m-1',
+          [
+            {
+              eventId: randomUUID(),
+              type: 'Noted',
+              data: { n: 1 },
+              metadata: {
+                actor: { id: 'u-1', name: 'Test', roles: ['auditor'] },
+                occurredAt: new Date().toISOString(),
+                correlationId: randomUUID(),
+                causationId: null,
+                schemaVersion: 1,
+              },
+            },
+          ],
+          'no-stream',
+        );
+        await store.close();
+        const db = new Database(file);
+        db.prepare('UPDATE events SET data = ?').run('{"n":2}');
+        db.close();
+        const result = await runCliSettled({ ...app.config, dataDir: dir }, ['verify']);
+        expect(result.code).toBe(1);
+        expect(result.stdout).not.toMatch(/[\u007f-\u009f]/);
+        expect(result.stdout).toContain('x\\u009b31m-1');
+        expect(JSON.parse(result.stdout)).toMatchObject({ firstInvalid: { streamId: 'x\u009b31m-1' } });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
   onSqliteEvents(
     'a DATA_DIR without an event store is an error, not an empty log that verifies (and nothing is created there)',
     async () => {
@@ -252,6 +340,15 @@ describe('the changeledger CLI', () => {
         });
         rmSync(join(empty, 'events.sqlite'));
         for (const wal of readdirSync(empty)) rmSync(join(empty, wal));
+        // a token refused for its expiry leaves no secret behind (a mistyped DATA_DIR stays empty)
+        const refused = await runCliSettled(
+          elsewhere,
+          ['token', '--sub', 'u-x', '--name', 'X', '--roles', 'auditor', '--expires', '7d'],
+          { AUTH_JWT_SECRET: '', AUTH_MAX_TOKEN_LIFETIME: '1d' },
+        );
+        expect(refused).toMatchObject({ code: 1, stdout: '' });
+        expect(refused.stderr).not.toContain('created a new secret');
+        expect(readdirSync(empty)).toEqual([]);
         // a token there makes the secret a first start would, and says so
         const made = await runCliSettled(
           elsewhere,

@@ -1,5 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CONTROL_CHARACTER, ROLES, withoutControlCharacters } from '@changeledger/domain';
@@ -37,14 +38,36 @@ roles: ${ROLES.join(', ')}
 --feed schedule: a token that reads only the schedule's iCalendar feed, and may be put in its URL
   (a calendar subscription: GET /api/v1/schedule?format=ics&access_token=TOKEN)`;
 
-/** Parses a command's options, refusing unknown ones with the command's usage. */
+/**
+ * Parses a command's options, refusing unknown ones with the command's usage, and one given twice:
+ * node keeps the last, so `verify --anchor A --anchor B` would check B alone and pass.
+ */
 const options = <O extends ParseArgsConfig['options']>(args: string[], spec: O, usage: string) => {
+  let parsed;
   try {
-    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
+    parsed = parseArgs({ args, options: spec, strict: true, allowPositionals: false, tokens: true });
   } catch (error) {
     throw new Error(`${(error as Error).message}\n${usage}`);
   }
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new Error(`--${token.name} is given more than once\n${usage}`);
+    seen.add(token.name);
+  }
+  return parsed.values;
 };
+
+/**
+ * JSON for stdout, which may be a terminal: JSON.stringify leaves DEL and the C1 controls
+ * (U+007F–U+009F; U+009B starts an escape sequence) as they are; text from the store (a
+ * tampered event's stream id, a title) could hold them. Escaped, the JSON means the same.
+ */
+const terminalSafeJson = (value: unknown) =>
+  JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 
 /** `token`: prints an HS256 token signed with the configured (or generated) secret. */
 const token = async (args: string[]) => {
@@ -91,26 +114,22 @@ const token = async (args: string[]) => {
       'AUTH_JWKS_URL is set: the service accepts tokens from that identity provider only; get one there (npm run token signs with AUTH_JWT_SECRET)',
     );
   }
-  const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir, (file) =>
-    // As on a first start: the service started with this DATA_DIR uses it. Said, because a token
-    // made with a mistyped DATA_DIR is otherwise a mystery 401.
-    process.stderr.write(
-      `created a new secret in ${resolve(file)} (there was none): a service started with another DATA_DIR refuses this token\n`,
-    ),
-  );
-  let signed: string;
-  try {
-    signed = await signToken({ sub: values.sub, name: values.name, roles, feed }, secret, {
-      issuer: config.auth.issuer,
-      audience: config.auth.audience,
-      expiresIn: expires,
-    });
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error; // jose: "Invalid time period format"
-    throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
-  }
+  const sign = async (key: string) => {
+    try {
+      return await signToken({ sub: values.sub!, name: values.name!, roles, feed }, key, {
+        issuer: config.auth.issuer,
+        audience: config.auth.audience,
+        expiresIn: expires,
+      });
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // jose: "Invalid time period format"
+      throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
+    }
+  };
+  // The expiry is checked on a token signed with a throwaway key, before a secret is made: a
+  // refused token leaves no new secret in a mistyped DATA_DIR.
+  const { iat, exp } = decodeJwt(await sign(randomBytes(32).toString('hex')));
   // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
-  const { iat, exp, jti } = decodeJwt(signed);
   if (!(exp! > iat!)) throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   // A token the service would refuse helps nobody either.
   if (max !== undefined && exp! - iat! > max) {
@@ -118,6 +137,15 @@ const token = async (args: string[]) => {
       `--expires ${expires}: the service accepts tokens that last at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires\n${USAGE}`,
     );
   }
+  const secret = resolveJwtSecret(config.auth.jwtSecret, config.dataDir, (file) =>
+    // As on a first start: the service started with this DATA_DIR uses it. Said, because a token
+    // made with a mistyped DATA_DIR is otherwise a mystery 401.
+    process.stderr.write(
+      `created a new secret in ${resolve(file)} (there was none): a service started with another DATA_DIR refuses this token\n`,
+    ),
+  );
+  const signed = await sign(secret);
+  const { jti } = decodeJwt(signed);
   process.stdout.write(`${signed}\n`);
   // on stderr: `TOKEN=$(npm run --silent token …)` keeps only the token
   process.stderr.write(`token id ${jti} (to withdraw the token before it expires: AUTH_REVOKED_TOKEN_IDS)\n`);
@@ -194,7 +222,7 @@ const verify = async (args: string[]) => {
           },
         }
       : report;
-    process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
+    process.stdout.write(`${terminalSafeJson(printed)}\n`);
     if (nothingVerified) {
       bar.done(
         "the log holds no events: nothing was verified (is this the service's event store? DATA_DIR, EVENTSTORE_CONNECTION_STRING)",
@@ -252,6 +280,11 @@ const report = async (args: string[]) => {
   // npm runs scripts in the package's folder: a relative --out is meant from where it was typed.
   const out =
     values.out === undefined ? undefined : resolve(process.env.INIT_CWD ?? process.cwd(), values.out);
+  // Before the catch-up, which may take minutes: a folder that is not there fails now.
+  if (out && !statSync(dirname(out), { throwIfNoEntry: false })?.isDirectory())
+    throw new Error(`--out ${values.out}: no folder ${dirname(out)} to write the report in`);
+  if (out && statSync(out, { throwIfNoEntry: false })?.isDirectory())
+    throw new Error(`--out ${values.out} is a folder: name a file`);
   let period;
   try {
     period = resolveReportPeriod(values);
@@ -279,14 +312,23 @@ const report = async (args: string[]) => {
     });
     const output =
       values.format === 'json'
-        ? `${JSON.stringify(built, null, 2)}\n`
+        ? `${terminalSafeJson(built)}\n`
         : values.format === 'csv'
           ? complianceReportCsv(built)
           : complianceReportHtml(built);
     const findings = Object.values(built.findings).reduce((n, list) => n + list.length, 0);
     loading.endLine();
-    if (out) writeFileSync(out, output);
-    else process.stdout.write(output);
+    if (out) {
+      // whole or not at all: a reader of the file (or a report of the last quarter kept
+      // there) never sees half of one
+      const partial = `${out}.${process.pid}.partial`;
+      try {
+        writeFileSync(partial, output);
+        renameSync(partial, out);
+      } finally {
+        rmSync(partial, { force: true });
+      }
+    } else process.stdout.write(output);
     loading.done(
       `${period.label}: ${built.volumes.submitted.total} changes submitted, ${findings} findings, from ${documentsRead} changes` +
         (out ? `; written to ${out}` : ''),
@@ -365,20 +407,25 @@ const backup = async (args: string[]) => {
   );
 };
 
-const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
-  token: { run: token, usage: USAGE },
-  rebuild: { run: rebuild, usage: REBUILD_USAGE },
-  verify: { run: verify, usage: VERIFY_USAGE },
-  report: { run: report, usage: REPORT_USAGE },
-  backup: { run: backup, usage: BACKUP_USAGE },
+/** Each command, with the npm script that runs it (package.json). */
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string; script: string }> = {
+  token: { run: token, usage: USAGE, script: 'token' },
+  rebuild: { run: rebuild, usage: REBUILD_USAGE, script: 'projections:rebuild' },
+  verify: { run: verify, usage: VERIFY_USAGE, script: 'audit:verify' },
+  report: { run: report, usage: REPORT_USAGE, script: 'report' },
+  backup: { run: backup, usage: BACKUP_USAGE, script: 'backup' },
 };
-const MAIN_USAGE = `usage: changeledger <${Object.keys(COMMANDS).join('|')}> [options] (--help for a command's)`;
+const MAIN_USAGE =
+  `usage: npm run <${Object.values(COMMANDS)
+    .map((c) => c.script)
+    .join('|')}> -- [options] (--help for a command's)\n` +
+  `   or: node dist/apps/cli/src/main.js <${Object.keys(COMMANDS).join('|')}> [options]`;
 
 const main = async () => {
   const [command, ...args] = process.argv.slice(2);
-  if (command === undefined || command === '--help' || command === '-h') {
+  if (command === undefined) throw new Error(`no command given\n${MAIN_USAGE}`);
+  if (command === '--help' || command === '-h') {
     process.stdout.write(`${MAIN_USAGE}\n`);
-    if (command === undefined) process.exitCode = 1;
     return;
   }
   const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
@@ -390,9 +437,15 @@ const main = async () => {
   await entry.run(args);
 };
 
+// A reader of stdout that went away (`verify | head -1`) ends no command: verify's exit code is
+// still its verdict (an unhandled EPIPE would exit 1, "broken", with a stack trace).
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
 main().catch((error: unknown) => {
   // end a progress line drawn in place before the message
-  if (process.stderr.isTTY) process.stderr.write('\n');
+  ProgressBar.endOpenLines();
   console.error(error instanceof Error ? error.message : String(error));
   // verify's 1 means "broken": that it could not look is another answer
   process.exit(process.argv[2] === 'verify' ? 2 : 1);

@@ -3,6 +3,14 @@
  * (CI, logs) prints a line at most every few seconds.
  */
 export class ProgressBar {
+  /** Bars with a line drawn in place and not ended: an error message must start on a line of its own. */
+  private static readonly open = new Set<ProgressBar>();
+
+  /** Ends every line drawn in place (before an error message). */
+  static endOpenLines() {
+    for (const bar of [...ProgressBar.open]) bar.endLine();
+  }
+
   private readonly started = Date.now();
   private lastPrint = 0;
   /** A line is drawn in place on the terminal and not ended yet. */
@@ -51,6 +59,7 @@ export class ProgressBar {
   endLine() {
     if (this.drawn) this.stream.write('\n');
     this.drawn = false;
+    ProgressBar.open.delete(this);
   }
 
   done(summary: string) {
@@ -61,5 +70,6 @@ export class ProgressBar {
   private draw(line: string, tty: boolean) {
     this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
     this.drawn = tty;
+    if (tty) ProgressBar.open.add(this);
   }
 }

@@ -778,6 +778,10 @@ export const catchUpLive = async (
   projections: readonly Projection[],
   options: Pick<ReplayOptions, 'onProgress'> = {},
 ): Promise<number> => {
+  // As a projector refuses to start on them: a report from models of another log would be wrong.
+  const applied = await live.checkpoint(PROJECTOR_CHECKPOINT);
+  const head = await events.headPosition();
+  if (applied > head) throw new ReadModelsAheadOfLogError(applied, head);
   for (let attempt = 1; ; attempt++) {
     try {
       return await replayInto(events, live, projections, { ...options, expect: await liveSwapGuard(live) });

@@ -17,7 +17,7 @@ if (!cliReachesEvents)
   console.log('CLI verify, rebuild and backup skipped: the event store is an in-process double');
 
 /** The environment that points the CLI at the same stores as an app started with `config`. */
-const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
+export const cliEnvOf = (c: AppConfig): NodeJS.ProcessEnv => ({
   PATH: process.env.PATH,
   DATA_DIR: c.dataDir,
   AUTH_JWT_SECRET: c.auth.jwtSecret,
@@ -33,7 +33,7 @@ const cliEnv = (c: AppConfig): NodeJS.ProcessEnv => ({
 
 /** Runs `changeledger <args>` in its own process against the stores of `config`. */
 export const runCli = (config: AppConfig, args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
-  promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { env: { ...cliEnv(config), ...env } });
+  promisify(execFile)(process.execPath, [CLI_MAIN, ...args], { env: { ...cliEnvOf(config), ...env } });
 
 /** `runCli` that resolves with the exit code and output instead of rejecting on a failure. */
 export const runCliSettled = async (

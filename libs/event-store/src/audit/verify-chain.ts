@@ -53,6 +53,11 @@ interface DeferredReader {
   readAllDeferred(options: ReadAllOptions): Promise<RecordedEvent[]>;
 }
 
+/** SQLite's `eventOutsideLog`: a row no read of the log reaches, written around the service. */
+interface OutsideLogFinder {
+  eventOutsideLog(): Promise<{ streamId: string; revision: bigint; position: bigint } | undefined>;
+}
+
 interface ChainLink {
   readonly revision: bigint;
   readonly hash: string;
@@ -108,7 +113,8 @@ export const verifyStreamChain = (events: readonly RecordedEvent[]): ChainReport
  * Checks every stream's hash chain in one pass over the global log: revisions must follow
  * 0, 1, 2… in log order, each `previousHash` must be the hash of the stream's previous event,
  * and each `hash` must be recomputable from the event. Reports the first break in log order.
- * Then that no numbered stream is missing from between others. (Removing a stream's newest
+ * Then that the store holds no event outside the log's order (SQLite: a row moved to position 0
+ * or below), and that no numbered stream is missing from between others. (Removing a stream's newest
  * events, or the newest stream, leaves a shorter valid log: that needs an outside anchor, the
  * `anchor` of an earlier verify, kept apart from the data.)
  */
@@ -190,6 +196,19 @@ export const verifyHashChains = async (
   if (!anchorChecked) {
     const fault = anchorFault(); // the log ends at or before the anchor
     if (fault) return fault;
+  }
+  // An event the pass above cannot see (and no anchor's digest covers), yet the stream's reads,
+  // and so its commands and history, take in.
+  const outside = await (store as Partial<OutsideLogFinder>).eventOutsideLog?.call(store);
+  if (outside) {
+    return invalid({
+      streamId: outside.streamId,
+      revision: outside.revision.toString(),
+      position: outside.position.toString(),
+      reason:
+        'stored at a position no read of the log reaches (0 or below; the service allocates them from 1): ' +
+        'written around the service; the stream includes it, the log does not',
+    });
   }
   const missing = missingNumberedStream(streams.keys());
   if (missing) {

@@ -392,6 +392,22 @@ export class SqliteEventStore implements EventStore {
   }
 
   /**
+   * The first row stored at a position no read of the log reaches (0 or below: positions are
+   * allocated from 1, so only a row written around the service is there). A stream's reads
+   * include it, the log's do not: the hash-chain check looks for it (see `verifyHashChains`).
+   */
+  async eventOutsideLog(): Promise<{ streamId: string; revision: bigint; position: bigint } | undefined> {
+    this.assertOpen();
+    const row = this.db
+      .prepare(
+        'SELECT stream_id, revision, position FROM events WHERE position <= 0 ORDER BY position LIMIT 1',
+      )
+      .safeIntegers(true)
+      .get() as { stream_id: string; revision: bigint; position: bigint } | undefined;
+    return row && { streamId: row.stream_id, revision: row.revision, position: row.position };
+  }
+
+  /**
    * Calls `listener` after each write of this handle that stored something. Returns the
    * unsubscribe. (A projector in a worker thread is woken this way: see `notifyAppended`.)
    */
