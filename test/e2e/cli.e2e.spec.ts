@@ -187,10 +187,10 @@ describe('the changeledger CLI', () => {
       const unknown = await runCliSettled(app.config, ['rebiuld']);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toMatch(
-        /unknown command rebiuld\nusage: npm run <token\|projections:rebuild\|audit:verify\|report\|backup> -- /,
+        /unknown command rebiuld\nusage: npm run <token\|projections:rebuild\|audit:verify\|report\|backup\|webhook:skip> -- /,
       );
       expect(unknown.stderr).toContain(
-        'or: node dist/apps/cli/src/main.js <token|rebuild|verify|report|backup>',
+        'or: node dist/apps/cli/src/main.js <token|rebuild|verify|report|backup|webhook-skip>',
       );
       const none = await runCliSettled(app.config, []);
       expect(none).toMatchObject({ code: 1, stdout: '' });

@@ -6,6 +6,7 @@ import { verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from '@changeledger/
 import { startWebhookReceiver, type WebhookReceiver } from '../../libs/webhooks/src/testing/webhook-receiver';
 import { waitUntil } from '../support/wait-until';
 import { AppHarness, USERS } from './support/app-harness';
+import { cliBuilt, cliReachesEvents, runCliSettled } from './support/cli';
 import { expectStatus, normalChange, reviewAll, submit } from './support/change-fixtures';
 
 const SECRET = 'e2e-webhook-secret-0123456789abcdef';
@@ -17,7 +18,7 @@ interface Health {
   status: string;
   webhook: {
     deliveredThrough: string | null;
-    failing: { attempts: number; lastError: string; eventId: string | null } | null;
+    failing: { attempts: number; lastError: string; eventId: string | null; position: string } | null;
   } | null;
 }
 type Body = Record<string, unknown> & { eventId: string; streamId: string; subject: { id: string } };
@@ -152,6 +153,43 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
     expect(accepted.map((b) => b.eventId)).toEqual([submitted.eventId, cancelled.eventId]);
     expect((await health()).webhook?.failing).toBeNull();
   });
+
+  const whenCliReachesEvents = cliBuilt && cliReachesEvents ? it : it.skip;
+  whenCliReachesEvents(
+    'an event the receiver keeps refusing is given up with npm run webhook:skip; the service moves on to the next',
+    async () => {
+      await until(deliveredAll, 'caught up');
+      const id = await submitOurs('Refused for good');
+      const [refused] = await app.eventsOf(id);
+      receiver.answer((d) => ((JSON.parse(d.body) as Body).eventId === refused.eventId ? 400 : 204));
+      await until(
+        async () => (await health()).webhook?.failing?.eventId === refused.eventId,
+        'its delivery refused',
+      );
+      const position = (await health()).webhook!.failing!.position;
+      // a position past the log's end would swallow events not written yet: refused
+      const head = await app.store.headPosition();
+      const tooFar = await runCliSettled(app.config, ['webhook-skip', '--through', String(head + 10n)]);
+      expect(tooFar).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('past the end of the event log'),
+      });
+      const skipped = await runCliSettled(app.config, ['webhook-skip', '--through', position]);
+      expect(skipped.code).toBe(0);
+      expect(skipped.stderr).toContain(`up to ${position} are given up (not sent)`);
+      await until(async () => (await health()).webhook?.failing === null, 'the refused event given up');
+      const next = await submitOurs('After the skip');
+      await until(deliveredAll, 'the next change delivered');
+      const accepted = received().filter((b) => b.subject.id === id || b.subject.id === next);
+      // the refused event only as refused attempts, then the next change's submission
+      expect(accepted.at(-1)).toMatchObject({ type: 'ChangeSubmitted', subject: { id: next } });
+      expect(new Set(accepted.slice(0, -1).map((b) => b.eventId))).toEqual(new Set([refused.eventId]));
+      // once more: nothing left to skip
+      const again = await runCliSettled(app.config, ['webhook-skip', '--through', position]);
+      expect(again).toMatchObject({ code: 0, stderr: expect.stringContaining('nothing skipped') });
+      receiver.answer(() => 204);
+    },
+  );
 
   it('after a restart goes on where it left off: nothing sent twice, nothing left out', async () => {
     await until(deliveredAll, 'caught up');

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -31,6 +31,7 @@ import {
   resolveJwtSecret,
   signToken,
 } from '@changeledger/platform';
+import { CHECKPOINT_NAME, WEBHOOK_CHECKPOINTS_FILE, WebhookCheckpoints } from '@changeledger/webhooks';
 import { ProgressBar } from './progress-bar';
 
 const USAGE = `usage: npm run token -- --sub ID --name NAME --roles role1,role2 [--expires 12h] [--feed schedule]
@@ -407,6 +408,52 @@ const backup = async (args: string[]) => {
   );
 };
 
+const WEBHOOK_SKIP_USAGE =
+  'usage: npm run webhook:skip -- --through POSITION (gives up the webhook events up to POSITION, the `failing.position` ' +
+  '/health shows for an event the receiver keeps refusing: they are not sent; a running service moves on within seconds)';
+
+/**
+ * `webhook:skip`: moves the webhook's checkpoint forward past an event its receiver keeps
+ * refusing (later events wait behind it, in order). The service notices at its next attempt.
+ */
+const webhookSkip = async (args: string[]) => {
+  const values = options(args, { through: { type: 'string' } }, WEBHOOK_SKIP_USAGE);
+  if (values.through === undefined || !/^\d{1,20}$/.test(values.through))
+    throw new Error(
+      `--through must be a log position, such as /health's webhook.failing.position\n${WEBHOOK_SKIP_USAGE}`,
+    );
+  const through = BigInt(values.through);
+  const config = loadConfig();
+  const file = join(config.dataDir, WEBHOOK_CHECKPOINTS_FILE);
+  if (!existsSync(file))
+    throw new Error(`no webhook checkpoint at ${resolve(file)}: no webhook has run with this DATA_DIR`);
+  const events = await openEventStore(config, { mustExist: true });
+  const checkpoints = new WebhookCheckpoints(file);
+  try {
+    const head = await events.headPosition();
+    // past the end, it would silently swallow events not written yet
+    if (through > head)
+      throw new Error(
+        `--through ${through} is past the end of the event log (${head}): nothing there to skip`,
+      );
+    const delivered = checkpoints.get(CHECKPOINT_NAME);
+    if (delivered === undefined)
+      throw new Error(`the webhook checkpoint file ${resolve(file)} holds no checkpoint: no webhook has run`);
+    if (through <= delivered) {
+      process.stderr.write(`webhook: delivered through ${delivered} already: nothing skipped\n`);
+      return;
+    }
+    checkpoints.set(CHECKPOINT_NAME, through, new Date());
+    process.stderr.write(
+      `webhook: the events after ${delivered} up to ${through} are given up (not sent); delivery goes on after ${through} ` +
+        '(a running service within seconds, at its next look)\n',
+    );
+  } finally {
+    checkpoints.close();
+    await events.close();
+  }
+};
+
 /** Each command, with the npm script that runs it (package.json). */
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: string; script: string }> = {
   token: { run: token, usage: USAGE, script: 'token' },
@@ -414,6 +461,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; usage: 
   verify: { run: verify, usage: VERIFY_USAGE, script: 'audit:verify' },
   report: { run: report, usage: REPORT_USAGE, script: 'report' },
   backup: { run: backup, usage: BACKUP_USAGE, script: 'backup' },
+  'webhook-skip': { run: webhookSkip, usage: WEBHOOK_SKIP_USAGE, script: 'webhook:skip' },
 };
 const MAIN_USAGE =
   `usage: npm run <${Object.values(COMMANDS)

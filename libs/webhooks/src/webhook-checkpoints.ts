@@ -5,6 +5,8 @@ import Database from 'better-sqlite3';
  * positions by name, 2 also the event store each checkpoint is a position of.
  */
 const LAYOUT = 2;
+/** The file, in DATA_DIR, that remembers how far the webhook has been delivered. */
+export const WEBHOOK_CHECKPOINTS_FILE = 'webhooks.sqlite';
 /** The one webhook's checkpoint. */
 export const CHECKPOINT_NAME = 'webhook';
 
@@ -17,14 +19,37 @@ const stored = (position: bigint) => position.toString().padStart(20, '0');
  * send every event again.
  */
 export class WebhookCheckpoints {
-  private readonly db: Database.Database;
+  private readonly db!: Database.Database;
   private readonly select: Database.Statement<[string], { position: string; log: string | null }>;
   private readonly setLog: Database.Statement<[string, string]>;
   private readonly upsert: Database.Statement<[string, string, string]>;
   private readonly advance: Database.Statement<[string, string, string]>;
 
-  constructor(file: string) {
-    this.db = new Database(file);
+  constructor(private readonly file: string) {
+    try {
+      this.db = new Database(file);
+      this.open();
+    } catch (error) {
+      // (better-sqlite3 says only "file is not a database")
+      throw new Error(
+        `the webhook checkpoint file ${file} could not be opened: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    this.select = this.db.prepare('SELECT position, log FROM webhook_checkpoints WHERE name = ?');
+    this.setLog = this.db.prepare('UPDATE webhook_checkpoints SET log = ? WHERE name = ?');
+    this.upsert = this.db.prepare(
+      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+    );
+    this.advance = this.db.prepare(
+      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+       WHERE excluded.position > webhook_checkpoints.position`,
+    );
+  }
+
+  private open(): void {
     this.db.pragma('journal_mode = WAL');
     // Durable across a crash of the process, not of the machine: after a power cut the last
     // deliveries may be sent again (at least once allows that), and no delivery waits for an
@@ -40,16 +65,11 @@ export class WebhookCheckpoints {
        )`,
     );
     this.upgrade();
-    this.select = this.db.prepare('SELECT position, log FROM webhook_checkpoints WHERE name = ?');
-    this.setLog = this.db.prepare('UPDATE webhook_checkpoints SET log = ? WHERE name = ?');
-    this.upsert = this.db.prepare(
-      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
-    );
-    this.advance = this.db.prepare(
-      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
-       WHERE excluded.position > webhook_checkpoints.position`,
+    // At every open, not only at an upgrade: a position typed in by hand ("1043") would compare
+    // as text below every padded one, and the checkpoint would never move again.
+    this.db.exec(
+      `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
+       WHERE length(position) < 20`,
     );
   }
 
@@ -84,11 +104,7 @@ export class WebhookCheckpoints {
               .run(CHECKPOINT_NAME, stored(BigInt(furthest.position)), furthest.updated_at);
           }
         }
-        this.db.exec(
-          `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
-           WHERE length(position) < 20`,
-        );
-        // (the rename above leaves the other columns as they were)
+        // (positions are padded after every open; the rename above leaves the other columns as they were)
         if (!columns.includes('log')) this.db.exec('ALTER TABLE webhook_checkpoints ADD COLUMN log TEXT');
         this.db.pragma(`user_version = ${LAYOUT}`);
       })
@@ -98,7 +114,14 @@ export class WebhookCheckpoints {
   /** The position delivered through, or undefined for a webhook never started. */
   get(name: string): bigint | undefined {
     const row = this.select.get(name);
-    return row ? BigInt(row.position) : undefined;
+    if (!row) return undefined;
+    if (!/^\d{1,20}$/.test(row.position)) {
+      throw new Error(
+        `the webhook checkpoint file ${this.file} holds no position for ${name} but ${JSON.stringify(row.position)}: ` +
+          'move it with npm run webhook:skip, or remove the file (the webhook then starts at the end of the log)',
+      );
+    }
+    return BigInt(row.position);
   }
 
   /** The event store the checkpoint is a position of (`sqlite`, `eventstoredb`); null: not known. */

@@ -1,5 +1,5 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -16,8 +16,8 @@ import {
 } from '../../domain/src/change-request/change-request.fixtures';
 import { waitUntil } from '../../../test/support/wait-until';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver';
-import { WebhookCheckpoints } from './webhook-checkpoints';
-import { WebhookDispatcher, type WebhookTarget } from './webhook-dispatcher';
+import { CHECKPOINT_NAME, WebhookCheckpoints } from './webhook-checkpoints';
+import { retryAfterOf, WebhookDispatcher, type WebhookTarget } from './webhook-dispatcher';
 import { WebhookSubjects } from './webhook-subjects';
 import { signWebhook, verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from './webhook-payload';
 
@@ -473,6 +473,97 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     checkpoints.close();
     checkpoints = new WebhookCheckpoints(file);
     expect(checkpoints.get('webhook')).toBe(1100n);
+  });
+
+  it('a position typed into the file by hand (unpadded) is padded at the next open: the checkpoint moves on from it', () => {
+    checkpoints.set(CHECKPOINT_NAME, 2000n, new Date());
+    checkpoints.close();
+    const file = join(dir, 'webhooks.sqlite');
+    const edited = new Database(file);
+    edited.prepare('UPDATE webhook_checkpoints SET position = ? WHERE name = ?').run('1043', CHECKPOINT_NAME);
+    edited.close();
+    checkpoints = new WebhookCheckpoints(file);
+    expect(checkpoints.get(CHECKPOINT_NAME)).toBe(1043n);
+    checkpoints.set(CHECKPOINT_NAME, 1044n, new Date());
+    checkpoints.set(CHECKPOINT_NAME, 5000n, new Date());
+    expect(checkpoints.get(CHECKPOINT_NAME)).toBe(5000n);
+  });
+
+  it('a checkpoint file that is not one, or holds no position, is an error naming the file', () => {
+    const garbage = join(dir, 'garbage.sqlite');
+    writeFileSync(garbage, 'not a database at all, but long enough to have a header of sorts........');
+    expect(() => new WebhookCheckpoints(garbage)).toThrow(
+      `the webhook checkpoint file ${garbage} could not be opened: file is not a database`,
+    );
+    checkpoints.set(CHECKPOINT_NAME, 7n, new Date());
+    const edited = new Database(join(dir, 'webhooks.sqlite'));
+    edited.prepare('UPDATE webhook_checkpoints SET position = ?').run('12x');
+    edited.close();
+    expect(() => checkpoints.get(CHECKPOINT_NAME)).toThrow(
+      `the webhook checkpoint file ${join(dir, 'webhooks.sqlite')} holds no position for webhook but "12x"`,
+    );
+  });
+
+  it('an event the receiver keeps refusing is given up once an operator moves the checkpoint past it (webhook:skip), the events it passed with it', async () => {
+    const [refused, passed, next] = [
+      anEvent('ChangeSubmitted'),
+      anEvent('ReviewRecorded'),
+      anEvent('ChangeApproved'),
+    ];
+    receiver.answer((delivery) =>
+      delivery.headers['changeledger-event-id'] === refused.eventId ? 400 : 204,
+    );
+    const webhook = dispatcher();
+    await webhook.start();
+    await events.append('changeRequest-CHG-001', [refused, passed], 'no-stream');
+    await until(() => (webhook.status().failing?.attempts ?? 0) >= 2, 'two refusals');
+    const failing = webhook.status().failing!;
+    expect(failing).toMatchObject({ eventId: refused.eventId, lastError: 'HTTP 400' });
+    expect(errors.at(-1)).toContain(`to give it up: npm run webhook:skip -- --through ${failing.position}`);
+    // the operator, from another process (its own handle on the file), skips through `passed` too
+    const operator = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    const through = BigInt(failing.position) + 1n;
+    operator.set(CHECKPOINT_NAME, through, new Date());
+    operator.close();
+    await events.append('changeRequest-CHG-001', [next], 1n);
+    await until(
+      () => receiver.deliveries.some((d) => d.headers['changeledger-event-id'] === next.eventId),
+      'next sent',
+    );
+    const sent = receiver.deliveries.map((d) => d.headers['changeledger-event-id']);
+    expect(new Set(sent)).toEqual(new Set([refused.eventId, next.eventId])); // `passed` never went out
+    expect(sent.at(-1)).toBe(next.eventId);
+    expect(webhook.status()).toMatchObject({ failing: null, deliveredThrough: String(through + 1n) });
+    expect(errors.some((m) => m.includes(`given up: the stored checkpoint was moved to ${through}`))).toBe(
+      true,
+    );
+    await webhook.stop();
+    expect(checkpoints.get(CHECKPOINT_NAME)).toBe(through + 1n);
+  });
+
+  it("waits as long as the receiver's Retry-After asks (429 or 503), within the cap, instead of its own backoff", async () => {
+    let refusals = 0;
+    receiver.answer(() =>
+      refusals++ < 1 ? { status: 429, afterMs: 0, headers: { 'retry-after': '1' } } : 204,
+    );
+    const webhook = new WebhookDispatcher(events, {
+      target: { url: receiver.url, secret: SECRET },
+      checkpoints,
+      retryBaseMs: 20,
+      retryMaxMs: 5_000,
+      logger: { log: () => undefined, error: (m) => errors.push(m) },
+    });
+    running.push(webhook);
+    await webhook.start();
+    await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+    await receiver.received(2, 5_000);
+    expect(errors[0]).toContain("trying again in 1000 ms (the receiver's Retry-After)");
+    const gap = receiver.deliveries[1].at - receiver.deliveries[0].at;
+    expect(gap).toBeGreaterThanOrEqual(990);
+    expect(gap).toBeLessThan(2_000);
+    expect(retryAfterOf('120', new Date())).toBe(120_000);
+    expect(retryAfterOf('Wed, 21 Oct 2026 07:28:30 GMT', new Date('2026-10-21T07:28:00Z'))).toBe(30_000);
+    expect(retryAfterOf('soon', new Date())).toBeUndefined();
   });
 
   it('a new URL goes on where the old one stopped (a rotated token loses nothing)', async () => {

@@ -61,8 +61,23 @@ const DEFAULT_RETRY_BASE_MS = 1_000;
 const DEFAULT_RETRY_MAX_MS = 5 * 60_000;
 /** How long a stop waits for the answer to a delivery under way. */
 const STOP_GRACE_MS = 2_000;
+/** How often a refused event's wait looks whether an operator skipped it (`npm run webhook:skip`). */
+const SKIP_CHECK_MS = 2_000;
 /** Positions of skipped events are saved at most this often (a delivery saves at once). */
 const SAVE_SKIPPED_AFTER_MS = 1_000;
+
+/**
+ * A Retry-After header in ms from `now`: delay-seconds or an HTTP date (RFC 9110 §10.2.3);
+ * undefined when absent or neither.
+ */
+export const retryAfterOf = (header: string | string[] | undefined, now: Date): number | undefined => {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
+};
 
 /** The part of a receiver's URL that may be shown and logged (its path often holds a token). */
 export const webhookTargetOrigin = (url: string): string => new URL(url).origin;
@@ -122,6 +137,8 @@ export class WebhookDispatcher {
   private saveTimer: NodeJS.Timeout | undefined;
   private lastDeliveredAt: Date | undefined;
   private failing: WebhookStatus['failing'] = null;
+  /** An operator moved the checkpoint past a refused event (`npm run webhook:skip`): up to here, nothing is sent. */
+  private skippedThrough: bigint | undefined;
 
   constructor(
     private readonly events: EventStore,
@@ -231,11 +248,14 @@ export class WebhookDispatcher {
         this.subscription = subscription;
         try {
           for await (const event of subscription) {
-            if (this.wanted(event.type)) {
+            if (this.skippedThrough !== undefined && event.position <= this.skippedThrough) {
+              this.position = event.position; // the stored checkpoint is already past it
+            } else if (this.wanted(event.type)) {
               // a read for its subject that fails throws: counted as a failed read of the log
-              if (!(await this.deliver(event))) return;
+              const outcome = await this.deliver(event);
+              if (outcome === 'stopped') return;
               this.position = event.position;
-              this.save();
+              if (outcome === 'delivered') this.save();
             } else {
               this.position = event.position;
               this.saveSoon();
@@ -274,13 +294,16 @@ export class WebhookDispatcher {
     return Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(attempt - 2, 30));
   }
 
-  /** True once the receiver accepted the event; false when stopped first. */
-  private async deliver(event: RecordedEvent): Promise<boolean> {
+  /**
+   * Whether the receiver accepted the event, an operator skipped it while it was refused (see
+   * `skippedByOperator`), or the dispatcher stopped first.
+   */
+  private async deliver(event: RecordedEvent): Promise<'delivered' | 'skipped' | 'stopped'> {
     // The same bytes on every attempt: only the signature's timestamp changes.
     const body = JSON.stringify(toWebhookPayload(event, await this.subjects.after(event)));
     for (let attempt = 1; !this.stopping; attempt++) {
-      const error = await this.post(event, body, attempt);
-      if (error === undefined) {
+      const refusal = await this.post(event, body, attempt);
+      if (refusal === undefined) {
         if (this.failing) {
           this.logger.log(
             `webhook ${this.origin}: ${event.type} at position ${event.position} delivered at attempt ${attempt}`,
@@ -288,10 +311,13 @@ export class WebhookDispatcher {
         }
         this.failing = null;
         this.lastDeliveredAt = this.now();
-        return true;
+        return 'delivered';
       }
-      if (this.stopping) return false;
-      const delay = this.delayBefore(attempt + 1);
+      if (this.stopping) return 'stopped';
+      const { error, retryAfterMs } = refusal;
+      // A receiver that says when (429 or 503 with Retry-After) is asked again then, within the cap.
+      const delay =
+        retryAfterMs !== undefined ? Math.min(retryAfterMs, this.retryMaxMs) : this.delayBefore(attempt + 1);
       this.failing = {
         since: this.failing?.eventId === event.eventId ? this.failing.since : this.now().toISOString(),
         attempts: attempt,
@@ -300,15 +326,51 @@ export class WebhookDispatcher {
         lastError: error,
       };
       this.logger.error(
-        `webhook ${this.origin}: ${event.type} at position ${event.position} not delivered (attempt ${attempt}: ${error}); trying again in ${delay} ms, later events wait`,
+        `webhook ${this.origin}: ${event.type} at position ${event.position} not delivered (attempt ${attempt}: ${error}); ` +
+          `trying again in ${delay} ms${retryAfterMs !== undefined ? " (the receiver's Retry-After)" : ''}, later events wait ` +
+          `(to give it up: npm run webhook:skip -- --through ${event.position})`,
       );
-      await this.sleep(delay);
+      // Looked at every few seconds meanwhile: a skip takes effect soon, not after a 5-minute wait.
+      for (const until = performance.now() + delay; !this.stopping;) {
+        const left = until - performance.now();
+        if (left <= 0) break;
+        await this.sleep(Math.min(left, SKIP_CHECK_MS));
+        if (this.skippedByOperator(event)) return 'skipped';
+      }
     }
-    return false;
+    return 'stopped';
   }
 
-  /** One attempt: undefined when the receiver answered 2xx, else why not. */
-  private async post(event: RecordedEvent, body: string, attempt: number): Promise<string | undefined> {
+  /**
+   * Whether an operator moved the stored checkpoint to or past `event` while it was refused
+   * (`npm run webhook:skip`, in another process): it, and whatever else the move passed, is not
+   * sent. Looked at before each retry, so a running service moves on at its next attempt.
+   */
+  private skippedByOperator(event: RecordedEvent): boolean {
+    let stored: bigint | undefined;
+    try {
+      stored = this.checkpoints.get(CHECKPOINT);
+    } catch (error) {
+      this.logger.error(`webhook ${this.origin}: could not read the checkpoint (${this.describe(error)})`);
+      return false;
+    }
+    if (stored === undefined || stored < event.position) return false;
+    this.skippedThrough = stored;
+    this.saved = this.saved !== undefined && this.saved > stored ? this.saved : stored;
+    this.failing = null;
+    this.logger.error(
+      `webhook ${this.origin}: ${event.type} at position ${event.position} given up: the stored checkpoint was moved to ` +
+        `${stored} (by npm run webhook:skip, or another process delivering this webhook); the events up to there are not sent from here`,
+    );
+    return true;
+  }
+
+  /** One attempt: undefined when the receiver answered 2xx, else why not (and when to ask again, if it said). */
+  private async post(
+    event: RecordedEvent,
+    body: string,
+    attempt: number,
+  ): Promise<{ error: string; retryAfterMs?: number } | undefined> {
     const controller = new AbortController();
     this.inflight = controller;
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
@@ -332,13 +394,16 @@ export class WebhookDispatcher {
         signal: controller.signal,
       });
       await response.body.dump().catch(() => undefined);
-      return response.statusCode >= 200 && response.statusCode < 300
-        ? undefined
-        : `HTTP ${response.statusCode}`;
+      if (response.statusCode >= 200 && response.statusCode < 300) return undefined;
+      const retryAfterMs =
+        response.statusCode === 429 || response.statusCode === 503
+          ? retryAfterOf(response.headers['retry-after'], this.now())
+          : undefined;
+      return { error: `HTTP ${response.statusCode}`, retryAfterMs };
     } catch (error) {
       if (controller.signal.aborted)
-        return this.stopping ? 'stopped' : `no answer within ${this.timeoutMs} ms`;
-      return this.describe(error);
+        return { error: this.stopping ? 'stopped' : `no answer within ${this.timeoutMs} ms` };
+      return { error: this.describe(error) };
     } finally {
       clearTimeout(timer);
       this.inflight = undefined;

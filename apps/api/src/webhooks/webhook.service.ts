@@ -3,10 +3,12 @@ import { join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { EVENT_STORE, type EventStore } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig } from '@changeledger/platform';
-import { WebhookCheckpoints, WebhookDispatcher, type WebhookStatus } from '@changeledger/webhooks';
-
-/** The file, in DATA_DIR, that remembers how far the webhook has been delivered. */
-export const WEBHOOK_CHECKPOINTS_FILE = 'webhooks.sqlite';
+import {
+  WEBHOOK_CHECKPOINTS_FILE,
+  WebhookCheckpoints,
+  WebhookDispatcher,
+  type WebhookStatus,
+} from '@changeledger/webhooks';
 
 /**
  * Sends the log's events to WEBHOOK_URL while the API runs. Configure it on one process only:

@@ -12,7 +12,10 @@ export interface ReceivedDelivery {
 export type Responder = (
   delivery: ReceivedDelivery,
   index: number,
-) => number | { readonly status: number; readonly afterMs: number } | 'hang';
+) =>
+  | number
+  | { readonly status: number; readonly afterMs: number; readonly headers?: Record<string, string> }
+  | 'hang';
 
 /**
  * A webhook receiver on a loopback port (a fake of the outside system the service calls): it
@@ -34,11 +37,11 @@ export const startWebhookReceiver = async (respond: Responder = () => 204, port 
       };
       const index = deliveries.push(delivery) - 1;
       const answer = responder(delivery, index);
-      const reply = (status: number) =>
-        response.writeHead(status, { location: 'http://127.0.0.1:9/elsewhere' }).end();
+      const reply = (status: number, headers: Record<string, string> = {}) =>
+        response.writeHead(status, { location: 'http://127.0.0.1:9/elsewhere', ...headers }).end();
       if (answer === 'hang') hanging.push(response);
       else if (typeof answer === 'number') reply(answer);
-      else setTimeout(() => reply(answer.status), answer.afterMs);
+      else setTimeout(() => reply(answer.status, answer.headers), answer.afterMs);
       for (const waiter of waiters.filter((w) => deliveries.length >= w.count)) {
         waiters.splice(waiters.indexOf(waiter), 1);
         waiter.resolve();
