@@ -795,6 +795,13 @@ describe('change-request decider', () => {
         ['ab*b', 'ab', false],
         ['*', '', true],
         ['pve1', 'pve12', false],
+        // a * stands for part of one name: not for spaces, commas or semicolons
+        ['pve-node-*', 'pve-node-03, prod-db-01', false],
+        ['pve-node-*', 'pve-node-03;prod-db-01', false],
+        ['pve-node-*', 'pve-node-1 and the database cluster', false],
+        ['*-core', 'db, switch-core', false],
+        ['a*b*c', 'a b c', false],
+        ['rack 3 node-*', 'rack 3 node-7', true],
       ])('globMatches(%j, %j) is %s', (pattern, text, matches) => {
         expect(globMatches(pattern, text)).toBe(matches);
       });
@@ -818,6 +825,11 @@ describe('change-request decider', () => {
         // the rest of a name is literal: "." is a dot, not any character
         submitStandard(['vm-1x2'], template).thenError('RULE_VIOLATION', /not vm-1x2/);
         submitStandard(['old-pve-node-1'], template).thenError('RULE_VIOLATION', /not old-pve-node-1/);
+        // several systems, or more than one, written as one name: not pre-approved
+        submitStandard(['pve-node-03, prod-db-01'], template).thenError(
+          'RULE_VIOLATION',
+          /not pve-node-03, prod-db-01/,
+        );
       });
 
       it('spaces or zero-width characters around a scope entry or a system name do not matter, as they do not when the template is created', () => {

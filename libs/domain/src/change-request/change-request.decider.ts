@@ -162,9 +162,17 @@ export const outsideScope = (systems: readonly string[], scope: readonly string[
 };
 
 /**
- * `*` matches any run of characters, everything else itself. The literal parts are placed
- * leftmost, in order, between the fixed start and end: enough for `*` alone, and linear-time
- * searches instead of a regular expression's `.*`s, which backtrack exponentially on a near miss.
+ * What `*` does not stand for: a system "name" that lists several (`pve-node-03, prod-db-01`) or
+ * describes more (`pve-node-1 and the database cluster`) must not pass as one name in scope.
+ */
+const NOT_IN_A_STAR = /[\s,;]/;
+
+/**
+ * `*` matches any run of characters but white space, `,` and `;` (NOT_IN_A_STAR), everything
+ * else itself. The literal parts are placed leftmost, in order, between the fixed start and end:
+ * enough for `*` alone, and linear-time searches instead of a regular expression's `.*`s, which
+ * backtrack exponentially on a near miss. (A run a `*` may not take only grows when a part is
+ * placed further right, so leftmost misses no match.)
  */
 export const globMatches = (pattern: string, text: string): boolean => {
   const parts = pattern.split('*');
@@ -180,9 +188,10 @@ export const globMatches = (pattern: string, text: string): boolean => {
     if (part === '') continue;
     const found = text.indexOf(part, at);
     if (found < 0 || found + part.length > end) return false;
+    if (NOT_IN_A_STAR.test(text.slice(at, found))) return false;
     at = found + part.length;
   }
-  return true;
+  return !NOT_IN_A_STAR.test(text.slice(at, end));
 };
 
 /** The roles that may submit a change of this type. */
