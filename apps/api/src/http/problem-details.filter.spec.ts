@@ -51,4 +51,17 @@ describe('loggableUrl', () => {
       '/api/v1/changes?status=closed&my_access_token=z',
     );
   });
+
+  it('also under a name the query parser decodes to access_token (which authenticates just the same)', () => {
+    for (const name of ['access%5Ftoken', 'access%5ftoken', '%61ccess_token', 'access_tok%65n']) {
+      expect(loggableUrl(`/api/v1/schedule?format=ics&${name}=eyJ.secret.sig#x`)).toBe(
+        `/api/v1/schedule?format=ics&${name}=(left out)#x`,
+      );
+    }
+    // a name that does not decode is kept as it is, and so is a URL without a query
+    expect(loggableUrl('/api/v1/schedule?%E0%A4%A=1&access_token=t')).toBe(
+      '/api/v1/schedule?%E0%A4%A=1&access_token=(left out)',
+    );
+    expect(loggableUrl('/api/v1/health')).toBe('/api/v1/health');
+  });
 });

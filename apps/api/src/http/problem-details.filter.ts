@@ -151,9 +151,33 @@ const fromFastifyError = (status: number, code: string | undefined, message: str
   return problem('VALIDATION_FAILED', `the body is not valid JSON: ${message}`);
 };
 
-/** A request's URL as the log shows it: a token given in it (a calendar feed's) left out. */
-export const loggableUrl = (url: string): string =>
-  url.replace(/([?&]access_token=)[^&#]*/gi, '$1(left out)');
+/**
+ * A request's URL as the log shows it: a token given in it (a calendar feed's) left out, under
+ * whatever spelling of its name the query parser decodes to `access_token` (`access%5Ftoken`).
+ */
+export const loggableUrl = (url: string): string => {
+  const query = url.indexOf('?');
+  if (query < 0) return url;
+  const fragment = url.indexOf('#', query);
+  const end = fragment < 0 ? url.length : fragment;
+  const pairs = url
+    .slice(query + 1, end)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      return decodedName(name).toLowerCase() === 'access_token' ? `${name}=(left out)` : pair;
+    });
+  return `${url.slice(0, query + 1)}${pairs.join('&')}${url.slice(end)}`;
+};
+
+const decodedName = (name: string): string => {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
+};
 
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
