@@ -181,6 +181,23 @@ describe('GET /schedule: the forward schedule of change', () => {
       const refused = expectStatus(await app.get(`/schedule?${query}`), 400, 'VALIDATION_FAILED');
       expect(refused.body).toMatchObject({ errors: [{ field: 'to' }] });
     }
+    // at most 366 days (a year of dates fits; decades, for a calendar or a page, do not)
+    for (const format of ['', '&format=ics']) {
+      const decades = expectStatus(
+        await app.get(`/schedule?from=1970-01-01&to=9999-12-31${format}`),
+        400,
+        'VALIDATION_FAILED',
+      );
+      expect(decades.body).toMatchObject({
+        errors: [{ field: 'to', message: expect.stringMatching(/366 days/) }],
+      });
+    }
+    expectStatus(await app.get('/schedule?from=2028-01-01&to=2028-12-31'), 200);
+    expectStatus(
+      await app.get('/schedule?from=2028-01-01T00:00:00Z&to=2029-01-01T00:00:01Z'),
+      400,
+      'VALIDATION_FAILED',
+    );
     expectStatus(await app.get('/schedule?from=tomorrow'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/schedule?from=2027-02-30'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/schedule?week=7'), 400, 'VALIDATION_FAILED');

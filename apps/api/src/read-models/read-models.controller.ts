@@ -100,6 +100,16 @@ export class ReadModelsController {
         { field: 'to', message: 'to must be after from' },
       ]);
     }
+    // Each page looks up every open change of the range for collisions, and the calendar is one
+    // answer: a range of decades (anyone with a feed token may ask) would hold a request that long.
+    if (to.getTime() - from.getTime() > MAX_SCHEDULE_DAYS * DAY_MS) {
+      throw new RequestValidationError(`the schedule range is longer than ${MAX_SCHEDULE_DAYS} days`, [
+        {
+          field: 'to',
+          message: `to must be at most ${MAX_SCHEDULE_DAYS} days after from; ask for several ranges`,
+        },
+      ]);
+    }
     if (query.format !== 'ics') {
       return this.readPosition.read(parsePosition(query.minPosition), () =>
         this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query))),
@@ -176,6 +186,8 @@ const exportRows = async <T>(
 };
 
 const DAY_MS = 86_400_000;
+/** The longest range of the schedule (a leap year: a year of dates, `to` a date-only bound, fits). */
+const MAX_SCHEDULE_DAYS = 366;
 const startOfToday = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS);
 
 /** Text compared as the stores compare it. */
