@@ -49,7 +49,7 @@ describe('the schedule as iCalendar', () => {
     );
   });
 
-  it('escapes text, names collisions, marks cancellations, and leaves out an end not known yet', () => {
+  it('escapes text, names collisions, marks cancellations, and shows an emergency at work until the next full hour', () => {
     const lines = unfolded(
       scheduleIcs(
         [
@@ -73,6 +73,7 @@ describe('the schedule as iCalendar', () => {
             status: 'in-progress',
             plannedStart: null,
             plannedEnd: null,
+            from: '2027-01-31T06:15:00.000Z',
             until: null,
           }),
         ],
@@ -84,13 +85,20 @@ describe('the schedule as iCalendar', () => {
       'Collides with CHG-002 (Upgrade pve7 firmware) on PVE7\\, scheduled',
     );
     expect(lines).toContain('STATUS:CANCELLED');
+    // declared yesterday and still at work: not a blip at its start, but until about now (08:30)
     const emergency = lines.slice(lines.indexOf('UID:CHG-004@changeledger'));
-    expect(emergency.slice(0, emergency.indexOf('END:VEVENT')).some((l) => l.startsWith('DTEND'))).toBe(
-      false,
+    const vevent = emergency.slice(0, emergency.indexOf('END:VEVENT'));
+    expect(vevent).toContain('DTSTART:20270131T061500Z');
+    expect(vevent).toContain('DTEND:20270201T090000Z');
+    expect(vevent.find((l) => l.startsWith('DESCRIPTION:'))).toContain(
+      'At work: shown until the next full hour (it holds its systems until it ends)',
     );
+    // a change with a known end says nothing of the kind
+    const first = lines.slice(0, lines.indexOf('END:VEVENT'));
+    expect(first.find((l) => l.startsWith('DESCRIPTION:'))).not.toContain('At work');
   });
 
-  it('an end is after its start or left out: rounded up to the second, and a planned end already past is not one', () => {
+  it('an end is after its start or left out: rounded up to the second; at work past its planned end, the next full hour', () => {
     const dtend = (overrides: Partial<ScheduleItem>) =>
       unfolded(scheduleIcs([item(overrides)], GENERATED)).find((l) => l.startsWith('DTEND')) ?? null;
     // started and completed within one second
@@ -98,7 +106,8 @@ describe('the schedule as iCalendar', () => {
       'DTEND:20270210T220001Z',
     );
     expect(dtend({ from: '2027-02-10T22:00:00.000Z', until: '2027-02-10T22:00:00.000Z' })).toBeNull();
-    // at work past its planned end (generated after it): no end known
+    // at work past its planned end (generated after it): shown until the next full hour after
+    // the file was read (08:30 → 09:00), which each refresh moves on
     expect(
       dtend({
         status: 'in-progress',
@@ -107,7 +116,7 @@ describe('the schedule as iCalendar', () => {
         plannedEnd: '2027-01-31T23:00:00.000Z',
         until: null,
       }),
-    ).toBeNull();
+    ).toBe('DTEND:20270201T090000Z');
     // at work, its planned end still ahead
     expect(dtend({ status: 'in-progress', until: null })).toBe('DTEND:20270210T230000Z');
   });

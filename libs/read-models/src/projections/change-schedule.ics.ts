@@ -20,14 +20,19 @@ export const scheduleIcs = (items: readonly ScheduleItem[], generatedAt: Date): 
 
 const event = (item: ScheduleItem, generatedAt: Date): string[] => {
   const start = basicUtc(item.from);
-  // A change at work has no end yet: its planned end while still ahead, else none. An end is
+  // A change at work has no end yet: its planned end while still ahead, else the next full hour
+  // after the file was read (an event without an end lasts no time at all in a calendar, and the
+  // change holds its systems until it ends; each refresh of the feed moves it on). An end is
   // rounded up to the second (iCalendar has no fractions) and left out unless after the start.
-  const end =
-    item.until ??
-    (item.plannedEnd !== null && item.plannedEnd > generatedAt.toISOString() ? item.plannedEnd : null);
+  const atWorkUntilNow =
+    item.until === null && !(item.plannedEnd !== null && item.plannedEnd > generatedAt.toISOString());
+  const end = item.until ?? (atWorkUntilNow ? nextFullHour(generatedAt) : item.plannedEnd);
   const endText = end === null ? null : basicUtc(end, 'up');
   const description = [
     `Status: ${item.status}${item.overrunning ? ' (past its planned end)' : ''}`,
+    ...(atWorkUntilNow
+      ? ['At work: shown until the next full hour (it holds its systems until it ends)']
+      : []),
     `Type: ${item.type}${item.riskLevel ? `, risk ${item.riskLevel}` : ''}`,
     `Systems: ${item.systemsAffected.join(', ')}`,
     ...(item.maintenanceWindow ? ['In a maintenance window'] : []),
@@ -49,6 +54,10 @@ const event = (item: ScheduleItem, generatedAt: Date): string[] => {
     'END:VEVENT',
   ];
 };
+
+const HOUR_MS = 3_600_000;
+const nextFullHour = (at: Date): string =>
+  new Date((Math.floor(at.getTime() / HOUR_MS) + 1) * HOUR_MS).toISOString();
 
 /**
  * `2026-12-01T22:00:00.000Z` → `20261201T220000Z` (iCalendar's UTC form, whole seconds): cut
