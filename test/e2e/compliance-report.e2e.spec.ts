@@ -233,6 +233,8 @@ describe('compliance report', () => {
       } else if (type === 'emergency') {
         plan.startAt = plan.submitAt;
         plan.completeAt = plan.submitAt + between(1, 4) * HOUR;
+        // one in five left at work (never completed), by the plan's index
+        if (index % 5 === 4) plan.completeAt = undefined;
         // by the plan's index, not the random sequence, which the other plans are drawn from
         if (index % 3 !== 0) {
           plan.notifiedAt = plan.submitAt + 30 * 60_000;
@@ -283,7 +285,8 @@ describe('compliance report', () => {
         }
         let closeAt = plan.pirAt;
         if (type === 'emergency' && plan.pirAt !== undefined && rnd() < 0.85) {
-          plan.decision = rnd() < 0.15 ? 'reject' : 'approve';
+          const draw = rnd();
+          plan.decision = draw < 0.15 || index % 4 === 2 ? 'reject' : 'approve';
           plan.decisionAt = plan.pirAt + between(1, 6 * 24) * HOUR;
           closeAt = plan.decisionAt;
           at(plan, plan.decisionAt, (p) =>
@@ -457,6 +460,15 @@ describe('compliance report', () => {
           plans.filter((p) => p.type === 'emergency' && inPeriod(p.decisionAt) && p.decisionAt! > due(p)),
         ),
         retrospectivelyRejected: ids(plans.filter((p) => p.decision === 'reject' && inPeriod(p.decisionAt))),
+        emergenciesStillAtWork: ids(
+          plans.filter(
+            (p) =>
+              p.type === 'emergency' &&
+              p.submitAt <= AS_OF &&
+              (p.completeAt === undefined || p.completeAt > AS_OF) &&
+              addBusinessDays(p.submitAt, 2) < AS_OF,
+          ),
+        ),
         implementedOutsideWindow: plans
           .filter((p) => p.window && inPeriod(p.startAt))
           .map((p) => {
@@ -468,10 +480,12 @@ describe('compliance report', () => {
           })
           .filter(([, reasons]) => reasons.length > 0)
           .sort(([a], [b]) => Number(a.slice(4)) - Number(b.slice(4))),
+        // ended by the as-of time, in the period or before it (plans begin before the quarter)
         failedWithoutReview: ids(
           plans.filter(
             (p) =>
-              inPeriod(p.completeAt) &&
+              p.completeAt !== undefined &&
+              p.completeAt <= AS_OF &&
               p.outcome !== 'successful' &&
               (p.pirAt === undefined || p.pirAt > AS_OF),
           ),
@@ -487,7 +501,7 @@ describe('compliance report', () => {
             return [p, end, (end - p.submitAt) / DAY] as const;
           })
           .filter(([p, end, days]) => p.submitAt <= AS_OF && end >= PERIOD.from && days > 14)
-          .map(([p, , days]) => [p.id!, Math.round(days * 10) / 10] as const)
+          .map(([p, , days]) => [p.id!, Math.ceil(days * 10) / 10] as const)
           .sort(([a], [b]) => Number(a.slice(4)) - Number(b.slice(4))),
       },
       lessons: plans
@@ -547,6 +561,7 @@ describe('compliance report', () => {
     expect(changeIds('overdueRetrospectives')).toEqual(e.findings.overdueRetrospectives);
     expect(changeIds('lateRetrospectives')).toEqual(e.findings.lateRetrospectives);
     expect(changeIds('retrospectivelyRejected')).toEqual(e.findings.retrospectivelyRejected);
+    expect(changeIds('emergenciesStillAtWork')).toEqual(e.findings.emergenciesStillAtWork);
     expect(f.implementedOutsideWindow.map((x) => [x.changeId, x.reasons])).toEqual(
       e.findings.implementedOutsideWindow,
     );

@@ -27,6 +27,8 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
     ['period', 'from', report.period.from],
     ['period', 'to', report.period.to],
     ['period', 'as-of', report.asOf],
+    ['period', 'generated-at', report.generatedAt],
+    ['setting', 'retrospective-due-business-days', report.settings.retrospectiveDueBusinessDays],
     ['period', 'read-model-position', report.readModelPosition],
     ...report.warnings.map((text): Row => ['warning', 'read-models', text]),
     ['volume', 'submitted.total', v.submitted.total],
@@ -68,6 +70,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       1,
       x.changeId,
       `due ${x.dueAt}`,
+    ]),
+    ...f.emergenciesStillAtWork.map((x): Row => [
+      'finding',
+      'emergenciesStillAtWork',
+      1,
+      x.changeId,
+      `declared ${x.declaredAt}, not completed ${x.flaggedAfter} or since`,
     ]),
     ...f.lateRetrospectives.map((x): Row => [
       'finding',
@@ -120,7 +129,17 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
     ]),
     ...report.lessonsLearned.flatMap((l): Row[] => [
       ['lesson', 'lessons-learned', l.at, l.changeId, l.lessonsLearned],
+      ['lesson', 'reviewed-by', l.at, l.changeId, `${l.by.name} (${l.by.id})`],
+      ...(l.issues ? [['lesson', 'issues', l.at, l.changeId, l.issues] as Row] : []),
       ...l.improvements.map((i): Row => ['lesson', 'improvement', l.at, l.changeId, i]),
+    ]),
+    // how each figure is counted, as the JSON and the page say it: a zero means something only with it
+    ...Object.entries(report.definitions).map(([key, text]): Row => [
+      'definition',
+      key,
+      null,
+      undefined,
+      text,
     ]),
   ];
   const header = ['section', 'metric', 'value', 'changeId', 'detail'].join(',');

@@ -20,9 +20,17 @@ const TYPE_WORDS: Record<ChangeType, string> = {
 };
 
 const percent = (value: number | null) => (value === null ? '–' : `${(value * 100).toFixed(1)} %`);
-const hours = (value: number | null) => (value === null ? '–' : `${value.toFixed(1)} h`);
-/** Minutes are enough to read; the JSON has the exact instants. */
-const day = (iso: string | null) => (iso ? esc(`${String(iso).slice(0, 16).replace('T', ' ')} UTC`) : '–');
+const hours = (value: number | null) => (value === null ? '–' : `${value.toFixed(2)} h`);
+/**
+ * Minutes are enough to read, unless the seconds say something (a decision 30 s after its due
+ * time is late, and would show the same minute as it); the JSON has the exact instants.
+ */
+const day = (iso: string | null) => {
+  if (!iso) return '–';
+  const text = String(iso);
+  const seconds = text.slice(17, 19);
+  return esc(`${text.slice(0, 16).replace('T', ' ')}${seconds && seconds !== '00' ? `:${seconds}` : ''} UTC`);
+};
 
 /** A nice upper bound for an axis: 1, 2, 5 × 10^n. */
 const niceMax = (max: number) => {
@@ -148,7 +156,7 @@ svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { fon
 <body>
 <header>
 <h1>Change compliance report: ${esc(report.period.label)}</h1>
-<p class="meta">Period ${esc(report.period.from)} to ${esc(report.period.to)} (end exclusive) · facts as of ${esc(report.asOf)} · generated ${esc(report.generatedAt)} from read models at log position ${esc(report.readModelPosition)}</p>
+<p class="meta">Period ${esc(report.period.from)} to ${esc(report.period.to)} (end exclusive) · facts as of ${esc(report.asOf)} · generated ${esc(report.generatedAt)} from read models at log position ${esc(report.readModelPosition)} · retrospectives due ${report.settings.retrospectiveDueBusinessDays} business days after implementation (RETROSPECTIVE_DUE_BUSINESS_DAYS)</p>
 ${report.warnings.map((w) => `<p class="warning" role="alert"><b>Warning:</b> ${esc(w)}</p>`).join('\n')}
 </header>
 <h2>Volumes</h2>
@@ -157,7 +165,7 @@ ${report.warnings.map((w) => `<p class="warning" role="alert"><b>Warning:</b> ${
 <div class="kpi" id="kpi-success-rate">Success rate<b>${percent(report.successRate)}</b></div>
 <div class="kpi" id="kpi-emergency-share">Emergency share<b>${percent(report.emergencyShare)}</b></div>
 <div class="kpi">Cancelled<b>${v.cancelled}</b></div>
-<div class="kpi">Rejected<b>${v.rejected.total}</b></div>
+<div class="kpi">Rejected<b>${v.rejected.total}</b>${v.rejected.inReview} in review, ${v.rejected.atApproval} at approval</div>
 <div class="kpi">Rejected retrospectively<b>${v.retrospectivelyRejected}</b></div>
 </div>
 <figure><figcaption>Changes per month by type</figcaption>${monthsChart(report)}</figure>
@@ -183,6 +191,11 @@ ${findingSection(
   'overdueRetrospectives',
   ['Change', 'Implemented', 'Due'],
   f.overdueRetrospectives.map((x) => [change(x), day(x.implementedAt), day(x.dueAt)]),
+)}
+${findingSection(
+  'emergenciesStillAtWork',
+  ['Change', 'Declared', 'At work past'],
+  f.emergenciesStillAtWork.map((x) => [change(x), day(x.declaredAt), day(x.flaggedAfter)]),
 )}
 ${findingSection(
   'lateRetrospectives',

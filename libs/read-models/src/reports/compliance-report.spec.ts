@@ -313,6 +313,62 @@ describe('compliance report', () => {
     );
   });
 
+  it('finds emergencies left at work past the time a retrospective would have been due, whichever period they were declared in', () => {
+    // declared Monday 09:00:30, never completed
+    const atWork = timed(emergencyHistory('in-progress'), times('2026-12-28T09:00:30.000Z', 3));
+    const docs = facts(atWork);
+    // → flagged after Wednesday 09:00:30 (RETROSPECTIVE_DUE_BUSINESS_DAYS 2)
+    expect(report(docs, '2026-12-30T09:00:00.000Z').findings.emergenciesStillAtWork).toEqual([]);
+    const q4 = report(docs, '2026-12-30T09:01:00.000Z');
+    expect(q4.findings.emergenciesStillAtWork).toEqual([
+      {
+        changeId: 'CHG-001',
+        title: expect.any(String),
+        type: 'emergency',
+        declaredAt: '2026-12-28T09:00:30.000Z',
+        flaggedAfter: '2026-12-30T09:00:30.000Z',
+      },
+    ]);
+    // no retrospective is due yet: the implementation has not ended
+    expect(q4.findings.overdueRetrospectives).toEqual([]);
+    // still a finding in the next quarter while it is at work
+    const q1 = parsePeriodLabel('2027-Q1');
+    expect(report(docs, '2027-04-15T00:00:00.000Z', q1).findings.emergenciesStillAtWork).toHaveLength(1);
+    // completed in January: no longer at work in Q1, its retrospective overdue instead
+    const completedLater = facts(
+      timed(emergencyHistory('implemented'), [
+        ...times('2026-12-28T09:00:30.000Z', 3),
+        '2027-01-05T09:00:00.000Z',
+      ]),
+    );
+    const later = report(completedLater, '2027-04-15T00:00:00.000Z', q1);
+    expect(later.findings.emergenciesStillAtWork).toEqual([]);
+    expect(later.findings.overdueRetrospectives.map((x) => x.changeId)).toEqual(['CHG-001']);
+    // a longer setting flags later, and the report says which setting it used
+    const patient = buildComplianceReport({
+      documents: docs,
+      period: Q4,
+      now: new Date('2026-12-30T09:01:00.000Z'),
+      readModelPosition: 42n,
+      settings: { retrospectiveDueBusinessDays: 5 },
+    });
+    expect(patient.findings.emergenciesStillAtWork).toEqual([]);
+    expect(patient.settings).toEqual({ retrospectiveDueBusinessDays: 5 });
+    expect(q4.settings).toEqual({ retrospectiveDueBusinessDays: 2 });
+    // and in the CSV (with the setting and the definitions) and the HTML (seconds where they count)
+    const csv = complianceReportCsv(q4);
+    expect(csv).toContain('finding,emergenciesStillAtWork,1,CHG-001,');
+    expect(csv).toContain('setting,retrospective-due-business-days,2,,');
+    expect(csv).toContain('period,generated-at,2026-12-30T09:01:00.000Z,,');
+    expect(csv).toMatch(/\r\ndefinition,emergenciesStillAtWork,,,"?Emergency changes not completed/);
+    const html = complianceReportHtml(q4);
+    expect(html).toContain(
+      'Emergency changes still at work, past the time a retrospective would have been due',
+    );
+    expect(html).toContain('2026-12-28 09:00:30 UTC');
+    expect(html).toContain('retrospectives due 2 business days after implementation');
+  });
+
   it('reports a report of the running quarter as of now', () => {
     const docs = facts(timed(emergencyHistory('implemented'), times('2026-11-02T09:00:00.000Z', 4)));
     // Completed Monday 12:00 → due Wednesday 12:00.
@@ -412,7 +468,7 @@ describe('compliance report', () => {
       }),
     ]);
     expect(r.findings.staleInReview.map((f) => [f.changeId, f.since, f.until, f.days])).toEqual([
-      ['CHG-002', '2026-12-01T09:00:00.000Z', null, 30.6],
+      ['CHG-002', '2026-12-01T09:00:00.000Z', null, 30.7], // 30.625 days, rounded up
       ['CHG-003', '2026-09-20T09:00:00.000Z', '2026-10-06T13:00:00.000Z', 16.2],
     ]);
     // What the check covered: three reviews and an approval each (the stuck change has none yet).

@@ -53,10 +53,17 @@ export interface ComplianceReport {
   };
   /** What the segregation-of-duties check covered: a zero means something only next to these. */
   readonly segregationOfDutiesChecks: { readonly changes: number; readonly controlEvents: number };
+  /** The settings the figures depend on, as they were when the report was made. */
+  readonly settings: ReportSettings;
   readonly findings: {
     readonly overdueRetrospectives: readonly (ChangeRef & {
       readonly dueAt: string;
       readonly implementedAt: string;
+    })[];
+    readonly emergenciesStillAtWork: readonly (ChangeRef & {
+      readonly declaredAt: string;
+      /** RETROSPECTIVE_DUE_BUSINESS_DAYS business days after the declaration. */
+      readonly flaggedAfter: string;
     })[];
     readonly lateRetrospectives: readonly (ChangeRef & {
       readonly dueAt: string;
@@ -119,17 +126,21 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Hours, median and 90th percentile (linear interpolation between ranks, PERCENTILE.INC). Submitted → approved: normal changes approved in the period. Approved → implementation start: normal changes started in the period (standard changes are approved by their template at submission and are left out). Emergency declared → retrospective approval: approvals in the period.',
   overdueRetrospectives:
     'Emergency changes whose retrospective approval was due (implementation end + RETROSPECTIVE_DUE_BUSINESS_DAYS business days) before the as-of time and had no decision by then, whichever period they were implemented in.',
+  emergenciesStillAtWork:
+    'Emergency changes not completed by the as-of time, declared more than RETROSPECTIVE_DUE_BUSINESS_DAYS business days before it, whichever period they were declared in: the retrospective approval is due only after the implementation ends, so an emergency left at work would otherwise never be a finding.',
+  settings:
+    'The settings the figures depend on (RETROSPECTIVE_DUE_BUSINESS_DAYS), as they were when the report was made: the report of a past period made with another setting differs.',
   lateRetrospectives: 'Retrospective decisions recorded in the period after their due time.',
   retrospectivelyRejected: 'Emergency changes retrospectively rejected in the period.',
   implementedOutsideWindow:
-    'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end.',
+    'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end; and implementations started earlier, inside their window, that were still running when it ended in the period (overran: such a change can be listed in two periods, for its start and for its overrun).',
   failedWithoutReview:
     'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   segregationOfDutiesExceptions:
     'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation; someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many events were checked.',
-  staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null.`,
+  staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null; days rounded up to a tenth.`,
   lessonsLearned: 'Post-implementation reviews recorded in the period.',
 };
 
@@ -198,6 +209,7 @@ export class ComplianceReportBuilder {
   private readonly checks = { changes: 0, controlEvents: 0 };
   private readonly findings: Findings = {
     overdueRetrospectives: [],
+    emergenciesStillAtWork: [],
     lateRetrospectives: [],
     retrospectivelyRejected: [],
     implementedOutsideWindow: [],
@@ -330,6 +342,12 @@ export class ComplianceReportBuilder {
     }
 
     const decision = doc.retrospective && this.happened(doc.retrospective.at) ? doc.retrospective : null;
+    if (doc.type === 'emergency' && !completion) {
+      const flaggedAfter = addBusinessDays(doc.submittedAt, this.settings.retrospectiveDueBusinessDays);
+      if (flaggedAfter < this.asOf) {
+        findings.emergenciesStillAtWork.push({ ...ref, declaredAt: doc.submittedAt, flaggedAfter });
+      }
+    }
     if (doc.type === 'emergency' && completion) {
       const dueAt = addBusinessDays(completion.at, this.settings.retrospectiveDueBusinessDays);
       if (!decision && dueAt < this.asOf) {
@@ -365,7 +383,8 @@ export class ComplianceReportBuilder {
       if (end < this.period.from) continue;
       const days = (Date.parse(end) - Date.parse(interval.from)) / DAY;
       if (days > STALE_REVIEW_DAYS && (!stale || days > stale.days)) {
-        stale = { ...ref, since: interval.from, until, days: Math.round(days * 10) / 10 };
+        // up: a wait of 14 days and an hour, shown as 14.0, would not read as more than 14
+        stale = { ...ref, since: interval.from, until, days: Math.ceil(days * 10) / 10 };
       }
     }
     if (stale) findings.staleInReview.push(stale);
@@ -397,8 +416,10 @@ export class ComplianceReportBuilder {
         emergencyDeclaredToRetrospectiveApproval: leadTime(this.toRetrospective),
       },
       segregationOfDutiesChecks: { ...this.checks },
+      settings: { ...this.settings },
       findings: {
         overdueRetrospectives: [...findings.overdueRetrospectives].sort(byChangeId),
+        emergenciesStillAtWork: [...findings.emergenciesStillAtWork].sort(byChangeId),
         lateRetrospectives: [...findings.lateRetrospectives].sort(byChangeId),
         retrospectivelyRejected: [...findings.retrospectivelyRejected].sort(byChangeId),
         implementedOutsideWindow: [...findings.implementedOutsideWindow].sort(byChangeId),
@@ -437,6 +458,8 @@ export const buildComplianceReport = (input: {
 
 export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'], string>> = {
   overdueRetrospectives: 'Emergency changes with an overdue retrospective approval',
+  emergenciesStillAtWork:
+    'Emergency changes still at work, past the time a retrospective would have been due',
   // a late rejection is late too (and also listed as rejected)
   lateRetrospectives: 'Emergency changes whose retrospective decision came after the due time',
   retrospectivelyRejected: 'Emergency changes rejected retrospectively',
