@@ -83,6 +83,11 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         kind: 'in-flight',
         since: claimedAt(0),
       });
+      // another request with the key (a command on the change the crashed creation made) may
+      // not take it over: the creation's retry would then find the key free and create again
+      expect(await store.claim('u\u0000k', 'f2', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), reclaim)).toEqual({
+        kind: 'mismatch',
+      });
       expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), reclaim)).toEqual({
         kind: 'claimed',
         claimedAt: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),

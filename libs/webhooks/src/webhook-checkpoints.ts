@@ -31,8 +31,10 @@ export class WebhookCheckpoints {
       this.open();
     } catch (error) {
       // (better-sqlite3 says only "file is not a database")
+      // (not `instanceof Error`: better-sqlite3's errors may come from another realm, as in jest)
+      const message = (error as { message?: unknown } | null)?.message;
       throw new Error(
-        `the webhook checkpoint file ${file} could not be opened: ${error instanceof Error ? error.message : String(error)}`,
+        `the webhook checkpoint file ${file} could not be opened: ${typeof message === 'string' ? message : String(error)}`,
         { cause: error },
       );
     }

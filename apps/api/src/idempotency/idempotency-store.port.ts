@@ -66,9 +66,13 @@ export const judgeClaim = (
   now: number,
   reclaimAbandoned: boolean,
 ): IdempotencyClaim | { readonly kind: 'take-over'; readonly claimedAt: number } => {
+  const live = seen.claimedAt > now - IDEMPOTENCY_TTL_MS;
+  // Another request with the key is refused whatever became of the first: only the same request
+  // may take over an abandoned claim. (Taken over by another, a creation's claim left pending by
+  // a crash would be lost, and the creation's retry would create the change a second time.)
+  if (live && seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
   const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, now);
-  if (seen.claimedAt > now - IDEMPOTENCY_TTL_MS && !abandoned) {
-    if (seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
+  if (live && !abandoned) {
     if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt };
     return {
       kind: 'replay',
@@ -84,8 +88,8 @@ export const judgeClaim = (
 export interface IdempotencyStore {
   /**
    * Claims the key for a request with this fingerprint, unless it was seen in the last 24 h.
-   * With `reclaimAbandoned`, a claim still pending after IDEMPOTENCY_IN_FLIGHT_LEASE_MS counts
-   * as abandoned.
+   * With `reclaimAbandoned`, a claim of the same request still pending after
+   * IDEMPOTENCY_IN_FLIGHT_LEASE_MS counts as abandoned (another request's is a mismatch).
    */
   claim(
     scope: string,
