@@ -139,6 +139,17 @@ describe('read models over HTTP', () => {
     expect(await search('vlan 20')).toEqual([]);
     const blank = expectStatus(await app.get('/changes?q=%20%20'), 400, 'VALIDATION_FAILED');
     expect((blank.body as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['q']);
+    // so are a blank system or requester (a cleared form field: "no results" would mislead)
+    const cleared = expectStatus(
+      await app.get('/changes?system=%E2%80%8B&requestedBy='),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect((cleared.body as { errors: { field: string }[] }).errors.map((e) => e.field).sort()).toEqual([
+      'requestedBy',
+      'system',
+    ]);
+    expectStatus(await app.get('/schedule?system=%20'), 400, 'VALIDATION_FAILED');
     // control characters in a query's text: refused by name, as in bodies
     const nul = expectStatus(await app.get('/changes?q=a%00b&system=pve%01'), 400, 'VALIDATION_FAILED');
     expect((nul.body as { errors: { field: string }[] }).errors.map((e) => e.field).sort()).toEqual([
@@ -179,6 +190,13 @@ describe('read models over HTTP', () => {
       200,
     ).body as Page<unknown>;
     expect(throughDay.items.length - beforeDay.items.length).toBe(sameDay);
+    // a range that ends before it starts, as the schedule and the reports refuse it
+    const backwards = expectStatus(
+      await app.get('/changes?from=2026-12-10&to=2026-12-01'),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(backwards.body).toMatchObject({ errors: [{ field: 'to', message: 'to must be after from' }] });
     expectStatus(await app.get('/changes?limit=501'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?status=done'), 400, 'VALIDATION_FAILED');
     expectStatus(await app.get('/changes?cursor=not-a-cursor'), 400, 'VALIDATION_FAILED');

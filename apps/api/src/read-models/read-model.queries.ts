@@ -32,6 +32,7 @@ import {
   toTemplateView,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
+import { RequestValidationError } from '../application/application-errors';
 import { findPage, type PageRequest } from './paging';
 
 const RETROSPECTIVE_QUEUE = 'retrospective_queue';
@@ -84,10 +85,16 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
     if (filters.q !== undefined)
       where.push({ field: 'searchText', op: 'includes', value: searchKey(filters.q) });
     // A date-only `to` takes in that whole day, as the compliance report's does.
-    if (filters.from !== undefined)
-      where.push({ field: 'submittedAt', op: 'gte', value: parseBound('from', filters.from).toISOString() });
-    if (filters.to !== undefined)
-      where.push({ field: 'submittedAt', op: 'lt', value: parseBound('to', filters.to).toISOString() });
+    const from = filters.from === undefined ? undefined : parseBound('from', filters.from).toISOString();
+    const to = filters.to === undefined ? undefined : parseBound('to', filters.to).toISOString();
+    // as the schedule and the reports answer it, not an empty list that looks like "none"
+    if (from !== undefined && to !== undefined && to <= from) {
+      throw new RequestValidationError('the range of submission times is empty', [
+        { field: 'to', message: 'to must be after from' },
+      ]);
+    }
+    if (from !== undefined) where.push({ field: 'submittedAt', op: 'gte', value: from });
+    if (to !== undefined) where.push({ field: 'submittedAt', op: 'lt', value: to });
     const result = await findPage<ChangeRequestDocument>(
       this.store,
       changeRequestsProjection.collection.name,

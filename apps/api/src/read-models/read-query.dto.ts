@@ -25,10 +25,10 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(CHANGE_TYPES) type?: string;
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
   /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
-  @IsOptional() @IsString() @NoControlCharacters() @MaxLength(500) system?: string;
+  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(500) system?: string;
   /** Only changes whose id, title or description holds this text (case and zero-width characters aside). */
   @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) q?: string;
-  @IsOptional() @IsString() @NoControlCharacters() @MaxLength(200) requestedBy?: string;
+  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) requestedBy?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
 }
@@ -52,7 +52,7 @@ export class ScheduleQueryDto extends PagedQueryDto {
   /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive); default: 14 days after `from`. */
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
   /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
-  @IsOptional() @IsString() @NoControlCharacters() @MaxLength(500) system?: string;
+  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(500) system?: string;
   /** `ics`: an iCalendar file of the whole range (for a team's calendar), unless paged. */
   @IsOptional() @IsIn(['json', 'ics']) format?: 'json' | 'ics';
   /**
