@@ -171,6 +171,25 @@ describe('read models over HTTP', () => {
       cursor = page.nextCursor;
     } while (cursor);
     expect(seen).toEqual([...ids].reverse());
+    // a cursor is good for the list and filters it was served under (another page size too),
+    // not for others: there it would start at a place in another order and leave rows out
+    const first = expectStatus(await app.get('/changes?requestedBy=u-filter&limit=2'), 200).body as Page<{
+      id: string;
+    }>;
+    const next = first.nextCursor!;
+    expectStatus(await app.get(`/changes?requestedBy=u-filter&limit=4&cursor=${next}`), 200);
+    expectStatus(await app.get(`/changes?requestedBy=u-filter&minPosition=1&cursor=${next}`), 200);
+    for (const elsewhere of [
+      `/changes?requestedBy=u-search&cursor=${next}`,
+      `/changes?requestedBy=u-filter&riskLevel=high&cursor=${next}`,
+      `/change-log?cursor=${next}`,
+      `/follow-ups?cursor=${next}`,
+    ]) {
+      const refused = expectStatus(await app.get(elsewhere), 400, 'VALIDATION_FAILED');
+      expect(refused.body).toMatchObject({
+        errors: [{ field: 'cursor', message: 'of another list or filters' }],
+      });
+    }
 
     const future = expectStatus(await app.get(`/changes?requestedBy=u-filter&from=2999-01-01T00:00:00Z`), 200)
       .body as Page<unknown>;

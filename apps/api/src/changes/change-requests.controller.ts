@@ -101,7 +101,7 @@ export class ChangeRequestsController {
   async list(@Query() query: ListChangesQueryDto) {
     const { minPosition, limit, cursor, ...filters } = query;
     return this.readPosition.read(parsePosition(minPosition), () =>
-      this.queryBus.execute(new ListChanges(filters, pageRequestOf({ limit, cursor }))),
+      this.queryBus.execute(new ListChanges(filters, pageRequestOf(query, 'changes'))),
     );
   }
 

@@ -51,12 +51,13 @@ export class ReadModelsController {
     const format = query.format ?? 'json';
     if (format === 'json') {
       return this.readPosition.read(parsePosition(query.minPosition), () =>
-        this.queryBus.execute(new GetChangeLog(pageRequestOf(query))),
+        this.queryBus.execute(new GetChangeLog(pageRequestOf(query, 'change-log'))),
       );
     }
     // sorted newest first, as the pages are
     const rows = await this.readPosition.read(parsePosition(query.minPosition), () =>
       exportRows(
+        'change-log',
         query,
         reply,
         (page, byChangeId) =>
@@ -76,7 +77,9 @@ export class ReadModelsController {
   @Get('approvals/pending')
   async pendingApprovals(@Query() query: PendingApprovalsQueryDto) {
     return this.readPosition.read(parsePosition(query.minPosition), () =>
-      this.queryBus.execute(new ListPendingApprovals(query.requiredApproval, pageRequestOf(query))),
+      this.queryBus.execute(
+        new ListPendingApprovals(query.requiredApproval, pageRequestOf(query, 'approvals/pending')),
+      ),
     );
   }
 
@@ -112,12 +115,13 @@ export class ReadModelsController {
     }
     if (query.format !== 'ics') {
       return this.readPosition.read(parsePosition(query.minPosition), () =>
-        this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query))),
+        this.queryBus.execute(new GetSchedule(from, to, query.system, pageRequestOf(query, 'schedule'))),
       );
     }
     // for a calendar, sorted by start
     const items = await this.readPosition.read(parsePosition(query.minPosition), () =>
       exportRows(
+        'schedule',
         query,
         reply,
         (page, byChangeId) =>
@@ -141,7 +145,7 @@ export class ReadModelsController {
   @Header('Cache-Control', 'no-store')
   async followUps(@Query() query: FollowUpsQueryDto) {
     return this.readPosition.read(parsePosition(query.minPosition), () =>
-      this.queryBus.execute(new ListFollowUps(query.waitingFor, pageRequestOf(query))),
+      this.queryBus.execute(new ListFollowUps(query.waitingFor, pageRequestOf(query, 'follow-ups'))),
     );
   }
 
@@ -149,7 +153,7 @@ export class ReadModelsController {
   @Header('Cache-Control', 'no-store')
   async retrospectiveQueue(@Query() query: PagedQueryDto) {
     return this.readPosition.read(parsePosition(query.minPosition), () =>
-      this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query))),
+      this.queryBus.execute(new GetRetrospectiveQueue(pageRequestOf(query, 'retrospectives/queue'))),
     );
   }
 }
@@ -163,13 +167,14 @@ type Page<T> = { items: T[]; nextCursor: string | null };
  * one page asked for, the next page's cursor in a `Next-Cursor` header.
  */
 const exportRows = async <T>(
+  list: string,
   query: { readonly limit?: string; readonly cursor?: string },
   reply: FastifyReply,
   read: (page: PageRequest, byChangeId: boolean) => Promise<Page<T>>,
   order: (a: T, b: T) => number,
 ): Promise<T[]> => {
   if (query.limit !== undefined || query.cursor !== undefined) {
-    const page = await read(pageRequestOf(query), false);
+    const page = await read(pageRequestOf(query, list), false);
     // (set or cleared: a read done again after a rebuild's swap may have no next page)
     if (page.nextCursor) void reply.header('Next-Cursor', page.nextCursor);
     else void reply.removeHeader('Next-Cursor');

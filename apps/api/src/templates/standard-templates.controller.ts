@@ -56,7 +56,7 @@ export class StandardTemplatesController {
   @Get()
   async list(@Query() query: PagedQueryDto) {
     return this.readPosition.read(parsePosition(query.minPosition), () =>
-      this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query))),
+      this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query, 'standard-templates'))),
     );
   }
 }
