@@ -99,7 +99,7 @@ export class ChangeRequestsController {
 
   @Get()
   async list(@Query() query: ListChangesQueryDto) {
-    const { minPosition, limit, cursor, ...filters } = query;
+    const { minPosition, limit: _limit, cursor: _cursor, ...filters } = query;
     return this.readPosition.read(parsePosition(minPosition), () =>
       this.queryBus.execute(new ListChanges(filters, pageRequestOf(query, 'changes'))),
     );
