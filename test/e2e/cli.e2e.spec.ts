@@ -5,10 +5,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { SqliteEventStore } from '@changeledger/event-store';
+import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
+import { CHECKPOINT_NAME, WebhookCheckpoints } from '@changeledger/webhooks';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
 import { CLI_MAIN, cliBuilt, cliEnvOf, cliReachesEvents, runCliSettled } from './support/cli';
+
+const anEventOf = (type: string): NewEvent => ({
+  eventId: randomUUID(),
+  type,
+  data: { n: 1 },
+  metadata: {
+    actor: { id: 'u-1', name: 'Test', roles: ['auditor'] },
+    occurredAt: new Date().toISOString(),
+    correlationId: randomUUID(),
+    causationId: null,
+    schemaVersion: 1,
+  },
+});
 
 /** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
 describe('the changeledger CLI', () => {
@@ -275,24 +289,7 @@ describe('the changeledger CLI', () => {
       try {
         const file = join(dir, 'events.sqlite');
         const store = new SqliteEventStore(file);
-        await store.append(
-          'x\u009b31m-1',
-          [
-            {
-              eventId: randomUUID(),
-              type: 'Noted',
-              data: { n: 1 },
-              metadata: {
-                actor: { id: 'u-1', name: 'Test', roles: ['auditor'] },
-                occurredAt: new Date().toISOString(),
-                correlationId: randomUUID(),
-                causationId: null,
-                schemaVersion: 1,
-              },
-            },
-          ],
-          'no-stream',
-        );
+        await store.append('x\u009b31m-1', [anEventOf('Noted')], 'no-stream');
         await store.close();
         const db = new Database(file);
         db.prepare('UPDATE events SET data = ?').run('{"n":2}');
@@ -302,6 +299,36 @@ describe('the changeledger CLI', () => {
         expect(result.stdout).not.toMatch(/[\u007f-\u009f]/);
         expect(result.stdout).toContain('x\\u009b31m-1');
         expect(JSON.parse(result.stdout)).toMatchObject({ firstInvalid: { streamId: 'x\u009b31m-1' } });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+  onSqliteEvents(
+    'webhook-skip sets a checkpoint edited into something that is no position, and refuses a DATA_DIR no webhook ran in',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-skip-'));
+      try {
+        const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+        await store.append('changeRequest-CHG-001', [anEventOf('ChangeSubmitted')], 'no-stream');
+        await store.close();
+        const config = { ...app.config, dataDir: dir };
+        const none = await runCliSettled(config, ['webhook-skip', '--through', '1']);
+        expect(none).toMatchObject({ code: 1, stderr: expect.stringContaining('no webhook checkpoint at') });
+        const file = join(dir, 'webhooks.sqlite');
+        const checkpoints = new WebhookCheckpoints(file);
+        checkpoints.set(CHECKPOINT_NAME, 1n, new Date());
+        checkpoints.close();
+        const db = new Database(file);
+        db.prepare('UPDATE webhook_checkpoints SET position = ?').run('junk');
+        db.close();
+        const mended = await runCliSettled(config, ['webhook-skip', '--through', '1']);
+        expect(mended.code).toBe(0);
+        expect(mended.stderr).toContain('held no position; set to 1');
+        const reopened = new WebhookCheckpoints(file);
+        expect(reopened.get(CHECKPOINT_NAME)).toBe(1n);
+        reopened.close();
+        expect((await runCliSettled(config, ['webhook-skip', '--through', 'x'])).code).toBe(1);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -319,7 +319,10 @@ const report = async (args: string[]) => {
           : complianceReportHtml(built);
     const findings = Object.values(built.findings).reduce((n, list) => n + list.length, 0);
     loading.endLine();
-    if (out) {
+    if (out && lstatSync(out, { throwIfNoEntry: false })?.isFile() === false) {
+      // not a plain file (/dev/stdout, a pipe, a symbolic link): written through, as it is
+      writeFileSync(out, output);
+    } else if (out) {
       // whole or not at all: a reader of the file (or a report of the last quarter kept
       // there) never sees half of one
       const partial = `${out}.${process.pid}.partial`;
@@ -436,7 +439,17 @@ const webhookSkip = async (args: string[]) => {
       throw new Error(
         `--through ${through} is past the end of the event log (${head}): nothing there to skip`,
       );
-    const delivered = checkpoints.get(CHECKPOINT_NAME);
+    let delivered: bigint | undefined;
+    try {
+      delivered = checkpoints.get(CHECKPOINT_NAME);
+    } catch (error) {
+      // a position edited into something else: the operator's is the one to go on from
+      checkpoints.reset(CHECKPOINT_NAME, through, new Date());
+      process.stderr.write(
+        `webhook: ${(error as Error).message.split(':')[0]} held no position; set to ${through}: delivery goes on after it\n`,
+      );
+      return;
+    }
     if (delivered === undefined)
       throw new Error(`the webhook checkpoint file ${resolve(file)} holds no checkpoint: no webhook has run`);
     if (through <= delivered) {

@@ -30,6 +30,7 @@ export class WebhookCheckpoints {
       this.db = new Database(file);
       this.open();
     } catch (error) {
+      if (this.db?.open) this.db.close();
       // (better-sqlite3 says only "file is not a database")
       // (not `instanceof Error`: better-sqlite3's errors may come from another realm, as in jest)
       const message = (error as { message?: unknown } | null)?.message;
@@ -71,7 +72,7 @@ export class WebhookCheckpoints {
     // as text below every padded one, and the checkpoint would never move again.
     this.db.exec(
       `UPDATE webhook_checkpoints SET position = substr('00000000000000000000' || position, -20)
-       WHERE length(position) < 20`,
+       WHERE length(position) < 20 AND position <> '' AND position NOT GLOB '*[^0-9]*'`,
     );
   }
 
@@ -120,7 +121,7 @@ export class WebhookCheckpoints {
     if (!/^\d{1,20}$/.test(row.position)) {
       throw new Error(
         `the webhook checkpoint file ${this.file} holds no position for ${name} but ${JSON.stringify(row.position)}: ` +
-          'move it with npm run webhook:skip, or remove the file (the webhook then starts at the end of the log)',
+          'set it with npm run webhook:skip -- --through POSITION, or remove the file (the webhook then starts at the end of the log)',
       );
     }
     return BigInt(row.position);

@@ -502,6 +502,10 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(() => checkpoints.get(CHECKPOINT_NAME)).toThrow(
       `the webhook checkpoint file ${join(dir, 'webhooks.sqlite')} holds no position for webhook but "12x"`,
     );
+    // not padded into something else at the next open: the error shows what is there
+    checkpoints.close();
+    checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    expect(() => checkpoints.get(CHECKPOINT_NAME)).toThrow('holds no position for webhook but "12x"');
   });
 
   it('an event the receiver keeps refusing is given up once an operator moves the checkpoint past it (webhook:skip), the events it passed with it', async () => {
@@ -541,26 +545,34 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(checkpoints.get(CHECKPOINT_NAME)).toBe(through + 1n);
   });
 
-  it("waits as long as the receiver's Retry-After asks (429 or 503), within the cap, instead of its own backoff", async () => {
-    let refusals = 0;
-    receiver.answer(() =>
-      refusals++ < 1 ? { status: 429, afterMs: 0, headers: { 'retry-after': '1' } } : 204,
-    );
+  it("waits as long as the receiver's Retry-After asks (429 or 503), within the cap, never less than the first retry's delay", async () => {
+    const answers = [
+      { status: 429, afterMs: 0, headers: { 'retry-after': '1' } },
+      { status: 503, afterMs: 0, headers: { 'retry-after': '0' } },
+      { status: 503, afterMs: 0, headers: { 'retry-after': 'Wed, 21 Oct 2015 07:28:00 GMT' } },
+      { status: 503, afterMs: 0, headers: { 'retry-after': '120' } },
+    ];
+    receiver.answer((_, index) => answers[index] ?? 204);
     const webhook = new WebhookDispatcher(events, {
       target: { url: receiver.url, secret: SECRET },
       checkpoints,
       retryBaseMs: 20,
-      retryMaxMs: 5_000,
+      retryMaxMs: 1_500,
       logger: { log: () => undefined, error: (m) => errors.push(m) },
     });
     running.push(webhook);
     await webhook.start();
     await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
-    await receiver.received(2, 5_000);
-    expect(errors[0]).toContain("trying again in 1000 ms (the receiver's Retry-After)");
-    const gap = receiver.deliveries[1].at - receiver.deliveries[0].at;
-    expect(gap).toBeGreaterThanOrEqual(990);
-    expect(gap).toBeLessThan(2_000);
+    await receiver.received(5, 10_000);
+    // 1 s as asked; "0" and a date gone by: the first retry's 20 ms, not a loop with no wait;
+    // 120 s: the cap
+    expect(errors.map((m) => /trying again in (\d+) ms/.exec(m)?.[1])).toEqual(['1000', '20', '20', '1500']);
+    expect(errors[0]).toContain("(the receiver's Retry-After)");
+    const gaps = [1, 2, 3, 4].map((i) => receiver.deliveries[i].at - receiver.deliveries[i - 1].at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(990);
+    expect(gaps[0]).toBeLessThan(2_000);
+    expect(gaps[1]).toBeGreaterThanOrEqual(15);
+    expect(gaps[3]).toBeGreaterThanOrEqual(1_490);
     expect(retryAfterOf('120', new Date())).toBe(120_000);
     expect(retryAfterOf('Wed, 21 Oct 2026 07:28:30 GMT', new Date('2026-10-21T07:28:00Z'))).toBe(30_000);
     expect(retryAfterOf('soon', new Date())).toBeUndefined();

@@ -315,9 +315,12 @@ export class WebhookDispatcher {
       }
       if (this.stopping) return 'stopped';
       const { error, retryAfterMs } = refusal;
-      // A receiver that says when (429 or 503 with Retry-After) is asked again then, within the cap.
+      // A receiver that says when (429 or 503 with Retry-After) is asked again then, within the
+      // cap, and never sooner than the first retry's delay ("0" or a past date would loop).
       const delay =
-        retryAfterMs !== undefined ? Math.min(retryAfterMs, this.retryMaxMs) : this.delayBefore(attempt + 1);
+        retryAfterMs !== undefined
+          ? Math.max(this.retryBaseMs, Math.min(retryAfterMs, this.retryMaxMs))
+          : this.delayBefore(attempt + 1);
       this.failing = {
         since: this.failing?.eventId === event.eventId ? this.failing.since : this.now().toISOString(),
         attempts: attempt,

@@ -5,9 +5,10 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 /**
  * How long a claim may stay in flight. A process that dies between claim and answer leaves its
- * claim pending; after this the key can be claimed again where the caller allows it: commands
- * on an existing change or template, whose stream the command handler checks for events with
- * this key (a command that did land does not land twice). Not for creations: one that landed
+ * claim pending; after this the same request (the same fingerprint: another is a mismatch) can
+ * claim the key again where the caller allows it: commands on an existing change or template,
+ * whose stream the command handler checks for events with this key (a command that did land
+ * does not land twice). Not for creations: one that landed
  * before the crash would be made a second time, so those keys stay claimed for 24 h: once the
  * lease is over, the creation is looked for by its key, and answered 409
  * IDEMPOTENCY_OUTCOME_UNKNOWN if not found (see IdempotentCommands).
