@@ -532,6 +532,38 @@ if (url) {
       return looked;
     };
 
+    it("a writer looks at its expectation (a rebuild's swap) before each bulk: one announced mid-batch stops it at the next bulk", async () => {
+      await store.init([spec]);
+      await store.commit({ documents: [], checkpoint: { name: 'guard', position: 1n } });
+      const other = await fx.open();
+      await other.init([spec]);
+      const bulks = store as unknown as { bulkWriteRacing(...args: unknown[]): Promise<unknown[]> };
+      const bulkWriteRacing = bulks.bulkWriteRacing.bind(store);
+      let sent = 0;
+      // a projector held up after its first bulk, while a rebuild announces its swap
+      const spy = jest.spyOn(bulks, 'bulkWriteRacing').mockImplementation(async (...args) => {
+        const written = await bulkWriteRacing(...args);
+        if (++sent === 1) await other.commit({ documents: [], checkpoint: { name: 'guard', position: 2n } });
+        return written;
+      });
+      const ids = Array.from({ length: 120 }, (_, i) => `f${String(i).padStart(3, '0')}`);
+      try {
+        await expect(
+          store.commit({
+            documents: ids.map((id) => ({ collection: 'things', document: doc(id, '3') })),
+            checkpoint: { name: 'cp-fenced', position: 3n },
+            expect: { name: 'guard', position: 1n },
+          }),
+        ).rejects.toMatchObject({ name: 'CheckpointMovedError', maybeWritten: false });
+        expect(sent).toBe(1); // not the second and third bulks
+        expect((await store.getMany('things', ids)).size).toBe(50);
+        expect(await store.checkpoint('cp-fenced')).toBe(0n);
+      } finally {
+        spy.mockRestore();
+        await other.close();
+      }
+    });
+
     it('an insert that loses a race (E11000) becomes a guarded replace', async () => {
       await commit([doc('b', '5', 'b5')], 5n);
       // The race, forced: another writer (a second projector) stores a and c after this batch

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { EventStore } from '@changeledger/event-store';
 import Database from 'better-sqlite3';
 import { RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
@@ -281,6 +282,37 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     ).toMatchObject({
       valid: false,
     });
+  });
+
+  it('verifies once for requests that come while a pass runs (per anchor): they share its answer', async () => {
+    const store = app.store as EventStore & { readAllDeferred?: unknown };
+    const reader = store.readAllDeferred ? 'readAllDeferred' : 'readAll';
+    const methods = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const read = methods[reader].bind(store);
+    // a log that takes a while to read (this one is small): the other requests come meanwhile
+    const reads = jest.spyOn(methods, reader).mockImplementation(async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return read(...args);
+    });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () => app.get('/audit/verify', USERS.auditor)),
+      );
+      const bodies = answers.map((answer) => expectStatus(answer, 200).body);
+      expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
+      expect(bodies[0]).toMatchObject({ valid: true });
+      // (every answer says its type is not to be sniffed)
+      expect(answers[0].headers.get('x-content-type-options')).toBe('nosniff');
+      const shared = reads.mock.calls.length;
+      // one pass (a page or two of this log), not five
+      reads.mockClear();
+      expectStatus(await app.get('/audit/verify', USERS.auditor), 200);
+      expect(shared).toBe(reads.mock.calls.length);
+      // and a later request starts a pass of its own
+      expect(reads.mock.calls.length).toBeGreaterThan(0);
+    } finally {
+      reads.mockRestore();
+    }
   });
 
   onSqliteEvents(

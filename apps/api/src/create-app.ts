@@ -119,6 +119,8 @@ export const createApp = async (
   });
   fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) void reply.header('connection', 'close');
+    // every answer is the type it says (an evidence file, a CSV or a report is not sniffed into a page)
+    void reply.header('x-content-type-options', 'nosniff');
     done(null, payload);
   });
   fastify.addHook('onResponse', (request, _reply, done) => {

@@ -586,7 +586,18 @@ export class Projector implements LiveProjector {
         break;
       } catch (error) {
         if (!(error instanceof CheckpointMovedError)) throw error;
-        this.options.logger?.log?.(`projector: a rebuild swap began during a write (${error.message})`);
+        if (error.maybeWritten) {
+          // MongoDB: some of the batch may have gone into the models swapped in, folded from the
+          // ones before; the heal's position guard keeps them. Only a changed projection makes
+          // that matter, and that is when a rebuild is run.
+          this.options.logger?.error(
+            `projector: a rebuild swap began while a batch was being written (${error.message}); some of its documents ` +
+              'may be in the rebuilt models as the models before the rebuild had them: if the rebuild was run for a ' +
+              'changed projection, run npm run projections:rebuild again',
+          );
+        } else {
+          this.options.logger?.log?.(`projector: a rebuild swap began during a write (${error.message})`);
+        }
       }
     }
     this.advance(events[events.length - 1].position);

@@ -5,6 +5,7 @@ import { IsIn, IsOptional, Matches } from 'class-validator';
 import type { FastifyReply } from 'fastify';
 import { type Actor, changeRequestStreamId, ISO_DATE, notFound, toChangeView } from '@changeledger/domain';
 import {
+  type ChainReport,
   EVENT_STORE,
   type EventStore,
   parseLogAnchor,
@@ -167,9 +168,28 @@ export class AuditController {
     return { items: page.map(toAuditEvent), nextCursor: next, nextAfter: next };
   }
 
+  /**
+   * A pass over the whole log hashes every event: requests that come while one runs (a page
+   * reloaded, several auditors) share it, per anchor, rather than each starting another.
+   */
+  private readonly verifying = new Map<string, Promise<ChainReport>>();
+
   @Get('audit/verify')
   async verify(@Query() query: AuditVerifyQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
-    return verifyHashChains(this.store, { anchor: query.anchor ? parseLogAnchor(query.anchor) : undefined });
+    const key = query.anchor ?? '';
+    let pass = this.verifying.get(key);
+    if (!pass) {
+      pass = verifyHashChains(this.store, {
+        anchor: query.anchor ? parseLogAnchor(query.anchor) : undefined,
+      });
+      const running = pass;
+      this.verifying.set(key, running);
+      void running.then(
+        () => this.verifying.delete(key),
+        () => this.verifying.delete(key),
+      );
+    }
+    return pass;
   }
 }

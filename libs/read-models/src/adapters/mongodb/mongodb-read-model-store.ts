@@ -531,7 +531,14 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
       const seen = byId.get(stored._id);
       if (!seen || seen._position < stored._position) byId.set(stored._id, stored);
     }
-    for (const [collection, byId] of groups) await this.writeGuarded(collection, [...byId.values()]);
+    // ...and before every bulk after the first: a writer held up mid-batch (a long pause, past
+    // its lease) that resumes after a rebuild's swap was announced stops at its next bulk, rather
+    // than writing the rest of the batch into the models swapped in. (Not a fence: a bulk sent
+    // in the instant after its check can still land; see the README.)
+    let bulks = 0;
+    const beforeBulk = () => (bulks++ === 0 ? Promise.resolve() : verify(false));
+    for (const [collection, byId] of groups)
+      await this.writeGuarded(collection, [...byId.values()], beforeBulk);
 
     try {
       await this.checkpoints().updateOne(
@@ -572,7 +579,11 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
    * becomes a guarded replace. Why not `replaceOne(guard, { upsert: true })` for everything:
    * FerretDB 1.24 stops an unordered `update` at its first E11000, dropping the rest of the batch.
    */
-  private async writeGuarded(collection: string, documents: readonly Stored[]): Promise<void> {
+  private async writeGuarded(
+    collection: string,
+    documents: readonly Stored[],
+    beforeBulk: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<void> {
     const target = this.collection(collection);
     const stored = await this.storedPositions(
       collection,
@@ -591,9 +602,11 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     }
     const raced: Stored[] = [];
     for (let start = 0; start < writes.length; start += BULK_WRITE_CHUNK) {
+      await beforeBulk();
       raced.push(...(await this.bulkWriteRacing(target, writes.slice(start, start + BULK_WRITE_CHUNK))));
     }
     // inserted meanwhile by someone else: replace it only if it is older (documents are never deleted)
+    if (raced.length > 0) await beforeBulk();
     for (const document of raced) {
       const { filter, replacement } = replace(document);
       await target.replaceOne(filter, replacement);
