@@ -1,4 +1,4 @@
-import { MongoClient, MongoServerError } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
 import { clientDefaults, isMongoOutage } from './mongodb-read-model-store';
 
 /** The write concern a client made from `url` with our defaults ends up with (parsing only). */
@@ -62,6 +62,21 @@ describe('clientDefaults (MongoDB read models)', () => {
       },
     );
     expect(isMongoOutage(waited)).toBe(true);
+    // a bulk write whose write concern failed (no majority in time) is one too; its refused writes are not
+    const bulk = (fields: object) =>
+      Object.assign(
+        Object.create(MongoBulkWriteError.prototype) as object,
+        { errorLabelSet: new Set() },
+        fields,
+      );
+    expect(
+      isMongoOutage(bulk({ writeConcernError: { code: 64, errmsg: 'waiting for replication timed out' } })),
+    ).toBe(true);
+    expect(
+      isMongoOutage(
+        bulk({ writeErrors: [{ code: 11000 }], result: { getWriteConcernError: () => undefined } }),
+      ),
+    ).toBe(false);
     expect(isMongoOutage(new Error('a bug'))).toBe(false);
   });
 

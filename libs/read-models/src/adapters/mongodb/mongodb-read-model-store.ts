@@ -157,6 +157,9 @@ export const isMongoOutage = (error: unknown) =>
   error instanceof MongoNotConnectedError ||
   error instanceof MongoTopologyClosedError ||
   error instanceof MongoWriteConcernError ||
+  // a bulk's write-concern failure comes as a bulk error (the writes may yet be on a majority)
+  (error instanceof MongoBulkWriteError &&
+    (error.writeConcernError !== undefined || error.result?.getWriteConcernError?.() !== undefined)) ||
   // every pooled connection busy (with a stalled server) for waitQueueTimeoutMS; the driver
   // does not export the class
   (error as { name?: unknown } | null)?.name === 'MongoWaitQueueTimeoutError' ||
