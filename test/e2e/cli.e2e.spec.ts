@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
 import { CHECKPOINT_NAME, WebhookCheckpoints } from '@changeledger/webhooks';
+import { PROJECTOR_CHECKPOINT, SqliteReadModelStore } from '@changeledger/read-models';
+import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
 import { CLI_MAIN, cliBuilt, cliEnvOf, cliReachesEvents, runCliSettled } from './support/cli';
@@ -304,6 +306,48 @@ describe('the changeledger CLI', () => {
       }
     },
   );
+  onSqliteEvents(
+    'Ctrl-C during a rebuild stops it at once before the swap: the live read models as they were',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-interrupt-'));
+      try {
+        const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+        const written = await writeRandomLifecycles(store, { seed: 7, count: 3000 });
+        await store.close();
+        const child = spawn(process.execPath, [CLI_MAIN, 'rebuild'], {
+          env: cliEnvOf({ ...app.config, dataDir: dir }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        let interrupted = false;
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          // at its first progress line, well before the swap
+          if (!interrupted && stderr.includes('rebuild [')) {
+            interrupted = true;
+            child.kill('SIGINT');
+          }
+        });
+        const ended = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+          child.once('exit', (code, signal) => resolve([code, signal])),
+        );
+        expect(written).toBeGreaterThan(20_000);
+        expect(interrupted).toBe(true);
+        expect(stderr).not.toContain('swapped in');
+        expect(ended).toEqual([null, 'SIGINT']); // at once, by the signal
+        const models = SqliteReadModelStore.open(join(dir, 'read-models.sqlite'));
+        try {
+          expect(await models.checkpoint(PROJECTOR_CHECKPOINT)).toBe(0n);
+        } finally {
+          await models.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
+
   onSqliteEvents(
     'webhook-skip sets a checkpoint edited into something that is no position, and refuses a DATA_DIR no webhook ran in',
     async () => {

@@ -15,7 +15,7 @@ import {
   complianceReportCsv,
   complianceReportFromStore,
   complianceReportHtml,
-  rebuildReadModels,
+  prepareRebuild,
   catchUpLive,
   assertPeriodBegun,
   ReportPeriodError,
@@ -166,20 +166,48 @@ const rebuild = async (args: string[]) => {
   const live = await openReadModelStore(config);
   const bar = new ProgressBar('rebuild', 'events');
   const started = Date.now();
+  // Ctrl-C while the shadow fills stops at once (no handler yet: the replay may hold the thread):
+  // the live models are untouched, and the next rebuild clears the shadow. Once the swap has
+  // begun it is finished first: on MongoDB a swap announced and left half-way pauses the live
+  // projector until another rebuild completes it.
+  let told = false;
+  const interrupt = (signal: NodeJS.Signals) => {
+    ProgressBar.endOpenLines();
+    if (told) {
+      process.stderr.write(
+        `rebuild: ${signal} again: stopped during the swap; run the rebuild again to complete it\n`,
+      );
+      process.exit(130);
+    }
+    told = true;
+    process.stderr.write(
+      `rebuild: ${signal}: finishing the swap under way first (${signal} again to stop at once)\n`,
+    );
+  };
   try {
     const projections = allProjections();
     // Positions need not be dense: progress is measured in log positions, the rate in events.
-    const result = await rebuildReadModels(
+    const prepared = await prepareRebuild(
       events,
       live,
       projections,
       (p) => bar.update(p.events, Number(p.position), Number(p.head)),
       { workers: config.rebuildWorkers },
     );
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
+    try {
+      await prepared.promote();
+    } catch (error) {
+      await prepared.discard();
+      throw error;
+    }
     bar.done(
-      `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
+      `${prepared.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
     );
   } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     await live.close();
     await events.close();
   }
