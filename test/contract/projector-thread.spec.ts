@@ -15,6 +15,7 @@ import {
 import { writeRandomLifecycles } from '../support/random-lifecycles';
 import { readModelSnapshot } from '../support/read-model-snapshot';
 import { builtFile, isBuilt } from '../support/built';
+import { waitUntil } from '../support/wait-until';
 
 const projections = allProjections();
 /** The compiled thread entry (CI builds before it tests). */
@@ -178,5 +179,39 @@ describe('the API projector in a worker thread (embedded stores)', () => {
       }
     },
     60_000,
+  );
+  whenBuilt(
+    'is not running while its subscription to the log keeps failing (a corrupt row), and runs again once it reads',
+    async () => {
+      const file = join(dir, 'corrupt-events.sqlite');
+      const log = new SqliteEventStore(file);
+      await writeRandomLifecycles(log, { seed: 5, count: 3 });
+      const head = await log.headPosition();
+      const edit = new Database(file);
+      const original = (edit.prepare('SELECT data FROM events WHERE position = 2').get() as { data: string })
+        .data;
+      edit.prepare('UPDATE events SET data = ? WHERE position = 2').run('{"broken');
+      const projector = new ThreadedProjector(
+        log,
+        { eventStoreFile: file, readModelFile: join(dir, 'corrupt-read-models.sqlite'), pollIntervalMs: 100 },
+        logger,
+        WORKER,
+      );
+      await projector.start();
+      try {
+        // health reads `running`: down (503), not ok with the models standing still
+        await waitUntil(() => !projector.running, 'the failing subscription reported', { timeoutMs: 20_000 });
+        expect(logged.some((m) => m.includes('the event store subscription failed'))).toBe(true);
+        expect(projector.position).toBeLessThan(head);
+        edit.prepare('UPDATE events SET data = ? WHERE position = 2').run(original);
+        expect(await projector.waitFor(head, 40_000)).toBe(true);
+        await waitUntil(() => projector.running, 'running again', { timeoutMs: 5_000 });
+      } finally {
+        edit.close();
+        await projector.stop();
+        await log.close();
+      }
+    },
+    90_000,
   );
 });

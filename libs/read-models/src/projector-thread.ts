@@ -43,6 +43,8 @@ export type FromProjectorThread =
   | { readonly kind: 'started'; readonly position: bigint }
   | { readonly kind: 'position'; readonly position: bigint }
   | { readonly kind: 'stall'; readonly since: number | undefined }
+  /** Its subscription to the log failed (false) or was opened again (true). */
+  | { readonly kind: 'following'; readonly following: boolean }
   | { readonly kind: 'log'; readonly level: 'error' | 'log'; readonly message: string }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly message: string; readonly stack?: string };
@@ -75,6 +77,7 @@ export const runProjectorThread = async (
       },
       onAdvance: (position) => send({ kind: 'position', position }),
       onStall: (since) => send({ kind: 'stall', since }),
+      onFollowing: (following) => send({ kind: 'following', following }),
       batchWindowMs: request.batchWindowMs,
     });
     port.on('message', (message) => {
@@ -137,8 +140,15 @@ export class ThreadedProjector implements LiveProjector {
   private restarts = 0;
   private restartTimer?: NodeJS.Timeout;
   private readonly exited = new WeakSet<Worker>();
-  /** Whether a thread is up and projecting. */
-  running = false;
+  /** Whether a thread is up (started, not exited). */
+  private threadUp = false;
+  /** Whether the thread's projector follows the log: false while its subscription fails. */
+  private following = true;
+
+  /** Whether a thread is up and projecting (health: `down` otherwise). */
+  get running(): boolean {
+    return this.threadUp && this.following;
+  }
   /** As the thread's projector reports it (see LiveProjector). */
   stalledSince: number | undefined = undefined;
 
@@ -180,7 +190,7 @@ export class ThreadedProjector implements LiveProjector {
         switch (message.kind) {
           case 'started':
             started = true;
-            this.running = true;
+            this.threadUp = true;
             this.restarts = 0;
             this.advance(message.position);
             resolve();
@@ -190,6 +200,9 @@ export class ThreadedProjector implements LiveProjector {
             return;
           case 'stall':
             this.stalledSince = message.since;
+            return;
+          case 'following':
+            this.following = message.following;
             return;
           case 'log':
             if (message.level === 'error') this.logger.error(message.message);
@@ -208,7 +221,8 @@ export class ThreadedProjector implements LiveProjector {
       });
       worker.on('error', (error) => (failure ??= error));
       worker.on('exit', (code) => {
-        this.running = false;
+        this.threadUp = false;
+        this.following = true; // a thread started again subscribes afresh
         this.stalledSince = undefined; // a thread started again starts with a clean slate
         this.exited.add(worker);
         if (this.worker === worker) this.unsubscribe?.();
@@ -278,7 +292,7 @@ export class ThreadedProjector implements LiveProjector {
       await exited;
       clearTimeout(deadline);
     }
-    this.running = false;
+    this.threadUp = false;
     this.waiters.cancelAll();
   }
 

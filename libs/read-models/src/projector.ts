@@ -125,6 +125,11 @@ export interface ProjectorOptions {
   readonly onAdvance?: (position: bigint) => void;
   /** Called when writing starts failing (with the time, ms) and when it works again (undefined). */
   readonly onStall?: (since: number | undefined) => void;
+  /**
+   * Called when its subscription to the log fails (false: waiting to subscribe again, health
+   * says `down`) and when it has subscribed again (true): a projector in a thread reports it.
+   */
+  readonly onFollowing?: (following: boolean) => void;
   /** How long failing writes last before the stall checkpoints say so. Default STALL_GRACE_MS. */
   readonly stallGraceMs?: number;
   /**
@@ -418,6 +423,7 @@ export class Projector implements LiveProjector {
         if (this.stopped) return;
         if (this.applied !== before) failures = 0;
         failures += 1;
+        if (this.following) this.options.onFollowing?.(false);
         this.following = false;
         const delay = restartPause(failures);
         this.options.logger?.error(
@@ -433,6 +439,7 @@ export class Projector implements LiveProjector {
           streamPrefixes: PROJECTED_STREAM_PREFIXES,
         });
         this.following = true;
+        this.options.onFollowing?.(true);
       }
     }
   }

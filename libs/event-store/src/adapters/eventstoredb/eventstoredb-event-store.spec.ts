@@ -854,6 +854,20 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     expect(revisions(await store.readStream(stream))).toEqual([0n, 1n, 2n]);
   });
 
+  it('a refusal that is no refusal of the position (access denied) is not taken for one: no read of the log from its start', async () => {
+    const store = open();
+    const stream = streamId();
+    await store.append(stream, newEvents(2), 'no-stream');
+    const [first] = (await store.readAll({ limit: 10_000 })).filter((e) => e.streamId === stream);
+    server.failNext('readAll', () => new AccessDeniedError(undefined, 'no read access to $all'));
+    const reads = server.calls.readAll;
+    await expect(store.readAll({ after: first.position, limit: 10 })).rejects.toBeInstanceOf(
+      AccessDeniedError,
+    );
+    expect(server.calls.readAll - reads).toBe(1); // not again from the start
+    expect(logger.warn).not.toHaveBeenCalledWith(expect.stringMatching(/reading from the start of the log/));
+  });
+
   it('readAll after a position where no event begins reads on from the next event (the server refuses such a start)', async () => {
     const store = open();
     const stream = streamId();

@@ -169,6 +169,16 @@ const clientFor = (connectionString: string): EventStoreDBClient => {
 };
 
 /**
+ * Whether a refusal of a read or subscription from a position may be the server's refusal of
+ * the position itself (not where an event begins), for which the fallback reads from the start.
+ * Not a refusal of access, nor an event too large for the client: read from the start, those
+ * fail the same way after the server has sent the whole log to be skipped.
+ */
+const mayBeRefusedPosition = (error: unknown): boolean =>
+  !(error instanceof AccessDeniedError) &&
+  !/RESOURCE_EXHAUSTED|larger than max/i.test(error instanceof Error ? error.message : String(error));
+
+/**
  * The EventStore port on EventStoreDB (gRPC client v6, server 22.6 or later: older servers do
  * not report positions on stream reads).
  *
@@ -350,7 +360,7 @@ export class EventStoreDbEventStore implements EventStore {
         // begins: `after` from a caller (GET /audit/events?after=) that is not an event's
         // position. Events after it are then found from the start of the log (slow, but right).
         const unreachable = isTransientError(error) || error instanceof EventStoreUnavailableError;
-        if (from === START || from !== start || unreachable) throw error;
+        if (from === START || from !== start || unreachable || !mayBeRefusedPosition(error)) throw error;
         this.logger.warn(
           `EventStoreDB at ${this.target} refused to read $all from position ${lower} ` +
             `(${describeError(error)}); reading from the start of the log instead`,
@@ -504,7 +514,7 @@ export class EventStoreDbEventStore implements EventStore {
         } catch (error) {
           if (state.stopped) return;
           const transient = isTransientError(error) || error instanceof EventStoreUnavailableError;
-          if (!transient && !advanced && !fromStart && state.cursor > 0n) {
+          if (!transient && !advanced && !fromStart && state.cursor > 0n && mayBeRefusedPosition(error)) {
             this.logger.warn(
               `EventStoreDB at ${this.target} refused to subscribe to $all after position ${state.cursor} ` +
                 `(${describeError(error)}); subscribing from the start of the log instead`,
