@@ -27,6 +27,7 @@ import {
   storedStall,
 } from '@changeledger/read-models';
 import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { waitUntil } from '../support/wait-until';
 import { readModelSnapshot } from '../support/read-model-snapshot';
 
 const waitFor = async (condition: () => Promise<boolean>, timeoutMs = 5_000) => {
@@ -124,6 +125,41 @@ describe('projector resilience', () => {
     await store.close();
     await events.close();
   }, 30_000);
+
+  it('a corrupt row holds back no event before it: those are applied, then the log is read again from there', async () => {
+    const file = join(dir, 'corrupt-row-events.sqlite');
+    const events = new SqliteEventStore(file);
+    await writeRandomLifecycles(events, { seed: 12, count: 4 });
+    const head = await events.headPosition();
+    const bad = head - 3n;
+    const edit = new Database(file);
+    const original = (edit.prepare('SELECT data FROM events WHERE position = ?').get(bad) as { data: string })
+      .data;
+    edit.prepare('UPDATE events SET data = ? WHERE position = ?').run('{"broken', bad);
+    const store = SqliteReadModelStore.open(join(dir, 'corrupt-row-read-models.sqlite'));
+    const errors: string[] = [];
+    const projector = new Projector(events, store, allProjections(), {
+      logger: { error: (m) => errors.push(m) },
+    });
+    await projector.start();
+    try {
+      // every event before the corrupt one (they come in one catch-up batch with it)
+      expect(await projector.waitFor(bad - 1n, 10_000)).toBe(true);
+      expect(await store.checkpoint(PROJECTOR_CHECKPOINT)).toBe(bad - 1n);
+      await waitUntil(
+        () => errors.some((m) => m.includes('the event store subscription failed')),
+        'the failure at the corrupt row',
+      );
+      expect(projector.position).toBe(bad - 1n);
+      edit.prepare('UPDATE events SET data = ? WHERE position = ?').run(original, bad);
+      expect(await projector.waitFor(head, 40_000)).toBe(true);
+    } finally {
+      edit.close();
+      await projector.stop();
+      await store.close();
+      await events.close();
+    }
+  }, 60_000);
 
   it('heartbeat writes that hang do not pile up without bound on a store that does not answer', async () => {
     const events = new SqliteEventStore(join(dir, 'hanging-events.sqlite'));

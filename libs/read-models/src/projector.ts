@@ -546,7 +546,16 @@ export class Projector implements LiveProjector {
       pending ??= iterator.next();
       // Flush as soon as the log has nothing more right now (once the batch window is over), or
       // the batch is full.
-      const next = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
+      let next: Awaited<typeof pending> | typeof IDLE;
+      try {
+        next = batch.length === 0 ? await pending : await Promise.race([pending, nextTurn()]);
+      } catch (error) {
+        // The log failed at an event (a corrupt row, a read that failed): the events read before
+        // it are applied first, so that reads waiting for them are answered; then it is read
+        // again from there (see `follow`).
+        await flush();
+        throw error;
+      }
       if (next === IDLE) {
         const hold = this.holdFor(lastBatchAt);
         if (hold > 0) {
