@@ -15,7 +15,7 @@ import {
   complianceReportCsv,
   complianceReportFromStore,
   complianceReportHtml,
-  prepareRebuild,
+  rebuildReadModels,
   catchUpLive,
   assertPeriodBegun,
   ReportPeriodError,
@@ -187,23 +187,19 @@ const rebuild = async (args: string[]) => {
   try {
     const projections = allProjections();
     // Positions need not be dense: progress is measured in log positions, the rate in events.
-    const prepared = await prepareRebuild(
+    const result = await rebuildReadModels(
       events,
       live,
       projections,
       (p) => bar.update(p.events, Number(p.position), Number(p.head)),
       { workers: config.rebuildWorkers },
+      () => {
+        process.on('SIGINT', interrupt);
+        process.on('SIGTERM', interrupt);
+      },
     );
-    process.on('SIGINT', interrupt);
-    process.on('SIGTERM', interrupt);
-    try {
-      await prepared.promote();
-    } catch (error) {
-      await prepared.discard();
-      throw error;
-    }
     bar.done(
-      `${prepared.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
+      `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
     );
   } finally {
     process.off('SIGINT', interrupt);
@@ -470,11 +466,11 @@ const webhookSkip = async (args: string[]) => {
     let delivered: bigint | undefined;
     try {
       delivered = checkpoints.get(CHECKPOINT_NAME);
-    } catch (error) {
+    } catch {
       // a position edited into something else: the operator's is the one to go on from
       checkpoints.reset(CHECKPOINT_NAME, through, new Date());
       process.stderr.write(
-        `webhook: ${(error as Error).message.split(':')[0]} held no position; set to ${through}: delivery goes on after it\n`,
+        `webhook: the checkpoint in ${resolve(file)} held no position; set to ${through}: delivery goes on after it\n`,
       );
       return;
     }

@@ -1108,8 +1108,11 @@ export const rebuildReadModels = async (
   projections: readonly Projection[],
   onProgress?: (progress: RebuildProgress) => void,
   parallel?: ParallelReplay,
+  /** Called once the replay is done, as the swap begins (the CLI then finishes it on Ctrl-C). */
+  onSwap?: () => void,
 ): Promise<{ events: number; head: bigint }> => {
   const prepared = await prepareRebuild(events, live, projections, onProgress, parallel);
+  onSwap?.();
   try {
     await prepared.promote();
   } catch (error) {

@@ -178,18 +178,14 @@ export class AuditController {
   async verify(@Query() query: AuditVerifyQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
     const key = query.anchor ?? '';
-    let pass = this.verifying.get(key);
-    if (!pass) {
-      pass = verifyHashChains(this.store, {
-        anchor: query.anchor ? parseLogAnchor(query.anchor) : undefined,
-      });
-      const running = pass;
-      this.verifying.set(key, running);
-      void running.then(
-        () => this.verifying.delete(key),
-        () => this.verifying.delete(key),
-      );
-    }
+    const running = this.verifying.get(key);
+    if (running) return running;
+    const pass = verifyHashChains(this.store, {
+      anchor: query.anchor ? parseLogAnchor(query.anchor) : undefined,
+    });
+    this.verifying.set(key, pass);
+    const forget = () => this.verifying.delete(key);
+    void pass.then(forget, forget);
     return pass;
   }
 }

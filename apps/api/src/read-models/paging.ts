@@ -58,28 +58,25 @@ const isSortValue = (value: unknown): value is Cursor['value'] => value === null
 /** `tag`: the list and filters the cursor must have been served under (one without a tag, made before tags, passes). */
 export const decodeCursor = (cursor: string | undefined, tag?: string): Cursor | undefined => {
   if (cursor === undefined) return undefined;
-  let decoded: Cursor & { tag?: unknown };
+  let value: unknown, id: unknown, servedUnder: unknown;
   try {
-    const [value, id, servedUnder] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [
-      Cursor['value'],
-      unknown,
-      unknown,
-    ];
-    // ids are never empty (a store refuses one: it was a 500 on MongoDB)
-    if (typeof id !== 'string' || id.length === 0 || !isSortValue(value)) throw new Error('bad cursor');
-    decoded = { value, id, tag: servedUnder };
+    [value, id, servedUnder] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
   } catch {
+    // (not JSON, or not an array)
+  }
+  // ids are never empty (a store refuses one: it was a 500 on MongoDB)
+  if (typeof id !== 'string' || id.length === 0 || !isSortValue(value)) {
     throw new RequestValidationError('cursor is not one this API handed out', [
       { field: 'cursor', message: 'invalid' },
     ]);
   }
-  if (tag !== undefined && decoded.tag !== undefined && decoded.tag !== tag) {
+  if (tag !== undefined && servedUnder !== undefined && servedUnder !== tag) {
     throw new RequestValidationError(
       'cursor belongs to another list or to other filters: page with the filters of the request that handed it out',
       [{ field: 'cursor', message: 'of another list or filters' }],
     );
   }
-  return { value: decoded.value, id: decoded.id };
+  return { value, id };
 };
 
 /** Fetches one more row than asked to know whether a next page exists. */

@@ -35,6 +35,16 @@ import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/pla
 import { RequestValidationError } from '../application/application-errors';
 import { findPage, type PageRequest } from './paging';
 
+/**
+ * A range whose `to` is not after its `from` is 400 naming `to` (as the reports answer it), not
+ * an empty list that looks like "none".
+ */
+export const refuseEmptyRange = (from: Date, to: Date, what: string): void => {
+  if (to.getTime() <= from.getTime()) {
+    throw new RequestValidationError(`${what} is empty`, [{ field: 'to', message: 'to must be after from' }]);
+  }
+};
+
 const RETROSPECTIVE_QUEUE = 'retrospective_queue';
 
 export class GetChange {
@@ -85,16 +95,11 @@ export class ListChangesHandler implements IQueryHandler<ListChanges> {
     if (filters.q !== undefined)
       where.push({ field: 'searchText', op: 'includes', value: searchKey(filters.q) });
     // A date-only `to` takes in that whole day, as the compliance report's does.
-    const from = filters.from === undefined ? undefined : parseBound('from', filters.from).toISOString();
-    const to = filters.to === undefined ? undefined : parseBound('to', filters.to).toISOString();
-    // as the schedule and the reports answer it, not an empty list that looks like "none"
-    if (from !== undefined && to !== undefined && to <= from) {
-      throw new RequestValidationError('the range of submission times is empty', [
-        { field: 'to', message: 'to must be after from' },
-      ]);
-    }
-    if (from !== undefined) where.push({ field: 'submittedAt', op: 'gte', value: from });
-    if (to !== undefined) where.push({ field: 'submittedAt', op: 'lt', value: to });
+    const from = filters.from === undefined ? undefined : parseBound('from', filters.from);
+    const to = filters.to === undefined ? undefined : parseBound('to', filters.to);
+    if (from && to) refuseEmptyRange(from, to, 'the range of submission times');
+    if (from) where.push({ field: 'submittedAt', op: 'gte', value: from.toISOString() });
+    if (to) where.push({ field: 'submittedAt', op: 'lt', value: to.toISOString() });
     const result = await findPage<ChangeRequestDocument>(
       this.store,
       changeRequestsProjection.collection.name,

@@ -22,6 +22,7 @@ import {
   GetSchedule,
   ListFollowUps,
   ListPendingApprovals,
+  refuseEmptyRange,
 } from './read-model.queries';
 import { ReadPosition } from './read-position';
 import {
@@ -98,11 +99,7 @@ export class ReadModelsController {
       query.to === undefined
         ? new Date(Math.min(from.getTime() + 14 * DAY_MS, LAST_UTC_INSTANT_MS))
         : parseBound('to', query.to);
-    if (to.getTime() <= from.getTime()) {
-      throw new RequestValidationError('the schedule range is empty', [
-        { field: 'to', message: 'to must be after from' },
-      ]);
-    }
+    refuseEmptyRange(from, to, 'the schedule range');
     // Each page looks up every open change of the range for collisions, and the calendar is one
     // answer: a range of decades (anyone with a feed token may ask) would hold a request that long.
     if (to.getTime() - from.getTime() > MAX_SCHEDULE_DAYS * DAY_MS) {

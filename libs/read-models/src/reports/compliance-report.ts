@@ -347,8 +347,7 @@ export class ComplianceReportBuilder {
       if (flaggedAfter < this.asOf) {
         findings.emergenciesStillAtWork.push({ ...ref, declaredAt: doc.submittedAt, flaggedAfter });
       }
-    }
-    if (doc.type === 'emergency' && completion) {
+    } else if (doc.type === 'emergency' && completion) {
       const dueAt = addBusinessDays(completion.at, this.settings.retrospectiveDueBusinessDays);
       if (!decision && dueAt < this.asOf) {
         findings.overdueRetrospectives.push({ ...ref, dueAt, implementedAt: completion.at });
