@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 import { type NewEvent, SqliteEventStore } from '@changeledger/event-store';
 import { CHECKPOINT_NAME, WebhookCheckpoints } from '@changeledger/webhooks';
 import { PROJECTOR_CHECKPOINT, SqliteReadModelStore } from '@changeledger/read-models';
-import { writeRandomLifecycles } from '../support/random-lifecycles';
+import { metadataFor, writeRandomLifecycles } from '../support/random-lifecycles';
+import { inTempDir } from '../support/temp-dir';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
 import { CLI_MAIN, cliBuilt, cliEnvOf, cliReachesEvents, runCliSettled } from './support/cli';
@@ -17,13 +18,7 @@ const anEventOf = (type: string): NewEvent => ({
   eventId: randomUUID(),
   type,
   data: { n: 1 },
-  metadata: {
-    actor: { id: 'u-1', name: 'Test', roles: ['auditor'] },
-    occurredAt: new Date().toISOString(),
-    correlationId: randomUUID(),
-    causationId: null,
-    schemaVersion: 1,
-  },
+  metadata: metadataFor({ id: 'u-1', name: 'Test', roles: ['auditor'] }, new Date().toISOString()),
 });
 
 /** The CLI's own surface: tokens, usage, refusing what it does not know (rebuild and report run elsewhere). */
@@ -286,9 +281,8 @@ describe('the changeledger CLI', () => {
   const onSqliteEvents = cliBuilt && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
   onSqliteEvents(
     'verify escapes the C1 controls of a tampered stream id in its JSON (U+009B starts a terminal escape)',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-c1-'));
-      try {
+    () =>
+      inTempDir('cli-c1', async (dir) => {
         const file = join(dir, 'events.sqlite');
         const store = new SqliteEventStore(file);
         await store.append('x\u009b31m-1', [anEventOf('Noted')], 'no-stream');
@@ -301,16 +295,12 @@ describe('the changeledger CLI', () => {
         expect(result.stdout).not.toMatch(/[\u007f-\u009f]/);
         expect(result.stdout).toContain('x\\u009b31m-1');
         expect(JSON.parse(result.stdout)).toMatchObject({ firstInvalid: { streamId: 'x\u009b31m-1' } });
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
   );
   onSqliteEvents(
     'Ctrl-C during a rebuild stops it at once before the swap: the live read models as they were',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-interrupt-'));
-      try {
+    () =>
+      inTempDir('cli-interrupt', async (dir) => {
         const store = new SqliteEventStore(join(dir, 'events.sqlite'));
         const written = await writeRandomLifecycles(store, { seed: 7, count: 3000 });
         await store.close();
@@ -341,18 +331,14 @@ describe('the changeledger CLI', () => {
         } finally {
           await models.close();
         }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
     60_000,
   );
 
   onSqliteEvents(
     'webhook-skip sets a checkpoint edited into something that is no position, and refuses a DATA_DIR no webhook ran in',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'changeledger-cli-skip-'));
-      try {
+    () =>
+      inTempDir('cli-skip', async (dir) => {
         const store = new SqliteEventStore(join(dir, 'events.sqlite'));
         await store.append('changeRequest-CHG-001', [anEventOf('ChangeSubmitted')], 'no-stream');
         await store.close();
@@ -373,16 +359,12 @@ describe('the changeledger CLI', () => {
         expect(reopened.get(CHECKPOINT_NAME)).toBe(1n);
         reopened.close();
         expect((await runCliSettled(config, ['webhook-skip', '--through', 'x'])).code).toBe(1);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
   );
   onSqliteEvents(
     'a DATA_DIR without an event store is an error, not an empty log that verifies (and nothing is created there)',
-    async () => {
-      const empty = mkdtempSync(join(tmpdir(), 'changeledger-cli-empty-'));
-      try {
+    () =>
+      inTempDir('cli-empty', async (empty) => {
         const elsewhere = { ...app.config, dataDir: empty };
         const verified = await runCliSettled(elsewhere, ['verify']);
         expect(verified).toMatchObject({ code: 2, stdout: '' });
@@ -436,10 +418,7 @@ describe('the changeledger CLI', () => {
         );
         expect(again.code).toBe(0);
         expect(again.stderr).not.toContain('secret'); // the one made before is used
-      } finally {
-        rmSync(empty, { recursive: true, force: true });
-      }
-    },
+      }),
   );
   const whenEmbeddedEvents =
     cliBuilt && cliReachesEvents && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;

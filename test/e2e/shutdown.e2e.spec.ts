@@ -57,6 +57,15 @@ const startBuiltServer = async (prefix: string, env: Record<string, string> = {}
     });
     return (await response.json()) as { id: string; position: string };
   };
+  /**
+   * A read of the changes that waits for `minPosition`, under way once this resolves (after 200
+   * ms): its answer in `answer`.
+   */
+  const readWaitingFor = async (minPosition: bigint) => {
+    const answer = fetch(`http://127.0.0.1:${port}/api/v1/changes?minPosition=${minPosition}`, { headers });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return { answer };
+  };
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -73,7 +82,17 @@ const startBuiltServer = async (prefix: string, env: Record<string, string> = {}
     }
     expect(stdout).toContain('SIGTERM: shutting down');
   };
-  return { dir, base: `http://127.0.0.1:${port}/api/v1`, child, headers, submit, exited, stop, terminate };
+  return {
+    dir,
+    base: `http://127.0.0.1:${port}/api/v1`,
+    child,
+    headers,
+    submit,
+    readWaitingFor,
+    exited,
+    stop,
+    terminate,
+  };
 };
 
 const typesOf = async (dir: string, id: string) => {
@@ -93,10 +112,7 @@ describe('stopping the server', () => {
       try {
         const created = await server.submit('before SIGTERM');
         // A read that waits for a position nobody has written yet: in flight when SIGTERM comes.
-        const inFlight = fetch(`${server.base}/changes?minPosition=${BigInt(created.position) + 1000n}`, {
-          headers: server.headers,
-        });
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1000n);
         server.child.kill('SIGTERM');
         const answer = await inFlight;
         // answered, not cut off: it waited its 5 s (the projector runs through the drain), as ever
@@ -119,10 +135,7 @@ describe('stopping the server', () => {
       const server = await startBuiltServer('changeledger-shutdown-served-');
       try {
         const created = await server.submit('before SIGTERM');
-        const inFlight = fetch(`${server.base}/changes?minPosition=${BigInt(created.position) + 1n}`, {
-          headers: server.headers,
-        });
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1n);
         await server.terminate();
         // what the read waits for, written by another process during the drain
         const store = new SqliteEventStore(join(server.dir, 'events.sqlite'));

@@ -44,6 +44,9 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
     const newest = (await auditLog()).at(-1);
     return newest !== undefined && received().at(-1)?.eventId === newest.eventId;
   };
+  /** Until health names this event as the one the receiver refuses. */
+  const untilRefused = (eventId: string, what: string) =>
+    until(async () => (await health()).webhook?.failing?.eventId === eventId, what);
   const submitOurs = async (title: string) => {
     const { id } = await submit(app, normalChange('low', { title }));
     ours.add(id);
@@ -129,10 +132,7 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
     receiver.answer(() => 503);
     const id = await submitOurs('Patch pve3');
     const [submitted] = await app.eventsOf(id);
-    await until(
-      async () => (await health()).webhook?.failing?.eventId === submitted.eventId,
-      'its submission refused',
-    );
+    await untilRefused(submitted.eventId, 'its submission refused');
     // commands go on meanwhile
     expectStatus(await app.post(`/changes/${id}/cancel`, { reason: 'not needed' }), 200);
     expect(await health()).toMatchObject({
@@ -162,10 +162,7 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
       const id = await submitOurs('Refused for good');
       const [refused] = await app.eventsOf(id);
       receiver.answer((d) => ((JSON.parse(d.body) as Body).eventId === refused.eventId ? 400 : 204));
-      await until(
-        async () => (await health()).webhook?.failing?.eventId === refused.eventId,
-        'its delivery refused',
-      );
+      await untilRefused(refused.eventId, 'its delivery refused');
       const position = (await health()).webhook!.failing!.position;
       // a position past the log's end would swallow events not written yet: refused
       const head = await app.store.headPosition();
@@ -210,10 +207,7 @@ describe('webhooks: every recorded event sent to WEBHOOK_URL, signed, in order',
     receiver.answer(() => 503);
     const id = await submitOurs('Pending at the shutdown');
     const [pending] = await app.eventsOf(id);
-    await until(
-      async () => (await health()).webhook?.failing?.eventId === pending.eventId,
-      'its delivery refused',
-    );
+    await untilRefused(pending.eventId, 'its delivery refused');
     await app.close();
     const refusedUntil = receiver.bodies().length;
     receiver.answer(() => 204);

@@ -229,7 +229,8 @@ const candidates = (rnd: () => number, s: ChangeRequestState): [ChangeRequestCom
   }
 };
 
-const metadataFor = (who: Actor, at: string) => ({
+/** An event's metadata as the service writes it: `who` recorded it at `at`. */
+export const metadataFor = (who: Actor, at: string) => ({
   actor: { id: who.id, name: who.name, roles: [...who.roles] },
   occurredAt: at,
   correlationId: randomUUID(),
