@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -441,6 +441,66 @@ describe('SqliteEventStore specifics', () => {
     const db = (store as unknown as { db: Database.Database }).db;
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+  });
+
+  describe('opened read-only (the CLI: verify, report, backup)', () => {
+    const bytesOf = (file: string) => readFileSync(file).toString('hex');
+
+    it('reads and verifies what a writer stored, refuses appends, and leaves a copy in another journal mode as it was', async () => {
+      const writer = await fx.open();
+      await writer.append('s-1', [event('A'), event('B')], 'no-stream');
+      await writer.close();
+      // a copy as a restore or an auditor's tool may leave it: a rollback journal, not WAL
+      const legacy = new Database(fx.file());
+      legacy.pragma('journal_mode = DELETE');
+      legacy.close();
+      const before = bytesOf(fx.file());
+
+      const reader = fx.another({ readOnly: true });
+      expect((await reader.readStream('s-1')).map((e) => e.type)).toEqual(['A', 'B']);
+      expect((await verifyHashChains(reader)).valid).toBe(true);
+      await expect(reader.append('s-2', [event()], 'no-stream')).rejects.toThrow(/read-only/);
+      await reader.close();
+
+      expect(bytesOf(fx.file())).toBe(before); // still a rollback-journal file, unchanged
+      expect(existsSync(`${fx.file()}-wal`)).toBe(false);
+    });
+
+    it("beside the service's writer on the WAL file: reads what it appends later, a subscription included", async () => {
+      const writer = await fx.open();
+      await writer.append('s-1', [event('A')], 'no-stream');
+      const reader = fx.another({ readOnly: true, pollIntervalMs: 20 });
+      expect(await reader.headPosition()).toBe(1n);
+      await writer.append('s-1', [event('B')], 0n);
+      expect((await reader.readAll({ limit: 10 })).map((e) => e.type)).toEqual(['A', 'B']);
+      const received: string[] = [];
+      const following = (async () => {
+        for await (const e of reader.subscribeToAll()) {
+          received.push(e.type);
+          if (received.length === 3) break;
+        }
+      })();
+      await writer.append('s-2', [event('C')], 'no-stream');
+      await within(following, 2_000, 'the subscription');
+      expect(received).toEqual(['A', 'B', 'C']);
+    });
+
+    it('a missing file, or a database that is no event store, is named and left as it was (no file, no tables made)', async () => {
+      expect(() => new SqliteEventStore(fx.file(), { readOnly: true })).toThrow();
+      expect(existsSync(fx.file())).toBe(false);
+
+      const other = new Database(fx.file());
+      other.exec('CREATE TABLE notes (body TEXT)');
+      other.close();
+      expect(() => new SqliteEventStore(fx.file(), { readOnly: true })).toThrow(
+        /is not a changeledger event store \(no events or sequences table\)/,
+      );
+      const tables = new Database(fx.file(), { readonly: true });
+      expect(tables.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual([
+        'notes',
+      ]);
+      tables.close();
+    });
   });
 
   it('a file another process keeps locked: writes wait without holding the event loop, then commit in order', async () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -359,6 +359,29 @@ describe('the changeledger CLI', () => {
         expect(reopened.get(CHECKPOINT_NAME)).toBe(1n);
         reopened.close();
         expect((await runCliSettled(config, ['webhook-skip', '--through', 'x'])).code).toBe(1);
+      }),
+  );
+  onSqliteEvents(
+    'verify, report and backup open the event store read-only: a file that is no event store is named and left as it was',
+    () =>
+      inTempDir('cli-not-a-store', async (dir) => {
+        const file = join(dir, 'events.sqlite');
+        const other = new Database(file);
+        other.exec('CREATE TABLE notes (body TEXT)');
+        other.close();
+        const before = readFileSync(file);
+        const config = { ...app.config, dataDir: dir };
+        const verified = await runCliSettled(config, ['verify']);
+        expect(verified).toMatchObject({ code: 2, stdout: '' });
+        expect(verified.stderr).toContain(`${file} is not a changeledger event store`);
+        const reported = await runCliSettled(config, ['report', '--period', '2026', '--format', 'json']);
+        expect(reported.code).toBe(1);
+        expect(reported.stderr).toContain('is not a changeledger event store');
+        const backedUp = await runCliSettled(config, ['backup', '--out', join(dir, 'copy.sqlite')]);
+        expect(backedUp.code).toBe(1);
+        expect(backedUp.stderr).toContain('not a changeledger event store');
+        expect(readFileSync(file).equals(before)).toBe(true); // no tables added, not turned into WAL
+        expect(readdirSync(dir).filter((name) => name.startsWith('events.'))).toEqual(['events.sqlite']);
       }),
   );
   onSqliteEvents(

@@ -162,7 +162,7 @@ const REBUILD_USAGE =
 const rebuild = async (args: string[]) => {
   options(args, {}, REBUILD_USAGE); // a typo or --help must not start a rebuild and swap
   const config = loadConfig();
-  const events = await openEventStore(config, { mustExist: true });
+  const events = await openEventStore(config, { readOnly: true });
   const live = await openReadModelStore(config);
   const bar = new ProgressBar('rebuild', 'events');
   const started = Date.now();
@@ -223,7 +223,7 @@ const verify = async (args: string[]) => {
     throw new Error(`--anchor must be POSITION:DIGEST, as a verify printed it\n${VERIFY_USAGE}`);
   }
   const config = loadConfig();
-  const events = await openEventStore(config, { mustExist: true });
+  const events = await openEventStore(config, { readOnly: true });
   const bar = new ProgressBar('verify', 'events');
   try {
     const report = await verifyHashChains(events, {
@@ -321,7 +321,7 @@ const report = async (args: string[]) => {
     );
   }
   const config = loadConfig();
-  const events = await openEventStore(config, { mustExist: true });
+  const events = await openEventStore(config, { readOnly: true });
   const store = await openReadModelStore(config);
   try {
     const catchUp = new ProgressBar('read models', 'events');
@@ -402,7 +402,7 @@ const backup = async (args: string[]) => {
     onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
     check: async (file) => {
       copying.endLine();
-      const copy = new SqliteEventStore(file);
+      const copy = new SqliteEventStore(file, { readOnly: true });
       try {
         const chains = await verifyHashChains(copy, {
           onProgress: (checked, position, head) => {
@@ -454,7 +454,7 @@ const webhookSkip = async (args: string[]) => {
   const file = join(config.dataDir, WEBHOOK_CHECKPOINTS_FILE);
   if (!existsSync(file))
     throw new Error(`no webhook checkpoint at ${resolve(file)}: no webhook has run with this DATA_DIR`);
-  const events = await openEventStore(config, { mustExist: true });
+  const events = await openEventStore(config, { readOnly: true });
   const checkpoints = new WebhookCheckpoints(file);
   try {
     const head = await events.headPosition();

@@ -5,25 +5,26 @@ import { type ReadModelStore, SqliteReadModelStore } from '@changeledger/read-mo
 import type { AppConfig } from './app-config';
 
 /**
- * The event store the configuration names (EVENT_STORE). `mustExist`: an embedded store that is
- * not there is an error, not a new empty one (a tool run with the wrong DATA_DIR would otherwise
- * verify or report an empty log and succeed).
+ * The event store the configuration names (EVENT_STORE). `readOnly`, for tools that only read the
+ * log: an embedded store that is not there is an error, not a new empty one (a tool run with the
+ * wrong DATA_DIR would otherwise verify or report an empty log and succeed), and the file is
+ * opened for reading only, so that checking a copy does not change it.
  */
 export const openEventStore = async (
   config: AppConfig,
-  options: { mustExist?: boolean } = {},
+  options: { readOnly?: boolean } = {},
 ): Promise<EventStore> => {
   if (config.eventStore === 'eventstoredb') {
     const { EventStoreDbEventStore } = await import('@changeledger/event-store');
     return EventStoreDbEventStore.connect(config.eventStoreConnectionString!);
   }
   const file = join(config.dataDir, 'events.sqlite');
-  if (options.mustExist && !existsSync(file)) {
+  if (options.readOnly && !existsSync(file)) {
     throw new Error(
       `no event store at ${resolve(file)}: DATA_DIR (${config.dataDir}) holds none; set DATA_DIR to the service's`,
     );
   }
-  return new SqliteEventStore(file);
+  return new SqliteEventStore(file, { readOnly: options.readOnly });
 };
 
 /** The read-model store the configuration names (READ_MODEL_STORE). */

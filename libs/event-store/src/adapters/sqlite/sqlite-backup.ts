@@ -50,7 +50,7 @@ export const backupSqliteEventStore = async (
     dirname(destination),
     `${partialPrefix(destination)}${process.pid}-${randomBytes(4).toString('hex')}`,
   );
-  const from = new Database(source, { fileMustExist: true });
+  const from = new Database(source, { readonly: true, fileMustExist: true });
   let to: Database.Database | undefined;
   let created = false;
   try {

@@ -75,6 +75,12 @@ export interface SqliteEventStoreOptions {
   readonly batchSize?: number;
   /** How long a write waits for another process's lock on the file before it fails (503). */
   readonly busyDeadlineMs?: number;
+  /**
+   * Opens an existing store for reading only (the CLI's verify, report, backup): the file is
+   * neither created, converted to WAL nor given tables, so checking a copy leaves it as it was,
+   * and a copy on read-only media can be checked. Appends are refused.
+   */
+  readonly readOnly?: boolean;
 }
 
 const SCHEMA = `
@@ -93,6 +99,25 @@ CREATE TABLE IF NOT EXISTS sequences (
   value INTEGER NOT NULL
 );
 `;
+
+/** A file opened read-only gets no tables: one without the store's is named, not half-read. */
+const assertEventStoreSchema = (db: Database.Database, file: string) => {
+  let tables: string[];
+  try {
+    tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+      .all()
+      .map((t) => t.name);
+  } catch (error) {
+    db.close();
+    throw new Error(`${file} is not an SQLite database: ${(error as Error).message}`, { cause: error });
+  }
+  const missing = ['events', 'sequences'].filter((name) => !tables.includes(name));
+  if (missing.length > 0) {
+    db.close();
+    throw new Error(`${file} is not a changeledger event store (no ${missing.join(' or ')} table)`);
+  }
+};
 
 const toRecorded = (row: EventRow): RecordedEvent => {
   const [position, eventId, streamId, revision, type] = row;
@@ -166,6 +191,7 @@ export class SqliteEventStore implements EventStore {
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly busyDeadlineMs: number;
+  private readonly readOnly: boolean;
   private closed = false;
   private closing = false;
   private busyRetry?: NodeJS.Timeout;
@@ -204,13 +230,20 @@ export class SqliteEventStore implements EventStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.batchSize = options.batchSize ?? 1000;
     this.busyDeadlineMs = options.busyDeadlineMs ?? 10_000;
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the schema
-    this.db.exec(SCHEMA);
-    this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    this.readOnly = options.readOnly ?? false;
+    if (this.readOnly) {
+      this.db = new Database(file, { readonly: true, fileMustExist: true });
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      assertEventStoreSchema(this.db, file);
+    } else {
+      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the schema
+      this.db.exec(SCHEMA);
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    }
     this.appended.setMaxListeners(0);
     const safe = <T extends Database.Statement<never[]>>(s: T) => s.safeIntegers(true) as T;
     this.stmts = {
@@ -297,6 +330,10 @@ export class SqliteEventStore implements EventStore {
     return new Promise<T>((resolve, reject) => {
       if (this.closed || this.closing) {
         reject(new Error('the event store is closed'));
+        return;
+      }
+      if (this.readOnly) {
+        reject(new Error(`the event store ${this.file} is open read-only`));
         return;
       }
       this.queue.push({
