@@ -55,7 +55,7 @@ import {
   verified,
   withRoles,
 } from './change-request.fixtures';
-import type { ChangeStatus, ReviewKind, RiskLevel } from './change-request.types';
+import { type ChangeStatus, LATER_FIELDS, type ReviewKind, type RiskLevel } from './change-request.types';
 
 // ---------------------------------------------------------------------------------------------
 // given / when / then
@@ -899,6 +899,27 @@ describe('change-request decider', () => {
       ).toBeNull();
       // a normal change still needs its checklist
       expect(view(normalHistory('approved')).checklist.filter((i) => i.required).length).toBeGreaterThan(0);
+    });
+
+    it('every template field is in the view: those an emergency has not filled in yet are null, not left out', () => {
+      const view = (events: ChangeRequestEvent[]) => toChangeView(given(events).state);
+      const declared = view([submitted('emergency', incompleteEmergencyRequest())]);
+      for (const field of LATER_FIELDS) expect(declared).toHaveProperty(field, null);
+      expect(declared.emergency).toEqual(incompleteEmergencyRequest().emergency);
+      const amended = view([
+        submitted('emergency', incompleteEmergencyRequest()),
+        event('ChangeAmended', actors.alice, {
+          changes: laterFields(),
+          previous: {},
+          voidedReviews: [],
+          statusBefore: 'in-progress',
+          statusAfter: 'in-progress',
+        }),
+      ]);
+      expect(amended).toMatchObject(laterFields());
+      const normal = view(normalHistory('in-review'));
+      expect(normal.emergency).toBeNull();
+      expect(normal.risk).toEqual(normalRequest('low').risk);
     });
 
     it('an emergency declared by a requester is implemented by the first implementer to record work on it, not by the requester', () => {

@@ -1,6 +1,11 @@
 import { requiredChecklistItems, missingRequestFields } from './change-request.decider';
 import { type ChangeRequestState, implementerOf } from './change-request.state';
-import { CHECKLIST_ITEMS } from './change-request.types';
+import { CHECKLIST_ITEMS, LATER_FIELDS } from './change-request.types';
+
+/** Template fields a change may not hold yet (an emergency's later ones; `emergency` elsewhere): null, not left out. */
+const NOT_FILLED_IN = Object.fromEntries([...LATER_FIELDS, 'emergency'].map((field) => [field, null])) as {
+  readonly [F in (typeof LATER_FIELDS)[number] | 'emergency']: null;
+};
 
 /**
  * The whole change as clients see it (GET /changes/:id): the template's fields at the top level,
@@ -20,6 +25,7 @@ export const toChangeView = (s: ChangeRequestState) => {
     type: s.type,
     status: s.status,
     version: s.version,
+    ...NOT_FILLED_IN,
     ...s.request,
     // the template field as submitted (the contract's `standardTemplateId`), and what it named
     standardTemplateId: s.standardTemplate?.id ?? null,
