@@ -341,15 +341,19 @@ describe('SqliteEventStore specifics', () => {
     expect(ticks).toBeGreaterThanOrEqual(9);
   });
 
+  /** 150 events whose 121st cannot be serialised: the first hundred rows are inserted before it fails. */
+  const failingHalfWay = () =>
+    Array.from({ length: 150 }, (_, i) => (i === 120 ? event('Bad', { n: 1n }) : event()));
+
   it('an append that fails half-way (an event that cannot be serialised) leaves nothing behind', async () => {
     const store = await fx.open();
     await store.append('s-1', [event()], 'no-stream');
-    const batch = [event(), event(), event('Bad', { n: 1n })];
+    const batch = failingHalfWay();
     await expect(store.append('s-1', batch, 0n)).rejects.toThrow();
     expect((await store.readStream('s-1')).length).toBe(1);
     expect(await store.headPosition()).toBe(1n);
-    const fixed = [batch[0], batch[1], event()];
-    expect((await store.append('s-1', fixed, 0n)).nextExpectedRevision).toBe(3n);
+    const fixed = batch.map((e, i) => (i === 120 ? event() : e));
+    expect((await store.append('s-1', fixed, 0n)).nextExpectedRevision).toBe(150n);
     expectValidChain(await store.readStream('s-1'));
   });
 
@@ -385,7 +389,7 @@ describe('SqliteEventStore specifics', () => {
     store.onAppended(() => wakes++);
     // one turn of the event loop: one group transaction
     const a = store.append('s-a', [event()], 'no-stream');
-    const b = store.append('s-b', [event(), event(), event('Bad', { n: 1n })], 'no-stream');
+    const b = store.append('s-b', failingHalfWay(), 'no-stream');
     const c = store.append('s-c', [event()], 'no-stream'); // stale: s-c exists
     const d = store.append('s-d', [event(), event()], 'no-stream');
     const [ra, rb, rc, rd] = await Promise.allSettled([a, b, c, d]);
@@ -407,16 +411,21 @@ describe('SqliteEventStore specifics', () => {
     const store = await fx.open();
     await store.append('s-0', [event()], 'no-stream');
     const raw = new Database(fx.file());
-    raw.prepare("UPDATE sqlite_sequence SET seq = 9007199254740993 WHERE name = 'events'").run();
+    // 2^53: the next position, 2^53 + 1, is the first a double cannot hold (it would read 2^53)
+    raw.prepare("UPDATE sqlite_sequence SET seq = 9007199254740992 WHERE name = 'events'").run();
     raw.close();
-    const appended = await store.append('s-1', [event()], 'no-stream');
+    const appended = await store.append('s-1', [event(), event()], 'no-stream');
     expect(appended.position).toBe(9007199254740994n);
-    expect((await store.readStream('s-1'))[0].position).toBe(9007199254740994n);
+    expect((await store.readStream('s-1')).map((e) => e.position)).toEqual([
+      9007199254740993n,
+      9007199254740994n,
+    ]);
     expect((await store.readAll({ after: 1n, limit: 10 })).map((e) => e.position)).toEqual([
+      9007199254740993n,
       9007199254740994n,
     ]);
     expect(await store.headPosition()).toBe(9007199254740994n);
-    const subscription = store.subscribeToAll({ after: 1n });
+    const subscription = store.subscribeToAll({ after: 9007199254740993n });
     for await (const e of subscription) {
       expect(e.position).toBe(9007199254740994n);
       break;
@@ -607,8 +616,60 @@ describe('SqliteEventStore specifics', () => {
     await sleep(20);
     await store.close();
     expect(await within(loop, 1000, 'the for-await loop after the store closed')).toHaveLength(1);
-    await expect(store.append('s-1', [event()], 'any')).rejects.toThrow(/closed/);
+    // unavailable (503 from the API, as while shutting down), not an internal error
+    await expect(store.append('s-1', [event()], 'any')).rejects.toThrow(EventStoreUnavailableError);
     await expect(store.readStream('s-1')).rejects.toThrow(/closed/);
+  });
+
+  it('while it closes: a second close() ends with the first, and no subscription begins', async () => {
+    const store = fx.another({ pollIntervalMs: 60_000 });
+    const open = store.subscribeToAll();
+    const loop = (async () => {
+      for await (const _ of open) void _;
+    })();
+    await store.append('s-1', [event()], 'no-stream');
+    const first = store.close();
+    expect(() => store.subscribeToAll()).toThrow(EventStoreUnavailableError);
+    await store.close(); // resolves once the file is closed, not at once
+    await expect(store.headPosition()).rejects.toThrow(/closed/);
+    await first;
+    await within(loop, 1000, 'the subscription begun before the close');
+  });
+
+  it("an 'any' append repeated with the same ids is a no-op however long it is (not only its last 64 events)", async () => {
+    const store = await fx.open();
+    const batch = Array.from({ length: 100 }, () => event());
+    const first = await store.append('s-1', batch, 'any');
+    expect(await store.append('s-1', batch, 'any')).toEqual(first);
+    expect(await store.readStream('s-1')).toHaveLength(100);
+    // after other events too, within the window
+    await store.append('s-1', [event(), event()], 'any');
+    expect(await store.append('s-1', batch, 'any')).toEqual(first);
+    expect(await store.readStream('s-1')).toHaveLength(102);
+  });
+
+  it("an append after a stream's last event edited to hold no hash (or no JSON) is refused naming that event, not chained to nothing", async () => {
+    const store = await fx.open();
+    await store.append('s-1', [event(), event()], 'no-stream');
+    const raw = new Database(fx.file());
+    try {
+      for (const [metadata, problem] of [
+        ['{}', 'holds no hash'],
+        ['{"hash":', 'is not a JSON object'],
+      ] as const) {
+        raw
+          .prepare('UPDATE events SET metadata = ? WHERE stream_id = ? AND revision = 1')
+          .run(metadata, 's-1');
+        const refused = store.append('s-1', [event()], 1n);
+        await expect(refused).rejects.toThrow(StoredEventCorruptError);
+        await expect(refused).rejects.toThrow(
+          `s-1 revision 1 (position 2) is corrupt: its metadata ${problem}`,
+        );
+        expect(await store.headPosition()).toBe(2n);
+      }
+    } finally {
+      raw.close();
+    }
   });
 
   describe('two stores on the same file (two processes)', () => {

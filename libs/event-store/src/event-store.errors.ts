@@ -51,12 +51,15 @@ export class StoredEventCorruptError extends Error {
     readonly revision: bigint,
     readonly position: bigint,
     readonly field: 'data' | 'metadata',
-    options?: { cause?: unknown },
+    options: {
+      cause?: unknown;
+      /** What is wrong with it, if not that it is no JSON object. */ problem?: string;
+    } = {},
   ) {
     super(
       `the stored event ${streamId} revision ${revision} (position ${position}) is corrupt: its ${field} ` +
-        'is not a JSON object (the store was edited outside the service)',
-      options,
+        `${options.problem ?? 'is not a JSON object'} (the store was edited outside the service)`,
+      { cause: options.cause },
     );
     this.name = 'StoredEventCorruptError';
   }

@@ -1108,7 +1108,7 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   private assertOpen() {
-    if (this.closed) throw new Error('the event store is closed');
+    if (this.closed) throw new EventStoreUnavailableError('the event store is closed');
   }
 }
 

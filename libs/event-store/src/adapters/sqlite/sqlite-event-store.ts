@@ -21,7 +21,10 @@ import type {
   SubscribeOptions,
 } from '../../event-store.port';
 
-/** How far back an 'any' append looks for its own earlier copy (EventStoreDB keeps a cache too). */
+/**
+ * How far back, beyond its own length, an 'any' append looks for its own earlier copy (EventStoreDB
+ * keeps a cache too).
+ */
 const ANY_REPEAT_WINDOW = 64;
 
 interface PendingWrite {
@@ -194,11 +197,12 @@ export class SqliteEventStore implements EventStore {
   private readonly readOnly: boolean;
   private closed = false;
   private closing = false;
+  private closingDone?: Promise<void>;
   private busyRetry?: NodeJS.Timeout;
   private busyRetryMs = SQLITE_BUSY_RETRY_FIRST_MS;
 
   private readonly stmts: {
-    last: Database.Statement<[string], { revision: bigint; hash: unknown }>;
+    last: Database.Statement<[string], { revision: bigint; position: bigint; valid: bigint; hash: unknown }>;
     recent: Database.Statement<[string, number], { event_id: string; revision: bigint }>;
     range: Database.Statement<
       [string, bigint, bigint],
@@ -249,8 +253,9 @@ export class SqliteEventStore implements EventStore {
     this.stmts = {
       last: safe(
         this.db.prepare(
-          // the previous hash without parsing the whole metadata in JavaScript
-          "SELECT revision, json_extract(metadata, '$.hash') AS hash FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1",
+          // the previous hash without parsing the whole metadata in JavaScript (metadata edited
+          // into something that is no JSON: no hash, not an error that names nothing)
+          "SELECT revision, position, json_valid(metadata) AS valid, CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.hash') END AS hash FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1",
         ),
       ),
       recent: safe(
@@ -329,7 +334,7 @@ export class SqliteEventStore implements EventStore {
   private enqueue<T>(run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.closed || this.closing) {
-        reject(new Error('the event store is closed'));
+        reject(new EventStoreUnavailableError('the event store is closed'));
         return;
       }
       if (this.readOnly) {
@@ -472,6 +477,8 @@ export class SqliteEventStore implements EventStore {
   }
 
   subscribeToAll(options: SubscribeOptions = {}): EventSubscription {
+    // closing too: a subscription begun now would miss close()'s and run until its next poll
+    if (this.closing) throw new EventStoreUnavailableError('the event store is closed');
     this.assertOpen();
     const prefixes = options.streamPrefixes;
     let cursor = options.after ?? 0n;
@@ -526,8 +533,13 @@ export class SqliteEventStore implements EventStore {
     return { close: subscription.close, [Symbol.asyncIterator]: () => iterator };
   }
 
-  async close(): Promise<void> {
-    if (this.closed || this.closing) return;
+  close(): Promise<void> {
+    // a second call resolves when the file is closed, as the first does
+    this.closingDone ??= this.closeOnce();
+    return this.closingDone;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closing = true; // writes from now on are refused as closed
     clearTimeout(this.busyRetry);
     this.busyRetry = undefined;
@@ -554,8 +566,17 @@ export class SqliteEventStore implements EventStore {
       expected === 'any' || (expected === 'no-stream' ? actual === 'no-stream' : actual === expected);
     if (!matches) throw new ConcurrencyError(streamId, expected, actual);
     let revision = last ? last.revision : -1n;
-    let previousHash = typeof last?.hash === 'string' ? last.hash : GENESIS_HASH;
     if (events.length === 0) return { nextExpectedRevision: revision, position: 0n };
+    let previousHash = GENESIS_HASH;
+    if (last) {
+      // Chained onto the genesis hash instead, the new event would hide where the chain broke.
+      if (typeof last.hash !== 'string') {
+        throw new StoredEventCorruptError(streamId, last.revision, last.position, 'metadata', {
+          problem: last.valid === 1n ? 'holds no hash' : undefined,
+        });
+      }
+      previousHash = last.hash;
+    }
     // Rows go in by INSERT statements of up to INSERT_ROWS_MAX rows: one call into SQLite per
     // statement instead of per row (measured: 9 % more events/s at a hundred per append, with
     // 32 rows per statement only 2 %). The last row inserted holds the append's position.
@@ -610,7 +631,7 @@ export class SqliteEventStore implements EventStore {
     else if (typeof expected === 'bigint') start = expected + 1n;
     else
       start = this.stmts.recent
-        .all(streamId, ANY_REPEAT_WINDOW)
+        .all(streamId, ANY_REPEAT_WINDOW + events.length)
         .find((r) => r.event_id === events[0].eventId)?.revision;
     if (start === undefined) return undefined;
     const stored = this.stmts.range.all(streamId, start, start + BigInt(events.length) - 1n);
@@ -626,6 +647,6 @@ export class SqliteEventStore implements EventStore {
   }
 
   private assertOpen() {
-    if (this.closed) throw new Error('the event store is closed');
+    if (this.closed) throw new EventStoreUnavailableError('the event store is closed');
   }
 }
