@@ -21,8 +21,8 @@ import {
 export interface EventStoreFixture {
   /** A fresh, empty store (a unique stream-id prefix per test is also fine for shared servers). */
   open(): Promise<EventStore>;
-  /** Re-open the SAME underlying storage after close() (restart); undefined if not supported. */
-  reopen?: (previous: EventStore) => Promise<EventStore>;
+  /** Re-open the SAME underlying storage after close() (restart). */
+  reopen: (previous: EventStore) => Promise<EventStore>;
   /** Called after each test. */
   cleanup(): Promise<void>;
 }
@@ -182,7 +182,6 @@ const expectValidChain = (events: readonly RecordedEvent[]) => {
 
 export function eventStoreContract(adapterName: string, fixture: () => EventStoreFixture): void {
   // Asked once while collecting the tests; fixtures should create nothing before open().
-  const supportsReopen = typeof fixture().reopen === 'function';
 
   describe(`EventStore contract: ${adapterName}`, () => {
     let fx: EventStoreFixture;
@@ -876,7 +875,7 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
       }, 30_000);
     });
 
-    (supportsReopen ? it : it.skip)('restart: everything is still there and appends continue', async () => {
+    it('restart: everything is still there and appends continue', async () => {
       const before = await store.headPosition();
       const streamId = newStreamId();
       const batch = newEvents(2);
@@ -898,7 +897,7 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
       expect(log).toHaveLength(3);
 
       await store.close();
-      const reopened = await fx.reopen!(store);
+      const reopened = await fx.reopen(store);
       store = reopened;
 
       expect(await reopened.readStream(streamId)).toEqual(stream);

@@ -113,7 +113,7 @@ describe('the live projector’s batch window', () => {
     const first = await appendOne();
     expect(await projector.waitFor(first, 5_000)).toBe(true);
     const second = await appendOne();
-    await sleep(100);
+    await sleep(500); // far longer than a batch takes unheld, even on a busy machine
     expect(projector.position).toBe(first);
     return { first, second };
   };
@@ -140,7 +140,7 @@ describe('the live projector’s batch window', () => {
       expect(await projector.waitFor(10n ** 18n, 100)).toBe(false);
       await sleep(50); // (a timer may fire a millisecond before performance.now() says it is due)
       const second = await appendOne();
-      await sleep(200);
+      await sleep(1_000); // a projector that still hurried would have applied it long before
       expect(projector.position).toBe(first); // held again: the window is on
       expect(await projector.waitFor(second, 5_000)).toBe(true);
     } finally {

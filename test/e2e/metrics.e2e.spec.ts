@@ -22,7 +22,7 @@ describe('GET /metrics (Prometheus)', () => {
   });
   afterAll(async () => app.close());
 
-  it("counts this process's commands by outcome and duration, and reports the stores and the projector as gauges, without a token", async () => {
+  it("counts this process's commands by outcome and duration, and reports the stores and the projector as gauges (scraped with a user's token)", async () => {
     const { id } = await submit(app, normalChange('low'));
     const keyed = { 'idempotency-key': 'metrics-once' };
     expectStatus(await app.post('/changes', normalChange('low'), USERS.requester, keyed), 201);

@@ -369,7 +369,7 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
       const webhook = dispatcher({ url: `https://127.0.0.1:${port}/hook` }, { timeoutMs: 20_000 });
       await webhook.start();
       await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until(() => sockets.length > 0, 'the delivery connecting'); // stopped mid-connect, not before
       const stopping = performance.now();
       await webhook.stop();
       // the 2 s grace, not the 20 s connect timeout
@@ -658,6 +658,15 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(receiver.deliveries).toHaveLength(0);
     expect(checkpoints.get('webhook')).toBeUndefined();
+    // Not just slow: a dispatcher started now (a first start: from the head on) delivers a later
+    // event, and by then nothing has sent the earlier one.
+    const witness = dispatcher();
+    await witness.start();
+    const later = anEvent('ChangeSubmitted');
+    await events.append('changeRequest-CHG-002', [later], 'no-stream');
+    await receiver.received(1);
+    await witness.stop();
+    expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([later.eventId]);
   });
 });
 
