@@ -523,12 +523,14 @@ describe('SqliteEventStore specifics', () => {
     const ticking = setInterval(() => ticks++, 10);
     const first = store.append('s-1', [event()], 'no-stream');
     const second = store.append('s-2', [event()], 'no-stream');
-    await sleep(400);
+    await sleep(100);
+    const third = store.append('s-3', [event()], 'no-stream'); // queued while the first two wait
+    await sleep(300);
     other.exec('COMMIT');
     other.close();
-    const [r1, r2] = await Promise.all([first, second]);
+    const [r1, r2, r3] = await Promise.all([first, second, third]);
     clearInterval(ticking);
-    expect([r1.position, r2.position]).toEqual([2n, 3n]);
+    expect([r1.position, r2.position, r3.position]).toEqual([2n, 3n, 4n]);
     expect(ticks).toBeGreaterThan(20); // timers ran while the writes waited
   });
 

@@ -244,9 +244,31 @@ describe('every error code of the contract, as problem+json', () => {
         'UNAUTHENTICATED',
       );
     }
-    // no such route: still 404, with or without a token
+    // no such route: still 404, with or without a token, and before its body is read (a
+    // malformed one is not a 400), also for a method the path does not take
     expectStatus(await app.request('POST', '/nothing-here', { as: null, body: {} }), 404, 'NOT_FOUND');
+    expectStatus(await app.request('POST', '/nothing-here', { rawBody: '{' }), 404, 'NOT_FOUND');
+    expectStatus(await app.request('PUT', '/changes/CHG-001', { rawBody: '{' }), 404, 'NOT_FOUND');
     expect(await app.store.headPosition()).toBe(before);
+  });
+
+  it('a URL the router cannot read is answered as problem+json too: a bad percent-escape 400, an over-long id 404', async () => {
+    for (const [method, path] of [
+      ['GET', '/changes/%FF'],
+      ['POST', '/changes/%E0%A4%A/approve'],
+    ] as const) {
+      const answer = await app.request(method, path, {
+        as: null,
+        ...(method === 'POST' ? { body: {} } : {}),
+      });
+      expectStatus(answer, 400, 'VALIDATION_FAILED');
+      expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.body).toMatchObject(problemShape);
+    }
+    const long = await app.get(`/changes/CHG-${'1'.repeat(100)}`);
+    expectStatus(long, 404, 'NOT_FOUND');
+    expect(long.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   });
 
   it('403 FORBIDDEN when the role is missing (an auditor changes nothing)', async () => {

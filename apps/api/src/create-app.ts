@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Logger, type LogLevel } from '@nestjs/common';
+import { Logger, type LogLevel, NotFoundException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyError, FastifyReply } from 'fastify';
 import type { AppConfig } from '@changeledger/platform';
 import { AppModule, type AppModuleOptions } from './app.module';
 import { RequestValidationError, ServiceShuttingDownError } from './application/application-errors';
@@ -9,6 +10,7 @@ import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
 import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
+import { problem } from './http/problem-details.filter';
 import { buildOpenApiDocument } from './openapi/openapi';
 import { OPENAPI_DOCUMENT, type OpenApiDocumentHolder } from './openapi/openapi.controller';
 
@@ -31,6 +33,9 @@ export const createApp = async (
   config: AppConfig,
   options: Omit<AppModuleOptions, 'config'> = {},
 ): Promise<NestFastifyApplication> => {
+  // Shutting down (see preClose below): a request that still arrives, on a connection busy when
+  // the server stopped accepting, is sent elsewhere at once (503, Connection: close).
+  let closing = false;
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     // A request's headers and body must arrive within a minute: Fastify's default (0) turns off
@@ -41,6 +46,21 @@ export const createApp = async (
     genReqId: () => randomUUID(),
     // answered by the onRequest hook below instead, as problem+json like every other error
     return503OnClosing: false,
+    // A URL the router cannot read (a `%` that starts no UTF-8 escape; a path segment, an id,
+    // over 100 characters) is answered before any hook runs: as problem+json here, not as
+    // Fastify's own JSON.
+    frameworkErrors: (error: FastifyError, _request: unknown, reply: FastifyReply) => {
+      const answer =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? problem('NOT_FOUND', 'nothing is found under a path segment longer than 100 characters')
+          : problem('VALIDATION_FAILED', 'the URL is not valid: each % must start a %XX escape of UTF-8');
+      void reply
+        .code(answer.status)
+        .header('content-type', 'application/problem+json')
+        .header('x-content-type-options', 'nosniff');
+      if (closing) void reply.header('connection', 'close');
+      void reply.send(JSON.stringify(answer));
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.register({ config, ...options }),
@@ -65,15 +85,15 @@ export const createApp = async (
   // body the client goes on sending. Reads are authenticated by AuthGuard, which knows the public
   // ones (a public route with a body would need an exemption here: there is none).
   const verifier = app.get<JwtVerifier>(JWT_VERIFIER);
-  // Shutting down (see preClose below): a request that still arrives, on a connection busy when
-  // the server stopped accepting, is sent elsewhere at once (503, Connection: close).
-  let closing = false;
   // (a callback hook: reads, health among them, pass through without a promise)
   fastify.addHook('onRequest', (request, reply, done) => {
     if (closing) return done(new ServiceShuttingDownError());
     const method = request.method;
+    // No such route (or not with this method): 404 before a body is read, token or not.
+    if (!request.routeOptions.url) {
+      return done(new NotFoundException(`Cannot ${method} ${request.url.split('?')[0]}`));
+    }
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
-    if (!request.routeOptions.url) return done(); // no such route: 404, as before
     authenticate(request.headers.authorization, verifier).then(
       (actor) => {
         (request as AuthenticatedRequest).actor = actor;

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
+import { constants } from 'node:os';
 import type { INestApplication } from '@nestjs/common';
 import { ignoredSettings, loadConfig } from '@changeledger/platform';
 import { createApp } from './create-app';
@@ -25,6 +26,9 @@ const stopOnSignals = (app: INestApplication) => {
       () => {
         for (const s of signals) process.removeListener(s, onSignal);
         process.kill(process.pid, signal); // ends as the signal would have (a supervisor sees it)
+        // As PID 1 (a container without an init) the kernel ignores a signal the process does not
+        // handle: exit with the code a shell gives for it instead of waiting on whatever is left.
+        setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 0)), 1000);
       },
       (error: unknown) => {
         console.error(
