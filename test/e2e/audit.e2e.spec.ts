@@ -63,6 +63,9 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     for (let i = 1; i < history.items.length; i++)
       expect(history.items[i].previousHash).toBe(history.items[i - 1].hash);
     expect(history.items.find((e) => e.type === 'ChangeApproved')?.actor.id).toBe(USERS.lead.sub);
+    expect(history).toMatchObject({
+      hashChain: { valid: true, checkedEvents: history.items.length, checkedStreams: 1 },
+    });
     expectStatus(await app.get(`/changes/${id}/history`, USERS.requester), 403, 'FORBIDDEN');
     expectStatus(await app.get(`/changes/CHG-9999/history`, USERS.auditor), 404, 'NOT_FOUND');
   });
@@ -344,6 +347,15 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
         valid: false,
         firstInvalid: { streamId: stream, revision: '5' },
       });
+      // the change's own history and its as-of say so too, not only the global verify
+      const broken = { valid: false, firstInvalid: { streamId: stream, revision: '5' } };
+      expect(expectStatus(await app.get(`/changes/${id}/history`, USERS.auditor), 200).body).toMatchObject({
+        hashChain: broken,
+      });
+      const now = encodeURIComponent(new Date().toISOString());
+      expect(
+        expectStatus(await app.get(`/changes/${id}/as-of?at=${now}`, USERS.auditor), 200).body,
+      ).toMatchObject({ hashChain: broken });
       tamper(
         `UPDATE events SET data = json_set(data, '$.by.name', ?) WHERE stream_id = ? AND revision = 5`,
         USERS.lead.name,

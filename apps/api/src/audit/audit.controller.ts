@@ -81,7 +81,10 @@ export class AuditController {
   // (the query is validated only: unknown parameters are refused, minPosition is always met)
   async history(@Param() { id }: ChangeIdParam, @Query() _query: ReadQueryDto, @CurrentActor() actor: Actor) {
     requireRoles(actor, AUDIT_ROLES);
-    return { changeId: id, items: (await this.changeEvents(id)).map(toAuditEvent) };
+    const events = await this.changeEvents(id);
+    // the stream's own chain, checked here too: an event deleted from it leaves a list that
+    // reads as whole (the global verify would name it, but the auditor is reading this one)
+    return { changeId: id, items: events.map(toAuditEvent), hashChain: verifyStreamChain(events) };
   }
 
   /** The sample an auditor files: the filled-in request template, its history, its chain check. */
@@ -120,6 +123,8 @@ export class AuditController {
       asOf: new Date(limit).toISOString(),
       position: events[events.length - 1].position.toString(),
       ...toChangeView(state),
+      // of the events folded: a state folded over a broken chain may never have existed
+      hashChain: verifyStreamChain(events),
     };
   }
 
