@@ -58,6 +58,11 @@ interface OutsideLogFinder {
   eventOutsideLog(): Promise<{ streamId: string; revision: bigint; position: bigint } | undefined>;
 }
 
+/** EventStoreDB's `hiddenByStreamMetadata`: a delete or truncation its stream reads honour, `$all` not. */
+interface HiddenEventsFinder {
+  hiddenByStreamMetadata(): Promise<{ streamId: string; position: bigint; metadata: string } | undefined>;
+}
+
 interface ChainLink {
   readonly revision: bigint;
   readonly hash: string;
@@ -208,6 +213,18 @@ export const verifyHashChains = async (
       reason:
         'stored at a position no read of the log reaches (0 or below; the service allocates them from 1): ' +
         'written around the service; the stream includes it, the log does not',
+    });
+  }
+  // Events a stream's reads no longer return, while the pass above, over the log, saw them whole.
+  const hidden = await (store as Partial<HiddenEventsFinder>).hiddenByStreamMetadata?.call(store);
+  if (hidden) {
+    return invalid({
+      streamId: hidden.streamId,
+      revision: '',
+      position: hidden.position.toString(),
+      reason:
+        `metadata written to the stream outside the service (${hidden.metadata}) hides events from its reads ` +
+        '(a delete or truncation): its history, as-of and commands no longer see what the log holds',
     });
   }
   const missing = missingNumberedStream(streams.keys());

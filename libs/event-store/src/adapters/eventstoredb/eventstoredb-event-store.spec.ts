@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AccessDeniedError, convertToCommandError, UnavailableError } from '@eventstore/db-client';
+import { verifyHashChains } from '../../audit/verify-chain';
 import { computeEventHash, GENESIS_HASH } from '../../event-hash';
 import {
   AppendOutcomeUnknownError,
@@ -384,6 +385,34 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(await store.append(id, batch, 'no-stream')).toEqual(first);
       // looked up on the leader, where the first append happened (a follower may lag)
       expect(server.streamReadsFromAnyNode).toBe(reads);
+    });
+  });
+
+  describe('verify (hash chains)', () => {
+    it('names a stream whose events a delete or truncation hides from its reads, which $all still holds', async () => {
+      const store = open();
+      const [kept, deleted, truncated] = [streamId(), streamId(), streamId()];
+      for (const stream of [kept, deleted, truncated]) await store.append(stream, newEvents(2), 'no-stream');
+      expect(await verifyHashChains(store)).toMatchObject({ valid: true, checkedEvents: 6 });
+      // metadata that hides nothing (an operator's access rule) is no finding
+      server.writeRaw(`$$${kept}`, '$metadata', { $acl: { $r: ['ops'] } });
+      expect((await verifyHashChains(store)).valid).toBe(true);
+
+      server.writeRaw(`$$${truncated}`, '$metadata', { $tb: 1 });
+      expect(await verifyHashChains(store)).toMatchObject({
+        valid: false,
+        checkedEvents: 6, // every chain whole in $all
+        firstInvalid: { streamId: truncated, reason: expect.stringContaining('{"$tb":1}') },
+      });
+      const fresh = new InMemoryEventStoreDbClient();
+      const other = open({}, fresh.connection());
+      await other.append(deleted, newEvents(2), 'no-stream');
+      fresh.softDelete(deleted);
+      expect(await other.readStream(deleted)).toEqual([]);
+      expect(await verifyHashChains(other)).toMatchObject({
+        valid: false,
+        firstInvalid: { streamId: deleted, reason: expect.stringMatching(/hides events from its reads/) },
+      });
     });
   });
 

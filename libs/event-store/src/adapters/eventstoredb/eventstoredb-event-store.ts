@@ -387,6 +387,43 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   /**
+   * The first stream metadata, on a stream of the categories, that hides events from the
+   * stream's reads: a delete or a truncation (`$tb`), `$maxCount` or `$maxAge`. The service writes
+   * none, and until a scavenge the hidden events stay in `$all`, where verify's pass sees every
+   * chain whole. (A stream the service wrote again after an operator's delete gets such metadata
+   * from the server itself: reported too, the delete having hidden what came before.) One more
+   * pass over `$all`, filtered here as `readAll` is.
+   */
+  async hiddenByStreamMetadata(): Promise<
+    { streamId: string; position: bigint; metadata: string } | undefined
+  > {
+    this.assertOpen();
+    let from: ReadPosition = START;
+    let last: Position | undefined;
+    for (;;) {
+      const page = await this.readAllPage('hiddenByStreamMetadata', from, FORWARDS, this.pageSize);
+      let moved = false;
+      for (const resolved of page) {
+        const event = resolved.event;
+        const position = event?.position;
+        if (!event || !position || (last && comparePositions(position, last) <= 0)) continue;
+        last = position;
+        moved = true;
+        if (event.type !== '$metadata' || !event.streamId.startsWith('$$')) continue;
+        const streamId = event.streamId.slice(2);
+        if (!this.categories.some((prefix) => streamId.startsWith(prefix))) continue;
+        const data = event.data as Record<string, unknown> | string | undefined;
+        const fields = typeof data === 'object' && data !== null ? data : {};
+        if (['$tb', '$maxCount', '$maxAge'].some((key) => key in fields)) {
+          return { streamId, position: toPortPosition(position), metadata: JSON.stringify(fields) };
+        }
+      }
+      if (page.length < this.pageSize || !moved || !last) return undefined;
+      from = last;
+    }
+  }
+
+  /**
    * The position of the newest event `readAll` would answer (so a reader that got there has
    * caught up), 0n when there is none: `$all` backwards, skipping system and foreign events.
    */
