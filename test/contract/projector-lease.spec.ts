@@ -266,10 +266,13 @@ onMongo('the projector lease on MongoDB read models', () => {
       await proxy.restore();
       await until(() => projector.leading); // it holds it again once the store answers
       await projector.stop();
-      expect(made).toHaveLength(2);
-      // the first had stopped (its last write done) before the second began
-      expect(made[0].stoppedAt).toBeLessThanOrEqual(made[1].startedAt!);
-      expect(made[1].stoppedAt).toBeDefined();
+      // (more than two when a renewal just after the restore was late too, on a slow machine)
+      expect(made.length).toBeGreaterThanOrEqual(2);
+      // each had stopped (its last write done) before the next began
+      for (let i = 1; i < made.length; i++) {
+        expect(made[i - 1].stoppedAt).toBeLessThanOrEqual(made[i].startedAt!);
+      }
+      expect(made.at(-1)!.stoppedAt).toBeDefined();
     } finally {
       await events.close();
       await proxy.close();
