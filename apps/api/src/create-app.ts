@@ -36,6 +36,12 @@ export const createApp = async (
   // Shutting down (see preClose below): a request that still arrives, on a connection busy when
   // the server stopped accepting, is sent elsewhere at once (503, Connection: close).
   let closing = false;
+  /** What every answer carries: the onSend hook's, and the router's own errors' (no hook runs for those). */
+  const answerHeaders = (reply: FastifyReply) => {
+    if (closing) void reply.header('connection', 'close');
+    // every answer is the type it says (an evidence file, a CSV or a report is not sniffed into a page)
+    void reply.header('x-content-type-options', 'nosniff');
+  };
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     // A request's headers and body must arrive within a minute: Fastify's default (0) turns off
@@ -54,12 +60,11 @@ export const createApp = async (
         error.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? problem('NOT_FOUND', 'nothing is found under a path segment longer than 100 characters')
           : problem('VALIDATION_FAILED', 'the URL is not valid: each % must start a %XX escape of UTF-8');
+      answerHeaders(reply);
       void reply
         .code(answer.status)
         .header('content-type', 'application/problem+json')
-        .header('x-content-type-options', 'nosniff');
-      if (closing) void reply.header('connection', 'close');
-      void reply.send(JSON.stringify(answer));
+        .send(JSON.stringify(answer));
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -138,9 +143,7 @@ export const createApp = async (
     done();
   });
   fastify.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) void reply.header('connection', 'close');
-    // every answer is the type it says (an evidence file, a CSV or a report is not sniffed into a page)
-    void reply.header('x-content-type-options', 'nosniff');
+    answerHeaders(reply);
     done(null, payload);
   });
   fastify.addHook('onResponse', (request, _reply, done) => {
