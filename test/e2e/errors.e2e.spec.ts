@@ -245,10 +245,23 @@ describe('every error code of the contract, as problem+json', () => {
       );
     }
     // no such route: still 404, with or without a token, and before its body is read (a
-    // malformed one is not a 400), also for a method the path does not take
+    // malformed one is not a 400); a path that takes other methods: 405 with `Allow`, the same way
     expectStatus(await app.request('POST', '/nothing-here', { as: null, body: {} }), 404, 'NOT_FOUND');
     expectStatus(await app.request('POST', '/nothing-here', { rawBody: '{' }), 404, 'NOT_FOUND');
-    expectStatus(await app.request('PUT', '/changes/CHG-001', { rawBody: '{' }), 404, 'NOT_FOUND');
+    for (const as of [undefined, null]) {
+      const put = await app.request('PUT', '/changes/CHG-001', { as, rawBody: '{' });
+      expectStatus(put, 405, 'METHOD_NOT_ALLOWED');
+      expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH');
+      expect(put.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(put.body).toMatchObject({ ...problemShape, detail: expect.stringContaining('PATCH') });
+    }
+    const deleteChange = await app.request('DELETE', '/changes/CHG-001/approve', {});
+    expectStatus(deleteChange, 405, 'METHOD_NOT_ALLOWED');
+    expect(deleteChange.headers.get('allow')).toBe('POST');
+    // the health endpoint is public: a wrong method there is told so without a token too
+    const postHealth = await app.request('POST', '/health', { as: null, body: {} });
+    expectStatus(postHealth, 405, 'METHOD_NOT_ALLOWED');
+    expect(postHealth.headers.get('allow')).toBe('GET, HEAD');
     expect(await app.store.headPosition()).toBe(before);
   });
 

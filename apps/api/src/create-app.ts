@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Logger, type LogLevel, NotFoundException } from '@nestjs/common';
+import { Logger, type LogLevel, MethodNotAllowedException, NotFoundException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyError, FastifyReply } from 'fastify';
@@ -11,6 +11,7 @@ import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
 import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
 import { problem } from './http/problem-details.filter';
+import { RouteMethods } from './http/route-methods';
 import { buildOpenApiDocument } from './openapi/openapi';
 import { OPENAPI_DOCUMENT, type OpenApiDocumentHolder } from './openapi/openapi.controller';
 
@@ -77,6 +78,9 @@ export const createApp = async (
   // a change as it stood at a past moment (`asOf`): its version may be gone, and If-Match with
   // it could only fail.
   const fastify = app.getHttpAdapter().getInstance();
+  // (routes are registered by app.init() below: the hook sees every one)
+  const routeMethods = new RouteMethods();
+  fastify.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
   fastify.addHook('preSerialization', async (_request, reply, payload) => {
     const answer = payload as { version?: unknown; asOf?: unknown } | null;
     if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {
@@ -94,9 +98,16 @@ export const createApp = async (
   fastify.addHook('onRequest', (request, reply, done) => {
     if (closing) return done(new ServiceShuttingDownError());
     const method = request.method;
-    // No such route (or not with this method): 404 before a body is read, token or not.
+    // No such route: 404, or 405 with `Allow` when the path takes other methods; before a body
+    // is read, token or not.
     if (!request.routeOptions.url) {
-      return done(new NotFoundException(`Cannot ${method} ${request.url.split('?')[0]}`));
+      const path = request.url.split('?')[0];
+      const allowed = routeMethods.allowedAt(path);
+      if (allowed.length === 0) return done(new NotFoundException(`Cannot ${method} ${path}`));
+      void reply.header('allow', allowed.join(', '));
+      return done(
+        new MethodNotAllowedException(`${path} does not take ${method}; it takes ${allowed.join(', ')}`),
+      );
     }
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
     authenticate(request.headers.authorization, verifier).then(
