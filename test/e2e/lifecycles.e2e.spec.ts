@@ -83,7 +83,23 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(closed.body).toMatchObject({ status: 'closed' });
 
     const view = expectStatus(await app.get(`/changes/${created.id}`), 200);
-    expect(view.headers.get('etag')).toBe(`"${(view.body as { version: number }).version}"`);
+    const etag = `"${(view.body as { version: number }).version}"`;
+    expect(view.headers.get('etag')).toBe(etag);
+    // kept by the client alone, and asked for again: unchanged, 304 without a body
+    expect(view.headers.get('cache-control')).toBe('private, no-cache');
+    const unchanged = await app.request('GET', `/changes/${created.id}`, {
+      headers: { 'if-none-match': `"1", W/${etag}` },
+    });
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.body).toBeUndefined();
+    expect(unchanged.headers.get('etag')).toBe(etag);
+    expect(unchanged.headers.get('content-type')).toBeNull();
+    const older = await app.request('GET', `/changes/${created.id}`, { headers: { 'if-none-match': '"1"' } });
+    expect(older.status).toBe(200);
+    expect(older.body).toMatchObject({ id: created.id, status: 'closed' });
+    // an answer that is no versioned resource is not kept at all
+    expect((await app.get('/changes')).headers.get('cache-control')).toBe('no-store');
+    expect((await app.get(`/changes/CHG-9999`)).headers.get('cache-control')).toBe('no-store');
     expect(view.body).toMatchObject({
       id: created.id,
       type: 'standard',

@@ -9,6 +9,7 @@ import { RequestValidationError, ServiceShuttingDownError } from './application/
 import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
+import { ifNoneMatchHolds } from './http/conditional-get';
 import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
 import { problem } from './http/problem-details.filter';
 import { RouteMethods } from './http/route-methods';
@@ -42,6 +43,9 @@ export const createApp = async (
     if (closing) void reply.header('connection', 'close');
     // every answer is the type it says (an evidence file, a CSV or a report is not sniffed into a page)
     void reply.header('x-content-type-options', 'nosniff');
+    // What a change request says is not kept by browsers or proxies unless a route says otherwise
+    // (a versioned resource: see the onSend hook).
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   };
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
@@ -153,7 +157,24 @@ export const createApp = async (
     server.once('close', () => clearTimeout(drained));
     done();
   });
-  fastify.addHook('onSend', (_request, reply, payload, done) => {
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const etag = reply.getHeader('etag');
+    if (typeof etag === 'string') {
+      // A versioned resource may be kept by the client alone (private) and asked for again with
+      // If-None-Match: unchanged, it is 304 without a body (a frontend polling a change's page).
+      if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'private, no-cache');
+      if (
+        reply.statusCode === 200 &&
+        (request.method === 'GET' || request.method === 'HEAD') &&
+        ifNoneMatchHolds(request.headers['if-none-match'], etag)
+      ) {
+        answerHeaders(reply);
+        void reply.code(304);
+        reply.removeHeader('content-type');
+        reply.removeHeader('content-length');
+        return done(null, null);
+      }
+    }
     answerHeaders(reply);
     done(null, payload);
   });
