@@ -255,6 +255,15 @@ describe('every error code of the contract, as problem+json', () => {
       expect(put.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(put.body).toMatchObject({ ...problemShape, detail: expect.stringContaining('PATCH') });
     }
+    // a body on its way is not read (nor drained): the connection is closed after the answer
+    expect((await app.request('PUT', '/changes/CHG-001', { body: {} })).headers.get('connection')).toBe(
+      'close',
+    );
+    // a URL the router cannot read, or an id it never matches, answered as for any method
+    expectStatus(await app.request('PUT', '/changes/%ZZ', { body: {} }), 400, 'VALIDATION_FAILED');
+    expectStatus(await app.request('PUT', `/changes/CHG-${'1'.repeat(100)}`, { body: {} }), 404, 'NOT_FOUND');
+    // escapes are read as the router reads them
+    expect((await app.request('PUT', '/%63hanges/CHG-001', { body: {} })).status).toBe(405);
     const deleteChange = await app.request('DELETE', '/changes/CHG-001/approve', {});
     expectStatus(deleteChange, 405, 'METHOD_NOT_ALLOWED');
     expect(deleteChange.headers.get('allow')).toBe('POST');

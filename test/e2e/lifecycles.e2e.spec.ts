@@ -94,10 +94,15 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(unchanged.body).toBeUndefined();
     expect(unchanged.headers.get('etag')).toBe(etag);
     expect(unchanged.headers.get('content-type')).toBeNull();
+    const head = await app.request('HEAD', `/changes/${created.id}`, { headers: { 'if-none-match': '*' } });
+    expect(head.status).toBe(304);
+    expect(head.headers.get('etag')).toBe(etag);
     const older = await app.request('GET', `/changes/${created.id}`, { headers: { 'if-none-match': '"1"' } });
     expect(older.status).toBe(200);
     expect(older.body).toMatchObject({ id: created.id, status: 'closed' });
-    // an answer that is no versioned resource is not kept at all
+    // an answer that is no versioned resource (a command's answer too, ETag and all) is not kept at all
+    expect(closed.headers.get('etag')).toBe(etag);
+    expect(closed.headers.get('cache-control')).toBe('no-store');
     expect((await app.get('/changes')).headers.get('cache-control')).toBe('no-store');
     expect((await app.get(`/changes/CHG-9999`)).headers.get('cache-control')).toBe('no-store');
     expect(view.body).toMatchObject({

@@ -27,6 +27,8 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 
+const UNREADABLE_URL = 'the URL is not valid: each % must start a %XX escape of UTF-8';
+
 const isJson = (contentType: string | undefined) =>
   /^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType ?? '');
 
@@ -64,7 +66,7 @@ export const createApp = async (
       const answer =
         error.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? problem('NOT_FOUND', 'nothing is found under a path segment longer than 100 characters')
-          : problem('VALIDATION_FAILED', 'the URL is not valid: each % must start a %XX escape of UTF-8');
+          : problem('VALIDATION_FAILED', UNREADABLE_URL);
       answerHeaders(reply);
       void reply
         .code(answer.status)
@@ -103,10 +105,15 @@ export const createApp = async (
     if (closing) return done(new ServiceShuttingDownError());
     const method = request.method;
     // No such route: 404, or 405 with `Allow` when the path takes other methods; before a body
-    // is read, token or not.
+    // is read, token or not (and a body on its way is not drained: the connection is closed).
     if (!request.routeOptions.url) {
+      const body =
+        request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0;
+      if (body) void reply.header('connection', 'close');
       const path = request.url.split('?')[0];
-      const allowed = routeMethods.allowedAt(path);
+      const allowed = routeMethods.allowedAt(request.url);
+      // as the router answers a URL it cannot read for a method it has routes for
+      if (allowed === 'unreadable') return done(new RequestValidationError(UNREADABLE_URL));
       if (allowed.length === 0) return done(new NotFoundException(`Cannot ${method} ${path}`));
       void reply.header('allow', allowed.join(', '));
       return done(
@@ -159,20 +166,17 @@ export const createApp = async (
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const etag = reply.getHeader('etag');
-    if (typeof etag === 'string') {
+    if (typeof etag === 'string' && (request.method === 'GET' || request.method === 'HEAD')) {
       // A versioned resource may be kept by the client alone (private) and asked for again with
       // If-None-Match: unchanged, it is 304 without a body (a frontend polling a change's page).
       if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'private, no-cache');
-      if (
-        reply.statusCode === 200 &&
-        (request.method === 'GET' || request.method === 'HEAD') &&
-        ifNoneMatchHolds(request.headers['if-none-match'], etag)
-      ) {
+      if (reply.statusCode === 200 && ifNoneMatchHolds(request.headers['if-none-match'], etag)) {
         answerHeaders(reply);
         void reply.code(304);
         reply.removeHeader('content-type');
         reply.removeHeader('content-length');
-        return done(null, null);
+        // HEAD's own onSend (Fastify's, after this one) needs the payload: it sends none anyway
+        return done(null, request.method === 'HEAD' ? payload : null);
       }
     }
     answerHeaders(reply);

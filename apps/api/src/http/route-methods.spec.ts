@@ -9,6 +9,7 @@ describe('RouteMethods', () => {
   routes.add('GET', '/api/v1/changes');
   routes.add('GET', '/api/v1/files/*');
   routes.add('GET', '/api/v1/reports/compliance.csv');
+  routes.add('GET', '/api/v1/health');
 
   it('lists every method some route takes at a path, HEAD wherever GET is, sorted', () => {
     expect(routes.allowedAt('/api/v1/changes/CHG-001')).toEqual(['GET', 'HEAD', 'PATCH']);
@@ -20,6 +21,23 @@ describe('RouteMethods', () => {
     expect(routes.allowedAt('/api/v1/changes/')).toEqual([]);
     expect(routes.allowedAt('/api/v1/changes/CHG-001/extra')).toEqual([]);
     expect(routes.allowedAt('/api/v1/files/a/b/c')).toEqual(['GET', 'HEAD']);
+  });
+
+  it('reads a target as the router does: host dropped, path ending at ? or #, escapes decoded', () => {
+    const change = ['GET', 'HEAD', 'PATCH'];
+    expect(routes.allowedAt('/api/v1/%63hanges/CHG-001')).toEqual(change);
+    expect(routes.allowedAt('http://example.org/api/v1/changes/CHG-001')).toEqual(change);
+    expect(routes.allowedAt('/api/v1/changes/CHG-001?limit=5')).toEqual(change);
+    expect(routes.allowedAt('/api/v1/health#top')).toEqual(['GET', 'HEAD']);
+    // an escaped slash stays inside its segment, as in the router
+    expect(routes.allowedAt('/api/v1/changes/a%2Fb')).toEqual(change);
+  });
+
+  it('a % that starts no escape of UTF-8 is unreadable; a parameter over 100 characters matches nothing', () => {
+    expect(routes.allowedAt('/api/v1/changes/%ZZ')).toBe('unreadable');
+    expect(routes.allowedAt('/api/v1/changes/%E0%A4%A')).toBe('unreadable');
+    expect(routes.allowedAt(`/api/v1/changes/${'1'.repeat(100)}`)).toEqual(['GET', 'HEAD', 'PATCH']);
+    expect(routes.allowedAt(`/api/v1/changes/${'1'.repeat(101)}`)).toEqual([]);
   });
 
   it('static parts match literally (a dot is not any character)', () => {

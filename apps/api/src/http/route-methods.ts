@@ -23,8 +23,21 @@ export class RouteMethods {
     }
   }
 
-  /** The methods some route takes at this path (no query string), sorted; empty when none. */
-  allowedAt(path: string): string[] {
+  /**
+   * The methods some route takes at a request's target, sorted; empty when none, and
+   * 'unreadable' for a path with a `%` that starts no escape of UTF-8. The target is read as the
+   * router reads it (Fastify's find-my-way): an absolute URL's scheme and host dropped, the path
+   * ending at `?` or `#`, escapes decoded except those of reserved characters (`%2F` stays).
+   */
+  allowedAt(target: string): string[] | 'unreadable' {
+    let path = target.startsWith('/') ? target : target.replace(ABSOLUTE_FORM, '/');
+    const end = path.search(/[?#]/);
+    if (end !== -1) path = path.slice(0, end);
+    try {
+      path = decodeURI(path);
+    } catch {
+      return 'unreadable';
+    }
     const allowed = new Set<string>();
     for (const route of this.routes) {
       if (route.pattern.test(path)) for (const method of route.methods) allowed.add(method);
@@ -33,12 +46,25 @@ export class RouteMethods {
   }
 }
 
+/** What find-my-way drops from an absolute-form target (`PUT http://host/path HTTP/1.1`). */
+const ABSOLUTE_FORM = /^https?:\/\/.*?\//;
+
+/**
+ * The longest path segment a parameter matches: the router answers a longer one 404 whatever
+ * the method (Fastify's maxParamLength, 100 by default).
+ */
+const MAX_PARAM_LENGTH = 100;
+
 /** `:name` matches one non-empty path segment and `*` anything, as the router's own patterns do. */
 const patternOf = (url: string): RegExp => {
   const source = url
     .split(/(:[A-Za-z0-9_]+|\*)/)
     .map((part) =>
-      part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'),
+      part === '*'
+        ? '.*'
+        : part.startsWith(':')
+          ? `[^/]{1,${MAX_PARAM_LENGTH}}`
+          : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'),
     )
     .join('');
   return new RegExp(`^${source}$`);
