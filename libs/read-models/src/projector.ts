@@ -1039,11 +1039,14 @@ export const prepareRebuild = async (
     // Tell a live projector (maybe in another process) which stretch of the log to re-apply.
     const through = await shadow.checkpoint(PROJECTOR_CHECKPOINT);
     // Generations only grow (a live projector waits while one lower than it healed shows), also
-    // when this machine's clock is behind the one that made the last.
+    // when this machine's clock is behind the one that made the last; and above the one the
+    // projector last paused for (a withdrawn swap's: its mark stays), or this swap's wait for the
+    // pause would pass at once, while a live batch may still be writing.
     const generation = [
       BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000)),
       (await live.checkpoint(REBUILD_GENERATION)) + 1n,
       (await live.checkpoint(REBUILD_PROMOTING)) + 1n,
+      (await live.checkpoint(REBUILD_PAUSED)) + 1n,
     ].reduce((a, b) => (a > b ? a : b));
     for (const [name, position] of [
       [REBUILT_THROUGH, through],

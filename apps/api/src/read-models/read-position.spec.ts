@@ -5,6 +5,7 @@ import {
   allProjections,
   PROJECTOR_CHECKPOINT,
   REBUILD_GENERATION,
+  REBUILD_PROMOTING,
   SqliteReadModelStore,
 } from '@changeledger/read-models';
 import { ProjectionLaggingError } from '../application/application-errors';
@@ -41,6 +42,47 @@ describe('ReadPosition', () => {
     });
     expect(answer).toBe('after it');
     expect(reads).toEqual(['during the swap', 'after it']);
+  });
+
+  it('waits out a swap under way (announced, not done) before it reads: MongoDB moves collections one by one', async () => {
+    await mark(REBUILD_PROMOTING, 2n); // announced; the generation (1) is marked last
+    const reads: bigint[] = [];
+    setTimeout(() => void mark(REBUILD_GENERATION, 2n), 150);
+    const started = Date.now();
+    await new ReadPosition(store).read(5n, async () => {
+      reads.push(await store.checkpoint(REBUILD_GENERATION));
+    });
+    expect(reads).toEqual([2n]); // read once, on the swapped-in models
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+  });
+
+  it('reads again when a swap was announced while it read, though the generation was not yet marked', async () => {
+    let reads = 0;
+    const answer = await new ReadPosition(store).read(5n, async () => {
+      reads++;
+      if (reads === 1) {
+        // mid-swap: announced, checkpoint lowered, collections moving; done before the next read
+        await mark(REBUILD_PROMOTING, 2n);
+        setTimeout(() => void mark(REBUILD_GENERATION, 2n), 50);
+      }
+      return reads;
+    });
+    expect(answer).toBe(2);
+  });
+
+  it('answers PROJECTION_LAGGING when a swap is still under way at the end of the wait', async () => {
+    await mark(REBUILD_PROMOTING, 2n);
+    let reads = 0;
+    await expect(
+      new ReadPosition(store).read(
+        5n,
+        async () => {
+          reads++;
+        },
+        200,
+      ),
+    ).rejects.toBeInstanceOf(ProjectionLaggingError);
+    expect(reads).toBe(0);
   });
 
   it('reads once when no swap came, and without a position at once', async () => {

@@ -11,7 +11,7 @@ import {
   projectorThreadFiles,
   READ_MODEL_STORE,
   type ReadModelStore,
-  REBUILD_GENERATION,
+  rebuildSwapState,
   SqliteReadModelStore,
   STALL_GRACE_MS,
   storedStall,
@@ -21,6 +21,8 @@ import { APP_CONFIG, type AppConfig, DEFAULT_PROJECTOR_BATCH_WINDOW_MS } from '@
 import { ProjectionLaggingError } from '../application/application-errors';
 
 export const MIN_POSITION_WAIT_MS = 5000;
+/** How often a read with `minPosition` looks whether a rebuild's swap under way is done. */
+const SWAP_POLL_MS = 25;
 
 /** The file the projector thread runs (see AppModuleOptions.projectorWorkerFile). */
 export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
@@ -133,17 +135,30 @@ export class ReadPosition {
 
   /**
    * Runs `query` once the read models include `minPosition` (see `await`), and again when a
-   * rebuild was swapped in between the wait and the query: its models may not include the
-   * position yet (the projector re-applies what they lack). All within the one 5 s wait.
+   * rebuild's swap began or ended between the wait and the end of the query: the swapped-in
+   * models may not include the position yet (the projector re-applies what they lack). A swap
+   * under way (announced, not done: MongoDB's moves collections one by one, and marks the new
+   * generation last) is waited out. All within the one wait (5 s).
    */
-  async read<T>(minPosition: bigint | undefined, query: () => Promise<T>): Promise<T> {
+  async read<T>(
+    minPosition: bigint | undefined,
+    query: () => Promise<T>,
+    waitMs = MIN_POSITION_WAIT_MS,
+  ): Promise<T> {
     if (minPosition === undefined) return query();
-    const deadline = Date.now() + MIN_POSITION_WAIT_MS;
+    const deadline = Date.now() + waitMs;
     for (;;) {
-      const generation = await this.store.checkpoint(REBUILD_GENERATION);
+      const before = await rebuildSwapState(this.store);
+      if (before.swapping) {
+        if (Date.now() >= deadline) throw this.lagging(minPosition);
+        await sleep(Math.min(SWAP_POLL_MS, Math.max(0, deadline - Date.now())));
+        continue;
+      }
       await this.await(minPosition, deadline);
       const result = await query();
-      if ((await this.store.checkpoint(REBUILD_GENERATION)) === generation) return result;
+      // Both marks only grow: the same before and after, no swap began or ended in between.
+      const after = await rebuildSwapState(this.store);
+      if (after.promoting === before.promoting && after.generation === before.generation) return result;
       if (Date.now() >= deadline) throw this.lagging(minPosition);
     }
   }
