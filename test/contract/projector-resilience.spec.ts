@@ -188,6 +188,45 @@ describe('projector resilience', () => {
     await events.close();
   }, 25_000);
 
+  it('stop() keeps the heartbeat moving until the last batch is written (a swap must not take it for gone)', async () => {
+    const events = new SqliteEventStore(join(dir, 'last-batch-events.sqlite'));
+    const real = SqliteReadModelStore.open(join(dir, 'last-batch-read-models.sqlite'));
+    let holding = false;
+    let held = false;
+    let release = () => undefined as void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // the store outside the system's control: a slow write, the batch a projector stopping still holds
+    const slow = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property !== 'commit') return Reflect.get(target, property, receiver) as unknown;
+        return async (batch: Parameters<ReadModelStore['commit']>[0]) => {
+          if (holding && batch.checkpoint.name === PROJECTOR_CHECKPOINT) {
+            held = true;
+            await released;
+          }
+          return target.commit(batch);
+        };
+      },
+    });
+    const projector = new Projector(events, slow, allProjections());
+    await projector.start();
+    holding = true;
+    await writeRandomLifecycles(events, { seed: 14, count: 1 });
+    await waitFor(async () => held, 10_000);
+    const stopped = projector.stop();
+    const beatAtStop = await real.checkpoint(PROJECTOR_ALIVE);
+    await waitFor(async () => (await real.checkpoint(PROJECTOR_ALIVE)) > beatAtStop, 5_000);
+    release();
+    await stopped;
+    expect(await real.checkpoint(PROJECTOR_CHECKPOINT)).toBe(await events.headPosition());
+    // stopped: no more beats
+    const lastBeat = await real.checkpoint(PROJECTOR_ALIVE);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await real.checkpoint(PROJECTOR_ALIVE)).toBe(lastBeat);
+    await real.close();
+    await events.close();
+  }, 30_000);
+
   it('stop() ends the pause before a failed batch is written again (it does not sit out the backoff)', async () => {
     const events = new SqliteEventStore(join(dir, 'backoff-events.sqlite'));
     const store = SqliteReadModelStore.open(join(dir, 'backoff-read-models.sqlite'));

@@ -263,6 +263,7 @@ export class Projector implements LiveProjector {
   private lock: Promise<unknown> = Promise.resolve();
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
+  private heartbeatStopped = false;
   private beat = 0n;
   /** Heartbeat writes still on their way. */
   private beatsInFlight = 0;
@@ -489,7 +490,7 @@ export class Projector implements LiveProjector {
    * (checkpoints only move forward): a clock stepping back does not freeze it.
    */
   private beatOnce() {
-    if (this.stopped) return;
+    if (this.heartbeatStopped) return;
     this.storeStall(Date.now());
     // Beats of a store that never answers would pile up, each holding a connection of the pool
     // the API's reads share: a few in flight at most. Not one: a beat that takes seconds (a slow
@@ -729,12 +730,15 @@ export class Projector implements LiveProjector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.rebuildCheck);
-    clearInterval(this.heartbeat);
     this.wakeFromPause?.();
     this.wakeFromHold?.(); // the held batch is written before the loop ends
     await this.subscription?.close();
     await this.loop;
     await this.lock; // a rebuild check under way
+    // Beating until the last write is done: a swap announced meanwhile must wait for it, not
+    // take this projector for gone after a few silent seconds and move collections under it.
+    clearInterval(this.heartbeat);
+    this.heartbeatStopped = true;
     this.waiters.cancelAll();
   }
 }
