@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -103,6 +103,32 @@ describe('a rebuild replayed in parallel shards (embedded stores)', () => {
     },
     120_000,
   );
+
+  it('its shards open the event store read-only, as the CLI does: a copy (here, not in WAL mode) is left as it was', async () => {
+    const file = join(dir, 'copy-events.sqlite');
+    const source = new SqliteEventStore(file);
+    await writeRandomLifecycles(source, { seed: 7, count: 5 });
+    await source.close();
+    const convert = new Database(file);
+    convert.pragma('journal_mode = DELETE');
+    convert.close();
+    const copy = new SqliteEventStore(file, { readOnly: true });
+    const live = SqliteReadModelStore.open(join(dir, 'from-copy.sqlite'));
+    try {
+      const result = await rebuildReadModels(copy, live, projections, undefined, {
+        workers: 2,
+        spawn: inThread,
+      });
+      expect(result.head).toBe(await copy.headPosition());
+    } finally {
+      await copy.close();
+      await live.close();
+    }
+    const probe = new Database(file, { readonly: true });
+    expect(probe.pragma('journal_mode', { simple: true })).toBe('delete');
+    probe.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+  }, 60_000);
 
   it('folds and writes each document in one shard only, and every shard gets a share', async () => {
     const live = SqliteReadModelStore.open(join(dir, 'once.sqlite'));

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import Database from 'better-sqlite3';
 import {
   backupSqliteEventStore,
   type NewEvent,
@@ -82,6 +83,31 @@ describe('backup of the embedded event store', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('copies a row moved to a position no read of the log reaches, and its check then fails as verify does', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+    await store.append('s-1', [event(1), event(2), event(3)], 'no-stream');
+    await store.close();
+    const db = new Database(join(dir, 'events.sqlite'));
+    db.prepare('UPDATE events SET position = -1 WHERE position = 3').run();
+    db.close();
+    let checked: Awaited<ReturnType<typeof verifyHashChains>> | undefined;
+    const result = await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'backup.sqlite'), {
+      check: async (file) => {
+        const copy = new SqliteEventStore(file, { readOnly: true });
+        checked = await verifyHashChains(copy);
+        await copy.close();
+      },
+    });
+    expect(result.events).toBe(3);
+    expect(checked).toMatchObject({
+      valid: false,
+      firstInvalid: { position: '-1', reason: expect.stringContaining('no read of the log reaches') },
+    });
+    const copy = new Database(join(dir, 'backup.sqlite'), { readonly: true });
+    expect(copy.prepare('SELECT position FROM events ORDER BY position').pluck().all()).toEqual([-1, 1, 2]);
+    copy.close();
   });
 
   it('an empty log backs up to an empty store', async () => {

@@ -100,7 +100,8 @@ export const runShard = async (
   let events: SqliteEventStore | undefined;
   let store: SqliteReadModelStore | undefined;
   try {
-    events = new SqliteEventStore(request.eventStoreFile);
+    // read-only, as the CLI's own handle: a rebuild from a copy leaves the copy as it was
+    events = new SqliteEventStore(request.eventStoreFile, { readOnly: true });
     const projections = allProjections();
     store = await SqliteReadModelStore.openShadow(
       request.readModelFile,

@@ -91,7 +91,16 @@ export const backupSqliteEventStore = async (
       .raw(true)
       .safeIntegers(true);
     let copied = 0;
-    let after = 0n;
+    // From the lowest position, not from 0: a row moved to 0 or below (never written so by the
+    // service, only around it) is copied too, so that the copy's check finds it as verify does.
+    let after = (
+      from
+        .prepare('SELECT coalesce(min(position), 1) - 1 AS before FROM events')
+        .safeIntegers(true)
+        .get() as {
+        before: bigint;
+      }
+    ).before;
     for (;;) {
       options.signal?.throwIfAborted();
       const rows = page.all(after, pageSize) as unknown[][];
