@@ -545,6 +545,45 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
     expect(checkpoints.get(CHECKPOINT_NAME)).toBe(through + 1n);
   });
 
+  it('an event the log cannot give (its row edited into no JSON) is named where it is, and given up by webhook:skip without a restart', async () => {
+    const first = dispatcher();
+    await first.start();
+    const [submitted, reviewed, approved] = normalHistory('awaiting-approval').map(asNew);
+    await events.append('changeRequest-CHG-001', [submitted], 'no-stream');
+    await receiver.received(1);
+    await first.stop();
+    await events.append('changeRequest-CHG-001', [reviewed], 0n);
+    const [, stuck] = await events.readStream('changeRequest-CHG-001');
+    const db = new Database(join(dir, 'events.sqlite'));
+    db.prepare('UPDATE events SET data = ? WHERE position = ?').run('{"kind": ', stuck.position);
+    db.close();
+    const webhook = dispatcher();
+    await webhook.start();
+    await until(() => (webhook.status().failing?.attempts ?? 0) >= 2, 'two failed reads');
+    expect(webhook.status().failing).toMatchObject({
+      eventId: null,
+      position: String(stuck.position),
+      lastError: expect.stringContaining('is corrupt'),
+    });
+    expect(errors.at(-1)).toContain(`to give it up: npm run webhook:skip -- --through ${stuck.position}`);
+    // the operator, from another process, skips it; the service goes on with the next
+    const operator = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    operator.set(CHECKPOINT_NAME, stuck.position, new Date());
+    operator.close();
+    await events.append('changeRequest-CHG-001', [approved], 1n);
+    await until(
+      () => receiver.deliveries.some((d) => d.headers['changeledger-event-id'] === approved.eventId),
+      'the next event sent',
+    );
+    expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([
+      submitted.eventId,
+      approved.eventId,
+    ]);
+    expect(webhook.status().failing).toBeNull();
+    expect(errors.some((m) => m.includes(`the event at position ${stuck.position} given up`))).toBe(true);
+    await webhook.stop();
+  });
+
   it("waits as long as the receiver's Retry-After asks (429 or 503), within the cap, never less than the first retry's delay", async () => {
     const answers = [
       { status: 429, afterMs: 0, headers: { 'retry-after': '1' } },

@@ -1,5 +1,10 @@
 import { Agent, request } from 'undici';
-import type { EventStore, EventSubscription, RecordedEvent } from '@changeledger/event-store';
+import {
+  type EventStore,
+  type EventSubscription,
+  type RecordedEvent,
+  StoredEventCorruptError,
+} from '@changeledger/event-store';
 import { CHECKPOINT_NAME, type WebhookCheckpoints } from './webhook-checkpoints';
 import { WebhookSubjects } from './webhook-subjects';
 import {
@@ -240,6 +245,7 @@ export class WebhookDispatcher {
   private async run(): Promise<void> {
     let readFailures = 0;
     while (!this.stopping) {
+      let handling: RecordedEvent | undefined; // the event being delivered, while it is
       try {
         const subscription = this.events.subscribeToAll({
           after: this.position,
@@ -248,6 +254,7 @@ export class WebhookDispatcher {
         this.subscription = subscription;
         try {
           for await (const event of subscription) {
+            handling = event;
             if (this.skippedThrough !== undefined && event.position <= this.skippedThrough) {
               this.position = event.position; // the stored checkpoint is already past it
             } else if (this.wanted(event.type)) {
@@ -263,6 +270,7 @@ export class WebhookDispatcher {
             // Only once an event went through does the log count as read again: an event read
             // again and again whose subject cannot be read must keep backing off, and stay failing.
             readFailures = 0;
+            handling = undefined;
             if (this.failing?.eventId === null) this.failing = null;
             if (this.stopping) return;
           }
@@ -276,17 +284,56 @@ export class WebhookDispatcher {
         readFailures++;
         const delay = this.delayBefore(readFailures + 1);
         const reason = `reading the event log: ${this.describe(error)}`;
+        // Where it is stuck, when known: the row that does not parse, or the event whose subject
+        // could not be read (else where it got to): the position webhook:skip is given.
+        const at = error instanceof StoredEventCorruptError ? error.position : handling?.position;
         this.failing = {
           since: this.failing?.eventId === null ? this.failing.since : this.now().toISOString(),
           attempts: readFailures,
           eventId: null,
-          position: String(this.position),
+          position: String(at ?? this.position),
           lastError: reason,
         };
-        this.logger.error(`webhook ${this.origin}: ${reason}; reading again in ${delay} ms`);
-        await this.sleep(delay);
+        this.logger.error(
+          `webhook ${this.origin}: ${reason}; reading again in ${delay} ms` +
+            (at !== undefined ? ` (to give it up: npm run webhook:skip -- --through ${at})` : ''),
+        );
+        // Looked at every few seconds meanwhile, as while a receiver refuses: an event the log
+        // cannot give (an edited row) is given up by an operator's skip without a restart.
+        for (const until = performance.now() + delay; !this.stopping;) {
+          const left = until - performance.now();
+          if (left <= 0) break;
+          await this.sleep(Math.min(left, SKIP_CHECK_MS));
+          if (this.checkpointMovedPast(at)) break;
+        }
       }
     }
+  }
+
+  /**
+   * Whether the stored checkpoint was moved past where reading the log is stuck (at `at`, when
+   * known; else past where it got to): reading goes on after it, and what it passed is not sent.
+   */
+  private checkpointMovedPast(at: bigint | undefined): boolean {
+    let stored: bigint | undefined;
+    try {
+      stored = this.checkpoints.get(CHECKPOINT);
+    } catch (error) {
+      this.logger.error(`webhook ${this.origin}: could not read the checkpoint (${this.describe(error)})`);
+      return false;
+    }
+    if (stored === undefined || stored <= (this.position ?? 0n) || (at !== undefined && stored < at))
+      return false;
+    this.skippedThrough = stored;
+    this.position = stored;
+    this.saved = this.saved !== undefined && this.saved > stored ? this.saved : stored;
+    this.failing = null;
+    this.logger.error(
+      `webhook ${this.origin}: ${at !== undefined ? `the event at position ${at}` : 'the events the log could not give'} given up: ` +
+        `the stored checkpoint was moved to ${stored} (by npm run webhook:skip, or another process delivering this webhook); ` +
+        'the events up to there are not sent from here',
+    );
+    return true;
   }
 
   /** The wait before attempt `attempt` (2, 3, …): the base, doubling, at most the maximum. */
