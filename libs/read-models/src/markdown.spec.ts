@@ -14,6 +14,10 @@ describe('user text in Markdown comes out as text, never as structure', () => {
     expect(markdownInline('[x](javascript:alert(1)) *b* _i_ `c` ~s~ [Name]')).toBe(
       '[x\\]\\(javascript:alert(1)) \\*b\\* \\_i\\_ \\`c\\` \\~s\\~ [Name]',
     );
+    // an entity would render as the character it names: its & is escaped, a bare & is not
+    expect(markdownInline('Fix AT&amp;T &lt;b&gt; &#60;i&#x3E; & more &nbsp')).toBe(
+      'Fix AT\\&amp;T \\&lt;b\\&gt; \\&#60;i\\&#x3E; & more &nbsp',
+    );
     // a lone CR is a line ending to CommonMark: it must not start a forged table row
     expect(markdownCell('a\r| 2026-01-01 | CHG-999 | Forged |')).toBe(
       'a \\| 2026-01-01 \\| CHG-999 \\| Forged \\|',

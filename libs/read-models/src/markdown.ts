@@ -10,11 +10,13 @@ import { withoutControlCharacters } from '@changeledger/domain';
 
 /**
  * Characters that start Markdown inline structure: code, emphasis, HTML, escapes, table cells,
- * strikethrough. An underscore only where it could open or close emphasis (not inside a word:
+ * strikethrough, and an `&` that starts an entity (`&amp;`, `&#60;`: rendered as the character it
+ * names). An underscore only where it could open or close emphasis (not inside a word:
  * `node_exporter` stays as written); `>` only at a line's start (a quote), below. Brackets
  * stay (the seed's own table shows `[Name]`); a link is disarmed at its `](` instead.
  */
-const INLINE = /[\\`*<|~]|(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])/gu;
+const INLINE =
+  /[\\`*<|~]|(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])|&(?=(?:#\d{1,7}|#[xX][\da-fA-F]{1,6}|[A-Za-z][A-Za-z\d]{1,31});)/gu;
 const LINK = /\]\(/g;
 /** What a line may start with to become a heading, quote, list item, rule or link definition. */
 const LINE_START = /^(\s*)([#>+=[-]|\d+[.)])/;
