@@ -84,9 +84,30 @@ export const createApp = async (
   // a change as it stood at a past moment (`asOf`): its version may be gone, and If-Match with
   // it could only fail.
   const fastify = app.getHttpAdapter().getInstance();
-  // (routes are registered by app.init() below: the hook sees every one)
+  // (routes are registered by app.init() below: the hook sees every one; not CORS's catch-all
+  // OPTIONS route, or every path would seem to take a method)
   const routeMethods = new RouteMethods();
-  fastify.addHook('onRoute', (route) => routeMethods.add(route.method, route.url));
+  fastify.addHook('onRoute', (route) => {
+    if (route.method !== 'OPTIONS') routeMethods.add(route.method, route.url);
+  });
+  if (config.corsOrigins.length > 0) {
+    // A frontend served from another origin: its pages may call the API with a bearer token (no
+    // cookies: credentials are not allowed) and read the headers a client acts on.
+    app.enableCors({
+      origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PATCH'],
+      allowedHeaders: [
+        'Authorization',
+        'Content-Type',
+        'Accept',
+        'If-Match',
+        'If-None-Match',
+        'Idempotency-Key',
+      ],
+      exposedHeaders: ['ETag', 'Allow', 'Retry-After', 'Content-Disposition', 'Idempotent-Replayed'],
+      maxAge: 600,
+    });
+  }
   fastify.addHook('preSerialization', async (_request, reply, payload) => {
     const answer = payload as { version?: unknown; asOf?: unknown } | null;
     if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {

@@ -188,6 +188,23 @@ describe('loadConfig: worker threads', () => {
     expect(() => loadConfig({ METRICS_TOKEN: `${'m'.repeat(16)} ${'m'.repeat(16)}` })).toThrow(/white space/);
   });
 
+  it('CORS_ORIGINS: none unless given; origins as a browser sends them, or * alone', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: '' }).corsOrigins).toEqual([]);
+    expect(
+      loadConfig({ CORS_ORIGINS: 'https://changes.example.org, http://localhost:5173' }).corsOrigins,
+    ).toEqual(['https://changes.example.org', 'http://localhost:5173']);
+    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+    for (const bad of [
+      'https://changes.example.org/',
+      'https://changes.example.org/app',
+      'changes.example.org',
+      'ftp://x.org',
+    ])
+      expect(() => loadConfig({ CORS_ORIGINS: bad })).toThrow(/CORS_ORIGINS: ".*" is not an origin/);
+    expect(() => loadConfig({ CORS_ORIGINS: '*, https://a.org' })).toThrow(/either \* or a list/);
+  });
+
   describe('WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_EVENTS', () => {
     const secret = 's'.repeat(32);
     it('unset: no webhook; set: the URL, its secret and the event types, if any', () => {

@@ -55,6 +55,11 @@ export interface AppConfig {
   readonly webhook?: WebhookTarget;
   /** The bearer token `GET /metrics` asks for instead of a user's token (a scraper's); unset: a user's. */
   readonly metricsToken?: string;
+  /**
+   * The browser origins (`https://changes.example.org`) whose pages may call the API (CORS), or
+   * `*` for any; empty: none but the API's own (a frontend served from the same origin).
+   */
+  readonly corsOrigins: readonly string[];
 }
 
 const oneOf = <T extends string>(
@@ -223,6 +228,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     shutdownDrainMs: integer('SHUTDOWN_DRAIN_MS', env.SHUTDOWN_DRAIN_MS, 10_000, 0, 600_000),
     webhook: webhookTarget(env),
     metricsToken: optional(env.METRICS_TOKEN),
+    corsOrigins: corsOrigins(env.CORS_ORIGINS),
   };
   if (eventStore === 'eventstoredb' && !config.eventStoreConnectionString) {
     throw new Error(
@@ -264,6 +270,40 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): AppConfig => {
     throw new Error('READ_MODEL_STORE=mongodb needs MONGODB_URL (e.g. mongodb://localhost:27017)');
   }
   return config;
+};
+
+/**
+ * CORS_ORIGINS: a comma-separated list of origins, each scheme, host and port only (what a
+ * browser sends in `Origin`), or `*` alone. Checked here: a path or a trailing slash would never
+ * match an `Origin`, and the frontend's calls would fail with no word why.
+ */
+const corsOrigins = (value: string | undefined): string[] => {
+  const listed = (optional(value) ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
+  if (listed.includes('*')) {
+    if (listed.length > 1) throw new Error('CORS_ORIGINS is either * or a list of origins, not both');
+    return listed;
+  }
+  for (const origin of listed) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (
+      !parsed ||
+      (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') ||
+      parsed.origin !== origin
+    ) {
+      throw new Error(
+        `CORS_ORIGINS: "${origin}" is not an origin: scheme, host and port only, as a browser sends it (e.g. https://changes.example.org, no path or trailing slash)`,
+      );
+    }
+  }
+  return listed;
 };
 
 /** WEBHOOK_URL, WEBHOOK_SECRET and WEBHOOK_EVENTS, checked; undefined without a URL. */
