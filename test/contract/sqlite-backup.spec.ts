@@ -90,7 +90,8 @@ describe('backup of the embedded event store', () => {
     await store.append('s-1', [event(1), event(2), event(3)], 'no-stream');
     await store.close();
     const db = new Database(join(dir, 'events.sqlite'));
-    db.prepare('UPDATE events SET position = -1 WHERE position = 3').run();
+    // the lowest position SQLite holds: the copy must start there, not one below (no such integer)
+    db.prepare('UPDATE events SET position = -9223372036854775808 WHERE position = 3').run();
     db.close();
     let checked: Awaited<ReturnType<typeof verifyHashChains>> | undefined;
     const result = await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'backup.sqlite'), {
@@ -103,10 +104,15 @@ describe('backup of the embedded event store', () => {
     expect(result.events).toBe(3);
     expect(checked).toMatchObject({
       valid: false,
-      firstInvalid: { position: '-1', reason: expect.stringContaining('no read of the log reaches') },
+      firstInvalid: {
+        position: '-9223372036854775808',
+        reason: expect.stringContaining('no read of the log reaches'),
+      },
     });
     const copy = new Database(join(dir, 'backup.sqlite'), { readonly: true });
-    expect(copy.prepare('SELECT position FROM events ORDER BY position').pluck().all()).toEqual([-1, 1, 2]);
+    expect(
+      copy.prepare('SELECT position FROM events ORDER BY position').pluck().safeIntegers(true).all(),
+    ).toEqual([-(2n ** 63n), 1n, 2n]);
     copy.close();
   });
 

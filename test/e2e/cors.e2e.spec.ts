@@ -67,6 +67,22 @@ describe('CORS: a frontend served from another origin (CORS_ORIGINS)', () => {
     expect(put.headers.get('allow')).toBe('GET, HEAD, PATCH');
   });
 
+  it("an OPTIONS that is no preflight is left to the routes; the router's own errors carry CORS too", async () => {
+    const options = await app.request('OPTIONS', '/changes', { headers: { origin: FRONTEND } });
+    expectStatus(options, 405, 'METHOD_NOT_ALLOWED');
+    expect(options.headers.get('allow')).toBe('GET, HEAD, POST');
+    expectStatus(await app.request('OPTIONS', '/nothing-here', {}), 404, 'NOT_FOUND');
+    // a URL the router cannot read is answered before any hook: the page still reads why
+    const unreadable = await app.request('GET', '/changes/%zz', { headers: { origin: FRONTEND } });
+    expectStatus(unreadable, 400, 'VALIDATION_FAILED');
+    expect(unreadable.headers.get('access-control-allow-origin')).toBe(FRONTEND);
+    expect(unreadable.headers.get('access-control-expose-headers')).toMatch(/Next-Cursor/);
+    const elsewhere = await app.request('GET', '/changes/%zz', {
+      headers: { origin: 'https://evil.example' },
+    });
+    expect(elsewhere.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('is off unless CORS_ORIGINS is set', async () => {
     const answer = await preflight(plain, '/changes/CHG-001/approve');
     expect(answer.headers.get('access-control-allow-origin')).toBeNull();

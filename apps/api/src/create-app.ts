@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger, type LogLevel, MethodNotAllowedException, NotFoundException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyError, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '@changeledger/platform';
 import { AppModule, type AppModuleOptions } from './app.module';
 import { RequestValidationError, ServiceShuttingDownError } from './application/application-errors';
@@ -27,6 +27,17 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 
+/** The answer headers a page on a CORS origin may read: those a client acts on. */
+const CORS_EXPOSED_HEADERS = [
+  'ETag',
+  'Allow',
+  'Retry-After',
+  'Content-Disposition',
+  'Idempotent-Replayed',
+  'Next-Cursor',
+  'WWW-Authenticate',
+] as const;
+
 const UNREADABLE_URL = 'the URL is not valid: each % must start a %XX escape of UTF-8';
 
 const isJson = (contentType: string | undefined) =>
@@ -49,6 +60,19 @@ export const createApp = async (
     // (a versioned resource: see the onSend hook).
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   };
+  /**
+   * The router's own errors are answered before any hook runs, CORS's among them: a listed
+   * origin's page gets to read them as it reads every other error.
+   */
+  const corsOnRouterError = (request: FastifyRequest, reply: FastifyReply) => {
+    const origin = request.headers.origin;
+    if (origin === undefined || config.corsOrigins.length === 0) return;
+    const any = config.corsOrigins.includes('*');
+    if (!any && !config.corsOrigins.includes(origin)) return;
+    void reply.header('access-control-allow-origin', any ? '*' : origin);
+    void reply.header('access-control-expose-headers', CORS_EXPOSED_HEADERS.join(', '));
+    if (!any) void reply.header('vary', 'Origin');
+  };
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     // A request's headers and body must arrive within a minute: Fastify's default (0) turns off
@@ -62,12 +86,13 @@ export const createApp = async (
     // A URL the router cannot read (a `%` that starts no UTF-8 escape; a path segment, an id,
     // over 100 characters) is answered before any hook runs: as problem+json here, not as
     // Fastify's own JSON.
-    frameworkErrors: (error: FastifyError, _request: unknown, reply: FastifyReply) => {
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const answer =
         error.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? problem('NOT_FOUND', 'nothing is found under a path segment longer than 100 characters')
           : problem('VALIDATION_FAILED', UNREADABLE_URL);
       answerHeaders(reply);
+      corsOnRouterError(request, reply);
       void reply
         .code(answer.status)
         .header('content-type', 'application/problem+json')
@@ -92,8 +117,10 @@ export const createApp = async (
   });
   if (config.corsOrigins.length > 0) {
     // A frontend served from another origin: its pages may call the API with a bearer token (no
-    // cookies: credentials are not allowed) and read the headers a client acts on.
-    app.enableCors({
+    // cookies: credentials are not allowed) and read the headers a client acts on. An OPTIONS
+    // that is no preflight is left to the routes (404, or 405 with `Allow`), not refused as a
+    // bad preflight.
+    const cors = {
       origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'PATCH'],
       allowedHeaders: [
@@ -104,8 +131,17 @@ export const createApp = async (
         'If-None-Match',
         'Idempotency-Key',
       ],
-      exposedHeaders: ['ETag', 'Allow', 'Retry-After', 'Content-Disposition', 'Idempotent-Replayed'],
+      exposedHeaders: [...CORS_EXPOSED_HEADERS],
       maxAge: 600,
+    };
+    app.enableCors({
+      delegator: (request, callback) =>
+        callback(
+          null,
+          request.method === 'OPTIONS' && request.headers['access-control-request-method'] === undefined
+            ? { origin: false }
+            : cors,
+        ),
     });
   }
   fastify.addHook('preSerialization', async (_request, reply, payload) => {
@@ -127,7 +163,9 @@ export const createApp = async (
     const method = request.method;
     // No such route: 404, or 405 with `Allow` when the path takes other methods; before a body
     // is read, token or not (and a body on its way is not drained: the connection is closed).
-    if (!request.routeOptions.url) {
+    // (An OPTIONS that reached CORS's catch-all route is no preflight: no route either.)
+    const route = request.routeOptions.url;
+    if (!route || (method === 'OPTIONS' && route.endsWith('*'))) {
       const body =
         request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length']) > 0;
       if (body) void reply.header('connection', 'close');

@@ -264,6 +264,7 @@ export class Projector implements LiveProjector {
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private heartbeatStopped = false;
+  private starting?: Promise<void>;
   private beat = 0n;
   /** Heartbeat writes still on their way. */
   private beatsInFlight = 0;
@@ -341,7 +342,13 @@ export class Projector implements LiveProjector {
       .finally(() => (this.stallWriting = undefined));
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    // kept: a stop that comes during the start (its heal may be writing) waits for it
+    this.starting = this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
     await this.store.init(this.projections.map((p) => p.collection));
     // From here on it beats, also through a long heal below: a swap waits while it does.
     this.beat = await this.store.checkpoint(PROJECTOR_ALIVE);
@@ -733,6 +740,7 @@ export class Projector implements LiveProjector {
     this.wakeFromPause?.();
     this.wakeFromHold?.(); // the held batch is written before the loop ends
     await this.subscription?.close();
+    await this.starting?.catch(() => undefined); // its caller hears how it ended
     await this.loop;
     await this.lock; // a rebuild check under way
     // Beating until the last write is done: a swap announced meanwhile must wait for it, not

@@ -11,7 +11,7 @@ import {
   projectorThreadFiles,
   READ_MODEL_STORE,
   type ReadModelStore,
-  rebuildSwapState,
+  REBUILD_GENERATION,
   SqliteReadModelStore,
   STALL_GRACE_MS,
   storedStall,
@@ -21,8 +21,6 @@ import { APP_CONFIG, type AppConfig, DEFAULT_PROJECTOR_BATCH_WINDOW_MS } from '@
 import { ProjectionLaggingError } from '../application/application-errors';
 
 export const MIN_POSITION_WAIT_MS = 5000;
-/** How often a read with `minPosition` looks whether a rebuild's swap under way is done. */
-const SWAP_POLL_MS = 25;
 
 /** The file the projector thread runs (see AppModuleOptions.projectorWorkerFile). */
 export const PROJECTOR_WORKER = Symbol('PROJECTOR_WORKER');
@@ -135,10 +133,11 @@ export class ReadPosition {
 
   /**
    * Runs `query` once the read models include `minPosition` (see `await`), and again when a
-   * rebuild's swap began or ended between the wait and the end of the query: the swapped-in
-   * models may not include the position yet (the projector re-applies what they lack). A swap
-   * under way (announced, not done: MongoDB's moves collections one by one, and marks the new
-   * generation last) is waited out. All within the one wait (5 s).
+   * rebuild's swap came in between the wait and the end of the query: the swapped-in models may
+   * not include the position yet (the projector re-applies what they lack). SQLite swaps in one
+   * step, with a new generation; MongoDB first lowers the checkpoint below to where the rebuilt
+   * models reach, then moves the collections one by one and marks the generation last. A query
+   * that met any moved collection sees either. All within the one wait (5 s).
    */
   async read<T>(
     minPosition: bigint | undefined,
@@ -148,17 +147,15 @@ export class ReadPosition {
     if (minPosition === undefined) return query();
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const before = await rebuildSwapState(this.store);
-      if (before.swapping) {
-        if (Date.now() >= deadline) throw this.lagging(minPosition);
-        await sleep(Math.min(SWAP_POLL_MS, Math.max(0, deadline - Date.now())));
-        continue;
-      }
+      const generation = await this.store.checkpoint(REBUILD_GENERATION);
       await this.await(minPosition, deadline);
       const result = await query();
-      // Both marks only grow: the same before and after, no swap began or ended in between.
-      const after = await rebuildSwapState(this.store);
-      if (after.promoting === before.promoting && after.generation === before.generation) return result;
+      if (
+        (await this.store.checkpoint(REBUILD_GENERATION)) === generation &&
+        (await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition
+      ) {
+        return result;
+      }
       if (Date.now() >= deadline) throw this.lagging(minPosition);
     }
   }

@@ -20,7 +20,7 @@ import {
   type AllStreamResolvedEvent,
   type ResolvedEvent,
 } from '@eventstore/db-client';
-import { ConcurrencyError } from '../../event-store.errors';
+import { ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
 import type { EventMetadata, NewEvent } from '../../event-store.port';
 import {
   backoffDelay,
@@ -257,12 +257,26 @@ describe('EventStoreDB mapping', () => {
       );
       expect(binary.data).toEqual({ a: 1 });
       expect(binary.metadata).toEqual(metadata);
-      expect(() => toRecordedEvent(resolved({ data: 'plain text' }))).toThrow(
-        /data of event .* is not a JSON object/,
+      // reported as that event, where it stands, as the SQLite store reports an edited row
+      const refused = (() => {
+        try {
+          toRecordedEvent(resolved({ data: 'plain text' }));
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(refused).toBeInstanceOf(StoredEventCorruptError);
+      expect(refused).toMatchObject({ field: 'data', position: expect.any(BigInt) });
+      expect((refused as Error).message).toMatch(
+        /revision \d+ \(position \d+\) is corrupt: its data is not a JSON object/,
       );
-      expect(() => toRecordedEvent(resolved({ data: [1, 2] }))).toThrow(TypeError);
-      expect(() => toRecordedEvent(resolved({ isJson: false, data: bytes('not json') }))).toThrow(TypeError);
-      expect(() => toRecordedEvent(resolved({ metadata: undefined }))).toThrow(/metadata of event/);
+      expect(() => toRecordedEvent(resolved({ data: [1, 2] }))).toThrow(StoredEventCorruptError);
+      expect(() => toRecordedEvent(resolved({ isJson: false, data: bytes('not json') }))).toThrow(
+        StoredEventCorruptError,
+      );
+      expect(() => toRecordedEvent(resolved({ metadata: undefined }))).toThrow(
+        /its metadata is not a JSON object/,
+      );
       expect(() => toRecordedEvent({})).toThrow(/without an event/);
     });
 

@@ -21,7 +21,7 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import { CHANGE_REQUEST_STREAM_PREFIX, STANDARD_TEMPLATE_STREAM_PREFIX } from '@changeledger/domain';
-import { ConcurrencyError } from '../../event-store.errors';
+import { ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
 import type { EventMetadata, ExpectedRevision, NewEvent, RecordedEvent } from '../../event-store.port';
 
 // ---------------------------------------------------------------------------------------------
@@ -189,17 +189,28 @@ export const toEventData = (event: NewEvent): EventData => {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 
-const decodeJsonObject = (value: unknown, what: string): Record<string, unknown> => {
+/**
+ * An event's data or metadata as an object; one that is none is reported as that event, where it
+ * stands (as the SQLite store reports an edited row): verify names it, and a webhook stuck on it
+ * names the position to give it up at.
+ */
+const decodeJsonObject = (
+  value: unknown,
+  field: 'data' | 'metadata',
+  event: { readonly streamId: string; readonly revision: bigint },
+  position: bigint,
+): Record<string, unknown> => {
   if (isPlainObject(value)) return value;
+  let cause: unknown;
   if (value instanceof Uint8Array) {
     try {
       const parsed: unknown = JSON.parse(Buffer.from(value).toString('utf8'));
       if (isPlainObject(parsed)) return parsed;
-    } catch {
-      // fall through to the error below
+    } catch (error) {
+      cause = error; // reported below
     }
   }
-  throw new TypeError(`${what} is not a JSON object`);
+  throw new StoredEventCorruptError(event.streamId, event.revision, position, field, { cause });
 };
 
 /**
@@ -212,15 +223,15 @@ export const toRecordedEvent = (
 ): RecordedEvent => {
   const event = resolved.event;
   if (!event) throw new TypeError('a resolved event without an event (an unresolved link?)');
-  const where = `event ${event.id} (${event.type}) at ${event.streamId}@${event.revision}`;
+  const position = positionOf(resolved) ?? fallbackPosition;
   return {
     eventId: event.id,
     streamId: event.streamId,
     revision: event.revision,
-    position: positionOf(resolved) ?? fallbackPosition,
+    position,
     type: event.type,
-    data: decodeJsonObject(event.data, `the data of ${where}`),
-    metadata: decodeJsonObject(event.metadata, `the metadata of ${where}`) as unknown as EventMetadata,
+    data: decodeJsonObject(event.data, 'data', event, position),
+    metadata: decodeJsonObject(event.metadata, 'metadata', event, position) as unknown as EventMetadata,
   };
 };
 

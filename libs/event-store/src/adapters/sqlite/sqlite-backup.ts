@@ -87,28 +87,26 @@ export const backupSqliteEventStore = async (
     };
 
     const page = from
-      .prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?')
+      .prepare('SELECT * FROM events WHERE position >= ? ORDER BY position LIMIT ?')
       .raw(true)
       .safeIntegers(true);
     let copied = 0;
-    // From the lowest position, not from 0: a row moved to 0 or below (never written so by the
+    // From the lowest position, not from 1: a row moved to 0 or below (never written so by the
     // service, only around it) is copied too, so that the copy's check finds it as verify does.
-    let after = (
-      from
-        .prepare('SELECT coalesce(min(position), 1) - 1 AS before FROM events')
-        .safeIntegers(true)
-        .get() as {
-        before: bigint;
+    let next = (
+      from.prepare('SELECT min(position) AS first FROM events').safeIntegers(true).get() as {
+        first: bigint | null;
       }
-    ).before;
-    for (;;) {
+    ).first;
+    while (next !== null) {
       options.signal?.throwIfAborted();
-      const rows = page.all(after, pageSize) as unknown[][];
+      const rows = page.all(next, pageSize) as unknown[][];
       if (rows.length === 0) break;
       copyRows('events', rows);
       copied += rows.length;
-      after = rows[rows.length - 1][0] as bigint;
-      options.onProgress?.(copied, after, head);
+      const last = rows[rows.length - 1][0] as bigint;
+      next = last < INT64_MAX ? last + 1n : null;
+      options.onProgress?.(copied, last, head);
       await new Promise((resolve) => setImmediate(resolve));
     }
     // The other tables (the id sequences) are small: whole, from the same snapshot.
@@ -143,6 +141,9 @@ export const backupSqliteEventStore = async (
     from.close();
   }
 };
+
+/** The largest position SQLite can hold: nothing comes after it. */
+const INT64_MAX = 2n ** 63n - 1n;
 
 const flush = (path: string) => {
   const fd = openSync(path, 'r');
