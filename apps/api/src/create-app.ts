@@ -10,6 +10,7 @@ import { type AuthenticatedRequest, authenticate } from './auth/auth.guard';
 import { JWT_VERIFIER, type JwtVerifier } from './auth/jwt-verifier';
 import { bodyShapeProblem } from './http/body-shape';
 import { ifNoneMatchHolds } from './http/conditional-get';
+import { corsOnRouterError, corsOptions } from './http/cors';
 import { answerClientError, REQUEST_TIMEOUT_MS } from './http/client-error';
 import { problem } from './http/problem-details.filter';
 import { RouteMethods } from './http/route-methods';
@@ -26,17 +27,6 @@ const LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   log: ['fatal', 'error', 'warn'],
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
-
-/** The answer headers a page on a CORS origin may read: those a client acts on. */
-const CORS_EXPOSED_HEADERS = [
-  'ETag',
-  'Allow',
-  'Retry-After',
-  'Content-Disposition',
-  'Idempotent-Replayed',
-  'Next-Cursor',
-  'WWW-Authenticate',
-] as const;
 
 const UNREADABLE_URL = 'the URL is not valid: each % must start a %XX escape of UTF-8';
 
@@ -60,19 +50,6 @@ export const createApp = async (
     // (a versioned resource: see the onSend hook).
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   };
-  /**
-   * The router's own errors are answered before any hook runs, CORS's among them: a listed
-   * origin's page gets to read them as it reads every other error.
-   */
-  const corsOnRouterError = (request: FastifyRequest, reply: FastifyReply) => {
-    const origin = request.headers.origin;
-    if (origin === undefined || config.corsOrigins.length === 0) return;
-    const any = config.corsOrigins.includes('*');
-    if (!any && !config.corsOrigins.includes(origin)) return;
-    void reply.header('access-control-allow-origin', any ? '*' : origin);
-    void reply.header('access-control-expose-headers', CORS_EXPOSED_HEADERS.join(', '));
-    if (!any) void reply.header('vary', 'Origin');
-  };
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     // A request's headers and body must arrive within a minute: Fastify's default (0) turns off
@@ -92,7 +69,7 @@ export const createApp = async (
           ? problem('NOT_FOUND', 'nothing is found under a path segment longer than 100 characters')
           : problem('VALIDATION_FAILED', UNREADABLE_URL);
       answerHeaders(reply);
-      corsOnRouterError(request, reply);
+      corsOnRouterError(config.corsOrigins, request, reply);
       void reply
         .code(answer.status)
         .header('content-type', 'application/problem+json')
@@ -115,35 +92,8 @@ export const createApp = async (
   fastify.addHook('onRoute', (route) => {
     if (route.method !== 'OPTIONS') routeMethods.add(route.method, route.url);
   });
-  if (config.corsOrigins.length > 0) {
-    // A frontend served from another origin: its pages may call the API with a bearer token (no
-    // cookies: credentials are not allowed) and read the headers a client acts on. An OPTIONS
-    // that is no preflight is left to the routes (404, or 405 with `Allow`), not refused as a
-    // bad preflight.
-    const cors = {
-      origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
-      methods: ['GET', 'HEAD', 'POST', 'PATCH'],
-      allowedHeaders: [
-        'Authorization',
-        'Content-Type',
-        'Accept',
-        'If-Match',
-        'If-None-Match',
-        'Idempotency-Key',
-      ],
-      exposedHeaders: [...CORS_EXPOSED_HEADERS],
-      maxAge: 600,
-    };
-    app.enableCors({
-      delegator: (request, callback) =>
-        callback(
-          null,
-          request.method === 'OPTIONS' && request.headers['access-control-request-method'] === undefined
-            ? { origin: false }
-            : cors,
-        ),
-    });
-  }
+  // a frontend served from another origin (see http/cors.ts)
+  if (config.corsOrigins.length > 0) app.enableCors(corsOptions(config.corsOrigins));
   fastify.addHook('preSerialization', async (_request, reply, payload) => {
     const answer = payload as { version?: unknown; asOf?: unknown } | null;
     if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {

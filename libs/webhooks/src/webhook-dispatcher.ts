@@ -315,25 +315,36 @@ export class WebhookDispatcher {
    * known; else past where it got to): reading goes on after it, and what it passed is not sent.
    */
   private checkpointMovedPast(at: bigint | undefined): boolean {
-    let stored: bigint | undefined;
-    try {
-      stored = this.checkpoints.get(CHECKPOINT);
-    } catch (error) {
-      this.logger.error(`webhook ${this.origin}: could not read the checkpoint (${this.describe(error)})`);
-      return false;
-    }
+    const stored = this.storedCheckpoint();
     if (stored === undefined || stored <= (this.position ?? 0n) || (at !== undefined && stored < at))
       return false;
-    this.skippedThrough = stored;
     this.position = stored;
+    this.giveUpThrough(
+      stored,
+      at !== undefined ? `the event at position ${at}` : 'the events the log could not give',
+    );
+    return true;
+  }
+
+  /** The checkpoint stored now (an operator's skip moves it); undefined when it cannot be read. */
+  private storedCheckpoint(): bigint | undefined {
+    try {
+      return this.checkpoints.get(CHECKPOINT);
+    } catch (error) {
+      this.logger.error(`webhook ${this.origin}: could not read the checkpoint (${this.describe(error)})`);
+      return undefined;
+    }
+  }
+
+  /** What an operator's move of the checkpoint to `stored` passed is not sent from here. */
+  private giveUpThrough(stored: bigint, what: string) {
+    this.skippedThrough = stored;
     this.saved = this.saved !== undefined && this.saved > stored ? this.saved : stored;
     this.failing = null;
     this.logger.error(
-      `webhook ${this.origin}: ${at !== undefined ? `the event at position ${at}` : 'the events the log could not give'} given up: ` +
-        `the stored checkpoint was moved to ${stored} (by npm run webhook:skip, or another process delivering this webhook); ` +
-        'the events up to there are not sent from here',
+      `webhook ${this.origin}: ${what} given up: the stored checkpoint was moved to ${stored} ` +
+        '(by npm run webhook:skip, or another process delivering this webhook); the events up to there are not sent from here',
     );
-    return true;
   }
 
   /** The wait before attempt `attempt` (2, 3, …): the base, doubling, at most the maximum. */
@@ -397,21 +408,9 @@ export class WebhookDispatcher {
    * sent. Looked at before each retry, so a running service moves on at its next attempt.
    */
   private skippedByOperator(event: RecordedEvent): boolean {
-    let stored: bigint | undefined;
-    try {
-      stored = this.checkpoints.get(CHECKPOINT);
-    } catch (error) {
-      this.logger.error(`webhook ${this.origin}: could not read the checkpoint (${this.describe(error)})`);
-      return false;
-    }
+    const stored = this.storedCheckpoint();
     if (stored === undefined || stored < event.position) return false;
-    this.skippedThrough = stored;
-    this.saved = this.saved !== undefined && this.saved > stored ? this.saved : stored;
-    this.failing = null;
-    this.logger.error(
-      `webhook ${this.origin}: ${event.type} at position ${event.position} given up: the stored checkpoint was moved to ` +
-        `${stored} (by npm run webhook:skip, or another process delivering this webhook); the events up to there are not sent from here`,
-    );
+    this.giveUpThrough(stored, `${event.type} at position ${event.position}`);
     return true;
   }
 
