@@ -263,7 +263,6 @@ export class Projector implements LiveProjector {
   private lock: Promise<unknown> = Promise.resolve();
   private rebuildCheck?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
-  private heartbeatStopped = false;
   private starting?: Promise<void>;
   private beat = 0n;
   /** Heartbeat writes still on their way. */
@@ -497,7 +496,6 @@ export class Projector implements LiveProjector {
    * (checkpoints only move forward): a clock stepping back does not freeze it.
    */
   private beatOnce() {
-    if (this.heartbeatStopped) return;
     this.storeStall(Date.now());
     // Beats of a store that never answers would pile up, each holding a connection of the pool
     // the API's reads share: a few in flight at most. Not one: a beat that takes seconds (a slow
@@ -746,7 +744,6 @@ export class Projector implements LiveProjector {
     // Beating until the last write is done: a swap announced meanwhile must wait for it, not
     // take this projector for gone after a few silent seconds and move collections under it.
     clearInterval(this.heartbeat);
-    this.heartbeatStopped = true;
     this.waiters.cancelAll();
   }
 }

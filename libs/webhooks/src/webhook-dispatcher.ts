@@ -298,14 +298,9 @@ export class WebhookDispatcher {
           `webhook ${this.origin}: ${reason}; reading again in ${delay} ms` +
             (at !== undefined ? ` (to give it up: npm run webhook:skip -- --through ${at})` : ''),
         );
-        // Looked at every few seconds meanwhile, as while a receiver refuses: an event the log
-        // cannot give (an edited row) is given up by an operator's skip without a restart.
-        for (const until = performance.now() + delay; !this.stopping;) {
-          const left = until - performance.now();
-          if (left <= 0) break;
-          await this.sleep(Math.min(left, SKIP_CHECK_MS));
-          if (this.checkpointMovedPast(at)) break;
-        }
+        // As while a receiver refuses: an event the log cannot give (an edited row) is given up
+        // by an operator's skip without a restart.
+        await this.waitUnlessSkipped(delay, () => this.checkpointMovedPast(at));
       }
     }
   }
@@ -391,15 +386,24 @@ export class WebhookDispatcher {
           `trying again in ${delay} ms${retryAfterMs !== undefined ? " (the receiver's Retry-After)" : ''}, later events wait ` +
           `(to give it up: npm run webhook:skip -- --through ${event.position})`,
       );
-      // Looked at every few seconds meanwhile: a skip takes effect soon, not after a 5-minute wait.
-      for (const until = performance.now() + delay; !this.stopping;) {
-        const left = until - performance.now();
-        if (left <= 0) break;
-        await this.sleep(Math.min(left, SKIP_CHECK_MS));
-        if (this.skippedByOperator(event)) return 'skipped';
-      }
+      if (await this.waitUnlessSkipped(delay, () => this.skippedByOperator(event))) return 'skipped';
     }
     return 'stopped';
+  }
+
+  /**
+   * Waits `delay` ms before trying again, looking every few seconds meanwhile whether an operator
+   * skipped what it waits on (`skipped`): a skip takes effect soon, not after a 5-minute wait.
+   * True when one did; false once the delay is over or the dispatcher stops.
+   */
+  private async waitUnlessSkipped(delay: number, skipped: () => boolean): Promise<boolean> {
+    for (const until = performance.now() + delay; !this.stopping;) {
+      const left = until - performance.now();
+      if (left <= 0) return false;
+      await this.sleep(Math.min(left, SKIP_CHECK_MS));
+      if (skipped()) return true;
+    }
+    return false;
   }
 
   /**

@@ -5,21 +5,20 @@
  * is 404. Only unmatched requests look here, so a linear scan of the routes is enough.
  */
 export class RouteMethods {
-  private readonly routes: { readonly pattern: RegExp; readonly methods: Set<string> }[] = [];
-  private readonly byUrl = new Map<string, Set<string>>();
+  /** By route path as registered: its pattern, and the methods it takes. */
+  private readonly routes = new Map<string, { readonly pattern: RegExp; readonly methods: Set<string> }>();
 
   /** A route as the router registered it: `/api/v1/changes/:id/approve`, one method or several. */
   add(methods: string | readonly string[], url: string): void {
-    let known = this.byUrl.get(url);
-    if (!known) {
-      known = new Set();
-      this.byUrl.set(url, known);
-      this.routes.push({ pattern: patternOf(url), methods: known });
+    let route = this.routes.get(url);
+    if (!route) {
+      route = { pattern: patternOf(url), methods: new Set() };
+      this.routes.set(url, route);
     }
     for (const method of typeof methods === 'string' ? [methods] : methods) {
-      known.add(method.toUpperCase());
+      route.methods.add(method.toUpperCase());
       // The router answers HEAD wherever it answers GET.
-      if (method.toUpperCase() === 'GET') known.add('HEAD');
+      if (method.toUpperCase() === 'GET') route.methods.add('HEAD');
     }
   }
 
@@ -39,7 +38,7 @@ export class RouteMethods {
       return 'unreadable';
     }
     const allowed = new Set<string>();
-    for (const route of this.routes) {
+    for (const route of this.routes.values()) {
       if (route.pattern.test(path)) for (const method of route.methods) allowed.add(method);
     }
     return [...allowed].sort();
