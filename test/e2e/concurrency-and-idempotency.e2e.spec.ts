@@ -428,6 +428,20 @@ describe('bad input stores nothing', () => {
     expect(await app.store.headPosition()).toBe(before);
   });
 
+  it('a JSON null as the body of a command whose fields are all optional → 400 and nothing stored; no body at all is an empty one', async () => {
+    const { id } = await submit(app, normalChange('low'));
+    await reviewAll(app, id);
+    const before = await app.store.headPosition();
+    const refused = expectStatus(
+      await app.request('POST', `/changes/${id}/approve`, { as: USERS.lead, rawBody: 'null' }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    expect(refused.body).toMatchObject({ detail: 'the body must be a JSON object' });
+    expect(await app.store.headPosition()).toBe(before);
+    expectStatus(await app.request('POST', `/changes/${id}/approve`, { as: USERS.lead }), 200);
+  });
+
   it('caps review criteria, improvements and template procedure steps at 20,000 characters, as every text', async () => {
     const { id } = await submit(app, normalChange('low'));
     const before = await app.store.headPosition();

@@ -70,8 +70,9 @@ export class StrictValidationPipe implements PipeTransform {
       return query;
     }
     if (metadata.type !== 'body') return value;
-    const body = value ?? {};
-    if (typeof body !== 'object' || Array.isArray(body)) {
+    // No body at all is an empty object; a JSON `null` is a body, and not an object.
+    const body = value === undefined ? {} : value;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new RequestValidationError('the body must be a JSON object');
     }
     const instance = plainToInstance(metatype as new () => object, body, { enableImplicitConversion: false });

@@ -87,7 +87,9 @@ export const readIdempotencyKey = (request: AuthenticatedRequest): string | unde
 export const requestFingerprint = (request: AuthenticatedRequest): string => {
   const route = request.routeOptions?.url ?? request.url;
   return createHash('sha256')
-    .update(`${request.method} ${request.url} ${route}\n${canonicalJson(request.body ?? {})}`)
+    .update(
+      `${request.method} ${request.url} ${route}\n${canonicalJson(request.body === undefined ? {} : request.body)}`,
+    )
     .digest('hex');
 };
 
