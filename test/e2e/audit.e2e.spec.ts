@@ -597,6 +597,18 @@ describe('evidence bundle', () => {
     expect(text).toContain('- **Title:** Replace core switch');
     expect(text).toContain('- **Implemented By:** —');
     expect(text).toContain('- **Outcome:** —');
+    // not scheduled yet: the window is not required, the rest are still to do
+    expect(text).toContain(
+      [
+        '- **Pre-Implementation Checklist:**',
+        '  - Backups verified: not done',
+        '  - Rollback plan prepared: not done',
+        '  - Stakeholders notified: not done',
+        '  - Maintenance window scheduled: not required',
+        '- **Implemented By:** —',
+      ].join('\n'),
+    );
+    expect(text).toContain('- **Steps Taken:** none recorded');
 
     // what happened after the approval, as an auditor checks it against the plan
     await prepareAndStart(app, id);
@@ -611,7 +623,10 @@ describe('evidence bundle', () => {
       '## Implementation and Review',
       `- **Scheduled:** 2026-12-01T22:00:00Z – 2026-12-02T00:00:00Z (maintenance window: yes; by ${implementer})`,
       `- **Implemented By:** ${implementer}`,
-      '- **Steps Recorded:** 1',
+      '- **Pre-Implementation Checklist:**',
+      `  - Backups verified: yes (${implementer}, `,
+      `  - Maintenance window scheduled: yes (${implementer}, `,
+      `- **Steps Taken:** 1\n  1. Drained pve1 (${implementer}, `,
       '- **Issues:** none recorded',
       '- **Verification:** passed (functionality tested: yes, system health verified: yes, logs checked: yes; ',
       '- **Outcome:** Successful',
@@ -652,6 +667,8 @@ describe('evidence bundle', () => {
       `- **Retrospective Decision:** REJECTED by ${USERS.manager.name} (id ${USERS.manager.sub}; management), `,
     );
     expect(text).toContain(': should have waited for the window');
+    expect(text).toContain('- **Pre-Implementation Checklist:** — (an emergency is implemented at once)');
+    expect(text).toContain(`- **Steps Taken:** 1\n  1. Drained pve1 (${USERS.implementer.name} (id `);
   });
 
   it("a requester's text cannot add sections, rows or HTML to the evidence", async () => {

@@ -39,16 +39,54 @@ const approvedBy = (v: ChangeView) => {
   return '—';
 };
 
+const CHECKLIST_WORDS: Record<ChangeView['checklist'][number]['item'], string> = {
+  'backups-verified': 'Backups verified',
+  'rollback-plan-prepared': 'Rollback plan prepared',
+  'stakeholders-notified': 'Stakeholders notified',
+  'maintenance-window-scheduled': 'Maintenance window scheduled',
+};
+
+/**
+ * The process's pre-implementation preparation: each item ticked (by whom, when, with its note),
+ * not required (the maintenance window when the schedule needs none), or still open.
+ */
+const checklist = (v: ChangeView): string[] => {
+  const ticked = v.checklist.filter((entry) => entry.done || entry.required);
+  // an emergency is implemented at once: it has no checklist to tick
+  if (v.type === 'emergency' && ticked.length === 0) {
+    return ['- **Pre-Implementation Checklist:** — (an emergency is implemented at once)'];
+  }
+  return [
+    '- **Pre-Implementation Checklist:**',
+    ...v.checklist.map((entry) => {
+      const label = CHECKLIST_WORDS[entry.item];
+      if (!entry.done) return `  - ${label}: ${entry.required ? 'not done' : 'not required'}`;
+      const note = entry.note ? ` — ${md(entry.note)}` : '';
+      return `  - ${label}: yes (${entry.by ? person(entry.by) : '—'}, ${when(entry.at)})${note}`;
+    }),
+  ];
+};
+
 /** What happened after the approval: the record an auditor checks the plan against. */
 const afterApproval = (v: ChangeView): string[] => {
   const lines: string[] = ['## Implementation and Review'];
   const schedule = v.schedule;
   lines.push(
     `- **Scheduled:** ${schedule ? `${md(schedule.plannedStart)} – ${md(schedule.plannedEnd)} (maintenance window: ${yesNo(schedule.maintenanceWindow)}; by ${person(schedule.by)})` : '—'}`,
+    ...checklist(v),
     `- **Implemented By:** ${v.implementedBy ? person(v.implementedBy) : '—'}`,
     `- **Started:** ${when(v.timestamps.implementationStartedAt)}`,
-    `- **Steps Recorded:** ${v.steps.length}`,
   );
+  // the process's "document steps taken": each step as recorded, in order, by whom and when
+  if (v.steps.length === 0) lines.push('- **Steps Taken:** none recorded');
+  else {
+    lines.push(`- **Steps Taken:** ${v.steps.length}`);
+    for (const step of v.steps) {
+      lines.push(
+        `  ${step.sequence}. ${markdownListItem(step.description)} (${person(step.by)}, ${md(step.at)})`,
+      );
+    }
+  }
   if (v.issues.length === 0) lines.push('- **Issues:** none recorded');
   else {
     lines.push('- **Issues:**');
