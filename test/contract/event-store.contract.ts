@@ -8,11 +8,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  AppendTooLargeError,
   ConcurrencyError,
   computeEventHash,
   type EventMetadata,
   type EventStore,
   type EventSubscription,
+  MAX_APPEND_BYTES,
   type NewEvent,
   type RecordedEvent,
   type SequencedStream,
@@ -231,6 +233,35 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         expectStrictlyIncreasing(after.map((e) => e.position));
         expect(more).toEqual({ nextExpectedRevision: 3n, position: after[3].position });
         await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it('an append over MAX_APPEND_BYTES (UTF-8, all its events together) is refused and stores nothing; one within it is stored', async () => {
+        const streamId = newStreamId();
+        await store.append(streamId, [newEvent('ChangeRequestRaised')], 'no-stream');
+        const head = await store.headPosition();
+        // 2 bytes a character: 1.2 MB in all, though 600,000 characters
+        const text = (characters: number) => 'é'.repeat(characters);
+        const large = [
+          newEvent('ChangeRequestAmended', { plan: text(300_000) }),
+          newEvent('ChangeRequestAmended', { plan: text(300_000) }),
+        ];
+        const refused = await store.append(streamId, large, 0n).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(refused).toBeInstanceOf(AppendTooLargeError);
+        expect((refused as AppendTooLargeError).bytes).toBeGreaterThan(1_200_000);
+        expect((refused as AppendTooLargeError).limit).toBe(MAX_APPEND_BYTES);
+        expect(await store.headPosition()).toBe(head);
+        expect(revisions(await store.readStream(streamId))).toEqual([0n]);
+
+        // one of them alone (600 KB) fits, and so does one of 900 KB
+        const fits = newEvent('ChangeRequestAmended', { plan: text(450_000) });
+        expect((await store.append(streamId, [large[0]], 0n)).nextExpectedRevision).toBe(1n);
+        expect((await store.append(streamId, [fits], 1n)).nextExpectedRevision).toBe(2n);
+        const read = await store.readStream(streamId);
+        expect(read[2].data).toEqual({ plan: text(450_000) });
+        expectValidChain(read);
       });
 
       it('appends of many events keep order, positions and the chain, and repeat idempotently', async () => {
@@ -604,6 +635,22 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         const other = await store.appendWithSequence(sequenced(`change-request-T${uid()}`, newPrefix()));
         expect(other.number).toBe(1);
         expect((await store.appendWithSequence(spec)).number).toBe(4);
+      });
+
+      it('a stream over MAX_APPEND_BYTES is refused and takes no number', async () => {
+        const sequence = `change-request-T${uid()}`;
+        const prefix = newPrefix();
+        const huge: SequencedStream = {
+          sequence,
+          build: (n) => ({
+            streamId: `${prefix}CHG-${String(n).padStart(3, '0')}`,
+            events: [newEvent('ChangeRequestRaised', { plan: 'x'.repeat(MAX_APPEND_BYTES) })],
+          }),
+        };
+        await expect(store.appendWithSequence(huge)).rejects.toBeInstanceOf(AppendTooLargeError);
+        expect(await store.readStream(`${prefix}CHG-001`)).toEqual([]);
+        const next = await store.appendWithSequence(sequenced(sequence, prefix));
+        expect([next.number, next.streamId]).toEqual([1, `${prefix}CHG-001`]);
       });
 
       it('skips a number whose stream exists already (written outside the sequence), and keeps going', async () => {

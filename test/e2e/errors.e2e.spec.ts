@@ -450,6 +450,33 @@ describe('every error code of the contract, as problem+json', () => {
     expectStatus(result, 413, 'PAYLOAD_TOO_LARGE');
     expect(result.body).toMatchObject(problemShape);
   });
+
+  it('413 PAYLOAD_TOO_LARGE for a body within 1 MiB whose record is not (an amendment keeps the old value beside the new); nothing stored', async () => {
+    const plan = (letter: string) => Array.from({ length: 30 }, () => letter.repeat(20_000)); // 600 KB
+    const { id } = await submit(app, normalChange('low', { implementationPlan: plan('a') }));
+    const before = await app.store.headPosition();
+    const refused = expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: { implementationPlan: plan('b') } }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    );
+    expect(refused.body).toMatchObject(problemShape);
+    expect((refused.body as { detail: string }).detail).toMatch(
+      /^what this command would record takes \d+ bytes, over the 1000000 bytes the event store takes at once .*nothing was stored$/,
+    );
+    expect(await app.store.headPosition()).toBe(before);
+    const change = expectStatus(await app.get(`/changes/${id}`, USERS.requester), 200).body as {
+      implementationPlan: string[];
+      version: number;
+    };
+    expect(change.implementationPlan[0]).toBe('a'.repeat(20_000));
+    expect(change.version).toBe(1);
+    // a smaller change of the same field is taken
+    expectStatus(
+      await app.request('PATCH', `/changes/${id}`, { body: { implementationPlan: ['Drain pve1'] } }),
+      200,
+    );
+  });
 });
 
 describe('409 CONCURRENCY_CONFLICT when retries cannot resolve a race', () => {

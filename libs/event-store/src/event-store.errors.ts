@@ -1,4 +1,4 @@
-import type { ExpectedRevision } from './event-store.port';
+import { type ExpectedRevision, MAX_APPEND_BYTES } from './event-store.port';
 
 /** The stream moved on: the expected revision was not the actual one. */
 export class ConcurrencyError extends Error {
@@ -37,6 +37,36 @@ export class AppendOutcomeUnknownError extends EventStoreUnavailableError {
     this.name = 'AppendOutcomeUnknownError';
   }
 }
+
+/** An append larger than the store takes (MAX_APPEND_BYTES, or a server's lower limit): nothing was written. */
+export class AppendTooLargeError extends Error {
+  constructor(
+    readonly streamId: string,
+    /** The append's size as measured, if the store measured it (a server's refusal does not say). */
+    readonly bytes: number | undefined,
+    readonly limit: number = MAX_APPEND_BYTES,
+  ) {
+    super(
+      `the events for ${streamId} would take ${bytes === undefined ? 'more than' : `${bytes} bytes, over`} ` +
+        `the ${limit} bytes the event store takes in one append`,
+    );
+    this.name = 'AppendTooLargeError';
+  }
+}
+
+/**
+ * UTF-8 bytes of an append's stored texts (each event's type, data and metadata), or undefined
+ * when they are certainly within `limit`: counted exactly only when their length could exceed it
+ * (a UTF-16 unit is at most 3 bytes), since this runs for every append.
+ */
+export const appendBytesOver = (texts: readonly string[], limit = MAX_APPEND_BYTES): number | undefined => {
+  let units = 0;
+  for (const text of texts) units += text.length;
+  if (units * 3 <= limit) return undefined;
+  let bytes = 0;
+  for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
+  return bytes > limit ? bytes : undefined;
+};
 
 export const revisionToString = (r: ExpectedRevision) => (typeof r === 'bigint' ? r.toString() : r);
 

@@ -88,7 +88,17 @@ export interface StreamRevision {
   readonly revision: bigint | 'no-stream';
 }
 
+/**
+ * The most one append may record, in UTF-8 bytes of its events' type, data and metadata as
+ * stored (the hash chain's fields included): EventStoreDB refuses an append request over 1 MiB
+ * (its default `MaxAppendSize`), and this leaves room for the request's own fields. Every
+ * adapter refuses more with AppendTooLargeError and stores nothing, so that what the embedded
+ * store holds could also be held by EventStoreDB.
+ */
+export const MAX_APPEND_BYTES = 1_000_000;
+
 export interface EventStore {
+  /** ConcurrencyError when the stream is not at `expected`; AppendTooLargeError over MAX_APPEND_BYTES. */
   append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
   /**
    * Allocates the next number of `sequence` and creates the stream it names. Gap-free:

@@ -2,6 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '@changeledger/domain';
 import {
+  AppendTooLargeError,
   ConcurrencyError,
   EventStoreUnavailableError,
   StoredEventCorruptError,
@@ -110,6 +111,16 @@ export const toProblem = (error: unknown): Problem => {
   }
   if (error instanceof EventStoreUnavailableError) {
     return problem('SERVICE_UNAVAILABLE', 'the event store is unavailable; try again shortly');
+  }
+  if (error instanceof AppendTooLargeError) {
+    // a body within 1 MiB whose record is not: an amendment records each changed field's
+    // previous value beside the new one
+    return problem(
+      'PAYLOAD_TOO_LARGE',
+      `what this command would record takes ${error.bytes === undefined ? 'more than' : `${error.bytes} bytes, over`} ` +
+        `the ${error.limit} bytes the event store takes at once (an amendment records the previous ` +
+        'value of each field it changes beside the new one); nothing was stored',
+    );
   }
   // Names only the event (stream, revision, position): what an operator and an auditor must find.
   if (error instanceof StoredEventCorruptError) return problem('INTERNAL', error.message);

@@ -111,7 +111,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   408: `REQUEST_TIMEOUT: the request did not arrive within ${REQUEST_TIMEOUT_MS / 1000} s`,
   409: 'INVALID_STATE, CONCURRENCY_CONFLICT, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_PROGRESS or IDEMPOTENCY_OUTCOME_UNKNOWN',
   412: 'PRECONDITION_FAILED: If-Match names a version that is not the current one',
-  413: 'PAYLOAD_TOO_LARGE: a body over 1 MiB',
+  413: 'PAYLOAD_TOO_LARGE: a body over 1 MiB, or events of the command over 1,000,000 bytes',
   422: 'RULE_VIOLATION: a process rule forbids it',
   503: 'PROJECTION_LAGGING (minPosition not reached within 5 s) or a store unavailable',
 };

@@ -10,6 +10,7 @@ import { verifyHashChains } from '../../audit/verify-chain';
 import { computeEventHash, GENESIS_HASH } from '../../event-hash';
 import {
   AppendOutcomeUnknownError,
+  AppendTooLargeError,
   ConcurrencyError,
   EventStoreUnavailableError,
 } from '../../event-store.errors';
@@ -111,6 +112,28 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(revisions(read)).toEqual([0n, 1n, 2n, 3n, 4n]);
       expectValidChain(read);
       expect(read.every((e) => e.position >= 2n ** 60n)).toBe(true);
+    });
+
+    it("a server whose MaxAppendSize is below the port's limit: its refusal is AppendTooLargeError with that limit, and a creation hands its number back", async () => {
+      newServer({ maxAppendSize: 10_000 });
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(1), 'no-stream');
+      const big = newEvent('ChangeRequestUpdated', { text: 'x'.repeat(20_000) });
+      const refused = await store.append(id, [big], 0n).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(AppendTooLargeError);
+      expect(refused).toMatchObject({ streamId: id, bytes: undefined, limit: 10_000 });
+      expect(revisions(await store.readStream(id))).toEqual([0n]);
+
+      const prefix = `changeRequest-T${randomUUID()}-`;
+      const spec = (text: string): SequencedStream => ({
+        sequence: `seq-${randomUUID()}`,
+        build: (n) => ({ streamId: `${prefix}${n}`, events: [newEvent('Raised', { text })] }),
+      });
+      const huge = spec('x'.repeat(20_000));
+      await expect(store.appendWithSequence(huge)).rejects.toBeInstanceOf(AppendTooLargeError);
+      const next = await store.appendWithSequence({ ...spec('small'), sequence: huge.sequence });
+      expect(next.number).toBe(1); // handed back: the allocation was not the stream's
     });
 
     it("sends 'any' at the revision it read, so racing writers cannot fork the chain", async () => {

@@ -19,7 +19,9 @@ import {
 } from '@eventstore/db-client';
 import { chainMetadata, GENESIS_HASH } from '../../event-hash';
 import {
+  appendBytesOver,
   AppendOutcomeUnknownError,
+  AppendTooLargeError,
   ConcurrencyError,
   EventStoreUnavailableError,
 } from '../../event-store.errors';
@@ -50,6 +52,7 @@ import {
   isTransientError,
   isVisibleEvent,
   isWrongExpectedVersion,
+  maxAppendSizeOf,
   positionOf,
   readStartAfter,
   redactConnectionString,
@@ -657,10 +660,14 @@ export class EventStoreDbEventStore implements EventStore {
     }
   }
 
-  /** Adds `previousHash`/`hash` to each event's metadata, from `previousHash` at `firstRevision`. */
+  /**
+   * Adds `previousHash`/`hash` to each event's metadata, from `previousHash` at `firstRevision`.
+   * AppendTooLargeError over MAX_APPEND_BYTES (the JSON the client sends), before anything is sent.
+   */
   private chain(streamId: string, events: readonly NewEvent[], firstRevision: bigint, previousHash: string) {
     let hash = previousHash;
     let revision = firstRevision;
+    const texts: string[] = [];
     const data: EventData[] = events.map((event) => {
       const metadata = chainMetadata(
         { streamId, revision, type: event.type, data: event.data, metadata: event.metadata },
@@ -668,8 +675,11 @@ export class EventStoreDbEventStore implements EventStore {
       );
       hash = metadata.hash as string;
       revision += 1n;
+      texts.push(event.type, JSON.stringify(event.data) ?? '', JSON.stringify(metadata));
       return toEventData({ ...event, metadata });
     });
+    const bytes = appendBytesOver(texts);
+    if (bytes !== undefined) throw new AppendTooLargeError(streamId, bytes);
     return { data, lastHash: hash };
   }
 
@@ -690,6 +700,9 @@ export class EventStoreDbEventStore implements EventStore {
       );
     } catch (error) {
       if (isWrongExpectedVersion(error)) throw toConcurrencyError(error, streamId, expected);
+      // a server whose MaxAppendSize is set below MAX_APPEND_BYTES
+      const limit = maxAppendSizeOf(error);
+      if (limit !== undefined) throw new AppendTooLargeError(streamId, undefined, limit);
       throw error;
     }
     if (!result.success) {
@@ -751,7 +764,9 @@ export class EventStoreDbEventStore implements EventStore {
       const { number, streamId, events } = await this.nextNumber(spec, counter, conflicted);
       if (events.length === 0)
         throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
-      events.forEach(toEventData); // invalid events fail here, before a number is taken
+      // invalid or too large events fail here, before a number is taken (chained as the
+      // stream's append will chain them: from the genesis hash)
+      this.chain(streamId, events, 0n, GENESIS_HASH);
       const metadata = bookkeepingMetadata(events[0].metadata);
       const allocation = this.chain(
         counterStream,

@@ -21,8 +21,14 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import { CHANGE_REQUEST_STREAM_PREFIX, STANDARD_TEMPLATE_STREAM_PREFIX } from '@changeledger/domain';
-import { ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
-import type { EventMetadata, ExpectedRevision, NewEvent, RecordedEvent } from '../../event-store.port';
+import { AppendTooLargeError, ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
+import {
+  type EventMetadata,
+  type ExpectedRevision,
+  MAX_APPEND_BYTES,
+  type NewEvent,
+  type RecordedEvent,
+} from '../../event-store.port';
 
 // ---------------------------------------------------------------------------------------------
 // stream categories
@@ -377,10 +383,17 @@ const DEFINITE_REJECTIONS: ReadonlySet<ErrorType> = new Set([
  * failures do not qualify: the write may have landed before the answer was lost.
  */
 export const isDefiniteRejection = (error: unknown): boolean => {
-  if (error instanceof ConcurrencyError) return true;
+  if (error instanceof ConcurrencyError || error instanceof AppendTooLargeError) return true;
   const type =
     errorType(error) ?? (isWrongExpectedVersion(error) ? ErrorType.WRONG_EXPECTED_VERSION : undefined);
   return type !== undefined && DEFINITE_REJECTIONS.has(type);
+};
+
+/** The server's refusal of an append over its `MaxAppendSize` (nothing written), with its limit. */
+export const maxAppendSizeOf = (error: unknown): number | undefined => {
+  if (errorType(error) !== ErrorType.MAXIMUM_APPEND_SIZE_EXCEEDED) return undefined;
+  const limit = (error as { maxAppendSize?: unknown }).maxAppendSize;
+  return typeof limit === 'number' && Number.isFinite(limit) ? limit : MAX_APPEND_BYTES;
 };
 
 /** A short, single-line description of an error for log lines. */

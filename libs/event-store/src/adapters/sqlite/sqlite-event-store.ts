@@ -4,6 +4,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { GENESIS_HASH, sealEvent } from '../../event-hash';
 import {
+  appendBytesOver,
+  AppendTooLargeError,
   ConcurrencyError,
   EventStoreUnavailableError,
   StoredEventCorruptError,
@@ -582,6 +584,8 @@ export class SqliteEventStore implements EventStore {
     // 32 rows per statement only 2 %). The last row inserted holds the append's position.
     let position = 0n;
     let values: unknown[] = [];
+    // what MAX_APPEND_BYTES counts; over it the savepoint rolls back the rows inserted so far
+    const texts: string[] = [];
     for (let i = 0; i < events.length; i++) {
       const event = events[i];
       revision += 1n;
@@ -591,8 +595,11 @@ export class SqliteEventStore implements EventStore {
       );
       previousHash = sealed.hash;
       values.push(event.eventId, streamId, revision, event.type, sealed.data, sealed.metadata);
+      texts.push(event.type, sealed.data, sealed.metadata);
       const rows = values.length / INSERT_COLUMNS;
       if (rows === INSERT_ROWS_MAX || i === events.length - 1) {
+        const bytes = appendBytesOver(texts);
+        if (bytes !== undefined) throw new AppendTooLargeError(streamId, bytes);
         position = BigInt(this.insertRows(rows).run(values).lastInsertRowid);
         values = [];
       }

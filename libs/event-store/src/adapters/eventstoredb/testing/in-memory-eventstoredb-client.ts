@@ -12,6 +12,7 @@
  * - reading a stream that does not exist fails with StreamNotFoundError;
  * - optional noise: system projections add a `$>` link to `$ce-<category>` for every event;
  * - a hard-deleted (tombstoned) stream: reads and appends fail with StreamDeletedError;
+ * - an append request over the server's MaxAppendSize fails with MaxAppendSizeExceeded;
  * - a soft-deleted stream (server StorageWriterService and IndexWriter.CheckCommit): the delete
  *   writes `{"$tb": long.MaxValue}` to `$$<stream>`; reads answer StreamNotFound; 'no-stream',
  *   'any' and its current revision are accepted, and the events land after the old ones (the
@@ -28,6 +29,7 @@ import {
   BACKWARDS,
   END,
   EVENT_TYPE,
+  MaxAppendSizeExceededError,
   NO_STREAM,
   START,
   STREAM_EXISTS,
@@ -79,6 +81,8 @@ export interface InMemoryEventStoreDbClientOptions {
   readonly idempotentPositions?: boolean;
   /** The client's throwOnAppendFailure setting. Default true. */
   readonly throwOnAppendFailure?: boolean;
+  /** The server's `MaxAppendSize` in bytes. Default 1,048,576, the server's own default. */
+  readonly maxAppendSize?: number;
 }
 
 type FakeReadable<E> = Readable & {
@@ -120,6 +124,7 @@ export class InMemoryEventStoreDbClient {
       streamReadPositions: true,
       idempotentPositions: false,
       throwOnAppendFailure: true,
+      maxAppendSize: 1_048_576,
       ...options,
     };
     this.nextPosition = this.options.firstPosition;
@@ -267,6 +272,20 @@ export class InMemoryEventStoreDbClient {
     if (fault && !fault.afterWrite) throw fault.error();
     if (this.tombstoned.has(streamName)) throw StreamDeletedError.fromStreamName(streamName);
     const list = Array.isArray(events) ? events : [events];
+    // the server measures the whole request: each event's fields besides its data and metadata
+    // are counted here as 64 bytes (its id, type, content type and framing)
+    const size = list.reduce(
+      (sum, event) =>
+        sum +
+        64 +
+        Buffer.byteLength(event.type) +
+        Buffer.byteLength(JSON.stringify(event.data) ?? '') +
+        (event.metadata === undefined ? 0 : Buffer.byteLength(JSON.stringify(event.metadata))),
+      0,
+    );
+    if (size > this.options.maxAppendSize) {
+      throw MaxAppendSizeExceededError.fromMaxAppendSize(this.options.maxAppendSize);
+    }
     const result = this.decideAndWrite(streamName, list, expectedRevision);
     if (fault) throw fault.error();
     return result;
