@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import Ajv from 'ajv';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
 import { ConcurrencyError, SqliteEventStore } from '@changeledger/event-store';
@@ -10,6 +12,8 @@ import {
 import { AppHarness, USERS } from './support/app-harness';
 import {
   CRITERIA,
+  emergencyChange,
+  emergencyPlan,
   expectStatus,
   normalChange,
   postImplementationReview,
@@ -570,6 +574,85 @@ describe('bad input stores nothing', () => {
     });
     // the body passed: the answer is the domain's (the change is still in review)
     expectStatus(result, 409, 'INVALID_STATE');
+  });
+
+  it('the OpenAPI document is valid OpenAPI 3.0 (what client generators check first): its schema, and every $ref resolves', async () => {
+    const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body;
+    expect(doc).toMatchObject({ openapi: expect.stringMatching(/^3\.0\./) });
+    // resolves every $ref and checks the document against the OpenAPI 3.0 schema
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeDefined();
+    // `$ref`s with siblings: 3.0 ignores the siblings, so a constraint beside one would be lost
+    const refsWithSiblings: string[] = [];
+    const walk = (node: unknown, path: string) => {
+      if (Array.isArray(node)) node.forEach((child, i) => walk(child, `${path}/${i}`));
+      else if (node && typeof node === 'object') {
+        if ('$ref' in node && Object.keys(node).length > 1) refsWithSiblings.push(path);
+        for (const [key, child] of Object.entries(node)) walk(child, `${path}/${key}`);
+      }
+    };
+    walk(doc, '#');
+    expect(refsWithSiblings).toEqual([]);
+  });
+
+  it('the reads answer what the OpenAPI document says: each JSON answer matches its documented schema, and the other media types are named', async () => {
+    const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body;
+    const resolved = (await SwaggerParser.dereference(structuredClone(doc) as never)) as unknown as {
+      paths: Record<string, Record<string, OperationDoc>>;
+    };
+    interface OperationDoc {
+      parameters?: { name: string; in: string }[];
+      responses: Record<
+        string,
+        { headers?: Record<string, unknown>; content?: Record<string, { schema: object }> }
+      >;
+    }
+    // something in every list
+    const { id } = await submit(app, normalChange('low'));
+    await reviewAll(app, id);
+    await submit(app, emergencyChange(emergencyPlan), USERS.implementer);
+    expectStatus(
+      await app.post(
+        '/standard-templates',
+        { name: 'Restart a VM', description: 'd', procedure: ['qm reboot'], systemsScope: ['vm-*'] },
+        USERS.lead,
+      ),
+      201,
+    );
+    const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+    const reads: [string, string][] = [
+      ['/changes', '/changes'],
+      ['/changes/{id}', `/changes/${id}`],
+      ['/changes/{id}/as-of', `/changes/${id}/as-of?at=${encodeURIComponent(new Date().toISOString())}`],
+      ['/change-log', '/change-log'],
+      ['/approvals/pending', '/approvals/pending'],
+      ['/retrospectives/queue', '/retrospectives/queue'],
+      ['/standard-templates', '/standard-templates'],
+      ['/audit/verify', '/audit/verify'],
+      ['/health', '/health'],
+    ];
+    for (const [template, path] of reads) {
+      const answer = expectStatus(await app.get(path, USERS.auditor), 200).body;
+      const schema =
+        resolved.paths[`/api/v1${template}`].get.responses['200'].content!['application/json'].schema;
+      const valid = ajv.validate(schema, answer);
+      expect({ path, errors: valid ? null : ajv.errors }).toEqual({ path, errors: null });
+      if ('items' in (answer as object))
+        expect((answer as { items: unknown[] }).items.length).toBeGreaterThan(0);
+    }
+    const get = (path: string) => resolved.paths[`/api/v1${path}`].get;
+    expect(Object.keys(get('/change-log').responses['200'].content!)).toEqual(
+      expect.arrayContaining(['application/json', 'text/csv', 'text/markdown']),
+    );
+    expect(Object.keys(get('/changes/{id}/evidence').responses['200'].content!)).toContain('text/markdown');
+    expect(Object.keys(get('/schedule').responses['200'].content!)).toContain('text/calendar');
+    expect(Object.keys(get('/audit/events').responses['200'].content!)).toContain('application/x-ndjson');
+    // a change's version as ETag, If-None-Match and 304; commands say when they replay; 503 when to retry
+    expect(get('/changes/{id}').responses['200'].headers).toHaveProperty('ETag');
+    expect(get('/changes/{id}').responses['304']).toBeDefined();
+    expect(get('/changes/{id}').parameters!.map((p) => p.name)).toContain('If-None-Match');
+    const approve = resolved.paths['/api/v1/changes/{id}/approve'].post;
+    expect(approve.responses['200'].headers).toHaveProperty('Idempotent-Replayed');
+    expect(approve.responses['503'].headers).toHaveProperty('Retry-After');
   });
 
   it('serves the OpenAPI document generated from the DTOs', async () => {

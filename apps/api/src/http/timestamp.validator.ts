@@ -1,6 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { IsISO8601, isISO8601, Matches, ValidateBy } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import {
   FIRST_UTC_INSTANT_MS,
   ISO_DATE_OR_DATE_TIME,
@@ -23,6 +24,10 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
         : '$property must be an ISO 8601 time with its zone, e.g. 2026-12-01T22:00:00Z',
     }),
     InUtcYears(),
+    // for the OpenAPI document (its IsISO8601 schema is a plain string)
+    JSONSchema(
+      dateOnly ? { description: 'a date (midnight UTC) or a time with its zone' } : { format: 'date-time' },
+    ) as PropertyDecorator,
   );
 
 /**

@@ -6,11 +6,16 @@ import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swag
 import type {
   OperationObject,
   ParameterObject,
+  ReferenceObject,
   ResponseObject,
   ResponsesObject,
   SchemaObject,
 } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { IS_ISO8601, ValidationTypes } from 'class-validator';
+import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 import { validationMetadatasToSchemas } from 'class-validator-jsonschema';
+import type { SchemaConverter } from 'class-validator-jsonschema/build/defaultConverters';
+import type { IOptions } from 'class-validator-jsonschema/build/options';
 import { REQUEST_TIMEOUT_MS } from '../http/client-error';
 import { KEY_PATTERN } from '../idempotency/idempotent-commands';
 
@@ -37,10 +42,12 @@ export const buildOpenApiDocument = (app: INestApplication): OpenAPIObject => {
   const schemas = validationMetadatasToSchemas({
     classTransformerMetadataStorage: defaultMetadataStorage,
     refPointerPrefix: '#/components/schemas/',
+    additionalConverters: CONVERTERS,
   }) as Record<string, SchemaObject>;
+  for (const schema of Object.values(schemas)) refsAlone(schema);
   document.components = {
     ...document.components,
-    schemas: { ...(document.components?.schemas ?? {}), ...schemas, ...CONTRACT_SCHEMAS },
+    schemas: { ...(document.components?.schemas ?? {}), ...schemas, ...CONTRACT_SCHEMAS, ...READ_SCHEMAS },
   };
   const handlers = handlerArguments(app);
   for (const [path, item] of Object.entries(document.paths)) {
@@ -50,6 +57,52 @@ export const buildOpenApiDocument = (app: INestApplication): OpenAPIObject => {
     }
   }
   return document;
+};
+
+/**
+ * Schemas for the validators class-validator-jsonschema cannot read: by default it documents a
+ * custom validator by its property's design type, `$ref`s to `Array` or `Object` schemas that do
+ * not exist (a document generators refuse). A custom validator adds what it checks, or nothing
+ * (the property's type comes from its other decorators).
+ */
+type ConverterSchema = Exclude<ReturnType<SchemaConverter>, void>;
+const CUSTOM_VALIDATORS: Record<string, (meta: ValidationMetadata) => ConverterSchema> = {
+  hasText: () => ({ type: 'string', minLength: 1, description: 'text with at least one visible character' }),
+  criteriaTexts: (meta) => ({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: Number(meta.constraints?.[0]) },
+  }),
+  isLogPosition: () => ({ type: 'string', pattern: '^\\d{1,19}$' }),
+};
+
+const CONVERTERS: IOptions['additionalConverters'] = {
+  [ValidationTypes.CUSTOM_VALIDATION]: (meta) => CUSTOM_VALIDATORS[meta.name ?? '']?.(meta) ?? {},
+  // `required` says which fields must be there; OpenAPI 3.0 has no `null` type to refuse with `not`
+  [ValidationTypes.IS_DEFINED]: {},
+  // a time with its zone: IsTimestamp adds `date-time` where a bare date is refused (see its pattern)
+  [IS_ISO8601]: { type: 'string' },
+};
+
+/**
+ * A nested DTO comes out as `{ $ref, type: 'object' }` (IsObject beside ValidateNested). OpenAPI
+ * 3.0 ignores whatever stands beside a `$ref`: the `type` goes, anything else moves into an
+ * `allOf` with the `$ref`, where it counts.
+ */
+const refsAlone = (node: unknown): void => {
+  if (Array.isArray(node)) return node.forEach(refsAlone);
+  if (!node || typeof node !== 'object') return;
+  const record = node as Record<string, unknown>;
+  if (typeof record.$ref === 'string') {
+    if (record.type === 'object') delete record.type;
+    const { $ref, ...rest } = record;
+    if (Object.keys(rest).length > 0) {
+      for (const key of Object.keys(rest)) delete record[key];
+      delete record.$ref;
+      Object.assign(record, { allOf: [{ $ref }], ...rest });
+    }
+    return;
+  }
+  for (const child of Object.values(record)) refsAlone(child);
 };
 
 const PROBLEM = { $ref: '#/components/schemas/Problem' };
@@ -99,10 +152,244 @@ const problemResponses = (statuses: readonly number[]): ResponsesObject =>
       String(status),
       {
         description: PROBLEM_DESCRIPTIONS[status],
+        ...(status === 503 || status === 409 ? { headers: { 'Retry-After': RETRY_AFTER } } : {}),
         content: { 'application/problem+json': { schema: PROBLEM } },
       },
     ]),
   );
+const RETRY_AFTER = {
+  description: 'seconds to wait before sending it again (503, and 409 IDEMPOTENCY_KEY_IN_PROGRESS)',
+  schema: { type: 'integer' },
+};
+
+// ---------------------------------------------------------------------------------------------
+// What the reads answer (swagger sees only that they answer 200).
+
+const text = (description?: string): SchemaObject => ({
+  type: 'string',
+  ...(description ? { description } : {}),
+});
+const nullableText: SchemaObject = { type: 'string', nullable: true };
+const time: SchemaObject = { type: 'string', format: 'date-time' };
+const nullableTime: SchemaObject = { ...time, nullable: true };
+const person: SchemaObject = {
+  type: 'object',
+  required: ['id', 'name'],
+  properties: { id: text('the user id (the token subject)'), name: text() },
+};
+/** A read model's item: the fields clients rely on; more may come (additive changes). */
+const item = (
+  properties: Record<string, SchemaObject>,
+  required = Object.keys(properties),
+): SchemaObject => ({
+  type: 'object',
+  required,
+  properties,
+  additionalProperties: true,
+});
+const page = (items: SchemaObject | ReferenceObject): SchemaObject => ({
+  type: 'object',
+  required: ['items', 'nextCursor'],
+  properties: {
+    items: { type: 'array', items },
+    nextCursor: { ...nullableText, description: 'the next page: pass it as `cursor`; null on the last page' },
+  },
+});
+const ref = (name: string): ReferenceObject => ({ $ref: `#/components/schemas/${name}` });
+
+const READ_SCHEMAS: Record<string, SchemaObject> = {
+  Change: item(
+    {
+      id: text(),
+      type: { type: 'string', enum: ['standard', 'normal', 'emergency'] },
+      status: text(),
+      version: { type: 'integer', description: 'the number of events of the change (its ETag)' },
+      title: text(),
+    },
+    ['id', 'type', 'status', 'version'],
+  ),
+  ChangeSummary: item({
+    id: text(),
+    title: text(),
+    type: { type: 'string', enum: ['standard', 'normal', 'emergency'] },
+    status: text(),
+    priority: text(),
+    riskLevel: nullableText,
+    systemsAffected: { type: 'array', items: text() },
+    requestedBy: { ...person, nullable: true },
+    submittedAt: nullableTime,
+    updatedAt: nullableTime,
+    version: { type: 'integer' },
+  }),
+  ChangeLogRow: item({
+    date: text('YYYY-MM-DD'),
+    changeId: text(),
+    description: text(),
+    type: text(),
+    status: text(),
+    implementedBy: text(),
+  }),
+  PendingApproval: item({
+    changeId: text(),
+    title: text(),
+    riskLevel: nullableText,
+    priority: text(),
+    requiredApproval: { type: 'string', enum: ['infrastructure-lead', 'management'], nullable: true },
+    requestedBy: person,
+    awaitingSince: nullableTime,
+    proposedStart: nullableTime,
+  }),
+  RetrospectiveItem: item(
+    {
+      changeId: text(),
+      title: text(),
+      category: text(),
+      declaredAt: time,
+      implementedAt: time,
+      outstanding: {
+        type: 'array',
+        items: {
+          type: 'string',
+          enum: ['complete-request', 'post-implementation-review', 'retrospective-approval'],
+        },
+      },
+      dueAt: nullableTime,
+      overdue: { type: 'boolean' },
+    },
+    ['changeId', 'title', 'category', 'declaredAt', 'outstanding', 'dueAt', 'overdue'],
+  ),
+  StandardTemplate: item({
+    id: text(),
+    name: text(),
+    active: { type: 'boolean' },
+    usageCount: { type: 'integer' },
+  }),
+  Health: item(
+    {
+      status: { type: 'string', enum: ['ok', 'degraded'] },
+      eventStore: { type: 'string', enum: ['up', 'down'] },
+      readModels: { type: 'string', enum: ['up', 'down'] },
+      projectionLag: {
+        type: 'integer',
+        nullable: true,
+        description: 'log positions the read models are behind',
+      },
+    },
+    ['status', 'eventStore', 'readModels', 'projectionLag'],
+  ),
+  ChainCheck: item(
+    {
+      valid: { type: 'boolean' },
+      checkedEvents: { type: 'integer' },
+      firstInvalid: { type: 'object', additionalProperties: true },
+    },
+    ['valid', 'checkedEvents'],
+  ),
+};
+
+const object = (description: string): SchemaObject => ({
+  type: 'object',
+  description,
+  additionalProperties: true,
+});
+const json = (schema: SchemaObject | { $ref: string }) => ({ 'application/json': { schema } });
+const NEXT_CURSOR = {
+  'Next-Cursor': {
+    description: 'with limit or cursor on a CSV, Markdown or iCalendar export: the next page’s cursor',
+    schema: { type: 'string' },
+  },
+};
+
+/** Per read path: its 200 answer (media types by `format` or `Accept`). */
+const READ_ANSWERS: Record<string, ResponseObject> = {
+  '/api/v1/changes': {
+    description: 'changes, newest submission first',
+    content: json(page(ref('ChangeSummary'))),
+  },
+  '/api/v1/changes/{id}': {
+    description: 'the whole change (see the contract for every field)',
+    headers: { ETag: { description: 'its version, "<version>"', schema: { type: 'string' } } },
+    content: json(ref('Change')),
+  },
+  '/api/v1/changes/{id}/history': {
+    description: 'every event of the change in order, and the check of its hash chain',
+    content: json(object('{ changeId, items, hashChain }')),
+  },
+  '/api/v1/changes/{id}/as-of': {
+    description: 'the change as it stood at `at`',
+    content: json(ref('Change')),
+  },
+  '/api/v1/changes/{id}/evidence': {
+    description:
+      'format=markdown (the default): the filled-in request template, history and chain check; format=json: the same as JSON',
+    content: {
+      'text/markdown': { schema: { type: 'string' } },
+      ...json(object('{ generatedAt, change, history, hashChain }')),
+    },
+  },
+  '/api/v1/audit/events': {
+    description: 'the global log in order; with Accept: application/x-ndjson, streamed one event per line',
+    content: {
+      ...json(
+        page(
+          object(
+            'an event: { position, streamId, revision, type, occurredAt, actor, data, hash, previousHash }',
+          ),
+        ),
+      ),
+      'application/x-ndjson': { schema: { type: 'string' } },
+    },
+  },
+  '/api/v1/audit/verify': {
+    description: 'the hash chain of every stream checked',
+    content: json(ref('ChainCheck')),
+  },
+  '/api/v1/change-log': {
+    description:
+      'the change log, newest first: format=json (the default), csv or markdown (the seed’s table)',
+    headers: NEXT_CURSOR,
+    content: {
+      ...json(page(ref('ChangeLogRow'))),
+      'text/csv': { schema: { type: 'string' } },
+      'text/markdown': { schema: { type: 'string' } },
+    },
+  },
+  '/api/v1/approvals/pending': {
+    description: 'changes awaiting approval',
+    content: json(page(ref('PendingApproval'))),
+  },
+  '/api/v1/retrospectives/queue': {
+    description: 'emergency changes not yet closed',
+    content: json(page(ref('RetrospectiveItem'))),
+  },
+  '/api/v1/follow-ups': {
+    description: 'changes waiting for their next step',
+    content: json(page(object('a follow-up'))),
+  },
+  '/api/v1/schedule': {
+    description: 'scheduled changes in the range: JSON, or format=ics (iCalendar)',
+    headers: NEXT_CURSOR,
+    content: { ...json(object('the schedule')), 'text/calendar': { schema: { type: 'string' } } },
+  },
+  '/api/v1/reports/compliance': {
+    description: 'the compliance report: format=json (the default), csv or html',
+    content: {
+      ...json(object('the report')),
+      'text/csv': { schema: { type: 'string' } },
+      'text/html': { schema: { type: 'string' } },
+    },
+  },
+  '/api/v1/standard-templates': {
+    description: 'standard-change templates',
+    content: json(page(ref('StandardTemplate'))),
+  },
+  '/api/v1/health': { description: 'every part up', content: json(ref('Health')) },
+  '/api/v1/openapi.json': { description: 'this document', content: json(object('OpenAPI 3.0')) },
+  '/api/v1/metrics': {
+    description: 'Prometheus text exposition format 0.0.4',
+    content: { 'text/plain': { schema: { type: 'string' } } },
+  },
+};
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: 'VALIDATION_FAILED: malformed JSON, a missing, invalid or unknown field or query parameter',
   401: 'UNAUTHENTICATED: no token, bad signature, expired, wrong issuer or audience',
@@ -175,26 +462,40 @@ const describeOperation = (
     ...parametersOf(handler.path ? schemas[handler.path] : undefined, 'path'),
     ...parametersOf(handler.query ? schemas[handler.query] : undefined, 'query'),
   ];
+  const answer = method === 'get' ? READ_ANSWERS[path] : undefined;
   if (path === HEALTH) {
     operation.security = [];
     operation.parameters = parameters;
-    // degraded: the same report, with status 503 (a load balancer takes the instance out)
-    const ok = operation.responses['200'] as ResponseObject | undefined;
     operation.responses = {
-      ...operation.responses,
+      '200': answer!,
+      // degraded: the same report, with status 503 (a load balancer takes the instance out)
       '503': {
         description:
           'degraded: a store down, or the projector down or stalled in this process (the same report); while the service shuts down, a problem+json',
-        ...(ok?.content ? { content: ok.content } : {}),
+        content: { ...answer!.content, 'application/problem+json': { schema: PROBLEM } },
       },
     };
     return;
   }
   operation.security = [{ bearer: [] }];
   if (method === 'get') {
+    if (answer?.headers?.ETag) {
+      parameters.push({
+        name: 'If-None-Match',
+        in: 'header',
+        required: false,
+        description:
+          'the version(s) the client holds, as ETag gave them: 304 with no body while it is current',
+        schema: { type: 'string', example: '"7"' },
+      });
+    }
     operation.parameters = parameters;
     operation.responses = {
       ...operation.responses,
+      ...(answer ? { '200': answer } : {}),
+      ...(answer?.headers?.ETag
+        ? { '304': { description: 'not modified: the version named in If-None-Match is current' } }
+        : {}),
       ...problemResponses(onOne ? [400, 401, 403, 404, 503] : [400, 401, 403, 503]),
     };
     return;
@@ -226,7 +527,13 @@ const describeOperation = (
   operation.responses = {
     [status]: {
       description: status === '201' ? 'created' : 'done',
-      headers: { ETag: { description: 'the new version, "<version>"', schema: { type: 'string' } } },
+      headers: {
+        ETag: { description: 'the new version, "<version>"', schema: { type: 'string' } },
+        'Idempotent-Replayed': {
+          description: '"true" on the stored answer to a repeat of an Idempotency-Key (nothing appended)',
+          schema: { type: 'string', enum: ['true'] },
+        },
+      },
       content: { 'application/json': { schema: { $ref: '#/components/schemas/CommandResult' } } },
     },
     ...problemResponses(

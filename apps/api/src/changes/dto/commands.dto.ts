@@ -42,6 +42,7 @@ export { ChangeRequestFieldsDto as AmendChangeDto } from './change-request-field
 const CriteriaTexts = (max: number) =>
   ValidateBy({
     name: 'criteriaTexts',
+    constraints: [max], // read by the OpenAPI document
     validator: {
       validate: (value: unknown) =>
         typeof value === 'object' &&

@@ -1,5 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { IsDefined, IsIn, Matches, ValidateIf, type ValidationArguments } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import { CHANGE_TYPES, type ChangeType, type Priority } from '@changeledger/domain';
 import {
   type EmergencyDto,
@@ -29,6 +30,12 @@ const RequiredUnlessEmergency = () =>
  * POST /changes: the template, with what each change type must fill in at submission. Not a
  * subclass of the PATCH DTO: its optional fields would stay optional here (see TemplateField).
  */
+@JSONSchema({
+  description:
+    '`required` lists what every type needs. A standard or normal change also needs expectedImpact, ' +
+    'implementationPlan, rollbackPlan, testingPlan, risk and timeline, and a standard change ' +
+    'standardTemplateId; an emergency needs emergency, and may send those six later (PATCH).',
+})
 export class SubmitChangeDto {
   @IsIn(CHANGE_TYPES) type!: ChangeType;
   @Required() @TemplateField.title() title!: string;
