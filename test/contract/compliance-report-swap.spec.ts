@@ -45,13 +45,13 @@ describe('compliance report across a rebuild swap', () => {
         await writeRandomLifecycles(events, { seed: 11, count: 6 });
         await projector.start();
         const rebuiltThrough = await events.headPosition();
-        expect(await projector.waitFor(rebuiltThrough, 10_000)).toBe(true);
+        expect(await projector.waitFor(rebuiltThrough, 20_000)).toBe(true);
         // A rebuild replays the log as it stands now; changes submitted after it are only in
         // the live models, which it is about to replace.
         const rebuild = await prepareRebuild(events, live, allProjections());
         await writeRandomLifecycles(events, { seed: 12, count: 6, idOffset: 100 });
         const head = await events.headPosition();
-        expect(await projector.waitFor(head, 10_000)).toBe(true);
+        expect(await projector.waitFor(head, 20_000)).toBe(true);
         expect(await submissionsUpTo(events, head)).toBeGreaterThan(
           await submissionsUpTo(events, rebuiltThrough),
         );
@@ -83,7 +83,7 @@ describe('compliance report across a rebuild swap', () => {
 
         // Once the projector has re-applied what the rebuilt models lacked (it notices the swap
         // within a second), all of them are.
-        const deadline = Date.now() + 10_000;
+        const deadline = Date.now() + 20_000;
         while ((await live.checkpoint(PROJECTOR_CHECKPOINT)) < head && Date.now() < deadline)
           await new Promise((resolve) => setTimeout(resolve, 50));
         const healed = await report(live);

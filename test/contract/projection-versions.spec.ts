@@ -46,7 +46,7 @@ describe('projection versions', () => {
         logger: { error: (m) => errors.push(m) },
       });
       await projector.start();
-      expect(await projector.waitFor(head, 10_000)).toBe(true);
+      expect(await projector.waitFor(head, 20_000)).toBe(true);
       await projector.stop();
       expect(await staleReadModels(fresh, projections, head)).toEqual([]);
       expect(errors).toEqual([]);
@@ -129,14 +129,14 @@ describe('projection versions', () => {
       // release 1 projects, and goes on projecting while release 2 rebuilds
       const running = new Projector(events, store, older, { logger: { error: () => undefined } });
       await running.start();
-      expect(await running.waitFor(await events.headPosition(), 10_000)).toBe(true);
+      expect(await running.waitFor(await events.headPosition(), 20_000)).toBe(true);
       await rebuildReadModels(events, store, projections);
       expect(await staleReadModels(store, projections, await store.checkpoint(PROJECTOR_CHECKPOINT))).toEqual(
         [],
       );
       // the next events reach the old projector, which heals onto the swapped-in models
       await writeRandomLifecycles(events, { seed: 6, count: 1, idOffset: 100 });
-      expect(await running.waitFor(await events.headPosition(), 10_000)).toBe(true);
+      expect(await running.waitFor(await events.headPosition(), 20_000)).toBe(true);
       await running.stop();
       expect(await staleReadModels(store, projections, await events.headPosition())).toEqual(
         raised.map((readModel) => {

@@ -94,9 +94,10 @@ onMongo('the projector lease on MongoDB read models', () => {
       await writeRandomLifecycles(events, { seed: 7, count: 30 });
       const db = freshDatabase();
       const [storeA, storeB] = [await open(db), await open(db)];
-      // Long enough that a renewal answered late by a loaded FerretDB (it serialises writes, and
-      // a is writing batches) does not trip a's watchdog, which would stop its projector and
-      // answer the wait below false; short enough to tell a release from a lease run out.
+      // Long enough that a renewal answered late (FerretDB serialises writes, and a is writing
+      // batches; the VM stalls) does not trip a's watchdog, which would stop its projector and
+      // answer the wait below false; short enough to tell a release from a lease run out. (Each
+      // lease test allows a renewal a few hundred ms or more: 600 ms leases, 200 ms, failed CI.)
       const leaseMs = 4_500;
       const errors: string[] = [];
       const leased = (store: MongoReadModelStore, owner: string) =>
@@ -154,11 +155,11 @@ onMongo('the projector lease on MongoDB read models', () => {
       () => (made++, new Projector(events, store, projections)),
       store,
       store,
-      { owner: 'failing', leaseMs: 600, logger: { error: (m) => errors.push(m) } },
+      { owner: 'failing', leaseMs: 3_000, logger: { error: (m) => errors.push(m) } },
     );
     await failing.start();
+    await until(() => errors.some((e) => e.includes('failed to start: the event store is closed')));
     expect([failing.leading, failing.running]).toEqual([false, false]); // health: projector down
-    expect(errors.some((e) => e.includes('failed to start: the event store is closed'))).toBe(true);
     await until(() => made >= 3);
     expect(await store.claimProjectorLease('other', 600)).toMatchObject({ held: false, owner: 'failing' });
     await failing.stop();
@@ -204,7 +205,7 @@ onMongo('the projector lease on MongoDB read models', () => {
       const slow = {
         claimProjectorLease: async (owner: string, ttlMs: number, now?: number) => {
           const claimed = await store.claimProjectorLease(owner, ttlMs, now);
-          await new Promise((resolve) => setTimeout(resolve, 200)); // the answer's way back
+          await new Promise((resolve) => setTimeout(resolve, 1_000)); // the answer's way back
           return claimed;
         },
         releaseProjectorLease: (owner: string) => store.releaseProjectorLease(owner),
@@ -212,12 +213,15 @@ onMongo('the projector lease on MongoDB read models', () => {
       const errors: string[] = [];
       const projector = new LeasedProjector(() => new Projector(events, store, projections), slow, store, {
         owner: 'slow',
-        leaseMs: 900,
+        // 4.5 s: sent every 1.5 s and answered 1 s later, each renewal lands 0.5 s before the
+        // watchdog (2/3 of the lease after the last send); scheduled from the answer instead,
+        // it would land 0.5 s after it
+        leaseMs: 4_500,
         logger: { error: (m) => errors.push(m) },
       });
       await projector.start();
       let stoodDown = false;
-      const deadline = Date.now() + 3000; // more than three leases
+      const deadline = Date.now() + 9_000; // two leases: six renewals
       while (Date.now() < deadline) {
         stoodDown ||= !projector.leading;
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -236,7 +240,7 @@ onMongo('the projector lease on MongoDB read models', () => {
     try {
       const store = await open(
         freshDatabase(),
-        `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000`,
+        `mongodb://127.0.0.1:${proxy.port}/?directConnection=true&serverSelectionTimeoutMS=5000`,
       );
       const errors: string[] = [];
       // each projector it makes, with when its start began and when its stop ended
@@ -255,7 +259,7 @@ onMongo('the projector lease on MongoDB read models', () => {
       };
       const projector = new LeasedProjector(makeProjector, store, store, {
         owner: 'cut-off',
-        leaseMs: 900,
+        leaseMs: 3_000,
         logger: { error: (m) => errors.push(m) },
       });
       await projector.start();
@@ -263,9 +267,9 @@ onMongo('the projector lease on MongoDB read models', () => {
       await proxy.cut();
       const cutAt = Date.now();
       await until(() => !projector.leading);
-      // the claims hang (2 s to find no server): stood down by the clock, within 2/3 of the
-      // 900 ms lease after the last renewal, which came before the cut
-      expect(Date.now() - cutAt).toBeLessThan(900);
+      // the claims hang (5 s to find no server): stood down by the clock, within 2/3 of the
+      // 3 s lease after the last renewal, which came before the cut
+      expect(Date.now() - cutAt).toBeLessThan(3_000);
       expect(errors.some((e) => e.includes('could not be renewed in time'))).toBe(true);
       await proxy.restore();
       await until(() => projector.leading); // it holds it again once the store answers
@@ -332,13 +336,13 @@ onMongo('the projector lease on MongoDB read models', () => {
       const [storeA, storeB] = [await open(db), await open(db)];
       const linkA = connect();
       const linkB = connect();
-      // 1.5 s: a renewal answered late by a loaded FerretDB must not trip a's watchdog while a
+      // 3 s: a renewal answered late (FerretDB, a stalled VM) must not trip a's watchdog while a
       // projects (its wait below would answer false)
-      const leaseMs = 1500;
+      const leaseMs = 3_000;
       const a = leased(linkA.events, storeA, 'a', leaseMs);
       const b = leased(linkB.events, storeB, 'b', leaseMs);
 
-      // b, cut off from the start, stands by and leaves the free lease alone for several leases
+      // b, cut off from the start, stands by and leaves the free lease alone for more than a lease
       server.partition(linkB.client, unavailable);
       await b.projector.start();
       expect([b.projector.leading, b.projector.standingBy, b.projector.waitingForEventStore]).toEqual([
@@ -346,7 +350,7 @@ onMongo('the projector lease on MongoDB read models', () => {
         true,
         true,
       ]);
-      await new Promise((resolve) => setTimeout(resolve, 2.5 * leaseMs));
+      await new Promise((resolve) => setTimeout(resolve, 1.5 * leaseMs));
       expect(b.projector.leading).toBe(false);
       await a.projector.start();
       expect(a.projector.leading).toBe(true); // the lease was free
@@ -359,7 +363,7 @@ onMongo('the projector lease on MongoDB read models', () => {
       server.partition(linkA.client, unavailable);
       const cutAt = Date.now();
       await until(() => b.projector.leading);
-      // a whole lease without the log, then b's next claim: about 2 s here (the README's "about
+      // a whole lease without the log, then b's next claim: about 4 s here (the README's "about
       // 25 s" for a 15 s lease); the upper bound leaves room for a loaded CI machine
       const tookOver = Date.now() - cutAt;
       expect(tookOver).toBeGreaterThanOrEqual(leaseMs);
@@ -394,7 +398,7 @@ onMongo('the projector lease on MongoDB read models', () => {
     it('keeps the lease through an outage shorter than a lease, and projects what was written meanwhile', async () => {
       const store = await open(freshDatabase());
       const link = connect();
-      const { projector, logs } = leased(link.events, store, 'brief', 1500);
+      const { projector, logs } = leased(link.events, store, 'brief', 3_000);
       await projector.start();
       expect(projector.leading).toBe(true);
       server.partition(link.client, unavailable);

@@ -68,7 +68,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
     const more = await writeRandomLifecycles(events, { seed: 7, count: 20, idOffset: 10_000 });
     expect(more).toBeGreaterThan(20);
     const head = await events.headPosition();
-    expect(await projector.waitFor(head, 5_000)).toBe(true);
+    expect(await projector.waitFor(head, 20_000)).toBe(true);
 
     // The thread's read models equal a replay of the whole log on this thread.
     const live = SqliteReadModelStore.open(file);
@@ -116,7 +116,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
         await (projector as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
         expect(projector.running).toBe(false);
         await writeRandomLifecycles(events, { seed: 9, count: 5, idOffset: 30_000 });
-        expect(await projector.waitFor(await events.headPosition(), 10_000)).toBe(true);
+        expect(await projector.waitFor(await events.headPosition(), 20_000)).toBe(true);
         expect(projector.running).toBe(true);
         expect(died).toEqual([
           expect.stringMatching(/^projector thread died \(exit code 1\); starting it again in 1 s$/),
@@ -205,7 +205,7 @@ describe('the API projector in a worker thread (embedded stores)', () => {
         expect(projector.position).toBeLessThan(head);
         edit.prepare('UPDATE events SET data = ? WHERE position = 2').run(original);
         expect(await projector.waitFor(head, 40_000)).toBe(true);
-        await waitUntil(() => projector.running, 'running again', { timeoutMs: 5_000 });
+        await waitUntil(() => projector.running, 'running again', { timeoutMs: 20_000 });
       } finally {
         edit.close();
         await projector.stop();

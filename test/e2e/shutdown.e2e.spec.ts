@@ -58,12 +58,13 @@ const startBuiltServer = async (prefix: string, env: Record<string, string> = {}
     return (await response.json()) as { id: string; position: string };
   };
   /**
-   * A read of the changes that waits for `minPosition`, under way once this resolves (after 200
-   * ms): its answer in `answer`.
+   * A read of the changes that waits for `minPosition` (5 s), under way once this resolves (after
+   * `pauseMs`: long enough for it to reach the server on a loaded machine before a SIGTERM, which
+   * would refuse it): its answer in `answer`.
    */
-  const readWaitingFor = async (minPosition: bigint) => {
+  const readWaitingFor = async (minPosition: bigint, pauseMs = 1_500) => {
     const answer = fetch(`http://127.0.0.1:${port}/api/v1/changes?minPosition=${minPosition}`, { headers });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
     return { answer };
   };
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
@@ -135,7 +136,8 @@ describe('stopping the server', () => {
       const server = await startBuiltServer('changeledger-shutdown-served-');
       try {
         const created = await server.submit('before SIGTERM');
-        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1n);
+        // (its 5 s also cover the SIGTERM, the write and its projection: a short pause)
+        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1n, 300);
         await server.terminate();
         // what the read waits for, written by another process during the drain
         const store = new SqliteEventStore(join(server.dir, 'events.sqlite'));
@@ -165,7 +167,7 @@ describe('stopping the server', () => {
       const server = await startBuiltServer('changeledger-shutdown-elsewhere-', { RUN_PROJECTOR: 'false' });
       try {
         const inFlight = fetch(`${server.base}/changes?minPosition=1000`, { headers: server.headers });
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await new Promise((resolve) => setTimeout(resolve, 1_500)); // under way (it waits 5 s)
         const signalled = Date.now();
         server.child.kill('SIGTERM');
         const answer = await inFlight;
@@ -272,13 +274,14 @@ describe('stopping the server', () => {
       try {
         const connection = await rawConnection(server.base);
         connection.send('/changes?minPosition=1000', server.headers.authorization);
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await new Promise((resolve) => setTimeout(resolve, 1_000)); // under way (it waits 5 s)
         const signalled = Date.now();
         server.child.kill('SIGTERM');
         const endedAt = await connection.ended;
-        // cut at the drain's end, before the read's own 5 s were up (it would have answered then)
+        // cut at the drain's end, before the read's own 5 s were up (it would have answered then,
+        // about 4 s after the signal)
         expect(endedAt - signalled).toBeGreaterThanOrEqual(900);
-        expect(endedAt - signalled).toBeLessThan(3_000);
+        expect(endedAt - signalled).toBeLessThan(3_500);
         expect(connection.received()).toBe('');
         const { code, signal } = await server.exited;
         expect(code === 0 || signal === 'SIGTERM').toBe(true);
@@ -297,7 +300,7 @@ describe('stopping the server', () => {
     try {
       const connection = await rawConnection(server.base);
       connection.send('/changes?minPosition=1000', server.headers.authorization);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // under way (it waits 5 s)
       server.child.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(server.child.exitCode).toBeNull(); // still draining: the read waits its 5 s

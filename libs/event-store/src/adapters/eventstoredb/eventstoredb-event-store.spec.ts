@@ -869,7 +869,8 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
   });
 
   it('cancels a read the server does not answer within readTimeoutMs and retries it like a dropped connection', async () => {
-    const store = open({ readTimeoutMs: 30, retry: { maxAttempts: 2 } });
+    // 300 ms: far longer than an answered read takes, however loaded the machine
+    const store = open({ readTimeoutMs: 300, retry: { maxAttempts: 2 } });
     const stream = streamId();
     await store.append(stream, newEvents(2), 'no-stream');
     server.stallNextReads(1);
@@ -885,7 +886,7 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
   });
 
   it('sends an append again when it goes unanswered for appendTimeoutMs: stored once, answered as the first; unanswered every time, 503', async () => {
-    const store = open({ appendTimeoutMs: 30, retry: { maxAttempts: 3 } });
+    const store = open({ appendTimeoutMs: 300, retry: { maxAttempts: 3 } });
     const stream = streamId();
     await store.append(stream, newEvents(1), 'no-stream');
     // stored, then its answer lost: the repeat (same ids, same expected revision) is answered
