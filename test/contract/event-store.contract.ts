@@ -255,6 +255,16 @@ export function eventStoreContract(adapterName: string, fixture: () => EventStor
         expect(await store.headPosition()).toBe(head);
         expect(revisions(await store.readStream(streamId))).toEqual([0n]);
 
+        // over only with its last event, after a first INSERT statement's worth of rows (100 on
+        // SQLite) went in: those are taken back too
+        const many = [
+          ...newEvents(150),
+          newEvent('ChangeRequestAmended', { plan: 'x'.repeat(MAX_APPEND_BYTES) }),
+        ];
+        await expect(store.append(streamId, many, 0n)).rejects.toBeInstanceOf(AppendTooLargeError);
+        expect(await store.headPosition()).toBe(head);
+        expect(revisions(await store.readStream(streamId))).toEqual([0n]);
+
         // one of them alone (600 KB) fits, and so does one of 900 KB
         const fits = newEvent('ChangeRequestAmended', { plan: text(450_000) });
         expect((await store.append(streamId, [large[0]], 0n)).nextExpectedRevision).toBe(1n);

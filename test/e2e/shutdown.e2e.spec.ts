@@ -136,8 +136,8 @@ describe('stopping the server', () => {
       const server = await startBuiltServer('changeledger-shutdown-served-');
       try {
         const created = await server.submit('before SIGTERM');
-        // (its 5 s also cover the SIGTERM, the write and its projection: a short pause)
-        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1n, 300);
+        // (its 5 s also cover the SIGTERM, the write and its projection: a shorter pause)
+        const { answer: inFlight } = await server.readWaitingFor(BigInt(created.position) + 1n, 1_000);
         await server.terminate();
         // what the read waits for, written by another process during the drain
         const store = new SqliteEventStore(join(server.dir, 'events.sqlite'));

@@ -46,11 +46,17 @@ export class AppendTooLargeError extends Error {
     readonly bytes: number | undefined,
     readonly limit: number = MAX_APPEND_BYTES,
   ) {
-    super(
-      `the events for ${streamId} would take ${bytes === undefined ? 'more than' : `${bytes} bytes, over`} ` +
-        `the ${limit} bytes the event store takes in one append`,
-    );
+    super(`the events for ${streamId} would take ${AppendTooLargeError.sizeText(bytes, limit)}`);
     this.name = 'AppendTooLargeError';
+  }
+
+  /** How large, against what limit: `1200000 bytes, over the 1000000 bytes the event store takes at once`. */
+  get size(): string {
+    return AppendTooLargeError.sizeText(this.bytes, this.limit);
+  }
+
+  private static sizeText(bytes: number | undefined, limit: number): string {
+    return `${bytes === undefined ? 'more than' : `${bytes} bytes, over`} the ${limit} bytes the event store takes at once`;
   }
 }
 

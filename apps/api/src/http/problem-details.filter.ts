@@ -46,7 +46,7 @@ const TITLES: Record<string, [number, string]> = {
   IDEMPOTENCY_KEY_IN_PROGRESS: [409, 'First request with this Idempotency-Key in progress'],
   PRECONDITION_FAILED: [412, 'Version precondition failed'],
   REQUEST_TIMEOUT: [408, 'Request not received in time'],
-  PAYLOAD_TOO_LARGE: [413, 'Request body too large'],
+  PAYLOAD_TOO_LARGE: [413, 'Payload too large'],
   HEADERS_TOO_LARGE: [431, 'Request headers too large'],
   RULE_VIOLATION: [422, 'A process rule forbids this'],
   PROJECTION_LAGGING: [503, 'Read models are behind'],
@@ -117,8 +117,7 @@ export const toProblem = (error: unknown): Problem => {
     // previous value beside the new one
     return problem(
       'PAYLOAD_TOO_LARGE',
-      `what this command would record takes ${error.bytes === undefined ? 'more than' : `${error.bytes} bytes, over`} ` +
-        `the ${error.limit} bytes the event store takes at once (an amendment records the previous ` +
+      `what this command would record takes ${error.size} (an amendment records the previous ` +
         'value of each field it changes beside the new one); nothing was stored',
     );
   }

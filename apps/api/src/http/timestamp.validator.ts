@@ -26,7 +26,9 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
     InUtcYears(),
     // for the OpenAPI document (its IsISO8601 schema is a plain string)
     JSONSchema(
-      dateOnly ? { description: 'a date (midnight UTC) or a time with its zone' } : { format: 'date-time' },
+      dateOnly
+        ? { description: 'a date (midnight UTC) or a time with its zone' }
+        : { format: 'date-time', description: 'RFC 3339 (the server also takes one without seconds)' },
     ) as PropertyDecorator,
   );
 

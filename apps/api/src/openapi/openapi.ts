@@ -383,7 +383,10 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
     description: 'standard-change templates',
     content: json(page(ref('StandardTemplate'))),
   },
-  '/api/v1/health': { description: 'every part up', content: json(ref('Health')) },
+  '/api/v1/health': {
+    description: 'the report while the stores are up and this process’s projector, if it runs one, projects',
+    content: json(ref('Health')),
+  },
   '/api/v1/openapi.json': { description: 'this document', content: json(object('OpenAPI 3.0')) },
   '/api/v1/metrics': {
     description: 'Prometheus text exposition format 0.0.4',

@@ -14,13 +14,22 @@ import {
   ConcurrencyError,
   EventStoreUnavailableError,
 } from '../../event-store.errors';
-import type { NewEvent, RecordedEvent, SequencedStream } from '../../event-store.port';
+import {
+  MAX_APPEND_BYTES,
+  type NewEvent,
+  type RecordedEvent,
+  type SequencedStream,
+} from '../../event-store.port';
 import {
   EventStoreDbEventStore,
   type EventStoreDbClient,
   type EventStoreDbEventStoreOptions,
 } from './eventstoredb-event-store';
-import { SEQUENCE_NUMBER_ALLOCATED, SEQUENCE_NUMBER_RELEASED } from './eventstoredb-mapping';
+import {
+  SEQUENCE_NUMBER_ALLOCATED,
+  SEQUENCE_NUMBER_RELEASED,
+  sequenceStreamId,
+} from './eventstoredb-mapping';
 import { waitUntil as pollUntil } from '../../../../../test/support/wait-until';
 import {
   InMemoryEventStoreDbClient,
@@ -132,8 +141,28 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       });
       const huge = spec('x'.repeat(20_000));
       await expect(store.appendWithSequence(huge)).rejects.toBeInstanceOf(AppendTooLargeError);
+      // the server refused the stream: its number was allocated, then handed back
+      const counter = await store.readStream(sequenceStreamId(huge.sequence));
+      expect(counter.map((e) => e.type)).toEqual([SEQUENCE_NUMBER_ALLOCATED, SEQUENCE_NUMBER_RELEASED]);
       const next = await store.appendWithSequence({ ...spec('small'), sequence: huge.sequence });
-      expect(next.number).toBe(1); // handed back: the allocation was not the stream's
+      expect(next.number).toBe(1);
+    });
+
+    it('an append over MAX_APPEND_BYTES is refused before anything is sent, a creation before its number is taken', async () => {
+      const store = open();
+      const id = streamId();
+      const calls = server.calls.append;
+      const huge = newEvent('ChangeRequestUpdated', { text: 'x'.repeat(MAX_APPEND_BYTES) });
+      await expect(store.append(id, [huge], 'no-stream')).rejects.toBeInstanceOf(AppendTooLargeError);
+      const sequence = `seq-${randomUUID()}`;
+      await expect(
+        store.appendWithSequence({
+          sequence,
+          build: (n) => ({ streamId: `changeRequest-T${randomUUID()}-${n}`, events: [huge] }),
+        }),
+      ).rejects.toBeInstanceOf(AppendTooLargeError);
+      expect(server.calls.append).toBe(calls);
+      expect(await store.readStream(sequenceStreamId(sequence))).toEqual([]);
     });
 
     it("sends 'any' at the revision it read, so racing writers cannot fork the chain", async () => {
