@@ -764,9 +764,9 @@ export class EventStoreDbEventStore implements EventStore {
       const { number, streamId, events } = await this.nextNumber(spec, counter, conflicted);
       if (events.length === 0)
         throw new TypeError(`appendWithSequence: the stream for number ${number} has no events`);
-      // invalid or too large events fail here, before a number is taken (chained as the
-      // stream's append will chain them: from the genesis hash)
-      this.chain(streamId, events, 0n, GENESIS_HASH);
+      // The new stream's events, chained from the genesis hash (what appendExpected does for
+      // 'no-stream'): invalid or too large ones fail here, before a number is taken.
+      const stream = this.chain(streamId, events, 0n, GENESIS_HASH);
       const metadata = bookkeepingMetadata(events[0].metadata);
       const allocation = this.chain(
         counterStream,
@@ -796,7 +796,7 @@ export class EventStoreDbEventStore implements EventStore {
         continue;
       }
       try {
-        const result = await this.appendExpected(streamId, events, 'no-stream');
+        const result = await this.appendChained(streamId, stream.data, 'no-stream');
         const firstRevision = result.nextExpectedRevision - BigInt(events.length) + 1n;
         if (firstRevision !== 0n) {
           // Soft-deleted by an operator between the check and this append: the server stored
