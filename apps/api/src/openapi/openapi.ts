@@ -293,6 +293,9 @@ const object = (description: string): SchemaObject => ({
   additionalProperties: true,
 });
 const json = (schema: SchemaObject | { $ref: string }) => ({ 'application/json': { schema } });
+/** Answers in these media types, each a text (CSV, Markdown, iCalendar, …). */
+const texts = (...mediaTypes: string[]) =>
+  Object.fromEntries(mediaTypes.map((type) => [type, { schema: { type: 'string' } }]));
 const NEXT_CURSOR = {
   'Next-Cursor': {
     description: 'with limit or cursor on a CSV, Markdown or iCalendar export: the next page’s cursor',
@@ -323,7 +326,7 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
     description:
       'format=markdown (the default): the filled-in request template, history and chain check; format=json: the same as JSON',
     content: {
-      'text/markdown': { schema: { type: 'string' } },
+      ...texts('text/markdown'),
       ...json(object('{ generatedAt, change, history, hashChain }')),
     },
   },
@@ -337,7 +340,7 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
           ),
         ),
       ),
-      'application/x-ndjson': { schema: { type: 'string' } },
+      ...texts('application/x-ndjson'),
     },
   },
   '/api/v1/audit/verify': {
@@ -350,8 +353,7 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
     headers: NEXT_CURSOR,
     content: {
       ...json(page(ref('ChangeLogRow'))),
-      'text/csv': { schema: { type: 'string' } },
-      'text/markdown': { schema: { type: 'string' } },
+      ...texts('text/csv', 'text/markdown'),
     },
   },
   '/api/v1/approvals/pending': {
@@ -369,14 +371,13 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
   '/api/v1/schedule': {
     description: 'scheduled changes in the range: JSON, or format=ics (iCalendar)',
     headers: NEXT_CURSOR,
-    content: { ...json(object('the schedule')), 'text/calendar': { schema: { type: 'string' } } },
+    content: { ...json(object('the schedule')), ...texts('text/calendar') },
   },
   '/api/v1/reports/compliance': {
     description: 'the compliance report: format=json (the default), csv or html',
     content: {
       ...json(object('the report')),
-      'text/csv': { schema: { type: 'string' } },
-      'text/html': { schema: { type: 'string' } },
+      ...texts('text/csv', 'text/html'),
     },
   },
   '/api/v1/standard-templates': {
@@ -390,7 +391,7 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
   '/api/v1/openapi.json': { description: 'this document', content: json(object('OpenAPI 3.0')) },
   '/api/v1/metrics': {
     description: 'Prometheus text exposition format 0.0.4',
-    content: { 'text/plain': { schema: { type: 'string' } } },
+    content: texts('text/plain'),
   },
 };
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
