@@ -130,6 +130,16 @@ export const createApp = async (
       );
     }
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
+    // An empty body is no body whatever its type, as an empty form body already is: generated
+    // clients set `Content-Type: application/json` on every call of an operation whose body is
+    // optional (approve, start, close), body or not. Without a type Fastify reads no body.
+    if (
+      request.headers['content-length'] === '0' &&
+      request.headers['transfer-encoding'] === undefined &&
+      isJson(request.headers['content-type'])
+    ) {
+      delete request.headers['content-type'];
+    }
     authenticate(request.headers.authorization, verifier).then(
       (actor) => {
         (request as AuthenticatedRequest).actor = actor;
