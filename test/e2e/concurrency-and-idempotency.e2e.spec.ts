@@ -789,6 +789,16 @@ describe('bad input stores nothing', () => {
       expect.arrayContaining(['after', 'cursor', 'limit']),
     );
     expect(op('get', '/changes').security).toEqual([{ bearer: [] }]);
+    // a calendar's feed token in the URL, on the schedule only
+    expect(op('get', '/schedule').security).toEqual([{ bearer: [] }, { feedToken: [] }]);
+    expect(
+      (doc as unknown as { components: { securitySchemes: Record<string, unknown> } }).components
+        .securitySchemes.feedToken,
+    ).toMatchObject({ type: 'apiKey', in: 'query', name: 'access_token' });
+    // the page size's range and default, which a client cannot guess
+    expect(list.limit.schema).toMatchObject({
+      description: expect.stringMatching(/1 to 500; 50 when left out/),
+    });
   });
 });
 

@@ -24,6 +24,10 @@ const { defaultMetadataStorage } =
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('class-transformer/cjs/storage') as typeof import('class-transformer/types/storage');
 
+/** The security scheme of a feed token in the URL (see the AuthGuard). */
+const FEED_TOKEN = 'feedToken';
+const SCHEDULE = '/api/v1/schedule';
+
 /**
  * The OpenAPI document: paths from the controllers; request bodies, path and query parameters
  * from the same class-validator decorators that validate requests (so the two cannot drift
@@ -37,6 +41,17 @@ export const buildOpenApiDocument = (app: INestApplication): OpenAPIObject => {
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    // calendar clients subscribe to a URL and send no headers: GET /schedule?format=ics only
+    .addApiKey(
+      {
+        type: 'apiKey',
+        in: 'query',
+        name: 'access_token',
+        description:
+          'a feed token (claim feed: "schedule", from npm run token -- --feed schedule): GET /api/v1/schedule?format=ics only; any other token in the URL is 401',
+      },
+      FEED_TOKEN,
+    )
     .build();
   const document = SwaggerModule.createDocument(app, config);
   const schemas = validationMetadatasToSchemas({
@@ -390,7 +405,8 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
   },
   '/api/v1/openapi.json': { description: 'this document', content: json(object('OpenAPI 3.0')) },
   '/api/v1/metrics': {
-    description: 'Prometheus text exposition format 0.0.4',
+    description:
+      'Prometheus text exposition format 0.0.4; the bearer token is METRICS_TOKEN when the server has one, a user’s otherwise',
     content: texts('text/plain'),
   },
 };
@@ -481,7 +497,7 @@ const describeOperation = (
     };
     return;
   }
-  operation.security = [{ bearer: [] }];
+  operation.security = path === SCHEDULE ? [{ bearer: [] }, { [FEED_TOKEN]: [] }] : [{ bearer: [] }];
   if (method === 'get') {
     if (answer?.headers?.ETag) {
       parameters.push({

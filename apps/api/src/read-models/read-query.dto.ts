@@ -1,10 +1,12 @@
 import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
 import { FOLLOW_UP_STEPS, type FollowUpStep } from '@changeledger/read-models';
 import { HasText } from '../http/has-text.validator';
 import { IsLogPosition } from '../http/log-position.validator';
 import { NoControlCharacters } from '../http/no-control-characters.validator';
 import { IsTimestamp } from '../http/timestamp.validator';
+import { DEFAULT_LIMIT, MAX_LIMIT } from './paging';
 
 /** What every read endpoint accepts. */
 export class ReadQueryDto {
@@ -16,8 +18,16 @@ export class ReadQueryDto {
 export class PagedQueryDto extends ReadQueryDto {
   @IsOptional()
   @Matches(/^([1-9]\d{0,2})$/, { message: 'limit must be an integer from 1 to 500' })
+  @JSONSchema({ description: `Rows per page, from 1 to ${MAX_LIMIT}; ${DEFAULT_LIMIT} when left out.` })
   limit?: string;
-  @IsOptional() @IsString() @MaxLength(512) cursor?: string;
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  @JSONSchema({
+    description:
+      "The page after the one whose answer's `nextCursor` (also the `Next-Cursor` header) this is; good for the same list and filters only.",
+  })
+  cursor?: string;
 }
 
 export class ListChangesQueryDto extends PagedQueryDto {
