@@ -189,7 +189,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 5,
+      schemaVersion: 6,
     });
   });
 
@@ -268,16 +268,40 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       ),
       200,
     );
-    // The request the decision judged is final: no amendment after it.
-    const late = expectStatus(
+    // An amendment after the decision makes it void (the contract allows amending an emergency
+    // until it is closed): the change is back in the queue, and management decides again.
+    expectStatus(
       await app.request('PATCH', `/changes/${id}`, {
         body: { testingPlan: 'ssh into every node, twice' },
         as: USERS.implementer,
       }),
+      200,
+    );
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      retrospectiveDecision: null,
+      testingPlan: 'ssh into every node, twice',
+    });
+    const queue = expectStatus(await app.get('/retrospectives/queue?limit=500'), 200).body as {
+      items: { changeId: string; outstanding: string[] }[];
+    };
+    expect(queue.items.find((i) => i.changeId === id)?.outstanding).toEqual(['retrospective-approval']);
+    const unDecided = expectStatus(
+      await app.post(`/changes/${id}/close`, {}, USERS.manager),
       422,
       'RULE_VIOLATION',
     );
-    expect(late.body).toMatchObject({ rule: 'amend-before-retrospective-decision' });
+    expect(unDecided.body).toMatchObject({
+      rule: 'close-prerequisites',
+      detail: 'closing needs: retrospective decision',
+    });
+    expectStatus(
+      await app.post(
+        `/changes/${id}/retrospective-approval`,
+        { decision: 'approve', comment: 'justified, with the new testing plan' },
+        USERS.manager,
+      ),
+      200,
+    );
     const closed = expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.manager), 200);
     expect(closed.body).toMatchObject({ status: 'closed' });
     const view = expectStatus(await app.get(`/changes/${id}`), 200).body;
@@ -294,16 +318,24 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(events.find((e) => e.type === 'RetrospectiveDecisionRecorded')?.data).toMatchObject({
       rule: 'emergency-needs-retrospective-approval-by-management',
     });
-    // one decision stored, the manager's: the refused attempts stored none
+    // two decisions stored, the manager's, and the amendment naming the one it made void: the
+    // refused attempts stored none
     expect(
       events
         .filter((e) => e.type === 'RetrospectiveDecisionRecorded')
         .map((e) => (e.data as { by: { id: string } }).by.id),
-    ).toEqual([USERS.manager.sub]);
+    ).toEqual([USERS.manager.sub, USERS.manager.sub]);
+    expect(events.filter((e) => e.type === 'ChangeAmended').at(-1)?.data).toMatchObject({
+      voidedRetrospectiveDecision: {
+        decision: 'approve',
+        comment: 'justified',
+        by: { id: USERS.manager.sub },
+      },
+    });
     expect(events.at(-1)).toMatchObject({
       type: 'ChangeClosed',
       data: { rule: 'emergency-close-needs-post-implementation-review-and-retrospective-decision' },
-      metadata: { schemaVersion: 5 },
+      metadata: { schemaVersion: 6 },
     });
   });
 

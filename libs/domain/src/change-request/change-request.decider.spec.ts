@@ -1532,17 +1532,54 @@ describe('change-request decider', () => {
     });
 
     it.each(['approve', 'reject'] as const)(
-      'after the retrospective decision (%s) the request can no longer be amended → RULE_VIOLATION',
+      'an amendment after the retrospective decision (%s) makes the decision void: management decides again before the close',
       (decision) => {
-        given([
+        const decided = [
           ...emergencyHistory('implemented'),
           postImplementationReviewed(),
           event('RetrospectiveDecisionRecorded', actors.max, { decision, comment: 'seen' }),
-        ])
+        ];
+        const amendment = given(decided)
           .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
-          .thenError('RULE_VIOLATION', /retrospective decision is recorded/);
+          .events();
+        expect(amendment).toEqual([
+          {
+            type: 'ChangeAmended',
+            data: expect.objectContaining({
+              changes: { rollbackPlan: 'Something else' },
+              voidedReviews: [],
+              voidedRetrospectiveDecision: {
+                decision,
+                comment: 'seen',
+                by: { id: actors.max.id, name: actors.max.name },
+                at: expect.any(String),
+              },
+              statusBefore: 'implemented',
+              statusAfter: 'implemented',
+            }),
+          },
+        ]);
+        const amended = [...decided, ...amendment];
+        expect(given(amended).state.retrospectiveDecision).toBeUndefined();
+        given(amended)
+          .when({ type: 'CloseChange' }, { actor: actors.lena })
+          .thenError('RULE_VIOLATION', /retrospective/);
+        const again = given(amended)
+          .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+          .events();
+        expect(again.map((e) => e.type)).toEqual(['RetrospectiveDecisionRecorded']);
+        given([...amended, ...again])
+          .when({ type: 'CloseChange' }, { actor: actors.lena })
+          .thenTypes(['ChangeClosed']);
       },
     );
+
+    it('an amendment before the retrospective decision voids nothing', () => {
+      const amendment = given([...emergencyHistory('implemented'), postImplementationReviewed()])
+        .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
+        .events();
+      expect(amendment[0].data).not.toHaveProperty('voidedRetrospectiveDecision');
+    });
 
     it('an incomplete emergency change cannot be decided retrospectively, until amended', () => {
       given(incomplete())

@@ -344,14 +344,6 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
   if ('emergency' in command.fields && command.fields.emergency !== undefined && state.type !== 'emergency') {
     throw emergencyDetailsOnlyForEmergencies();
   }
-  if (state.retrospectiveDecision) {
-    // The decision judged this request: amending it afterwards would leave an approval standing
-    // for a record it never saw (a normal change's amendment voids its reviews instead).
-    throw ruleViolation(
-      'the retrospective decision is recorded: the request it judged can no longer be amended',
-      'amend-before-retrospective-decision',
-    );
-  }
   const changes: Record<string, unknown> = {};
   const previous: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(command.fields)) {
@@ -369,6 +361,9 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
   validateRequest(state.type, amended);
   const voidsReviews = state.type === 'normal';
   const voidedReviews = voidsReviews ? REVIEW_KINDS.filter((k) => state.reviews[k] !== undefined) : [];
+  // The decision judged the request as it was: it would otherwise stand for a record it never
+  // saw. Void, management decides again (as a normal change's amendment voids its reviews).
+  const voidedRetrospectiveDecision = state.retrospectiveDecision;
   return [
     {
       type: 'ChangeAmended',
@@ -376,6 +371,7 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
         changes: changes as Partial<ChangeRequestFields>,
         previous: previous as Partial<ChangeRequestFields>,
         voidedReviews,
+        ...(voidedRetrospectiveDecision ? { voidedRetrospectiveDecision } : {}),
         statusBefore: state.status,
         statusAfter: voidsReviews ? 'in-review' : state.status,
         by: actorRef(ctx.actor),

@@ -41,6 +41,16 @@ export type ChangeAmended = DomainEvent<
     previous: Partial<ChangeRequestFields>;
     /** Reviews made void by this amendment (normal changes must be reviewed again). */
     voidedReviews: ReviewKind[];
+    /**
+     * The retrospective decision this amendment of an emergency made void (schema 6): it judged
+     * the request as it was, so management decides again.
+     */
+    voidedRetrospectiveDecision?: {
+      decision: RetrospectiveDecision;
+      comment: string;
+      by: ActorRef;
+      at: string;
+    };
     statusBefore: ChangeStatus;
     statusAfter: ChangeStatus;
   }
@@ -223,5 +233,7 @@ export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] 
  * 3 (2026-11-27): an emergency's ImplementationStarted says `byImplementer`.
  * 4 (2026-11-27): a ReviewRecorded that overrules an approval of its kind names it (`supersedes`).
  * 5 (2026-11-27): RetrospectiveDecisionRecorded and ChangeClosed name their `rule`.
+ * 6 (2026-11-29): an emergency's ChangeAmended after its retrospective decision names the decision
+ * it made void (`voidedRetrospectiveDecision`; until then such an amendment was refused).
  */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 5;
+export const CHANGE_REQUEST_SCHEMA_VERSION = 6;

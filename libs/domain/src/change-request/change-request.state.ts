@@ -177,6 +177,7 @@ export const evolveChangeRequest = (
         status: d.statusAfter,
         reviews: d.voidedReviews.length > 0 ? {} : state.reviews,
         voidedReviews: [...state.voidedReviews, ...voided],
+        retrospectiveDecision: d.voidedRetrospectiveDecision ? undefined : state.retrospectiveDecision,
         requiredApproval: d.statusAfter === 'in-review' ? undefined : state.requiredApproval,
         awaitingApprovalSince: d.statusAfter === 'in-review' ? undefined : state.awaitingApprovalSince,
       });

@@ -143,6 +143,45 @@ describe('compliance facts projection', () => {
     });
   });
 
+  it('keeps a retrospective decision an amendment made void with the time it did (schema 6), and the one taken again without it', () => {
+    const amendment = event('ChangeAmended', actors.alice, {
+      changes: { rollbackPlan: 'Reinstall the previous package' },
+      previous: { rollbackPlan: 'apt install the previous version' },
+      voidedReviews: [],
+      voidedRetrospectiveDecision: {
+        decision: 'approve',
+        comment: 'fine',
+        by: { id: actors.max.id, name: actors.max.name },
+        at: hour(5),
+      },
+      statusBefore: 'implemented',
+      statusAfter: 'implemented',
+    });
+    const decision = event('RetrospectiveDecisionRecorded', actors.max, {
+      decision: 'approve',
+      comment: 'fine',
+    });
+    const history = hourly([
+      ...emergencyHistory('implemented'),
+      postImplementationReviewed(),
+      decision,
+      amendment,
+    ]);
+    const voided = factsOf(history);
+    expect(voided.retrospective).toEqual({
+      at: hour(history.length - 2),
+      by: expect.objectContaining({ id: actors.max.id }),
+      decision: 'approve',
+      voidedAt: hour(history.length - 1),
+    });
+    const again = factsOf([...history, at(decision, hour(history.length))]);
+    expect(again.retrospective).toEqual({
+      at: hour(history.length),
+      by: expect.objectContaining({ id: actors.max.id }),
+      decision: 'approve',
+    });
+  });
+
   it('records a standard change as approved by its template, with no review wait', () => {
     const doc = factsOf(hourly(standardHistory('closed')));
     expect(doc.approval).toEqual({ at: hour(1), by: null, level: 'standard-template' });

@@ -88,10 +88,12 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
     readonly issues: string | null;
     readonly documentationUpdated: boolean;
   } | null;
+  /** The latest retrospective decision; `voidedAt`: an amendment after it made it void (schema 6). */
   readonly retrospective: {
     readonly at: string;
     readonly by: ActorRef;
     readonly decision: RetrospectiveDecision;
+    readonly voidedAt?: string;
   } | null;
   readonly reviewIntervals: readonly ReviewInterval[];
   /** Times of the events a segregation-of-duties rule applies to: what the check covered. */
@@ -236,6 +238,11 @@ const factsOf = (
         title: changes.title ?? doc.title,
         riskLevel: changes.risk?.level ?? doc.riskLevel,
         category: changes.emergency?.category ?? doc.category,
+        // an amendment after the retrospective decision made it void (schema 6); kept with the
+        // time, so a report as of before it still counts the decision
+        ...(d.voidedRetrospectiveDecision && doc.retrospective
+          ? { retrospective: { ...doc.retrospective, voidedAt: at } }
+          : {}),
       };
     }
     case 'ChangePreApproved':

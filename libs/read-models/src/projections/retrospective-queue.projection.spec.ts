@@ -189,6 +189,31 @@ describe('retrospective queue projection', () => {
       },
     );
 
+    it('an amendment that made the decision void (schema 6) puts retrospective-approval back', () => {
+      const doc = docAfter(
+        declared(),
+        startedNow(),
+        verified(),
+        ended(),
+        postImplementationReviewed(),
+        decided(),
+        event('ChangeAmended', actors.ivan, {
+          changes: { rollbackPlan: 'Reinstall the previous package' },
+          previous: { rollbackPlan: 'apt install the previous version' },
+          voidedReviews: [],
+          voidedRetrospectiveDecision: {
+            decision: 'approve',
+            comment: 'Reviewed in the CAB',
+            by: { id: actors.max.id, name: actors.max.name },
+            at: ENDED_AT,
+          },
+          statusBefore: 'implemented',
+          statusAfter: 'implemented',
+        }),
+      );
+      expect(doc).toMatchObject({ decided: false, outstanding: ['retrospective-approval'], open: true });
+    });
+
     it('closing takes it out of the queue (open false)', () => {
       const doc = docAfter(...emergencyHistory('closed'));
       expect(doc).toMatchObject({ open: false, outstanding: [] });

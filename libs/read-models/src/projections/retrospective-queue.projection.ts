@@ -90,6 +90,8 @@ export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
           title: changes.title ?? doc.title,
           category: changes.emergency?.category ?? doc.category,
           missingFields: missingAfter(doc.missingFields, changes),
+          // an amendment after the decision made it void (schema 6): to be decided again
+          decided: d.voidedRetrospectiveDecision ? false : doc.decided,
         });
       }
       case 'ImplementationCompleted':

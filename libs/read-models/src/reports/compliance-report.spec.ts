@@ -262,6 +262,48 @@ describe('compliance report', () => {
     ]);
   });
 
+  it('counts a retrospective decision an amendment made void until the amendment, not after', () => {
+    const voidedDecision = timed(
+      [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'ok' }),
+        event('ChangeAmended', actors.ivan, {
+          changes: { rollbackPlan: 'Reinstall the previous package' },
+          previous: { rollbackPlan: 'apt install the previous version' },
+          voidedReviews: [],
+          voidedRetrospectiveDecision: {
+            decision: 'approve',
+            comment: 'ok',
+            by: { id: actors.max.id, name: actors.max.name },
+            at: '2026-11-03T01:00:00.000Z',
+          },
+          statusBefore: 'implemented',
+          statusAfter: 'implemented',
+        }),
+      ],
+      [
+        '2026-11-02T01:00:00.000Z',
+        '2026-11-02T02:00:00.000Z',
+        '2026-11-02T03:00:00.000Z',
+        '2026-11-02T04:00:00.000Z', // completed Monday: due Wednesday 04:00
+        '2026-11-02T05:00:00.000Z',
+        '2026-11-03T01:00:00.000Z', // decided in time
+        '2026-12-10T01:00:00.000Z', // amended: the decision is void
+      ],
+    );
+    const docs = facts(voidedDecision);
+    // November's report (as of its end, before the amendment): decided in time, nothing overdue
+    const november = report(docs, '2026-12-05T00:00:00.000Z', parsePeriodLabel('2026-11'));
+    expect(november.findings.overdueRetrospectives).toEqual([]);
+    expect(november.findings.lateRetrospectives).toEqual([]);
+    // the quarter's, after it: no decision stands, and it was due in November
+    const q4 = report(docs);
+    expect(q4.findings.overdueRetrospectives).toEqual([
+      expect.objectContaining({ changeId: 'CHG-001', dueAt: '2026-11-04T04:00:00.000Z' }),
+    ]);
+  });
+
   it('finds emergencies implemented in the period with no record that stakeholders were notified', () => {
     const implementedAt = (notified: boolean) => {
       const [submittedEvent, startedEvent, ...rest] = emergencyHistory('implemented');

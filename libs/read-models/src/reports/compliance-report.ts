@@ -341,7 +341,10 @@ export class ComplianceReportBuilder {
       });
     }
 
-    const decision = doc.retrospective && this.happened(doc.retrospective.at) ? doc.retrospective : null;
+    const standing = doc.retrospective;
+    // (an amendment made it void at `voidedAt`: from then on no decision stands)
+    const decision =
+      standing && this.happened(standing.at) && !this.happened(standing.voidedAt) ? standing : null;
     if (doc.type === 'emergency' && !completion) {
       const flaggedAfter = addBusinessDays(doc.submittedAt, this.settings.retrospectiveDueBusinessDays);
       if (flaggedAfter < this.asOf) {
