@@ -85,6 +85,8 @@ const startBuiltServer = async (prefix: string, env: Record<string, string> = {}
   };
   return {
     dir,
+    /** What the server wrote so far. */
+    output: () => ({ stdout, stderr }),
     base: `http://127.0.0.1:${port}/api/v1`,
     child,
     headers,
@@ -302,7 +304,8 @@ describe('stopping the server', () => {
       connection.send('/changes?minPosition=1000', server.headers.authorization);
       await new Promise((resolve) => setTimeout(resolve, 1_000)); // under way (it waits 5 s)
       server.child.kill('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // (past the grace in which a second signal is the same one, forwarded: see the next test)
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(server.child.exitCode).toBeNull(); // still draining: the read waits its 5 s
       const again = Date.now();
       server.child.kill('SIGTERM');
@@ -313,6 +316,32 @@ describe('stopping the server', () => {
       server.stop();
     }
   });
+
+  whenBuilt(
+    'one Ctrl-C that arrives twice (npm run forwards the terminal’s SIGINT, which the process also gets) shuts down in good order',
+    async () => {
+      const server = await startBuiltServer('changeledger-shutdown-forwarded-', { RUN_PROJECTOR: 'false' });
+      try {
+        const inFlight = fetch(`${server.base}/changes?minPosition=1000`, { headers: server.headers });
+        await new Promise((resolve) => setTimeout(resolve, 1_500)); // under way (it waits 5 s)
+        server.child.kill('SIGINT');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        server.child.kill('SIGINT');
+        // drained: the read is answered (its 5 s over), not cut off by an exit "at once"
+        const answer = await inFlight;
+        expect(answer.status).toBe(503);
+        await answer.text();
+        const { code, signal } = await server.exited;
+        expect(code === 130 || signal === 'SIGINT').toBe(true);
+        const { stdout, stderr } = server.output();
+        expect(stdout).toContain('SIGINT: shutting down');
+        expect(stderr).not.toContain('again');
+      } finally {
+        server.stop();
+      }
+    },
+    20_000,
+  );
 
   whenBuilt('SIGKILL right after answering loses no acknowledged write', async () => {
     const server = await startBuiltServer('changeledger-crash-');

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { constants } from 'node:os';
 import type { INestApplication } from '@nestjs/common';
-import { ignoredSettings, loadConfig } from '@changeledger/platform';
+import { ignoredSettings, loadConfig, onStopSignals } from '@changeledger/platform';
 import { createApp } from './create-app';
 
 /**
@@ -10,35 +10,33 @@ import { createApp } from './create-app';
  * then stop the projector and webhooks and close the stores (StoreLifecycle); then end by the
  * same signal. A second signal meanwhile ends the process at once: nothing acknowledged is lost
  * (every answered write is committed), and an operator must not be left with a process that
- * ignores Ctrl-C.
+ * ignores Ctrl-C (one Ctrl-C under `npm start` may arrive twice: see onStopSignals).
  */
 const stopOnSignals = (app: INestApplication) => {
-  const signals = ['SIGTERM', 'SIGINT'] as const;
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
+  const removeListeners = onStopSignals({
+    first: (signal) => {
+      console.log(`changeledger: ${signal}: shutting down (${signal} again to exit at once)`);
+      app.close().then(
+        () => {
+          removeListeners();
+          process.kill(process.pid, signal); // ends as the signal would have (a supervisor sees it)
+          // As PID 1 (a container without an init) the kernel ignores a signal the process does not
+          // handle: exit with the code a shell gives for it instead of waiting on whatever is left.
+          setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 0)), 1000);
+        },
+        (error: unknown) => {
+          console.error(
+            `changeledger: the shutdown failed: ${error instanceof Error ? error.message : String(error)}`,
+          );
+          process.exit(1);
+        },
+      );
+    },
+    again: (signal) => {
       console.error(`changeledger: ${signal} again: exiting now, without finishing the shutdown`);
       process.exit(1);
-    }
-    stopping = true;
-    console.log(`changeledger: ${signal}: shutting down (${signal} again to exit at once)`);
-    app.close().then(
-      () => {
-        for (const s of signals) process.removeListener(s, onSignal);
-        process.kill(process.pid, signal); // ends as the signal would have (a supervisor sees it)
-        // As PID 1 (a container without an init) the kernel ignores a signal the process does not
-        // handle: exit with the code a shell gives for it instead of waiting on whatever is left.
-        setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 0)), 1000);
-      },
-      (error: unknown) => {
-        console.error(
-          `changeledger: the shutdown failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
-        process.exit(1);
-      },
-    );
-  };
-  for (const s of signals) process.on(s, onSignal);
+    },
+  });
 };
 
 const bootstrap = async () => {

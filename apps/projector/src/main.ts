@@ -1,5 +1,11 @@
 import { allProjections, isProjectorLeaseStore, LeasedProjector, Projector } from '@changeledger/read-models';
-import { ignoredSettings, loadConfig, openEventStore, openReadModelStore } from '@changeledger/platform';
+import {
+  ignoredSettings,
+  loadConfig,
+  onStopSignals,
+  openEventStore,
+  openReadModelStore,
+} from '@changeledger/platform';
 
 /**
  * The projector as its own process (READ_MODEL_STORE=mongodb, API instances with
@@ -32,22 +38,22 @@ const main = async () => {
         : `[projector] standing by: another projector holds the projector lease (read models: ${config.readModelStore})`
       : `[projector] running from position ${projector.position} (read models: ${config.readModelStore})`,
   );
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) {
+  onStopSignals({
+    first: (signal) => {
+      console.log(`[projector] ${signal}: finishing the current batch (${signal} again to exit at once)`);
+      void (async () => {
+        await projector.stop();
+        await readModels.close();
+        await events.close();
+        process.exit(0);
+      })();
+    },
+    again: (signal) => {
       // its writes are transactions with their checkpoint: the next start goes on from there
       console.error(`[projector] ${signal} again: exiting now, without finishing the batch`);
       process.exit(1);
-    }
-    stopping = true;
-    console.log(`[projector] ${signal}: finishing the current batch (${signal} again to exit at once)`);
-    await projector.stop();
-    await readModels.close();
-    await events.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+    },
+  });
 };
 
 main().catch((error: unknown) => {
