@@ -45,6 +45,9 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/apps ./dist/apps
 COPY --from=build /app/dist/libs ./dist/libs
 COPY package.json ./
+# `npm run audit:verify`, `backup`, `projections:rebuild`… run their pre-script first: with no
+# tsconfig.build.json here it builds nothing (docker compose exec api npm run audit:verify)
+COPY apps/cli/build-if-stale.mjs ./apps/cli/
 # DATA_DIR holds the embedded stores (SQLite) and the Idempotency-Key store; a volume mounted
 # here starts out owned by `node` too.
 RUN mkdir -p /app/data && chown node:node /app/data

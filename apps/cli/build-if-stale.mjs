@@ -36,6 +36,10 @@ const newestUnder = (dir) => {
   return newest;
 };
 
+// An install of the build alone (the container image: dist/, no sources, no compiler) has
+// nothing to build: its scripts run what it holds.
+if (mtime(join(root, 'tsconfig.build.json')) === undefined) process.exit(0);
+
 const built = mtime(join(root, 'dist', '.build-stamp'));
 const newestSource = Math.max(
   ...SOURCES.map((dir) => newestUnder(join(root, dir))),

@@ -30,7 +30,9 @@ describe('build-if-stale (the npm scripts run it before the service and the CLI)
       join(dir, 'package.json'),
       JSON.stringify({ name: 'stale-test', private: true, scripts: { build: `node -e "${build}"` } }),
     );
+    writeFileSync(join(dir, 'tsconfig.build.json'), '{}\n');
     age('package.json', 60);
+    age('tsconfig.build.json', 60);
     age(join('libs', 'domain', 'a.ts'), 60);
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,6 +45,12 @@ describe('build-if-stale (the npm scripts run it before the service and the CLI)
     age(join('dist', '.build-stamp'), 90); // the sources (60 s old) are newer than this build
     expect(run().status).toBe(0);
     expect(builds()).toBe(2);
+  });
+
+  it('builds nothing in an install of the build alone (the container image: no tsconfig.build.json, no compiler)', () => {
+    rmSync(join(dir, 'tsconfig.build.json'));
+    expect(run().status).toBe(0);
+    expect(builds()).toBe(0);
   });
 
   it("fails with the build's failure", () => {

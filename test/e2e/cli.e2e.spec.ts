@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -114,6 +114,15 @@ describe('the changeledger CLI', () => {
       const result = await runCliSettled(app.config, ['token', ...args, '--roles', 'requester']);
       expect(result).toMatchObject({ code: 1, stdout: '' });
       expect(result.stderr).toContain(`${option} holds control characters, which the service refuses`);
+    }
+    // " u-rita" is another user to segregation of duties; a blank name names nobody
+    for (const [option, args] of [
+      ['--sub', ['--sub', ' u-rita', '--name', 'Rita']],
+      ['--name', ['--sub', 'u-rita', '--name', '   ']],
+    ] as const) {
+      const result = await runCliSettled(app.config, ['token', ...args, '--roles', 'requester']);
+      expect(result).toMatchObject({ code: 1, stdout: '' });
+      expect(result.stderr).toContain(`${option} "${args[option === '--sub' ? 1 : 3]}": no spaces around it`);
     }
   });
 
@@ -413,6 +422,19 @@ describe('the changeledger CLI', () => {
           checkedEvents: 0,
           firstInvalid: { reason: 'the log holds no events: nothing was verified' },
         });
+        // nor against an anchor: not a log found changed (1), most likely the wrong DATA_DIR
+        const anchored = await runCliSettled(elsewhere, ['verify', '--anchor', `12:${'a'.repeat(64)}`]);
+        expect(anchored.code).toBe(2);
+        expect(anchored.stderr).toContain('the log holds no events: nothing was verified');
+        // and a backup of it is refused, with no file left
+        const emptyCopy = join(tmpdir(), `empty-copy-${process.pid}.sqlite`);
+        const emptyBackup = await runCliSettled(elsewhere, ['backup', '--out', emptyCopy]);
+        expect(emptyBackup).toMatchObject({ code: 1, stdout: '' });
+        expect(emptyBackup.stderr).toContain('the event store holds no events: nothing to back up');
+        expect(existsSync(emptyCopy)).toBe(false);
+        expect(
+          readdirSync(tmpdir()).filter((f) => f.startsWith(`.empty-copy-${process.pid}.sqlite.partial`)),
+        ).toEqual([]);
         rmSync(join(empty, 'events.sqlite'));
         for (const wal of readdirSync(empty)) rmSync(join(empty, wal));
         // a token refused for its expiry leaves no secret behind (a mistyped DATA_DIR stays empty)

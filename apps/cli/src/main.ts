@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CONTROL_CHARACTER, ROLES, withoutControlCharacters } from '@changeledger/domain';
@@ -23,6 +23,7 @@ import {
 } from '@changeledger/read-models';
 import {
   loadConfig,
+  onStopSignals,
   openEventStore,
   openReadModelStore,
   describeDuration,
@@ -95,6 +96,10 @@ const token = async (args: string[]) => {
   ] as const) {
     if (CONTROL_CHARACTER.test(value)) {
       throw new Error(`${option} holds control characters, which the service refuses in a token\n${USAGE}`);
+    }
+    // " u-rita" would be another user to segregation of duties, and a blank name names nobody
+    if (value.trim() !== value || value.trim() === '') {
+      throw new Error(`${option} ${JSON.stringify(value)}: no spaces around it, and not blank\n${USAGE}`);
     }
   }
   const roles = values.roles
@@ -170,19 +175,21 @@ const rebuild = async (args: string[]) => {
   // the live models are untouched, and the next rebuild clears the shadow. Once the swap has
   // begun it is finished first: on MongoDB a swap announced and left half-way pauses the live
   // projector until another rebuild completes it.
-  let told = false;
-  const interrupt = (signal: NodeJS.Signals) => {
-    ProgressBar.endOpenLines();
-    if (told) {
+  let removeListeners: (() => void) | undefined;
+  const interrupts = {
+    first: (signal: NodeJS.Signals) => {
+      ProgressBar.endOpenLines();
+      process.stderr.write(
+        `rebuild: ${signal}: finishing the swap under way first (${signal} again to stop at once)\n`,
+      );
+    },
+    again: (signal: NodeJS.Signals) => {
+      ProgressBar.endOpenLines();
       process.stderr.write(
         `rebuild: ${signal} again: stopped during the swap; run the rebuild again to complete it\n`,
       );
       process.exit(130);
-    }
-    told = true;
-    process.stderr.write(
-      `rebuild: ${signal}: finishing the swap under way first (${signal} again to stop at once)\n`,
-    );
+    },
   };
   try {
     const projections = allProjections();
@@ -194,16 +201,14 @@ const rebuild = async (args: string[]) => {
       (p) => bar.update(p.events, Number(p.position), Number(p.head)),
       { workers: config.rebuildWorkers },
       () => {
-        process.on('SIGINT', interrupt);
-        process.on('SIGTERM', interrupt);
+        removeListeners = onStopSignals(interrupts);
       },
     );
     bar.done(
       `${result.events} events into ${projections.length} read models in ${((Date.now() - started) / 1000).toFixed(1)} s; swapped in`,
     );
   } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
+    removeListeners?.();
     await live.close();
     await events.close();
   }
@@ -233,7 +238,11 @@ const verify = async (args: string[]) => {
     bar.endLine();
     // Nothing checked is no proof (most likely the wrong DATA_DIR or cluster): the JSON says so
     // too, for a consumer that reads `valid` and not the exit code.
-    const nothingVerified = report.valid && report.checkedEvents === 0;
+    // So is an anchor's check against a log without events (the one fault naming no stream):
+    // a log whose events up to the anchor were all removed still holds later ones.
+    const nothingVerified =
+      report.checkedEvents === 0 &&
+      (report.valid || (report.firstInvalid?.streamId === '' && (await events.headPosition()) === 0n));
     const printed: typeof report = nothingVerified
       ? {
           ...report,
@@ -392,40 +401,59 @@ const backup = async (args: string[]) => {
   const checking = new ProgressBar('backup check', 'events');
   const started = Date.now();
   let anchor: string | undefined;
-  // Ctrl-C stops it between two pages or two checked pages, and the partial copy is removed.
+  // Ctrl-C stops it between two pages or two checked pages, and the partial copy is removed; a
+  // second one, while that takes long (a page of a slow disk), stops at once.
   const interrupted = new AbortController();
-  const stop = () => interrupted.abort(new Error('interrupted: no backup written'));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  const result = await backupSqliteEventStore(source, out, {
-    signal: interrupted.signal,
-    onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
-    check: async (file) => {
-      copying.endLine();
-      const copy = new SqliteEventStore(file, { readOnly: true });
-      try {
-        const chains = await verifyHashChains(copy, {
-          onProgress: (checked, position, head) => {
-            interrupted.signal.throwIfAborted();
-            checking.update(checked, Number(position), Number(head));
-          },
-        });
-        checking.endLine();
-        if (!chains.valid) {
-          const f = chains.firstInvalid!;
-          throw new Error(
-            withoutControlCharacters(
-              `the copy's hash chains are broken at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}; ` +
-                'so is the event store (npm run audit:verify): no backup written',
-            ),
-          );
-        }
-        if (chains.anchor) anchor = `${chains.anchor.position}:${chains.anchor.digest}`;
-      } finally {
-        await copy.close();
-      }
+  const removeListeners = onStopSignals({
+    first: () => interrupted.abort(new Error('interrupted: no backup written')),
+    again: (signal) => {
+      ProgressBar.endOpenLines();
+      process.stderr.write(
+        `backup: ${signal} again: stopped at once; no backup written (a partial copy may be left beside it, .${basename(out)}.partial-…)\n`,
+      );
+      process.exit(130);
     },
   });
+  let result: Awaited<ReturnType<typeof backupSqliteEventStore>>;
+  try {
+    result = await backupSqliteEventStore(source, out, {
+      signal: interrupted.signal,
+      onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
+      check: async (file) => {
+        copying.endLine();
+        const copy = new SqliteEventStore(file, { readOnly: true });
+        try {
+          const chains = await verifyHashChains(copy, {
+            onProgress: (checked, position, head) => {
+              interrupted.signal.throwIfAborted();
+              checking.update(checked, Number(position), Number(head));
+            },
+          });
+          checking.endLine();
+          // a copy of nothing is no backup: most likely the wrong DATA_DIR (verify says so too)
+          if (chains.valid && chains.checkedEvents === 0) {
+            throw new Error(
+              "the event store holds no events: nothing to back up (is this the service's event store? DATA_DIR)",
+            );
+          }
+          if (!chains.valid) {
+            const f = chains.firstInvalid!;
+            throw new Error(
+              withoutControlCharacters(
+                `the copy's hash chains are broken at ${f.streamId} revision ${f.revision} (position ${f.position}): ${f.reason}; ` +
+                  'so is the event store (npm run audit:verify): no backup written',
+              ),
+            );
+          }
+          if (chains.anchor) anchor = `${chains.anchor.position}:${chains.anchor.digest}`;
+        } finally {
+          await copy.close();
+        }
+      },
+    });
+  } finally {
+    removeListeners();
+  }
   copying.done(
     `${result.events} events up to position ${result.head} in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
       `${(result.bytes / 1024 / 1024).toFixed(1)} MiB, every hash chain intact: ${out}` +
