@@ -795,6 +795,9 @@ describe('bad input stores nothing', () => {
       (doc as unknown as { components: { securitySchemes: Record<string, unknown> } }).components
         .securitySchemes.feedToken,
     ).toMatchObject({ type: 'apiKey', in: 'query', name: 'access_token' });
+    // declared once: as the scheme, not also as a parameter (generators would take it twice)
+    expect(query(op('get', '/schedule'))).not.toHaveProperty('access_token');
+    expect(query(op('get', '/schedule'))).toHaveProperty('format');
     // the page size's range and default, which a client cannot guess
     expect(list.limit.schema).toMatchObject({
       description: expect.stringMatching(/1 to 500; 50 when left out/),

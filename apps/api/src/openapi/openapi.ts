@@ -480,7 +480,10 @@ const describeOperation = (
   const onOne = path.includes('{');
   const parameters: ParameterObject[] = [
     ...parametersOf(handler.path ? schemas[handler.path] : undefined, 'path'),
-    ...parametersOf(handler.query ? schemas[handler.query] : undefined, 'query'),
+    // (the feed token in the URL is the feedToken security scheme, not a parameter besides)
+    ...parametersOf(handler.query ? schemas[handler.query] : undefined, 'query').filter(
+      (p) => !(path === SCHEDULE && p.name === 'access_token'),
+    ),
   ];
   const answer = method === 'get' ? READ_ANSWERS[path] : undefined;
   if (path === HEALTH) {

@@ -1531,48 +1531,62 @@ describe('change-request decider', () => {
       }
     });
 
-    it.each(['approve', 'reject'] as const)(
-      'an amendment after the retrospective decision (%s) makes the decision void: management decides again before the close',
-      (decision) => {
-        const decided = [
-          ...emergencyHistory('implemented'),
-          postImplementationReviewed(),
-          event('RetrospectiveDecisionRecorded', actors.max, { decision, comment: 'seen' }),
-        ];
-        const amendment = given(decided)
-          .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
-          .events();
-        expect(amendment).toEqual([
-          {
-            type: 'ChangeAmended',
-            data: expect.objectContaining({
-              changes: { rollbackPlan: 'Something else' },
-              voidedReviews: [],
-              voidedRetrospectiveDecision: {
-                decision,
-                comment: 'seen',
-                by: { id: actors.max.id, name: actors.max.name },
-                at: expect.any(String),
-              },
-              statusBefore: 'implemented',
-              statusAfter: 'implemented',
-            }),
-          },
-        ]);
-        const amended = [...decided, ...amendment];
-        expect(given(amended).state.retrospectiveDecision).toBeUndefined();
-        given(amended)
-          .when({ type: 'CloseChange' }, { actor: actors.lena })
-          .thenError('RULE_VIOLATION', /retrospective/);
-        const again = given(amended)
-          .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
-          .events();
-        expect(again.map((e) => e.type)).toEqual(['RetrospectiveDecisionRecorded']);
-        given([...amended, ...again])
-          .when({ type: 'CloseChange' }, { actor: actors.lena })
-          .thenTypes(['ChangeClosed']);
-      },
-    );
+    it('an amendment after the retrospective approval makes it void: management decides again before the close', () => {
+      const decision = 'approve';
+      const decided = [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.max, { decision, comment: 'seen' }),
+      ];
+      const amendment = given(decided)
+        .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
+        .events();
+      expect(amendment).toEqual([
+        {
+          type: 'ChangeAmended',
+          data: expect.objectContaining({
+            changes: { rollbackPlan: 'Something else' },
+            voidedReviews: [],
+            voidedRetrospectiveDecision: {
+              decision,
+              comment: 'seen',
+              by: { id: actors.max.id, name: actors.max.name },
+              at: expect.any(String),
+            },
+            statusBefore: 'implemented',
+            statusAfter: 'implemented',
+          }),
+        },
+      ]);
+      const amended = [...decided, ...amendment];
+      expect(given(amended).state.retrospectiveDecision).toBeUndefined();
+      given(amended)
+        .when({ type: 'CloseChange' }, { actor: actors.lena })
+        .thenError('RULE_VIOLATION', /retrospective/);
+      const again = given(amended)
+        .when(ROWS.RecordRetrospectiveDecision.command, { actor: actors.max })
+        .events();
+      expect(again.map((e) => e.type)).toEqual(['RetrospectiveDecisionRecorded']);
+      given([...amended, ...again])
+        .when({ type: 'CloseChange' }, { actor: actors.lena })
+        .thenTypes(['ChangeClosed']);
+    });
+
+    it('an amendment after a retrospective rejection leaves the rejection standing (a rejected change is final)', () => {
+      const rejected = [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.max, { decision: 'reject', comment: 'not justified' }),
+      ];
+      const amendment = given(rejected)
+        .when({ type: 'AmendChange', fields: { rollbackPlan: 'Something else' } }, { actor: actors.alice })
+        .events();
+      expect(amendment.map((e) => e.type)).toEqual(['ChangeAmended']);
+      expect(amendment[0].data).not.toHaveProperty('voidedRetrospectiveDecision');
+      const amended = [...rejected, ...amendment];
+      expect(given(amended).state.retrospectiveDecision).toMatchObject({ decision: 'reject' });
+      given(amended).when({ type: 'CloseChange' }, { actor: actors.lena }).thenTypes(['ChangeClosed']);
+    });
 
     it('an amendment before the retrospective decision voids nothing', () => {
       const amendment = given([...emergencyHistory('implemented'), postImplementationReviewed()])

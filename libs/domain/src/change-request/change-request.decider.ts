@@ -361,9 +361,11 @@ const decideAmend = (command: AmendChange, state: ChangeRequestState, ctx: Chang
   validateRequest(state.type, amended);
   const voidsReviews = state.type === 'normal';
   const voidedReviews = voidsReviews ? REVIEW_KINDS.filter((k) => state.reviews[k] !== undefined) : [];
-  // The decision judged the request as it was: it would otherwise stand for a record it never
-  // saw. Void, management decides again (as a normal change's amendment voids its reviews).
-  const voidedRetrospectiveDecision = state.retrospectiveDecision;
+  // An approval judged the request as it was: it would otherwise stand for a record it never
+  // saw. Void, management decides again (as a normal change's amendment voids its reviews). A
+  // rejection stands: a rejected change is final, and no amendment takes a rejection away.
+  const voidedRetrospectiveDecision =
+    state.retrospectiveDecision?.decision === 'approve' ? state.retrospectiveDecision : undefined;
   return [
     {
       type: 'ChangeAmended',

@@ -42,8 +42,8 @@ export type ChangeAmended = DomainEvent<
     /** Reviews made void by this amendment (normal changes must be reviewed again). */
     voidedReviews: ReviewKind[];
     /**
-     * The retrospective decision this amendment of an emergency made void (schema 6): it judged
-     * the request as it was, so management decides again.
+     * The retrospective approval this amendment of an emergency made void (schema 6): it judged
+     * the request as it was, so management decides again. (A rejection stands.)
      */
     voidedRetrospectiveDecision?: {
       decision: RetrospectiveDecision;
@@ -233,7 +233,7 @@ export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] 
  * 3 (2026-11-27): an emergency's ImplementationStarted says `byImplementer`.
  * 4 (2026-11-27): a ReviewRecorded that overrules an approval of its kind names it (`supersedes`).
  * 5 (2026-11-27): RetrospectiveDecisionRecorded and ChangeClosed name their `rule`.
- * 6 (2026-11-29): an emergency's ChangeAmended after its retrospective decision names the decision
+ * 6 (2026-11-29): an emergency's ChangeAmended after its retrospective approval names the approval
  * it made void (`voidedRetrospectiveDecision`; until then such an amendment was refused).
  */
 export const CHANGE_REQUEST_SCHEMA_VERSION = 6;

@@ -88,13 +88,21 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
     readonly issues: string | null;
     readonly documentationUpdated: boolean;
   } | null;
-  /** The latest retrospective decision; `voidedAt`: an amendment after it made it void (schema 6). */
   readonly retrospective: {
     readonly at: string;
     readonly by: ActorRef;
     readonly decision: RetrospectiveDecision;
-    readonly voidedAt?: string;
   } | null;
+  /**
+   * Retrospective approvals an amendment made void (schema 6), with the time it did: a report as
+   * of before then still counts each. Absent from documents written before.
+   */
+  readonly voidedRetrospectives?: readonly {
+    readonly at: string;
+    readonly by: ActorRef;
+    readonly decision: RetrospectiveDecision;
+    readonly voidedAt: string;
+  }[];
   readonly reviewIntervals: readonly ReviewInterval[];
   /** Times of the events a segregation-of-duties rule applies to: what the check covered. */
   readonly controlEvents: readonly string[];
@@ -214,6 +222,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     stakeholdersNotifiedAt: null,
     postImplementationReview: null,
     retrospective: null,
+    voidedRetrospectives: [],
     reviewIntervals: reviewIntervalsAfter([], undefined, status, at),
     controlEvents: [],
     dutyExceptions: [],
@@ -238,10 +247,16 @@ const factsOf = (
         title: changes.title ?? doc.title,
         riskLevel: changes.risk?.level ?? doc.riskLevel,
         category: changes.emergency?.category ?? doc.category,
-        // an amendment after the retrospective decision made it void (schema 6); kept with the
-        // time, so a report as of before it still counts the decision
+        // an amendment after the retrospective approval made it void (schema 6): kept with the
+        // time, so a report as of before it still counts the approval
         ...(d.voidedRetrospectiveDecision && doc.retrospective
-          ? { retrospective: { ...doc.retrospective, voidedAt: at } }
+          ? {
+              retrospective: null,
+              voidedRetrospectives: [
+                ...(doc.voidedRetrospectives ?? []),
+                { ...doc.retrospective, voidedAt: at },
+              ],
+            }
           : {}),
       };
     }

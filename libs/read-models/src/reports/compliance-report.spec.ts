@@ -262,7 +262,7 @@ describe('compliance report', () => {
     ]);
   });
 
-  it('counts a retrospective decision an amendment made void until the amendment, not after', () => {
+  it('counts a retrospective approval an amendment made void until the amendment, not after, whatever is decided later', () => {
     const voidedDecision = timed(
       [
         ...emergencyHistory('implemented'),
@@ -301,6 +301,20 @@ describe('compliance report', () => {
     const q4 = report(docs);
     expect(q4.findings.overdueRetrospectives).toEqual([
       expect.objectContaining({ changeId: 'CHG-001', dueAt: '2026-11-04T04:00:00.000Z' }),
+    ]);
+    // decided again in December: late now, and November's report is what it was
+    const redecided = facts([
+      ...voidedDecision,
+      at(
+        event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'again' }),
+        '2026-12-11T01:00:00.000Z',
+      ),
+    ]);
+    const novemberAgain = report(redecided, '2026-12-05T00:00:00.000Z', parsePeriodLabel('2026-11'));
+    expect(novemberAgain.findings).toEqual(november.findings);
+    expect(report(redecided).findings.overdueRetrospectives).toEqual([]);
+    expect(report(redecided).findings.lateRetrospectives).toEqual([
+      expect.objectContaining({ changeId: 'CHG-001', decidedAt: '2026-12-11T01:00:00.000Z' }),
     ]);
   });
 

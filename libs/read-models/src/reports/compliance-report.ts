@@ -1,4 +1,4 @@
-import type { ActorRef, ChangeType, Outcome } from '@changeledger/domain';
+import type { ActorRef, ChangeType, Outcome, RetrospectiveDecision } from '@changeledger/domain';
 import type { ComplianceFactsDocument, DutyRule } from '../projections/compliance-facts.projection';
 import { addBusinessDays } from '../projections/business-days';
 import { monthsOf, type ReportPeriod } from './report-period';
@@ -341,10 +341,14 @@ export class ComplianceReportBuilder {
       });
     }
 
-    const standing = doc.retrospective;
-    // (an amendment made it void at `voidedAt`: from then on no decision stands)
+    // The decision standing as of the report: the latest made by then and not made void by then
+    // (an amendment voids an approval: the approval still counts in a report as of before it).
+    const decisions: { at: string; by: ActorRef; decision: RetrospectiveDecision; voidedAt?: string }[] = [
+      ...(doc.voidedRetrospectives ?? []),
+      ...(doc.retrospective ? [doc.retrospective] : []),
+    ];
     const decision =
-      standing && this.happened(standing.at) && !this.happened(standing.voidedAt) ? standing : null;
+      decisions.filter((d) => this.happened(d.at) && !this.happened(d.voidedAt)).at(-1) ?? null;
     if (doc.type === 'emergency' && !completion) {
       const flaggedAfter = addBusinessDays(doc.submittedAt, this.settings.retrospectiveDueBusinessDays);
       if (flaggedAfter < this.asOf) {
