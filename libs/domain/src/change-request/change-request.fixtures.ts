@@ -225,6 +225,22 @@ export const postImplementationReviewed = (): ChangeRequestEvent =>
 export const retrospectiveDecided = (): ChangeRequestEvent =>
   event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'Justified emergency' });
 
+/** An emergency's amendment after its retrospective approval, which it made void (schema 6). */
+export const approvalVoidingAmendment = (approval: { comment: string; at: string }): ChangeRequestEvent =>
+  event('ChangeAmended', actors.alice, {
+    changes: { rollbackPlan: 'Reinstall the previous package' },
+    previous: { rollbackPlan: 'apt install the previous version' },
+    voidedReviews: [],
+    voidedRetrospectiveDecision: {
+      decision: 'approve',
+      comment: approval.comment,
+      by: { id: actors.max.id, name: actors.max.name },
+      at: approval.at,
+    },
+    statusBefore: 'implemented',
+    statusAfter: 'implemented',
+  });
+
 export const closed = (): ChangeRequestEvent => event('ChangeClosed', actors.lena, {});
 
 export const cancelled = (statusBefore: ChangeStatus): ChangeRequestEvent =>

@@ -14,6 +14,7 @@ import {
   event,
   normalHistory,
   normalRequest,
+  approvalVoidingAmendment,
   postImplementationReviewed,
   standardHistory,
   started,
@@ -144,19 +145,7 @@ describe('compliance facts projection', () => {
   });
 
   it('keeps a retrospective approval an amendment made void with the time it did (schema 6), beside the one taken again', () => {
-    const amendment = event('ChangeAmended', actors.alice, {
-      changes: { rollbackPlan: 'Reinstall the previous package' },
-      previous: { rollbackPlan: 'apt install the previous version' },
-      voidedReviews: [],
-      voidedRetrospectiveDecision: {
-        decision: 'approve',
-        comment: 'fine',
-        by: { id: actors.max.id, name: actors.max.name },
-        at: hour(5),
-      },
-      statusBefore: 'implemented',
-      statusAfter: 'implemented',
-    });
+    const amendment = approvalVoidingAmendment({ comment: 'fine', at: hour(5) });
     const decision = event('RetrospectiveDecisionRecorded', actors.max, {
       decision: 'approve',
       comment: 'fine',

@@ -10,6 +10,7 @@ import {
   emergencyHistory,
   event,
   normalHistory,
+  approvalVoidingAmendment,
   postImplementationReviewed,
   started,
 } from '../../../domain/src/change-request/change-request.fixtures';
@@ -268,19 +269,7 @@ describe('compliance report', () => {
         ...emergencyHistory('implemented'),
         postImplementationReviewed(),
         event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'ok' }),
-        event('ChangeAmended', actors.ivan, {
-          changes: { rollbackPlan: 'Reinstall the previous package' },
-          previous: { rollbackPlan: 'apt install the previous version' },
-          voidedReviews: [],
-          voidedRetrospectiveDecision: {
-            decision: 'approve',
-            comment: 'ok',
-            by: { id: actors.max.id, name: actors.max.name },
-            at: '2026-11-03T01:00:00.000Z',
-          },
-          statusBefore: 'implemented',
-          statusAfter: 'implemented',
-        }),
+        approvalVoidingAmendment({ comment: 'ok', at: '2026-11-03T01:00:00.000Z' }),
       ],
       [
         '2026-11-02T01:00:00.000Z',
