@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import SwaggerParser from '@apidevtools/swagger-parser';
@@ -596,6 +598,22 @@ describe('bad input stores nothing', () => {
     // the harness sends Content-Type: application/json with any body, an empty one too
     const approved = await app.request('POST', `/changes/${id}/approve`, { rawBody: '', as: USERS.lead });
     expect(expectStatus(approved, 200).body).toMatchObject({ status: 'approved' });
+    // with no length at all, as `curl -X POST -H 'content-type: application/json'` sends it
+    const other = await submit(app);
+    await reviewAll(app, other.id);
+    const token = await app.token(USERS.lead);
+    const { host, pathname } = new URL(`${app.baseUrl}/changes/${other.id}/approve`);
+    const socket = connect({ host: host.split(':')[0], port: Number(host.split(':')[1]) });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.write(
+      `POST ${pathname} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n` +
+        'Content-Type: application/json\r\nConnection: close\r\n\r\n',
+    );
+    await once(socket, 'end');
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('"status":"approved"');
     // a command whose body is required: its fields are named, as for {}
     const cancelled = await app.request('POST', `/changes/${id}/cancel`, { rawBody: '' });
     expect(expectStatus(cancelled, 400, 'VALIDATION_FAILED').body).toMatchObject({

@@ -132,9 +132,12 @@ export const createApp = async (
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
     // An empty body is no body whatever its type, as an empty form body already is: generated
     // clients set `Content-Type: application/json` on every call of an operation whose body is
-    // optional (approve, start, close), body or not. Without a type Fastify reads no body.
+    // optional (approve, start, close), body or not, and `curl -X POST -H 'content-type: …'`
+    // sends no length at all (no length and no chunks: no body, in HTTP/1.1). Without a type
+    // Fastify reads no body.
+    const length = request.headers['content-length'];
     if (
-      request.headers['content-length'] === '0' &&
+      (length === '0' || length === undefined) &&
       request.headers['transfer-encoding'] === undefined &&
       isJson(request.headers['content-type'])
     ) {
