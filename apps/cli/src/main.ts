@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CONTROL_CHARACTER, ROLES, withoutControlCharacters } from '@changeledger/domain';
 import {
   backupSqliteEventStore,
   parseLogAnchor,
+  partialPrefix,
   SqliteEventStore,
   verifyHashChains,
 } from '@changeledger/event-store';
@@ -407,7 +408,7 @@ const backup = async (args: string[]) => {
     again: (signal) => {
       ProgressBar.endOpenLines();
       process.stderr.write(
-        `backup: ${signal} again: stopped at once; no backup written (a partial copy may be left beside it, .${basename(out)}.partial-…)\n`,
+        `backup: ${signal} again: stopped at once; no backup written (a partial copy may be left beside it, ${partialPrefix(out)}…)\n`,
       );
       process.exit(130);
     },

@@ -50,6 +50,13 @@ export interface ReviewInterval {
  * who did it. Times are kept (not verdicts) so a report can be computed for any period and as
  * of any moment without reading the event store.
  */
+/** A retrospective decision: when, by whom, which. */
+export interface RetrospectiveFact {
+  readonly at: string;
+  readonly by: ActorRef;
+  readonly decision: RetrospectiveDecision;
+}
+
 export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly changeId: string;
   readonly title: string;
@@ -88,21 +95,12 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
     readonly issues: string | null;
     readonly documentationUpdated: boolean;
   } | null;
-  readonly retrospective: {
-    readonly at: string;
-    readonly by: ActorRef;
-    readonly decision: RetrospectiveDecision;
-  } | null;
+  readonly retrospective: RetrospectiveFact | null;
   /**
    * Retrospective approvals an amendment made void (schema 6), with the time it did: a report as
    * of before then still counts each. Absent from documents written before.
    */
-  readonly voidedRetrospectives?: readonly {
-    readonly at: string;
-    readonly by: ActorRef;
-    readonly decision: RetrospectiveDecision;
-    readonly voidedAt: string;
-  }[];
+  readonly voidedRetrospectives?: readonly (RetrospectiveFact & { readonly voidedAt: string })[];
   readonly reviewIntervals: readonly ReviewInterval[];
   /** Times of the events a segregation-of-duties rule applies to: what the check covered. */
   readonly controlEvents: readonly string[];

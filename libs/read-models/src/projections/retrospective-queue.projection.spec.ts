@@ -52,6 +52,15 @@ const startedNow = () => at(event('ImplementationStarted', actors.ivan, { emerge
 const ended = () => at(completed('successful'), ENDED_AT);
 const decided = (decision: 'approve' | 'reject' = 'approve') =>
   event('RetrospectiveDecisionRecorded', actors.max, { decision, comment: 'Reviewed in the CAB' });
+/** Declared, implemented, reviewed and decided: nothing outstanding. */
+const decidedHistory = (decision: 'approve' | 'reject' = 'approve') => [
+  declared(),
+  startedNow(),
+  verified(),
+  ended(),
+  postImplementationReviewed(),
+  decided(decision),
+];
 const amended = (changes: Partial<ChangeRequestFields>) =>
   event('ChangeAmended', actors.ivan, {
     changes,
@@ -177,27 +186,15 @@ describe('retrospective queue projection', () => {
     it.each(['approve', 'reject'] as const)(
       'a retrospective decision (%s) clears retrospective-approval',
       (decision) => {
-        const doc = docAfter(
-          declared(),
-          startedNow(),
-          verified(),
-          ended(),
-          postImplementationReviewed(),
-          decided(decision),
-        );
+        const doc = docAfter(...decidedHistory(decision));
         expect(doc?.outstanding).toEqual([]);
         expect(doc?.open).toBe(true);
       },
     );
 
-    it('an amendment that made the decision void (schema 6) puts retrospective-approval back', () => {
+    it('an amendment that made the approval void (schema 6) puts retrospective-approval back', () => {
       const doc = docAfter(
-        declared(),
-        startedNow(),
-        verified(),
-        ended(),
-        postImplementationReviewed(),
-        decided(),
+        ...decidedHistory(),
         approvalVoidingAmendment({ comment: 'Reviewed in the CAB', at: ENDED_AT }),
       );
       expect(doc).toMatchObject({ decided: false, outstanding: ['retrospective-approval'], open: true });
@@ -295,27 +292,12 @@ describe('retrospective queue projection', () => {
     });
 
     it('is not overdue after dueAt when nothing is outstanding', () => {
-      const doc = docAfter(
-        declared(),
-        startedNow(),
-        verified(),
-        ended(),
-        postImplementationReviewed(),
-        decided(),
-      );
+      const doc = docAfter(...decidedHistory());
       expect(itemOf(doc!, new Date(DUE + 86_400_000)).overdue).toBe(false);
     });
 
     it('a closed change is not overdue', () => {
-      const doc = docAfter(
-        declared(),
-        startedNow(),
-        verified(),
-        ended(),
-        postImplementationReviewed(),
-        decided(),
-        event('ChangeClosed', actors.max, {}),
-      );
+      const doc = docAfter(...decidedHistory(), event('ChangeClosed', actors.max, {}));
       expect(doc?.open).toBe(false);
       expect(itemOf(doc!, new Date(DUE + 86_400_000)).overdue).toBe(false);
     });

@@ -90,7 +90,7 @@ export const retrospectiveQueueProjection: Projection<RetrospectiveDocument> = {
           title: changes.title ?? doc.title,
           category: changes.emergency?.category ?? doc.category,
           missingFields: missingAfter(doc.missingFields, changes),
-          // an amendment after the decision made it void (schema 6): to be decided again
+          // an amendment after the approval made it void (schema 6): to be decided again
           decided: d.voidedRetrospectiveDecision ? false : doc.decided,
         });
       }

@@ -1,5 +1,9 @@
-import type { ActorRef, ChangeType, Outcome, RetrospectiveDecision } from '@changeledger/domain';
-import type { ComplianceFactsDocument, DutyRule } from '../projections/compliance-facts.projection';
+import type { ActorRef, ChangeType, Outcome } from '@changeledger/domain';
+import type {
+  ComplianceFactsDocument,
+  DutyRule,
+  RetrospectiveFact,
+} from '../projections/compliance-facts.projection';
 import { addBusinessDays } from '../projections/business-days';
 import { monthsOf, type ReportPeriod } from './report-period';
 
@@ -343,7 +347,7 @@ export class ComplianceReportBuilder {
 
     // The decision standing as of the report: the latest made by then and not made void by then
     // (an amendment voids an approval: the approval still counts in a report as of before it).
-    const decisions: { at: string; by: ActorRef; decision: RetrospectiveDecision; voidedAt?: string }[] = [
+    const decisions: (RetrospectiveFact & { readonly voidedAt?: string })[] = [
       ...(doc.voidedRetrospectives ?? []),
       ...(doc.retrospective ? [doc.retrospective] : []),
     ];

@@ -156,9 +156,10 @@ const flush = (path: string) => {
 
 /**
  * What a partial copy of `destination` is named: the host (processes of other hosts or containers
- * sharing the folder have their own process ids), then the process id and a random tag.
+ * sharing the folder have their own process ids), then the process id and a random tag. (The
+ * CLI names them by this too, when a second Ctrl-C may leave one.)
  */
-const partialPrefix = (destination: string) => `.${basename(destination)}.partial-${hostname()}-`;
+export const partialPrefix = (destination: string) => `.${basename(destination)}.partial-${hostname()}-`;
 
 /**
  * Partial copies of `destination` left by a backup that was killed (SIGKILL, a power cut: no
