@@ -126,48 +126,58 @@ describe('the changeledger CLI', () => {
     }
   });
 
-  whenBuilt('token refuses an empty role list and an expiry that is not a duration from now', async () => {
-    const base = ['token', '--sub', 'u-1', '--name', 'N'];
-    const noRoles = await runCliSettled(app.config, [...base, '--roles', ' , ']);
-    expect(noRoles).toMatchObject({ code: 1, stdout: '' });
-    expect(noRoles.stderr).toMatch(/--roles names no role\nusage: npm run token/);
-    for (const expires of ['3600', '-1h', '1h ago', '0s']) {
-      const result = await runCliSettled(app.config, [
-        ...base,
-        '--roles',
-        'requester',
-        `--expires=${expires}`,
-      ]);
-      expect(result).toMatchObject({ code: 1, stdout: '' });
-      expect(result.stderr).toContain(`--expires ${expires}: must be a duration from now`);
-    }
-    const week = await runCliSettled(app.config, [...base, '--roles', 'requester', '--expires', '7d']);
-    expect(week.code).toBe(0);
-    // no token the service would refuse for its lifetime
-    const capped = { AUTH_MAX_TOKEN_LIFETIME: '1d' };
-    const tooLong = await runCliSettled(
-      app.config,
-      [...base, '--roles', 'requester', '--expires', '7d'],
-      capped,
-    );
-    expect(tooLong).toMatchObject({ code: 1, stdout: '' });
-    expect(tooLong.stderr).toContain(
-      '--expires 7d: the service accepts tokens that last at most 1d (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires',
-    );
-    expect((await runCliSettled(app.config, [...base, '--roles', 'requester'], capped)).code).toBe(0);
-    // without --expires: 12 hours, or the longest allowed when that is shorter
-    const hour = await runCliSettled(app.config, [...base, '--roles', 'requester'], {
-      AUTH_MAX_TOKEN_LIFETIME: '1h',
-    });
-    expect(hour.code).toBe(0);
-    const { iat, exp } = JSON.parse(
-      Buffer.from(hour.stdout.trim().split('.')[1], 'base64url').toString(),
-    ) as {
-      iat: number;
-      exp: number;
-    };
-    expect(exp - iat).toBe(3600);
-  });
+  whenBuilt(
+    'token refuses an empty role list and an expiry that is not a duration (the grammar of AUTH_MAX_TOKEN_LIFETIME)',
+    async () => {
+      const base = ['token', '--sub', 'u-1', '--name', 'N'];
+      const noRoles = await runCliSettled(app.config, [...base, '--roles', ' , ']);
+      expect(noRoles).toMatchObject({ code: 1, stdout: '' });
+      expect(noRoles.stderr).toMatch(/--roles names no role\nusage: npm run token/);
+      // jose alone would take the last three (10M as ten minutes; 2 hours; 1w)
+      for (const expires of ['-1h', '1h ago', '0s', '10M', '2 hours', '1w']) {
+        const result = await runCliSettled(app.config, [
+          ...base,
+          '--roles',
+          'requester',
+          `--expires=${expires}`,
+        ]);
+        expect(result).toMatchObject({ code: 1, stdout: '' });
+        expect(result.stderr).toContain(`--expires ${expires}: must be a duration such as 3600 (seconds)`);
+      }
+      const lifetime = (stdout: string) => {
+        const { iat, exp } = JSON.parse(Buffer.from(stdout.trim().split('.')[1], 'base64url').toString()) as {
+          iat: number;
+          exp: number;
+        };
+        return exp - iat;
+      };
+      const week = await runCliSettled(app.config, [...base, '--roles', 'requester', '--expires', '7d']);
+      expect(week.code).toBe(0);
+      expect(lifetime(week.stdout)).toBe(7 * 86_400);
+      // bare seconds, as AUTH_MAX_TOKEN_LIFETIME takes them
+      const seconds = await runCliSettled(app.config, [...base, '--roles', 'requester', '--expires', '5400']);
+      expect(seconds.code).toBe(0);
+      expect(lifetime(seconds.stdout)).toBe(5400);
+      // no token the service would refuse for its lifetime
+      const capped = { AUTH_MAX_TOKEN_LIFETIME: '1d' };
+      const tooLong = await runCliSettled(
+        app.config,
+        [...base, '--roles', 'requester', '--expires', '7d'],
+        capped,
+      );
+      expect(tooLong).toMatchObject({ code: 1, stdout: '' });
+      expect(tooLong.stderr).toContain(
+        '--expires 7d: the service accepts tokens that last at most 1d (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires',
+      );
+      expect((await runCliSettled(app.config, [...base, '--roles', 'requester'], capped)).code).toBe(0);
+      // without --expires: 12 hours, or the longest allowed when that is shorter
+      const hour = await runCliSettled(app.config, [...base, '--roles', 'requester'], {
+        AUTH_MAX_TOKEN_LIFETIME: '1h',
+      });
+      expect(hour.code).toBe(0);
+      expect(lifetime(hour.stdout)).toBe(3600);
+    },
+  );
 
   whenBuilt(
     'token behind an identity provider says where tokens come from instead of signing one the API refuses',

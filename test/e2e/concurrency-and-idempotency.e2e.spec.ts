@@ -12,7 +12,7 @@ import {
   IDEMPOTENCY_COLLECTION,
   idempotencyDocumentId,
 } from '../../apps/api/src/idempotency/adapters/mongodb-idempotency-store';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, type TestUser, USERS } from './support/app-harness';
 import {
   CRITERIA,
   emergencyChange,
@@ -377,6 +377,25 @@ describe('bad input stores nothing', () => {
   });
   afterAll(async () => app.close());
 
+  /**
+   * A POST with a Content-Type and neither a length nor chunks (`curl -X POST -H 'content-type:
+   * …'`), which the harness's client cannot send; the whole answer as text.
+   */
+  const postWithoutLength = async (path: string, as: TestUser, type: string) => {
+    const token = await app.token(as);
+    const { host, pathname } = new URL(`${app.baseUrl}${path}`);
+    const socket = connect({ host: host.split(':')[0], port: Number(host.split(':')[1]) });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.write(
+      `POST ${pathname} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: ${type}\r\nConnection: close\r\n\r\n`,
+    );
+    await once(socket, 'end');
+    return answer;
+  };
+
   it.each([
     ['malformed JSON', { rawBody: '{"type": "normal", ' }],
     ['a JSON array', { rawBody: '[1,2,3]' }],
@@ -601,17 +620,7 @@ describe('bad input stores nothing', () => {
     // with no length at all, as `curl -X POST -H 'content-type: application/json'` sends it
     const other = await submit(app);
     await reviewAll(app, other.id);
-    const token = await app.token(USERS.lead);
-    const { host, pathname } = new URL(`${app.baseUrl}/changes/${other.id}/approve`);
-    const socket = connect({ host: host.split(':')[0], port: Number(host.split(':')[1]) });
-    let answer = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (answer += chunk));
-    socket.write(
-      `POST ${pathname} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n` +
-        'Content-Type: application/json\r\nConnection: close\r\n\r\n',
-    );
-    await once(socket, 'end');
+    const answer = await postWithoutLength(`/changes/${other.id}/approve`, USERS.lead, 'application/json');
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
     expect(answer).toContain('"status":"approved"');
     // a command whose body is required: its fields are named, as for {}
@@ -621,15 +630,26 @@ describe('bad input stores nothing', () => {
     });
   });
 
-  it('takes an empty body sent with a form type as no body (curl -d "", some HTTP clients)', async () => {
+  it('takes an empty body of any other type as no body too (curl -d "", clients that set a type on every call)', async () => {
     const { id } = await submit(app);
-    const result = await app.request('POST', `/changes/${id}/approve`, {
-      rawBody: '',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      as: USERS.lead,
-    });
-    // the body passed: the answer is the domain's (the change is still in review)
-    expectStatus(result, 409, 'INVALID_STATE');
+    const before = await app.store.headPosition();
+    for (const type of ['application/x-www-form-urlencoded', 'application/xml', 'text/plain']) {
+      const result = await app.request('POST', `/changes/${id}/approve`, {
+        rawBody: '',
+        headers: { 'content-type': type },
+        as: USERS.lead,
+      });
+      // the body passed: the answer is the domain's (the change is still in review)
+      expectStatus(result, 409, 'INVALID_STATE');
+      // and with no length at all
+      const answer = await postWithoutLength(`/changes/${id}/approve`, USERS.lead, type);
+      expect(answer).toMatch(/^HTTP\/1\.1 409 /);
+      expect(answer).toContain('"code":"INVALID_STATE"');
+    }
+    expect(await app.store.headPosition()).toBe(before);
+    await reviewAll(app, id);
+    const approved = await postWithoutLength(`/changes/${id}/approve`, USERS.lead, 'application/xml');
+    expect(approved).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('the OpenAPI document is valid OpenAPI 3.0 (what client generators check first): its schema, and every $ref resolves', async () => {

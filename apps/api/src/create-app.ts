@@ -130,17 +130,14 @@ export const createApp = async (
       );
     }
     if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') return done();
-    // An empty body is no body whatever its type, as an empty form body already is: generated
+    // A request without a body has no media type, whatever its Content-Type says: generated
     // clients set `Content-Type: application/json` on every call of an operation whose body is
-    // optional (approve, start, close), body or not, and `curl -X POST -H 'content-type: …'`
-    // sends no length at all (no length and no chunks: no body, in HTTP/1.1). Without a type
-    // Fastify reads no body.
+    // optional (approve, start, close), body or not; `curl -d ''` sends an empty form; and
+    // `curl -X POST -H 'content-type: …'` sends no length at all (no length and no chunks: no
+    // body, in HTTP/1.1). Without a type Fastify reads no body. (An empty chunked body is a
+    // body: the JSON parser refuses it, with a hint to send {}.)
     const length = request.headers['content-length'];
-    if (
-      (length === '0' || length === undefined) &&
-      request.headers['transfer-encoding'] === undefined &&
-      isJson(request.headers['content-type'])
-    ) {
+    if ((length === '0' || length === undefined) && request.headers['transfer-encoding'] === undefined) {
       delete request.headers['content-type'];
     }
     authenticate(request.headers.authorization, verifier).then(
@@ -155,13 +152,9 @@ export const createApp = async (
     );
   });
   fastify.addHook('preValidation', async (request) => {
-    // Nest registers a form parser beside the JSON one: a form body must not pass for a command.
-    // An empty one is no body (curl -d '', clients that send a form type on a bodiless POST).
-    if (
-      request.body !== undefined &&
-      !isJson(request.headers['content-type']) &&
-      request.headers['content-length'] !== '0'
-    ) {
+    // Nest registers a form parser beside the JSON one: a form body must not pass for a command
+    // (an empty one never gets here as a body: see onRequest).
+    if (request.body !== undefined && !isJson(request.headers['content-type'])) {
       throw new RequestValidationError('send the body as application/json');
     }
     const shapeProblem = bodyShapeProblem(request.body);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
@@ -28,6 +27,7 @@ import {
   openEventStore,
   openReadModelStore,
   describeDuration,
+  parseDuration,
   type Feed,
   FEEDS,
   resolveJwtSecret,
@@ -114,32 +114,19 @@ const token = async (args: string[]) => {
   const config = loadConfig();
   // 12 hours, or the longest AUTH_MAX_TOKEN_LIFETIME allows when that is shorter
   const max = config.auth.maxTokenLifetimeSeconds;
-  const expires = values.expires ?? (max !== undefined && max < 43_200 ? describeDuration(max) : '12h');
+  const expires = values.expires ?? describeDuration(Math.min(max ?? 43_200, 43_200));
+  // the grammar of AUTH_MAX_TOKEN_LIFETIME (jose's own would take "10M" as minutes, "-1h", "1h ago")
+  const lifetime = parseDuration(expires);
+  if (lifetime === undefined) throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
   if (config.auth.jwksUrl && !config.auth.jwtSecret) {
     // The service then accepts only its identity provider's RS256 tokens (and keeps no secret).
     throw new Error(
       'AUTH_JWKS_URL is set: the service accepts tokens from that identity provider only; get one there (npm run token signs with AUTH_JWT_SECRET)',
     );
   }
-  const sign = async (key: string) => {
-    try {
-      return await signToken({ sub: values.sub!, name: values.name!, roles, feed }, key, {
-        issuer: config.auth.issuer,
-        audience: config.auth.audience,
-        expiresIn: expires,
-      });
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error; // jose: "Invalid time period format"
-      throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
-    }
-  };
-  // The expiry is checked on a token signed with a throwaway key, before a secret is made: a
-  // refused token leaves no new secret in a mistyped DATA_DIR.
-  const { iat, exp } = decodeJwt(await sign(randomBytes(32).toString('hex')));
-  // jose also takes "-1h" and "1h ago": a token that is expired when printed helps nobody.
-  if (!(exp! > iat!)) throw new Error(`--expires ${expires}: ${EXPIRES}\n${USAGE}`);
-  // A token the service would refuse helps nobody either.
-  if (max !== undefined && exp! - iat! > max) {
+  // A token the service would refuse helps nobody. (Checked before a secret is made: a refused
+  // token leaves no new secret in a mistyped DATA_DIR.)
+  if (max !== undefined && lifetime > max) {
     throw new Error(
       `--expires ${expires}: the service accepts tokens that last at most ${describeDuration(max)} (AUTH_MAX_TOKEN_LIFETIME); pass a shorter --expires\n${USAGE}`,
     );
@@ -151,13 +138,17 @@ const token = async (args: string[]) => {
       `created a new secret in ${resolve(file)} (there was none): a service started with another DATA_DIR refuses this token\n`,
     ),
   );
-  const signed = await sign(secret);
+  const signed = await signToken({ sub: values.sub, name: values.name, roles, feed }, secret, {
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    expiresIn: `${lifetime}s`,
+  });
   const { jti } = decodeJwt(signed);
   process.stdout.write(`${signed}\n`);
   // on stderr: `TOKEN=$(npm run --silent token …)` keeps only the token
   process.stderr.write(`token id ${jti} (to withdraw the token before it expires: AUTH_REVOKED_TOKEN_IDS)\n`);
 };
-const EXPIRES = 'must be a duration from now, such as 30m, 12h or 7d';
+const EXPIRES = 'must be a duration such as 3600 (seconds), 30m, 12h or 7d';
 
 /**
  * `rebuild`: replays the whole log into fresh read models next to the live ones, then swaps

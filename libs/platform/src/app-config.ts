@@ -82,12 +82,22 @@ const DURATION_UNITS = [
 ] as const;
 const UNIT_SECONDS: Readonly<Record<string, number>> = Object.fromEntries(DURATION_UNITS);
 
-/** `90m`, `12h`, `7d` or seconds (`3600`), as whole seconds; unset or empty: undefined. */
+/**
+ * `90m`, `12h`, `7d` or seconds (`3600`) as whole seconds; anything else (`10M`, `1 hour`, `0s`,
+ * `-1h`) undefined. The one grammar of durations, in settings and on the command line.
+ */
+export const parseDuration = (value: string): number | undefined => {
+  const match = /^([1-9]\d{0,8})([smhd]?)$/.exec(value.trim());
+  return match ? Number(match[1]) * UNIT_SECONDS[match[2] || 's'] : undefined;
+};
+
+/** A duration setting; unset or empty: undefined. */
 const duration = (name: string, value: string | undefined): number | undefined => {
   if (value === undefined || value === '') return undefined;
-  const match = /^([1-9]\d{0,8})([smhd]?)$/.exec(value.trim());
-  if (!match) throw new Error(`${name} must be a duration such as 90m, 12h or 7d (got "${value}")`);
-  return Number(match[1]) * UNIT_SECONDS[match[2] || 's'];
+  const seconds = parseDuration(value);
+  if (seconds === undefined)
+    throw new Error(`${name} must be a duration such as 90m, 12h or 7d (got "${value}")`);
+  return seconds;
 };
 
 /**
