@@ -521,6 +521,7 @@ describe('compliance report', () => {
     leadTimes: unknown;
     findings: Record<string, { changeId: string; reasons?: string[]; days?: number }[]>;
     lessonsLearned: { changeId: string; lessonsLearned: string }[];
+    settings: Record<string, unknown>;
   };
 
   const fetchReport = async (query = 'period=2026-Q3', as: TestUser = USERS.auditor) =>
@@ -551,6 +552,15 @@ describe('compliance report', () => {
     expect(report.emergencyShare).toBe(e.emergencyShare);
     expect(report.leadTimes).toEqual(e.leadTimes);
     expect(BigInt(report.readModelPosition)).toBeGreaterThan(0n);
+  });
+
+  it('names the one setting its figures depend on, and nothing else of the service configuration (its secrets)', async () => {
+    const answer = await app.request('GET', '/reports/compliance?period=2026-Q3', { as: USERS.auditor });
+    const report = expectStatus(answer, 200).body as unknown as Report;
+    expect(report.settings).toEqual({
+      retrospectiveDueBusinessDays: app.config.retrospectiveDueBusinessDays,
+    });
+    expect(JSON.stringify(report)).not.toContain(app.config.auth.jwtSecret!);
   });
 
   it('matches the independently computed control findings and lessons learned', async () => {
@@ -652,7 +662,13 @@ describe('compliance report', () => {
           { INIT_CWD: dir },
         );
         expect(stderr).toContain(`written to ${out}`);
-        const fromCli = JSON.parse(readFileSync(out, 'utf8')) as Report & { generatedAt: string };
+        const written = readFileSync(out, 'utf8');
+        // a report is handed around: the service's secrets stay out of it
+        expect(written).not.toContain(app.config.auth.jwtSecret!);
+        const fromCli = JSON.parse(written) as Report & { generatedAt: string };
+        expect(fromCli.settings).toEqual({
+          retrospectiveDueBusinessDays: app.config.retrospectiveDueBusinessDays,
+        });
         const fromApi = await fetchReport();
         expect({ ...fromCli, generatedAt: undefined }).toEqual({ ...fromApi, generatedAt: undefined });
         expect(stderr).toMatch(/report: 2026-Q3: \d+ changes submitted, \d+ findings/);

@@ -19,6 +19,7 @@ import {
   catchUpLive,
   assertPeriodBegun,
   ReportPeriodError,
+  reportSettings,
   resolveReportPeriod,
 } from '@changeledger/read-models';
 import {
@@ -331,7 +332,7 @@ const report = async (args: string[]) => {
     const loading = new ProgressBar('report', 'changes');
     const { documentsRead, ...built } = await complianceReportFromStore(store, period, {
       now: new Date(),
-      settings: config,
+      settings: reportSettings(config),
       onDocument: (count) => loading.tally(count),
     });
     const output =

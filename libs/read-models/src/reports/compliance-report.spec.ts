@@ -19,7 +19,7 @@ import {
   complianceFactsProjection,
 } from '../projections/compliance-facts.projection';
 import { at, changeStream, eventLog, project } from '../projections/recorded-events.fixtures';
-import { buildComplianceReport, percentile } from './compliance-report';
+import { buildComplianceReport, percentile, type ReportSettings } from './compliance-report';
 import { complianceReportCsv } from './compliance-report.csv';
 import { complianceReportHtml } from './compliance-report.html';
 import {
@@ -395,9 +395,11 @@ describe('compliance report', () => {
       period: Q4,
       now: new Date('2026-12-30T09:01:00.000Z'),
       readModelPosition: 42n,
-      settings: { retrospectiveDueBusinessDays: 5 },
+      // as the service hands it: its whole configuration, which fits the type
+      settings: { retrospectiveDueBusinessDays: 5, auth: { jwtSecret: 's3cret' } } as ReportSettings,
     });
     expect(patient.findings.emergenciesStillAtWork).toEqual([]);
+    // the one setting, not the secrets beside it
     expect(patient.settings).toEqual({ retrospectiveDueBusinessDays: 5 });
     expect(q4.settings).toEqual({ retrospectiveDueBusinessDays: 2 });
     // and in the CSV (with the setting and the definitions) and the HTML (seconds where they count)

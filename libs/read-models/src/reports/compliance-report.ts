@@ -195,6 +195,11 @@ export interface ReportSettings {
   readonly retrospectiveDueBusinessDays: number;
 }
 
+/** The report's settings out of a larger object (the service's configuration): those alone. */
+export const reportSettings = (from: ReportSettings): ReportSettings => ({
+  retrospectiveDueBusinessDays: from.retrospectiveDueBusinessDays,
+});
+
 /**
  * Folds `compliance_facts` documents one at a time into the report of a period as of a time, so
  * a long period never holds all its changes in memory: only the findings and the lead times.
@@ -225,11 +230,16 @@ export class ComplianceReportBuilder {
   private readonly lessons: ComplianceReport['lessonsLearned'][number][] = [];
   private readonly seen = new Set<string>();
 
+  private readonly settings: ReportSettings;
+
   constructor(
     private readonly period: ReportPeriod,
     private readonly now: Date,
-    private readonly settings: ReportSettings,
+    settings: ReportSettings,
   ) {
+    // Only the settings the report names: handed the service's whole configuration (which fits
+    // the type), a copy would carry its secrets into the answer.
+    this.settings = reportSettings(settings);
     const nowIso = now.toISOString();
     this.asOf = nowIso < period.to ? nowIso : new Date(Date.parse(period.to) - 1).toISOString();
     this.months = monthsOf(period);
