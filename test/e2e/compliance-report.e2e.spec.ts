@@ -102,6 +102,7 @@ describe('compliance report', () => {
                 type: 'standard',
                 standardTemplateId: templateId,
                 title: `Change ${index}`,
+                implementationPlan: ['pct create'],
               })
             : normalChange('high', {
                 type: 'emergency',

@@ -90,7 +90,11 @@ describe('concurrency and idempotency', () => {
       const before = await store.headPosition();
       const refused = await app.post(
         '/changes',
-        normalChange('low', { type: 'standard', standardTemplateId: template.id }),
+        normalChange('low', {
+          type: 'standard',
+          standardTemplateId: template.id,
+          implementationPlan: ['qm resize'],
+        }),
       );
       expectStatus(refused, 422, 'RULE_VIOLATION');
       expect(JSON.stringify(refused.body)).toMatch(/retired/);

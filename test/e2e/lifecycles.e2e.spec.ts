@@ -22,13 +22,14 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
   afterAll(async () => app.close());
 
   it('takes a standard change from its template to close', async () => {
+    const procedure = ['pct create from golden image', 'attach to VLAN 30', 'register in monitoring'];
     const template = expectStatus(
       await app.post(
         '/standard-templates',
         {
           name: 'Deploy a container from the golden image',
           description: 'LXC from the approved template',
-          procedure: ['pct create from golden image', 'attach to VLAN 30', 'register in monitoring'],
+          procedure,
           systemsScope: ['pve1', 'pve2'],
         },
         USERS.lead,
@@ -40,12 +41,35 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     // the template pre-approves its own systems only
     const outside = await app.post(
       '/changes',
-      normalChange('low', { type: 'standard', standardTemplateId: template.id, title: 'New monitoring LXC' }),
+      normalChange('low', {
+        type: 'standard',
+        standardTemplateId: template.id,
+        title: 'New monitoring LXC',
+        implementationPlan: procedure,
+      }),
     );
     expect(expectStatus(outside, 422, 'RULE_VIOLATION').body).toMatchObject({
       rule: 'standard-change-within-template-scope',
       detail: expect.stringContaining('not switch-core'),
     });
+    // and its own procedure only: a plan of one's own is a normal change
+    const before = await app.store.headPosition();
+    const otherWork = await app.post(
+      '/changes',
+      normalChange('low', {
+        type: 'standard',
+        standardTemplateId: template.id,
+        title: 'New monitoring LXC',
+        systemsAffected: ['pve2'],
+      }),
+    );
+    expect(expectStatus(otherWork, 422, 'RULE_VIOLATION').body).toMatchObject({
+      rule: 'standard-change-follows-template-procedure',
+      detail: expect.stringContaining(
+        `step 1 of ${template.id}'s procedure is "pct create from golden image"`,
+      ),
+    });
+    expect(await app.store.headPosition()).toBe(before);
     const created = await submit(
       app,
       normalChange('low', {
@@ -53,6 +77,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
         standardTemplateId: template.id,
         title: 'New monitoring LXC',
         systemsAffected: ['pve2'],
+        implementationPlan: procedure,
       }),
     );
     expect(created).toMatchObject({

@@ -461,8 +461,10 @@ describe('read models over HTTP', () => {
       ),
       201,
     ).body;
-    await submit(app, normalChange('low', { type: 'standard', standardTemplateId: t.id }));
-    await submit(app, normalChange('low', { type: 'standard', standardTemplateId: t.id }));
+    const standard = () =>
+      normalChange('low', { type: 'standard', standardTemplateId: t.id, implementationPlan: ['qm set'] });
+    await submit(app, standard());
+    await submit(app, standard());
     expectStatus(
       await app.post(`/standard-templates/${t.id}/retire`, { reason: 'replaced' }, USERS.lead),
       200,
@@ -475,11 +477,7 @@ describe('read models over HTTP', () => {
       usageCount: 2,
       retirementReason: 'replaced',
     });
-    expectStatus(
-      await app.post('/changes', normalChange('low', { type: 'standard', standardTemplateId: t.id })),
-      422,
-      'RULE_VIOLATION',
-    );
+    expectStatus(await app.post('/changes', standard()), 422, 'RULE_VIOLATION');
   });
 
   it('pages standard templates like every other list', async () => {

@@ -44,7 +44,7 @@ const TEMPLATE: StandardTemplateState = {
   version: 1,
   name: 'Golden image LXC',
   description: 'd',
-  procedure: ['p'],
+  procedure: ['step'],
   // covers every system below: standard changes are refused for systems outside it
   systemsScope: ['pve*', 'ceph', 'switch-core', 'fw1'],
   active: true,
@@ -278,7 +278,7 @@ export const writeRandomLifecycles = async (
             templateId: 'STD-001',
             name: TEMPLATE.name,
             description: 'd',
-            procedure: ['p'],
+            procedure: TEMPLATE.procedure,
             systemsScope: TEMPLATE.systemsScope,
             by: { id: 'lead', name: 'User lead' },
             at: at0,

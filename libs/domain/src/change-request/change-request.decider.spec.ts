@@ -47,6 +47,7 @@ import {
   scheduledEvent,
   standardHistory,
   standardRequest,
+  TEMPLATE_PROCEDURE,
   started,
   submitted,
   templateRef,
@@ -844,6 +845,88 @@ describe('change-request decider', () => {
         const template = templateWithScope(['*', '*-*', '\u200b*db*\u200b', 'pve-node-01']);
         expect(submitStandard(['pve-node-01'], template).events()).toHaveLength(2);
         submitStandard(['core-db-prod'], template).thenError('RULE_VIOLATION', /not core-db-prod/);
+      });
+    });
+
+    describe("a standard change's plan and its template's procedure (Clone the golden image; Set resources; Start and register in monitoring)", () => {
+      const submitPlan = (implementationPlan: string[]) =>
+        given([]).when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'standard',
+            fields: { ...standardRequest(), implementationPlan },
+            standardTemplateId: TEMPLATE_ID,
+          },
+          { actor: actors.alice, template: activeTemplate() },
+        );
+
+      it('the procedure, spaces and zero-width characters aside → pre-approved', () => {
+        expect(submitPlan([...TEMPLATE_PROCEDURE]).events()).toHaveLength(2);
+        const spaced = [
+          '  Clone the golden\timage ',
+          'Set\u200b resources',
+          'Start and register  in monitoring',
+        ];
+        expect(submitPlan(spaced).events()).toHaveLength(2);
+      });
+
+      it.each<[string, string[], RegExp]>([
+        [
+          'another plan (the template as a pass for any work)',
+          ['Destroy and recreate the Ceph OSDs', 'Move vmbr0 to VLAN 20'],
+          /step 1 of STD-001's procedure is "Clone the golden image"/,
+        ],
+        [
+          'a step changed',
+          ['Clone the golden image', 'Set resources to 64 cores', 'Start and register in monitoring'],
+          /step 2 of STD-001's procedure is "Set resources"/,
+        ],
+        [
+          'a step of its own added',
+          [...TEMPLATE_PROCEDURE, 'Open port 22 to the world'],
+          /the plan has 4 steps, the procedure of STD-001 3/,
+        ],
+        [
+          'a step left out',
+          ['Clone the golden image', 'Set resources'],
+          /step 3 of STD-001's procedure is "Start and register in monitoring", and the plan stops at step 2/,
+        ],
+        ['the steps in another order', [...TEMPLATE_PROCEDURE].reverse(), /step 1 of STD-001's procedure/],
+        [
+          'a step in other case (another command)',
+          ['clone the golden image', 'Set resources', 'Start and register in monitoring'],
+          /step 1/,
+        ],
+      ])(
+        '%s → RULE_VIOLATION standard-change-follows-template-procedure, nothing recorded',
+        (_name, plan, detail) => {
+          submitPlan(plan).thenError(
+            'RULE_VIOLATION',
+            detail,
+            undefined,
+            'standard-change-follows-template-procedure',
+          );
+        },
+      );
+
+      it('quotes at most 200 characters of a long step', () => {
+        const created = templateCreated();
+        const long = 'x'.repeat(20_000);
+        const template = templateState([
+          { ...created, data: { ...created.data, procedure: [long] } } as StandardTemplateEvent,
+        ]);
+        const error = given([]).when(
+          {
+            type: 'SubmitChange',
+            changeId: CHANGE_ID,
+            changeType: 'standard',
+            fields: { ...standardRequest(), implementationPlan: ['y'] },
+            standardTemplateId: TEMPLATE_ID,
+          },
+          { actor: actors.alice, template },
+        );
+        error.thenError('RULE_VIOLATION', new RegExp(`"${'x'.repeat(199)}…"$`));
       });
     });
 

@@ -1,6 +1,6 @@
 import { type Actor, type Role, actorRef, hasAnyRole } from '../shared/actor';
 import { canonicalJson } from '../shared/canonical-json';
-import { hasVisibleText, systemKey } from '../shared/text';
+import { hasVisibleText, stepKey, systemKey } from '../shared/text';
 import type { Decider, DecisionContext } from '../shared/decider';
 import {
   forbidden,
@@ -161,6 +161,26 @@ export const outsideScope = (systems: readonly string[], scope: readonly string[
   });
 };
 
+/** A text cut to 200 characters, to quote in an error. */
+const excerpt = (text: string) => (text.length > 200 ? `${text.slice(0, 199)}…` : text);
+
+/**
+ * The step (1-based) at which a plan departs from a procedure (`stepKey`s compared), or undefined
+ * when it is the procedure: a step changed, or one left out or added (the step after the shorter).
+ */
+export const departureFromProcedure = (
+  plan: readonly string[],
+  procedure: readonly string[],
+): number | undefined => {
+  const steps = Math.max(plan.length, procedure.length);
+  for (let i = 0; i < steps; i++) {
+    if (plan[i] === undefined || procedure[i] === undefined || stepKey(plan[i]) !== stepKey(procedure[i])) {
+      return i + 1;
+    }
+  }
+  return undefined;
+};
+
 /**
  * What `*` does not stand for: a system "name" that lists several (`pve-node-03, prod-db-01`) or
  * describes more (`pve-node-1 and the database cluster`) must not pass as one name in scope.
@@ -292,6 +312,21 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
       throw ruleViolation(
         `standard template ${templateId} covers ${template.systemsScope.join(', ')}; not ${outside.join(', ')} (submit a normal change for them)`,
         'standard-change-within-template-scope',
+      );
+    }
+    // ... nor other work on them: the pre-approved procedure is the plan ("follow standard
+    // procedures"); a plan of one's own is a normal change, reviewed and approved.
+    const plan = command.fields.implementationPlan ?? [];
+    const step = departureFromProcedure(plan, template.procedure);
+    if (step !== undefined) {
+      const expected = template.procedure[step - 1];
+      throw ruleViolation(
+        `a standard change's implementation plan is its template's procedure (GET /standard-templates lists it; submit a normal change for other work): ${
+          expected === undefined
+            ? `the plan has ${plan.length} steps, the procedure of ${templateId} ${template.procedure.length}`
+            : `step ${step} of ${templateId}'s procedure is ${JSON.stringify(excerpt(expected))}${plan[step - 1] === undefined ? `, and the plan stops at step ${plan.length}` : ''}`
+        }`,
+        'standard-change-follows-template-procedure',
       );
     }
     return [

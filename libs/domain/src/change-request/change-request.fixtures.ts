@@ -94,8 +94,19 @@ export const normalRequest = (
   ...overrides,
 });
 
+/** The procedure of the template `templateCreated` makes: a standard change's plan. */
+export const TEMPLATE_PROCEDURE = [
+  'Clone the golden image',
+  'Set resources',
+  'Start and register in monitoring',
+];
+
 export const standardRequest = (risk: RiskLevel = 'low'): ChangeRequestFields =>
-  normalRequest(risk, { title: 'Deploy an LXC container for the wiki', systemsAffected: ['pve-node-01'] });
+  normalRequest(risk, {
+    title: 'Deploy an LXC container for the wiki',
+    systemsAffected: ['pve-node-01'],
+    implementationPlan: [...TEMPLATE_PROCEDURE],
+  });
 
 export const emergencyRequest = (): ChangeRequestFields => ({
   ...normalRequest('high', { title: 'Patch OpenSSH on every node', priority: 'critical' }),
@@ -386,7 +397,7 @@ export const templateCreated = (by: Actor = actors.lena): StandardTemplateEvent 
     templateId: TEMPLATE_ID,
     name: templateRef.name,
     description: 'Deploy an LXC container from the golden image',
-    procedure: ['Clone the golden image', 'Set resources', 'Start and register in monitoring'],
+    procedure: [...TEMPLATE_PROCEDURE],
     systemsScope: ['pve-node-01', 'pve-node-02'],
     by: actorRef(by),
     at: T0,

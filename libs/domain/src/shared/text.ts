@@ -18,6 +18,14 @@ const FORMAT_CHARACTERS = /\p{Cf}/gu;
 export const systemKey = (name: string): string => name.replace(FORMAT_CHARACTERS, '').trim().toLowerCase();
 
 /**
+ * A procedure step as steps are compared (a standard change's plan against its template's
+ * procedure): without format characters, with each run of white space one space, trimmed. Case
+ * counts: `qm set` and `QM SET` are different commands.
+ */
+export const stepKey = (step: string): string =>
+  step.replace(FORMAT_CHARACTERS, '').replace(/\s+/g, ' ').trim();
+
+/**
  * Control characters other than tab, line feed and carriage return (C0, DEL and C1): no text of
  * the process needs one, and an ESC sequence stored in a field reaches auditors' terminals.
  */

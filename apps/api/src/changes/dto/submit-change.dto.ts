@@ -34,7 +34,8 @@ const RequiredUnlessEmergency = () =>
   description:
     '`required` lists what every type needs. A standard or normal change also needs expectedImpact, ' +
     'implementationPlan, rollbackPlan, testingPlan, risk and timeline, and a standard change ' +
-    'standardTemplateId; an emergency needs emergency, and may send those six later (PATCH).',
+    "standardTemplateId (its implementationPlan is that template's procedure, its risk low, its " +
+    "systems within the template's systemsScope); an emergency needs emergency, and may send those six later (PATCH).",
 })
 export class SubmitChangeDto {
   @IsIn(CHANGE_TYPES) type!: ChangeType;
