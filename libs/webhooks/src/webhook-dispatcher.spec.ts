@@ -5,7 +5,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { AccessDeniedError } from '@eventstore/db-client';
+import { AccessDeniedError, UnavailableError } from '@eventstore/db-client';
 import { EventStoreDbEventStore, type NewEvent, SqliteEventStore } from '@changeledger/event-store';
 import { InMemoryEventStoreDbClient } from '../../event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import {
@@ -781,11 +781,12 @@ describe('webhook dispatcher on the EventStoreDB adapter (its client double)', (
       errors: string[];
     }) => Promise<void>,
     retryMaxMs?: number,
+    adapter: { name?: string; retry?: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number } } = {},
   ) => {
     const dir = mkdtempSync(join(tmpdir(), 'changeledger-webhooks-esdb-'));
     const server = new InMemoryEventStoreDbClient();
     const quiet = { warn: () => undefined, error: () => undefined };
-    const events = new EventStoreDbEventStore(server.connection(), { logger: quiet });
+    const events = new EventStoreDbEventStore(server.connection(), { logger: quiet, ...adapter });
     const checkpoints = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
     const receiver = await startWebhookReceiver();
     const errors: string[] = [];
@@ -832,6 +833,33 @@ describe('webhook dispatcher on the EventStoreDB adapter (its client double)', (
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([submitted.eventId]);
     }, 1_000));
+
+  it("an event store that stays unavailable is named so in the public status, without its server's name or address (the log has them)", () =>
+    onDouble(
+      async ({ server, events, receiver, webhook, errors }) => {
+        // the stream's read fails past the adapter's retries, as with a server gone
+        server.failNext(
+          'readStream',
+          () => new UnavailableError(undefined, '14 UNAVAILABLE: connect ECONNREFUSED 10.20.30.40:2113'),
+          { times: 2 },
+        );
+        const submitted = anEvent('ChangeSubmitted');
+        await events.append('changeRequest-CHG-001', [submitted], 'no-stream');
+        await until(() => errors.length >= 1, 'a failed read');
+        expect(webhook.status().failing).toMatchObject({
+          eventId: null,
+          lastError: 'reading the event log: the event store is unavailable',
+        });
+        expect(errors[0]).toContain(
+          'the event store is unavailable (EventStoreDB at esdb-7.internal.example:2113',
+        );
+        expect(errors[0]).toContain('10.20.30.40:2113');
+        await receiver.received(1);
+        await until(() => webhook.status().failing === null, 'read again');
+      },
+      undefined,
+      { name: 'esdb-7.internal.example:2113', retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 } },
+    ));
 
   it('a subscription that ends with an error is opened again from the checkpoint: nothing lost, nothing sent twice', () =>
     onDouble(async ({ server, events, receiver, webhook, errors }) => {

@@ -2,6 +2,7 @@ import { Agent, request } from 'undici';
 import {
   type EventStore,
   type EventSubscription,
+  EventStoreUnavailableError,
   type RecordedEvent,
   StoredEventCorruptError,
 } from '@changeledger/event-store';
@@ -294,8 +295,10 @@ export class WebhookDispatcher {
           position: String(at ?? this.position),
           lastError: reason,
         };
+        // (the log, not the public status, may name the event store's server: see describe)
+        const detail = error instanceof EventStoreUnavailableError ? ` (${error.message})` : '';
         this.logger.error(
-          `webhook ${this.origin}: ${reason}; reading again in ${delay} ms` +
+          `webhook ${this.origin}: ${reason}${detail}; reading again in ${delay} ms` +
             (at !== undefined ? ` (to give it up: npm run webhook:skip -- --through ${at})` : ''),
         );
         // As while a receiver refuses: an event the log cannot give (an edited row) is given up
@@ -466,10 +469,13 @@ export class WebhookDispatcher {
   /**
    * Why something failed, fit for the log and the public health endpoint: the error's code where
    * it has one (ECONNREFUSED, UND_ERR_SOCKET, a TLS error's), else its own message, which the
-   * adapters keep free of addresses and credentials (not its cause's, which may name them); never
-   * the receiver's path or query, which often hold its token.
+   * adapters keep free of credentials (not its cause's, which may name them); never the
+   * receiver's path or query, which often hold its token. An unavailable event store is said so
+   * alone: the adapter's message names its server (EventStoreDB's host, port, the address it
+   * could not reach), which the log may show and a public endpoint may not.
    */
   private describe(error: unknown): string {
+    if (error instanceof EventStoreUnavailableError) return 'the event store is unavailable';
     const failure = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
     const text =
       typeof failure?.code === 'string'

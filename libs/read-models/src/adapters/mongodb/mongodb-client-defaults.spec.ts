@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
-import { clientDefaults, isMongoOutage } from './mongodb-read-model-store';
+import { clientDefaults, isMongoOutage, newMongoClient } from './mongodb-read-model-store';
 
 /** The write concern a client made from `url` with our defaults ends up with (parsing only). */
 const writeConcernOf = (url: string) => {
@@ -88,5 +88,24 @@ describe('clientDefaults (MongoDB read models)', () => {
     expect(clientDefaults('mongodb://db.example/', { serverSelectionTimeoutMS: 300 })).toMatchObject({
       serverSelectionTimeoutMS: 300,
     });
+  });
+});
+
+describe('newMongoClient: an invalid URL', () => {
+  it.each([
+    ['a / in the password (base64)', 'mongodb://app:Tr0ub/dor+x3@mongo:27017'],
+    ['a ? in the password', 'mongodb://app:Tr0ub?dor+x3@mongo:27017'],
+    ['a # in the password', 'mongodb://app:Tr0ub#dor+x3@mongo:27017'],
+    ['an @ in the password', 'mongodb://app:Tr0ub@dor+x3@mongo:27017'],
+    ['a bad option beside a good password', 'mongodb://app:Tr0ubdorx3@mongo:27017/?tls=maybe'],
+  ])('with %s: an error that shows no part of the password', (_name, url) => {
+    let message = '';
+    try {
+      newMongoClient(url, {});
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^invalid MongoDB URL \(not shown: it may hold a password\): ./);
+    expect(message).not.toMatch(/Tr0ub|dor|x3/);
   });
 });

@@ -192,7 +192,8 @@ const reach = <T>(target: string, read: () => Promise<T>): Promise<T> =>
 /**
  * A client for `url` (not connected yet), what messages may name of it (`target`: the URL without
  * credentials) and `scrub`, which blanks the URL's credentials in a driver's message. An invalid
- * URL is an error saying so, credentials left out.
+ * URL is an error saying so without the URL: a password with an unencoded `/`, `?`, `#` or `@`
+ * (common in generated ones) is what makes it invalid, and what `redactMongoUrl` cannot then find.
  */
 export const newMongoClient = (url: string, options: MongoClientOptions) => {
   const target = redactMongoUrl(url);
@@ -201,7 +202,9 @@ export const newMongoClient = (url: string, options: MongoClientOptions) => {
   try {
     return { client: new MongoClient(url, options), target, scrub };
   } catch (error) {
-    throw new Error(`invalid MongoDB URL ${target}: ${scrub(messageOf(error))}`);
+    throw new Error(
+      `invalid MongoDB URL (not shown: it may hold a password): ${scrub(messageOf(error))} (a user name or password needs : / ? # [ ] @ percent-encoded)`,
+    );
   }
 };
 
