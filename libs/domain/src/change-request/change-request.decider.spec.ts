@@ -1375,6 +1375,49 @@ describe('change-request decider', () => {
       given(history).when(command, { actor }).thenError('SEGREGATION_OF_DUTIES', undefined, undefined, rule);
     });
 
+    // Someone else pressed start: the work is still the approver's to keep out of.
+    it.each([
+      [
+        'RecordImplementationStep',
+        'in-progress',
+        /does not record its implementation steps/,
+        'ImplementationStepRecorded',
+      ],
+      [
+        'RecordImplementationIssue',
+        'in-progress',
+        /does not record issues of its implementation/,
+        'ImplementationIssueRecorded',
+      ],
+      ['RecordImplementationIssue', 'implemented', /does not record issues/, 'ImplementationIssueRecorded'],
+      ['RecordVerification', 'in-progress', /does not verify its implementation/, 'VerificationRecorded'],
+      [
+        'CompleteImplementation',
+        'in-progress',
+        /does not complete its implementation/,
+        'ImplementationCompleted',
+      ],
+    ] as const)(
+      'the approver, with the implementer role, recording %s (in %s) after another started it → SEGREGATION_OF_DUTIES',
+      (command, status, detail, recorded) => {
+        const started = [
+          ...normalHistory('scheduled'),
+          event('ImplementationStarted', actors.ines, { emergency: false }),
+          verified(),
+        ];
+        const history =
+          status === 'implemented'
+            ? [...started, event('ImplementationCompleted', actors.ines, { outcome: 'successful' })]
+            : started;
+        const approver = withRoles(actors.lena, 'infrastructure-lead', 'implementer');
+        given(history)
+          .when(ROWS[command].command, { actor: approver })
+          .thenError('SEGREGATION_OF_DUTIES', detail, undefined, 'approver-is-not-implementer');
+        // the implementer who started it may
+        given(history).when(ROWS[command].command, { actor: actors.ines }).thenTypes([recorded]);
+      },
+    );
+
     it('the requester may implement an approved change (only the approver may not)', () => {
       given(normalHistory('scheduled'))
         .when({ type: 'StartImplementation' }, { actor: withRoles(actors.alice, 'requester', 'implementer') })

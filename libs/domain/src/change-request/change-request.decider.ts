@@ -145,6 +145,18 @@ const isBlank = (value: unknown): boolean => {
 export const missingRequestFields = (request: ChangeRequestFields): string[] =>
   LATER_FIELDS.filter((field) => isBlank(request[field]));
 
+/**
+ * The approver of a change does not implement it: not its start (the contract's rule), nor any
+ * of the implementation work (IMPLEMENTATION_WORK_EVENT_TYPES), which would otherwise be theirs
+ * once someone else pressed start. An emergency's retrospective approver is kept from the work
+ * the other way round (who worked on it does not decide its retrospective).
+ */
+const assertNotApprover = (state: ChangeRequestState, actor: Actor, what: string) => {
+  if (state.approval?.by && state.approval.by.id === actor.id) {
+    throw segregationOfDuties(`the approver of a change does not ${what}`, 'approver-is-not-implementer');
+  }
+};
+
 const isOriginalRequester = (state: ChangeRequestState, actor: Actor) => state.requestedBy?.id === actor.id;
 
 /**
@@ -615,12 +627,7 @@ const decideChangeRequest = (
     case 'CompleteChecklistItem':
       return [{ type: 'ChecklistItemCompleted', data: { item: command.item, note: command.note, by, at } }];
     case 'StartImplementation': {
-      if (state.approval?.by && state.approval.by.id === ctx.actor.id) {
-        throw segregationOfDuties(
-          'the approver of a change does not start its implementation',
-          'approver-is-not-implementer',
-        );
-      }
+      assertNotApprover(state, ctx.actor, 'start its implementation');
       const missing = requiredChecklistItems(state).filter((item) => state.checklist[item] === undefined);
       if (missing.length > 0) {
         throw ruleViolation(
@@ -642,6 +649,7 @@ const decideChangeRequest = (
       ];
     }
     case 'RecordImplementationStep':
+      assertNotApprover(state, ctx.actor, 'record its implementation steps');
       return [
         {
           type: 'ImplementationStepRecorded',
@@ -649,6 +657,7 @@ const decideChangeRequest = (
         },
       ];
     case 'RecordImplementationIssue':
+      assertNotApprover(state, ctx.actor, 'record issues of its implementation');
       return [
         {
           type: 'ImplementationIssueRecorded',
@@ -656,6 +665,7 @@ const decideChangeRequest = (
         },
       ];
     case 'RecordVerification': {
+      assertNotApprover(state, ctx.actor, 'verify its implementation');
       const passed = command.functionalityTested && command.systemHealthVerified && command.logsChecked;
       return [
         {
@@ -673,6 +683,7 @@ const decideChangeRequest = (
       ];
     }
     case 'CompleteImplementation':
+      assertNotApprover(state, ctx.actor, 'complete its implementation');
       if (command.outcome === 'successful' && state.implementation.verification?.passed !== true) {
         throw ruleViolation(
           state.implementation.verification

@@ -65,8 +65,9 @@ describe('compliance facts projection', () => {
       retrospective: null,
       // In review and then awaiting approval: one wait, until the approval.
       reviewIntervals: [{ from: hour(0), to: hour(5) }],
-      // Three reviews, the approval and the start are what segregation of duties applies to.
-      controlEvents: [hour(1), hour(2), hour(3), hour(5), hour(10)],
+      // Three reviews, the approval, the start and the implementation work (the verification and
+      // the completion) are what segregation of duties applies to.
+      controlEvents: [hour(1), hour(2), hour(3), hour(5), hour(10), hour(11), hour(12)],
       dutyExceptions: [],
       closedAt: hour(14),
       lastActivityAt: hour(14),
@@ -214,6 +215,17 @@ describe('compliance facts projection', () => {
       [...normalHistory('approved'), started(actors.lena)],
       'ImplementationStarted',
       6,
+      actors.lena.id,
+    ],
+    [
+      'approver-implemented',
+      [
+        ...normalHistory('approved'),
+        started(actors.ivan),
+        event('ImplementationStepRecorded', actors.lena, { sequence: 1, description: 'Moved the bridge' }),
+      ],
+      'ImplementationStepRecorded',
+      7,
       actors.lena.id,
     ],
     [

@@ -28,6 +28,8 @@ export type DutyRule =
   /** An emergency's retrospective decision by someone who worked on its implementation. */
   | 'implementer-decided-retrospective'
   | 'approver-started-implementation'
+  /** Implementation work (a step, an issue, a verification, the completion) by the approver. */
+  | 'approver-implemented'
   /** The person the event names is not the authenticated sender: the record contradicts itself. */
   | 'recorded-actor-mismatch';
 
@@ -122,12 +124,13 @@ const CONTROL_EVENTS = [
   'ChangeRejected',
   'RetrospectiveDecisionRecorded',
   'ImplementationStarted',
+  ...IMPLEMENTATION_WORK_EVENT_TYPES,
 ];
 
 /**
  * An event a segregation-of-duties rule judges (what `segregationOfDutiesChecks` counts): not a
- * review's rejection (its ReviewRecorded is the one judged), nor a start without an approver to
- * compare with (emergencies, standard changes).
+ * review's rejection (its ReviewRecorded is the one judged), nor a start or implementation work
+ * without an approver to compare with (emergencies, standard changes).
  */
 const isJudgedControlEvent = (
   doc: ComplianceFactsDocument,
@@ -136,7 +139,7 @@ const isJudgedControlEvent = (
 ) => {
   if (!CONTROL_EVENTS.includes(event.type)) return false;
   if (event.type === 'ChangeRejected') return d.stage === 'approval';
-  if (event.type === 'ImplementationStarted')
+  if (event.type === 'ImplementationStarted' || WORK_EVENTS.has(event.type))
     return doc.approval?.by !== undefined && doc.approval?.by !== null;
   return true;
 };
@@ -174,7 +177,9 @@ const dutyExceptionOf = (
         ? 'approver-started-implementation'
         : undefined;
     default:
-      return undefined;
+      return WORK_EVENTS.has(event.type) && doc.approval?.by && doc.approval.by.id === sender.id
+        ? 'approver-implemented'
+        : undefined;
   }
 };
 
@@ -324,8 +329,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // changes): facts written by 1 inflate the report's "checked N events". 4: an emergency's
   // retrospective decision by someone who worked on it is an exception (facts of 2 do not know
   // who did, so the check passed it; 3, on main for an hour, knew only the first to record work).
-  // 5: when stakeholders were notified (the process's first step of an emergency).
-  version: 5,
+  // 5: when stakeholders were notified (the process's first step of an emergency). 6: the
+  // implementation work of an approved change is judged too (by its approver: an exception).
+  version: 6,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
