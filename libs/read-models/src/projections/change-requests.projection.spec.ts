@@ -227,7 +227,7 @@ describe('change requests projection', () => {
     const hash = createHash('sha256').update(JSON.stringify(documents)).digest('hex').slice(0, 16);
     expect({ version: changeRequestsProjection.version, documents: hash }).toEqual({
       version: 4,
-      documents: '77f71b570066ddb7',
+      documents: '8fb95306feb913a2',
     });
   });
 
