@@ -55,6 +55,8 @@ interface Plan {
   selfReviewAt?: number;
   /** An emergency's record that stakeholders were notified (two in three have one). */
   notifiedAt?: number;
+  /** The implementation step recorded (five in six of those completed have one). */
+  stepAt?: number;
 }
 
 interface Step {
@@ -246,6 +248,13 @@ describe('compliance report', () => {
       }
 
       if (plan.completeAt !== undefined) {
+        // by the plan's index, not the random sequence, which the other plans are drawn from
+        if (index % 6 !== 1) {
+          plan.stepAt = plan.startAt! + 5 * 60_000;
+          at(plan, plan.stepAt, (p) =>
+            post(`/changes/${p.id}/steps`, { description: `Step of change ${p.index}` }, USERS.implementer),
+          );
+        }
         const o = rnd();
         plan.outcome =
           type === 'emergency'
@@ -494,6 +503,9 @@ describe('compliance report', () => {
         unnotifiedEmergencies: ids(
           plans.filter((p) => p.type === 'emergency' && inPeriod(p.completeAt) && p.notifiedAt === undefined),
         ),
+        undocumentedImplementations: ids(
+          plans.filter((p) => inPeriod(p.completeAt) && p.stepAt === undefined),
+        ),
         segregationOfDutiesExceptions: ids(plans.filter((p) => inPeriod(p.selfReviewAt))),
         staleInReview: plans
           .filter((p) => p.reviewEndAt !== undefined)
@@ -579,6 +591,7 @@ describe('compliance report', () => {
     expect(changeIds('failedWithoutReview')).toEqual(e.findings.failedWithoutReview);
     expect(changeIds('unnotifiedEmergencies')).toEqual(e.findings.unnotifiedEmergencies);
     expect(e.findings.unnotifiedEmergencies.length).toBeGreaterThan(0); // the check has something to find
+    expect(changeIds('undocumentedImplementations')).toEqual(e.findings.undocumentedImplementations);
     expect(changeIds('segregationOfDutiesExceptions')).toEqual(e.findings.segregationOfDutiesExceptions);
     expect(
       f.segregationOfDutiesExceptions.every((x) => (x as { rule?: string }).rule === 'requester-reviewed'),

@@ -56,7 +56,13 @@ import {
   verified,
   withRoles,
 } from './change-request.fixtures';
-import { type ChangeStatus, LATER_FIELDS, type ReviewKind, type RiskLevel } from './change-request.types';
+import {
+  type ChangeRequestFields,
+  type ChangeStatus,
+  LATER_FIELDS,
+  type ReviewKind,
+  type RiskLevel,
+} from './change-request.types';
 
 // ---------------------------------------------------------------------------------------------
 // given / when / then
@@ -861,14 +867,18 @@ describe('change-request decider', () => {
           { actor: actors.alice, template: activeTemplate() },
         );
 
-      it('the procedure, spaces and zero-width characters aside → pre-approved', () => {
+      it("the procedure, spaces and zero-width characters aside → pre-approved, with the template's steps as its plan", () => {
         expect(submitPlan([...TEMPLATE_PROCEDURE]).events()).toHaveLength(2);
         const spaced = [
-          '  Clone the golden\timage ',
+          '  Clone the golden\nimage ',
           'Set\u200b resources',
           'Start and register  in monitoring',
         ];
-        expect(submitPlan(spaced).events()).toHaveLength(2);
+        const [submittedEvent] = submitPlan(spaced).events();
+        // stored as the template has them, not as sent (a line break is a command in a shell)
+        expect((submittedEvent.data as { request: ChangeRequestFields }).request.implementationPlan).toEqual(
+          TEMPLATE_PROCEDURE,
+        );
       });
 
       it.each<[string, string[], RegExp]>([

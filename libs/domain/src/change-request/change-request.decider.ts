@@ -347,7 +347,9 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
         data: {
           changeId: command.changeId,
           changeType: 'standard',
-          request: command.fields,
+          // the template's steps as written, not the copy they were compared with (white space
+          // and format characters aside): a line break the comparison passed is a command in a shell
+          request: { ...command.fields, implementationPlan: [...template.procedure] },
           standardTemplate: { id: template.id, name: template.name, version: template.version },
           by,
           at: now,

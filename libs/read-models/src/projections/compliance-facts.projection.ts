@@ -89,6 +89,11 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
    * facts of version 4 and older, which did not track it (then unknown, never a finding).
    */
   readonly stakeholdersNotifiedAt?: string | null;
+  /**
+   * When the first implementation step was recorded (null: never; "document steps taken").
+   * Absent from facts of version 6 and older, which did not track it (then unknown, never a finding).
+   */
+  readonly firstStepAt?: string | null;
   readonly postImplementationReview: {
     readonly at: string;
     readonly by: ActorRef;
@@ -223,6 +228,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     implementationWorkers: [],
     completion: null,
     stakeholdersNotifiedAt: null,
+    firstStepAt: null,
     postImplementationReview: null,
     retrospective: null,
     voidedRetrospectives: [],
@@ -292,6 +298,11 @@ const factsOf = (
         (doc.stakeholdersNotifiedAt === null || at < doc.stakeholdersNotifiedAt)
         ? { stakeholdersNotifiedAt: at }
         : {};
+    case 'ImplementationStepRecorded':
+      // the earliest, as above
+      return doc.firstStepAt !== undefined && (doc.firstStepAt === null || at < doc.firstStepAt)
+        ? { firstStepAt: at }
+        : {};
     case 'PostImplementationReviewRecorded':
       return {
         postImplementationReview: {
@@ -330,8 +341,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // retrospective decision by someone who worked on it is an exception (facts of 2 do not know
   // who did, so the check passed it; 3, on main for an hour, knew only the first to record work).
   // 5: when stakeholders were notified (the process's first step of an emergency). 6: the
-  // implementation work of an approved change is judged too (by its approver: an exception).
-  version: 6,
+  // implementation work of an approved change is judged too (by its approver: an exception). 7:
+  // when the first implementation step was recorded (facts of 6 and older leave that finding out).
+  version: 7,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;

@@ -113,6 +113,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       x.changeId,
       `started ${x.startedAt}, ended ${x.completedAt}`,
     ]),
+    ...f.undocumentedImplementations.map((x): Row => [
+      'finding',
+      'undocumentedImplementations',
+      1,
+      x.changeId,
+      `${x.outcome} ${x.completedAt}`,
+    ]),
     ...f.segregationOfDutiesExceptions.map((x): Row => [
       'finding',
       'segregationOfDutiesExceptions',

@@ -229,6 +229,11 @@ ${findingSection(
   f.unnotifiedEmergencies.map((x) => [change(x), day(x.startedAt), day(x.completedAt)]),
 )}
 ${findingSection(
+  'undocumentedImplementations',
+  ['Change', 'Outcome', 'Ended'],
+  f.undocumentedImplementations.map((x) => [change(x), esc(x.outcome), day(x.completedAt)]),
+)}
+${findingSection(
   'segregationOfDutiesExceptions',
   ['Change', 'Rule', 'Event', 'By', 'At'],
   f.segregationOfDutiesExceptions.map((x) => [

@@ -307,6 +307,47 @@ describe('compliance report', () => {
     ]);
   });
 
+  it('finds implementations that ended in the period with no step recorded ("document steps taken")', () => {
+    const withStep = (start: string) => {
+      const events = normalHistory('closed');
+      const startAt = events.findIndex((e) => e.type === 'ImplementationStarted');
+      const step = event('ImplementationStepRecorded', actors.ivan, {
+        sequence: 1,
+        description: 'Moved the bridge',
+      });
+      const stepped = [...events.slice(0, startAt + 1), step, ...events.slice(startAt + 1)];
+      return timed(stepped, times(start, stepped.length));
+    };
+    const docs = facts(
+      closedNormal('2026-11-02T09:00:00.000Z', 'failed'),
+      withStep('2026-11-03T09:00:00.000Z'),
+    );
+    const q4 = report(docs);
+    const stepAt = withStep('2026-11-03T09:00:00.000Z').find((e) => e.type === 'ImplementationStepRecorded')!;
+    expect(docs[1]!.firstStepAt).toBe((stepAt.data as { at: string }).at);
+    expect(q4.findings.undocumentedImplementations).toEqual([
+      {
+        changeId: 'CHG-001',
+        title: expect.any(String),
+        type: 'normal',
+        outcome: 'failed',
+        completedAt: expect.stringMatching(/^2026-11-02T/),
+      },
+    ]);
+    // facts written before steps were tracked are not judged
+    const older = docs.map(({ firstStepAt: _dropped, ...doc }) => doc as ComplianceFactsDocument);
+    expect(report(older).findings.undocumentedImplementations).toEqual([]);
+    // not in another period
+    expect(
+      report(docs, '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1')).findings
+        .undocumentedImplementations,
+    ).toEqual([]);
+    expect(complianceReportCsv(q4)).toContain(
+      'finding,undocumentedImplementations,1,CHG-001,failed 2026-11-02T',
+    );
+    expect(complianceReportHtml(q4)).toContain('Implementations with no step recorded');
+  });
+
   it('finds emergencies implemented in the period with no record that stakeholders were notified', () => {
     const implementedAt = (notified: boolean) => {
       const [submittedEvent, startedEvent, ...rest] = emergencyHistory('implemented');

@@ -92,6 +92,10 @@ export interface ComplianceReport {
       readonly startedAt: string;
       readonly completedAt: string;
     })[];
+    readonly undocumentedImplementations: readonly (ChangeRef & {
+      readonly outcome: Outcome;
+      readonly completedAt: string;
+    })[];
     readonly segregationOfDutiesExceptions: readonly (ChangeRef & {
       readonly rule: DutyRule;
       readonly actor: ActorRef;
@@ -142,8 +146,10 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
+  undocumentedImplementations:
+    'Implementations that ended in the period with no implementation step recorded (the process: "document steps taken"; for an emergency, "document as you go"). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
   segregationOfDutiesExceptions:
-    'Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation or recording its work (steps, issues, verification, completion); someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected; segregationOfDutiesChecks says how many control events (reviews, approval decisions, the start and the implementation work of approved changes, retrospective decisions) were checked against the rules; the check that an event names its own sender covers every event, counted there or not.',
+    "Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation or recording its work (steps, issues, verification, completion); someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected (but the approver's implementation work was refused only from 2026-11-29: facts rebuilt since list such work recorded before, and count it among the checks); segregationOfDutiesChecks says how many control events (reviews, approval decisions, the start and the implementation work of approved changes, retrospective decisions) were checked against the rules; the check that an event names its own sender covers every event, counted there or not.",
   staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null; days rounded up to a tenth.`,
   lessonsLearned: 'Post-implementation reviews recorded in the period.',
 };
@@ -224,6 +230,7 @@ export class ComplianceReportBuilder {
     implementedOutsideWindow: [],
     failedWithoutReview: [],
     unnotifiedEmergencies: [],
+    undocumentedImplementations: [],
     segregationOfDutiesExceptions: [],
     staleInReview: [],
   };
@@ -344,6 +351,15 @@ export class ComplianceReportBuilder {
         completedAt: completion.at,
       });
     }
+    if (completion && this.within(completion.at) && doc.firstStepAt !== undefined) {
+      if (doc.firstStepAt === null || doc.firstStepAt > completion.at) {
+        findings.undocumentedImplementations.push({
+          ...ref,
+          outcome: completion.outcome,
+          completedAt: completion.at,
+        });
+      }
+    }
     if (review && this.within(review.at)) {
       this.lessons.push({
         ...ref,
@@ -445,6 +461,7 @@ export class ComplianceReportBuilder {
         implementedOutsideWindow: [...findings.implementedOutsideWindow].sort(byChangeId),
         failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
         unnotifiedEmergencies: [...findings.unnotifiedEmergencies].sort(byChangeId),
+        undocumentedImplementations: [...findings.undocumentedImplementations].sort(byChangeId),
         segregationOfDutiesExceptions: [...findings.segregationOfDutiesExceptions].sort(
           (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
         ),
@@ -486,6 +503,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
   unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
+  undocumentedImplementations: 'Implementations with no step recorded',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
   staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
 };

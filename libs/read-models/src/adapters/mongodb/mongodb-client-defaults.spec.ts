@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
-import { clientDefaults, isMongoOutage, newMongoClient } from './mongodb-read-model-store';
+import { clientDefaults, isMongoOutage, newMongoClient, redactMongoUrl } from './mongodb-read-model-store';
 
 /** The write concern a client made from `url` with our defaults ends up with (parsing only). */
 const writeConcernOf = (url: string) => {
@@ -97,6 +97,9 @@ describe('newMongoClient: an invalid URL', () => {
     ['a ? in the password', 'mongodb://app:Tr0ub?dor+x3@mongo:27017'],
     ['a # in the password', 'mongodb://app:Tr0ub#dor+x3@mongo:27017'],
     ['an @ in the password', 'mongodb://app:Tr0ub@dor+x3@mongo:27017'],
+    // the driver parses these (host dor, database x3@mongo:27017; an option x3@mongo:27017)
+    ['an @ and then a / in the password', 'mongodb://app:Tr0ub@dor/x3@mongo:27017'],
+    ['an @ and then a ? in the password', 'mongodb://app:Tr0ub@dor?x3@mongo:27017'],
     ['a bad option beside a good password', 'mongodb://app:Tr0ubdorx3@mongo:27017/?tls=maybe'],
   ])('with %s: an error that shows no part of the password', (_name, url) => {
     let message = '';
@@ -107,5 +110,16 @@ describe('newMongoClient: an invalid URL', () => {
     }
     expect(message).toMatch(/^invalid MongoDB URL \(not shown: it may hold a password\): ./);
     expect(message).not.toMatch(/Tr0ub|dor|x3/);
+  });
+});
+
+describe('redactMongoUrl', () => {
+  it.each([
+    ['mongodb://app:s3cret@mongo:27017/db?authSource=admin', 'mongodb://mongo:27017/db?authSource=admin'],
+    ['mongodb+srv://u:p%40ss@cluster.example.net/db', 'mongodb+srv://cluster.example.net/db'],
+    ['mongodb://app:Tr0ub@dor/x3@mongo:27017', 'mongodb://mongo:27017'],
+    ['mongodb://mongo/?tlsCAFile=/etc/ca.pem', 'mongodb://mongo/?tlsCAFile=/etc/ca.pem'],
+  ])('%s → %s', (url, shown) => {
+    expect(redactMongoUrl(url)).toBe(shown);
   });
 });

@@ -106,6 +106,9 @@ export interface MongoReadModelStoreOptions {
 export const redactMongoUrl = (url: string): string =>
   url
     .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/?#]*@/i, '$1')
+    // then anything up to an @ left before the query: the rest of a password that held an
+    // unencoded @ and a / (`u:p@ss/x@host`, which the driver parses as host `ss`)
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)[^?]*@/i, '$1')
     .replace(/([?&](?:[^=&#]*(?:password|secret|token)[^=&#]*|authMechanismProperties)=)[^&#]*/gi, '$1***');
 
 /** A stored `_position`/checkpoint: 20 digits, zero-padded, so string order is numeric order. */
@@ -199,6 +202,14 @@ export const newMongoClient = (url: string, options: MongoClientOptions) => {
   const target = redactMongoUrl(url);
   const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(url)?.[1];
   const scrub = (message: string) => (userinfo ? message.split(userinfo).join('***') : message);
+  // A second unencoded @ is a password that holds one (`u:p@ss/x@host` even parses, as host
+  // `ss`): refused, since what the URL names, and where its password ends, cannot be told. An @
+  // in an option's value is written %40.
+  if ((url.match(/@/g) ?? []).length > 1) {
+    throw new Error(
+      'invalid MongoDB URL (not shown: it may hold a password): more than one @ (a user name, password or option value needs : / ? # [ ] @ percent-encoded)',
+    );
+  }
   try {
     return { client: new MongoClient(url, options), target, scrub };
   } catch (error) {
