@@ -125,6 +125,33 @@ describe('backup of the embedded event store', () => {
     await copy.close();
   });
 
+  it('on a file system without hard links (exFAT, SMB: link(2) is EPERM) names the copy by a rename, still never over a file', async () => {
+    const store = new SqliteEventStore(join(dir, 'events.sqlite'));
+    await submitChange(store, 2);
+    await store.close();
+    const noHardLinks = () => {
+      throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+    };
+    const result = await backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'usb.sqlite'), {
+      link: noHardLinks,
+    });
+    expect(result).toMatchObject({ events: 2, head: 2n });
+    const copy = new SqliteEventStore(join(dir, 'usb.sqlite'));
+    expect(await copy.headPosition()).toBe(2n);
+    await copy.close();
+    // nothing else left beside it (the partial copy took the name)
+    expect(readdirSync(dir).filter((f) => f.includes('usb'))).toEqual(['usb.sqlite']);
+    // a file that appeared under the name meanwhile is kept, and the copy removed
+    await expect(
+      backupSqliteEventStore(join(dir, 'events.sqlite'), join(dir, 'raced.sqlite'), {
+        link: noHardLinks,
+        check: async () => writeFileSync(join(dir, 'raced.sqlite'), 'the other backup'),
+      }),
+    ).rejects.toThrow(/raced.sqlite exists: a backup never overwrites a file/);
+    expect(readFileSync(join(dir, 'raced.sqlite'), 'utf8')).toBe('the other backup');
+    expect(readdirSync(dir).filter((f) => f.includes('raced'))).toEqual(['raced.sqlite']);
+  });
+
   it('never overwrites a file, and leaves nothing behind when the copy is refused', async () => {
     const store = new SqliteEventStore(join(dir, 'events.sqlite'));
     await submitChange(store, 2);

@@ -504,7 +504,7 @@ describe('compliance report', () => {
           plans.filter((p) => p.type === 'emergency' && inPeriod(p.completeAt) && p.notifiedAt === undefined),
         ),
         undocumentedImplementations: ids(
-          plans.filter((p) => inPeriod(p.completeAt) && p.stepAt === undefined),
+          plans.filter((p) => p.type !== 'emergency' && inPeriod(p.completeAt) && p.stepAt === undefined),
         ),
         segregationOfDutiesExceptions: ids(plans.filter((p) => inPeriod(p.selfReviewAt))),
         staleInReview: plans

@@ -920,6 +920,39 @@ describe('change-request decider', () => {
         },
       );
 
+      it.each([
+        ['a blank step', ['Clone the golden image', ' \u200b ']],
+        ['a step with a control character', ['Clone the golden image', 'Set\u000bresources']],
+      ])(
+        'a template stored with %s (before such text was refused) → RULE_VIOLATION: retire it',
+        (_name, procedure) => {
+          const created = templateCreated();
+          const template = templateState([
+            { ...created, data: { ...created.data, procedure } } as StandardTemplateEvent,
+          ]);
+          given([])
+            .when(
+              {
+                type: 'SubmitChange',
+                changeId: CHANGE_ID,
+                changeType: 'standard',
+                fields: {
+                  ...standardRequest(),
+                  implementationPlan: ['Clone the golden image', 'Set resources'],
+                },
+                standardTemplateId: TEMPLATE_ID,
+              },
+              { actor: actors.alice, template },
+            )
+            .thenError(
+              'RULE_VIOLATION',
+              /step 2 of standard template STD-001's procedure .* retire the template/,
+              undefined,
+              'standard-template-procedure-usable',
+            );
+        },
+      );
+
       it('quotes at most 200 characters of a long step', () => {
         const created = templateCreated();
         const long = 'x'.repeat(20_000);

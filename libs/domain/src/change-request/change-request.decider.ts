@@ -1,6 +1,6 @@
 import { type Actor, type Role, actorRef, hasAnyRole } from '../shared/actor';
 import { canonicalJson } from '../shared/canonical-json';
-import { hasVisibleText, stepKey, systemKey } from '../shared/text';
+import { CONTROL_CHARACTER, hasVisibleText, stepKey, systemKey } from '../shared/text';
 import type { Decider, DecisionContext } from '../shared/decider';
 import {
   forbidden,
@@ -328,6 +328,17 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
     }
     // ... nor other work on them: the pre-approved procedure is the plan ("follow standard
     // procedures"); a plan of one's own is a normal change, reviewed and approved.
+    // A step no plan may repeat (blank, or with control characters: a template stored before
+    // such text was refused) would make every submission a mismatch the user cannot mend.
+    const unusable = template.procedure.findIndex(
+      (text) => !hasVisibleText(text) || CONTROL_CHARACTER.test(text),
+    );
+    if (unusable >= 0) {
+      throw ruleViolation(
+        `step ${unusable + 1} of standard template ${templateId}'s procedure is blank or holds control characters, which no plan may repeat (it was stored before such text was refused): retire the template and create it again`,
+        'standard-template-procedure-usable',
+      );
+    }
     const plan = command.fields.implementationPlan ?? [];
     const step = departureFromProcedure(plan, template.procedure);
     if (step !== undefined) {

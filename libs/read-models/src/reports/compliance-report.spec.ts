@@ -334,6 +334,13 @@ describe('compliance report', () => {
         completedAt: expect.stringMatching(/^2026-11-02T/),
       },
     ]);
+    // nor emergencies, which the process lets document during or after the work
+    const emergencyEvents = emergencyHistory('implemented');
+    const emergency = facts(
+      timed(emergencyEvents, times('2026-11-02T09:00:00.000Z', emergencyEvents.length)),
+    );
+    expect(emergency[0]!.firstStepAt).toBeNull();
+    expect(report(emergency).findings.undocumentedImplementations).toEqual([]);
     // facts written before steps were tracked are not judged
     const older = docs.map(({ firstStepAt: _dropped, ...doc }) => doc as ComplianceFactsDocument);
     expect(report(older).findings.undocumentedImplementations).toEqual([]);

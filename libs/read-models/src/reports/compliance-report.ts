@@ -147,7 +147,7 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
-    'Implementations that ended in the period with no implementation step recorded (the process: "document steps taken"; for an emergency, "document as you go"). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
+    'Normal and standard changes whose implementation ended in the period with no implementation step recorded (the process: "document steps taken"). Not emergencies, which the process lets document during or after the work (an amendment of the request, the post-implementation review). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
   segregationOfDutiesExceptions:
     "Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation or recording its work (steps, issues, verification, completion); someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected (but the approver's implementation work was refused only from 2026-11-29: facts rebuilt since list such work recorded before, and count it among the checks); segregationOfDutiesChecks says how many control events (reviews, approval decisions, the start and the implementation work of approved changes, retrospective decisions) were checked against the rules; the check that an event names its own sender covers every event, counted there or not.",
   staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null; days rounded up to a tenth.`,
@@ -351,8 +351,17 @@ export class ComplianceReportBuilder {
         completedAt: completion.at,
       });
     }
-    if (completion && this.within(completion.at) && doc.firstStepAt !== undefined) {
-      if (doc.firstStepAt === null || doc.firstStepAt > completion.at) {
+    // Not emergencies: the process documents them "during/after", which the request's amendment
+    // and the post-implementation review carry, not only the steps recorded while at work. Any
+    // step by the as-of time counts (steps are only recorded before the completion, whatever the
+    // clocks of the instances that recorded them said).
+    if (
+      completion &&
+      this.within(completion.at) &&
+      doc.type !== 'emergency' &&
+      doc.firstStepAt !== undefined
+    ) {
+      if (doc.firstStepAt === null || doc.firstStepAt > this.asOf) {
         findings.undocumentedImplementations.push({
           ...ref,
           outcome: completion.outcome,
@@ -503,7 +512,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
   unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
-  undocumentedImplementations: 'Implementations with no step recorded',
+  undocumentedImplementations: 'Implementations with no step recorded (normal and standard changes)',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
   staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
 };

@@ -1,4 +1,14 @@
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -16,7 +26,12 @@ export interface SqliteBackupOptions {
   readonly check?: (file: string) => Promise<void>;
   /** Aborted (Ctrl-C): stops between two pages and removes what was copied. */
   readonly signal?: AbortSignal;
+  /** How the finished copy gets its name: the file system's hard link (a test stands in one that has none). */
+  readonly link?: (existing: string, name: string) => void;
 }
+
+/** What link(2) answers on a file system without hard links (exFAT, FAT, SMB shares, some FUSE). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 export interface SqliteBackupResult {
   readonly events: number;
@@ -126,9 +141,16 @@ export const backupSqliteEventStore = async (
     options.signal?.throwIfAborted();
     flush(partial);
     // A link, not a rename: it fails if `destination` appeared meanwhile (another backup to the
-    // same name) instead of replacing it.
-    linkSync(partial, destination);
-    rmSync(partial);
+    // same name) instead of replacing it. Where the file system has no hard links, a rename after
+    // one more look: only a backup to the same name in the same instant could be replaced.
+    try {
+      (options.link ?? linkSync)(partial, destination);
+      rmSync(partial);
+    } catch (error) {
+      if (!NO_HARD_LINKS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      if (existsSync(destination)) throw new Error(`${destination} exists: a backup never overwrites a file`);
+      renameSync(partial, destination);
+    }
     flush(dirname(destination)); // the new name itself
     return { events: copied, head, bytes: statSync(destination).size };
   } catch (error) {
