@@ -326,8 +326,6 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
         'standard-change-within-template-scope',
       );
     }
-    // ... nor other work on them: the pre-approved procedure is the plan ("follow standard
-    // procedures"); a plan of one's own is a normal change, reviewed and approved.
     // A step no plan may repeat (blank, or with control characters: a template stored before
     // such text was refused) would make every submission a mismatch the user cannot mend.
     const unusable = template.procedure.findIndex(
@@ -339,6 +337,8 @@ const decideSubmit = (command: SubmitChange, state: ChangeRequestState, ctx: Cha
         'standard-template-procedure-usable',
       );
     }
+    // ... nor other work on its systems: the pre-approved procedure is the plan ("follow standard
+    // procedures"); a plan of one's own is a normal change, reviewed and approved.
     const plan = command.fields.implementationPlan ?? [];
     const step = departureFromProcedure(plan, template.procedure);
     if (step !== undefined) {
