@@ -142,7 +142,7 @@ const token = async (args: string[]) => {
   const signed = await signToken({ sub: values.sub, name: values.name, roles, feed }, secret, {
     issuer: config.auth.issuer,
     audience: config.auth.audience,
-    expiresIn: `${lifetime}s`,
+    lifetimeSeconds: lifetime,
   });
   const { jti } = decodeJwt(signed);
   process.stdout.write(`${signed}\n`);

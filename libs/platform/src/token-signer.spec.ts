@@ -27,6 +27,27 @@ describe('signToken', () => {
     expect(exp! - iat!).toBeGreaterThanOrEqual(3599);
   });
 
+  it('with a lifetime in seconds, exp is exactly iat + the lifetime, whatever the clock does while it signs', async () => {
+    let now = 1_800_000_000_999;
+    global.Date = class extends RealDate {
+      constructor(...args: unknown[]) {
+        if (args.length > 0) super(...(args as [number]));
+        else super(now++);
+      }
+      static override now() {
+        return now++;
+      }
+    } as DateConstructor;
+    const token = await signToken(
+      { sub: 'u-1', name: 'N', roles: ['requester'] },
+      'a-secret-that-is-long-enough-for-hs256-000000',
+      { lifetimeSeconds: 3600 },
+    );
+    const { iat, exp } = decodeJwt(token);
+    expect(iat).toBe(1_800_000_000);
+    expect(exp! - iat!).toBe(3600);
+  });
+
   it('takes a period from now, or an absolute expiry, and 12 h when given neither', async () => {
     const secret = 'a-secret-that-is-long-enough-for-hs256-000000';
     const claims = { sub: 'u-1', name: 'N', roles: ['requester'] };

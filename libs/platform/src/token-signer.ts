@@ -25,10 +25,13 @@ export const signToken = async (
     audience?: string;
     /** A period from now (jose's format: `90m`, `12h`, `7d`); default 12 h. */
     expiresIn?: string;
+    /** Or a lifetime in seconds: `exp` is then exactly `iat` + this (one reading of the clock). */
+    lifetimeSeconds?: number;
     /** Or an absolute expiry, in seconds since the epoch (a test's already expired token). */
     expiresAt?: number;
   } = {},
 ): Promise<string> => {
+  const now = Math.floor(Date.now() / 1000);
   let jwt = new SignJWT({
     name: claims.name,
     roles: [...claims.roles],
@@ -38,11 +41,16 @@ export const signToken = async (
     .setSubject(claims.sub)
     // an id, so that a token can be withdrawn before it expires (AUTH_REVOKED_TOKEN_IDS)
     .setJti(randomUUID())
-    // jose reads the clock for each: expiry first, so that a second ticking over in between
-    // makes the token a second shorter, never longer than asked (than a lifetime cap allows)
-    // (a number here would be an absolute time to jose: periods are strings only)
-    .setExpirationTime(options.expiresAt ?? options.expiresIn ?? '12h')
-    .setIssuedAt();
+    // With a period, jose reads the clock for each: expiry first, so that a second ticking over
+    // in between makes the token a second shorter, never longer than asked (than a lifetime cap
+    // allows). (A number here is an absolute time to jose.)
+    .setExpirationTime(
+      options.expiresAt ??
+        (options.lifetimeSeconds !== undefined
+          ? now + options.lifetimeSeconds
+          : (options.expiresIn ?? '12h')),
+    )
+    .setIssuedAt(options.lifetimeSeconds !== undefined ? now : undefined);
   if (options.issuer) jwt = jwt.setIssuer(options.issuer);
   if (options.audience) jwt = jwt.setAudience(options.audience);
   return jwt.sign(new TextEncoder().encode(secret));
