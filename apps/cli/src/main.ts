@@ -19,7 +19,6 @@ import {
   catchUpLive,
   assertPeriodBegun,
   ReportPeriodError,
-  reportSettings,
   resolveReportPeriod,
 } from '@changeledger/read-models';
 import {
@@ -332,7 +331,7 @@ const report = async (args: string[]) => {
     const loading = new ProgressBar('report', 'changes');
     const { documentsRead, ...built } = await complianceReportFromStore(store, period, {
       now: new Date(),
-      settings: reportSettings(config),
+      settings: config,
       onDocument: (count) => loading.tally(count),
     });
     const output =

@@ -6,7 +6,6 @@ import {
   READ_MODEL_STORE,
   type ReadModelStore,
   type ReportPeriod,
-  reportSettings,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 
@@ -26,7 +25,7 @@ export class GetComplianceReportHandler implements IQueryHandler<GetComplianceRe
   async execute({ period }: GetComplianceReport) {
     const { documentsRead: _, ...report } = await complianceReportFromStore(this.store, period, {
       now: this.clock.now(),
-      settings: reportSettings(this.config),
+      settings: this.config,
     });
     return report;
   }

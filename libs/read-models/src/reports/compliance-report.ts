@@ -202,7 +202,7 @@ export interface ReportSettings {
 }
 
 /** The report's settings out of a larger object (the service's configuration): those alone. */
-export const reportSettings = (from: ReportSettings): ReportSettings => ({
+const reportSettings = (from: ReportSettings): ReportSettings => ({
   retrospectiveDueBusinessDays: from.retrospectiveDueBusinessDays,
 });
 
@@ -244,8 +244,8 @@ export class ComplianceReportBuilder {
     private readonly now: Date,
     settings: ReportSettings,
   ) {
-    // Only the settings the report names: handed the service's whole configuration (which fits
-    // the type), a copy would carry its secrets into the answer.
+    // Only the settings the report names: the API and the CLI hand it the service's whole
+    // configuration (which fits the type), whose secrets a copy would carry into the answer.
     this.settings = reportSettings(settings);
     const nowIso = now.toISOString();
     this.asOf = nowIso < period.to ? nowIso : new Date(Date.parse(period.to) - 1).toISOString();
