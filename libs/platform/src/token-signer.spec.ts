@@ -6,29 +6,9 @@ describe('signToken', () => {
   afterEach(() => {
     global.Date = RealDate;
   });
-
-  it('never makes a token last longer than asked, also when the clock ticks over a second while it signs', async () => {
-    // each clock read a millisecond later, from the last millisecond of a second
-    let now = 1_800_000_000_999;
-    global.Date = class extends RealDate {
-      constructor(...args: unknown[]) {
-        if (args.length > 0) super(...(args as [number]));
-        else super(now++);
-      }
-    } as DateConstructor;
-    const token = await signToken(
-      { sub: 'u-1', name: 'N', roles: ['requester'] },
-      'a-secret-that-is-long-enough-for-hs256-000000',
-      { expiresIn: '1h' },
-    );
-    const { iat, exp } = decodeJwt(token);
-    expect(now).toBeGreaterThan(1_800_000_001_000); // the clock did tick over while it signed
-    expect(exp! - iat!).toBeLessThanOrEqual(3600);
-    expect(exp! - iat!).toBeGreaterThanOrEqual(3599);
-  });
-
-  it('with a lifetime in seconds, exp is exactly iat + the lifetime, whatever the clock does while it signs', async () => {
-    let now = 1_800_000_000_999;
+  /** A clock whose every read (`new Date()`, `Date.now()`) is a millisecond after the one before. */
+  const tickingClock = (start: number) => {
+    let now = start;
     global.Date = class extends RealDate {
       constructor(...args: unknown[]) {
         if (args.length > 0) super(...(args as [number]));
@@ -38,6 +18,25 @@ describe('signToken', () => {
         return now++;
       }
     } as DateConstructor;
+    return () => now;
+  };
+
+  it('never makes a token last longer than asked, also when the clock ticks over a second while it signs', async () => {
+    // each clock read a millisecond later, from the last millisecond of a second
+    const clock = tickingClock(1_800_000_000_999);
+    const token = await signToken(
+      { sub: 'u-1', name: 'N', roles: ['requester'] },
+      'a-secret-that-is-long-enough-for-hs256-000000',
+      { expiresIn: '1h' },
+    );
+    const { iat, exp } = decodeJwt(token);
+    expect(clock()).toBeGreaterThan(1_800_000_001_000); // the clock did tick over while it signed
+    expect(exp! - iat!).toBeLessThanOrEqual(3600);
+    expect(exp! - iat!).toBeGreaterThanOrEqual(3599);
+  });
+
+  it('with a lifetime in seconds, exp is exactly iat + the lifetime, whatever the clock does while it signs', async () => {
+    tickingClock(1_800_000_000_999);
     const token = await signToken(
       { sub: 'u-1', name: 'N', roles: ['requester'] },
       'a-secret-that-is-long-enough-for-hs256-000000',
