@@ -60,6 +60,47 @@ describe('read models over HTTP', () => {
     }
   });
 
+  it('keeps every change within what one read-model document can hold: past 4 MiB a command is refused and stores nothing', async () => {
+    const { id } = await submit(app, normalChange('low', { title: 'A long implementation log' }));
+    await reviewAll(app, id);
+    expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
+    await prepareAndStart(app, id);
+    // 20,000 characters (the most a text field takes) of three UTF-8 bytes each: 60 KB a step
+    const description = '漢'.repeat(20_000);
+    let last = { version: 0, position: '0' };
+    let refused: Record<string, unknown> | undefined;
+    let steps = 0;
+    while (!refused && steps < 200) {
+      const result = await app.post(`/changes/${id}/steps`, { description }, USERS.implementer);
+      if (result.status === 422) refused = result.body;
+      else last = expectStatus(result, 200).body as typeof last;
+      if (!refused) steps++;
+    }
+    expect(refused).toMatchObject({ code: 'RULE_VIOLATION', rule: 'recorded-data-limit' });
+    expect(refused!.detail).toMatch(/over the 4\.00 MiB one record may hold.*nothing was stored/);
+    // 4 MiB of 60 KB steps: about 69 of them (the request and the rest of the change take a little)
+    expect(steps).toBeGreaterThan(60);
+    expect(steps).toBeLessThan(70);
+    const events = await app.store.readStream(`changeRequest-${id}`);
+    expect(events).toHaveLength(last.version); // the refused step stored nothing
+    expect(events.at(-1)!.type).toBe('ImplementationStepRecorded');
+    // The read models hold the whole change (on MongoDB: a document a projection could write)
+    const read = expectStatus(
+      await app.request('GET', `/changes/${id}?minPosition=${last.position}`, { readYourWrites: false }),
+      200,
+    ).body as { version: number; steps: unknown[] };
+    expect(read.version).toBe(last.version);
+    expect(read.steps).toHaveLength(steps);
+    // …and go on projecting what comes after it
+    const next = await submit(app, normalChange('low', { title: 'After the long one' }));
+    expectStatus(
+      await app.request('GET', `/changes?q=after%20the%20long&minPosition=${next.position}`, {
+        readYourWrites: false,
+      }),
+      200,
+    );
+  });
+
   it('answers 503 PROJECTION_LAGGING when minPosition is not reached within 5 s', async () => {
     const head = await app.store.headPosition();
     const started = Date.now();

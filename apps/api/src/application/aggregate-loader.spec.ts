@@ -59,7 +59,7 @@ describe('AggregateLoader (over a real SQLite event store)', () => {
     );
 
   it('keeps at most maxEntries states, least recently used out first', async () => {
-    const loader = new AggregateLoader(store, { maxEntries: 2, maxChars: 1e9 });
+    const loader = new AggregateLoader(store, { maxEntries: 2, maxBytes: 1e9 });
     for (const id of ['A', 'B', 'C']) await write(id, id);
     await loader.load(notes, 'A');
     await loader.load(notes, 'B');
@@ -81,30 +81,30 @@ describe('AggregateLoader (over a real SQLite event store)', () => {
     expect(reads).toEqual(['A from 1', 'C from 1', 'B from 0']);
   });
 
-  it('keeps the states within maxChars, measured by the events folded into them', async () => {
-    const loader = new AggregateLoader(store, { maxEntries: 100, maxChars: 30_000 });
+  it('keeps the states within maxBytes, measured by the events folded into them', async () => {
+    const loader = new AggregateLoader(store, { maxEntries: 100, maxBytes: 30_000 });
     for (const id of ['A', 'B', 'C', 'D']) await write(id, 'x'.repeat(10_000));
     for (const id of ['A', 'B', 'C', 'D']) await loader.load(notes, id);
     expect(loader.cached.entries).toBe(2); // two of ~10 KB each fit under 30 KB with room to spare, three do not
-    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+    expect(loader.cached.bytes).toBeLessThanOrEqual(30_000);
     await write('D', 'y'.repeat(5_000));
     expect((await loader.load(notes, 'D')).text).toHaveLength(15_000);
-    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+    expect(loader.cached.bytes).toBeLessThanOrEqual(30_000);
     // a state bigger than the whole budget is not kept (it would push everything else out)
     await write('E', 'z'.repeat(40_000));
     expect((await loader.load(notes, 'E')).text).toHaveLength(40_000);
     expect(loader.cached.entries).toBe(2);
-    expect(loader.cached.chars).toBeLessThanOrEqual(30_000);
+    expect(loader.cached.bytes).toBeLessThanOrEqual(30_000);
   });
 
   it('counts events once when two loads of one stream overlap', async () => {
-    const loader = new AggregateLoader(store, { maxEntries: 100, maxChars: 1e9 });
+    const loader = new AggregateLoader(store, { maxEntries: 100, maxBytes: 1e9 });
     await write('A', 'x'.repeat(1_000));
     await loader.load(notes, 'A');
-    const one = loader.cached.chars;
+    const one = loader.cached.bytes;
     await write('A', 'y'.repeat(1_000));
     await Promise.all([loader.load(notes, 'A'), loader.load(notes, 'A')]);
-    expect(loader.cached.chars).toBe(2 * one);
+    expect(loader.cached.bytes).toBe(2 * one);
     expect(await loader.load(notes, 'A')).toEqual({
       version: 2,
       text: 'x'.repeat(1_000) + 'y'.repeat(1_000),

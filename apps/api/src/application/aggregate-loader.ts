@@ -9,25 +9,30 @@ export interface LoadedAggregate<S> {
   readonly state: S;
   /** Events read from the store by this load (after the cached state, if any). */
   readonly newEvents: readonly RecordedEvent[];
+  /** What the stream's events hold: `dataBytesOf` all of them (see MAX_STREAM_DATA_BYTES). */
+  readonly dataBytes: number;
 }
 
 /**
- * How many folded states are kept in memory, and how much they may hold, measured as the JSON
- * length of the events folded into them (a state is about that big): least recently used go
+ * How many folded states are kept in memory, and how much they may hold, measured as
+ * `dataBytesOf` the events folded into them (a state is about that big): least recently used go
  * first. By count alone, 10,000 changes of 1 MiB requests would hold 10 GB.
  */
 export interface AggregateCacheLimits {
   readonly maxEntries: number;
-  readonly maxChars: number;
+  readonly maxBytes: number;
 }
 export const AGGREGATE_CACHE_LIMITS = Symbol('AGGREGATE_CACHE_LIMITS');
-const DEFAULT_LIMITS: AggregateCacheLimits = { maxEntries: 10_000, maxChars: 100_000_000 };
+const DEFAULT_LIMITS: AggregateCacheLimits = { maxEntries: 10_000, maxBytes: 100_000_000 };
 
-/** A state's share of the budget: its events' data as JSON, plus a little for the rest. */
-const sizeOf = (events: readonly { readonly data: unknown }[]): number => {
-  let size = 0;
-  for (const event of events) size += 64 + (JSON.stringify(event.data)?.length ?? 0);
-  return size;
+/**
+ * What events hold: the UTF-8 bytes of their data as JSON, plus a little for the rest. A folded
+ * state, and the read-model documents made of it, are about the sum of this over its stream.
+ */
+export const dataBytesOf = (events: readonly { readonly data: unknown }[]): number => {
+  let bytes = 0;
+  for (const event of events) bytes += 64 + Buffer.byteLength(JSON.stringify(event.data) ?? '', 'utf8');
+  return bytes;
 };
 
 /**
@@ -37,8 +42,8 @@ const sizeOf = (events: readonly { readonly data: unknown }[]): number => {
  */
 @Injectable()
 export class AggregateLoader {
-  private readonly cache = new Map<string, { state: unknown; version: number; size: number }>();
-  private cachedChars = 0;
+  private readonly cache = new Map<string, { state: unknown; version: number; bytes: number }>();
+  private cachedBytes = 0;
   private readonly limits: AggregateCacheLimits;
 
   constructor(
@@ -49,8 +54,8 @@ export class AggregateLoader {
   }
 
   /** What the cache holds now: for tests and diagnostics. */
-  get cached(): { entries: number; chars: number } {
-    return { entries: this.cache.size, chars: this.cachedChars };
+  get cached(): { entries: number; bytes: number } {
+    return { entries: this.cache.size, bytes: this.cachedBytes };
   }
 
   readonly load = async <S>(aggregate: AnyAggregateOf<S>, id: string): Promise<S> =>
@@ -58,24 +63,20 @@ export class AggregateLoader {
 
   async loadWithEvents<S>(aggregate: AnyAggregateOf<S>, id: string): Promise<LoadedAggregate<S>> {
     const streamId = aggregate.streamId(id);
-    const cached = this.cache.get(streamId) as { state: S; version: number } | undefined;
+    // An entry is replaced, never changed: its state, version and bytes stay one another's.
+    const cached = this.cache.get(streamId) as { state: S; version: number; bytes: number } | undefined;
     const newEvents = await this.store.readStream(streamId, { fromRevision: BigInt(cached?.version ?? 0) });
     const state = this.fold(aggregate, newEvents, cached?.state);
-    this.remember(streamId, state, aggregate.version(state), newEvents, cached?.version ?? 0);
-    return { state, newEvents };
+    const dataBytes = (cached?.bytes ?? 0) + dataBytesOf(newEvents);
+    this.remember(streamId, state, aggregate.version(state), dataBytes);
+    return { state, newEvents, dataBytes };
   }
 
   /**
    * Records a stream's state: after a load, and after a successful append (so the next command
-   * reads nothing). `added`: the events folded into it since version `base`.
+   * reads nothing). `dataBytes`: `dataBytesOf` the events folded into it.
    */
-  remember(
-    streamId: string,
-    state: unknown,
-    version: number,
-    added: readonly { readonly data: unknown }[],
-    base: number,
-  ) {
+  remember(streamId: string, state: unknown, version: number, dataBytes: number) {
     if (version === 0) return;
     const previous = this.cache.get(streamId);
     if (previous && previous.version >= version) {
@@ -85,22 +86,17 @@ export class AggregateLoader {
       this.cache.set(streamId, previous);
       return;
     }
-    // Its size adds to the cached state's it was folded from; from another base, it is measured.
-    const size =
-      (previous?.version ?? 0) === base
-        ? (previous?.size ?? 0) + sizeOf(added)
-        : (JSON.stringify(state)?.length ?? 0);
     if (previous) {
       this.cache.delete(streamId);
-      this.cachedChars -= previous.size;
+      this.cachedBytes -= previous.bytes;
     }
-    if (size > this.limits.maxChars) return; // would push everything else out
-    this.cache.set(streamId, { state, version, size });
-    this.cachedChars += size;
-    while (this.cache.size > this.limits.maxEntries || this.cachedChars > this.limits.maxChars) {
-      const [oldest, entry] = this.cache.entries().next().value as [string, { size: number }];
+    if (dataBytes > this.limits.maxBytes) return; // would push everything else out
+    this.cache.set(streamId, { state, version, bytes: dataBytes });
+    this.cachedBytes += dataBytes;
+    while (this.cache.size > this.limits.maxEntries || this.cachedBytes > this.limits.maxBytes) {
+      const [oldest, entry] = this.cache.entries().next().value as [string, { bytes: number }];
       this.cache.delete(oldest);
-      this.cachedChars -= entry.size;
+      this.cachedBytes -= entry.bytes;
     }
   }
 

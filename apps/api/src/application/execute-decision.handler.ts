@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { type DecisionContext, type DomainEvent, fold, notFound } from '@changeledger/domain';
+import { type DecisionContext, type DomainEvent, fold, notFound, ruleViolation } from '@changeledger/domain';
 import {
   ConcurrencyError,
   EVENT_STORE,
@@ -13,7 +13,7 @@ import {
 } from '@changeledger/event-store';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
 import { CommandMetrics } from '../metrics/command-metrics';
-import { AggregateLoader } from './aggregate-loader';
+import { AggregateLoader, dataBytesOf } from './aggregate-loader';
 import type { AnyAggregate } from './aggregates';
 import {
   ConcurrencyConflictError,
@@ -22,6 +22,17 @@ import {
 } from './application-errors';
 import { IDEMPOTENCY_TTL_MS } from '../idempotency/idempotency-store.port';
 import { type CommandOptions, type CommandResult, ExecuteDecision } from './execute-decision.command';
+
+/**
+ * The most one change request (or template) may record, as `dataBytesOf` its events: a command
+ * that would take it further is refused (422) and stores nothing. Its read-model documents hold
+ * about this much, and MongoDB refuses a document over 16 MiB: past that a projection could never
+ * write it, and every read model would stop behind it (BSON takes more room than JSON for some
+ * values, hence the margin). Real changes record a few hundred KB at most.
+ */
+export const MAX_STREAM_DATA_BYTES = 4 * 1024 * 1024;
+
+const mebibytes = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
 
 /**
  * The answer a command with this request's Idempotency-Key got, if its events are in the
@@ -118,7 +129,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     options: CommandOptions,
   ): Promise<CommandResult> {
     const streamId = aggregate.streamId(id);
-    const { state } = await this.loader.loadWithEvents(aggregate, id);
+    const { state, dataBytes } = await this.loader.loadWithEvents(aggregate, id);
     const version = aggregate.version(state);
     if (options.idempotencyKey) {
       const replay = await this.previousAnswer(aggregate, id, options);
@@ -133,13 +144,22 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     }
     const context = await this.contextFor(aggregate, command, options);
     const events = aggregate.decider.decide(command, state, context);
+    const dataBytesAfter = dataBytes + dataBytesOf(events);
+    if (dataBytesAfter > MAX_STREAM_DATA_BYTES && events.length > 0) {
+      throw ruleViolation(
+        `${id} would then hold ${mebibytes(dataBytesAfter)} of recorded data, over the ` +
+          `${mebibytes(MAX_STREAM_DATA_BYTES)} one record may hold (${mebibytes(dataBytes)} now); nothing ` +
+          'was stored. Record further work in a follow-up change, or link to long output instead of pasting it',
+        'recorded-data-limit',
+      );
+    }
     const result = await this.store.append(
       streamId,
       this.toNewEvents(aggregate, events, options, context.now),
       version === 0 ? 'no-stream' : BigInt(version - 1),
     );
     const after = fold(aggregate.decider.evolve, state, events);
-    this.loader.remember(streamId, after, aggregate.version(after), events, version);
+    this.loader.remember(streamId, after, aggregate.version(after), dataBytesAfter);
     return {
       id,
       version: aggregate.version(after),
@@ -175,7 +195,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       },
     });
     const after = fold(evolve, initialState(), events);
-    this.loader.remember(result.streamId, after, aggregate.version(after), events, 0);
+    this.loader.remember(result.streamId, after, aggregate.version(after), dataBytesOf(events));
     return {
       id: sequence.format(result.number),
       version: aggregate.version(after),
