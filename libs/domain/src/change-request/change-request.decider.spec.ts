@@ -1500,6 +1500,32 @@ describe('change-request decider', () => {
           .thenTypes(['RetrospectiveDecisionRecorded']);
       });
 
+      it('the manager who approved it retrospectively does not record its issues afterwards; who rejected it, or anyone else, may', () => {
+        const decided = (decision: 'approve' | 'reject') => [
+          ...implemented,
+          event('RetrospectiveDecisionRecorded', actors.max, {
+            decision,
+            comment: 'x',
+            rule: 'emergency-needs-retrospective-approval-by-management',
+          }),
+        ];
+        const issue = ROWS.RecordImplementationIssue.command;
+        given(decided('approve'))
+          .when(issue, { actor: managing(actors.max) })
+          .thenError(
+            'SEGREGATION_OF_DUTIES',
+            /does not record issues of its implementation/,
+            undefined,
+            'approver-is-not-implementer',
+          );
+        given(decided('approve'))
+          .when(issue, { actor: actors.ines })
+          .thenTypes(['ImplementationIssueRecorded']);
+        given(decided('reject'))
+          .when(issue, { actor: managing(actors.max) })
+          .thenTypes(['ImplementationIssueRecorded']);
+      });
+
       it('the declarer without the implementer role did not start the work (only the requester rule applies)', () => {
         expect(given(implemented).state.implementation.workedBy).toEqual([actors.ines.id, actors.ivan.id]);
       });

@@ -148,11 +148,15 @@ export const missingRequestFields = (request: ChangeRequestFields): string[] =>
 /**
  * The approver of a change does not implement it: not its start (the contract's rule), nor any
  * of the implementation work (IMPLEMENTATION_WORK_EVENT_TYPES), which would otherwise be theirs
- * once someone else pressed start. An emergency's retrospective approver is kept from the work
- * the other way round (who worked on it does not decide its retrospective).
+ * once someone else pressed start. An emergency's approver is management's retrospective one (as
+ * in its view): who worked on it does not decide that (RecordRetrospectiveDecision), and who
+ * approved it does not record its issues afterwards (the only work left once it is implemented).
  */
 const assertNotApprover = (state: ChangeRequestState, actor: Actor, what: string) => {
-  if (state.approval?.by && state.approval.by.id === actor.id) {
+  const approver =
+    state.approval?.by ??
+    (state.retrospectiveDecision?.decision === 'approve' ? state.retrospectiveDecision.by : undefined);
+  if (approver && approver.id === actor.id) {
     throw segregationOfDuties(`the approver of a change does not ${what}`, 'approver-is-not-implementer');
   }
 };

@@ -229,6 +229,18 @@ describe('compliance facts projection', () => {
       actors.lena.id,
     ],
     [
+      'approver-implemented',
+      [
+        ...emergencyHistory('implemented'),
+        postImplementationReviewed(),
+        event('RetrospectiveDecisionRecorded', actors.max, { decision: 'approve', comment: 'fine' }),
+        event('ImplementationIssueRecorded', actors.max, { description: 'Found later', severity: 'low' }),
+      ],
+      'ImplementationIssueRecorded',
+      6,
+      actors.max.id,
+    ],
+    [
       'requester-decided-retrospective',
       [
         ...emergencyHistory('implemented'),

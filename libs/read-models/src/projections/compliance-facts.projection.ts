@@ -28,7 +28,10 @@ export type DutyRule =
   /** An emergency's retrospective decision by someone who worked on its implementation. */
   | 'implementer-decided-retrospective'
   | 'approver-started-implementation'
-  /** Implementation work (a step, an issue, a verification, the completion) by the approver. */
+  /**
+   * Implementation work (a step, an issue, a verification, the completion) by the approver (of an
+   * emergency: an issue recorded by its retrospective approver).
+   */
   | 'approver-implemented'
   /** The person the event names is not the authenticated sender: the record contradicts itself. */
   | 'recorded-actor-mismatch';
@@ -133,9 +136,17 @@ const CONTROL_EVENTS = [
 ];
 
 /**
+ * Who approved the change: its approver, or an emergency's retrospective approver (the decider
+ * keeps either from its implementation work); null for a standard change or none yet.
+ */
+const approverOf = (doc: ComplianceFactsDocument): ActorRef | null =>
+  doc.approval?.by ?? (doc.retrospective?.decision === 'approve' ? doc.retrospective.by : null);
+
+/**
  * An event a segregation-of-duties rule judges (what `segregationOfDutiesChecks` counts): not a
  * review's rejection (its ReviewRecorded is the one judged), nor a start or implementation work
- * without an approver to compare with (emergencies, standard changes).
+ * without an approver to compare with (standard changes, emergencies before their retrospective
+ * approval).
  */
 const isJudgedControlEvent = (
   doc: ComplianceFactsDocument,
@@ -144,8 +155,9 @@ const isJudgedControlEvent = (
 ) => {
   if (!CONTROL_EVENTS.includes(event.type)) return false;
   if (event.type === 'ChangeRejected') return d.stage === 'approval';
-  if (event.type === 'ImplementationStarted' || WORK_EVENTS.has(event.type))
+  if (event.type === 'ImplementationStarted')
     return doc.approval?.by !== undefined && doc.approval?.by !== null;
+  if (WORK_EVENTS.has(event.type)) return approverOf(doc) !== null;
   return true;
 };
 
@@ -182,7 +194,7 @@ const dutyExceptionOf = (
         ? 'approver-started-implementation'
         : undefined;
     default:
-      return WORK_EVENTS.has(event.type) && doc.approval?.by && doc.approval.by.id === sender.id
+      return WORK_EVENTS.has(event.type) && approverOf(doc)?.id === sender.id
         ? 'approver-implemented'
         : undefined;
   }
@@ -343,7 +355,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // 5: when stakeholders were notified (the process's first step of an emergency). 6: the
   // implementation work of an approved change is judged too (by its approver: an exception). 7:
   // when the first implementation step was recorded (facts of 6 and older leave that finding out).
-  version: 7,
+  // 8: an emergency's work after its retrospective approval is judged too (an issue recorded by
+  // that approver: an exception).
+  version: 8,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;
