@@ -280,6 +280,8 @@ describe('concurrency and idempotency', () => {
     const second = expectStatus(await app.post('/changes', normalChange(), USERS.requester, headers), 201);
     expect(second.body).toEqual(first.body);
     expect(second.headers.get('etag')).toBe(first.headers.get('etag'));
+    expect(first.headers.get('location')).toBe(`/api/v1/changes/${first.body.id as string}`);
+    expect(second.headers.get('location')).toBe(first.headers.get('location'));
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(await app.store.headPosition()).toBe(head);
 

@@ -23,7 +23,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
 
   it('takes a standard change from its template to close', async () => {
     const procedure = ['pct create from golden image', 'attach to VLAN 30', 'register in monitoring'];
-    const template = expectStatus(
+    const templateCreated = expectStatus(
       await app.post(
         '/standard-templates',
         {
@@ -35,8 +35,22 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
         USERS.lead,
       ),
       201,
-    ).body;
+    );
+    const template = templateCreated.body;
     expect(template).toMatchObject({ id: expect.stringMatching(/^STD-\d{3,}$/), version: 1 });
+    // where to read it, as every 201 says
+    const location = templateCreated.headers.get('location')!;
+    expect(location).toBe(`/api/v1/standard-templates/${template.id as string}`);
+    const read = expectStatus(await app.get(location.replace('/api/v1', '')), 200);
+    expect(read.body).toMatchObject({
+      id: template.id,
+      name: 'Deploy a container from the golden image',
+      procedure,
+      active: true,
+      usageCount: 0,
+    });
+    expect(read.headers.get('etag')).toBe('"1"');
+    expectStatus(await app.get('/standard-templates/STD-99999'), 404, 'NOT_FOUND');
 
     // the template pre-approves its own systems only
     const outside = await app.post(

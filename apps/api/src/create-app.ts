@@ -94,10 +94,15 @@ export const createApp = async (
   });
   // a frontend served from another origin (see http/cors.ts)
   if (config.corsOrigins.length > 0) app.enableCors(corsOptions(config.corsOrigins));
-  fastify.addHook('preSerialization', async (_request, reply, payload) => {
-    const answer = payload as { version?: unknown; asOf?: unknown } | null;
+  // A creation (201) names what it made in `Location` (RFC 9110: without it, a 201's resource
+  // is taken to be the request's URI), its replays too.
+  fastify.addHook('preSerialization', async (request, reply, payload) => {
+    const answer = payload as { id?: unknown; version?: unknown; asOf?: unknown } | null;
     if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {
       void reply.header('ETag', `"${answer.version}"`);
+    }
+    if (reply.statusCode === 201 && typeof answer?.id === 'string') {
+      void reply.header('Location', `${request.routeOptions.url}/${encodeURIComponent(answer.id)}`);
     }
     return payload;
   });

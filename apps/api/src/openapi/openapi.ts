@@ -399,6 +399,11 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
     description: 'standard-change templates',
     content: json(page(ref('StandardTemplate'))),
   },
+  '/api/v1/standard-templates/{id}': {
+    description: 'one standard-change template, as the list shows it',
+    headers: { ETag: { description: 'its version, "<version>"', schema: { type: 'string' } } },
+    content: json(ref('StandardTemplate')),
+  },
   '/api/v1/health': {
     description: 'the report while the stores are up and this process’s projector, if it runs one, projects',
     content: json(ref('Health')),
@@ -552,6 +557,14 @@ const describeOperation = (
       description: status === '201' ? 'created' : 'done',
       headers: {
         ETag: { description: 'the new version, "<version>"', schema: { type: 'string' } },
+        ...(status === '201'
+          ? {
+              Location: {
+                description: 'where the new resource is read: /api/v1/changes/CHG-001',
+                schema: { type: 'string' },
+              },
+            }
+          : {}),
         'Idempotent-Replayed': {
           description: '"true" on the stored answer to a repeat of an Idempotency-Key (nothing appended)',
           schema: { type: 'string', enum: ['true'] },

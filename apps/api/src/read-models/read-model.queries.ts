@@ -242,6 +242,24 @@ export class ListFollowUpsHandler implements IQueryHandler<ListFollowUps> {
   }
 }
 
+export class GetStandardTemplate {
+  constructor(readonly id: string) {}
+}
+
+@QueryHandler(GetStandardTemplate)
+export class GetStandardTemplateHandler implements IQueryHandler<GetStandardTemplate> {
+  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+
+  async execute({ id }: GetStandardTemplate) {
+    const doc = await this.store.get<StandardTemplateDocument>(
+      standardTemplatesProjection.collection.name,
+      id,
+    );
+    // (a change naming a template that was never created makes no document: see the projection)
+    return doc?.template.exists ? toTemplateView(doc) : undefined;
+  }
+}
+
 export class ListStandardTemplates {
   constructor(readonly page: PageRequest) {}
 }
@@ -355,5 +373,6 @@ export const READ_MODEL_QUERY_HANDLERS = [
   GetRetrospectiveQueueHandler,
   ListFollowUpsHandler,
   ListStandardTemplatesHandler,
+  GetStandardTemplateHandler,
   GetScheduleHandler,
 ];

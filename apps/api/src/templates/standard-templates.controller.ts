@@ -5,15 +5,16 @@ import type { StandardTemplateCommand } from '@changeledger/domain';
 import { standardTemplateAggregate } from '../application/aggregates';
 import { type CommandResult, ExecuteDecision } from '../application/execute-decision.command';
 import { parsePosition } from '../read-models/parse-position';
-import { ListStandardTemplates } from '../read-models/read-model.queries';
+import { GetStandardTemplate, ListStandardTemplates } from '../read-models/read-model.queries';
 import { ReadPosition } from '../read-models/read-position';
-import { PagedQueryDto } from '../read-models/read-query.dto';
+import { PagedQueryDto, ReadQueryDto } from '../read-models/read-query.dto';
 import { pageRequestOf } from '../read-models/paging';
 import { CreateStandardTemplateDto, RetireStandardTemplateDto } from '../changes/dto/commands.dto';
 import { type CommandCall, CommandCallParam } from '../http/command-call.decorator';
 import { IdempotentCommands } from '../idempotency/idempotent-commands';
 import { toCommandResponse } from '../http/command-response';
 import { TemplateIdParam } from '../http/id-params';
+import { notFound } from '@changeledger/domain';
 
 @ApiTags('standard-templates')
 @ApiBearerAuth()
@@ -58,5 +59,15 @@ export class StandardTemplatesController {
     return this.readPosition.read(parsePosition(query.minPosition), () =>
       this.queryBus.execute(new ListStandardTemplates(pageRequestOf(query, 'standard-templates'))),
     );
+  }
+
+  /** One template, as the list shows it (not in the contract: where a creation's Location points). */
+  @Get(':id')
+  async get(@Param() { id }: TemplateIdParam, @Query() query: ReadQueryDto) {
+    const template = await this.readPosition.read(parsePosition(query.minPosition), () =>
+      this.queryBus.execute(new GetStandardTemplate(id)),
+    );
+    if (!template) throw notFound(`no standard template ${id}`);
+    return template;
   }
 }
