@@ -262,6 +262,15 @@ describe('audit: history, time travel, the global log and tamper evidence', () =
     expect(lines.map((l) => BigInt(l.position))).toEqual(
       [...lines.map((l) => BigInt(l.position))].sort((a, b) => (a < b ? -1 : 1)),
     );
+    // a client that refuses NDJSON by name (q=0) gets the JSON page, not the whole log
+    const refusing = await fetch(`${app.baseUrl}/audit/events?limit=2`, {
+      headers: {
+        authorization: `Bearer ${await app.token(USERS.auditor)}`,
+        accept: 'application/json, application/x-ndjson;q=0',
+      },
+    });
+    expect(refusing.headers.get('content-type')).toContain('application/json');
+    expect(((await refusing.json()) as { items: unknown[] }).items).toHaveLength(2);
   });
 
   it('verifies the chains written through any event store: valid, every event checked, an anchor that holds', async () => {

@@ -24,6 +24,7 @@ import { IsTimestamp } from '../http/timestamp.validator';
 import { parseLimit } from '../read-models/paging';
 import { ReadQueryDto } from '../read-models/read-query.dto';
 import { evidenceMarkdown } from './evidence';
+import { asksFor } from '../http/media-negotiation';
 
 /**
  * Audit reads come straight from the event store, so every position a command answered is
@@ -146,7 +147,7 @@ export class AuditController {
       ]);
     }
     const after = BigInt(query.after ?? query.cursor ?? '0');
-    if (accept?.includes('application/x-ndjson')) {
+    if (asksFor(accept, 'application/x-ndjson', 'application/json')) {
       const store = this.store;
       const max = query.limit === undefined ? Infinity : Number(query.limit);
       async function* lines() {
