@@ -31,7 +31,9 @@ export const resolveJwtSecret = (
   if (configured) return configured;
   const file = join(dataDir, JWT_SECRET_FILE);
   if (existsSync(file)) return readStored(file);
-  mkdirSync(dataDir, { recursive: true });
+  // DATA_DIR, when this creates it, is its owner's alone, as the stores make it (the files in it
+  // are 0644: the folder keeps other accounts out)
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(48).toString('base64url');
   const temporary = join(dataDir, `.${JWT_SECRET_FILE}.${process.pid}.${randomBytes(6).toString('hex')}`);
   writeFileSync(temporary, `${secret}\n`, { flag: 'wx', mode: 0o600 });

@@ -28,7 +28,7 @@ export class WebhookService implements OnApplicationBootstrap {
   async onApplicationBootstrap() {
     const target = this.config.webhook;
     if (!target) return;
-    mkdirSync(this.config.dataDir, { recursive: true });
+    mkdirSync(this.config.dataDir, { recursive: true, mode: 0o700 }); // see resolveJwtSecret
     this.checkpoints = new WebhookCheckpoints(join(this.config.dataDir, WEBHOOK_CHECKPOINTS_FILE));
     this.dispatcher = new WebhookDispatcher(this.events, {
       target,

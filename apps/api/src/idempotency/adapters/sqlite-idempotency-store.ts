@@ -56,7 +56,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     options: SqliteIdempotencyStoreOptions = {},
   ) {
     this.busyDeadlineMs = options.busyDeadlineMs ?? 5000;
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 }); // as the event store's
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

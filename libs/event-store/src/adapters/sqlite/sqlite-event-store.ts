@@ -242,7 +242,9 @@ export class SqliteEventStore implements EventStore {
       this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
       assertEventStoreSchema(this.db, file);
     } else {
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      // A folder it creates is its owner's alone (SQLite makes its files 0644): the log holds
+      // security reviews, emergency justifications and names, not for every account of the host.
+      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       this.db = new Database(file);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');

@@ -50,7 +50,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   ) {}
 
   static open(file: string): SqliteReadModelStore {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 }); // as the event store's
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     // A lost tail after a power cut is replayed from the event store: NORMAL is enough here.
