@@ -316,9 +316,21 @@ describe('projector resilience', () => {
     await live.init(allProjections().map((p) => p.collection));
     await live.commit({ documents: [], checkpoint: { name: REBUILD_PROMOTING, position: 7n } });
     await expect(liveSwapGuard(live, 300)).rejects.toBeInstanceOf(RebuildSwapInProgressError);
+    // a report's catch-up: its own wait, said once, and what to do when it does not end
+    const events = new SqliteEventStore(join(dir, 'announced-events.sqlite'));
+    let waits = 0;
+    const started = Date.now();
+    await expect(
+      catchUpLive(events, live, allProjections(), { swapWaitMs: 1_200, onSwapWait: () => waits++ }),
+    ).rejects.toThrow(
+      /swap of rebuild generation 7 .*has not finished for 1 s; if no rebuild is running, run projections:rebuild/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(waits).toBe(1);
     await live.commit({ documents: [], checkpoint: { name: REBUILD_GENERATION, position: 7n } });
     await expect(liveSwapGuard(live, 300)).resolves.toEqual({ name: REBUILD_PROMOTING, position: 7n });
     await live.close();
+    await events.close();
   });
 
   it('does not start (nor catch up for a report) on read models that have applied more of the log than it holds (an older copy restored under them); a rebuild from it mends them', async () => {

@@ -504,6 +504,8 @@ describe('the changeledger CLI', () => {
           /backup: \d+ events up to position \d+ in [\d.]+ s, [\d.]+ MiB, every hash chain intact: /,
         );
         expect(backedUp.stderr).toContain(out);
+        // the step that draws no bar is named, between the copy and the chains' check
+        expect(backedUp.stderr).toMatch(/backup .*events[^]*backup: SQLite's integrity check of the copy…\n/);
         const anchor = /anchor (\d+:[0-9a-f]{64})/.exec(backedUp.stderr)![1];
         const head = /events up to position (\d+)/.exec(backedUp.stderr)![1];
         // writes went on past the copy's snapshot: they were not held up, and are not in it

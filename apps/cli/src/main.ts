@@ -17,6 +17,7 @@ import {
   complianceReportHtml,
   rebuildReadModels,
   catchUpLive,
+  REPORT_SWAP_WAIT_MS,
   assertPeriodBegun,
   ReportPeriodError,
   resolveReportPeriod,
@@ -326,6 +327,12 @@ const report = async (args: string[]) => {
     const catchUp = new ProgressBar('read models', 'events');
     const applied = await catchUpLive(events, store, allProjections(), {
       onProgress: (p) => catchUp.update(p.events, Number(p.position), Number(p.head), Number(p.from ?? 0n)),
+      // as a report read waits out a swap (ReadModelsSwappingError): the README's 15 s
+      swapWaitMs: REPORT_SWAP_WAIT_MS,
+      onSwapWait: () =>
+        process.stderr.write(
+          `a rebuild is being swapped into the read models: waiting for it (up to ${REPORT_SWAP_WAIT_MS / 1000} s)\n`,
+        ),
     });
     catchUp.done(`up to date (${applied} events applied now)`);
     const loading = new ProgressBar('report', 'changes');
@@ -388,7 +395,6 @@ const backup = async (args: string[]) => {
   const out = resolve(process.env.INIT_CWD ?? process.cwd(), values.out);
   const source = join(config.dataDir, 'events.sqlite');
   const copying = new ProgressBar('backup', 'events');
-  const checking = new ProgressBar('backup check', 'events');
   const started = Date.now();
   let anchor: string | undefined;
   // Ctrl-C stops it between two pages or two checked pages, and the partial copy is removed; a
@@ -409,8 +415,13 @@ const backup = async (args: string[]) => {
     result = await backupSqliteEventStore(source, out, {
       signal: interrupted.signal,
       onProgress: (copied, position, head) => copying.update(copied, Number(position), Number(head)),
-      check: async (file) => {
+      onIntegrityCheck: () => {
         copying.endLine();
+        process.stderr.write("backup: SQLite's integrity check of the copy…\n");
+      },
+      check: async (file) => {
+        // made now: its rate and time left count the check alone, not the copy before it
+        const checking = new ProgressBar('backup check', 'events');
         const copy = new SqliteEventStore(file, { readOnly: true });
         try {
           const chains = await verifyHashChains(copy, {

@@ -92,9 +92,27 @@ class ProjectorStoppedError extends Error {}
 
 /** A rebuild's swap was announced and is not done: the live projector writes nothing meanwhile. */
 export class RebuildSwapInProgressError extends Error {
-  constructor(readonly generation: bigint) {
-    super(`the swap of rebuild generation ${generation} is under way`);
+  constructor(
+    readonly generation: bigint,
+    message = `the swap of rebuild generation ${generation} is under way`,
+  ) {
+    super(message);
     this.name = 'RebuildSwapInProgressError';
+  }
+}
+
+/**
+ * A swap announced and still not done after a wait: on MongoDB, most often one whose rebuild
+ * died half-way (killed, or a second Ctrl-C), which stays announced until a rebuild completes it.
+ */
+export class RebuildSwapNotFinishedError extends RebuildSwapInProgressError {
+  constructor(generation: bigint, waitedMs: number) {
+    super(
+      generation,
+      `the swap of rebuild generation ${generation} into the read models has not finished for ` +
+        `${Math.round(waitedMs / 1000)} s; if no rebuild is running, run projections:rebuild to complete it, then try again`,
+    );
+    this.name = 'RebuildSwapNotFinishedError';
   }
 }
 
@@ -788,17 +806,21 @@ export const rebuildSwapState = async (store: ReadModelStore) => {
 
 /**
  * What a write into the live models expects: no rebuild swap announced or done since this was
- * read. A swap under way (announced, not done) is waited for, up to `waitMs`.
+ * read. A swap under way (announced, not done) is waited for, up to `waitMs` (`onWait` is told
+ * once when the wait begins), then RebuildSwapNotFinishedError.
  */
 export const liveSwapGuard = async (
   live: ReadModelStore,
   waitMs = 60_000,
+  onWait?: () => void,
 ): Promise<NonNullable<CommitBatch['expect']>> => {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
+  const started = Date.now();
+  for (let waiting = false; ; waiting = true) {
     const { promoting, swapping } = await rebuildSwapState(live);
     if (!swapping) return { name: REBUILD_PROMOTING, position: promoting };
-    if (Date.now() >= deadline) throw new RebuildSwapInProgressError(promoting);
+    if (Date.now() - started >= waitMs)
+      throw new RebuildSwapNotFinishedError(promoting, Date.now() - started);
+    if (!waiting) onWait?.();
     await new Promise((resolve) => setTimeout(resolve, SWAP_WAIT_MS));
   }
 };
@@ -812,7 +834,11 @@ export const catchUpLive = async (
   events: EventStore,
   live: ReadModelStore,
   projections: readonly Projection[],
-  options: Pick<ReplayOptions, 'onProgress'> = {},
+  options: Pick<ReplayOptions, 'onProgress'> & {
+    /** How long a swap under way is waited for (liveSwapGuard): 60 s unless given. */
+    readonly swapWaitMs?: number;
+    readonly onSwapWait?: () => void;
+  } = {},
 ): Promise<number> => {
   // As a projector refuses to start on them: a report from models of another log would be wrong.
   const applied = await live.checkpoint(PROJECTOR_CHECKPOINT);
@@ -820,7 +846,8 @@ export const catchUpLive = async (
   if (applied > head) throw new ReadModelsAheadOfLogError(applied, head);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await replayInto(events, live, projections, { ...options, expect: await liveSwapGuard(live) });
+      const expect = await liveSwapGuard(live, options.swapWaitMs, options.onSwapWait);
+      return await replayInto(events, live, projections, { onProgress: options.onProgress, expect });
     } catch (error) {
       if (!(error instanceof CheckpointMovedError) || attempt >= 5) throw error;
     }

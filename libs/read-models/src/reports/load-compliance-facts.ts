@@ -14,7 +14,7 @@ const PAGE = 500;
  * How long a report waits out a rebuild being swapped in while it reads (a MongoDB swap renames
  * collections one by one and waits for the live projector: seconds) before it gives up.
  */
-const SWAP_SETTLE_MS = 15_000;
+export const REPORT_SWAP_WAIT_MS = 15_000;
 const SWAP_RETRY_PAUSE_MS = 250;
 
 /** A rebuild's swap kept the report from reading the read models in one piece. */
@@ -79,7 +79,7 @@ export async function* loadComplianceFacts(
  *
  * A rebuild swapped in while the pages are read would mix old and rebuilt documents, and a
  * change whose sort key moved back in the rebuilt ones would be skipped: the report is read
- * again until no swap began or ended while it was read, for up to SWAP_SETTLE_MS from the first
+ * again until no swap began or ended while it was read, for up to REPORT_SWAP_WAIT_MS from the first
  * swap seen. The re-read's position may then be lower than the first's (the rebuilt models reach
  * only as far as the rebuild read the log, until the live projector has re-applied the rest).
  */
@@ -96,7 +96,7 @@ export const complianceReportFromStore = async (
   const giveUpAfterSettling = (announced: boolean) => {
     swapSeenAt ??= performance.now();
     const waited = performance.now() - swapSeenAt;
-    if (waited >= SWAP_SETTLE_MS) throw new ReadModelsSwappingError(waited, announced);
+    if (waited >= REPORT_SWAP_WAIT_MS) throw new ReadModelsSwappingError(waited, announced);
   };
   for (;;) {
     const before = await rebuildSwapState(store);

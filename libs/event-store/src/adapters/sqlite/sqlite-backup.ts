@@ -24,6 +24,8 @@ export interface SqliteBackupOptions {
    * refuses (throws) is deleted, not left looking like a backup.
    */
   readonly check?: (file: string) => Promise<void>;
+  /** Called once the copy is written, before SQLite's integrity check of it (which says nothing while it runs). */
+  readonly onIntegrityCheck?: () => void;
   /** Aborted (Ctrl-C): stops between two pages and removes what was copied. */
   readonly signal?: AbortSignal;
   /** How the finished copy gets its name: the file system's hard link (a test stands in one that has none). */
@@ -133,6 +135,7 @@ export const backupSqliteEventStore = async (
     }
     from.exec('COMMIT');
 
+    options.onIntegrityCheck?.();
     const integrity = to.pragma('integrity_check', { simple: true });
     if (integrity !== 'ok') throw new Error(`the copy failed SQLite's integrity check: ${String(integrity)}`);
     to.close();
