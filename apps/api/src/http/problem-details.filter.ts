@@ -164,21 +164,21 @@ const fromFastifyError = (status: number, code: string | undefined, message: str
 /**
  * A request's URL as the log shows it: a token given in it (a calendar feed's) left out, under
  * whatever spelling of its name the query parser decodes to `access_token` (`access%5Ftoken`).
+ * A `#` ends nothing: clients send no fragment, and the router hands the query parser all that
+ * follows the `?` (`?x=#&access_token=…` authenticates).
  */
 export const loggableUrl = (url: string): string => {
   const query = url.indexOf('?');
   if (query < 0) return url;
-  const fragment = url.indexOf('#', query);
-  const end = fragment < 0 ? url.length : fragment;
   const pairs = url
-    .slice(query + 1, end)
+    .slice(query + 1)
     .split('&')
     .map((pair) => {
       const equals = pair.indexOf('=');
       const name = equals < 0 ? pair : pair.slice(0, equals);
       return decodedName(name).toLowerCase() === 'access_token' ? `${name}=(left out)` : pair;
     });
-  return `${url.slice(0, query + 1)}${pairs.join('&')}${url.slice(end)}`;
+  return `${url.slice(0, query + 1)}${pairs.join('&')}`;
 };
 
 const decodedName = (name: string): string => {
