@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Document, MongoClient } from 'mongodb';
 import {
+  CheckpointMovedError,
   type CollectionSpec,
   MongoReadModelStore,
   type ReadModelDocument,
@@ -351,6 +352,56 @@ if (url) {
       expect(await store.checkpoint('position')).toBe(100n);
       expect(await store.checkpoint('beat')).toBe(400n);
       expect(await store.get('things', 'early')).toEqual(doc('early', '50'));
+    });
+
+    it('a writer that checked before the swap was announced cannot raise the lowered position while the collections move', async () => {
+      const store = await fx.open();
+      await store.init([spec]);
+      await store.commit({
+        documents: [{ collection: 'things', document: doc('late', '110') }],
+        checkpoint: { name: 'position', position: 120n },
+      });
+      const shadow = await store.createShadow();
+      await shadow.commit({
+        documents: [{ collection: 'things', document: doc('early', '50') }],
+        checkpoint: { name: 'position', position: 100n },
+      });
+      await shadow.commit({ documents: [], checkpoint: { name: 'done', position: 7n } });
+      const seenMidSwap: bigint[] = [];
+      const live = store as unknown as {
+        moveOver: (from: string, to: string) => Promise<void>;
+        checkpoint: (name: string) => Promise<bigint>;
+      };
+      const moveOver = live.moveOver.bind(store);
+      const checkpoint = live.checkpoint.bind(store);
+      live.moveOver = async (from, to) => {
+        if (seenMidSwap.length === 0) {
+          // A catch-up (a report's) read the announcement before the swap made it: its check
+          // passed then, and its writes arrive now, while the collections move.
+          live.checkpoint = async (name) => {
+            live.checkpoint = checkpoint;
+            return name === 'done' ? 0n : checkpoint(name);
+          };
+          const late = store.commit({
+            documents: [{ collection: 'things', document: doc('late', '130') }],
+            checkpoint: { name: 'position', position: 130n },
+            expect: { name: 'done', position: 0n },
+          });
+          await expect(late).rejects.toBeInstanceOf(CheckpointMovedError);
+          seenMidSwap.push(await store.checkpoint('position'));
+        }
+        return moveOver(from, to);
+      };
+      await shadow.promote({ announce: { name: 'done', position: 7n }, lowerFirst: ['position'] });
+      expect(seenMidSwap).toEqual([100n]); // not 130: a minPosition read of 101–130 waits
+      expect(await store.checkpoint('position')).toBe(100n);
+      // a writer that expects this swap's models moves it on, as ever
+      await store.commit({
+        documents: [{ collection: 'things', document: doc('next', '101') }],
+        checkpoint: { name: 'position', position: 101n },
+        expect: { name: 'done', position: 7n },
+      });
+      expect(await store.checkpoint('position')).toBe(101n);
     });
 
     /** What happens when a rebuild dies: its lease is no longer renewed and runs out. */

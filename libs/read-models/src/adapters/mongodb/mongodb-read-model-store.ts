@@ -225,7 +225,16 @@ interface Checkpoint {
   position: string;
   /** Only on a shadow's mark. */
   prefix?: string;
+  /**
+   * Set by a swap on the checkpoints it writes (`fenceOf` its announcement): from then on only a
+   * writer whose `expect` is that announcement moves them (see `commit`).
+   */
+  fence?: string;
 }
+
+/** A swap's announcement (or a writer's expectation of it) as a checkpoint's `fence`. */
+const fenceOf = (expect: { readonly name: string; readonly position: bigint }) =>
+  `${expect.name}:${expect.position}`;
 type Scalar = string | number | boolean;
 
 /** What a live store and its shadows share: one client, one database. */
@@ -557,17 +566,21 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     for (const [collection, byId] of groups)
       await this.writeGuarded(collection, [...byId.values()], beforeBulk);
 
+    // A writer that expects an announcement moves no checkpoint a later swap fenced: one that
+    // checked before the swap was announced and writes while its collections move would raise the
+    // position reads wait on above what the moved models hold (CheckpointMovedError follows).
+    const guarded = {
+      _id: name,
+      position: { $lt: position },
+      ...(expect && { $or: [{ fence: { $exists: false } }, { fence: fenceOf(expect) }] }),
+    };
     try {
-      await this.checkpoints().updateOne(
-        { _id: name, position: { $lt: position } },
-        { $set: { position } },
-        { upsert: true },
-      );
+      await this.checkpoints().updateOne(guarded, { $set: { position } }, { upsert: true });
     } catch (error) {
       if (!isServerError(error, DUPLICATE_KEY)) throw error;
-      // It exists: either not lower (it only moves forward), or another writer inserted it
-      // between this write's miss and its insert, maybe lower: try the guarded update again.
-      await this.checkpoints().updateOne({ _id: name, position: { $lt: position } }, { $set: { position } });
+      // It exists: either not lower (it only moves forward), fenced, or another writer inserted
+      // it between this write's miss and its insert, maybe lower: try the guarded update again.
+      await this.checkpoints().updateOne(guarded, { $set: { position } });
     }
     await verify(true);
   }
@@ -745,7 +758,8 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     }
     let rebuilt: Checkpoint[];
     let names: string[];
-    const lowered: { name: string; liveAt: string; rebuiltAt: string }[] = [];
+    const fence = options && fenceOf(options.announce);
+    const lowered: { name: string; before: Checkpoint | null; to: string }[] = [];
     const checkpoints = `${shadow.prefix}${CHECKPOINTS}`;
     try {
       if (options) {
@@ -766,22 +780,39 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
       // The collections move one by one: first the position reads wait on comes down to the
       // rebuilt one where the live models ran ahead (their projector went on while the shadow
       // filled), or a `minPosition` read mid-swap would pass and read the rebuilt collections.
+      // It is fenced as it comes down, so that a writer that checked before the announcement
+      // (a report's catch-up, a projector past its lease) cannot raise it again meanwhile.
       for (const name of options?.lowerFirst ?? []) {
         const rebuiltAt = rebuilt.find((c) => c._id === name)?.position;
-        const liveAt = (await this.checkpoints().findOne({ _id: name }))?.position;
-        if (rebuiltAt === undefined || liveAt === undefined || liveAt <= rebuiltAt) continue;
-        await this.checkpoints().updateOne(
-          { _id: name, position: liveAt },
-          { $set: { position: rebuiltAt } },
-        );
-        lowered.push({ name, liveAt, rebuiltAt });
+        if (rebuiltAt === undefined) continue;
+        for (;;) {
+          const before = await this.checkpoints().findOne({ _id: name });
+          const to = before && before.position <= rebuiltAt ? before.position : rebuiltAt;
+          if (before) {
+            const { matchedCount } = await this.checkpoints().updateOne(
+              { _id: name, position: before.position, fence: before.fence ?? { $exists: false } },
+              { $set: { position: to, fence } },
+            );
+            if (matchedCount === 0) continue; // a writer moved it meanwhile: read it again
+          } else {
+            try {
+              await this.checkpoints().insertOne({ _id: name, position: to, fence });
+            } catch (error) {
+              if (isServerError(error, DUPLICATE_KEY)) continue;
+              throw error;
+            }
+          }
+          lowered.push({ name, before, to });
+          break;
+        }
       }
     } catch (error) {
-      // nothing moved: what was lowered goes back up (unless something moved it meanwhile)
-      for (const { name, liveAt, rebuiltAt } of lowered) {
-        await this.checkpoints()
-          .updateOne({ _id: name, position: rebuiltAt }, { $set: { position: liveAt } })
-          .catch(() => undefined);
+      // nothing moved: what was lowered goes back up, unfenced (unless something moved it meanwhile)
+      for (const { name, before, to } of lowered) {
+        const ours = { _id: name, position: to, fence };
+        await (
+          before ? this.checkpoints().replaceOne(ours, before) : this.checkpoints().deleteOne(ours)
+        ).catch(() => undefined);
       }
       await withdraw?.();
       throw error;
@@ -792,7 +823,10 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     rebuilt.sort((a, b) => Number(a.position === done) - Number(b.position === done));
     await this.checkpoints().deleteMany({ _id: { $nin: rebuilt.map((c) => c._id) } });
     for (const { _id, position } of rebuilt) {
-      await this.checkpoints().replaceOne({ _id }, { position }, { upsert: true });
+      // fenced: a writer that still expects the models before this swap moves none of them
+      await this.checkpoints().replaceOne({ _id }, fence ? { position, fence } : { position }, {
+        upsert: true,
+      });
     }
     await this.drop(checkpoints);
     for (const [name, spec] of shadow.specs) this.specs.set(name, spec);
