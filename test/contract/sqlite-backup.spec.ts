@@ -162,13 +162,15 @@ describe('backup of the embedded event store', () => {
     ).rejects.toThrow(/taken.sqlite exists: a backup never overwrites a file/);
 
     // What a killed backup left on this host (its process gone, or this process's id, which a
-    // restarted container gets again) is removed by the next one to that name; a running
-    // backup's, another host's and files it did not name are left.
+    // restarted container gets again) is removed by the next one in that folder, to any name
+    // (dated names change daily); a running backup's, another host's and files it did not name
+    // are left.
     const partial = (rest: string) => `.kept.sqlite.partial-${hostname()}-${rest}`;
     const removed = [
       partial('999999999-deadbeef'),
       partial('999999999-deadbeef-wal'),
       partial(`${process.pid}-12345678`),
+      `.kept-2026-11-28.sqlite.partial-${hostname()}-999999999-0badf00d`,
     ];
     const kept = [
       partial(`${process.ppid}-0badcafe`),

@@ -187,16 +187,18 @@ const flush = (path: string) => {
 export const partialPrefix = (destination: string) => `.${basename(destination)}.partial-${hostname()}-`;
 
 /**
- * Partial copies of `destination` left by a backup that was killed (SIGKILL, a power cut: no
- * chance to remove its own) on this host: named after a process that no longer runs, or after
- * this process's id, which a container restarted gets again (this backup has made none yet).
- * One of a running backup is left alone, and so is one this user may not remove.
+ * Partial copies in `destination`'s folder left by a backup that was killed (SIGKILL, a power
+ * cut: no chance to remove its own) on this host, whatever name it was making (dated names,
+ * `events-2026-11-28.sqlite`, differ from one day to the next): named after a process that no
+ * longer runs, or after this process's id, which a container restarted gets again (this backup
+ * has made none yet). One of a running backup is left alone, and so is one this user may not remove.
  */
 const removeAbandonedCopies = (destination: string) => {
-  const prefix = partialPrefix(destination);
+  const ours = new RegExp(
+    `^\\..+\\.partial-${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)-[0-9a-f]{8}(-wal|-shm|-journal)?$`,
+  );
   for (const name of readdirSync(dirname(destination))) {
-    if (!name.startsWith(prefix)) continue;
-    const match = /^(\d+)-[0-9a-f]{8}(-wal|-shm|-journal)?$/.exec(name.slice(prefix.length));
+    const match = ours.exec(name);
     if (!match) continue;
     const pid = Number(match[1]);
     if (pid !== process.pid && isRunning(pid)) continue;
