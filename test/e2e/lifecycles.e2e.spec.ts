@@ -228,7 +228,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
     expect(events.at(-1)?.metadata).toMatchObject({
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
-      schemaVersion: 6,
+      schemaVersion: 7,
     });
   });
 
@@ -374,7 +374,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     expect(events.at(-1)).toMatchObject({
       type: 'ChangeClosed',
       data: { rule: 'emergency-close-needs-post-implementation-review-and-retrospective-decision' },
-      metadata: { schemaVersion: 6 },
+      metadata: { schemaVersion: 7 },
     });
   });
 

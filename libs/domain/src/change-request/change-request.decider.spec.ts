@@ -5,7 +5,7 @@
  * rules") and the seed process, written down here independently of the decider's own
  * COMMAND_POLICIES table, so that a wrong policy entry makes a test fail.
  */
-import type { Actor, Role } from '../shared/actor';
+import { type Actor, actorRef, type Role } from '../shared/actor';
 import { fold } from '../shared/decider';
 import { DomainError, type DomainErrorCode } from '../shared/domain-error';
 import type { StandardTemplateEvent } from '../standard-template/standard-template.events';
@@ -25,6 +25,7 @@ import {
   PLANNED_END,
   PLANNED_START,
   STANDARD_STATUSES,
+  T0,
   type StandardStatus,
   TEMPLATE_ID,
   activeTemplate,
@@ -504,6 +505,18 @@ describe('change-request decider', () => {
         ],
       ],
       [
+        'CompleteChecklistItem (ticked again: confirmed anew)',
+        normalHistory('scheduled'),
+        { type: 'CompleteChecklistItem', item: 'backups-verified' },
+        ines,
+        [
+          expected('ChecklistItemCompleted', ines, {
+            item: 'backups-verified',
+            previous: { by: actorRef(actors.ivan), at: T0 }, // who ticked it before
+          }),
+        ],
+      ],
+      [
         'StartImplementation',
         normalHistory('scheduled'),
         ROWS.StartImplementation.command,
@@ -556,6 +569,22 @@ describe('change-request decider', () => {
             logsChecked: false,
             passed: false,
             notes: 'x',
+            // the passing one it replaces (by Ivan): a successful outcome no longer rests on it
+            previous: { passed: true, by: actorRef(actors.ivan), at: T0 },
+          }),
+        ],
+      ],
+      [
+        'RecordVerification (the first)',
+        [...normalHistory('scheduled'), started()],
+        ROWS.RecordVerification.command,
+        ines,
+        [
+          expected('VerificationRecorded', ines, {
+            functionalityTested: true,
+            systemHealthVerified: true,
+            logsChecked: true,
+            passed: true,
           }),
         ],
       ],

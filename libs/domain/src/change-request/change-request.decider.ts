@@ -641,8 +641,27 @@ const decideChangeRequest = (
           },
         },
       ];
-    case 'CompleteChecklistItem':
-      return [{ type: 'ChecklistItemCompleted', data: { item: command.item, note: command.note, by, at } }];
+    case 'CompleteChecklistItem': {
+      const ticked = state.checklist[command.item];
+      return [
+        {
+          type: 'ChecklistItemCompleted',
+          data: {
+            item: command.item,
+            note: command.note,
+            by,
+            at,
+            ...(ticked && {
+              previous: {
+                by: ticked.by,
+                at: ticked.at,
+                ...(ticked.note !== undefined && { note: ticked.note }),
+              },
+            }),
+          },
+        },
+      ];
+    }
     case 'StartImplementation': {
       assertNotApprover(state, ctx.actor, 'start its implementation');
       const missing = requiredChecklistItems(state).filter((item) => state.checklist[item] === undefined);
@@ -695,6 +714,13 @@ const decideChangeRequest = (
             notes: command.notes,
             by,
             at,
+            ...(state.implementation.verification && {
+              previous: {
+                passed: state.implementation.verification.passed,
+                by: state.implementation.verification.by,
+                at: state.implementation.verification.at,
+              },
+            }),
           },
         },
       ];

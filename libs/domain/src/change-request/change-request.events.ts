@@ -104,7 +104,12 @@ export type ChangeScheduled = DomainEvent<
 >;
 export type ChecklistItemCompleted = DomainEvent<
   'ChecklistItemCompleted',
-  Stamped & { item: ChecklistItem; note?: string }
+  Stamped & {
+    item: ChecklistItem;
+    note?: string;
+    /** An item ticked again (confirmed anew, after a reschedule): who ticked it before (since 7). */
+    previous?: { by: ActorRef; at: string; note?: string };
+  }
 >;
 export type ImplementationStarted = DomainEvent<
   'ImplementationStarted',
@@ -136,6 +141,8 @@ export type VerificationRecorded = DomainEvent<
     logsChecked: boolean;
     passed: boolean;
     notes?: string;
+    /** A verification recorded again: the one it replaces, which `successful` no longer rests on (since 7). */
+    previous?: { passed: boolean; by: ActorRef; at: string };
   }
 >;
 export type ImplementationCompleted = DomainEvent<
@@ -235,5 +242,7 @@ export const IMPLEMENTATION_WORK_EVENT_TYPES: readonly ChangeRequestEventType[] 
  * 5 (2026-11-27): RetrospectiveDecisionRecorded and ChangeClosed name their `rule`.
  * 6 (2026-11-29): an emergency's ChangeAmended after its retrospective approval names the approval
  * it made void (`voidedRetrospectiveDecision`; until then such an amendment was refused).
+ * 7 (2026-11-29): a checklist item ticked again and a verification recorded again name the one
+ * they replace (`previous`).
  */
-export const CHANGE_REQUEST_SCHEMA_VERSION = 6;
+export const CHANGE_REQUEST_SCHEMA_VERSION = 7;
