@@ -18,6 +18,13 @@ import { buildOpenApiDocument } from './openapi/openapi';
 import { OPENAPI_DOCUMENT, type OpenApiDocumentHolder } from './openapi/openapi.controller';
 
 export const API_PREFIX = 'api/v1';
+
+/**
+ * Reads whose body changes without the resource's version: no `ETag: "<version>"`, or a client's
+ * `If-None-Match` would get 304 for a stale body (a template's usage count grows with changes
+ * submitted under it; its version, what If-Match compares, only with its own events).
+ */
+const VERSION_IS_NOT_THE_BODY = new Set([`/${API_PREFIX}/standard-templates/:id`]);
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 // Nest's own start-up chatter (one line per route) is 'log'; ours is printed by main.ts.
@@ -98,7 +105,12 @@ export const createApp = async (
   // is taken to be the request's URI), its replays too.
   fastify.addHook('preSerialization', async (request, reply, payload) => {
     const answer = payload as { id?: unknown; version?: unknown; asOf?: unknown } | null;
-    if (typeof answer?.version === 'number' && answer.asOf === undefined && reply.statusCode < 300) {
+    if (
+      typeof answer?.version === 'number' &&
+      answer.asOf === undefined &&
+      reply.statusCode < 300 &&
+      !VERSION_IS_NOT_THE_BODY.has(request.routeOptions.url ?? '')
+    ) {
       void reply.header('ETag', `"${answer.version}"`);
     }
     if (reply.statusCode === 201 && typeof answer?.id === 'string') {

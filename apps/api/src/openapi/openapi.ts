@@ -400,8 +400,9 @@ const READ_ANSWERS: Record<string, ResponseObject> = {
     content: json(page(ref('StandardTemplate'))),
   },
   '/api/v1/standard-templates/{id}': {
-    description: 'one standard-change template, as the list shows it',
-    headers: { ETag: { description: 'its version, "<version>"', schema: { type: 'string' } } },
+    // no ETag: its usage count changes without its version
+    description:
+      'one standard-change template, as the list shows it (its `version` is what If-Match compares)',
     content: json(ref('StandardTemplate')),
   },
   '/api/v1/health': {

@@ -49,6 +49,19 @@ describe('the schedule as iCalendar', () => {
     );
   });
 
+  it('a range with nothing in it is still a calendar RFC 5545 takes: one component (the UTC time zone), no event', () => {
+    const lines = unfolded(scheduleIcs([], GENERATED));
+    expect(lines.filter((l) => l.startsWith('BEGIN:'))).toEqual([
+      'BEGIN:VCALENDAR',
+      'BEGIN:VTIMEZONE',
+      'BEGIN:STANDARD',
+    ]);
+    expect(lines).toEqual(expect.arrayContaining(['TZID:UTC', 'TZOFFSETFROM:+0000', 'TZOFFSETTO:+0000']));
+    expect(lines.slice(-2)).toEqual(['END:VCALENDAR', '']);
+    // with events, nothing but them
+    expect(unfolded(scheduleIcs([item()], GENERATED))).not.toContain('BEGIN:VTIMEZONE');
+  });
+
   it('escapes text, names collisions, marks cancellations, and shows an emergency at work until the next full hour', () => {
     const lines = unfolded(
       scheduleIcs(

@@ -14,9 +14,24 @@ export const scheduleIcs = (items: readonly ScheduleItem[], generatedAt: Date): 
     'X-WR-CALNAME:Forward schedule of change',
   ];
   for (const item of items) lines.push(...event(item, generatedAt));
+  // RFC 5545 wants at least one component: a quiet fortnight (or a system with nothing planned)
+  // gets the UTC time zone every time in the file is in, which strict parsers accept.
+  if (items.length === 0) lines.push(...UTC_TIMEZONE);
   lines.push('END:VCALENDAR');
   return lines.map(fold).join('\r\n') + '\r\n';
 };
+
+const UTC_TIMEZONE = [
+  'BEGIN:VTIMEZONE',
+  'TZID:UTC',
+  'BEGIN:STANDARD',
+  'DTSTART:19700101T000000',
+  'TZOFFSETFROM:+0000',
+  'TZOFFSETTO:+0000',
+  'TZNAME:UTC',
+  'END:STANDARD',
+  'END:VTIMEZONE',
+];
 
 const event = (item: ScheduleItem, generatedAt: Date): string[] => {
   const start = basicUtc(item.from);
