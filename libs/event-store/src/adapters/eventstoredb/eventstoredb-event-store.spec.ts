@@ -1096,6 +1096,24 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
         /s3cret/,
       );
       expect(() => new EventStoreDbEventStore('http://localhost:2113')).toThrow(/esdb:\/\//);
+      // the @ after the credentials forgotten: the client sees no credentials, and its message
+      // (and the string) would show the password
+      for (const forgotten of [
+        'esdb://admin:s3cret-pw:localhost:2113?tls=false',
+        'esdb://admin:s3cret-pw:localhost:2113?tls=false&tlsVerifyCert=false',
+      ]) {
+        expect(() => new EventStoreDbEventStore(forgotten)).toThrow(
+          /^invalid EventStoreDB connection string esdb:\/\/…\?tls=false/,
+        );
+        expect(() => new EventStoreDbEventStore(forgotten)).not.toThrow(/s3cret/);
+      }
+      expect(() => new EventStoreDbEventStore('esdb://admin:s3cret-pw:localhost:2113?tls=false')).toThrow(
+        /cannot read it from character \d+ \(is the @ after the credentials missing\?\)/,
+      );
+      // a seed list and IPv6 addresses are shown as they are
+      expect(() => new EventStoreDbEventStore('esdb://h1:2113,[::1]:2113?tls=maybe')).toThrow(
+        /^invalid EventStoreDB connection string esdb:\/\/h1:2113,\[::1\]:2113\?tls=maybe: /,
+      );
     });
 
     it('refuses the options for which the client would print the whole string, credentials included', async () => {

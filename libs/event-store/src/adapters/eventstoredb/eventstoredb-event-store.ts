@@ -56,6 +56,7 @@ import {
   positionOf,
   readStartAfter,
   redactConnectionString,
+  shownConnectionString,
   SEQUENCE_NUMBER_ALLOCATED,
   SEQUENCE_NUMBER_RELEASED,
   sequenceStreamId,
@@ -151,23 +152,29 @@ interface FollowState {
 const clientFor = (connectionString: string): EventStoreDBClient => {
   // Refused before the client sees it: the client would print it whole, credentials included.
   const problem = connectionStringProblem(connectionString);
-  if (problem)
-    throw new TypeError(
-      `invalid EventStoreDB connection string ${redactConnectionString(connectionString)}: ${problem}`,
-    );
+  const shown = shownConnectionString(connectionString);
+  if (problem) throw new TypeError(`invalid EventStoreDB connection string ${shown}: ${problem}`);
   try {
     return EventStoreDBClient.connectionString(connectionString);
   } catch (error) {
     const redacted = redactConnectionString(connectionString);
     let reason = redacted === connectionString ? describeError(error) : 'its credentials part is malformed';
-    if (redacted !== connectionString) {
+    if (shown !== redacted) {
+      // the client's message quotes the string from where it failed: where, not what
+      // (ParseError's location: [from, to] in the string)
+      const from = (error as { location?: unknown }).location;
+      reason =
+        Array.isArray(from) && typeof from[0] === 'number'
+          ? `the client cannot read it from character ${from[0] + 1} (is the @ after the credentials missing?)`
+          : 'its address part is malformed';
+    } else if (redacted !== connectionString) {
       try {
         void EventStoreDBClient.connectionString(redacted).dispose();
       } catch (withoutCredentials) {
         reason = describeError(withoutCredentials);
       }
     }
-    throw new TypeError(`invalid EventStoreDB connection string ${redacted}: ${reason}`);
+    throw new TypeError(`invalid EventStoreDB connection string ${shown}: ${reason}`);
   }
 };
 

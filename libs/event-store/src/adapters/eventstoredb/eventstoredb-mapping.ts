@@ -448,6 +448,21 @@ export const redactConnectionString = (connectionString: string): string =>
     // unencoded @ (`admin:p@ss@h`: the client takes `p` and connects to "ss@h").
     .replace(/^([^:]+:\/\/)[^?]*@/, '$1');
 
+/**
+ * A connection string as an error may show it: `redactConnectionString`'s, and an address part
+ * that may still hold credentials, a host with two colons (`esdb://admin:pw:host:2113`, the `@`
+ * forgotten: no credentials to the client, which then fails on the "host"), shown as `…`.
+ * Hosts of a seed list (`h1:2113,h2:2113`) and bracketed IPv6 addresses are shown.
+ */
+export const shownConnectionString = (connectionString: string): string => {
+  const redacted = redactConnectionString(connectionString);
+  return redacted.replace(/^([^:]+:\/\/)([^?/#]*)/, (whole, scheme: string, address: string) =>
+    address.split(',').some((host) => host.replace(/\[[^\]]*\]/g, '').split(':').length > 2)
+      ? `${scheme}…`
+      : whole,
+  );
+};
+
 /** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
 const flatCase = (key: string) => key.trim().toLowerCase().replace(/[_-]/g, '');
 const CLIENT_OPTIONS: ReadonlyMap<string, string> = new Map(
