@@ -76,7 +76,9 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       'emergenciesStillAtWork',
       1,
       x.changeId,
-      `declared ${x.declaredAt}, not completed ${x.flaggedAfter} or since`,
+      x.completedAt === null
+        ? `declared ${x.declaredAt}, not completed ${x.flaggedAfter} or since`
+        : `declared ${x.declaredAt}, completed ${x.completedAt}, after ${x.flaggedAfter}`,
     ]),
     ...f.lateRetrospectives.map((x): Row => [
       'finding',

@@ -194,8 +194,13 @@ ${findingSection(
 )}
 ${findingSection(
   'emergenciesStillAtWork',
-  ['Change', 'Declared', 'At work past'],
-  f.emergenciesStillAtWork.map((x) => [change(x), day(x.declaredAt), day(x.flaggedAfter)]),
+  ['Change', 'Declared', 'At work past', 'Completed'],
+  f.emergenciesStillAtWork.map((x) => [
+    change(x),
+    day(x.declaredAt),
+    day(x.flaggedAfter),
+    x.completedAt === null ? 'not yet' : day(x.completedAt),
+  ]),
 )}
 ${findingSection(
   'lateRetrospectives',

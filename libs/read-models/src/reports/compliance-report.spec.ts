@@ -420,6 +420,7 @@ describe('compliance report', () => {
         type: 'emergency',
         declaredAt: '2026-12-28T09:00:30.000Z',
         flaggedAfter: '2026-12-30T09:00:30.000Z',
+        completedAt: null,
       },
     ]);
     // no retrospective is due yet: the implementation has not ended
@@ -437,6 +438,49 @@ describe('compliance report', () => {
     const later = report(completedLater, '2027-04-15T00:00:00.000Z', q1);
     expect(later.findings.emergenciesStillAtWork).toEqual([]);
     expect(later.findings.overdueRetrospectives.map((x) => x.changeId)).toEqual(['CHG-001']);
+    // at work for weeks and completed within the period the limit passed in: a finding of that
+    // period, though no longer at work at its end (its retrospective, due from the completion,
+    // may well be on time)
+    const weeksAtWork = facts(
+      timed(emergencyHistory('implemented'), [
+        ...times('2026-10-05T09:00:00.000Z', 3),
+        '2026-10-30T17:00:00.000Z',
+      ]),
+    );
+    const october = buildComplianceReport({
+      documents: weeksAtWork,
+      period: parsePeriodLabel('2026-10'),
+      now: new Date('2027-01-10T00:00:00.000Z'),
+      readModelPosition: 42n,
+      settings: { retrospectiveDueBusinessDays: 2 },
+    });
+    expect(october.findings.emergenciesStillAtWork).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-001',
+        flaggedAfter: '2026-10-07T09:00:00.000Z',
+        completedAt: '2026-10-30T17:00:00.000Z',
+      }),
+    ]);
+    expect(report(weeksAtWork, '2027-01-10T00:00:00.000Z').findings.emergenciesStillAtWork).toHaveLength(1); // Q4
+    expect(complianceReportCsv(october)).toContain(
+      'declared 2026-10-05T09:00:00.000Z, completed 2026-10-30T17:00:00.000Z, after 2026-10-07T09:00:00.000Z',
+    );
+    // completed within the limit: none
+    const quick = facts(
+      timed(emergencyHistory('implemented'), [
+        ...times('2026-10-05T09:00:00.000Z', 3),
+        '2026-10-06T17:00:00.000Z',
+      ]),
+    );
+    expect(report(quick, '2027-01-10T00:00:00.000Z').findings.emergenciesStillAtWork).toEqual([]);
+    // declared in September, limit passed in September, completed in October: September's
+    const september = facts(
+      timed(emergencyHistory('implemented'), [
+        ...times('2026-09-28T09:00:00.000Z', 3),
+        '2026-10-02T17:00:00.000Z',
+      ]),
+    );
+    expect(report(september, '2027-01-10T00:00:00.000Z').findings.emergenciesStillAtWork).toEqual([]);
     // a longer setting flags later, and the report says which setting it used
     const patient = buildComplianceReport({
       documents: docs,
@@ -455,7 +499,7 @@ describe('compliance report', () => {
     expect(csv).toContain('finding,emergenciesStillAtWork,1,CHG-001,');
     expect(csv).toContain('setting,retrospective-due-business-days,2,,');
     expect(csv).toContain('period,generated-at,2026-12-30T09:01:00.000Z,,');
-    expect(csv).toMatch(/\r\ndefinition,emergenciesStillAtWork,,,"?Emergency changes not completed/);
+    expect(csv).toMatch(/\r\ndefinition,emergenciesStillAtWork,,,"?Emergency changes at work more than/);
     const html = complianceReportHtml(q4);
     expect(html).toContain(
       'Emergency changes still at work, past the time a retrospective would have been due',

@@ -68,6 +68,8 @@ export interface ComplianceReport {
       readonly declaredAt: string;
       /** RETROSPECTIVE_DUE_BUSINESS_DAYS business days after the declaration. */
       readonly flaggedAfter: string;
+      /** When it was completed, after `flaggedAfter`; null: still at work at the as-of time. */
+      readonly completedAt: string | null;
     })[];
     readonly lateRetrospectives: readonly (ChangeRef & {
       readonly dueAt: string;
@@ -135,7 +137,7 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   overdueRetrospectives:
     'Emergency changes whose retrospective approval was due (implementation end + RETROSPECTIVE_DUE_BUSINESS_DAYS business days) before the as-of time and had no decision by then, whichever period they were implemented in.',
   emergenciesStillAtWork:
-    'Emergency changes not completed by the as-of time, declared more than RETROSPECTIVE_DUE_BUSINESS_DAYS business days before it, whichever period they were declared in: the retrospective approval is due only after the implementation ends, so an emergency left at work would otherwise never be a finding.',
+    'Emergency changes at work more than RETROSPECTIVE_DUE_BUSINESS_DAYS business days after their declaration: not completed by the as-of time, whichever period they were declared in; or completed after that limit, in the period the limit passed in (completedAt). The retrospective approval is due only after the implementation ends, so an emergency left at work would otherwise never be a finding.',
   settings:
     'The settings the figures depend on (RETROSPECTIVE_DUE_BUSINESS_DAYS), as they were when the report was made: the report of a past period made with another setting differs.',
   lateRetrospectives: 'Retrospective decisions recorded in the period after their due time.',
@@ -388,12 +390,25 @@ export class ComplianceReportBuilder {
     ];
     const decision =
       decisions.filter((d) => this.happened(d.at) && !this.happened(d.voidedAt)).at(-1) ?? null;
-    if (doc.type === 'emergency' && !completion) {
+    if (doc.type === 'emergency') {
+      // At work past the limit: still, at the as-of time (whichever period it was declared in),
+      // or until a completion after it, in the period the limit passed in (the completion is
+      // then in it too): a report as of a later time would see only the completion, and the due
+      // time of its retrospective counts from there, so the long stretch at work would show in
+      // no report (as an overrun of a normal change shows in the period of its planned end).
       const flaggedAfter = addBusinessDays(doc.submittedAt, this.settings.retrospectiveDueBusinessDays);
-      if (flaggedAfter < this.asOf) {
-        findings.emergenciesStillAtWork.push({ ...ref, declaredAt: doc.submittedAt, flaggedAfter });
+      if (
+        !completion ? flaggedAfter < this.asOf : completion.at > flaggedAfter && this.within(flaggedAfter)
+      ) {
+        findings.emergenciesStillAtWork.push({
+          ...ref,
+          declaredAt: doc.submittedAt,
+          flaggedAfter,
+          completedAt: completion?.at ?? null,
+        });
       }
-    } else if (doc.type === 'emergency' && completion) {
+    }
+    if (doc.type === 'emergency' && completion) {
       const dueAt = addBusinessDays(completion.at, this.settings.retrospectiveDueBusinessDays);
       if (!decision && dueAt < this.asOf) {
         findings.overdueRetrospectives.push({ ...ref, dueAt, implementedAt: completion.at });
