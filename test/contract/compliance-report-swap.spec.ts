@@ -23,7 +23,7 @@ const submissionsUpTo = async (events: EventStore, position: bigint) =>
 const report = (store: ReadModelStore) =>
   complianceReportFromStore(store, resolveReportPeriod({ period: '2026' }), {
     now: new Date('2026-12-31T00:00:00.000Z'),
-    settings: { retrospectiveDueBusinessDays: 2 },
+    settings: { retrospectiveDueBusinessDays: 2, postImplementationReviewDueBusinessDays: 5 },
   });
 
 /**

@@ -67,7 +67,7 @@ describe('projection versions', () => {
       const report = () =>
         complianceReportFromStore(old, resolveReportPeriod({ period: '2026' }), {
           now: new Date(),
-          settings: { retrospectiveDueBusinessDays: 2 },
+          settings: { retrospectiveDueBusinessDays: 2, postImplementationReviewDueBusinessDays: 5 },
         });
       expect((await report()).warnings).toEqual([
         expect.stringContaining(`compliance_facts (version 1, now ${complianceFactsProjection.version})`),

@@ -492,12 +492,13 @@ describe('compliance report', () => {
           })
           .filter(([, reasons]) => reasons.length > 0)
           .sort(([a], [b]) => Number(a.slice(4)) - Number(b.slice(4))),
-        // ended by the as-of time, in the period or before it (plans begin before the quarter)
+        // review due (5 business days after the end) by the as-of time, whichever period the
+        // implementation ended in (plans begin before the quarter)
         failedWithoutReview: ids(
           plans.filter(
             (p) =>
               p.completeAt !== undefined &&
-              p.completeAt <= AS_OF &&
+              addBusinessDays(p.completeAt, 5) < AS_OF &&
               p.outcome !== 'successful' &&
               (p.pirAt === undefined || p.pirAt > AS_OF),
           ),
@@ -569,11 +570,12 @@ describe('compliance report', () => {
     expect(BigInt(report.readModelPosition)).toBeGreaterThan(0n);
   });
 
-  it('names the one setting its figures depend on, and nothing else of the service configuration (its secrets)', async () => {
+  it('names the settings its figures depend on, and nothing else of the service configuration (its secrets)', async () => {
     const answer = await app.request('GET', '/reports/compliance?period=2026-Q3', { as: USERS.auditor });
     const report = expectStatus(answer, 200).body as unknown as Report;
     expect(report.settings).toEqual({
       retrospectiveDueBusinessDays: app.config.retrospectiveDueBusinessDays,
+      postImplementationReviewDueBusinessDays: app.config.postImplementationReviewDueBusinessDays,
     });
     expect(JSON.stringify(report)).not.toContain(app.config.auth.jwtSecret!);
   });
@@ -684,6 +686,7 @@ describe('compliance report', () => {
         const fromCli = JSON.parse(written) as Report & { generatedAt: string };
         expect(fromCli.settings).toEqual({
           retrospectiveDueBusinessDays: app.config.retrospectiveDueBusinessDays,
+          postImplementationReviewDueBusinessDays: app.config.postImplementationReviewDueBusinessDays,
         });
         const fromApi = await fetchReport();
         expect({ ...fromCli, generatedAt: undefined }).toEqual({ ...fromApi, generatedAt: undefined });

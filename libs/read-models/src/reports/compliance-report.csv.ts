@@ -29,6 +29,11 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
     ['period', 'as-of', report.asOf],
     ['period', 'generated-at', report.generatedAt],
     ['setting', 'retrospective-due-business-days', report.settings.retrospectiveDueBusinessDays],
+    [
+      'setting',
+      'post-implementation-review-due-business-days',
+      report.settings.postImplementationReviewDueBusinessDays,
+    ],
     ['period', 'read-model-position', report.readModelPosition],
     ...report.warnings.map((text): Row => ['warning', 'read-models', text]),
     ['volume', 'submitted.total', v.submitted.total],
@@ -106,7 +111,7 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       'failedWithoutReview',
       1,
       x.changeId,
-      `${x.outcome} ${x.completedAt}`,
+      `${x.outcome} ${x.completedAt}, review due ${x.reviewDueAt}`,
     ]),
     ...f.unnotifiedEmergencies.map((x): Row => [
       'finding',

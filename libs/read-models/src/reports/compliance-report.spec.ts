@@ -217,10 +217,34 @@ describe('compliance report', () => {
     expect(q4.volumes.outcomes).toEqual({ successful: 0, failed: 0, 'rolled-back': 0 });
   });
 
+  it('a failure is a finding once its review is due (POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS, as GET /follow-ups has it), not before', () => {
+    // rolled back Thursday 31 December 20:00, reviewed Monday 4 January: on time
+    const failure = timed(
+      [...normalHistory('in-progress'), completed('rolled-back'), postImplementationReviewed()],
+      [...times('2026-12-31T08:00:00.000Z', 13), '2027-01-04T10:00:00.000Z'],
+    );
+    const docs = facts(failure);
+    expect(report(docs, '2027-02-01T00:00:00.000Z').findings.failedWithoutReview).toEqual([]); // Q4
+    const q1 = parsePeriodLabel('2027-Q1');
+    expect(report(docs, '2027-04-15T00:00:00.000Z', q1).findings.failedWithoutReview).toEqual([]);
+    // not reviewed: a finding once the review is due (Thursday 7 January 20:00), in Q1
+    const unreviewed = facts(
+      timed(
+        [...normalHistory('in-progress'), completed('rolled-back')],
+        times('2026-12-31T08:00:00.000Z', 13),
+      ),
+    );
+    expect(report(unreviewed, '2027-02-01T00:00:00.000Z').findings.failedWithoutReview).toEqual([]);
+    expect(report(unreviewed, '2027-01-07T20:00:00.001Z', q1).findings.failedWithoutReview).toEqual([
+      expect.objectContaining({ changeId: 'CHG-001', reviewDueAt: '2027-01-07T20:00:00.000Z' }),
+    ]);
+    expect(report(unreviewed, '2027-01-07T19:59:59.999Z', q1).findings.failedWithoutReview).toEqual([]);
+  });
+
   it('reads facts as of the period end: what happened later does not clear a finding', () => {
     const failedLate = timed(
       [...normalHistory('in-progress'), completed('rolled-back'), postImplementationReviewed()],
-      [...times('2026-12-28T09:00:00.000Z', 13), '2027-01-04T09:00:00.000Z'],
+      [...times('2026-12-14T09:00:00.000Z', 13), '2027-01-04T09:00:00.000Z'],
     );
     const emergency = timed(
       [
@@ -243,7 +267,8 @@ describe('compliance report', () => {
       expect.objectContaining({
         changeId: 'CHG-001',
         outcome: 'rolled-back',
-        completedAt: '2026-12-28T21:00:00.000Z',
+        completedAt: '2026-12-14T21:00:00.000Z',
+        reviewDueAt: '2026-12-21T21:00:00.000Z', // five business days on
       }),
     ]);
     // Completed Monday 04:00 → due Wednesday 04:00, undecided at the end of December.
@@ -452,7 +477,7 @@ describe('compliance report', () => {
       period: parsePeriodLabel('2026-10'),
       now: new Date('2027-01-10T00:00:00.000Z'),
       readModelPosition: 42n,
-      settings: { retrospectiveDueBusinessDays: 2 },
+      settings: { retrospectiveDueBusinessDays: 2, postImplementationReviewDueBusinessDays: 5 },
     });
     expect(october.findings.emergenciesStillAtWork).toEqual([
       expect.objectContaining({
@@ -488,12 +513,22 @@ describe('compliance report', () => {
       now: new Date('2026-12-30T09:01:00.000Z'),
       readModelPosition: 42n,
       // as the service hands it: its whole configuration, which fits the type
-      settings: { retrospectiveDueBusinessDays: 5, auth: { jwtSecret: 's3cret' } } as ReportSettings,
+      settings: {
+        retrospectiveDueBusinessDays: 5,
+        postImplementationReviewDueBusinessDays: 5,
+        auth: { jwtSecret: 's3cret' },
+      } as ReportSettings,
     });
     expect(patient.findings.emergenciesStillAtWork).toEqual([]);
     // the one setting, not the secrets beside it
-    expect(patient.settings).toEqual({ retrospectiveDueBusinessDays: 5 });
-    expect(q4.settings).toEqual({ retrospectiveDueBusinessDays: 2 });
+    expect(patient.settings).toEqual({
+      retrospectiveDueBusinessDays: 5,
+      postImplementationReviewDueBusinessDays: 5,
+    });
+    expect(q4.settings).toEqual({
+      retrospectiveDueBusinessDays: 2,
+      postImplementationReviewDueBusinessDays: 5,
+    });
     // and in the CSV (with the setting and the definitions) and the HTML (seconds where they count)
     const csv = complianceReportCsv(q4);
     expect(csv).toContain('finding,emergenciesStillAtWork,1,CHG-001,');

@@ -89,6 +89,8 @@ export interface ComplianceReport {
     readonly failedWithoutReview: readonly (ChangeRef & {
       readonly outcome: Outcome;
       readonly completedAt: string;
+      /** POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days after the completion. */
+      readonly reviewDueAt: string;
     })[];
     readonly unnotifiedEmergencies: readonly (ChangeRef & {
       readonly startedAt: string;
@@ -139,13 +141,13 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   emergenciesStillAtWork:
     'Emergency changes at work more than RETROSPECTIVE_DUE_BUSINESS_DAYS business days after their declaration: not completed by the as-of time, whichever period they were declared in; or completed after that limit, in the period the limit passed in (completedAt). The retrospective approval is due only after the implementation ends, so an emergency left at work would otherwise never be a finding.',
   settings:
-    'The settings the figures depend on (RETROSPECTIVE_DUE_BUSINESS_DAYS), as they were when the report was made: the report of a past period made with another setting differs.',
+    'The settings the figures depend on (RETROSPECTIVE_DUE_BUSINESS_DAYS, POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS), as they were when the report was made: the report of a past period made with other settings differs.',
   lateRetrospectives: 'Retrospective decisions recorded in the period after their due time.',
   retrospectivelyRejected: 'Emergency changes retrospectively rejected in the period.',
   implementedOutsideWindow:
     'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end; and implementations started earlier, inside their window, that were still running when it ended in the period (overran: such a change can be listed in two periods, for its start and for its overrun).',
   failedWithoutReview:
-    'Failed or rolled-back implementations that ended by the as-of time (in this period or earlier) with no post-implementation review by then.',
+    'Failed or rolled-back implementations whose post-implementation review was due (implementation end + POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days, as GET /follow-ups has it) before the as-of time and not recorded by then, whichever period they ended in.',
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
@@ -201,11 +203,14 @@ type Findings = {
 export interface ReportSettings {
   /** RETROSPECTIVE_DUE_BUSINESS_DAYS. */
   readonly retrospectiveDueBusinessDays: number;
+  /** POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS. */
+  readonly postImplementationReviewDueBusinessDays: number;
 }
 
 /** The report's settings out of a larger object (the service's configuration): those alone. */
 const reportSettings = (from: ReportSettings): ReportSettings => ({
   retrospectiveDueBusinessDays: from.retrospectiveDueBusinessDays,
+  postImplementationReviewDueBusinessDays: from.postImplementationReviewDueBusinessDays,
 });
 
 /**
@@ -338,7 +343,19 @@ export class ComplianceReportBuilder {
         : null;
     if (completion && this.within(completion.at)) this.outcomes[completion.outcome] += 1;
     if (completion && completion.outcome !== 'successful' && !review) {
-      findings.failedWithoutReview.push({ ...ref, outcome: completion.outcome, completedAt: completion.at });
+      // due as GET /follow-ups has it: a failure of the period's last hour is no finding yet
+      const reviewDueAt = addBusinessDays(
+        completion.at,
+        this.settings.postImplementationReviewDueBusinessDays,
+      );
+      if (reviewDueAt < this.asOf) {
+        findings.failedWithoutReview.push({
+          ...ref,
+          outcome: completion.outcome,
+          completedAt: completion.at,
+          reviewDueAt,
+        });
+      }
     }
     if (
       doc.type === 'emergency' &&
@@ -511,7 +528,7 @@ export const buildComplianceReport = (input: {
   const builder = new ComplianceReportBuilder(
     input.period,
     input.now,
-    input.settings ?? { retrospectiveDueBusinessDays: 2 },
+    input.settings ?? { retrospectiveDueBusinessDays: 2, postImplementationReviewDueBusinessDays: 5 },
   );
   for (const doc of input.documents) builder.add(doc);
   return builder.build(input.readModelPosition);
