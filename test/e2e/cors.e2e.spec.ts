@@ -44,6 +44,9 @@ describe('CORS: a frontend served from another origin (CORS_ORIGINS)', () => {
     );
     expect(created.headers.get('access-control-allow-origin')).toBe(FRONTEND);
     expect(created.headers.get('access-control-expose-headers')).toMatch(/ETag/);
+    // where the new change is read: the 201's Location, readable by the page too
+    expect(created.headers.get('access-control-expose-headers')).toMatch(/\bLocation\b/);
+    expect(created.headers.get('location')).toMatch(/^\/api\/v1\/changes\/CHG-\d+$/);
     expect(created.headers.get('vary')).toMatch(/Origin/i);
     const refused = await app.request('POST', '/changes', {
       as: null,

@@ -60,7 +60,7 @@ describe('read models over HTTP', () => {
     }
   });
 
-  it('keeps every change within what one read-model document can hold: past 4 MiB a command is refused and stores nothing', async () => {
+  it('keeps every change within what one read-model document can hold: past 4 MiB a step is refused and stores nothing, and the change can still be finished', async () => {
     const { id } = await submit(app, normalChange('low', { title: 'A long implementation log' }));
     await reviewAll(app, id);
     expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.lead), 200);
@@ -77,7 +77,9 @@ describe('read models over HTTP', () => {
       if (!refused) steps++;
     }
     expect(refused).toMatchObject({ code: 'RULE_VIOLATION', rule: 'recorded-data-limit' });
-    expect(refused!.detail).toMatch(/over the 4\.00 MiB one record may hold.*nothing was stored/);
+    expect(refused!.detail).toMatch(
+      /over the 4\.00 MiB one record may hold for steps, issues and amendments.*nothing was stored.*can still be finished/,
+    );
     // 4 MiB of 60 KB steps: about 69 of them (the request and the rest of the change take a little)
     expect(steps).toBeGreaterThan(60);
     expect(steps).toBeLessThan(70);
@@ -91,6 +93,23 @@ describe('read models over HTTP', () => {
     ).body as { version: number; steps: unknown[] };
     expect(read.version).toBe(last.version);
     expect(read.steps).toHaveLength(steps);
+    // it can still be finished: what takes it to its end is not open-ended
+    const implementer = USERS.implementer;
+    const verification = { functionalityTested: true, systemHealthVerified: true, logsChecked: true };
+    expectStatus(await app.post(`/changes/${id}/verification`, verification, implementer), 200);
+    expectStatus(await app.post(`/changes/${id}/complete`, { outcome: 'successful' }, implementer), 200);
+    expectStatus(
+      await app.post(`/changes/${id}/post-implementation-review`, postImplementationReview, implementer),
+      200,
+    );
+    const closed = expectStatus(await app.post(`/changes/${id}/close`, {}, implementer), 200)
+      .body as typeof last;
+    const finished = expectStatus(
+      await app.request('GET', `/changes/${id}?minPosition=${closed.position}`, { readYourWrites: false }),
+      200,
+    ).body as { status: string; steps: unknown[] };
+    expect(finished).toMatchObject({ status: 'closed' });
+    expect(finished.steps).toHaveLength(steps);
     // …and go on projecting what comes after it
     const next = await submit(app, normalChange('low', { title: 'After the long one' }));
     expectStatus(
@@ -603,6 +622,35 @@ describe('the change log over days', () => {
 });
 
 describe('an API instance without a projector (RUN_PROJECTOR=false)', () => {
+  it("answers a creation's Location before any projector has the new change or template (folded from its stream)", async () => {
+    // no projector anywhere: the read models never hold them, as in the moment after a 201
+    const app = await AppHarness.start({ RUN_PROJECTOR: 'false' });
+    try {
+      const change = await app.post('/changes', normalChange('low', { title: 'Read at once' }));
+      const template = await app.post(
+        '/standard-templates',
+        { name: 'Resize a VM disk', description: 'd', procedure: ['qm resize'], systemsScope: ['pve*'] },
+        USERS.lead,
+      );
+      for (const [created, expected] of [
+        [change, { title: 'Read at once', status: 'in-review', version: 1 }],
+        [template, { name: 'Resize a VM disk', active: true, usageCount: 0, version: 1 }],
+      ] as const) {
+        expectStatus(created, 201);
+        const location = created.headers.get('location')!.replace('/api/v1', '');
+        const read = await app.request('GET', location, { readYourWrites: false });
+        expect(expectStatus(read, 200).body).toMatchObject(expected);
+      }
+      // lists are the read models' alone
+      const listed = expectStatus(await app.request('GET', '/changes', { readYourWrites: false }), 200)
+        .body as Page<{ id: string }>;
+      expect(listed.items).toEqual([]);
+      expectStatus(await app.request('GET', '/changes/CHG-999', { readYourWrites: false }), 404, 'NOT_FOUND');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('answers lists, with read-your-writes, from the read models another instance projects', async () => {
     const projecting = await AppHarness.start();
     const serving = await AppHarness.start(

@@ -42,6 +42,12 @@ export interface AggregateDefinition<C, E, S, Ctx extends DecisionContext> {
     readonly isCreation: (command: C) => boolean;
     readonly withId: (command: C, id: string) => C;
   };
+  /**
+   * Commands that add open-ended content (implementation steps, issues, amendments): refused once
+   * the stream holds MAX_STREAM_DATA_BYTES; the others, which move it on to its end, may take it
+   * up to STREAM_DATA_CEILING_BYTES (see ExecuteDecisionHandler).
+   */
+  readonly openEndedCommands?: ReadonlySet<string>;
   /** Extra facts a decision needs from other aggregates (read before deciding). */
   readonly context?: (command: C, base: DecisionContext, load: StateLoader) => Promise<Ctx>;
 }
@@ -54,6 +60,7 @@ export const changeRequestAggregate: AggregateDefinition<
 > = {
   name: 'changeRequest',
   decider: changeRequestDecider,
+  openEndedCommands: new Set(['RecordImplementationStep', 'RecordImplementationIssue', 'AmendChange']),
   schemaVersion: CHANGE_REQUEST_SCHEMA_VERSION,
   streamId: changeRequestStreamId,
   version: (s) => s.version,

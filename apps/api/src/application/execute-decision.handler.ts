@@ -28,9 +28,14 @@ import { type CommandOptions, type CommandResult, ExecuteDecision } from './exec
  * that would take it further is refused (422) and stores nothing. Its read-model documents hold
  * about this much, and MongoDB refuses a document over 16 MiB: past that a projection could never
  * write it, and every read model would stop behind it (BSON takes more room than JSON for some
- * values, hence the margin). Real changes record a few hundred KB at most.
+ * values, hence the margin). Real changes record a few hundred KB at most. The commands that add
+ * open-ended content (the aggregate's `openEndedCommands`: steps, issues, amendments) stop at
+ * MAX_STREAM_DATA_BYTES; the others, which take the change on to its end (verify, complete,
+ * review, close, cancel, ...), at STREAM_DATA_CEILING_BYTES, so that a change that reached the
+ * first can still be finished.
  */
 export const MAX_STREAM_DATA_BYTES = 4 * 1024 * 1024;
+export const STREAM_DATA_CEILING_BYTES = 8 * 1024 * 1024;
 
 const mebibytes = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
 
@@ -145,11 +150,16 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     const context = await this.contextFor(aggregate, command, options);
     const events = aggregate.decider.decide(command, state, context);
     const dataBytesAfter = dataBytes + dataBytesOf(events);
-    if (dataBytesAfter > MAX_STREAM_DATA_BYTES && events.length > 0) {
+    const openEnded = aggregate.openEndedCommands?.has((command as { type: string }).type) === true;
+    const limit = openEnded ? MAX_STREAM_DATA_BYTES : STREAM_DATA_CEILING_BYTES;
+    if (dataBytesAfter > limit && events.length > 0) {
       throw ruleViolation(
         `${id} would then hold ${mebibytes(dataBytesAfter)} of recorded data, over the ` +
-          `${mebibytes(MAX_STREAM_DATA_BYTES)} one record may hold (${mebibytes(dataBytes)} now); nothing ` +
-          'was stored. Record further work in a follow-up change, or link to long output instead of pasting it',
+          `${mebibytes(limit)} one record may hold${openEnded ? ' for steps, issues and amendments' : ''} ` +
+          `(${mebibytes(dataBytes)} now); nothing was stored. ` +
+          (openEnded
+            ? 'Record further work in a follow-up change, or link to long output instead of pasting it; the change can still be finished'
+            : 'Link to long text instead of pasting it'),
         'recorded-data-limit',
       );
     }

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 /** The answer headers a page on a CORS origin may read: those a client acts on. */
 export const CORS_EXPOSED_HEADERS = [
   'ETag',
+  'Location',
   'Allow',
   'Retry-After',
   'Content-Disposition',

@@ -32,6 +32,8 @@ import {
   toTemplateView,
 } from '@changeledger/read-models';
 import { APP_CONFIG, type AppConfig, CLOCK, type Clock } from '@changeledger/platform';
+import { AggregateLoader } from '../application/aggregate-loader';
+import { changeRequestAggregate, standardTemplateAggregate } from '../application/aggregates';
 import { RequestValidationError } from '../application/application-errors';
 import { findPage, type PageRequest } from './paging';
 
@@ -53,11 +55,18 @@ export class GetChange {
 
 @QueryHandler(GetChange)
 export class GetChangeHandler implements IQueryHandler<GetChange, ChangeView | undefined> {
-  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    private readonly loader: AggregateLoader,
+  ) {}
 
   async execute({ id }: GetChange) {
     const doc = await this.store.get<ChangeRequestDocument>(changeRequestsProjection.collection.name, id);
-    return doc ? toChangeView(doc.state) : undefined;
+    if (doc) return toChangeView(doc.state);
+    // Not projected yet (created a moment ago: a client following a 201's Location without
+    // minPosition): folded from its stream, as the read model will hold it.
+    const state = await this.loader.load(changeRequestAggregate, id);
+    return state.version > 0 ? toChangeView(state) : undefined;
   }
 }
 
@@ -248,7 +257,10 @@ export class GetStandardTemplate {
 
 @QueryHandler(GetStandardTemplate)
 export class GetStandardTemplateHandler implements IQueryHandler<GetStandardTemplate> {
-  constructor(@Inject(READ_MODEL_STORE) private readonly store: ReadModelStore) {}
+  constructor(
+    @Inject(READ_MODEL_STORE) private readonly store: ReadModelStore,
+    private readonly loader: AggregateLoader,
+  ) {}
 
   async execute({ id }: GetStandardTemplate) {
     const doc = await this.store.get<StandardTemplateDocument>(
@@ -256,7 +268,13 @@ export class GetStandardTemplateHandler implements IQueryHandler<GetStandardTemp
       id,
     );
     // (a change naming a template that was never created makes no document: see the projection)
-    return doc?.template.exists ? toTemplateView(doc) : undefined;
+    if (doc) return doc.template.exists ? toTemplateView(doc) : undefined;
+    // Not projected yet (created a moment ago, its Location followed at once): from its stream,
+    // used by no change the read models hold (the changes under it are projected after it).
+    const template = await this.loader.load(standardTemplateAggregate, id);
+    return template.exists
+      ? toTemplateView({ id, template, usageCount: 0, active: template.active, _position: '0' })
+      : undefined;
   }
 }
 
