@@ -5,7 +5,7 @@
  * Every test gets a database of its own (`rm_<random>`), dropped afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { type Document, MongoClient } from 'mongodb';
+import { type Collection, type Document, MongoClient } from 'mongodb';
 import {
   CheckpointMovedError,
   type CollectionSpec,
@@ -402,6 +402,44 @@ if (url) {
         expect: { name: 'done', position: 7n },
       });
       expect(await store.checkpoint('position')).toBe(101n);
+    });
+
+    it('a swap that fails after fencing a checkpoint without hearing so (a lost acknowledgement) leaves no fence behind', async () => {
+      const store = await fx.open();
+      await store.init([spec]);
+      await store.commit({ documents: [], checkpoint: { name: 'position', position: 120n } });
+      const shadow = await store.createShadow();
+      await shadow.commit({ documents: [], checkpoint: { name: 'position', position: 100n } });
+      await shadow.commit({ documents: [], checkpoint: { name: 'done', position: 7n } });
+      const live = store as unknown as { checkpoints: () => Collection<Document> };
+      const checkpoints = live.checkpoints.bind(store);
+      live.checkpoints = () => {
+        const collection = checkpoints();
+        return new Proxy(collection, {
+          get: (target, key) =>
+            key === 'updateOne'
+              ? async (filter: Document, update: Document, options?: Document) => {
+                  const done = await target.updateOne(filter, update, options);
+                  if ((update.$set as Document | undefined)?.fence) throw new Error('connection reset');
+                  return done;
+                }
+              : Reflect.get(target, key, target),
+        });
+      };
+      await expect(
+        shadow.promote({ announce: { name: 'done', position: 7n }, lowerFirst: ['position'] }),
+      ).rejects.toThrow('connection reset');
+      live.checkpoints = checkpoints;
+      // the announcement is withdrawn; the position stays lowered (reads wait), unfenced
+      expect(await store.checkpoint('done')).toBe(0n);
+      expect(await store.checkpoint('position')).toBe(100n);
+      // so the live projector, which expects no swap, raises it again
+      await store.commit({
+        documents: [],
+        checkpoint: { name: 'position', position: 121n },
+        expect: { name: 'done', position: 0n },
+      });
+      expect(await store.checkpoint('position')).toBe(121n);
     });
 
     /** What happens when a rebuild dies: its lease is no longer renewed and runs out. */

@@ -814,6 +814,14 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
           before ? this.checkpoints().replaceOne(ours, before) : this.checkpoints().deleteOne(ours)
         ).catch(() => undefined);
       }
+      // ...and any it fenced without hearing so (a lost acknowledgement): unfenced, where it stands
+      // (lowered: reads wait until the projector raises it again), or its writer would be kept
+      // from it for good once the announcement is withdrawn
+      if (fence && options?.lowerFirst?.length) {
+        await this.checkpoints()
+          .updateMany({ _id: { $in: [...options.lowerFirst] }, fence }, { $unset: { fence: '' } })
+          .catch(() => undefined);
+      }
       await withdraw?.();
       throw error;
     }
