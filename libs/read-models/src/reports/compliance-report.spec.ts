@@ -506,6 +506,10 @@ describe('compliance report', () => {
       ]),
     );
     expect(report(september, '2027-01-10T00:00:00.000Z').findings.emergenciesStillAtWork).toEqual([]);
+    const sep = report(september, '2027-01-10T00:00:00.000Z', parsePeriodLabel('2026-09'));
+    expect(sep.findings.emergenciesStillAtWork).toEqual([
+      expect.objectContaining({ flaggedAfter: '2026-09-30T09:00:00.000Z', completedAt: null }), // at work at its end
+    ]);
     // a longer setting flags later, and the report says which setting it used
     const patient = buildComplianceReport({
       documents: docs,
@@ -537,7 +541,7 @@ describe('compliance report', () => {
     expect(csv).toMatch(/\r\ndefinition,emergenciesStillAtWork,,,"?Emergency changes at work more than/);
     const html = complianceReportHtml(q4);
     expect(html).toContain(
-      'Emergency changes still at work, past the time a retrospective would have been due',
+      'Emergency changes at work past the time a retrospective would have been due (still, or until they were completed)',
     );
     expect(html).toContain('2026-12-28 09:00:30 UTC');
     expect(html).toContain('retrospectives due 2 business days after implementation');

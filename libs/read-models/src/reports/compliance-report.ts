@@ -537,7 +537,7 @@ export const buildComplianceReport = (input: {
 export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'], string>> = {
   overdueRetrospectives: 'Emergency changes with an overdue retrospective approval',
   emergenciesStillAtWork:
-    'Emergency changes still at work, past the time a retrospective would have been due',
+    'Emergency changes at work past the time a retrospective would have been due (still, or until they were completed)',
   // a late rejection is late too (and also listed as rejected)
   lateRetrospectives: 'Emergency changes whose retrospective decision came after the due time',
   retrospectivelyRejected: 'Emergency changes rejected retrospectively',

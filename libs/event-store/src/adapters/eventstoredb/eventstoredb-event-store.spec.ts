@@ -1097,22 +1097,26 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       );
       expect(() => new EventStoreDbEventStore('http://localhost:2113')).toThrow(/esdb:\/\//);
       // the @ after the credentials forgotten: the client sees no credentials, and its message
-      // (and the string) would show the password
+      // (and the string) would show the password, whatever the password holds
       for (const forgotten of [
         'esdb://admin:s3cret-pw:localhost:2113?tls=false',
         'esdb://admin:s3cret-pw:localhost:2113?tls=false&tlsVerifyCert=false',
+        'esdb://admin:s3c?ret:localhost:2113',
+        'esdb://admin:s3c=ret:localhost:2113?tls=false&tlsVerifyCert=false',
       ]) {
         expect(() => new EventStoreDbEventStore(forgotten)).toThrow(
-          /^invalid EventStoreDB connection string esdb:\/\/…\?tls=false/,
+          /^invalid EventStoreDB connection string esdb:\/\/…[ :]/,
         );
-        expect(() => new EventStoreDbEventStore(forgotten)).not.toThrow(/s3cret/);
+        expect(() => new EventStoreDbEventStore(forgotten)).not.toThrow(/s3c/);
       }
       expect(() => new EventStoreDbEventStore('esdb://admin:s3cret-pw:localhost:2113?tls=false')).toThrow(
-        /cannot read it from character \d+ \(is the @ after the credentials missing\?\)/,
+        /not shown: it may hold credentials\): the client cannot read it from character 23 \(expected , or \?key=value\)$/,
       );
       // a seed list and IPv6 addresses are shown as they are
-      expect(() => new EventStoreDbEventStore('esdb://h1:2113,[::1]:2113?tls=maybe')).toThrow(
-        /^invalid EventStoreDB connection string esdb:\/\/h1:2113,\[::1\]:2113\?tls=maybe: /,
+      expect(
+        () => new EventStoreDbEventStore('esdb://h1:2113,[::1]:2113?tls=false&nodePrefrence=leader'),
+      ).toThrow(
+        /^invalid EventStoreDB connection string esdb:\/\/h1:2113,\[::1\]:2113\?tls=false&nodePrefrence=leader: /,
       );
     });
 

@@ -158,21 +158,26 @@ const clientFor = (connectionString: string): EventStoreDBClient => {
     return EventStoreDBClient.connectionString(connectionString);
   } catch (error) {
     const redacted = redactConnectionString(connectionString);
-    let reason = redacted === connectionString ? describeError(error) : 'its credentials part is malformed';
-    if (shown !== redacted) {
-      // the client's message quotes the string from where it failed: where, not what
-      // (ParseError's location: [from, to] in the string)
-      const from = (error as { location?: unknown }).location;
-      reason =
-        Array.isArray(from) && typeof from[0] === 'number'
-          ? `the client cannot read it from character ${from[0] + 1} (is the @ after the credentials missing?)`
-          : 'its address part is malformed';
-    } else if (redacted !== connectionString) {
-      try {
-        void EventStoreDBClient.connectionString(redacted).dispose();
-      } catch (withoutCredentials) {
-        reason = describeError(withoutCredentials);
-      }
+    if (redacted === connectionString) {
+      // No credentials taken out, so the string may hold some the client could not find (an @
+      // forgotten): neither it nor the client's message, which quotes it from where it failed,
+      // is shown; where it failed and what the client expected there are.
+      const { location, expected } = error as { location?: unknown; expected?: unknown };
+      const at = Array.isArray(location) && typeof location[0] === 'number' ? location[0] + 1 : undefined;
+      throw new TypeError(
+        `invalid EventStoreDB connection string ${/^[^:]+:\/\//.exec(connectionString)?.[0] ?? ''}… (not shown: ` +
+          `it may hold credentials): ${
+            at === undefined
+              ? describeError(error).replaceAll(connectionString, '…')
+              : `the client cannot read it from character ${at}${typeof expected === 'string' ? ` (expected ${expected})` : ''}`
+          }`,
+      );
+    }
+    let reason = 'its credentials part is malformed';
+    try {
+      void EventStoreDBClient.connectionString(redacted).dispose();
+    } catch (withoutCredentials) {
+      reason = describeError(withoutCredentials);
     }
     throw new TypeError(`invalid EventStoreDB connection string ${shown}: ${reason}`);
   }

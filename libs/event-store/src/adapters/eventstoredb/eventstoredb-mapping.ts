@@ -449,18 +449,19 @@ export const redactConnectionString = (connectionString: string): string =>
     .replace(/^([^:]+:\/\/)[^?]*@/, '$1');
 
 /**
- * A connection string as an error may show it: `redactConnectionString`'s, and an address part
- * that may still hold credentials, a host with two colons (`esdb://admin:pw:host:2113`, the `@`
- * forgotten: no credentials to the client, which then fails on the "host"), shown as `…`.
+ * A connection string as an error may show it: `redactConnectionString`'s when that took its
+ * credentials out; else the string, unless it may hold credentials whose `@` was forgotten
+ * (`esdb://admin:pw:host:2113`: no credentials to the client, which then fails on the "host"): a
+ * host with two colons before the first `&` (the password may hold `?` or `=`), shown as `…`.
  * Hosts of a seed list (`h1:2113,h2:2113`) and bracketed IPv6 addresses are shown.
  */
 export const shownConnectionString = (connectionString: string): string => {
   const redacted = redactConnectionString(connectionString);
-  return redacted.replace(/^([^:]+:\/\/)([^?/#]*)/, (whole, scheme: string, address: string) =>
-    address.split(',').some((host) => host.replace(/\[[^\]]*\]/g, '').split(':').length > 2)
-      ? `${scheme}…`
-      : whole,
-  );
+  if (redacted !== connectionString) return redacted;
+  const scheme = /^[^:]+:\/\//.exec(connectionString)?.[0] ?? '';
+  const head = connectionString.slice(scheme.length).split('&')[0];
+  const suspicious = head.split(',').some((host) => host.replace(/\[[^\]]*\]/g, '').split(':').length > 2);
+  return suspicious ? `${scheme}…` : connectionString;
 };
 
 /** The options of @eventstore/db-client 6, by the spelling it matches them in (Client/parseConnectionString.js). */
