@@ -43,7 +43,7 @@ export interface AggregateDefinition<C, E, S, Ctx extends DecisionContext> {
     readonly withId: (command: C, id: string) => C;
   };
   /**
-   * Commands that add open-ended content (implementation steps, issues, amendments): refused once
+   * Commands that add open-ended content (implementation steps, issues): refused once
    * the stream holds MAX_STREAM_DATA_BYTES; the others, which move it on to its end, may take it
    * up to STREAM_DATA_CEILING_BYTES (see ExecuteDecisionHandler).
    */
@@ -60,7 +60,8 @@ export const changeRequestAggregate: AggregateDefinition<
 > = {
   name: 'changeRequest',
   decider: changeRequestDecider,
-  openEndedCommands: new Set(['RecordImplementationStep', 'RecordImplementationIssue', 'AmendChange']),
+  // (not amendments: an emergency's request is completed by them, and its retrospective needs it)
+  openEndedCommands: new Set(['RecordImplementationStep', 'RecordImplementationIssue']),
   schemaVersion: CHANGE_REQUEST_SCHEMA_VERSION,
   streamId: changeRequestStreamId,
   version: (s) => s.version,

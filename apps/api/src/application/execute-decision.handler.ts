@@ -29,9 +29,9 @@ import { type CommandOptions, type CommandResult, ExecuteDecision } from './exec
  * about this much, and MongoDB refuses a document over 16 MiB: past that a projection could never
  * write it, and every read model would stop behind it (BSON takes more room than JSON for some
  * values, hence the margin). Real changes record a few hundred KB at most. The commands that add
- * open-ended content (the aggregate's `openEndedCommands`: steps, issues, amendments) stop at
- * MAX_STREAM_DATA_BYTES; the others, which take the change on to its end (verify, complete,
- * review, close, cancel, ...), at STREAM_DATA_CEILING_BYTES, so that a change that reached the
+ * open-ended content (the aggregate's `openEndedCommands`: steps, issues) stop at
+ * MAX_STREAM_DATA_BYTES; the others, which take the change on to its end (amend, verify,
+ * complete, review, close, cancel, ...), at STREAM_DATA_CEILING_BYTES, so that a change that reached the
  * first can still be finished.
  */
 export const MAX_STREAM_DATA_BYTES = 4 * 1024 * 1024;
@@ -155,7 +155,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     if (dataBytesAfter > limit && events.length > 0) {
       throw ruleViolation(
         `${id} would then hold ${mebibytes(dataBytesAfter)} of recorded data, over the ` +
-          `${mebibytes(limit)} one record may hold${openEnded ? ' for steps, issues and amendments' : ''} ` +
+          `${mebibytes(limit)} one record may hold${openEnded ? ' for steps and issues' : ''} ` +
           `(${mebibytes(dataBytes)} now); nothing was stored. ` +
           (openEnded
             ? 'Record further work in a follow-up change, or link to long output instead of pasting it; the change can still be finished'

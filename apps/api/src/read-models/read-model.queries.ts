@@ -66,7 +66,8 @@ export class GetChangeHandler implements IQueryHandler<GetChange, ChangeView | u
     // Not projected yet (created a moment ago: a client following a 201's Location without
     // minPosition): folded from its stream, as the read model will hold it.
     const state = await this.loader.load(changeRequestAggregate, id);
-    return state.version > 0 ? toChangeView(state) : undefined;
+    // (exists: submitted; a stream holding no submission, its head cut off, is no change)
+    return state.exists ? toChangeView(state) : undefined;
   }
 }
 

@@ -1097,12 +1097,14 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       );
       expect(() => new EventStoreDbEventStore('http://localhost:2113')).toThrow(/esdb:\/\//);
       // the @ after the credentials forgotten: the client sees no credentials, and its message
-      // (and the string) would show the password, whatever the password holds
+      // (and the string) would show the password, whatever it holds (?, =, &, a comma)
       for (const forgotten of [
         'esdb://admin:s3cret-pw:localhost:2113?tls=false',
         'esdb://admin:s3cret-pw:localhost:2113?tls=false&tlsVerifyCert=false',
         'esdb://admin:s3c?ret:localhost:2113',
         'esdb://admin:s3c=ret:localhost:2113?tls=false&tlsVerifyCert=false',
+        'esdb://admin:s3c&ret:localhost:2113?tlsVerifyCert=false',
+        'esdb://admin:s3c,ret:localhost:2113?tls=false&nodePrefrence=leader',
       ]) {
         expect(() => new EventStoreDbEventStore(forgotten)).toThrow(
           /^invalid EventStoreDB connection string esdb:\/\/…[ :]/,

@@ -452,14 +452,15 @@ export const redactConnectionString = (connectionString: string): string =>
  * A connection string as an error may show it: `redactConnectionString`'s when that took its
  * credentials out; else the string, unless it may hold credentials whose `@` was forgotten
  * (`esdb://admin:pw:host:2113`: no credentials to the client, which then fails on the "host"): a
- * host with two colons before the first `&` (the password may hold `?` or `=`), shown as `…`.
+ * host with two colons, looking at all that follows the scheme (the password may hold `?`, `=`,
+ * `&`), shown as `…`; so is one whose query holds a colon (`tlsCAFile=C:\ca.pem`), to be safe.
  * Hosts of a seed list (`h1:2113,h2:2113`) and bracketed IPv6 addresses are shown.
  */
 export const shownConnectionString = (connectionString: string): string => {
   const redacted = redactConnectionString(connectionString);
   if (redacted !== connectionString) return redacted;
   const scheme = /^[^:]+:\/\//.exec(connectionString)?.[0] ?? '';
-  const head = connectionString.slice(scheme.length).split('&')[0];
+  const head = connectionString.slice(scheme.length);
   const suspicious = head.split(',').some((host) => host.replace(/\[[^\]]*\]/g, '').split(':').length > 2);
   return suspicious ? `${scheme}…` : connectionString;
 };

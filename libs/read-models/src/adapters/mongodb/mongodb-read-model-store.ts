@@ -788,21 +788,27 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
         for (;;) {
           const before = await this.checkpoints().findOne({ _id: name });
           const to = before && before.position <= rebuiltAt ? before.position : rebuiltAt;
+          // listed before the write: one that fails unheard (a lost acknowledgement) may have
+          // landed, and is put back with the others (a no-op where it did not land)
+          lowered.push({ name, before, to });
           if (before) {
             const { matchedCount } = await this.checkpoints().updateOne(
               { _id: name, position: before.position, fence: before.fence ?? { $exists: false } },
               { $set: { position: to, fence } },
             );
-            if (matchedCount === 0) continue; // a writer moved it meanwhile: read it again
+            if (matchedCount === 0) {
+              lowered.pop(); // a writer moved it meanwhile: read it again
+              continue;
+            }
           } else {
             try {
               await this.checkpoints().insertOne({ _id: name, position: to, fence });
             } catch (error) {
-              if (isServerError(error, DUPLICATE_KEY)) continue;
-              throw error;
+              if (!isServerError(error, DUPLICATE_KEY)) throw error;
+              lowered.pop();
+              continue;
             }
           }
-          lowered.push({ name, before, to });
           break;
         }
       }
@@ -814,9 +820,9 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
           before ? this.checkpoints().replaceOne(ours, before) : this.checkpoints().deleteOne(ours)
         ).catch(() => undefined);
       }
-      // ...and any it fenced without hearing so (a lost acknowledgement): unfenced, where it stands
-      // (lowered: reads wait until the projector raises it again), or its writer would be kept
-      // from it for good once the announcement is withdrawn
+      // ...and, should a put-back fail too, any still fenced: unfenced where it stands (lowered:
+      // reads wait until the projector raises it again), or its writer would be kept from it for
+      // good once the announcement is withdrawn
       if (fence && options?.lowerFirst?.length) {
         await this.checkpoints()
           .updateMany({ _id: { $in: [...options.lowerFirst] }, fence }, { $unset: { fence: '' } })
