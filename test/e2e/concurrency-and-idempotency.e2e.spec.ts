@@ -676,6 +676,40 @@ describe('bad input stores nothing', () => {
     expect(refsWithSiblings).toEqual([]);
   });
 
+  it('the request schemas say what the API takes: bodies it accepts validate, and an unknown field (refused with 400) does not', async () => {
+    const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body;
+    const resolved = (await SwaggerParser.dereference(structuredClone(doc) as never)) as unknown as {
+      paths: Record<
+        string,
+        Record<string, { requestBody?: { content: Record<string, { schema: object }> } }>
+      >;
+    };
+    const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+    const bodyOf = (path: string, method = 'post') =>
+      resolved.paths[`/api/v1${path}`][method].requestBody!.content['application/json'].schema;
+    const accepted: [string, unknown][] = [
+      ['/changes', normalChange('low')],
+      ['/changes', emergencyChange(emergencyPlan)],
+      ['/changes/{id}/checklist', { item: 'backups-verified', note: 'checked' }],
+    ];
+    for (const [path, body] of accepted) {
+      const valid = ajv.validate(bodyOf(path), body);
+      expect({ path, errors: valid ? null : ajv.errors }).toEqual({ path, errors: null });
+    }
+    const unknownTop = { ...normalChange('low'), notes: 'x' };
+    const unknownNested = {
+      ...normalChange('low'),
+      risk: { ...(normalChange('low').risk as object), owner: 'x' },
+    };
+    for (const body of [unknownTop, unknownNested]) {
+      expect(ajv.validate(bodyOf('/changes'), body)).toBe(false);
+      expectStatus(await app.post('/changes', body), 400, 'VALIDATION_FAILED');
+    }
+    expect(ajv.validate(bodyOf('/changes/{id}/checklist'), { item: 'backups-verified', notes: 'x' })).toBe(
+      false,
+    );
+  });
+
   it('the reads answer what the OpenAPI document says: each JSON answer matches its documented schema, and the other media types are named', async () => {
     const doc = expectStatus(await app.request('GET', '/openapi.json'), 200).body;
     const resolved = (await SwaggerParser.dereference(structuredClone(doc) as never)) as unknown as {

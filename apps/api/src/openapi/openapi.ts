@@ -64,6 +64,14 @@ export const buildOpenApiDocument = (app: INestApplication): OpenAPIObject => {
     ...document.components,
     schemas: { ...(document.components?.schemas ?? {}), ...schemas, ...CONTRACT_SCHEMAS, ...READ_SCHEMAS },
   };
+  // The validation pipe refuses unknown fields (400), nested objects' too: so do the request
+  // schemas, or a client's validator (orval, zod, a mock server) would pass what the API refuses.
+  for (const [name, schema] of Object.entries(document.components.schemas ?? {})) {
+    const object = schema as SchemaObject;
+    if (name.endsWith('Dto') && object.type === 'object' && object.additionalProperties === undefined) {
+      object.additionalProperties = false;
+    }
+  }
   const handlers = handlerArguments(app);
   for (const [path, item] of Object.entries(document.paths)) {
     for (const method of ['get', 'post', 'patch'] as const) {
@@ -534,7 +542,10 @@ const describeOperation = (
     name: 'Idempotency-Key',
     in: 'header',
     required: false,
-    description: 'a repeat with the same key and body within 24 h gets the first answer and appends nothing',
+    description:
+      method === 'patch'
+        ? "a repeat with the same key and body within 24 h, once the first has been applied, is answered from the change's events and appends nothing (a refusal is not kept: the repeat is decided again)"
+        : 'a repeat with the same key and body within 24 h gets the first answer (a refusal too) and appends nothing',
     schema: { type: 'string', pattern: KEY_PATTERN.source },
   });
   if (onOne) {

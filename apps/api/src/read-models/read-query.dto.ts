@@ -17,7 +17,8 @@ export class ReadQueryDto {
 
 export class PagedQueryDto extends ReadQueryDto {
   @IsOptional()
-  @Matches(/^([1-9]\d{0,2})$/, { message: 'limit must be an integer from 1 to 500' })
+  // 1 to 500 (MAX_LIMIT), so that the document's pattern says the range too
+  @Matches(/^([1-9]\d?|[1-4]\d\d|500)$/, { message: 'limit must be an integer from 1 to 500' })
   @JSONSchema({ description: `Rows per page, from 1 to ${MAX_LIMIT}; ${DEFAULT_LIMIT} when left out.` })
   limit?: string;
   @IsOptional()
