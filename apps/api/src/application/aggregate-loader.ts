@@ -7,8 +7,6 @@ export const toDomainEvent = (e: RecordedEvent): DomainEvent => ({ type: e.type,
 
 export interface LoadedAggregate<S> {
   readonly state: S;
-  /** Events read from the store by this load (after the cached state, if any). */
-  readonly newEvents: readonly RecordedEvent[];
   /** What the stream's events hold: `dataBytesOf` all of them (see MAX_STREAM_DATA_BYTES). */
   readonly dataBytes: number;
 }
@@ -59,9 +57,9 @@ export class AggregateLoader {
   }
 
   readonly load = async <S>(aggregate: AnyAggregateOf<S>, id: string): Promise<S> =>
-    (await this.loadWithEvents(aggregate, id)).state;
+    (await this.loadWithDataBytes(aggregate, id)).state;
 
-  async loadWithEvents<S>(aggregate: AnyAggregateOf<S>, id: string): Promise<LoadedAggregate<S>> {
+  async loadWithDataBytes<S>(aggregate: AnyAggregateOf<S>, id: string): Promise<LoadedAggregate<S>> {
     const streamId = aggregate.streamId(id);
     // An entry is replaced, never changed: its state, version and bytes stay one another's.
     const cached = this.cache.get(streamId) as { state: S; version: number; bytes: number } | undefined;
@@ -69,7 +67,7 @@ export class AggregateLoader {
     const state = this.fold(aggregate, newEvents, cached?.state);
     const dataBytes = (cached?.bytes ?? 0) + dataBytesOf(newEvents);
     this.remember(streamId, state, aggregate.version(state), dataBytes);
-    return { state, newEvents, dataBytes };
+    return { state, dataBytes };
   }
 
   /**

@@ -134,7 +134,7 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
     options: CommandOptions,
   ): Promise<CommandResult> {
     const streamId = aggregate.streamId(id);
-    const { state, dataBytes } = await this.loader.loadWithEvents(aggregate, id);
+    const { state, dataBytes } = await this.loader.loadWithDataBytes(aggregate, id);
     const version = aggregate.version(state);
     if (options.idempotencyKey) {
       const replay = await this.previousAnswer(aggregate, id, options);

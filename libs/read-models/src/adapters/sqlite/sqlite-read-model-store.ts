@@ -528,7 +528,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.statement('SELECT 1').get();
   }
 
   async close(): Promise<void> {
