@@ -32,6 +32,9 @@ describe('concurrency and idempotency', () => {
   afterAll(async () => app.close());
 
   it('allocates CHG ids in order, unique and gap-free under 50 concurrent submissions', async () => {
+    // one before and one after the fifty: no number is lost around them either
+    const numberOf = (id: string) => Number(id.slice(4));
+    const first = numberOf((await submit(app, normalChange('low', { title: 'Before the fifty' }))).id);
     const before = await app.store.headPosition();
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
@@ -39,9 +42,12 @@ describe('concurrency and idempotency', () => {
       ),
     );
     for (const r of results) expectStatus(r, 201);
-    // Gap-free: 50 consecutive numbers (from 1 on a fresh store)...
-    const numbers = results.map((r) => Number((r.body.id as string).slice(4))).sort((a, b) => a - b);
-    expect(numbers).toEqual(Array.from({ length: 50 }, (_, i) => numbers[0] + i));
+    // Gap-free: the 50 numbers that follow the one before...
+    const numbers = results.map((r) => numberOf(r.body.id as string)).sort((a, b) => a - b);
+    expect(numbers).toEqual(Array.from({ length: 50 }, (_, i) => first + 1 + i));
+    expect(numberOf((await submit(app, normalChange('low', { title: 'After the fifty' }))).id)).toBe(
+      first + 51,
+    );
     // ...allocated in order: a higher number is a later submission in the log
     const byPosition = [...results].sort((a, b) =>
       BigInt(a.body.position as string) < BigInt(b.body.position as string) ? -1 : 1,

@@ -312,6 +312,7 @@ describe('every error code of the contract, as problem+json', () => {
       roles: ['requester', 'technical-reviewer'] as const,
     };
     const { id } = await submit(app, normalChange('low'), selfReviewer);
+    let events = await app.eventCount();
     expectStatus(
       await app.post(
         `/changes/${id}/reviews`,
@@ -321,29 +322,41 @@ describe('every error code of the contract, as problem+json', () => {
       403,
       'SEGREGATION_OF_DUTIES',
     );
+    expect(await app.eventCount()).toBe(events); // refused: nothing stored
     await reviewAll(app, id);
     expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.leadImplementer), 200);
-    await app.post(
-      `/changes/${id}/schedule`,
-      { plannedStart: '2026-12-01T22:00:00Z', plannedEnd: '2026-12-01T23:00:00Z', maintenanceWindow: false },
-      USERS.implementer,
+    expectStatus(
+      await app.post(
+        `/changes/${id}/schedule`,
+        {
+          plannedStart: '2026-12-01T22:00:00Z',
+          plannedEnd: '2026-12-01T23:00:00Z',
+          maintenanceWindow: false,
+        },
+        USERS.implementer,
+      ),
+      200,
     );
     for (const item of ['backups-verified', 'rollback-plan-prepared', 'stakeholders-notified']) {
-      await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer);
+      expectStatus(await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer), 200);
     }
+    events = await app.eventCount();
     expectStatus(
       await app.post(`/changes/${id}/start`, {}, USERS.leadImplementer),
       403,
       'SEGREGATION_OF_DUTIES',
     );
+    expect(await app.eventCount()).toBe(events);
     expectStatus(await app.post(`/changes/${id}/start`, {}, USERS.implementer), 200);
   });
 
   it('404 NOT_FOUND for a change or template that does not exist', async () => {
     expectStatus(await app.get('/changes/CHG-99999'), 404, 'NOT_FOUND');
     expectStatus(await app.get('/changes/not-an-id'), 404, 'NOT_FOUND');
+    const events = await app.eventCount();
     expectStatus(await app.post('/changes/CHG-99999/approve', {}, USERS.lead), 404, 'NOT_FOUND');
     expectStatus(await app.post('/standard-templates/STD-999/retire', {}, USERS.lead), 404, 'NOT_FOUND');
+    expect(await app.eventCount()).toBe(events); // no stream made for what does not exist
     expectStatus(await app.get('/no-such-endpoint'), 404, 'NOT_FOUND');
   });
 

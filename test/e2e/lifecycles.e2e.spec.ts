@@ -217,7 +217,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     ]);
   });
 
-  it('needs management for a high-risk normal change: the infrastructure lead gets 403', async () => {
+  it('takes a high-risk normal change to close: management approves, the infrastructure lead gets 403', async () => {
     const { id } = await submit(app, normalChange('high'));
     await reviewAll(app, id);
     const pending = expectStatus(await app.get(`/changes/${id}`), 200).body;
@@ -239,6 +239,69 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
       actor: { id: USERS.manager.sub, name: USERS.manager.name, roles: ['management'] },
       schemaVersion: 7,
     });
+
+    // and on to close: the approving manager may not implement it, even holding that role
+    expectStatus(
+      await app.post(
+        `/changes/${id}/schedule`,
+        { plannedStart: '2026-12-01T22:00:00Z', plannedEnd: '2026-12-02T00:00:00Z', maintenanceWindow: true },
+        USERS.implementer,
+      ),
+      200,
+    );
+    for (const item of [
+      'backups-verified',
+      'rollback-plan-prepared',
+      'stakeholders-notified',
+      'maintenance-window-scheduled',
+    ])
+      expectStatus(await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer), 200);
+    const managerImplementer = {
+      sub: USERS.manager.sub,
+      name: USERS.manager.name,
+      roles: ['management', 'implementer'] as const,
+    };
+    const stored = await app.eventCount();
+    const own = expectStatus(
+      await app.post(`/changes/${id}/start`, {}, managerImplementer),
+      403,
+      'SEGREGATION_OF_DUTIES',
+    );
+    expect(own.body).toMatchObject({ rule: 'approver-is-not-implementer' });
+    expect(await app.eventCount()).toBe(stored);
+    expectStatus(await app.post(`/changes/${id}/start`, {}, USERS.implementer), 200);
+    await implementSuccessfully(app, id);
+    expectStatus(
+      await app.post(
+        `/changes/${id}/post-implementation-review`,
+        postImplementationReview,
+        USERS.implementer,
+      ),
+      200,
+    );
+    const closed = expectStatus(await app.post(`/changes/${id}/close`, {}, USERS.implementer), 200);
+    expect(closed.body).toMatchObject({ status: 'closed' });
+    expect(expectStatus(await app.get(`/changes/${id}`), 200).body).toMatchObject({
+      status: 'closed',
+      risk: { level: 'high' },
+      approval: { level: 'management' },
+      approvedBy: { id: USERS.manager.sub },
+      implementedBy: { id: USERS.implementer.sub },
+      outcome: 'successful',
+    });
+    expect((await app.eventsOf(id)).map((e) => e.type).slice(-11)).toEqual([
+      'ChangeScheduled',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ChecklistItemCompleted',
+      'ImplementationStarted',
+      'ImplementationStepRecorded',
+      'VerificationRecorded',
+      'ImplementationCompleted',
+      'PostImplementationReviewRecorded',
+      'ChangeClosed',
+    ]);
   });
 
   it('takes an emergency change through documentation, review, retrospective approval and close', async () => {
