@@ -10,6 +10,7 @@ import { CHECKPOINT_NAME, WebhookCheckpoints } from '@changeledger/webhooks';
 import { PROJECTOR_CHECKPOINT, SqliteReadModelStore } from '@changeledger/read-models';
 import { metadataFor, writeRandomLifecycles } from '../support/random-lifecycles';
 import { inTempDir } from '../support/temp-dir';
+import { itWhen } from '../support/skip';
 import { AppHarness } from './support/app-harness';
 import { expectStatus, normalChange, submit } from './support/change-fixtures';
 import { CLI_MAIN, cliBuilt, cliEnvOf, cliReachesEvents, runCliSettled } from './support/cli';
@@ -296,7 +297,12 @@ describe('the changeledger CLI', () => {
     },
   );
 
-  const onSqliteEvents = cliBuilt && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
+  const onSqliteEvents = cliBuilt
+    ? itWhen(
+        process.env.E2E_EVENT_STORE !== 'eventstoredb',
+        'CLI tests that edit the SQLite event store: the events are in EventStoreDB',
+      )
+    : it.skip;
   onSqliteEvents(
     'verify escapes the C1 controls of a tampered stream id in its JSON (U+009B starts a terminal escape)',
     () =>
@@ -477,7 +483,12 @@ describe('the changeledger CLI', () => {
       }),
   );
   const whenEmbeddedEvents =
-    cliBuilt && cliReachesEvents && process.env.E2E_EVENT_STORE !== 'eventstoredb' ? it : it.skip;
+    cliBuilt && cliReachesEvents
+      ? itWhen(
+          process.env.E2E_EVENT_STORE !== 'eventstoredb',
+          'CLI backup of the SQLite event store: the events are in EventStoreDB',
+        )
+      : it.skip;
   whenEmbeddedEvents(
     'backup copies the event store while the API takes writes; a service started on the copy has every change in it',
     async () => {

@@ -9,6 +9,7 @@ import {
   type ReadModelStore,
 } from '@changeledger/read-models';
 import { mongoAddress, startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { itWhen } from '../support/skip';
 import { waitUntil } from '../support/wait-until';
 import { AppHarness, onEventStoreDb, projectorWorkerFile, USERS } from './support/app-harness';
 import {
@@ -798,9 +799,13 @@ describe('health while the projector cannot write', () => {
   // (with MongoDB read models, the e2e-mongodb run of this file, there is no file to hold). On
   // the embedded default the projector has a thread of its own; with the events in EventStoreDB
   // it shares the API's, whose requests (health here) must still be answered meanwhile.
-  const onEmbeddedFiles = process.env.E2E_READ_MODEL_STORE !== 'mongodb';
-  if (onEmbeddedFiles)
-    it("is degraded (503) once this process's projector has failed to write for 10 s, and ok again when it can", async () => {
+  const onEmbeddedFiles = itWhen(
+    process.env.E2E_READ_MODEL_STORE !== 'mongodb',
+    'a projector failing to write its SQLite read-model file: the read models are in MongoDB',
+  );
+  onEmbeddedFiles(
+    "is degraded (503) once this process's projector has failed to write for 10 s, and ok again when it can",
+    async () => {
       const app = await AppHarness.start();
       const blocker = new Database(join(app.dataDir, 'read-models.sqlite'));
       try {
@@ -833,7 +838,9 @@ describe('health while the projector cannot write', () => {
         blocker.close();
         await app.close();
       }
-    }, 60_000);
+    },
+    60_000,
+  );
 });
 
 const waitForOk = async (app: AppHarness) => {

@@ -156,9 +156,16 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
       failing: null,
     });
     expect(JSON.stringify(webhook.status())).not.toContain('receiver-secret');
-    // nothing is sent twice
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(receiver.deliveries).toHaveLength(count);
+    // nothing is sent twice: one more event is the next and only delivery (in order, so a second
+    // sending of any of the first would have come before it)
+    const created = templateCreated();
+    const marker = asNew({ ...created, data: { ...created.data, templateId: 'STD-002' } });
+    await events.append('standardTemplate-STD-002', [marker], 'no-stream');
+    await receiver.received(count + 1);
+    expect(receiver.deliveries.map((d) => d.headers['changeledger-event-id'])).toEqual([
+      ...bodies.map((b) => b.eventId),
+      marker.eventId,
+    ]);
   });
 
   it('names the subject as it stood at any event, also when folding starts afresh (a restart), and at least by id', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -13,7 +13,7 @@ import { InMemoryEventStoreDbClient } from '../../../libs/event-store/src/adapte
 import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
 import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { createApp } from '../../../apps/api/src/create-app';
-import { builtFile, REPO_ROOT } from '../../support/built';
+import { builtFile, isBuildCurrent } from '../../support/built';
 
 export interface TestUser {
   readonly sub: string;
@@ -57,27 +57,14 @@ export interface RequestOptions {
  * main thread anyway.
  */
 export const BUILT_PROJECTOR_WORKER = builtFile('libs/read-models/src/projector.worker.js');
-/** The newest modification time of the TypeScript sources the build compiles, under `dir`. */
-const newestSource = (dir: string): number =>
-  readdirSync(dir, { withFileTypes: true }).reduce((newest, entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return entry.name === 'testing' ? newest : Math.max(newest, newestSource(path));
-    const built = entry.name.endsWith('.ts') && !/\.(spec|fixtures)\.ts$/.test(entry.name);
-    return built ? Math.max(newest, statSync(path).mtimeMs) : newest;
-  }, 0);
-
 /**
- * The built thread, when the last build is not older than the sources it compiles (`npm test`
- * builds first; a bare `npx jest` after an edit would otherwise run the API from today's sources
- * and the projector from yesterday's build): else undefined, and the projector runs on the main
- * thread. The build writes `dist/.build-stamp` (tsc's incremental build leaves unchanged files,
- * the worker among them, with their old times).
+ * The built thread, when the last build is not older than the sources (`isBuildCurrent`): else
+ * undefined, and the projector runs on the main thread (the API runs from today's sources; the
+ * thread would run yesterday's).
  */
 export const projectorWorkerFile = (() => {
-  const stamp = builtFile('.build-stamp');
-  const built = existsSync(BUILT_PROJECTOR_WORKER) && existsSync(stamp);
-  const sources = Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')));
-  if (built && statSync(stamp).mtimeMs >= sources) return BUILT_PROJECTOR_WORKER;
+  const built = existsSync(BUILT_PROJECTOR_WORKER);
+  if (built && isBuildCurrent()) return BUILT_PROJECTOR_WORKER;
   // CI builds first: there, projecting on the main thread would hide a build that went wrong
   if (process.env.CI === 'true') throw new Error('e2e: dist/ is missing or older than the sources in CI');
   if (built)
