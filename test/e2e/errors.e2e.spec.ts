@@ -2,7 +2,8 @@ import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { signToken } from '@changeledger/platform';
-import { AppHarness, USERS } from './support/app-harness';
+import { AppHarness, onClientDouble, type TestUser, USERS } from './support/app-harness';
+import { itWhen } from '../support/skip';
 import {
   CRITERIA,
   emergencyChange,
@@ -360,6 +361,25 @@ describe('every error code of the contract, as problem+json', () => {
     expectStatus(await app.get('/no-such-endpoint'), 404, 'NOT_FOUND');
   });
 
+  itWhen(onClientDouble, 'an operator deleting a stream in EventStoreDB: the events are not there')(
+    '404 NOT_FOUND for a command on a change an operator deleted in EventStoreDB, also where its state was cached',
+    async () => {
+      const { id } = await submit(app);
+      const review = (kind: 'technical' | 'business', as: TestUser) =>
+        app.post(
+          `/changes/${id}/reviews`,
+          { kind, verdict: 'approve', notes: 'ok', criteria: CRITERIA[kind] },
+          as,
+        );
+      expectStatus(await review('technical', USERS.technical), 200); // folded, and remembered
+      app.clientDouble!.softDelete(`changeRequest-${id}`);
+      const events = await app.eventCount();
+      // not 409 "kept changing" after every re-run conflicted on the remembered state
+      expectStatus(await review('business', USERS.business), 404, 'NOT_FOUND');
+      expect(await app.eventCount()).toBe(events);
+    },
+  );
+
   it('409 INVALID_STATE for a command the status does not allow', async () => {
     const { id } = await submit(app);
     const result = expectStatus(
@@ -569,6 +589,21 @@ describe('409 CONCURRENCY_CONFLICT when retries cannot resolve a race', () => {
       'CONCURRENCY_CONFLICT',
     );
     expect(result.body.detail).toMatch(/2 attempts/);
+    const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
+    expect(steps.map((s) => s.data.description)).toEqual(['race 1', 'race 2']);
+  });
+
+  it('an If-Match list overtaken on the last attempt by a version it does not name: 412, not 409', async () => {
+    const { id, version } = await submit(app, emergencyChange(), USERS.implementer);
+    interfere = [concurrentStep(id, 'race 1'), concurrentStep(id, 'race 2')];
+    const result = expectStatus(
+      await app.post(`/changes/${id}/steps`, { description: 'mine' }, USERS.implementer, {
+        'if-match': `"${version}", "${version + 1}"`,
+      }),
+      412,
+      'PRECONDITION_FAILED',
+    );
+    expect(result.body.detail).toContain(`the current version is ${version + 2}`);
     const steps = (await app.eventsOf(id)).filter((e) => e.type === 'ImplementationStepRecorded');
     expect(steps.map((s) => s.data.description)).toEqual(['race 1', 'race 2']);
   });

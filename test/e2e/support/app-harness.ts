@@ -103,6 +103,11 @@ export class AppHarness {
     private readonly ownsDir: boolean,
   ) {}
 
+  /** The EventStoreDB client double holding this app's events (e2e-eventstoredb-double only). */
+  get clientDouble(): InMemoryEventStoreDbClient | undefined {
+    return doubles.get(this.dir);
+  }
+
   static async start(
     env: Record<string, string> = {},
     options: {

@@ -110,4 +110,26 @@ describe('AggregateLoader (over a real SQLite event store)', () => {
       text: 'x'.repeat(1_000) + 'y'.repeat(1_000),
     });
   });
+
+  it('forgets a state: the next load reads the stream from its start, and the bytes it held are freed', async () => {
+    const loader = new AggregateLoader(store, { maxEntries: 100, maxBytes: 1e9 });
+    await write('A', 'x'.repeat(1_000));
+    await write('B', 'y');
+    await loader.load(notes, 'A');
+    await loader.load(notes, 'B');
+    const both = loader.cached;
+    loader.forget(notes.streamId('A'));
+    loader.forget(notes.streamId('Z')); // nothing kept: nothing happens
+    expect(loader.cached.entries).toBe(1);
+    expect(loader.cached.bytes).toBeLessThan(both.bytes - 1_000);
+    const reads: string[] = [];
+    const readStream = store.readStream.bind(store);
+    store.readStream = (streamId, options) => {
+      reads.push(`${streamId.slice(-1)} from ${options?.fromRevision ?? 0n}`);
+      return readStream(streamId, options);
+    };
+    expect(await loader.load(notes, 'A')).toEqual({ version: 1, text: 'x'.repeat(1_000) });
+    expect(reads).toEqual(['A from 0']);
+    expect(loader.cached).toEqual(both);
+  });
 });

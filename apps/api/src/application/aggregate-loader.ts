@@ -70,6 +70,14 @@ export class AggregateLoader {
     return { state, dataBytes };
   }
 
+  /** Drops a stream's state: the next load folds the stream from its start. */
+  forget(streamId: string) {
+    const entry = this.cache.get(streamId);
+    if (!entry) return;
+    this.cache.delete(streamId);
+    this.cachedBytes -= entry.bytes;
+  }
+
   /**
    * Records a stream's state: after a load, and after a successful append (so the next command
    * reads nothing). `dataBytes`: `dataBytesOf` the events folded into it.

@@ -39,6 +39,10 @@ export const STREAM_DATA_CEILING_BYTES = 8 * 1024 * 1024;
 
 const mebibytes = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
 
+/** The stream is not there, or ends before where the append expected it to be. */
+const isBehind = ({ expected, actual }: ConcurrencyError) =>
+  actual === 'no-stream' || (typeof expected === 'bigint' && actual < expected);
+
 /**
  * The answer a command with this request's Idempotency-Key got, if its events are in the
  * stream (from this user, in the last 24 h): folded up to its last event. The same key with
@@ -113,11 +117,22 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
           : await this.decideAndAppend(definition, id!, command, options);
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
+        // A stream found shorter than the state it was decided on (an operator deleted it in
+        // EventStoreDB): the cached state is forgotten, and the re-run folds what is there.
+        // Re-run from the cache, every attempt would conflict the same way, then 409.
+        if (!creation && isBehind(error)) this.loader.forget(error.streamId);
         // With If-Match the re-run holds the new version against it: 412 unless it is listed (a
         // list may name the version the winner just made), and a repeat of this very request
         // (same key: a client's retry, on another instance) that moved the stream is answered
         // from it. (A creation has no version to match: it is decided again.)
         if (attempt >= this.config.commandMaxAttempts) {
+          // If-Match names versions, and the stream moved to one it does not name: 412, as the
+          // re-run would have said (a last attempt is not re-run), not "send it again". (With a
+          // key the re-run would first have looked for this request's own answer: 409 stays.)
+          const now = typeof error.actual === 'bigint' ? Number(error.actual) + 1 : 0;
+          const named = options.expectedVersions;
+          if (!creation && !options.idempotencyKey && named && !named.includes(now))
+            throw new PreconditionFailedError(named, now);
           throw new ConcurrencyConflictError(
             `${creation ? error.streamId : id} kept changing while the command ran (${attempt} attempts); send it again`,
           );
