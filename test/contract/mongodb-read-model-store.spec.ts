@@ -574,7 +574,7 @@ if (url) {
       }
     });
 
-    it("a commit judges what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
+    it("a commit, and the projector's load of the documents it folds onto, judge what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
       const { client: watched, sent, store: writer } = watchedStore();
       try {
         await writer.init([spec]);
@@ -583,6 +583,10 @@ if (url) {
           checkpoint: { name: 'cp', position: 1n },
         });
         expect(sent('find', 'readConcern')).toContainEqual({ level: 'majority' });
+        // and what the projector folds onto is read so too, or it would skip the event again
+        const finds = sent('find', 'readConcern').length;
+        await writer.getMany('things', ['m1']);
+        expect(sent('find', 'readConcern').slice(finds)).toEqual([{ level: 'majority' }]);
       } finally {
         await watched.close();
       }

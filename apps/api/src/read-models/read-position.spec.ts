@@ -70,6 +70,33 @@ describe('ReadPosition', () => {
     expect(answer).toBe(2);
   });
 
+  it('a swap that ends, and is healed, between the checks after a read that met it mid-swap: read again', async () => {
+    let reads = 0;
+    let swapEndsAtNextCheck = false;
+    const checkpoint = store.checkpoint.bind(store);
+    // the real store; only when the swap ends is chosen: right after the first check that follows the read
+    store.checkpoint = async (name) => {
+      const value = await checkpoint(name);
+      if (swapEndsAtNextCheck) {
+        swapEndsAtNextCheck = false;
+        await mark(REBUILD_GENERATION, 2n); // the swap's last step
+        await mark(PROJECTOR_CHECKPOINT, 10n); // the projector, having re-applied what they lacked
+      }
+      return value;
+    };
+    const answer = await new ReadPosition(store).read(5n, async () => {
+      reads++;
+      if (reads === 1) {
+        // mid-swap: the checkpoint lowered below the position, the collection read lacks it
+        await mark(REBUILD_PROMOTING, 2n);
+        lowerCheckpoint(3n);
+        swapEndsAtNextCheck = true;
+      }
+      return reads;
+    });
+    expect(answer).toBe(2);
+  });
+
   it('a swap announced and never done (withdrawn, or its rebuild killed) holds no read of an applied position', async () => {
     await mark(REBUILD_PROMOTING, 2n);
     let reads = 0;

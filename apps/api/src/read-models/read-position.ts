@@ -150,9 +150,13 @@ export class ReadPosition {
       const generation = await this.store.checkpoint(REBUILD_GENERATION);
       await this.await(minPosition, deadline);
       const result = await query();
+      // The checkpoint before the generation: a swap lowers the checkpoint before it moves
+      // anything and writes the generation last, and the projector raises the checkpoint again
+      // only after that. Read the other way round, a query that met a moved collection could
+      // read the old generation, then a checkpoint raised since, and pass.
       if (
-        (await this.store.checkpoint(REBUILD_GENERATION)) === generation &&
-        (await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition
+        (await this.store.checkpoint(PROJECTOR_CHECKPOINT)) >= minPosition &&
+        (await this.store.checkpoint(REBUILD_GENERATION)) === generation
       ) {
         return result;
       }
