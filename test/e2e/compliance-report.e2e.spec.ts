@@ -49,6 +49,8 @@ interface Plan {
   completeAt?: number;
   outcome?: Outcome;
   pirAt?: number;
+  /** Its post-implementation review says the documentation was not updated (one in five). */
+  documentationNotUpdated?: boolean;
   decision?: 'approve' | 'reject';
   decisionAt?: number;
   /** A review by the requester appended straight to the event store (an imported record). */
@@ -281,11 +283,12 @@ describe('compliance report', () => {
         if (reviewed) {
           plan.pirAt =
             plan.completeAt + (type === 'emergency' ? between(2, 30) * HOUR : between(1, 10) * DAY);
+          plan.documentationNotUpdated = index % 5 === 3; // not drawn: the draws stay as they were
           at(plan, plan.pirAt, (p) =>
             post(
               `/changes/${p.id}/post-implementation-review`,
               {
-                documentationUpdated: true,
+                documentationUpdated: !p.documentationNotUpdated,
                 lessonsLearned: `Lesson of change ${p.index}`,
                 improvements: [`Improvement ${p.index}`],
               },
@@ -509,6 +512,7 @@ describe('compliance report', () => {
         undocumentedImplementations: ids(
           plans.filter((p) => p.type !== 'emergency' && inPeriod(p.completeAt) && p.stepAt === undefined),
         ),
+        documentationNotUpdated: ids(plans.filter((p) => p.documentationNotUpdated && inPeriod(p.pirAt))),
         segregationOfDutiesExceptions: ids(plans.filter((p) => inPeriod(p.selfReviewAt))),
         staleInReview: plans
           .filter((p) => p.reviewEndAt !== undefined)
@@ -596,6 +600,8 @@ describe('compliance report', () => {
     expect(changeIds('unnotifiedEmergencies')).toEqual(e.findings.unnotifiedEmergencies);
     expect(e.findings.unnotifiedEmergencies.length).toBeGreaterThan(0); // the check has something to find
     expect(changeIds('undocumentedImplementations')).toEqual(e.findings.undocumentedImplementations);
+    expect(changeIds('documentationNotUpdated')).toEqual(e.findings.documentationNotUpdated);
+    expect(e.findings.documentationNotUpdated.length).toBeGreaterThan(0);
     expect(changeIds('segregationOfDutiesExceptions')).toEqual(e.findings.segregationOfDutiesExceptions);
     expect(
       f.segregationOfDutiesExceptions.every((x) => (x as { rule?: string }).rule === 'requester-reviewed'),

@@ -127,6 +127,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       x.changeId,
       `${x.outcome} ${x.completedAt}`,
     ]),
+    ...f.documentationNotUpdated.map((x): Row => [
+      'finding',
+      'documentationNotUpdated',
+      1,
+      x.changeId,
+      `reviewed ${x.reviewedAt} by ${x.by.name}`,
+    ]),
     ...f.segregationOfDutiesExceptions.map((x): Row => [
       'finding',
       'segregationOfDutiesExceptions',

@@ -239,6 +239,11 @@ ${findingSection(
   f.undocumentedImplementations.map((x) => [change(x), esc(x.outcome), day(x.completedAt)]),
 )}
 ${findingSection(
+  'documentationNotUpdated',
+  ['Change', 'Reviewed', 'By'],
+  f.documentationNotUpdated.map((x) => [change(x), day(x.reviewedAt), esc(x.by.name)]),
+)}
+${findingSection(
   'segregationOfDutiesExceptions',
   ['Change', 'Rule', 'Event', 'By', 'At'],
   f.segregationOfDutiesExceptions.map((x) => [

@@ -380,6 +380,42 @@ describe('compliance report', () => {
     expect(complianceReportHtml(q4)).toContain('Implementations with no step recorded');
   });
 
+  it('finds post-implementation reviews of the period that say the documentation was not updated', () => {
+    const reviewedWithout = (start: string) => {
+      const events = closedNormal(start).map((e) =>
+        e.type === 'PostImplementationReviewRecorded'
+          ? { ...e, data: { ...e.data, documentationUpdated: false } }
+          : e,
+      );
+      return events;
+    };
+    const docs = facts(
+      closedNormal('2026-11-02T09:00:00.000Z'),
+      reviewedWithout('2026-11-03T09:00:00.000Z'),
+      reviewedWithout('2026-12-31T12:00:00.000Z'), // reviewed in January: the next period's
+    );
+    const q4 = report(docs);
+    const reviewedAt = docs[1]!.postImplementationReview!.at;
+    expect(reviewedAt).toMatch(/^2026-11-03T/);
+    expect(q4.findings.documentationNotUpdated).toEqual([
+      {
+        changeId: 'CHG-002',
+        title: expect.any(String),
+        type: 'normal',
+        reviewedAt,
+        by: { id: actors.ivan.id, name: actors.ivan.name },
+      },
+    ]);
+    const q1 = report(docs, '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1'));
+    expect(q1.findings.documentationNotUpdated.map((f) => f.changeId)).toEqual(['CHG-003']);
+    expect(complianceReportCsv(q4)).toContain(
+      `finding,documentationNotUpdated,1,CHG-002,reviewed ${reviewedAt} by ${actors.ivan.name}`,
+    );
+    expect(complianceReportHtml(q4)).toContain(
+      'Post-implementation reviews saying the documentation was not updated',
+    );
+  });
+
   it('finds emergencies implemented in the period with no record that stakeholders were notified', () => {
     const implementedAt = (notified: boolean) => {
       const [submittedEvent, startedEvent, ...rest] = emergencyHistory('implemented');

@@ -100,6 +100,10 @@ export interface ComplianceReport {
       readonly outcome: Outcome;
       readonly completedAt: string;
     })[];
+    readonly documentationNotUpdated: readonly (ChangeRef & {
+      readonly reviewedAt: string;
+      readonly by: ActorRef;
+    })[];
     readonly segregationOfDutiesExceptions: readonly (ChangeRef & {
       readonly rule: DutyRule;
       readonly actor: ActorRef;
@@ -152,6 +156,8 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
     'Normal and standard changes whose implementation ended in the period with no implementation step recorded (the process: "document steps taken"). Not emergencies, which the process lets document during or after the work (an amendment of the request, the post-implementation review). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
+  documentationNotUpdated:
+    'Post-implementation reviews recorded in the period that say the documentation was not updated (documentationUpdated false; the process: "update documentation"). A review is recorded once: the finding stays with its period.',
   segregationOfDutiesExceptions:
     "Events in the period that break a segregation-of-duties rule, judged by the authenticated sender of each event (not trusting the rules that should have refused them): the requester reviewing, deciding the approval or the retrospective of their own change; the approver starting the implementation or recording its work (steps, issues, verification, completion); someone who worked on an emergency deciding its retrospective; an event naming someone other than its sender. Zero is expected (but the approver's implementation work was refused only from 2026-11-29: facts rebuilt since list such work recorded before, and count it among the checks); segregationOfDutiesChecks says how many control events (reviews, approval decisions, the start and the implementation work of approved changes, retrospective decisions) were checked against the rules; the check that an event names its own sender covers every event, counted there or not.",
   staleInReview: `Changes that waited for review or approval (in review, changes requested, awaiting approval) more than ${STALE_REVIEW_DAYS} days, in a wait overlapping the period; still waiting if "until" is null; days rounded up to a tenth.`,
@@ -238,6 +244,7 @@ export class ComplianceReportBuilder {
     failedWithoutReview: [],
     unnotifiedEmergencies: [],
     undocumentedImplementations: [],
+    documentationNotUpdated: [],
     segregationOfDutiesExceptions: [],
     staleInReview: [],
   };
@@ -388,6 +395,9 @@ export class ComplianceReportBuilder {
         });
       }
     }
+    if (review && this.within(review.at) && review.documentationUpdated === false) {
+      findings.documentationNotUpdated.push({ ...ref, reviewedAt: review.at, by: review.by });
+    }
     if (review && this.within(review.at)) {
       this.lessons.push({
         ...ref,
@@ -503,6 +513,7 @@ export class ComplianceReportBuilder {
         failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
         unnotifiedEmergencies: [...findings.unnotifiedEmergencies].sort(byChangeId),
         undocumentedImplementations: [...findings.undocumentedImplementations].sort(byChangeId),
+        documentationNotUpdated: [...findings.documentationNotUpdated].sort(byChangeId),
         segregationOfDutiesExceptions: [...findings.segregationOfDutiesExceptions].sort(
           (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
         ),
@@ -545,6 +556,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
   unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
   undocumentedImplementations: 'Implementations with no step recorded (normal and standard changes)',
+  documentationNotUpdated: 'Post-implementation reviews saying the documentation was not updated',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
   staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
 };
