@@ -49,6 +49,9 @@ interface Plan {
   completeAt?: number;
   outcome?: Outcome;
   pirAt?: number;
+  /** A failure whose completion says what went wrong (by the plan's index, one in two). */
+  failureNoted?: boolean;
+  closedAt?: number;
   /** Its post-implementation review says the documentation was not updated (one in five). */
   documentationNotUpdated?: boolean;
   decision?: 'approve' | 'reject';
@@ -275,8 +278,13 @@ describe('compliance report', () => {
             USERS.implementer,
           ),
         );
+        plan.failureNoted = plan.outcome !== 'successful' && index % 2 === 0; // not drawn, as below
         at(plan, plan.completeAt, (p) =>
-          post(`/changes/${p.id}/complete`, { outcome: p.outcome }, USERS.implementer),
+          post(
+            `/changes/${p.id}/complete`,
+            { outcome: p.outcome, ...(p.failureNoted ? { notes: 'pve2 lost quorum; rolled back' } : {}) },
+            USERS.implementer,
+          ),
         );
         const reviewed =
           type === 'emergency' ? rnd() < 0.9 : plan.outcome === 'successful' ? rnd() < 0.5 : rnd() < 0.6;
@@ -310,8 +318,10 @@ describe('compliance report', () => {
             ),
           );
         } else if (type === 'emergency') closeAt = undefined;
-        if (closeAt !== undefined)
-          at(plan, closeAt + HOUR, (p) => post(`/changes/${p.id}/close`, {}, USERS.lead));
+        if (closeAt !== undefined) {
+          plan.closedAt = closeAt + HOUR;
+          at(plan, plan.closedAt, (p) => post(`/changes/${p.id}/close`, {}, USERS.lead));
+        }
       }
 
       if (plan.selfReviewAt !== undefined) {
@@ -512,6 +522,15 @@ describe('compliance report', () => {
         undocumentedImplementations: ids(
           plans.filter((p) => p.type !== 'emergency' && inPeriod(p.completeAt) && p.stepAt === undefined),
         ),
+        failuresWithoutIssues: ids(
+          plans.filter(
+            (p) =>
+              p.outcome !== undefined &&
+              p.outcome !== 'successful' &&
+              !p.failureNoted &&
+              inPeriod(p.closedAt),
+          ),
+        ),
         documentationNotUpdated: ids(plans.filter((p) => p.documentationNotUpdated && inPeriod(p.pirAt))),
         segregationOfDutiesExceptions: ids(plans.filter((p) => inPeriod(p.selfReviewAt))),
         staleInReview: plans
@@ -600,6 +619,8 @@ describe('compliance report', () => {
     expect(changeIds('unnotifiedEmergencies')).toEqual(e.findings.unnotifiedEmergencies);
     expect(e.findings.unnotifiedEmergencies.length).toBeGreaterThan(0); // the check has something to find
     expect(changeIds('undocumentedImplementations')).toEqual(e.findings.undocumentedImplementations);
+    expect(changeIds('failuresWithoutIssues')).toEqual(e.findings.failuresWithoutIssues);
+    expect(e.findings.failuresWithoutIssues.length).toBeGreaterThan(0);
     expect(changeIds('documentationNotUpdated')).toEqual(e.findings.documentationNotUpdated);
     expect(e.findings.documentationNotUpdated.length).toBeGreaterThan(0);
     expect(changeIds('segregationOfDutiesExceptions')).toEqual(e.findings.segregationOfDutiesExceptions);

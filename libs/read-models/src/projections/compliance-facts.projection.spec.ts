@@ -75,6 +75,47 @@ describe('compliance facts projection', () => {
     });
   });
 
+  it('records when issues were first written down: an issue, notes on the completion, or issues named by the review', () => {
+    const closedWith = (
+      replace: (e: ChangeRequestEvent) => ChangeRequestEvent,
+      extra: ChangeRequestEvent[] = [],
+    ) => {
+      const events = normalHistory('closed').map(replace);
+      const completion = events.findIndex((e) => e.type === 'ImplementationCompleted');
+      return factsOf(hourly([...events.slice(0, completion), ...extra, ...events.slice(completion)]));
+    };
+    const same = (e: ChangeRequestEvent) => e;
+    expect(closedWith(same).issuesDocumentedAt).toBeNull();
+    const issue = event('ImplementationIssueRecorded', actors.ivan, {
+      description: 'pve2 lost quorum',
+      severity: 'high',
+    });
+    // submitted(0) 3 reviews(1-3) completed(4) approved(5) scheduled(6) checklist(7-9) started(10)
+    // verified(11), then the issue (12)
+    expect(closedWith(same, [issue]).issuesDocumentedAt).toBe(hour(12));
+    const withNotes = closedWith((e) =>
+      e.type === 'ImplementationCompleted'
+        ? event('ImplementationCompleted', actors.ivan, {
+            outcome: 'failed',
+            notes: 'rolled the bridge back',
+          })
+        : e,
+    );
+    expect(withNotes.issuesDocumentedAt).toBe(hour(12));
+    const blankNotes = closedWith((e) =>
+      e.type === 'ImplementationCompleted'
+        ? event('ImplementationCompleted', actors.ivan, { outcome: 'failed', notes: '  ' })
+        : e,
+    );
+    expect(blankNotes.issuesDocumentedAt).toBeNull();
+    const reviewNamesThem = closedWith((e) =>
+      e.type === 'PostImplementationReviewRecorded'
+        ? { ...e, data: { ...e.data, issues: 'quorum lost for 2 min' } }
+        : e,
+    );
+    expect(reviewNamesThem.issuesDocumentedAt).toBe(hour(13));
+  });
+
   it('counts as control events only those a segregation-of-duties rule judges', () => {
     // a review that rejects: ReviewRecorded (judged) and ChangeRejected at stage review (not again)
     const rejectedInReview = factsOf(

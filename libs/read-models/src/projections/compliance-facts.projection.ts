@@ -97,6 +97,12 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
    * Absent from facts of version 6 and older, which did not track it (then unknown, never a finding).
    */
   readonly firstStepAt?: string | null;
+  /**
+   * When what went wrong was first written down: an issue recorded, notes on the completion, or
+   * issues named by the post-implementation review (null: never; "document any issues"). Absent
+   * from facts of version 8 and older, which did not track it (then unknown, never a finding).
+   */
+  readonly issuesDocumentedAt?: string | null;
   readonly postImplementationReview: {
     readonly at: string;
     readonly by: ActorRef;
@@ -241,6 +247,7 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     completion: null,
     stakeholdersNotifiedAt: null,
     firstStepAt: null,
+    issuesDocumentedAt: null,
     postImplementationReview: null,
     retrospective: null,
     voidedRetrospectives: [],
@@ -252,6 +259,14 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
     open: true,
   };
 };
+
+const hasText = (value: unknown) => typeof value === 'string' && value.trim() !== '';
+
+/** The earliest record of issues (imported events need not come in time order). */
+const issuesDocumented = (doc: ComplianceFactsDocument, at: string): Partial<ComplianceFactsDocument> =>
+  doc.issuesDocumentedAt !== undefined && (doc.issuesDocumentedAt === null || at < doc.issuesDocumentedAt)
+    ? { issuesDocumentedAt: at }
+    : {};
 
 /** The facts one event adds, before the status and interval bookkeeping common to all. */
 const factsOf = (
@@ -302,7 +317,12 @@ const factsOf = (
         implementationWorkers: d.byImplementer === false ? [] : [by.id],
       };
     case 'ImplementationCompleted':
-      return { completion: { at, outcome: d.outcome as Outcome } };
+      return {
+        completion: { at, outcome: d.outcome as Outcome },
+        ...(hasText(d.notes) ? issuesDocumented(doc, at) : {}),
+      };
+    case 'ImplementationIssueRecorded':
+      return issuesDocumented(doc, at);
     case 'ChecklistItemCompleted':
       // the earliest record (imported events need not come in time order)
       return d.item === 'stakeholders-notified' &&
@@ -317,6 +337,7 @@ const factsOf = (
         : {};
     case 'PostImplementationReviewRecorded':
       return {
+        ...(hasText(d.issues) ? issuesDocumented(doc, at) : {}),
         postImplementationReview: {
           at,
           by,
@@ -356,8 +377,9 @@ export const complianceFactsProjection: Projection<ComplianceFactsDocument> = {
   // implementation work of an approved change is judged too (by its approver: an exception). 7:
   // when the first implementation step was recorded (facts of 6 and older leave that finding out).
   // 8: an emergency's work after its retrospective approval is judged too (an issue recorded by
-  // that approver: an exception).
-  version: 8,
+  // that approver: an exception). 9: when issues were first written down (facts of 8 and older
+  // leave that finding out).
+  version: 9,
   documentId: changeIdOf,
   evolve: (doc, event) => {
     const d = event.data as Record<string, unknown>;

@@ -127,6 +127,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       x.changeId,
       `${x.outcome} ${x.completedAt}`,
     ]),
+    ...f.failuresWithoutIssues.map((x): Row => [
+      'finding',
+      'failuresWithoutIssues',
+      1,
+      x.changeId,
+      `${x.outcome} ${x.completedAt}, closed ${x.closedAt}`,
+    ]),
     ...f.documentationNotUpdated.map((x): Row => [
       'finding',
       'documentationNotUpdated',

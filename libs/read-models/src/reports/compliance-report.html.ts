@@ -239,6 +239,11 @@ ${findingSection(
   f.undocumentedImplementations.map((x) => [change(x), esc(x.outcome), day(x.completedAt)]),
 )}
 ${findingSection(
+  'failuresWithoutIssues',
+  ['Change', 'Outcome', 'Ended', 'Closed'],
+  f.failuresWithoutIssues.map((x) => [change(x), esc(x.outcome), day(x.completedAt), day(x.closedAt)]),
+)}
+${findingSection(
   'documentationNotUpdated',
   ['Change', 'Reviewed', 'By'],
   f.documentationNotUpdated.map((x) => [change(x), day(x.reviewedAt), esc(x.by.name)]),

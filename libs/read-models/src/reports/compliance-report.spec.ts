@@ -380,6 +380,43 @@ describe('compliance report', () => {
     expect(complianceReportHtml(q4)).toContain('Implementations with no step recorded');
   });
 
+  it('finds failed or rolled-back changes closed in the period with nothing written down about what went wrong', () => {
+    const closedFailed = (start: string, issues?: string) => {
+      const events = closedNormal(start, 'failed').map((e) =>
+        e.type === 'PostImplementationReviewRecorded' && issues ? { ...e, data: { ...e.data, issues } } : e,
+      );
+      return events;
+    };
+    const docs = facts(
+      closedNormal('2026-11-02T09:00:00.000Z'), // successful: nothing to document
+      closedFailed('2026-11-03T09:00:00.000Z'),
+      closedFailed('2026-11-04T09:00:00.000Z', 'the bridge came up without VLAN 30'),
+      closedFailed('2026-12-31T12:00:00.000Z'), // closed in January
+    );
+    const q4 = report(docs);
+    expect(q4.findings.failuresWithoutIssues).toEqual([
+      {
+        changeId: 'CHG-002',
+        title: expect.any(String),
+        type: 'normal',
+        outcome: 'failed',
+        completedAt: docs[1]!.completion!.at,
+        closedAt: docs[1]!.closedAt,
+      },
+    ]);
+    const q1 = report(docs, '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1'));
+    expect(q1.findings.failuresWithoutIssues.map((f) => f.changeId)).toEqual(['CHG-004']);
+    // facts written before this was tracked are not judged
+    const older = docs.map(({ issuesDocumentedAt: _dropped, ...doc }) => doc as ComplianceFactsDocument);
+    expect(report(older).findings.failuresWithoutIssues).toEqual([]);
+    expect(complianceReportCsv(q4)).toContain(
+      `finding,failuresWithoutIssues,1,CHG-002,"failed ${docs[1]!.completion!.at}, closed ${docs[1]!.closedAt}"`,
+    );
+    expect(complianceReportHtml(q4)).toContain(
+      'Failed or rolled-back changes closed with no issue written down',
+    );
+  });
+
   it('finds post-implementation reviews of the period that say the documentation was not updated', () => {
     const reviewedWithout = (start: string) => {
       const events = closedNormal(start).map((e) =>

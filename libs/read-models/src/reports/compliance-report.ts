@@ -100,6 +100,11 @@ export interface ComplianceReport {
       readonly outcome: Outcome;
       readonly completedAt: string;
     })[];
+    readonly failuresWithoutIssues: readonly (ChangeRef & {
+      readonly outcome: Outcome;
+      readonly completedAt: string;
+      readonly closedAt: string;
+    })[];
     readonly documentationNotUpdated: readonly (ChangeRef & {
       readonly reviewedAt: string;
       readonly by: ActorRef;
@@ -156,6 +161,8 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
     'Normal and standard changes whose implementation ended in the period with no implementation step recorded (the process: "document steps taken"). Not emergencies, which the process lets document during or after the work (an amendment of the request, the post-implementation review). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
+  failuresWithoutIssues:
+    'Failed or rolled-back changes closed in the period with nothing written down about what went wrong: no issue recorded, no notes on the completion, no issues in the post-implementation review (the process: "document any issues"). Facts written before this was tracked (compliance_facts version 8 or older) are not judged.',
   documentationNotUpdated:
     'Post-implementation reviews recorded in the period that say the documentation was not updated (documentationUpdated false; the process: "update documentation"). A review is recorded once: the finding stays with its period.',
   segregationOfDutiesExceptions:
@@ -244,6 +251,7 @@ export class ComplianceReportBuilder {
     failedWithoutReview: [],
     unnotifiedEmergencies: [],
     undocumentedImplementations: [],
+    failuresWithoutIssues: [],
     documentationNotUpdated: [],
     segregationOfDutiesExceptions: [],
     staleInReview: [],
@@ -395,6 +403,20 @@ export class ComplianceReportBuilder {
         });
       }
     }
+    if (
+      completion &&
+      completion.outcome !== 'successful' &&
+      this.within(doc.closedAt) &&
+      doc.issuesDocumentedAt === null
+    ) {
+      // null: nothing by the close, after which nothing can be recorded
+      findings.failuresWithoutIssues.push({
+        ...ref,
+        outcome: completion.outcome,
+        completedAt: completion.at,
+        closedAt: doc.closedAt,
+      });
+    }
     if (review && this.within(review.at) && review.documentationUpdated === false) {
       findings.documentationNotUpdated.push({ ...ref, reviewedAt: review.at, by: review.by });
     }
@@ -513,6 +535,7 @@ export class ComplianceReportBuilder {
         failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
         unnotifiedEmergencies: [...findings.unnotifiedEmergencies].sort(byChangeId),
         undocumentedImplementations: [...findings.undocumentedImplementations].sort(byChangeId),
+        failuresWithoutIssues: [...findings.failuresWithoutIssues].sort(byChangeId),
         documentationNotUpdated: [...findings.documentationNotUpdated].sort(byChangeId),
         segregationOfDutiesExceptions: [...findings.segregationOfDutiesExceptions].sort(
           (a, b) => byChangeId(a, b) || Number(a.revision) - Number(b.revision),
@@ -556,6 +579,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
   unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
   undocumentedImplementations: 'Implementations with no step recorded (normal and standard changes)',
+  failuresWithoutIssues: 'Failed or rolled-back changes closed with no issue written down',
   documentationNotUpdated: 'Post-implementation reviews saying the documentation was not updated',
   segregationOfDutiesExceptions: 'Segregation-of-duties exceptions',
   staleInReview: `Changes waiting for review or approval for more than ${STALE_REVIEW_DAYS} days`,
