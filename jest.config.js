@@ -1,16 +1,30 @@
 /** Three projects: fast pure unit tests, one contract suite per port adapter, end-to-end over HTTP. */
 
 // The e2e suite on a real server runs only where one is given: said once, not left out in silence.
-const selected = process.argv.findIndex((a) => a === '--selectProjects');
-const wantsAllE2e =
-  selected === -1 ||
-  process.argv.slice(selected + 1).some((a) => a.startsWith('e2e-eventstoredb') || a === 'e2e-mongodb');
-for (const [variable, project] of [
-  ['MONGODB_URL', 'e2e-mongodb (the e2e suite with the read models in MongoDB)'],
-  ['EVENTSTORE_CONNECTION_STRING', 'e2e-eventstoredb (the e2e suite on a real EventStoreDB)'],
+/** The projects named by --selectProjects (both forms), or undefined: all. */
+const selectedProjects = (() => {
+  const names = [];
+  let named = false;
+  for (let i = 0; i < process.argv.length; i++) {
+    const arg = process.argv[i];
+    if (arg.startsWith('--selectProjects=')) {
+      named = true;
+      names.push(arg.slice('--selectProjects='.length));
+    } else if (arg === '--selectProjects') {
+      named = true;
+      while (process.argv[i + 1] !== undefined && !process.argv[i + 1].startsWith('-'))
+        names.push(process.argv[++i]);
+    }
+  }
+  return named ? names : undefined;
+})();
+for (const [variable, project, about] of [
+  ['MONGODB_URL', 'e2e-mongodb', 'the e2e suite with the read models in MongoDB'],
+  ['EVENTSTORE_CONNECTION_STRING', 'e2e-eventstoredb', 'the e2e suite on a real EventStoreDB'],
 ]) {
-  if (wantsAllE2e && !process.env[variable])
-    process.stderr.write(`${project} not run: ${variable} is not set\n`);
+  const asked = selectedProjects === undefined || selectedProjects.includes(project);
+  if (asked && !process.env[variable])
+    process.stderr.write(`${project} (${about}) not run: ${variable} is not set\n`);
 }
 const swc = [
   '@swc/jest',

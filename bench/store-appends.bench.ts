@@ -122,21 +122,16 @@ export const benchStoreAppends = async (): Promise<AppendFigures[]> => {
         progress(
           `store appends: ${perTx} event(s) per transaction, ${perTx * transactions} events, ${pass === 0 ? 'warm-up round' : `round ${pass}/${ROUNDS}`}`,
         );
-        const base = baseline(
-          join(dir, `baseline-${perTx}-${pass}.sqlite`),
-          perTx,
-          transactions,
-          rowSize,
-          false,
-        );
+        // the two baselines take turns before and after the store, as the machine drifts
+        const plain = () =>
+          baseline(join(dir, `baseline-${perTx}-${pass}.sqlite`), perTx, transactions, rowSize, false);
+        const indexed = () =>
+          baseline(join(dir, `indexed-baseline-${perTx}-${pass}.sqlite`), perTx, transactions, rowSize, true);
+        const plainFirst = pass % 2 === 0;
+        const before = plainFirst ? plain() : indexed();
         const store = await measureStore(join(dir, `store-${perTx}-${pass}.sqlite`), perTx, transactions);
-        const indexedBase = baseline(
-          join(dir, `indexed-baseline-${perTx}-${pass}.sqlite`),
-          perTx,
-          transactions,
-          rowSize,
-          true,
-        );
+        const after = plainFirst ? indexed() : plain();
+        const [base, indexedBase] = plainFirst ? [before, after] : [after, before];
         if (pass === 0) continue;
         bases.push(base);
         stores.push(store);

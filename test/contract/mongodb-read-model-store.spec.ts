@@ -574,7 +574,7 @@ if (url) {
       }
     });
 
-    it("a commit, and the projector's load of the documents it folds onto, judge what is stored by a majority's reads: a write only an old primary holds is sent again", async () => {
+    it("a commit judges what is stored by a majority's reads (a write only an old primary holds is sent again), the projector's load by the primary's", async () => {
       const { client: watched, sent, store: writer } = watchedStore();
       try {
         await writer.init([spec]);
@@ -583,10 +583,11 @@ if (url) {
           checkpoint: { name: 'cp', position: 1n },
         });
         expect(sent('find', 'readConcern')).toContainEqual({ level: 'majority' });
-        // and what the projector folds onto is read so too, or it would skip the event again
+        // but what the projector folds onto is read as the primary has it: with w=1, a majority
+        // read could miss the projector's own last batch, and it would fold over an older copy
         const finds = sent('find', 'readConcern').length;
         await writer.getMany('things', ['m1']);
-        expect(sent('find', 'readConcern').slice(finds)).toEqual([{ level: 'majority' }]);
+        expect(sent('find', 'readConcern').slice(finds)).toEqual([undefined]);
       } finally {
         await watched.close();
       }

@@ -361,7 +361,11 @@ describe('every error code of the contract, as problem+json', () => {
     expectStatus(await app.get('/no-such-endpoint'), 404, 'NOT_FOUND');
   });
 
-  itWhen(onClientDouble, 'an operator deleting a stream in EventStoreDB: the events are not there')(
+  const onDouble = itWhen(
+    onClientDouble,
+    'an operator deleting a stream: run on the EventStoreDB client double only (which deletes it)',
+  );
+  onDouble(
     '404 NOT_FOUND for a command on a change an operator deleted in EventStoreDB, also where its state was cached',
     async () => {
       const { id } = await submit(app);
@@ -376,6 +380,36 @@ describe('every error code of the contract, as problem+json', () => {
       const events = await app.eventCount();
       // not 409 "kept changing" after every re-run conflicted on the remembered state
       expectStatus(await review('business', USERS.business), 404, 'NOT_FOUND');
+      expect(await app.eventCount()).toBe(events);
+    },
+  );
+
+  onDouble(
+    'a standard change from a template an operator deleted in EventStoreDB: refused as from no template, not 409',
+    async () => {
+      const template = expectStatus(
+        await app.post(
+          '/standard-templates',
+          { name: 'Resize a disk', description: 'd', procedure: ['qm resize'], systemsScope: ['pve*'] },
+          USERS.lead,
+        ),
+        201,
+      ).body as { id: string };
+      const standard = normalChange('low', {
+        type: 'standard',
+        standardTemplateId: template.id,
+        systemsAffected: ['pve1'],
+        implementationPlan: ['qm resize'],
+      });
+      await submit(app, standard); // the template folded, and remembered
+      app.clientDouble!.softDelete(`standardTemplate-${template.id}`);
+      const events = await app.eventCount();
+      const refused = await app.post('/changes', standard);
+      // not 409 'kept changing' after every attempt conflicted on the remembered template
+      expect(expectStatus(refused, 422, 'RULE_VIOLATION').body).toMatchObject({
+        rule: 'standard-template-active',
+        detail: `standard template ${template.id} does not exist`,
+      });
       expect(await app.eventCount()).toBe(events);
     },
   );

@@ -24,10 +24,14 @@ let buildIsCurrent: boolean | undefined;
 export const isBuildCurrent = (): boolean => {
   if (buildIsCurrent === undefined) {
     const stamp = builtFile('.build-stamp');
+    // what apps/cli/build-if-stale.mjs weighs too: a changed tsconfig or package.json is a change
+    const configs = ['tsconfig.json', 'tsconfig.build.json', 'package.json'].map((file) =>
+      existsSync(join(REPO_ROOT, file)) ? statSync(join(REPO_ROOT, file)).mtimeMs : 0,
+    );
     buildIsCurrent =
       existsSync(stamp) &&
       statSync(stamp).mtimeMs >=
-        Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')));
+        Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')), ...configs);
   }
   return buildIsCurrent;
 };

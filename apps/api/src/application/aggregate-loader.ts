@@ -36,7 +36,8 @@ export const dataBytesOf = (events: readonly { readonly data: unknown }[]): numb
 /**
  * Folds an aggregate's stream into its state. Streams only grow, so a cached state plus the
  * events after its version is always the current state: the cache can be stale, never wrong,
- * and the append's expected revision still guards every decision.
+ * and the append's expected revision still guards every decision. (Unless an operator deletes
+ * a stream in EventStoreDB: the append then finds it behind, and the command handler `forget`s it.)
  */
 @Injectable()
 export class AggregateLoader {

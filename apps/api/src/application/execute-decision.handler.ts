@@ -118,9 +118,11 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         // A stream found shorter than the state it was decided on (an operator deleted it in
-        // EventStoreDB): the cached state is forgotten, and the re-run folds what is there.
-        // Re-run from the cache, every attempt would conflict the same way, then 409.
-        if (!creation && isBehind(error)) this.loader.forget(error.streamId);
+        // EventStoreDB; for a creation, the template it read): the cached state is forgotten, and
+        // the re-run folds what is there. Re-run from the cache, every attempt would conflict the
+        // same way, then 409. (A creation's own stream found taken is not behind.)
+        const behind = isBehind(error);
+        if (behind) this.loader.forget(error.streamId);
         // With If-Match the re-run holds the new version against it: 412 unless it is listed (a
         // list may name the version the winner just made), and a repeat of this very request
         // (same key: a client's retry, on another instance) that moved the stream is answered
@@ -129,9 +131,10 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
           // If-Match names versions, and the stream moved to one it does not name: 412, as the
           // re-run would have said (a last attempt is not re-run), not "send it again". (With a
           // key the re-run would first have looked for this request's own answer: 409 stays.)
-          const now = typeof error.actual === 'bigint' ? Number(error.actual) + 1 : 0;
+          // (A stream behind is not: a re-run would find it gone, 404, or its revisions not versions.)
           const named = options.expectedVersions;
-          if (!creation && !options.idempotencyKey && named && !named.includes(now))
+          const now = Number(error.actual) + 1;
+          if (!creation && !behind && !options.idempotencyKey && named && !named.includes(now))
             throw new PreconditionFailedError(named, now);
           throw new ConcurrencyConflictError(
             `${creation ? error.streamId : id} kept changing while the command ran (${attempt} attempts); send it again`,

@@ -417,10 +417,10 @@ export class ComplianceReportBuilder {
         closedAt: doc.closedAt,
       });
     }
-    if (review && this.within(review.at) && review.documentationUpdated === false) {
-      findings.documentationNotUpdated.push({ ...ref, reviewedAt: review.at, by: review.by });
-    }
     if (review && this.within(review.at)) {
+      if (review.documentationUpdated === false) {
+        findings.documentationNotUpdated.push({ ...ref, reviewedAt: review.at, by: review.by });
+      }
       this.lessons.push({
         ...ref,
         at: review.at,

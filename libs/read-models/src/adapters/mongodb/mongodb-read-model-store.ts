@@ -462,13 +462,13 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     }
     // One batch (no getMore): a rebuild's swap renames collections, which kills open cursors.
     // The limit too: a batch that is exactly full otherwise leaves the cursor open on the server,
-    // and the driver asks it for more. As a majority has them: the projector folds onto these,
-    // and skips each event a document already holds; a document only an old primary holds
-    // (a write whose acknowledgement timed out) would have its event skipped, then rolled back.
+    // and the driver asks it for more. Read as the primary has them, not as a majority does: the
+    // projector folds onto these, and with w=1 (or a new primary's lagging commit point) a
+    // majority read could miss its own last batch and fold over an older copy.
     const batchSize = Math.min(wanted.length, MAX_BATCH);
     const cursor = this.collection(collection).find(
       { _id: { $in: wanted } },
-      { batchSize, limit: wanted.length, readConcern: { level: 'majority' } },
+      { batchSize, limit: wanted.length },
     );
     const rows = await reach(this.connection.target, () => cursor.toArray());
     for (const stored of rows) found.set(stored._id, fromStored<D>(stored));
