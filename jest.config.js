@@ -6,15 +6,13 @@ const selectedProjects = (() => {
   const names = [];
   let named = false;
   for (let i = 0; i < process.argv.length; i++) {
-    const arg = process.argv[i];
-    if (arg.startsWith('--selectProjects=')) {
-      named = true;
-      names.push(arg.slice('--selectProjects='.length));
-    } else if (arg === '--selectProjects') {
-      named = true;
-      while (process.argv[i + 1] !== undefined && !process.argv[i + 1].startsWith('-'))
-        names.push(process.argv[++i]);
-    }
+    const [flag, value] = process.argv[i].split(/=(.*)/s);
+    if (flag !== '--selectProjects' && flag !== '--select-projects') continue;
+    named = true;
+    if (value !== undefined) names.push(value);
+    // as jest's parser does, the names that follow too (`--selectProjects=e2e e2e-mongodb`)
+    while (process.argv[i + 1] !== undefined && !process.argv[i + 1].startsWith('-'))
+      names.push(process.argv[++i]);
   }
   return named ? names : undefined;
 })();

@@ -380,7 +380,8 @@ describe('compliance report', () => {
       )) as { id: string }
     ).id;
     await planAndRun();
-  }, 120_000);
+    await app.readModelsCaughtUp();
+  }, 180_000);
   afterAll(async () => app.close());
 
   // ------------------------------------------------------------------------------------------

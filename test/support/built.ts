@@ -31,7 +31,7 @@ export const isBuildCurrent = (): boolean => {
     buildIsCurrent =
       existsSync(stamp) &&
       statSync(stamp).mtimeMs >=
-        Math.max(newestSource(join(REPO_ROOT, 'libs')), newestSource(join(REPO_ROOT, 'apps')), ...configs);
+        Math.max(...['libs', 'apps', 'bench'].map((dir) => newestSource(join(REPO_ROOT, dir))), ...configs);
   }
   return buildIsCurrent;
 };

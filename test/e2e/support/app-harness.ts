@@ -11,7 +11,7 @@ import {
 } from '@changeledger/event-store';
 import { InMemoryEventStoreDbClient } from '../../../libs/event-store/src/adapters/eventstoredb/testing/in-memory-eventstoredb-client';
 import { type AppConfig, type Clock, loadConfig, signToken } from '@changeledger/platform';
-import { READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
+import { PROJECTOR_CHECKPOINT, READ_MODEL_STORE, type ReadModelStore } from '@changeledger/read-models';
 import { createApp } from '../../../apps/api/src/create-app';
 import { builtFile, isBuildCurrent } from '../../support/built';
 
@@ -168,6 +168,22 @@ export class AppHarness {
 
   get readModels(): ReadModelStore {
     return this.app.get<ReadModelStore>(READ_MODEL_STORE);
+  }
+
+  /**
+   * Waits until the read models hold the whole log: after a suite wrote hundreds of events at
+   * once, FerretDB under CI's load can take longer to project them than a read waits (5 s).
+   */
+  async readModelsCaughtUp(timeoutMs = 60_000): Promise<void> {
+    const head = await this.store.headPosition();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const applied = await this.readModels.checkpoint(PROJECTOR_CHECKPOINT);
+      if (applied >= head) return;
+      if (Date.now() > deadline)
+        throw new Error(`the read models reached ${applied} of ${head} in ${timeoutMs / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   async token(

@@ -75,7 +75,7 @@ describe('compliance facts projection', () => {
     });
   });
 
-  it('records when issues were first written down: an issue, notes on the completion, or issues named by the review', () => {
+  it('records when issues were first written down: an issue, notes on a failed verification or the completion, or issues named by the review', () => {
     const closedWith = (
       replace: (e: ChangeRequestEvent) => ChangeRequestEvent,
       extra: ChangeRequestEvent[] = [],
@@ -104,10 +104,32 @@ describe('compliance facts projection', () => {
     expect(withNotes.issuesDocumentedAt).toBe(hour(12));
     const blankNotes = closedWith((e) =>
       e.type === 'ImplementationCompleted'
-        ? event('ImplementationCompleted', actors.ivan, { outcome: 'failed', notes: '  ' })
+        ? event('ImplementationCompleted', actors.ivan, { outcome: 'failed', notes: ' \u200b\u2800 ' })
         : e,
     );
-    expect(blankNotes.issuesDocumentedAt).toBeNull();
+    expect(blankNotes.issuesDocumentedAt).toBeNull(); // nothing visible written
+    const failedVerification = (notes: string) =>
+      closedWith((e) =>
+        e.type === 'VerificationRecorded' ? { ...e, data: { ...e.data, passed: false, notes } } : e,
+      );
+    expect(failedVerification('VM 123 did not boot after the resize').issuesDocumentedAt).toBe(hour(11));
+    expect(failedVerification('\u200b').issuesDocumentedAt).toBeNull();
+    // an issue recorded after the completion, before the close, counts
+    const history = normalHistory('closed');
+    const review = history.findIndex((e) => e.type === 'PostImplementationReviewRecorded');
+    const late = factsOf(hourly([...history.slice(0, review), issue, ...history.slice(review)]));
+    expect(late.status).toBe('closed');
+    expect(late.issuesDocumentedAt).toBe(hour(13));
+    // imported out of time order: the earliest record stands
+    const events = hourly([...history.slice(0, review), issue, issue, ...history.slice(review)]);
+    const [first, second] = [events[review], events[review + 1]];
+    const swapped = [
+      ...events.slice(0, review),
+      at(second, hour(20)),
+      at(first, hour(13)),
+      ...events.slice(review + 2),
+    ];
+    expect(factsOf(swapped).issuesDocumentedAt).toBe(hour(13));
     const reviewNamesThem = closedWith((e) =>
       e.type === 'PostImplementationReviewRecorded'
         ? { ...e, data: { ...e.data, issues: 'quorum lost for 2 min' } }

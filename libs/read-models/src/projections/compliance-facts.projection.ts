@@ -5,6 +5,7 @@ import {
   type ChangeStatus,
   type ChangeType,
   type EmergencyCategory,
+  hasVisibleText,
   IMPLEMENTATION_WORK_EVENT_TYPES,
   type Outcome,
   type RetrospectiveDecision,
@@ -98,8 +99,8 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
    */
   readonly firstStepAt?: string | null;
   /**
-   * When what went wrong was first written down: an issue recorded, notes on the completion, or
-   * issues named by the post-implementation review (null: never; "document any issues"). Absent
+   * When what went wrong was first written down: an issue recorded, notes on a failed
+   * verification or on the completion, or issues named by the post-implementation review (null: never; "document any issues"). Absent
    * from facts of version 8 and older, which did not track it (then unknown, never a finding).
    */
   readonly issuesDocumentedAt?: string | null;
@@ -260,7 +261,8 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
   };
 };
 
-const hasText = (value: unknown) => typeof value === 'string' && value.trim() !== '';
+// as the domain counts text (a zero-width space or a braille blank is nothing written)
+const hasText = (value: unknown) => typeof value === 'string' && hasVisibleText(value);
 
 /** The earliest record of issues (imported events need not come in time order). */
 const issuesDocumented = (doc: ComplianceFactsDocument, at: string): Partial<ComplianceFactsDocument> =>
@@ -323,6 +325,9 @@ const factsOf = (
       };
     case 'ImplementationIssueRecorded':
       return issuesDocumented(doc, at);
+    case 'VerificationRecorded':
+      // a failed verification's notes say what went wrong
+      return d.passed === false && hasText(d.notes) ? issuesDocumented(doc, at) : {};
     case 'ChecklistItemCompleted':
       // the earliest record (imported events need not come in time order)
       return d.item === 'stakeholders-notified' &&

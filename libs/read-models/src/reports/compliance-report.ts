@@ -162,7 +162,7 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   undocumentedImplementations:
     'Normal and standard changes whose implementation ended in the period with no implementation step recorded (the process: "document steps taken"). Not emergencies, which the process lets document during or after the work (an amendment of the request, the post-implementation review). Facts written before this was tracked (compliance_facts version 6 or older) are not judged.',
   failuresWithoutIssues:
-    'Failed or rolled-back changes closed in the period with nothing written down about what went wrong: no issue recorded, no notes on the completion, no issues in the post-implementation review (the process: "document any issues"). Facts written before this was tracked (compliance_facts version 8 or older) are not judged.',
+    'Failed or rolled-back changes closed in the period with nothing written down about what went wrong by those who did the work: no issue recorded, no notes on a failed verification or on the completion, no issues in the post-implementation review (the process: "document any issues"; a retrospective decision\'s comment, management\'s, does not count). Facts written before this was tracked (compliance_facts version 8 or older) are not judged.',
   documentationNotUpdated:
     'Post-implementation reviews recorded in the period that say the documentation was not updated (documentationUpdated false; the process: "update documentation"). A review is recorded once: the finding stays with its period.',
   segregationOfDutiesExceptions:

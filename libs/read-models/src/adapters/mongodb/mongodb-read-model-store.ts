@@ -468,7 +468,8 @@ export class MongoReadModelStore implements ReadModelStore, ProjectorLeaseStore 
     const batchSize = Math.min(wanted.length, MAX_BATCH);
     const cursor = this.collection(collection).find(
       { _id: { $in: wanted } },
-      { batchSize, limit: wanted.length },
+      // `local` said, not left to the URL's readConcernLevel (see above)
+      { batchSize, limit: wanted.length, readConcern: { level: 'local' } },
     );
     const rows = await reach(this.connection.target, () => cursor.toArray());
     for (const stored of rows) found.set(stored._id, fromStored<D>(stored));
