@@ -8,6 +8,7 @@ import {
   implementSuccessfully,
   normalChange,
   postImplementationReview,
+  prepare,
   prepareAndStart,
   reviewAll,
   reviewImplementation,
@@ -241,21 +242,7 @@ describe('change lifecycles over HTTP (embedded SQLite)', () => {
     });
 
     // and on to close: the approving manager may not implement it, even holding that role
-    expectStatus(
-      await app.post(
-        `/changes/${id}/schedule`,
-        { plannedStart: '2026-12-01T22:00:00Z', plannedEnd: '2026-12-02T00:00:00Z', maintenanceWindow: true },
-        USERS.implementer,
-      ),
-      200,
-    );
-    for (const item of [
-      'backups-verified',
-      'rollback-plan-prepared',
-      'stakeholders-notified',
-      'maintenance-window-scheduled',
-    ])
-      expectStatus(await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer), 200);
+    await prepare(app, id);
     const managerImplementer = {
       sub: USERS.manager.sub,
       name: USERS.manager.name,

@@ -89,7 +89,8 @@ export const reviewAll = async (app: AppHarness, id: string) => {
 };
 
 /** Schedules, ticks the checklist and starts (by the implementer). */
-export const prepareAndStart = async (app: AppHarness, id: string, maintenanceWindow = true) => {
+/** Schedules an approved change and ticks its checklist, as the implementer. */
+export const prepare = async (app: AppHarness, id: string, maintenanceWindow = true) => {
   expectStatus(
     await app.post(
       `/changes/${id}/schedule`,
@@ -107,6 +108,10 @@ export const prepareAndStart = async (app: AppHarness, id: string, maintenanceWi
     if (item === 'maintenance-window-scheduled' && !maintenanceWindow) continue;
     expectStatus(await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer), 200);
   }
+};
+
+export const prepareAndStart = async (app: AppHarness, id: string, maintenanceWindow = true) => {
+  await prepare(app, id, maintenanceWindow);
   return expectStatus(await app.post(`/changes/${id}/start`, {}, USERS.implementer), 200);
 };
 

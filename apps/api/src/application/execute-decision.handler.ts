@@ -128,10 +128,10 @@ export class ExecuteDecisionHandler implements ICommandHandler<ExecuteDecision, 
         // (same key: a client's retry, on another instance) that moved the stream is answered
         // from it. (A creation has no version to match: it is decided again.)
         if (attempt >= this.config.commandMaxAttempts) {
-          // If-Match names versions, and the stream moved to one it does not name: 412, as the
-          // re-run would have said (a last attempt is not re-run), not "send it again". (With a
-          // key the re-run would first have looked for this request's own answer: 409 stays.)
-          // (A stream behind is not: a re-run would find it gone, 404, or its revisions not versions.)
+          // The last attempt is not re-run: where the re-run would have answered 412 (If-Match
+          // names versions and the stream moved on to one it does not name), so does this. Not
+          // with a key (the re-run would first look for this request's own answer), nor for a
+          // stream found behind (gone: 404 on a re-run; its revisions no versions).
           const named = options.expectedVersions;
           const now = Number(error.actual) + 1;
           if (!creation && !behind && !options.idempotencyKey && named && !named.includes(now))

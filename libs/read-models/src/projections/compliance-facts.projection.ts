@@ -100,8 +100,9 @@ export interface ComplianceFactsDocument extends ReadModelDocument {
   readonly firstStepAt?: string | null;
   /**
    * When what went wrong was first written down: an issue recorded, notes on a failed
-   * verification or on the completion, or issues named by the post-implementation review (null: never; "document any issues"). Absent
-   * from facts of version 8 and older, which did not track it (then unknown, never a finding).
+   * verification or on the completion, or issues named by the post-implementation review (null:
+   * never; "document any issues"). Absent from facts of version 8 and older, which did not track
+   * it (then unknown, never a finding).
    */
   readonly issuesDocumentedAt?: string | null;
   readonly postImplementationReview: {
