@@ -9,6 +9,7 @@ import {
   emergencyChange,
   expectStatus,
   normalChange,
+  prepare,
   reviewAll,
   submit,
 } from './support/change-fixtures';
@@ -326,21 +327,7 @@ describe('every error code of the contract, as problem+json', () => {
     expect(await app.eventCount()).toBe(events); // refused: nothing stored
     await reviewAll(app, id);
     expectStatus(await app.post(`/changes/${id}/approve`, {}, USERS.leadImplementer), 200);
-    expectStatus(
-      await app.post(
-        `/changes/${id}/schedule`,
-        {
-          plannedStart: '2026-12-01T22:00:00Z',
-          plannedEnd: '2026-12-01T23:00:00Z',
-          maintenanceWindow: false,
-        },
-        USERS.implementer,
-      ),
-      200,
-    );
-    for (const item of ['backups-verified', 'rollback-plan-prepared', 'stakeholders-notified']) {
-      expectStatus(await app.post(`/changes/${id}/checklist`, { item }, USERS.implementer), 200);
-    }
+    await prepare(app, id, false);
     events = await app.eventCount();
     expectStatus(
       await app.post(`/changes/${id}/start`, {}, USERS.leadImplementer),

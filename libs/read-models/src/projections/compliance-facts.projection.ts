@@ -265,11 +265,21 @@ const submitted = (event: RecordedEvent, d: Record<string, unknown>): Draft<Comp
 // as the domain counts text (a zero-width space or a braille blank is nothing written)
 const hasText = (value: unknown) => typeof value === 'string' && hasVisibleText(value);
 
-/** The earliest record of issues (imported events need not come in time order). */
-const issuesDocumented = (doc: ComplianceFactsDocument, at: string): Partial<ComplianceFactsDocument> =>
-  doc.issuesDocumentedAt !== undefined && (doc.issuesDocumentedAt === null || at < doc.issuesDocumentedAt)
-    ? { issuesDocumentedAt: at }
-    : {};
+/** The facts that keep the time something was first recorded (null: never yet). */
+type FirstRecorded = 'stakeholdersNotifiedAt' | 'firstStepAt' | 'issuesDocumentedAt';
+
+/**
+ * `at` for `field` when it is the earliest record (imported events need not come in time order);
+ * nothing for facts written before `field` was tracked (undefined: unknown, never a finding).
+ */
+const firstRecorded = (
+  doc: ComplianceFactsDocument,
+  field: FirstRecorded,
+  at: string,
+): Partial<ComplianceFactsDocument> => {
+  const held = doc[field];
+  return held !== undefined && (held === null || at < held) ? { [field]: at } : {};
+};
 
 /** The facts one event adds, before the status and interval bookkeeping common to all. */
 const factsOf = (
@@ -322,28 +332,20 @@ const factsOf = (
     case 'ImplementationCompleted':
       return {
         completion: { at, outcome: d.outcome as Outcome },
-        ...(hasText(d.notes) ? issuesDocumented(doc, at) : {}),
+        ...(hasText(d.notes) ? firstRecorded(doc, 'issuesDocumentedAt', at) : {}),
       };
     case 'ImplementationIssueRecorded':
-      return issuesDocumented(doc, at);
+      return firstRecorded(doc, 'issuesDocumentedAt', at);
     case 'VerificationRecorded':
       // a failed verification's notes say what went wrong
-      return d.passed === false && hasText(d.notes) ? issuesDocumented(doc, at) : {};
+      return d.passed === false && hasText(d.notes) ? firstRecorded(doc, 'issuesDocumentedAt', at) : {};
     case 'ChecklistItemCompleted':
-      // the earliest record (imported events need not come in time order)
-      return d.item === 'stakeholders-notified' &&
-        doc.stakeholdersNotifiedAt !== undefined &&
-        (doc.stakeholdersNotifiedAt === null || at < doc.stakeholdersNotifiedAt)
-        ? { stakeholdersNotifiedAt: at }
-        : {};
+      return d.item === 'stakeholders-notified' ? firstRecorded(doc, 'stakeholdersNotifiedAt', at) : {};
     case 'ImplementationStepRecorded':
-      // the earliest, as above
-      return doc.firstStepAt !== undefined && (doc.firstStepAt === null || at < doc.firstStepAt)
-        ? { firstStepAt: at }
-        : {};
+      return firstRecorded(doc, 'firstStepAt', at);
     case 'PostImplementationReviewRecorded':
       return {
-        ...(hasText(d.issues) ? issuesDocumented(doc, at) : {}),
+        ...(hasText(d.issues) ? firstRecorded(doc, 'issuesDocumentedAt', at) : {}),
         postImplementationReview: {
           at,
           by,

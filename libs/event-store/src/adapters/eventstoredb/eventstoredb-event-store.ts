@@ -57,6 +57,7 @@ import {
   readStartAfter,
   redactConnectionString,
   shownConnectionString,
+  connectionStringScheme,
   SEQUENCE_NUMBER_ALLOCATED,
   SEQUENCE_NUMBER_RELEASED,
   sequenceStreamId,
@@ -165,7 +166,7 @@ const clientFor = (connectionString: string): EventStoreDBClient => {
       const { location, expected } = error as { location?: unknown; expected?: unknown };
       const at = Array.isArray(location) && typeof location[0] === 'number' ? location[0] + 1 : undefined;
       throw new TypeError(
-        `invalid EventStoreDB connection string ${/^[^:]+:\/\//.exec(connectionString)?.[0] ?? ''}… (not shown: ` +
+        `invalid EventStoreDB connection string ${connectionStringScheme(connectionString)}… (not shown: ` +
           `it may hold credentials): ${
             at === undefined
               ? describeError(error).replaceAll(connectionString, '…')

@@ -448,6 +448,10 @@ export const redactConnectionString = (connectionString: string): string =>
     // unencoded @ (`admin:p@ss@h`: the client takes `p` and connects to "ss@h").
     .replace(/^([^:]+:\/\/)[^?]*@/, '$1');
 
+/** `esdb://`, `esdb+discover://`...: what a connection string may always show ('' without one). */
+export const connectionStringScheme = (connectionString: string): string =>
+  /^[^:]+:\/\//.exec(connectionString)?.[0] ?? '';
+
 /**
  * A connection string as an error may show it: `redactConnectionString`'s when that took its
  * credentials out; else the string, unless it may hold credentials whose `@` was forgotten
@@ -459,7 +463,7 @@ export const redactConnectionString = (connectionString: string): string =>
 export const shownConnectionString = (connectionString: string): string => {
   const redacted = redactConnectionString(connectionString);
   if (redacted !== connectionString) return redacted;
-  const scheme = /^[^:]+:\/\//.exec(connectionString)?.[0] ?? '';
+  const scheme = connectionStringScheme(connectionString);
   const head = connectionString.slice(scheme.length);
   const suspicious = head.split(',').some((host) => host.replace(/\[[^\]]*\]/g, '').split(':').length > 2);
   return suspicious ? `${scheme}…` : connectionString;
