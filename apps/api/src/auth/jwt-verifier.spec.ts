@@ -65,10 +65,17 @@ describe('JwtVerifier with an identity provider’s key set', () => {
   let keys: JWK[] = [];
   let fetches = 0;
   let failing = false;
+  /** Sends the headers and half the key set, then nothing more (a stalled provider or proxy). */
+  let stalling = false;
   let url: string;
   beforeAll(async () => {
     idp = createServer((_, res) => {
       fetches++;
+      if (stalling) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"keys":[');
+        return;
+      }
       if (failing) {
         res.statusCode = 500;
         res.end('down');
@@ -83,8 +90,10 @@ describe('JwtVerifier with an identity provider’s key set', () => {
   afterEach(() => {
     jest.useRealTimers();
     failing = false;
+    stalling = false;
   });
   afterAll(async () => {
+    idp.closeAllConnections();
     await new Promise((resolve) => idp.close(resolve));
   });
 
@@ -175,6 +184,25 @@ describe('JwtVerifier with an identity provider’s key set', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     for (const token of tokens) await expect(verifier.verify(token)).resolves.toMatchObject({ id: 'u-rita' });
     expect(fetches - fetchedBefore).toBe(2);
+  });
+
+  it('a provider that sends its answer’s headers and then stalls: 503 at the fetch deadline, not a request held for ever', async () => {
+    const a = await keyPair('a');
+    keys = [a.jwk];
+    stalling = true;
+    const verifier = new JwtVerifier({ jwksUrl: url, jwksRetryMs: 300, jwksFetchDeadlineMs: 500 });
+    const started = Date.now();
+    const outcome = await Promise.race([
+      verifier.verify(await sign(a.privateKey, 'a')).catch((error: unknown) => error),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000)),
+    ]);
+    expect(outcome).toBeInstanceOf(IdentityProviderUnavailableError);
+    expect((outcome as Error).message).toContain('no complete answer within 500 ms');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    // the provider recovers: fetched again after the retry period, and the token verifies
+    stalling = false;
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await expect(verifier.verify(await sign(a.privateKey, 'a'))).resolves.toMatchObject({ id: 'u-rita' });
   });
 
   it('a failed fetch for an unknown kid holds up no token whose key the fresh copy has', async () => {

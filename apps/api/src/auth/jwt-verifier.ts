@@ -1,3 +1,6 @@
+import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Duplex } from 'node:stream';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -44,6 +47,8 @@ export interface JwtVerifierOptions {
   readonly revokedTokenIds?: readonly string[];
   /** See JWKS_RETRY_MS (tests shorten it). */
   readonly jwksRetryMs?: number;
+  /** See JWKS_FETCH_DEADLINE_MS (tests shorten it). */
+  readonly jwksFetchDeadlineMs?: number;
 }
 
 /** How far the issuer's clock and ours may differ, in seconds. */
@@ -65,6 +70,42 @@ const RS256_RECHECK_MS = 150_000;
  */
 export const JWKS_RETRY_MS = 5_000;
 
+/**
+ * The longest one fetch of the key set may take, from connecting to its last byte. jose 5 times
+ * a fetch out only until the answer's headers: a provider (or a proxy) that sent them and then
+ * stalled would hold every request needing the key set, with nothing ever failing to retry.
+ */
+export const JWKS_FETCH_DEADLINE_MS = 5_000;
+
+/**
+ * An agent whose every connection is destroyed at the deadline, which fails the fetch under way
+ * (a 503, fetched again after JWKS_RETRY_MS). jose makes one request per connection (the agent
+ * keeps none alive), so a connection's deadline is its fetch's; a refused answer jose leaves
+ * unread is closed by it too. `deadlinesPassed` tells such a failure (which reads "aborted")
+ * from others.
+ */
+const agentWithDeadline = (url: URL, deadlineMs: number): HttpAgent & { deadlinesPassed: number } => {
+  const Base: typeof HttpAgent = url.protocol === 'https:' ? HttpsAgent : HttpAgent;
+  return new (class extends Base {
+    deadlinesPassed = 0;
+    override createConnection(
+      options: ClientRequestArgs,
+      callback?: (err: Error | null, stream: Duplex) => void,
+    ): Duplex | null | undefined {
+      const socket = super.createConnection(options, callback);
+      if (socket) {
+        const deadline = setTimeout(() => {
+          this.deadlinesPassed++;
+          socket.destroy();
+        }, deadlineMs);
+        deadline.unref();
+        socket.once('close', () => clearTimeout(deadline));
+      }
+      return socket;
+    }
+  })();
+};
+
 type RemoteJWKSet = ReturnType<typeof createRemoteJWKSet>;
 
 /** Verifies bearer tokens and turns their claims into an Actor. */
@@ -78,11 +119,20 @@ export class JwtVerifier {
     this.secret = options.secret ? new TextEncoder().encode(options.secret) : undefined;
     // jose keeps a fetched key set for 10 minutes by default: a withdrawn key would verify new
     // tokens that long, and each stays trusted for RS256_RECHECK_MS after.
-    this.jwks = options.jwksUrl
-      ? this.retryingAfterFailures(
-          createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: RS256_RECHECK_MS }),
-        )
-      : undefined;
+    const deadlineMs = options.jwksFetchDeadlineMs ?? JWKS_FETCH_DEADLINE_MS;
+    const agent = options.jwksUrl ? agentWithDeadline(new URL(options.jwksUrl), deadlineMs) : undefined;
+    this.jwks =
+      options.jwksUrl && agent
+        ? this.retryingAfterFailures(
+            createRemoteJWKSet(new URL(options.jwksUrl), {
+              cacheMaxAge: RS256_RECHECK_MS,
+              timeoutDuration: deadlineMs,
+              agent,
+            }),
+            () => agent.deadlinesPassed,
+            deadlineMs,
+          )
+        : undefined;
   }
 
   /**
@@ -91,7 +141,11 @@ export class JwtVerifier {
    * looked up in it (a failed fetch for one token's unknown `kid`, which anyone may send, holds
    * up no other).
    */
-  private retryingAfterFailures(remote: RemoteJWKSet): JWTVerifyGetKey {
+  private retryingAfterFailures(
+    remote: RemoteJWKSet,
+    deadlinesPassed: () => number,
+    deadlineMs: number,
+  ): JWTVerifyGetKey {
     const retryMs = this.options.jwksRetryMs ?? JWKS_RETRY_MS;
     // After a failure: the copy jose holds, looked up without fetching (jose itself would fetch
     // again for every unknown kid while the provider is down: it waits 30 s between fetches only
@@ -118,13 +172,19 @@ export class JwtVerifier {
         if (!remote.fresh) throw failure.error;
         return inHeldCopy(failure, header, token);
       }
+      const passedBefore = deadlinesPassed();
       try {
         const key = await remote(header, token);
         failure = undefined;
         return key;
       } catch (error) {
-        if (isKeySetUnreachable(error)) failure = { error, at: Date.now() };
-        throw error;
+        if (!isKeySetUnreachable(error)) throw error;
+        const named =
+          deadlinesPassed() > passedBefore
+            ? new Error(`no complete answer within ${deadlineMs} ms`, { cause: error })
+            : error;
+        failure = { error: named, at: Date.now() };
+        throw named;
       }
     };
   }
