@@ -54,5 +54,7 @@ if (built === undefined || newestSource > built) {
     shell: windows,
   });
   if (result.error) process.stderr.write(`build-if-stale: could not run npm: ${result.error.message}\n`);
-  process.exit(result.status ?? 1);
+  // 2, not the build's own code: audit:verify's 1 means "the log is broken", its 2 "could not
+  // verify"; every other command fails either way
+  process.exit(result.status === 0 ? 0 : 2);
 }

@@ -1,6 +1,15 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -294,6 +303,57 @@ describe('the changeledger CLI', () => {
       expect(stderr).toMatch(/every hash chain is intact/);
       expect(stderr).not.toMatch(/EPIPE/);
       expect(code).toBe(0);
+    },
+  );
+
+  /** Runs the CLI with its stdout closed by the reader, or into a file descriptor (/dev/full). */
+  const runWithOutput = async (
+    args: string[],
+    stdout: 'reader-gone' | 'disk-full',
+    stderr: 'read' | 'reader-gone' = 'read',
+  ) => {
+    const full = stdout === 'disk-full' ? openSync('/dev/full', 'w') : undefined;
+    try {
+      const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+        env: cliEnvOf(app.config),
+        stdio: ['ignore', full ?? 'pipe', 'pipe'],
+      });
+      child.stdout?.destroy(); // as `… | head -0` does
+      let err = '';
+      if (stderr === 'reader-gone') child.stderr?.destroy();
+      else child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { code, stderr: err };
+    } finally {
+      if (full !== undefined) closeSync(full);
+    }
+  };
+
+  whenEventsReached(
+    'verify exits with its verdict, not 1 ("broken"), when its stderr reader goes away or its stdout cannot be written',
+    async () => {
+      await submit(app, normalChange());
+      // `verify 2>&1 | head -1` under pipefail: the summary line has nowhere to go
+      expect((await runWithOutput(['verify'], 'reader-gone', 'reader-gone')).code).toBe(0);
+      // `verify > verify.json` on a full disk: the verdict stands, and stderr says what was lost
+      const full = await runWithOutput(['verify'], 'disk-full');
+      expect(full.code).toBe(0);
+      expect(full.stderr).toMatch(/every hash chain is intact/);
+      expect(full.stderr).toMatch(/the report could not be written to stdout \(ENOSPC\)/);
+    },
+  );
+
+  whenEventsReached(
+    'a report cut short on stdout exits 1 and says so (a reader gone, a full disk)',
+    async () => {
+      await submit(app, normalChange());
+      for (const output of ['reader-gone', 'disk-full'] as const) {
+        const cut = await runWithOutput(['report', '--period', '2026', '--format', 'csv'], output);
+        expect({ output, code: cut.code }).toEqual({ output, code: 1 });
+        expect(cut.stderr).toMatch(
+          /the output could not be written \((EPIPE|ENOSPC)\): what was written is incomplete/,
+        );
+      }
     },
   );
 

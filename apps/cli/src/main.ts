@@ -1,3 +1,5 @@
+// first: its exit codes hold from here on, whatever fails to load after it
+import { failureExitCode } from './exit-codes';
 import { existsSync, lstatSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
@@ -551,16 +553,9 @@ const main = async () => {
   await entry.run(args);
 };
 
-// A reader of stdout that went away (`verify | head -1`) ends no command: verify's exit code is
-// still its verdict (an unhandled EPIPE would exit 1, "broken", with a stack trace).
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-});
-
 main().catch((error: unknown) => {
   // end a progress line drawn in place before the message
   ProgressBar.endOpenLines();
   console.error(error instanceof Error ? error.message : String(error));
-  // verify's 1 means "broken": that it could not look is another answer
-  process.exit(process.argv[2] === 'verify' ? 2 : 1);
+  process.exit(failureExitCode());
 });
