@@ -248,6 +248,12 @@ export class WebhookDispatcher {
     while (!this.stopping) {
       let handling: RecordedEvent | undefined; // the event being delivered, while it is
       try {
+        // A log that could not be read and reads again with nothing new after where delivery got
+        // is no longer failing, though no event comes through to say so (a quiet night after a
+        // dropped subscription). Failing to read the head is another failed read.
+        if (this.failing?.eventId === null && (await this.events.headPosition()) <= (this.position ?? 0n)) {
+          this.failing = null;
+        }
         const subscription = this.events.subscribeToAll({
           after: this.position,
           streamPrefixes: WEBHOOK_STREAM_PREFIXES,

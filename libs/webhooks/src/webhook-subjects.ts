@@ -65,8 +65,8 @@ const evolve = (folded: State, event: { type: string; data: Record<string, unkno
  * The subject of each delivered event as it stood right after it, folded from the log with the
  * domain's own `evolve` (so it is what `GET /changes/:id?…` showed then, not what the read models
  * say now). Deliveries come in log order, so each is one `evolve` on the state kept from the
- * stream's previous event; otherwise (a restart, a stream not seen for a while) the stream is
- * read up to the event.
+ * stream's previous event, or (events left out by WEBHOOK_EVENTS) a fold of those read after it;
+ * otherwise (a restart, a stream not seen for a while) the stream is read up to the event.
  */
 export class WebhookSubjects {
   private readonly kept = new Map<string, { revision: bigint; folded: State }>();
@@ -97,6 +97,17 @@ export class WebhookSubjects {
   private async foldedAfter(event: RecordedEvent): Promise<State> {
     const previous = this.kept.get(event.streamId);
     if (previous && previous.revision === event.revision - 1n) return evolve(previous.folded, event);
+    if (previous && previous.revision < event.revision) {
+      // events not delivered since (WEBHOOK_EVENTS leaves them out): folded on from the state
+      // kept, not the whole stream again for each delivery
+      const after = previous.revision + 1n;
+      const since = (await this.events.readStream(event.streamId, { fromRevision: after })).filter(
+        (e) => e.revision <= event.revision,
+      );
+      if (since[0]?.revision === after && since.at(-1)?.revision === event.revision) {
+        return since.reduce(evolve, previous.folded);
+      }
+    }
     const initial: State =
       namedBy(event.streamId).kind === 'standard-template'
         ? { kind: 'template', state: initialStandardTemplateState() }
