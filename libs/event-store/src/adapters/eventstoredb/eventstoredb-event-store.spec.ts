@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { AccessDeniedError, convertToCommandError, UnavailableError } from '@eventstore/db-client';
+import { AccessDeniedError, convertToCommandError, jsonEvent, UnavailableError } from '@eventstore/db-client';
 import { verifyHashChains } from '../../audit/verify-chain';
 import { computeEventHash, GENESIS_HASH } from '../../event-hash';
 import {
@@ -13,6 +13,7 @@ import {
   AppendTooLargeError,
   ConcurrencyError,
   EventStoreUnavailableError,
+  StoredEventCorruptError,
 } from '../../event-store.errors';
 import {
   MAX_APPEND_BYTES,
@@ -123,6 +124,26 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       expect(read.every((e) => e.position >= 2n ** 60n)).toBe(true);
     });
 
+    it('refuses to chain onto a last event without a hash (another tool wrote it), as SQLite does, and appends nothing', async () => {
+      const store = open();
+      const id = streamId();
+      await store.append(id, newEvents(1), 'no-stream');
+      const stranger = newEvent('WrittenByAnotherTool');
+      await server
+        .connection()
+        .appendToStream(
+          id,
+          jsonEvent({ id: stranger.eventId, type: stranger.type, data: {}, metadata: { by: 'a script' } }),
+        );
+      for (const expected of [1n, 'any'] as const) {
+        const refused = await store.append(id, newEvents(1), expected).catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(StoredEventCorruptError);
+        expect(refused).toMatchObject({ streamId: id, revision: 1n, field: 'metadata' });
+        expect((refused as Error).message).toMatch(/its metadata holds no hash/);
+      }
+      expect(revisions(await store.readStream(id))).toEqual([0n, 1n]);
+    });
+
     it("a server whose MaxAppendSize is below the port's limit: its refusal is AppendTooLargeError with that limit, and a creation hands its number back", async () => {
       newServer({ maxAppendSize: 10_000 });
       const store = open();
@@ -190,12 +211,8 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
       const racing: EventStoreDbClient = {
         ...client,
         appendToStream: (async (stream: string, events: never, options: never) => {
-          if (stream === id)
-            await server
-              .asClient()
-              .appendToStream(stream, [
-                { id: randomUUID(), contentType: 'application/json', type: 'Other', data: {}, metadata: {} },
-              ]);
+          // (through the adapter: an event without a hash would be refused, not raced)
+          if (stream === id) await store.append(id, [newEvent('Other')], 'any');
           return client.appendToStream(stream, events, options);
         }) as EventStoreDbClient['appendToStream'],
       };

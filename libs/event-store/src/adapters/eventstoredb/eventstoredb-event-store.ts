@@ -39,7 +39,6 @@ import type {
 } from '../../event-store.port';
 import {
   backoffDelay,
-  chainHashOf,
   comparePositions,
   connectionStringProblem,
   counterStateOf,
@@ -54,6 +53,7 @@ import {
   isWrongExpectedVersion,
   maxAppendSizeOf,
   positionOf,
+  previousHashAfter,
   readStartAfter,
   redactConnectionString,
   shownConnectionString,
@@ -131,8 +131,12 @@ const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayM
 const DEFAULT_SUBSCRIPTION_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 200, maxDelayMs: 5_000 };
 /** Backoff between optimistic-concurrency retries ('any' appends, sequence allocation). */
 const CONFLICT_BACKOFF = { baseDelayMs: 5, maxDelayMs: 250 } as const;
-/** How far back an 'any' append looks for its own events (an idempotent repeat). */
-const REPEAT_WINDOW = 32;
+/**
+ * How far back, beyond its own length, an 'any' append looks for its own events (an idempotent
+ * repeat): as far as the SQLite store looks (its ANY_REPEAT_WINDOW). A repeat from further back
+ * is sent at the stream's revision, where the server compares no ids and would store it again.
+ */
+const REPEAT_WINDOW = 64;
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -629,7 +633,7 @@ export class EventStoreDbEventStore implements EventStore {
       if (!last?.event || last.event.revision < expected) {
         throw new ConcurrencyError(streamId, expected, last?.event ? last.event.revision : 'no-stream');
       }
-      previousHash = chainHashOf(last) ?? GENESIS_HASH;
+      previousHash = previousHashAfter(streamId, last);
     }
     const firstRevision = expected === 'no-stream' ? 0n : expected + 1n;
     const { data } = this.chain(streamId, events, firstRevision, previousHash);
@@ -657,7 +661,7 @@ export class EventStoreDbEventStore implements EventStore {
           position: repeat.position ?? (await this.positionAt(streamId, repeat.revision)),
         };
       const firstRevision = actual === 'no-stream' ? 0n : actual + 1n;
-      const { data } = this.chain(streamId, events, firstRevision, chainHashOf(last) ?? GENESIS_HASH);
+      const { data } = this.chain(streamId, events, firstRevision, previousHashAfter(streamId, last));
       try {
         return await this.appendChained(streamId, data, actual);
       } catch (error) {

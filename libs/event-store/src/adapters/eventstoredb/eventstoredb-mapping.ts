@@ -21,6 +21,7 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import { CHANGE_REQUEST_STREAM_PREFIX, STANDARD_TEMPLATE_STREAM_PREFIX } from '@changeledger/domain';
+import { GENESIS_HASH } from '../../event-hash';
 import { AppendTooLargeError, ConcurrencyError, StoredEventCorruptError } from '../../event-store.errors';
 import {
   type EventMetadata,
@@ -538,6 +539,21 @@ export const chainHashOf = (
   return typeof metadata.hash === 'string' ? metadata.hash : undefined;
 };
 
+/**
+ * The hash a new event of `streamId` chains onto: the genesis hash for a stream without events,
+ * else its last event's. A last event without one (written by another tool, or edited) is
+ * refused as corrupt, as the SQLite store refuses it: chained onto the genesis hash instead, the
+ * new event would hide where the chain broke.
+ */
+export const previousHashAfter = (streamId: string, last: ResolvedEvent | undefined): string => {
+  if (!last?.event) return GENESIS_HASH;
+  const hash = chainHashOf(last);
+  if (hash !== undefined) return hash;
+  throw new StoredEventCorruptError(streamId, last.event.revision, positionOf(last) ?? 0n, 'metadata', {
+    problem: isPlainObject(last.event.metadata) ? 'holds no hash' : undefined,
+  });
+};
+
 /** Where a counter stream stands: its last revision, the last number in use and the chain hash. */
 export interface CounterState {
   readonly revision: bigint | 'no-stream';
@@ -563,12 +579,12 @@ export const counterStateOf = (last: ResolvedEvent | undefined, counterStream: s
     return {
       revision: event.revision,
       value: number,
-      hash: chainHashOf(last),
+      hash: previousHashAfter(counterStream, last),
       ...(typeof streamId === 'string' && streamId !== '' ? { allocatedTo: streamId } : {}),
     };
   }
   if (valid && event.type === SEQUENCE_NUMBER_RELEASED) {
-    return { revision: event.revision, value: number - 1, hash: chainHashOf(last) };
+    return { revision: event.revision, value: number - 1, hash: previousHashAfter(counterStream, last) };
   }
   throw new Error(
     `counter stream ${counterStream} ends with an event this adapter did not write: ${event.type} at revision ${event.revision}`,
