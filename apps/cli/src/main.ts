@@ -197,6 +197,12 @@ const rebuild = async (args: string[]) => {
       { workers: config.rebuildWorkers },
       () => {
         removeListeners = onStopSignals(interrupts);
+        // the swap builds every index (and on MongoDB first waits for the projector to pause):
+        // at a large log, many seconds with nothing moving on the bar
+        bar.endLine();
+        process.stderr.write(
+          `rebuild: replayed in ${((Date.now() - started) / 1000).toFixed(1)} s; swapping in (building the indexes${config.readModelStore === 'mongodb' ? ', pausing the projector' : ''})…\n`,
+        );
       },
     );
     bar.done(
