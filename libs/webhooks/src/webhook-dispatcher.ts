@@ -44,7 +44,10 @@ export interface WebhookDispatcherOptions {
 }
 
 export interface WebhookStatus {
-  /** Every wanted event up to this log position has been accepted by the receiver. */
+  /**
+   * Where delivery got: every wanted event up to this log position was accepted by the receiver,
+   * or given up by an operator (`webhook:skip`); events of types not wanted were passed over.
+   */
   readonly deliveredThrough: string | null;
   readonly lastDeliveredAt: string | null;
   /**

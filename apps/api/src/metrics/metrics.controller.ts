@@ -77,7 +77,7 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
       : [
           ...gauge(
             'changeledger_webhook_delivered_position',
-            'Every wanted event up to this log position has been accepted by the webhook receiver.',
+            'Where webhook delivery got: every wanted event up to this log position was accepted by the receiver or given up by npm run webhook:skip.',
             report.webhook.deliveredThrough === null ? null : Number(report.webhook.deliveredThrough),
           ),
           ...gauge(
