@@ -24,6 +24,12 @@ export class WebhookCheckpoints {
   private readonly setLog: Database.Statement<[string, string]>;
   private readonly upsert: Database.Statement<[string, string, string]>;
   private readonly advance: Database.Statement<[string, string, string]>;
+  private readonly advanceIfHolder: Database.Statement<[string, string, string, string, string]>;
+  private readonly claimLease: Database.Statement<
+    [{ name: string; owner: string; now: number; ttl: number }]
+  >;
+  private readonly leaseHolder: Database.Statement<[string, number], { owner: string }>;
+  private readonly releaseLease: Database.Statement<[string, string]>;
 
   constructor(private readonly file: string) {
     try {
@@ -50,6 +56,20 @@ export class WebhookCheckpoints {
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
        WHERE excluded.position > webhook_checkpoints.position`,
     );
+    // a process that lost the lease (stalled past it) must not move the holder's checkpoint
+    this.advanceIfHolder = this.db.prepare(
+      `INSERT INTO webhook_checkpoints (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+       WHERE excluded.position > webhook_checkpoints.position
+         AND EXISTS (SELECT 1 FROM webhook_leases WHERE name = ? AND owner = ?)`,
+    );
+    this.claimLease = this.db.prepare(
+      `INSERT INTO webhook_leases (name, owner, expires_at) VALUES (@name, @owner, @now + @ttl)
+       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+       WHERE webhook_leases.owner = excluded.owner OR webhook_leases.expires_at <= @now`,
+    );
+    this.leaseHolder = this.db.prepare('SELECT owner FROM webhook_leases WHERE name = ? AND expires_at > ?');
+    this.releaseLease = this.db.prepare('DELETE FROM webhook_leases WHERE name = ? AND owner = ?');
   }
 
   private open(): void {
@@ -65,6 +85,15 @@ export class WebhookCheckpoints {
          position TEXT NOT NULL,
          updated_at TEXT NOT NULL,
          log TEXT
+       )`,
+    );
+    // Which process delivers (one per file: two would send everything twice, and each would
+    // take the other's progress for an operator's skip): see claim.
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS webhook_leases (
+         name TEXT PRIMARY KEY,
+         owner TEXT NOT NULL,
+         expires_at INTEGER NOT NULL
        )`,
     );
     this.upgrade();
@@ -142,6 +171,30 @@ export class WebhookCheckpoints {
     // One statement (a delivery saves its checkpoint each time): positions are stored as
     // 20-digit text, so that text order is number order up to 2^64 and SQLite can compare them.
     this.advance.run(name, stored(position), at.toISOString());
+  }
+
+  /** `set`, only while `owner` holds the lease (a process that lost it moves nothing). */
+  setAsHolder(name: string, position: bigint, at: Date, owner: string): void {
+    this.advanceIfHolder.run(name, stored(position), at.toISOString(), name, owner);
+  }
+
+  /**
+   * Takes or renews the lease on delivering `name` until `nowMs + ttlMs`: true when `owner`
+   * holds it now, false while another's has not expired. One statement, so of two processes
+   * claiming at once one gets it.
+   */
+  claim(name: string, owner: string, nowMs: number, ttlMs: number): boolean {
+    return this.claimLease.run({ name, owner, now: nowMs, ttl: ttlMs }).changes === 1;
+  }
+
+  /** Who holds the lease on `name` at `nowMs`, if anyone. */
+  holder(name: string, nowMs: number): string | undefined {
+    return this.leaseHolder.get(name, nowMs)?.owner;
+  }
+
+  /** Gives the lease up (a stop): a process standing by takes over at its next look. */
+  release(name: string, owner: string): void {
+    this.releaseLease.run(name, owner);
   }
 
   /** Puts a checkpoint where it is told, back too (a log that ends before it: see the dispatcher). */

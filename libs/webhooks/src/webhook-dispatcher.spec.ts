@@ -60,12 +60,13 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
 
   const dispatcher = (
     target: Partial<WebhookTarget> = {},
-    options: { timeoutMs?: number; log?: string } = {},
+    options: { timeoutMs?: number; log?: string; checkpoints?: WebhookCheckpoints; leaseMs?: number } = {},
   ) => {
     const created = new WebhookDispatcher(events, {
       target: { url: receiver.url, secret: SECRET, ...target },
-      checkpoints,
+      checkpoints: options.checkpoints ?? checkpoints,
       log: options.log,
+      leaseMs: options.leaseMs,
       retryBaseMs: 20,
       retryMaxMs: 80,
       timeoutMs: options.timeoutMs ?? 5_000,
@@ -416,6 +417,70 @@ describe('webhook dispatcher (real SQLite log, a receiver on a loopback port)', 
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
+  });
+
+  describe('two processes with the same checkpoint file (an overlap in a deploy)', () => {
+    let other: WebhookCheckpoints; // the second process's connection to webhooks.sqlite
+    beforeEach(() => {
+      other = new WebhookCheckpoints(join(dir, 'webhooks.sqlite'));
+    });
+    afterEach(async () => {
+      await Promise.all(running.splice(0).map((d) => d.stop()));
+      other.close();
+    });
+
+    it('one delivers, the other stands by, and takes over when the first stops: each event sent once, none lost', async () => {
+      const first = dispatcher({}, { leaseMs: 600 });
+      await first.start();
+      const second = dispatcher({}, { leaseMs: 600, checkpoints: other });
+      await second.start();
+      expect(second.status()).toMatchObject({ standingBy: true, failing: null });
+      expect(first.status().standingBy).toBe(false);
+      await events.append(
+        'changeRequest-CHG-001',
+        [anEvent('ChangeSubmitted'), anEvent('ReviewRecorded')],
+        'no-stream',
+      );
+      await receiver.received(2);
+      const head = await events.headPosition();
+      await until(() => first.status().deliveredThrough === head.toString(), 'both accepted');
+      await first.stop();
+      await until(() => !second.status().standingBy, 'the second taking over');
+      await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+      await receiver.received(3);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // (long enough for any twice-sent)
+      expect(receiver.bodies().map((b) => [b.streamId, b.type])).toEqual([
+        ['changeRequest-CHG-001', 'ChangeSubmitted'],
+        ['changeRequest-CHG-001', 'ReviewRecorded'],
+        ['changeRequest-CHG-002', 'ChangeSubmitted'],
+      ]);
+      expect(errors.filter((m) => m.includes('given up'))).toEqual([]);
+    });
+
+    it('a holder that lost its lease (stalled past it) stops delivering and moves no checkpoint; it delivers again once it gets the lease back', async () => {
+      const holder = dispatcher({}, { leaseMs: 600 });
+      await holder.start();
+      await events.append('changeRequest-CHG-001', [anEvent('ChangeSubmitted')], 'no-stream');
+      await receiver.received(1);
+      const delivered = await events.headPosition();
+      await until(() => holder.status().deliveredThrough === delivered.toString(), 'accepted');
+      // another process claims the lease as if the holder had stalled past its expiry
+      expect(other.claim(CHECKPOINT_NAME, 'another process', Date.now() + 60_000, 600)).toBe(true);
+      await until(() => holder.status().standingBy, 'the holder noticing');
+      await events.append('changeRequest-CHG-002', [anEvent('ChangeSubmitted')], 'no-stream');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(receiver.deliveries).toHaveLength(1); // not sent while another holds the lease
+      // a save by a process without the lease moves nothing
+      checkpoints.setAsHolder(CHECKPOINT_NAME, delivered + 1_000n, new Date(), 'not the holder');
+      expect(checkpoints.get(CHECKPOINT_NAME)).toBe(delivered);
+      other.release(CHECKPOINT_NAME, 'another process');
+      await receiver.received(2);
+      expect(receiver.bodies().map((b) => b.streamId)).toEqual([
+        'changeRequest-CHG-001',
+        'changeRequest-CHG-002',
+      ]);
+      expect(holder.status().standingBy).toBe(false);
+    });
   });
 
   it('a stop waits for the answer to a delivery under way: a graceful restart sends nothing twice', async () => {

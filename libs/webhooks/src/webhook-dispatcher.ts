@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Agent, request } from 'undici';
 import {
   type EventStore,
@@ -36,6 +38,11 @@ export interface WebhookDispatcherOptions {
   readonly log?: string;
   /** How long a receiver may take to answer one delivery. */
   readonly timeoutMs?: number;
+  /**
+   * How long the lease on delivering lasts unless renewed (every third of it): a process standing
+   * by takes over within this of the holder's crash, at once after its stop.
+   */
+  readonly leaseMs?: number;
   /** The first retry's delay; each next one doubles, up to `retryMaxMs`. */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -50,6 +57,11 @@ export interface WebhookStatus {
    */
   readonly deliveredThrough: string | null;
   readonly lastDeliveredAt: string | null;
+  /**
+   * Another process with the same `DATA_DIR/webhooks.sqlite` delivers this webhook: this one
+   * takes over when that one stops (or, crashed, once its lease runs out).
+   */
+  readonly standingBy: boolean;
   /**
    * What keeps failing: the event the receiver refuses (later ones wait behind it: order is
    * kept), or, with `eventId` null, reading the log after `position`.
@@ -74,6 +86,9 @@ const STOP_GRACE_MS = 2_000;
 const SKIP_CHECK_MS = 2_000;
 /** Positions of skipped events are saved at most this often (a delivery saves at once). */
 const SAVE_SKIPPED_AFTER_MS = 1_000;
+const DEFAULT_LEASE_MS = 30_000;
+/** How often a process standing by looks whether the lease is free, at most. */
+const STANDBY_POLL_MAX_MS = 5_000;
 
 /**
  * A Retry-After header in ms from `now`: delay-seconds or an HTTP date (RFC 9110 §10.2.3);
@@ -135,8 +150,14 @@ export class WebhookDispatcher {
    * longer one risks a socket the receiver is closing just then.
    */
   private readonly agent: Agent;
+  /** Names this dispatcher in the lease: one delivers per checkpoint file. */
+  private readonly owner = `${hostname()} pid ${process.pid} ${randomUUID().slice(0, 8)}`;
+  private readonly leaseMs: number;
 
   private position: bigint | undefined;
+  /** Holds the lease: delivers (else stands by). */
+  private holding = false;
+  private renewTimer: NodeJS.Timeout | undefined;
   private saved: bigint | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -161,6 +182,7 @@ export class WebhookDispatcher {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.retryBaseMs = options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
     this.retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger ?? { log: () => undefined, error: () => undefined };
     this.secrets = [
@@ -173,7 +195,83 @@ export class WebhookDispatcher {
     this.wanted = types && types.length > 0 ? (type) => types.includes(type) : () => true;
   }
 
+  /**
+   * Starts delivering where the checkpoint says, or, while another process holding the same
+   * checkpoint file delivers, stands by to take over (two would send every event twice, and each
+   * would take the other's progress for an operator's skip and give up events it never sent).
+   */
   async start(): Promise<void> {
+    const holds = this.claimLease();
+    if (holds) await this.takeUp();
+    else {
+      this.logger.log(
+        `webhook ${this.origin}: another process delivers it (${this.holderName()}); standing by to take over`,
+      );
+    }
+    if (this.stopping) return;
+    this.loop = this.lead(holds);
+  }
+
+  /** Delivers while it holds the lease; stands by while another process does. */
+  private async lead(takenUp: boolean): Promise<void> {
+    let ready = takenUp;
+    while (!this.stopping) {
+      if (!ready) {
+        if (!this.claimLease()) {
+          await this.sleep(Math.min(STANDBY_POLL_MAX_MS, this.leaseMs / 6));
+          continue;
+        }
+        this.logger.log(`webhook ${this.origin}: taking over delivery`);
+        await this.takeUp();
+        if (this.stopping) return;
+      }
+      ready = false;
+      this.renewTimer = setInterval(() => {
+        if (this.claimLease()) return;
+        // lost (this process stalled past it, or the file could not be written): another may
+        // deliver now; this one stops at once and stands by
+        this.logger.error(
+          `webhook ${this.origin}: lost the lease on delivering (now ${this.holderName()}); standing by`,
+        );
+        void this.subscription?.close().catch(() => undefined);
+        this.wake?.();
+      }, this.leaseMs / 3);
+      try {
+        await this.run();
+      } finally {
+        clearInterval(this.renewTimer);
+      }
+    }
+  }
+
+  /** Takes or renews the lease; false while another process holds it (or the file fails). */
+  private claimLease(): boolean {
+    try {
+      this.holding = this.checkpoints.claim(CHECKPOINT, this.owner, Date.now(), this.leaseMs);
+    } catch (error) {
+      this.logger.error(
+        `webhook ${this.origin}: could not claim the lease on delivering (${this.describe(error)})`,
+      );
+      this.holding = false;
+    }
+    return this.holding;
+  }
+
+  private holderName(): string {
+    try {
+      return this.checkpoints.holder(CHECKPOINT, Date.now()) ?? 'nobody';
+    } catch {
+      return 'not known';
+    }
+  }
+
+  /** Delivering, not stopped and holding the lease. */
+  private get delivering(): boolean {
+    return !this.stopping && this.holding;
+  }
+
+  /** Where delivery goes on from: the stored checkpoint (see start). */
+  private async takeUp(): Promise<void> {
     const head = await this.events.headPosition();
     if (this.stopping) return; // stopped while it looked
     const stored = this.checkpoints.get(CHECKPOINT);
@@ -206,7 +304,7 @@ export class WebhookDispatcher {
     }
     if (this.log) this.checkpoints.markLog(CHECKPOINT, this.log);
     this.saved = this.position;
-    this.loop = this.run();
+    this.skippedThrough = undefined;
   }
 
   /**
@@ -235,6 +333,14 @@ export class WebhookDispatcher {
     await this.loop;
     clearTimeout(this.saveTimer);
     this.save();
+    if (this.holding) {
+      try {
+        this.checkpoints.release(CHECKPOINT, this.owner);
+      } catch {
+        // it runs out on its own: a process standing by takes over then
+      }
+      this.holding = false;
+    }
     await this.agent.close().catch(() => undefined);
   }
 
@@ -242,13 +348,14 @@ export class WebhookDispatcher {
     return {
       deliveredThrough: this.position?.toString() ?? null,
       lastDeliveredAt: this.lastDeliveredAt?.toISOString() ?? null,
+      standingBy: !this.stopping && !this.holding,
       failing: this.failing,
     };
   }
 
   private async run(): Promise<void> {
     let readFailures = 0;
-    while (!this.stopping) {
+    while (this.delivering) {
       let handling: RecordedEvent | undefined; // the event being delivered, while it is
       try {
         // A log that could not be read and reads again with nothing new after where delivery got
@@ -282,13 +389,13 @@ export class WebhookDispatcher {
             readFailures = 0;
             handling = undefined;
             if (this.failing?.eventId === null) this.failing = null;
-            if (this.stopping) return;
+            if (!this.delivering) return;
           }
         } finally {
           await subscription.close().catch(() => undefined);
         }
       } catch (error) {
-        if (this.stopping) return;
+        if (!this.delivering) return;
         // A log that cannot be read (a store down, a corrupt row) is retried like a receiver:
         // with a growing delay, and named in the status.
         readFailures++;
@@ -366,7 +473,7 @@ export class WebhookDispatcher {
   private async deliver(event: RecordedEvent): Promise<'delivered' | 'skipped' | 'stopped'> {
     // The same bytes on every attempt: only the signature's timestamp changes.
     const body = JSON.stringify(toWebhookPayload(event, await this.subjects.after(event)));
-    for (let attempt = 1; !this.stopping; attempt++) {
+    for (let attempt = 1; this.delivering; attempt++) {
       const refusal = await this.post(event, body, attempt);
       if (refusal === undefined) {
         if (this.failing) {
@@ -378,7 +485,7 @@ export class WebhookDispatcher {
         this.lastDeliveredAt = this.now();
         return 'delivered';
       }
-      if (this.stopping) return 'stopped';
+      if (!this.delivering) return 'stopped';
       const { error, retryAfterMs } = refusal;
       // A receiver that says when (429 or 503 with Retry-After) is asked again then, within the
       // cap, and never sooner than the first retry's delay ("0" or a past date would loop).
@@ -409,7 +516,7 @@ export class WebhookDispatcher {
    * True when one did; false once the delay is over or the dispatcher stops.
    */
   private async waitUnlessSkipped(delay: number, skipped: () => boolean): Promise<boolean> {
-    for (const until = performance.now() + delay; !this.stopping;) {
+    for (const until = performance.now() + delay; this.delivering;) {
       const left = until - performance.now();
       if (left <= 0) return false;
       await this.sleep(Math.min(left, SKIP_CHECK_MS));
@@ -523,7 +630,7 @@ export class WebhookDispatcher {
     const position = this.position;
     if (position === undefined || (this.saved !== undefined && position <= this.saved)) return;
     try {
-      this.checkpoints.set(CHECKPOINT, position, this.now());
+      this.checkpoints.setAsHolder(CHECKPOINT, position, this.now(), this.owner);
       this.saved = position;
     } catch (error) {
       // Not fatal: what was delivered since the last save is sent again after a restart.

@@ -53,6 +53,7 @@ describe('healthFamilies (the health report as Prometheus gauges)', () => {
         projectorStalledSince: '2026-11-28T09:59:30.000Z',
         webhook: {
           deliveredThrough: '40',
+          standingBy: false,
           lastDeliveredAt: '2026-11-28T09:00:00.000Z',
           failing: {
             since: '2026-11-28T09:58:00.000Z',
@@ -70,6 +71,7 @@ describe('healthFamilies (the health report as Prometheus gauges)', () => {
     expect(value('changeledger_webhook_delivered_position')).toBe(40);
     expect(value('changeledger_webhook_failing_seconds')).toBe(120);
     expect(value('changeledger_webhook_failing_attempts')).toBe(7);
+    expect(value('changeledger_webhook_standing_by')).toBe(0);
     expect(families.find((f) => f.name === 'changeledger_projector')!.samples).toEqual([
       { labels: { mode: 'main-thread' }, value: 0 },
       { labels: { mode: 'thread' }, value: 1 },

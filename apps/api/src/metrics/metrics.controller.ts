@@ -90,6 +90,11 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
             'How often the refused event has been sent (0 when none is refused).',
             failing?.attempts ?? 0,
           ),
+          ...gauge(
+            'changeledger_webhook_standing_by',
+            'Another process sharing DATA_DIR delivers the webhook (1): this one takes over when it stops.',
+            report.webhook.standingBy ? 1 : 0,
+          ),
         ]),
   ];
 };
