@@ -5,8 +5,14 @@
  * means "the log is broken" (a tampering alarm for a full disk or a closed pipe).
  */
 
-/** verify: 0 intact, 1 broken, 2 could not verify; every other command: 1 on any failure. */
-export const failureExitCode = (): number => (process.argv[2] === 'verify' ? 2 : 1);
+import { ProgressBar } from './progress-bar';
+
+/**
+ * verify: 0 intact, 1 broken, 2 could not verify (a failure after a "broken" verdict, closing the
+ * store, say, keeps the verdict); every other command: 1 on any failure.
+ */
+export const failureExitCode = (): number =>
+  process.argv[2] !== 'verify' ? 1 : process.exitCode === 1 ? 1 : 2;
 
 const say = (text: string) => {
   try {
@@ -17,6 +23,11 @@ const say = (text: string) => {
 };
 
 process.on('uncaughtException', (error: unknown) => {
+  try {
+    ProgressBar.endOpenLines(); // the message on a line of its own
+  } catch {
+    // stderr is gone
+  }
   say(error instanceof Error ? (error.stack ?? error.message) : String(error));
   process.exit(failureExitCode());
 });

@@ -97,6 +97,13 @@ export interface StreamRevision {
  */
 export const MAX_APPEND_BYTES = 1_000_000;
 
+/**
+ * How far back, beyond its own length, every adapter looks for an 'any' append's earlier copy
+ * (an idempotent repeat, answered like the first append). On EventStoreDB, a repeat from further
+ * back is sent at the stream's revision, where the server compares no ids and would store it again.
+ */
+export const ANY_REPEAT_WINDOW = 64;
+
 export interface EventStore {
   /** ConcurrencyError when the stream is not at `expected`; AppendTooLargeError over MAX_APPEND_BYTES. */
   append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;

@@ -357,12 +357,23 @@ export class WebhookDispatcher {
     let readFailures = 0;
     while (this.delivering) {
       let handling: RecordedEvent | undefined; // the event being delivered, while it is
+      let recovered: NodeJS.Timeout | undefined;
       try {
         // A log that could not be read and reads again with nothing new after where delivery got
-        // is no longer failing, though no event comes through to say so (a quiet night after a
-        // dropped subscription). Failing to read the head is another failed read.
+        // is no longer failing once the subscription has stood for a retry's delay, though no
+        // event comes through to say so (a quiet night after a dropped subscription); one that
+        // drops again within it stays failing, since the first failure. Failing to read the
+        // head is another failed read.
         if (this.failing?.eventId === null && (await this.events.headPosition()) <= (this.position ?? 0n)) {
-          this.failing = null;
+          recovered = setTimeout(
+            () => {
+              if (this.failing?.eventId !== null) return;
+              this.failing = null;
+              readFailures = 0;
+            },
+            this.delayBefore(readFailures + 1),
+          );
+          recovered.unref();
         }
         const subscription = this.events.subscribeToAll({
           after: this.position,
@@ -395,6 +406,7 @@ export class WebhookDispatcher {
           await subscription.close().catch(() => undefined);
         }
       } catch (error) {
+        clearTimeout(recovered);
         if (!this.delivering) return;
         // A log that cannot be read (a store down, a corrupt row) is retried like a receiver:
         // with a growing delay, and named in the status.

@@ -179,8 +179,10 @@ export class JwtVerifier {
         return key;
       } catch (error) {
         if (!isKeySetUnreachable(error)) throw error;
+        // (a connection the deadline destroyed fails its fetch with ECONNRESET: "aborted", or
+        // "socket hang up" before the headers; another failure meanwhile keeps its own name)
         const named =
-          deadlinesPassed() > passedBefore
+          deadlinesPassed() > passedBefore && (error as { code?: unknown } | null)?.code === 'ECONNRESET'
             ? new Error(`no complete answer within ${deadlineMs} ms`, { cause: error })
             : error;
         failure = { error: named, at: Date.now() };

@@ -82,7 +82,7 @@ export const healthFamilies = (report: HealthReport, now: number): MetricFamily[
           ),
           ...gauge(
             'changeledger_webhook_failing_seconds',
-            'For how long the webhook receiver has been refusing the same event (0 when it is not).',
+            'For how long the webhook receiver has been refusing the same event, or the event log could not be read for it (0 when neither).',
             failing === null ? 0 : (now - Date.parse(failing.since)) / 1000,
           ),
           ...gauge(

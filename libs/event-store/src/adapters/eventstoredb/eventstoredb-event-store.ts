@@ -37,6 +37,7 @@ import type {
   SequencedStream,
   SubscribeOptions,
 } from '../../event-store.port';
+import { ANY_REPEAT_WINDOW } from '../../event-store.port';
 import {
   backoffDelay,
   comparePositions,
@@ -131,12 +132,6 @@ const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayM
 const DEFAULT_SUBSCRIPTION_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 200, maxDelayMs: 5_000 };
 /** Backoff between optimistic-concurrency retries ('any' appends, sequence allocation). */
 const CONFLICT_BACKOFF = { baseDelayMs: 5, maxDelayMs: 250 } as const;
-/**
- * How far back, beyond its own length, an 'any' append looks for its own events (an idempotent
- * repeat): as far as the SQLite store looks (its ANY_REPEAT_WINDOW). A repeat from further back
- * is sent at the stream's revision, where the server compares no ids and would store it again.
- */
-const REPEAT_WINDOW = 64;
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -650,7 +645,7 @@ export class EventStoreDbEventStore implements EventStore {
    */
   private async appendAny(streamId: string, events: readonly NewEvent[]): Promise<AppendResult> {
     for (let attempt = 1; ; attempt++) {
-      const tail = await this.tailOf(streamId, events.length + REPEAT_WINDOW);
+      const tail = await this.tailOf(streamId, events.length + ANY_REPEAT_WINDOW);
       const last = tail.at(-1);
       const actual = last?.event ? last.event.revision : 'no-stream';
       const repeat = findRepeat(tail, events);

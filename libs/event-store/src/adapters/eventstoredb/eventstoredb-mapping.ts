@@ -549,9 +549,15 @@ export const previousHashAfter = (streamId: string, last: ResolvedEvent | undefi
   if (!last?.event) return GENESIS_HASH;
   const hash = chainHashOf(last);
   if (hash !== undefined) return hash;
-  throw new StoredEventCorruptError(streamId, last.event.revision, positionOf(last) ?? 0n, 'metadata', {
-    problem: isPlainObject(last.event.metadata) ? 'holds no hash' : undefined,
-  });
+  throw new StoredEventCorruptError(
+    streamId,
+    last.event.revision,
+    positionOf(last) ?? UNKNOWN_POSITION,
+    'metadata',
+    {
+      problem: isPlainObject(last.event.metadata) ? 'holds no hash' : undefined,
+    },
+  );
 };
 
 /** Where a counter stream stands: its last revision, the last number in use and the chain hash. */

@@ -22,12 +22,7 @@ import type {
   SequencedStream,
   SubscribeOptions,
 } from '../../event-store.port';
-
-/**
- * How far back, beyond its own length, an 'any' append looks for its own earlier copy (EventStoreDB
- * keeps a cache too).
- */
-const ANY_REPEAT_WINDOW = 64;
+import { ANY_REPEAT_WINDOW } from '../../event-store.port';
 
 interface PendingWrite {
   readonly run: () => unknown;
