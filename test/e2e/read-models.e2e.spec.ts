@@ -264,6 +264,10 @@ describe('read models over HTTP', () => {
       `/changes?requestedBy=u-filter&riskLevel=high&cursor=${next}`,
       `/change-log?cursor=${next}`,
       `/follow-ups?cursor=${next}`,
+      // the same place without its tag (made by hand): nothing says which filters it belongs to
+      `/changes?requestedBy=u-filter&cursor=${Buffer.from(
+        JSON.stringify((JSON.parse(Buffer.from(next, 'base64url').toString()) as unknown[]).slice(0, 2)),
+      ).toString('base64url')}`,
     ]) {
       const refused = expectStatus(await app.get(elsewhere), 400, 'VALIDATION_FAILED');
       expect(refused.body).toMatchObject({

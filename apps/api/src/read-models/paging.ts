@@ -55,7 +55,11 @@ export const listTag = (list: string, query: object): string => {
  */
 const isSortValue = (value: unknown): value is Cursor['value'] => value === null || typeof value === 'string';
 
-/** `tag`: the list and filters the cursor must have been served under (one without a tag, made before tags, passes). */
+/**
+ * `tag`: the list and filters the cursor must have been served under. Every list hands out tagged
+ * cursors; one without a tag was made by hand, or before tags (2026-11), and is refused like one
+ * of another list: nothing tells which filters it belongs to.
+ */
 export const decodeCursor = (cursor: string | undefined, tag?: string): Cursor | undefined => {
   if (cursor === undefined) return undefined;
   let value: unknown, id: unknown, servedUnder: unknown;
@@ -70,7 +74,7 @@ export const decodeCursor = (cursor: string | undefined, tag?: string): Cursor |
       { field: 'cursor', message: 'invalid' },
     ]);
   }
-  if (tag !== undefined && servedUnder !== undefined && servedUnder !== tag) {
+  if (tag !== undefined && servedUnder !== tag) {
     throw new RequestValidationError(
       'cursor belongs to another list or to other filters: page with the filters of the request that handed it out',
       [{ field: 'cursor', message: 'of another list or filters' }],

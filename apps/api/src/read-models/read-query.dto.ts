@@ -39,6 +39,7 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(500) system?: string;
   /** Only changes whose id, title or description holds this text (case and zero-width characters aside). */
   @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) q?: string;
+  /** Only changes requested by this user id (the token's `sub`, as `requestedBy.id` shows it), matched exactly: not a name. */
   @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) requestedBy?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
   @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
