@@ -51,6 +51,9 @@ COPY apps/cli/build-if-stale.mjs ./apps/cli/
 # DATA_DIR holds the embedded stores (SQLite) and the Idempotency-Key store; a volume mounted
 # here starts out owned by `node` too.
 RUN mkdir -p /app/data && chown node:node /app/data
+# a volume even with a plain `docker run`: the event log (and the generated jwt-secret) must not
+# live in the container's writable layer, gone with `docker rm`
+VOLUME /app/data
 USER node
 EXPOSE 3000
 # No curl in slim images: Node's fetch. 503 (event store or read models down) is unhealthy.
