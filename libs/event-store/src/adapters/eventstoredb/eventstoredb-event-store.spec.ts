@@ -457,6 +457,16 @@ describe('EventStoreDbEventStore (on an in-memory double of the client)', () => 
     });
   });
 
+  it('a read under way when the store closes fails as unavailable, not with the part read so far', async () => {
+    const store = open();
+    const id = streamId();
+    await store.append(id, newEvents(50), 'no-stream');
+    const [stream, all] = [store.readStream(id), store.readAll({ after: 0n, limit: 100 })];
+    await store.close();
+    await expect(stream).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    await expect(all).rejects.toBeInstanceOf(EventStoreUnavailableError);
+  });
+
   describe('verify (hash chains)', () => {
     it('names a stream whose events a delete or truncation hides from its reads, which $all still holds', async () => {
       const store = open();

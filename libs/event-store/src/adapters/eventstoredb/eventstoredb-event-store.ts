@@ -1098,8 +1098,16 @@ export class EventStoreDbEventStore implements EventStore {
    * ReadTimeoutError: `withRetry` tries again, then reports the server unavailable; `ping`
    * names the wait instead.
    */
-  private drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
-    return this.answeredWithin(drain(read), timeoutMs, () => void read.cancel().catch(() => undefined));
+  private async drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
+    const items = await this.answeredWithin(
+      drain(read),
+      timeoutMs,
+      () => void read.cancel().catch(() => undefined),
+    );
+    // close() disposes the client, which cancels the reads under way, and the client ends a
+    // cancelled read as if it were done: what came so far is not the whole answer
+    if (this.closed) throw new EventStoreUnavailableError('the event store was closed during a read');
+    return items;
   }
 
   /**
