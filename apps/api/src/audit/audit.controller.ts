@@ -31,7 +31,11 @@ import { asksFor } from '../http/media-negotiation';
  * already in them: `minPosition` is accepted (clients send it to every read) and always met.
  */
 export class AsOfQueryDto extends ReadQueryDto {
-  @IsTimestamp({ dateOnly: true }) at!: string;
+  @IsTimestamp({
+    dateOnly: true,
+    description: 'A time with its zone, or a date: the change as it stood at the end of that day (UTC).',
+  })
+  at!: string;
 }
 
 export class EvidenceQueryDto extends ReadQueryDto {

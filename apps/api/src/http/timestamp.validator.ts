@@ -11,11 +11,15 @@ import {
 
 /**
  * An instant: an ISO 8601 calendar date and time with its time zone (`Z` or an offset), or with
- * `dateOnly`, also a bare date (midnight UTC, for query filters). IsISO8601 alone lets through
+ * `dateOnly`, also a bare date (for query filters: `from` its midnight UTC, `through` the whole
+ * day, as the filter reads it; `description` says so in the OpenAPI document). IsISO8601 alone lets through
  * week and ordinal dates (`2026-W05`: a 500 where the value became a Date) and times without a
  * zone, which would be read in the server's local time.
  */
-export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =>
+export const IsTimestamp = ({
+  dateOnly = false,
+  description,
+}: { dateOnly?: boolean; description?: string } = {}) =>
   applyDecorators(
     IsISO8601({ strict: true, strictSeparator: true }),
     Matches(dateOnly ? ISO_DATE_OR_DATE_TIME : ISO_DATE_TIME, {
@@ -27,7 +31,7 @@ export const IsTimestamp = ({ dateOnly = false }: { dateOnly?: boolean } = {}) =
     // for the OpenAPI document (its IsISO8601 schema is a plain string)
     JSONSchema(
       dateOnly
-        ? { description: 'a date (midnight UTC) or a time with its zone' }
+        ? { description: description ?? 'a date (midnight UTC) or a time with its zone' }
         : { format: 'date-time', description: 'RFC 3339 (the server also takes one without seconds)' },
     ) as PropertyDecorator,
   );

@@ -8,6 +8,15 @@ import { NoControlCharacters } from '../http/no-control-characters.validator';
 import { IsTimestamp } from '../http/timestamp.validator';
 import { DEFAULT_LIMIT, MAX_LIMIT } from './paging';
 
+/** A range's start, as the filters read it. */
+export const FROM_BOUND = 'A date (from its midnight UTC) or a time with its zone; inclusive.';
+/** A range's end, as the filters read it: a bare date takes in that whole day. */
+export const TO_BOUND = 'A date (inclusive: the whole day, UTC) or a time with its zone (exclusive).';
+/** What the OpenAPI document says of a HasText field (a JSONSchema of its own replaces it). */
+const VISIBLE_TEXT = { minLength: 1 } as const;
+const SYSTEM_FILTER =
+  'Only changes naming this system (case, surrounding spaces and zero-width characters aside); text with at least one visible character.';
+
 /** What every read endpoint accepts. */
 export class ReadQueryDto {
   @IsOptional()
@@ -35,14 +44,39 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(CHANGE_STATUSES) status?: string;
   @IsOptional() @IsIn(CHANGE_TYPES) type?: string;
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
-  /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
-  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(500) system?: string;
-  /** Only changes whose id, title or description holds this text (case and zero-width characters aside). */
-  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) q?: string;
-  /** Only changes requested by this user id (the token's `sub`, as `requestedBy.id` shows it), matched exactly: not a name. */
-  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(200) requestedBy?: string;
-  @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
-  @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
+  @IsOptional()
+  @IsString()
+  @HasText()
+  @NoControlCharacters()
+  @MaxLength(500)
+  @JSONSchema({ ...VISIBLE_TEXT, description: SYSTEM_FILTER })
+  system?: string;
+  @IsOptional()
+  @IsString()
+  @HasText()
+  @NoControlCharacters()
+  @MaxLength(200)
+  @JSONSchema({
+    ...VISIBLE_TEXT,
+    description:
+      'Only changes whose id, title or description holds this text (case, surrounding spaces and zero-width characters aside; no patterns).',
+  })
+  q?: string;
+  @IsOptional()
+  @IsString()
+  @HasText()
+  @NoControlCharacters()
+  @MaxLength(200)
+  @JSONSchema({
+    ...VISIBLE_TEXT,
+    description:
+      "Only changes requested by this user id (the token's `sub`, as `requestedBy.id` shows it), matched exactly: not a name.",
+  })
+  requestedBy?: string;
+  /** Submitted at or after. */
+  @IsOptional() @IsTimestamp({ dateOnly: true, description: FROM_BOUND }) from?: string;
+  /** Submitted before. */
+  @IsOptional() @IsTimestamp({ dateOnly: true, description: TO_BOUND }) to?: string;
 }
 
 export class ChangeLogQueryDto extends PagedQueryDto {
@@ -59,12 +93,19 @@ export class FollowUpsQueryDto extends PagedQueryDto {
 }
 
 export class ScheduleQueryDto extends PagedQueryDto {
-  /** A date (from its start) or an ISO 8601 instant; default: the start of today (UTC). */
-  @IsOptional() @IsTimestamp({ dateOnly: true }) from?: string;
-  /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive); default: 14 days after `from`. */
-  @IsOptional() @IsTimestamp({ dateOnly: true }) to?: string;
-  /** Only changes naming this system (case, surrounding spaces and zero-width characters aside). */
-  @IsOptional() @IsString() @HasText() @NoControlCharacters() @MaxLength(500) system?: string;
+  @IsOptional()
+  @IsTimestamp({ dateOnly: true, description: `${FROM_BOUND} Default: the start of today (UTC).` })
+  from?: string;
+  @IsOptional()
+  @IsTimestamp({ dateOnly: true, description: `${TO_BOUND} Default: 14 days after \`from\`.` })
+  to?: string;
+  @IsOptional()
+  @IsString()
+  @HasText()
+  @NoControlCharacters()
+  @MaxLength(500)
+  @JSONSchema({ ...VISIBLE_TEXT, description: SYSTEM_FILTER })
+  system?: string;
   /** `ics`: an iCalendar file of the whole range (for a team's calendar), unless paged. */
   @IsOptional() @IsIn(['json', 'ics']) format?: 'json' | 'ics';
   /**

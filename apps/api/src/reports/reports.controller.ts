@@ -2,6 +2,7 @@ import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { JSONSchema } from 'class-validator-jsonschema';
 import type { FastifyReply } from 'fastify';
 import type { Actor } from '@changeledger/domain';
 import { CLOCK, type Clock } from '@changeledger/platform';
@@ -17,17 +18,31 @@ import { ProjectionLaggingError, RequestValidationError } from '../application/a
 import { CurrentActor } from '../auth/current-actor.decorator';
 import { AUDIT_ROLES, requireRoles } from '../auth/require-roles';
 import { parsePosition } from '../read-models/parse-position';
-import { ReadQueryDto } from '../read-models/read-query.dto';
+import { FROM_BOUND, ReadQueryDto, TO_BOUND } from '../read-models/read-query.dto';
 import { MIN_POSITION_WAIT_MS, ReadPosition } from '../read-models/read-position';
 import { GetComplianceReport } from './compliance-report.query';
 
+/** The period: `period`, or `from` and `to` together (not both ways; one of them is required). */
 export class ComplianceReportQueryDto extends ReadQueryDto {
-  /** `2026-Q4`, `2026-11` or `2026`. */
-  @IsOptional() @IsString() @MaxLength(20) period?: string;
-  /** A date (`2026-10-01`) or an ISO 8601 instant; inclusive. */
-  @IsOptional() @IsString() @MaxLength(40) from?: string;
-  /** A date (inclusive: the whole day) or an ISO 8601 instant (exclusive). */
-  @IsOptional() @IsString() @MaxLength(40) to?: string;
+  @IsOptional()
+  @IsString()
+  @MaxLength(20)
+  @JSONSchema({
+    pattern: '^[1-9]\\d{3}(-Q[1-4]|-(0[1-9]|1[0-2]))?$',
+    description:
+      'A quarter (`2026-Q4`), a month (`2026-11`) or a year (`2026`), in UTC. Either `period`, or `from` and `to` together.',
+  })
+  period?: string;
+  @IsOptional()
+  @IsString()
+  @MaxLength(40)
+  @JSONSchema({ description: `${FROM_BOUND} With \`to\`, instead of \`period\`.` })
+  from?: string;
+  @IsOptional()
+  @IsString()
+  @MaxLength(40)
+  @JSONSchema({ description: `${TO_BOUND} With \`from\`, instead of \`period\`.` })
+  to?: string;
   @IsOptional() @IsIn(['json', 'csv', 'html']) format?: 'json' | 'csv' | 'html';
 }
 
