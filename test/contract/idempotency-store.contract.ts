@@ -33,6 +33,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       expect(await store.claim('u\u0000k', 'f1', later(10))).toEqual({
         kind: 'in-flight',
         since: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       await store.complete('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-001' } });
       expect(await store.claim('u\u0000k', 'f1', later(20))).toEqual({
@@ -52,6 +53,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       expect(await store.claim('u\u0000p', 'f1', later(20))).toEqual({
         kind: 'in-flight',
         since: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       await store.settle('u\u0000s', claimedAt(0), { statusCode: 201, body: { id: 'CHG-002' } });
       await store.settle('u\u0000s', claimedAt(0), unknown); // a "not found" that lost the race
@@ -76,12 +78,14 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         {
           kind: 'in-flight',
           since: claimedAt(0),
+          aliveAt: claimedAt(0),
         },
       );
       // a creation: nothing can tell whether the first one landed, so the key stays claimed
       expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS))).toEqual({
         kind: 'in-flight',
         since: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       // another request with the key (a command on the change the crashed creation made) may
       // not take it over: the creation's retry would then find the key free and create again
@@ -94,6 +98,38 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       });
     });
 
+    it('a claim renewed while its command runs counts as alive for a lease after its last renewal', async () => {
+      const reclaim = { reclaimAbandoned: true };
+      await store.claim('u\u0000k', 'f1', t0);
+      await store.renew('u\u0000k', claimedAt(0), later(50_000));
+      await store.renew('u\u0000k', claimedAt(1), later(55_000)); // not this claim: changes nothing
+      // past a lease from the claim, within one from the renewal: still in flight, for a creation too
+      for (const options of [reclaim, {}]) {
+        expect(
+          await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1), options),
+        ).toEqual({
+          kind: 'in-flight',
+          since: claimedAt(0),
+          aliveAt: claimedAt(50_000),
+        });
+      }
+      // a lease after the renewal it is abandoned, and the new claim starts without one
+      const takenAt = 50_000 + IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+      expect(await store.claim('u\u0000k', 'f1', later(takenAt), reclaim)).toEqual({
+        kind: 'claimed',
+        claimedAt: claimedAt(takenAt),
+      });
+      expect(await store.claim('u\u0000k', 'f1', later(takenAt + 1))).toEqual({
+        kind: 'in-flight',
+        since: claimedAt(takenAt),
+        aliveAt: claimedAt(takenAt),
+      });
+      // a done claim is not renewed
+      await store.complete('u\u0000k', claimedAt(takenAt), { statusCode: 200, body: 'ok' });
+      await store.renew('u\u0000k', claimedAt(takenAt), later(takenAt + 5));
+      expect(await store.claim('u\u0000k', 'f1', later(takenAt + 10))).toMatchObject({ kind: 'replay' });
+    });
+
     it('the first claimant, slow rather than dead, can neither answer for nor free the claim that replaced it', async () => {
       await store.claim('u\u0000k', 'f1', t0);
       await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), { reclaimAbandoned: true });
@@ -102,6 +138,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       expect(await store.claim('u\u0000k', 'f1', later(IDEMPOTENCY_IN_FLIGHT_LEASE_MS + 1))).toEqual({
         kind: 'in-flight',
         since: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
+        aliveAt: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
       });
       await store.complete('u\u0000k', claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS), {
         statusCode: 200,
@@ -171,6 +208,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       expect(await other.claim('u\u0000k', 'f1', later(1))).toEqual({
         kind: 'in-flight',
         since: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       await store.complete('u\u0000k', claimedAt(0), { statusCode: 201, body: { id: 'CHG-001' } });
       expect(await other.claim('u\u0000k', 'f1', later(2))).toEqual({
@@ -193,7 +231,11 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       expect(kinds.filter((k) => k === 'in-flight')).toHaveLength(23);
       const winner = claims.find((c) => c.kind === 'claimed') as { claimedAt: number };
       expect(claims.filter((c) => c.kind === 'in-flight')).toEqual(
-        Array.from({ length: 23 }, () => ({ kind: 'in-flight', since: winner.claimedAt })),
+        Array.from({ length: 23 }, () => ({
+          kind: 'in-flight',
+          since: winner.claimedAt,
+          aliveAt: winner.claimedAt,
+        })),
       );
     });
   });

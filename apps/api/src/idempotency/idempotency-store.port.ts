@@ -15,9 +15,18 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
  */
 export const IDEMPOTENCY_IN_FLIGHT_LEASE_MS = 60_000;
 
-/** Whether a claim made at `claimedAt` (ms) has outlived its lease at `now` (ms). */
-export const leaseOver = (claimedAt: number, now: number): boolean =>
-  claimedAt <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
+/**
+ * How often a claim whose command is still running is marked alive (`renew`): a command may run
+ * longer than the lease (a creation queued behind others while EventStoreDB is slow, each append
+ * retried for up to two minutes), and a repeat must then wait for it, not take it for abandoned
+ * (a creation's repeat would be told the outcome is unknown, look, find nothing yet, and create
+ * the change again under a new key).
+ */
+export const IDEMPOTENCY_RENEW_EVERY_MS = IDEMPOTENCY_IN_FLIGHT_LEASE_MS / 4;
+
+/** Whether a claim last known alive at `aliveAt` (ms) has outlived its lease at `now` (ms). */
+export const leaseOver = (aliveAt: number, now: number): boolean =>
+  aliveAt <= now - IDEMPOTENCY_IN_FLIGHT_LEASE_MS;
 
 /**
  * The key store cannot be reached (503): the command did not run, and the same key may be sent
@@ -43,8 +52,11 @@ export type IdempotencyClaim =
   /** `claimedAt`: of the claim that stored it (for `settle`). */
   | { readonly kind: 'replay'; readonly response: StoredResponse; readonly claimedAt: number }
   | { readonly kind: 'mismatch' }
-  /** `since`: when the pending claim was made (a creation's, left by a dead process, stays). */
-  | { readonly kind: 'in-flight'; readonly since: number };
+  /**
+   * `since`: when the pending claim was made (a creation's, left by a dead process, stays);
+   * `aliveAt`: when its command was last known to be running (see `renew`).
+   */
+  | { readonly kind: 'in-flight'; readonly since: number; readonly aliveAt: number };
 
 /** A key's record as a store keeps it. */
 export interface StoredClaim {
@@ -54,6 +66,8 @@ export interface StoredClaim {
   /** The answer as JSON text. */
   readonly body: string | null;
   readonly claimedAt: number;
+  /** When its command was last known to be running (`renew`); none: `claimedAt`. */
+  readonly aliveAt?: number | null;
 }
 
 /**
@@ -72,9 +86,10 @@ export const judgeClaim = (
   // may take over an abandoned claim. (Taken over by another, a creation's claim left pending by
   // a crash would be lost, and the creation's retry would create the change a second time.)
   if (live && seen.fingerprint !== fingerprint) return { kind: 'mismatch' };
-  const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(seen.claimedAt, now);
+  const aliveAt = Math.max(seen.claimedAt, seen.aliveAt ?? 0);
+  const abandoned = reclaimAbandoned && seen.state === 'pending' && leaseOver(aliveAt, now);
   if (live && !abandoned) {
-    if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt };
+    if (seen.state === 'pending') return { kind: 'in-flight', since: seen.claimedAt, aliveAt };
     return {
       kind: 'replay',
       claimedAt: seen.claimedAt,
@@ -98,6 +113,11 @@ export interface IdempotencyStore {
     now: Date,
     options?: { readonly reclaimAbandoned?: boolean },
   ): Promise<IdempotencyClaim>;
+  /**
+   * Marks the claim's command still running at `now`, if the claim is still this one and pending
+   * (every IDEMPOTENCY_RENEW_EVERY_MS while it runs): its lease counts from then.
+   */
+  renew(scope: string, claimedAt: number, now: Date): Promise<void>;
   /** Stores the answer, if the claim is still this one (not reclaimed meanwhile). */
   complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void>;
   /**

@@ -14,6 +14,7 @@ import {
 } from '@changeledger/domain';
 import {
   ConcurrencyConflictError,
+  IdempotencyKeyInProgressError,
   IdempotencyKeyReusedError,
   IdempotencyOutcomeUnknownError,
   PreconditionFailedError,
@@ -181,6 +182,41 @@ describe('IdempotentCommands', () => {
     await expect(first).resolves.toEqual({ id: 'CHG-001' });
     await expect(waiting).resolves.toEqual({ id: 'CHG-001' });
     expect(created).toBe(1);
+  });
+
+  it('a creation still running past the lease (a slow event store) keeps its claim alive: a repeat is told to come back, not that the outcome is unknown', async () => {
+    let now = clock.now().getTime();
+    const movingClock = { now: () => new Date(now) };
+    const commands = () => {
+      const made = new IdempotentCommands(store, movingClock);
+      made.renewEveryMs = 10;
+      made.inFlightWaitMs = 50;
+      return made;
+    };
+    let finish!: (value: { id: string }) => void;
+    const call = () => commandCallOf(undefined, context({ title: 'x' })).idempotency!;
+    const first = commands().run(call(), () => new Promise<{ id: string }>((resolve) => (finish = resolve)));
+    // 50 s on, still running (it renews its claim), then 70 s on a repeat comes: past a lease
+    // from the claim, within one from its last renewal
+    now += 50_000;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    now += 20_000;
+    let looked = 0;
+    const repeat = commands().run(
+      {
+        ...call(),
+        findAbandonedCreation: async () => {
+          looked += 1;
+          return undefined; // not created yet: it still runs
+        },
+      },
+      async () => ({ id: 'never' }),
+    );
+    await expect(repeat).rejects.toBeInstanceOf(IdempotencyKeyInProgressError);
+    expect(looked).toBe(0);
+    finish({ id: 'CHG-001' });
+    await expect(first).resolves.toEqual({ id: 'CHG-001' });
+    await expect(commands().run(call(), async () => ({ id: 'never' }))).resolves.toEqual({ id: 'CHG-001' });
   });
 
   it("a creation's claim left pending past the lease (its process died) answers IDEMPOTENCY_OUTCOME_UNKNOWN at once, and creates nothing", async () => {

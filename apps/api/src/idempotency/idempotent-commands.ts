@@ -13,6 +13,7 @@ import {
 } from '../application/application-errors';
 import { problem, toProblem } from '../http/problem-details.filter';
 import {
+  IDEMPOTENCY_RENEW_EVERY_MS,
   IDEMPOTENCY_STORE,
   type IdempotencyStore,
   leaseOver,
@@ -139,6 +140,8 @@ export class IdempotentCommands {
   private readonly logger = new Logger('Idempotency');
   /** See IN_FLIGHT_WAIT_MS (shorter in tests). */
   inFlightWaitMs = IN_FLIGHT_WAIT_MS;
+  /** See IDEMPOTENCY_RENEW_EVERY_MS (shorter in tests). */
+  renewEveryMs = IDEMPOTENCY_RENEW_EVERY_MS;
 
   constructor(
     @Inject(IDEMPOTENCY_STORE) private readonly store: IdempotencyStore,
@@ -176,7 +179,7 @@ export class IdempotentCommands {
         claimedAt = claim.claimedAt;
         break;
       }
-      if (!reclaimAbandoned && leaseOver(claim.since, this.clock.now().getTime())) {
+      if (!reclaimAbandoned && leaseOver(claim.aliveAt, this.clock.now().getTime())) {
         if (!request.findAbandonedCreation) throw abandonedCreation(claim.since);
         return this.settleByLooking<T>(request, claim.since, 'pending');
       }
@@ -191,9 +194,17 @@ export class IdempotentCommands {
       await sleep(25);
     }
     let body: T;
+    // while the command runs, however long: its claim is alive, and a repeat waits for it
+    const alive = setInterval(() => {
+      this.store.renew(scope, claimedAt, this.clock.now()).catch((error: unknown) => {
+        this.logger.error(`Idempotency-Key claim not renewed: ${messageOf(error)}`);
+      });
+    }, this.renewEveryMs);
+    alive.unref();
     try {
       body = await command();
     } catch (error) {
+      clearInterval(alive);
       if (!reclaimAbandoned && error instanceof AppendOutcomeUnknownError) {
         // A creation whose stream may or may not have been written (the event store became
         // unreachable while it was): freed, a retry could create a second one.
@@ -221,6 +232,7 @@ export class IdempotentCommands {
       }
       throw error; // the client gets its answer whatever the key store did
     }
+    clearInterval(alive);
     // The command is stored. If its answer cannot be kept, the claim stays in flight rather
     // than freed (freed, a retried creation would be made twice): the client still gets it now.
     await this.store

@@ -30,6 +30,8 @@ interface KeyDocument {
   body: string | null;
   /** The claim's identity (ms since the epoch, strictly growing per key), and its age. */
   claimedAt: number;
+  /** When its command was last known to be running (`renew`). */
+  aliveAt?: number | null;
 }
 
 /**
@@ -119,12 +121,21 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       const { claimedAt } = found;
       const taken = await this.keys.updateOne(
         { _id: id, claimedAt: seen.claimedAt, state: seen.state },
-        { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt } },
+        { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt, aliveAt: null } },
       );
       if (taken.matchedCount === 1) return { kind: 'claimed', claimedAt };
       // another instance changed the key since it was read: look again
     }
     throw new Error(`Idempotency-Key store: the key kept changing under ${MAX_CLAIM_ATTEMPTS} claims`);
+  }
+
+  async renew(scope: string, claimedAt: number, now: Date): Promise<void> {
+    await this.reach(() =>
+      this.keys.updateOne(
+        { _id: idempotencyDocumentId(scope), claimedAt, state: 'pending' },
+        { $set: { aliveAt: now.getTime() } },
+      ),
+    );
   }
 
   async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {

@@ -34,6 +34,7 @@ interface Row {
   status_code: number | null;
   body: string | null;
   created_at: number;
+  alive_at: number | null;
 }
 
 export class SqliteIdempotencyStore implements IdempotencyStore {
@@ -45,6 +46,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     reclaimAbandoned: boolean,
   ) => IdempotencyClaim;
   private readonly completeStmt: Database.Statement<[number, string, string, number]>;
+  private readonly renewStmt: Database.Statement<[number, string, number]>;
   private readonly releaseStmt: Database.Statement<[string, number]>;
   private readonly purgeStmt: Database.Statement<[number]>;
   private readonly settleStmt: Database.Statement<[number, string, string, number]>;
@@ -64,19 +66,22 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
       scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
       status_code INTEGER, body TEXT, created_at INTEGER NOT NULL)`);
+    // (files from before 2026-11-29 get the column of `renew`)
+    const columns = this.db.prepare("SELECT name FROM pragma_table_info('idempotency')").pluck().all();
+    if (!columns.includes('alive_at')) this.db.exec('ALTER TABLE idempotency ADD COLUMN alive_at INTEGER');
     this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const get = this.db.prepare<[string], Row>('SELECT * FROM idempotency WHERE scope = ?');
     const put = this.db.prepare<[string, string, number]>(
       `INSERT INTO idempotency (scope, fingerprint, state, created_at) VALUES (?, ?, 'pending', ?)
        ON CONFLICT (scope) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'pending',
-         status_code = NULL, body = NULL, created_at = excluded.created_at`,
+         status_code = NULL, body = NULL, created_at = excluded.created_at, alive_at = NULL`,
     );
     const tx = this.db.transaction(
       (scope: string, fingerprint: string, now: number, reclaimAbandoned: boolean): IdempotencyClaim => {
         const row = get.get(scope);
         const found = row
           ? judgeClaim(
-              { ...row, statusCode: row.status_code, claimedAt: row.created_at },
+              { ...row, statusCode: row.status_code, claimedAt: row.created_at, aliveAt: row.alive_at },
               fingerprint,
               now,
               reclaimAbandoned,
@@ -88,6 +93,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
       },
     );
     this.claimTx = (s, f, n, r) => tx.immediate(s, f, n, r);
+    this.renewStmt = this.db.prepare(
+      `UPDATE idempotency SET alive_at = ? WHERE scope = ? AND created_at = ? AND state = 'pending'`,
+    );
     this.completeStmt = this.db.prepare(
       `UPDATE idempotency SET state = 'done', status_code = ?, body = ?
        WHERE scope = ? AND created_at = ? AND state = 'pending'`,
@@ -116,6 +124,10 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     return this.whenFree(() =>
       this.claimTx(scope, fingerprint, now.getTime(), options.reclaimAbandoned === true),
     );
+  }
+
+  async renew(scope: string, claimedAt: number, now: Date): Promise<void> {
+    await this.whenFree(() => this.renewStmt.run(now.getTime(), scope, claimedAt));
   }
 
   async complete(scope: string, claimedAt: number, response: StoredResponse): Promise<void> {
