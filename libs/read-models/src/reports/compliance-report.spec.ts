@@ -729,6 +729,16 @@ describe('compliance report', () => {
       report(facts(selfApproved), '2027-04-15T00:00:00.000Z', parsePeriodLabel('2027-Q1')).findings
         .segregationOfDutiesExceptions,
     ).toEqual([]);
+    // A wait that ended at the very start of a quarter is the previous quarter's only.
+    const endedAtQ4 = facts(
+      timed(normalHistory('approved'), ['2026-09-01T00:00:00.000Z', ...times('2026-09-30T20:00:00.000Z', 5)]),
+    );
+    const staleIn = (period: string) =>
+      report(endedAtQ4, '2027-01-15T00:00:00.000Z', parsePeriodLabel(period)).findings.staleInReview.map(
+        (f) => f.until,
+      );
+    expect(staleIn('2026-Q3')).toEqual([null]); // as of the quarter's end, still waiting
+    expect(staleIn('2026-Q4')).toEqual([]);
   });
 
   it('renders CSV for spreadsheets without letting a typed formula run', () => {

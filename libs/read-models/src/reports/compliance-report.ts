@@ -489,7 +489,7 @@ export class ComplianceReportBuilder {
       if (interval.from > this.asOf) continue;
       const until = interval.to !== null && interval.to <= this.asOf ? interval.to : null;
       const end = until ?? this.asOf;
-      if (end < this.period.from) continue;
+      if (end <= this.period.from) continue; // [from, end) ends before the period begins
       const days = (Date.parse(end) - Date.parse(interval.from)) / DAY;
       if (days > STALE_REVIEW_DAYS && (!stale || days > stale.days)) {
         // up: a wait of 14 days and an hour, shown as 14.0, would not read as more than 14
