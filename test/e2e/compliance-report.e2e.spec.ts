@@ -517,6 +517,15 @@ describe('compliance report', () => {
               (p.pirAt === undefined || p.pirAt > AS_OF),
           ),
         ),
+        succeededWithoutReview: ids(
+          plans.filter(
+            (p) =>
+              p.completeAt !== undefined &&
+              addBusinessDays(p.completeAt, 5) < AS_OF &&
+              p.outcome === 'successful' &&
+              (p.pirAt === undefined || p.pirAt > AS_OF),
+          ),
+        ),
         unnotifiedEmergencies: ids(
           plans.filter((p) => p.type === 'emergency' && inPeriod(p.completeAt) && p.notifiedAt === undefined),
         ),
@@ -617,6 +626,8 @@ describe('compliance report', () => {
       e.findings.implementedOutsideWindow,
     );
     expect(changeIds('failedWithoutReview')).toEqual(e.findings.failedWithoutReview);
+    expect(changeIds('succeededWithoutReview')).toEqual(e.findings.succeededWithoutReview);
+    expect(e.findings.succeededWithoutReview.length).toBeGreaterThan(0);
     expect(changeIds('unnotifiedEmergencies')).toEqual(e.findings.unnotifiedEmergencies);
     expect(e.findings.unnotifiedEmergencies.length).toBeGreaterThan(0); // the check has something to find
     expect(changeIds('undocumentedImplementations')).toEqual(e.findings.undocumentedImplementations);

@@ -113,6 +113,13 @@ export const complianceReportCsv = (report: ComplianceReport): string => {
       x.changeId,
       `${x.outcome} ${x.completedAt}, review due ${x.reviewDueAt}`,
     ]),
+    ...f.succeededWithoutReview.map((x): Row => [
+      'finding',
+      'succeededWithoutReview',
+      1,
+      x.changeId,
+      `successful ${x.completedAt}, review due ${x.reviewDueAt}`,
+    ]),
     ...f.unnotifiedEmergencies.map((x): Row => [
       'finding',
       'unnotifiedEmergencies',

@@ -229,6 +229,11 @@ ${findingSection(
   f.failedWithoutReview.map((x) => [change(x), esc(x.outcome), day(x.completedAt), day(x.reviewDueAt)]),
 )}
 ${findingSection(
+  'succeededWithoutReview',
+  ['Change', 'Ended', 'Review due'],
+  f.succeededWithoutReview.map((x) => [change(x), day(x.completedAt), day(x.reviewDueAt)]),
+)}
+${findingSection(
   'unnotifiedEmergencies',
   ['Change', 'Started', 'Ended'],
   f.unnotifiedEmergencies.map((x) => [change(x), day(x.startedAt), day(x.completedAt)]),

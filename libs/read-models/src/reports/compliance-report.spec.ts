@@ -241,6 +241,32 @@ describe('compliance report', () => {
     expect(report(unreviewed, '2027-01-07T19:59:59.999Z', q1).findings.failedWithoutReview).toEqual([]);
   });
 
+  it('a successful change is a finding of its own once its review is due and not recorded (the process reviews every change)', () => {
+    const done = (reviewed: boolean) =>
+      facts(
+        timed(
+          [
+            ...normalHistory('in-progress'),
+            completed('successful'),
+            ...(reviewed ? [postImplementationReviewed()] : []),
+          ],
+          [...times('2026-12-31T08:00:00.000Z', 13), ...(reviewed ? ['2027-01-04T10:00:00.000Z'] : [])],
+        ),
+      );
+    const q1 = parsePeriodLabel('2027-Q1');
+    expect(report(done(true), '2027-04-15T00:00:00.000Z', q1).findings.succeededWithoutReview).toEqual([]);
+    const unreviewed = report(done(false), '2027-01-07T20:00:00.001Z', q1).findings;
+    expect(unreviewed.succeededWithoutReview).toEqual([
+      expect.objectContaining({
+        changeId: 'CHG-001',
+        completedAt: '2026-12-31T20:00:00.000Z',
+        reviewDueAt: '2027-01-07T20:00:00.000Z',
+      }),
+    ]);
+    expect(unreviewed.failedWithoutReview).toEqual([]);
+    expect(report(done(false), '2027-01-07T19:59:59.999Z', q1).findings.succeededWithoutReview).toEqual([]);
+  });
+
   it('reads facts as of the period end: what happened later does not clear a finding', () => {
     const failedLate = timed(
       [...normalHistory('in-progress'), completed('rolled-back'), postImplementationReviewed()],

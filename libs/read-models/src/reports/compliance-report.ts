@@ -92,6 +92,11 @@ export interface ComplianceReport {
       /** POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days after the completion. */
       readonly reviewDueAt: string;
     })[];
+    /** As failedWithoutReview, for successful implementations (the process reviews every change). */
+    readonly succeededWithoutReview: readonly (ChangeRef & {
+      readonly completedAt: string;
+      readonly reviewDueAt: string;
+    })[];
     readonly unnotifiedEmergencies: readonly (ChangeRef & {
       readonly startedAt: string;
       readonly completedAt: string;
@@ -157,6 +162,8 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
     'Implementations started in the period before or after their scheduled window, or still running (or ended) after its end; and implementations started earlier, inside their window, that were still running when it ended in the period (overran: such a change can be listed in two periods, for its start and for its overrun).',
   failedWithoutReview:
     'Failed or rolled-back implementations whose post-implementation review was due (implementation end + POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days, as GET /follow-ups has it) before the as-of time and not recorded by then, whichever period they ended in.',
+  succeededWithoutReview:
+    'Successful implementations whose post-implementation review was due in the same way and not recorded by then, whichever period they ended in: the process reviews every change ("post-implementation review", "lessons learned"), and one left unreviewed is never closed.',
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
@@ -249,6 +256,7 @@ export class ComplianceReportBuilder {
     retrospectivelyRejected: [],
     implementedOutsideWindow: [],
     failedWithoutReview: [],
+    succeededWithoutReview: [],
     unnotifiedEmergencies: [],
     undocumentedImplementations: [],
     failuresWithoutIssues: [],
@@ -357,19 +365,23 @@ export class ComplianceReportBuilder {
         ? doc.postImplementationReview
         : null;
     if (completion && this.within(completion.at)) this.outcomes[completion.outcome] += 1;
-    if (completion && completion.outcome !== 'successful' && !review) {
-      // due as GET /follow-ups has it: a failure of the period's last hour is no finding yet
+    if (completion && !review) {
+      // due as GET /follow-ups has it: an implementation of the period's last hour is no finding yet
       const reviewDueAt = addBusinessDays(
         completion.at,
         this.settings.postImplementationReviewDueBusinessDays,
       );
       if (reviewDueAt < this.asOf) {
-        findings.failedWithoutReview.push({
-          ...ref,
-          outcome: completion.outcome,
-          completedAt: completion.at,
-          reviewDueAt,
-        });
+        if (completion.outcome === 'successful') {
+          findings.succeededWithoutReview.push({ ...ref, completedAt: completion.at, reviewDueAt });
+        } else {
+          findings.failedWithoutReview.push({
+            ...ref,
+            outcome: completion.outcome,
+            completedAt: completion.at,
+            reviewDueAt,
+          });
+        }
       }
     }
     if (
@@ -533,6 +545,7 @@ export class ComplianceReportBuilder {
         retrospectivelyRejected: [...findings.retrospectivelyRejected].sort(byChangeId),
         implementedOutsideWindow: [...findings.implementedOutsideWindow].sort(byChangeId),
         failedWithoutReview: [...findings.failedWithoutReview].sort(byChangeId),
+        succeededWithoutReview: [...findings.succeededWithoutReview].sort(byChangeId),
         unnotifiedEmergencies: [...findings.unnotifiedEmergencies].sort(byChangeId),
         undocumentedImplementations: [...findings.undocumentedImplementations].sort(byChangeId),
         failuresWithoutIssues: [...findings.failuresWithoutIssues].sort(byChangeId),
@@ -577,6 +590,7 @@ export const FINDING_TITLES: Readonly<Record<keyof ComplianceReport['findings'],
   retrospectivelyRejected: 'Emergency changes rejected retrospectively',
   implementedOutsideWindow: 'Changes implemented outside their scheduled window',
   failedWithoutReview: 'Failed or rolled-back changes without a post-implementation review',
+  succeededWithoutReview: 'Successful changes without a post-implementation review',
   unnotifiedEmergencies: 'Emergency changes with no record that stakeholders were notified',
   undocumentedImplementations: 'Implementations with no step recorded (normal and standard changes)',
   failuresWithoutIssues: 'Failed or rolled-back changes closed with no issue written down',
