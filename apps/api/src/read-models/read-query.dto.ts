@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { JSONSchema } from 'class-validator-jsonschema';
 import { CHANGE_STATUSES, CHANGE_TYPES, RISK_LEVELS } from '@changeledger/domain';
@@ -12,10 +13,23 @@ import { DEFAULT_LIMIT, MAX_LIMIT } from './paging';
 export const FROM_BOUND = 'A date (from its midnight UTC) or a time with its zone; inclusive.';
 /** A range's end, as the filters read it: a bare date takes in that whole day. */
 export const TO_BOUND = 'A date (inclusive: the whole day, UTC) or a time with its zone (exclusive).';
-/** What the OpenAPI document says of a HasText field (a JSONSchema of its own replaces it). */
-const VISIBLE_TEXT = { minLength: 1 } as const;
 const SYSTEM_FILTER =
   'Only changes naming this system (case, surrounding spaces and zero-width characters aside); text with at least one visible character.';
+
+/**
+ * An optional free-text filter: visible text without control characters, at most `maxLength`
+ * characters, and what it matches said in the OpenAPI document (a JSONSchema of its own replaces
+ * the one HasText gives: its minLength is kept here).
+ */
+const TextFilter = (maxLength: number, description: string) =>
+  applyDecorators(
+    IsOptional(),
+    IsString(),
+    HasText(),
+    NoControlCharacters(),
+    MaxLength(maxLength),
+    JSONSchema({ minLength: 1, description }) as PropertyDecorator,
+  );
 
 /** What every read endpoint accepts. */
 export class ReadQueryDto {
@@ -44,34 +58,16 @@ export class ListChangesQueryDto extends PagedQueryDto {
   @IsOptional() @IsIn(CHANGE_STATUSES) status?: string;
   @IsOptional() @IsIn(CHANGE_TYPES) type?: string;
   @IsOptional() @IsIn(RISK_LEVELS) riskLevel?: string;
-  @IsOptional()
-  @IsString()
-  @HasText()
-  @NoControlCharacters()
-  @MaxLength(500)
-  @JSONSchema({ ...VISIBLE_TEXT, description: SYSTEM_FILTER })
-  system?: string;
-  @IsOptional()
-  @IsString()
-  @HasText()
-  @NoControlCharacters()
-  @MaxLength(200)
-  @JSONSchema({
-    ...VISIBLE_TEXT,
-    description:
-      'Only changes whose id, title or description holds this text (case, surrounding spaces and zero-width characters aside; no patterns).',
-  })
+  @TextFilter(500, SYSTEM_FILTER) system?: string;
+  @TextFilter(
+    200,
+    'Only changes whose id, title or description holds this text (case, surrounding spaces and zero-width characters aside; no patterns).',
+  )
   q?: string;
-  @IsOptional()
-  @IsString()
-  @HasText()
-  @NoControlCharacters()
-  @MaxLength(200)
-  @JSONSchema({
-    ...VISIBLE_TEXT,
-    description:
-      "Only changes requested by this user id (the token's `sub`, as `requestedBy.id` shows it), matched exactly: not a name.",
-  })
+  @TextFilter(
+    200,
+    "Only changes requested by this user id (the token's `sub`, as `requestedBy.id` shows it), matched exactly: not a name.",
+  )
   requestedBy?: string;
   /** Submitted at or after. */
   @IsOptional() @IsTimestamp({ dateOnly: true, description: FROM_BOUND }) from?: string;
@@ -99,13 +95,7 @@ export class ScheduleQueryDto extends PagedQueryDto {
   @IsOptional()
   @IsTimestamp({ dateOnly: true, description: `${TO_BOUND} Default: 14 days after \`from\`.` })
   to?: string;
-  @IsOptional()
-  @IsString()
-  @HasText()
-  @NoControlCharacters()
-  @MaxLength(500)
-  @JSONSchema({ ...VISIBLE_TEXT, description: SYSTEM_FILTER })
-  system?: string;
+  @TextFilter(500, SYSTEM_FILTER) system?: string;
   /** `ics`: an iCalendar file of the whole range (for a team's calendar), unless paged. */
   @IsOptional() @IsIn(['json', 'ics']) format?: 'json' | 'ics';
   /**
