@@ -40,6 +40,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         kind: 'replay',
         response: { statusCode: 201, body: { id: 'CHG-001' } },
         claimedAt: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       // settle replaces a stored refusal, only the one its claim stored, never a pending claim,
       // never a success
@@ -102,6 +103,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
       const reclaim = { reclaimAbandoned: true };
       await store.claim('u\u0000k', 'f1', t0);
       await store.renew('u\u0000k', claimedAt(0), later(50_000));
+      await store.renew('u\u0000k', claimedAt(0), later(40_000)); // a slow one landing late: never back
       await store.renew('u\u0000k', claimedAt(1), later(55_000)); // not this claim: changes nothing
       // past a lease from the claim, within one from the renewal: still in flight, for a creation too
       for (const options of [reclaim, {}]) {
@@ -148,6 +150,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         kind: 'replay',
         response: { statusCode: 200, body: 'new' },
         claimedAt: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
+        aliveAt: claimedAt(IDEMPOTENCY_IN_FLIGHT_LEASE_MS),
       });
     });
 
@@ -170,6 +173,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         kind: 'replay',
         response: { statusCode: 422, body },
         claimedAt: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       await store.claim('u\u0000n', 'f1', t0);
       await store.complete('u\u0000n', claimedAt(0), { statusCode: 204, body: undefined });
@@ -215,6 +219,7 @@ export const idempotencyStoreContract = (name: string, fixture: () => Idempotenc
         kind: 'replay',
         response: { statusCode: 201, body: { id: 'CHG-001' } },
         claimedAt: claimedAt(0),
+        aliveAt: claimedAt(0),
       });
       expect(await other.claim('u\u0000k', 'f2', later(3))).toEqual({ kind: 'mismatch' });
     });

@@ -49,8 +49,16 @@ export interface StoredResponse {
 export type IdempotencyClaim =
   /** `claimedAt` identifies this claim to `complete` and `release` (another may replace it). */
   | { readonly kind: 'claimed'; readonly claimedAt: number }
-  /** `claimedAt`: of the claim that stored it (for `settle`). */
-  | { readonly kind: 'replay'; readonly response: StoredResponse; readonly claimedAt: number }
+  /**
+   * `claimedAt`: of the claim that stored it (for `settle`); `aliveAt`: when its command was last
+   * known to be running (the claim, or its last renewal).
+   */
+  | {
+      readonly kind: 'replay';
+      readonly response: StoredResponse;
+      readonly claimedAt: number;
+      readonly aliveAt: number;
+    }
   | { readonly kind: 'mismatch' }
   /**
    * `since`: when the pending claim was made (a creation's, left by a dead process, stays);
@@ -93,6 +101,7 @@ export const judgeClaim = (
     return {
       kind: 'replay',
       claimedAt: seen.claimedAt,
+      aliveAt,
       response: { statusCode: seen.statusCode ?? 200, body: JSON.parse(seen.body ?? 'null') },
     };
   }

@@ -24,7 +24,7 @@ export const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** What a client can do about an unknown outcome, in every such answer. */
 const WHAT_TO_DO =
-  'a change request is looked for by this key when the same request is sent again a minute after the first; ' +
+  'a change request is looked for by this key when the same request is sent again a minute after the first stopped running; ' +
   'otherwise look for it (GET /api/v1/changes, GET /api/v1/standard-templates) before sending it again under a new key';
 
 /** The answer kept for a creation whose first attempt may or may not have been stored. */
@@ -58,13 +58,13 @@ const notFoundAnswer = (claimedAt: number, lookedAt: Date): StoredResponse => ({
 /**
  * A creation's claim still pending after the lease, whose creation was not found (or cannot be
  * looked for: templates): its process stopped before answering (before creating, or after), or
- * could not record its answer, or (rarely) it is still running against a slow store. It is
- * never created twice.
+ * could not record its answer, or (rarely) could not mark itself still running (see
+ * IDEMPOTENCY_RENEW_EVERY_MS). It is never created twice.
  */
 const abandonedCreation = (since: number) =>
   new IdempotencyOutcomeUnknownError(
     `the first request with this Idempotency-Key (${new Date(since).toISOString()}) has had no recorded answer for over a minute ` +
-      '(the service stopped while it ran, could not record the answer, or is still waiting on a slow event store), ' +
+      '(the service stopped while it ran, or could not record the answer or that it was still running), ' +
       `so whether it was created is unknown; ${WHAT_TO_DO}`,
   );
 
@@ -168,7 +168,7 @@ export class IdempotentCommands {
           !reclaimAbandoned &&
           request.findAbandonedCreation &&
           isUnsettledOutcome(claim.response) &&
-          leaseOver(claim.claimedAt, this.clock.now().getTime())
+          leaseOver(claim.aliveAt, this.clock.now().getTime())
         ) {
           return this.settleByLooking<T>(request, claim.claimedAt, 'done');
         }

@@ -156,7 +156,7 @@ svg text { font-family: inherit; font-size: 11px; fill: #222; } svg .value { fon
 <body>
 <header>
 <h1>Change compliance report: ${esc(report.period.label)}</h1>
-<p class="meta">Period ${esc(report.period.from)} to ${esc(report.period.to)} (end exclusive) · facts as of ${esc(report.asOf)} · generated ${esc(report.generatedAt)} from read models at log position ${esc(report.readModelPosition)} · retrospectives due ${report.settings.retrospectiveDueBusinessDays} business days after implementation (RETROSPECTIVE_DUE_BUSINESS_DAYS), reviews of failures ${report.settings.postImplementationReviewDueBusinessDays} (POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS)</p>
+<p class="meta">Period ${esc(report.period.from)} to ${esc(report.period.to)} (end exclusive) · facts as of ${esc(report.asOf)} · generated ${esc(report.generatedAt)} from read models at log position ${esc(report.readModelPosition)} · retrospectives due ${report.settings.retrospectiveDueBusinessDays} business days after implementation (RETROSPECTIVE_DUE_BUSINESS_DAYS), post-implementation reviews ${report.settings.postImplementationReviewDueBusinessDays} (POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS)</p>
 ${report.warnings.map((w) => `<p class="warning" role="alert"><b>Warning:</b> ${esc(w)}</p>`).join('\n')}
 </header>
 <h2>Volumes</h2>

@@ -265,6 +265,14 @@ describe('compliance report', () => {
     ]);
     expect(unreviewed.failedWithoutReview).toEqual([]);
     expect(report(done(false), '2027-01-07T19:59:59.999Z', q1).findings.succeededWithoutReview).toEqual([]);
+    // an emergency's review is part of its retrospective, which is the finding that names it
+    const emergency = report(
+      facts(timed(emergencyHistory('implemented'), times('2026-12-31T17:00:00.000Z', 4))),
+      '2027-01-15T00:00:00.000Z',
+      q1,
+    ).findings;
+    expect(emergency.succeededWithoutReview).toEqual([]);
+    expect(emergency.overdueRetrospectives.map((f) => f.changeId)).toEqual(['CHG-001']);
   });
 
   it('reads facts as of the period end: what happened later does not clear a finding', () => {

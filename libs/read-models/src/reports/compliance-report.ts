@@ -92,7 +92,7 @@ export interface ComplianceReport {
       /** POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days after the completion. */
       readonly reviewDueAt: string;
     })[];
-    /** As failedWithoutReview, for successful implementations (the process reviews every change). */
+    /** As failedWithoutReview, for successful normal and standard ones (the process reviews every change). */
     readonly succeededWithoutReview: readonly (ChangeRef & {
       readonly completedAt: string;
       readonly reviewDueAt: string;
@@ -163,7 +163,7 @@ export const REPORT_DEFINITIONS: Readonly<Record<string, string>> = {
   failedWithoutReview:
     'Failed or rolled-back implementations whose post-implementation review was due (implementation end + POST_IMPLEMENTATION_REVIEW_DUE_BUSINESS_DAYS business days, as GET /follow-ups has it) before the as-of time and not recorded by then, whichever period they ended in.',
   succeededWithoutReview:
-    'Successful implementations whose post-implementation review was due in the same way and not recorded by then, whichever period they ended in: the process reviews every change ("post-implementation review", "lessons learned"), and one left unreviewed is never closed.',
+    'Successful normal and standard implementations whose post-implementation review was due in the same way and not recorded by then, whichever period they ended in: the process reviews every change ("post-implementation review", "lessons learned"), and one left unreviewed is never closed. Not emergencies: their review is part of the retrospective, which overdueRetrospectives names.',
   unnotifiedEmergencies:
     'Emergency changes whose implementation ended in the period with no record that stakeholders were notified (the checklist item stakeholders-notified, which the process asks for while an emergency is implemented). Facts written before this was tracked (compliance_facts version 4 or older) are not judged.',
   undocumentedImplementations:
@@ -373,7 +373,9 @@ export class ComplianceReportBuilder {
       );
       if (reviewDueAt < this.asOf) {
         if (completion.outcome === 'successful') {
-          findings.succeededWithoutReview.push({ ...ref, completedAt: completion.at, reviewDueAt });
+          // an emergency's review is part of its retrospective: overdueRetrospectives names it
+          if (doc.type !== 'emergency')
+            findings.succeededWithoutReview.push({ ...ref, completedAt: completion.at, reviewDueAt });
         } else {
           findings.failedWithoutReview.push({
             ...ref,

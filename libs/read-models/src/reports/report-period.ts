@@ -94,7 +94,7 @@ export const resolveReportPeriod = (input: { period?: string; from?: string; to?
 
 /**
  * A period must have begun: a report of one that has not would count nothing in it, yet list
- * today's open findings (overdue retrospectives, failures without a review) under it.
+ * today's open findings (overdue retrospectives, changes without a review) under it.
  */
 export const assertPeriodBegun = (
   period: ReportPeriod,

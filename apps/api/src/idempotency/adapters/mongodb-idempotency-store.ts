@@ -120,7 +120,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
       if (found.kind !== 'take-over') return found;
       const { claimedAt } = found;
       const taken = await this.keys.updateOne(
-        { _id: id, claimedAt: seen.claimedAt, state: seen.state },
+        // (and not renewed since it was judged abandoned)
+        { _id: id, claimedAt: seen.claimedAt, state: seen.state, aliveAt: seen.aliveAt ?? null },
         { $set: { fingerprint, state: 'pending', statusCode: null, body: null, claimedAt, aliveAt: null } },
       );
       if (taken.matchedCount === 1) return { kind: 'claimed', claimedAt };
@@ -133,7 +134,8 @@ export class MongoIdempotencyStore implements IdempotencyStore {
     await this.reach(() =>
       this.keys.updateOne(
         { _id: idempotencyDocumentId(scope), claimedAt, state: 'pending' },
-        { $set: { aliveAt: now.getTime() } },
+        // never back: a slow renewal may land after a later one
+        { $max: { aliveAt: now.getTime() } },
       ),
     );
   }

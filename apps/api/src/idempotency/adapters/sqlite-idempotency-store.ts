@@ -65,10 +65,17 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     this.db.pragma('busy_timeout = 5000'); // opening: another process may be creating the table
     this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency (
       scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
-      status_code INTEGER, body TEXT, created_at INTEGER NOT NULL)`);
-    // (files from before 2026-11-29 get the column of `renew`)
+      status_code INTEGER, body TEXT, created_at INTEGER NOT NULL, alive_at INTEGER)`);
+    // Files from before 2026-11-29 get the column of `renew` (another process opening the file
+    // at the same moment may add it first)
     const columns = this.db.prepare("SELECT name FROM pragma_table_info('idempotency')").pluck().all();
-    if (!columns.includes('alive_at')) this.db.exec('ALTER TABLE idempotency ADD COLUMN alive_at INTEGER');
+    if (!columns.includes('alive_at')) {
+      try {
+        this.db.exec('ALTER TABLE idempotency ADD COLUMN alive_at INTEGER');
+      } catch (error) {
+        if (!/duplicate column name/i.test((error as { message?: string }).message ?? '')) throw error;
+      }
+    }
     this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const get = this.db.prepare<[string], Row>('SELECT * FROM idempotency WHERE scope = ?');
     const put = this.db.prepare<[string, string, number]>(
@@ -94,7 +101,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
     );
     this.claimTx = (s, f, n, r) => tx.immediate(s, f, n, r);
     this.renewStmt = this.db.prepare(
-      `UPDATE idempotency SET alive_at = ? WHERE scope = ? AND created_at = ? AND state = 'pending'`,
+      // never back: a slow renewal may land after a later one
+      `UPDATE idempotency SET alive_at = MAX(COALESCE(alive_at, 0), ?)
+       WHERE scope = ? AND created_at = ? AND state = 'pending'`,
     );
     this.completeStmt = this.db.prepare(
       `UPDATE idempotency SET state = 'done', status_code = ?, body = ?

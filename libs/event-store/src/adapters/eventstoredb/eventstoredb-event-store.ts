@@ -1099,14 +1099,21 @@ export class EventStoreDbEventStore implements EventStore {
    * names the wait instead.
    */
   private async drainWithin<E>(read: StreamingRead<E>, timeoutMs = this.readTimeoutMs): Promise<E[]> {
-    const items = await this.answeredWithin(
-      drain(read),
-      timeoutMs,
-      () => void read.cancel().catch(() => undefined),
-    );
-    // close() disposes the client, which cancels the reads under way, and the client ends a
-    // cancelled read as if it were done: what came so far is not the whole answer
-    if (this.closed) throw new EventStoreUnavailableError('the event store was closed during a read');
+    // close() disposes the client, which cancels the reads under way: the client ends a cancelled
+    // read as if it were done (what came so far is not the whole answer), or with an error
+    const closedMeanwhile = (cause?: unknown) =>
+      new EventStoreUnavailableError('the event store was closed during a read', { cause });
+    let items: E[];
+    try {
+      items = await this.answeredWithin(
+        drain(read),
+        timeoutMs,
+        () => void read.cancel().catch(() => undefined),
+      );
+    } catch (error) {
+      throw this.closed ? closedMeanwhile(error) : error;
+    }
+    if (this.closed) throw closedMeanwhile();
     return items;
   }
 
