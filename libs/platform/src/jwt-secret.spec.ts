@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +24,22 @@ describe('resolveJwtSecret', () => {
     expect(resolveJwtSecret('configured-secret-that-is-long-enough', dir)).toBe(
       'configured-secret-that-is-long-enough',
     );
+  });
+
+  it('refuses a stored secret other accounts may read, or a link in its place, saying what to do', () => {
+    const file = join(dir, 'jwt-secret');
+    writeFileSync(file, `${'s'.repeat(48)}\n`, { mode: 0o644 });
+    chmodSync(file, 0o644); // (whatever the umask)
+    expect(() => resolveJwtSecret(undefined, dir)).toThrow(
+      `${file} may be read or written by other accounts (mode 644): it signs tokens of every role; chmod 600 ${file}`,
+    );
+    chmodSync(file, 0o600);
+    expect(resolveJwtSecret(undefined, dir)).toBe('s'.repeat(48));
+    rmSync(file);
+    const elsewhere = join(dir, 'elsewhere');
+    writeFileSync(elsewhere, 's'.repeat(48), { mode: 0o600 });
+    symlinkSync(elsewhere, file);
+    expect(() => resolveJwtSecret(undefined, dir)).toThrow(/is not a plain file/);
   });
 
   // Processes, since the function is synchronous: the API and `npm run token` started together.
